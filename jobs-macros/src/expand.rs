@@ -1,0 +1,398 @@
+//! Turns a checked job function into the function, its job type and the glue.
+//!
+//! Everything with logic in it (JSON, Redis, retries) lives in the runtime; the expansion only
+//! names it. See the `#[job]` docs for the code this produces.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{Ident, ItemFn, ReturnType};
+
+use crate::args::{BacktraceOption, JobArgs, RetryOption};
+use crate::input::{JobFn, Role, combine};
+use crate::paths::Paths;
+use crate::validate::{Param, validate};
+
+/// The whole attribute: parse, validate, expand. On any error, the user's function is still
+/// emitted (so its call sites don't cascade into errors) together with every error found.
+pub(crate) fn job(args: TokenStream, item: TokenStream) -> TokenStream {
+    let item_fn: ItemFn = match syn::parse2(item.clone()) {
+        Ok(item_fn) => item_fn,
+        Err(_) => {
+            let error = syn::Error::new(
+                Span::call_site(),
+                "`#[job]` goes on an `async fn`, such as `async fn score_generation(date: \
+                 NaiveDate)`",
+            );
+            let compile_error = error.to_compile_error();
+            return quote!(#item #compile_error);
+        }
+    };
+    let (job_fn, mut errors) = JobFn::new(item_fn);
+    let args = JobArgs::parse(args).map_err(|error| combine(&mut errors, error));
+    let params = validate(&job_fn).map_err(|error| combine(&mut errors, error));
+    match (errors, args, params) {
+        (None, Ok(args), Ok(params)) => expand(&args, &job_fn, &params),
+        (errors, _, _) => {
+            let item = &job_fn.item;
+            let compile_errors = errors.map(|error| error.to_compile_error());
+            quote!(#item #compile_errors)
+        }
+    }
+}
+
+/// `score_generation` -> `ScoreGeneration`.
+pub(crate) fn upper_camel(ident: &Ident) -> String {
+    let name = ident.to_string();
+    let name = name.strip_prefix("r#").unwrap_or(&name);
+    name.split('_')
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let mut chars = part.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_uppercase().chain(chars).collect::<String>()
+            })
+        })
+        .collect()
+}
+
+fn expand(args: &JobArgs, job: &JobFn, params: &[Param]) -> TokenStream {
+    let paths = Paths::new(args.crate_path.as_ref());
+    let p = paths.private();
+    let item = &job.item;
+    let vis = &item.vis;
+    let fn_ident = &item.sig.ident;
+    let job_ident = Ident::new(&upper_camel(fn_ident), fn_ident.span());
+    let wire_name = args.name.clone().unwrap_or_else(|| job_ident.to_string());
+
+    let arguments: Vec<&Param> = params
+        .iter()
+        .filter(|param| param.role == Role::Argument)
+        .collect();
+    let arg_idents: Vec<&Ident> = arguments.iter().map(|param| &param.ident).collect();
+    let arg_types: Vec<&syn::Type> = arguments.iter().map(|param| &param.ty).collect();
+    let arg_names: Vec<String> = arg_idents.iter().map(ToString::to_string).collect();
+    let arg_count = arguments.len();
+    let codecs: Vec<TokenStream> = arguments
+        .iter()
+        .map(|param| {
+            let ty = &param.ty;
+            let span = ty.span();
+            let p_at = paths.private_at(span);
+            quote_spanned!(span=> #p_at::codec::<#ty>())
+        })
+        .collect();
+
+    let options = options(args, &p);
+    let state_types: Vec<&syn::Type> = params
+        .iter()
+        .filter(|param| param.role == Role::State)
+        .map(|param| &param.ty)
+        .collect();
+    let state_const = (!state_types.is_empty()).then(|| {
+        quote! {
+            const STATE: &'static [#p::StateType] = &[#(#p::StateType::of::<#state_types>()),*];
+        }
+    });
+
+    let encode_body = if arg_count == 0 {
+        quote!(::core::result::Result::Ok(#p::Vec::new()))
+    } else {
+        quote! {
+            let mut __jobs_args = #p::Vec::with_capacity(#arg_count);
+            #( __jobs_args.push((#codecs.encode)(&self.#arg_idents)?); )*
+            ::core::result::Result::Ok(__jobs_args)
+        }
+    };
+    let decode_body = if arg_count == 0 {
+        quote! {
+            #p::ArgsDecoder::new(__jobs_args, 0)?;
+            ::core::result::Result::Ok(Self {})
+        }
+    } else {
+        quote! {
+            let mut __jobs_args = #p::ArgsDecoder::new(__jobs_args, #arg_count)?;
+            ::core::result::Result::Ok(Self {
+                #( #arg_idents: __jobs_args.next(#codecs, #arg_names)?, )*
+            })
+        }
+    };
+
+    let perform = perform_fn(params, fn_ident, item, &paths);
+    let from_impl = from_impl(&job_ident, &arg_idents, &arg_types);
+    let inherent = inherent_impl(vis, &job_ident, &arg_idents, &arg_types, &p, &wire_name);
+
+    let struct_doc = format!(
+        "The job `{fn_ident}` runs, as a value: one call with its arguments.\n\n\
+         Push it with [`{job_ident}::perform_async`] and friends. Generated by `#[job]`; its \
+         wire name (Sidekiq's `class`) is `{wire_name}`."
+    );
+    let field_docs: Vec<String> = arg_names
+        .iter()
+        .map(|name| format!("The `{name}` argument."))
+        .collect();
+
+    quote! {
+        #item
+
+        #[doc = #struct_doc]
+        #vis struct #job_ident {
+            #( #[doc = #field_docs] #vis #arg_idents: #arg_types, )*
+        }
+
+        #inherent
+
+        const _: () = {
+            #[automatically_derived]
+            impl #p::Job for #job_ident {
+                const NAME: &'static str = #wire_name;
+                const OPTIONS: #p::JobOptions = #options;
+                #state_const
+
+                fn encode_args(
+                    &self,
+                ) -> ::core::result::Result<#p::Vec<#p::Value>, #p::JsonError> {
+                    #encode_body
+                }
+
+                fn decode_args(
+                    __jobs_args: #p::Vec<#p::Value>,
+                ) -> ::core::result::Result<Self, #p::ArgsError> {
+                    #decode_body
+                }
+
+                #perform
+            }
+
+            #from_impl
+
+            #p::inventory::submit! {
+                #p::Registration::of::<#job_ident>(
+                    ::core::concat!(::core::file!(), ":", ::core::line!())
+                )
+            }
+        };
+    }
+}
+
+/// `JobOptions::DEFAULT.with_queue(…)…` for the options given.
+fn options(args: &JobArgs, p: &TokenStream) -> TokenStream {
+    let mut options = quote!(#p::JobOptions::DEFAULT);
+    if let Some(queue) = &args.queue {
+        options = quote!(#options.with_queue(#queue));
+    }
+    if let Some(retry) = &args.retry {
+        let retry = match retry {
+            RetryOption::Default => quote!(#p::Retry::Default),
+            RetryOption::Times(times) => quote!(#p::Retry::Times(#times)),
+            RetryOption::Disabled => quote!(#p::Retry::Disabled),
+        };
+        options = quote!(#options.with_retry(#retry));
+    }
+    if let Some(backtrace) = &args.backtrace {
+        let backtrace = match backtrace {
+            BacktraceOption::All => quote!(#p::Backtrace::All),
+            BacktraceOption::Off => quote!(#p::Backtrace::Off),
+            BacktraceOption::Lines(lines) => quote!(#p::Backtrace::Lines(#lines)),
+        };
+        options = quote!(#options.with_backtrace(#backtrace));
+    }
+    if let Some(queue) = &args.retry_queue {
+        options = quote!(#options.with_retry_queue(#queue));
+    }
+    if let Some(dead) = args.dead {
+        options = quote!(#options.with_dead(#dead));
+    }
+    if let Some(tags) = &args.tags {
+        options = quote!(#options.with_tags(&[#(#tags),*]));
+    }
+    if let Some(millis) = args.timeout_millis {
+        options = quote!(#options.with_timeout(::core::time::Duration::from_millis(#millis)));
+    }
+    options
+}
+
+/// `Job::perform`: unpacks the call, fetches state, runs the function, converts its result.
+fn perform_fn(params: &[Param], fn_ident: &Ident, item: &ItemFn, paths: &Paths) -> TokenStream {
+    let p = paths.private();
+    let arg_idents = params
+        .iter()
+        .filter(|param| param.role == Role::Argument)
+        .map(|param| &param.ident);
+    let states: Vec<&Param> = params
+        .iter()
+        .filter(|param| param.role == Role::State)
+        .collect();
+    let context = params.iter().find(|param| param.role == Role::Context);
+    let state_lookups = states.iter().map(|param| {
+        let (ident, ty) = (&param.ident, &param.ty);
+        let span = ty.span();
+        quote_spanned!(span=> let #ident = __jobs_state.require::<#ty>();)
+    });
+    let state_checks = states.iter().map(|param| {
+        let ident = &param.ident;
+        quote!(let #ident = #ident?;)
+    });
+    let context_param = match context {
+        Some(_) => quote!(__jobs_context),
+        None => quote!(_),
+    };
+    let context_binding = context.map(|param| {
+        let ident = &param.ident;
+        quote!(let #ident = __jobs_context;)
+    });
+    let state_param = if states.is_empty() {
+        quote!(_)
+    } else {
+        quote!(__jobs_state)
+    };
+    let call_args = params.iter().map(|param| &param.ident);
+    let return_span = match &item.sig.output {
+        ReturnType::Type(_, ty) => ty.span(),
+        ReturnType::Default => fn_ident.span(),
+    };
+    let p_return = paths.private_at(return_span);
+    let into_result = quote_spanned!(return_span=> #p_return::into_job_result);
+    let p_send = paths.private_at(fn_ident.span());
+    let boxed = quote_spanned!(fn_ident.span()=> #p_send::Box::pin);
+
+    quote! {
+        fn perform(
+            self,
+            #context_param: #p::JobContext,
+            #state_param: &#p::JobState,
+        ) -> #p::JobFuture {
+            let Self { #(#arg_idents),* } = self;
+            #context_binding
+            #(#state_lookups)*
+            #boxed(async move {
+                #(#state_checks)*
+                #into_result(#fn_ident(#(#call_args),*).await)
+            })
+        }
+    }
+}
+
+/// `From<args>` for the job type, so `set().perform_async(today)` takes the bare arguments.
+fn from_impl(job_ident: &Ident, idents: &[&Ident], types: &[&syn::Type]) -> TokenStream {
+    let (pattern, ty) = match (idents, types) {
+        ([ident], [ty]) => (quote!(#ident), quote!(#ty)),
+        _ => (quote!((#(#idents),*)), quote!((#(#types),*))),
+    };
+    quote! {
+        #[automatically_derived]
+        impl ::core::convert::From<#ty> for #job_ident {
+            fn from(#pattern: #ty) -> Self {
+                Self { #(#idents),* }
+            }
+        }
+    }
+}
+
+/// A name for a generated parameter that no job argument already has.
+fn fresh(name: &str, taken: &[&Ident]) -> Ident {
+    if taken.iter().any(|ident| *ident == name) {
+        Ident::new(&format!("__jobs_{name}"), Span::call_site())
+    } else {
+        Ident::new(name, Span::call_site())
+    }
+}
+
+/// `perform_async` and friends, taking the arguments positionally.
+fn inherent_impl(
+    vis: &syn::Visibility,
+    job_ident: &Ident,
+    idents: &[&Ident],
+    types: &[&syn::Type],
+    p: &TokenStream,
+    wire_name: &str,
+) -> TokenStream {
+    let delay = fresh("delay", idents);
+    let time = fresh("time", idents);
+    let result = quote!(::core::result::Result<#p::Jid, #p::Error>);
+    let errors_doc = "# Errors\n\nWhen Redis cannot be reached or refuses the write, or a client \
+                      middleware stops the job.";
+    let async_doc = format!(
+        "Pushes a `{wire_name}` job to run as soon as a worker takes it; returns its jid.\n\n\
+         {errors_doc}"
+    );
+    let in_doc = format!("Pushes a `{wire_name}` job to run after `{delay}`.\n\n{errors_doc}");
+    let at_doc = format!(
+        "Pushes a `{wire_name}` job to run at `{time}` (now, if that is not in the future).\n\n\
+         {errors_doc}"
+    );
+    let inline_doc = format!(
+        "Runs the job here and now, after the same JSON round trip as a push, without Redis.\n\n\
+         # Errors\n\nWhen the job fails or panics, or an argument does not survive JSON."
+    );
+    let bulk_doc = format!(
+        "Pushes many `{wire_name}` jobs, 1,000 to a round trip; returns their jids.\n\n{errors_doc}"
+    );
+    let set_doc = "Options for one push (queue, retry, delay, tags, client), then `perform_*`.";
+    quote! {
+        impl #job_ident {
+            #[doc = #async_doc]
+            #[allow(clippy::too_many_arguments)]
+            #vis async fn perform_async(#(#idents: #types),*) -> #result {
+                #p::Setter::<Self>::new().perform_async(Self { #(#idents),* }).await
+            }
+
+            #[doc = #in_doc]
+            #[allow(clippy::too_many_arguments)]
+            #vis async fn perform_in(
+                #delay: ::core::time::Duration,
+                #(#idents: #types),*
+            ) -> #result {
+                #p::Setter::<Self>::new().perform_in(#delay, Self { #(#idents),* }).await
+            }
+
+            #[doc = #at_doc]
+            #[allow(clippy::too_many_arguments)]
+            #vis async fn perform_at(
+                #time: #p::DateTime<#p::Utc>,
+                #(#idents: #types),*
+            ) -> #result {
+                #p::Setter::<Self>::new().perform_at(#time, Self { #(#idents),* }).await
+            }
+
+            #[doc = #inline_doc]
+            #[allow(clippy::too_many_arguments)]
+            #vis async fn perform_inline(#(#idents: #types),*) -> #result {
+                #p::Setter::<Self>::new().perform_inline(Self { #(#idents),* }).await
+            }
+
+            #[doc = #bulk_doc]
+            #vis async fn perform_bulk(
+                jobs: impl ::core::iter::IntoIterator<Item = Self>,
+            ) -> ::core::result::Result<#p::Vec<#p::Jid>, #p::Error> {
+                #p::Setter::<Self>::new().perform_bulk(jobs).await
+            }
+
+            #[doc = #set_doc]
+            #[must_use]
+            #vis fn set() -> #p::Setter<Self> {
+                #p::Setter::new()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proc_macro2::Span;
+    use syn::Ident;
+
+    use super::upper_camel;
+
+    #[test]
+    fn names_the_job_type_in_upper_camel_case() {
+        for (function, job) in [
+            ("score_generation", "ScoreGeneration"),
+            ("send_email2", "SendEmail2"),
+            ("_private_job", "PrivateJob"),
+            ("cleanup", "Cleanup"),
+        ] {
+            assert_eq!(upper_camel(&Ident::new(function, Span::call_site())), job);
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! The rules a job function must follow, each reported on the token that breaks it.
+
+use proc_macro2::Span;
+use syn::spanned::Spanned;
+use syn::{GenericArgument, Ident, Pat, PathArguments, ReturnType, Signature, Type};
+
+use crate::input::{Input, JobFn, Role, combine};
+
+/// A parameter that passed the rules.
+pub(crate) struct Param {
+    pub(crate) role: Role,
+    pub(crate) ident: Ident,
+    pub(crate) ty: Type,
+}
+
+/// Checks the function; on success, its parameters in order.
+pub(crate) fn validate(job: &JobFn) -> syn::Result<Vec<Param>> {
+    let mut errors = None;
+    check_signature(&job.item.sig, &mut errors);
+    let mut params = Vec::new();
+    let mut context_seen = false;
+    for input in &job.inputs {
+        match input {
+            Input::Receiver(receiver) => combine(
+                &mut errors,
+                syn::Error::new(
+                    receiver.span(),
+                    "a `#[job]` must be a free function, not a method: `self` cannot be stored \
+                     as JSON; move the function out of the `impl` block",
+                ),
+            ),
+            Input::Typed { role, pat, ty } => {
+                if *role == Role::Context {
+                    if context_seen {
+                        combine(
+                            &mut errors,
+                            syn::Error::new(pat.span(), "only one parameter can be `#[context]`"),
+                        );
+                    }
+                    context_seen = true;
+                }
+                let ident = plain_name(pat).map_err(|error| combine(&mut errors, error));
+                if let Err(error) = check_type(ty, *role) {
+                    combine(&mut errors, error);
+                }
+                if let Ok(ident) = ident {
+                    params.push(Param {
+                        role: *role,
+                        ident,
+                        ty: (**ty).clone(),
+                    });
+                }
+            }
+        }
+    }
+    if let ReturnType::Type(_, ty) = &job.item.sig.output {
+        if let Type::ImplTrait(bad) = &**ty {
+            combine(
+                &mut errors,
+                syn::Error::new(
+                    bad.span(),
+                    "a job returns `()` or `Result<(), E>`, not `impl Trait`",
+                ),
+            );
+        }
+    }
+    match errors {
+        Some(error) => Err(error),
+        None => Ok(params),
+    }
+}
+
+fn check_signature(sig: &Signature, errors: &mut Option<syn::Error>) {
+    if let Some(token) = &sig.constness {
+        combine(errors, error(token.span, "a `#[job]` function cannot be `const`"));
+    }
+    if let Some(token) = &sig.unsafety {
+        combine(
+            errors,
+            error(
+                token.span,
+                "a `#[job]` function cannot be `unsafe`: a worker calls it with no one to uphold \
+                 its safety contract",
+            ),
+        );
+    }
+    if let Some(abi) = &sig.abi {
+        combine(
+            errors,
+            error(abi.span(), "a `#[job]` function cannot have an `extern` ABI"),
+        );
+    }
+    if sig.asyncness.is_none() {
+        combine(
+            errors,
+            error(
+                sig.fn_token.span,
+                &format!(
+                    "a `#[job]` function must be `async`: write `async fn {}(…)`",
+                    sig.ident
+                ),
+            ),
+        );
+    }
+    if !sig.generics.params.is_empty() {
+        let lifetimes_only = sig.generics.lifetimes().count() == sig.generics.params.len();
+        let message = if lifetimes_only {
+            "a `#[job]` function cannot have lifetime parameters: its arguments are stored as \
+             JSON, so they must be owned"
+        } else {
+            "a `#[job]` function cannot be generic: its arguments are decoded from JSON by a \
+             worker that must know their concrete types"
+        };
+        combine(errors, error(sig.generics.span(), message));
+    }
+    if let Some(clause) = &sig.generics.where_clause {
+        combine(
+            errors,
+            error(clause.span(), "a `#[job]` function cannot have a `where` clause"),
+        );
+    }
+    if let Some(variadic) = &sig.variadic {
+        combine(
+            errors,
+            error(variadic.span(), "a `#[job]` function cannot be variadic"),
+        );
+    }
+}
+
+fn error(span: Span, message: &str) -> syn::Error {
+    syn::Error::new(span, message)
+}
+
+/// The parameter's name, when it is a plain name (`date` or `mut date`).
+fn plain_name(pat: &Pat) -> syn::Result<Ident> {
+    match pat {
+        Pat::Ident(binding) if binding.by_ref.is_none() && binding.subpat.is_none() => {
+            Ok(binding.ident.clone())
+        }
+        _ => Err(syn::Error::new(
+            pat.span(),
+            "a job parameter must be a plain name, like `date: NaiveDate`: each argument \
+             becomes a field of the job type; destructure it inside the function",
+        )),
+    }
+}
+
+/// Refuses borrowed, `impl Trait` and lifetime-carrying types, on the offending part.
+fn check_type(ty: &Type, role: Role) -> syn::Result<()> {
+    match ty {
+        Type::Reference(reference) => Err(syn::Error::new(
+            reference.span(),
+            borrowed_message(&reference.elem, role),
+        )),
+        Type::ImplTrait(bad) => Err(syn::Error::new(
+            bad.span(),
+            "a job parameter needs a concrete type: `impl Trait` cannot be decoded from JSON",
+        )),
+        Type::Paren(inner) => check_type(&inner.elem, role),
+        Type::Group(inner) => check_type(&inner.elem, role),
+        Type::Array(array) => check_type(&array.elem, role),
+        Type::Slice(slice) => check_type(&slice.elem, role),
+        Type::Tuple(tuple) => tuple
+            .elems
+            .iter()
+            .try_for_each(|element| check_type(element, role)),
+        Type::Path(path) => {
+            if let Some(qself) = &path.qself {
+                check_type(&qself.ty, role)?;
+            }
+            for segment in &path.path.segments {
+                if let PathArguments::AngleBracketed(generics) = &segment.arguments {
+                    for argument in &generics.args {
+                        match argument {
+                            GenericArgument::Lifetime(lifetime) => {
+                                return Err(syn::Error::new(
+                                    lifetime.span(),
+                                    format!(
+                                        "a job parameter must be owned: remove the lifetime \
+                                         `{lifetime}` (use `String` for `Cow<'_, str>`, say)"
+                                    ),
+                                ));
+                            }
+                            GenericArgument::Type(inner) => check_type(inner, role)?,
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn borrowed_message(target: &Type, role: Role) -> String {
+    match role {
+        Role::State => "a `#[state]` parameter gets its own clone of the worker's value: take \
+                        `T`, not `&T` (wrap the value in an `Arc` if it is costly to clone)"
+            .to_owned(),
+        Role::Context => "take the context by value: `ctx: JobContext`".to_owned(),
+        Role::Argument => {
+            let owned = match target {
+                Type::Path(path) if path.path.is_ident("str") => "`String` instead of `&str`",
+                Type::Slice(_) => "`Vec<T>` instead of `&[T]`",
+                _ => "`T` instead of `&T`",
+            };
+            format!(
+                "a job argument cannot borrow: it is stored in Redis as JSON and decoded later \
+                 by a worker; take {owned}"
+            )
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Building a client.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::middleware::{ClientMiddleware, DynClientMiddleware};
+use super::{Client, Inner, global};
+use crate::error::Error;
+use crate::redis::keys::Keys;
+use crate::redis::{Connection, Timeouts, url};
+
+/// The largest job JSON a client pushes unless told otherwise: 1 MiB.
+pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
+
+/// Configures a [`Client`]. Every setting has a default; `Client::builder().build()` is
+/// [`Client::from_env`].
+#[must_use]
+pub struct ClientBuilder {
+    url: Option<String>,
+    namespace: Option<String>,
+    timeouts: Timeouts,
+    max_payload_bytes: usize,
+    middleware: Vec<Arc<dyn DynClientMiddleware>>,
+}
+
+impl ClientBuilder {
+    pub(super) fn new() -> Self {
+        Self {
+            url: None,
+            namespace: None,
+            timeouts: Timeouts {
+                connect: Duration::from_secs(2),
+                response: Duration::from_secs(5),
+                reconnect_attempts: 2,
+            },
+            max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+            middleware: Vec::new(),
+        }
+    }
+
+    /// The Redis to use: `redis://[user:password@]host[:port][/db]`, or `rediss://` for TLS
+    /// (append `#insecure` to skip certificate checks). Default: from the environment, as
+    /// [`Client::from_env`].
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.url = Some(url.into());
+        self
+    }
+
+    /// Prefixes every key with `<namespace>:`, so several apps can share one Redis database.
+    /// Sidekiq 7+ has no namespaces: a Ruby process sees these jobs only through
+    /// `redis-namespace` on Sidekiq 6.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
+
+    /// How long one attempt to connect may take (default 2 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.timeouts.connect = timeout;
+        self
+    }
+
+    /// How long a reply may take before the command fails (default 5 s).
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.timeouts.response = timeout;
+        self
+    }
+
+    /// How often a broken connection is reopened, with backoff, before a push fails (default 2).
+    pub fn reconnect_attempts(mut self, attempts: usize) -> Self {
+        self.timeouts.reconnect_attempts = attempts;
+        self
+    }
+
+    /// Refuses, before it reaches Redis, any job whose JSON is larger (default 1 MiB).
+    pub fn max_payload_bytes(mut self, bytes: usize) -> Self {
+        self.max_payload_bytes = bytes;
+        self
+    }
+
+    /// Adds a middleware that runs before every push, after those added before it.
+    pub fn middleware(mut self, middleware: impl ClientMiddleware) -> Self {
+        self.middleware.push(Arc::new(middleware));
+        self
+    }
+
+    /// The client. It connects on first use, so this fails only for a bad URL or environment.
+    pub fn build(self) -> Result<Client, Error> {
+        let url = match self.url {
+            Some(url) => url,
+            None => url::url_from_env()?,
+        };
+        if let Some(namespace) = &self.namespace {
+            if namespace.is_empty() || namespace.contains(char::is_whitespace) {
+                return Err(Error::InvalidUrl {
+                    url: url::redact(&url),
+                    reason: format!(
+                        "the namespace `{namespace}` must be non-empty and without spaces"
+                    ),
+                });
+            }
+        }
+        Ok(Client {
+            inner: Arc::new(Inner {
+                redis: Connection::open(&url, self.timeouts)?,
+                keys: Keys::new(self.namespace.as_deref()),
+                middleware: self.middleware,
+                max_payload_bytes: self.max_payload_bytes,
+            }),
+        })
+    }
+
+    /// Builds the client and makes it the process-wide default that `perform_async` and friends
+    /// use from then on.
+    pub fn install(self) -> Result<Client, Error> {
+        let client = self.build()?;
+        global::set(client.clone());
+        Ok(client)
+    }
+}
+
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("url", &self.url.as_deref().map(url::redact))
+            .field("namespace", &self.namespace)
+            .field("timeouts", &self.timeouts)
+            .field("max_payload_bytes", &self.max_payload_bytes)
+            .field("middleware", &self.middleware.len())
+            .finish()
+    }
+}

@@ -1,0 +1,224 @@
+//! Per-call options: `ScoreGeneration::set().queue("critical").perform_async(today)`.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::Client;
+use crate::context::JobContext;
+use crate::error::Error;
+use crate::jid::Jid;
+use crate::job::Job;
+use crate::options::{Backtrace, Retry};
+use crate::panic::catch_panic;
+use crate::payload::Payload;
+use crate::state::JobState;
+use crate::timestamp::Timestamp;
+
+/// Options for one push of job type `J`, then the push itself: Sidekiq's `set(...)`.
+///
+/// Every `perform_*` method takes the job's arguments: the one argument itself for a
+/// one-argument job (`perform_async(today)`), a tuple for several (`perform_async((user, day))`),
+/// `()` for none, or the job value (`perform_async(ScoreGeneration { date })`).
+///
+/// ```no_run
+/// # use jobs_runtime::{Job, Setter};
+/// # async fn example<J: Job>(job: J) -> Result<(), jobs_runtime::Error> {
+/// Setter::<J>::new()
+///     .queue("critical")
+///     .retry(3)
+///     .wait(std::time::Duration::from_secs(60))
+///     .perform_async(job)
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[must_use = "a setter does nothing until one of its perform methods is awaited"]
+pub struct Setter<J> {
+    client: Option<Client>,
+    queue: Option<String>,
+    retry: Option<Retry>,
+    tags: Option<Vec<String>>,
+    at: Option<Timestamp>,
+    extra: serde_json::Map<String, Value>,
+    state: JobState,
+    job: PhantomData<fn() -> J>,
+}
+
+impl<J: Job> Setter<J> {
+    /// No overrides: the job's own options and the default client.
+    pub fn new() -> Self {
+        Self {
+            client: None,
+            queue: None,
+            retry: None,
+            tags: None,
+            at: None,
+            extra: serde_json::Map::new(),
+            state: JobState::new(),
+            job: PhantomData,
+        }
+    }
+
+    /// Pushes through `client` instead of the default one.
+    pub fn client(mut self, client: &Client) -> Self {
+        self.client = Some(client.clone());
+        self
+    }
+
+    /// Pushes to `queue` instead of the job's queue.
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = Some(queue.into());
+        self
+    }
+
+    /// Retries `true` (25), `false` (never) or `n` times, instead of the job's setting.
+    pub fn retry(mut self, retry: impl Into<Retry>) -> Self {
+        self.retry = Some(retry.into());
+        self
+    }
+
+    /// Tags the job with these instead of the job's tags.
+    pub fn tags<T: Into<String>>(mut self, tags: impl IntoIterator<Item = T>) -> Self {
+        self.tags = Some(tags.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Runs the job after `delay` (Sidekiq's `wait:`).
+    pub fn wait(mut self, delay: Duration) -> Self {
+        self.at = Some(in_from_now(delay));
+        self
+    }
+
+    /// Runs the job at `time` (Sidekiq's `wait_until:`).
+    pub fn wait_until(mut self, time: DateTime<Utc>) -> Self {
+        self.at = Some(time.into());
+        self
+    }
+
+    /// Adds any other key to the job JSON, as Sidekiq copies unknown `set` options into it.
+    pub fn option(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.extra.insert(key.into(), value.into());
+        self
+    }
+
+    /// The shared state `perform_inline` hands to a job that takes `#[state]` parameters.
+    pub fn state(mut self, state: JobState) -> Self {
+        self.state = state;
+        self
+    }
+
+    /// Pushes the job (to run at the time set with `wait`, if any); returns its jid.
+    pub async fn perform_async(self, args: impl Into<J>) -> Result<Jid, Error> {
+        let job = args.into();
+        let payload = self.payload(&job)?;
+        let at = self.at;
+        self.resolve_client()?.push_one(payload, at).await
+    }
+
+    /// Pushes the job to run after `delay`.
+    pub async fn perform_in(self, delay: Duration, args: impl Into<J>) -> Result<Jid, Error> {
+        self.wait(delay).perform_async(args).await
+    }
+
+    /// Pushes the job to run at `time`; a time not in the future pushes it to run now.
+    pub async fn perform_at(self, time: DateTime<Utc>, args: impl Into<J>) -> Result<Jid, Error> {
+        self.wait_until(time).perform_async(args).await
+    }
+
+    /// Pushes many jobs, 1,000 to a round trip; returns the jids of the jobs pushed (a client
+    /// middleware may stop some).
+    pub async fn perform_bulk(self, jobs: impl IntoIterator<Item = J>) -> Result<Vec<Jid>, Error> {
+        let payloads = jobs
+            .into_iter()
+            .map(|job| self.payload(&job))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.resolve_client()?.push_many(payloads, self.at).await
+    }
+
+    /// Runs the job here and now, after the same client middleware and JSON round trip as a push,
+    /// so an argument that does not survive JSON fails here rather than in a worker. Nothing is
+    /// written to Redis. A panic in the job becomes [`Error::Failed`].
+    pub async fn perform_inline(self, args: impl Into<J>) -> Result<Jid, Error> {
+        let job = args.into();
+        let payload = self.payload(&job)?;
+        let client = self.resolve_client()?;
+        let prepared = client.prepare(payload, None, Timestamp::now()).await?;
+        let payload = Payload::from_json(&prepared.json).map_err(|source| Error::Encode {
+            class: J::NAME.to_owned(),
+            source,
+        })?;
+        let context = JobContext::from_payload(&payload);
+        let decoded = J::decode_args(payload.args).map_err(|error| Error::Decode {
+            class: J::NAME.to_owned(),
+            jid: prepared.jid.clone(),
+            reason: error.to_string(),
+        })?;
+        match catch_panic(decoded.perform(context, &self.state)).await {
+            Ok(()) => Ok(prepared.jid),
+            Err(error) => Err(Error::Failed {
+                class: J::NAME.to_owned(),
+                jid: prepared.jid,
+                error,
+            }),
+        }
+    }
+
+    /// The payload for `job` with the job's options and these overrides.
+    fn payload(&self, job: &J) -> Result<Payload, Error> {
+        let args = job.encode_args().map_err(|source| Error::Encode {
+            class: J::NAME.to_owned(),
+            source,
+        })?;
+        let options = &J::OPTIONS;
+        let mut payload = Payload::new(J::NAME, args)
+            .queue(self.queue.as_deref().unwrap_or(options.queue))
+            .retry(self.retry.unwrap_or(options.retry));
+        if options.backtrace != Backtrace::Off {
+            payload.backtrace = Some(options.backtrace);
+        }
+        payload.retry_queue = options.retry_queue.map(str::to_owned);
+        if !options.dead {
+            payload.dead = Some(false);
+        }
+        payload.tags = match &self.tags {
+            Some(tags) => Some(tags.clone()),
+            None if options.tags.is_empty() => None,
+            None => Some(options.tags.iter().map(|tag| (*tag).to_owned()).collect()),
+        };
+        payload.extra = self.extra.clone();
+        Ok(payload)
+    }
+
+    fn resolve_client(&self) -> Result<Client, Error> {
+        match &self.client {
+            Some(client) => Ok(client.clone()),
+            None => Client::global(),
+        }
+    }
+}
+
+impl<J: Job> Default for Setter<J> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<J> fmt::Debug for Setter<J> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Setter")
+            .field("job", &std::any::type_name::<J>())
+            .field("client", &self.client)
+            .field("queue", &self.queue)
+            .field("retry", &self.retry)
+            .field("tags", &self.tags)
+            .field("at", &self.at)
+            .finish_non_exhaustive()
+    }
+}
+
+fn in_from_now(delay: Duration) -> Timestamp {
+    Timestamp::from_epoch_seconds(Timestamp::now().as_epoch_seconds() + delay.as_secs_f64())
+}

@@ -1,0 +1,157 @@
+//! The one error type of `jobs`.
+
+use crate::jid::Jid;
+use crate::job_error::JobError;
+
+/// A boxed error from user code (a middleware), kept as the source of an [`Error`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Everything that can go wrong when pushing, reading or running jobs.
+///
+/// Messages say what to check. A failure *inside* a job is a [`JobError`], not an `Error`; it
+/// reaches an `Error` only through [`Error::Failed`] when a job runs inline.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Redis could not be reached, or the connection broke and did not come back.
+    #[error(
+        "cannot reach Redis at {url}: {reason}; check that redis-server is running there and \
+         that REDIS_URL (or the variable REDIS_PROVIDER names) points to it"
+    )]
+    Connect {
+        /// The URL, with any password replaced by `***`.
+        url: String,
+        /// What went wrong, in a few words.
+        reason: String,
+        /// The driver's error.
+        #[source]
+        source: redis::RedisError,
+    },
+
+    /// Redis answered a command with an error.
+    #[error("Redis at {url} refused a command: {source}")]
+    Redis {
+        /// The URL, with any password replaced by `***`.
+        url: String,
+        /// The driver's error, with the server's message.
+        #[source]
+        source: redis::RedisError,
+    },
+
+    /// A Redis URL that cannot be used.
+    #[error("invalid Redis URL `{url}`: {reason}")]
+    InvalidUrl {
+        /// The URL, with any password replaced by `***`.
+        url: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+
+    /// `REDIS_PROVIDER` is set but does not lead to a URL.
+    #[error("REDIS_PROVIDER is set to `{value}`, but {reason}")]
+    RedisProvider {
+        /// The value of `REDIS_PROVIDER` (a URL in it is shown without its password).
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A job's arguments could not be turned into JSON.
+    #[error("cannot encode the arguments of {class} as JSON: {source}")]
+    Encode {
+        /// The job's wire name.
+        class: String,
+        /// serde's error.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A job's JSON arguments do not match its Rust argument types.
+    #[error("cannot decode the arguments of {class} (jid {jid}): {reason}")]
+    Decode {
+        /// The job's wire name.
+        class: String,
+        /// The job's id.
+        jid: Jid,
+        /// Which argument, and what was wrong with it.
+        reason: String,
+    },
+
+    /// A job's JSON is over the client's size limit; it was not pushed.
+    #[error(
+        "the {class} job is {size} bytes of JSON, over the limit of {limit} bytes; pass ids \
+         rather than whole records, or raise the limit with Client::builder().max_payload_bytes(..)"
+    )]
+    PayloadTooLarge {
+        /// The job's wire name.
+        class: String,
+        /// The JSON's size in bytes.
+        size: usize,
+        /// The client's limit in bytes.
+        limit: usize,
+    },
+
+    /// A job that cannot be pushed as it is (an empty queue name, say).
+    #[error("cannot push {class}: {reason}")]
+    InvalidJob {
+        /// The job's wire name.
+        class: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A client middleware decided not to push this job.
+    #[error("client middleware {middleware} stopped {class} (jid {jid}) before it was pushed")]
+    Stopped {
+        /// The job's wire name.
+        class: String,
+        /// The id the job would have had.
+        jid: Jid,
+        /// The middleware's Rust type.
+        middleware: &'static str,
+    },
+
+    /// A client middleware failed.
+    #[error("client middleware {middleware} failed on {class}")]
+    Middleware {
+        /// The job's wire name.
+        class: String,
+        /// The middleware's Rust type.
+        middleware: &'static str,
+        /// The middleware's error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// A job run inline (`perform_inline`) returned an error or panicked.
+    #[error("{class} (jid {jid}) failed: {error}")]
+    Failed {
+        /// The job's wire name.
+        class: String,
+        /// The job's id.
+        jid: Jid,
+        /// What the job returned.
+        error: JobError,
+    },
+
+    /// Two job types linked into one binary share a wire name.
+    #[error(
+        "two jobs share the wire name `{name}`: {first} and {second}; give one of them another \
+         name with #[job(name = \"...\")]"
+    )]
+    DuplicateJobName {
+        /// The shared name.
+        name: String,
+        /// The first job type and where it is defined.
+        first: String,
+        /// The second job type and where it is defined.
+        second: String,
+    },
+}
+
+impl Error {
+    /// `true` when a client middleware stopped the job on purpose.
+    pub fn is_stopped(&self) -> bool {
+        matches!(self, Self::Stopped { .. })
+    }
+}

@@ -1,0 +1,148 @@
+//! What a job returns when it fails.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use crate::error::BoxError;
+
+/// The error a job returns when it fails; the worker records it and retries the job.
+///
+/// Any error converts into it with `?`: an [`std::io::Error`], a `thiserror` type, an
+/// `anyhow::Error`, a `String` or a `&str`. The worker stores its message as Sidekiq's
+/// `error_message` and the Rust type it came from as `error_class`.
+///
+/// It holds a `Box<dyn Error>` rather than being one so that the blanket `From` above can exist
+/// (the same trade `anyhow::Error` makes); [`JobError::into_inner`] gives the box back.
+pub struct JobError {
+    inner: BoxError,
+    class: Cow<'static, str>,
+}
+
+impl JobError {
+    /// A failure with a message and no underlying error.
+    pub fn msg(message: impl fmt::Display) -> Self {
+        Self {
+            inner: message.to_string().into(),
+            class: Cow::Borrowed("JobError"),
+        }
+    }
+
+    /// A failure whose `error_class` is `class` rather than the Rust type of its cause.
+    pub fn with_class(mut self, class: impl Into<Cow<'static, str>>) -> Self {
+        self.class = class.into();
+        self
+    }
+
+    /// The name stored as `error_class`: the Rust type of the error it was made from.
+    pub fn class(&self) -> &str {
+        &self.class
+    }
+
+    /// The underlying error.
+    pub fn inner(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.inner
+    }
+
+    /// The underlying error, boxed.
+    pub fn into_inner(self) -> BoxError {
+        self.inner
+    }
+}
+
+impl<E> From<E> for JobError
+where
+    E: Into<BoxError>,
+{
+    fn from(error: E) -> Self {
+        let class = short_type_name(std::any::type_name::<E>());
+        Self {
+            inner: error.into(),
+            class: Cow::Borrowed(class),
+        }
+    }
+}
+
+/// `std::io::error::Error` stays as it is, but plain strings read better as `JobError`.
+fn short_type_name(name: &'static str) -> &'static str {
+    match name {
+        "alloc::string::String" | "&str" | "alloc::borrow::Cow<str>" => "JobError",
+        other => other,
+    }
+}
+
+impl fmt::Display for JobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.inner, f)
+    }
+}
+
+impl fmt::Debug for JobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobError")
+            .field("class", &self.class)
+            .field("inner", &self.inner)
+            .finish()
+    }
+}
+
+/// What a job function may return: `()` or `Result<(), E>` where `E` converts into
+/// [`JobError`].
+#[diagnostic::on_unimplemented(
+    message = "a job must return `()` or `Result<(), E>`, not `{Self}`",
+    label = "this return type",
+    note = "`E` may be any error type: `jobs::JobError`, `std::io::Error`, `anyhow::Error`, a `thiserror` enum, or `String`"
+)]
+pub trait IntoJobResult {
+    /// The outcome as the worker sees it.
+    fn into_job_result(self) -> Result<(), JobError>;
+}
+
+impl IntoJobResult for () {
+    fn into_job_result(self) -> Result<(), JobError> {
+        Ok(())
+    }
+}
+
+impl<E> IntoJobResult for Result<(), E>
+where
+    E: Into<JobError>,
+{
+    fn into_job_result(self) -> Result<(), JobError> {
+        self.map_err(Into::into)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{IntoJobResult, JobError};
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("score table is locked")]
+    struct Locked;
+
+    #[test]
+    fn records_the_rust_type_of_the_cause() {
+        let error = JobError::from(Locked);
+        assert!(error.class().ends_with("Locked"), "{}", error.class());
+        assert_eq!(error.to_string(), "score table is locked");
+
+        let io = JobError::from(std::io::Error::other("disk full"));
+        assert_eq!(io.class(), "std::io::error::Error");
+    }
+
+    #[test]
+    fn strings_and_messages_are_plain_job_errors() {
+        assert_eq!(JobError::from("nope").class(), "JobError");
+        assert_eq!(JobError::from(String::from("nope")).class(), "JobError");
+        assert_eq!(JobError::msg("nope").to_string(), "nope");
+    }
+
+    #[test]
+    fn unit_and_results_convert() {
+        assert!(().into_job_result().is_ok());
+        let failed: Result<(), std::io::Error> = Err(std::io::Error::other("x"));
+        assert_eq!(failed.into_job_result().unwrap_err().to_string(), "x");
+        let same: Result<(), JobError> = Err(JobError::msg("y"));
+        assert_eq!(same.into_job_result().unwrap_err().to_string(), "y");
+    }
+}

@@ -1,0 +1,56 @@
+//! The runtime behind [`jobs`](https://docs.rs/jobs): use it through `jobs`, whose version pins
+//! this crate exactly; on its own it is not semver-stable.
+//!
+//! # Layout
+//!
+//! - [`Job`], [`JobOptions`], [`JobError`]: what a job is; `#[job]` implements [`Job`].
+//! - [`Payload`]: the job JSON, Sidekiq's format.
+//! - [`Client`], [`Setter`], [`ClientMiddleware`]: putting jobs into Redis.
+//! - [`Registry`]: every job type linked into the binary.
+//! - [`JobContext`], [`JobState`]: what a running job can ask for.
+//! - [`Error`]: the one error type.
+//! - `redis::keys` (private): every Redis key name.
+
+#![doc(test(attr(deny(warnings), allow(dead_code, unused_variables))))]
+
+mod client;
+mod context;
+mod error;
+mod jid;
+mod job;
+mod job_error;
+mod options;
+mod panic;
+mod payload;
+mod redis;
+mod registry;
+mod state;
+mod timestamp;
+
+#[doc(hidden)]
+pub mod __private {
+    //! See `private.rs`.
+    #[doc(inline)]
+    pub use crate::private_items::*;
+}
+#[path = "private.rs"]
+mod private_items;
+
+pub use client::{
+    Client, ClientBuilder, ClientMiddleware, DEFAULT_MAX_PAYLOAD_BYTES, Flow, Setter,
+};
+pub use context::JobContext;
+pub use error::{BoxError, Error};
+pub use jid::Jid;
+pub use job::{ArgCodec, ArgsDecoder, ArgsError, Job, JobArgument, JobFuture, codec};
+pub use job_error::{IntoJobResult, JobError};
+pub use options::{Backtrace, JobOptions, Retry};
+pub use payload::Payload;
+pub use redis::url::DEFAULT_REDIS_URL;
+pub use registry::{Registration, Registry, registered_jobs};
+pub use state::{JobState, StateType};
+pub use timestamp::Timestamp;
+
+/// The `chrono` crate, whose `DateTime<Utc>` `perform_at` takes and whose types make good job
+/// arguments (with its `serde` feature, which this re-export has on).
+pub use chrono;

@@ -1,0 +1,242 @@
+//! The options a job type declares with `#[job(...)]`, and the values they take on the wire.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// How often a failed job is retried: Sidekiq's `retry` option.
+///
+/// On the wire it is `true`, `false` or an integer, exactly as Sidekiq writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Retry {
+    /// `true`: the worker's maximum, 25 unless configured otherwise.
+    #[default]
+    Default,
+    /// An integer: at most this many retries; `0` sends the job to the dead set on its first
+    /// failure.
+    Times(u32),
+    /// `false`: never retried, and not kept in the dead set either.
+    Disabled,
+}
+
+impl From<bool> for Retry {
+    fn from(enabled: bool) -> Self {
+        if enabled { Self::Default } else { Self::Disabled }
+    }
+}
+
+impl From<u32> for Retry {
+    fn from(times: u32) -> Self {
+        Self::Times(times)
+    }
+}
+
+impl Serialize for Retry {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match *self {
+            Self::Default => serializer.serialize_bool(true),
+            Self::Times(times) => serializer.serialize_u32(times),
+            Self::Disabled => serializer.serialize_bool(false),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Retry {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct RetryVisitor;
+
+        impl Visitor<'_> for RetryVisitor {
+            type Value = Retry;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("true, false or a whole number of retries")
+            }
+
+            fn visit_bool<E: de::Error>(self, enabled: bool) -> Result<Retry, E> {
+                Ok(Retry::from(enabled))
+            }
+
+            fn visit_u64<E: de::Error>(self, times: u64) -> Result<Retry, E> {
+                Ok(Retry::Times(u32::try_from(times).unwrap_or(u32::MAX)))
+            }
+
+            // Ruby treats a negative count like 0: the first failure exhausts the job.
+            fn visit_i64<E: de::Error>(self, times: i64) -> Result<Retry, E> {
+                Ok(Retry::Times(u32::try_from(times.max(0)).unwrap_or(u32::MAX)))
+            }
+        }
+
+        deserializer.deserialize_any(RetryVisitor)
+    }
+}
+
+/// Whether a failure records the error's backtrace: Sidekiq's `backtrace` option.
+///
+/// On the wire it is `true` (every line) or an integer (the first N lines); it is left out when
+/// off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backtrace {
+    /// No backtrace is stored.
+    #[default]
+    Off,
+    /// Every line is stored.
+    All,
+    /// At most this many lines are stored.
+    Lines(u32),
+}
+
+impl Backtrace {
+    /// `true` unless the backtrace is off.
+    pub fn is_on(self) -> bool {
+        self != Self::Off
+    }
+}
+
+impl Serialize for Backtrace {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match *self {
+            Self::Off => serializer.serialize_bool(false),
+            Self::All => serializer.serialize_bool(true),
+            Self::Lines(lines) => serializer.serialize_u32(lines),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Backtrace {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct BacktraceVisitor;
+
+        impl Visitor<'_> for BacktraceVisitor {
+            type Value = Backtrace;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("true, false or a number of lines")
+            }
+
+            fn visit_bool<E: de::Error>(self, on: bool) -> Result<Backtrace, E> {
+                Ok(if on { Backtrace::All } else { Backtrace::Off })
+            }
+
+            fn visit_u64<E: de::Error>(self, lines: u64) -> Result<Backtrace, E> {
+                Ok(Backtrace::Lines(u32::try_from(lines).unwrap_or(u32::MAX)))
+            }
+
+            fn visit_i64<E: de::Error>(self, lines: i64) -> Result<Backtrace, E> {
+                Ok(Backtrace::Lines(u32::try_from(lines.max(0)).unwrap_or(0)))
+            }
+        }
+
+        deserializer.deserialize_any(BacktraceVisitor)
+    }
+}
+
+/// Everything `#[job(...)]` declares about a job type besides its name.
+///
+/// Built in const context by the macro; each `with_*` method returns a changed copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobOptions {
+    /// The queue jobs are pushed to (`queue`, default `"default"`).
+    pub queue: &'static str,
+    /// How often a failure is retried (`retry`, default `true` = 25).
+    pub retry: Retry,
+    /// Whether failures record a backtrace (`backtrace`, default off).
+    pub backtrace: Backtrace,
+    /// The queue retries go to instead of `queue` (`retry_queue`).
+    pub retry_queue: Option<&'static str>,
+    /// Whether an exhausted job is kept in the dead set (`dead`, default `true`).
+    pub dead: bool,
+    /// Tags shown by dashboards and logged with the job (`tags`).
+    pub tags: &'static [&'static str],
+    /// How long one run may take before the worker cancels it and counts a failure (`timeout`).
+    pub timeout: Option<Duration>,
+}
+
+impl JobOptions {
+    /// Sidekiq's defaults: queue `default`, 25 retries, no backtrace, kept when dead.
+    pub const DEFAULT: Self = Self {
+        queue: "default",
+        retry: Retry::Default,
+        backtrace: Backtrace::Off,
+        retry_queue: None,
+        dead: true,
+        tags: &[],
+        timeout: None,
+    };
+
+    /// These options with another queue.
+    pub const fn with_queue(mut self, queue: &'static str) -> Self {
+        self.queue = queue;
+        self
+    }
+
+    /// These options with another retry setting.
+    pub const fn with_retry(mut self, retry: Retry) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// These options with another backtrace setting.
+    pub const fn with_backtrace(mut self, backtrace: Backtrace) -> Self {
+        self.backtrace = backtrace;
+        self
+    }
+
+    /// These options with retries sent to `queue`.
+    pub const fn with_retry_queue(mut self, queue: &'static str) -> Self {
+        self.retry_queue = Some(queue);
+        self
+    }
+
+    /// These options with exhausted jobs kept in the dead set (`true`) or dropped (`false`).
+    pub const fn with_dead(mut self, dead: bool) -> Self {
+        self.dead = dead;
+        self
+    }
+
+    /// These options with tags.
+    pub const fn with_tags(mut self, tags: &'static [&'static str]) -> Self {
+        self.tags = tags;
+        self
+    }
+
+    /// These options with a time limit per run.
+    pub const fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+}
+
+impl Default for JobOptions {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Backtrace, Retry};
+
+    #[test]
+    fn retry_reads_and_writes_sidekiq_values() {
+        for (json, retry) in [
+            ("true", Retry::Default),
+            ("false", Retry::Disabled),
+            ("3", Retry::Times(3)),
+            ("0", Retry::Times(0)),
+        ] {
+            assert_eq!(serde_json::from_str::<Retry>(json).unwrap(), retry);
+            assert_eq!(serde_json::to_string(&retry).unwrap(), json);
+        }
+        assert_eq!(serde_json::from_str::<Retry>("-1").unwrap(), Retry::Times(0));
+        assert!(serde_json::from_str::<Retry>("\"yes\"").is_err());
+    }
+
+    #[test]
+    fn backtrace_reads_true_or_a_line_count() {
+        assert_eq!(serde_json::from_str::<Backtrace>("true").unwrap(), Backtrace::All);
+        assert_eq!(serde_json::from_str::<Backtrace>("20").unwrap(), Backtrace::Lines(20));
+        assert_eq!(serde_json::from_str::<Backtrace>("false").unwrap(), Backtrace::Off);
+    }
+}

@@ -1,0 +1,41 @@
+//! Turning a panic inside a job into a failure.
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use crate::job::JobFuture;
+use crate::job_error::JobError;
+
+/// Runs `job`; a panic becomes a [`JobError`] of class `Panic` carrying the panic message.
+pub(crate) async fn catch_panic(job: JobFuture) -> Result<(), JobError> {
+    CatchPanic(job).await
+}
+
+struct CatchPanic(JobFuture);
+
+impl Future for CatchPanic {
+    type Output = Result<(), JobError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // A job that panicked is dropped right after, never polled again, so no broken
+        // invariant inside it can be observed.
+        match catch_unwind(AssertUnwindSafe(|| self.0.as_mut().poll(cx))) {
+            Ok(poll) => poll,
+            Err(panic) => Poll::Ready(Err(panic_error(panic.as_ref()))),
+        }
+    }
+}
+
+fn panic_error(panic: &(dyn Any + Send)) -> JobError {
+    let message = if let Some(text) = panic.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "the job panicked with a value that is not a string".to_owned()
+    };
+    JobError::msg(message).with_class("Panic")
+}

@@ -1,0 +1,25 @@
+//! What the `#[job]` expansion names, so a user's `Cargo.toml` needs `jobs` and nothing else.
+//! Not public API: it changes without notice.
+
+pub use std::boxed::Box;
+pub use std::vec::Vec;
+
+pub use chrono::{DateTime, Utc};
+pub use inventory;
+pub use serde_json::{Error as JsonError, Value};
+
+pub use crate::client::Setter;
+pub use crate::context::JobContext;
+pub use crate::error::Error;
+pub use crate::jid::Jid;
+pub use crate::job::{ArgCodec, ArgsDecoder, ArgsError, Job, JobArgument, JobFuture, codec};
+pub use crate::job_error::{IntoJobResult, JobError};
+pub use crate::options::{Backtrace, JobOptions, Retry};
+pub use crate::registry::Registration;
+pub use crate::state::{JobState, StateType};
+
+/// What the job function returned, as the worker sees it.
+pub fn into_job_result<R: IntoJobResult>(returned: R) -> Result<(), JobError> {
+    returned.into_job_result()
+}
+

@@ -1,0 +1,131 @@
+//! The connection to Redis: one multiplexed, self-reconnecting connection per client.
+//!
+//! Commands from every task share the one connection and are pipelined on it, so there is no
+//! pool to size. The connection is opened on first use; a command that finds it broken is sent
+//! once more after the reconnect, as Sidekiq's client does, and a second failure becomes an
+//! [`Error::Connect`] that names the URL.
+
+pub(crate) mod keys;
+pub(crate) mod url;
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{FromRedisValue, Pipeline, RedisError};
+use tokio::sync::OnceCell;
+
+use crate::error::Error;
+
+/// How long to wait for Redis.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeouts {
+    /// One attempt to open a connection.
+    pub(crate) connect: Duration,
+    /// One command's reply (never used for blocking commands).
+    pub(crate) response: Duration,
+    /// Reconnect attempts, with exponential backoff, before a command gives up.
+    pub(crate) reconnect_attempts: usize,
+}
+
+/// A lazily opened, self-reconnecting connection to one Redis.
+pub(crate) struct Connection {
+    client: redis::Client,
+    timeouts: Timeouts,
+    manager: OnceCell<ConnectionManager>,
+    /// The URL with its password redacted.
+    url: String,
+}
+
+impl Connection {
+    /// Checks `url` without connecting.
+    pub(crate) fn open(url: &str, timeouts: Timeouts) -> Result<Self, Error> {
+        let redacted = url::redact(url);
+        let client = redis::Client::open(url).map_err(|error| Error::InvalidUrl {
+            url: redacted.clone(),
+            reason: match error.to_string() {
+                reason if reason.contains("TLS") => format!(
+                    "{reason}; rediss:// URLs need the `tls` feature of jobs (on by default)"
+                ),
+                reason => reason,
+            },
+        })?;
+        Ok(Self {
+            client,
+            timeouts,
+            manager: OnceCell::new(),
+            url: redacted,
+        })
+    }
+
+    /// The URL, with any password redacted.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The shared connection, opened on first use.
+    async fn manager(&self) -> Result<ConnectionManager, Error> {
+        let manager = self
+            .manager
+            .get_or_try_init(|| async {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(self.timeouts.connect))
+                    .set_response_timeout(Some(self.timeouts.response))
+                    .set_number_of_retries(self.timeouts.reconnect_attempts)
+                    .set_max_delay(Duration::from_secs(1));
+                ConnectionManager::new_with_config(self.client.clone(), config)
+                    .await
+                    .map_err(|error| self.error(error))
+            })
+            .await?;
+        Ok(manager.clone())
+    }
+
+    /// Sends `pipeline` in one round trip, once more if the connection had broken.
+    pub(crate) async fn query<T: FromRedisValue>(&self, pipeline: &Pipeline) -> Result<T, Error> {
+        let mut connection = self.manager().await?;
+        match pipeline.query_async(&mut connection).await {
+            Err(error) if is_connection_error(&error) => pipeline
+                .query_async(&mut connection)
+                .await
+                .map_err(|error| self.error(error)),
+            result => result.map_err(|error| self.error(error)),
+        }
+    }
+
+    /// Turns a driver error into ours, naming the URL.
+    fn error(&self, source: RedisError) -> Error {
+        if is_connection_error(&source) || source.kind() == redis::ErrorKind::AuthenticationFailed
+        {
+            Error::Connect {
+                url: self.url.clone(),
+                reason: describe(&source),
+                source,
+            }
+        } else {
+            Error::Redis {
+                url: self.url.clone(),
+                source,
+            }
+        }
+    }
+}
+
+fn is_connection_error(error: &RedisError) -> bool {
+    error.is_io_error()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
+        || error.is_timeout()
+}
+
+/// A few words on what went wrong.
+fn describe(error: &RedisError) -> String {
+    if error.kind() == redis::ErrorKind::AuthenticationFailed {
+        "it refused the credentials (check the user and password in the URL)".to_owned()
+    } else if error.is_connection_refusal() {
+        "connection refused".to_owned()
+    } else if error.is_timeout() {
+        "timed out".to_owned()
+    } else {
+        error.to_string()
+    }
+}

@@ -1,0 +1,187 @@
+//! Test fixtures: a private `redis-server` per test, and helpers to read what landed in it.
+//!
+//! Every test starts its own server on a free port of 127.0.0.1, with no persistence, and kills
+//! it when the test ends (pass or fail), so tests never touch a developer's Redis and never see
+//! each other's keys. A missing `redis-server` fails the test with instructions; nothing skips.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use jobs::Client;
+use redis::AsyncCommands;
+
+/// A `redis-server` child process owned by one test.
+pub struct TestRedis {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+    password: Option<String>,
+}
+
+impl TestRedis {
+    /// Starts a server with no password.
+    pub fn start() -> Self {
+        Self::start_with(&[], None)
+    }
+
+    /// Starts a server that requires `password`.
+    pub fn start_with_password(password: &str) -> Self {
+        Self::start_with(&["--requirepass", password], Some(password))
+    }
+
+    /// Starts a server with extra command-line arguments.
+    pub fn start_with(extra: &[&str], password: Option<&str>) -> Self {
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let dir = std::env::temp_dir().join(format!("jobs-test-{}-{port}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("create the server's directory");
+            let spawned = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+                .arg("--dir")
+                .arg(&dir)
+                .args(extra)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn();
+            let child = match spawned {
+                Ok(child) => child,
+                Err(error) => panic!(
+                    "cannot start redis-server ({error}); install it with \
+                     `apt-get install redis-server`, or run `scripts/test`, which does"
+                ),
+            };
+            let mut server = Self {
+                child,
+                port,
+                dir,
+                password: password.map(str::to_owned),
+            };
+            match server.wait_until_ready() {
+                Ok(()) => return server,
+                Err(error) => last_error = error,
+            }
+        }
+        panic!("redis-server did not start: {last_error}");
+    }
+
+    fn wait_until_ready(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("it exited with {status} (port {} taken?)", self.port));
+            }
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Err("it did not accept connections within 5 s".to_owned())
+    }
+
+    /// The server's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://[:password@]127.0.0.1:<port>/<db>`.
+    pub fn url_for_db(&self, db: u8) -> String {
+        match &self.password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}/{db}", self.port),
+            None => format!("redis://127.0.0.1:{}/{db}", self.port),
+        }
+    }
+
+    /// The URL of database 0.
+    pub fn url(&self) -> String {
+        self.url_for_db(0)
+    }
+
+    /// A `jobs` client for this server.
+    pub fn client(&self) -> Client {
+        Client::builder()
+            .url(self.url())
+            .build()
+            .expect("a client for the test server")
+    }
+
+    /// A raw connection, for reading back what `jobs` wrote.
+    pub async fn raw(&self) -> redis::aio::MultiplexedConnection {
+        self.raw_db(0).await
+    }
+
+    /// A raw connection to database `db`.
+    pub async fn raw_db(&self, db: u8) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url_for_db(db))
+            .expect("test URL")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("raw connection to the test server")
+    }
+
+    /// Every job JSON in `queue:<name>`, oldest first, parsed.
+    pub async fn queue(&self, name: &str) -> Vec<serde_json::Value> {
+        let mut raw = self.raw().await;
+        let mut jobs: Vec<String> = raw
+            .lrange(format!("queue:{name}"), 0, -1)
+            .await
+            .expect("LRANGE");
+        jobs.reverse();
+        jobs.iter().map(|json| parse(json)).collect()
+    }
+
+    /// Every key in database 0, sorted.
+    pub async fn keys(&self) -> Vec<String> {
+        let mut raw = self.raw().await;
+        let mut keys: Vec<String> = raw.keys("*").await.expect("KEYS");
+        keys.sort();
+        keys
+    }
+
+    /// `INFO commandstats` calls of one command.
+    pub async fn calls(&self, command: &str) -> u64 {
+        let mut raw = self.raw().await;
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut raw)
+            .await
+            .expect("INFO");
+        let prefix = format!("cmdstat_{command}:calls=");
+        info.lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .and_then(|rest| rest.split(',').next())
+            .map_or(0, |calls| calls.parse().expect("a call count"))
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
+}
+
+/// Parses job JSON, failing the test with the text when it is not JSON.
+pub fn parse(json: &str) -> serde_json::Value {
+    serde_json::from_str(json).unwrap_or_else(|error| panic!("not JSON ({error}): {json}"))
+}
+
+/// Epoch seconds now, as a float.
+pub fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs_f64()
+}
