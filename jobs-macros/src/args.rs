@@ -10,6 +10,33 @@ use syn::{Expr, ExprLit, Lit, LitStr};
 const OPTIONS: &str = "`queue`, `retry`, `name`, `backtrace`, `retry_queue`, `dead`, `tags`, \
                        `timeout`, `crate`";
 
+/// The option names, in the order the docs list them.
+const KEYS: [&str; 9] = [
+    "queue",
+    "retry",
+    "name",
+    "backtrace",
+    "retry_queue",
+    "dead",
+    "tags",
+    "timeout",
+    "crate",
+];
+
+/// A value of `key`, for messages.
+fn example(key: &str) -> &'static str {
+    match key {
+        "queue" | "retry_queue" => "\"critical\"",
+        "retry" => "5",
+        "name" => "\"ScoreGenerationJob\"",
+        "backtrace" => "true",
+        "dead" => "false",
+        "tags" => "[\"billing\"]",
+        "timeout" => "30",
+        _ => "my_jobs",
+    }
+}
+
 /// `retry = …`.
 pub(crate) enum RetryOption {
     /// `true`: the worker's maximum (25).
@@ -66,23 +93,19 @@ impl JobArgs {
     }
 
     fn parse_one(&mut self, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
-        let Some(key) = meta.path.get_ident().map(ToString::to_string) else {
-            return Err(unknown(meta));
+        let key = meta.path.get_ident().map(ToString::to_string);
+        let Some(key) = key.filter(|key| KEYS.contains(&key.as_str())) else {
+            let error = unknown(meta);
+            // Skip the value, so the next option is still read and checked.
+            skip_value(meta)?;
+            return Err(error);
         };
         let key = key.as_str();
-        if !matches!(
-            key,
-            "queue"
-                | "retry"
-                | "name"
-                | "backtrace"
-                | "retry_queue"
-                | "dead"
-                | "tags"
-                | "timeout"
-                | "crate"
-        ) {
-            return Err(unknown(meta));
+        if !meta.input.peek(syn::Token![=]) {
+            return Err(syn::Error::new(
+                meta.path.span(),
+                format!("`{key}` needs a value, like `{key} = {}`", example(key)),
+            ));
         }
         let value: Expr = meta.value()?.parse()?;
         match key {
@@ -111,10 +134,43 @@ fn unknown(meta: &ParseNestedMeta<'_>) -> syn::Error {
         .map(|segment| segment.ident.to_string())
         .collect::<Vec<_>>()
         .join("::");
-    syn::Error::new(
-        meta.path.span(),
-        format!("unknown `job` option `{shown}`; expected one of {OPTIONS}"),
-    )
+    let hint = KEYS
+        .iter()
+        .find(|key| close(key, &shown))
+        .map_or_else(
+            || format!("expected one of {OPTIONS}"),
+            |key| format!("did you mean `{key}`? The options are {OPTIONS}"),
+        );
+    syn::Error::new_spanned(&meta.path, format!("unknown `job` option `{shown}`; {hint}"))
+}
+
+/// Whether `typed` is one edit (insertion, deletion, substitution) or a case change away from
+/// `key`: the typos worth a "did you mean".
+fn close(key: &str, typed: &str) -> bool {
+    let typed = typed.to_lowercase();
+    let (a, b): (Vec<char>, Vec<char>) = (key.chars().collect(), typed.chars().collect());
+    let (short, long) = if a.len() <= b.len() { (&a, &b) } else { (&b, &a) };
+    if long.len() - short.len() > 1 {
+        return false;
+    }
+    let prefix = short.iter().zip(long.iter()).take_while(|(x, y)| x == y).count();
+    let suffix = short[prefix..]
+        .iter()
+        .rev()
+        .zip(long[prefix..].iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
+    long.len() - prefix - suffix <= 1
+}
+
+/// Consumes what follows an unknown option's name: `= expr`, `(…)`, or nothing.
+fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+    if meta.input.peek(syn::Token![=]) {
+        meta.value()?.parse::<Expr>()?;
+    } else if meta.input.peek(syn::token::Paren) {
+        let _ = meta.input.parse::<proc_macro2::Group>()?;
+    }
+    Ok(())
 }
 
 /// Stores an option, refusing a second occurrence.
@@ -144,8 +200,8 @@ fn literal(value: &Expr) -> Option<&Lit> {
 fn string(value: &Expr, key: &str, example: &str) -> syn::Result<LitStr> {
     match literal(value) {
         Some(Lit::Str(text)) => Ok(text.clone()),
-        _ => Err(syn::Error::new(
-            value.span(),
+        _ => Err(syn::Error::new_spanned(
+            value,
             format!("`{key}` expects a string, like `{key} = {example}`"),
         )),
     }
@@ -177,14 +233,42 @@ fn wire_name(value: &Expr) -> syn::Result<String> {
 
 fn retry(value: &Expr) -> syn::Result<RetryOption> {
     let expected = "`retry` expects a whole number of retries, `true` (25) or `false` (never)";
+    if negative(value) {
+        return Err(syn::Error::new_spanned(
+            value,
+            "`retry` cannot be negative: write `retry = 0` to send a failed job straight to the \
+             dead set, or `retry = false` to drop it",
+        ));
+    }
     match literal(value) {
         Some(Lit::Bool(flag)) if flag.value => Ok(RetryOption::Default),
         Some(Lit::Bool(_)) => Ok(RetryOption::Disabled),
-        Some(Lit::Int(number)) => number
-            .base10_parse::<u32>()
-            .map(RetryOption::Times)
-            .map_err(|_| syn::Error::new(number.span(), expected)),
-        _ => Err(syn::Error::new(value.span(), expected)),
+        Some(Lit::Int(number)) => count(number, "retry", "retries").map(RetryOption::Times),
+        _ => Err(syn::Error::new_spanned(value, expected)),
+    }
+}
+
+/// `-…`: a negative number.
+fn negative(value: &Expr) -> bool {
+    matches!(value, Expr::Unary(unary) if matches!(unary.op, syn::UnOp::Neg(_)))
+}
+
+/// A whole-number option value, which must fit a `u32`.
+fn count(number: &syn::LitInt, key: &str, what: &str) -> syn::Result<u32> {
+    match number.base10_parse::<u64>() {
+        Ok(value) => u32::try_from(value).map_err(|_| {
+            syn::Error::new(
+                number.span(),
+                format!(
+                    "`{key} = {value}` is out of range: at most {} {what}",
+                    u32::MAX
+                ),
+            )
+        }),
+        Err(error) => Err(syn::Error::new(
+            number.span(),
+            format!("`{key}` expects a whole number of {what}: {error}"),
+        )),
     }
 }
 
@@ -193,19 +277,16 @@ fn backtrace(value: &Expr) -> syn::Result<BacktraceOption> {
     match literal(value) {
         Some(Lit::Bool(flag)) if flag.value => Ok(BacktraceOption::All),
         Some(Lit::Bool(_)) => Ok(BacktraceOption::Off),
-        Some(Lit::Int(number)) => number
-            .base10_parse::<u32>()
-            .map(BacktraceOption::Lines)
-            .map_err(|_| syn::Error::new(number.span(), expected)),
-        _ => Err(syn::Error::new(value.span(), expected)),
+        Some(Lit::Int(number)) => count(number, "backtrace", "lines").map(BacktraceOption::Lines),
+        _ => Err(syn::Error::new_spanned(value, expected)),
     }
 }
 
 fn boolean(value: &Expr, key: &str) -> syn::Result<bool> {
     match literal(value) {
         Some(Lit::Bool(flag)) => Ok(flag.value),
-        _ => Err(syn::Error::new(
-            value.span(),
+        _ => Err(syn::Error::new_spanned(
+            value,
             format!("`{key}` expects `true` or `false`"),
         )),
     }
@@ -214,13 +295,14 @@ fn boolean(value: &Expr, key: &str) -> syn::Result<bool> {
 fn tags(value: &Expr) -> syn::Result<Vec<String>> {
     let expected = "`tags` expects a list of strings, like `tags = [\"billing\", \"nightly\"]`";
     let Expr::Array(list) = value else {
-        return Err(syn::Error::new(value.span(), expected));
+        return Err(syn::Error::new_spanned(
+            value, expected));
     };
     list.elems
         .iter()
         .map(|element| match literal(element) {
             Some(Lit::Str(text)) => Ok(text.value()),
-            _ => Err(syn::Error::new(element.span(), expected)),
+            _ => Err(syn::Error::new_spanned(element, expected)),
         })
         .collect()
 }
@@ -235,7 +317,8 @@ fn timeout(value: &Expr) -> syn::Result<u64> {
     };
     match seconds {
         Some(seconds) if seconds > 0.0 && seconds < 1e12 => Ok((seconds * 1000.0).round() as u64),
-        _ => Err(syn::Error::new(value.span(), expected)),
+        _ => Err(syn::Error::new_spanned(
+            value, expected)),
     }
 }
 
@@ -244,8 +327,8 @@ fn crate_path(value: &Expr) -> syn::Result<syn::Path> {
         Expr::Path(path) if path.qself.is_none() => Ok(path.path.clone()),
         _ => match literal(value) {
             Some(Lit::Str(text)) => text.parse(),
-            _ => Err(syn::Error::new(
-                value.span(),
+            _ => Err(syn::Error::new_spanned(
+            value,
                 "`crate` expects the path `jobs` is known by, like `crate = my_jobs`",
             )),
         },

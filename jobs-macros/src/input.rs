@@ -74,15 +74,15 @@ fn take_role(attrs: &mut Vec<Attribute>) -> syn::Result<Role> {
         } else {
             return true;
         };
-        if let Err(bad) = attr.meta.require_path_only() {
+        if attr.meta.require_path_only().is_err() {
             let message = format!("`#[{}]` takes no arguments: write `#[{}]`", this.0, this.0);
-            combine(&mut error, syn::Error::new(bad.span(), message));
+            combine(&mut error, syn::Error::new_spanned(&attr.meta, message));
         } else if let Some(first) = marker {
             let message = format!(
                 "a parameter is either `#[{first}]` or `#[{}]`, not both",
                 this.0
             );
-            combine(&mut error, syn::Error::new(attr.span(), message));
+            combine(&mut error, syn::Error::new_spanned(attr, message));
         }
         marker = Some(this.0);
         role = this.1;

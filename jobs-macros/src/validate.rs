@@ -23,8 +23,8 @@ pub(crate) fn validate(job: &JobFn) -> syn::Result<Vec<Param>> {
         match input {
             Input::Receiver(receiver) => combine(
                 &mut errors,
-                syn::Error::new(
-                    receiver.span(),
+                syn::Error::new_spanned(
+                    receiver,
                     "a `#[job]` must be a free function, not a method: `self` cannot be stored \
                      as JSON; move the function out of the `impl` block",
                 ),
@@ -57,9 +57,9 @@ pub(crate) fn validate(job: &JobFn) -> syn::Result<Vec<Param>> {
         if let Type::ImplTrait(bad) = &**ty {
             combine(
                 &mut errors,
-                syn::Error::new(
-                    bad.span(),
-                    "a job returns `()` or `Result<(), E>`, not `impl Trait`",
+                syn::Error::new_spanned(
+                    bad,
+                    "a job returns `()` or `Result<(), E>`, not `impl Trait`: name the type",
                 ),
             );
         }
@@ -87,7 +87,7 @@ fn check_signature(sig: &Signature, errors: &mut Option<syn::Error>) {
     if let Some(abi) = &sig.abi {
         combine(
             errors,
-            error(abi.span(), "a `#[job]` function cannot have an `extern` ABI"),
+            syn::Error::new_spanned(abi, "a `#[job]` function cannot have an `extern` ABI"),
         );
     }
     if sig.asyncness.is_none() {
@@ -111,18 +111,22 @@ fn check_signature(sig: &Signature, errors: &mut Option<syn::Error>) {
             "a `#[job]` function cannot be generic: its arguments are decoded from JSON by a \
              worker that must know their concrete types"
         };
-        combine(errors, error(sig.generics.span(), message));
+        combine(errors, syn::Error::new_spanned(&sig.generics, message));
     }
     if let Some(clause) = &sig.generics.where_clause {
         combine(
             errors,
-            error(clause.span(), "a `#[job]` function cannot have a `where` clause"),
+            syn::Error::new_spanned(
+                clause,
+                "a `#[job]` function cannot have a `where` clause: its argument types are \
+                 concrete, so any bound either holds or is a mistake; remove it",
+            ),
         );
     }
     if let Some(variadic) = &sig.variadic {
         combine(
             errors,
-            error(variadic.span(), "a `#[job]` function cannot be variadic"),
+            syn::Error::new_spanned(variadic, "a `#[job]` function cannot be variadic"),
         );
     }
 }
@@ -137,8 +141,8 @@ fn plain_name(pat: &Pat) -> syn::Result<Ident> {
         Pat::Ident(binding) if binding.by_ref.is_none() && binding.subpat.is_none() => {
             Ok(binding.ident.clone())
         }
-        _ => Err(syn::Error::new(
-            pat.span(),
+        _ => Err(syn::Error::new_spanned(
+            pat,
             "a job parameter must be a plain name, like `date: NaiveDate`: each argument \
              becomes a field of the job type; destructure it inside the function",
         )),
@@ -148,12 +152,12 @@ fn plain_name(pat: &Pat) -> syn::Result<Ident> {
 /// Refuses borrowed, `impl Trait` and lifetime-carrying types, on the offending part.
 fn check_type(ty: &Type, role: Role) -> syn::Result<()> {
     match ty {
-        Type::Reference(reference) => Err(syn::Error::new(
-            reference.span(),
+        Type::Reference(reference) => Err(syn::Error::new_spanned(
+            reference,
             borrowed_message(&reference.elem, role),
         )),
-        Type::ImplTrait(bad) => Err(syn::Error::new(
-            bad.span(),
+        Type::ImplTrait(bad) => Err(syn::Error::new_spanned(
+            bad,
             "a job parameter needs a concrete type: `impl Trait` cannot be decoded from JSON",
         )),
         Type::Paren(inner) => check_type(&inner.elem, role),
@@ -173,12 +177,9 @@ fn check_type(ty: &Type, role: Role) -> syn::Result<()> {
                     for argument in &generics.args {
                         match argument {
                             GenericArgument::Lifetime(lifetime) => {
-                                return Err(syn::Error::new(
-                                    lifetime.span(),
-                                    format!(
-                                        "a job parameter must be owned: remove the lifetime \
-                                         `{lifetime}` (use `String` for `Cow<'_, str>`, say)"
-                                    ),
+                                return Err(syn::Error::new_spanned(
+                                    lifetime,
+                                    lifetime_message(lifetime, &segment.ident, role),
                                 ));
                             }
                             GenericArgument::Type(inner) => check_type(inner, role)?,
@@ -190,6 +191,21 @@ fn check_type(ty: &Type, role: Role) -> syn::Result<()> {
             Ok(())
         }
         _ => Ok(()),
+    }
+}
+
+fn lifetime_message(lifetime: &syn::Lifetime, ty: &Ident, role: Role) -> String {
+    let owned = if ty == "Cow" {
+        format!("take the owned type instead of `Cow<{lifetime}, …>`, like `String` for `str`")
+    } else {
+        format!("remove `{lifetime}` and take a type that owns its data")
+    };
+    match role {
+        Role::Argument => format!(
+            "a job argument cannot borrow: it is stored in Redis as JSON and decoded later by a \
+             worker into a value that owns its data; {owned}"
+        ),
+        _ => format!("a job parameter cannot carry a lifetime; {owned}"),
     }
 }
 

@@ -47,6 +47,13 @@ pub enum Error {
         reason: String,
     },
 
+    /// A namespace that cannot prefix keys.
+    #[error("the namespace `{namespace}` must be non-empty and without spaces, like `shop`")]
+    InvalidNamespace {
+        /// The namespace given.
+        namespace: String,
+    },
+
     /// `REDIS_PROVIDER` is set but does not lead to a URL.
     #[error("REDIS_PROVIDER is set to `{value}`, but {reason}")]
     RedisProvider {

@@ -155,7 +155,10 @@ mod tests {
         let mut args = ArgsDecoder::new(vec![json!(1), json!("x")], 2).unwrap();
         assert_eq!(args.next(codec::<u32>(), "user_id").unwrap(), 1);
         let error = args.next(codec::<u32>(), "count").unwrap_err().to_string();
-        assert!(error.starts_with("argument `count` (#2) is not a `u32`"), "{error}");
+        assert!(
+            error.starts_with("argument `count` (#2) is not a `u32`"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -23,7 +23,11 @@ pub enum Retry {
 
 impl From<bool> for Retry {
     fn from(enabled: bool) -> Self {
-        if enabled { Self::Default } else { Self::Disabled }
+        if enabled {
+            Self::Default
+        } else {
+            Self::Disabled
+        }
     }
 }
 
@@ -64,7 +68,9 @@ impl<'de> Deserialize<'de> for Retry {
 
             // Ruby treats a negative count like 0: the first failure exhausts the job.
             fn visit_i64<E: de::Error>(self, times: i64) -> Result<Retry, E> {
-                Ok(Retry::Times(u32::try_from(times.max(0)).unwrap_or(u32::MAX)))
+                Ok(Retry::Times(
+                    u32::try_from(times.max(0)).unwrap_or(u32::MAX),
+                ))
             }
         }
 
@@ -229,14 +235,26 @@ mod tests {
             assert_eq!(serde_json::from_str::<Retry>(json).unwrap(), retry);
             assert_eq!(serde_json::to_string(&retry).unwrap(), json);
         }
-        assert_eq!(serde_json::from_str::<Retry>("-1").unwrap(), Retry::Times(0));
+        assert_eq!(
+            serde_json::from_str::<Retry>("-1").unwrap(),
+            Retry::Times(0)
+        );
         assert!(serde_json::from_str::<Retry>("\"yes\"").is_err());
     }
 
     #[test]
     fn backtrace_reads_true_or_a_line_count() {
-        assert_eq!(serde_json::from_str::<Backtrace>("true").unwrap(), Backtrace::All);
-        assert_eq!(serde_json::from_str::<Backtrace>("20").unwrap(), Backtrace::Lines(20));
-        assert_eq!(serde_json::from_str::<Backtrace>("false").unwrap(), Backtrace::Off);
+        assert_eq!(
+            serde_json::from_str::<Backtrace>("true").unwrap(),
+            Backtrace::All
+        );
+        assert_eq!(
+            serde_json::from_str::<Backtrace>("20").unwrap(),
+            Backtrace::Lines(20)
+        );
+        assert_eq!(
+            serde_json::from_str::<Backtrace>("false").unwrap(),
+            Backtrace::Off
+        );
     }
 }

@@ -159,7 +159,10 @@ mod tests {
         let payload = Payload::from_json(json).unwrap();
         assert_eq!(payload.extra["bid"], json!("b1"));
         let back: serde_json::Value = serde_json::from_str(&payload.to_json().unwrap()).unwrap();
-        assert_eq!(back, serde_json::from_str::<serde_json::Value>(json).unwrap());
+        assert_eq!(
+            back,
+            serde_json::from_str::<serde_json::Value>(json).unwrap()
+        );
     }
 
     #[test]
@@ -172,7 +175,10 @@ mod tests {
 
     #[test]
     fn validation_names_what_is_missing() {
-        let error = Payload::new("HardJob", vec![]).queue("").validate().unwrap_err();
+        let error = Payload::new("HardJob", vec![])
+            .queue("")
+            .validate()
+            .unwrap_err();
         assert!(error.to_string().contains("queue name is empty"), "{error}");
     }
 }

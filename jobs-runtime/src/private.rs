@@ -22,4 +22,3 @@ pub use crate::state::{JobState, StateType};
 pub fn into_job_result<R: IntoJobResult>(returned: R) -> Result<(), JobError> {
     returned.into_job_result()
 }
-

@@ -1,4 +1,5 @@
-//! Integration tests: `#[job]` and the client against a real, private `redis-server`.
+//! Integration tests: `#[job]` and the client against a real, private `redis-server` (and Ruby
+//! Sidekiq 6.4 for interop). See `support.rs` for the fixtures.
 
 // Test modules share helpers with `pub`; nothing here is reachable from outside anyway.
 #![allow(unreachable_pub)]
@@ -6,4 +7,15 @@
 mod jobs;
 mod support;
 
+mod client_connection;
+mod client_default;
+mod client_errors;
+mod client_middleware;
+mod enqueue_bulk;
 mod enqueue_format;
+mod enqueue_options;
+mod enqueue_schedule;
+mod inline;
+mod interop_ruby;
+mod payload_decode;
+mod registry;

@@ -4,6 +4,7 @@
 //! it when the test ends (pass or fail), so tests never touch a developer's Redis and never see
 //! each other's keys. A missing `redis-server` fails the test with instructions; nothing skips.
 
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -18,6 +19,7 @@ pub struct TestRedis {
     port: u16,
     dir: PathBuf,
     password: Option<String>,
+    extra: Vec<String>,
 }
 
 impl TestRedis {
@@ -31,34 +33,20 @@ impl TestRedis {
         Self::start_with(&["--requirepass", password], Some(password))
     }
 
-    /// Starts a server with extra command-line arguments.
+    /// Starts a server with extra command-line arguments; `{port}` in them becomes the port.
     pub fn start_with(extra: &[&str], password: Option<&str>) -> Self {
+        let extra: Vec<String> = extra.iter().map(|arg| (*arg).to_owned()).collect();
         let mut last_error = String::new();
         for _ in 0..5 {
             let port = free_port();
             let dir = std::env::temp_dir().join(format!("jobs-test-{}-{port}", std::process::id()));
             std::fs::create_dir_all(&dir).expect("create the server's directory");
-            let spawned = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-                .arg("--dir")
-                .arg(&dir)
-                .args(extra)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn();
-            let child = match spawned {
-                Ok(child) => child,
-                Err(error) => panic!(
-                    "cannot start redis-server ({error}); install it with \
-                     `apt-get install redis-server`, or run `scripts/test`, which does"
-                ),
-            };
             let mut server = Self {
-                child,
+                child: spawn_server(port, &dir, &extra),
                 port,
                 dir,
                 password: password.map(str::to_owned),
+                extra: extra.clone(),
             };
             match server.wait_until_ready() {
                 Ok(()) => return server,
@@ -68,18 +56,55 @@ impl TestRedis {
         panic!("redis-server did not start: {last_error}");
     }
 
+    /// Kills the server (SIGKILL) and starts a new, empty one on the same port.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn_server(self.port, &self.dir, &self.extra);
+        if let Err(error) = self.wait_until_ready() {
+            panic!(
+                "redis-server did not restart on port {}: {error}",
+                self.port
+            );
+        }
+    }
+
+    /// Kills the server without starting another.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     fn wait_until_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("it exited with {status} (port {} taken?)", self.port));
+                return Err(format!(
+                    "it exited with {status} (port {} taken?)",
+                    self.port
+                ));
             }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            let tls = self.extra.iter().any(|arg| arg == "--tls-port");
+            let up = if tls {
+                TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            } else {
+                self.answers_ping()
+            };
+            if up {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(10));
         }
         Err("it did not accept connections within 5 s".to_owned())
+    }
+
+    fn answers_ping(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let mut reply = [0_u8; 64];
+        // A password-protected server answers NOAUTH, which also means it is up.
+        stream.write_all(b"PING\r\n").is_ok() && stream.read(&mut reply).is_ok_and(|read| read > 0)
     }
 
     /// The server's port.
@@ -165,6 +190,29 @@ impl Drop for TestRedis {
     }
 }
 
+fn spawn_server(port: u16, dir: &std::path::Path, extra: &[String]) -> Child {
+    let spawned = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .args(
+            extra
+                .iter()
+                .map(|arg| arg.replace("{port}", &port.to_string())),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    match spawned {
+        Ok(child) => child,
+        Err(error) => panic!(
+            "cannot start redis-server ({error}); install it with `apt-get install \
+             redis-server`, or run `scripts/test`, which does"
+        ),
+    }
+}
+
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -184,4 +232,37 @@ pub fn now() -> f64 {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock after 1970")
         .as_secs_f64()
+}
+
+/// Runs a Ruby script with Debian's Sidekiq 6.4 against `redis_url` and returns what it printed
+/// after `RESULT:`, parsed as JSON. Fails the test, with the way to install it, when Ruby or
+/// Sidekiq is missing.
+pub fn ruby(redis_url: &str, script: &str) -> serde_json::Value {
+    let program = format!(
+        "require 'sidekiq'\nrequire 'sidekiq/api'\nrequire 'json'\n\
+         Sidekiq.logger.level = Logger::WARN\n{script}"
+    );
+    let output = Command::new("ruby")
+        .arg("-e")
+        .arg(&program)
+        .env("REDIS_URL", redis_url)
+        .output()
+        .unwrap_or_else(|error| {
+            panic!(
+                "cannot run ruby ({error}); install Ruby Sidekiq with `apt-get install \
+                 ruby-sidekiq`, or run `scripts/test`, which does"
+            )
+        });
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "ruby failed ({}):\n{stdout}\n{stderr}\nscript:\n{program}",
+        output.status
+    );
+    let result = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("RESULT:"))
+        .unwrap_or_else(|| panic!("ruby printed no RESULT line:\n{stdout}\n{stderr}"));
+    parse(result)
 }

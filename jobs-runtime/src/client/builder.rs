@@ -90,15 +90,12 @@ impl ClientBuilder {
             Some(url) => url,
             None => url::url_from_env()?,
         };
-        if let Some(namespace) = &self.namespace {
-            if namespace.is_empty() || namespace.contains(char::is_whitespace) {
-                return Err(Error::InvalidUrl {
-                    url: url::redact(&url),
-                    reason: format!(
-                        "the namespace `{namespace}` must be non-empty and without spaces"
-                    ),
-                });
-            }
+        if let Some(namespace) = &self.namespace
+            && (namespace.is_empty() || namespace.contains(char::is_whitespace))
+        {
+            return Err(Error::InvalidNamespace {
+                namespace: namespace.clone(),
+            });
         }
         Ok(Client {
             inner: Arc::new(Inner {

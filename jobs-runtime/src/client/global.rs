@@ -9,7 +9,11 @@ static DEFAULT: RwLock<Option<Client>> = RwLock::new(None);
 
 /// The installed client, or one made from the environment and kept for next time.
 pub(super) fn get() -> Result<Client, Error> {
-    if let Some(client) = DEFAULT.read().unwrap_or_else(PoisonError::into_inner).as_ref() {
+    if let Some(client) = DEFAULT
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_ref()
+    {
         return Ok(client.clone());
     }
     let mut slot = DEFAULT.write().unwrap_or_else(PoisonError::into_inner);

@@ -126,7 +126,10 @@ impl Client {
         for prepared in batch {
             match prepared.at {
                 Some(at) => scheduled.push((at.as_epoch_seconds(), &prepared.json)),
-                None => match by_queue.iter_mut().find(|(queue, _)| *queue == prepared.queue) {
+                None => match by_queue
+                    .iter_mut()
+                    .find(|(queue, _)| *queue == prepared.queue)
+                {
                     Some((_, jobs)) => jobs.push(&prepared.json),
                     None => by_queue.push((&prepared.queue, vec![&prepared.json])),
                 },

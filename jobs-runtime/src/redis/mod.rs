@@ -94,8 +94,7 @@ impl Connection {
 
     /// Turns a driver error into ours, naming the URL.
     fn error(&self, source: RedisError) -> Error {
-        if is_connection_error(&source) || source.kind() == redis::ErrorKind::AuthenticationFailed
-        {
+        if is_connection_error(&source) || source.kind() == redis::ErrorKind::AuthenticationFailed {
             Error::Connect {
                 url: self.url.clone(),
                 reason: describe(&source),

@@ -93,7 +93,11 @@ mod tests {
     #[test]
     fn redis_provider_naming_an_unset_variable_says_so() {
         let error = url_from(env(&[("REDIS_PROVIDER", "MISSING_URL")])).unwrap_err();
-        assert!(error.to_string().contains("MISSING_URL it names is not set"));
+        assert!(
+            error
+                .to_string()
+                .contains("MISSING_URL it names is not set")
+        );
     }
 
     #[test]

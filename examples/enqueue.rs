@@ -1,0 +1,43 @@
+//! Pushes a few jobs to the Redis at `REDIS_URL` (default `redis://127.0.0.1:6379/0`), the way
+//! a web app's handlers would.
+//!
+//! ```text
+//! cargo run --example enqueue
+//! ```
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::Utc;
+use common::{ScoreGeneration, SendWelcomeEmail};
+
+#[tokio::main]
+async fn main() -> Result<(), jobs::Error> {
+    let today = Utc::now().date_naive();
+
+    let jid = ScoreGeneration::perform_async(today).await?;
+    println!("ScoreGeneration({today}) queued as {jid}");
+
+    let jid = ScoreGeneration::perform_in(Duration::from_secs(60), today).await?;
+    println!("ScoreGeneration({today}) scheduled in 60 s as {jid}");
+
+    let jid = SendWelcomeEmail::set()
+        .queue("critical")
+        .perform_async((42, "ann@example.com".to_owned()))
+        .await?;
+    println!("SendWelcomeEmail(42) queued on `critical` as {jid}");
+
+    let jids = SendWelcomeEmail::perform_bulk((1..=3).map(|user_id| SendWelcomeEmail {
+        user_id,
+        address: format!("user{user_id}@example.com"),
+    }))
+    .await?;
+    println!("{} welcome emails queued in one round trip", jids.len());
+
+    println!(
+        "Redis at {}: see them with `redis-cli LRANGE queue:default 0 -1`",
+        jobs::Client::global()?.url()
+    );
+    Ok(())
+}

@@ -1,0 +1,6 @@
+use jobs::job;
+
+#[job]
+const async fn cleanup() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use jobs::job;
+
+#[job(queue = "")]
+async fn cleanup() {}
+
+fn main() {}

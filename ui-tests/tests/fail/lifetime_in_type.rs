@@ -1,0 +1,10 @@
+use std::borrow::Cow;
+
+use jobs::job;
+
+#[job]
+async fn greet(name: Cow<'static, str>) {
+    let _ = name;
+}
+
+fn main() {}

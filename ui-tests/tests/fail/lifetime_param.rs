@@ -1,0 +1,6 @@
+use jobs::job;
+
+#[job]
+async fn cleanup<'a>() {}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use jobs::job;
+
+#[job(queues = "critical")]
+async fn send_email(to: &str) {
+    let _ = to;
+}
+
+fn main() {}

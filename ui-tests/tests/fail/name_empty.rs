@@ -1,0 +1,6 @@
+use jobs::job;
+
+#[job(name = "")]
+async fn cleanup() {}
+
+fn main() {}

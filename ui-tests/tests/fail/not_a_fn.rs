@@ -1,0 +1,6 @@
+use jobs::job;
+
+#[job]
+struct Cleanup;
+
+fn main() {}

@@ -1,0 +1,6 @@
+use jobs::job;
+
+#[job]
+fn cleanup() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use jobs::job;
+
+#[job(queue = critical)]
+async fn cleanup() {}
+
+fn main() {}

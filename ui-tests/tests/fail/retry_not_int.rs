@@ -1,0 +1,6 @@
+use jobs::job;
+
+#[job(retry = "lots")]
+async fn cleanup() {}
+
+fn main() {}

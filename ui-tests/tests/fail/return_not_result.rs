@@ -1,0 +1,8 @@
+use jobs::job;
+
+#[job]
+async fn count() -> i32 {
+    1
+}
+
+fn main() {}

@@ -1,0 +1,12 @@
+use jobs::job;
+
+struct Mailer;
+
+impl Mailer {
+    #[job]
+    async fn send(&self, to: String) {
+        let _ = to;
+    }
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use jobs::job;
+
+#[job]
+async fn sum(numbers: &[u64]) {
+    let _ = numbers;
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use jobs::job;
+
+#[job(tags = "billing")]
+async fn cleanup() {}
+
+fn main() {}

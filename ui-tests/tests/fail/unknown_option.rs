@@ -1,0 +1,6 @@
+use jobs::job;
+
+#[job(queues = "critical")]
+async fn cleanup() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use jobs::job;
+
+#[job]
+async unsafe fn cleanup() {}
+
+fn main() {}

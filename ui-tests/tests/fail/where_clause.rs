@@ -1,0 +1,10 @@
+use jobs::job;
+
+#[job]
+async fn cleanup()
+where
+    String: Clone,
+{
+}
+
+fn main() {}
