@@ -5,6 +5,9 @@
 //! cargo run --example enqueue
 //! ```
 
+// An example talks to the person running it on standard output.
+#![allow(clippy::print_stdout)]
+
 mod common;
 
 use std::time::Duration;

@@ -6,6 +6,9 @@
 //!
 //! The handler answers at once; a worker recomputes the scores later.
 
+// An example talks to the person running it on standard output.
+#![allow(clippy::print_stdout)]
+
 mod common;
 
 use axum::Router;

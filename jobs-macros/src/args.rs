@@ -134,14 +134,14 @@ fn unknown(meta: &ParseNestedMeta<'_>) -> syn::Error {
         .map(|segment| segment.ident.to_string())
         .collect::<Vec<_>>()
         .join("::");
-    let hint = KEYS
-        .iter()
-        .find(|key| close(key, &shown))
-        .map_or_else(
-            || format!("expected one of {OPTIONS}"),
-            |key| format!("did you mean `{key}`? The options are {OPTIONS}"),
-        );
-    syn::Error::new_spanned(&meta.path, format!("unknown `job` option `{shown}`; {hint}"))
+    let hint = KEYS.iter().find(|key| close(key, &shown)).map_or_else(
+        || format!("expected one of {OPTIONS}"),
+        |key| format!("did you mean `{key}`? The options are {OPTIONS}"),
+    );
+    syn::Error::new_spanned(
+        &meta.path,
+        format!("unknown `job` option `{shown}`; {hint}"),
+    )
 }
 
 /// Whether `typed` is one edit (insertion, deletion, substitution) or a case change away from
@@ -149,11 +149,19 @@ fn unknown(meta: &ParseNestedMeta<'_>) -> syn::Error {
 fn close(key: &str, typed: &str) -> bool {
     let typed = typed.to_lowercase();
     let (a, b): (Vec<char>, Vec<char>) = (key.chars().collect(), typed.chars().collect());
-    let (short, long) = if a.len() <= b.len() { (&a, &b) } else { (&b, &a) };
+    let (short, long) = if a.len() <= b.len() {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
     if long.len() - short.len() > 1 {
         return false;
     }
-    let prefix = short.iter().zip(long.iter()).take_while(|(x, y)| x == y).count();
+    let prefix = short
+        .iter()
+        .zip(long.iter())
+        .take_while(|(x, y)| x == y)
+        .count();
     let suffix = short[prefix..]
         .iter()
         .rev()
@@ -295,8 +303,7 @@ fn boolean(value: &Expr, key: &str) -> syn::Result<bool> {
 fn tags(value: &Expr) -> syn::Result<Vec<String>> {
     let expected = "`tags` expects a list of strings, like `tags = [\"billing\", \"nightly\"]`";
     let Expr::Array(list) = value else {
-        return Err(syn::Error::new_spanned(
-            value, expected));
+        return Err(syn::Error::new_spanned(value, expected));
     };
     list.elems
         .iter()
@@ -317,8 +324,7 @@ fn timeout(value: &Expr) -> syn::Result<u64> {
     };
     match seconds {
         Some(seconds) if seconds > 0.0 && seconds < 1e12 => Ok((seconds * 1000.0).round() as u64),
-        _ => Err(syn::Error::new_spanned(
-            value, expected)),
+        _ => Err(syn::Error::new_spanned(value, expected)),
     }
 }
 
@@ -328,7 +334,7 @@ fn crate_path(value: &Expr) -> syn::Result<syn::Path> {
         _ => match literal(value) {
             Some(Lit::Str(text)) => text.parse(),
             _ => Err(syn::Error::new_spanned(
-            value,
+                value,
                 "`crate` expects the path `jobs` is known by, like `crate = my_jobs`",
             )),
         },

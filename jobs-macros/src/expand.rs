@@ -4,7 +4,7 @@
 //! names it. See the `#[job]` docs for the code this produces.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{quote, quote_spanned};
+use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Ident, ItemFn, ReturnType};
 
@@ -19,12 +19,7 @@ pub(crate) fn job(args: TokenStream, item: TokenStream) -> TokenStream {
     let item_fn: ItemFn = match syn::parse2(item.clone()) {
         Ok(item_fn) => item_fn,
         Err(_) => {
-            let error = syn::Error::new(
-                Span::call_site(),
-                "`#[job]` goes on an `async fn`, such as `async fn score_generation(date: \
-                 NaiveDate)`",
-            );
-            let compile_error = error.to_compile_error();
+            let compile_error = not_a_fn(item.clone()).to_compile_error();
             return quote!(#item #compile_error);
         }
     };
@@ -34,11 +29,43 @@ pub(crate) fn job(args: TokenStream, item: TokenStream) -> TokenStream {
     match (errors, args, params) {
         (None, Ok(args), Ok(params)) => expand(&args, &job_fn, &params),
         (errors, _, _) => {
-            let item = &job_fn.item;
+            // The function is still emitted, so calls to it don't cascade into errors; without
+            // the qualifiers already reported, which rustc would report a second time.
+            let mut item = job_fn.item;
+            item.sig.constness = None;
+            item.sig.abi = None;
             let compile_errors = errors.map(|error| error.to_compile_error());
             quote!(#item #compile_errors)
         }
     }
+}
+
+/// The error for `#[job]` on something other than a function, on that item's keyword and name.
+fn not_a_fn(item: TokenStream) -> syn::Error {
+    let example = "`#[job]` goes on an `async fn`, such as `async fn score_generation(date: \
+                   NaiveDate)`";
+    let (what, tokens) = match syn::parse2::<syn::Item>(item) {
+        Ok(syn::Item::Struct(item)) => ("a struct", keyword_and(&item.struct_token, &item.ident)),
+        Ok(syn::Item::Enum(item)) => ("an enum", keyword_and(&item.enum_token, &item.ident)),
+        Ok(syn::Item::Union(item)) => ("a union", keyword_and(&item.union_token, &item.ident)),
+        Ok(syn::Item::Trait(item)) => ("a trait", keyword_and(&item.trait_token, &item.ident)),
+        Ok(syn::Item::Impl(item)) => (
+            "an `impl` block",
+            keyword_and(&item.impl_token, &item.self_ty),
+        ),
+        Ok(syn::Item::Mod(item)) => ("a module", keyword_and(&item.mod_token, &item.ident)),
+        Ok(syn::Item::Const(item)) => ("a constant", keyword_and(&item.const_token, &item.ident)),
+        Ok(syn::Item::Static(item)) => ("a static", keyword_and(&item.static_token, &item.ident)),
+        Ok(syn::Item::Type(item)) => ("a type alias", keyword_and(&item.type_token, &item.ident)),
+        Ok(syn::Item::Use(item)) => ("a `use`", quote!(#item)),
+        _ => return syn::Error::new(Span::call_site(), example),
+    };
+    syn::Error::new_spanned(tokens, format!("{example}, not on {what}"))
+}
+
+/// An item's keyword and name, to point an error at.
+fn keyword_and(keyword: &impl ToTokens, name: &impl ToTokens) -> TokenStream {
+    quote!(#keyword #name)
 }
 
 /// `score_generation` -> `ScoreGeneration`.
@@ -247,12 +274,15 @@ fn perform_fn(params: &[Param], fn_ident: &Ident, item: &ItemFn, paths: &Paths) 
         quote!(__jobs_state)
     };
     let call_args = params.iter().map(|param| &param.ident);
+    // The conversion of what the function returned is spelled entirely on the return type, so
+    // a return type that is not `()` or `Result<(), E>` is reported there, once.
     let return_span = match &item.sig.output {
         ReturnType::Type(_, ty) => ty.span(),
         ReturnType::Default => fn_ident.span(),
     };
     let p_return = paths.private_at(return_span);
-    let into_result = quote_spanned!(return_span=> #p_return::into_job_result);
+    let returned = Ident::new("__jobs_returned", return_span);
+    let into_result = quote_spanned!(return_span=> #p_return::into_job_result(#returned));
     let p_send = paths.private_at(fn_ident.span());
     let boxed = quote_spanned!(fn_ident.span()=> #p_send::Box::pin);
 
@@ -267,7 +297,8 @@ fn perform_fn(params: &[Param], fn_ident: &Ident, item: &ItemFn, paths: &Paths) 
             #(#state_lookups)*
             #boxed(async move {
                 #(#state_checks)*
-                #into_result(#fn_ident(#(#call_args),*).await)
+                let #returned = #fn_ident(#(#call_args),*).await;
+                #into_result
             })
         }
     }
@@ -321,10 +352,9 @@ fn inherent_impl(
         "Pushes a `{wire_name}` job to run at `{time}` (now, if that is not in the future).\n\n\
          {errors_doc}"
     );
-    let inline_doc = format!(
-        "Runs the job here and now, after the same JSON round trip as a push, without Redis.\n\n\
-         # Errors\n\nWhen the job fails or panics, or an argument does not survive JSON."
-    );
+    let inline_doc = "Runs the job here and now, after the same JSON round trip as a push, \
+                      without Redis.\n\n# Errors\n\nWhen the job fails or panics, or an \
+                      argument does not survive JSON.";
     let bulk_doc = format!(
         "Pushes many `{wire_name}` jobs, 1,000 to a round trip; returns their jids.\n\n{errors_doc}"
     );

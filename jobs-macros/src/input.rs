@@ -1,6 +1,5 @@
 //! A typed view of the function under `#[job]`: its parameters sorted by role.
 
-use syn::spanned::Spanned;
 use syn::{Attribute, FnArg, ItemFn, Pat, Receiver, Type};
 
 /// What a parameter is for.

@@ -1,7 +1,6 @@
 //! The rules a job function must follow, each reported on the token that breaks it.
 
 use proc_macro2::Span;
-use syn::spanned::Spanned;
 use syn::{GenericArgument, Ident, Pat, PathArguments, ReturnType, Signature, Type};
 
 use crate::input::{Input, JobFn, Role, combine};
@@ -34,7 +33,11 @@ pub(crate) fn validate(job: &JobFn) -> syn::Result<Vec<Param>> {
                     if context_seen {
                         combine(
                             &mut errors,
-                            syn::Error::new(pat.span(), "only one parameter can be `#[context]`"),
+                            syn::Error::new_spanned(
+                                pat,
+                                "only one parameter can be `#[context]`: remove this one and \
+                                 use the first",
+                            ),
                         );
                     }
                     context_seen = true;
@@ -53,16 +56,16 @@ pub(crate) fn validate(job: &JobFn) -> syn::Result<Vec<Param>> {
             }
         }
     }
-    if let ReturnType::Type(_, ty) = &job.item.sig.output {
-        if let Type::ImplTrait(bad) = &**ty {
-            combine(
-                &mut errors,
-                syn::Error::new_spanned(
-                    bad,
-                    "a job returns `()` or `Result<(), E>`, not `impl Trait`: name the type",
-                ),
-            );
-        }
+    if let ReturnType::Type(_, ty) = &job.item.sig.output
+        && let Type::ImplTrait(bad) = &**ty
+    {
+        combine(
+            &mut errors,
+            syn::Error::new_spanned(
+                bad,
+                "a job returns `()` or `Result<(), E>`, not `impl Trait`: name the type",
+            ),
+        );
     }
     match errors {
         Some(error) => Err(error),
@@ -72,7 +75,10 @@ pub(crate) fn validate(job: &JobFn) -> syn::Result<Vec<Param>> {
 
 fn check_signature(sig: &Signature, errors: &mut Option<syn::Error>) {
     if let Some(token) = &sig.constness {
-        combine(errors, error(token.span, "a `#[job]` function cannot be `const`"));
+        combine(
+            errors,
+            error(token.span, "a `#[job]` function cannot be `const`"),
+        );
     }
     if let Some(token) = &sig.unsafety {
         combine(
@@ -179,7 +185,7 @@ fn check_type(ty: &Type, role: Role) -> syn::Result<()> {
                             GenericArgument::Lifetime(lifetime) => {
                                 return Err(syn::Error::new_spanned(
                                     lifetime,
-                                    lifetime_message(lifetime, &segment.ident, role),
+                                    lifetime_message(lifetime, segment, role),
                                 ));
                             }
                             GenericArgument::Type(inner) => check_type(inner, role)?,
@@ -194,16 +200,40 @@ fn check_type(ty: &Type, role: Role) -> syn::Result<()> {
     }
 }
 
-fn lifetime_message(lifetime: &syn::Lifetime, ty: &Ident, role: Role) -> String {
-    let owned = if ty == "Cow" {
-        format!("take the owned type instead of `Cow<{lifetime}, …>`, like `String` for `str`")
+/// Why a lifetime in a parameter's type is refused, and the owned type to take instead.
+fn lifetime_message(lifetime: &syn::Lifetime, segment: &syn::PathSegment, role: Role) -> String {
+    let owned = if segment.ident == "Cow" {
+        let borrowed = match &segment.arguments {
+            PathArguments::AngleBracketed(generics) => generics.args.iter().find_map(|arg| {
+                if let GenericArgument::Type(ty) = arg {
+                    Some(ty)
+                } else {
+                    None
+                }
+            }),
+            _ => None,
+        };
+        match borrowed {
+            Some(Type::Path(path)) if path.path.is_ident("str") => {
+                format!("take `String` instead of `Cow<{lifetime}, str>`")
+            }
+            Some(Type::Slice(slice)) => {
+                let element = &slice.elem;
+                format!(
+                    "take `Vec<{}>` instead of `Cow<{lifetime}, [{}]>`",
+                    quote::quote!(#element),
+                    quote::quote!(#element)
+                )
+            }
+            _ => format!("take the owned type instead of `Cow<{lifetime}, …>`"),
+        }
     } else {
         format!("remove `{lifetime}` and take a type that owns its data")
     };
     match role {
         Role::Argument => format!(
             "a job argument cannot borrow: it is stored in Redis as JSON and decoded later by a \
-             worker into a value that owns its data; {owned}"
+             worker; {owned}"
         ),
         _ => format!("a job parameter cannot carry a lifetime; {owned}"),
     }

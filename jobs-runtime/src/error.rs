@@ -141,6 +141,42 @@ pub enum Error {
         error: JobError,
     },
 
+    /// A worker setting that cannot be used, from a config file or the code.
+    #[error("{origin}: {reason}")]
+    Config {
+        /// Where the setting came from: the config file's path.
+        origin: String,
+        /// What is wrong, naming the key and what is allowed.
+        reason: String,
+    },
+
+    /// Command-line flags that cannot be used (or `--help`, through `Worker::from_args`).
+    #[error("{message}")]
+    Cli {
+        /// clap's message, with usage.
+        message: String,
+    },
+
+    /// A job asks for a `#[state]` type the worker was not given.
+    #[error(
+        "job {job} ({location}) takes a #[state] of type `{type_name}`, but the worker has none;          give it one with `.state(value)` on the Worker"
+    )]
+    MissingState {
+        /// The job's wire name.
+        job: String,
+        /// The Rust type it asks for.
+        type_name: String,
+        /// Where the job is defined.
+        location: String,
+    },
+
+    /// The worker itself failed (a bug: please report it).
+    #[error("the worker failed: {reason}")]
+    Worker {
+        /// What failed.
+        reason: String,
+    },
+
     /// Two job types linked into one binary share a wire name.
     #[error(
         "two jobs share the wire name `{name}`: {first} and {second}; give one of them another \

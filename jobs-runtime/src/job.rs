@@ -48,6 +48,9 @@ pub trait Job: Sized + Send + 'static {
 )]
 pub trait JobArgument: Serialize + DeserializeOwned + Send + 'static {}
 
+// `do_not_recommend`: a type that is neither `Serialize` nor `Deserialize` gets one error, the
+// `JobArgument` message above, rather than one per missing trait.
+#[diagnostic::do_not_recommend]
 impl<T> JobArgument for T where T: Serialize + DeserializeOwned + Send + 'static {}
 
 /// A job's JSON arguments did not match its Rust arguments.

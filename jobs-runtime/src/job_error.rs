@@ -16,6 +16,19 @@ use crate::error::BoxError;
 pub struct JobError {
     inner: BoxError,
     class: Cow<'static, str>,
+    retry: Option<RetryOverride>,
+}
+
+/// What a failing job asks the worker to do instead of its usual retry schedule: Sidekiq's
+/// `sidekiq_retry_in` answers, given per failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryOverride {
+    /// Retry after this delay (plus Sidekiq's jitter) instead of the backoff formula.
+    In(std::time::Duration),
+    /// Send the job to the dead set now, whatever retries it has left.
+    Kill,
+    /// Drop the job now: no more retries, not kept in the dead set.
+    Discard,
 }
 
 impl JobError {
@@ -24,7 +37,31 @@ impl JobError {
         Self {
             inner: message.to_string().into(),
             class: Cow::Borrowed("JobError"),
+            retry: None,
         }
+    }
+
+    /// Retries this failure after `delay` (plus jitter) rather than on the backoff schedule.
+    pub fn retry_in(mut self, delay: std::time::Duration) -> Self {
+        self.retry = Some(RetryOverride::In(delay));
+        self
+    }
+
+    /// Sends the job to the dead set at once, with no more retries.
+    pub fn kill(mut self) -> Self {
+        self.retry = Some(RetryOverride::Kill);
+        self
+    }
+
+    /// Drops the job at once: no more retries, and not kept in the dead set.
+    pub fn discard(mut self) -> Self {
+        self.retry = Some(RetryOverride::Discard);
+        self
+    }
+
+    /// What the job asked for instead of the usual retry schedule, if anything.
+    pub fn retry_override(&self) -> Option<RetryOverride> {
+        self.retry
     }
 
     /// A failure whose `error_class` is `class` rather than the Rust type of its cause.
@@ -58,6 +95,7 @@ where
         Self {
             inner: error.into(),
             class: Cow::Borrowed(class),
+            retry: None,
         }
     }
 }
@@ -81,6 +119,7 @@ impl fmt::Debug for JobError {
         f.debug_struct("JobError")
             .field("class", &self.class)
             .field("inner", &self.inner)
+            .field("retry", &self.retry)
             .finish()
     }
 }

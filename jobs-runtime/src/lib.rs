@@ -8,6 +8,7 @@
 //! - [`Client`], [`Setter`], [`ClientMiddleware`]: putting jobs into Redis.
 //! - [`Registry`]: every job type linked into the binary.
 //! - [`JobContext`], [`JobState`]: what a running job can ask for.
+//! - [`Worker`] (and the [`worker`] module): running jobs.
 //! - [`Error`]: the one error type.
 //! - `redis::keys` (private): every Redis key name.
 
@@ -26,6 +27,7 @@ mod redis;
 mod registry;
 mod state;
 mod timestamp;
+pub mod worker;
 
 #[doc(hidden)]
 pub mod __private {
@@ -43,13 +45,14 @@ pub use context::JobContext;
 pub use error::{BoxError, Error};
 pub use jid::Jid;
 pub use job::{ArgCodec, ArgsDecoder, ArgsError, Job, JobArgument, JobFuture, codec};
-pub use job_error::{IntoJobResult, JobError};
+pub use job_error::{IntoJobResult, JobError, RetryOverride};
 pub use options::{Backtrace, JobOptions, Retry};
 pub use payload::Payload;
 pub use redis::url::DEFAULT_REDIS_URL;
 pub use registry::{Registration, Registry, registered_jobs};
 pub use state::{JobState, StateType};
 pub use timestamp::Timestamp;
+pub use worker::Worker;
 
 /// The `chrono` crate, whose `DateTime<Utc>` `perform_at` takes and whose types make good job
 /// arguments (with its `serde` feature, which this re-export has on).

@@ -6,17 +6,22 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::job::JobFuture;
 use crate::job_error::JobError;
 
 /// Runs `job`; a panic becomes a [`JobError`] of class `Panic` carrying the panic message.
-pub(crate) async fn catch_panic(job: JobFuture) -> Result<(), JobError> {
+pub(crate) async fn catch_panic<F>(job: Pin<Box<F>>) -> Result<(), JobError>
+where
+    F: Future<Output = Result<(), JobError>> + ?Sized,
+{
     CatchPanic(job).await
 }
 
-struct CatchPanic(JobFuture);
+struct CatchPanic<F: ?Sized>(Pin<Box<F>>);
 
-impl Future for CatchPanic {
+impl<F> Future for CatchPanic<F>
+where
+    F: Future<Output = Result<(), JobError>> + ?Sized,
+{
     type Output = Result<(), JobError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {

@@ -128,6 +128,14 @@ impl Payload {
         serde_json::to_string(self)
     }
 
+    /// The stored backtrace of the last failure, decoded from Sidekiq's compressed form (`None`
+    /// when there is none or it cannot be read).
+    pub fn backtrace_lines(&self) -> Option<Vec<String>> {
+        self.error_backtrace
+            .as_deref()
+            .and_then(crate::worker::backtrace::decode)
+    }
+
     /// Checks what Sidekiq's client checks before a push: a class, a queue and a jid.
     pub(crate) fn validate(&self) -> Result<(), Error> {
         let problem = if self.class.trim().is_empty() {

@@ -25,7 +25,7 @@ struct EveryOther(AtomicUsize);
 impl ClientMiddleware for EveryOther {
     async fn call(&self, _job: &mut Payload) -> Result<Flow, BoxError> {
         let seen = self.0.fetch_add(1, Ordering::SeqCst);
-        Ok(if seen % 2 == 0 {
+        Ok(if seen.is_multiple_of(2) {
             Flow::Continue
         } else {
             Flow::Stop

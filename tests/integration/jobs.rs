@@ -81,3 +81,100 @@ pub async fn parse_count(text: String) -> anyhow::Result<()> {
     anyhow::ensure!(count < 10, "count {count} is too large");
     Ok(())
 }
+
+/// Records its label in the shared [`CallLog`].
+#[job]
+pub async fn record(#[state] log: CallLog, label: String) {
+    log.0.lock().expect("call log").push(label);
+}
+
+/// Records its label; declared for the `high` queue.
+#[job(queue = "high")]
+pub async fn record_high(#[state] log: CallLog, label: String) {
+    log.0.lock().expect("call log").push(label);
+}
+
+/// How many `measure_concurrency` jobs run at once, and the most seen.
+#[derive(Clone, Default)]
+pub struct Gauge(
+    pub Arc<std::sync::atomic::AtomicUsize>,
+    pub Arc<std::sync::atomic::AtomicUsize>,
+);
+
+/// Holds a slot for `millis`, tracking how many run at once.
+#[job]
+pub async fn measure_concurrency(#[state] gauge: Gauge, millis: u64) {
+    use std::sync::atomic::Ordering;
+    let now = gauge.0.fetch_add(1, Ordering::SeqCst) + 1;
+    gauge.1.fetch_max(now, Ordering::SeqCst);
+    tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+    gauge.0.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// Records that it started, then sleeps.
+#[job]
+pub async fn slow(#[state] log: CallLog, millis: u64) {
+    log.0
+        .lock()
+        .expect("call log")
+        .push(format!("started {millis}"));
+    tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+    log.0
+        .lock()
+        .expect("call log")
+        .push(format!("finished {millis}"));
+}
+
+/// Fails the way `how` says: `plain`, `kill`, `discard`, `in_an_hour`, `io`.
+#[job(retry = 3)]
+pub async fn fail_with(how: String) -> Result<(), JobError> {
+    let error = JobError::msg(format!("failed: {how}"));
+    Err(match how.as_str() {
+        "kill" => error.kill(),
+        "discard" => error.discard(),
+        "in_an_hour" => error.retry_in(std::time::Duration::from_secs(3600)),
+        "io" => JobError::from(std::io::Error::other("disk full")),
+        _ => error,
+    })
+}
+
+/// Fails on its first run; its one retry goes to `slow_lane`.
+#[job(retry = 0, retry_queue = "slow_lane")]
+pub async fn bury_me() -> Result<(), JobError> {
+    Err(JobError::msg("always"))
+}
+
+/// Fails, and is dropped rather than kept dead.
+#[job(retry = 0, dead = false)]
+pub async fn forget_me() -> Result<(), JobError> {
+    Err(JobError::msg("gone"))
+}
+
+/// Fails with a chain of causes and asks for its backtrace.
+#[job(backtrace = true)]
+pub async fn with_backtrace() -> Result<(), JobError> {
+    let inner = std::io::Error::other("socket closed");
+    Err(JobError::from(std::io::Error::other(Wrapped(inner))))
+}
+
+/// An error with a cause.
+#[derive(Debug)]
+pub struct Wrapped(pub std::io::Error);
+
+impl std::fmt::Display for Wrapped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("upload failed")
+    }
+}
+
+impl std::error::Error for Wrapped {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+/// Runs longer than its timeout.
+#[job(timeout = 0.2)]
+pub async fn overrun() {
+    tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+}

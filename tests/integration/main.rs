@@ -3,6 +3,8 @@
 
 // Test modules share helpers with `pub`; nothing here is reachable from outside anyway.
 #![allow(unreachable_pub)]
+// In tests a panic is the failure report, helpers included.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod jobs;
 mod support;
@@ -19,3 +21,8 @@ mod inline;
 mod interop_ruby;
 mod payload_decode;
 mod registry;
+mod worker_config;
+mod worker_failures;
+mod worker_interop;
+mod worker_run;
+mod worker_scheduler;

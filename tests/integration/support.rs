@@ -266,3 +266,45 @@ pub fn ruby(redis_url: &str, script: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("ruby printed no RESULT line:\n{stdout}\n{stderr}"));
     parse(result)
 }
+
+/// A worker on `redis` that runs every test job, with the shared values they need, a fast
+/// scheduler and a short shutdown timeout.
+pub fn worker(redis: &TestRedis, log: &crate::jobs::CallLog) -> jobs::Worker {
+    jobs::Worker::new()
+        .client(&redis.client())
+        .state(log.clone())
+        .state(crate::jobs::Gauge::default())
+        .poll_interval(Duration::from_millis(100))
+        .timeout(Duration::from_secs(5))
+}
+
+/// Polls `check` every 20 ms until it holds or `limit` passes; fails the test with `what`.
+pub async fn eventually(limit: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{what} did not happen within {limit:?}");
+}
+
+/// The members of a sorted set with their scores, parsed.
+pub async fn sorted_set(redis: &TestRedis, key: &str) -> Vec<(serde_json::Value, f64)> {
+    let mut raw = redis.raw().await;
+    let members: Vec<(String, f64)> = raw.zrange_withscores(key, 0, -1).await.expect("ZRANGE");
+    members
+        .into_iter()
+        .map(|(json, score)| (parse(&json), score))
+        .collect()
+}
+
+/// A number stored at `key`, or 0.
+pub async fn counter(redis: &TestRedis, key: &str) -> u64 {
+    let mut raw = redis.raw().await;
+    raw.get::<_, Option<u64>>(key)
+        .await
+        .expect("GET")
+        .unwrap_or(0)
+}

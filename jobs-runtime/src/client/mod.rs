@@ -130,6 +130,18 @@ impl Client {
     }
 }
 
+impl Client {
+    /// The connection, for the worker.
+    pub(crate) fn redis(&self) -> &Connection {
+        &self.inner.redis
+    }
+
+    /// The key names, for the worker.
+    pub(crate) fn keys(&self) -> &Keys {
+        &self.inner.keys
+    }
+}
+
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")

@@ -37,11 +37,65 @@ impl Keys {
     pub(crate) fn schedule(&self) -> String {
         format!("{}schedule", self.prefix)
     }
+
+    /// `retry`: the sorted set of failed jobs, scored by their next attempt in epoch seconds.
+    pub(crate) fn retry(&self) -> String {
+        format!("{}retry", self.prefix)
+    }
+
+    /// `dead`: the sorted set of jobs whose retries ran out, scored by time of death.
+    pub(crate) fn dead(&self) -> String {
+        format!("{}dead", self.prefix)
+    }
+
+    /// `processes`: the set of live process identities.
+    pub(crate) fn processes(&self) -> String {
+        format!("{}processes", self.prefix)
+    }
+
+    /// `stat:processed` or `stat:failed`: a lifetime counter.
+    pub(crate) fn stat(&self, counter: Counter) -> String {
+        format!("{}stat:{}", self.prefix, counter.name())
+    }
+
+    /// `stat:processed:YYYY-MM-DD` or `stat:failed:YYYY-MM-DD`: a daily counter (UTC date).
+    pub(crate) fn daily_stat(&self, counter: Counter, date: chrono::NaiveDate) -> String {
+        format!(
+            "{}stat:{}:{}",
+            self.prefix,
+            counter.name(),
+            date.format("%Y-%m-%d")
+        )
+    }
+
+    /// `jobs:working:<identity>`: the jobs one process has taken and not yet finished (reliable
+    /// fetch). Not a `queue:` key, so Sidekiq never lists it as a queue.
+    pub(crate) fn working(&self, identity: &str) -> String {
+        format!("{}jobs:working:{identity}", self.prefix)
+    }
+}
+
+/// Sidekiq's two job counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Counter {
+    /// Every job run, failed or not.
+    Processed,
+    /// Every failed run.
+    Failed,
+}
+
+impl Counter {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Processed => "processed",
+            Self::Failed => "failed",
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::Keys;
+    use super::{Counter, Keys};
 
     #[test]
     fn bare_names_match_sidekiq() {
@@ -49,6 +103,16 @@ mod tests {
         assert_eq!(keys.queue("default"), "queue:default");
         assert_eq!(keys.queues(), "queues");
         assert_eq!(keys.schedule(), "schedule");
+        assert_eq!(keys.retry(), "retry");
+        assert_eq!(keys.dead(), "dead");
+        assert_eq!(keys.processes(), "processes");
+        assert_eq!(keys.stat(Counter::Processed), "stat:processed");
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 1, 5).unwrap();
+        assert_eq!(
+            keys.daily_stat(Counter::Failed, day),
+            "stat:failed:2026-01-05"
+        );
+        assert_eq!(keys.working("host:1:abc"), "jobs:working:host:1:abc");
         assert_eq!(keys.namespace(), None);
     }
 
@@ -58,6 +122,7 @@ mod tests {
         assert_eq!(keys.queue("mail"), "shop:queue:mail");
         assert_eq!(keys.queues(), "shop:queues");
         assert_eq!(keys.schedule(), "shop:schedule");
+        assert_eq!(keys.working("h:1:a"), "shop:jobs:working:h:1:a");
         assert_eq!(keys.namespace(), Some("shop"));
     }
 }

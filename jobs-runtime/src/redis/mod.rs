@@ -6,12 +6,13 @@
 //! [`Error::Connect`] that names the URL.
 
 pub(crate) mod keys;
+pub(crate) mod scripts;
 pub(crate) mod url;
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{FromRedisValue, Pipeline, RedisError};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::{AsyncConnectionConfig, Cmd, FromRedisValue, Pipeline, RedisError, ScriptInvocation};
 use tokio::sync::OnceCell;
 
 use crate::error::Error;
@@ -63,7 +64,7 @@ impl Connection {
     }
 
     /// The shared connection, opened on first use.
-    async fn manager(&self) -> Result<ConnectionManager, Error> {
+    pub(crate) async fn manager(&self) -> Result<ConnectionManager, Error> {
         let manager = self
             .manager
             .get_or_try_init(|| async {
@@ -82,18 +83,62 @@ impl Connection {
 
     /// Sends `pipeline` in one round trip, once more if the connection had broken.
     pub(crate) async fn query<T: FromRedisValue>(&self, pipeline: &Pipeline) -> Result<T, Error> {
-        let mut connection = self.manager().await?;
-        match pipeline.query_async(&mut connection).await {
-            Err(error) if is_connection_error(&error) => pipeline
-                .query_async(&mut connection)
-                .await
-                .map_err(|error| self.error(error)),
+        self.retry_once(|mut connection| async move { pipeline.query_async(&mut connection).await })
+            .await
+    }
+
+    /// Sends one command, once more if the connection had broken.
+    pub(crate) async fn command<T: FromRedisValue>(&self, command: &Cmd) -> Result<T, Error> {
+        self.retry_once(|mut connection| async move { command.query_async(&mut connection).await })
+            .await
+    }
+
+    /// Runs a Lua script (loading it on `NOSCRIPT`), once more if the connection had broken.
+    /// Every script is one atomic step that is safe to repeat.
+    pub(crate) async fn script<T: FromRedisValue>(
+        &self,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<T, Error> {
+        self.retry_once(
+            |mut connection| async move { invocation.invoke_async(&mut connection).await },
+        )
+        .await
+    }
+
+    /// Runs `send` on the shared connection; when the connection had broken, runs it once more
+    /// on the reconnected one, as Sidekiq's client does.
+    async fn retry_once<T, F, Fut>(&self, send: F) -> Result<T, Error>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let connection = self.manager().await?;
+        match send(connection.clone()).await {
+            Err(error) if is_connection_error(&error) => {
+                send(connection).await.map_err(|error| self.error(error))
+            }
             result => result.map_err(|error| self.error(error)),
         }
     }
 
+    /// A connection of its own for blocking commands that wait up to `block` on the server: its
+    /// reply timeout is longer than the block, so a reply is never abandoned while the server
+    /// may still act on the command (see `docs/worker.md`).
+    pub(crate) async fn blocking_connection(
+        &self,
+        block: Duration,
+    ) -> Result<MultiplexedConnection, Error> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.timeouts.connect))
+            .set_response_timeout(Some(block + self.timeouts.response));
+        self.client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(|error| self.error(error))
+    }
+
     /// Turns a driver error into ours, naming the URL.
-    fn error(&self, source: RedisError) -> Error {
+    pub(crate) fn error(&self, source: RedisError) -> Error {
         if is_connection_error(&source) || source.kind() == redis::ErrorKind::AuthenticationFailed {
             Error::Connect {
                 url: self.url.clone(),
@@ -109,7 +154,8 @@ impl Connection {
     }
 }
 
-fn is_connection_error(error: &RedisError) -> bool {
+/// Whether the error means the connection, not the command, failed.
+pub(crate) fn is_connection_error(error: &RedisError) -> bool {
     error.is_io_error()
         || error.is_connection_dropped()
         || error.is_connection_refusal()

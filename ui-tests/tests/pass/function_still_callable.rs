@@ -18,7 +18,10 @@ async fn add(a: u64, b: u64) -> Result<(), String> {
 /// Polls a future that never waits.
 fn run<F: Future>(future: F) -> F::Output {
     let mut future = pin!(future);
-    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
         Poll::Ready(output) => output,
         Poll::Pending => panic!("the job waited"),
     }

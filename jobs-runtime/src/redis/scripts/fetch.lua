@@ -1,0 +1,27 @@
+-- Reliable fetch: move up to ARGV[1] jobs from the queues into this process's working list, in
+-- one atomic step, so a job is always in exactly one list.
+--
+-- KEYS[1]     the working list (jobs:working:<identity>)
+-- KEYS[2..n]  queue lists (queue:<name>), in the order to take from for this batch
+-- ARGV[1]     the most jobs to take
+--
+-- Returns an array of pairs {queue position (1 = KEYS[2]), job JSON}, oldest first.
+-- Jobs leave the right end of a queue (the oldest) and enter the left end of the working list.
+local working = KEYS[1]
+local wanted = tonumber(ARGV[1])
+local taken = {}
+local count = 0
+for position = 2, #KEYS do
+  while count < wanted do
+    local job = redis.call('LMOVE', KEYS[position], working, 'RIGHT', 'LEFT')
+    if not job then
+      break
+    end
+    count = count + 1
+    taken[#taken + 1] = {position - 1, job}
+  end
+  if count >= wanted then
+    break
+  end
+end
+return taken

@@ -1,0 +1,204 @@
+//! Sidekiq's command-line flags, parsed with clap.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+
+use super::config::WorkerConfig;
+use super::order::QueueSpec;
+use crate::error::Error;
+
+/// The config file read when `-C` is not given, if it exists.
+pub(crate) const DEFAULT_CONFIG_FILE: &str = "config/jobs.yml";
+
+/// Runs the jobs linked into this binary, taking them from Redis (`REDIS_URL`).
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+pub(crate) struct Flags {
+    /// Jobs to run at once [default: 5]
+    #[arg(short = 'c', long, value_name = "INT", value_parser = clap::value_parser!(u32).range(1..))]
+    concurrency: Option<u32>,
+
+    /// A queue to take jobs from, with an optional weight; repeat for more [default: default]
+    #[arg(short = 'q', long = "queue", value_name = "QUEUE[,WEIGHT]", value_parser = QueueSpec::parse)]
+    queues: Vec<QueueSpec>,
+
+    /// Sidekiq-style YAML config file [default: config/jobs.yml, if present]
+    #[arg(short = 'C', long = "config", value_name = "PATH")]
+    config: Option<PathBuf>,
+
+    /// Environment whose section of the config file applies [default: APP_ENV, RAILS_ENV,
+    /// RACK_ENV or development]
+    #[arg(short = 'e', long, value_name = "ENV")]
+    environment: Option<String>,
+
+    /// Seconds shutdown waits for running jobs before handing them back [default: 25]
+    #[arg(short = 't', long, value_name = "NUM")]
+    timeout: Option<u64>,
+
+    /// A tag naming this process in dashboards
+    #[arg(short = 'g', long, value_name = "TAG")]
+    tag: Option<String>,
+
+    /// Log at debug level
+    #[arg(short = 'v', long)]
+    verbose: bool,
+}
+
+impl Flags {
+    /// Parses `args` (the first is the program name).
+    pub(crate) fn parse_from<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        Self::try_parse_from(args)
+    }
+
+    /// The configuration these flags give: defaults, then the config file, then the flags.
+    /// `var` reads environment variables.
+    pub(crate) fn into_config(
+        self,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<WorkerConfig, Error> {
+        let environment = self
+            .environment
+            .clone()
+            .or_else(|| {
+                ["APP_ENV", "RAILS_ENV", "RACK_ENV"]
+                    .into_iter()
+                    .find_map(&var)
+            })
+            .unwrap_or_else(|| "development".to_owned());
+        let mut config = WorkerConfig {
+            environment,
+            ..WorkerConfig::default()
+        };
+        match &self.config {
+            Some(path) => config.load_file(path)?,
+            None if Path::new(DEFAULT_CONFIG_FILE).is_file() => {
+                config.load_file(Path::new(DEFAULT_CONFIG_FILE))?;
+            }
+            None => {}
+        }
+        if let Some(concurrency) = self.concurrency {
+            config.concurrency = concurrency as usize;
+        }
+        if !self.queues.is_empty() {
+            config.queues = self.queues;
+        }
+        if let Some(timeout) = self.timeout {
+            config.timeout = Duration::from_secs(timeout);
+        }
+        if self.tag.is_some() {
+            config.tag = self.tag;
+        }
+        config.verbose |= self.verbose;
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::Flags;
+    use crate::worker::order::QueueSpec;
+
+    fn config(args: &[&str]) -> crate::worker::WorkerConfig {
+        let args = std::iter::once("worker").chain(args.iter().copied());
+        Flags::parse_from(args)
+            .unwrap()
+            .into_config(|_| None)
+            .unwrap()
+    }
+
+    #[test]
+    fn takes_sidekiqs_flags() {
+        let config = config(&[
+            "-c",
+            "12",
+            "-q",
+            "critical,3",
+            "-q",
+            "default",
+            "-t",
+            "8",
+            "-g",
+            "api",
+            "-v",
+        ]);
+        assert_eq!(config.concurrency, 12);
+        assert_eq!(
+            config.queues,
+            [
+                QueueSpec::weighted("critical", 3),
+                QueueSpec::new("default")
+            ]
+        );
+        assert_eq!(config.timeout, Duration::from_secs(8));
+        assert_eq!(config.tag.as_deref(), Some("api"));
+        assert!(config.verbose);
+    }
+
+    #[test]
+    fn long_flags_work_too() {
+        let config = config(&[
+            "--concurrency",
+            "3",
+            "--queue",
+            "low",
+            "--environment",
+            "production",
+        ]);
+        assert_eq!(config.concurrency, 3);
+        assert_eq!(config.environment, "production");
+    }
+
+    #[test]
+    fn the_environment_comes_from_app_env_when_not_given() {
+        let args = ["worker"];
+        let from_env = Flags::parse_from(args)
+            .unwrap()
+            .into_config(|name| (name == "RAILS_ENV").then(|| "staging".to_owned()))
+            .unwrap();
+        assert_eq!(from_env.environment, "staging");
+    }
+
+    #[test]
+    fn bad_flags_say_what_is_wrong() {
+        let error = Flags::parse_from(["worker", "-c", "0"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("invalid value '0' for '--concurrency <INT>'"),
+            "{error}"
+        );
+        let error = Flags::parse_from(["worker", "-q", "low,x"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("must be a whole number"), "{error}");
+        let error = Flags::parse_from(["worker", "--concurency", "3"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("--concurrency"),
+            "suggests the right flag: {error}"
+        );
+    }
+
+    #[test]
+    fn a_missing_config_file_is_an_error_naming_it() {
+        let error = Flags::parse_from(["worker", "-C", "nowhere/jobs.yml"])
+            .unwrap()
+            .into_config(|_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("nowhere/jobs.yml: cannot read it"),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,387 @@
+//! Worker settings: defaults, then Sidekiq's YAML config file, then command-line flags.
+//!
+//! The file is Sidekiq's (`config/jobs.yml`, or the path given with `-C`): keys with or without a
+//! leading colon (`:concurrency: 10` or `concurrency: 10`), `:queues:` as names or
+//! `[name, weight]`, and a section per environment (`production:`) merged over the rest.
+//! Settings only Ruby understands (`:require:`, `:pidfile:` …) are ignored with a warning; any
+//! other unknown key, or a value of the wrong kind, is an error naming the file and the key.
+
+use std::path::Path;
+use std::time::Duration;
+
+use yaml_rust2::{Yaml, YamlLoader};
+
+use super::order::QueueSpec;
+use crate::error::Error;
+
+/// Everything that shapes a worker. Built from defaults, a config file and flags
+/// ([`Worker::from_cli`](super::Worker::from_cli)), or set in code through
+/// [`Worker`](super::Worker)'s methods.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct WorkerConfig {
+    /// Jobs run at once (`-c`, `:concurrency:`; default 5, as Sidekiq 7+).
+    pub concurrency: usize,
+    /// Queues to take jobs from, with weights (`-q`, `:queues:`; default `default`).
+    pub queues: Vec<QueueSpec>,
+    /// How long shutdown waits for running jobs before handing them back (`-t`, `:timeout:`;
+    /// default 25 s).
+    pub timeout: Duration,
+    /// A tag naming this worker in dashboards (`-g`, `:tag:`).
+    pub tag: Option<String>,
+    /// Labels shown in dashboards (`:labels:`).
+    pub labels: Vec<String>,
+    /// The environment whose section of the config file applies (`-e`; else `APP_ENV`,
+    /// `RAILS_ENV`, `RACK_ENV`, or `development`).
+    pub environment: String,
+    /// Debug logging (`-v`, `:verbose:`).
+    pub verbose: bool,
+    /// What `retry: true` means (`:max_retries:`; default 25).
+    pub max_retries: u32,
+    /// The most jobs kept in the dead set (`:dead_max_jobs:`; default 10,000).
+    pub dead_max_jobs: usize,
+    /// How long a job stays in the dead set (`:dead_timeout_in_seconds:`; default 180 days).
+    pub dead_timeout: Duration,
+    /// The scheduler's average pause per live process (`:average_scheduled_poll_interval:`;
+    /// default 5 s).
+    pub average_scheduled_poll_interval: Duration,
+    /// A fixed average pause for the scheduler, whatever the number of processes
+    /// (`:poll_interval_average:`).
+    pub poll_interval_average: Option<Duration>,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 5,
+            queues: vec![QueueSpec::new("default")],
+            timeout: Duration::from_secs(25),
+            tag: None,
+            labels: Vec::new(),
+            environment: "development".to_owned(),
+            verbose: false,
+            max_retries: 25,
+            dead_max_jobs: 10_000,
+            dead_timeout: Duration::from_secs(180 * 24 * 60 * 60),
+            average_scheduled_poll_interval: Duration::from_secs(5),
+            poll_interval_average: None,
+        }
+    }
+}
+
+/// The keys `jobs` reads, for error messages.
+const KNOWN_KEYS: &str = "concurrency, queues, timeout, tag, labels, verbose, max_retries, \
+                          dead_max_jobs, dead_timeout_in_seconds, \
+                          average_scheduled_poll_interval, poll_interval_average";
+
+/// Sidekiq settings that only mean something to Ruby.
+const RUBY_ONLY_KEYS: &[&str] = &[
+    "require",
+    "pidfile",
+    "logfile",
+    "strict",
+    "daemon",
+    "environment",
+    "capsules",
+    "scheduled_enq",
+    "lifecycle_events",
+    "error_handlers",
+    "death_handlers",
+    "reloader",
+    "backtrace_cleaner",
+];
+
+impl WorkerConfig {
+    /// Applies the config file at `path` for `self.environment`.
+    pub fn load_file(&mut self, path: &Path) -> Result<(), Error> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|error| Error::Config {
+            origin: origin.clone(),
+            reason: format!("cannot read it: {error}"),
+        })?;
+        self.load_yaml(&text, &origin)
+    }
+
+    /// Applies config-file text; `origin` names it in errors.
+    pub fn load_yaml(&mut self, text: &str, origin: &str) -> Result<(), Error> {
+        let error = |reason: String| Error::Config {
+            origin: origin.to_owned(),
+            reason,
+        };
+        let documents = YamlLoader::load_from_str(text)
+            .map_err(|scan| error(format!("it is not valid YAML: {scan}")))?;
+        let root = match documents.into_iter().next() {
+            None | Some(Yaml::Null) => return Ok(()),
+            Some(Yaml::Hash(root)) => root,
+            Some(_) => {
+                return Err(error(
+                    "it must be a map of settings, like `:concurrency: 10`".to_owned(),
+                ));
+            }
+        };
+        let mut section = None;
+        for (key, value) in &root {
+            let name = key_name(key).ok_or_else(|| error(format!("{key:?} is not a key")))?;
+            if matches!(value, Yaml::Hash(_)) {
+                if name == self.environment {
+                    section = Some(value.clone());
+                }
+                continue;
+            }
+            self.apply(name, value).map_err(error)?;
+        }
+        if let Some(Yaml::Hash(section)) = section {
+            for (key, value) in &section {
+                let name = key_name(key).ok_or_else(|| error(format!("{key:?} is not a key")))?;
+                self.apply(name, value).map_err(error)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, name: &str, value: &Yaml) -> Result<(), String> {
+        match name {
+            "concurrency" => {
+                self.concurrency = whole(value)
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| bad(name, value, "a whole number above 0, like 10"))?
+                    as usize;
+            }
+            "queues" => self.queues = queues(value)?,
+            "timeout" => {
+                self.timeout = seconds(value)
+                    .ok_or_else(|| bad(name, value, "a number of seconds, like 25"))?;
+            }
+            "tag" => {
+                self.tag = Some(text(value).ok_or_else(|| bad(name, value, "a string"))?);
+            }
+            "labels" => {
+                self.labels = strings(value).ok_or_else(|| bad(name, value, "a list of strings"))?
+            }
+            "verbose" => {
+                self.verbose = match value {
+                    Yaml::Boolean(flag) => *flag,
+                    _ => return Err(bad(name, value, "true or false")),
+                };
+            }
+            "max_retries" => {
+                self.max_retries = whole(value)
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| bad(name, value, "a whole number, like 25"))?;
+            }
+            "dead_max_jobs" => {
+                self.dead_max_jobs = whole(value)
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| bad(name, value, "a whole number above 0, like 10000"))?
+                    as usize;
+            }
+            "dead_timeout_in_seconds" => {
+                self.dead_timeout = seconds(value)
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| bad(name, value, "a number of seconds above 0"))?;
+            }
+            "average_scheduled_poll_interval" => {
+                self.average_scheduled_poll_interval = seconds(value)
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| bad(name, value, "a number of seconds above 0, like 5"))?;
+            }
+            "poll_interval_average" => {
+                self.poll_interval_average = Some(
+                    seconds(value)
+                        .filter(|d| !d.is_zero())
+                        .ok_or_else(|| bad(name, value, "a number of seconds above 0"))?,
+                );
+            }
+            ruby if RUBY_ONLY_KEYS.contains(&ruby) => {
+                tracing::warn!(key = ruby, "ignoring a Ruby-only Sidekiq setting");
+            }
+            unknown => {
+                return Err(format!(
+                    "unknown key `:{unknown}:`; the keys jobs reads are {KNOWN_KEYS}, and a map \
+                     under an environment's name (`production:`)"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `:concurrency` and `concurrency` are the same key.
+fn key_name(key: &Yaml) -> Option<&str> {
+    match key {
+        Yaml::String(name) => Some(name.strip_prefix(':').unwrap_or(name)),
+        _ => None,
+    }
+}
+
+fn bad(name: &str, value: &Yaml, expected: &str) -> String {
+    format!("`:{name}:` must be {expected}, not {}", show(value))
+}
+
+fn show(value: &Yaml) -> String {
+    match value {
+        Yaml::String(text) => format!("{text:?}"),
+        Yaml::Integer(number) => number.to_string(),
+        Yaml::Real(number) => number.clone(),
+        Yaml::Boolean(flag) => flag.to_string(),
+        Yaml::Null => "nothing".to_owned(),
+        Yaml::Array(_) => "a list".to_owned(),
+        Yaml::Hash(_) => "a map".to_owned(),
+        _ => "that".to_owned(),
+    }
+}
+
+fn whole(value: &Yaml) -> Option<i64> {
+    match value {
+        Yaml::Integer(number) => Some(*number),
+        _ => None,
+    }
+}
+
+fn seconds(value: &Yaml) -> Option<Duration> {
+    let seconds = match value {
+        Yaml::Integer(number) => *number as f64,
+        Yaml::Real(number) => number.parse().ok()?,
+        _ => return None,
+    };
+    (seconds >= 0.0 && seconds.is_finite()).then(|| Duration::from_secs_f64(seconds))
+}
+
+fn text(value: &Yaml) -> Option<String> {
+    match value {
+        Yaml::String(text) => Some(text.clone()),
+        _ => None,
+    }
+}
+
+fn strings(value: &Yaml) -> Option<Vec<String>> {
+    match value {
+        Yaml::Array(items) => items.iter().map(text).collect(),
+        _ => None,
+    }
+}
+
+fn queues(value: &Yaml) -> Result<Vec<QueueSpec>, String> {
+    let expected = "a list of queue names or [name, weight] pairs, like `- critical` and \
+                    `- [default, 2]`";
+    let Yaml::Array(items) = value else {
+        return Err(bad("queues", value, expected));
+    };
+    let specs = items
+        .iter()
+        .map(|item| match item {
+            Yaml::String(name) => QueueSpec::parse(name),
+            Yaml::Array(pair) => match pair.as_slice() {
+                [Yaml::String(name), Yaml::Integer(weight)] => u32::try_from(*weight)
+                    .map(|weight| QueueSpec::weighted(name.clone(), weight))
+                    .map_err(|_| format!("the weight of `{name}` must not be negative")),
+                _ => Err(bad("queues", item, expected)),
+            },
+            _ => Err(bad("queues", item, expected)),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if specs.is_empty() {
+        return Err(format!(
+            "`:queues:` must name at least one queue; {expected}"
+        ));
+    }
+    Ok(specs)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::WorkerConfig;
+    use crate::worker::order::QueueSpec;
+
+    const SIDEKIQ_STYLE: &str = "
+:concurrency: 10
+:timeout: 8
+:tag: scores
+:queues:
+  - critical
+  - [default, 2]
+  - [low, 1]
+:require: ./app.rb
+production:
+  :concurrency: 25
+staging:
+  :concurrency: 3
+";
+
+    fn load(text: &str, environment: &str) -> Result<WorkerConfig, String> {
+        let mut config = WorkerConfig {
+            environment: environment.to_owned(),
+            ..WorkerConfig::default()
+        };
+        config
+            .load_yaml(text, "config/jobs.yml")
+            .map(|()| config)
+            .map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn reads_sidekiq_symbol_keys_and_queue_weights() {
+        let config = load(SIDEKIQ_STYLE, "development").unwrap();
+        assert_eq!(config.concurrency, 10);
+        assert_eq!(config.timeout, Duration::from_secs(8));
+        assert_eq!(config.tag.as_deref(), Some("scores"));
+        assert_eq!(
+            config.queues,
+            [
+                QueueSpec::weighted("critical", 0),
+                QueueSpec::weighted("default", 2),
+                QueueSpec::weighted("low", 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn the_environment_section_is_merged_over_the_base() {
+        assert_eq!(load(SIDEKIQ_STYLE, "production").unwrap().concurrency, 25);
+        assert_eq!(load(SIDEKIQ_STYLE, "staging").unwrap().concurrency, 3);
+    }
+
+    #[test]
+    fn plain_keys_work_too() {
+        let config = load(
+            "concurrency: 7\nqueues: [a, b]\nverbose: true\n",
+            "development",
+        )
+        .unwrap();
+        assert_eq!(config.concurrency, 7);
+        assert!(config.verbose);
+        assert_eq!(config.queues.len(), 2);
+    }
+
+    #[test]
+    fn a_bad_value_names_the_file_the_key_and_what_is_allowed() {
+        let error = load(":concurrency: ten\n", "development").unwrap_err();
+        assert_eq!(
+            error,
+            "config/jobs.yml: `:concurrency:` must be a whole number above 0, like 10, not \"ten\""
+        );
+        let error = load(":queues:\n  - [default, two]\n", "development").unwrap_err();
+        assert!(
+            error.contains("`:queues:` must be a list of queue names"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_is_an_error_listing_the_known_ones() {
+        let error = load(":concurency: 10\n", "development").unwrap_err();
+        assert!(error.contains("unknown key `:concurency:`"), "{error}");
+        assert!(error.contains("concurrency, queues, timeout"), "{error}");
+    }
+
+    #[test]
+    fn invalid_yaml_says_so() {
+        let error = load(":queues: [a, b\n", "development").unwrap_err();
+        assert!(
+            error.starts_with("config/jobs.yml: it is not valid YAML"),
+            "{error}"
+        );
+    }
+}

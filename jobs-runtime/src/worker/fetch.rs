@@ -1,0 +1,388 @@
+//! Reliable fetch: taking jobs from the queues into this process's working list.
+//!
+//! A job taken is moved, in one atomic Redis step, from `queue:<q>` to `jobs:working:<identity>`,
+//! and stays there until it is settled (acknowledged, retried, buried or handed back), so a
+//! process killed at any moment loses no job. Two ways in:
+//!
+//! - **busy**: one Lua script takes as many jobs as there are free slots, in this fetch's queue
+//!   order (`scripts/fetch.lua`);
+//! - **idle**: when every queue is empty, one `BLMOVE` per queue waits on its own connection,
+//!   so a push wakes the worker within a round trip, with no polling. A `BLMOVE` still waiting
+//!   when another returns is left to finish; the job it may bring is already in the working
+//!   list, and is run (or handed back at shutdown) when it arrives.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::Shared;
+use super::order::QueueOrder;
+use super::processor::process;
+use crate::error::Error;
+use crate::payload::Payload;
+use crate::redis::scripts;
+
+/// The most jobs one fetch takes (never more than the free slots).
+const MAX_BATCH: usize = 100;
+
+/// How long an idle `BLMOVE` blocks on the server before it returns empty (Sidekiq's 2 s).
+pub(crate) const BLOCK: Duration = Duration::from_secs(2);
+
+/// A job taken from a queue, exactly as it was stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Fetched {
+    /// The queue it was taken from (`<q>` of `queue:<q>`).
+    pub(crate) queue: String,
+    /// Its JSON, byte for byte: the key for removing it from the working list.
+    pub(crate) json: String,
+}
+
+/// Takes jobs and starts a task for each.
+pub(crate) struct Fetcher {
+    shared: Arc<Shared>,
+    order: QueueOrder,
+    queue_keys: Vec<String>,
+    watchers: Watchers,
+}
+
+impl Fetcher {
+    pub(crate) fn new(shared: Arc<Shared>, order: QueueOrder) -> Self {
+        let queue_keys = order
+            .names()
+            .iter()
+            .map(|queue| shared.keys().queue(queue))
+            .collect();
+        Self {
+            shared,
+            order,
+            queue_keys,
+            watchers: Watchers::new(),
+        }
+    }
+
+    /// Takes jobs while slots are free and starts one task per job, until `quiet` is cancelled
+    /// (or, with `until_idle`, until the queues are empty and no job runs). Returns the running
+    /// tasks and the idle watchers, for shutdown to wait on. Cancellation-safe only through
+    /// `quiet`: dropping the future could drop jobs already taken.
+    pub(crate) async fn run(
+        mut self,
+        quiet: CancellationToken,
+        slots: Arc<Semaphore>,
+        until_idle: bool,
+    ) -> (JoinSet<()>, Watchers) {
+        let mut tasks = JoinSet::new();
+        loop {
+            while tasks.try_join_next().is_some() {}
+            let first = tokio::select! {
+                biased;
+                () = quiet.cancelled() => break,
+                permit = Arc::clone(&slots).acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+            };
+            let mut permits = vec![first];
+            while permits.len() < MAX_BATCH {
+                match Arc::clone(&slots).try_acquire_owned() {
+                    Ok(permit) => permits.push(permit),
+                    Err(_) => break,
+                }
+            }
+
+            let mut jobs = self.watchers.ready(permits.len());
+            if jobs.len() < permits.len() {
+                match self.take(permits.len() - jobs.len()).await {
+                    Ok(taken) => jobs.extend(taken),
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot fetch jobs; trying again in 1 s");
+                        if jobs.is_empty() {
+                            drop(permits);
+                            pause(&quiet, Duration::from_secs(1)).await;
+                            continue;
+                        }
+                    }
+                }
+            }
+            if jobs.is_empty() {
+                drop(permits);
+                if until_idle {
+                    if tasks.is_empty() && self.watchers.outstanding() == 0 {
+                        break;
+                    }
+                    if let Some(finished) = tasks.join_next().await {
+                        log_task_end(finished);
+                    }
+                    continue;
+                }
+                if self.watchers.needs_sweep() {
+                    self.sweep().await;
+                }
+                let names = self.order.names().to_vec();
+                if let Some(job) = self.watchers.wait(&self.shared, &names, &quiet).await {
+                    self.start(&mut tasks, job, None);
+                }
+                continue;
+            }
+            for (job, permit) in jobs.into_iter().zip(permits) {
+                self.start(&mut tasks, job, Some(permit));
+            }
+        }
+        (tasks, self.watchers)
+    }
+
+    /// Starts the task that runs `job`, holding a concurrency slot until it is settled.
+    fn start(
+        &self,
+        tasks: &mut JoinSet<()>,
+        job: Fetched,
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) {
+        let shared = Arc::clone(&self.shared);
+        let id = shared.track(job.clone());
+        tasks.spawn(async move {
+            process(&shared, job).await;
+            shared.untrack(id);
+            drop(permit);
+        });
+    }
+
+    /// Moves up to `wanted` jobs into the working list in one atomic step.
+    async fn take(&self, wanted: usize) -> Result<Vec<Fetched>, Error> {
+        let order = self.order.next(&mut rand::rng());
+        let mut invocation = scripts::FETCH.prepare_invoke();
+        invocation.key(self.shared.working());
+        for &position in &order {
+            invocation.key(&self.queue_keys[position]);
+        }
+        invocation.arg(wanted);
+        let taken: Vec<(usize, String)> = self.shared.redis().script(&invocation).await?;
+        Ok(taken
+            .into_iter()
+            .map(|(position, json)| Fetched {
+                queue: self.order.names()[order[position - 1]].clone(),
+                json,
+            })
+            .collect())
+    }
+
+    /// After a watcher's connection broke, a `BLMOVE` may have moved a job into the working
+    /// list without its reply reaching us. With no fetch in flight, every working-list entry
+    /// that no task holds is such a job: run it.
+    async fn sweep(&mut self) {
+        let listed: Vec<String> = match self
+            .shared
+            .redis()
+            .command(
+                redis::cmd("LRANGE")
+                    .arg(self.shared.working())
+                    .arg(0)
+                    .arg(-1),
+            )
+            .await
+        {
+            Ok(listed) => listed,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the working list; will try again");
+                return;
+            }
+        };
+        let mut held = self.shared.held();
+        for job in &self.watchers.pending {
+            *held.entry(job.json.clone()).or_insert(0) += 1;
+        }
+        for json in listed {
+            if let Some(count) = held.get_mut(&json).filter(|count| **count > 0) {
+                *count -= 1;
+                continue;
+            }
+            let queue = Payload::from_json(&json)
+                .map(|payload| payload.queue)
+                .unwrap_or_else(|_| "default".to_owned());
+            tracing::info!(%queue, "recovered a job whose fetch reply was lost");
+            self.watchers.pending.push_back(Fetched { queue, json });
+        }
+        self.watchers.swept();
+    }
+}
+
+fn log_task_end(finished: Result<(), tokio::task::JoinError>) {
+    if let Err(error) = finished
+        && error.is_panic()
+    {
+        tracing::error!(%error, "a job task panicked outside the job");
+    }
+}
+
+async fn pause(quiet: &CancellationToken, duration: Duration) {
+    tokio::select! {
+        () = quiet.cancelled() => {}
+        () = tokio::time::sleep(duration) => {}
+    }
+}
+
+/// What one idle `BLMOVE` brought back.
+struct Watched {
+    queue: String,
+    connection: Option<MultiplexedConnection>,
+    result: Result<Option<String>, Error>,
+}
+
+/// The idle `BLMOVE`s: one connection per queue, each with at most one command waiting.
+pub(crate) struct Watchers {
+    idle: HashMap<String, MultiplexedConnection>,
+    busy: HashSet<String>,
+    pending: VecDeque<Fetched>,
+    sender: mpsc::UnboundedSender<Watched>,
+    receiver: mpsc::UnboundedReceiver<Watched>,
+    sweep: bool,
+}
+
+impl Watchers {
+    fn new() -> Self {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        Self {
+            idle: HashMap::new(),
+            busy: HashSet::new(),
+            pending: VecDeque::new(),
+            sender,
+            receiver,
+            sweep: false,
+        }
+    }
+
+    fn outstanding(&self) -> usize {
+        self.busy.len()
+    }
+
+    fn needs_sweep(&self) -> bool {
+        self.sweep && self.busy.is_empty()
+    }
+
+    fn swept(&mut self) {
+        self.sweep = false;
+    }
+
+    /// Files what a watcher brought back.
+    fn receive(&mut self, watched: Watched) {
+        self.busy.remove(&watched.queue);
+        if let Some(connection) = watched.connection {
+            self.idle.insert(watched.queue.clone(), connection);
+        }
+        match watched.result {
+            Ok(Some(json)) => self.pending.push_back(Fetched {
+                queue: watched.queue,
+                json,
+            }),
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(queue = %watched.queue, %error, "waiting for jobs failed; reconnecting");
+                self.sweep = true;
+            }
+        }
+    }
+
+    /// Up to `max` jobs the watchers have brought back so far.
+    fn ready(&mut self, max: usize) -> Vec<Fetched> {
+        while let Ok(watched) = self.receiver.try_recv() {
+            self.receive(watched);
+        }
+        let count = max.min(self.pending.len());
+        self.pending.drain(..count).collect()
+    }
+
+    /// Waits on every queue until one brings a job, all time out, or `quiet` is cancelled.
+    async fn wait(
+        &mut self,
+        shared: &Arc<Shared>,
+        queues: &[String],
+        quiet: &CancellationToken,
+    ) -> Option<Fetched> {
+        for queue in queues {
+            if self.busy.contains(queue) {
+                continue;
+            }
+            let connection = match self.idle.remove(queue) {
+                Some(connection) => connection,
+                None => match shared.redis().blocking_connection(BLOCK).await {
+                    Ok(connection) => connection,
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot open a connection to wait for jobs; trying again in 1 s");
+                        pause(quiet, Duration::from_secs(1)).await;
+                        return None;
+                    }
+                },
+            };
+            self.busy.insert(queue.clone());
+            tokio::spawn(watch(
+                Arc::clone(shared),
+                queue.clone(),
+                connection,
+                self.sender.clone(),
+            ));
+        }
+        loop {
+            if let Some(job) = self.pending.pop_front() {
+                return Some(job);
+            }
+            if self.busy.is_empty() {
+                return None;
+            }
+            tokio::select! {
+                () = quiet.cancelled() => return None,
+                watched = self.receiver.recv() => match watched {
+                    Some(watched) => self.receive(watched),
+                    None => return None,
+                },
+            }
+        }
+    }
+
+    /// Waits for every outstanding `BLMOVE` (at most [`BLOCK`] plus a reply timeout) and
+    /// returns the jobs they brought that were not run: shutdown hands them back.
+    pub(crate) async fn drain(mut self) -> Vec<Fetched> {
+        while !self.busy.is_empty() {
+            match self.receiver.recv().await {
+                Some(watched) => self.receive(watched),
+                None => break,
+            }
+        }
+        self.pending.into_iter().collect()
+    }
+}
+
+/// One `BLMOVE queue:<q> <working> RIGHT LEFT <block>`, reported back through `sender`.
+async fn watch(
+    shared: Arc<Shared>,
+    queue: String,
+    mut connection: MultiplexedConnection,
+    sender: mpsc::UnboundedSender<Watched>,
+) {
+    let command = redis::cmd("BLMOVE")
+        .arg(shared.keys().queue(&queue))
+        .arg(shared.working())
+        .arg("RIGHT")
+        .arg("LEFT")
+        .arg(BLOCK.as_secs_f64())
+        .to_owned();
+    let reply = command.query_async::<Option<String>>(&mut connection).await;
+    let watched = match reply {
+        Ok(job) => Watched {
+            queue,
+            connection: Some(connection),
+            result: Ok(job),
+        },
+        Err(error) => Watched {
+            queue,
+            connection: None,
+            result: Err(shared.redis().error(error)),
+        },
+    };
+    // The receiver is gone only when the worker has stopped; a job brought now stays in the
+    // working list, which shutdown hands back.
+    let _ = sender.send(watched);
+}

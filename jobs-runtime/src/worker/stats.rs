@@ -1,0 +1,58 @@
+//! Sidekiq's `stat:processed` and `stat:failed` counters, total and daily.
+//!
+//! Counted in memory as jobs finish and flushed in one round trip every few seconds and at exit,
+//! as Sidekiq does, so counting costs no Redis call per job.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::Utc;
+
+use crate::error::Error;
+use crate::redis::Connection;
+use crate::redis::keys::{Counter, Keys};
+
+/// How long daily counters are kept: 5 years, as Sidekiq keeps them.
+const DAILY_TTL_SECONDS: i64 = 5 * 365 * 24 * 60 * 60;
+
+/// Counts not yet written to Redis.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    processed: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl Counters {
+    /// Counts one finished run (`processed` counts failures too, as in Sidekiq).
+    pub(crate) fn record(&self, failed: bool) {
+        self.processed.fetch_add(1, Ordering::Relaxed);
+        if failed {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Writes the counts so far in one round trip; on failure they are kept for the next flush.
+    pub(crate) async fn flush(&self, redis: &Connection, keys: &Keys) -> Result<(), Error> {
+        let processed = self.processed.swap(0, Ordering::Relaxed);
+        let failed = self.failed.swap(0, Ordering::Relaxed);
+        if processed == 0 && failed == 0 {
+            return Ok(());
+        }
+        let today = Utc::now().date_naive();
+        let mut pipeline = redis::pipe();
+        for (counter, count) in [(Counter::Processed, processed), (Counter::Failed, failed)] {
+            if count == 0 {
+                continue;
+            }
+            let daily = keys.daily_stat(counter, today);
+            pipeline.incr(keys.stat(counter), count).ignore();
+            pipeline.incr(&daily, count).ignore();
+            pipeline.expire(&daily, DAILY_TTL_SECONDS).ignore();
+        }
+        let result = redis.query::<()>(&pipeline).await;
+        if result.is_err() {
+            self.processed.fetch_add(processed, Ordering::Relaxed);
+            self.failed.fetch_add(failed, Ordering::Relaxed);
+        }
+        result
+    }
+}

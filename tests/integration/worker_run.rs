@@ -1,0 +1,225 @@
+//! Running jobs: every job runs once and is acknowledged, in queue order, within the
+//! concurrency limit; an idle worker waits without polling; shutdown hands unfinished jobs back.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use chrono::Utc;
+use jobs::worker::QueueSpec;
+use redis::AsyncCommands;
+use tokio::sync::oneshot;
+
+use crate::jobs::{CallLog, Gauge, MeasureConcurrency, Record, RecordHigh, Slow};
+use crate::support::{TestRedis, counter, eventually, worker};
+
+#[tokio::test]
+async fn every_job_runs_once_and_leaves_nothing_behind() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let labels: Vec<String> = (0..20).map(|n| format!("job {n}")).collect();
+    client
+        .perform_bulk(labels.iter().map(|label| Record {
+            label: label.clone(),
+        }))
+        .await
+        .unwrap();
+    let log = CallLog::default();
+    worker(&redis, &log).concurrency(4).drain().await.unwrap();
+
+    let mut ran = log.entries();
+    ran.sort();
+    let mut expected = labels.clone();
+    expected.sort();
+    assert_eq!(ran, expected, "each job ran exactly once");
+    assert!(redis.queue("default").await.is_empty());
+    let keys = redis.keys().await;
+    assert!(
+        !keys.iter().any(|key| key.starts_with("jobs:working:")),
+        "{keys:?}"
+    );
+    assert_eq!(counter(&redis, "stat:processed").await, 20);
+    assert_eq!(counter(&redis, "stat:failed").await, 0);
+    let daily = format!("stat:processed:{}", Utc::now().format("%Y-%m-%d"));
+    assert_eq!(counter(&redis, &daily).await, 20);
+    let mut raw = redis.raw().await;
+    let ttl: i64 = raw.ttl(&daily).await.unwrap();
+    assert!(
+        ttl > 4 * 365 * 24 * 3600,
+        "daily counters are kept 5 years, ttl {ttl}"
+    );
+}
+
+#[tokio::test]
+async fn strict_order_drains_earlier_queues_first() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    for n in 0..5 {
+        client
+            .perform_async(Record {
+                label: format!("low {n}"),
+            })
+            .await
+            .unwrap();
+        client
+            .perform_async(RecordHigh {
+                label: format!("high {n}"),
+            })
+            .await
+            .unwrap();
+    }
+    let log = CallLog::default();
+    worker(&redis, &log)
+        .queues(["high", "default"])
+        .concurrency(1)
+        .drain()
+        .await
+        .unwrap();
+    let ran = log.entries();
+    let expected: Vec<String> = (0..5)
+        .map(|n| format!("high {n}"))
+        .chain((0..5).map(|n| format!("low {n}")))
+        .collect();
+    assert_eq!(ran, expected);
+}
+
+#[tokio::test]
+async fn weighted_order_takes_queues_in_proportion() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    client
+        .perform_bulk((0..300).map(|n| RecordHigh {
+            label: format!("high {n}"),
+        }))
+        .await
+        .unwrap();
+    client
+        .perform_bulk((0..300).map(|n| Record {
+            label: format!("low {n}"),
+        }))
+        .await
+        .unwrap();
+    let log = CallLog::default();
+    worker(&redis, &log)
+        .weighted_queues([
+            QueueSpec::weighted("high", 3),
+            QueueSpec::weighted("default", 1),
+        ])
+        .concurrency(1)
+        .drain()
+        .await
+        .unwrap();
+    let ran = log.entries();
+    assert_eq!(ran.len(), 600);
+    let high_first = ran[..200]
+        .iter()
+        .filter(|label| label.starts_with("high"))
+        .count();
+    // Weight 3 against 1: 150 of the first 200 expected; 120..=180 is five standard deviations.
+    assert!(
+        (120..=180).contains(&high_first),
+        "{high_first} of the first 200 were high"
+    );
+}
+
+#[tokio::test]
+async fn no_more_jobs_run_at_once_than_the_concurrency() {
+    let redis = TestRedis::start();
+    redis
+        .client()
+        .perform_bulk((0..12).map(|_| MeasureConcurrency { millis: 60 }))
+        .await
+        .unwrap();
+    let gauge = Gauge::default();
+    worker(&redis, &CallLog::default())
+        .state(gauge.clone())
+        .concurrency(3)
+        .drain()
+        .await
+        .unwrap();
+    assert_eq!(
+        gauge.1.load(Ordering::SeqCst),
+        3,
+        "the most running at once"
+    );
+    assert_eq!(counter(&redis, "stat:processed").await, 12);
+}
+
+#[tokio::test]
+async fn an_idle_worker_waits_without_polling_and_wakes_on_a_push() {
+    let redis = TestRedis::start();
+    let log = CallLog::default();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = tokio::spawn(
+        worker(&redis, &log)
+            .poll_interval(Duration::from_secs(60))
+            .run_until(async {
+                let _ = stopped.await;
+            }),
+    );
+    // Idle for 3 s: the fetcher blocks in BLMOVE (2 s each) instead of polling.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let fetches = redis.calls("evalsha").await + redis.calls("eval").await;
+    let blocks = redis.calls("blmove").await;
+    assert!(blocks <= 3, "{blocks} BLMOVEs in 3 s");
+    assert!(fetches <= 4, "{fetches} fetch scripts in 3 s");
+
+    redis
+        .client()
+        .perform_async(Record {
+            label: "wake".into(),
+        })
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(1),
+        "the pushed job to run",
+        async || log.entries() == ["wake"],
+    )
+    .await;
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+    assert!(redis.queue("default").await.is_empty());
+}
+
+#[tokio::test]
+async fn shutdown_hands_unfinished_jobs_back_unchanged() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    client.perform_async(Slow { millis: 50 }).await.unwrap();
+    client.perform_async(Slow { millis: 30_000 }).await.unwrap();
+    let mut raw = redis.raw().await;
+    let pushed: Vec<String> = raw.lrange("queue:default", 0, -1).await.unwrap();
+    let long_job = pushed[0].clone();
+
+    let log = CallLog::default();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = tokio::spawn(
+        worker(&redis, &log)
+            .concurrency(2)
+            .timeout(Duration::from_millis(500))
+            .run_until(async {
+                let _ = stopped.await;
+            }),
+    );
+    eventually(Duration::from_secs(5), "both jobs to start", async || {
+        log.entries().contains(&"finished 50".to_owned())
+            && log.entries().contains(&"started 30000".to_owned())
+    })
+    .await;
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), running)
+        .await
+        .expect("the worker stops within timeout + a few seconds")
+        .unwrap()
+        .unwrap();
+
+    let left: Vec<String> = raw.lrange("queue:default", 0, -1).await.unwrap();
+    assert_eq!(left, [long_job], "the long job is back, byte for byte");
+    assert!(!log.entries().contains(&"finished 30000".to_owned()));
+    let keys = redis.keys().await;
+    assert!(
+        !keys.iter().any(|key| key.starts_with("jobs:working:")),
+        "{keys:?}"
+    );
+    assert_eq!(counter(&redis, "stat:processed").await, 1);
+}

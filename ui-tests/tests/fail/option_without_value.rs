@@ -1,0 +1,6 @@
+use jobs::job;
+
+#[job(retry)]
+async fn cleanup() {}
+
+fn main() {}
