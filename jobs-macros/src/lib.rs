@@ -1,8 +1,8 @@
 //! The `#[job]` attribute of [`jobs`](https://docs.rs/jobs). Use it through `jobs`, whose
 //! version pins this crate exactly; on its own it is not semver-stable.
 //!
-//! The attribute works in three steps, one module each: [`args`] parses the options,
-//! [`input`] and [`validate`] check the function, [`expand`] writes the code. [`paths`] is the
+//! The attribute works in three steps, one module each: `args` parses the options,
+//! `input` and `validate` check the function, `expand` writes the code. `paths` is the
 //! only place the paths it emits are spelled.
 
 mod args;
