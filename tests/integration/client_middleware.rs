@@ -41,6 +41,15 @@ impl ClientMiddleware for Broken {
     }
 }
 
+/// A client for `redis` with one middleware.
+fn client_with(redis: &TestRedis, middleware: impl ClientMiddleware) -> Client {
+    Client::builder()
+        .url(redis.url())
+        .middleware(middleware)
+        .build()
+        .unwrap()
+}
+
 fn email(n: usize) -> SendEmail {
     SendEmail {
         to: format!("user{n}@example.com"),
@@ -65,11 +74,7 @@ async fn middleware_runs_in_order_and_can_change_the_job() {
 #[tokio::test]
 async fn a_stopping_middleware_keeps_the_job_out_of_redis() {
     let redis = TestRedis::start();
-    let client = Client::builder()
-        .url(redis.url())
-        .middleware(EveryOther::default())
-        .build()
-        .unwrap();
+    let client = client_with(&redis, EveryOther::default());
     client.perform_async(email(0)).await.unwrap();
     let error = client.perform_async(email(1)).await.unwrap_err();
     assert!(error.is_stopped(), "{error}");
@@ -80,11 +85,7 @@ async fn a_stopping_middleware_keeps_the_job_out_of_redis() {
 #[tokio::test]
 async fn bulk_skips_the_jobs_a_middleware_stops() {
     let redis = TestRedis::start();
-    let client = Client::builder()
-        .url(redis.url())
-        .middleware(EveryOther::default())
-        .build()
-        .unwrap();
+    let client = client_with(&redis, EveryOther::default());
     let jids = client.perform_bulk((0..6).map(email)).await.unwrap();
     assert_eq!(jids.len(), 3);
     let jobs = redis.queue("default").await;
@@ -102,11 +103,7 @@ async fn bulk_skips_the_jobs_a_middleware_stops() {
 #[tokio::test]
 async fn a_failing_middleware_is_an_error_naming_it() {
     let redis = TestRedis::start();
-    let client = Client::builder()
-        .url(redis.url())
-        .middleware(Broken)
-        .build()
-        .unwrap();
+    let client = client_with(&redis, Broken);
     let error = client.perform_async(email(0)).await.unwrap_err();
     assert!(matches!(error, Error::Middleware { .. }), "{error:?}");
     assert!(error.to_string().contains("Broken"), "{error}");

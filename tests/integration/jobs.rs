@@ -1,5 +1,6 @@
 //! The jobs the tests push and run.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::NaiveDate;
@@ -94,21 +95,22 @@ pub async fn record_high(#[state] log: CallLog, label: String) {
     log.0.lock().expect("call log").push(label);
 }
 
-/// How many `measure_concurrency` jobs run at once, and the most seen.
+/// How many `measure_concurrency` jobs run at once, the most seen, and how many finished.
 #[derive(Clone, Default)]
-pub struct Gauge(
-    pub Arc<std::sync::atomic::AtomicUsize>,
-    pub Arc<std::sync::atomic::AtomicUsize>,
-);
+pub struct Gauge {
+    pub running: Arc<AtomicUsize>,
+    pub most: Arc<AtomicUsize>,
+    pub finished: Arc<AtomicUsize>,
+}
 
 /// Holds a slot for `millis`, tracking how many run at once.
 #[job]
 pub async fn measure_concurrency(#[state] gauge: Gauge, millis: u64) {
-    use std::sync::atomic::Ordering;
-    let now = gauge.0.fetch_add(1, Ordering::SeqCst) + 1;
-    gauge.1.fetch_max(now, Ordering::SeqCst);
+    let now = gauge.running.fetch_add(1, Ordering::SeqCst) + 1;
+    gauge.most.fetch_max(now, Ordering::SeqCst);
     tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
-    gauge.0.fetch_sub(1, Ordering::SeqCst);
+    gauge.running.fetch_sub(1, Ordering::SeqCst);
+    gauge.finished.fetch_add(1, Ordering::SeqCst);
 }
 
 /// Records that it started, then sleeps.

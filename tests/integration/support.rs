@@ -308,3 +308,35 @@ pub async fn counter(redis: &TestRedis, key: &str) -> u64 {
         .expect("GET")
         .unwrap_or(0)
 }
+
+/// A worker running in the background until [`stop`](Self::stop).
+pub struct RunningWorker {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), jobs::Error>>,
+}
+
+impl RunningWorker {
+    /// Starts `worker` on a task of its own.
+    pub fn start(worker: jobs::Worker) -> Self {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(worker.run_until(async {
+            let _ = stopped.await;
+        }));
+        Self {
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// Stops the worker and waits for its shutdown, failing the test if it takes over `limit`.
+    pub async fn stop(mut self, limit: Duration) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(limit, &mut self.task)
+            .await
+            .expect("the worker stops in time")
+            .expect("the worker task did not panic")
+            .expect("the worker stopped without an error");
+    }
+}

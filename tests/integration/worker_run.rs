@@ -7,10 +7,9 @@ use std::time::Duration;
 use chrono::Utc;
 use jobs::worker::QueueSpec;
 use redis::AsyncCommands;
-use tokio::sync::oneshot;
 
 use crate::jobs::{CallLog, Gauge, MeasureConcurrency, Record, RecordHigh, Slow};
-use crate::support::{TestRedis, counter, eventually, worker};
+use crate::support::{RunningWorker, TestRedis, counter, eventually, worker};
 
 #[tokio::test]
 async fn every_job_runs_once_and_leaves_nothing_behind() {
@@ -137,7 +136,7 @@ async fn no_more_jobs_run_at_once_than_the_concurrency() {
         .await
         .unwrap();
     assert_eq!(
-        gauge.1.load(Ordering::SeqCst),
+        gauge.most.load(Ordering::SeqCst),
         3,
         "the most running at once"
     );
@@ -148,14 +147,7 @@ async fn no_more_jobs_run_at_once_than_the_concurrency() {
 async fn an_idle_worker_waits_without_polling_and_wakes_on_a_push() {
     let redis = TestRedis::start();
     let log = CallLog::default();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let running = tokio::spawn(
-        worker(&redis, &log)
-            .poll_interval(Duration::from_secs(60))
-            .run_until(async {
-                let _ = stopped.await;
-            }),
-    );
+    let running = RunningWorker::start(worker(&redis, &log).poll_interval(Duration::from_secs(60)));
     // Idle for 3 s: the fetcher blocks in BLMOVE (2 s each) instead of polling.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let fetches = redis.calls("evalsha").await + redis.calls("eval").await;
@@ -176,8 +168,7 @@ async fn an_idle_worker_waits_without_polling_and_wakes_on_a_push() {
         async || log.entries() == ["wake"],
     )
     .await;
-    stop.send(()).unwrap();
-    running.await.unwrap().unwrap();
+    running.stop(Duration::from_secs(5)).await;
     assert!(redis.queue("default").await.is_empty());
 }
 
@@ -192,26 +183,18 @@ async fn shutdown_hands_unfinished_jobs_back_unchanged() {
     let long_job = pushed[0].clone();
 
     let log = CallLog::default();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let running = tokio::spawn(
+    let running = RunningWorker::start(
         worker(&redis, &log)
             .concurrency(2)
-            .timeout(Duration::from_millis(500))
-            .run_until(async {
-                let _ = stopped.await;
-            }),
+            .timeout(Duration::from_millis(500)),
     );
     eventually(Duration::from_secs(5), "both jobs to start", async || {
         log.entries().contains(&"finished 50".to_owned())
             && log.entries().contains(&"started 30000".to_owned())
     })
     .await;
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), running)
-        .await
-        .expect("the worker stops within timeout + a few seconds")
-        .unwrap()
-        .unwrap();
+    // Within the 0.5 s timeout plus the idle BLMOVEs' 2 s.
+    running.stop(Duration::from_secs(5)).await;
 
     let left: Vec<String> = raw.lrange("queue:default", 0, -1).await.unwrap();
     assert_eq!(left, [long_job], "the long job is back, byte for byte");
@@ -222,4 +205,37 @@ async fn shutdown_hands_unfinished_jobs_back_unchanged() {
         "{keys:?}"
     );
     assert_eq!(counter(&redis, "stat:processed").await, 1);
+}
+
+#[tokio::test]
+async fn jobs_that_wake_an_idle_worker_respect_the_concurrency_too() {
+    let redis = TestRedis::start();
+    let gauge = Gauge::default();
+    let running = RunningWorker::start(
+        worker(&redis, &CallLog::default())
+            .state(gauge.clone())
+            .concurrency(2),
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let client = redis.client();
+    for _ in 0..8 {
+        client
+            .perform_async(MeasureConcurrency { millis: 150 })
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eventually(
+        Duration::from_secs(5),
+        "all eight jobs to run",
+        async || gauge.finished.load(Ordering::SeqCst) == 8,
+    )
+    .await;
+    running.stop(Duration::from_secs(5)).await;
+    assert_eq!(counter(&redis, "stat:processed").await, 8);
+    assert_eq!(
+        gauge.most.load(Ordering::SeqCst),
+        2,
+        "the most running at once"
+    );
 }

@@ -6,10 +6,9 @@ use std::time::Duration;
 use jobs::worker::enqueue_due;
 use redis::AsyncCommands;
 use serde_json::json;
-use tokio::sync::oneshot;
 
 use crate::jobs::{CallLog, Record};
-use crate::support::{TestRedis, eventually, now, sorted_set, worker};
+use crate::support::{RunningWorker, TestRedis, eventually, now, sorted_set, worker};
 
 /// Puts `count` due jobs in `set`, as Sidekiq would have written them.
 async fn due_jobs(redis: &TestRedis, set: &str, count: usize) {
@@ -141,16 +140,12 @@ async fn a_running_worker_runs_scheduled_jobs_when_due() {
         .await
         .unwrap();
     let log = CallLog::default();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let running = tokio::spawn(worker(&redis, &log).run_until(async {
-        let _ = stopped.await;
-    }));
+    let running = RunningWorker::start(worker(&redis, &log));
     eventually(
         Duration::from_secs(5),
         "the scheduled job to run",
         async || log.entries() == ["scheduled"],
     )
     .await;
-    stop.send(()).unwrap();
-    running.await.unwrap().unwrap();
+    running.stop(Duration::from_secs(5)).await;
 }

@@ -24,7 +24,6 @@ use super::Shared;
 use super::order::QueueOrder;
 use super::processor::process;
 use crate::error::Error;
-use crate::payload::Payload;
 use crate::redis::scripts;
 
 /// The most jobs one fetch takes (never more than the free slots).
@@ -109,8 +108,10 @@ impl Fetcher {
                 }
             }
             if jobs.is_empty() {
-                drop(permits);
+                // Keep one slot for the job the idle wait may bring; free the others.
+                permits.truncate(1);
                 if until_idle {
+                    drop(permits);
                     if tasks.is_empty() && self.watchers.outstanding() == 0 {
                         break;
                     }
@@ -124,7 +125,7 @@ impl Fetcher {
                 }
                 let names = self.order.names().to_vec();
                 if let Some(job) = self.watchers.wait(&self.shared, &names, &quiet).await {
-                    self.start(&mut tasks, job, None);
+                    self.start(&mut tasks, job, permits.pop());
                 }
                 continue;
             }
@@ -135,7 +136,7 @@ impl Fetcher {
         (tasks, self.watchers)
     }
 
-    /// Starts the task that runs `job`, holding a concurrency slot until it is settled.
+    /// Starts the task that runs `job`, holding its concurrency slot until it is settled.
     fn start(
         &self,
         tasks: &mut JoinSet<()>,
@@ -174,17 +175,7 @@ impl Fetcher {
     /// list without its reply reaching us. With no fetch in flight, every working-list entry
     /// that no task holds is such a job: run it.
     async fn sweep(&mut self) {
-        let listed: Vec<String> = match self
-            .shared
-            .redis()
-            .command(
-                redis::cmd("LRANGE")
-                    .arg(self.shared.working())
-                    .arg(0)
-                    .arg(-1),
-            )
-            .await
-        {
+        let listed = match self.shared.working_list().await {
             Ok(listed) => listed,
             Err(error) => {
                 tracing::warn!(%error, "cannot read the working list; will try again");
@@ -195,16 +186,13 @@ impl Fetcher {
         for job in &self.watchers.pending {
             *held.entry(job.json.clone()).or_insert(0) += 1;
         }
-        for json in listed {
-            if let Some(count) = held.get_mut(&json).filter(|count| **count > 0) {
+        for job in listed {
+            if let Some(count) = held.get_mut(&job.json).filter(|count| **count > 0) {
                 *count -= 1;
                 continue;
             }
-            let queue = Payload::from_json(&json)
-                .map(|payload| payload.queue)
-                .unwrap_or_else(|_| "default".to_owned());
-            tracing::info!(%queue, "recovered a job whose fetch reply was lost");
-            self.watchers.pending.push_back(Fetched { queue, json });
+            tracing::info!(queue = %job.queue, "recovered a job whose fetch reply was lost");
+            self.watchers.pending.push_back(job);
         }
         self.watchers.swept();
     }

@@ -467,29 +467,35 @@ impl Shared {
         );
     }
 
+    /// Every job in this process's working list, as taken (its queue read from its JSON).
+    pub(crate) async fn working_list(&self) -> Result<Vec<Fetched>, Error> {
+        let listed: Vec<String> = self
+            .redis()
+            .command(redis::cmd("LRANGE").arg(self.working()).arg(0).arg(-1))
+            .await?;
+        Ok(listed
+            .into_iter()
+            .map(|json| Fetched {
+                queue: Payload::from_json(&json)
+                    .map(|payload| payload.queue)
+                    .unwrap_or_else(|_| "default".to_owned()),
+                json,
+            })
+            .collect())
+    }
+
     /// Hands back anything still in the working list (a reply lost on the way), so a stopped
     /// worker leaves nothing behind.
     async fn hand_back_leftovers(&self, already: usize) {
-        let leftovers: Vec<String> = match self
-            .redis()
-            .command(redis::cmd("LRANGE").arg(self.working()).arg(0).arg(-1))
-            .await
-        {
+        let leftovers = match self.working_list().await {
             Ok(leftovers) => leftovers,
             Err(error) => {
                 tracing::warn!(%error, "cannot check the working list; recovery will");
                 return;
             }
         };
-        for json in &leftovers {
-            let queue = Payload::from_json(json)
-                .map(|payload| payload.queue)
-                .unwrap_or_else(|_| "default".to_owned());
-            let job = Fetched {
-                queue,
-                json: json.clone(),
-            };
-            self.requeue(&job).await;
+        for job in &leftovers {
+            self.requeue(job).await;
         }
         if already + leftovers.len() > 0 {
             tracing::info!(

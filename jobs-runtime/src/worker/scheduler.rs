@@ -14,6 +14,7 @@ use std::time::Duration;
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
+use super::settle::invalid_entry;
 use crate::client::Client;
 use crate::error::Error;
 use crate::payload::Payload;
@@ -130,13 +131,8 @@ impl Scheduler {
                 Err(error) => {
                     tracing::error!(%set, %error, "a scheduled entry is not a job; moved to the dead set");
                     let reason = format!("the entry in `{set}` is not a job ({error})");
-                    let entry = serde_json::json!({
-                        "class": "jobs::InvalidPayload", "args": [member],
-                        "jid": crate::jid::Jid::generate(), "queue": "default", "retry": false,
-                        "failed_at": now, "error_class": "jobs::InvalidPayload",
-                        "error_message": reason,
-                    });
-                    rewritten.push((String::new(), 0, entry.to_string()));
+                    let entry = invalid_entry(member, "default", &reason, now);
+                    rewritten.push((String::new(), 0, entry));
                 }
             }
         }

@@ -96,7 +96,7 @@ impl Shared {
     /// class `jobs::InvalidPayload`, the entry as it was as the one argument, and the reason as
     /// the error message.
     pub(crate) async fn bury_invalid(&self, fetched: &Fetched, reason: &str) {
-        let json = invalid_entry(fetched, reason, Timestamp::now());
+        let json = invalid_entry(&fetched.json, &fetched.queue, reason, Timestamp::now());
         self.settle(fetched, Outcome::Dead { json: &json }).await;
     }
 
@@ -163,17 +163,18 @@ impl Shared {
     }
 }
 
-/// The dead-set entry for something in a queue that is not a job.
-fn invalid_entry(fetched: &Fetched, reason: &str, now: Timestamp) -> String {
-    let jid = serde_json::from_str::<serde_json::Value>(&fetched.json)
+/// The dead-set entry for `raw`, found in `queue` (or a sorted set), that is not a job: class
+/// `jobs::InvalidPayload`, the entry as its one argument, `reason` as the error message.
+pub(crate) fn invalid_entry(raw: &str, queue: &str, reason: &str, now: Timestamp) -> String {
+    let jid = serde_json::from_str::<serde_json::Value>(raw)
         .ok()
         .and_then(|value| value.get("jid").and_then(|jid| jid.as_str()).map(Jid::from))
         .unwrap_or_else(Jid::generate);
     json!({
         "class": "jobs::InvalidPayload",
-        "args": [fetched.json],
+        "args": [raw],
         "jid": jid,
-        "queue": fetched.queue,
+        "queue": queue,
         "retry": false,
         "created_at": now,
         "failed_at": now,
