@@ -24,5 +24,6 @@ mod registry;
 mod worker_config;
 mod worker_failures;
 mod worker_interop;
+mod worker_middleware;
 mod worker_run;
 mod worker_scheduler;
