@@ -315,7 +315,7 @@ fn tags(value: &Expr) -> syn::Result<Vec<String>> {
 }
 
 fn timeout(value: &Expr) -> syn::Result<u64> {
-    let expected = "`timeout` expects a number of seconds greater than 0, like `timeout = 30` or \
+    let expected = "`timeout` expects a number of seconds of at least 0.001, like `timeout = 30` or \
                     `timeout = 2.5`";
     let seconds = match literal(value) {
         Some(Lit::Int(number)) => number.base10_parse::<f64>().ok(),
@@ -323,7 +323,9 @@ fn timeout(value: &Expr) -> syn::Result<u64> {
         _ => None,
     };
     match seconds {
-        Some(seconds) if seconds > 0.0 && seconds < 1e12 => Ok((seconds * 1000.0).round() as u64),
+        Some(seconds) if seconds >= 0.001 && seconds < 1e12 => {
+            Ok((seconds * 1000.0).round() as u64)
+        }
         _ => Err(syn::Error::new_spanned(value, expected)),
     }
 }

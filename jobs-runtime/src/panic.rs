@@ -34,6 +34,11 @@ where
     }
 }
 
+/// Runs `work`; a panic becomes a [`JobError`] of class `Panic`.
+pub(crate) fn catch_panic_now<R>(work: impl FnOnce() -> R) -> Result<R, JobError> {
+    catch_unwind(AssertUnwindSafe(work)).map_err(|panic| panic_error(panic.as_ref()))
+}
+
 fn panic_error(panic: &(dyn Any + Send)) -> JobError {
     let message = if let Some(text) = panic.downcast_ref::<&str>() {
         (*text).to_owned()

@@ -78,7 +78,45 @@ pub struct Payload {
     pub extra: Map<String, Value>,
 }
 
+/// The keys [`Payload`] holds in typed fields; any other key lives in [`Payload::extra`].
+const FIELDS: &[&str] = &[
+    "class",
+    "args",
+    "jid",
+    "queue",
+    "retry",
+    "created_at",
+    "enqueued_at",
+    "backtrace",
+    "retry_queue",
+    "dead",
+    "tags",
+    "retry_for",
+    "retry_count",
+    "error_message",
+    "error_class",
+    "failed_at",
+    "retried_at",
+    "error_backtrace",
+];
+
 impl Payload {
+    /// Sets any key, as `set(key: value)` does in Sidekiq: a key this type knows (`queue`,
+    /// `retry`, …) goes to its field, and must have the right type; any other goes to
+    /// [`extra`](Self::extra).
+    pub fn set(&mut self, key: &str, value: serde_json::Value) -> Result<(), serde_json::Error> {
+        if !FIELDS.contains(&key) {
+            self.extra.insert(key.to_owned(), value);
+            return Ok(());
+        }
+        let mut object = serde_json::to_value(&*self)?;
+        if let Some(map) = object.as_object_mut() {
+            map.insert(key.to_owned(), value);
+        }
+        *self = serde_json::from_value(object)?;
+        Ok(())
+    }
+
     /// A new job for `class` with `args`, a fresh jid, queue `default` and Sidekiq's default
     /// `retry: true`: what `Sidekiq::Client.push("class" => …, "args" => …)` builds. Use it to
     /// push jobs for classes that Ruby, not Rust, defines.
@@ -123,8 +161,14 @@ impl Payload {
         serde_json::from_str(json)
     }
 
-    /// The job JSON to store in Redis.
+    /// The job JSON to store in Redis. A key in [`extra`](Self::extra) that names a typed
+    /// field (put there by hand) is left out: the typed field is written, and written once.
     pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        if self.extra.keys().any(|key| FIELDS.contains(&key.as_str())) {
+            let mut clean = self.clone();
+            clean.extra.retain(|key, _| !FIELDS.contains(&key.as_str()));
+            return serde_json::to_string(&clean);
+        }
         serde_json::to_string(self)
     }
 
@@ -171,6 +215,25 @@ mod tests {
             back,
             serde_json::from_str::<serde_json::Value>(json).unwrap()
         );
+    }
+
+    #[test]
+    fn set_routes_known_keys_to_their_fields() {
+        let mut payload = Payload::new("A", vec![]);
+        payload.set("queue", json!("critical")).unwrap();
+        payload.set("bid", json!("b1")).unwrap();
+        assert_eq!(payload.queue, "critical");
+        assert_eq!(payload.extra["bid"], json!("b1"));
+        assert!(payload.set("retry", json!("often")).is_err());
+    }
+
+    #[test]
+    fn a_known_key_in_extra_is_never_written_twice() {
+        let mut payload = Payload::new("A", vec![]);
+        payload.extra.insert("queue".into(), json!("other"));
+        let json = payload.to_json().unwrap();
+        assert_eq!(json.matches("\"queue\"").count(), 1, "{json}");
+        assert!(Payload::from_json(&json).is_ok());
     }
 
     #[test]

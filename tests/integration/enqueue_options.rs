@@ -31,6 +31,32 @@ async fn set_overrides_queue_retry_tags_and_adds_options() {
 }
 
 #[tokio::test]
+async fn an_option_naming_a_known_key_sets_it_once() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    ScoreGeneration::set()
+        .client(&client)
+        .option("queue", "critical")
+        .perform_async(today())
+        .await
+        .unwrap();
+    let job = &redis.queue("critical").await[0];
+    assert_eq!(job["queue"], "critical");
+    let error = ScoreGeneration::set()
+        .client(&client)
+        .option("retry", "often")
+        .perform_async(today())
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("the option `retry` does not fit"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
 async fn set_retry_false_and_true_write_booleans() {
     let redis = TestRedis::start();
     let client = redis.client();

@@ -103,3 +103,17 @@ async fn a_job_asking_for_state_the_worker_lacks_stops_it_at_start() {
     assert!(message.contains("Gauge"), "{message}");
     assert!(message.contains(".state(value)"), "{message}");
 }
+
+#[tokio::test]
+async fn a_worker_without_queues_refuses_to_start() {
+    let redis = TestRedis::start();
+    let error = crate::support::worker(&redis, &CallLog::default())
+        .queues(Vec::<String>::new())
+        .drain()
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("no queues to take jobs from"),
+        "{error}"
+    );
+}

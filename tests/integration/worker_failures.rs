@@ -324,3 +324,42 @@ async fn bad_input_never_stops_the_worker() {
         ["NoSuchJob jobs::UnknownJob", "Record jobs::ArgumentError"]
     );
 }
+
+#[tokio::test]
+async fn a_panicking_error_handler_does_not_lose_the_job() {
+    let redis = TestRedis::start();
+    redis
+        .client()
+        .perform_async(fail_with("plain"))
+        .await
+        .unwrap();
+    worker(&redis, &CallLog::default())
+        .on_error(|_, _| panic!("handler bug"))
+        .drain()
+        .await
+        .unwrap();
+    assert_eq!(sorted_set(&redis, "retry").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_queue_key_of_the_wrong_type_does_not_stop_the_others() {
+    let redis = TestRedis::start();
+    let mut raw = redis.raw().await;
+    let _: () = raw.set("queue:broken", "not a list").await.unwrap();
+    redis
+        .client()
+        .perform_async(Record {
+            label: "fine".into(),
+        })
+        .await
+        .unwrap();
+    let log = CallLog::default();
+    worker(&redis, &log)
+        .queues(["broken", "default"])
+        .drain()
+        .await
+        .unwrap();
+    assert_eq!(log.entries(), ["fine"]);
+    let kept: String = raw.get("queue:broken").await.unwrap();
+    assert_eq!(kept, "not a list", "the foreign key is left alone");
+}

@@ -149,3 +149,18 @@ async fn a_running_worker_runs_scheduled_jobs_when_due() {
     .await;
     running.stop(Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn a_push_that_fails_leaves_the_job_scheduled() {
+    let redis = TestRedis::start();
+    let mut raw = redis.raw().await;
+    let _: () = raw.set("queue:default", "not a list").await.unwrap();
+    due_jobs(&redis, "schedule", 1).await;
+    let error = enqueue_due(&redis.client()).await.unwrap_err();
+    assert!(error.to_string().contains("WRONGTYPE"), "{error}");
+    assert_eq!(
+        sorted_set(&redis, "schedule").await.len(),
+        1,
+        "nothing lost"
+    );
+}

@@ -98,7 +98,8 @@ impl<J: Job> Setter<J> {
         self
     }
 
-    /// Adds any other key to the job JSON, as Sidekiq copies unknown `set` options into it.
+    /// Sets any key of the job JSON, as Sidekiq copies `set` options into it: a key `jobs`
+    /// knows (`queue`, `retry`, …) must have its type, any other is copied as it is.
     pub fn option(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
         self.extra.insert(key.into(), value.into());
         self
@@ -188,7 +189,14 @@ impl<J: Job> Setter<J> {
             None if options.tags.is_empty() => None,
             None => Some(options.tags.iter().map(|tag| (*tag).to_owned()).collect()),
         };
-        payload.extra = self.extra.clone();
+        for (key, value) in &self.extra {
+            payload
+                .set(key, value.clone())
+                .map_err(|error| Error::InvalidJob {
+                    class: J::NAME.to_owned(),
+                    reason: format!("the option `{key}` does not fit: {error}"),
+                })?;
+        }
         Ok(payload)
     }
 

@@ -93,8 +93,22 @@ impl Connection {
             .await
     }
 
+    /// Runs a Lua script (loading it on `NOSCRIPT`) exactly once: for a script that must not
+    /// run twice (a fetch: a second run would take more jobs while the first run's reply is
+    /// lost). On any error the caller must assume it may have run.
+    pub(crate) async fn script_once<T: FromRedisValue>(
+        &self,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<T, Error> {
+        let mut connection = self.manager().await?;
+        invocation
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|error| self.error(error))
+    }
+
     /// Runs a Lua script (loading it on `NOSCRIPT`), once more if the connection had broken.
-    /// Every script is one atomic step that is safe to repeat.
+    /// Only for scripts that are safe to repeat (settle and promote check before they move).
     pub(crate) async fn script<T: FromRedisValue>(
         &self,
         invocation: &ScriptInvocation<'_>,

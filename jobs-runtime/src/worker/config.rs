@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use yaml_rust2::{Yaml, YamlLoader};
 
-use super::order::QueueSpec;
+use super::order::{MAX_WEIGHT, QueueSpec};
 use crate::error::Error;
 
 /// Everything that shapes a worker. Built from defaults, a config file and flags
@@ -273,8 +273,14 @@ fn queues(value: &Yaml) -> Result<Vec<QueueSpec>, String> {
             Yaml::String(name) => QueueSpec::parse(name),
             Yaml::Array(pair) => match pair.as_slice() {
                 [Yaml::String(name), Yaml::Integer(weight)] => u32::try_from(*weight)
+                    .ok()
+                    .filter(|weight| *weight <= MAX_WEIGHT)
                     .map(|weight| QueueSpec::weighted(name.clone(), weight))
-                    .map_err(|_| format!("the weight of `{name}` must not be negative")),
+                    .ok_or_else(|| {
+                        format!(
+                            "the weight of `{name}` must be a whole number from 0 to {MAX_WEIGHT}"
+                        )
+                    }),
                 _ => Err(bad("queues", item, expected)),
             },
             _ => Err(bad("queues", item, expected)),

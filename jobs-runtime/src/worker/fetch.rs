@@ -24,7 +24,7 @@ use super::Shared;
 use super::order::QueueOrder;
 use super::processor::process;
 use crate::error::Error;
-use crate::redis::scripts;
+use crate::redis::{is_connection_error, scripts};
 
 /// The most jobs one fetch takes (never more than the free slots).
 const MAX_BATCH: usize = 100;
@@ -76,7 +76,9 @@ impl Fetcher {
     ) -> (JoinSet<()>, Watchers) {
         let mut tasks = JoinSet::new();
         loop {
-            while tasks.try_join_next().is_some() {}
+            while let Some(finished) = tasks.try_join_next() {
+                log_task_end(finished);
+            }
             let first = tokio::select! {
                 biased;
                 () = quiet.cancelled() => break,
@@ -93,11 +95,16 @@ impl Fetcher {
                 }
             }
 
+            if self.watchers.needs_sweep() {
+                self.sweep().await;
+            }
             let mut jobs = self.watchers.ready(permits.len());
             if jobs.len() < permits.len() {
                 match self.take(permits.len() - jobs.len()).await {
                     Ok(taken) => jobs.extend(taken),
                     Err(error) => {
+                        // The script may have moved jobs whose reply never came: look for them.
+                        self.watchers.sweep = true;
                         tracing::warn!(%error, "cannot fetch jobs; trying again in 1 s");
                         if jobs.is_empty() {
                             drop(permits);
@@ -119,9 +126,6 @@ impl Fetcher {
                         log_task_end(finished);
                     }
                     continue;
-                }
-                if self.watchers.needs_sweep() {
-                    self.sweep().await;
                 }
                 let names = self.order.names().to_vec();
                 if let Some(job) = self.watchers.wait(&self.shared, &names, &quiet).await {
@@ -161,20 +165,32 @@ impl Fetcher {
             invocation.key(&self.queue_keys[position]);
         }
         invocation.arg(wanted);
-        let taken: Vec<(usize, String)> = self.shared.redis().script(&invocation).await?;
-        Ok(taken
-            .into_iter()
-            .map(|(position, json)| Fetched {
-                queue: self.order.names()[order[position - 1]].clone(),
-                json,
-            })
-            .collect())
+        let taken: Vec<(usize, String)> = self.shared.redis().script_once(&invocation).await?;
+        let mut jobs = Vec::with_capacity(taken.len());
+        for (position, json) in taken {
+            match position.checked_sub(1).and_then(|index| order.get(index)) {
+                Some(&queue) => jobs.push(Fetched {
+                    queue: self.order.names()[queue].clone(),
+                    json,
+                }),
+                // `json` is the error message of a queue the script skipped.
+                None => tracing::error!(error = %json, "cannot take jobs from a queue"),
+            }
+        }
+        Ok(jobs)
     }
 
     /// After a watcher's connection broke, a `BLMOVE` may have moved a job into the working
     /// list without its reply reaching us. With no fetch in flight, every working-list entry
     /// that no task holds is such a job: run it.
     async fn sweep(&mut self) {
+        // What tasks hold is read before the list: a task that settles in between only makes
+        // the list shorter, never makes a held job look orphaned. Only this loop starts tasks,
+        // and no BLMOVE is outstanding, so nothing new enters the list meanwhile.
+        let mut held = self.shared.held();
+        for job in &self.watchers.pending {
+            *held.entry(job.json.clone()).or_insert(0) += 1;
+        }
         let listed = match self.shared.working_list().await {
             Ok(listed) => listed,
             Err(error) => {
@@ -182,10 +198,6 @@ impl Fetcher {
                 return;
             }
         };
-        let mut held = self.shared.held();
-        for job in &self.watchers.pending {
-            *held.entry(job.json.clone()).or_insert(0) += 1;
-        }
         for job in listed {
             if let Some(count) = held.get_mut(&job.json).filter(|count| **count > 0) {
                 *count -= 1;
@@ -255,21 +267,25 @@ impl Watchers {
         self.sweep = false;
     }
 
-    /// Files what a watcher brought back.
-    fn receive(&mut self, watched: Watched) {
+    /// Files what a watcher brought back; `true` when it failed.
+    fn receive(&mut self, watched: Watched) -> bool {
         self.busy.remove(&watched.queue);
         if let Some(connection) = watched.connection {
             self.idle.insert(watched.queue.clone(), connection);
         }
         match watched.result {
-            Ok(Some(json)) => self.pending.push_back(Fetched {
-                queue: watched.queue,
-                json,
-            }),
-            Ok(None) => {}
+            Ok(Some(json)) => {
+                self.pending.push_back(Fetched {
+                    queue: watched.queue,
+                    json,
+                });
+                false
+            }
+            Ok(None) => false,
             Err(error) => {
-                tracing::warn!(queue = %watched.queue, %error, "waiting for jobs failed; reconnecting");
+                tracing::warn!(queue = %watched.queue, %error, "waiting for jobs failed");
                 self.sweep = true;
+                true
             }
         }
     }
@@ -320,12 +336,16 @@ impl Watchers {
             if self.busy.is_empty() {
                 return None;
             }
-            tokio::select! {
+            let failed = tokio::select! {
                 () = quiet.cancelled() => return None,
                 watched = self.receiver.recv() => match watched {
                     Some(watched) => self.receive(watched),
                     None => return None,
                 },
+            };
+            if failed {
+                // An error that comes back at once (a refused command) must not spin.
+                pause(quiet, Duration::from_secs(1)).await;
             }
         }
     }
@@ -335,7 +355,9 @@ impl Watchers {
     pub(crate) async fn drain(mut self) -> Vec<Fetched> {
         while !self.busy.is_empty() {
             match self.receiver.recv().await {
-                Some(watched) => self.receive(watched),
+                Some(watched) => {
+                    self.receive(watched);
+                }
                 None => break,
             }
         }
@@ -366,7 +388,8 @@ async fn watch(
         },
         Err(error) => Watched {
             queue,
-            connection: None,
+            // A refused command leaves the connection usable; a broken one is replaced.
+            connection: (!is_connection_error(&error)).then_some(connection),
             result: Err(shared.redis().error(error)),
         },
     };

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::job_error::JobError;
+use crate::panic::catch_panic_now;
 use crate::payload::Payload;
 
 /// A moment in a worker's life that hooks can run at (`config.on(:startup)` in Sidekiq).
@@ -68,11 +69,12 @@ impl Hooks {
         self.exhausted.push(Arc::new(handler));
     }
 
-    /// Runs the hooks for `moment`, in the order added.
+    /// Runs the hooks for `moment`, in the order added. A hook that panics is logged; the
+    /// others still run, and so does the worker.
     pub(crate) fn fire(&self, moment: Lifecycle) {
         for (when, hook) in &self.lifecycle {
             if *when == moment {
-                hook();
+                contain("lifecycle hook", || hook());
             }
         }
     }
@@ -80,26 +82,40 @@ impl Hooks {
     /// Tells every error handler about a failure.
     pub(crate) fn failed(&self, error: &JobError, job: &Payload) {
         for handler in &self.errors {
-            handler(error, job);
+            contain("error handler", || handler(error, job));
         }
     }
 
     /// Tells every death handler that a job is gone for good (dead or dropped).
     pub(crate) fn died(&self, job: &Payload, error: &JobError) {
         for handler in &self.deaths {
-            handler(job, error);
+            contain("death handler", || handler(job, error));
         }
     }
 
-    /// Asks the retries-exhausted handlers; any `Discard` wins.
+    /// Asks the retries-exhausted handlers; any `Discard` wins (a handler that panics counts as
+    /// `Bury`).
     pub(crate) fn exhausted(&self, job: &Payload, error: &JobError) -> Exhausted {
         let mut outcome = Exhausted::Bury;
         for handler in &self.exhausted {
-            if handler(job, error) == Exhausted::Discard {
+            if contain("retries-exhausted handler", || handler(job, error))
+                == Some(Exhausted::Discard)
+            {
                 outcome = Exhausted::Discard;
             }
         }
         outcome
+    }
+}
+
+/// Runs user code, logging a panic instead of letting it take the worker down.
+fn contain<R>(what: &str, work: impl FnOnce() -> R) -> Option<R> {
+    match catch_panic_now(work) {
+        Ok(result) => Some(result),
+        Err(panic) => {
+            tracing::error!(error = %panic, "a {what} panicked");
+            None
+        }
     }
 }
 

@@ -62,6 +62,9 @@ use stats::Counters;
 /// How often counters are flushed and `Beat` hooks run.
 const BEAT: Duration = Duration::from_secs(5);
 
+/// How long shutdown waits for cancelled jobs to stop.
+const CANCEL_FOR: Duration = Duration::from_secs(3);
+
 /// A worker process's settings, state, middleware and hooks; [`run`](Worker::run) starts it.
 ///
 /// ```no_run
@@ -270,6 +273,14 @@ impl Worker {
             None => Registry::from_inventory()?,
         };
         check_state(&registry, &self.state)?;
+        if self.config.queues.is_empty() {
+            return Err(Error::Config {
+                origin: "the worker's settings".to_owned(),
+                reason: "there are no queues to take jobs from; name at least one with -q, \
+                         `:queues:` or `.queues([...])`"
+                    .to_owned(),
+            });
+        }
         let client = match self.client {
             Some(client) => client,
             None => Client::global()?,
@@ -342,11 +353,13 @@ impl Worker {
         let (tasks, watchers) = finished.map_err(|error| Error::Worker {
             reason: format!("the fetcher stopped unexpectedly: {error}"),
         })?;
+        let watched_deadline = tokio::time::Instant::now() + fetch::BLOCK + settle::HAND_BACK_FOR;
         let (handed_back, ()) = tokio::join!(
-            shared.hand_back_watched(watchers),
+            shared.hand_back_watched(watchers, watched_deadline),
             shared.finish_running(tasks, self.config.timeout),
         );
-        shared.hand_back_leftovers(handed_back).await;
+        let deadline = tokio::time::Instant::now() + settle::HAND_BACK_FOR;
+        shared.hand_back_leftovers(handed_back, deadline).await;
         if let Some(scheduling) = scheduling {
             let _ = scheduling.await;
         }
@@ -437,15 +450,22 @@ impl Shared {
     }
 
     /// Hands back the jobs idle watchers brought after the worker went quiet; returns how many.
-    async fn hand_back_watched(&self, watchers: fetch::Watchers) -> usize {
+    async fn hand_back_watched(
+        &self,
+        watchers: fetch::Watchers,
+        deadline: tokio::time::Instant,
+    ) -> usize {
         let jobs = watchers.drain().await;
         for job in &jobs {
-            self.requeue(job).await;
+            self.requeue(job, deadline).await;
         }
         jobs.len()
     }
 
-    /// Waits up to `timeout` for running jobs; cancels the rest and hands their jobs back.
+    /// Waits up to `timeout` for running jobs; hands the jobs of those still running back to
+    /// their queues, then cancels them. Handing back first means a task that settles late finds
+    /// its job gone and changes nothing; cancelling is bounded, because a job blocking its
+    /// thread does not stop at cancellation.
     async fn finish_running(&self, mut tasks: tokio::task::JoinSet<()>, timeout: Duration) {
         let running = tasks.len();
         if running > 0 {
@@ -455,16 +475,23 @@ impl Shared {
         if tokio::time::timeout(timeout, all_done).await.is_ok() {
             return;
         }
-        tasks.abort_all();
-        while tasks.join_next().await.is_some() {}
-        let unfinished: Vec<Fetched> = self.running().drain().map(|(_, job)| job).collect();
+        let unfinished: Vec<Fetched> = self.running().values().cloned().collect();
+        let deadline = tokio::time::Instant::now() + settle::HAND_BACK_FOR;
         for job in &unfinished {
-            self.requeue(job).await;
+            self.requeue(job, deadline).await;
         }
         tracing::warn!(
             count = unfinished.len(),
             "handed unfinished jobs back to the front of their queues"
         );
+        tasks.abort_all();
+        let all_cancelled = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(CANCEL_FOR, all_cancelled)
+            .await
+            .is_err()
+        {
+            tracing::warn!("some jobs did not stop when cancelled (blocking code?); leaving them");
+        }
     }
 
     /// Every job in this process's working list, as taken (its queue read from its JSON).
@@ -486,7 +513,7 @@ impl Shared {
 
     /// Hands back anything still in the working list (a reply lost on the way), so a stopped
     /// worker leaves nothing behind.
-    async fn hand_back_leftovers(&self, already: usize) {
+    async fn hand_back_leftovers(&self, already: usize, deadline: tokio::time::Instant) {
         let leftovers = match self.working_list().await {
             Ok(leftovers) => leftovers,
             Err(error) => {
@@ -495,7 +522,7 @@ impl Shared {
             }
         };
         for job in &leftovers {
-            self.requeue(job).await;
+            self.requeue(job, deadline).await;
         }
         if already + leftovers.len() > 0 {
             tracing::info!(

@@ -8,6 +8,10 @@
 use rand::Rng;
 use rand::seq::SliceRandom;
 
+/// The largest queue weight: weights are relative, and each fetch shuffles a list this long
+/// per queue.
+pub(crate) const MAX_WEIGHT: u32 = 1_000;
+
 /// A queue and its weight, as `-q name,weight` or `[name, weight]` give it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueSpec {
@@ -38,9 +42,17 @@ impl QueueSpec {
     pub(crate) fn parse(text: &str) -> Result<Self, String> {
         let (name, weight) = match text.split_once(',') {
             Some((name, weight)) => {
-                let weight = weight.trim().parse::<u32>().map_err(|_| {
-                    format!("the weight in `{text}` must be a whole number, like `critical,3`")
-                })?;
+                let weight = weight
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|weight| *weight <= MAX_WEIGHT)
+                    .ok_or_else(|| {
+                        format!(
+                            "the weight in `{text}` must be a whole number from 0 to \
+                             {MAX_WEIGHT}, like `critical,3`"
+                        )
+                    })?;
                 (name.trim(), weight)
             }
             None => (text.trim(), 0),
@@ -79,7 +91,7 @@ impl QueueOrder {
                 .iter()
                 .enumerate()
                 .flat_map(|(position, spec)| {
-                    std::iter::repeat_n(position, spec.weight.max(1) as usize)
+                    std::iter::repeat_n(position, spec.weight.clamp(1, MAX_WEIGHT) as usize)
                 })
                 .collect()
         });

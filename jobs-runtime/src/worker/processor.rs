@@ -10,7 +10,7 @@ use super::fetch::Fetched;
 use super::middleware::Next;
 use crate::context::JobContext;
 use crate::job_error::JobError;
-use crate::panic::catch_panic;
+use crate::panic::{catch_panic, catch_panic_now};
 use crate::payload::Payload;
 
 /// Runs a job taken from a queue and settles it. Never fails: every outcome, including JSON
@@ -72,15 +72,16 @@ async fn execute(shared: &Shared, payload: &Payload) -> Result<(), JobError> {
         return Err(unknown_job(shared, &payload.class));
     };
     let context = JobContext::from_payload(payload);
-    let job = registration
-        .run(payload.args.clone(), context, &shared.state)
-        .map_err(|error| {
-            JobError::msg(format!(
-                "cannot decode the arguments of {} (jid {}): {error}",
-                payload.class, payload.jid
-            ))
-            .with_class("jobs::ArgumentError")
-        })?;
+    // Decoding runs user `Deserialize` code, which may panic too.
+    let decoded =
+        catch_panic_now(|| registration.run(payload.args.clone(), context, &shared.state))?;
+    let job = decoded.map_err(|error| {
+        JobError::msg(format!(
+            "cannot decode the arguments of {} (jid {}): {error}",
+            payload.class, payload.jid
+        ))
+        .with_class("jobs::ArgumentError")
+    })?;
     let guarded = catch_panic(Next::new(&shared.middleware, payload, job).run());
     match registration.options().timeout {
         None => guarded.await,

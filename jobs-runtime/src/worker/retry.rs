@@ -69,7 +69,7 @@ impl RetryPolicy {
             Some(RetryOverride::In(delay)) if !delay.is_zero() => delay.as_secs_f64(),
             _ => backoff_seconds(count),
         };
-        let jitter = f64::from(rng.random_range(0..10_u32)) * f64::from(count + 1);
+        let jitter = f64::from(rng.random_range(0..10_u32)) * (f64::from(count) + 1.0);
         Decision::Retry {
             at: Timestamp::from_epoch_seconds(now.as_epoch_seconds() + base + jitter),
         }

@@ -23,6 +23,9 @@ use crate::timestamp::Timestamp;
 /// How long a settling step keeps trying while Redis is unreachable.
 const PERSIST_FOR: Duration = Duration::from_secs(30);
 
+/// How long shutdown keeps trying, in all, to hand jobs back while Redis is unreachable.
+pub(crate) const HAND_BACK_FOR: Duration = Duration::from_secs(5);
+
 /// Where a job goes when it leaves the working list.
 enum Outcome<'a> {
     /// Back to the right end of its queue, unchanged.
@@ -41,13 +44,17 @@ impl Shared {
             .arg(1)
             .arg(&fetched.json)
             .to_owned();
-        self.persist("acknowledge", || self.redis().command::<i64>(&command))
-            .await;
+        let deadline = tokio::time::Instant::now() + PERSIST_FOR;
+        self.persist("acknowledge", deadline, || {
+            self.redis().command::<i64>(&command)
+        })
+        .await;
     }
 
-    /// Hands the job back to the front of its queue, unchanged (shutdown).
-    pub(crate) async fn requeue(&self, fetched: &Fetched) {
-        self.settle(fetched, Outcome::Requeue).await;
+    /// Hands the job back to the front of its queue, unchanged (shutdown), trying until
+    /// `deadline` while Redis is unreachable.
+    pub(crate) async fn requeue(&self, fetched: &Fetched, deadline: tokio::time::Instant) {
+        self.settle_until(fetched, Outcome::Requeue, deadline).await;
     }
 
     /// The job failed: retry it, bury it or drop it, by Sidekiq's rules.
@@ -101,6 +108,16 @@ impl Shared {
     }
 
     async fn settle(&self, fetched: &Fetched, outcome: Outcome<'_>) {
+        let deadline = tokio::time::Instant::now() + PERSIST_FOR;
+        self.settle_until(fetched, outcome, deadline).await;
+    }
+
+    async fn settle_until(
+        &self,
+        fetched: &Fetched,
+        outcome: Outcome<'_>,
+        deadline: tokio::time::Instant,
+    ) {
         let keys = self.keys();
         let mut invocation = scripts::SETTLE.prepare_invoke();
         invocation.key(self.working());
@@ -131,21 +148,35 @@ impl Shared {
                     .arg(self.dead_max_jobs);
             }
         }
-        self.persist("settle", || self.redis().script::<i64>(&invocation))
+        let settled = self
+            .persist("settle", deadline, || {
+                self.redis().script::<i64>(&invocation)
+            })
             .await;
+        if settled == Some(0) {
+            tracing::warn!(
+                "the job was no longer in this worker's working list (handed back or recovered \
+                 elsewhere); left as it is"
+            );
+        }
     }
 
-    /// Runs an idempotent Redis step until it succeeds or [`PERSIST_FOR`] has passed.
-    async fn persist<T, F, Fut>(&self, what: &str, step: F)
+    /// Runs an idempotent Redis step until it succeeds or `deadline` has passed (at least
+    /// once); `None` when it never succeeded.
+    async fn persist<T, F, Fut>(
+        &self,
+        what: &str,
+        deadline: tokio::time::Instant,
+        step: F,
+    ) -> Option<T>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, Error>>,
     {
-        let deadline = tokio::time::Instant::now() + PERSIST_FOR;
         let mut delay = Duration::from_millis(50);
         loop {
             match step().await {
-                Ok(_) => return,
+                Ok(done) => return Some(done),
                 Err(error) if tokio::time::Instant::now() + delay < deadline => {
                     tracing::warn!(%error, "cannot {what} the job yet; trying again");
                     tokio::time::sleep(delay).await;
@@ -156,7 +187,7 @@ impl Shared {
                         %error,
                         "cannot {what} the job; it stays in the working list for recovery"
                     );
-                    return;
+                    return None;
                 }
             }
         }

@@ -5,7 +5,9 @@
 -- KEYS[2..n]  queue lists (queue:<name>), in the order to take from for this batch
 -- ARGV[1]     the most jobs to take
 --
--- Returns an array of pairs {queue position (1 = KEYS[2]), job JSON}, oldest first.
+-- Returns an array of pairs {queue position (1 = KEYS[2]), job JSON}, oldest first. A queue
+-- that cannot be read (a key of the wrong type) is skipped, reported as {0, message}, so the
+-- jobs already moved from other queues are still returned and run.
 -- Jobs leave the right end of a queue (the oldest) and enter the left end of the working list.
 local working = KEYS[1]
 local wanted = tonumber(ARGV[1])
@@ -13,7 +15,11 @@ local taken = {}
 local count = 0
 for position = 2, #KEYS do
   while count < wanted do
-    local job = redis.call('LMOVE', KEYS[position], working, 'RIGHT', 'LEFT')
+    local job = redis.pcall('LMOVE', KEYS[position], working, 'RIGHT', 'LEFT')
+    if type(job) == 'table' and job.err then
+      taken[#taken + 1] = {0, KEYS[position] .. ': ' .. job.err}
+      break
+    end
     if not job then
       break
     end

@@ -1,19 +1,23 @@
--- Settle a job this process took: remove it from the working list and, in the same atomic
--- step, put it where its outcome sends it. Nothing happens unless the job is still in the
--- working list, so a process whose jobs were already recovered elsewhere changes nothing.
+-- Settle a job this process took: put it where its outcome sends it and take it off the working
+-- list, in one atomic step. Nothing happens unless the job is still in the working list, so a
+-- process whose jobs were already recovered elsewhere, or a step repeated after a lost reply,
+-- changes nothing.
+--
+-- The destination is written before the job leaves the working list: Redis does not undo a
+-- script's earlier writes when a later command fails (a wrong-typed key, out of memory), so a
+-- failure here leaves the job where it was rather than nowhere.
 --
 -- KEYS[1]  the working list
--- KEYS[2]  where the job goes: a queue list (requeue), the retry or dead sorted set; absent to
---          just drop it (acknowledged, or discarded)
+-- KEYS[2]  where the job goes: a queue list (requeue), the retry or dead sorted set
 -- ARGV[1]  the job JSON exactly as it was taken
--- ARGV[2]  'ack', 'requeue', 'retry' or 'dead'
--- ARGV[3]  the JSON to store (requeue keeps ARGV[1] unchanged)
+-- ARGV[2]  'requeue', 'retry' or 'dead'
+-- ARGV[3]  retry/dead: the JSON to store (requeue stores ARGV[1] unchanged)
 -- ARGV[4]  retry/dead: the score (epoch seconds)
 -- ARGV[5]  dead: drop members scored at or below this (the oldest allowed time)
 -- ARGV[6]  dead: how many members to keep at most
 --
 -- Returns 1 when the job was settled, 0 when it was no longer this process's.
-if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then
+if not redis.call('LPOS', KEYS[1], ARGV[1]) then
   return 0
 end
 local outcome = ARGV[2]
@@ -26,5 +30,8 @@ elseif outcome == 'dead' then
   redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
   redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[6]) + 1))
+else
+  return redis.error_reply('unknown outcome ' .. tostring(outcome))
 end
+redis.call('LREM', KEYS[1], 1, ARGV[1])
 return 1
