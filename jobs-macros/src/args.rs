@@ -323,9 +323,7 @@ fn timeout(value: &Expr) -> syn::Result<u64> {
         _ => None,
     };
     match seconds {
-        Some(seconds) if (0.001..1e12).contains(&seconds) => {
-            Ok((seconds * 1000.0).round() as u64)
-        }
+        Some(seconds) if (0.001..1e12).contains(&seconds) => Ok((seconds * 1000.0).round() as u64),
         _ => Err(syn::Error::new_spanned(value, expected)),
     }
 }
