@@ -275,6 +275,8 @@ pub fn worker(redis: &TestRedis, log: &crate::jobs::CallLog) -> jobs::Worker {
         .state(log.clone())
         .state(crate::jobs::Gauge::default())
         .poll_interval(Duration::from_millis(100))
+        .heartbeat(Duration::from_secs(1), Duration::from_secs(3))
+        .recovery(Duration::from_secs(1), 3)
         .timeout(Duration::from_secs(5))
 }
 

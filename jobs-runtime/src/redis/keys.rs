@@ -68,6 +68,33 @@ impl Keys {
         )
     }
 
+    /// `<identity>`: a process's heartbeat hash (Sidekiq's), expiring unless refreshed.
+    pub(crate) fn process(&self, identity: &str) -> String {
+        format!("{}{identity}", self.prefix)
+    }
+
+    /// `<identity>:work`: what a process is running, one field per job (Sidekiq 6.4.2+).
+    pub(crate) fn process_work(&self, identity: &str) -> String {
+        format!("{}{identity}:work", self.prefix)
+    }
+
+    /// `<identity>-signals`: signals a dashboard sends a process (`TSTP`, `TERM`, `TTIN`).
+    pub(crate) fn process_signals(&self, identity: &str) -> String {
+        format!("{}{identity}-signals", self.prefix)
+    }
+
+    /// `jobs:workers`: every `jobs` process that may own a working list; crash recovery reads it
+    /// instead of scanning the keyspace. Sidekiq prunes `processes`, so `jobs` keeps its own.
+    pub(crate) fn workers(&self) -> String {
+        format!("{}jobs:workers", self.prefix)
+    }
+
+    /// `jobs:recovering:<identity>`: a short lock, so one live process recovers a dead one's
+    /// working list.
+    pub(crate) fn recovering(&self, identity: &str) -> String {
+        format!("{}jobs:recovering:{identity}", self.prefix)
+    }
+
     /// `jobs:working:<identity>`: the jobs one process has taken and not yet finished (reliable
     /// fetch). Not a `queue:` key, so Sidekiq never lists it as a queue.
     pub(crate) fn working(&self, identity: &str) -> String {
@@ -113,6 +140,11 @@ mod tests {
             "stat:failed:2026-01-05"
         );
         assert_eq!(keys.working("host:1:abc"), "jobs:working:host:1:abc");
+        assert_eq!(keys.process("host:1:abc"), "host:1:abc");
+        assert_eq!(keys.process_work("host:1:abc"), "host:1:abc:work");
+        assert_eq!(keys.process_signals("host:1:abc"), "host:1:abc-signals");
+        assert_eq!(keys.workers(), "jobs:workers");
+        assert_eq!(keys.recovering("h:1:a"), "jobs:recovering:h:1:a");
         assert_eq!(keys.namespace(), None);
     }
 

@@ -48,6 +48,18 @@ pub struct WorkerConfig {
     /// A fixed average pause for the scheduler, whatever the number of processes
     /// (`:poll_interval_average:`).
     pub poll_interval_average: Option<Duration>,
+    /// How often the process writes its heartbeat and flushes counters
+    /// (`:heartbeat_interval:`; default 10 s, as Sidekiq 7+).
+    pub heartbeat_interval: Duration,
+    /// How long a heartbeat lives without renewal; a process silent this long is dead and its
+    /// jobs are recovered (`:heartbeat_ttl:`; default 60 s, as Sidekiq).
+    pub heartbeat_ttl: Duration,
+    /// How often a live process looks for dead processes' jobs (`:recovery_interval:`; default
+    /// 15 s). Jobs of a killed process run again within `heartbeat_ttl` + this.
+    pub recovery_interval: Duration,
+    /// How many times a job may be recovered from a dead process before it goes to the dead
+    /// set, presumed to be what kills its processes (`:max_recoveries:`; default 3).
+    pub max_recoveries: u32,
 }
 
 impl Default for WorkerConfig {
@@ -65,6 +77,10 @@ impl Default for WorkerConfig {
             dead_timeout: Duration::from_secs(180 * 24 * 60 * 60),
             average_scheduled_poll_interval: Duration::from_secs(5),
             poll_interval_average: None,
+            heartbeat_interval: Duration::from_secs(10),
+            heartbeat_ttl: Duration::from_secs(60),
+            recovery_interval: Duration::from_secs(15),
+            max_recoveries: 3,
         }
     }
 }
@@ -72,7 +88,8 @@ impl Default for WorkerConfig {
 /// The keys `jobs` reads, for error messages.
 const KNOWN_KEYS: &str = "concurrency, queues, timeout, tag, labels, verbose, max_retries, \
                           dead_max_jobs, dead_timeout_in_seconds, \
-                          average_scheduled_poll_interval, poll_interval_average";
+                          average_scheduled_poll_interval, poll_interval_average, \
+                          heartbeat_interval, heartbeat_ttl, recovery_interval, max_recoveries";
 
 /// Sidekiq settings that only mean something to Ruby.
 const RUBY_ONLY_KEYS: &[&str] = &[
@@ -191,6 +208,21 @@ impl WorkerConfig {
                         .filter(|d| !d.is_zero())
                         .ok_or_else(|| bad(name, value, "a number of seconds above 0"))?,
                 );
+            }
+            "heartbeat_interval" | "heartbeat_ttl" | "recovery_interval" => {
+                let duration = seconds(value)
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| bad(name, value, "a number of seconds above 0"))?;
+                match name {
+                    "heartbeat_interval" => self.heartbeat_interval = duration,
+                    "heartbeat_ttl" => self.heartbeat_ttl = duration,
+                    _ => self.recovery_interval = duration,
+                }
+            }
+            "max_recoveries" => {
+                self.max_recoveries = whole(value)
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| bad(name, value, "a whole number, like 3"))?;
             }
             ruby if RUBY_ONLY_KEYS.contains(&ruby) => {
                 tracing::warn!(key = ruby, "ignoring a Ruby-only Sidekiq setting");

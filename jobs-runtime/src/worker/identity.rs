@@ -3,12 +3,17 @@
 /// This process's identity: the hostname (or `DYNO`, as Sidekiq uses on Heroku), the pid, and
 /// 12 random hex characters, so two workers in one process differ.
 pub(crate) fn new_identity() -> String {
-    let host = std::env::var("DYNO")
-        .ok()
-        .filter(|dyno| !dyno.is_empty())
-        .unwrap_or_else(|| gethostname::gethostname().to_string_lossy().into_owned());
+    let host = hostname();
     let random = crate::jid::Jid::generate();
     format!("{host}:{}:{}", std::process::id(), &random.as_str()[..12])
+}
+
+/// The host name shown for this process: `DYNO` when set (Heroku), else the machine's.
+pub(crate) fn hostname() -> String {
+    std::env::var("DYNO")
+        .ok()
+        .filter(|dyno| !dyno.is_empty())
+        .unwrap_or_else(|| gethostname::gethostname().to_string_lossy().into_owned())
 }
 
 #[cfg(test)]

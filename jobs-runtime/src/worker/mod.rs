@@ -16,16 +16,18 @@
 pub(crate) mod backtrace;
 mod cli;
 mod config;
+mod control;
 mod fetch;
+mod heartbeat;
 mod hooks;
 mod identity;
 mod middleware;
 mod order;
 mod processor;
+mod recovery;
 mod retry;
 mod scheduler;
 mod settle;
-mod shutdown;
 mod stats;
 
 use std::collections::HashMap;
@@ -35,7 +37,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
 
 pub use config::WorkerConfig;
 pub use hooks::{Exhausted, Lifecycle};
@@ -51,16 +52,15 @@ use crate::redis::Connection;
 use crate::redis::keys::Keys;
 use crate::registry::Registry;
 use crate::state::JobState;
+use control::Control;
 use fetch::{Fetched, Fetcher};
+use heartbeat::Heartbeat;
 use hooks::Hooks;
 use middleware::DynServerMiddleware;
 use order::QueueOrder;
 use retry::RetryPolicy;
 use scheduler::Scheduler;
 use stats::Counters;
-
-/// How often counters are flushed and `Beat` hooks run.
-const BEAT: Duration = Duration::from_secs(5);
 
 /// How long shutdown waits for cancelled jobs to stop.
 const CANCEL_FOR: Duration = Duration::from_secs(3);
@@ -197,6 +197,22 @@ impl Worker {
         self
     }
 
+    /// Writes the heartbeat every `interval` (default 10 s), each living `ttl` (default 60 s):
+    /// a process silent for `ttl` is dead and its jobs are recovered.
+    pub fn heartbeat(mut self, interval: Duration, ttl: Duration) -> Self {
+        self.config.heartbeat_interval = interval;
+        self.config.heartbeat_ttl = ttl.max(interval);
+        self
+    }
+
+    /// Looks for dead processes' jobs every `interval` (default 15 s); a job recovered more
+    /// than `max_recoveries` times (default 3) goes to the dead set.
+    pub fn recovery(mut self, interval: Duration, max_recoveries: u32) -> Self {
+        self.config.recovery_interval = interval;
+        self.config.max_recoveries = max_recoveries;
+        self
+    }
+
     /// Gives jobs a value to ask for with a `#[state]` parameter of its type.
     pub fn state<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
         self.state.insert(value);
@@ -250,24 +266,34 @@ impl Worker {
         self
     }
 
-    /// Runs until SIGINT or SIGTERM, then shuts down gracefully.
+    /// Runs until SIGINT or SIGTERM, then shuts down gracefully, as `sidekiq` does: SIGTSTP
+    /// quiets (no new jobs), SIGTTIN logs the running jobs, a second SIGINT hands running jobs
+    /// back at once. A dashboard's Quiet and Stop buttons work through the heartbeat.
     pub async fn run(self) -> Result<(), Error> {
-        self.run_until(shutdown::terminate()).await
+        self.start(Mode::UntilStopped, std::future::pending(), true)
+            .await
     }
 
-    /// Runs until `stop` resolves, then shuts down gracefully: stop taking jobs, wait up to the
-    /// timeout for running ones, hand the rest back to the front of their queues, flush counters.
+    /// Runs until `stop` resolves (or a dashboard stops it), then shuts down gracefully: stop
+    /// taking jobs, wait up to the timeout for running ones, hand the rest back to the front of
+    /// their queues, flush counters, clear the heartbeat. OS signals are left to the caller.
     pub async fn run_until(self, stop: impl Future<Output = ()> + Send) -> Result<(), Error> {
-        self.start(Mode::UntilStopped, stop).await
+        self.start(Mode::UntilStopped, stop, false).await
     }
 
     /// Runs every job waiting in the queues (and any they push), then stops: for tests and
-    /// one-off scripts. The scheduler does not run.
+    /// one-off scripts. The scheduler and crash recovery do not run.
     pub async fn drain(self) -> Result<(), Error> {
-        self.start(Mode::UntilIdle, std::future::pending()).await
+        self.start(Mode::UntilIdle, std::future::pending(), false)
+            .await
     }
 
-    async fn start(self, mode: Mode, stop: impl Future<Output = ()> + Send) -> Result<(), Error> {
+    async fn start(
+        self,
+        mode: Mode,
+        stop: impl Future<Output = ()> + Send,
+        os_signals: bool,
+    ) -> Result<(), Error> {
         let registry = match self.registry {
             Some(registry) => registry,
             None => Registry::from_inventory()?,
@@ -286,6 +312,7 @@ impl Worker {
             None => Client::global()?,
         };
         let identity = identity::new_identity();
+        let config = self.config;
         let shared = Arc::new(Shared {
             working: client.keys().working(&identity),
             identity,
@@ -296,55 +323,110 @@ impl Worker {
             hooks: self.hooks,
             counters: Counters::default(),
             policy: RetryPolicy {
-                max_retries: self.config.max_retries,
+                max_retries: config.max_retries,
             },
-            dead_max_jobs: self.config.dead_max_jobs,
-            dead_timeout: self.config.dead_timeout,
+            dead_max_jobs: config.dead_max_jobs,
+            dead_timeout: config.dead_timeout,
+            concurrency: config.concurrency,
             in_flight: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
         });
+        let control = Control::default();
+        let signals = os_signals.then(|| {
+            let dumper = Arc::clone(&shared);
+            tokio::spawn(control::listen(control.clone(), move || {
+                dumper.dump_running();
+            }))
+        });
         let mut stop = std::pin::pin!(stop);
-        if !wait_for_redis(&shared, stop.as_mut()).await {
+        let mut stop_seen = false;
+        tokio::select! {
+            up = wait_for_redis(&shared) => up,
+            () = &mut stop => { stop_seen = true; }
+            () = control.stopped() => {}
+        }
+        if stop_seen || control.is_stopping() {
             return Ok(());
         }
-        let order = QueueOrder::new(&self.config.queues);
+        warn_unless_noeviction(&shared).await;
+        let order = QueueOrder::new(&config.queues);
+        let heartbeat = Heartbeat::new(
+            Arc::clone(&shared),
+            control.clone(),
+            process_info(&shared, &config, &order),
+            config.heartbeat_interval,
+            config.heartbeat_ttl,
+        );
+        shared.hooks.fire(Lifecycle::Startup);
+        if let Err(error) = heartbeat.beat().await {
+            tracing::warn!(%error, "cannot write the first heartbeat; will try again");
+        }
         tracing::info!(
             identity = %shared.identity,
-            concurrency = self.config.concurrency,
+            concurrency = config.concurrency,
             queues = ?order.names(),
             order = if order.is_strict() { "strict" } else { "weighted" },
             jobs = ?shared.registry.iter().map(|job| job.name()).collect::<Vec<_>>(),
             redis = %shared.client.url(),
             "worker started"
         );
-        shared.hooks.fire(Lifecycle::Startup);
 
-        let quiet = CancellationToken::new();
-        let slots = Arc::new(Semaphore::new(self.config.concurrency));
+        let slots = Arc::new(Semaphore::new(config.concurrency));
         let mut fetching = tokio::spawn(Fetcher::new(Arc::clone(&shared), order).run(
-            quiet.clone(),
+            control.quiet_token(),
             Arc::clone(&slots),
             mode == Mode::UntilIdle,
         ));
-        let scheduling = (mode == Mode::UntilStopped).then(|| {
+        let mut background = Vec::new();
+        if mode == Mode::UntilStopped {
             let scheduler = Scheduler::new(
                 shared.client.clone(),
-                self.config.poll_interval_average,
-                self.config.average_scheduled_poll_interval,
+                config.poll_interval_average,
+                config.average_scheduled_poll_interval,
             );
-            tokio::spawn(scheduler.run(quiet.clone()))
-        });
-        let beating = tokio::spawn(beat(Arc::clone(&shared), quiet.clone()));
-
-        let fetched = tokio::select! {
-            () = &mut stop => None,
-            finished = &mut fetching => Some(finished),
-        };
-        if mode == Mode::UntilStopped {
-            tracing::info!(timeout = ?self.config.timeout, "shutting down: taking no more jobs");
+            background.push(tokio::spawn(scheduler.run(control.quiet_token())));
+            background.push(tokio::spawn(recovery::run(
+                Arc::clone(&shared),
+                control.clone(),
+                config.recovery_interval,
+                config.max_recoveries,
+            )));
         }
-        quiet.cancel();
-        shared.hooks.fire(Lifecycle::Quiet);
+        let heartbeat = Arc::new(heartbeat);
+        let beating = {
+            let heartbeat = Arc::clone(&heartbeat);
+            tokio::spawn(async move { heartbeat.run().await })
+        };
+
+        let mut fetched = None;
+        let mut quiet_announced = false;
+        loop {
+            tokio::select! {
+                () = &mut stop, if !stop_seen => {
+                    stop_seen = true;
+                    control.stop();
+                }
+                () = control.stopped() => break,
+                () = control.quieted(), if !quiet_announced => {
+                    quiet_announced = true;
+                    tracing::info!("quiet: taking no more jobs");
+                    shared.hooks.fire(Lifecycle::Quiet);
+                }
+                finished = &mut fetching, if fetched.is_none() => {
+                    fetched = Some(finished);
+                    if mode == Mode::UntilIdle {
+                        break;
+                    }
+                }
+            }
+        }
+        control.stop();
+        if mode == Mode::UntilStopped {
+            tracing::info!(timeout = ?config.timeout, "shutting down");
+        }
+        if !quiet_announced {
+            shared.hooks.fire(Lifecycle::Quiet);
+        }
         shared.hooks.fire(Lifecycle::Shutdown);
         let finished = match fetched {
             Some(finished) => finished,
@@ -356,16 +438,23 @@ impl Worker {
         let watched_deadline = tokio::time::Instant::now() + fetch::BLOCK + settle::HAND_BACK_FOR;
         let (handed_back, ()) = tokio::join!(
             shared.hand_back_watched(watchers, watched_deadline),
-            shared.finish_running(tasks, self.config.timeout),
+            shared.finish_running(tasks, config.timeout, &control),
         );
         let deadline = tokio::time::Instant::now() + settle::HAND_BACK_FOR;
         shared.hand_back_leftovers(handed_back, deadline).await;
-        if let Some(scheduling) = scheduling {
-            let _ = scheduling.await;
+        for task in background {
+            let _ = task.await;
         }
         let _ = beating.await;
         if let Err(error) = shared.counters.flush(shared.redis(), shared.keys()).await {
             tracing::warn!(%error, "cannot write the last counters");
+        }
+        if let Err(error) = heartbeat.clear().await {
+            tracing::warn!(%error, "cannot clear the heartbeat; it expires by itself");
+        }
+        control.stop_now();
+        if let Some(signals) = signals {
+            let _ = signals.await;
         }
         tracing::info!("worker stopped");
         Ok(())
@@ -403,8 +492,10 @@ pub(crate) struct Shared {
     policy: RetryPolicy,
     dead_max_jobs: usize,
     dead_timeout: Duration,
-    /// Jobs started and not yet settled, for shutdown to hand back.
-    in_flight: Mutex<HashMap<u64, Fetched>>,
+    concurrency: usize,
+    /// Jobs started and not yet settled, with their start (epoch seconds): for shutdown to
+    /// hand back and for the heartbeat's work hash.
+    in_flight: Mutex<HashMap<u64, (Fetched, i64)>>,
     next_id: AtomicU64,
 }
 
@@ -425,7 +516,8 @@ impl Shared {
     /// Notes a job as running; returns its ticket for [`untrack`](Self::untrack).
     pub(crate) fn track(&self, job: Fetched) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.running().insert(id, job);
+        let since = chrono::Utc::now().timestamp();
+        self.running().insert(id, (job, since));
         id
     }
 
@@ -437,13 +529,34 @@ impl Shared {
     /// How many running jobs hold each JSON.
     pub(crate) fn held(&self) -> HashMap<String, usize> {
         let mut held = HashMap::new();
-        for job in self.running().values() {
+        for (job, _) in self.running().values() {
             *held.entry(job.json.clone()).or_insert(0) += 1;
         }
         held
     }
 
-    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Fetched>> {
+    /// The running jobs: a thread-like id (base 36, as Sidekiq's `tid`), the job, its start.
+    pub(crate) fn running_jobs(&self) -> Vec<(String, Fetched, i64)> {
+        self.running()
+            .iter()
+            .map(|(id, (job, since))| (base36(*id), job.clone(), *since))
+            .collect()
+    }
+
+    /// Logs every running job (SIGTTIN, or `TTIN` from a dashboard).
+    pub(crate) fn dump_running(&self) {
+        let now = chrono::Utc::now().timestamp();
+        let running = self.running_jobs();
+        tracing::info!(count = running.len(), "running jobs");
+        for (tid, job, since) in running {
+            let (class, jid) = Payload::from_json(&job.json)
+                .map(|payload| (payload.class, payload.jid.to_string()))
+                .unwrap_or_default();
+            tracing::info!(%tid, %jid, %class, queue = %job.queue, elapsed_s = now - since, "running");
+        }
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (Fetched, i64)>> {
         self.in_flight
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -466,16 +579,29 @@ impl Shared {
     /// their queues, then cancels them. Handing back first means a task that settles late finds
     /// its job gone and changes nothing; cancelling is bounded, because a job blocking its
     /// thread does not stop at cancellation.
-    async fn finish_running(&self, mut tasks: tokio::task::JoinSet<()>, timeout: Duration) {
+    async fn finish_running(
+        &self,
+        mut tasks: tokio::task::JoinSet<()>,
+        timeout: Duration,
+        control: &Control,
+    ) {
         let running = tasks.len();
         if running > 0 {
             tracing::info!(running, "waiting for running jobs");
         }
         let all_done = async { while tasks.join_next().await.is_some() {} };
-        if tokio::time::timeout(timeout, all_done).await.is_ok() {
+        let finished = tokio::select! {
+            done = tokio::time::timeout(timeout, all_done) => done.is_ok(),
+            () = control.stopped_now() => false,
+        };
+        if finished {
             return;
         }
-        let unfinished: Vec<Fetched> = self.running().values().cloned().collect();
+        let unfinished: Vec<Fetched> = self
+            .running()
+            .values()
+            .map(|(job, _)| job.clone())
+            .collect();
         let deadline = tokio::time::Instant::now() + settle::HAND_BACK_FOR;
         for job in &unfinished {
             self.requeue(job, deadline).await;
@@ -533,41 +659,65 @@ impl Shared {
     }
 }
 
-/// Every `BEAT`: flush counters and run `Beat` hooks, until `quiet`.
-async fn beat(shared: Arc<Shared>, quiet: CancellationToken) {
-    let mut ticks = tokio::time::interval(BEAT);
-    ticks.tick().await;
-    loop {
-        tokio::select! {
-            () = quiet.cancelled() => return,
-            _ = ticks.tick() => {}
-        }
-        if let Err(error) = shared.counters.flush(shared.redis(), shared.keys()).await {
-            tracing::warn!(%error, "cannot write counters; will try again");
-        }
-        shared.hooks.fire(Lifecycle::Beat);
-    }
-}
-
-/// Waits until Redis answers, logging while it does not; `false` when `stop` came first.
-async fn wait_for_redis(
-    shared: &Shared,
-    mut stop: std::pin::Pin<&mut impl Future<Output = ()>>,
-) -> bool {
+/// Waits until Redis answers, logging while it does not.
+async fn wait_for_redis(shared: &Shared) {
     let mut delay = Duration::from_millis(200);
     loop {
         match shared.redis().command::<String>(&redis::cmd("PING")).await {
-            Ok(_) => return true,
-            Err(error) => {
-                tracing::warn!(%error, "waiting for Redis");
-            }
+            Ok(_) => return,
+            Err(error) => tracing::warn!(%error, "waiting for Redis"),
         }
-        tokio::select! {
-            () = stop.as_mut() => return false,
-            () = tokio::time::sleep(delay) => {}
-        }
+        tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(5));
     }
+}
+
+/// Warns, as Sidekiq does, when Redis may evict keys (whole queues) under memory pressure.
+async fn warn_unless_noeviction(shared: &Shared) {
+    let reply: Result<Vec<String>, Error> = shared
+        .redis()
+        .command(redis::cmd("CONFIG").arg("GET").arg("maxmemory-policy"))
+        .await;
+    if let Ok(reply) = reply
+        && let Some(policy) = reply.get(1)
+        && policy != "noeviction"
+    {
+        tracing::warn!(
+            %policy,
+            "Redis's maxmemory-policy is not noeviction: under memory pressure it may evict \
+             whole queues without telling anyone; set `maxmemory-policy noeviction`"
+        );
+    }
+}
+
+/// The heartbeat's `info` JSON, with Sidekiq's fields.
+fn process_info(shared: &Shared, config: &WorkerConfig, order: &QueueOrder) -> serde_json::Value {
+    serde_json::json!({
+        "hostname": identity::hostname(),
+        "started_at": crate::timestamp::Timestamp::now(),
+        "pid": std::process::id(),
+        "tag": config.tag.clone().unwrap_or_default(),
+        "concurrency": config.concurrency,
+        "queues": order.names(),
+        "labels": config.labels,
+        "identity": shared.identity,
+        "version": concat!("jobs ", env!("CARGO_PKG_VERSION")),
+    })
+}
+
+/// `n` in base 36, as Sidekiq writes thread ids.
+fn base36(mut n: u64) -> String {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Refuses to start when a job asks for a `#[state]` type the worker was not given.

@@ -27,9 +27,11 @@ const PERSIST_FOR: Duration = Duration::from_secs(30);
 pub(crate) const HAND_BACK_FOR: Duration = Duration::from_secs(5);
 
 /// Where a job goes when it leaves the working list.
-enum Outcome<'a> {
+pub(crate) enum Outcome<'a> {
     /// Back to the right end of its queue, unchanged.
     Requeue,
+    /// Back to the right end of its queue, as this JSON (a recovered job).
+    Move { json: &'a str },
     /// Into the retry set, as this JSON, at this time.
     Retry { json: &'a str, at: Timestamp },
     /// Into the dead set, as this JSON.
@@ -103,8 +105,15 @@ impl Shared {
     /// class `jobs::InvalidPayload`, the entry as it was as the one argument, and the reason as
     /// the error message.
     pub(crate) async fn bury_invalid(&self, fetched: &Fetched, reason: &str) {
+        self.bury_invalid_in(self.working(), fetched, reason).await;
+    }
+
+    /// [`bury_invalid`](Self::bury_invalid) for an entry of any process's working list.
+    pub(crate) async fn bury_invalid_in(&self, list: &str, fetched: &Fetched, reason: &str) {
         let json = invalid_entry(&fetched.json, &fetched.queue, reason, Timestamp::now());
-        self.settle(fetched, Outcome::Dead { json: &json }).await;
+        let deadline = tokio::time::Instant::now() + PERSIST_FOR;
+        self.settle_in(list, fetched, Outcome::Dead { json: &json }, deadline)
+            .await;
     }
 
     async fn settle(&self, fetched: &Fetched, outcome: Outcome<'_>) {
@@ -118,15 +127,34 @@ impl Shared {
         outcome: Outcome<'_>,
         deadline: tokio::time::Instant,
     ) {
+        self.settle_in(self.working(), fetched, outcome, deadline)
+            .await;
+    }
+
+    /// Moves `fetched` out of `list` (any process's working list) to where `outcome` says.
+    pub(crate) async fn settle_in(
+        &self,
+        list: &str,
+        fetched: &Fetched,
+        outcome: Outcome<'_>,
+        deadline: tokio::time::Instant,
+    ) {
         let keys = self.keys();
         let mut invocation = scripts::SETTLE.prepare_invoke();
-        invocation.key(self.working());
+        invocation.key(list);
         match outcome {
             Outcome::Requeue => {
                 invocation
                     .key(keys.queue(&fetched.queue))
                     .arg(&fetched.json)
                     .arg("requeue");
+            }
+            Outcome::Move { json } => {
+                invocation
+                    .key(keys.queue(&fetched.queue))
+                    .arg(&fetched.json)
+                    .arg("move")
+                    .arg(json);
             }
             Outcome::Retry { json, at } => {
                 invocation

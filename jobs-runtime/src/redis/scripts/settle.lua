@@ -10,8 +10,8 @@
 -- KEYS[1]  the working list
 -- KEYS[2]  where the job goes: a queue list (requeue), the retry or dead sorted set
 -- ARGV[1]  the job JSON exactly as it was taken
--- ARGV[2]  'requeue', 'retry' or 'dead'
--- ARGV[3]  retry/dead: the JSON to store (requeue stores ARGV[1] unchanged)
+-- ARGV[2]  'requeue', 'move', 'retry' or 'dead'
+-- ARGV[3]  move/retry/dead: the JSON to store (requeue stores ARGV[1] unchanged)
 -- ARGV[4]  retry/dead: the score (epoch seconds)
 -- ARGV[5]  dead: drop members scored at or below this (the oldest allowed time)
 -- ARGV[6]  dead: how many members to keep at most
@@ -24,6 +24,9 @@ local outcome = ARGV[2]
 if outcome == 'requeue' then
   -- The right end: the next job taken from the queue, as Sidekiq hands jobs back.
   redis.call('RPUSH', KEYS[2], ARGV[1])
+elseif outcome == 'move' then
+  -- Back to the right end of a queue, rewritten (a recovered job, with its recovery count).
+  redis.call('RPUSH', KEYS[2], ARGV[3])
 elseif outcome == 'retry' then
   redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
 elseif outcome == 'dead' then

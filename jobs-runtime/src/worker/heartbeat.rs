@@ -1,0 +1,159 @@
+//! The heartbeat: what makes a process visible to Sidekiq's Web UI and API, and alive to crash
+//! recovery.
+//!
+//! Every `heartbeat_interval` (10 s) it flushes the counters, then in one `MULTI`: `SADD
+//! processes <identity>`; `HSET <identity>` with `info` (JSON), `busy`, `beat`, `quiet`, `rss`,
+//! `rtt_us` and `concurrency`, expiring after `heartbeat_ttl` (60 s); `<identity>:work` rewritten
+//! with one field per running job; `SADD jobs:workers <identity>`; and `RPOP <identity>-signals`,
+//! whose `TSTP`, `TERM` or `TTIN` it obeys. On a clean exit the process removes itself.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::Shared;
+use super::control::Control;
+use super::hooks::Lifecycle;
+use crate::error::Error;
+use crate::timestamp::Timestamp;
+
+/// One process's heartbeat.
+pub(crate) struct Heartbeat {
+    shared: Arc<Shared>,
+    control: Control,
+    /// The `info` JSON, written every beat (Sidekiq caches it too).
+    info: String,
+    interval: Duration,
+    ttl: Duration,
+}
+
+impl Heartbeat {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        control: Control,
+        info: serde_json::Value,
+        interval: Duration,
+        ttl: Duration,
+    ) -> Self {
+        Self {
+            shared,
+            control,
+            info: info.to_string(),
+            interval,
+            ttl,
+        }
+    }
+
+    /// Beats until the worker stops (the caller clears the heartbeat after the last job).
+    /// Cancellation-safe: each beat is one transaction.
+    pub(crate) async fn run(&self) {
+        loop {
+            tokio::select! {
+                () = self.control.stopped() => return,
+                () = tokio::time::sleep(self.interval) => {}
+            }
+            if let Err(error) = self.beat().await {
+                tracing::warn!(%error, "cannot write the heartbeat; will try again");
+            }
+        }
+    }
+
+    /// One beat: counters, the process hash, its running jobs, and one pending signal.
+    pub(crate) async fn beat(&self) -> Result<(), Error> {
+        let shared = &self.shared;
+        if let Err(error) = shared.counters.flush(shared.redis(), shared.keys()).await {
+            tracing::warn!(%error, "cannot write counters; will try again");
+        }
+        let started = Instant::now();
+        shared
+            .redis()
+            .command::<String>(&redis::cmd("PING"))
+            .await?;
+        let rtt_us = started.elapsed().as_micros() as u64;
+
+        let keys = shared.keys();
+        let identity = &shared.identity;
+        let process = keys.process(identity);
+        let work = keys.process_work(identity);
+        let ttl = self.ttl.as_secs().max(1) as i64;
+        let running = shared.running_jobs();
+        let mut pipeline = redis::pipe();
+        pipeline.atomic();
+        pipeline.sadd(keys.processes(), identity).ignore();
+        pipeline
+            .hset_multiple(
+                &process,
+                &[
+                    ("info", self.info.clone()),
+                    ("busy", running.len().to_string()),
+                    ("beat", Timestamp::now().as_epoch_seconds().to_string()),
+                    ("quiet", self.control.is_quiet().to_string()),
+                    ("rss", resident_kilobytes().to_string()),
+                    ("rtt_us", rtt_us.to_string()),
+                    ("concurrency", shared.concurrency.to_string()),
+                ],
+            )
+            .ignore();
+        pipeline.expire(&process, ttl).ignore();
+        pipeline.del(&work).ignore();
+        if !running.is_empty() {
+            let fields: Vec<(String, String)> = running
+                .iter()
+                .map(|(tid, job, run_at)| {
+                    let value = json!({"queue": job.queue, "payload": job.json, "run_at": run_at});
+                    (tid.clone(), value.to_string())
+                })
+                .collect();
+            pipeline.hset_multiple(&work, &fields).ignore();
+            pipeline.expire(&work, ttl).ignore();
+        }
+        pipeline.sadd(keys.workers(), identity).ignore();
+        pipeline.rpop(keys.process_signals(identity), None);
+        let (signal,): (Option<String>,) = shared.redis().query(&pipeline).await?;
+        if let Some(signal) = signal {
+            tracing::info!(%signal, "signal from the dashboard");
+            if signal == "TTIN" {
+                shared.dump_running();
+            } else if !self.control.obey(&signal) {
+                tracing::warn!(%signal, "ignoring an unknown signal");
+            }
+        }
+        shared.hooks.fire(Lifecycle::Beat);
+        Ok(())
+    }
+
+    /// Removes this process from `processes` and deletes its heartbeat and work hash, as
+    /// Sidekiq does on a clean exit; leaves `jobs:workers` only when the working list is empty.
+    pub(crate) async fn clear(&self) -> Result<(), Error> {
+        let keys = self.shared.keys();
+        let identity = &self.shared.identity;
+        let left: u64 = self
+            .shared
+            .redis()
+            .command(redis::cmd("LLEN").arg(self.shared.working()))
+            .await?;
+        let mut pipeline = redis::pipe();
+        pipeline.srem(keys.processes(), identity).ignore();
+        pipeline.del(keys.process(identity)).ignore();
+        pipeline.del(keys.process_work(identity)).ignore();
+        if left == 0 {
+            pipeline.srem(keys.workers(), identity).ignore();
+        }
+        self.shared.redis().query::<()>(&pipeline).await
+    }
+}
+
+/// This process's resident memory in kilobytes, from `/proc/self/status` (0 where unknown).
+fn resident_kilobytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmRSS:"))
+                .and_then(|value| value.split_whitespace().next())
+                .and_then(|kilobytes| kilobytes.parse().ok())
+        })
+        .unwrap_or(0)
+}

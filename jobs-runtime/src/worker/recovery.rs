@@ -1,0 +1,181 @@
+//! Crash recovery: a live process hands back the jobs of processes that died holding them.
+//!
+//! Every `jobs` process adds itself to `jobs:workers` with its heartbeat. Every
+//! `recovery_interval`, each live process reads that set (no keyspace scan) and, for every
+//! member whose heartbeat has expired (`heartbeat_ttl` without a beat), takes a short lock
+//! (`SET jobs:recovering:<id> NX`) so only one process recovers it, then moves each job of the
+//! dead process's working list back to the right end of its queue, one atomic `settle.lua` step
+//! each. A job records how often it was recovered (`jobs_recoveries`); past `max_recoveries` it
+//! is presumed to be what kills its processes and goes to the dead set instead.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+
+use super::Shared;
+use super::control::Control;
+use super::fetch::Fetched;
+use super::settle::{HAND_BACK_FOR, Outcome};
+use crate::error::Error;
+use crate::payload::Payload;
+use crate::timestamp::Timestamp;
+
+/// The payload key counting how often a job was recovered from a dead process.
+pub(crate) const RECOVERIES: &str = "jobs_recoveries";
+
+/// How long the recovery lock lasts.
+const LOCK_SECONDS: u64 = 60;
+
+/// Sweeps for dead processes until the worker stops.
+pub(crate) async fn run(shared: Arc<Shared>, control: Control, interval: Duration, max: u32) {
+    loop {
+        // ±20 % so that processes started together do not sweep together.
+        let pause = interval.mul_f64(rand::rng().random_range(0.8..1.2));
+        tokio::select! {
+            () = control.stopped() => return,
+            () = tokio::time::sleep(pause) => {}
+        }
+        if let Err(error) = recover_dead(&shared, max).await {
+            tracing::warn!(%error, "cannot look for dead processes' jobs; will try again");
+        }
+    }
+}
+
+/// Hands back the jobs of every dead process this one can lock; returns how many.
+pub(crate) async fn recover_dead(shared: &Shared, max_recoveries: u32) -> Result<usize, Error> {
+    let keys = shared.keys();
+    let members: Vec<String> = shared
+        .redis()
+        .command(redis::cmd("SMEMBERS").arg(keys.workers()))
+        .await?;
+    let mut recovered = 0;
+    for identity in members.iter().filter(|id| **id != shared.identity) {
+        let alive: bool = shared
+            .redis()
+            .command(redis::cmd("EXISTS").arg(keys.process(identity)))
+            .await?;
+        if alive {
+            continue;
+        }
+        let locked: Option<String> = shared
+            .redis()
+            .command(
+                redis::cmd("SET")
+                    .arg(keys.recovering(identity))
+                    .arg(&shared.identity)
+                    .arg("NX")
+                    .arg("EX")
+                    .arg(LOCK_SECONDS),
+            )
+            .await?;
+        if locked.is_none() {
+            continue;
+        }
+        let count = recover_one(shared, identity, max_recoveries).await?;
+        recovered += count;
+        if count > 0 {
+            tracing::warn!(process = %identity, jobs = count, "handed back the jobs of a dead process");
+        }
+    }
+    Ok(recovered)
+}
+
+/// Hands back one dead process's jobs, then forgets the process if its list is empty.
+async fn recover_one(shared: &Shared, identity: &str, max: u32) -> Result<usize, Error> {
+    let keys = shared.keys();
+    let list = keys.working(identity);
+    let jobs: Vec<String> = shared
+        .redis()
+        .command(redis::cmd("LRANGE").arg(&list).arg(0).arg(-1))
+        .await?;
+    let deadline = tokio::time::Instant::now() + HAND_BACK_FOR;
+    for json in &jobs {
+        match Payload::from_json(json) {
+            Ok(payload) => {
+                let fetched = Fetched {
+                    queue: payload.queue.clone(),
+                    json: json.clone(),
+                };
+                let (outcome_json, dead) = recovered(payload, identity, max);
+                let outcome = if dead {
+                    Outcome::Dead {
+                        json: &outcome_json,
+                    }
+                } else {
+                    Outcome::Move {
+                        json: &outcome_json,
+                    }
+                };
+                shared.settle_in(&list, &fetched, outcome, deadline).await;
+            }
+            Err(error) => {
+                let fetched = Fetched {
+                    queue: "default".to_owned(),
+                    json: json.clone(),
+                };
+                let reason = format!("a dead process held an entry that is not a job ({error})");
+                shared.bury_invalid_in(&list, &fetched, &reason).await;
+            }
+        }
+    }
+    let left: u64 = shared
+        .redis()
+        .command(redis::cmd("LLEN").arg(&list))
+        .await?;
+    if left == 0 {
+        let mut pipeline = redis::pipe();
+        pipeline.srem(keys.workers(), identity).ignore();
+        pipeline.srem(keys.processes(), identity).ignore();
+        pipeline.del(keys.recovering(identity)).ignore();
+        shared.redis().query::<()>(&pipeline).await?;
+    }
+    Ok(jobs.len())
+}
+
+/// The job as it goes back: its recovery count raised, or, past the limit, the error fields of
+/// a job presumed to kill its processes. Returns the JSON and whether it goes to the dead set.
+fn recovered(mut payload: Payload, identity: &str, max: u32) -> (String, bool) {
+    let count = payload
+        .extra
+        .get(RECOVERIES)
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0)
+        + 1;
+    payload.extra.insert(RECOVERIES.to_owned(), count.into());
+    let dead = count > u64::from(max);
+    if dead {
+        let now = Timestamp::now();
+        payload.error_class = Some("jobs::Abandoned".to_owned());
+        payload.error_message = Some(format!(
+            "the process running this job ({identity}) stopped without finishing it, {count} \
+             times in a row; the job may be what stops it (a crash, an abort, running out of \
+             memory), so it was moved to the dead set"
+        ));
+        payload.failed_at.get_or_insert(now);
+    }
+    let json = payload.to_json().unwrap_or_default();
+    (json, dead)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{RECOVERIES, recovered};
+    use crate::payload::Payload;
+
+    #[test]
+    fn counts_recoveries_and_buries_past_the_limit() {
+        let payload = Payload::new("Crash", vec![]);
+        let (json, dead) = recovered(payload, "h:1:a", 2);
+        assert!(!dead);
+        let once = Payload::from_json(&json).unwrap();
+        assert_eq!(once.extra[RECOVERIES], 1);
+        let (json, dead) = recovered(once, "h:1:a", 2);
+        assert!(!dead);
+        let (json, dead) = recovered(Payload::from_json(&json).unwrap(), "h:1:a", 2);
+        assert!(dead);
+        let buried = Payload::from_json(&json).unwrap();
+        assert_eq!(buried.error_class.as_deref(), Some("jobs::Abandoned"));
+        assert!(buried.error_message.unwrap().contains("3 times"));
+    }
+}
