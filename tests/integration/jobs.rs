@@ -180,3 +180,38 @@ impl std::error::Error for Wrapped {
 pub async fn overrun() {
     tokio::time::sleep(std::time::Duration::from_secs(30)).await;
 }
+
+/// Where fault-test jobs write what ran: a file that outlives worker processes and Redis.
+#[derive(Clone, Default)]
+pub struct Ledger(pub Option<std::path::PathBuf>);
+
+impl Ledger {
+    /// Appends one line (`run <jid>` or `done <jid>`) in a single write.
+    pub fn write(&self, event: &str, jid: &jobs::Jid) {
+        use std::io::Write;
+        if let Some(path) = &self.0 {
+            let line = format!("{event} {jid}\n");
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .expect("open the ledger");
+            file.write_all(line.as_bytes()).expect("write the ledger");
+        }
+    }
+}
+
+/// Records its start and end in the ledger, sleeping `millis` between.
+#[job(queue = "faults")]
+pub async fn ledgered(#[context] ctx: JobContext, #[state] ledger: Ledger, millis: u64) {
+    ledger.write("run", ctx.jid());
+    tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+    ledger.write("done", ctx.jid());
+}
+
+/// Kills the process running it: a job that crashes its worker.
+#[job(queue = "faults")]
+pub async fn abort_process(#[context] ctx: JobContext, #[state] ledger: Ledger) {
+    ledger.write("run", ctx.jid());
+    std::process::abort();
+}

@@ -19,6 +19,7 @@ mod enqueue_options;
 mod enqueue_schedule;
 mod inline;
 mod interop_ruby;
+mod lifecycle;
 mod payload_decode;
 mod registry;
 mod worker_config;

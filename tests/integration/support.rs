@@ -56,8 +56,26 @@ impl TestRedis {
         panic!("redis-server did not start: {last_error}");
     }
 
+    /// Kills the server (SIGKILL) and starts it again on the same port and directory, so an
+    /// append-only file is replayed.
+    pub fn restart_keeping_data(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn_server(self.port, &self.dir, &self.extra);
+        if let Err(error) = self.wait_until_ready() {
+            panic!(
+                "redis-server did not restart on port {}: {error}",
+                self.port
+            );
+        }
+        // Replaying the append-only file happens before the server answers PING with data.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
     /// Kills the server (SIGKILL) and starts a new, empty one on the same port.
     pub fn restart(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = std::fs::create_dir_all(&self.dir);
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.child = spawn_server(self.port, &self.dir, &self.extra);
@@ -274,6 +292,7 @@ pub fn worker(redis: &TestRedis, log: &crate::jobs::CallLog) -> jobs::Worker {
         .client(&redis.client())
         .state(log.clone())
         .state(crate::jobs::Gauge::default())
+        .state(crate::jobs::Ledger::default())
         .poll_interval(Duration::from_millis(100))
         .heartbeat(Duration::from_secs(1), Duration::from_secs(3))
         .recovery(Duration::from_secs(1), 3)
@@ -341,4 +360,124 @@ impl RunningWorker {
             .expect("the worker task did not panic")
             .expect("the worker stopped without an error");
     }
+}
+
+/// A worker process: this test binary re-run as `lifecycle::child_worker`, a real process the
+/// test can signal and kill, running the test jobs against `redis_url` with short heartbeats
+/// (1 s, expiring after 3 s) and recovery sweeps (1 s). Killed when dropped.
+pub struct ChildWorker {
+    child: std::process::Child,
+}
+
+impl ChildWorker {
+    /// Starts one with the given extra environment (`JOBS_TEST_CONCURRENCY`, …).
+    pub fn spawn(redis_url: &str, ledger: &std::path::Path, env: &[(&str, &str)]) -> Self {
+        let log = ledger.with_extension(format!("log-{}", free_port()));
+        let mut command = Command::new(std::env::current_exe().expect("the test binary"));
+        command
+            .args([
+                "--exact",
+                "lifecycle::child_worker",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env("JOBS_TEST_CHILD", "1")
+            .env("REDIS_URL", redis_url)
+            .env("JOBS_TEST_LEDGER", ledger)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).expect("a log file"))
+            .stderr(Stdio::null());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        Self {
+            child: command.spawn().expect("start a worker process"),
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal by name (`TERM`, `TSTP`, `INT`, `KILL`) with the `kill` command.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("the kill command");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// `kill -9`, and waits for the process to be gone.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits for the process to exit by itself; `None` if it is still running after `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for ChildWorker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What a ledger file says: how often each jid started, and which finished.
+pub struct LedgerView {
+    pub runs: std::collections::HashMap<String, usize>,
+    pub done: std::collections::HashSet<String>,
+}
+
+impl LedgerView {
+    /// Reads the ledger at `path` (empty when it does not exist yet).
+    pub fn read(path: &std::path::Path) -> Self {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let mut runs = std::collections::HashMap::new();
+        let mut done = std::collections::HashSet::new();
+        for line in text.lines() {
+            match line.split_once(' ') {
+                Some(("run", jid)) => *runs.entry(jid.to_owned()).or_insert(0) += 1,
+                Some(("done", jid)) => {
+                    done.insert(jid.to_owned());
+                }
+                _ => {}
+            }
+        }
+        Self { runs, done }
+    }
+
+    /// How many jobs started more than once.
+    pub fn duplicates(&self) -> usize {
+        self.runs.values().filter(|count| **count > 1).count()
+    }
+}
+
+/// A fresh, empty ledger path for one test.
+pub fn ledger_path(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "jobs-ledger-{}-{name}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&dir).expect("a ledger directory");
+    dir.join("ledger.txt")
 }

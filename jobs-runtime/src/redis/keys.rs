@@ -78,6 +78,11 @@ impl Keys {
         format!("{}{identity}:work", self.prefix)
     }
 
+    /// `<identity>:workers`: the same, under the name Sidekiq 6.4.0 and 6.4.1 read.
+    pub(crate) fn process_workers(&self, identity: &str) -> String {
+        format!("{}{identity}:workers", self.prefix)
+    }
+
     /// `<identity>-signals`: signals a dashboard sends a process (`TSTP`, `TERM`, `TTIN`).
     pub(crate) fn process_signals(&self, identity: &str) -> String {
         format!("{}{identity}-signals", self.prefix)

@@ -129,15 +129,64 @@ impl Fetcher {
                 }
                 let names = self.order.names().to_vec();
                 if let Some(job) = self.watchers.wait(&self.shared, &names, &quiet).await {
-                    self.start(&mut tasks, job, permits.pop());
+                    match permits.pop() {
+                        Some(permit) if self.is_suspect(&job.json) => {
+                            self.run_alone(&mut tasks, job, permit, &slots, &quiet)
+                                .await;
+                        }
+                        permit => self.start(&mut tasks, job, permit),
+                    }
                 }
                 continue;
             }
+            let mut suspect = None;
             for (job, permit) in jobs.into_iter().zip(permits) {
-                self.start(&mut tasks, job, Some(permit));
+                if !self.is_suspect(&job.json) {
+                    self.start(&mut tasks, job, Some(permit));
+                } else if suspect.is_none() {
+                    suspect = Some((job, permit));
+                } else {
+                    // One suspect at a time: the others go back to the front of their queue.
+                    self.shared.requeue(&job, settle_deadline()).await;
+                }
+            }
+            if let Some((job, permit)) = suspect {
+                self.run_alone(&mut tasks, job, permit, &slots, &quiet)
+                    .await;
             }
         }
         (tasks, self.watchers)
+    }
+
+    /// Whether a job is one crash away from the dead set: recovered from dead processes often
+    /// enough that the next recovery would bury it. Such a job runs alone, so that a job is
+    /// only ever buried after crashing a process by itself, never for being beside one that did.
+    fn is_suspect(&self, json: &str) -> bool {
+        let count = recoveries(json);
+        count >= 1 && count + 1 >= self.shared.max_recoveries
+    }
+
+    /// Runs a job recovered from a dead process with no other job beside it: it waits for the
+    /// running jobs to finish and holds every slot while it runs, so that if it kills this
+    /// process too, it alone is blamed (and innocent jobs are not counted towards the dead
+    /// set). On quiet it is left in the working list, which shutdown hands back.
+    async fn run_alone(
+        &self,
+        tasks: &mut JoinSet<()>,
+        job: Fetched,
+        permit: tokio::sync::OwnedSemaphorePermit,
+        slots: &Arc<Semaphore>,
+        quiet: &CancellationToken,
+    ) {
+        let others = u32::try_from(self.shared.concurrency.saturating_sub(1)).unwrap_or(u32::MAX);
+        let rest = tokio::select! {
+            () = quiet.cancelled() => return,
+            rest = Arc::clone(slots).acquire_many_owned(others) => rest,
+        };
+        let Ok(mut rest) = rest else { return };
+        rest.merge(permit);
+        tracing::info!(queue = %job.queue, "running a job recovered from a dead process alone");
+        self.start(tasks, job, Some(rest));
     }
 
     /// Starts the task that runs `job`, holding its concurrency slot until it is settled.
@@ -208,6 +257,25 @@ impl Fetcher {
         }
         self.watchers.swept();
     }
+}
+
+/// How often a job was recovered from a dead process (see `recovery.rs`); 0 for most jobs,
+/// read without parsing the whole JSON.
+fn recoveries(json: &str) -> u32 {
+    let key = format!("\"{}\":", super::recovery::RECOVERIES);
+    json.split_once(&key)
+        .map(|(_, rest)| {
+            rest.trim_start()
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+        })
+        .and_then(|digits| digits.parse().ok())
+        .unwrap_or(0)
+}
+
+fn settle_deadline() -> tokio::time::Instant {
+    tokio::time::Instant::now() + super::settle::HAND_BACK_FOR
 }
 
 fn log_task_end(finished: Result<(), tokio::task::JoinError>) {
@@ -396,4 +464,19 @@ async fn watch(
     // The receiver is gone only when the worker has stopped; a job brought now stays in the
     // working list, which shutdown hands back.
     let _ = sender.send(watched);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::recoveries;
+
+    #[test]
+    fn reads_the_recovery_count_from_the_json() {
+        assert_eq!(recoveries(r#"{"class":"A","jobs_recoveries":2}"#), 2);
+        assert_eq!(
+            recoveries(r#"{"class":"A","jobs_recoveries": 12,"x":1}"#),
+            12
+        );
+        assert_eq!(recoveries(r#"{"class":"A"}"#), 0);
+    }
 }

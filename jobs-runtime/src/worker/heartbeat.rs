@@ -3,8 +3,8 @@
 //!
 //! Every `heartbeat_interval` (10 s) it flushes the counters, then in one `MULTI`: `SADD
 //! processes <identity>`; `HSET <identity>` with `info` (JSON), `busy`, `beat`, `quiet`, `rss`,
-//! `rtt_us` and `concurrency`, expiring after `heartbeat_ttl` (60 s); `<identity>:work` rewritten
-//! with one field per running job; `SADD jobs:workers <identity>`; and `RPOP <identity>-signals`,
+//! `rtt_us` and `concurrency`, expiring after `heartbeat_ttl` (60 s); `<identity>:work` (and
+//! `<identity>:workers`, which Sidekiq 6.4.0–6.4.1 read) rewritten with one field per running job; `SADD jobs:workers <identity>`; and `RPOP <identity>-signals`,
 //! whose `TSTP`, `TERM` or `TTIN` it obeys. On a clean exit the process removes itself.
 
 use std::sync::Arc;
@@ -75,7 +75,8 @@ impl Heartbeat {
         let keys = shared.keys();
         let identity = &shared.identity;
         let process = keys.process(identity);
-        let work = keys.process_work(identity);
+        // Sidekiq 6.4.2+ reads `:work`, 6.4.0 and 6.4.1 `:workers`: write both.
+        let work_keys = [keys.process_work(identity), keys.process_workers(identity)];
         let ttl = self.ttl.as_secs().max(1) as i64;
         let running = shared.running_jobs();
         let mut pipeline = redis::pipe();
@@ -96,17 +97,19 @@ impl Heartbeat {
             )
             .ignore();
         pipeline.expire(&process, ttl).ignore();
-        pipeline.del(&work).ignore();
-        if !running.is_empty() {
-            let fields: Vec<(String, String)> = running
-                .iter()
-                .map(|(tid, job, run_at)| {
-                    let value = json!({"queue": job.queue, "payload": job.json, "run_at": run_at});
-                    (tid.clone(), value.to_string())
-                })
-                .collect();
-            pipeline.hset_multiple(&work, &fields).ignore();
-            pipeline.expire(&work, ttl).ignore();
+        let fields: Vec<(String, String)> = running
+            .iter()
+            .map(|(tid, job, run_at)| {
+                let value = json!({"queue": job.queue, "payload": job.json, "run_at": run_at});
+                (tid.clone(), value.to_string())
+            })
+            .collect();
+        for work in &work_keys {
+            pipeline.del(work).ignore();
+            if !fields.is_empty() {
+                pipeline.hset_multiple(work, &fields).ignore();
+                pipeline.expire(work, ttl).ignore();
+            }
         }
         pipeline.sadd(keys.workers(), identity).ignore();
         pipeline.rpop(keys.process_signals(identity), None);
@@ -137,6 +140,7 @@ impl Heartbeat {
         pipeline.srem(keys.processes(), identity).ignore();
         pipeline.del(keys.process(identity)).ignore();
         pipeline.del(keys.process_work(identity)).ignore();
+        pipeline.del(keys.process_workers(identity)).ignore();
         if left == 0 {
             pipeline.srem(keys.workers(), identity).ignore();
         }

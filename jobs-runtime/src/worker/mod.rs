@@ -328,6 +328,7 @@ impl Worker {
             dead_max_jobs: config.dead_max_jobs,
             dead_timeout: config.dead_timeout,
             concurrency: config.concurrency,
+            max_recoveries: config.max_recoveries,
             in_flight: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
         });
@@ -493,6 +494,7 @@ pub(crate) struct Shared {
     dead_max_jobs: usize,
     dead_timeout: Duration,
     concurrency: usize,
+    max_recoveries: u32,
     /// Jobs started and not yet settled, with their start (epoch seconds): for shutdown to
     /// hand back and for the heartbeat's work hash.
     in_flight: Mutex<HashMap<u64, (Fetched, i64)>>,

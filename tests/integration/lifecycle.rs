@@ -1,0 +1,352 @@
+//! Process lifecycle and crash safety with real processes: worker processes killed with
+//! `kill -9`, stopped with SIGTERM, crashed by a poison job, quieted and stopped from Ruby's
+//! API; Redis killed and restarted under them. A ledger file records what ran.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use jobs::Worker;
+use redis::AsyncCommands;
+
+use crate::jobs::{AbortProcess, CallLog, Gauge, Ledger, Ledgered};
+use crate::support::{
+    ChildWorker, LedgerView, TestRedis, eventually, ledger_path, now, ruby, sorted_set,
+};
+
+/// The worker process the tests below start (`ChildWorker`): the test jobs, queues `faults` and
+/// `default`, heartbeat every 1 s expiring after 3 s, recovery sweeps every 1 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run as a worker process by the other tests of this module"]
+async fn child_worker() {
+    assert!(
+        std::env::var("JOBS_TEST_CHILD").is_ok(),
+        "run by the lifecycle tests, not directly"
+    );
+    let _ = tracing_subscriber::fmt().with_env_filter("info").try_init();
+    let number = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(default)
+    };
+    let ledger = Ledger(std::env::var_os("JOBS_TEST_LEDGER").map(Into::into));
+    let client = jobs::Client::from_env().expect("REDIS_URL");
+    Worker::new()
+        .client(&client)
+        .queues(["faults", "default"])
+        .concurrency(number("JOBS_TEST_CONCURRENCY", 10) as usize)
+        .timeout(Duration::from_millis(number("JOBS_TEST_TIMEOUT_MS", 5_000)))
+        .heartbeat(Duration::from_secs(1), Duration::from_secs(3))
+        .recovery(
+            Duration::from_secs(1),
+            number("JOBS_TEST_MAX_RECOVERIES", 2) as u32,
+        )
+        .poll_interval(Duration::from_millis(200))
+        .state(ledger)
+        .state(CallLog::default())
+        .state(Gauge::default())
+        .run()
+        .await
+        .expect("the worker runs until stopped");
+}
+
+async fn push(redis: &TestRedis, jobs: impl IntoIterator<Item = Ledgered>) -> HashSet<String> {
+    redis
+        .client()
+        .perform_bulk(jobs)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|jid| jid.to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn kill_9_mid_run_loses_no_job() {
+    const JOBS: u64 = 2_000;
+    const CONCURRENCY: usize = 10;
+    let redis = TestRedis::start();
+    let ledger = ledger_path("kill9");
+    let jids = push(
+        &redis,
+        (0..JOBS).map(|n| Ledgered {
+            millis: 20 + n % 60,
+        }),
+    )
+    .await;
+    let env = [("JOBS_TEST_CONCURRENCY", "10")];
+    let mut workers = [
+        ChildWorker::spawn(&redis.url(), &ledger, &env),
+        ChildWorker::spawn(&redis.url(), &ledger, &env),
+    ];
+    let mut kills = 0;
+    for round in 0..3 {
+        tokio::time::sleep(Duration::from_millis(1_200)).await;
+        let victim = &mut workers[round % 2];
+        victim.kill9();
+        kills += 1;
+        *victim = ChildWorker::spawn(&redis.url(), &ledger, &env);
+    }
+    eventually(
+        Duration::from_secs(90),
+        "every job to be done",
+        async || LedgerView::read(&ledger).done.len() == jids.len(),
+    )
+    .await;
+    let view = LedgerView::read(&ledger);
+    assert_eq!(view.done, jids, "0 of {JOBS} lost");
+    let duplicates = view.duplicates();
+    assert!(
+        duplicates <= kills * CONCURRENCY,
+        "{duplicates} jobs ran twice; at most {} were running at the kills",
+        kills * CONCURRENCY
+    );
+    println!("kill -9: {JOBS} jobs, {kills} kills, 0 lost, {duplicates} run again");
+}
+
+#[tokio::test]
+async fn a_killed_workers_jobs_run_again_within_ttl_plus_sweep() {
+    let redis = TestRedis::start();
+    let ledger = ledger_path("recovery");
+    let jids = push(&redis, (0..4).map(|_| Ledgered { millis: 2_500 })).await;
+    let mut first = ChildWorker::spawn(&redis.url(), &ledger, &[]);
+    eventually(Duration::from_secs(10), "the jobs to start", async || {
+        LedgerView::read(&ledger).runs.len() == 4
+    })
+    .await;
+    let survivor = ChildWorker::spawn(&redis.url(), &ledger, &[]);
+    first.kill9();
+    let killed = Instant::now();
+    eventually(Duration::from_secs(15), "a job to run again", async || {
+        LedgerView::read(&ledger)
+            .runs
+            .values()
+            .any(|runs| *runs == 2)
+    })
+    .await;
+    let recovery = killed.elapsed();
+    // Heartbeat TTL 3 s + sweep 1 s (±20 %) + a fetch.
+    assert!(
+        recovery <= Duration::from_secs(6),
+        "recovered after {recovery:?}"
+    );
+    eventually(Duration::from_secs(15), "the jobs to finish", async || {
+        LedgerView::read(&ledger).done == jids
+    })
+    .await;
+    assert!(
+        LedgerView::read(&ledger)
+            .runs
+            .values()
+            .all(|runs| *runs == 2)
+    );
+    drop(survivor);
+    println!("recovery after kill -9: {recovery:?} (heartbeat ttl 3 s, sweep 1 s)");
+}
+
+#[tokio::test]
+async fn sigterm_finishes_short_jobs_and_hands_long_ones_back() {
+    let redis = TestRedis::start();
+    let ledger = ledger_path("sigterm");
+    let short = push(&redis, (0..5).map(|_| Ledgered { millis: 300 })).await;
+    let long = push(&redis, (0..2).map(|_| Ledgered { millis: 60_000 })).await;
+    let mut worker = ChildWorker::spawn(&redis.url(), &ledger, &[("JOBS_TEST_TIMEOUT_MS", "2000")]);
+    eventually(Duration::from_secs(10), "every job to start", async || {
+        LedgerView::read(&ledger).runs.len() == 7
+    })
+    .await;
+    let identity: Vec<String> = redis.raw().await.smembers("processes").await.unwrap();
+    assert_eq!(identity.len(), 1, "the worker's heartbeat is up");
+
+    worker.signal("TERM");
+    let stopped = Instant::now();
+    let status = worker
+        .wait_exit(Duration::from_secs(2 + 5))
+        .expect("the worker exits within its timeout + 5 s");
+    assert!(status.success(), "{status}");
+    println!("SIGTERM to exit: {:?} (timeout 2 s)", stopped.elapsed());
+
+    let view = LedgerView::read(&ledger);
+    assert!(
+        short
+            .iter()
+            .all(|jid| view.done.contains(jid) && view.runs[jid] == 1)
+    );
+    assert!(long.iter().all(|jid| !view.done.contains(jid)));
+    let queued: HashSet<String> = redis
+        .queue("faults")
+        .await
+        .iter()
+        .map(|job| job["jid"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(queued, long, "the long jobs are back in their queue");
+    let mut raw = redis.raw().await;
+    let processes: Vec<String> = raw.smembers("processes").await.unwrap();
+    assert!(
+        processes.is_empty(),
+        "the heartbeat is cleared: {processes:?}"
+    );
+    let keys = redis.keys().await;
+    assert!(
+        !keys
+            .iter()
+            .any(|key| key.starts_with("jobs:working:") || key.ends_with(":work")),
+        "{keys:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_job_that_crashes_its_worker_ends_in_the_dead_set() {
+    let redis = TestRedis::start();
+    let ledger = ledger_path("poison");
+    let client = redis.client();
+    let poison = client.perform_async(AbortProcess {}).await.unwrap();
+    let others = push(&redis, (0..30).map(|_| Ledgered { millis: 20 })).await;
+    // Concurrency 4: other jobs run beside the poison job when it first crashes the process.
+    let env = [
+        ("JOBS_TEST_MAX_RECOVERIES", "1"),
+        ("JOBS_TEST_CONCURRENCY", "4"),
+    ];
+    let mut worker = ChildWorker::spawn(&redis.url(), &ledger, &env);
+    let mut crashes = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sorted_set(&redis, "dead").await.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the poison job never reached the dead set"
+        );
+        if !worker.is_running() {
+            crashes += 1;
+            worker = ChildWorker::spawn(&redis.url(), &ledger, &env);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let dead = sorted_set(&redis, "dead").await;
+    assert_eq!(dead[0].0["jid"], poison.as_str());
+    assert_eq!(dead[0].0["error_class"], "jobs::Abandoned");
+    assert_eq!(dead[0].0["jobs_recoveries"], 2);
+    assert!(crashes >= 2, "{crashes} crashes");
+    eventually(
+        Duration::from_secs(20),
+        "the other jobs to finish",
+        async || LedgerView::read(&ledger).done == others,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn ruby_sees_the_process_and_its_work_and_can_quiet_and_stop_it() {
+    let redis = TestRedis::start();
+    let ledger = ledger_path("heartbeat");
+    let jid = push(&redis, [Ledgered { millis: 30_000 }]).await;
+    let mut worker = ChildWorker::spawn(&redis.url(), &ledger, &[("JOBS_TEST_CONCURRENCY", "3")]);
+    eventually(Duration::from_secs(10), "the job to start", async || {
+        LedgerView::read(&ledger).runs.len() == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let seen = ruby(
+        &redis.url(),
+        r#"
+        process = Sidekiq::ProcessSet.new.first
+        work = Sidekiq::Workers.new.map { |pid, tid, work| work }
+        puts "RESULT:" + JSON.generate(
+          "processes" => Sidekiq::ProcessSet.new.size, "identity" => process.identity,
+          "hostname" => process["hostname"], "pid" => process["pid"],
+          "concurrency" => process["concurrency"], "busy" => process["busy"],
+          "queues" => process["queues"], "beat" => process["beat"],
+          "quiet" => process.stopping?, "workers" => Sidekiq::Workers.new.size,
+          "work_queue" => work.first && work.first["queue"],
+          "work_jid" => work.first && work.first["payload"]["jid"],
+          "run_at" => work.first && work.first["run_at"])
+        "#,
+    );
+    assert_eq!(seen["processes"], 1);
+    assert_eq!(seen["pid"], worker.pid());
+    assert_eq!(seen["concurrency"], 3);
+    assert_eq!(seen["busy"], 1);
+    assert_eq!(seen["queues"], serde_json::json!(["faults", "default"]));
+    assert!((now() - seen["beat"].as_f64().unwrap()).abs() < 5.0);
+    assert_eq!(seen["quiet"], false);
+    assert_eq!(seen["workers"], 1);
+    assert_eq!(seen["work_queue"], "faults");
+    assert!(jid.contains(seen["work_jid"].as_str().unwrap()));
+    assert!(seen["run_at"].is_i64());
+    let identity = seen["identity"].as_str().unwrap().to_owned();
+
+    ruby(
+        &redis.url(),
+        r#"Sidekiq::ProcessSet.new.first.quiet!
+        puts "RESULT:true""#,
+    );
+    eventually(
+        Duration::from_secs(5),
+        "the process to show quiet",
+        async || {
+            let quiet: Option<String> = redis.raw().await.hget(&identity, "quiet").await.unwrap();
+            quiet.as_deref() == Some("true")
+        },
+    )
+    .await;
+    ruby(
+        &redis.url(),
+        r#"Sidekiq::ProcessSet.new.first.stop!
+        puts "RESULT:true""#,
+    );
+    let status = worker
+        .wait_exit(Duration::from_secs(15))
+        .expect("Stop from Ruby's API stops the process");
+    assert!(status.success(), "{status}");
+    assert_eq!(
+        redis.queue("faults").await.len(),
+        1,
+        "the long job was handed back"
+    );
+}
+
+#[tokio::test]
+async fn a_worker_survives_redis_restarting_and_carries_on() {
+    let mut redis = TestRedis::start();
+    let ledger = ledger_path("redis-restart");
+    let mut worker = ChildWorker::spawn(&redis.url(), &ledger, &[]);
+    let first = push(&redis, [Ledgered { millis: 10 }]).await;
+    eventually(Duration::from_secs(10), "the first job", async || {
+        LedgerView::read(&ledger).done == first
+    })
+    .await;
+    redis.kill();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    redis.restart();
+    eventually(
+        Duration::from_secs(5),
+        "the heartbeat to come back",
+        async || {
+            let processes: Vec<String> = redis.raw().await.smembers("processes").await.unwrap();
+            processes.len() == 1
+        },
+    )
+    .await;
+    let second = push(&redis, [Ledgered { millis: 10 }]).await;
+    eventually(
+        Duration::from_secs(10),
+        "a job pushed after the restart",
+        async || LedgerView::read(&ledger).done.is_superset(&second),
+    )
+    .await;
+    assert!(worker.is_running(), "the worker never exited");
+}
+
+#[tokio::test]
+async fn no_acknowledged_push_is_lost_when_redis_is_killed_with_aof() {
+    let mut redis =
+        TestRedis::start_with(&["--appendonly", "yes", "--appendfsync", "everysec"], None);
+    let jids = push(&redis, (0..5_000).map(|_| Ledgered { millis: 0 })).await;
+    redis.restart_keeping_data();
+    let queued: HashSet<String> = redis
+        .queue("faults")
+        .await
+        .iter()
+        .map(|job| job["jid"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(queued, jids);
+}
