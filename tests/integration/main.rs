@@ -5,6 +5,8 @@
 #![allow(unreachable_pub)]
 // In tests a panic is the failure report, helpers included.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// Fault tests print the figures they measure (recovery time, duplicates).
+#![allow(clippy::print_stdout)]
 
 mod jobs;
 mod support;

@@ -94,6 +94,7 @@ async fn a_job_asking_for_state_the_worker_lacks_stops_it_at_start() {
     let error = Worker::new()
         .client(&redis.client())
         .state(CallLog::default())
+        .state(crate::jobs::Ledger::default())
         .drain()
         .await
         .unwrap_err();

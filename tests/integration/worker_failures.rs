@@ -247,6 +247,7 @@ async fn the_dead_set_is_trimmed_to_its_limit() {
         .client(&client)
         .state(CallLog::default())
         .state(crate::jobs::Gauge::default())
+        .state(crate::jobs::Ledger::default())
         .drain()
         .await
         .unwrap();
