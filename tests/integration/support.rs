@@ -367,6 +367,7 @@ impl RunningWorker {
 /// (1 s, expiring after 3 s) and recovery sweeps (1 s). Killed when dropped.
 pub struct ChildWorker {
     child: std::process::Child,
+    log: std::path::PathBuf,
 }
 
 impl ChildWorker {
@@ -392,7 +393,13 @@ impl ChildWorker {
         }
         Self {
             child: command.spawn().expect("start a worker process"),
+            log,
         }
+    }
+
+    /// What the process has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// The process id.
