@@ -215,3 +215,11 @@ pub async fn abort_process(#[context] ctx: JobContext, #[state] ledger: Ledger) 
     ledger.write("run", ctx.jid());
     std::process::abort();
 }
+
+/// Blocks its thread (synchronous code that ignores cancellation) for `millis`.
+#[job(queue = "faults")]
+pub async fn block_thread(#[context] ctx: JobContext, #[state] ledger: Ledger, millis: u64) {
+    ledger.write("run", ctx.jid());
+    std::thread::sleep(std::time::Duration::from_millis(millis));
+    ledger.write("done", ctx.jid());
+}

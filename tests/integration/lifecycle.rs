@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use jobs::Worker;
 use redis::AsyncCommands;
 
-use crate::jobs::{AbortProcess, CallLog, Gauge, Ledger, Ledgered};
+use crate::jobs::{AbortProcess, BlockThread, CallLog, Gauge, Ledger, Ledgered};
 use crate::support::{
     ChildWorker, LedgerView, TestRedis, eventually, ledger_path, now, ruby, sorted_set,
 };
@@ -61,15 +61,15 @@ async fn push(redis: &TestRedis, jobs: impl IntoIterator<Item = Ledgered>) -> Ha
         .collect()
 }
 
-#[tokio::test]
-async fn kill_9_mid_run_loses_no_job() {
-    const JOBS: u64 = 2_000;
+/// Pushes `jobs` jobs, runs them on two worker processes, `kill -9`s one of them `kills` times
+/// (respawning it at once), and checks that every job ran; returns how many ran twice.
+async fn kill_9_repeatedly(jobs: u64, kills: usize) -> usize {
     const CONCURRENCY: usize = 10;
     let redis = TestRedis::start();
     let ledger = ledger_path("kill9");
     let jids = push(
         &redis,
-        (0..JOBS).map(|n| Ledgered {
+        (0..jobs).map(|n| Ledgered {
             millis: 20 + n % 60,
         }),
     )
@@ -79,29 +79,39 @@ async fn kill_9_mid_run_loses_no_job() {
         ChildWorker::spawn(&redis.url(), &ledger, &env),
         ChildWorker::spawn(&redis.url(), &ledger, &env),
     ];
-    let mut kills = 0;
-    for round in 0..3 {
+    for round in 0..kills {
         tokio::time::sleep(Duration::from_millis(1_200)).await;
         let victim = &mut workers[round % 2];
         victim.kill9();
-        kills += 1;
         *victim = ChildWorker::spawn(&redis.url(), &ledger, &env);
     }
     eventually(
-        Duration::from_secs(90),
+        Duration::from_secs(300),
         "every job to be done",
         async || LedgerView::read(&ledger).done.len() == jids.len(),
     )
     .await;
     let view = LedgerView::read(&ledger);
-    assert_eq!(view.done, jids, "0 of {JOBS} lost");
+    assert_eq!(view.done, jids, "0 of {jobs} lost");
     let duplicates = view.duplicates();
     assert!(
         duplicates <= kills * CONCURRENCY,
         "{duplicates} jobs ran twice; at most {} were running at the kills",
         kills * CONCURRENCY
     );
-    println!("kill -9: {JOBS} jobs, {kills} kills, 0 lost, {duplicates} run again");
+    println!("kill -9: {jobs} jobs, {kills} kills, 0 lost, {duplicates} run again");
+    duplicates
+}
+
+#[tokio::test]
+async fn kill_9_mid_run_loses_no_job() {
+    kill_9_repeatedly(2_000, 3).await;
+}
+
+#[tokio::test]
+#[ignore = "long: 20,000 jobs and 10 kills; CI runs the 2,000-job version"]
+async fn kill_9_ten_times_loses_none_of_20000_jobs() {
+    kill_9_repeatedly(20_000, 10).await;
 }
 
 #[tokio::test]
@@ -349,4 +359,93 @@ async fn no_acknowledged_push_is_lost_when_redis_is_killed_with_aof() {
         .map(|job| job["jid"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(queued, jids);
+}
+
+#[tokio::test]
+async fn sigterm_exits_on_time_even_when_a_job_blocks_its_thread() {
+    let redis = TestRedis::start();
+    let ledger = ledger_path("blocking");
+    let jid = redis
+        .client()
+        .perform_async(BlockThread { millis: 120_000 })
+        .await
+        .unwrap();
+    let mut worker = ChildWorker::spawn(&redis.url(), &ledger, &[("JOBS_TEST_TIMEOUT_MS", "1000")]);
+    eventually(Duration::from_secs(10), "the job to start", async || {
+        LedgerView::read(&ledger).runs.len() == 1
+    })
+    .await;
+    worker.signal("TERM");
+    let stopped = Instant::now();
+    let status = worker
+        .wait_exit(Duration::from_secs(1 + 5))
+        .expect("the worker exits within its timeout + 5 s");
+    assert!(status.success(), "{status}");
+    println!(
+        "SIGTERM with a blocked thread to exit: {:?} (timeout 1 s)",
+        stopped.elapsed()
+    );
+    let queued = redis.queue("faults").await;
+    assert_eq!(queued.len(), 1);
+    assert_eq!(
+        queued[0]["jid"],
+        jid.as_str(),
+        "the blocked job was handed back"
+    );
+}
+
+#[tokio::test]
+async fn a_stalled_worker_presumed_dead_neither_loses_nor_doubles_its_jobs() {
+    let redis = TestRedis::start();
+    let ledger = ledger_path("stale");
+    let jids = push(&redis, (0..3).map(|_| Ledgered { millis: 3_000 })).await;
+    let stale = ChildWorker::spawn(&redis.url(), &ledger, &[]);
+    eventually(Duration::from_secs(10), "the jobs to start", async || {
+        LedgerView::read(&ledger).runs.len() == 3
+    })
+    .await;
+    // Freeze it past its heartbeat's TTL: the other worker presumes it dead and recovers.
+    stale.signal("STOP");
+    let other = ChildWorker::spawn(&redis.url(), &ledger, &[]);
+    eventually(
+        Duration::from_secs(15),
+        "the recovered jobs to finish",
+        async || LedgerView::read(&ledger).done == jids,
+    )
+    .await;
+    // Wake it: its jobs finish there too, but settling finds them gone and changes nothing.
+    stale.signal("CONT");
+    eventually(
+        Duration::from_secs(10),
+        "the stale worker's runs to end",
+        async || {
+            let text = std::fs::read_to_string(&ledger).unwrap_or_default();
+            text.lines().filter(|line| line.starts_with("done")).count() == 6
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        LedgerView::read(&ledger)
+            .runs
+            .values()
+            .all(|runs| *runs == 2)
+    );
+    assert!(
+        redis.queue("faults").await.is_empty(),
+        "nothing was pushed back twice"
+    );
+    assert!(sorted_set(&redis, "retry").await.is_empty());
+    assert!(sorted_set(&redis, "dead").await.is_empty());
+    let mut raw = redis.raw().await;
+    for key in redis
+        .keys()
+        .await
+        .iter()
+        .filter(|key| key.starts_with("jobs:working:"))
+    {
+        let left: u64 = raw.llen(key).await.unwrap();
+        assert_eq!(left, 0, "{key} still holds jobs");
+    }
+    drop((stale, other));
 }

@@ -268,7 +268,9 @@ impl Worker {
 
     /// Runs until SIGINT or SIGTERM, then shuts down gracefully, as `sidekiq` does: SIGTSTP
     /// quiets (no new jobs), SIGTTIN logs the running jobs, a second SIGINT hands running jobs
-    /// back at once. A dashboard's Quiet and Stop buttons work through the heartbeat.
+    /// back at once. A dashboard's Quiet and Stop buttons work through the heartbeat. Meant for
+    /// a worker binary: when a job blocks its thread past the timeout, its job is handed back
+    /// and the process exits, within the timeout plus a few seconds.
     pub async fn run(self) -> Result<(), Error> {
         self.start(Mode::UntilStopped, std::future::pending(), true)
             .await
@@ -329,6 +331,7 @@ impl Worker {
             dead_timeout: config.dead_timeout,
             concurrency: config.concurrency,
             max_recoveries: config.max_recoveries,
+            stuck: std::sync::atomic::AtomicBool::new(false),
             in_flight: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
         });
@@ -458,6 +461,12 @@ impl Worker {
             let _ = signals.await;
         }
         tracing::info!("worker stopped");
+        if os_signals && shared.stuck.load(Ordering::Relaxed) {
+            // A job blocking its thread would keep the runtime from shutting down; its job is
+            // already handed back, so the process exits now, as Sidekiq does after its timeout.
+            tracing::warn!("exiting with jobs still blocking their threads");
+            std::process::exit(0);
+        }
         Ok(())
     }
 }
@@ -495,6 +504,8 @@ pub(crate) struct Shared {
     dead_timeout: Duration,
     concurrency: usize,
     max_recoveries: u32,
+    /// Set when cancelled jobs would not stop (blocking code): `run()` then exits the process.
+    stuck: std::sync::atomic::AtomicBool,
     /// Jobs started and not yet settled, with their start (epoch seconds): for shutdown to
     /// hand back and for the heartbeat's work hash.
     in_flight: Mutex<HashMap<u64, (Fetched, i64)>>,
@@ -619,6 +630,7 @@ impl Shared {
             .is_err()
         {
             tracing::warn!("some jobs did not stop when cancelled (blocking code?); leaving them");
+            self.stuck.store(true, Ordering::Relaxed);
         }
     }
 
