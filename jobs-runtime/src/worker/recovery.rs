@@ -24,8 +24,9 @@ use crate::timestamp::Timestamp;
 /// The payload key counting how often a job was recovered from a dead process.
 pub(crate) const RECOVERIES: &str = "jobs_recoveries";
 
-/// How long the recovery lock lasts.
-const LOCK_SECONDS: u64 = 60;
+/// How long the recovery lock lasts: recovering one list takes milliseconds, and a recovery
+/// cut short (Redis died under it) must not block the next attempt for long.
+const LOCK_SECONDS: u64 = 10;
 
 /// Sweeps for dead processes until the worker stops.
 pub(crate) async fn run(shared: Arc<Shared>, control: Control, interval: Duration, max: u32) {
@@ -72,7 +73,17 @@ pub(crate) async fn recover_dead(shared: &Shared, max_recoveries: u32) -> Result
         if locked.is_none() {
             continue;
         }
-        let count = recover_one(shared, identity, max_recoveries).await?;
+        let count = match recover_one(shared, identity, max_recoveries).await {
+            Ok(count) => count,
+            Err(error) => {
+                // Let the next sweep (this process's or another's) try again at once.
+                let _ = shared
+                    .redis()
+                    .command::<i64>(redis::cmd("DEL").arg(keys.recovering(identity)))
+                    .await;
+                return Err(error);
+            }
+        };
         recovered += count;
         if count > 0 {
             tracing::warn!(process = %identity, jobs = count, "handed back the jobs of a dead process");
