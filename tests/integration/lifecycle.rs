@@ -453,3 +453,29 @@ async fn a_stalled_worker_presumed_dead_neither_loses_nor_doubles_its_jobs() {
     }
     drop((stale, other));
 }
+
+#[tokio::test]
+async fn a_worker_waiting_out_a_long_shutdown_is_not_presumed_dead() {
+    let redis = TestRedis::start();
+    let ledger = ledger_path("long-shutdown");
+    let jids = push(&redis, [Ledgered { millis: 6_000 }]).await;
+    // A shutdown timeout (8 s) longer than the heartbeat's TTL (3 s).
+    let mut stopping =
+        ChildWorker::spawn(&redis.url(), &ledger, &[("JOBS_TEST_TIMEOUT_MS", "8000")]);
+    eventually(Duration::from_secs(10), "the job to start", async || {
+        LedgerView::read(&ledger).runs.len() == 1
+    })
+    .await;
+    let _other = ChildWorker::spawn(&redis.url(), &ledger, &[]);
+    stopping.signal("TERM");
+    let status = stopping
+        .wait_exit(Duration::from_secs(8 + 5))
+        .expect("the worker exits once its job is done");
+    assert!(status.success(), "{status}");
+    let view = LedgerView::read(&ledger);
+    assert_eq!(view.done, jids);
+    assert!(
+        view.runs.values().all(|runs| *runs == 1),
+        "the job ran once: the stopping worker kept beating"
+    );
+}

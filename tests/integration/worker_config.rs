@@ -118,3 +118,17 @@ async fn a_worker_without_queues_refuses_to_start() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn a_heartbeat_ttl_under_twice_its_interval_is_refused() {
+    let redis = TestRedis::start();
+    let error = crate::support::worker(&redis, &CallLog::default())
+        .heartbeat(Duration::from_secs(2), Duration::from_secs(3))
+        .drain()
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("at least twice its interval"),
+        "{error}"
+    );
+}

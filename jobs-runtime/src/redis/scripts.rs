@@ -16,3 +16,8 @@ pub(crate) static SETTLE: LazyLock<Script> =
 /// Due schedule/retry members -> their queues (`scripts/promote.lua`).
 pub(crate) static PROMOTE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/promote.lua")));
+
+/// A dead process whose jobs were recovered -> forgotten, only if still dead and empty
+/// (`scripts/forget.lua`).
+pub(crate) static FORGET: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/forget.lua")));

@@ -76,8 +76,8 @@ pub(crate) async fn listen(control: Control, dump: impl Fn() + Send + 'static) {
     let (Ok(mut int), Ok(mut term), Ok(mut tstp), Ok(mut ttin)) = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
-        signal(SignalKind::from_raw(20)),
-        signal(SignalKind::from_raw(21)),
+        signal(SignalKind::from_raw(libc::SIGTSTP)),
+        signal(SignalKind::from_raw(libc::SIGTTIN)),
     ) else {
         tracing::warn!("cannot listen for signals; stop the worker another way");
         return;
@@ -105,9 +105,14 @@ pub(crate) async fn listen(control: Control, dump: impl Fn() + Send + 'static) {
 #[cfg(not(unix))]
 pub(crate) async fn listen(control: Control, _dump: impl Fn() + Send + 'static) {
     loop {
-        if tokio::signal::ctrl_c().await.is_err() {
-            return;
+        tokio::select! {
+            () = control.stopped_now() => return,
+            interrupted = tokio::signal::ctrl_c() => {
+                if interrupted.is_err() {
+                    return;
+                }
+                control.obey("INT");
+            }
         }
-        control.obey("INT");
     }
 }

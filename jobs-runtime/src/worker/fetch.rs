@@ -129,64 +129,80 @@ impl Fetcher {
                 }
                 let names = self.order.names().to_vec();
                 if let Some(job) = self.watchers.wait(&self.shared, &names, &quiet).await {
-                    match permits.pop() {
-                        Some(permit) if self.is_suspect(&job.json) => {
-                            self.run_alone(&mut tasks, job, permit, &slots, &quiet)
-                                .await;
-                        }
-                        permit => self.start(&mut tasks, job, permit),
+                    if self.is_suspect(&job.json) {
+                        drop(permits);
+                        let queue = job.queue.clone();
+                        self.hand_back(&job).await;
+                        self.run_alone(&mut tasks, &queue, &slots, &quiet).await;
+                    } else {
+                        self.start(&mut tasks, job, permits.pop());
                     }
                 }
                 continue;
             }
-            let mut suspect = None;
+            let mut suspect_queue = None;
             for (job, permit) in jobs.into_iter().zip(permits) {
-                if !self.is_suspect(&job.json) {
-                    self.start(&mut tasks, job, Some(permit));
-                } else if suspect.is_none() {
-                    suspect = Some((job, permit));
+                if self.is_suspect(&job.json) {
+                    drop(permit);
+                    suspect_queue.get_or_insert_with(|| job.queue.clone());
+                    self.hand_back(&job).await;
                 } else {
-                    // One suspect at a time: the others go back to the front of their queue.
-                    self.shared.requeue(&job, settle_deadline()).await;
+                    self.start(&mut tasks, job, Some(permit));
                 }
             }
-            if let Some((job, permit)) = suspect {
-                self.run_alone(&mut tasks, job, permit, &slots, &quiet)
-                    .await;
+            if let Some(queue) = suspect_queue {
+                self.run_alone(&mut tasks, &queue, &slots, &quiet).await;
             }
         }
         (tasks, self.watchers)
     }
 
-    /// Whether a job is one crash away from the dead set: recovered from dead processes often
-    /// enough that the next recovery would bury it. Such a job runs alone, so that a job is
-    /// only ever buried after crashing a process by itself, never for being beside one that did.
+    /// Whether a job is one crash away from the dead set: recovered from dead processes so
+    /// often that the next recovery buries it. Such a job runs alone, so that a job is only
+    /// buried for crashing processes by itself, never for being beside one that did.
     fn is_suspect(&self, json: &str) -> bool {
-        let count = recoveries(json);
-        count >= 1 && count + 1 >= self.shared.max_recoveries
+        recoveries(json) >= self.shared.max_recoveries.max(1)
     }
 
-    /// Runs a job recovered from a dead process with no other job beside it: it waits for the
-    /// running jobs to finish and holds every slot while it runs, so that if it kills this
-    /// process too, it alone is blamed (and innocent jobs are not counted towards the dead
-    /// set). On quiet it is left in the working list, which shutdown hands back.
+    /// Hands a job back to the front of its queue; if that fails, the working list is swept
+    /// later so the job still runs.
+    async fn hand_back(&mut self, job: &Fetched) {
+        if !self.shared.requeue(job, settle_deadline()).await {
+            self.watchers.sweep = true;
+        }
+    }
+
+    /// Runs the next job of `queue` (a suspect, handed back a moment ago) with no other job in
+    /// this process: waits until every slot is free, hands back whatever the idle `BLMOVE`s
+    /// still bring, then takes one job and holds every slot while it runs. If it kills this
+    /// process too, it is the only job recovered. On quiet it stays in its queue.
     async fn run_alone(
-        &self,
+        &mut self,
         tasks: &mut JoinSet<()>,
-        job: Fetched,
-        permit: tokio::sync::OwnedSemaphorePermit,
+        queue: &str,
         slots: &Arc<Semaphore>,
         quiet: &CancellationToken,
     ) {
-        let others = u32::try_from(self.shared.concurrency.saturating_sub(1)).unwrap_or(u32::MAX);
-        let rest = tokio::select! {
+        let all = u32::try_from(self.shared.concurrency).unwrap_or(u32::MAX);
+        let permits = tokio::select! {
             () = quiet.cancelled() => return,
-            rest = Arc::clone(slots).acquire_many_owned(others) => rest,
+            permits = Arc::clone(slots).acquire_many_owned(all) => permits,
         };
-        let Ok(mut rest) = rest else { return };
-        rest.merge(permit);
-        tracing::info!(queue = %job.queue, "running a job recovered from a dead process alone");
-        self.start(tasks, job, Some(rest));
+        let Ok(permits) = permits else { return };
+        for job in self.watchers.settle().await {
+            self.hand_back(&job).await;
+        }
+        match self.take_one_from(queue).await {
+            Ok(Some(job)) => {
+                tracing::info!(%queue, "running a job recovered from dead processes alone");
+                self.start(tasks, job, Some(permits));
+            }
+            Ok(None) => {}
+            Err(error) => {
+                self.watchers.sweep = true;
+                tracing::warn!(%error, "cannot take a recovered job; trying again later");
+            }
+        }
     }
 
     /// Starts the task that runs `job`, holding its concurrency slot until it is settled.
@@ -209,11 +225,13 @@ impl Fetcher {
     async fn take(&self, wanted: usize) -> Result<Vec<Fetched>, Error> {
         let order = self.order.next(&mut rand::rng());
         let mut invocation = scripts::FETCH.prepare_invoke();
-        invocation.key(self.shared.working());
+        invocation
+            .key(self.shared.working())
+            .key(self.shared.keys().workers());
         for &position in &order {
             invocation.key(&self.queue_keys[position]);
         }
-        invocation.arg(wanted);
+        invocation.arg(wanted).arg(&self.shared.identity);
         let taken: Vec<(usize, String)> = self.shared.redis().script_once(&invocation).await?;
         let mut jobs = Vec::with_capacity(taken.len());
         for (position, json) in taken {
@@ -227,6 +245,25 @@ impl Fetcher {
             }
         }
         Ok(jobs)
+    }
+
+    /// Moves one job from `queue` alone into the working list.
+    async fn take_one_from(&self, queue: &str) -> Result<Option<Fetched>, Error> {
+        let mut invocation = scripts::FETCH.prepare_invoke();
+        invocation
+            .key(self.shared.working())
+            .key(self.shared.keys().workers())
+            .key(self.shared.keys().queue(queue))
+            .arg(1)
+            .arg(&self.shared.identity);
+        let taken: Vec<(usize, String)> = self.shared.redis().script_once(&invocation).await?;
+        Ok(taken
+            .into_iter()
+            .find(|(position, _)| *position == 1)
+            .map(|(_, json)| Fetched {
+                queue: queue.to_owned(),
+                json,
+            }))
     }
 
     /// After a watcher's connection broke, a `BLMOVE` may have moved a job into the working
@@ -374,6 +411,19 @@ impl Watchers {
         queues: &[String],
         quiet: &CancellationToken,
     ) -> Option<Fetched> {
+        if queues.iter().any(|queue| !self.busy.contains(queue)) {
+            // A BLMOVE puts jobs in the working list without the fetch script, so make sure
+            // recovery knows this process first (Redis may have restarted empty).
+            let register = redis::cmd("SADD")
+                .arg(shared.keys().workers())
+                .arg(&shared.identity)
+                .to_owned();
+            if let Err(error) = shared.redis().command::<i64>(&register).await {
+                tracing::warn!(%error, "cannot register for crash recovery; trying again in 1 s");
+                pause(quiet, Duration::from_secs(1)).await;
+                return None;
+            }
+        }
         for queue in queues {
             if self.busy.contains(queue) {
                 continue;
@@ -419,8 +469,8 @@ impl Watchers {
     }
 
     /// Waits for every outstanding `BLMOVE` (at most [`BLOCK`] plus a reply timeout) and
-    /// returns the jobs they brought that were not run: shutdown hands them back.
-    pub(crate) async fn drain(mut self) -> Vec<Fetched> {
+    /// returns the jobs they brought that were not run.
+    async fn settle(&mut self) -> Vec<Fetched> {
         while !self.busy.is_empty() {
             match self.receiver.recv().await {
                 Some(watched) => {
@@ -429,7 +479,12 @@ impl Watchers {
                 None => break,
             }
         }
-        self.pending.into_iter().collect()
+        self.pending.drain(..).collect()
+    }
+
+    /// [`settle`](Self::settle) at shutdown, which hands the jobs back.
+    pub(crate) async fn drain(mut self) -> Vec<Fetched> {
+        self.settle().await
     }
 }
 

@@ -1,11 +1,12 @@
 //! The heartbeat: what makes a process visible to Sidekiq's Web UI and API, and alive to crash
 //! recovery.
 //!
-//! Every `heartbeat_interval` (10 s) it flushes the counters, then in one `MULTI`: `SADD
+//! Every `heartbeat_interval` (10 s), in one `MULTI`: `SADD
 //! processes <identity>`; `HSET <identity>` with `info` (JSON), `busy`, `beat`, `quiet`, `rss`,
 //! `rtt_us` and `concurrency`, expiring after `heartbeat_ttl` (60 s); `<identity>:work` (and
 //! `<identity>:workers`, which Sidekiq 6.4.0–6.4.1 read) rewritten with one field per running job; `SADD jobs:workers <identity>`; and `RPOP <identity>-signals`,
-//! whose `TSTP`, `TERM` or `TTIN` it obeys. On a clean exit the process removes itself.
+//! whose `TSTP`, `TERM` or `TTIN` it obeys; then it flushes the counters. It beats through
+//! shutdown, and on a clean exit the process removes itself.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,12 +46,13 @@ impl Heartbeat {
         }
     }
 
-    /// Beats until the worker stops (the caller clears the heartbeat after the last job).
-    /// Cancellation-safe: each beat is one transaction.
-    pub(crate) async fn run(&self) {
+    /// Beats until `until` is cancelled: through shutdown too, so that a process waiting for
+    /// its jobs to finish is not presumed dead (the caller clears the heartbeat after the last
+    /// job). Cancellation-safe: each beat is one transaction.
+    pub(crate) async fn run(&self, until: tokio_util::sync::CancellationToken) {
         loop {
             tokio::select! {
-                () = self.control.stopped() => return,
+                () = until.cancelled() => return,
                 () = tokio::time::sleep(self.interval) => {}
             }
             if let Err(error) = self.beat().await {
@@ -62,9 +64,6 @@ impl Heartbeat {
     /// One beat: counters, the process hash, its running jobs, and one pending signal.
     pub(crate) async fn beat(&self) -> Result<(), Error> {
         let shared = &self.shared;
-        if let Err(error) = shared.counters.flush(shared.redis(), shared.keys()).await {
-            tracing::warn!(%error, "cannot write counters; will try again");
-        }
         let started = Instant::now();
         shared
             .redis()
@@ -77,7 +76,7 @@ impl Heartbeat {
         let process = keys.process(identity);
         // Sidekiq 6.4.2+ reads `:work`, 6.4.0 and 6.4.1 `:workers`: write both.
         let work_keys = [keys.process_work(identity), keys.process_workers(identity)];
-        let ttl = self.ttl.as_secs().max(1) as i64;
+        let ttl = self.ttl.as_millis().max(1) as i64;
         let running = shared.running_jobs();
         let mut pipeline = redis::pipe();
         pipeline.atomic();
@@ -96,7 +95,7 @@ impl Heartbeat {
                 ],
             )
             .ignore();
-        pipeline.expire(&process, ttl).ignore();
+        pipeline.pexpire(&process, ttl).ignore();
         let fields: Vec<(String, String)> = running
             .iter()
             .map(|(tid, job, run_at)| {
@@ -108,12 +107,16 @@ impl Heartbeat {
             pipeline.del(work).ignore();
             if !fields.is_empty() {
                 pipeline.hset_multiple(work, &fields).ignore();
-                pipeline.expire(work, ttl).ignore();
+                pipeline.pexpire(work, ttl).ignore();
             }
         }
         pipeline.sadd(keys.workers(), identity).ignore();
         pipeline.rpop(keys.process_signals(identity), None);
         let (signal,): (Option<String>,) = shared.redis().query(&pipeline).await?;
+        // Counters after the heartbeat, so a slow flush never delays the beat.
+        if let Err(error) = shared.counters.flush(shared.redis(), shared.keys()).await {
+            tracing::warn!(%error, "cannot write counters; will try again");
+        }
         if let Some(signal) = signal {
             tracing::info!(%signal, "signal from the dashboard");
             if signal == "TTIN" {

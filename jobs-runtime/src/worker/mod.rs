@@ -197,11 +197,12 @@ impl Worker {
         self
     }
 
-    /// Writes the heartbeat every `interval` (default 10 s), each living `ttl` (default 60 s):
-    /// a process silent for `ttl` is dead and its jobs are recovered.
+    /// Writes the heartbeat every `interval` (default 10 s), each living `ttl` (default 60 s,
+    /// at least twice the interval): a process silent for `ttl` is dead and its jobs are
+    /// recovered.
     pub fn heartbeat(mut self, interval: Duration, ttl: Duration) -> Self {
         self.config.heartbeat_interval = interval;
-        self.config.heartbeat_ttl = ttl.max(interval);
+        self.config.heartbeat_ttl = ttl;
         self
     }
 
@@ -301,6 +302,16 @@ impl Worker {
             None => Registry::from_inventory()?,
         };
         check_state(&registry, &self.state)?;
+        if self.config.heartbeat_ttl < self.config.heartbeat_interval * 2 {
+            return Err(Error::Config {
+                origin: "the worker's settings".to_owned(),
+                reason: format!(
+                    "the heartbeat TTL ({:?}) must be at least twice its interval ({:?}), or \
+                     live processes would be presumed dead",
+                    self.config.heartbeat_ttl, self.config.heartbeat_interval
+                ),
+            });
+        }
         if self.config.queues.is_empty() {
             return Err(Error::Config {
                 origin: "the worker's settings".to_owned(),
@@ -362,8 +373,14 @@ impl Worker {
             config.heartbeat_ttl,
         );
         shared.hooks.fire(Lifecycle::Startup);
-        if let Err(error) = heartbeat.beat().await {
-            tracing::warn!(%error, "cannot write the first heartbeat; will try again");
+        // No job is taken before the process is known to crash recovery.
+        while let Err(error) = heartbeat.beat().await {
+            tracing::warn!(%error, "cannot write the first heartbeat; trying again in 1 s");
+            tokio::select! {
+                () = &mut stop, if !stop_seen => return Ok(()),
+                () = control.stopped() => return Ok(()),
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
         }
         tracing::info!(
             identity = %shared.identity,
@@ -397,9 +414,11 @@ impl Worker {
             )));
         }
         let heartbeat = Arc::new(heartbeat);
+        let beat_until = tokio_util::sync::CancellationToken::new();
         let beating = {
             let heartbeat = Arc::clone(&heartbeat);
-            tokio::spawn(async move { heartbeat.run().await })
+            let until = beat_until.clone();
+            tokio::spawn(async move { heartbeat.run(until).await })
         };
 
         let mut fetched = None;
@@ -449,6 +468,7 @@ impl Worker {
         for task in background {
             let _ = task.await;
         }
+        beat_until.cancel();
         let _ = beating.await;
         if let Err(error) = shared.counters.flush(shared.redis(), shared.keys()).await {
             tracing::warn!(%error, "cannot write the last counters");

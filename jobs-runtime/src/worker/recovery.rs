@@ -19,6 +19,7 @@ use super::fetch::Fetched;
 use super::settle::{HAND_BACK_FOR, Outcome};
 use crate::error::Error;
 use crate::payload::Payload;
+use crate::redis::scripts;
 use crate::timestamp::Timestamp;
 
 /// The payload key counting how often a job was recovered from a dead process.
@@ -108,7 +109,7 @@ async fn recover_one(shared: &Shared, identity: &str, max: u32) -> Result<usize,
                     queue: payload.queue.clone(),
                     json: json.clone(),
                 };
-                let (outcome_json, dead) = recovered(payload, identity, max);
+                let (outcome_json, dead) = recovered(payload, json, identity, max);
                 let outcome = if dead {
                     Outcome::Dead {
                         json: &outcome_json,
@@ -118,7 +119,11 @@ async fn recover_one(shared: &Shared, identity: &str, max: u32) -> Result<usize,
                         json: &outcome_json,
                     }
                 };
-                shared.settle_in(&list, &fetched, outcome, deadline).await;
+                // Only while the owner is still dead: a beat since means the jobs are its own.
+                let heartbeat = keys.process(identity);
+                shared
+                    .settle_in(&list, &fetched, outcome, deadline, Some(&heartbeat))
+                    .await;
             }
             Err(error) => {
                 let fetched = Fetched {
@@ -130,23 +135,21 @@ async fn recover_one(shared: &Shared, identity: &str, max: u32) -> Result<usize,
             }
         }
     }
-    let left: u64 = shared
-        .redis()
-        .command(redis::cmd("LLEN").arg(&list))
-        .await?;
-    if left == 0 {
-        let mut pipeline = redis::pipe();
-        pipeline.srem(keys.workers(), identity).ignore();
-        pipeline.srem(keys.processes(), identity).ignore();
-        pipeline.del(keys.recovering(identity)).ignore();
-        shared.redis().query::<()>(&pipeline).await?;
-    }
+    let mut forget = scripts::FORGET.prepare_invoke();
+    forget
+        .key(keys.workers())
+        .key(keys.processes())
+        .key(keys.process(identity))
+        .key(&list)
+        .key(keys.recovering(identity))
+        .arg(identity);
+    shared.redis().script::<i64>(&forget).await?;
     Ok(jobs.len())
 }
 
 /// The job as it goes back: its recovery count raised, or, past the limit, the error fields of
 /// a job presumed to kill its processes. Returns the JSON and whether it goes to the dead set.
-fn recovered(mut payload: Payload, identity: &str, max: u32) -> (String, bool) {
+fn recovered(mut payload: Payload, original: &str, identity: &str, max: u32) -> (String, bool) {
     let count = payload
         .extra
         .get(RECOVERIES)
@@ -165,8 +168,11 @@ fn recovered(mut payload: Payload, identity: &str, max: u32) -> (String, bool) {
         ));
         payload.failed_at.get_or_insert(now);
     }
-    let json = payload.to_json().unwrap_or_default();
-    (json, dead)
+    match payload.to_json() {
+        Ok(json) => (json, dead),
+        // Cannot happen for a payload that was just parsed; never push an empty entry.
+        Err(_) => (original.to_owned(), false),
+    }
 }
 
 #[cfg(test)]
@@ -177,13 +183,13 @@ mod tests {
     #[test]
     fn counts_recoveries_and_buries_past_the_limit() {
         let payload = Payload::new("Crash", vec![]);
-        let (json, dead) = recovered(payload, "h:1:a", 2);
+        let (json, dead) = recovered(payload, "{}", "h:1:a", 2);
         assert!(!dead);
         let once = Payload::from_json(&json).unwrap();
         assert_eq!(once.extra[RECOVERIES], 1);
-        let (json, dead) = recovered(once, "h:1:a", 2);
+        let (json, dead) = recovered(once, "{}", "h:1:a", 2);
         assert!(!dead);
-        let (json, dead) = recovered(Payload::from_json(&json).unwrap(), "h:1:a", 2);
+        let (json, dead) = recovered(Payload::from_json(&json).unwrap(), "{}", "h:1:a", 2);
         assert!(dead);
         let buried = Payload::from_json(&json).unwrap();
         assert_eq!(buried.error_class.as_deref(), Some("jobs::Abandoned"));

@@ -55,12 +55,16 @@ impl Shared {
 
     /// Hands the job back to the front of its queue, unchanged (shutdown), trying until
     /// `deadline` while Redis is unreachable.
-    pub(crate) async fn requeue(&self, fetched: &Fetched, deadline: tokio::time::Instant) {
-        self.settle_until(fetched, Outcome::Requeue, deadline).await;
+    /// Returns whether Redis took the step (`false`: it stayed unreachable).
+    pub(crate) async fn requeue(&self, fetched: &Fetched, deadline: tokio::time::Instant) -> bool {
+        self.settle_in(self.working(), fetched, Outcome::Requeue, deadline, None)
+            .await
     }
 
     /// The job failed: retry it, bury it or drop it, by Sidekiq's rules.
     pub(crate) async fn fail(&self, fetched: &Fetched, mut payload: Payload, error: JobError) {
+        // It ran to the end, so it did not kill its process: its recovery count starts over.
+        payload.extra.remove(super::recovery::RECOVERIES);
         let now = Timestamp::now();
         let decision = self
             .policy
@@ -112,7 +116,7 @@ impl Shared {
     pub(crate) async fn bury_invalid_in(&self, list: &str, fetched: &Fetched, reason: &str) {
         let json = invalid_entry(&fetched.json, &fetched.queue, reason, Timestamp::now());
         let deadline = tokio::time::Instant::now() + PERSIST_FOR;
-        self.settle_in(list, fetched, Outcome::Dead { json: &json }, deadline)
+        self.settle_in(list, fetched, Outcome::Dead { json: &json }, deadline, None)
             .await;
     }
 
@@ -127,18 +131,21 @@ impl Shared {
         outcome: Outcome<'_>,
         deadline: tokio::time::Instant,
     ) {
-        self.settle_in(self.working(), fetched, outcome, deadline)
+        self.settle_in(self.working(), fetched, outcome, deadline, None)
             .await;
     }
 
-    /// Moves `fetched` out of `list` (any process's working list) to where `outcome` says.
+    /// Moves `fetched` out of `list` (any process's working list) to where `outcome` says;
+    /// with `alive_guard` (a heartbeat key), only while that key does not exist. Returns
+    /// whether Redis took the step.
     pub(crate) async fn settle_in(
         &self,
         list: &str,
         fetched: &Fetched,
         outcome: Outcome<'_>,
         deadline: tokio::time::Instant,
-    ) {
+        alive_guard: Option<&str>,
+    ) -> bool {
         let keys = self.keys();
         let mut invocation = scripts::SETTLE.prepare_invoke();
         invocation.key(list);
@@ -176,17 +183,21 @@ impl Shared {
                     .arg(self.dead_max_jobs);
             }
         }
+        if let Some(guard) = alive_guard {
+            invocation.key(guard);
+        }
         let settled = self
             .persist("settle", deadline, || {
                 self.redis().script::<i64>(&invocation)
             })
             .await;
-        if settled == Some(0) {
+        if settled == Some(0) && alive_guard.is_none() {
             tracing::warn!(
                 "the job was no longer in this worker's working list (handed back or recovered \
                  elsewhere); left as it is"
             );
         }
+        settled.is_some()
     }
 
     /// Runs an idempotent Redis step until it succeeds or `deadline` has passed (at least

@@ -9,6 +9,8 @@
 --
 -- KEYS[1]  the working list
 -- KEYS[2]  where the job goes: a queue list (requeue), the retry or dead sorted set
+-- KEYS[3]  recovery only: the owner's heartbeat hash; nothing happens if it exists (the owner
+--          beat again since it was presumed dead, so its jobs are its own)
 -- ARGV[1]  the job JSON exactly as it was taken
 -- ARGV[2]  'requeue', 'move', 'retry' or 'dead'
 -- ARGV[3]  move/retry/dead: the JSON to store (requeue stores ARGV[1] unchanged)
@@ -17,6 +19,9 @@
 -- ARGV[6]  dead: how many members to keep at most
 --
 -- Returns 1 when the job was settled, 0 when it was no longer this process's.
+if KEYS[3] and redis.call('EXISTS', KEYS[3]) == 1 then
+  return 0
+end
 if not redis.call('LPOS', KEYS[1], ARGV[1]) then
   return 0
 end
