@@ -9,17 +9,10 @@ use redis::AsyncCommands;
 
 use crate::jobs::Ledgered;
 use crate::proxy::FaultProxy;
-use crate::support::{ChildWorker, LedgerView, TestRedis, eventually, ledger_path};
+use crate::support::{ChildWorker, LedgerView, TestRedis, eventually, ledger_path, push_ledgered};
 
 async fn push(redis: &TestRedis, count: u64, millis: u64) -> HashSet<String> {
-    redis
-        .client()
-        .perform_bulk((0..count).map(|_| Ledgered { millis }))
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|jid| jid.to_string())
-        .collect()
+    push_ledgered(redis, (0..count).map(|_| Ledgered { millis })).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

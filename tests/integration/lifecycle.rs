@@ -10,7 +10,8 @@ use redis::AsyncCommands;
 
 use crate::jobs::{AbortProcess, BlockThread, CallLog, Gauge, Ledger, Ledgered};
 use crate::support::{
-    ChildWorker, LedgerView, TestRedis, eventually, ledger_path, now, ruby, sorted_set,
+    ChildWorker, LedgerView, TestRedis, eventually, ledger_path, now, push_ledgered, ruby,
+    sorted_set,
 };
 
 /// The worker process the tests below start (`ChildWorker`): the test jobs, queues `faults` and
@@ -50,24 +51,13 @@ async fn child_worker() {
         .expect("the worker runs until stopped");
 }
 
-async fn push(redis: &TestRedis, jobs: impl IntoIterator<Item = Ledgered>) -> HashSet<String> {
-    redis
-        .client()
-        .perform_bulk(jobs)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|jid| jid.to_string())
-        .collect()
-}
-
 /// Pushes `jobs` jobs, runs them on two worker processes, `kill -9`s one of them `kills` times
 /// (respawning it at once), and checks that every job ran; returns how many ran twice.
 async fn kill_9_repeatedly(jobs: u64, kills: usize) -> usize {
     const CONCURRENCY: usize = 10;
     let redis = TestRedis::start();
     let ledger = ledger_path("kill9");
-    let jids = push(
+    let jids = push_ledgered(
         &redis,
         (0..jobs).map(|n| Ledgered {
             millis: 20 + n % 60,
@@ -122,7 +112,7 @@ async fn kill_9_ten_times_loses_none_of_20000_jobs() {
 async fn a_killed_workers_jobs_run_again_within_ttl_plus_sweep() {
     let redis = TestRedis::start();
     let ledger = ledger_path("recovery");
-    let jids = push(&redis, (0..4).map(|_| Ledgered { millis: 2_500 })).await;
+    let jids = push_ledgered(&redis, (0..4).map(|_| Ledgered { millis: 2_500 })).await;
     let mut first = ChildWorker::spawn(&redis.url(), &ledger, &[]);
     eventually(Duration::from_secs(10), "the jobs to start", async || {
         LedgerView::read(&ledger).runs.len() == 4
@@ -162,8 +152,8 @@ async fn a_killed_workers_jobs_run_again_within_ttl_plus_sweep() {
 async fn sigterm_finishes_short_jobs_and_hands_long_ones_back() {
     let redis = TestRedis::start();
     let ledger = ledger_path("sigterm");
-    let short = push(&redis, (0..5).map(|_| Ledgered { millis: 300 })).await;
-    let long = push(&redis, (0..2).map(|_| Ledgered { millis: 60_000 })).await;
+    let short = push_ledgered(&redis, (0..5).map(|_| Ledgered { millis: 300 })).await;
+    let long = push_ledgered(&redis, (0..2).map(|_| Ledgered { millis: 60_000 })).await;
     let mut worker = ChildWorker::spawn(&redis.url(), &ledger, &[("JOBS_TEST_TIMEOUT_MS", "2000")]);
     eventually(Duration::from_secs(10), "every job to start", async || {
         LedgerView::read(&ledger).runs.len() == 7
@@ -215,7 +205,7 @@ async fn a_job_that_crashes_its_worker_ends_in_the_dead_set() {
     let ledger = ledger_path("poison");
     let client = redis.client();
     let poison = client.perform_async(AbortProcess {}).await.unwrap();
-    let others = push(&redis, (0..30).map(|_| Ledgered { millis: 20 })).await;
+    let others = push_ledgered(&redis, (0..30).map(|_| Ledgered { millis: 20 })).await;
     // Concurrency 4: other jobs run beside the poison job when it first crashes the process.
     let env = [
         ("JOBS_TEST_MAX_RECOVERIES", "1"),
@@ -252,7 +242,7 @@ async fn a_job_that_crashes_its_worker_ends_in_the_dead_set() {
 async fn ruby_sees_the_process_and_its_work_and_can_quiet_and_stop_it() {
     let redis = TestRedis::start();
     let ledger = ledger_path("heartbeat");
-    let jid = push(&redis, [Ledgered { millis: 30_000 }]).await;
+    let jid = push_ledgered(&redis, [Ledgered { millis: 30_000 }]).await;
     let mut worker = ChildWorker::spawn(&redis.url(), &ledger, &[("JOBS_TEST_CONCURRENCY", "3")]);
     eventually(Duration::from_secs(10), "the job to start", async || {
         LedgerView::read(&ledger).runs.len() == 1
@@ -323,7 +313,7 @@ async fn a_worker_survives_redis_restarting_and_carries_on() {
     let mut redis = TestRedis::start();
     let ledger = ledger_path("redis-restart");
     let mut worker = ChildWorker::spawn(&redis.url(), &ledger, &[]);
-    let first = push(&redis, [Ledgered { millis: 10 }]).await;
+    let first = push_ledgered(&redis, [Ledgered { millis: 10 }]).await;
     eventually(Duration::from_secs(10), "the first job", async || {
         LedgerView::read(&ledger).done == first
     })
@@ -340,7 +330,7 @@ async fn a_worker_survives_redis_restarting_and_carries_on() {
         },
     )
     .await;
-    let second = push(&redis, [Ledgered { millis: 10 }]).await;
+    let second = push_ledgered(&redis, [Ledgered { millis: 10 }]).await;
     eventually(
         Duration::from_secs(10),
         "a job pushed after the restart",
@@ -354,7 +344,7 @@ async fn a_worker_survives_redis_restarting_and_carries_on() {
 async fn no_acknowledged_push_is_lost_when_redis_is_killed_with_aof() {
     let mut redis =
         TestRedis::start_with(&["--appendonly", "yes", "--appendfsync", "everysec"], None);
-    let jids = push(&redis, (0..5_000).map(|_| Ledgered { millis: 0 })).await;
+    let jids = push_ledgered(&redis, (0..5_000).map(|_| Ledgered { millis: 0 })).await;
     redis.restart_keeping_data();
     let queued: HashSet<String> = redis
         .queue("faults")
@@ -402,7 +392,7 @@ async fn sigterm_exits_on_time_even_when_a_job_blocks_its_thread() {
 async fn a_stalled_worker_presumed_dead_neither_loses_nor_doubles_its_jobs() {
     let redis = TestRedis::start();
     let ledger = ledger_path("stale");
-    let jids = push(&redis, (0..3).map(|_| Ledgered { millis: 3_000 })).await;
+    let jids = push_ledgered(&redis, (0..3).map(|_| Ledgered { millis: 3_000 })).await;
     let stale = ChildWorker::spawn(&redis.url(), &ledger, &[]);
     eventually(Duration::from_secs(10), "the jobs to start", async || {
         LedgerView::read(&ledger).runs.len() == 3
@@ -458,7 +448,7 @@ async fn a_stalled_worker_presumed_dead_neither_loses_nor_doubles_its_jobs() {
 async fn a_worker_waiting_out_a_long_shutdown_is_not_presumed_dead() {
     let redis = TestRedis::start();
     let ledger = ledger_path("long-shutdown");
-    let jids = push(&redis, [Ledgered { millis: 6_000 }]).await;
+    let jids = push_ledgered(&redis, [Ledgered { millis: 6_000 }]).await;
     // A shutdown timeout (8 s) longer than the heartbeat's TTL (3 s).
     let mut stopping =
         ChildWorker::spawn(&redis.url(), &ledger, &[("JOBS_TEST_TIMEOUT_MS", "8000")]);

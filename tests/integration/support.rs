@@ -59,25 +59,19 @@ impl TestRedis {
     /// Kills the server (SIGKILL) and starts it again on the same port and directory, so an
     /// append-only file is replayed.
     pub fn restart_keeping_data(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.child = spawn_server(self.port, &self.dir, &self.extra);
-        if let Err(error) = self.wait_until_ready() {
-            panic!(
-                "redis-server did not restart on port {}: {error}",
-                self.port
-            );
-        }
-        // Replaying the append-only file happens before the server answers PING with data.
-        std::thread::sleep(Duration::from_millis(100));
+        self.kill();
+        self.respawn();
     }
 
     /// Kills the server (SIGKILL) and starts a new, empty one on the same port.
     pub fn restart(&mut self) {
+        self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
         let _ = std::fs::create_dir_all(&self.dir);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.respawn();
+    }
+
+    fn respawn(&mut self) {
         self.child = spawn_server(self.port, &self.dir, &self.extra);
         if let Err(error) = self.wait_until_ready() {
             panic!(
@@ -121,8 +115,12 @@ impl TestRedis {
             return false;
         };
         let mut reply = [0_u8; 64];
-        // A password-protected server answers NOAUTH, which also means it is up.
-        stream.write_all(b"PING\r\n").is_ok() && stream.read(&mut reply).is_ok_and(|read| read > 0)
+        // A password-protected server answers NOAUTH, which also means it is up; one still
+        // loading its append-only file answers LOADING, which does not.
+        stream.write_all(b"PING\r\n").is_ok()
+            && stream.read(&mut reply).is_ok_and(|read| {
+                reply[..read].starts_with(b"+PONG") || reply[..read].starts_with(b"-NOAUTH")
+            })
     }
 
     /// The server's port.
@@ -487,4 +485,19 @@ pub fn ledger_path(name: &str) -> std::path::PathBuf {
     ));
     std::fs::create_dir_all(&dir).expect("a ledger directory");
     dir.join("ledger.txt")
+}
+
+/// Pushes ledger jobs; returns their jids.
+pub async fn push_ledgered(
+    redis: &TestRedis,
+    jobs: impl IntoIterator<Item = crate::jobs::Ledgered>,
+) -> std::collections::HashSet<String> {
+    redis
+        .client()
+        .perform_bulk(jobs)
+        .await
+        .expect("push the jobs")
+        .into_iter()
+        .map(|jid| jid.to_string())
+        .collect()
 }
