@@ -421,6 +421,18 @@ impl ChildWorker {
         let _ = self.child.wait();
     }
 
+    /// Sends SIGTERM and waits for a successful exit; returns how long it took. Fails the test
+    /// when the process is still running after `limit` or exits with an error.
+    pub fn terminate_within(&mut self, limit: Duration) -> Duration {
+        self.signal("TERM");
+        let sent = Instant::now();
+        let status = self
+            .wait_exit(limit)
+            .unwrap_or_else(|| panic!("the worker did not exit within {limit:?} of SIGTERM"));
+        assert!(status.success(), "the worker exited with {status}");
+        sent.elapsed()
+    }
+
     /// Waits for the process to exit by itself; `None` if it is still running after `limit`.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + limit;
