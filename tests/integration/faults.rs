@@ -143,12 +143,7 @@ async fn a_second_interrupt_hands_running_jobs_back_at_once() {
         .wait_exit(Duration::from_secs(10))
         .expect("the second interrupt stops the worker without waiting 30 s");
     assert!(status.success(), "{status}");
-    let queued: HashSet<String> = redis
-        .queue("faults")
-        .await
-        .iter()
-        .map(|job| job["jid"].as_str().unwrap().to_owned())
-        .collect();
+    let queued = redis.queued_jids("faults").await;
     assert_eq!(queued, jids, "both jobs are back in their queue");
     let mut raw = redis.raw().await;
     let processes: Vec<String> = raw.smembers("processes").await.unwrap();

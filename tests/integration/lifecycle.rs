@@ -2,7 +2,6 @@
 //! `kill -9`, stopped with SIGTERM, crashed by a poison job, quieted and stopped from Ruby's
 //! API; Redis killed and restarted under them. A ledger file records what ran.
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use jobs::Worker;
@@ -173,12 +172,7 @@ async fn sigterm_finishes_short_jobs_and_hands_long_ones_back() {
             .all(|jid| view.done.contains(jid) && view.runs[jid] == 1)
     );
     assert!(long.iter().all(|jid| !view.done.contains(jid)));
-    let queued: HashSet<String> = redis
-        .queue("faults")
-        .await
-        .iter()
-        .map(|job| job["jid"].as_str().unwrap().to_owned())
-        .collect();
+    let queued = redis.queued_jids("faults").await;
     assert_eq!(queued, long, "the long jobs are back in their queue");
     let mut raw = redis.raw().await;
     let processes: Vec<String> = raw.smembers("processes").await.unwrap();
@@ -342,12 +336,7 @@ async fn no_acknowledged_push_is_lost_when_redis_is_killed_with_aof() {
         TestRedis::start_with(&["--appendonly", "yes", "--appendfsync", "everysec"], None);
     let jids = push_ledgered(&redis, (0..5_000).map(|_| Ledgered { millis: 0 })).await;
     redis.restart_keeping_data();
-    let queued: HashSet<String> = redis
-        .queue("faults")
-        .await
-        .iter()
-        .map(|job| job["jid"].as_str().unwrap().to_owned())
-        .collect();
+    let queued = redis.queued_jids("faults").await;
     assert_eq!(queued, jids);
 }
 

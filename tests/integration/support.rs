@@ -174,6 +174,15 @@ impl TestRedis {
         jobs.iter().map(|json| parse(json)).collect()
     }
 
+    /// The jids of the jobs waiting in `queue:<name>`.
+    pub async fn queued_jids(&self, name: &str) -> std::collections::HashSet<String> {
+        self.queue(name)
+            .await
+            .iter()
+            .map(|job| job["jid"].as_str().expect("a jid").to_owned())
+            .collect()
+    }
+
     /// Every key in database 0, sorted.
     pub async fn keys(&self) -> Vec<String> {
         let mut raw = self.raw().await;
