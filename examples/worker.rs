@@ -1,9 +1,11 @@
 //! The worker: runs the example jobs (`ScoreGeneration`, `SendWelcomeEmail`) from the Redis at
-//! `REDIS_URL`, with Sidekiq's flags.
+//! `REDIS_URL`, with Sidekiq's flags. `ScoreGeneration` recomputes the todo app's scores
+//! (`cargo run --example todos`), in the same Redis.
 //!
 //! ```text
 //! cargo run --example worker                        # queue `default`, concurrency 5
 //! cargo run --example worker -- -q critical -q default,2 -q mailers -c 10
+//! cargo run --example worker -- --log-format json   # or JOBS_LOG_FORMAT=json
 //! cargo run --example worker -- --help
 //! ```
 //!
@@ -12,7 +14,13 @@
 
 mod common;
 
+use common::store::TodoStore;
+
 #[tokio::main]
-async fn main() -> Result<(), jobs::Error> {
-    jobs::Worker::from_cli()?.run().await
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    jobs::Worker::from_cli()?
+        .state(TodoStore::from_env()?)
+        .run()
+        .await?;
+    Ok(())
 }

@@ -1,17 +1,23 @@
 //! The jobs the examples share: what a todo app hands to its workers.
 
+// Each example uses part of the store: the web app writes todos, the worker writes scores.
+#[allow(dead_code)]
+pub(crate) mod store;
+
 use chrono::NaiveDate;
 use jobs::{JobContext, JobError, job};
+use store::TodoStore;
 
-/// Recomputes every user's score for `date`: the slow work a todo app's handlers hand off
-/// instead of doing it inline.
+/// Recomputes every user's score for `date` from the todos: the slow work the todo app's
+/// handlers hand off instead of doing it inline.
 #[job(queue = "default", retry = 25)]
 pub(crate) async fn score_generation(
     #[context] ctx: JobContext,
+    #[state] store: TodoStore,
     date: NaiveDate,
 ) -> Result<(), JobError> {
-    tracing::info!(jid = %ctx.jid(), %date, "recomputing scores");
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let scores = store.recompute_scores(date).await?;
+    tracing::info!(jid = %ctx.jid(), %date, users = scores.by_user.len(), "scores recomputed");
     Ok(())
 }
 

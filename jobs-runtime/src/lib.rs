@@ -9,11 +9,15 @@
 //! - [`Registry`]: every job type linked into the binary.
 //! - [`JobContext`], [`JobState`]: what a running job can ask for.
 //! - [`Worker`] (and the [`worker`] module): running jobs.
+//! - `web` (feature `web`, on by default): the dashboard, an axum router.
+//! - [`api`]: reading and steering queues, sets, processes and stats (what the dashboard shows).
+//! - [`testing`]: fake and inline modes, for tests without Redis.
 //! - [`Error`]: the one error type.
 //! - `redis::keys` (private): every Redis key name.
 
 #![doc(test(attr(deny(warnings), allow(dead_code, unused_variables))))]
 
+pub mod api;
 mod client;
 mod context;
 mod error;
@@ -26,7 +30,10 @@ mod payload;
 mod redis;
 mod registry;
 mod state;
+pub mod testing;
 mod timestamp;
+#[cfg(feature = "web")]
+pub mod web;
 pub mod worker;
 
 #[doc(hidden)]

@@ -55,8 +55,14 @@ pub struct Payload {
     /// Sidekiq 7.1+: retry for this many seconds after the first failure instead of a count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_for: Option<u64>,
-    /// Failures so far minus one: `0` after the first failure, absent before it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Failures so far minus one: `0` after the first failure, absent before it. A negative
+    /// count, which "Retry now" in Sidekiq's Web UI (and in `jobs::web`) leaves on a job that
+    /// failed once, reads as absent: the next failure counts as the first, as in Sidekiq.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "retry_count_or_none"
+    )]
     pub retry_count: Option<u32>,
     /// The last error's message (at most 10,000 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -198,6 +204,14 @@ impl Payload {
     }
 }
 
+/// `retry_count` as stored: a count, or a negative number (or null) meaning none yet.
+fn retry_count_or_none<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u32>, D::Error> {
+    let count: Option<i64> = serde::Deserialize::deserialize(deserializer)?;
+    Ok(count.and_then(|count| u32::try_from(count).ok()))
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -234,6 +248,14 @@ mod tests {
         let json = payload.to_json().unwrap();
         assert_eq!(json.matches("\"queue\"").count(), 1, "{json}");
         assert!(Payload::from_json(&json).is_ok());
+    }
+
+    #[test]
+    fn a_negative_retry_count_reads_as_none_yet() {
+        let json = r#"{"class":"A","args":[],"jid":"x","queue":"default","retry_count":-1}"#;
+        assert_eq!(Payload::from_json(json).unwrap().retry_count, None);
+        let json = r#"{"class":"A","args":[],"jid":"x","queue":"default","retry_count":3}"#;
+        assert_eq!(Payload::from_json(json).unwrap().retry_count, Some(3));
     }
 
     #[test]

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
 
-use crate::jobs::Ledgered;
+use crate::jobs::{Ledgered, push_ledgered};
 use crate::proxy::FaultProxy;
-use crate::support::{ChildWorker, LedgerView, TestRedis, eventually, ledger_path, push_ledgered};
+use crate::support::{ChildWorker, LedgerView, TestRedis, eventually, ledger_path};
 
 async fn push(redis: &TestRedis, count: u64, millis: u64) -> HashSet<String> {
     push_ledgered(redis, (0..count).map(|_| Ledgered { millis })).await

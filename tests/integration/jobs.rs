@@ -1,4 +1,4 @@
-//! The jobs the tests push and run.
+//! The jobs the tests push and run, and a worker that runs them.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -222,4 +222,65 @@ pub async fn block_thread(#[context] ctx: JobContext, #[state] ledger: Ledger, m
     ledger.write("run", ctx.jid());
     std::thread::sleep(std::time::Duration::from_millis(millis));
     ledger.write("done", ctx.jid());
+}
+
+/// A worker on `redis` that runs every test job, with the shared values they need, a fast
+/// scheduler and a short shutdown timeout.
+pub fn worker(redis: &crate::support::TestRedis, log: &CallLog) -> jobs::Worker {
+    jobs::Worker::new()
+        .client(&redis.client())
+        .state(log.clone())
+        .state(Gauge::default())
+        .state(Ledger::default())
+        .poll_interval(std::time::Duration::from_millis(100))
+        .heartbeat(
+            std::time::Duration::from_secs(1),
+            std::time::Duration::from_secs(3),
+        )
+        .recovery(std::time::Duration::from_secs(1), 3)
+        .timeout(std::time::Duration::from_secs(5))
+}
+
+/// Pushes ledger jobs; returns their jids.
+pub async fn push_ledgered(
+    redis: &crate::support::TestRedis,
+    jobs: impl IntoIterator<Item = Ledgered>,
+) -> std::collections::HashSet<String> {
+    redis
+        .client()
+        .perform_bulk(jobs)
+        .await
+        .expect("push the jobs")
+        .into_iter()
+        .map(|jid| jid.to_string())
+        .collect()
+}
+
+/// Pushes a `Slow` job of `millis` and starts a worker of `concurrency`; returns once the
+/// worker's heartbeat shows the job running (what the Busy page and `WorkSet` read).
+pub async fn busy_worker(
+    redis: &crate::support::TestRedis,
+    log: &CallLog,
+    concurrency: usize,
+    millis: u64,
+) -> crate::support::RunningWorker {
+    let client = redis.client();
+    client
+        .perform_async(Slow { millis })
+        .await
+        .expect("push the slow job");
+    let running = crate::support::RunningWorker::start(worker(redis, log).concurrency(concurrency));
+    crate::support::eventually(
+        std::time::Duration::from_secs(10),
+        "the heartbeat to show the job",
+        async || {
+            !jobs::api::WorkSet::new(&client)
+                .list()
+                .await
+                .expect("the work set")
+                .is_empty()
+        },
+    )
+    .await;
+    running
 }

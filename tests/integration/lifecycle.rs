@@ -7,10 +7,9 @@ use std::time::{Duration, Instant};
 use jobs::Worker;
 use redis::AsyncCommands;
 
-use crate::jobs::{AbortProcess, BlockThread, CallLog, Gauge, Ledger, Ledgered};
+use crate::jobs::{AbortProcess, BlockThread, CallLog, Gauge, Ledger, Ledgered, push_ledgered};
 use crate::support::{
-    ChildWorker, LedgerView, TestRedis, eventually, ledger_path, now, push_ledgered, ruby,
-    sorted_set,
+    ChildWorker, LedgerView, TestRedis, eventually, ledger_path, now, ruby, sorted_set,
 };
 
 /// The worker process the tests below start (`ChildWorker`): the test jobs, queues `faults` and
@@ -22,7 +21,14 @@ async fn child_worker() {
         std::env::var("JOBS_TEST_CHILD").is_ok(),
         "run by the lifecycle tests, not directly"
     );
-    let _ = tracing_subscriber::fmt().with_env_filter("info").try_init();
+    // JOBS_LOG_FORMAT (as `from_cli` reads it, through the flags' parsing) picks the worker's
+    // own logging; otherwise plain text at info, whatever RUST_LOG says.
+    if std::env::var_os(jobs::worker::LOG_FORMAT_VAR).is_some() {
+        let flags = Worker::from_args(["worker"]).expect("the log format");
+        jobs::worker::init_logging(flags.config().log_format, false);
+    } else {
+        let _ = tracing_subscriber::fmt().with_env_filter("info").try_init();
+    }
     let number = |name: &str, default: u64| {
         std::env::var(name)
             .ok()
@@ -328,6 +334,40 @@ async fn a_worker_survives_redis_restarting_and_carries_on() {
     )
     .await;
     assert!(worker.is_running(), "the worker never exited");
+}
+
+/// The deploy sequence Sidekiq recommends: quiet early (SIGTSTP), stop later (SIGTERM). Going
+/// quiet waits out the idle fetches (up to 2 s) to hand back what they bring; a stop arriving
+/// then must not queue behind that wait, so the running job gets its timeout and no more.
+#[tokio::test]
+async fn a_stop_right_after_quiet_keeps_to_the_shutdown_timeout() {
+    let redis = TestRedis::start();
+    let ledger = ledger_path("quiet-then-stop");
+    let long = push_ledgered(&redis, [Ledgered { millis: 60_000 }]).await;
+    let mut worker = ChildWorker::spawn(&redis.url(), &ledger, &[("JOBS_TEST_TIMEOUT_MS", "1000")]);
+    // The worker waits on its queues as soon as the job has started.
+    eventually(Duration::from_secs(10), "the job to start", async || {
+        LedgerView::read(&ledger).runs.len() == 1
+    })
+    .await;
+    worker.signal("TSTP");
+    eventually(
+        Duration::from_secs(5),
+        "the worker to go quiet",
+        async || worker.log().contains("quiet: taking no more jobs"),
+    )
+    .await;
+    let took = worker.terminate_within(Duration::from_secs(5));
+    println!("SIGTERM after quiet to exit: {took:?} (timeout 1 s)");
+    assert!(
+        took < Duration::from_millis(1_900),
+        "the stop waited {took:?}, beyond its 1 s timeout, behind the quiet's idle fetches"
+    );
+    assert_eq!(
+        redis.queued_jids("faults").await,
+        long,
+        "the job was handed back"
+    );
 }
 
 #[tokio::test]

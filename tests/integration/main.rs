@@ -11,10 +11,14 @@
 mod jobs;
 mod support;
 
+mod admin_api;
 mod client_connection;
 mod client_default;
 mod client_errors;
 mod client_middleware;
+mod deploy_compose;
+mod deploy_logs;
+mod deploy_systemd;
 mod enqueue_bulk;
 mod enqueue_format;
 mod enqueue_options;
@@ -26,6 +30,10 @@ mod lifecycle;
 mod payload_decode;
 mod proxy;
 mod registry;
+mod testing_fake;
+mod testing_inline;
+mod web_browser;
+mod web_http;
 mod worker_config;
 mod worker_failures;
 mod worker_interop;

@@ -292,20 +292,6 @@ pub fn ruby(redis_url: &str, script: &str) -> serde_json::Value {
     parse(result)
 }
 
-/// A worker on `redis` that runs every test job, with the shared values they need, a fast
-/// scheduler and a short shutdown timeout.
-pub fn worker(redis: &TestRedis, log: &crate::jobs::CallLog) -> jobs::Worker {
-    jobs::Worker::new()
-        .client(&redis.client())
-        .state(log.clone())
-        .state(crate::jobs::Gauge::default())
-        .state(crate::jobs::Ledger::default())
-        .poll_interval(Duration::from_millis(100))
-        .heartbeat(Duration::from_secs(1), Duration::from_secs(3))
-        .recovery(Duration::from_secs(1), 3)
-        .timeout(Duration::from_secs(5))
-}
-
 /// Polls `check` every 20 ms until it holds or `limit` passes; fails the test with `what`.
 pub async fn eventually(limit: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + limit;
@@ -508,17 +494,13 @@ pub fn ledger_path(name: &str) -> std::path::PathBuf {
     dir.join("ledger.txt")
 }
 
-/// Pushes ledger jobs; returns their jids.
-pub async fn push_ledgered(
-    redis: &TestRedis,
-    jobs: impl IntoIterator<Item = crate::jobs::Ledgered>,
-) -> std::collections::HashSet<String> {
-    redis
-        .client()
-        .perform_bulk(jobs)
+/// The first entry of the sorted set of `kind` (the newest), which the test put there.
+pub async fn first_entry(client: &Client, kind: jobs::api::SetKind) -> jobs::api::SortedEntry {
+    jobs::api::JobSet::new(client, kind)
+        .page(jobs::api::Page::first(1))
         .await
-        .expect("push the jobs")
+        .expect("a page of the set")
         .into_iter()
-        .map(|jid| jid.to_string())
-        .collect()
+        .next()
+        .expect("an entry in the set")
 }

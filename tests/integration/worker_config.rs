@@ -108,7 +108,7 @@ async fn a_job_asking_for_state_the_worker_lacks_stops_it_at_start() {
 #[tokio::test]
 async fn a_worker_without_queues_refuses_to_start() {
     let redis = TestRedis::start();
-    let error = crate::support::worker(&redis, &CallLog::default())
+    let error = crate::jobs::worker(&redis, &CallLog::default())
         .queues(Vec::<String>::new())
         .drain()
         .await
@@ -122,7 +122,7 @@ async fn a_worker_without_queues_refuses_to_start() {
 #[tokio::test]
 async fn a_heartbeat_ttl_under_twice_its_interval_is_refused() {
     let redis = TestRedis::start();
-    let error = crate::support::worker(&redis, &CallLog::default())
+    let error = crate::jobs::worker(&redis, &CallLog::default())
         .heartbeat(Duration::from_secs(2), Duration::from_secs(3))
         .drain()
         .await

@@ -7,8 +7,9 @@ use jobs::{Payload, Worker};
 use redis::AsyncCommands;
 use serde_json::json;
 
+use crate::jobs::worker;
 use crate::jobs::{BuryMe, CallLog, FailWith, ForgetMe, Overrun, PanicNow, Record, WithBacktrace};
-use crate::support::{TestRedis, counter, now, sorted_set, worker};
+use crate::support::{TestRedis, counter, now, sorted_set};
 
 async fn drain(redis: &TestRedis) {
     worker(redis, &CallLog::default()).drain().await.unwrap();

@@ -7,8 +7,9 @@ use std::time::Duration;
 use jobs::Payload;
 use serde_json::json;
 
+use crate::jobs::worker;
 use crate::jobs::{BuryMe, CallLog, FailWith};
-use crate::support::{TestRedis, eventually, ruby, worker};
+use crate::support::{TestRedis, eventually, ruby};
 
 #[tokio::test]
 async fn a_job_ruby_pushes_runs_in_the_rust_worker() {

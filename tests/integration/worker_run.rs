@@ -8,8 +8,9 @@ use chrono::Utc;
 use jobs::worker::QueueSpec;
 use redis::AsyncCommands;
 
+use crate::jobs::worker;
 use crate::jobs::{CallLog, Gauge, MeasureConcurrency, Record, RecordHigh, Slow};
-use crate::support::{RunningWorker, TestRedis, counter, eventually, worker};
+use crate::support::{RunningWorker, TestRedis, counter, eventually};
 
 #[tokio::test]
 async fn every_job_runs_once_and_leaves_nothing_behind() {
@@ -173,6 +174,88 @@ async fn an_idle_worker_waits_without_polling_and_wakes_on_a_push() {
 }
 
 #[tokio::test]
+async fn an_idle_worker_stops_without_waiting_out_its_blocking_fetch() {
+    let redis = TestRedis::start();
+    let log = CallLog::default();
+    let running = RunningWorker::start(worker(&redis, &log));
+    // The first BLMOVE has just begun its 2 s block.
+    eventually(
+        Duration::from_secs(5),
+        "the worker to wait for jobs",
+        async || blocked_clients(&redis).await == 1,
+    )
+    .await;
+    let asked = std::time::Instant::now();
+    running.stop(Duration::from_secs(5)).await;
+    let took = asked.elapsed();
+    assert!(
+        took < Duration::from_secs(1),
+        "stopping an idle worker took {took:?}: it waited out its BLMOVE"
+    );
+    assert_eq!(blocked_clients(&redis).await, 0);
+}
+
+#[tokio::test]
+async fn where_redis_refuses_client_unblock_the_worker_still_stops_cleanly() {
+    let redis = TestRedis::start();
+    let mut raw = redis.raw().await;
+    let _: () = redis::cmd("ACL")
+        .arg(&[
+            "SETUSER",
+            "worker",
+            "on",
+            ">secret",
+            "~*",
+            "&*",
+            "+@all",
+            "-client|unblock",
+        ])
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let client = jobs::Client::builder()
+        .url(format!(
+            "redis://worker:secret@127.0.0.1:{}/0",
+            redis.port()
+        ))
+        .build()
+        .unwrap();
+    let log = CallLog::default();
+    let running = RunningWorker::start(worker(&redis, &log).client(&client));
+    eventually(
+        Duration::from_secs(5),
+        "the worker to wait for jobs",
+        async || blocked_clients(&redis).await == 1,
+    )
+    .await;
+    // The BLMOVE runs out its 2 s block instead; the stop still ends well inside its limit.
+    running.stop(Duration::from_secs(4)).await;
+    let keys = redis.keys().await;
+    assert!(
+        !keys.iter().any(|key| key.starts_with("jobs:working:")),
+        "{keys:?}"
+    );
+    let processes: Vec<String> = raw.smembers("processes").await.unwrap();
+    assert!(
+        processes.is_empty(),
+        "the heartbeat is cleared: {processes:?}"
+    );
+}
+
+/// How many clients wait in a blocking command (`INFO clients`).
+async fn blocked_clients(redis: &TestRedis) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("clients")
+        .query_async(&mut redis.raw().await)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("blocked_clients:"))
+        .and_then(|count| count.trim().parse().ok())
+        .expect("blocked_clients in INFO clients")
+}
+
+#[tokio::test]
 async fn shutdown_hands_unfinished_jobs_back_unchanged() {
     let redis = TestRedis::start();
     let client = redis.client();
@@ -237,5 +320,53 @@ async fn jobs_that_wake_an_idle_worker_respect_the_concurrency_too() {
         gauge.most.load(Ordering::SeqCst),
         2,
         "the most running at once"
+    );
+}
+
+#[tokio::test]
+async fn quiet_hands_back_the_jobs_taken_ahead_and_keeps_the_running_ones() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    client
+        .perform_bulk((0..60).map(|_| Slow { millis: 2_000 }))
+        .await
+        .unwrap();
+    let log = CallLog::default();
+    let running = RunningWorker::start(worker(&redis, &log).concurrency(2));
+    eventually(Duration::from_secs(10), "two jobs to start", async || {
+        log.entries().len() == 2
+    })
+    .await;
+    assert!(
+        redis.queue("default").await.len() < 58,
+        "the worker took jobs ahead of its free slots"
+    );
+    let process = jobs::api::ProcessSet::new(&client)
+        .list()
+        .await
+        .unwrap()
+        .remove(0);
+    process.quiet().await.unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "the jobs taken ahead to go back",
+        async || redis.queue("default").await.len() == 58,
+    )
+    .await;
+    let working = format!("jobs:working:{}", process.identity);
+    let held: usize = redis.raw().await.llen(&working).await.unwrap();
+    assert_eq!(held, 2, "only the running jobs stay in the working list");
+    running.stop(Duration::from_secs(10)).await;
+    assert_eq!(
+        log.entries()
+            .iter()
+            .filter(|e| e.starts_with("finished"))
+            .count(),
+        2
+    );
+    assert_eq!(
+        redis.queue("default").await.len(),
+        58,
+        "no job ran twice or was lost"
     );
 }

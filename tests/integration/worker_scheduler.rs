@@ -7,8 +7,9 @@ use jobs::worker::enqueue_due;
 use redis::AsyncCommands;
 use serde_json::json;
 
+use crate::jobs::worker;
 use crate::jobs::{CallLog, Record};
-use crate::support::{RunningWorker, TestRedis, eventually, now, sorted_set, worker};
+use crate::support::{RunningWorker, TestRedis, eventually, now, sorted_set};
 
 /// Puts `count` due jobs in `set`, as Sidekiq would have written them.
 async fn due_jobs(redis: &TestRedis, set: &str, count: usize) {

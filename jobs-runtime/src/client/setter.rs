@@ -228,5 +228,5 @@ impl<J> fmt::Debug for Setter<J> {
 }
 
 fn in_from_now(delay: Duration) -> Timestamp {
-    Timestamp::from_epoch_seconds(Timestamp::now().as_epoch_seconds() + delay.as_secs_f64())
+    Timestamp::from_epoch_seconds(crate::testing::now().as_epoch_seconds() + delay.as_secs_f64())
 }

@@ -21,3 +21,7 @@ pub(crate) static PROMOTE: LazyLock<Script> =
 /// (`scripts/forget.lua`).
 pub(crate) static FORGET: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/forget.lua")));
+
+/// Schedule or retry members -> the dead set, trimmed (`scripts/kill.lua`).
+pub(crate) static KILL: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/kill.lua")));

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use super::config::WorkerConfig;
+use super::logging::{LOG_FORMAT_VAR, LogFormat};
 use super::order::QueueSpec;
 use crate::error::Error;
 
@@ -45,6 +46,25 @@ pub(crate) struct Flags {
     /// Log at debug level
     #[arg(short = 'v', long)]
     verbose: bool,
+
+    /// Log as `text` lines or `json`, one object per line [default: JOBS_LOG_FORMAT, or text]
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<LogFormat>,
+
+    /// Serve the web dashboard at this address: a port (on 127.0.0.1) or IP:PORT
+    #[arg(long, value_name = "ADDR", value_parser = parse_web_address)]
+    web: Option<std::net::SocketAddr>,
+}
+
+/// `7433` means `127.0.0.1:7433`: the dashboard stays on this machine unless an address says
+/// otherwise.
+fn parse_web_address(value: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(port) = value.parse::<u16>() {
+        return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    value
+        .parse()
+        .map_err(|_| format!("`{value}` is not a port or IP:PORT, like 7433 or 127.0.0.1:7433"))
 }
 
 impl Flags {
@@ -96,6 +116,19 @@ impl Flags {
             config.tag = self.tag;
         }
         config.verbose |= self.verbose;
+        if self.web.is_some() {
+            config.web = self.web;
+        }
+        config.log_format = match self.log_format {
+            Some(format) => format,
+            None => match var(LOG_FORMAT_VAR) {
+                Some(value) => value.parse().map_err(|reason| Error::Config {
+                    origin: LOG_FORMAT_VAR.to_owned(),
+                    reason,
+                })?,
+                None => LogFormat::Text,
+            },
+        };
         Ok(config)
     }
 }
@@ -168,6 +201,32 @@ mod tests {
     }
 
     #[test]
+    fn the_log_format_comes_from_the_flag_else_jobs_log_format() {
+        use crate::worker::LogFormat;
+        let from = |args: &[&str], var: Option<&str>| {
+            let args = std::iter::once("worker").chain(args.iter().copied());
+            Flags::parse_from(args).unwrap().into_config(|name| {
+                (name == "JOBS_LOG_FORMAT")
+                    .then(|| var.map(str::to_owned))
+                    .flatten()
+            })
+        };
+        assert_eq!(from(&[], None).unwrap().log_format, LogFormat::Text);
+        assert_eq!(from(&[], Some("json")).unwrap().log_format, LogFormat::Json);
+        let flag = from(&["--log-format", "text"], Some("json")).unwrap();
+        assert_eq!(flag.log_format, LogFormat::Text);
+        let error = from(&[], Some("xml")).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "JOBS_LOG_FORMAT: `xml` is not a log format; use `text` or `json`"
+        );
+        let error = Flags::parse_from(["worker", "--log-format", "xml"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("use `text` or `json`"), "{error}");
+    }
+
+    #[test]
     fn bad_flags_say_what_is_wrong() {
         let error = Flags::parse_from(["worker", "-c", "0"])
             .unwrap_err()
@@ -200,5 +259,20 @@ mod tests {
             error.starts_with("nowhere/jobs.yml: cannot read it"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn the_dashboard_binds_loopback_unless_told_otherwise() {
+        assert_eq!(config(&[]).web, None);
+        assert_eq!(
+            config(&["--web", "7433"]).web,
+            Some("127.0.0.1:7433".parse().unwrap())
+        );
+        assert_eq!(
+            config(&["--web", "0.0.0.0:80"]).web,
+            Some("0.0.0.0:80".parse().unwrap())
+        );
+        let wrong = Flags::parse_from(["worker", "--web", "example.com"]).unwrap_err();
+        assert!(wrong.to_string().contains("like 7433 or 127.0.0.1:7433"));
     }
 }

@@ -36,6 +36,13 @@ pub struct WorkerConfig {
     pub environment: String,
     /// Debug logging (`-v`, `:verbose:`).
     pub verbose: bool,
+    /// How [`Worker::from_cli`](super::Worker::from_cli) writes logs (`--log-format`, else
+    /// `JOBS_LOG_FORMAT`; default text).
+    pub log_format: super::LogFormat,
+    /// Where to serve the web dashboard beside the worker (`--web ADDR`; default none). Needs
+    /// the `web` feature; `JOBS_WEB_PASSWORD` (and `JOBS_WEB_USER`, default `admin`) put it
+    /// behind basic auth.
+    pub web: Option<std::net::SocketAddr>,
     /// What `retry: true` means (`:max_retries:`; default 25).
     pub max_retries: u32,
     /// The most jobs kept in the dead set (`:dead_max_jobs:`; default 10,000).
@@ -72,6 +79,8 @@ impl Default for WorkerConfig {
             labels: Vec::new(),
             environment: "development".to_owned(),
             verbose: false,
+            log_format: super::LogFormat::Text,
+            web: None,
             max_retries: 25,
             dead_max_jobs: 10_000,
             dead_timeout: Duration::from_secs(180 * 24 * 60 * 60),

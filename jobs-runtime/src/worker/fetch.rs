@@ -9,9 +9,11 @@
 //! - **idle**: when every queue is empty, one `BLMOVE` per queue waits on its own connection,
 //!   so a push wakes the worker within a round trip, with no polling. A `BLMOVE` still waiting
 //!   when another returns is left to finish; the job it may bring is already in the working
-//!   list, and is run (or handed back at shutdown) when it arrives.
+//!   list, and is run (or handed back at shutdown) when it arrives. Going quiet cuts the waits
+//!   short with `CLIENT UNBLOCK` where Redis allows it, so quiet and stop take milliseconds,
+//!   not up to [`BLOCK`].
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,12 +24,15 @@ use tokio_util::sync::CancellationToken;
 
 use super::Shared;
 use super::order::QueueOrder;
-use super::processor::process;
+use super::processor::{Processed, process};
 use crate::error::Error;
 use crate::redis::{is_connection_error, scripts};
 
-/// The most jobs one fetch takes (never more than the free slots).
+/// The most jobs one fetch takes.
 const MAX_BATCH: usize = 100;
+
+/// The fewest jobs a fetch asks for when it asks for more than the free slots.
+const PREFETCH_MIN: usize = 20;
 
 /// How long an idle `BLMOVE` blocks on the server before it returns empty (Sidekiq's 2 s).
 pub(crate) const BLOCK: Duration = Duration::from_secs(2);
@@ -41,12 +46,21 @@ pub(crate) struct Fetched {
     pub(crate) json: String,
 }
 
+/// A fetch running on a task of its own.
+type Refill = tokio::task::JoinHandle<Result<Vec<Fetched>, Error>>;
+
 /// Takes jobs and starts a task for each.
 pub(crate) struct Fetcher {
     shared: Arc<Shared>,
     order: QueueOrder,
     queue_keys: Vec<String>,
     watchers: Watchers,
+    /// A fetch taking the next batch while the last one runs (strict order only), and how
+    /// many jobs it asked for.
+    refill: Option<(usize, Refill)>,
+    /// Whether the last fetch came back full: the queues hold more, so a refill pays off. An
+    /// idle worker (whose last fetch came back short) never refills.
+    backlog: bool,
 }
 
 impl Fetcher {
@@ -61,6 +75,8 @@ impl Fetcher {
             order,
             queue_keys,
             watchers: Watchers::new(),
+            refill: None,
+            backlog: false,
         }
     }
 
@@ -96,12 +112,27 @@ impl Fetcher {
             }
 
             if self.watchers.needs_sweep() {
+                self.land_refill().await;
                 self.sweep().await;
             }
             let mut jobs = self.watchers.ready(permits.len());
+            if jobs.len() < permits.len() && self.refill.is_some() {
+                self.land_refill().await;
+                jobs.extend(self.watchers.ready(permits.len() - jobs.len()));
+            }
             if jobs.len() < permits.len() {
-                match self.take(permits.len() - jobs.len()).await {
-                    Ok(taken) => jobs.extend(taken),
+                let short = permits.len() - jobs.len();
+                let wanted = short.max(self.prefetch());
+                match self.take(wanted).await {
+                    Ok(mut taken) => {
+                        self.backlog = taken.len() >= wanted;
+                        // Taken beyond the free slots: in the working list already, started
+                        // as slots free up (and handed back at shutdown like any pending job).
+                        if taken.len() > short {
+                            self.watchers.pending.extend(taken.split_off(short));
+                        }
+                        jobs.extend(taken);
+                    }
                     Err(error) => {
                         // The script may have moved jobs whose reply never came: look for them.
                         self.watchers.sweep = true;
@@ -150,11 +181,69 @@ impl Fetcher {
                     self.start(&mut tasks, job, Some(permit));
                 }
             }
-            if let Some(queue) = suspect_queue {
-                self.run_alone(&mut tasks, &queue, &slots, &quiet).await;
+            match suspect_queue {
+                Some(queue) => self.run_alone(&mut tasks, &queue, &slots, &quiet).await,
+                None => self.start_refill(),
             }
         }
+        // Jobs a refill brought are pending, to be handed back with the others.
+        self.land_refill().await;
         (tasks, self.watchers)
+    }
+
+    /// Starts taking the next batch while this one runs, when few jobs wait: the round trip
+    /// then overlaps the work instead of stalling it.
+    fn start_refill(&mut self) {
+        let prefetch = self.prefetch();
+        if !self.backlog
+            || self.refill.is_some()
+            || prefetch == 0
+            || self.watchers.pending.len() > prefetch / 2
+        {
+            return;
+        }
+        let shared = Arc::clone(&self.shared);
+        let keys = self.queue_keys.clone();
+        let names = self.order.names().to_vec();
+        let refill =
+            tokio::spawn(async move { take_in_order(&shared, &keys, &names, prefetch).await });
+        self.refill = Some((prefetch, refill));
+    }
+
+    /// Waits for the refill in flight, if any, and adds what it took to the pending jobs.
+    async fn land_refill(&mut self) {
+        let Some((wanted, refill)) = self.refill.take() else {
+            return;
+        };
+        self.backlog = false;
+        match refill.await {
+            Ok(Ok(taken)) => {
+                self.backlog = taken.len() >= wanted;
+                self.watchers.pending.extend(taken);
+            }
+            Ok(Err(error)) => {
+                // The script may have moved jobs whose reply never came: look for them.
+                self.watchers.sweep = true;
+                tracing::warn!(%error, "cannot fetch jobs; will look in the working list");
+            }
+            Err(error) => {
+                self.watchers.sweep = true;
+                tracing::warn!(%error, "the fetch task failed; will look in the working list");
+            }
+        }
+    }
+
+    /// How many jobs one fetch takes when any slot is free: more than the free slots, so that
+    /// a busy worker pays one round trip per batch rather than per freed slot. The surplus
+    /// waits in the working list, as safe there as a running job. Weighted queues take only
+    /// what the free slots need: their weights apply per fetch, and a batch from one queue
+    /// would skew them.
+    fn prefetch(&self) -> usize {
+        if self.order.is_strict() {
+            (self.shared.concurrency * 4).clamp(PREFETCH_MIN, MAX_BATCH)
+        } else {
+            0
+        }
     }
 
     /// Whether a job is one crash away from the dead set: recovered from dead processes so
@@ -189,6 +278,9 @@ impl Fetcher {
             permits = Arc::clone(slots).acquire_many_owned(all) => permits,
         };
         let Ok(permits) = permits else { return };
+        // Nothing taken ahead stays in the working list beside the suspect: a crash would
+        // count it as recovered too.
+        self.land_refill().await;
         for job in self.watchers.settle().await {
             self.hand_back(&job).await;
         }
@@ -205,7 +297,8 @@ impl Fetcher {
         }
     }
 
-    /// Starts the task that runs `job`, holding its concurrency slot until it is settled.
+    /// Starts the task that runs `job`, holding its concurrency slot until it is settled (or,
+    /// for a success, until its acknowledgement is queued).
     fn start(
         &self,
         tasks: &mut JoinSet<()>,
@@ -213,10 +306,16 @@ impl Fetcher {
         permit: Option<tokio::sync::OwnedSemaphorePermit>,
     ) {
         let shared = Arc::clone(&self.shared);
-        let id = shared.track(job.clone());
+        let ticket = shared.track(job.clone());
         tasks.spawn(async move {
-            process(&shared, job).await;
-            shared.untrack(id);
+            match process(&shared, job).await {
+                Processed::Succeeded(job) => {
+                    // Held until the acknowledgement lands; the slot is free once it is queued.
+                    shared.finished(ticket);
+                    shared.acker.ack(ticket, job.json).await;
+                }
+                Processed::Settled => shared.untrack(ticket),
+            }
             drop(permit);
         });
     }
@@ -224,27 +323,15 @@ impl Fetcher {
     /// Moves up to `wanted` jobs into the working list in one atomic step.
     async fn take(&self, wanted: usize) -> Result<Vec<Fetched>, Error> {
         let order = self.order.next(&mut rand::rng());
-        let mut invocation = scripts::FETCH.prepare_invoke();
-        invocation
-            .key(self.shared.working())
-            .key(self.shared.keys().workers());
-        for &position in &order {
-            invocation.key(&self.queue_keys[position]);
-        }
-        invocation.arg(wanted).arg(&self.shared.identity);
-        let taken: Vec<(usize, String)> = self.shared.redis().script_once(&invocation).await?;
-        let mut jobs = Vec::with_capacity(taken.len());
-        for (position, json) in taken {
-            match position.checked_sub(1).and_then(|index| order.get(index)) {
-                Some(&queue) => jobs.push(Fetched {
-                    queue: self.order.names()[queue].clone(),
-                    json,
-                }),
-                // `json` is the error message of a queue the script skipped.
-                None => tracing::error!(error = %json, "cannot take jobs from a queue"),
-            }
-        }
-        Ok(jobs)
+        let keys: Vec<String> = order
+            .iter()
+            .map(|&position| self.queue_keys[position].clone())
+            .collect();
+        let names: Vec<String> = order
+            .iter()
+            .map(|&position| self.order.names()[position].clone())
+            .collect();
+        take_in_order(&self.shared, &keys, &names, wanted).await
     }
 
     /// Moves one job from `queue` alone into the working list.
@@ -296,6 +383,37 @@ impl Fetcher {
     }
 }
 
+/// Moves up to `wanted` jobs from the queues `keys` (named `names`), in that order, into the
+/// working list in one atomic step (`scripts/fetch.lua`).
+async fn take_in_order(
+    shared: &Shared,
+    keys: &[String],
+    names: &[String],
+    wanted: usize,
+) -> Result<Vec<Fetched>, Error> {
+    let mut invocation = scripts::FETCH.prepare_invoke();
+    invocation
+        .key(shared.working())
+        .key(shared.keys().workers());
+    for key in keys {
+        invocation.key(key);
+    }
+    invocation.arg(wanted).arg(&shared.identity);
+    let taken: Vec<(usize, String)> = shared.redis().script_once(&invocation).await?;
+    let mut jobs = Vec::with_capacity(taken.len());
+    for (position, json) in taken {
+        match position.checked_sub(1).and_then(|index| names.get(index)) {
+            Some(queue) => jobs.push(Fetched {
+                queue: queue.clone(),
+                json,
+            }),
+            // `json` is the error message of a queue the script skipped.
+            None => tracing::error!(error = %json, "cannot take jobs from a queue"),
+        }
+    }
+    Ok(jobs)
+}
+
 /// How often a job was recovered from a dead process (see `recovery.rs`); 0 for most jobs,
 /// read without parsing the whole JSON.
 fn recoveries(json: &str) -> u32 {
@@ -333,14 +451,34 @@ async fn pause(quiet: &CancellationToken, duration: Duration) {
 /// What one idle `BLMOVE` brought back.
 struct Watched {
     queue: String,
-    connection: Option<MultiplexedConnection>,
+    connection: Option<WatchConnection>,
     result: Result<Option<String>, Error>,
+}
+
+/// A connection of a queue's own for its idle `BLMOVE`.
+struct WatchConnection {
+    connection: MultiplexedConnection,
+    /// Its `CLIENT ID`, for `CLIENT UNBLOCK`; `None` when Redis would not say.
+    id: Option<i64>,
+}
+
+impl WatchConnection {
+    async fn open(shared: &Shared) -> Result<Self, Error> {
+        let mut connection = shared.redis().blocking_connection(BLOCK).await?;
+        let id = redis::cmd("CLIENT")
+            .arg("ID")
+            .query_async::<i64>(&mut connection)
+            .await
+            .ok();
+        Ok(Self { connection, id })
+    }
 }
 
 /// The idle `BLMOVE`s: one connection per queue, each with at most one command waiting.
 pub(crate) struct Watchers {
-    idle: HashMap<String, MultiplexedConnection>,
-    busy: HashSet<String>,
+    idle: HashMap<String, WatchConnection>,
+    /// The queues with a `BLMOVE` waiting, and the client id of its connection.
+    busy: HashMap<String, Option<i64>>,
     pending: VecDeque<Fetched>,
     sender: mpsc::UnboundedSender<Watched>,
     receiver: mpsc::UnboundedReceiver<Watched>,
@@ -348,11 +486,12 @@ pub(crate) struct Watchers {
 }
 
 impl Watchers {
-    fn new() -> Self {
+    /// No watcher, and nothing pending.
+    pub(crate) fn new() -> Self {
         let (sender, receiver) = mpsc::unbounded_channel();
         Self {
             idle: HashMap::new(),
-            busy: HashSet::new(),
+            busy: HashMap::new(),
             pending: VecDeque::new(),
             sender,
             receiver,
@@ -411,7 +550,7 @@ impl Watchers {
         queues: &[String],
         quiet: &CancellationToken,
     ) -> Option<Fetched> {
-        if queues.iter().any(|queue| !self.busy.contains(queue)) {
+        if queues.iter().any(|queue| !self.busy.contains_key(queue)) {
             // A BLMOVE puts jobs in the working list without the fetch script, so make sure
             // recovery knows this process first (Redis may have restarted empty).
             let register = redis::cmd("SADD")
@@ -425,12 +564,12 @@ impl Watchers {
             }
         }
         for queue in queues {
-            if self.busy.contains(queue) {
+            if self.busy.contains_key(queue) {
                 continue;
             }
             let connection = match self.idle.remove(queue) {
                 Some(connection) => connection,
-                None => match shared.redis().blocking_connection(BLOCK).await {
+                None => match WatchConnection::open(shared).await {
                     Ok(connection) => connection,
                     Err(error) => {
                         tracing::warn!(%error, "cannot open a connection to wait for jobs; trying again in 1 s");
@@ -439,7 +578,7 @@ impl Watchers {
                     }
                 },
             };
-            self.busy.insert(queue.clone());
+            self.busy.insert(queue.clone(), connection.id);
             tokio::spawn(watch(
                 Arc::clone(shared),
                 queue.clone(),
@@ -482,9 +621,28 @@ impl Watchers {
         self.pending.drain(..).collect()
     }
 
-    /// [`settle`](Self::settle) at shutdown, which hands the jobs back.
-    pub(crate) async fn drain(mut self) -> Vec<Fetched> {
+    /// [`settle`](Self::settle) once the fetcher has stopped, for the caller to hand the jobs
+    /// back. The waiting `BLMOVE`s are unblocked first, so this takes a round trip rather than
+    /// up to [`BLOCK`]; where Redis refuses `CLIENT UNBLOCK` (a managed service, an ACL), they
+    /// are waited out.
+    pub(crate) async fn drain(mut self, shared: &Shared) -> Vec<Fetched> {
+        self.unblock(shared).await;
         self.settle().await
+    }
+
+    /// Ends the waiting `BLMOVE`s as if their block had run out. One that has already taken a
+    /// job is not affected, and its job arrives as usual.
+    async fn unblock(&self, shared: &Shared) {
+        let mut pipeline = redis::pipe();
+        for id in self.busy.values().flatten() {
+            pipeline.cmd("CLIENT").arg("UNBLOCK").arg(*id).ignore();
+        }
+        if pipeline.is_empty() {
+            return;
+        }
+        if let Err(error) = shared.redis().query::<()>(&pipeline).await {
+            tracing::debug!(%error, "cannot unblock the idle fetches; waiting them out");
+        }
     }
 }
 
@@ -492,7 +650,7 @@ impl Watchers {
 async fn watch(
     shared: Arc<Shared>,
     queue: String,
-    mut connection: MultiplexedConnection,
+    mut watching: WatchConnection,
     sender: mpsc::UnboundedSender<Watched>,
 ) {
     let command = redis::cmd("BLMOVE")
@@ -502,17 +660,19 @@ async fn watch(
         .arg("LEFT")
         .arg(BLOCK.as_secs_f64())
         .to_owned();
-    let reply = command.query_async::<Option<String>>(&mut connection).await;
+    let reply = command
+        .query_async::<Option<String>>(&mut watching.connection)
+        .await;
     let watched = match reply {
         Ok(job) => Watched {
             queue,
-            connection: Some(connection),
+            connection: Some(watching),
             result: Ok(job),
         },
         Err(error) => Watched {
             queue,
             // A refused command leaves the connection usable; a broken one is replaced.
-            connection: (!is_connection_error(&error)).then_some(connection),
+            connection: (!is_connection_error(&error)).then_some(watching),
             result: Err(shared.redis().error(error)),
         },
     };

@@ -13,6 +13,7 @@
 //! scheduled and retried jobs to their queues, and counters are flushed every few seconds.
 //! `docs/worker.md` describes the whole life of a job.
 
+mod ack;
 pub(crate) mod backtrace;
 mod cli;
 mod config;
@@ -21,14 +22,16 @@ mod fetch;
 mod heartbeat;
 mod hooks;
 mod identity;
-mod middleware;
+mod logging;
+pub(crate) mod middleware;
 mod order;
-mod processor;
+pub(crate) mod processor;
 mod recovery;
 mod retry;
 mod scheduler;
 mod settle;
 mod stats;
+mod systemd;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -40,6 +43,7 @@ use tokio::sync::Semaphore;
 
 pub use config::WorkerConfig;
 pub use hooks::{Exhausted, Lifecycle};
+pub use logging::{LOG_FORMAT_VAR, LogFormat, init_logging};
 pub use middleware::{Next, ServerMiddleware};
 pub use order::QueueSpec;
 pub use scheduler::enqueue_due;
@@ -61,6 +65,7 @@ use order::QueueOrder;
 use retry::RetryPolicy;
 use scheduler::Scheduler;
 use stats::Counters;
+use systemd::Notifier;
 
 /// How long shutdown waits for cancelled jobs to stop.
 const CANCEL_FOR: Duration = Duration::from_secs(3);
@@ -117,8 +122,9 @@ impl Worker {
 
     /// A worker configured like `sidekiq`: flags `-c -q -C -e -t -g -v` from the command line,
     /// over `config/jobs.yml` (or the file `-C` names). Prints help for `--help` and exits. Also
-    /// sets up logging to standard output (`RUST_LOG` filters it; `-v` means debug), unless the
-    /// program already has a `tracing` subscriber.
+    /// sets up logging to standard output ([`init_logging`]: text, or JSON with
+    /// `--log-format json` or `JOBS_LOG_FORMAT=json`; `RUST_LOG` filters it; `-v` means
+    /// debug), unless the program already has a `tracing` subscriber.
     pub fn from_cli() -> Result<Self, Error> {
         let flags = match cli::Flags::parse_from(std::env::args_os()) {
             Ok(flags) => flags,
@@ -130,7 +136,7 @@ impl Worker {
             }
         };
         let config = flags.into_config(|name| std::env::var(name).ok())?;
-        init_logging(config.verbose);
+        init_logging(config.log_format, config.verbose);
         Ok(Self::from_config(config))
     }
 
@@ -163,6 +169,13 @@ impl Worker {
     /// Runs at most this many jobs at once.
     pub fn concurrency(mut self, concurrency: usize) -> Self {
         self.config.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// Serves the web dashboard at `address` while the worker runs (what `--web` sets); use a
+    /// loopback address unless the dashboard is behind a password (`JOBS_WEB_PASSWORD`).
+    pub fn web(mut self, address: std::net::SocketAddr) -> Self {
+        self.config.web = Some(address);
         self
     }
 
@@ -326,6 +339,7 @@ impl Worker {
         };
         let identity = identity::new_identity();
         let config = self.config;
+        let (acker, acks) = ack::Acker::new();
         let shared = Arc::new(Shared {
             working: client.keys().working(&identity),
             identity,
@@ -345,7 +359,9 @@ impl Worker {
             stuck: std::sync::atomic::AtomicBool::new(false),
             in_flight: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
+            acker,
         });
+        let acking = ack::AckTask::spawn(Arc::clone(&shared), acks);
         let control = Control::default();
         let signals = os_signals.then(|| {
             let dumper = Arc::clone(&shared);
@@ -364,6 +380,15 @@ impl Worker {
             return Ok(());
         }
         warn_unless_noeviction(&shared).await;
+        // The dashboard's address is bound before any job is taken, so a taken port stops
+        // the worker here, holding nothing.
+        let web_until = tokio_util::sync::CancellationToken::new();
+        let _stop_web_on_return = web_until.clone().drop_guard();
+        if mode == Mode::UntilStopped
+            && let Some(address) = config.web
+        {
+            serve_dashboard(&shared.client, &config, address, web_until.clone()).await?;
+        }
         let order = QueueOrder::new(&config.queues);
         let heartbeat = Heartbeat::new(
             Arc::clone(&shared),
@@ -392,6 +417,16 @@ impl Worker {
             "worker started"
         );
 
+        let notifier = Notifier::from_env();
+        let watchdog_until = tokio_util::sync::CancellationToken::new();
+        // An early return (the fetcher failing) stops the pings too.
+        let _stop_watchdog_on_return = watchdog_until.clone().drop_guard();
+        let watchdog = (mode == Mode::UntilStopped)
+            .then(|| tokio::spawn(notifier.run_watchdog(watchdog_until.clone())));
+        if mode == Mode::UntilStopped {
+            notifier.ready();
+        }
+
         let slots = Arc::new(Semaphore::new(config.concurrency));
         let mut fetching = tokio::spawn(Fetcher::new(Arc::clone(&shared), order).run(
             control.quiet_token(),
@@ -415,6 +450,8 @@ impl Worker {
         }
         let heartbeat = Arc::new(heartbeat);
         let beat_until = tokio_util::sync::CancellationToken::new();
+        // An early return stops the beats, so other processes recover this one's jobs.
+        let _stop_beating_on_return = beat_until.clone().drop_guard();
         let beating = {
             let heartbeat = Arc::clone(&heartbeat);
             let until = beat_until.clone();
@@ -422,6 +459,7 @@ impl Worker {
         };
 
         let mut fetched = None;
+        let mut quiet_hand_back = None;
         let mut quiet_announced = false;
         loop {
             tokio::select! {
@@ -436,6 +474,23 @@ impl Worker {
                     shared.hooks.fire(Lifecycle::Quiet);
                 }
                 finished = &mut fetching, if fetched.is_none() => {
+                    let finished = match finished {
+                        Ok((tasks, watchers)) if mode == Mode::UntilStopped => {
+                            // Quiet: jobs taken but not started go back now, for the other
+                            // processes, rather than waiting here until the stop. In a task of
+                            // its own: the idle watchers' blocking fetches take up to
+                            // `fetch::BLOCK` to return, and a stop must not wait behind them.
+                            let deadline = tokio::time::Instant::now()
+                                + fetch::BLOCK
+                                + settle::HAND_BACK_FOR;
+                            let shared = Arc::clone(&shared);
+                            quiet_hand_back = Some(tokio::spawn(async move {
+                                shared.hand_back_watched(watchers, deadline).await
+                            }));
+                            Ok((tasks, fetch::Watchers::new()))
+                        }
+                        other => other,
+                    };
                     fetched = Some(finished);
                     if mode == Mode::UntilIdle {
                         break;
@@ -444,7 +499,9 @@ impl Worker {
             }
         }
         control.stop();
+        web_until.cancel();
         if mode == Mode::UntilStopped {
+            notifier.stopping();
             tracing::info!(timeout = ?config.timeout, "shutting down");
         }
         if !quiet_announced {
@@ -459,12 +516,24 @@ impl Worker {
             reason: format!("the fetcher stopped unexpectedly: {error}"),
         })?;
         let watched_deadline = tokio::time::Instant::now() + fetch::BLOCK + settle::HAND_BACK_FOR;
-        let (handed_back, ()) = tokio::join!(
+        let handed_back_at_quiet = async {
+            match quiet_hand_back {
+                Some(task) => task.await.unwrap_or_default(),
+                None => 0,
+            }
+        };
+        let (handed_back, handed_back_at_quiet, ()) = tokio::join!(
             shared.hand_back_watched(watchers, watched_deadline),
+            handed_back_at_quiet,
             shared.finish_running(tasks, config.timeout, &control),
         );
+        // Finished jobs leave the working list before what is left in it is handed back.
+        shared.acker.flush().await;
+        drop(acking);
         let deadline = tokio::time::Instant::now() + settle::HAND_BACK_FOR;
-        shared.hand_back_leftovers(handed_back, deadline).await;
+        shared
+            .hand_back_leftovers(handed_back + handed_back_at_quiet, deadline)
+            .await;
         for task in background {
             let _ = task.await;
         }
@@ -475,6 +544,10 @@ impl Worker {
         }
         if let Err(error) = heartbeat.clear().await {
             tracing::warn!(%error, "cannot clear the heartbeat; it expires by itself");
+        }
+        watchdog_until.cancel();
+        if let Some(watchdog) = watchdog {
+            let _ = watchdog.await;
         }
         control.stop_now();
         if let Some(signals) = signals {
@@ -526,10 +599,21 @@ pub(crate) struct Shared {
     max_recoveries: u32,
     /// Set when cancelled jobs would not stop (blocking code): `run()` then exits the process.
     stuck: std::sync::atomic::AtomicBool,
-    /// Jobs started and not yet settled, with their start (epoch seconds): for shutdown to
-    /// hand back and for the heartbeat's work hash.
-    in_flight: Mutex<HashMap<u64, (Fetched, i64)>>,
+    /// Jobs started and not yet settled: for shutdown to hand back, for the heartbeat's work
+    /// hash, and for the sweep to know which working-list entries are held.
+    in_flight: Mutex<HashMap<u64, Tracked>>,
     next_id: AtomicU64,
+    /// Acknowledges finished jobs in batches (`ack.rs`).
+    acker: ack::Acker,
+}
+
+/// A job this process took and has not settled yet.
+struct Tracked {
+    job: Fetched,
+    /// When it started, in epoch seconds.
+    since: i64,
+    /// It finished and waits for its batched acknowledgement: no longer running, still held.
+    finished: bool,
 }
 
 impl Shared {
@@ -550,8 +634,20 @@ impl Shared {
     pub(crate) fn track(&self, job: Fetched) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let since = chrono::Utc::now().timestamp();
-        self.running().insert(id, (job, since));
+        let tracked = Tracked {
+            job,
+            since,
+            finished: false,
+        };
+        self.running().insert(id, tracked);
         id
+    }
+
+    /// Notes a job as finished, waiting for its acknowledgement: no longer running, still held.
+    pub(crate) fn finished(&self, id: u64) {
+        if let Some(tracked) = self.running().get_mut(&id) {
+            tracked.finished = true;
+        }
     }
 
     /// Notes a job as settled.
@@ -559,11 +655,12 @@ impl Shared {
         self.running().remove(&id);
     }
 
-    /// How many running jobs hold each JSON.
+    /// How many jobs this process holds (running, or finished and not yet acknowledged) for
+    /// each JSON.
     pub(crate) fn held(&self) -> HashMap<String, usize> {
         let mut held = HashMap::new();
-        for (job, _) in self.running().values() {
-            *held.entry(job.json.clone()).or_insert(0) += 1;
+        for tracked in self.running().values() {
+            *held.entry(tracked.job.json.clone()).or_insert(0) += 1;
         }
         held
     }
@@ -572,7 +669,8 @@ impl Shared {
     pub(crate) fn running_jobs(&self) -> Vec<(String, Fetched, i64)> {
         self.running()
             .iter()
-            .map(|(id, (job, since))| (base36(*id), job.clone(), *since))
+            .filter(|(_, tracked)| !tracked.finished)
+            .map(|(id, tracked)| (base36(*id), tracked.job.clone(), tracked.since))
             .collect()
     }
 
@@ -589,7 +687,7 @@ impl Shared {
         }
     }
 
-    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (Fetched, i64)>> {
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Tracked>> {
         self.in_flight
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -601,7 +699,7 @@ impl Shared {
         watchers: fetch::Watchers,
         deadline: tokio::time::Instant,
     ) -> usize {
-        let jobs = watchers.drain().await;
+        let jobs = watchers.drain(self).await;
         for job in &jobs {
             self.requeue(job, deadline).await;
         }
@@ -633,7 +731,8 @@ impl Shared {
         let unfinished: Vec<Fetched> = self
             .running()
             .values()
-            .map(|(job, _)| job.clone())
+            .filter(|tracked| !tracked.finished)
+            .map(|tracked| tracked.job.clone())
             .collect();
         let deadline = tokio::time::Instant::now() + settle::HAND_BACK_FOR;
         for job in &unfinished {
@@ -706,6 +805,58 @@ async fn wait_for_redis(shared: &Shared) {
     }
 }
 
+/// Serves the dashboard beside the worker (`--web`) until `until` is cancelled; behind basic
+/// auth when `JOBS_WEB_PASSWORD` is set. The address is bound first, so a taken port stops the
+/// worker at start with an error that says so.
+#[cfg(feature = "web")]
+async fn serve_dashboard(
+    client: &Client,
+    config: &WorkerConfig,
+    address: std::net::SocketAddr,
+    until: tokio_util::sync::CancellationToken,
+) -> Result<(), Error> {
+    let mut dashboard =
+        crate::web::Dashboard::new(client).dead_limits(crate::api::DeadLimits::of(config));
+    if let Ok(password) = std::env::var("JOBS_WEB_PASSWORD")
+        && !password.is_empty()
+    {
+        let user = std::env::var("JOBS_WEB_USER").unwrap_or_else(|_| "admin".to_owned());
+        dashboard = dashboard.basic_auth(user, password);
+    }
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|error| Error::Config {
+            origin: "--web".to_owned(),
+            reason: format!(
+                "cannot serve the dashboard at {address} ({error}); choose another address"
+            ),
+        })?;
+    tokio::spawn(async move {
+        if let Err(error) = crate::web::serve_on(listener, dashboard, until.cancelled_owned()).await
+        {
+            tracing::error!(%address, %error, "the dashboard stopped");
+        }
+    });
+    Ok(())
+}
+
+/// Without the `web` feature there is no dashboard to serve.
+#[cfg(not(feature = "web"))]
+async fn serve_dashboard(
+    _client: &Client,
+    _config: &WorkerConfig,
+    address: std::net::SocketAddr,
+    _until: tokio_util::sync::CancellationToken,
+) -> Result<(), Error> {
+    Err(Error::Config {
+        origin: "--web".to_owned(),
+        reason: format!(
+            "cannot serve the dashboard at {address}: this build has no `web` feature; \
+             enable it (it is on by default) or drop --web"
+        ),
+    })
+}
+
 /// Warns, as Sidekiq does, when Redis may evict keys (whole queues) under memory pressure.
 async fn warn_unless_noeviction(shared: &Shared) {
     let reply: Result<Vec<String>, Error> = shared
@@ -768,12 +919,4 @@ fn check_state(registry: &Registry, state: &JobState) -> Result<(), Error> {
         }
     }
     Ok(())
-}
-
-/// Logs to standard output, filtered by `RUST_LOG` (default `info`, or `debug` when verbose).
-fn init_logging(verbose: bool) {
-    let default = if verbose { "debug" } else { "info" };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
 }

@@ -1,21 +1,33 @@
 //! Running one job: decode it, run it through the middleware with its time limit, catch a
 //! panic, log the outcome as Sidekiq's job logger does, and settle it.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use tracing::Instrument;
 
 use super::Shared;
 use super::fetch::Fetched;
-use super::middleware::Next;
+use super::middleware::{DynServerMiddleware, Next};
 use crate::context::JobContext;
 use crate::job_error::JobError;
 use crate::panic::{catch_panic, catch_panic_now};
 use crate::payload::Payload;
+use crate::registry::Registry;
+use crate::state::JobState;
 
-/// Runs a job taken from a queue and settles it. Never fails: every outcome, including JSON
-/// that is not a job, ends with the job acknowledged, retried, buried or left for recovery.
-pub(crate) async fn process(shared: &Shared, fetched: Fetched) {
+/// How a job run ended, for its task.
+pub(crate) enum Processed {
+    /// It succeeded: the caller queues its acknowledgement (batched, see `ack.rs`).
+    Succeeded(Fetched),
+    /// It failed or was not a job, and is already settled (retried, buried, dropped).
+    Settled,
+}
+
+/// Runs a job taken from a queue and settles it, except for the acknowledgement of a success,
+/// which it leaves to the caller. Never fails: every outcome, including JSON that is not a job,
+/// ends with the job acknowledged, retried, buried or left for recovery.
+pub(crate) async fn process(shared: &Shared, fetched: Fetched) -> Processed {
     let payload = match Payload::from_json(&fetched.json) {
         Ok(payload) => payload,
         Err(error) => {
@@ -26,8 +38,9 @@ pub(crate) async fn process(shared: &Shared, fetched: Fetched) {
             );
             tracing::error!(queue = %fetched.queue, %reason, "invalid job JSON");
             shared.counters.record(true);
-            shared.bury_invalid(&fetched, &reason).await;
-            return;
+            // Boxed, as the failure path below: rare paths stay out of every job's future.
+            Box::pin(shared.bury_invalid(&fetched, &reason)).await;
+            return Processed::Settled;
         }
     };
     let span = tracing::info_span!(
@@ -38,10 +51,10 @@ pub(crate) async fn process(shared: &Shared, fetched: Fetched) {
     );
     run_and_settle(shared, fetched, payload)
         .instrument(span)
-        .await;
+        .await
 }
 
-async fn run_and_settle(shared: &Shared, fetched: Fetched, payload: Payload) {
+async fn run_and_settle(shared: &Shared, fetched: Fetched, payload: Payload) -> Processed {
     tracing::info!("start");
     let started = Instant::now();
     let result = execute(shared, &payload).await;
@@ -50,7 +63,7 @@ async fn run_and_settle(shared: &Shared, fetched: Fetched, payload: Payload) {
     match result {
         Ok(()) => {
             tracing::info!(elapsed = format_args!("{elapsed:.3}"), "done");
-            shared.acknowledge(&fetched).await;
+            Processed::Succeeded(fetched)
         }
         Err(error) => {
             tracing::warn!(
@@ -60,7 +73,8 @@ async fn run_and_settle(shared: &Shared, fetched: Fetched, payload: Payload) {
                 "fail"
             );
             shared.hooks.failed(&error, &payload);
-            shared.fail(&fetched, payload, error).await;
+            Box::pin(shared.fail(&fetched, payload, error)).await;
+            Processed::Settled
         }
     }
 }
@@ -68,13 +82,23 @@ async fn run_and_settle(shared: &Shared, fetched: Fetched, payload: Payload) {
 /// Finds the job type, decodes the arguments and runs the job through the middleware, with
 /// its timeout; a panic anywhere in there is a failure of class `Panic`.
 async fn execute(shared: &Shared, payload: &Payload) -> Result<(), JobError> {
-    let Some(registration) = shared.registry.get(&payload.class) else {
-        return Err(unknown_job(shared, &payload.class));
+    execute_with(&shared.registry, &shared.state, &shared.middleware, payload).await
+}
+
+/// [`execute`] with its parts given one by one, so that `jobs::testing` runs jobs exactly as
+/// a worker does.
+pub(crate) async fn execute_with(
+    registry: &Registry,
+    state: &JobState,
+    middleware: &[Arc<dyn DynServerMiddleware>],
+    payload: &Payload,
+) -> Result<(), JobError> {
+    let Some(registration) = registry.get(&payload.class) else {
+        return Err(unknown_job(registry, &payload.class));
     };
     let context = JobContext::from_payload(payload);
     // Decoding runs user `Deserialize` code, which may panic too.
-    let decoded =
-        catch_panic_now(|| registration.run(payload.args.clone(), context, &shared.state))?;
+    let decoded = catch_panic_now(|| registration.run(payload.args.clone(), context, state))?;
     let job = decoded.map_err(|error| {
         JobError::msg(format!(
             "cannot decode the arguments of {} (jid {}): {error}",
@@ -82,7 +106,7 @@ async fn execute(shared: &Shared, payload: &Payload) -> Result<(), JobError> {
         ))
         .with_class("jobs::ArgumentError")
     })?;
-    let guarded = catch_panic(Next::new(&shared.middleware, payload, job).run());
+    let guarded = catch_panic(Next::new(middleware, payload, job).run());
     match registration.options().timeout {
         None => guarded.await,
         Some(limit) => tokio::time::timeout(limit, guarded)
@@ -97,8 +121,8 @@ async fn execute(shared: &Shared, payload: &Payload) -> Result<(), JobError> {
     }
 }
 
-fn unknown_job(shared: &Shared, class: &str) -> JobError {
-    let known: Vec<&str> = shared.registry.iter().map(|job| job.name()).collect();
+fn unknown_job(registry: &Registry, class: &str) -> JobError {
+    let known: Vec<&str> = registry.iter().map(|job| job.name()).collect();
     JobError::msg(format!(
         "no job named `{class}` is registered in this worker (it runs: {}); define it with \
          #[job] in the worker's binary (or set #[job(name = \"{class}\")] on the matching job), \

@@ -202,7 +202,7 @@ impl Shared {
 
     /// Runs an idempotent Redis step until it succeeds or `deadline` has passed (at least
     /// once); `None` when it never succeeded.
-    async fn persist<T, F, Fut>(
+    pub(crate) async fn persist<T, F, Fut>(
         &self,
         what: &str,
         deadline: tokio::time::Instant,

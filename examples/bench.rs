@@ -1,0 +1,142 @@
+//! The benchmark: every figure of `BENCHMARKS.md`, one machine-readable line each.
+//!
+//! ```text
+//! cargo run --release --example bench                 # all figures, against a private redis-server
+//! cargo run --release --example bench -- all 10000    # the same with 10,000 jobs per figure
+//! ```
+//!
+//! `all [N]` starts its own `redis-server` on a free port (and kills it at the end), so it never
+//! touches your data, and prints lines such as
+//! `RESULT peer=jobs op=process n=100000 conc=10 secs=… jobs_per_s=… cpu_us_per_job=… rss_mb=…
+//! redis_cmds_per_job=…`.
+//!
+//! `extras [N]` prints only the figures no peer script measures; `bench/run.sh` runs it, then
+//! runs the peer scripts (`bench/peers/jobs.sh` beside Sidekiq, BullMQ and the others), which
+//! use the other two forms, against the Redis at `REDIS_URL`:
+//! - `produce enqueue|bulk|prefill|latency N [GAP_MS]`
+//! - `work process|latency N CONCURRENCY`
+
+// A benchmark talks to the person running it on standard output.
+#![allow(clippy::print_stdout)]
+
+#[path = "bench/figures.rs"]
+mod figures;
+#[path = "bench/measure.rs"]
+mod measure;
+#[path = "bench/peer.rs"]
+mod peer;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use jobs::job;
+use tokio::sync::Notify;
+
+/// The argument every benchmark job carries, as the peers' jobs do.
+pub(crate) const ARGUMENT: &str = "2026-11-22";
+
+/// Counts finished jobs and wakes the waiter when the last one is done.
+#[derive(Clone, Default)]
+pub(crate) struct Finished {
+    count: Arc<AtomicUsize>,
+    target: Arc<AtomicUsize>,
+    done: Arc<Notify>,
+    first: Arc<std::sync::OnceLock<std::time::Instant>>,
+    last: Arc<std::sync::OnceLock<std::time::Instant>>,
+}
+
+impl Finished {
+    /// Expects `target` jobs from now on.
+    pub(crate) fn expect(target: usize) -> Self {
+        let finished = Self::default();
+        finished.target.store(target, Ordering::SeqCst);
+        finished
+    }
+
+    fn record(&self) {
+        let _ = self.first.set(std::time::Instant::now());
+        let now = self.count.fetch_add(1, Ordering::SeqCst) + 1;
+        if now == self.target.load(Ordering::SeqCst) {
+            let _ = self.last.set(std::time::Instant::now());
+            self.done.notify_one();
+        }
+    }
+
+    /// Waits until every expected job finished.
+    pub(crate) async fn all_done(&self) {
+        self.done.notified().await;
+    }
+
+    /// When the first job finished.
+    pub(crate) fn first(&self) -> Option<std::time::Instant> {
+        self.first.get().copied()
+    }
+
+    /// When the last expected job finished.
+    pub(crate) fn last(&self) -> Option<std::time::Instant> {
+        self.last.get().copied()
+    }
+}
+
+/// The benchmark's no-op job.
+#[job(queue = "bench")]
+async fn no_op(#[state] finished: Finished, date: String) {
+    let _ = date;
+    finished.record();
+}
+
+/// Records how long after its push it started, for the latency figure.
+#[job(queue = "bench")]
+async fn probe(#[context] ctx: jobs::JobContext, #[state] samples: measure::Samples) {
+    if let Some(enqueued) = ctx.enqueued_at() {
+        samples.add(chrono::Utc::now() - enqueued);
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The worker runs on one thread, as a worker for light jobs should: Redis has the other
+    // core, and no wakeup crosses threads. `BENCH_THREADS=N` runs it on N threads instead.
+    let threads: usize = std::env::var("BENCH_THREADS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(1);
+    let runtime = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()?
+    };
+    runtime.block_on(run())
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    let number = |index: usize, default: usize| -> Result<usize, String> {
+        words.get(index).map_or(Ok(default), |text| {
+            text.parse()
+                .map_err(|_| format!("`{text}` is not a number"))
+        })
+    };
+    match words.first().copied().unwrap_or("all") {
+        "all" => figures::all(number(1, 100_000)?).await,
+        "extras" => figures::extras(number(1, 100_000)?).await,
+        "produce" => {
+            let mode = words.get(1).copied().unwrap_or("enqueue");
+            peer::produce(mode, number(2, 100_000)?, number(3, 5)?).await
+        }
+        "work" => {
+            let mode = words.get(1).copied().unwrap_or("process");
+            peer::work(mode, number(2, 100_000)?, number(3, 10)?).await
+        }
+        other => Err(format!(
+            "unknown command `{other}`; use `all [N]`, `extras [N]`, `produce MODE N \
+             [GAP_MS]` or `work MODE N CONCURRENCY`"
+        )
+        .into()),
+    }
+}

@@ -1,0 +1,161 @@
+//! What the benchmark measures with: a private Redis, CPU time, memory, Redis's command counts
+//! and latency samples.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A `redis-server` of the benchmark's own, on a free port, killed when dropped.
+pub(crate) struct PrivateRedis {
+    child: Child,
+    port: u16,
+}
+
+impl PrivateRedis {
+    /// Starts one with no persistence, as the peers' runs use.
+    pub(crate) fn start() -> Result<Self, String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map_err(|error| format!("no free port: {error}"))?
+            .port();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|error| {
+                format!(
+                    "cannot start redis-server ({error}); install it (apt-get install redis-server)"
+                )
+            })?;
+        let redis = Self { child, port };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                return Err("redis-server did not listen within 5 s".to_owned());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(redis)
+    }
+
+    /// Its URL.
+    pub(crate) fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// CPU seconds this process has used (user + system), from `/proc/self/stat`.
+pub(crate) fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |index: usize| {
+        fields
+            .get(index)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// This process's resident memory now, in MB, from `/proc/self/status`.
+pub(crate) fn rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| {
+            value
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Redis's count of commands run so far (commands inside scripts included, as the peers'
+/// figures count them), without the benchmark's own INFO calls; and of scripts run.
+pub(crate) async fn redis_commands(url: &str) -> (u64, u64) {
+    let Ok(client) = redis::Client::open(url) else {
+        return (0, 0);
+    };
+    let Ok(mut connection) = client.get_multiplexed_async_connection().await else {
+        return (0, 0);
+    };
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut connection)
+        .await
+        .unwrap_or_default();
+    let mut commands = 0;
+    let mut scripts = 0;
+    for line in info.lines() {
+        let Some((name, stats)) = line
+            .strip_prefix("cmdstat_")
+            .and_then(|rest| rest.split_once(':'))
+        else {
+            continue;
+        };
+        if ["info", "flushdb", "config", "ping"].contains(&name) {
+            continue;
+        }
+        let calls: u64 = stats
+            .split(',')
+            .find_map(|pair| pair.strip_prefix("calls="))
+            .and_then(|calls| calls.parse().ok())
+            .unwrap_or(0);
+        commands += calls;
+        if name.starts_with("eval") {
+            scripts += calls;
+        }
+    }
+    (commands, scripts)
+}
+
+/// Latency samples, in milliseconds.
+#[derive(Clone, Default)]
+pub(crate) struct Samples(Arc<Mutex<Vec<f64>>>);
+
+impl Samples {
+    pub(crate) fn add(&self, waited: chrono::TimeDelta) {
+        let millis = waited.num_microseconds().unwrap_or(0) as f64 / 1_000.0;
+        self.0.lock().expect("samples").push(millis);
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.lock().expect("samples").len()
+    }
+
+    /// `(p50, p99, max, mean)` in milliseconds.
+    pub(crate) fn summary(&self) -> (f64, f64, f64, f64) {
+        let mut millis = self.0.lock().expect("samples").clone();
+        if millis.is_empty() {
+            return (0.0, 0.0, 0.0, 0.0);
+        }
+        millis.sort_by(f64::total_cmp);
+        let at = |fraction: f64| {
+            millis[((millis.len() as f64 * fraction) as usize).min(millis.len() - 1)]
+        };
+        let mean = millis.iter().sum::<f64>() / millis.len() as f64;
+        (at(0.50), at(0.99), at(1.0), mean)
+    }
+}

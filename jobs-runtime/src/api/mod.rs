@@ -1,0 +1,48 @@
+//! The admin API: read and steer what is in Redis, as Sidekiq's `sidekiq/api` does.
+//!
+//! The dashboard ([`crate::web`]) is built on this module alone, and so can your own tools:
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), jobs_runtime::Error> {
+//! use jobs_runtime::Client;
+//! use jobs_runtime::api::{Page, Queue, RetrySet, Stats};
+//!
+//! let client = Client::global()?;
+//! let stats = Stats::fetch(&client).await?;
+//! println!("{} processed, {} failed, {} retries", stats.processed, stats.failed, stats.retry_size);
+//!
+//! for queue in Queue::all(&client).await? {
+//!     println!("{}: {} jobs, {:.1} s behind", queue.name(), queue.size().await?, queue.latency().await?);
+//! }
+//!
+//! // Retry the failed jobs of one class now.
+//! let retries = RetrySet::new(&client);
+//! let mut scores = retries.page(Page::first(100)).await?;
+//! scores.retain(|entry| entry.record.display_class() == "ScoreGeneration");
+//! let moved = retries.retry(&scores).await?;
+//! println!("{moved} jobs back in their queues");
+//! # Ok(()) }
+//! ```
+//!
+//! Every change is one atomic Redis step that acts only if the job is still where it was read:
+//! a job that a worker or another dashboard moved in the meantime is left alone, and the call
+//! says so (`Ok(false)` or a smaller count). Reads never write.
+
+mod page;
+mod process;
+mod queue;
+mod record;
+mod sorted;
+mod stats;
+mod time;
+mod work;
+
+pub use page::{MAX_PAGE_SIZE, Order, Page};
+pub use process::{Process, ProcessSet};
+pub use queue::Queue;
+pub use record::JobRecord;
+pub use sorted::{
+    DeadLimits, DeadSet, JobSet, MAX_SEARCH_MATCHES, RetrySet, ScheduledSet, SetKind, SortedEntry,
+};
+pub use stats::{DayStats, MAX_HISTORY_DAYS, RedisInfo, Stats};
+pub use work::{Work, WorkSet};

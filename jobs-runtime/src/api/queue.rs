@@ -1,0 +1,152 @@
+//! Queues: the lists jobs wait in until a worker takes them.
+
+use chrono::Utc;
+
+use super::page::Page;
+use super::record::JobRecord;
+use crate::client::Client;
+use crate::error::Error;
+
+/// How many jobs one `LRANGE` reads while searching a queue.
+const SCAN_BATCH: isize = 100;
+
+/// One queue (`queue:<name>`), as Sidekiq's `Sidekiq::Queue`.
+#[derive(Debug, Clone)]
+pub struct Queue {
+    client: Client,
+    name: String,
+}
+
+impl Queue {
+    /// The queue called `name` (it need not exist yet).
+    pub fn new(client: &Client, name: impl Into<String>) -> Self {
+        Self {
+            client: client.clone(),
+            name: name.into(),
+        }
+    }
+
+    /// Every queue ever pushed to (the `queues` set), sorted by name.
+    pub async fn all(client: &Client) -> Result<Vec<Queue>, Error> {
+        let mut names: Vec<String> = client
+            .redis()
+            .command(redis::cmd("SMEMBERS").arg(client.keys().queues()))
+            .await?;
+        names.sort();
+        Ok(names
+            .into_iter()
+            .map(|name| Self::new(client, name))
+            .collect())
+    }
+
+    /// The queue's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn key(&self) -> String {
+        self.client.keys().queue(&self.name)
+    }
+
+    /// How many jobs wait in it.
+    pub async fn size(&self) -> Result<usize, Error> {
+        self.client
+            .redis()
+            .command(redis::cmd("LLEN").arg(self.key()))
+            .await
+    }
+
+    /// How long, in seconds, the next job to run has waited (0 when the queue is empty).
+    pub async fn latency(&self) -> Result<f64, Error> {
+        let oldest: Option<String> = self
+            .client
+            .redis()
+            .command(redis::cmd("LINDEX").arg(self.key()).arg(-1))
+            .await?;
+        Ok(oldest.map_or(0.0, |raw| JobRecord::parse(raw).latency(Utc::now())))
+    }
+
+    /// One page of its jobs; newest first means the most recently pushed, oldest first means
+    /// the next to run.
+    pub async fn page(&self, page: Page) -> Result<Vec<JobRecord>, Error> {
+        let len = self.size().await?;
+        // Jobs are pushed on the left and taken from the right, so index 0 is the newest.
+        let Some((start, stop)) = page.oldest_first_range(len) else {
+            return Ok(Vec::new());
+        };
+        let newest_first = |index: isize| isize::try_from(len).unwrap_or(isize::MAX) - 1 - index;
+        let (from, to) = (newest_first(stop), newest_first(start));
+        let mut raws: Vec<String> = self
+            .client
+            .redis()
+            .command(redis::cmd("LRANGE").arg(self.key()).arg(from).arg(to))
+            .await?;
+        if page.order == super::Order::OldestFirst {
+            raws.reverse();
+        }
+        Ok(raws
+            .into_iter()
+            .map(|raw| JobRecord::in_queue(raw, &self.name))
+            .collect())
+    }
+
+    /// The job with `jid`, searching the whole queue (a slow read on a long queue).
+    pub async fn find_job(&self, jid: &str) -> Result<Option<JobRecord>, Error> {
+        let mut start = 0;
+        loop {
+            let raws: Vec<String> = self
+                .client
+                .redis()
+                .command(
+                    redis::cmd("LRANGE")
+                        .arg(self.key())
+                        .arg(start)
+                        .arg(start + SCAN_BATCH - 1),
+                )
+                .await?;
+            if let Some(found) = raws
+                .iter()
+                .map(|raw| JobRecord::in_queue(raw.as_str(), &self.name))
+                .find(|record| record.jid() == jid)
+            {
+                return Ok(Some(found));
+            }
+            if raws.len() < usize::try_from(SCAN_BATCH).unwrap_or(usize::MAX) {
+                return Ok(None);
+            }
+            start += SCAN_BATCH;
+        }
+    }
+
+    /// Removes `job` (matched by its exact stored string); `false` when a worker took it first.
+    pub async fn delete(&self, job: &JobRecord) -> Result<bool, Error> {
+        self.delete_raw(job.raw()).await
+    }
+
+    /// Removes the job stored exactly as `raw`; `false` when it is no longer there.
+    pub async fn delete_raw(&self, raw: &str) -> Result<bool, Error> {
+        let removed: usize = self
+            .client
+            .redis()
+            .command(redis::cmd("LREM").arg(self.key()).arg(1).arg(raw))
+            .await?;
+        Ok(removed > 0)
+    }
+
+    /// Deletes the queue and every job in it, and takes it off the `queues` set, in one
+    /// transaction (Sidekiq's `Queue#clear`).
+    pub async fn clear(&self) -> Result<(), Error> {
+        let keys = self.client.keys();
+        let mut pipeline = redis::pipe();
+        pipeline
+            .atomic()
+            .cmd("UNLINK")
+            .arg(self.key())
+            .ignore()
+            .cmd("SREM")
+            .arg(keys.queues())
+            .arg(&self.name)
+            .ignore();
+        self.client.redis().query(&pipeline).await
+    }
+}

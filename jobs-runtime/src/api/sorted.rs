@@ -1,0 +1,490 @@
+//! The three sorted sets of jobs: scheduled, retries and dead, as Sidekiq's `JobSet`s.
+
+use std::ops::Deref;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::page::{Order, Page};
+use super::record::JobRecord;
+use super::time;
+use crate::client::Client;
+use crate::error::Error;
+use crate::redis::scripts;
+use crate::timestamp::Timestamp;
+use crate::worker::WorkerConfig;
+
+/// How many members one `ZSCAN` step asks for, and one bulk action moves per round trip.
+const BATCH: usize = 500;
+
+/// How the dead set is trimmed after a kill: the worker's `dead_max_jobs` and `dead_timeout`
+/// (Sidekiq's defaults, 10,000 jobs and 180 days, unless set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeadLimits {
+    /// The most jobs kept.
+    pub max_jobs: usize,
+    /// How long a job is kept.
+    pub timeout: Duration,
+}
+
+impl Default for DeadLimits {
+    fn default() -> Self {
+        let defaults = WorkerConfig::default();
+        Self {
+            max_jobs: defaults.dead_max_jobs,
+            timeout: defaults.dead_timeout,
+        }
+    }
+}
+
+impl DeadLimits {
+    /// The limits a worker with `config` trims by.
+    pub fn of(config: &WorkerConfig) -> Self {
+        Self {
+            max_jobs: config.dead_max_jobs,
+            timeout: config.dead_timeout,
+        }
+    }
+}
+
+/// How many matches a search collects at most before sorting them.
+pub const MAX_SEARCH_MATCHES: usize = 10_000;
+
+/// Which sorted set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetKind {
+    /// `schedule`: jobs to run later, scored by when.
+    Scheduled,
+    /// `retry`: failed jobs, scored by their next attempt.
+    Retry,
+    /// `dead`: jobs whose retries ran out, scored by when they died.
+    Dead,
+}
+
+/// One job in a sorted set, with its score (a time in epoch seconds).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SortedEntry {
+    /// The score: when it runs (scheduled, retry) or died (dead), in epoch seconds.
+    pub score: f64,
+    /// The job.
+    pub record: JobRecord,
+}
+
+impl SortedEntry {
+    /// The score as a time.
+    pub fn at(&self) -> Option<DateTime<Utc>> {
+        time::from_epoch_seconds(self.score)
+    }
+
+    /// `<score>-<jid>`: what names the entry in the dashboard's addresses, as in Sidekiq's.
+    pub fn key(&self) -> String {
+        format!("{}-{}", self.score, self.record.jid())
+    }
+
+    /// Splits a [`key`](Self::key) into its score and jid.
+    pub fn parse_key(key: &str) -> Option<(f64, &str)> {
+        let (score, jid) = key.split_once('-')?;
+        let score: f64 = score.parse().ok()?;
+        score.is_finite().then_some((score, jid))
+    }
+}
+
+/// A sorted set of jobs. [`ScheduledSet`], [`RetrySet`] and [`DeadSet`] name the three.
+///
+/// Actions take the entries a read returned and act on each only if it is still in the set,
+/// exactly as read; they return how many they moved.
+#[derive(Debug, Clone)]
+pub struct JobSet {
+    client: Client,
+    kind: SetKind,
+    dead_limits: DeadLimits,
+}
+
+impl JobSet {
+    /// The set of `kind`.
+    pub fn new(client: &Client, kind: SetKind) -> Self {
+        Self {
+            client: client.clone(),
+            kind,
+            dead_limits: DeadLimits::default(),
+        }
+    }
+
+    /// Trims the dead set by `limits` after a kill, instead of Sidekiq's defaults: pass the
+    /// worker's, [`DeadLimits::of`] its config.
+    pub fn dead_limits(mut self, limits: DeadLimits) -> Self {
+        self.dead_limits = limits;
+        self
+    }
+
+    /// Which set this is.
+    pub fn kind(&self) -> SetKind {
+        self.kind
+    }
+
+    fn key(&self) -> String {
+        let keys = self.client.keys();
+        match self.kind {
+            SetKind::Scheduled => keys.schedule(),
+            SetKind::Retry => keys.retry(),
+            SetKind::Dead => keys.dead(),
+        }
+    }
+
+    /// How many jobs it holds.
+    pub async fn size(&self) -> Result<usize, Error> {
+        self.client
+            .redis()
+            .command(redis::cmd("ZCARD").arg(self.key()))
+            .await
+    }
+
+    /// One page of it, by score: newest first means the latest time first.
+    pub async fn page(&self, page: Page) -> Result<Vec<SortedEntry>, Error> {
+        let len = self.size().await?;
+        let Some((start, stop)) = page.oldest_first_range(len) else {
+            return Ok(Vec::new());
+        };
+        let mut entries = self
+            .entries(redis::cmd("ZRANGE").arg(self.key()).arg(start).arg(stop))
+            .await?;
+        if page.order == Order::NewestFirst {
+            entries.reverse();
+        }
+        Ok(entries)
+    }
+
+    /// The entries whose stored JSON contains `substring` (matched as-is: `*`, `?` and
+    /// brackets have no special meaning), sorted by score as `order` says, at most `limit`. It
+    /// scans the whole set, keeping at most [`MAX_SEARCH_MATCHES`] matches.
+    pub async fn search(
+        &self,
+        substring: &str,
+        limit: usize,
+        order: Order,
+    ) -> Result<Vec<SortedEntry>, Error> {
+        let pattern = format!("*{}*", escape_glob(substring));
+        let mut cursor: u64 = 0;
+        let mut found = Vec::new();
+        loop {
+            let (next, members): (u64, Vec<(String, f64)>) = self
+                .client
+                .redis()
+                .command(
+                    redis::cmd("ZSCAN")
+                        .arg(self.key())
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(BATCH),
+                )
+                .await?;
+            found.extend(members.into_iter().map(entry));
+            cursor = next;
+            if cursor == 0 || found.len() >= MAX_SEARCH_MATCHES {
+                break;
+            }
+        }
+        found.sort_by(|a, b| a.score.total_cmp(&b.score));
+        if order == Order::NewestFirst {
+            found.reverse();
+        }
+        found.truncate(limit.min(MAX_SEARCH_MATCHES));
+        Ok(found)
+    }
+
+    /// The members a range command (`ZRANGE`, `ZRANGEBYSCORE`) reads, with their scores.
+    async fn entries(&self, range: &mut redis::Cmd) -> Result<Vec<SortedEntry>, Error> {
+        let members: Vec<(String, f64)> =
+            self.client.redis().command(range.arg("WITHSCORES")).await?;
+        Ok(members.into_iter().map(entry).collect())
+    }
+
+    /// The entry at exactly `score` with `jid`.
+    pub async fn fetch(&self, score: f64, jid: &str) -> Result<Option<SortedEntry>, Error> {
+        let entries = self
+            .entries(
+                redis::cmd("ZRANGEBYSCORE")
+                    .arg(self.key())
+                    .arg(score)
+                    .arg(score),
+            )
+            .await?;
+        Ok(entries.into_iter().find(|entry| entry.record.jid() == jid))
+    }
+
+    /// The entry named by a dashboard [key](SortedEntry::key).
+    pub async fn fetch_key(&self, key: &str) -> Result<Option<SortedEntry>, Error> {
+        match SortedEntry::parse_key(key) {
+            Some((score, jid)) => self.fetch(score, jid).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The entry with `jid`, wherever it is scored (scans the set).
+    pub async fn find_job(&self, jid: &str) -> Result<Option<SortedEntry>, Error> {
+        let candidates = self
+            .search(jid, super::MAX_PAGE_SIZE, Order::OldestFirst)
+            .await?;
+        Ok(candidates
+            .into_iter()
+            .find(|entry| entry.record.jid() == jid))
+    }
+
+    /// Removes the entries; returns how many were still there.
+    pub async fn delete(&self, entries: &[SortedEntry]) -> Result<usize, Error> {
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let mut command = redis::cmd("ZREM");
+        command.arg(self.key());
+        for entry in entries {
+            command.arg(entry.record.raw());
+        }
+        self.client.redis().command(&command).await
+    }
+
+    /// Pushes the entries to their queues to run now, as they are (the scheduled page's "Add
+    /// to queue"); returns how many moved. Entries that are not job JSON stay where they are.
+    pub async fn add_to_queue(&self, entries: &[SortedEntry]) -> Result<usize, Error> {
+        self.enqueue(entries, false).await
+    }
+
+    /// Pushes the entries to their queues to run now, one retry fewer on their count, as
+    /// Sidekiq's "Retry now" does; returns how many moved.
+    pub async fn retry(&self, entries: &[SortedEntry]) -> Result<usize, Error> {
+        self.enqueue(entries, true).await
+    }
+
+    /// Moves the entries to the dead set, which is then trimmed as the worker trims it; returns
+    /// how many moved. Entries of the dead set itself stay where they are.
+    pub async fn kill(&self, entries: &[SortedEntry]) -> Result<usize, Error> {
+        if entries.is_empty() || self.kind == SetKind::Dead {
+            return Ok(0);
+        }
+        let now = Timestamp::now().as_epoch_seconds();
+        let cutoff = now - self.dead_limits.timeout.as_secs_f64();
+        let keys = self.client.keys();
+        let mut invocation = scripts::KILL.prepare_invoke();
+        invocation
+            .key(self.key())
+            .key(keys.dead())
+            .arg(now)
+            .arg(cutoff)
+            .arg(self.dead_limits.max_jobs);
+        for entry in entries {
+            invocation.arg(entry.record.raw());
+        }
+        self.client.redis().script(&invocation).await
+    }
+
+    /// Deletes every job in the set; returns how many there were.
+    pub async fn clear(&self) -> Result<usize, Error> {
+        let mut pipeline = redis::pipe();
+        pipeline
+            .atomic()
+            .cmd("ZCARD")
+            .arg(self.key())
+            .cmd("UNLINK")
+            .arg(self.key())
+            .ignore();
+        let (count,): (usize,) = self.client.redis().query(&pipeline).await?;
+        Ok(count)
+    }
+
+    /// [`retry`](Self::retry) for every job in the set; returns how many moved.
+    pub async fn retry_all(&self) -> Result<usize, Error> {
+        self.for_all(Bulk::Retry).await
+    }
+
+    /// [`add_to_queue`](Self::add_to_queue) for every job in the set; returns how many moved.
+    pub async fn add_all_to_queue(&self) -> Result<usize, Error> {
+        self.for_all(Bulk::AddToQueue).await
+    }
+
+    /// [`kill`](Self::kill) for every job in the set; returns how many moved.
+    pub async fn kill_all(&self) -> Result<usize, Error> {
+        self.for_all(Bulk::Kill).await
+    }
+
+    /// Runs `action` on the set a batch at a time, earliest first, over as many entries as the
+    /// set held when it began: jobs that fail again meanwhile and return are not chased, so
+    /// the call ends. Entries the action leaves alone (not job JSON) are skipped.
+    async fn for_all(&self, action: Bulk) -> Result<usize, Error> {
+        let mut remaining = self.size().await?;
+        let mut total = 0;
+        let mut skip = 0;
+        while remaining > 0 {
+            let page = Page {
+                offset: skip,
+                count: BATCH.min(remaining),
+                order: Order::OldestFirst,
+            };
+            let batch = self.page(page).await?;
+            if batch.is_empty() {
+                break;
+            }
+            remaining -= batch.len();
+            let left_alone = match action {
+                Bulk::Retry | Bulk::AddToQueue => {
+                    batch.iter().filter(|entry| !entry.record.is_job()).count()
+                }
+                Bulk::Kill if self.kind == SetKind::Dead => batch.len(),
+                Bulk::Kill => 0,
+            };
+            total += match action {
+                Bulk::Retry => self.retry(&batch).await?,
+                Bulk::AddToQueue => self.add_to_queue(&batch).await?,
+                Bulk::Kill => self.kill(&batch).await?,
+            };
+            skip += left_alone;
+        }
+        Ok(total)
+    }
+
+    async fn enqueue(
+        &self,
+        entries: &[SortedEntry],
+        one_retry_fewer: bool,
+    ) -> Result<usize, Error> {
+        let keys = self.client.keys();
+        let now = Timestamp::now();
+        let mut queue_keys: Vec<String> = Vec::new();
+        let mut groups: Vec<(&str, String, usize, String)> = Vec::new();
+        for entry in entries {
+            let Some(mut item) = entry.record.fields().cloned() else {
+                continue;
+            };
+            let queue = entry.record.queue();
+            let queue = if queue.is_empty() { "default" } else { queue }.to_owned();
+            item.remove("at");
+            item.insert(
+                "enqueued_at".to_owned(),
+                serde_json::to_value(now).unwrap_or_default(),
+            );
+            if one_retry_fewer && let Some(count) = item.get("retry_count").and_then(Value::as_i64)
+            {
+                item.insert("retry_count".to_owned(), Value::from(count - 1));
+            }
+            let queue_key = keys.queue(&queue);
+            let position = match queue_keys.iter().position(|key| *key == queue_key) {
+                Some(position) => position,
+                None => {
+                    queue_keys.push(queue_key);
+                    queue_keys.len() - 1
+                }
+            };
+            let json = Value::Object(item).to_string();
+            // The queue lists start at KEYS[4] in `scripts/promote.lua`.
+            groups.push((entry.record.raw(), queue, position + 4, json));
+        }
+        if groups.is_empty() {
+            return Ok(0);
+        }
+        let mut invocation = scripts::PROMOTE.prepare_invoke();
+        invocation
+            .key(self.key())
+            .key(keys.queues())
+            .key(keys.dead());
+        for key in &queue_keys {
+            invocation.key(key);
+        }
+        invocation.arg(now.as_epoch_seconds());
+        for (member, queue, position, json) in &groups {
+            invocation.arg(*member).arg(queue).arg(*position).arg(json);
+        }
+        self.client.redis().script(&invocation).await
+    }
+}
+
+/// An action on a whole set.
+#[derive(Clone, Copy)]
+enum Bulk {
+    Retry,
+    AddToQueue,
+    Kill,
+}
+
+fn entry((raw, score): (String, f64)) -> SortedEntry {
+    SortedEntry {
+        score,
+        record: JobRecord::parse(raw),
+    }
+}
+
+/// `text` with Redis's glob characters escaped, so a `MATCH` pattern finds it literally.
+fn escape_glob(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\' | '^') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+macro_rules! named_set {
+    ($(#[$doc:meta])* $name:ident, $kind:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub struct $name(JobSet);
+
+        impl $name {
+            /// The set, in `client`'s Redis.
+            pub fn new(client: &Client) -> Self {
+                Self(JobSet::new(client, $kind))
+            }
+
+            /// See [`JobSet::dead_limits`].
+            pub fn dead_limits(self, limits: DeadLimits) -> Self {
+                Self(self.0.dead_limits(limits))
+            }
+        }
+
+        impl Deref for $name {
+            type Target = JobSet;
+
+            fn deref(&self) -> &JobSet {
+                &self.0
+            }
+        }
+    };
+}
+
+named_set!(
+    /// `schedule`: jobs pushed with `perform_in`/`perform_at`, until they are due.
+    ScheduledSet,
+    SetKind::Scheduled
+);
+named_set!(
+    /// `retry`: failed jobs waiting for their next attempt.
+    RetrySet,
+    SetKind::Retry
+);
+named_set!(
+    /// `dead`: jobs whose retries ran out (the morgue), kept for 180 days or 10,000 jobs.
+    DeadSet,
+    SetKind::Dead
+);
+
+#[cfg(test)]
+mod tests {
+    use super::{SortedEntry, escape_glob};
+
+    #[test]
+    fn keys_round_trip() {
+        let (score, jid) = SortedEntry::parse_key("1700000000.123456-abc123").unwrap();
+        assert_eq!(score, 1_700_000_000.123_456);
+        assert_eq!(jid, "abc123");
+        assert!(SortedEntry::parse_key("nan-abc").is_none());
+        assert!(SortedEntry::parse_key("abc").is_none());
+    }
+
+    #[test]
+    fn glob_characters_are_escaped() {
+        assert_eq!(escape_glob("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
+    }
+}

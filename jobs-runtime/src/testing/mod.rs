@@ -1,0 +1,113 @@
+//! Testing jobs without Redis, as `Sidekiq::Testing` does: record pushes ([`fake`]) or run
+//! them at once ([`inline`]).
+//!
+//! Each mode is on from the call until the returned guard is dropped, for the thread that made
+//! it, so tests running in parallel never see each other's jobs. Every push is handled as for
+//! Redis first (client middleware, checks, jid, `created_at`, `enqueued_at` unless scheduled,
+//! the JSON round trip), then recorded or run instead of written.
+//!
+//! ```
+//! use jobs_runtime::{Client, Payload, testing};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), jobs_runtime::Error> {
+//! let fake = testing::fake();
+//! let client = Client::from_env()?; // never connects while the fake is on
+//! let jid = client.push(Payload::new("HardJob", vec!["bob".into()])).await?;
+//!
+//! let recorded = fake.queue("default");
+//! assert_eq!(recorded[0].jid(), &jid);
+//! assert!(recorded[0].payload().enqueued_at.is_some());
+//! assert_eq!(fake.queue_sizes()["default"], 1);
+//! # Ok(()) }
+//! ```
+//!
+//! The README's "Testing your jobs" shows both modes with `#[job]` types: typed access
+//! ([`Fake::jobs`]), assertions, running recorded jobs ([`Fake::drain`], with `#[state]` values
+//! from [`Fake::state`]) and the fake clock for scheduled jobs ([`Fake::advance`]).
+//!
+//! # Which code sees the mode
+//!
+//! The guard turns the mode on for its thread. That covers:
+//!
+//! - the body of a `#[tokio::test]`, in either flavour: the test's future runs on the test's
+//!   own thread (`block_on`);
+//! - every task a current-thread runtime runs, spawned ones included: they all run on that
+//!   thread. This is `#[tokio::test]`'s default, so an axum app served from a spawned task in
+//!   the test is covered too.
+//!
+//! In a multi-thread runtime, tasks spawned onto its worker threads do not see the thread's
+//! mode, and their pushes would go to Redis. Wrap such a task in the mode's `scope`
+//! (`tokio::spawn(fake.scope(task))`): a tokio task-local that follows the future to whichever
+//! thread polls it. A scope wins over the thread's mode.
+//!
+//! The guards are neither `Send` nor `Sync`, so each is dropped on the thread it was made on;
+//! the newest live guard's mode is the one on, and dropping a guard, in any order, removes only
+//! its own. A job a fake runs pushes into that fake, whatever mode is newest.
+//!
+//! # Running jobs
+//!
+//! Jobs run as a worker runs them: the class is looked up among the jobs linked into the test
+//! binary (so, as for a worker, two jobs must not share a wire name), the arguments decoded, the
+//! job run through the given server middleware with its timeout, a panic caught. A failure is
+//! [`Error::Failed`], carrying the job's error; retries do not apply.
+
+mod enqueued;
+mod fake;
+mod inline;
+mod runner;
+mod scope;
+
+pub use enqueued::EnqueuedJob;
+pub use fake::Fake;
+pub use inline::Inline;
+
+use crate::error::Error;
+use crate::payload::Payload;
+use crate::timestamp::Timestamp;
+use scope::Active;
+
+/// Turns fake mode on for this thread until the returned [`Fake`] is dropped: pushes are
+/// recorded there, not written to Redis.
+pub fn fake() -> Fake {
+    Fake::install()
+}
+
+/// Turns inline mode on for this thread until the returned [`Inline`] is dropped: each push
+/// runs its job at once, in-process, and returns when it is done.
+pub fn inline() -> Inline {
+    Inline::install()
+}
+
+/// Whether a testing mode is on for the code running now: then pushes go to
+/// [`deliver`] instead of Redis.
+pub(crate) fn is_active() -> bool {
+    scope::active().is_some()
+}
+
+/// The time pushes count from: the fake clock while fake mode is on, else the real time.
+pub(crate) fn now() -> Timestamp {
+    match scope::active() {
+        Some(Active::Fake(shared)) => shared.now(),
+        _ => Timestamp::now(),
+    }
+}
+
+/// Hands a prepared job (its JSON, and when it is due if scheduled) to the mode that is on:
+/// recorded in fake mode, run in inline mode. Does nothing when no mode is on.
+pub(crate) async fn deliver(json: &str, at: Option<Timestamp>) -> Result<(), Error> {
+    let Some(mode) = scope::active() else {
+        return Ok(());
+    };
+    let payload = Payload::from_json(json).map_err(|source| Error::Encode {
+        class: "a job".to_owned(),
+        source,
+    })?;
+    match mode {
+        Active::Fake(shared) => {
+            shared.record(EnqueuedJob { payload, at });
+            Ok(())
+        }
+        Active::Inline(settings) => settings.runner().run(&payload).await,
+    }
+}

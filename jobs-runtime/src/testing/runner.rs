@@ -1,0 +1,54 @@
+//! Running a recorded or inline job as a worker would: registry, state, middleware, timeout.
+
+use std::sync::{Arc, PoisonError, RwLock};
+
+use crate::error::Error;
+use crate::payload::Payload;
+use crate::registry::Registry;
+use crate::state::JobState;
+use crate::worker::middleware::DynServerMiddleware;
+use crate::worker::processor::execute_with;
+
+/// What a test gives the jobs it runs: `#[state]` values and server middleware.
+#[derive(Clone, Default)]
+pub(crate) struct Runner {
+    pub(crate) state: JobState,
+    pub(crate) middleware: Vec<Arc<dyn DynServerMiddleware>>,
+}
+
+impl Runner {
+    /// Runs `payload`'s job through the worker's own path: look the class up among the jobs
+    /// linked into the binary, decode the arguments, run the middleware and the job (with its
+    /// timeout), catch a panic. A failure is [`Error::Failed`].
+    pub(crate) async fn run(&self, payload: &Payload) -> Result<(), Error> {
+        let registry = Registry::from_inventory()?;
+        execute_with(&registry, &self.state, &self.middleware, payload)
+            .await
+            .map_err(|error| Error::Failed {
+                class: payload.class.clone(),
+                jid: payload.jid.clone(),
+                error,
+            })
+    }
+}
+
+/// A mode's runner, changeable while the mode is on.
+#[derive(Default)]
+pub(crate) struct Settings {
+    runner: RwLock<Runner>,
+}
+
+impl Settings {
+    /// A copy of the runner, to run jobs with no lock held.
+    pub(crate) fn runner(&self) -> Runner {
+        self.runner
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Changes the runner.
+    pub(crate) fn update(&self, change: impl FnOnce(&mut Runner)) {
+        change(&mut self.runner.write().unwrap_or_else(PoisonError::into_inner));
+    }
+}

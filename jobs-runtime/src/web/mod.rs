@@ -1,0 +1,133 @@
+//! The web dashboard: Sidekiq's Web UI, in Rust, over the same Redis data.
+//!
+//! Mount it in an axum app under any path, with one line:
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = jobs_runtime::Client::global()?;
+//! let app: axum::Router = axum::Router::new()
+//!     // … your routes …
+//!     .nest("/jobs", jobs_runtime::web::router(&client));
+//! # Ok(()) }
+//! ```
+//!
+//! or serve it alone with `cargo run --example dashboard`, or from a worker with `--web
+//! 127.0.0.1:7433` (see [`serve`]).
+//!
+//! # Protect it
+//!
+//! The dashboard can delete and retry jobs and stop processes, so in production put it behind
+//! your app's login, or give it a password:
+//!
+//! ```no_run
+//! # fn example(client: jobs_runtime::Client) {
+//! let dashboard = jobs_runtime::web::Dashboard::new(&client)
+//!     .basic_auth("admin", std::env::var("JOBS_WEB_PASSWORD").unwrap_or_default())
+//!     .router();
+//! # }
+//! ```
+//!
+//! Your own check is any axum middleware wrapped around the router (`.layer(…)`), such as one
+//! that reads your session and answers 403. What the dashboard itself does:
+//! - every value from Redis is HTML-escaped (args and error messages are attacker-controlled);
+//! - changes are POSTs, refused unless the browser says the request is same-origin
+//!   (`Sec-Fetch-Site`) or carries the page's CSRF token (a double-submit cookie); GETs change
+//!   nothing;
+//! - a `Content-Security-Policy` with no inline script or style, `X-Frame-Options: DENY`,
+//!   `nosniff`, `Referrer-Policy: same-origin` and `Cache-Control: private, no-store`;
+//! - page sizes, history days, poll intervals and filter lengths are capped;
+//! - redirects go to the dashboard's own pages only.
+
+mod assets;
+mod context;
+mod failure;
+mod format;
+mod layout;
+mod pages;
+mod security;
+mod serve;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use crate::api::{DeadLimits, SetKind};
+use crate::client::Client;
+pub use serve::{DEFAULT_ADDRESS, serve, serve_on};
+
+/// The dashboard with its options; [`router`](Self::router) makes the axum router.
+#[derive(Debug, Clone)]
+pub struct Dashboard {
+    client: Client,
+    basic_auth: Option<security::BasicAuth>,
+    dead_limits: DeadLimits,
+}
+
+/// What every handler shares.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) client: Client,
+    pub(crate) dead_limits: DeadLimits,
+}
+
+impl Dashboard {
+    /// The dashboard of the Redis `client` uses (its namespace included).
+    pub fn new(client: &Client) -> Self {
+        Self {
+            client: client.clone(),
+            basic_auth: None,
+            dead_limits: DeadLimits::default(),
+        }
+    }
+
+    /// Trims the dead set by these limits when a job is killed, rather than Sidekiq's defaults
+    /// (10,000 jobs, 180 days): give it your workers' `dead_max_jobs` and `dead_timeout`.
+    pub fn dead_limits(mut self, limits: DeadLimits) -> Self {
+        self.dead_limits = limits;
+        self
+    }
+
+    /// Asks for this user name and password (HTTP basic auth) before every page; compared in
+    /// constant time. Use it over HTTPS: basic auth sends the password with each request.
+    pub fn basic_auth(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.basic_auth = Some(security::BasicAuth::new(&user.into(), &password.into()));
+        self
+    }
+
+    /// The router, to [`nest`](axum::Router::nest) under a path of your app or serve alone.
+    pub fn router(self) -> Router {
+        let state = Arc::new(State {
+            client: self.client,
+            dead_limits: self.dead_limits,
+        });
+        let mut router = Router::new()
+            .route("/", get(pages::dashboard::page))
+            .route("/stats", get(pages::dashboard::stats))
+            .route("/busy", get(pages::busy::page).post(pages::busy::act))
+            .route("/queues", get(pages::queues::list))
+            .route(
+                "/queues/{name}",
+                get(pages::queues::show).post(pages::queues::clear),
+            )
+            .route("/queues/{name}/delete", post(pages::queues::delete_job))
+            .route("/assets/{file}", get(assets::serve));
+        for kind in [SetKind::Retry, SetKind::Scheduled, SetKind::Dead] {
+            router = pages::sets::routes(router, kind);
+        }
+        let router = router
+            .with_state(state)
+            .layer(axum::middleware::from_fn(security::headers));
+        match self.basic_auth {
+            Some(auth) => router.layer(axum::middleware::from_fn(move |request, next| {
+                security::require_basic_auth(auth.clone(), request, next)
+            })),
+            None => router,
+        }
+    }
+}
+
+/// The dashboard of `client`'s Redis, with no options: `.nest("/jobs", router(&client))`.
+pub fn router(client: &Client) -> Router {
+    Dashboard::new(client).router()
+}

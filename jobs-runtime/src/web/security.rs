@@ -1,0 +1,205 @@
+//! The dashboard's defences: response headers, the CSRF check on POSTs, and basic auth.
+
+use std::fmt;
+
+use axum::extract::Request;
+use axum::http::header::{
+    AUTHORIZATION, CACHE_CONTROL, CONTENT_SECURITY_POLICY, HOST, ORIGIN, REFERRER_POLICY,
+    WWW_AUTHENTICATE, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::failure::Failure;
+
+/// Scripts, styles and images from the dashboard itself only; no inline script or style, no
+/// plugins, no framing, forms posting only to the dashboard's own origin.
+pub(crate) const CONTENT_SECURITY_POLICY_VALUE: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; \
+     base-uri 'none'; frame-ancestors 'none'";
+
+/// Adds the security headers to every response, and `Cache-Control: private, no-store` to
+/// every response that sets no caching of its own.
+pub(crate) async fn headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY_VALUE),
+    );
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    headers
+        .entry(CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("private, no-store"));
+    response
+}
+
+/// A fresh CSRF token: 32 random bytes in hex.
+pub(crate) fn new_token() -> String {
+    let mut bytes = [0_u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// Whether `token` looks like one [`new_token`] made.
+pub(crate) fn is_token(token: &str) -> bool {
+    token.len() == 64 && token.bytes().all(|byte| byte.is_ascii_hexdigit())
+}
+
+/// Lets a POST through only when it comes from the dashboard's own pages:
+/// - a browser that sends `Sec-Fetch-Site` must say `same-origin` (then nothing else is asked,
+///   as in Sidekiq 8.1);
+/// - without fetch metadata (an older browser, a script), an `Origin`, when sent, must name
+///   the host the request was sent to, and the form's token must match the CSRF cookie.
+pub(crate) fn check_post(headers: &HeaderMap, form_token: Option<&str>) -> Result<(), Failure> {
+    match headers.get("sec-fetch-site").map(HeaderValue::to_str) {
+        Some(Ok("same-origin")) => return Ok(()),
+        Some(_) => {
+            return Err(Failure::forbidden(
+                "this request came from another site (Sec-Fetch-Site), so it was refused",
+            ));
+        }
+        None => {}
+    }
+    if let (Some(origin), Some(host)) = (headers.get(ORIGIN), headers.get(HOST)) {
+        let origin_host = origin
+            .to_str()
+            .ok()
+            .and_then(|origin| origin.split_once("://"))
+            .map(|(_, host)| host.to_ascii_lowercase());
+        let host = host.to_str().ok().map(str::to_ascii_lowercase);
+        if origin_host.is_none() || origin_host != host {
+            return Err(Failure::forbidden(
+                "this request came from another origin, so it was refused",
+            ));
+        }
+    }
+    let cookie = super::context::cookie_token(headers);
+    match (cookie, form_token) {
+        (Some(cookie), Some(form)) if bool::from(cookie.as_bytes().ct_eq(form.as_bytes())) => {
+            Ok(())
+        }
+        _ => Err(Failure::forbidden(
+            "the form's security token is missing or stale; reload the page and try again",
+        )),
+    }
+}
+
+/// A user name and password, kept as the SHA-256 digest of `user:password`.
+#[derive(Clone)]
+pub(crate) struct BasicAuth {
+    digest: [u8; 32],
+}
+
+impl BasicAuth {
+    pub(crate) fn new(user: &str, password: &str) -> Self {
+        Self {
+            digest: Sha256::digest(format!("{user}:{password}")).into(),
+        }
+    }
+
+    /// Whether an `Authorization` header value carries these credentials. The digests are
+    /// compared in constant time, so the time taken says nothing about the password.
+    fn accepts(&self, header: &str) -> bool {
+        let Some(encoded) = header.strip_prefix("Basic ") else {
+            return false;
+        };
+        let Ok(decoded) = STANDARD.decode(encoded.trim()) else {
+            return false;
+        };
+        let digest: [u8; 32] = Sha256::digest(&decoded).into();
+        digest.ct_eq(&self.digest).into()
+    }
+}
+
+impl fmt::Debug for BasicAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BasicAuth(***)")
+    }
+}
+
+/// Answers 401 unless the request carries `auth`'s credentials.
+pub(crate) async fn require_basic_auth(auth: BasicAuth, request: Request, next: Next) -> Response {
+    let allowed = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|header| auth.accepts(header));
+    if allowed {
+        return next.run(request).await;
+    }
+    (
+        StatusCode::UNAUTHORIZED,
+        [(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"jobs\", charset=\"UTF-8\""),
+        )],
+        "sign in to see the jobs dashboard",
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{HeaderMap, HeaderValue};
+
+    use super::{BasicAuth, check_post, is_token, new_token};
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn tokens_are_random_hex() {
+        let (a, b) = (new_token(), new_token());
+        assert!(is_token(&a) && is_token(&b));
+        assert_ne!(a, b);
+        assert!(!is_token("abc"));
+    }
+
+    #[test]
+    fn posts_need_same_origin_or_the_token() {
+        let token = new_token();
+        let cookie = format!("jobs_csrf={token}");
+        assert!(check_post(&headers(&[("sec-fetch-site", "same-origin")]), None).is_ok());
+        assert!(check_post(&headers(&[("sec-fetch-site", "cross-site")]), Some(&token)).is_err());
+        assert!(check_post(&headers(&[("sec-fetch-site", "same-site")]), None).is_err());
+        assert!(check_post(&headers(&[("cookie", &cookie)]), Some(&token)).is_ok());
+        assert!(check_post(&headers(&[("cookie", &cookie)]), Some(&new_token())).is_err());
+        assert!(check_post(&headers(&[("cookie", &cookie)]), None).is_err());
+        assert!(check_post(&headers(&[]), None).is_err());
+        let foreign = headers(&[
+            ("cookie", &cookie),
+            ("origin", "https://evil.example"),
+            ("host", "jobs.example"),
+        ]);
+        assert!(check_post(&foreign, Some(&token)).is_err());
+        let own = headers(&[
+            ("cookie", &cookie),
+            ("origin", "https://Jobs.example"),
+            ("host", "jobs.example"),
+        ]);
+        assert!(check_post(&own, Some(&token)).is_ok());
+    }
+
+    #[test]
+    fn basic_auth_checks_user_and_password() {
+        let auth = BasicAuth::new("admin", "s3cret");
+        assert!(auth.accepts("Basic YWRtaW46czNjcmV0"));
+        assert!(!auth.accepts("Basic YWRtaW46d3Jvbmc="));
+        assert!(!auth.accepts("Bearer YWRtaW46czNjcmV0"));
+        assert!(!auth.accepts("Basic !!!"));
+    }
+}

@@ -1,0 +1,43 @@
+//! Serving the dashboard on its own address: `cargo run --example dashboard`, or a worker's
+//! `--web` flag.
+
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+
+use super::Dashboard;
+
+/// Where the dashboard listens unless told otherwise: loopback only.
+pub const DEFAULT_ADDRESS: &str = "127.0.0.1:7433";
+
+/// Serves `dashboard` at `address` until `shutdown` completes. An address that is not on
+/// loopback, with no password set, is logged as a warning: anyone who can reach it can delete
+/// jobs, so put a login or [`Dashboard::basic_auth`] in front of it.
+pub async fn serve(
+    dashboard: Dashboard,
+    address: SocketAddr,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = TcpListener::bind(address).await?;
+    serve_on(listener, dashboard, shutdown).await
+}
+
+/// [`serve`] on a listener already bound (so a caller can report a taken port itself).
+pub async fn serve_on(
+    listener: TcpListener,
+    dashboard: Dashboard,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let address = listener.local_addr()?;
+    if !address.ip().is_loopback() && dashboard.basic_auth.is_none() {
+        tracing::warn!(
+            %address,
+            "the dashboard listens beyond this machine with no password; anyone who can reach it \
+             can delete jobs and stop processes (set JOBS_WEB_PASSWORD, or bind 127.0.0.1)"
+        );
+    }
+    tracing::info!(%address, "dashboard listening");
+    axum::serve(listener, dashboard.router())
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,75 @@
+//! Where the worker's logs go: standard output, as text lines or one JSON object per event.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// The environment variable that picks the log format when `--log-format` is not given.
+pub const LOG_FORMAT_VAR: &str = "JOBS_LOG_FORMAT";
+
+/// How log events are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines, like Sidekiq's job logger: `INFO job{jid=… class=…}: done`.
+    #[default]
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `fields`, `target`, `span`), for log
+    /// collectors.
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "text" | "pretty" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            _ => Err(format!(
+                "`{text}` is not a log format; use `text` or `json`"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Text => "text",
+            Self::Json => "json",
+        })
+    }
+}
+
+/// Sends `tracing` events to standard output in `format`, filtered by `RUST_LOG` (default
+/// `info`, or `debug` when `verbose`), unless the program already set a subscriber.
+/// [`Worker::from_cli`](super::Worker::from_cli) calls it with the configured format.
+pub fn init_logging(format: LogFormat, verbose: bool) {
+    let default = if verbose { "debug" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match format {
+        // Colours only for a terminal: journald and Docker logs get plain text.
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LogFormat;
+
+    #[test]
+    fn parses_the_two_formats_and_names_the_choices_otherwise() {
+        assert_eq!("json".parse(), Ok(LogFormat::Json));
+        assert_eq!(" Text ".parse(), Ok(LogFormat::Text));
+        let error = "yaml".parse::<LogFormat>().unwrap_err();
+        assert_eq!(error, "`yaml` is not a log format; use `text` or `json`");
+    }
+}
