@@ -42,5 +42,7 @@ async fn main() -> Result<(), jobs::Error> {
         "Redis at {}: see them with `redis-cli LRANGE queue:default 0 -1`",
         jobs::Client::global()?.url()
     );
+    // As with Sidekiq, a worker takes only `default` unless told which queues to take.
+    println!("run them all with `cargo run --example worker -- -q critical -q default -q mailers`");
     Ok(())
 }

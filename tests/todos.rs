@@ -242,3 +242,42 @@ async fn a_worker_computes_the_scores_the_app_then_shows_from_redis() {
         "{keys:?}"
     );
 }
+
+#[tokio::test]
+async fn two_changes_to_one_todo_at_once_both_take_effect() {
+    let redis = support::TestRedis::start();
+    let store = TodoStore::redis(&redis.url()).unwrap();
+    for round in 0..20 {
+        let todo = store.add("ana", "draft").await.unwrap();
+        let title = format!("final {round}");
+        let (renamed, finished) = tokio::join!(
+            store.update(
+                todo.id,
+                common::store::TodoPatch {
+                    title: Some(title.clone()),
+                    done: None,
+                },
+            ),
+            store.update(
+                todo.id,
+                common::store::TodoPatch {
+                    title: None,
+                    done: Some(true),
+                },
+            ),
+        );
+        assert!(renamed.unwrap().is_some() && finished.unwrap().is_some());
+        let stored = store
+            .todos()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|stored| stored.id == todo.id)
+            .unwrap();
+        assert_eq!(
+            (stored.title.as_str(), stored.done),
+            (title.as_str(), true),
+            "round {round}: one change was lost"
+        );
+    }
+}

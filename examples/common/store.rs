@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::NaiveDate;
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, MultiplexedConnection};
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
@@ -194,19 +194,25 @@ impl TodoStore {
                 apply(todo);
                 todo.clone()
             })),
-            Self::Redis(store) => {
-                let mut connection = store.connection().await?;
+            // Read, change, write back only if no todo changed in between (`WATCH`), else
+            // again: two requests changing one todo at once both take effect.
+            Self::Redis(store) => loop {
+                let mut connection = store.watching(ITEMS).await?;
                 let stored: Option<String> = connection.hget(ITEMS, id).await?;
                 let Some(json) = stored else {
                     return Ok(None);
                 };
                 let mut todo: Todo = serde_json::from_str(&json)?;
                 apply(&mut todo);
-                let () = connection
+                let mut transaction = redis::pipe();
+                transaction
+                    .atomic()
                     .hset(ITEMS, id, serde_json::to_string(&todo)?)
-                    .await?;
-                Ok(Some(todo))
-            }
+                    .ignore();
+                if committed(transaction.query_async(&mut connection).await?) {
+                    return Ok(Some(todo));
+                }
+            },
         }
     }
 
@@ -254,12 +260,7 @@ impl TodoStore {
             Self::Redis(store) => store,
         };
         loop {
-            // A connection of its own: WATCH belongs to the connection.
-            let mut connection = store.client.get_multiplexed_async_connection().await?;
-            redis::cmd("WATCH")
-                .arg(ITEMS)
-                .query_async::<()>(&mut connection)
-                .await?;
+            let mut connection = store.watching(ITEMS).await?;
             let stored: BTreeMap<u64, String> = connection.hgetall(ITEMS).await?;
             let todos = stored
                 .values()
@@ -267,9 +268,7 @@ impl TodoStore {
                 .collect::<Result<Vec<Todo>, _>>()?;
             let scores = Scores::compute(date, &todos);
             let transaction = scores_transaction(&scores);
-            // EXEC answers nil when a watched key changed: nothing was written.
-            let committed: Option<redis::Value> = transaction.query_async(&mut connection).await?;
-            if committed.is_some_and(|reply| reply != redis::Value::Nil) {
+            if committed(transaction.query_async(&mut connection).await?) {
                 return Ok(scores);
             }
         }
@@ -287,6 +286,12 @@ impl TodoStore {
         }
         Ok(())
     }
+}
+
+/// Whether a transaction run after `WATCH` took effect: `EXEC` answers nil, and writes
+/// nothing, when a watched key changed.
+fn committed(reply: Option<redis::Value>) -> bool {
+    reply.is_some_and(|reply| reply != redis::Value::Nil)
 }
 
 /// One `MULTI` that replaces the scores with `scores`.
@@ -313,6 +318,17 @@ fn scores_transaction(scores: &Scores) -> redis::Pipeline {
 }
 
 impl RedisStore {
+    /// A connection of its own that has sent `WATCH key`: WATCH belongs to the connection, so
+    /// a shared one would mix up two requests' transactions.
+    async fn watching(&self, key: &str) -> Result<MultiplexedConnection, StoreError> {
+        let mut connection = self.client.get_multiplexed_async_connection().await?;
+        redis::cmd("WATCH")
+            .arg(key)
+            .query_async::<()>(&mut connection)
+            .await?;
+        Ok(connection)
+    }
+
     async fn connection(&self) -> Result<ConnectionManager, StoreError> {
         let connection = self
             .connection

@@ -28,6 +28,18 @@ pub enum Error {
         source: redis::RedisError,
     },
 
+    /// The Redis server is too old for reliable fetch.
+    #[error(
+        "the Redis at {url} is version {version}, and jobs needs Redis 6.2 or newer (reliable \
+         fetch moves jobs with LMOVE and BLMOVE); upgrade Redis"
+    )]
+    UnsupportedRedis {
+        /// The URL, with any password replaced by `***`.
+        url: String,
+        /// The version the server reported.
+        version: String,
+    },
+
     /// Redis answered a command with an error.
     #[error("Redis at {url} refused a command: {source}")]
     Redis {

@@ -31,10 +31,17 @@ impl Timestamp {
         self.0
     }
 
-    /// The same instant as a `chrono` UTC time (to the microsecond).
+    /// The same instant as a `chrono` UTC time (to the microsecond). Times beyond chrono's
+    /// range end at its first or last instant; a time that is not a number is the epoch.
     pub fn to_datetime(self) -> DateTime<Utc> {
         let micros = (self.0 * 1_000_000.0).round() as i64;
-        DateTime::from_timestamp_micros(micros).unwrap_or_default()
+        DateTime::from_timestamp_micros(micros).unwrap_or(if self.0 > 0.0 {
+            DateTime::<Utc>::MAX_UTC
+        } else if self.0 < 0.0 {
+            DateTime::<Utc>::MIN_UTC
+        } else {
+            DateTime::UNIX_EPOCH
+        })
     }
 }
 
@@ -112,5 +119,18 @@ mod tests {
         let stamp = Timestamp::from(time);
         assert_eq!(stamp.as_epoch_seconds(), 1795338000.25);
         assert_eq!(stamp.to_datetime(), time);
+    }
+
+    #[test]
+    fn times_beyond_chronos_range_end_at_its_edges() {
+        use chrono::{DateTime, Utc};
+        let last = Timestamp::from(DateTime::<Utc>::MAX_UTC);
+        assert_eq!(last.to_datetime(), DateTime::<Utc>::MAX_UTC);
+        let huge = Timestamp::from_epoch_seconds(1e20);
+        assert_eq!(huge.to_datetime(), DateTime::<Utc>::MAX_UTC);
+        let ancient = Timestamp::from_epoch_seconds(-1e20);
+        assert_eq!(ancient.to_datetime(), DateTime::<Utc>::MIN_UTC);
+        let nan = Timestamp::from_epoch_seconds(f64::NAN);
+        assert_eq!(nan.to_datetime(), DateTime::UNIX_EPOCH);
     }
 }

@@ -151,6 +151,13 @@ async fn the_fake_clock_decides_which_scheduled_jobs_are_due() {
     fake.advance(Duration::from_secs(11));
     assert!(fake.perform_one().await.unwrap().is_some());
     assert_eq!(log.entries(), ["in 5 min", "soon"]);
+
+    // Moved as far as it goes, the clock stops at the end of time and everything is due.
+    fake.advance(Duration::MAX);
+    fake.advance(Duration::MAX);
+    assert!(fake.now() > chrono::Utc::now() + chrono::TimeDelta::days(365 * 1_000));
+    assert_eq!(fake.drain().await.unwrap(), 1);
+    assert_eq!(log.entries(), ["in 5 min", "soon", "in 1 h"]);
 }
 
 #[tokio::test]

@@ -58,7 +58,13 @@ impl FakeShared {
 
     /// The fake clock's time.
     pub(crate) fn now(&self) -> Timestamp {
-        Timestamp::from(Utc::now() + self.store().ahead)
+        // A clock advanced past the end of time stays there rather than overflowing.
+        let ahead = self.store().ahead;
+        Timestamp::from(
+            Utc::now()
+                .checked_add_signed(ahead)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+        )
     }
 
     fn store(&self) -> MutexGuard<'_, Store> {

@@ -25,6 +25,7 @@ mod identity;
 mod logging;
 pub(crate) mod middleware;
 mod order;
+mod preflight;
 pub(crate) mod processor;
 mod recovery;
 mod retry;
@@ -379,7 +380,8 @@ impl Worker {
         if stop_seen || control.is_stopping() {
             return Ok(());
         }
-        warn_unless_noeviction(&shared).await;
+        preflight::check_version(&shared).await?;
+        preflight::warn_unless_noeviction(&shared).await;
         // The dashboard's address is bound before any job is taken, so a taken port stops
         // the worker here, holding nothing.
         let web_until = tokio_util::sync::CancellationToken::new();
@@ -855,24 +857,6 @@ async fn serve_dashboard(
              enable it (it is on by default) or drop --web"
         ),
     })
-}
-
-/// Warns, as Sidekiq does, when Redis may evict keys (whole queues) under memory pressure.
-async fn warn_unless_noeviction(shared: &Shared) {
-    let reply: Result<Vec<String>, Error> = shared
-        .redis()
-        .command(redis::cmd("CONFIG").arg("GET").arg("maxmemory-policy"))
-        .await;
-    if let Ok(reply) = reply
-        && let Some(policy) = reply.get(1)
-        && policy != "noeviction"
-    {
-        tracing::warn!(
-            %policy,
-            "Redis's maxmemory-policy is not noeviction: under memory pressure it may evict \
-             whole queues without telling anyone; set `maxmemory-policy noeviction`"
-        );
-    }
 }
 
 /// The heartbeat's `info` JSON, with Sidekiq's fields.
