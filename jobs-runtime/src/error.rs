@@ -40,6 +40,15 @@ pub enum Error {
         version: String,
     },
 
+    /// A process embedded in another app was asked to stop; only that app can stop it.
+    #[error(
+        "process {identity} runs embedded in another app, which must stop it; quiet it instead"
+    )]
+    EmbeddedProcess {
+        /// The process's identity.
+        identity: String,
+    },
+
     /// Redis answered a command with an error.
     #[error("Redis at {url} refused a command: {source}")]
     Redis {

@@ -356,6 +356,55 @@ async fn processes_and_their_running_jobs_are_listed_and_can_be_quieted() {
 }
 
 #[tokio::test]
+async fn an_embedded_process_can_be_quieted_but_not_stopped() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let identity = "web-1:42:0123456789ab";
+    // A heartbeat as Sidekiq 8 writes it for a process embedded in a Puma server.
+    let mut raw = redis.raw().await;
+    let info = json!({"hostname": "web-1", "pid": 42, "identity": identity, "embedded": true,
+                      "queues": ["default"], "concurrency": 2, "started_at": now()});
+    let _: () = redis::pipe()
+        .sadd("processes", identity)
+        .hset_multiple(
+            identity,
+            &[
+                ("info", info.to_string()),
+                ("busy", "0".to_owned()),
+                ("beat", now().to_string()),
+                ("quiet", "false".to_owned()),
+            ],
+        )
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let signals = format!("{identity}-signals");
+
+    let process = ProcessSet::new(&client)
+        .get(identity)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(process.is_embedded());
+    let refused = process.stop().await.unwrap_err();
+    assert!(
+        matches!(refused, jobs::Error::EmbeddedProcess { .. }),
+        "{refused}"
+    );
+    assert!(
+        refused.to_string().contains("quiet it instead"),
+        "{refused}"
+    );
+    assert_eq!(ProcessSet::new(&client).stop_all().await.unwrap(), 0);
+    let sent: Vec<String> = raw.lrange(&signals, 0, -1).await.unwrap();
+    assert!(sent.is_empty(), "no stop was sent: {sent:?}");
+
+    process.quiet().await.unwrap();
+    let sent: Vec<String> = raw.lrange(&signals, 0, -1).await.unwrap();
+    assert_eq!(sent, ["TSTP"]);
+}
+
+#[tokio::test]
 async fn data_ruby_sidekiq_wrote_reads_here_and_ruby_sees_what_we_did() {
     let redis = TestRedis::start();
     ruby(

@@ -200,7 +200,17 @@ impl Process {
     }
 
     /// Asks it to finish its jobs and exit (Sidekiq's `stop!`, signal `TERM`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::EmbeddedProcess`] for a process embedded in another app, which that app must
+    /// stop (as Sidekiq 8 refuses too); a Redis error when the signal cannot be written.
     pub async fn stop(&self) -> Result<(), Error> {
+        if self.is_embedded() {
+            return Err(Error::EmbeddedProcess {
+                identity: self.identity.clone(),
+            });
+        }
         self.signal("TERM").await
     }
 
