@@ -30,15 +30,41 @@ pub(crate) fn url_from(var: impl Fn(&str) -> Option<String>) -> Result<String, E
     Ok(var("REDIS_URL").unwrap_or_else(|| DEFAULT_REDIS_URL.to_owned()))
 }
 
-/// `url` with its password (if any) replaced by `***`, fit for logs and error messages.
+/// `url` with its password (if any) replaced by `***`, fit for logs and error messages; so is
+/// the value of any query parameter whose name suggests a secret (`password`, `auth`, `token`).
 pub(crate) fn redact(url: &str) -> String {
     match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            // Only fails for URLs that cannot have a password, which this one has.
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
+        Ok(mut parsed) => {
+            let mut redacted = false;
+            if parsed.password().is_some() {
+                // Only fails for URLs that cannot have a password, which this one has.
+                let _ = parsed.set_password(Some("***"));
+                redacted = true;
+            }
+            let secret = |name: &str| {
+                let name = name.to_ascii_lowercase();
+                ["pass", "auth", "token", "secret"]
+                    .iter()
+                    .any(|word| name.contains(word))
+            };
+            if parsed.query_pairs().any(|(name, _)| secret(&name)) {
+                let pairs: Vec<(String, String)> = parsed
+                    .query_pairs()
+                    .map(|(name, value)| {
+                        let value = if secret(&name) { "***".into() } else { value };
+                        (name.into_owned(), value.into_owned())
+                    })
+                    .collect();
+                parsed.query_pairs_mut().clear().extend_pairs(pairs);
+                redacted = true;
+            }
+            // Untouched URLs are shown exactly as given.
+            if redacted {
+                parsed.to_string()
+            } else {
+                url.to_owned()
+            }
         }
-        Ok(_) => url.to_owned(),
         // Unparsable: show only the scheme, in case the rest holds a secret.
         Err(_) => match url.split_once("://") {
             Some((scheme, _)) => format!("{scheme}://…"),
@@ -108,5 +134,9 @@ mod tests {
         );
         assert_eq!(redact("rediss://:s3cret@cache/0"), "rediss://:***@cache/0");
         assert_eq!(redact("redis://cache:6379/0"), "redis://cache:6379/0");
+        assert_eq!(
+            redact("redis://cache:6379/0?password=hunter2&protocol=resp3&AuthToken=t0k"),
+            "redis://cache:6379/0?password=***&protocol=resp3&AuthToken=***"
+        );
     }
 }
