@@ -10,7 +10,10 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 ///
 /// Messages say what to check. A failure *inside* a job is a [`JobError`], not an `Error`; it
 /// reaches an `Error` only through [`Error::Failed`] when a job runs inline.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Debug` shows the same message as `Display`, so a `main` returning `Result<(), jobs::Error>`
+/// (or a boxed error) ends with a sentence a person can act on, not a struct dump.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// Redis could not be reached, or the connection broke and did not come back.
@@ -213,9 +216,39 @@ pub enum Error {
     },
 }
 
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
 impl Error {
     /// `true` when a client middleware stopped the job on purpose.
     pub fn is_stopped(&self) -> bool {
         matches!(self, Self::Stopped { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    #[test]
+    fn debug_reads_as_the_message_for_a_main_that_returns_it() {
+        let error = Error::UnsupportedRedis {
+            url: "redis://cache:6379/0".to_owned(),
+            version: "6.0.16".to_owned(),
+        };
+        let boxed: Box<dyn std::error::Error> = Box::new(Error::UnsupportedRedis {
+            url: "redis://cache:6379/0".to_owned(),
+            version: "6.0.16".to_owned(),
+        });
+        assert_eq!(format!("{error:?}"), error.to_string());
+        assert_eq!(format!("{boxed:?}"), error.to_string());
+        assert!(
+            error
+                .to_string()
+                .starts_with("the Redis at redis://cache:6379/0 is version 6.0.16")
+        );
     }
 }
