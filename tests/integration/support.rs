@@ -149,6 +149,22 @@ impl TestRedis {
             .expect("a client for the test server")
     }
 
+    /// A `jobs` client that logs in as a new ACL user `name`, allowed every key and channel and
+    /// every command but what `denied` takes away (`-@write`, `-client|unblock`).
+    pub async fn client_as(&self, name: &str, denied: &str) -> Client {
+        let _: () = redis::cmd("ACL")
+            .arg(&[
+                "SETUSER", name, "on", ">secret", "~*", "&*", "+@all", denied,
+            ])
+            .query_async(&mut self.raw().await)
+            .await
+            .expect("ACL SETUSER");
+        Client::builder()
+            .url(format!("redis://{name}:secret@127.0.0.1:{}/0", self.port()))
+            .build()
+            .expect("a client for the ACL user")
+    }
+
     /// A raw connection, for reading back what `jobs` wrote.
     pub async fn raw(&self) -> redis::aio::MultiplexedConnection {
         self.raw_db(0).await

@@ -645,28 +645,7 @@ async fn basic_auth_guards_every_route() {
 async fn reading_pages_never_writes() {
     let redis = TestRedis::start();
     seed(&redis).await;
-    let mut raw = redis.raw().await;
-    let _: () = redis::cmd("ACL")
-        .arg(&[
-            "SETUSER",
-            "reader",
-            "on",
-            ">readonly",
-            "~*",
-            "&*",
-            "+@all",
-            "-@write",
-        ])
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    let reader = jobs::Client::builder()
-        .url(format!(
-            "redis://reader:readonly@127.0.0.1:{}/0",
-            redis.port()
-        ))
-        .build()
-        .unwrap();
+    let reader = redis.client_as("reader", "-@write").await;
     let app = app(&reader);
     let retry = first_entry(&reader, SetKind::Retry).await;
     let dead = first_entry(&reader, SetKind::Dead).await;

@@ -198,28 +198,7 @@ async fn an_idle_worker_stops_without_waiting_out_its_blocking_fetch() {
 #[tokio::test]
 async fn where_redis_refuses_client_unblock_the_worker_still_stops_cleanly() {
     let redis = TestRedis::start();
-    let mut raw = redis.raw().await;
-    let _: () = redis::cmd("ACL")
-        .arg(&[
-            "SETUSER",
-            "worker",
-            "on",
-            ">secret",
-            "~*",
-            "&*",
-            "+@all",
-            "-client|unblock",
-        ])
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    let client = jobs::Client::builder()
-        .url(format!(
-            "redis://worker:secret@127.0.0.1:{}/0",
-            redis.port()
-        ))
-        .build()
-        .unwrap();
+    let client = redis.client_as("worker", "-client|unblock").await;
     let log = CallLog::default();
     let running = RunningWorker::start(worker(&redis, &log).client(&client));
     eventually(
@@ -235,7 +214,7 @@ async fn where_redis_refuses_client_unblock_the_worker_still_stops_cleanly() {
         !keys.iter().any(|key| key.starts_with("jobs:working:")),
         "{keys:?}"
     );
-    let processes: Vec<String> = raw.smembers("processes").await.unwrap();
+    let processes: Vec<String> = redis.raw().await.smembers("processes").await.unwrap();
     assert!(
         processes.is_empty(),
         "the heartbeat is cleared: {processes:?}"
