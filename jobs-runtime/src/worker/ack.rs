@@ -8,21 +8,17 @@
 //! the acknowledgements before it hands back what is left in the working list.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
 use super::Shared;
+use super::settle::PERSIST_FOR;
 
 /// The most acknowledgements one round trip carries.
 const MAX_BATCH: usize = 1_000;
 
 /// How many finished jobs may wait for their acknowledgement before a finishing job waits.
 const QUEUE: usize = 8_192;
-
-/// How long a batch keeps trying while Redis is unreachable; then its jobs stay in the working
-/// list, for recovery.
-const PERSIST_FOR: Duration = Duration::from_secs(30);
 
 enum Message {
     Ack { ticket: u64, json: String },
@@ -105,6 +101,9 @@ async fn run(shared: Arc<Shared>, mut acks: Acks) {
                     .arg(json)
                     .ignore();
             }
+            // Redis unreachable past the deadline: the jobs stay in the working list, no longer
+            // held, so the fetcher's sweep or shutdown's hand-back runs them again (at least
+            // once, never lost).
             let deadline = tokio::time::Instant::now() + PERSIST_FOR;
             shared
                 .persist("acknowledge", deadline, || {

@@ -278,9 +278,12 @@ impl Fetcher {
             permits = Arc::clone(slots).acquire_many_owned(all) => permits,
         };
         let Ok(permits) = permits else { return };
-        // Nothing taken ahead stays in the working list beside the suspect: a crash would
-        // count it as recovered too.
+        // Nothing else stays in the working list beside the suspect (a crash would count it as
+        // recovered too): not the jobs that finished but wait for their acknowledgement, nor
+        // those taken ahead, nor what the idle `BLMOVE`s bring.
+        self.shared.acker.flush().await;
         self.land_refill().await;
+        self.watchers.unblock(&self.shared).await;
         for job in self.watchers.settle().await {
             self.hand_back(&job).await;
         }
@@ -487,7 +490,7 @@ pub(crate) struct Watchers {
 
 impl Watchers {
     /// No watcher, and nothing pending.
-    pub(crate) fn new() -> Self {
+    fn new() -> Self {
         let (sender, receiver) = mpsc::unbounded_channel();
         Self {
             idle: HashMap::new(),
@@ -550,19 +553,10 @@ impl Watchers {
         queues: &[String],
         quiet: &CancellationToken,
     ) -> Option<Fetched> {
-        if queues.iter().any(|queue| !self.busy.contains_key(queue)) {
-            // A BLMOVE puts jobs in the working list without the fetch script, so make sure
-            // recovery knows this process first (Redis may have restarted empty).
-            let register = redis::cmd("SADD")
-                .arg(shared.keys().workers())
-                .arg(&shared.identity)
-                .to_owned();
-            if let Err(error) = shared.redis().command::<i64>(&register).await {
-                tracing::warn!(%error, "cannot register for crash recovery; trying again in 1 s");
-                pause(quiet, Duration::from_secs(1)).await;
-                return None;
-            }
-        }
+        // A BLMOVE puts jobs in the working list without the fetch script. The fetcher comes
+        // here only after the script found every queue empty, in the same pass, and the script
+        // registers this process for crash recovery (`jobs:workers`), so recovery knows whose
+        // working list the job enters even if Redis restarted empty.
         for queue in queues {
             if self.busy.contains_key(queue) {
                 continue;

@@ -380,8 +380,7 @@ impl Worker {
         if stop_seen || control.is_stopping() {
             return Ok(());
         }
-        preflight::check_version(&shared).await?;
-        preflight::warn_unless_noeviction(&shared).await;
+        preflight::check(&shared).await?;
         // The dashboard's address is bound before any job is taken, so a taken port stops
         // the worker here, holding nothing.
         let web_until = tokio_util::sync::CancellationToken::new();
@@ -460,8 +459,15 @@ impl Worker {
             tokio::spawn(async move { heartbeat.run(until).await })
         };
 
+        // The fetcher ends at quiet (or, draining, when the queues are empty). What its idle
+        // watchers bring then goes straight back, for the other processes, in a task of its own:
+        // a stop arriving meanwhile must not wait behind their blocking fetches.
+        let hand_back_watched = |watchers: fetch::Watchers| {
+            let shared = Arc::clone(&shared);
+            let deadline = tokio::time::Instant::now() + fetch::BLOCK + settle::HAND_BACK_FOR;
+            tokio::spawn(async move { shared.hand_back_watched(watchers, deadline).await })
+        };
         let mut fetched = None;
-        let mut quiet_hand_back = None;
         let mut quiet_announced = false;
         loop {
             tokio::select! {
@@ -476,23 +482,8 @@ impl Worker {
                     shared.hooks.fire(Lifecycle::Quiet);
                 }
                 finished = &mut fetching, if fetched.is_none() => {
-                    let finished = match finished {
-                        Ok((tasks, watchers)) if mode == Mode::UntilStopped => {
-                            // Quiet: jobs taken but not started go back now, for the other
-                            // processes, rather than waiting here until the stop. In a task of
-                            // its own: the idle watchers' blocking fetches take up to
-                            // `fetch::BLOCK` to return, and a stop must not wait behind them.
-                            let deadline = tokio::time::Instant::now()
-                                + fetch::BLOCK
-                                + settle::HAND_BACK_FOR;
-                            let shared = Arc::clone(&shared);
-                            quiet_hand_back = Some(tokio::spawn(async move {
-                                shared.hand_back_watched(watchers, deadline).await
-                            }));
-                            Ok((tasks, fetch::Watchers::new()))
-                        }
-                        other => other,
-                    };
+                    let finished = finished
+                        .map(|(tasks, watchers)| (tasks, hand_back_watched(watchers)));
                     fetched = Some(finished);
                     if mode == Mode::UntilIdle {
                         break;
@@ -512,30 +503,22 @@ impl Worker {
         shared.hooks.fire(Lifecycle::Shutdown);
         let finished = match fetched {
             Some(finished) => finished,
-            None => fetching.await,
+            None => fetching
+                .await
+                .map(|(tasks, watchers)| (tasks, hand_back_watched(watchers))),
         };
-        let (tasks, watchers) = finished.map_err(|error| Error::Worker {
+        let (tasks, handing_back) = finished.map_err(|error| Error::Worker {
             reason: format!("the fetcher stopped unexpectedly: {error}"),
         })?;
-        let watched_deadline = tokio::time::Instant::now() + fetch::BLOCK + settle::HAND_BACK_FOR;
-        let handed_back_at_quiet = async {
-            match quiet_hand_back {
-                Some(task) => task.await.unwrap_or_default(),
-                None => 0,
-            }
-        };
-        let (handed_back, handed_back_at_quiet, ()) = tokio::join!(
-            shared.hand_back_watched(watchers, watched_deadline),
-            handed_back_at_quiet,
+        let (handed_back, ()) = tokio::join!(
+            async { handing_back.await.unwrap_or_default() },
             shared.finish_running(tasks, config.timeout, &control),
         );
         // Finished jobs leave the working list before what is left in it is handed back.
         shared.acker.flush().await;
         drop(acking);
         let deadline = tokio::time::Instant::now() + settle::HAND_BACK_FOR;
-        shared
-            .hand_back_leftovers(handed_back + handed_back_at_quiet, deadline)
-            .await;
+        shared.hand_back_leftovers(handed_back, deadline).await;
         for task in background {
             let _ = task.await;
         }

@@ -21,7 +21,7 @@ use crate::redis::scripts;
 use crate::timestamp::Timestamp;
 
 /// How long a settling step keeps trying while Redis is unreachable.
-const PERSIST_FOR: Duration = Duration::from_secs(30);
+pub(crate) const PERSIST_FOR: Duration = Duration::from_secs(30);
 
 /// How long shutdown keeps trying, in all, to hand jobs back while Redis is unreachable.
 pub(crate) const HAND_BACK_FOR: Duration = Duration::from_secs(5);
