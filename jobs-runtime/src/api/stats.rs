@@ -35,7 +35,8 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// Reads every figure (two round trips plus one per process and per queue).
+    /// Reads every figure in two round trips: the counters and set sizes, then each process's
+    /// busy count and each queue's size.
     pub async fn fetch(client: &Client) -> Result<Self, Error> {
         let keys = client.keys();
         let mut pipeline = redis::pipe();
@@ -45,17 +46,15 @@ impl Stats {
             .zcard(keys.schedule())
             .zcard(keys.retry())
             .zcard(keys.dead())
-            .scard(keys.processes())
             .cmd("LINDEX")
             .arg(keys.queue("default"))
             .arg(-1)
             .smembers(keys.processes())
             .smembers(keys.queues());
         #[allow(clippy::type_complexity)]
-        let (processed, failed, scheduled, retries, dead, processes, oldest, identities, queues): (
+        let (processed, failed, scheduled, retries, dead, oldest, identities, queues): (
             Option<u64>,
             Option<u64>,
-            u64,
             u64,
             u64,
             u64,
@@ -84,7 +83,7 @@ impl Stats {
             scheduled_size: scheduled,
             retry_size: retries,
             dead_size: dead,
-            processes_size: processes,
+            processes_size: identities.len() as u64,
             workers_size: busy.iter().flatten().sum(),
             default_queue_latency: oldest
                 .map_or(0.0, |raw| JobRecord::parse(raw).latency(Utc::now())),

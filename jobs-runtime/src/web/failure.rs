@@ -41,6 +41,9 @@ impl Failure {
 
 impl From<Error> for Failure {
     fn from(error: Error) -> Self {
+        if let Error::EmbeddedProcess { .. } = error {
+            return Self::bad_request(error.to_string());
+        }
         tracing::warn!(%error, "the dashboard could not read Redis");
         Self {
             status: StatusCode::SERVICE_UNAVAILABLE,

