@@ -208,7 +208,14 @@ async fn worker_process(
             bench = rest.to_owned();
         }
     }
-    child.wait().await?;
+    // A figure from a worker that crashed or printed nothing would be a zero, not a failure.
+    let status = child.wait().await?;
+    if !status.success() {
+        return Err(format!("the `work {mode}` process exited with {status}").into());
+    }
+    if bench.is_empty() {
+        return Err(format!("the `work {mode}` process printed no BENCH line").into());
+    }
     Ok(bench)
 }
 
@@ -297,6 +304,9 @@ async fn scheduler(client: &jobs::Client, url: &str, n: usize) -> Result {
     }
     let started = Instant::now();
     let moved = jobs::worker::enqueue_due(client).await?;
+    if moved != n {
+        return Err(format!("the scheduler moved {moved} of {n} due jobs").into());
+    }
     let secs = started.elapsed().as_secs_f64();
     println!(
         "RESULT peer=jobs op=scheduler n={n} moved={moved} secs={secs:.3} jobs_per_s={:.0}",

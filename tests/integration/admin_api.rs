@@ -23,17 +23,14 @@ fn failed(jid: &str, queue: &str, retry_count: u64, message: &str) -> String {
     .to_string()
 }
 
-async fn add(redis: &TestRedis, key: &str, score: f64, member: &str) {
-    let mut raw = redis.raw().await;
-    let _: () = raw.zadd(key, member, score).await.unwrap();
-}
-
 /// Adds `count` failed jobs to the retry set, jids `<prefix>0`, `<prefix>1`…, a second apart.
 async fn add_retries(redis: &TestRedis, prefix: &str, count: u32) {
     for n in 0..count {
         let jid = format!("{prefix}{n}");
         let member = failed(&jid, "default", 1, "boom");
-        add(redis, "retry", now() + 60.0 + f64::from(n), &member).await;
+        redis
+            .zadd("retry", now() + 60.0 + f64::from(n), &member)
+            .await;
     }
 }
 
@@ -61,15 +58,15 @@ async fn stats_count_what_is_in_redis() {
         .push_at(later, Payload::new("C", vec![]))
         .await
         .unwrap();
-    add(
-        &redis,
-        "retry",
-        now() + 60.0,
-        &failed("r1", "default", 0, "boom"),
-    )
-    .await;
-    add(&redis, "dead", now(), &failed("d1", "default", 25, "gone")).await;
-    add(&redis, "dead", now(), &failed("d2", "default", 25, "gone")).await;
+    redis
+        .zadd("retry", now() + 60.0, &failed("r1", "default", 0, "boom"))
+        .await;
+    redis
+        .zadd("dead", now(), &failed("d1", "default", 25, "gone"))
+        .await;
+    redis
+        .zadd("dead", now(), &failed("d2", "default", 25, "gone"))
+        .await;
     let today = chrono::Utc::now().date_naive();
     let mut raw = redis.raw().await;
     let _: () = raw.set("stat:processed", 1_234).await.unwrap();
@@ -175,13 +172,9 @@ async fn queues_are_listed_paged_searched_and_cleared() {
 async fn retry_now_puts_a_failed_job_back_in_its_queue_once() {
     let redis = TestRedis::start();
     let client = redis.client();
-    add(
-        &redis,
-        "retry",
-        now() + 3_600.0,
-        &failed("r1", "low", 2, "boom"),
-    )
-    .await;
+    redis
+        .zadd("retry", now() + 3_600.0, &failed("r1", "low", 2, "boom"))
+        .await;
     let retries = RetrySet::new(&client);
     let entries = retries.page(Page::first(10)).await.unwrap();
     assert_eq!(entries.len(), 1);
@@ -256,7 +249,7 @@ async fn kill_all_buries_retries_and_retry_all_revives_the_dead() {
     let redis = TestRedis::start();
     let client = redis.client();
     add_retries(&redis, "r", 3).await;
-    add(&redis, "retry", now() + 90.0, "not json at all").await;
+    redis.zadd("retry", now() + 90.0, "not json at all").await;
     let retries = RetrySet::new(&client);
     assert_eq!(
         retries.kill_all().await.unwrap(),
@@ -291,8 +284,12 @@ async fn a_filter_matches_text_literally_and_keys_find_entries() {
     let client = redis.client();
     let star = json!({"class": "A", "args": ["a*b"], "jid": "star", "queue": "default"});
     let plain = json!({"class": "A", "args": ["axb"], "jid": "plain", "queue": "default"});
-    add(&redis, "dead", 1_700_000_000.25, &star.to_string()).await;
-    add(&redis, "dead", 1_700_000_100.5, &plain.to_string()).await;
+    redis
+        .zadd("dead", 1_700_000_000.25, &star.to_string())
+        .await;
+    redis
+        .zadd("dead", 1_700_000_100.5, &plain.to_string())
+        .await;
     let dead = DeadSet::new(&client);
 
     let found = dead.search("a*b", 10, Order::NewestFirst).await.unwrap();
@@ -360,24 +357,8 @@ async fn an_embedded_process_can_be_quieted_but_not_stopped() {
     let redis = TestRedis::start();
     let client = redis.client();
     let identity = "web-1:42:0123456789ab";
-    // A heartbeat as Sidekiq 8 writes it for a process embedded in a Puma server.
+    redis.embedded_heartbeat(identity).await;
     let mut raw = redis.raw().await;
-    let info = json!({"hostname": "web-1", "pid": 42, "identity": identity, "embedded": true,
-                      "queues": ["default"], "concurrency": 2, "started_at": now()});
-    let _: () = redis::pipe()
-        .sadd("processes", identity)
-        .hset_multiple(
-            identity,
-            &[
-                ("info", info.to_string()),
-                ("busy", "0".to_owned()),
-                ("beat", now().to_string()),
-                ("quiet", "false".to_owned()),
-            ],
-        )
-        .query_async(&mut raw)
-        .await
-        .unwrap();
     let signals = format!("{identity}-signals");
 
     let process = ProcessSet::new(&client)
@@ -480,7 +461,7 @@ async fn retry_now_after_a_single_failure_runs_the_job() {
         "retry": true, "retry_count": 0, "failed_at": now() - 5.0,
         "error_class": "JobError", "error_message": "flaky",
     });
-    add(&redis, "retry", now() + 600.0, &once.to_string()).await;
+    redis.zadd("retry", now() + 600.0, &once.to_string()).await;
     let retries = RetrySet::new(&client);
     let entries = retries.page(Page::first(1)).await.unwrap();
     assert_eq!(retries.retry(&entries).await.unwrap(), 1);

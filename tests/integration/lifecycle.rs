@@ -474,7 +474,18 @@ async fn a_worker_waiting_out_a_long_shutdown_is_not_presumed_dead() {
         LedgerView::read(&ledger).runs.len() == 1
     })
     .await;
+    // A live peer whose recovery sweeps (every 1 s) would take the job if the stopping
+    // worker's heartbeat lapsed.
     let _other = ChildWorker::spawn(&redis.url(), &ledger, &[]);
+    eventually(
+        Duration::from_secs(10),
+        "the second worker to beat",
+        async || {
+            let live: Vec<String> = redis.raw().await.smembers("processes").await.unwrap();
+            live.len() == 2
+        },
+    )
+    .await;
     stopping.terminate_within(Duration::from_secs(8 + 5));
     let view = LedgerView::read(&ledger);
     assert_eq!(view.done, jids);

@@ -165,6 +165,38 @@ impl TestRedis {
             .expect("a client for the ACL user")
     }
 
+    /// A live heartbeat for `identity` as Sidekiq 8 writes it for a process embedded in another
+    /// app (a Puma server), which may be quieted but not stopped.
+    pub async fn embedded_heartbeat(&self, identity: &str) {
+        let info = serde_json::json!({"hostname": "web-1", "pid": 42, "identity": identity,
+            "embedded": true, "queues": ["default"], "concurrency": 2, "started_at": now()});
+        let _: () = redis::pipe()
+            .sadd("processes", identity)
+            .hset_multiple(
+                identity,
+                &[
+                    ("info", info.to_string()),
+                    ("busy", "0".to_owned()),
+                    ("beat", now().to_string()),
+                    ("quiet", "false".to_owned()),
+                ],
+            )
+            .query_async(&mut self.raw().await)
+            .await
+            .expect("write the heartbeat");
+    }
+
+    /// Adds `member` to the sorted set `key` (a retry, schedule or dead entry written by hand).
+    pub async fn zadd(&self, key: &str, score: f64, member: &str) {
+        let _: () = redis::cmd("ZADD")
+            .arg(key)
+            .arg(score)
+            .arg(member)
+            .query_async(&mut self.raw().await)
+            .await
+            .expect("ZADD");
+    }
+
     /// A raw connection, for reading back what `jobs` wrote.
     pub async fn raw(&self) -> redis::aio::MultiplexedConnection {
         self.raw_db(0).await

@@ -212,8 +212,13 @@ async fn drain_jobs_runs_one_type_only() {
 
 #[test]
 fn tests_on_parallel_threads_see_only_their_own_jobs() {
+    // Every thread's fake is on before any pushes, and stays on until all have pushed: the
+    // four modes overlap for certain.
+    let all_on = std::sync::Arc::new(std::sync::Barrier::new(4));
+    let all_pushed = std::sync::Arc::new(std::sync::Barrier::new(4));
     let threads: Vec<_> = (1..=4)
         .map(|count| {
+            let (all_on, all_pushed) = (all_on.clone(), all_pushed.clone());
             std::thread::spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
@@ -221,10 +226,12 @@ fn tests_on_parallel_threads_see_only_their_own_jobs() {
                     .expect("a runtime");
                 runtime.block_on(async {
                     let fake = testing::fake();
+                    all_on.wait();
                     for _ in 0..count {
                         ScoreGeneration::perform_async(today()).await.unwrap();
                         tokio::task::yield_now().await;
                     }
+                    all_pushed.wait();
                     fake.len()
                 })
             })

@@ -4,6 +4,7 @@
 //! the folder `JOBS_SCREENSHOTS` names, for `docs/screenshots/`).
 
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,7 +18,8 @@ use serde_json::json;
 use crate::jobs::{CallLog, busy_worker};
 use crate::support::{TestRedis, eventually, free_port, now};
 
-/// A `chromedriver` child process, killed when dropped.
+/// A `chromedriver` child process in a process group of its own, which Chromium joins: the whole
+/// group is killed when dropped, so a failing test leaves no browser behind.
 struct ChromeDriver {
     child: Child,
     port: u16,
@@ -28,6 +30,7 @@ impl ChromeDriver {
         let port = free_port();
         let child = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -51,6 +54,8 @@ impl ChromeDriver {
 
 impl Drop for ChromeDriver {
     fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

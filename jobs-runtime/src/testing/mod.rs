@@ -79,10 +79,10 @@ pub fn inline() -> Inline {
     Inline::install()
 }
 
-/// Whether a testing mode is on for the code running now: then pushes go to
-/// [`deliver`] instead of Redis.
-pub(crate) fn is_active() -> bool {
-    scope::active().is_some()
+/// The testing mode on for the code running now, if any: pushes then go to [`deliver`] instead
+/// of Redis.
+pub(crate) fn active() -> Option<Active> {
+    scope::active()
 }
 
 /// The time pushes count from: the fake clock while fake mode is on, else the real time.
@@ -93,12 +93,9 @@ pub(crate) fn now() -> Timestamp {
     }
 }
 
-/// Hands a prepared job (its JSON, and when it is due if scheduled) to the mode that is on:
-/// recorded in fake mode, run in inline mode. Does nothing when no mode is on.
-pub(crate) async fn deliver(json: &str, at: Option<Timestamp>) -> Result<(), Error> {
-    let Some(mode) = scope::active() else {
-        return Ok(());
-    };
+/// Hands a prepared job (its JSON, and when it is due if scheduled) to `mode`: recorded in fake
+/// mode, run in inline mode.
+pub(crate) async fn deliver(mode: &Active, json: &str, at: Option<Timestamp>) -> Result<(), Error> {
     let payload = Payload::from_json(json).map_err(|source| Error::Encode {
         class: "a job".to_owned(),
         source,
