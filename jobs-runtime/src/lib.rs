@@ -18,6 +18,7 @@
 #![doc(test(attr(deny(warnings), allow(dead_code, unused_variables))))]
 
 pub mod api;
+mod backtrace;
 mod client;
 mod context;
 mod error;

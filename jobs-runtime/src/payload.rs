@@ -183,7 +183,7 @@ impl Payload {
     pub fn backtrace_lines(&self) -> Option<Vec<String>> {
         self.error_backtrace
             .as_deref()
-            .and_then(crate::worker::backtrace::decode)
+            .and_then(crate::backtrace::decode)
     }
 
     /// Checks what Sidekiq's client checks before a push: a class, a queue and a jid.
@@ -202,6 +202,28 @@ impl Payload {
             reason: problem.to_owned(),
         })
     }
+}
+
+/// The dead-set entry for `raw`, an entry found in `queue` (or a sorted set) that is not a job:
+/// class `jobs::InvalidPayload`, the entry as its one argument, `reason` as the error message,
+/// and the entry's own `jid` when it has one that can be read.
+pub(crate) fn invalid_entry(raw: &str, queue: &str, reason: &str, now: Timestamp) -> String {
+    let jid = serde_json::from_str::<Value>(raw)
+        .ok()
+        .and_then(|value| value.get("jid").and_then(|jid| jid.as_str()).map(Jid::from))
+        .unwrap_or_else(Jid::generate);
+    serde_json::json!({
+        "class": "jobs::InvalidPayload",
+        "args": [raw],
+        "jid": jid,
+        "queue": queue,
+        "retry": false,
+        "created_at": now,
+        "failed_at": now,
+        "error_class": "jobs::InvalidPayload",
+        "error_message": reason,
+    })
+    .to_string()
 }
 
 /// `retry_count` as stored: a count, or a negative number (or null) meaning none yet.

@@ -217,7 +217,7 @@ impl JobRecord {
     /// (or read as a plain array, as very old Sidekiq stored it).
     pub fn error_backtrace(&self) -> Option<Vec<String>> {
         match self.get("error_backtrace")? {
-            Value::String(stored) => crate::worker::backtrace::decode(stored),
+            Value::String(stored) => crate::backtrace::decode(stored),
             Value::Array(lines) => Some(
                 lines
                     .iter()

@@ -13,13 +13,13 @@ use crate::client::Client;
 use crate::error::Error;
 use crate::redis::scripts;
 use crate::timestamp::Timestamp;
-use crate::worker::WorkerConfig;
 
 /// How many members one `ZSCAN` step asks for, and one bulk action moves per round trip.
 const BATCH: usize = 500;
 
-/// How the dead set is trimmed after a kill: the worker's `dead_max_jobs` and `dead_timeout`
-/// (Sidekiq's defaults, 10,000 jobs and 180 days, unless set).
+/// How the dead set is trimmed after a kill: a worker's `dead_max_jobs` and `dead_timeout`
+/// ([`WorkerConfig::dead_limits`](crate::worker::WorkerConfig::dead_limits); Sidekiq's
+/// defaults, 10,000 jobs and 180 days, unless set).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeadLimits {
     /// The most jobs kept.
@@ -29,21 +29,11 @@ pub struct DeadLimits {
 }
 
 impl Default for DeadLimits {
+    /// Sidekiq's: 10,000 jobs, 180 days.
     fn default() -> Self {
-        let defaults = WorkerConfig::default();
         Self {
-            max_jobs: defaults.dead_max_jobs,
-            timeout: defaults.dead_timeout,
-        }
-    }
-}
-
-impl DeadLimits {
-    /// The limits a worker with `config` trims by.
-    pub fn of(config: &WorkerConfig) -> Self {
-        Self {
-            max_jobs: config.dead_max_jobs,
-            timeout: config.dead_timeout,
+            max_jobs: 10_000,
+            timeout: Duration::from_secs(180 * 24 * 60 * 60),
         }
     }
 }
@@ -112,7 +102,7 @@ impl JobSet {
     }
 
     /// Trims the dead set by `limits` after a kill, instead of Sidekiq's defaults: pass the
-    /// worker's, [`DeadLimits::of`] its config.
+    /// worker's, [`WorkerConfig::dead_limits`](crate::worker::WorkerConfig::dead_limits).
     pub fn dead_limits(mut self, limits: DeadLimits) -> Self {
         self.dead_limits = limits;
         self

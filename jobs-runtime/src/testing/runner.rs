@@ -6,8 +6,8 @@ use crate::error::Error;
 use crate::payload::Payload;
 use crate::registry::Registry;
 use crate::state::JobState;
+use crate::worker::execute::execute;
 use crate::worker::middleware::DynServerMiddleware;
-use crate::worker::processor::execute_with;
 
 /// What a test gives the jobs it runs: `#[state]` values and server middleware.
 #[derive(Clone, Default)]
@@ -22,7 +22,7 @@ impl Runner {
     /// timeout), catch a panic. A failure is [`Error::Failed`].
     pub(crate) async fn run(&self, payload: &Payload) -> Result<(), Error> {
         let registry = Registry::from_inventory()?;
-        execute_with(&registry, &self.state, &self.middleware, payload)
+        execute(&registry, &self.state, &self.middleware, payload)
             .await
             .map_err(|error| Error::Failed {
                 class: payload.class.clone(),

@@ -10,9 +10,12 @@
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
-use super::Shared;
+use super::backoff::persist;
+use super::in_flight::InFlight;
 use super::settle::PERSIST_FOR;
+use crate::client::Client;
 
 /// The most acknowledgements one round trip carries.
 const MAX_BATCH: usize = 1_000;
@@ -20,35 +23,61 @@ const MAX_BATCH: usize = 1_000;
 /// How many finished jobs may wait for their acknowledgement before a finishing job waits.
 const QUEUE: usize = 8_192;
 
+/// What the acker is asked.
 enum Message {
+    /// Acknowledge the job held under `ticket`, stored as `json`.
     Ack { ticket: u64, json: String },
+    /// Say when every acknowledgement asked before has landed.
     Flush(oneshot::Sender<()>),
 }
 
-/// The sending side, held by [`Shared`].
+/// The sending side, held by the worker's shared state.
+#[derive(Debug)]
 pub(crate) struct Acker {
+    /// Where acknowledgements go.
     sender: mpsc::Sender<Message>,
 }
 
-/// The receiving side, for [`run`].
-pub(crate) struct Acks {
+/// The loop that sends the acknowledgements, a batch per round trip.
+pub(crate) struct AckLoop {
+    /// What the [`Acker`] sends.
     receiver: mpsc::Receiver<Message>,
+    /// The Redis and namespace of the working list.
+    client: Client,
+    /// This process's working list.
+    working: String,
+    /// The held jobs, which an acknowledgement releases.
+    in_flight: Arc<InFlight>,
 }
 
 impl Acker {
-    pub(crate) fn new() -> (Self, Acks) {
+    /// An acker and the loop that serves it, acknowledging jobs of `working` held in
+    /// `in_flight`.
+    pub(crate) fn new(
+        client: Client,
+        working: String,
+        in_flight: Arc<InFlight>,
+    ) -> (Self, AckLoop) {
         let (sender, receiver) = mpsc::channel(QUEUE);
-        (Self { sender }, Acks { receiver })
+        let ack_loop = AckLoop {
+            receiver,
+            client,
+            working,
+            in_flight,
+        };
+        (Self { sender }, ack_loop)
     }
 
     /// Queues the acknowledgement of the job tracked as `ticket`, stored as `json`.
     pub(crate) async fn ack(&self, ticket: u64, json: String) {
-        // The receiver lives until the worker has stopped, so a send fails only after that,
-        // when the job stays in the working list for the next start to find.
+        // The loop lives until the worker has stopped taking and running jobs, so a send
+        // fails only after that, when the job stays in the working list for the next start
+        // (or the hand-back) to find.
         let _ = self.sender.send(Message::Ack { ticket, json }).await;
     }
 
-    /// Waits until every acknowledgement queued so far has landed (or was given up on).
+    /// Waits until every acknowledgement queued so far has landed (or was given up on): one
+    /// round of the loop.
     pub(crate) async fn flush(&self) {
         let (done, landed) = oneshot::channel();
         if self.sender.send(Message::Flush(done)).await.is_ok() {
@@ -57,65 +86,66 @@ impl Acker {
     }
 }
 
-/// The task running [`run`], aborted when dropped (after a flush, or on an early return).
-pub(crate) struct AckTask(tokio::task::JoinHandle<()>);
-
-impl AckTask {
-    pub(crate) fn spawn(shared: Arc<Shared>, acks: Acks) -> Self {
-        Self(tokio::spawn(run(shared, acks)))
-    }
-}
-
-impl Drop for AckTask {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Sends the queued acknowledgements, a batch per round trip, until the worker aborts it.
-async fn run(shared: Arc<Shared>, mut acks: Acks) {
-    let mut batch: Vec<(u64, String)> = Vec::with_capacity(MAX_BATCH);
-    let mut flushes = Vec::new();
-    while let Some(first) = acks.receiver.recv().await {
-        let mut next = Some(first);
-        while let Some(message) = next {
-            match message {
-                Message::Ack { ticket, json } => batch.push((ticket, json)),
-                Message::Flush(done) => flushes.push(done),
-            }
-            next = if batch.len() < MAX_BATCH {
-                acks.receiver.try_recv().ok()
-            } else {
-                None
+impl AckLoop {
+    /// Sends the queued acknowledgements until `shutdown`, which shutdown gives it right after
+    /// its last [`flush`](Acker::flush), before the working list's leftovers are handed back.
+    /// Cancellation-safe between batches; a batch in flight is finished first.
+    pub(crate) async fn run(mut self, shutdown: CancellationToken) {
+        let mut batch: Vec<(u64, String)> = Vec::with_capacity(MAX_BATCH);
+        let mut flushes = Vec::new();
+        loop {
+            let first = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => return,
+                message = self.receiver.recv() => match message {
+                    Some(message) => message,
+                    None => return,
+                },
             };
-        }
-        if !batch.is_empty() {
-            let mut pipeline = redis::pipe();
-            for (_, json) in &batch {
-                // From the tail: jobs enter the working list at its head, so a finished job,
-                // taken before the ones still waiting, is found within a few entries.
-                pipeline
-                    .cmd("LREM")
-                    .arg(shared.working())
-                    .arg(-1)
-                    .arg(json)
-                    .ignore();
+            let mut next = Some(first);
+            while let Some(message) = next {
+                match message {
+                    Message::Ack { ticket, json } => batch.push((ticket, json)),
+                    Message::Flush(done) => flushes.push(done),
+                }
+                next = if batch.len() < MAX_BATCH {
+                    self.receiver.try_recv().ok()
+                } else {
+                    None
+                };
             }
-            // Redis unreachable past the deadline: the jobs stay in the working list, no longer
-            // held, so the fetcher's sweep or shutdown's hand-back runs them again (at least
-            // once, never lost).
-            let deadline = tokio::time::Instant::now() + PERSIST_FOR;
-            shared
-                .persist("acknowledge", deadline, || {
-                    shared.redis().query::<()>(&pipeline)
-                })
-                .await;
-            for (ticket, _) in batch.drain(..) {
-                shared.untrack(ticket);
+            if !batch.is_empty() {
+                self.send(&mut batch).await;
+            }
+            for done in flushes.drain(..) {
+                let _ = done.send(());
             }
         }
-        for done in flushes.drain(..) {
-            let _ = done.send(());
+    }
+
+    /// Takes a batch of finished jobs off the working list in one round trip and releases them.
+    async fn send(&self, batch: &mut Vec<(u64, String)>) {
+        let mut pipeline = redis::pipe();
+        for (_, json) in batch.iter() {
+            // From the tail: jobs enter the working list at its head, so a finished job,
+            // taken before the ones still waiting, is found within a few entries.
+            pipeline
+                .cmd("LREM")
+                .arg(&self.working)
+                .arg(-1)
+                .arg(json)
+                .ignore();
+        }
+        // Redis unreachable past the deadline: the jobs stay in the working list, no longer
+        // held, so the fetcher's sweep or shutdown's hand-back runs them again (at least
+        // once, never lost).
+        let deadline = tokio::time::Instant::now() + PERSIST_FOR;
+        persist("acknowledge", deadline, || {
+            self.client.redis().query::<()>(&pipeline)
+        })
+        .await;
+        for (ticket, _) in batch.drain(..) {
+            self.in_flight.untrack(ticket);
         }
     }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use yaml_rust2::{Yaml, YamlLoader};
 
 use super::order::{MAX_WEIGHT, QueueSpec};
+use crate::api::DeadLimits;
 use crate::error::Error;
 
 /// Everything that shapes a worker. Built from defaults, a config file and flags
@@ -82,8 +83,8 @@ impl Default for WorkerConfig {
             log_format: super::LogFormat::Text,
             web: None,
             max_retries: 25,
-            dead_max_jobs: 10_000,
-            dead_timeout: Duration::from_secs(180 * 24 * 60 * 60),
+            dead_max_jobs: DeadLimits::default().max_jobs,
+            dead_timeout: DeadLimits::default().timeout,
             average_scheduled_poll_interval: Duration::from_secs(5),
             poll_interval_average: None,
             heartbeat_interval: Duration::from_secs(10),
@@ -118,6 +119,39 @@ const RUBY_ONLY_KEYS: &[&str] = &[
 ];
 
 impl WorkerConfig {
+    /// Checks settings that cannot work together, before the worker connects: the heartbeat's
+    /// TTL must be at least twice its interval, and there must be a queue to take from.
+    pub fn validate(&self) -> Result<(), Error> {
+        let error = |reason: String| Error::Config {
+            origin: "the worker's settings".to_owned(),
+            reason,
+        };
+        if self.heartbeat_ttl < self.heartbeat_interval * 2 {
+            return Err(error(format!(
+                "the heartbeat TTL ({:?}) must be at least twice its interval ({:?}), or live \
+                 processes would be presumed dead",
+                self.heartbeat_ttl, self.heartbeat_interval
+            )));
+        }
+        if self.queues.is_empty() {
+            return Err(error(
+                "there are no queues to take jobs from; name at least one with -q, `:queues:` \
+                 or `.queues([...])`"
+                    .to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// How this worker trims the dead set: its `dead_max_jobs` and `dead_timeout`. Give it to
+    /// the admin API and the dashboard so that a kill there trims as the worker does.
+    pub fn dead_limits(&self) -> DeadLimits {
+        DeadLimits {
+            max_jobs: self.dead_max_jobs,
+            timeout: self.dead_timeout,
+        }
+    }
+
     /// Applies the config file at `path` for `self.environment`.
     pub fn load_file(&mut self, path: &Path) -> Result<(), Error> {
         let origin = path.display().to_string();

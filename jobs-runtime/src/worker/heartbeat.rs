@@ -12,48 +12,57 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
-use super::Shared;
+use super::config::WorkerConfig;
 use super::control::Control;
 use super::hooks::Lifecycle;
+use super::identity;
+use super::order::QueueOrder;
+use super::shared::Shared;
+use super::tasks::sleep_or;
 use crate::error::Error;
 use crate::timestamp::Timestamp;
 
 /// One process's heartbeat.
 pub(crate) struct Heartbeat {
+    /// The process it speaks for.
     shared: Arc<Shared>,
+    /// Where the dashboard's signals go, and whether the process is quiet.
     control: Control,
     /// The `info` JSON, written every beat (Sidekiq caches it too).
     info: String,
+    /// The time between beats.
     interval: Duration,
+    /// How long a beat keeps the process alive.
     ttl: Duration,
 }
 
 impl Heartbeat {
+    /// The heartbeat of the process `shared`, configured by `config`, taking from `order`.
     pub(crate) fn new(
         shared: Arc<Shared>,
         control: Control,
-        info: serde_json::Value,
-        interval: Duration,
-        ttl: Duration,
+        config: &WorkerConfig,
+        order: &QueueOrder,
     ) -> Self {
+        let info = process_info(&shared.identity, config, order).to_string();
         Self {
             shared,
             control,
-            info: info.to_string(),
-            interval,
-            ttl,
+            info,
+            interval: config.heartbeat_interval,
+            ttl: config.heartbeat_ttl,
         }
     }
 
-    /// Beats until `until` is cancelled: through shutdown too, so that a process waiting for
-    /// its jobs to finish is not presumed dead (the caller clears the heartbeat after the last
-    /// job). Cancellation-safe: each beat is one transaction.
-    pub(crate) async fn run(&self, until: tokio_util::sync::CancellationToken) {
+    /// Beats until `shutdown`, which comes after the last job is handed back, so that a process
+    /// waiting for its jobs to finish is not presumed dead (the launcher then clears the
+    /// heartbeat). Cancellation-safe: each beat is one transaction.
+    pub(crate) async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         loop {
-            tokio::select! {
-                () = until.cancelled() => return,
-                () = tokio::time::sleep(self.interval) => {}
+            if sleep_or(&shutdown, self.interval).await {
+                return;
             }
             if let Err(error) = self.beat().await {
                 tracing::warn!(%error, "cannot write the heartbeat; will try again");
@@ -77,7 +86,7 @@ impl Heartbeat {
         // Sidekiq 6.4.2+ reads `:work`, 6.4.0 and 6.4.1 `:workers`: write both.
         let work_keys = [keys.process_work(identity), keys.process_workers(identity)];
         let ttl = self.ttl.as_millis().max(1) as i64;
-        let running = shared.running_jobs();
+        let running = shared.in_flight.running();
         let mut pipeline = redis::pipe();
         pipeline.atomic();
         pipeline.sadd(keys.processes(), identity).ignore();
@@ -98,9 +107,13 @@ impl Heartbeat {
         pipeline.pexpire(&process, ttl).ignore();
         let fields: Vec<(String, String)> = running
             .iter()
-            .map(|(tid, job, run_at)| {
-                let value = json!({"queue": job.queue, "payload": job.json, "run_at": run_at});
-                (tid.clone(), value.to_string())
+            .map(|running| {
+                let value = json!({
+                    "queue": running.job.queue,
+                    "payload": running.job.json,
+                    "run_at": running.since,
+                });
+                (running.tid.clone(), value.to_string())
             })
             .collect();
         for work in &work_keys {
@@ -137,7 +150,7 @@ impl Heartbeat {
         let left: u64 = self
             .shared
             .redis()
-            .command(redis::cmd("LLEN").arg(self.shared.working()))
+            .command(redis::cmd("LLEN").arg(&self.shared.working))
             .await?;
         let mut pipeline = redis::pipe();
         pipeline.srem(keys.processes(), identity).ignore();
@@ -149,6 +162,21 @@ impl Heartbeat {
         }
         self.shared.redis().query::<()>(&pipeline).await
     }
+}
+
+/// The heartbeat's `info` JSON, with Sidekiq's fields.
+fn process_info(identity: &str, config: &WorkerConfig, order: &QueueOrder) -> serde_json::Value {
+    json!({
+        "hostname": identity::hostname(),
+        "started_at": Timestamp::now(),
+        "pid": std::process::id(),
+        "tag": config.tag.clone().unwrap_or_default(),
+        "concurrency": config.concurrency,
+        "queues": order.names(),
+        "labels": config.labels,
+        "identity": identity,
+        "version": concat!("jobs ", env!("CARGO_PKG_VERSION")),
+    })
 }
 
 /// This process's resident memory in kilobytes, from `/proc/self/status` (0 where unknown).

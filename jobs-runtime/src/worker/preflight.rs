@@ -2,7 +2,7 @@
 //! `INFO` read through [`RedisInfo`]: a version too old for reliable fetch stops the worker with
 //! an error that says so; an eviction policy that may drop queues is logged, as Sidekiq does.
 
-use super::Shared;
+use super::shared::Shared;
 use crate::api::RedisInfo;
 use crate::error::Error;
 

@@ -1,20 +1,20 @@
-//! Running one job: decode it, run it through the middleware with its time limit, catch a
-//! panic, log the outcome as Sidekiq's job logger does, and settle it.
+//! Processing one job taken from a queue: decode it, run it ([`execute`]), log the outcome as
+//! Sidekiq's job logger does, count it, and settle a failure by Sidekiq's retry rules. A
+//! success's acknowledgement is left to the caller, which batches them (`ack.rs`).
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use tracing::Instrument;
 
-use super::Shared;
-use super::fetch::Fetched;
-use super::middleware::{DynServerMiddleware, Next};
-use crate::context::JobContext;
+use super::execute::execute;
+use super::hooks::Exhausted;
+use super::retry::{Decision, describe_delay};
+use super::settle::Outcome;
+use super::shared::Shared;
+use super::unit::{Fetched, RECOVERIES};
 use crate::job_error::JobError;
-use crate::panic::{catch_panic, catch_panic_now};
 use crate::payload::Payload;
-use crate::registry::Registry;
-use crate::state::JobState;
+use crate::timestamp::Timestamp;
 
 /// How a job run ended, for its task.
 pub(crate) enum Processed {
@@ -39,7 +39,7 @@ pub(crate) async fn process(shared: &Shared, fetched: Fetched) -> Processed {
             tracing::error!(queue = %fetched.queue, %reason, "invalid job JSON");
             shared.counters.record(true);
             // Boxed, as the failure path below: rare paths stay out of every job's future.
-            Box::pin(shared.bury_invalid(&fetched, &reason)).await;
+            Box::pin(shared.settler.bury_invalid(&fetched, &reason)).await;
             return Processed::Settled;
         }
     };
@@ -54,10 +54,17 @@ pub(crate) async fn process(shared: &Shared, fetched: Fetched) -> Processed {
         .await
 }
 
+/// Runs a decoded job, logs and counts its outcome, and settles it if it failed.
 async fn run_and_settle(shared: &Shared, fetched: Fetched, payload: Payload) -> Processed {
     tracing::info!("start");
     let started = Instant::now();
-    let result = execute(shared, &payload).await;
+    let result = execute(
+        &shared.registry,
+        &shared.state,
+        &shared.middleware,
+        &payload,
+    )
+    .await;
     let elapsed = started.elapsed().as_secs_f64();
     shared.counters.record(result.is_err());
     match result {
@@ -73,65 +80,55 @@ async fn run_and_settle(shared: &Shared, fetched: Fetched, payload: Payload) -> 
                 "fail"
             );
             shared.hooks.failed(&error, &payload);
-            Box::pin(shared.fail(&fetched, payload, error)).await;
+            Box::pin(fail(shared, &fetched, payload, error)).await;
             Processed::Settled
         }
     }
 }
 
-/// Finds the job type, decodes the arguments and runs the job through the middleware, with
-/// its timeout; a panic anywhere in there is a failure of class `Panic`.
-async fn execute(shared: &Shared, payload: &Payload) -> Result<(), JobError> {
-    execute_with(&shared.registry, &shared.state, &shared.middleware, payload).await
-}
-
-/// [`execute`] with its parts given one by one, so that `jobs::testing` runs jobs exactly as
-/// a worker does.
-pub(crate) async fn execute_with(
-    registry: &Registry,
-    state: &JobState,
-    middleware: &[Arc<dyn DynServerMiddleware>],
-    payload: &Payload,
-) -> Result<(), JobError> {
-    let Some(registration) = registry.get(&payload.class) else {
-        return Err(unknown_job(registry, &payload.class));
-    };
-    let context = JobContext::from_payload(payload);
-    // Decoding runs user `Deserialize` code, which may panic too.
-    let decoded = catch_panic_now(|| registration.run(payload.args.clone(), context, state))?;
-    let job = decoded.map_err(|error| {
-        JobError::msg(format!(
-            "cannot decode the arguments of {} (jid {}): {error}",
-            payload.class, payload.jid
-        ))
-        .with_class("jobs::ArgumentError")
-    })?;
-    let guarded = catch_panic(Next::new(middleware, payload, job).run());
-    match registration.options().timeout {
-        None => guarded.await,
-        Some(limit) => tokio::time::timeout(limit, guarded)
-            .await
-            .unwrap_or_else(|_| {
-                Err(JobError::msg(format!(
-                    "{} ran longer than its timeout of {limit:?} and was cancelled",
-                    payload.class
-                ))
-                .with_class("jobs::Timeout"))
-            }),
-    }
-}
-
-fn unknown_job(registry: &Registry, class: &str) -> JobError {
-    let known: Vec<&str> = registry.iter().map(|job| job.name()).collect();
-    JobError::msg(format!(
-        "no job named `{class}` is registered in this worker (it runs: {}); define it with \
-         #[job] in the worker's binary (or set #[job(name = \"{class}\")] on the matching job), \
-         or keep this queue for the processes that define it",
-        if known.is_empty() {
-            "nothing".to_owned()
-        } else {
-            known.join(", ")
+/// Settles a failed job by Sidekiq's rules (`retry.rs`): into the retry set, into the dead set
+/// once its retries run out, or dropped; the hooks hear of a death.
+async fn fail(shared: &Shared, fetched: &Fetched, mut payload: Payload, error: JobError) {
+    // It ran to the end, so it did not kill its process: its recovery count starts over.
+    payload.extra.remove(RECOVERIES);
+    let settler = &shared.settler;
+    let now = Timestamp::now();
+    let decision = shared
+        .policy
+        .on_failure(&mut payload, &error, now, &mut rand::rng());
+    match decision {
+        Decision::Retry { at } => match payload.to_json() {
+            Ok(json) => {
+                tracing::info!(
+                    retry_count = payload.retry_count,
+                    next_attempt = %describe_delay(at, now),
+                    "retrying"
+                );
+                settler
+                    .settle(fetched, Outcome::Retry { json: &json, at })
+                    .await;
+            }
+            Err(encode) => settler.bury_invalid(fetched, &encode.to_string()).await,
+        },
+        Decision::Exhausted { killed } => {
+            let discard = shared.hooks.exhausted(&payload, &error) == Exhausted::Discard
+                || payload.dead == Some(false);
+            if discard {
+                tracing::warn!(killed, "retries exhausted; discarded");
+                settler.acknowledge(fetched).await;
+            } else {
+                tracing::warn!(killed, "retries exhausted; moved to the dead set");
+                match payload.to_json() {
+                    Ok(json) => settler.settle(fetched, Outcome::Dead { json: &json }).await,
+                    Err(encode) => settler.bury_invalid(fetched, &encode.to_string()).await,
+                }
+            }
+            shared.hooks.died(&payload, &error);
         }
-    ))
-    .with_class("jobs::UnknownJob")
+        Decision::Discard => {
+            tracing::warn!("not retried (retry: false or discarded); dropped");
+            settler.acknowledge(fetched).await;
+            shared.hooks.died(&payload, &error);
+        }
+    }
 }

@@ -12,40 +12,60 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
+use tokio_util::sync::CancellationToken;
 
-use super::Shared;
-use super::control::Control;
-use super::fetch::Fetched;
 use super::settle::{HAND_BACK_FOR, Outcome};
+use super::shared::Shared;
+use super::tasks::sleep_or;
+use super::unit::{Fetched, RECOVERIES};
 use crate::error::Error;
 use crate::payload::Payload;
 use crate::redis::scripts;
 use crate::timestamp::Timestamp;
 
-/// The payload key counting how often a job was recovered from a dead process.
-pub(crate) const RECOVERIES: &str = "jobs_recoveries";
-
 /// How long the recovery lock lasts: recovering one list takes milliseconds, and a recovery
 /// cut short (Redis died under it) must not block the next attempt for long.
 const LOCK_SECONDS: u64 = 10;
 
-/// Sweeps for dead processes until the worker stops.
-pub(crate) async fn run(shared: Arc<Shared>, control: Control, interval: Duration, max: u32) {
-    loop {
-        // ±20 % so that processes started together do not sweep together.
-        let pause = interval.mul_f64(rand::rng().random_range(0.8..1.2));
-        tokio::select! {
-            () = control.stopped() => return,
-            () = tokio::time::sleep(pause) => {}
+/// The loop that looks for dead processes' jobs.
+pub(crate) struct Recovery {
+    /// The live process that recovers.
+    shared: Arc<Shared>,
+    /// The average time between sweeps.
+    interval: Duration,
+}
+
+impl Recovery {
+    /// Sweeps about every `interval`, burying a job recovered more than the process's
+    /// `max_recoveries`.
+    pub(crate) fn new(shared: Arc<Shared>, interval: Duration) -> Self {
+        Self { shared, interval }
+    }
+
+    /// Sweeps until `shutdown` (the stop phase). Cancellation-safe between sweeps; a sweep cut
+    /// short leaves each job either moved or where it was, and its lock expires by itself.
+    pub(crate) async fn run(self, shutdown: CancellationToken) {
+        loop {
+            // ±20 % so that processes started together do not sweep together.
+            let pause = self.interval.mul_f64(rand::rng().random_range(0.8..1.2));
+            if sleep_or(&shutdown, pause).await {
+                return;
+            }
+            if let Err(error) = self.sweep().await {
+                tracing::warn!(%error, "cannot look for dead processes' jobs; will try again");
+            }
         }
-        if let Err(error) = recover_dead(&shared, max).await {
-            tracing::warn!(%error, "cannot look for dead processes' jobs; will try again");
-        }
+    }
+
+    /// One round: hands back the jobs of every dead process this one can lock; returns how
+    /// many.
+    pub(crate) async fn sweep(&self) -> Result<usize, Error> {
+        recover_dead(&self.shared, self.shared.max_recoveries).await
     }
 }
 
-/// Hands back the jobs of every dead process this one can lock; returns how many.
-pub(crate) async fn recover_dead(shared: &Shared, max_recoveries: u32) -> Result<usize, Error> {
+/// Hands back the jobs of every dead process `shared` can lock; returns how many.
+async fn recover_dead(shared: &Shared, max_recoveries: u32) -> Result<usize, Error> {
     let keys = shared.keys();
     let members: Vec<String> = shared
         .redis()
@@ -122,6 +142,7 @@ async fn recover_one(shared: &Shared, identity: &str, max: u32) -> Result<usize,
                 // Only while the owner is still dead: a beat since means the jobs are its own.
                 let heartbeat = keys.process(identity);
                 shared
+                    .settler
                     .settle_in(&list, &fetched, outcome, deadline, Some(&heartbeat))
                     .await;
             }
@@ -131,7 +152,10 @@ async fn recover_one(shared: &Shared, identity: &str, max: u32) -> Result<usize,
                     json: json.clone(),
                 };
                 let reason = format!("a dead process held an entry that is not a job ({error})");
-                shared.bury_invalid_in(&list, &fetched, &reason).await;
+                shared
+                    .settler
+                    .bury_invalid_in(&list, &fetched, &reason)
+                    .await;
             }
         }
     }
@@ -177,8 +201,9 @@ fn recovered(mut payload: Payload, original: &str, identity: &str, max: u32) -> 
 
 #[cfg(test)]
 mod tests {
-    use super::{RECOVERIES, recovered};
+    use super::recovered;
     use crate::payload::Payload;
+    use crate::worker::unit::RECOVERIES;
 
     #[test]
     fn counts_recoveries_and_buries_past_the_limit() {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use super::backtrace;
+use crate::backtrace;
 use crate::job_error::{JobError, RetryOverride};
 use crate::options::{Backtrace, Retry};
 use crate::payload::Payload;
@@ -299,7 +299,7 @@ mod tests {
         payload.backtrace = Some(Backtrace::All);
         let io = std::io::Error::other("disk full");
         fail(&mut payload, &JobError::from(io));
-        let lines = super::backtrace::decode(&payload.error_backtrace.unwrap()).unwrap();
+        let lines = crate::backtrace::decode(&payload.error_backtrace.unwrap()).unwrap();
         assert_eq!(lines, ["disk full"]);
     }
 }

@@ -14,10 +14,10 @@ use std::time::Duration;
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
-use super::settle::invalid_entry;
+use super::tasks::sleep_or;
 use crate::client::Client;
 use crate::error::Error;
-use crate::payload::Payload;
+use crate::payload::{Payload, invalid_entry};
 use crate::redis::scripts;
 use crate::timestamp::Timestamp;
 
@@ -35,6 +35,7 @@ pub async fn enqueue_due(client: &Client) -> Result<usize, Error> {
 
 /// The poller of one worker.
 pub(crate) struct Scheduler {
+    /// The Redis and namespace of the sets and queues.
     client: Client,
     /// A fixed average pause, when configured.
     fixed_average: Option<Duration>,
@@ -43,6 +44,8 @@ pub(crate) struct Scheduler {
 }
 
 impl Scheduler {
+    /// A poller pausing `fixed_average` between rounds, or else `per_process` times the number
+    /// of live processes.
     pub(crate) fn new(
         client: Client,
         fixed_average: Option<Duration>,
@@ -55,14 +58,14 @@ impl Scheduler {
         }
     }
 
-    /// Polls until `quiet` is cancelled. Cancellation-safe: a round either moved a member
-    /// atomically or did not.
-    pub(crate) async fn run(self, quiet: CancellationToken) {
+    /// Polls until `shutdown` (the quiet phase). Cancellation-safe: a round either moved a
+    /// member atomically or did not.
+    pub(crate) async fn run(self, shutdown: CancellationToken) {
         let first = self
             .fixed_average
             .unwrap_or(Duration::from_secs(1))
             .mul_f64(rand::rng().random::<f64>());
-        if sleep_or_quit(&quiet, first).await {
+        if sleep_or(&shutdown, first).await {
             return;
         }
         loop {
@@ -70,7 +73,7 @@ impl Scheduler {
                 tracing::warn!(%error, "cannot move due scheduled jobs; will try again");
             }
             let pause = self.pause().await;
-            if sleep_or_quit(&quiet, pause).await {
+            if sleep_or(&shutdown, pause).await {
                 return;
             }
         }
@@ -108,6 +111,8 @@ impl Scheduler {
         Ok(moved)
     }
 
+    /// Moves the members `due` of `set` to their queues (or, for an entry that is not a job,
+    /// to the dead set) in one script call; returns how many moved.
     async fn promote(&self, set: &str, due: &[String], now: Timestamp) -> Result<usize, Error> {
         let keys = self.client.keys();
         let mut queue_keys: Vec<String> = Vec::new();
@@ -171,13 +176,5 @@ impl Scheduler {
         } else {
             average.mul_f64(random * 2.0)
         }
-    }
-}
-
-/// Sleeps; `true` when `quiet` was cancelled first.
-async fn sleep_or_quit(quiet: &CancellationToken, duration: Duration) -> bool {
-    tokio::select! {
-        () = quiet.cancelled() => true,
-        () = tokio::time::sleep(duration) => false,
     }
 }

@@ -13,6 +13,8 @@ use std::time::Duration;
 use sd_notify::NotifyState;
 use tokio_util::sync::CancellationToken;
 
+use super::tasks::sleep_or;
+
 /// Sends the worker's notifications, if a service manager asked for them.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Notifier {
@@ -40,19 +42,12 @@ impl Notifier {
         ]);
     }
 
-    /// Pings the watchdog at half its interval until `until` is cancelled; returns at once
-    /// when no watchdog is set. Cancellation-safe.
-    pub(crate) async fn run_watchdog(self, until: CancellationToken) {
-        let Some(interval) = self.watchdog_interval() else {
-            return;
-        };
-        loop {
-            self.send(&[NotifyState::Watchdog]);
-            tokio::select! {
-                () = until.cancelled() => return,
-                () = tokio::time::sleep(interval) => {}
-            }
-        }
+    /// The watchdog loop, if systemd set a watchdog for this process.
+    pub(crate) fn watchdog(self) -> Option<Watchdog> {
+        self.watchdog_interval().map(|interval| Watchdog {
+            notifier: self,
+            interval,
+        })
     }
 
     /// Half the watchdog's timeout, if systemd set one for this process.
@@ -65,6 +60,7 @@ impl Notifier {
             .map(|timeout| timeout / 2)
     }
 
+    /// Sends `states`, if a service manager asked for them.
     fn send(self, states: &[NotifyState<'_>]) {
         if !self.enabled {
             return;
@@ -72,5 +68,32 @@ impl Notifier {
         if let Err(error) = sd_notify::notify(states) {
             tracing::warn!(%error, "cannot notify systemd (NOTIFY_SOCKET)");
         }
+    }
+}
+
+/// The loop that pings systemd's watchdog.
+#[derive(Debug)]
+pub(crate) struct Watchdog {
+    /// Where the pings go.
+    notifier: Notifier,
+    /// Half the watchdog's timeout.
+    interval: Duration,
+}
+
+impl Watchdog {
+    /// Pings at half the watchdog's timeout until `shutdown`, which comes after the heartbeat
+    /// is cleared: a worker shutting down is alive until it exits. Cancellation-safe.
+    pub(crate) async fn run(self, shutdown: CancellationToken) {
+        loop {
+            self.ping();
+            if sleep_or(&shutdown, self.interval).await {
+                return;
+            }
+        }
+    }
+
+    /// One round: `WATCHDOG=1`.
+    pub(crate) fn ping(&self) {
+        self.notifier.send(&[NotifyState::Watchdog]);
     }
 }

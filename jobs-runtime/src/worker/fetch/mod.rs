@@ -1,32 +1,34 @@
-//! Reliable fetch: taking jobs from the queues into this process's working list.
+//! Reliable fetch: taking jobs from the queues into this process's working list, and starting
+//! a task for each.
 //!
 //! A job taken is moved, in one atomic Redis step, from `queue:<q>` to `jobs:working:<identity>`,
 //! and stays there until it is settled (acknowledged, retried, buried or handed back), so a
 //! process killed at any moment loses no job. Two ways in:
 //!
-//! - **busy**: one Lua script takes as many jobs as there are free slots, in this fetch's queue
-//!   order (`scripts/fetch.lua`);
-//! - **idle**: when every queue is empty, one `BLMOVE` per queue waits on its own connection,
-//!   so a push wakes the worker within a round trip, with no polling. A `BLMOVE` still waiting
-//!   when another returns is left to finish; the job it may bring is already in the working
-//!   list, and is run (or handed back at shutdown) when it arrives. Going quiet cuts the waits
-//!   short with `CLIENT UNBLOCK` where Redis allows it, so quiet and stop take milliseconds,
-//!   not up to [`BLOCK`].
+//! - **busy** (here): one Lua script takes as many jobs as there are free slots, and more, in
+//!   this fetch's queue order (`scripts/fetch.lua`);
+//! - **idle** ([`idle`]): when every queue is empty, one `BLMOVE` per queue waits on its own
+//!   connection.
 
-use std::collections::{HashMap, VecDeque};
+mod idle;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::Shared;
+pub(crate) use idle::{BLOCK, IdleFetch};
+
 use super::order::QueueOrder;
 use super::processor::{Processed, process};
+use super::settle::HAND_BACK_FOR;
+use super::shared::Shared;
+use super::tasks::sleep_or;
+use super::unit::Fetched;
 use crate::error::Error;
-use crate::redis::{is_connection_error, scripts};
+use crate::redis::scripts;
 
 /// The most jobs one fetch takes.
 const MAX_BATCH: usize = 100;
@@ -34,27 +36,23 @@ const MAX_BATCH: usize = 100;
 /// The fewest jobs a fetch asks for when it asks for more than the free slots.
 const PREFETCH_MIN: usize = 20;
 
-/// How long an idle `BLMOVE` blocks on the server before it returns empty (Sidekiq's 2 s).
-pub(crate) const BLOCK: Duration = Duration::from_secs(2);
-
-/// A job taken from a queue, exactly as it was stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Fetched {
-    /// The queue it was taken from (`<q>` of `queue:<q>`).
-    pub(crate) queue: String,
-    /// Its JSON, byte for byte: the key for removing it from the working list.
-    pub(crate) json: String,
-}
-
 /// A fetch running on a task of its own.
 type Refill = tokio::task::JoinHandle<Result<Vec<Fetched>, Error>>;
 
-/// Takes jobs and starts a task for each.
+/// Takes jobs and starts a task for each: the worker's main loop while it takes jobs.
 pub(crate) struct Fetcher {
+    /// What every job's task is given.
     shared: Arc<Shared>,
+    /// The queues, and the order to take from them in.
     order: QueueOrder,
+    /// The queues' keys, in the order of [`QueueOrder::names`].
     queue_keys: Vec<String>,
-    watchers: Watchers,
+    /// The concurrency slots: a job's task holds one until the job is settled.
+    slots: Arc<Semaphore>,
+    /// Stop when the queues are empty and no job runs (`Worker::drain`), rather than wait.
+    until_idle: bool,
+    /// The idle `BLMOVE`s and the jobs taken but not started.
+    idle: IdleFetch,
     /// A fetch taking the next batch while the last one runs (strict order only), and how
     /// many jobs it asked for.
     refill: Option<(usize, Refill)>,
@@ -64,7 +62,14 @@ pub(crate) struct Fetcher {
 }
 
 impl Fetcher {
-    pub(crate) fn new(shared: Arc<Shared>, order: QueueOrder) -> Self {
+    /// A fetcher taking from `order`'s queues while `slots` has room; with `until_idle`, it
+    /// stops once the queues are empty and no job runs.
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        order: QueueOrder,
+        slots: Arc<Semaphore>,
+        until_idle: bool,
+    ) -> Self {
         let queue_keys = order
             .names()
             .iter()
@@ -74,22 +79,22 @@ impl Fetcher {
             shared,
             order,
             queue_keys,
-            watchers: Watchers::new(),
+            slots,
+            until_idle,
+            idle: IdleFetch::new(),
             refill: None,
             backlog: false,
         }
     }
 
-    /// Takes jobs while slots are free and starts one task per job, until `quiet` is cancelled
-    /// (or, with `until_idle`, until the queues are empty and no job runs). Returns the running
-    /// tasks and the idle watchers, for shutdown to wait on. Cancellation-safe only through
-    /// `quiet`: dropping the future could drop jobs already taken.
-    pub(crate) async fn run(
-        mut self,
-        quiet: CancellationToken,
-        slots: Arc<Semaphore>,
-        until_idle: bool,
-    ) -> (JoinSet<()>, Watchers) {
+    /// Takes jobs while slots are free and starts one task per job, until `shutdown` (the
+    /// quiet phase) or, with `until_idle`, until the queues are empty and no job runs. Returns
+    /// the running tasks and the idle fetch, for shutdown to wait on and hand back.
+    /// Cancellation-safe only through `shutdown`: dropping the future could drop jobs already
+    /// taken.
+    pub(crate) async fn run(mut self, shutdown: CancellationToken) -> (JoinSet<()>, IdleFetch) {
+        let quiet = shutdown;
+        let slots = Arc::clone(&self.slots);
         let mut tasks = JoinSet::new();
         loop {
             while let Some(finished) = tasks.try_join_next() {
@@ -111,14 +116,14 @@ impl Fetcher {
                 }
             }
 
-            if self.watchers.needs_sweep() {
+            if self.idle.needs_sweep() {
                 self.land_refill().await;
                 self.sweep().await;
             }
-            let mut jobs = self.watchers.ready(permits.len());
+            let mut jobs = self.idle.ready(permits.len());
             if jobs.len() < permits.len() && self.refill.is_some() {
                 self.land_refill().await;
-                jobs.extend(self.watchers.ready(permits.len() - jobs.len()));
+                jobs.extend(self.idle.ready(permits.len() - jobs.len()));
             }
             if jobs.len() < permits.len() {
                 let short = permits.len() - jobs.len();
@@ -129,17 +134,17 @@ impl Fetcher {
                         // Taken beyond the free slots: in the working list already, started
                         // as slots free up (and handed back at shutdown like any pending job).
                         if taken.len() > short {
-                            self.watchers.pending.extend(taken.split_off(short));
+                            self.idle.pending.extend(taken.split_off(short));
                         }
                         jobs.extend(taken);
                     }
                     Err(error) => {
                         // The script may have moved jobs whose reply never came: look for them.
-                        self.watchers.sweep = true;
+                        self.idle.sweep = true;
                         tracing::warn!(%error, "cannot fetch jobs; trying again in 1 s");
                         if jobs.is_empty() {
                             drop(permits);
-                            pause(&quiet, Duration::from_secs(1)).await;
+                            sleep_or(&quiet, Duration::from_secs(1)).await;
                             continue;
                         }
                     }
@@ -148,9 +153,9 @@ impl Fetcher {
             if jobs.is_empty() {
                 // Keep one slot for the job the idle wait may bring; free the others.
                 permits.truncate(1);
-                if until_idle {
+                if self.until_idle {
                     drop(permits);
-                    if tasks.is_empty() && self.watchers.outstanding() == 0 {
+                    if tasks.is_empty() && self.idle.outstanding() == 0 {
                         break;
                     }
                     if let Some(finished) = tasks.join_next().await {
@@ -159,8 +164,8 @@ impl Fetcher {
                     continue;
                 }
                 let names = self.order.names().to_vec();
-                if let Some(job) = self.watchers.wait(&self.shared, &names, &quiet).await {
-                    if self.is_suspect(&job.json) {
+                if let Some(job) = self.idle.wait(&self.shared, &names, &quiet).await {
+                    if self.is_suspect(&job) {
                         drop(permits);
                         let queue = job.queue.clone();
                         self.hand_back(&job).await;
@@ -173,7 +178,7 @@ impl Fetcher {
             }
             let mut suspect_queue = None;
             for (job, permit) in jobs.into_iter().zip(permits) {
-                if self.is_suspect(&job.json) {
+                if self.is_suspect(&job) {
                     drop(permit);
                     suspect_queue.get_or_insert_with(|| job.queue.clone());
                     self.hand_back(&job).await;
@@ -188,7 +193,7 @@ impl Fetcher {
         }
         // Jobs a refill brought are pending, to be handed back with the others.
         self.land_refill().await;
-        (tasks, self.watchers)
+        (tasks, self.idle)
     }
 
     /// Starts taking the next batch while this one runs, when few jobs wait: the round trip
@@ -198,7 +203,7 @@ impl Fetcher {
         if !self.backlog
             || self.refill.is_some()
             || prefetch == 0
-            || self.watchers.pending.len() > prefetch / 2
+            || self.idle.pending.len() > prefetch / 2
         {
             return;
         }
@@ -219,15 +224,15 @@ impl Fetcher {
         match refill.await {
             Ok(Ok(taken)) => {
                 self.backlog = taken.len() >= wanted;
-                self.watchers.pending.extend(taken);
+                self.idle.pending.extend(taken);
             }
             Ok(Err(error)) => {
                 // The script may have moved jobs whose reply never came: look for them.
-                self.watchers.sweep = true;
+                self.idle.sweep = true;
                 tracing::warn!(%error, "cannot fetch jobs; will look in the working list");
             }
             Err(error) => {
-                self.watchers.sweep = true;
+                self.idle.sweep = true;
                 tracing::warn!(%error, "the fetch task failed; will look in the working list");
             }
         }
@@ -249,15 +254,16 @@ impl Fetcher {
     /// Whether a job is one crash away from the dead set: recovered from dead processes so
     /// often that the next recovery buries it. Such a job runs alone, so that a job is only
     /// buried for crashing processes by itself, never for being beside one that did.
-    fn is_suspect(&self, json: &str) -> bool {
-        recoveries(json) >= self.shared.max_recoveries.max(1)
+    fn is_suspect(&self, job: &Fetched) -> bool {
+        job.recoveries() >= self.shared.max_recoveries.max(1)
     }
 
     /// Hands a job back to the front of its queue; if that fails, the working list is swept
     /// later so the job still runs.
     async fn hand_back(&mut self, job: &Fetched) {
-        if !self.shared.requeue(job, settle_deadline()).await {
-            self.watchers.sweep = true;
+        let deadline = tokio::time::Instant::now() + HAND_BACK_FOR;
+        if !self.shared.settler.requeue(job, deadline).await {
+            self.idle.sweep = true;
         }
     }
 
@@ -283,8 +289,8 @@ impl Fetcher {
         // those taken ahead, nor what the idle `BLMOVE`s bring.
         self.shared.acker.flush().await;
         self.land_refill().await;
-        self.watchers.unblock(&self.shared).await;
-        for job in self.watchers.settle().await {
+        self.idle.unblock(&self.shared).await;
+        for job in self.idle.collect().await {
             self.hand_back(&job).await;
         }
         match self.take_one_from(queue).await {
@@ -294,7 +300,7 @@ impl Fetcher {
             }
             Ok(None) => {}
             Err(error) => {
-                self.watchers.sweep = true;
+                self.idle.sweep = true;
                 tracing::warn!(%error, "cannot take a recovered job; trying again later");
             }
         }
@@ -309,15 +315,15 @@ impl Fetcher {
         permit: Option<tokio::sync::OwnedSemaphorePermit>,
     ) {
         let shared = Arc::clone(&self.shared);
-        let ticket = shared.track(job.clone());
+        let ticket = shared.in_flight.track(job.clone());
         tasks.spawn(async move {
             match process(&shared, job).await {
                 Processed::Succeeded(job) => {
                     // Held until the acknowledgement lands; the slot is free once it is queued.
-                    shared.finished(ticket);
+                    shared.in_flight.finished(ticket);
                     shared.acker.ack(ticket, job.json).await;
                 }
-                Processed::Settled => shared.untrack(ticket),
+                Processed::Settled => shared.in_flight.untrack(ticket),
             }
             drop(permit);
         });
@@ -341,7 +347,7 @@ impl Fetcher {
     async fn take_one_from(&self, queue: &str) -> Result<Option<Fetched>, Error> {
         let mut invocation = scripts::FETCH.prepare_invoke();
         invocation
-            .key(self.shared.working())
+            .key(&self.shared.working)
             .key(self.shared.keys().workers())
             .key(self.shared.keys().queue(queue))
             .arg(1)
@@ -363,8 +369,8 @@ impl Fetcher {
         // What tasks hold is read before the list: a task that settles in between only makes
         // the list shorter, never makes a held job look orphaned. Only this loop starts tasks,
         // and no BLMOVE is outstanding, so nothing new enters the list meanwhile.
-        let mut held = self.shared.held();
-        for job in &self.watchers.pending {
+        let mut held = self.shared.in_flight.held();
+        for job in &self.idle.pending {
             *held.entry(job.json.clone()).or_insert(0) += 1;
         }
         let listed = match self.shared.working_list().await {
@@ -380,9 +386,9 @@ impl Fetcher {
                 continue;
             }
             tracing::info!(queue = %job.queue, "recovered a job whose fetch reply was lost");
-            self.watchers.pending.push_back(job);
+            self.idle.pending.push_back(job);
         }
-        self.watchers.swept();
+        self.idle.sweep = false;
     }
 }
 
@@ -395,9 +401,7 @@ async fn take_in_order(
     wanted: usize,
 ) -> Result<Vec<Fetched>, Error> {
     let mut invocation = scripts::FETCH.prepare_invoke();
-    invocation
-        .key(shared.working())
-        .key(shared.keys().workers());
+    invocation.key(&shared.working).key(shared.keys().workers());
     for key in keys {
         invocation.key(key);
     }
@@ -417,275 +421,10 @@ async fn take_in_order(
     Ok(jobs)
 }
 
-/// How often a job was recovered from a dead process (see `recovery.rs`); 0 for most jobs,
-/// read without parsing the whole JSON.
-fn recoveries(json: &str) -> u32 {
-    let key = format!("\"{}\":", super::recovery::RECOVERIES);
-    json.split_once(&key)
-        .map(|(_, rest)| {
-            rest.trim_start()
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect::<String>()
-        })
-        .and_then(|digits| digits.parse().ok())
-        .unwrap_or(0)
-}
-
-fn settle_deadline() -> tokio::time::Instant {
-    tokio::time::Instant::now() + super::settle::HAND_BACK_FOR
-}
-
 fn log_task_end(finished: Result<(), tokio::task::JoinError>) {
     if let Err(error) = finished
         && error.is_panic()
     {
         tracing::error!(%error, "a job task panicked outside the job");
-    }
-}
-
-async fn pause(quiet: &CancellationToken, duration: Duration) {
-    tokio::select! {
-        () = quiet.cancelled() => {}
-        () = tokio::time::sleep(duration) => {}
-    }
-}
-
-/// What one idle `BLMOVE` brought back.
-struct Watched {
-    queue: String,
-    connection: Option<WatchConnection>,
-    result: Result<Option<String>, Error>,
-}
-
-/// A connection of a queue's own for its idle `BLMOVE`.
-struct WatchConnection {
-    connection: MultiplexedConnection,
-    /// Its `CLIENT ID`, for `CLIENT UNBLOCK`; `None` when Redis would not say.
-    id: Option<i64>,
-}
-
-impl WatchConnection {
-    async fn open(shared: &Shared) -> Result<Self, Error> {
-        let mut connection = shared.redis().blocking_connection(BLOCK).await?;
-        let id = redis::cmd("CLIENT")
-            .arg("ID")
-            .query_async::<i64>(&mut connection)
-            .await
-            .ok();
-        Ok(Self { connection, id })
-    }
-}
-
-/// The idle `BLMOVE`s: one connection per queue, each with at most one command waiting.
-pub(crate) struct Watchers {
-    idle: HashMap<String, WatchConnection>,
-    /// The queues with a `BLMOVE` waiting, and the client id of its connection.
-    busy: HashMap<String, Option<i64>>,
-    pending: VecDeque<Fetched>,
-    sender: mpsc::UnboundedSender<Watched>,
-    receiver: mpsc::UnboundedReceiver<Watched>,
-    sweep: bool,
-}
-
-impl Watchers {
-    /// No watcher, and nothing pending.
-    fn new() -> Self {
-        let (sender, receiver) = mpsc::unbounded_channel();
-        Self {
-            idle: HashMap::new(),
-            busy: HashMap::new(),
-            pending: VecDeque::new(),
-            sender,
-            receiver,
-            sweep: false,
-        }
-    }
-
-    fn outstanding(&self) -> usize {
-        self.busy.len()
-    }
-
-    fn needs_sweep(&self) -> bool {
-        self.sweep && self.busy.is_empty()
-    }
-
-    fn swept(&mut self) {
-        self.sweep = false;
-    }
-
-    /// Files what a watcher brought back; `true` when it failed.
-    fn receive(&mut self, watched: Watched) -> bool {
-        self.busy.remove(&watched.queue);
-        if let Some(connection) = watched.connection {
-            self.idle.insert(watched.queue.clone(), connection);
-        }
-        match watched.result {
-            Ok(Some(json)) => {
-                self.pending.push_back(Fetched {
-                    queue: watched.queue,
-                    json,
-                });
-                false
-            }
-            Ok(None) => false,
-            Err(error) => {
-                tracing::warn!(queue = %watched.queue, %error, "waiting for jobs failed");
-                self.sweep = true;
-                true
-            }
-        }
-    }
-
-    /// Up to `max` jobs the watchers have brought back so far.
-    fn ready(&mut self, max: usize) -> Vec<Fetched> {
-        while let Ok(watched) = self.receiver.try_recv() {
-            self.receive(watched);
-        }
-        let count = max.min(self.pending.len());
-        self.pending.drain(..count).collect()
-    }
-
-    /// Waits on every queue until one brings a job, all time out, or `quiet` is cancelled.
-    async fn wait(
-        &mut self,
-        shared: &Arc<Shared>,
-        queues: &[String],
-        quiet: &CancellationToken,
-    ) -> Option<Fetched> {
-        // A BLMOVE puts jobs in the working list without the fetch script. The fetcher comes
-        // here only after the script found every queue empty, in the same pass, and the script
-        // registers this process for crash recovery (`jobs:workers`), so recovery knows whose
-        // working list the job enters even if Redis restarted empty.
-        for queue in queues {
-            if self.busy.contains_key(queue) {
-                continue;
-            }
-            let connection = match self.idle.remove(queue) {
-                Some(connection) => connection,
-                None => match WatchConnection::open(shared).await {
-                    Ok(connection) => connection,
-                    Err(error) => {
-                        tracing::warn!(%error, "cannot open a connection to wait for jobs; trying again in 1 s");
-                        pause(quiet, Duration::from_secs(1)).await;
-                        return None;
-                    }
-                },
-            };
-            self.busy.insert(queue.clone(), connection.id);
-            tokio::spawn(watch(
-                Arc::clone(shared),
-                queue.clone(),
-                connection,
-                self.sender.clone(),
-            ));
-        }
-        loop {
-            if let Some(job) = self.pending.pop_front() {
-                return Some(job);
-            }
-            if self.busy.is_empty() {
-                return None;
-            }
-            let failed = tokio::select! {
-                () = quiet.cancelled() => return None,
-                watched = self.receiver.recv() => match watched {
-                    Some(watched) => self.receive(watched),
-                    None => return None,
-                },
-            };
-            if failed {
-                // An error that comes back at once (a refused command) must not spin.
-                pause(quiet, Duration::from_secs(1)).await;
-            }
-        }
-    }
-
-    /// Waits for every outstanding `BLMOVE` (at most [`BLOCK`] plus a reply timeout) and
-    /// returns the jobs they brought that were not run.
-    async fn settle(&mut self) -> Vec<Fetched> {
-        while !self.busy.is_empty() {
-            match self.receiver.recv().await {
-                Some(watched) => {
-                    self.receive(watched);
-                }
-                None => break,
-            }
-        }
-        self.pending.drain(..).collect()
-    }
-
-    /// [`settle`](Self::settle) once the fetcher has stopped, for the caller to hand the jobs
-    /// back. The waiting `BLMOVE`s are unblocked first, so this takes a round trip rather than
-    /// up to [`BLOCK`]; where Redis refuses `CLIENT UNBLOCK` (a managed service, an ACL), they
-    /// are waited out.
-    pub(crate) async fn drain(mut self, shared: &Shared) -> Vec<Fetched> {
-        self.unblock(shared).await;
-        self.settle().await
-    }
-
-    /// Ends the waiting `BLMOVE`s as if their block had run out. One that has already taken a
-    /// job is not affected, and its job arrives as usual.
-    async fn unblock(&self, shared: &Shared) {
-        let mut pipeline = redis::pipe();
-        for id in self.busy.values().flatten() {
-            pipeline.cmd("CLIENT").arg("UNBLOCK").arg(*id).ignore();
-        }
-        if pipeline.is_empty() {
-            return;
-        }
-        if let Err(error) = shared.redis().query::<()>(&pipeline).await {
-            tracing::debug!(%error, "cannot unblock the idle fetches; waiting them out");
-        }
-    }
-}
-
-/// One `BLMOVE queue:<q> <working> RIGHT LEFT <block>`, reported back through `sender`.
-async fn watch(
-    shared: Arc<Shared>,
-    queue: String,
-    mut watching: WatchConnection,
-    sender: mpsc::UnboundedSender<Watched>,
-) {
-    let command = redis::cmd("BLMOVE")
-        .arg(shared.keys().queue(&queue))
-        .arg(shared.working())
-        .arg("RIGHT")
-        .arg("LEFT")
-        .arg(BLOCK.as_secs_f64())
-        .to_owned();
-    let reply = command
-        .query_async::<Option<String>>(&mut watching.connection)
-        .await;
-    let watched = match reply {
-        Ok(job) => Watched {
-            queue,
-            connection: Some(watching),
-            result: Ok(job),
-        },
-        Err(error) => Watched {
-            queue,
-            // A refused command leaves the connection usable; a broken one is replaced.
-            connection: (!is_connection_error(&error)).then_some(watching),
-            result: Err(shared.redis().error(error)),
-        },
-    };
-    // The receiver is gone only when the worker has stopped; a job brought now stays in the
-    // working list, which shutdown hands back.
-    let _ = sender.send(watched);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::recoveries;
-
-    #[test]
-    fn reads_the_recovery_count_from_the_json() {
-        assert_eq!(recoveries(r#"{"class":"A","jobs_recoveries":2}"#), 2);
-        assert_eq!(
-            recoveries(r#"{"class":"A","jobs_recoveries": 12,"x":1}"#),
-            12
-        );
-        assert_eq!(recoveries(r#"{"class":"A"}"#), 0);
     }
 }

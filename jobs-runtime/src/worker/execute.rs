@@ -1,0 +1,66 @@
+//! Running one job's code exactly as a worker does: find its type, decode its arguments, run
+//! it through the server middleware with its time limit, and catch a panic anywhere in there.
+//! `processor.rs` calls it for every job it takes; `jobs::testing` calls it for the jobs a test
+//! performs, so a test runs a job the way production does.
+
+use std::sync::Arc;
+
+use super::middleware::{DynServerMiddleware, Next};
+use crate::context::JobContext;
+use crate::job_error::JobError;
+use crate::panic::{catch_panic, catch_panic_now};
+use crate::payload::Payload;
+use crate::registry::Registry;
+use crate::state::JobState;
+
+/// Finds the job type of `payload` in `registry`, decodes its arguments and runs it through
+/// `middleware`, with its timeout; a panic anywhere in there is a failure of class `Panic`.
+pub(crate) async fn execute(
+    registry: &Registry,
+    state: &JobState,
+    middleware: &[Arc<dyn DynServerMiddleware>],
+    payload: &Payload,
+) -> Result<(), JobError> {
+    let Some(registration) = registry.get(&payload.class) else {
+        return Err(unknown_job(registry, &payload.class));
+    };
+    let context = JobContext::from_payload(payload);
+    // Decoding runs user `Deserialize` code, which may panic too.
+    let decoded = catch_panic_now(|| registration.run(payload.args.clone(), context, state))?;
+    let job = decoded.map_err(|error| {
+        JobError::msg(format!(
+            "cannot decode the arguments of {} (jid {}): {error}",
+            payload.class, payload.jid
+        ))
+        .with_class("jobs::ArgumentError")
+    })?;
+    let guarded = catch_panic(Next::new(middleware, payload, job).run());
+    match registration.options().timeout {
+        None => guarded.await,
+        Some(limit) => tokio::time::timeout(limit, guarded)
+            .await
+            .unwrap_or_else(|_| {
+                Err(JobError::msg(format!(
+                    "{} ran longer than its timeout of {limit:?} and was cancelled",
+                    payload.class
+                ))
+                .with_class("jobs::Timeout"))
+            }),
+    }
+}
+
+/// The failure of a job whose class this worker does not run, naming the ones it does.
+fn unknown_job(registry: &Registry, class: &str) -> JobError {
+    let known: Vec<&str> = registry.iter().map(|job| job.name()).collect();
+    JobError::msg(format!(
+        "no job named `{class}` is registered in this worker (it runs: {}); define it with \
+         #[job] in the worker's binary (or set #[job(name = \"{class}\")] on the matching job), \
+         or keep this queue for the processes that define it",
+        if known.is_empty() {
+            "nothing".to_owned()
+        } else {
+            known.join(", ")
+        }
+    ))
+    .with_class("jobs::UnknownJob")
+}

@@ -1,0 +1,261 @@
+//! The idle way in: when every queue is empty, one `BLMOVE` per queue waits on a connection of
+//! its own, so a push wakes the worker within a round trip, with no polling.
+//!
+//! A `BLMOVE` still waiting when another returns is left to finish; the job it may bring is
+//! already in the working list, and is run (or handed back at shutdown) when it arrives. Going
+//! quiet cuts the waits short with `CLIENT UNBLOCK` where Redis allows it, so quiet and stop
+//! take milliseconds, not up to [`BLOCK`]. The jobs taken ahead by the busy way in wait here
+//! too ([`IdleFetch::pending`]), so that every job in the working list that no task holds yet
+//! is in one place.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::Error;
+use crate::redis::is_connection_error;
+use crate::worker::shared::Shared;
+use crate::worker::tasks::sleep_or;
+use crate::worker::unit::Fetched;
+
+/// How long an idle `BLMOVE` blocks on the server before it returns empty (Sidekiq's 2 s).
+pub(crate) const BLOCK: Duration = Duration::from_secs(2);
+
+/// What one `BLMOVE` brought back.
+struct Reply {
+    /// The queue it waited on.
+    queue: String,
+    /// Its connection, for the next wait; `None` when the connection broke.
+    connection: Option<BlockingConnection>,
+    /// The job it moved, if any.
+    result: Result<Option<String>, Error>,
+}
+
+/// A connection of a queue's own for its `BLMOVE`.
+struct BlockingConnection {
+    /// A connection whose reply timeout outlasts [`BLOCK`].
+    connection: MultiplexedConnection,
+    /// Its `CLIENT ID`, for `CLIENT UNBLOCK`; `None` when Redis would not say.
+    id: Option<i64>,
+}
+
+impl BlockingConnection {
+    async fn open(shared: &Shared) -> Result<Self, Error> {
+        let mut connection = shared.redis().blocking_connection(BLOCK).await?;
+        let id = redis::cmd("CLIENT")
+            .arg("ID")
+            .query_async::<i64>(&mut connection)
+            .await
+            .ok();
+        Ok(Self { connection, id })
+    }
+}
+
+/// The idle `BLMOVE`s, one connection per queue, each with at most one command waiting; and
+/// the jobs taken but not started yet.
+pub(crate) struct IdleFetch {
+    /// The connections with no command waiting, by queue.
+    idle: HashMap<String, BlockingConnection>,
+    /// The queues with a `BLMOVE` waiting, and the client id of its connection.
+    busy: HashMap<String, Option<i64>>,
+    /// Jobs in the working list that no task runs yet: brought by a `BLMOVE`, taken ahead by a
+    /// fetch, or found by a sweep.
+    pub(crate) pending: VecDeque<Fetched>,
+    /// Where each `BLMOVE`'s task reports.
+    sender: mpsc::UnboundedSender<Reply>,
+    /// What the `BLMOVE`s reported.
+    receiver: mpsc::UnboundedReceiver<Reply>,
+    /// A reply may have been lost (a broken connection, a failed fetch): the working list must
+    /// be swept for jobs no one holds.
+    pub(crate) sweep: bool,
+}
+
+impl IdleFetch {
+    /// No `BLMOVE` waiting, and nothing pending.
+    pub(crate) fn new() -> Self {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        Self {
+            idle: HashMap::new(),
+            busy: HashMap::new(),
+            pending: VecDeque::new(),
+            sender,
+            receiver,
+            sweep: false,
+        }
+    }
+
+    /// How many `BLMOVE`s are waiting.
+    pub(crate) fn outstanding(&self) -> usize {
+        self.busy.len()
+    }
+
+    /// Whether the working list should be swept now: a reply was lost, and no `BLMOVE` that
+    /// could still bring a job is waiting.
+    pub(crate) fn needs_sweep(&self) -> bool {
+        self.sweep && self.busy.is_empty()
+    }
+
+    /// Files what a `BLMOVE` brought back; `true` when it failed.
+    fn receive(&mut self, reply: Reply) -> bool {
+        self.busy.remove(&reply.queue);
+        if let Some(connection) = reply.connection {
+            self.idle.insert(reply.queue.clone(), connection);
+        }
+        match reply.result {
+            Ok(Some(json)) => {
+                self.pending.push_back(Fetched {
+                    queue: reply.queue,
+                    json,
+                });
+                false
+            }
+            Ok(None) => false,
+            Err(error) => {
+                tracing::warn!(queue = %reply.queue, %error, "waiting for jobs failed");
+                self.sweep = true;
+                true
+            }
+        }
+    }
+
+    /// Up to `max` of the jobs pending so far.
+    pub(crate) fn ready(&mut self, max: usize) -> Vec<Fetched> {
+        while let Ok(reply) = self.receiver.try_recv() {
+            self.receive(reply);
+        }
+        let count = max.min(self.pending.len());
+        self.pending.drain(..count).collect()
+    }
+
+    /// Waits on every queue until one brings a job, all time out, or `quiet` is cancelled.
+    pub(crate) async fn wait(
+        &mut self,
+        shared: &Arc<Shared>,
+        queues: &[String],
+        quiet: &CancellationToken,
+    ) -> Option<Fetched> {
+        // A BLMOVE puts jobs in the working list without the fetch script. The fetcher comes
+        // here only after the script found every queue empty, in the same pass, and the script
+        // registers this process for crash recovery (`jobs:workers`), so recovery knows whose
+        // working list the job enters even if Redis restarted empty.
+        for queue in queues {
+            if self.busy.contains_key(queue) {
+                continue;
+            }
+            let connection = match self.idle.remove(queue) {
+                Some(connection) => connection,
+                None => match BlockingConnection::open(shared).await {
+                    Ok(connection) => connection,
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot open a connection to wait for jobs; trying again in 1 s");
+                        sleep_or(quiet, Duration::from_secs(1)).await;
+                        return None;
+                    }
+                },
+            };
+            self.busy.insert(queue.clone(), connection.id);
+            tokio::spawn(blocking_move(
+                Arc::clone(shared),
+                queue.clone(),
+                connection,
+                self.sender.clone(),
+            ));
+        }
+        loop {
+            if let Some(job) = self.pending.pop_front() {
+                return Some(job);
+            }
+            if self.busy.is_empty() {
+                return None;
+            }
+            let failed = tokio::select! {
+                () = quiet.cancelled() => return None,
+                reply = self.receiver.recv() => match reply {
+                    Some(reply) => self.receive(reply),
+                    None => return None,
+                },
+            };
+            if failed {
+                // An error that comes back at once (a refused command) must not spin.
+                sleep_or(quiet, Duration::from_secs(1)).await;
+            }
+        }
+    }
+
+    /// Waits for every outstanding `BLMOVE` (at most [`BLOCK`] plus a reply timeout) and
+    /// returns every pending job, those they brought included.
+    pub(crate) async fn collect(&mut self) -> Vec<Fetched> {
+        while !self.busy.is_empty() {
+            match self.receiver.recv().await {
+                Some(reply) => {
+                    self.receive(reply);
+                }
+                None => break,
+            }
+        }
+        self.pending.drain(..).collect()
+    }
+
+    /// [`collect`](Self::collect) once the fetcher has stopped, for the caller to hand the jobs
+    /// back. The waiting `BLMOVE`s are unblocked first, so this takes a round trip rather than
+    /// up to [`BLOCK`]; where Redis refuses `CLIENT UNBLOCK` (a managed service, an ACL), they
+    /// are waited out.
+    pub(crate) async fn finish(mut self, shared: &Shared) -> Vec<Fetched> {
+        self.unblock(shared).await;
+        self.collect().await
+    }
+
+    /// Ends the waiting `BLMOVE`s as if their block had run out. One that has already taken a
+    /// job is not affected, and its job arrives as usual.
+    pub(crate) async fn unblock(&self, shared: &Shared) {
+        let mut pipeline = redis::pipe();
+        for id in self.busy.values().flatten() {
+            pipeline.cmd("CLIENT").arg("UNBLOCK").arg(*id).ignore();
+        }
+        if pipeline.is_empty() {
+            return;
+        }
+        if let Err(error) = shared.redis().query::<()>(&pipeline).await {
+            tracing::debug!(%error, "cannot unblock the idle fetches; waiting them out");
+        }
+    }
+}
+
+/// One `BLMOVE queue:<q> <working> RIGHT LEFT <block>`, reported back through `sender`.
+async fn blocking_move(
+    shared: Arc<Shared>,
+    queue: String,
+    mut blocking: BlockingConnection,
+    sender: mpsc::UnboundedSender<Reply>,
+) {
+    let command = redis::cmd("BLMOVE")
+        .arg(shared.keys().queue(&queue))
+        .arg(&shared.working)
+        .arg("RIGHT")
+        .arg("LEFT")
+        .arg(BLOCK.as_secs_f64())
+        .to_owned();
+    let result = command
+        .query_async::<Option<String>>(&mut blocking.connection)
+        .await;
+    let reply = match result {
+        Ok(job) => Reply {
+            queue,
+            connection: Some(blocking),
+            result: Ok(job),
+        },
+        Err(error) => Reply {
+            queue,
+            // A refused command leaves the connection usable; a broken one is replaced.
+            connection: (!is_connection_error(&error)).then_some(blocking),
+            result: Err(shared.redis().error(error)),
+        },
+    };
+    // The receiver is gone only when the worker has stopped; a job brought now stays in the
+    // working list, which shutdown hands back.
+    let _ = sender.send(reply);
+}

@@ -1,0 +1,548 @@
+//! The launch sequence of a worker, from its parts to its exit, as a list of named steps
+//! (Sidekiq's `launcher.rb` and `manager.rb`):
+//!
+//! 1. [`prepare`]: check the settings, the registry and the `#[state]` values; build the
+//!    shared state and start the acker (and, for `run`, the signal listener);
+//! 2. [`connect`](Launcher::connect): wait for Redis, then check it (`preflight.rs`);
+//! 3. [`serve_dashboard`](Launcher::serve_dashboard): bind `--web` before any job is taken;
+//! 4. [`first_beat`](Launcher::first_beat): no job is taken before the process is known to
+//!    crash recovery;
+//! 5. [`start_loops`](Launcher::start_loops): the fetcher, the scheduler, crash recovery,
+//!    the heartbeat and systemd's watchdog;
+//! 6. [`steady`](Launcher::steady): until the stop phase (or, draining, until the queues are
+//!    empty);
+//! 7. [`shutdown`](Launcher::shutdown): quiet, wait up to the timeout for running jobs, hand
+//!    back the rest, flush the acknowledgements, hand back what is left in the working list,
+//!    stop the heartbeat, flush the counters, clear the heartbeat, stop the watchdog and the
+//!    signal listener.
+//!
+//! Which loop ends in which phase is in `tasks.rs`; what each phase means, in `control.rs`.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::task::{JoinError, JoinHandle, JoinSet};
+
+use super::ack::{AckLoop, Acker};
+use super::backoff::Backoff;
+use super::config::WorkerConfig;
+use super::control::{Control, Signals};
+use super::dashboard::DashboardServer;
+use super::fetch::{BLOCK, Fetcher, IdleFetch};
+use super::heartbeat::Heartbeat;
+use super::hooks::{Hooks, Lifecycle};
+use super::identity;
+use super::in_flight::InFlight;
+use super::middleware::DynServerMiddleware;
+use super::order::QueueOrder;
+use super::preflight;
+use super::recovery::Recovery;
+use super::retry::RetryPolicy;
+use super::scheduler::Scheduler;
+use super::settle::{HAND_BACK_FOR, Settler};
+use super::shared::Shared;
+use super::stats::Counters;
+use super::systemd::Notifier;
+use super::tasks::Running;
+use super::unit::Fetched;
+use crate::client::Client;
+use crate::error::Error;
+use crate::registry::Registry;
+use crate::state::JobState;
+
+/// How long shutdown waits for cancelled jobs to stop.
+const CANCEL_FOR: Duration = Duration::from_secs(3);
+
+/// How long a worker runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Until stopped: a worker process, with the scheduler, crash recovery and the dashboard.
+    UntilStopped,
+    /// Until the queues are empty and no job runs: `Worker::drain`.
+    UntilIdle,
+}
+
+/// A worker's parts, as its builder left them.
+pub(crate) struct Parts {
+    /// The settings.
+    pub(crate) config: WorkerConfig,
+    /// The client to take jobs through; the global one when `None`.
+    pub(crate) client: Option<Client>,
+    /// The job types to run; every linked one when `None`.
+    pub(crate) registry: Option<Registry>,
+    /// The `#[state]` values.
+    pub(crate) state: JobState,
+    /// The server middleware, outermost first.
+    pub(crate) middleware: Vec<Arc<dyn DynServerMiddleware>>,
+    /// Lifecycle hooks and handlers.
+    pub(crate) hooks: Hooks,
+}
+
+/// The caller's stop request: a future, seen once.
+struct StopRequest<'a> {
+    /// Resolves when the caller wants the worker to stop.
+    future: Pin<Box<dyn Future<Output = ()> + Send + 'a>>,
+    /// It resolved already.
+    seen: bool,
+}
+
+impl StopRequest<'_> {
+    /// Resolves the first time the caller asks to stop; never again after that.
+    async fn requested(&mut self) {
+        if self.seen {
+            return std::future::pending().await;
+        }
+        self.future.as_mut().await;
+        self.seen = true;
+    }
+}
+
+/// What the fetcher left when it ended: the tasks of the jobs it started, and the hand-back of
+/// what its idle fetch brought after quiet (how many jobs).
+type FetcherEnd = Result<(JoinSet<()>, JoinHandle<usize>), JoinError>;
+
+/// The loops that run until shutdown stops them, each at its moment.
+struct Loops {
+    /// The fetcher: ends at quiet with the running jobs' tasks.
+    fetcher: Running<(JoinSet<()>, IdleFetch)>,
+    /// The scheduler (ends at quiet) and crash recovery (ends at stop), when running until
+    /// stopped.
+    pollers: Vec<Running<()>>,
+    /// The heartbeat's loop; the heartbeat itself, for the last flush and the clearing.
+    heartbeat: (Running<()>, Arc<Heartbeat>),
+    /// systemd's watchdog, where one is set.
+    watchdog: Option<Running<()>>,
+}
+
+/// The loops started before the first beat.
+struct Early {
+    /// Acknowledges finished jobs; stopped right after its last flush.
+    acker: Running<()>,
+    /// The signal listener (for `run`); stopped last.
+    signals: Option<Running<()>>,
+    /// The dashboard (for `--web`); ends at stop, not waited for.
+    dashboard: Option<Running<()>>,
+}
+
+/// Runs a worker from its parts until it has stopped.
+pub(crate) async fn launch(
+    parts: Parts,
+    mode: Mode,
+    stop: impl Future<Output = ()> + Send,
+    os_signals: bool,
+) -> Result<(), Error> {
+    // Kept apart from the launcher, which is shared across awaits and so must be `Sync`; the
+    // caller's future need only be `Send`.
+    let mut stop = StopRequest {
+        future: Box::pin(stop),
+        seen: false,
+    };
+    let (mut launcher, ack_loop) = prepare(parts, mode, os_signals)?;
+    let mut early = launcher.start_early(ack_loop);
+    if !launcher.connect(&mut stop).await {
+        return Ok(());
+    }
+    preflight::check(&launcher.shared).await?;
+    early.dashboard = launcher.serve_dashboard().await?;
+    let order = QueueOrder::new(&launcher.config.queues);
+    let heartbeat = Heartbeat::new(
+        Arc::clone(&launcher.shared),
+        launcher.control.clone(),
+        &launcher.config,
+        &order,
+    );
+    launcher.shared.hooks.fire(Lifecycle::Startup);
+    if !launcher.first_beat(&heartbeat, &mut stop).await {
+        return Ok(());
+    }
+    let mut loops = launcher.start_loops(order, heartbeat);
+    let fetched = launcher.steady(&mut loops.fetcher, &mut stop).await;
+    launcher.shutdown(early, loops, fetched).await
+}
+
+/// Step 1: checks the parts and builds the shared state; returns the launcher and the loop of
+/// the acker the shared state holds.
+fn prepare(parts: Parts, mode: Mode, os_signals: bool) -> Result<(Launcher, AckLoop), Error> {
+    let registry = match parts.registry {
+        Some(registry) => registry,
+        None => Registry::from_inventory()?,
+    };
+    check_state(&registry, &parts.state)?;
+    parts.config.validate()?;
+    let client = match parts.client {
+        Some(client) => client,
+        None => Client::global()?,
+    };
+    let config = parts.config;
+    let identity = identity::new_identity();
+    let working = client.keys().working(&identity);
+    let in_flight = Arc::new(InFlight::default());
+    let (acker, ack_loop) = Acker::new(client.clone(), working.clone(), Arc::clone(&in_flight));
+    let settler = Settler::new(client.clone(), working.clone(), config.dead_limits());
+    let shared = Arc::new(Shared {
+        identity,
+        working,
+        client,
+        registry,
+        state: parts.state,
+        middleware: parts.middleware,
+        hooks: parts.hooks,
+        counters: Counters::default(),
+        policy: RetryPolicy {
+            max_retries: config.max_retries,
+        },
+        settler,
+        concurrency: config.concurrency,
+        max_recoveries: config.max_recoveries,
+        stuck: AtomicBool::new(false),
+        in_flight,
+        acker,
+    });
+    let launcher = Launcher {
+        shared,
+        config,
+        mode,
+        os_signals,
+        control: Control::default(),
+        notifier: Notifier::from_env(),
+        quiet_announced: false,
+    };
+    Ok((launcher, ack_loop))
+}
+
+/// Refuses to start when a job asks for a `#[state]` type the worker was not given.
+fn check_state(registry: &Registry, state: &JobState) -> Result<(), Error> {
+    for job in registry.iter() {
+        for wanted in job.state() {
+            if !state.contains(wanted) {
+                return Err(Error::MissingState {
+                    job: job.name().to_owned(),
+                    type_name: wanted.name().to_owned(),
+                    location: job.location().to_owned(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A worker on its way from start to exit.
+struct Launcher {
+    /// What the worker's tasks share.
+    shared: Arc<Shared>,
+    /// The settings.
+    config: WorkerConfig,
+    /// How long it runs.
+    mode: Mode,
+    /// Whether it listens for OS signals (and may exit the process when a job blocks).
+    os_signals: bool,
+    /// The phase signals.
+    control: Control,
+    /// systemd's notifications.
+    notifier: Notifier,
+    /// The quiet hooks have run.
+    quiet_announced: bool,
+}
+
+impl Launcher {
+    /// Step 1, continued: starts the acker and, for `run`, the signal listener.
+    fn start_early(&self, ack_loop: AckLoop) -> Early {
+        let exit = self.control.exit_phase();
+        let acker = Running::spawn(exit, |shutdown| ack_loop.run(shutdown));
+        let signals = self.os_signals.then(|| {
+            let shared = Arc::clone(&self.shared);
+            let listener = Signals::new(self.control.clone(), move || shared.dump_running());
+            Running::spawn(exit, |shutdown| listener.run(shutdown))
+        });
+        Early {
+            acker,
+            signals,
+            dashboard: None,
+        }
+    }
+
+    /// Step 2: waits until Redis answers, logging while it does not; `false` when asked to
+    /// stop first.
+    async fn connect(&self, stop: &mut StopRequest<'_>) -> bool {
+        let shared = &self.shared;
+        let wait = async {
+            let mut backoff = Backoff::connecting();
+            loop {
+                match shared.redis().command::<String>(&redis::cmd("PING")).await {
+                    Ok(_) => return,
+                    Err(error) => tracing::warn!(%error, "waiting for Redis"),
+                }
+                tokio::time::sleep(backoff.next()).await;
+            }
+        };
+        let connected = tokio::select! {
+            () = wait => true,
+            () = stop.requested() => false,
+            () = self.control.stopped() => false,
+        };
+        connected && !self.control.is_stopping()
+    }
+
+    /// Step 3: binds the dashboard's address, when `--web` asks for one and the worker runs
+    /// until stopped, and serves it until the stop phase.
+    async fn serve_dashboard(&self) -> Result<Option<Running<()>>, Error> {
+        let Some(address) = self.config.web.filter(|_| self.mode == Mode::UntilStopped) else {
+            return Ok(None);
+        };
+        let server = DashboardServer::bind(&self.shared.client, &self.config, address).await?;
+        let stop = self.control.stop_phase();
+        Ok(Some(Running::spawn(stop, |shutdown| server.run(shutdown))))
+    }
+
+    /// Step 4: writes the first heartbeat, trying every second; `false` when asked to stop
+    /// first.
+    async fn first_beat(&self, heartbeat: &Heartbeat, stop: &mut StopRequest<'_>) -> bool {
+        while let Err(error) = heartbeat.beat().await {
+            tracing::warn!(%error, "cannot write the first heartbeat; trying again in 1 s");
+            tokio::select! {
+                () = stop.requested() => return false,
+                () = self.control.stopped() => return false,
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+        true
+    }
+
+    /// Step 5: starts taking jobs from `order`'s queues, and the loops beside the fetcher.
+    fn start_loops(&self, order: QueueOrder, heartbeat: Heartbeat) -> Loops {
+        let shared = &self.shared;
+        let config = &self.config;
+        tracing::info!(
+            identity = %shared.identity,
+            concurrency = config.concurrency,
+            queues = ?order.names(),
+            order = if order.is_strict() { "strict" } else { "weighted" },
+            jobs = ?shared.registry.iter().map(|job| job.name()).collect::<Vec<_>>(),
+            redis = %shared.client.url(),
+            "worker started"
+        );
+        let until_stopped = self.mode == Mode::UntilStopped;
+        let watchdog = until_stopped
+            .then(|| self.notifier.watchdog())
+            .flatten()
+            .map(|watchdog| Running::spawn(self.control.exit_phase(), |s| watchdog.run(s)));
+        if until_stopped {
+            self.notifier.ready();
+        }
+        let slots = Arc::new(Semaphore::new(config.concurrency));
+        let fetcher = Fetcher::new(Arc::clone(shared), order, slots, !until_stopped);
+        let fetcher = Running::spawn(self.control.quiet_phase(), |s| fetcher.run(s));
+        let mut pollers = Vec::new();
+        if until_stopped {
+            let scheduler = Scheduler::new(
+                shared.client.clone(),
+                config.poll_interval_average,
+                config.average_scheduled_poll_interval,
+            );
+            pollers.push(Running::spawn(self.control.quiet_phase(), |s| {
+                scheduler.run(s)
+            }));
+            let recovery = Recovery::new(Arc::clone(shared), config.recovery_interval);
+            pollers.push(Running::spawn(self.control.stop_phase(), |s| {
+                recovery.run(s)
+            }));
+        }
+        let heartbeat = Arc::new(heartbeat);
+        let beating = Arc::clone(&heartbeat);
+        let beating = Running::spawn(self.control.exit_phase(), |s| beating.run(s));
+        Loops {
+            fetcher,
+            pollers,
+            heartbeat: (beating, heartbeat),
+            watchdog,
+        }
+    }
+
+    /// Step 6: runs until the stop phase (or, draining, until the fetcher ends). Announces
+    /// quiet once; when the fetcher ends at quiet, hands back what its idle fetch brings, on a
+    /// task of its own: a stop arriving meanwhile must not wait behind blocking fetches.
+    async fn steady(
+        &mut self,
+        fetcher: &mut Running<(JoinSet<()>, IdleFetch)>,
+        stop: &mut StopRequest<'_>,
+    ) -> Option<FetcherEnd> {
+        let mut fetched = None;
+        loop {
+            tokio::select! {
+                () = stop.requested() => self.control.stop(),
+                () = self.control.stopped() => break,
+                () = self.control.quieted(), if !self.quiet_announced => {
+                    self.quiet_announced = true;
+                    tracing::info!("quiet: taking no more jobs");
+                    self.shared.hooks.fire(Lifecycle::Quiet);
+                }
+                finished = fetcher.task(), if fetched.is_none() => {
+                    fetched = Some(finished.map(|(tasks, idle)| (tasks, self.hand_back_idle(idle))));
+                    if self.mode == Mode::UntilIdle {
+                        break;
+                    }
+                }
+            }
+        }
+        fetched
+    }
+
+    /// Step 7: shuts down, in order.
+    async fn shutdown(
+        mut self,
+        early: Early,
+        loops: Loops,
+        fetched: Option<FetcherEnd>,
+    ) -> Result<(), Error> {
+        self.begin_shutdown();
+        // The dashboard ends with the stop phase; open requests may finish on their own.
+        drop(early.dashboard);
+        let fetched = match fetched {
+            Some(fetched) => fetched,
+            None => {
+                let finished = loops.fetcher.join().await;
+                finished.map(|(tasks, idle)| (tasks, self.hand_back_idle(idle)))
+            }
+        };
+        let (tasks, handing_back) = fetched.map_err(|error| Error::Worker {
+            reason: format!("the fetcher stopped unexpectedly: {error}"),
+        })?;
+        let (handed_back, ()) = tokio::join!(
+            async { handing_back.await.unwrap_or_default() },
+            self.finish_running(tasks),
+        );
+        // Finished jobs leave the working list before what is left in it is handed back. The
+        // acker is not waited for: a job still blocking its thread may ack later, in vain.
+        self.shared.acker.flush().await;
+        drop(early.acker);
+        self.hand_back_leftovers(handed_back).await;
+        for poller in loops.pollers {
+            let _ = poller.join().await;
+        }
+        let (beating, heartbeat) = loops.heartbeat;
+        beating.stop().await;
+        self.clear(&heartbeat).await;
+        if let Some(watchdog) = loops.watchdog {
+            watchdog.stop().await;
+        }
+        self.control.exit();
+        if let Some(signals) = early.signals {
+            let _ = signals.join().await;
+        }
+        tracing::info!("worker stopped");
+        if self.os_signals && self.shared.stuck.load(Ordering::Relaxed) {
+            // A job blocking its thread would keep the runtime from shutting down; its job is
+            // already handed back, so the process exits now, as Sidekiq does after its timeout.
+            tracing::warn!("exiting with jobs still blocking their threads");
+            std::process::exit(0);
+        }
+        Ok(())
+    }
+
+    /// Enters the stop phase, tells systemd, and runs the quiet and shutdown hooks.
+    fn begin_shutdown(&mut self) {
+        self.control.stop();
+        if self.mode == Mode::UntilStopped {
+            self.notifier.stopping();
+            tracing::info!(timeout = ?self.config.timeout, "shutting down");
+        }
+        if !self.quiet_announced {
+            self.shared.hooks.fire(Lifecycle::Quiet);
+        }
+        self.shared.hooks.fire(Lifecycle::Shutdown);
+    }
+
+    /// Hands back, on a task of its own, the jobs the idle fetch brought or took ahead after
+    /// the fetcher stopped; the task returns how many.
+    fn hand_back_idle(&self, idle: IdleFetch) -> JoinHandle<usize> {
+        let shared = Arc::clone(&self.shared);
+        let deadline = tokio::time::Instant::now() + BLOCK + HAND_BACK_FOR;
+        tokio::spawn(async move {
+            let jobs = idle.finish(&shared).await;
+            for job in &jobs {
+                shared.settler.requeue(job, deadline).await;
+            }
+            jobs.len()
+        })
+    }
+
+    /// Waits up to the timeout for running jobs; hands the jobs of those still running back to
+    /// their queues, then cancels them. Handing back first means a task that settles late finds
+    /// its job gone and changes nothing; cancelling is bounded, because a job blocking its
+    /// thread does not stop at cancellation.
+    async fn finish_running(&self, mut tasks: JoinSet<()>) {
+        let running = tasks.len();
+        if running > 0 {
+            tracing::info!(running, "waiting for running jobs");
+        }
+        let all_done = async { while tasks.join_next().await.is_some() {} };
+        let finished = tokio::select! {
+            done = tokio::time::timeout(self.config.timeout, all_done) => done.is_ok(),
+            () = self.control.stopped_now() => false,
+        };
+        if finished {
+            return;
+        }
+        let unfinished: Vec<Fetched> = self
+            .shared
+            .in_flight
+            .running()
+            .into_iter()
+            .map(|running| running.job)
+            .collect();
+        let deadline = tokio::time::Instant::now() + HAND_BACK_FOR;
+        for job in &unfinished {
+            self.shared.settler.requeue(job, deadline).await;
+        }
+        tracing::warn!(
+            count = unfinished.len(),
+            "handed unfinished jobs back to the front of their queues"
+        );
+        tasks.abort_all();
+        let all_cancelled = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(CANCEL_FOR, all_cancelled)
+            .await
+            .is_err()
+        {
+            tracing::warn!("some jobs did not stop when cancelled (blocking code?); leaving them");
+            self.shared.stuck.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Hands back anything still in the working list (a reply lost on the way), so a stopped
+    /// worker leaves nothing behind; `already` were handed back from the idle fetch.
+    async fn hand_back_leftovers(&self, already: usize) {
+        let deadline = tokio::time::Instant::now() + HAND_BACK_FOR;
+        let leftovers = match self.shared.working_list().await {
+            Ok(leftovers) => leftovers,
+            Err(error) => {
+                tracing::warn!(%error, "cannot check the working list; recovery will");
+                return;
+            }
+        };
+        for job in &leftovers {
+            self.shared.settler.requeue(job, deadline).await;
+        }
+        if already + leftovers.len() > 0 {
+            tracing::info!(
+                count = already + leftovers.len(),
+                "handed jobs taken after quiet back to their queues"
+            );
+        }
+    }
+
+    /// Writes the last counters and removes the process's heartbeat, as Sidekiq does on a
+    /// clean exit.
+    async fn clear(&self, heartbeat: &Heartbeat) {
+        let shared = &self.shared;
+        if let Err(error) = shared.counters.flush(shared.redis(), shared.keys()).await {
+            tracing::warn!(%error, "cannot write the last counters");
+        }
+        if let Err(error) = heartbeat.clear().await {
+            tracing::warn!(%error, "cannot clear the heartbeat; it expires by itself");
+        }
+    }
+}

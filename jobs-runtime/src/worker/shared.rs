@@ -1,0 +1,107 @@
+//! What the worker's tasks share: who this process is, what it runs, and the jobs it holds.
+//!
+//! One value per worker, behind an `Arc`, built once by the launcher and read by the fetcher,
+//! every job's task, the heartbeat and crash recovery. It owns no loop and starts nothing.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use super::ack::Acker;
+use super::hooks::Hooks;
+use super::in_flight::InFlight;
+use super::middleware::DynServerMiddleware;
+use super::retry::RetryPolicy;
+use super::settle::Settler;
+use super::stats::Counters;
+use super::unit::Fetched;
+use crate::client::Client;
+use crate::error::Error;
+use crate::payload::Payload;
+use crate::redis::Connection;
+use crate::redis::keys::Keys;
+use crate::registry::Registry;
+use crate::state::JobState;
+
+/// Everything the worker's tasks share.
+pub(crate) struct Shared {
+    /// This process's identity (`hostname:pid:<12 hex>`), as Sidekiq names processes.
+    pub(crate) identity: String,
+    /// The key of this process's working list, where taken jobs wait until settled.
+    pub(crate) working: String,
+    /// The Redis connection and namespace of every key the worker touches.
+    pub(crate) client: Client,
+    /// The job types this worker runs.
+    pub(crate) registry: Registry,
+    /// The values jobs ask for with `#[state]`.
+    pub(crate) state: JobState,
+    /// The server middleware, outermost first.
+    pub(crate) middleware: Vec<Arc<dyn DynServerMiddleware>>,
+    /// Lifecycle hooks and error, death and retries-exhausted handlers.
+    pub(crate) hooks: Hooks,
+    /// `stat:processed` and `stat:failed` counted since the last flush.
+    pub(crate) counters: Counters,
+    /// What `retry: true` means, for failed jobs.
+    pub(crate) policy: RetryPolicy,
+    /// Moves jobs out of working lists.
+    pub(crate) settler: Settler,
+    /// The most jobs run at once.
+    pub(crate) concurrency: usize,
+    /// How many recoveries from dead processes bury a job; one short of it, a job runs alone.
+    pub(crate) max_recoveries: u32,
+    /// Set when cancelled jobs would not stop (blocking code): `run()` then exits the process.
+    pub(crate) stuck: AtomicBool,
+    /// The jobs held: for shutdown to hand back, for the heartbeat's work hash, and for the
+    /// sweep to know which working-list entries are held.
+    pub(crate) in_flight: Arc<InFlight>,
+    /// Acknowledges finished jobs in batches (`ack.rs`).
+    pub(crate) acker: Acker,
+}
+
+impl Shared {
+    /// The shared connection.
+    pub(crate) fn redis(&self) -> &Connection {
+        self.client.redis()
+    }
+
+    /// The key names, in the client's namespace.
+    pub(crate) fn keys(&self) -> &Keys {
+        self.client.keys()
+    }
+
+    /// Logs every running job (SIGTTIN, or `TTIN` from a dashboard).
+    pub(crate) fn dump_running(&self) {
+        let now = chrono::Utc::now().timestamp();
+        let running = self.in_flight.running();
+        tracing::info!(count = running.len(), "running jobs");
+        for running in running {
+            let (class, jid) = Payload::from_json(&running.job.json)
+                .map(|payload| (payload.class, payload.jid.to_string()))
+                .unwrap_or_default();
+            tracing::info!(
+                tid = %running.tid,
+                %jid,
+                %class,
+                queue = %running.job.queue,
+                elapsed_s = now - running.since,
+                "running"
+            );
+        }
+    }
+
+    /// Every job in this process's working list, as taken (its queue read from its JSON).
+    pub(crate) async fn working_list(&self) -> Result<Vec<Fetched>, Error> {
+        let listed: Vec<String> = self
+            .redis()
+            .command(redis::cmd("LRANGE").arg(&self.working).arg(0).arg(-1))
+            .await?;
+        Ok(listed
+            .into_iter()
+            .map(|json| Fetched {
+                queue: Payload::from_json(&json)
+                    .map(|payload| payload.queue)
+                    .unwrap_or_else(|_| "default".to_owned()),
+                json,
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,79 @@
+//! The one shape of a background loop, and the one way to wait inside one.
+//!
+//! Every loop of the worker is a struct with `async fn run(self, shutdown: CancellationToken)`
+//! (the fetcher's returns what shutdown must still wait on), given the token of the phase that
+//! ends it ([`Control`](super::control::Control)), and a method that runs one round, for tests
+//! and for the launcher. The launcher holds each as a [`Running`], which stops it in the order
+//! shutdown needs, and on an early return stops it by being dropped.
+//!
+//! | loop | file | one round | ends at |
+//! |---|---|---|---|
+//! | fetcher | `fetch/mod.rs` | `Worker::drain` | quiet |
+//! | scheduler | `scheduler.rs` | `Scheduler::poll` | quiet |
+//! | crash recovery | `recovery.rs` | `Recovery::sweep` | stop |
+//! | dashboard | `dashboard.rs` | — (an axum server) | stop |
+//! | acker | `ack.rs` | `Acker::flush` | after the wait for running jobs |
+//! | heartbeat | `heartbeat.rs` | `Heartbeat::beat` | after the hand-back, before the heartbeat is cleared |
+//! | systemd watchdog | `systemd.rs` | `Watchdog::ping` | after the heartbeat is cleared |
+//! | signal listener | `control.rs` | — | last |
+
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+/// Sleeps for `duration` unless `shutdown` comes first; `true` when it did.
+pub(crate) async fn sleep_or(shutdown: &CancellationToken, duration: Duration) -> bool {
+    tokio::select! {
+        () = shutdown.cancelled() => true,
+        () = tokio::time::sleep(duration) => false,
+    }
+}
+
+/// A loop running on a task of its own, with a token of its own: a child of its phase's, so
+/// the phase ends it, [`stop`](Self::stop) ends it alone, and dropping the handle (an early
+/// return of the launcher) ends it too.
+#[derive(Debug)]
+pub(crate) struct Running<T> {
+    /// Cancels the loop's token when dropped.
+    shutdown: DropGuard,
+    /// The loop's task.
+    task: JoinHandle<T>,
+}
+
+impl<T: Send + 'static> Running<T> {
+    /// Spawns `run` with a child token of `phase`.
+    pub(crate) fn spawn<F>(
+        phase: &CancellationToken,
+        run: impl FnOnce(CancellationToken) -> F,
+    ) -> Self
+    where
+        F: Future<Output = T> + Send + 'static,
+    {
+        let shutdown = phase.child_token();
+        let task = tokio::spawn(run(shutdown.clone()));
+        Self {
+            shutdown: shutdown.drop_guard(),
+            task,
+        }
+    }
+
+    /// Ends the loop and waits for it; `None` when its task panicked.
+    pub(crate) async fn stop(self) -> Option<T> {
+        self.shutdown.disarm().cancel();
+        self.task.await.ok()
+    }
+
+    /// Waits for the loop to end by its phase.
+    pub(crate) async fn join(self) -> Result<T, tokio::task::JoinError> {
+        let Self { shutdown, task } = self;
+        let result = task.await;
+        drop(shutdown);
+        result
+    }
+
+    /// The loop's task, to wait on in a `select!` (with [`join`](Self::join)'s result).
+    pub(crate) fn task(&mut self) -> &mut JoinHandle<T> {
+        &mut self.task
+    }
+}
