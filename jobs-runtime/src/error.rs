@@ -1,10 +1,7 @@
 //! The one error type of `jobs`.
 
 use crate::jid::Jid;
-use crate::job_error::JobError;
-
-/// A boxed error from user code (a middleware), kept in [`Error::Middleware`].
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+use crate::job_error::{BoxError, JobError};
 
 /// Everything that can go wrong when pushing, reading or running jobs.
 ///

@@ -3,7 +3,9 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::error::BoxError;
+/// A boxed error from user code: what a [`JobError`] holds, and what a client middleware
+/// returns (kept in [`Error::Middleware`](crate::Error::Middleware)).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The error a job returns when it fails; the worker records it and retries the job.
 ///
