@@ -3,6 +3,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use crate::error_class;
+
 /// A boxed error from user code: what a [`JobError`] holds, and what a client middleware
 /// returns (kept in [`Error::Middleware`](crate::Error::Middleware)).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -38,7 +40,7 @@ impl JobError {
     pub fn msg(message: impl fmt::Display) -> Self {
         Self {
             inner: message.to_string().into(),
-            class: Cow::Borrowed("JobError"),
+            class: Cow::Borrowed(error_class::JOB_ERROR),
             retry: None,
         }
     }
@@ -105,7 +107,7 @@ where
 /// `std::io::error::Error` stays as it is, but plain strings read better as `JobError`.
 fn short_type_name(name: &'static str) -> &'static str {
     match name {
-        "alloc::string::String" | "&str" | "alloc::borrow::Cow<str>" => "JobError",
+        "alloc::string::String" | "&str" | "alloc::borrow::Cow<str>" => error_class::JOB_ERROR,
         other => other,
     }
 }
@@ -156,6 +158,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::{IntoJobResult, JobError};
+    use crate::error_class;
 
     #[derive(Debug, thiserror::Error)]
     #[error("score table is locked")]
@@ -173,8 +176,12 @@ mod tests {
 
     #[test]
     fn strings_and_messages_are_plain_job_errors() {
-        assert_eq!(JobError::from("nope").class(), "JobError");
-        assert_eq!(JobError::from(String::from("nope")).class(), "JobError");
+        assert_eq!(JobError::from("nope").class(), error_class::JOB_ERROR);
+        assert_eq!(
+            JobError::from(String::from("nope")).class(),
+            error_class::JOB_ERROR
+        );
+        assert_eq!(JobError::msg("nope").class(), error_class::JOB_ERROR);
         assert_eq!(JobError::msg("nope").to_string(), "nope");
     }
 

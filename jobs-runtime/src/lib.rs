@@ -21,6 +21,7 @@ pub mod api;
 mod client;
 mod context;
 mod error;
+mod error_class;
 mod jid;
 mod job;
 mod job_error;
