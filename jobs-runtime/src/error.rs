@@ -1,18 +1,29 @@
 //! The one error type of `jobs`.
 
 use crate::jid::Jid;
-use crate::job_error::JobError;
-
-/// A boxed error from user code (a middleware), kept as the source of an [`Error`].
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+use crate::job_error::{BoxError, JobError};
 
 /// Everything that can go wrong when pushing, reading or running jobs.
 ///
 /// Messages say what to check. A failure *inside* a job is a [`JobError`], not an `Error`; it
 /// reaches an `Error` only through [`Error::Failed`] when a job runs inline.
 ///
+/// # Causes
+///
+/// Every variant says its cause in its message, and none returns it from
+/// [`source`](std::error::Error::source), which is `None` throughout. The message is what gets
+/// logged (`tracing::warn!(%error, …)`) and shown, so it must carry the cause ("…: connection
+/// refused"); returning the cause from `source` as well would print it twice wherever the chain
+/// is printed (anyhow's `{:#}`, eyre's reports, the worker's `error_backtrace`).
+///
+/// A cause from a dependency (the Redis driver, `serde_json`) is kept as its text, in a `reason`
+/// field, so that those crates' versions are not part of this API. A cause from your own code is
+/// kept as it is, in an `error` field: a client middleware's [`BoxError`] (downcast it to your
+/// type) or a job's [`JobError`]; its own causes, if any, are reachable from there.
+///
 /// `Debug` shows the same message as `Display`, so a `main` returning `Result<(), jobs::Error>`
-/// (or a boxed error) ends with a sentence a person can act on, not a struct dump.
+/// (or a boxed error) ends with a sentence a person can act on, cause included, not a struct
+/// dump.
 #[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -24,11 +35,9 @@ pub enum Error {
     Connect {
         /// The URL, with any password replaced by `***`.
         url: String,
-        /// What went wrong, in a few words.
+        /// What went wrong, in a few words ("connection refused", "timed out"), or the driver's
+        /// message.
         reason: String,
-        /// The driver's error.
-        #[source]
-        source: redis::RedisError,
     },
 
     /// The Redis server is too old for reliable fetch.
@@ -53,13 +62,12 @@ pub enum Error {
     },
 
     /// Redis answered a command with an error.
-    #[error("Redis at {url} refused a command: {source}")]
+    #[error("Redis at {url} refused a command: {reason}")]
     Redis {
         /// The URL, with any password replaced by `***`.
         url: String,
-        /// The driver's error, with the server's message.
-        #[source]
-        source: redis::RedisError,
+        /// The driver's message, with the server's error code and text (`OOM …`, `WRONGTYPE …`).
+        reason: String,
     },
 
     /// A Redis URL that cannot be used.
@@ -88,13 +96,12 @@ pub enum Error {
     },
 
     /// A job's arguments could not be turned into JSON.
-    #[error("cannot encode the arguments of {class} as JSON: {source}")]
+    #[error("cannot encode the arguments of {class} as JSON: {reason}")]
     Encode {
         /// The job's wire name.
         class: String,
-        /// serde's error.
-        #[source]
-        source: serde_json::Error,
+        /// serde's message.
+        reason: String,
     },
 
     /// A job's JSON arguments do not match its Rust argument types.
@@ -143,15 +150,14 @@ pub enum Error {
     },
 
     /// A client middleware failed.
-    #[error("client middleware {middleware} failed on {class}")]
+    #[error("client middleware {middleware} failed on {class}: {error}")]
     Middleware {
         /// The job's wire name.
         class: String,
         /// The middleware's Rust type.
         middleware: &'static str,
-        /// The middleware's error.
-        #[source]
-        source: BoxError,
+        /// What the middleware returned.
+        error: BoxError,
     },
 
     /// A job run inline (`perform_inline`) returned an error or panicked.
@@ -183,7 +189,8 @@ pub enum Error {
 
     /// A job asks for a `#[state]` type the worker was not given.
     #[error(
-        "job {job} ({location}) takes a #[state] of type `{type_name}`, but the worker has none;          give it one with `.state(value)` on the Worker"
+        "job {job} ({location}) takes a #[state] of type `{type_name}`, but the worker has none; \
+         give it one with `.state(value)` on the Worker"
     )]
     MissingState {
         /// The job's wire name.
@@ -231,7 +238,230 @@ impl Error {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::Error;
+    use crate::job_error::JobError;
+
+    /// One error of each variant, with the text of its cause when it has one.
+    fn every_variant() -> Vec<(Error, Option<&'static str>)> {
+        let url = || "redis://cache:6379/0".to_owned();
+        let class = || "ScoreGeneration".to_owned();
+        let jid = || crate::Jid::from("93defb239a1a90d4dbb26c44");
+        vec![
+            (
+                Error::Connect {
+                    url: url(),
+                    reason: "connection refused".to_owned(),
+                },
+                Some("connection refused"),
+            ),
+            (
+                Error::UnsupportedRedis {
+                    url: url(),
+                    version: "6.0.16".to_owned(),
+                },
+                None,
+            ),
+            (
+                Error::EmbeddedProcess {
+                    identity: "web.1:4021:0b5a9d1c3e7f".to_owned(),
+                },
+                None,
+            ),
+            (
+                Error::Redis {
+                    url: url(),
+                    reason: "OOM command not allowed when used memory > 'maxmemory'".to_owned(),
+                },
+                Some("OOM command not allowed when used memory > 'maxmemory'"),
+            ),
+            (
+                Error::InvalidUrl {
+                    url: "http://cache".to_owned(),
+                    reason: "not a redis:// URL".to_owned(),
+                },
+                Some("not a redis:// URL"),
+            ),
+            (
+                Error::InvalidNamespace {
+                    namespace: "my shop".to_owned(),
+                },
+                None,
+            ),
+            (
+                Error::RedisProvider {
+                    value: "MISSING_URL".to_owned(),
+                    reason: "no variable MISSING_URL is set".to_owned(),
+                },
+                Some("no variable MISSING_URL is set"),
+            ),
+            (
+                Error::Encode {
+                    class: class(),
+                    reason: "key must be a string".to_owned(),
+                },
+                Some("key must be a string"),
+            ),
+            (
+                Error::Decode {
+                    class: class(),
+                    jid: jid(),
+                    reason: "argument `date`: premature end of input".to_owned(),
+                },
+                Some("argument `date`: premature end of input"),
+            ),
+            (
+                Error::PayloadTooLarge {
+                    class: class(),
+                    size: 2_000_000,
+                    limit: 1_000_000,
+                },
+                None,
+            ),
+            (
+                Error::InvalidJob {
+                    class: class(),
+                    reason: "the queue name is empty".to_owned(),
+                },
+                Some("the queue name is empty"),
+            ),
+            (
+                Error::Stopped {
+                    class: class(),
+                    jid: jid(),
+                    middleware: "UniqueJobs",
+                },
+                None,
+            ),
+            (
+                Error::Middleware {
+                    class: class(),
+                    middleware: "UniqueJobs",
+                    error: "the lock is unavailable".into(),
+                },
+                Some("the lock is unavailable"),
+            ),
+            (
+                Error::Failed {
+                    class: class(),
+                    jid: jid(),
+                    error: JobError::msg("the score table is locked"),
+                },
+                Some("the score table is locked"),
+            ),
+            (
+                Error::Config {
+                    origin: "config/jobs.yml".to_owned(),
+                    reason: "`concurrency` must be a number, like 10".to_owned(),
+                },
+                Some("`concurrency` must be a number, like 10"),
+            ),
+            (
+                Error::Cli {
+                    message: "unexpected argument '--concurency'".to_owned(),
+                },
+                Some("unexpected argument '--concurency'"),
+            ),
+            (
+                Error::MissingState {
+                    job: "MeasureConcurrency".to_owned(),
+                    type_name: "app::Gauge".to_owned(),
+                    location: "src/jobs.rs:12".to_owned(),
+                },
+                None,
+            ),
+            (
+                Error::Worker {
+                    reason: "the fetch task is gone".to_owned(),
+                },
+                Some("the fetch task is gone"),
+            ),
+            (
+                Error::DuplicateJobName {
+                    name: "Report".to_owned(),
+                    first: "a::Report (src/a.rs:3)".to_owned(),
+                    second: "b::Report (src/b.rs:9)".to_owned(),
+                },
+                None,
+            ),
+        ]
+    }
+
+    /// Which variant `error` is; a new variant fails to compile here until it is added to
+    /// [`every_variant`] too.
+    fn variant(error: &Error) -> usize {
+        match error {
+            Error::Connect { .. } => 0,
+            Error::UnsupportedRedis { .. } => 1,
+            Error::EmbeddedProcess { .. } => 2,
+            Error::Redis { .. } => 3,
+            Error::InvalidUrl { .. } => 4,
+            Error::InvalidNamespace { .. } => 5,
+            Error::RedisProvider { .. } => 6,
+            Error::Encode { .. } => 7,
+            Error::Decode { .. } => 8,
+            Error::PayloadTooLarge { .. } => 9,
+            Error::InvalidJob { .. } => 10,
+            Error::Stopped { .. } => 11,
+            Error::Middleware { .. } => 12,
+            Error::Failed { .. } => 13,
+            Error::Config { .. } => 14,
+            Error::Cli { .. } => 15,
+            Error::MissingState { .. } => 16,
+            Error::Worker { .. } => 17,
+            Error::DuplicateJobName { .. } => 18,
+        }
+    }
+
+    /// The message and every cause after it, as anyhow's `{:#}` prints them.
+    fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+        let mut text = error.to_string();
+        let mut cause = error.source();
+        while let Some(next) = cause {
+            text.push_str(": ");
+            text.push_str(&next.to_string());
+            cause = next.source();
+        }
+        text
+    }
+
+    #[test]
+    fn the_examples_cover_every_variant() {
+        let covered: BTreeSet<usize> = every_variant()
+            .iter()
+            .map(|(error, _)| variant(error))
+            .collect();
+        assert_eq!(covered, (0..19).collect::<BTreeSet<_>>());
+    }
+
+    #[test]
+    fn no_message_has_two_spaces_in_a_row() {
+        for (error, _) in every_variant() {
+            let message = error.to_string();
+            assert!(!message.contains("  "), "{message:?}");
+        }
+    }
+
+    #[test]
+    fn a_cause_is_printed_once_with_the_whole_chain() {
+        for (error, cause) in every_variant() {
+            assert!(
+                std::error::Error::source(&error).is_none(),
+                "{error} returns a source; its message already says it"
+            );
+            let printed = with_causes(&error);
+            if let Some(cause) = cause {
+                assert_eq!(printed.matches(cause).count(), 1, "{printed}");
+            }
+        }
+    }
+
+    #[test]
+    fn errors_cross_threads() {
+        fn is_send_sync_static<T: Send + Sync + 'static>() {}
+        is_send_sync_static::<Error>();
+    }
 
     #[test]
     fn debug_reads_as_the_message_for_a_main_that_returns_it() {
@@ -250,5 +480,8 @@ mod tests {
                 .to_string()
                 .starts_with("the Redis at redis://cache:6379/0 is version 6.0.16")
         );
+        for (error, _) in every_variant() {
+            assert_eq!(format!("{error:?}"), error.to_string());
+        }
     }
 }

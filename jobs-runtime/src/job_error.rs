@@ -3,7 +3,11 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::error::BoxError;
+use crate::error_class;
+
+/// A boxed error from user code: what a [`JobError`] holds, and what a client middleware
+/// returns (kept in [`Error::Middleware`](crate::Error::Middleware)).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The error a job returns when it fails; the worker records it and retries the job.
 ///
@@ -36,7 +40,7 @@ impl JobError {
     pub fn msg(message: impl fmt::Display) -> Self {
         Self {
             inner: message.to_string().into(),
-            class: Cow::Borrowed("JobError"),
+            class: Cow::Borrowed(error_class::JOB_ERROR),
             retry: None,
         }
     }
@@ -103,7 +107,7 @@ where
 /// `std::io::error::Error` stays as it is, but plain strings read better as `JobError`.
 fn short_type_name(name: &'static str) -> &'static str {
     match name {
-        "alloc::string::String" | "&str" | "alloc::borrow::Cow<str>" => "JobError",
+        "alloc::string::String" | "&str" | "alloc::borrow::Cow<str>" => error_class::JOB_ERROR,
         other => other,
     }
 }
@@ -154,6 +158,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::{IntoJobResult, JobError};
+    use crate::error_class;
 
     #[derive(Debug, thiserror::Error)]
     #[error("score table is locked")]
@@ -171,8 +176,12 @@ mod tests {
 
     #[test]
     fn strings_and_messages_are_plain_job_errors() {
-        assert_eq!(JobError::from("nope").class(), "JobError");
-        assert_eq!(JobError::from(String::from("nope")).class(), "JobError");
+        assert_eq!(JobError::from("nope").class(), error_class::JOB_ERROR);
+        assert_eq!(
+            JobError::from(String::from("nope")).class(),
+            error_class::JOB_ERROR
+        );
+        assert_eq!(JobError::msg("nope").class(), error_class::JOB_ERROR);
         assert_eq!(JobError::msg("nope").to_string(), "nope");
     }
 

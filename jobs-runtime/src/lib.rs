@@ -22,6 +22,7 @@ mod backtrace;
 mod client;
 mod context;
 mod error;
+mod error_class;
 mod jid;
 mod job;
 mod job_error;
@@ -50,10 +51,10 @@ pub use client::{
     Client, ClientBuilder, ClientMiddleware, DEFAULT_MAX_PAYLOAD_BYTES, Flow, Setter,
 };
 pub use context::JobContext;
-pub use error::{BoxError, Error};
+pub use error::Error;
 pub use jid::Jid;
 pub use job::{ArgCodec, ArgsDecoder, ArgsError, Job, JobArgument, JobFuture, codec};
-pub use job_error::{IntoJobResult, JobError, RetryOverride};
+pub use job_error::{BoxError, IntoJobResult, JobError, RetryOverride};
 pub use options::{Backtrace, JobOptions, Retry};
 pub use payload::Payload;
 pub use redis::url::DEFAULT_REDIS_URL;

@@ -6,9 +6,11 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use crate::error_class;
 use crate::job_error::JobError;
 
-/// Runs `job`; a panic becomes a [`JobError`] of class `Panic` carrying the panic message.
+/// Runs `job`; a panic becomes a [`JobError`] of class [`error_class::PANIC`] carrying the panic
+/// message.
 pub(crate) async fn catch_panic<F>(job: Pin<Box<F>>) -> Result<(), JobError>
 where
     F: Future<Output = Result<(), JobError>> + ?Sized,
@@ -34,7 +36,7 @@ where
     }
 }
 
-/// Runs `work`; a panic becomes a [`JobError`] of class `Panic`.
+/// Runs `work`; a panic becomes a [`JobError`] of class [`error_class::PANIC`].
 pub(crate) fn catch_panic_now<R>(work: impl FnOnce() -> R) -> Result<R, JobError> {
     catch_unwind(AssertUnwindSafe(work)).map_err(|panic| panic_error(panic.as_ref()))
 }
@@ -47,5 +49,18 @@ fn panic_error(panic: &(dyn Any + Send)) -> JobError {
     } else {
         "the job panicked with a value that is not a string".to_owned()
     };
-    JobError::msg(message).with_class("Panic")
+    JobError::msg(message).with_class(error_class::PANIC)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::catch_panic_now;
+    use crate::error_class;
+
+    #[test]
+    fn a_panic_is_a_failure_of_the_panic_class_with_its_message() {
+        let error = catch_panic_now::<()>(|| panic!("score table is locked")).unwrap_err();
+        assert_eq!(error.class(), error_class::PANIC);
+        assert_eq!(error.to_string(), "score table is locked");
+    }
 }

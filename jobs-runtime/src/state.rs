@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::error_class;
 use crate::job_error::JobError;
 
 /// Values a worker shares with its jobs, one per type, never serialized.
@@ -60,7 +61,7 @@ impl JobState {
                  pass one to the worker's builder with `.state(value)`",
                 type_name::<T>()
             ))
-            .with_class("jobs::MissingState")
+            .with_class(error_class::MISSING_STATE)
         })
     }
 }
@@ -104,6 +105,7 @@ impl fmt::Debug for StateType {
 #[cfg(test)]
 mod tests {
     use super::{JobState, StateType};
+    use crate::error_class;
 
     #[derive(Clone, Debug, PartialEq)]
     struct Pool(u8);
@@ -119,7 +121,7 @@ mod tests {
     #[test]
     fn a_missing_value_says_how_to_provide_it() {
         let error = JobState::new().require::<Pool>().unwrap_err();
-        assert_eq!(error.class(), "jobs::MissingState");
+        assert_eq!(error.class(), error_class::MISSING_STATE);
         assert!(error.to_string().contains("`.state(value)`"), "{error}");
     }
 }

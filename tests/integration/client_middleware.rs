@@ -105,9 +105,15 @@ async fn a_failing_middleware_is_an_error_naming_it() {
     let redis = TestRedis::start();
     let client = client_with(&redis, Broken);
     let error = client.perform_async(email(0)).await.unwrap_err();
-    assert!(matches!(error, Error::Middleware { .. }), "{error:?}");
-    assert!(error.to_string().contains("Broken"), "{error}");
-    let source = std::error::Error::source(&error).expect("the middleware's error");
-    assert_eq!(source.to_string(), "unique-jobs lock unavailable");
+    let Error::Middleware { error: cause, .. } = &error else {
+        panic!("not a middleware error: {error:?}");
+    };
+    assert_eq!(cause.to_string(), "unique-jobs lock unavailable");
+    let message = error.to_string();
+    assert!(message.contains("Broken"), "{message}");
+    assert!(
+        message.ends_with(": unique-jobs lock unavailable"),
+        "{message}"
+    );
     assert!(redis.keys().await.is_empty());
 }

@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::error::BoxError;
+use crate::job_error::BoxError;
 use crate::payload::Payload;
 
 /// What a client middleware decides about a job.

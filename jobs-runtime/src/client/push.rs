@@ -82,11 +82,11 @@ impl Client {
                         middleware: middleware.name(),
                     });
                 }
-                Err(source) => {
+                Err(error) => {
                     return Err(Error::Middleware {
                         class: payload.class,
                         middleware: middleware.name(),
-                        source,
+                        error,
                     });
                 }
             }
@@ -95,9 +95,9 @@ impl Client {
         payload.created_at.get_or_insert(now);
         let at = at.filter(|at| *at > now);
         payload.enqueued_at = if at.is_some() { None } else { Some(now) };
-        let json = payload.to_json().map_err(|source| Error::Encode {
+        let json = payload.to_json().map_err(|error| Error::Encode {
             class: payload.class.clone(),
-            source,
+            reason: error.to_string(),
         })?;
         if json.len() > self.inner.max_payload_bytes {
             return Err(Error::PayloadTooLarge {

@@ -147,9 +147,9 @@ impl<J: Job> Setter<J> {
         let payload = self.payload(&job)?;
         let client = self.resolve_client()?;
         let prepared = client.prepare(payload, None, Timestamp::now()).await?;
-        let payload = Payload::from_json(&prepared.json).map_err(|source| Error::Encode {
+        let payload = Payload::from_json(&prepared.json).map_err(|error| Error::Encode {
             class: J::NAME.to_owned(),
-            source,
+            reason: error.to_string(),
         })?;
         let context = JobContext::from_payload(&payload);
         let decoded = J::decode_args(payload.args).map_err(|error| Error::Decode {
@@ -169,9 +169,9 @@ impl<J: Job> Setter<J> {
 
     /// The payload for `job` with the job's options and these overrides.
     fn payload(&self, job: &J) -> Result<Payload, Error> {
-        let args = job.encode_args().map_err(|source| Error::Encode {
+        let args = job.encode_args().map_err(|error| Error::Encode {
             class: J::NAME.to_owned(),
-            source,
+            reason: error.to_string(),
         })?;
         let options = &J::OPTIONS;
         let mut payload = Payload::new(J::NAME, args)

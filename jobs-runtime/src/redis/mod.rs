@@ -151,18 +151,18 @@ impl Connection {
             .map_err(|error| self.error(error))
     }
 
-    /// Turns a driver error into ours, naming the URL.
-    pub(crate) fn error(&self, source: RedisError) -> Error {
-        if is_connection_error(&source) || source.kind() == redis::ErrorKind::AuthenticationFailed {
+    /// Turns a driver error into ours, naming the URL; the driver's error is kept as its text
+    /// (see "Causes" on [`Error`]).
+    pub(crate) fn error(&self, error: RedisError) -> Error {
+        if is_connection_error(&error) || error.kind() == redis::ErrorKind::AuthenticationFailed {
             Error::Connect {
                 url: self.url.clone(),
-                reason: describe(&source),
-                source,
+                reason: describe(&error),
             }
         } else {
             Error::Redis {
                 url: self.url.clone(),
-                source,
+                reason: error.to_string(),
             }
         }
     }

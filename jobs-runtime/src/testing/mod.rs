@@ -96,9 +96,9 @@ pub(crate) fn now() -> Timestamp {
 /// Hands a prepared job (its JSON, and when it is due if scheduled) to `mode`: recorded in fake
 /// mode, run in inline mode.
 pub(crate) async fn deliver(mode: &Active, json: &str, at: Option<Timestamp>) -> Result<(), Error> {
-    let payload = Payload::from_json(json).map_err(|source| Error::Encode {
+    let payload = Payload::from_json(json).map_err(|error| Error::Encode {
         class: "a job".to_owned(),
-        source,
+        reason: error.to_string(),
     })?;
     match mode {
         Active::Fake(shared) => {
