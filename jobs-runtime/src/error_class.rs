@@ -28,55 +28,20 @@ pub(crate) const PANIC: &str = "Panic";
 
 /// A job's JSON arguments do not decode into its Rust argument types; the message names the
 /// argument.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "worker/ still spells it out; it switches to this constant next"
-    )
-)]
 pub(crate) const ARGUMENT_ERROR: &str = "jobs::ArgumentError";
 
 /// A job ran longer than its `timeout` and was cancelled.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "worker/ still spells it out; it switches to this constant next"
-    )
-)]
 pub(crate) const TIMEOUT: &str = "jobs::Timeout";
 
 /// No job with the payload's `class` is registered in the worker that took it.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "worker/ still spells it out; it switches to this constant next"
-    )
-)]
 pub(crate) const UNKNOWN_JOB: &str = "jobs::UnknownJob";
 
 /// An entry of a queue or a sorted set that is not a job (not JSON, or no `class`): it goes to
 /// the dead set wrapped in a job whose `class` and `error_class` are both this.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "worker/ still spells it out; it switches to this constant next"
-    )
-)]
 pub(crate) const INVALID_PAYLOAD: &str = "jobs::InvalidPayload";
 
 /// A job handed back by crash recovery more than `max_recoveries` times in a row, presumed to
 /// be what kills its processes: it goes to the dead set instead.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "worker/ still spells it out; it switches to this constant next"
-    )
-)]
 pub(crate) const ABANDONED: &str = "jobs::Abandoned";
 
 /// A job asked for a `#[state]` type the worker was not given (a worker refuses to start without

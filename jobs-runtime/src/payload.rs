@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::Error;
+use crate::error_class;
 use crate::jid::Jid;
 use crate::options::{Backtrace, Retry};
 use crate::timestamp::Timestamp;
@@ -213,14 +214,14 @@ pub(crate) fn invalid_entry(raw: &str, queue: &str, reason: &str, now: Timestamp
         .and_then(|value| value.get("jid").and_then(|jid| jid.as_str()).map(Jid::from))
         .unwrap_or_else(Jid::generate);
     serde_json::json!({
-        "class": "jobs::InvalidPayload",
+        "class": error_class::INVALID_PAYLOAD,
         "args": [raw],
         "jid": jid,
         "queue": queue,
         "retry": false,
         "created_at": now,
         "failed_at": now,
-        "error_class": "jobs::InvalidPayload",
+        "error_class": error_class::INVALID_PAYLOAD,
         "error_message": reason,
     })
     .to_string()

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::middleware::{DynServerMiddleware, Next};
 use crate::context::JobContext;
+use crate::error_class;
 use crate::job_error::JobError;
 use crate::panic::{catch_panic, catch_panic_now};
 use crate::payload::Payload;
@@ -32,7 +33,7 @@ pub(crate) async fn execute(
             "cannot decode the arguments of {} (jid {}): {error}",
             payload.class, payload.jid
         ))
-        .with_class("jobs::ArgumentError")
+        .with_class(error_class::ARGUMENT_ERROR)
     })?;
     let guarded = catch_panic(Next::new(middleware, payload, job).run());
     match registration.options().timeout {
@@ -44,7 +45,7 @@ pub(crate) async fn execute(
                     "{} ran longer than its timeout of {limit:?} and was cancelled",
                     payload.class
                 ))
-                .with_class("jobs::Timeout"))
+                .with_class(error_class::TIMEOUT))
             }),
     }
 }
@@ -62,5 +63,5 @@ fn unknown_job(registry: &Registry, class: &str) -> JobError {
             known.join(", ")
         }
     ))
-    .with_class("jobs::UnknownJob")
+    .with_class(error_class::UNKNOWN_JOB)
 }

@@ -19,6 +19,7 @@ use super::shared::Shared;
 use super::tasks::sleep_or;
 use super::unit::{Fetched, RECOVERIES};
 use crate::error::Error;
+use crate::error_class;
 use crate::payload::Payload;
 use crate::redis::scripts;
 use crate::timestamp::Timestamp;
@@ -184,7 +185,7 @@ fn recovered(mut payload: Payload, original: &str, identity: &str, max: u32) -> 
     let dead = count > u64::from(max);
     if dead {
         let now = Timestamp::now();
-        payload.error_class = Some("jobs::Abandoned".to_owned());
+        payload.error_class = Some(error_class::ABANDONED.to_owned());
         payload.error_message = Some(format!(
             "the process running this job ({identity}) stopped without finishing it, {count} \
              times in a row; the job may be what stops it (a crash, an abort, running out of \
@@ -217,7 +218,10 @@ mod tests {
         let (json, dead) = recovered(Payload::from_json(&json).unwrap(), "{}", "h:1:a", 2);
         assert!(dead);
         let buried = Payload::from_json(&json).unwrap();
-        assert_eq!(buried.error_class.as_deref(), Some("jobs::Abandoned"));
+        assert_eq!(
+            buried.error_class.as_deref(),
+            Some(crate::error_class::ABANDONED)
+        );
         assert!(buried.error_message.unwrap().contains("3 times"));
     }
 }

@@ -175,7 +175,10 @@ mod tests {
         assert_eq!(payload.failed_at, Some(now()));
         assert_eq!(payload.retried_at, None);
         assert_eq!(payload.error_message.as_deref(), Some("boom"));
-        assert_eq!(payload.error_class.as_deref(), Some("JobError"));
+        assert_eq!(
+            payload.error_class.as_deref(),
+            Some(crate::error_class::JOB_ERROR)
+        );
         let delay = retry_delay(&decision);
         assert!((15.0..=24.0).contains(&delay), "{delay}");
     }
