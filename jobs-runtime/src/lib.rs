@@ -29,6 +29,11 @@ mod job_error;
 mod options;
 mod panic;
 mod payload;
+#[cfg_attr(
+    not(test),
+    expect(dead_code, reason = "promotion and recovery switch to it next")
+)]
+mod raw_job;
 mod redis;
 mod registry;
 mod state;
