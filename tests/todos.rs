@@ -15,7 +15,7 @@ mod app;
 #[path = "../examples/common/mod.rs"]
 mod common;
 #[allow(dead_code)]
-#[path = "integration/support.rs"]
+#[path = "integration/support/redis.rs"]
 mod support;
 
 use axum::body::Body;
