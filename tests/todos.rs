@@ -1,4 +1,4 @@
-//! The todo app example (`examples/todos.rs`): its handlers queue `ScoreGeneration`, and the
+//! The todo app example (`examples/todos/`): its handlers queue `ScoreGeneration`, and the
 //! job recomputes the scores. The fake and inline tests need no Redis; the last test runs the
 //! job in a real worker against a private `redis-server`.
 //!
