@@ -36,7 +36,7 @@ for _ in $(seq 1 50); do redis-cli -u "$REDIS_URL" PING >/dev/null 2>&1 && break
 
 echo "# bench/run.sh $(date -Is) N=$N CONCS='$CONCS' REPS=$REPS LAT_N=$LAT_N cores=$(nproc) redis=$(redis-server --version | sed -E 's/.* v=([^ ]+).*/\1/')" | tee -a "$RESULTS"
 for p in $PEERS; do "$(script_of "$p")" setup; done
-(cd "$ROOT" && ./target/release/examples/bench extras "$N") | tee -a "$RESULTS"
+(cd "$ROOT" && "${CARGO_TARGET_DIR:-target}/release/examples/bench" extras "$N") | tee -a "$RESULTS"
 
 rotate() { local first=$1; shift; echo "$@" "$first"; }
 order="$PEERS"

@@ -14,7 +14,7 @@
 #![allow(clippy::print_stdout)]
 
 #[allow(dead_code, unreachable_pub)]
-#[path = "../tests/integration/proxy.rs"]
+#[path = "../tests/integration/support/proxy.rs"]
 mod proxy;
 
 use std::collections::{HashMap, HashSet};

@@ -1,4 +1,4 @@
-//! The todo app example (`examples/todos.rs`): its handlers queue `ScoreGeneration`, and the
+//! The todo app example (`examples/todos/`): its handlers queue `ScoreGeneration`, and the
 //! job recomputes the scores. The fake and inline tests need no Redis; the last test runs the
 //! job in a real worker against a private `redis-server`.
 //!
@@ -15,7 +15,7 @@ mod app;
 #[path = "../examples/common/mod.rs"]
 mod common;
 #[allow(dead_code)]
-#[path = "integration/support.rs"]
+#[path = "integration/support/redis.rs"]
 mod support;
 
 use axum::body::Body;

@@ -5,7 +5,7 @@
 PEER=jobs
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 PEERS_DIR="${PEERS_DIR:-$ROOT/../shared/bench/peers}"
-BIN="$ROOT/target/release/examples/bench"
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/bench"
 
 peer_setup() {
   command -v cargo >/dev/null || die "cargo is required"

@@ -10,7 +10,7 @@ use jobs::api::{
 use redis::AsyncCommands;
 use serde_json::json;
 
-use crate::jobs::{CallLog, busy_worker, worker};
+use crate::support::jobs::{CallLog, busy_worker, worker};
 use crate::support::{TestRedis, eventually, now, ruby};
 
 /// A failed job as the worker stores it in the retry set.

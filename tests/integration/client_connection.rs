@@ -6,8 +6,8 @@ use chrono::NaiveDate;
 use jobs::Client;
 use redis::AsyncCommands;
 
-use crate::jobs::ScoreGeneration;
 use crate::support::TestRedis;
+use crate::support::jobs::ScoreGeneration;
 
 fn job() -> ScoreGeneration {
     ScoreGeneration {

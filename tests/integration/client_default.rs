@@ -7,8 +7,8 @@ use std::process::Command;
 
 use chrono::NaiveDate;
 
-use crate::jobs::ScoreGeneration;
 use crate::support::TestRedis;
+use crate::support::jobs::ScoreGeneration;
 
 const CHILD: &str = "client_default::child_pushes_with_the_default_client";
 

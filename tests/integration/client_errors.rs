@@ -3,7 +3,7 @@
 use chrono::NaiveDate;
 use jobs::{Client, Error};
 
-use crate::jobs::{ScoreGeneration, SendEmail};
+use crate::support::jobs::{ScoreGeneration, SendEmail};
 use crate::support::{TestRedis, free_port};
 
 fn today() -> NaiveDate {

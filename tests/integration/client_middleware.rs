@@ -4,8 +4,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use jobs::{BoxError, Client, ClientMiddleware, Error, Flow, Payload};
 
-use crate::jobs::SendEmail;
 use crate::support::TestRedis;
+use crate::support::jobs::SendEmail;
 
 struct Tag(&'static str);
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::jobs::{Ledgered, push_ledgered};
+use crate::support::jobs::{Ledgered, push_ledgered};
 use crate::support::{ChildWorker, LedgerView, TestRedis, eventually, ledger_path};
 
 /// The lines the test harness itself prints around the child's run.

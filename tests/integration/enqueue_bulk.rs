@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 
-use crate::jobs::{ScoreGeneration, SendEmail};
 use crate::support::TestRedis;
+use crate::support::jobs::{ScoreGeneration, SendEmail};
 
 fn emails(count: usize) -> Vec<SendEmail> {
     (0..count)

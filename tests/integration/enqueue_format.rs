@@ -3,7 +3,7 @@
 use chrono::NaiveDate;
 use redis::AsyncCommands;
 
-use crate::jobs::{Deliver, NightlyCleanup, ScoreGeneration, SendEmail};
+use crate::support::jobs::{Deliver, NightlyCleanup, ScoreGeneration, SendEmail};
 use crate::support::{TestRedis, now};
 
 fn today() -> NaiveDate {

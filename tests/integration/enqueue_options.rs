@@ -4,8 +4,8 @@ use chrono::NaiveDate;
 use jobs::{Client, Payload};
 use serde_json::json;
 
-use crate::jobs::{Deliver, ScoreGeneration};
 use crate::support::TestRedis;
+use crate::support::jobs::{Deliver, ScoreGeneration};
 
 fn today() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 11, 22).expect("a date")

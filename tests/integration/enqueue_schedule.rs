@@ -5,7 +5,7 @@ use std::time::Duration;
 use chrono::{NaiveDate, TimeZone, Utc};
 use redis::AsyncCommands;
 
-use crate::jobs::ScoreGeneration;
+use crate::support::jobs::ScoreGeneration;
 use crate::support::{TestRedis, now, parse};
 
 fn today() -> NaiveDate {

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
 
-use crate::jobs::{Ledgered, push_ledgered};
-use crate::proxy::FaultProxy;
+use crate::support::jobs::{Ledgered, push_ledgered};
+use crate::support::proxy::FaultProxy;
 use crate::support::{ChildWorker, LedgerView, TestRedis, eventually, ledger_path};
 
 async fn push(redis: &TestRedis, count: u64, millis: u64) -> HashSet<String> {

@@ -6,7 +6,7 @@ use chrono::NaiveDate;
 use jobs::{JobContext, JobState, Payload, Registry};
 use redis::AsyncCommands;
 
-use crate::jobs::{Deliver, ScoreGeneration};
+use crate::support::jobs::{Deliver, ScoreGeneration};
 use crate::support::{TestRedis, now, ruby};
 
 fn today() -> NaiveDate {

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use jobs::Worker;
 use redis::AsyncCommands;
 
-use crate::jobs::{AbortProcess, BlockThread, CallLog, Gauge, Ledger, Ledgered, push_ledgered};
+use crate::support::jobs::{
+    AbortProcess, BlockThread, CallLog, Gauge, Ledger, Ledgered, push_ledgered,
+};
 use crate::support::{
     ChildWorker, LedgerView, TestRedis, eventually, ledger_path, now, ruby, sorted_set,
 };

@@ -1,5 +1,6 @@
 //! Integration tests: `#[job]` and the client against a real, private `redis-server` (and Ruby
-//! Sidekiq 6.4 for interop). See `support.rs` for the fixtures.
+//! Sidekiq 6.4 for interop). The fixtures are in `support/`: the private Redis, the test jobs,
+//! the fault proxy.
 
 // Test modules share helpers with `pub`; nothing here is reachable from outside anyway.
 #![allow(unreachable_pub)]
@@ -8,7 +9,6 @@
 // Fault tests print the figures they measure (recovery time, duplicates).
 #![allow(clippy::print_stdout)]
 
-mod jobs;
 mod support;
 
 mod admin_api;
@@ -21,14 +21,13 @@ mod deploy_logs;
 mod deploy_systemd;
 mod enqueue_bulk;
 mod enqueue_format;
+mod enqueue_inline;
 mod enqueue_options;
 mod enqueue_schedule;
 mod faults;
-mod inline;
 mod interop_ruby;
 mod lifecycle;
 mod payload_decode;
-mod proxy;
 mod registry;
 mod testing_fake;
 mod testing_inline;

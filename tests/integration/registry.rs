@@ -5,7 +5,7 @@ use std::time::Duration;
 use jobs::{JobContext, JobState, Payload, Registry, Retry};
 use serde_json::json;
 
-use crate::jobs::CallLog;
+use crate::support::jobs::CallLog;
 
 #[test]
 fn every_job_is_registered_under_its_wire_name() {

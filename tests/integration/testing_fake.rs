@@ -7,8 +7,8 @@ use chrono::NaiveDate;
 use jobs::testing::{self, EnqueuedJob};
 use jobs::{Client, Error, Payload, job};
 
-use crate::jobs::{CallLog, Explode, Record, RecordCall, ScoreGeneration, SendEmail};
 use crate::support::free_port;
+use crate::support::jobs::{CallLog, Explode, Record, RecordCall, ScoreGeneration, SendEmail};
 
 fn today() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 11, 22).expect("a date")

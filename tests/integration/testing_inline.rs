@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use jobs::{Error, testing};
 
-use crate::jobs::{CallLog, Explode, Record, RecordCall};
+use crate::support::jobs::{CallLog, Explode, Record, RecordCall};
 
 /// Pushes a `Record` job for each label.
 #[jobs::job]

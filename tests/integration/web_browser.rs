@@ -15,7 +15,7 @@ use jobs::api::{DeadSet, RetrySet};
 use redis::AsyncCommands;
 use serde_json::json;
 
-use crate::jobs::{CallLog, busy_worker};
+use crate::support::jobs::{CallLog, busy_worker};
 use crate::support::{TestRedis, eventually, free_port, now};
 
 /// A `chromedriver` child process in a process group of its own, which Chromium joins: the whole

@@ -12,7 +12,7 @@ use redis::AsyncCommands;
 use serde_json::json;
 use tower::ServiceExt;
 
-use crate::jobs::{CallLog, Slow, busy_worker, worker};
+use crate::support::jobs::{CallLog, Slow, busy_worker, worker};
 use crate::support::{RunningWorker, TestRedis, eventually, first_entry, now};
 
 /// The dashboard mounted as an app would mount it.

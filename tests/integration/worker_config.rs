@@ -5,8 +5,8 @@ use std::time::Duration;
 use jobs::worker::QueueSpec;
 use jobs::{Error, Worker};
 
-use crate::jobs::CallLog;
 use crate::support::TestRedis;
+use crate::support::jobs::CallLog;
 
 fn config_file(name: &str, text: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("jobs-config-{}-{name}", std::process::id()));
@@ -94,7 +94,7 @@ async fn a_job_asking_for_state_the_worker_lacks_stops_it_at_start() {
     let error = Worker::new()
         .client(&redis.client())
         .state(CallLog::default())
-        .state(crate::jobs::Ledger::default())
+        .state(crate::support::jobs::Ledger::default())
         .drain()
         .await
         .unwrap_err();
@@ -108,7 +108,7 @@ async fn a_job_asking_for_state_the_worker_lacks_stops_it_at_start() {
 #[tokio::test]
 async fn a_worker_without_queues_refuses_to_start() {
     let redis = TestRedis::start();
-    let error = crate::jobs::worker(&redis, &CallLog::default())
+    let error = crate::support::jobs::worker(&redis, &CallLog::default())
         .queues(Vec::<String>::new())
         .drain()
         .await
@@ -122,7 +122,7 @@ async fn a_worker_without_queues_refuses_to_start() {
 #[tokio::test]
 async fn a_heartbeat_ttl_under_twice_its_interval_is_refused() {
     let redis = TestRedis::start();
-    let error = crate::jobs::worker(&redis, &CallLog::default())
+    let error = crate::support::jobs::worker(&redis, &CallLog::default())
         .heartbeat(Duration::from_secs(2), Duration::from_secs(3))
         .drain()
         .await

@@ -7,8 +7,10 @@ use jobs::{Payload, Worker};
 use redis::AsyncCommands;
 use serde_json::json;
 
-use crate::jobs::worker;
-use crate::jobs::{BuryMe, CallLog, FailWith, ForgetMe, Overrun, PanicNow, Record, WithBacktrace};
+use crate::support::jobs::worker;
+use crate::support::jobs::{
+    BuryMe, CallLog, FailWith, ForgetMe, Overrun, PanicNow, Record, WithBacktrace,
+};
 use crate::support::{TestRedis, counter, now, sorted_set};
 
 async fn drain(redis: &TestRedis) {
@@ -247,8 +249,8 @@ async fn the_dead_set_is_trimmed_to_its_limit() {
     Worker::from_config(config)
         .client(&client)
         .state(CallLog::default())
-        .state(crate::jobs::Gauge::default())
-        .state(crate::jobs::Ledger::default())
+        .state(crate::support::jobs::Gauge::default())
+        .state(crate::support::jobs::Ledger::default())
         .drain()
         .await
         .unwrap();

@@ -7,8 +7,8 @@ use std::time::Duration;
 use jobs::Payload;
 use serde_json::json;
 
-use crate::jobs::worker;
-use crate::jobs::{BuryMe, CallLog, FailWith};
+use crate::support::jobs::worker;
+use crate::support::jobs::{BuryMe, CallLog, FailWith};
 use crate::support::{TestRedis, eventually, ruby};
 
 #[tokio::test]

@@ -6,8 +6,8 @@ use std::time::Duration;
 use jobs::worker::{Lifecycle, Next, ServerMiddleware};
 use jobs::{JobError, Payload};
 
-use crate::jobs::worker;
-use crate::jobs::{CallLog, FailWith, Record};
+use crate::support::jobs::worker;
+use crate::support::jobs::{CallLog, FailWith, Record};
 use crate::support::{RunningWorker, TestRedis, eventually, sorted_set};
 
 /// Records each job's class and outcome, around the job.

@@ -8,8 +8,8 @@ use chrono::Utc;
 use jobs::worker::QueueSpec;
 use redis::AsyncCommands;
 
-use crate::jobs::worker;
-use crate::jobs::{CallLog, Gauge, MeasureConcurrency, Record, RecordHigh, Slow};
+use crate::support::jobs::worker;
+use crate::support::jobs::{CallLog, Gauge, MeasureConcurrency, Record, RecordHigh, Slow};
 use crate::support::{RunningWorker, TestRedis, counter, eventually};
 
 #[tokio::test]

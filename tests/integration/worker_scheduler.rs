@@ -7,8 +7,8 @@ use jobs::worker::enqueue_due;
 use redis::AsyncCommands;
 use serde_json::json;
 
-use crate::jobs::worker;
-use crate::jobs::{CallLog, Record};
+use crate::support::jobs::worker;
+use crate::support::jobs::{CallLog, Record};
 use crate::support::{RunningWorker, TestRedis, eventually, now, sorted_set};
 
 /// Puts `count` due jobs in `set`, as Sidekiq would have written them.

@@ -14,7 +14,7 @@ const MILLISECONDS_ABOVE: u64 = 100_000_000_000;
 /// The time a JSON value holds, if it is a number.
 pub(crate) fn from_json(value: &Value) -> Option<DateTime<Utc>> {
     let seconds = match value.as_u64() {
-        #[allow(clippy::cast_precision_loss)]
+        // Exact: below MILLISECONDS_ABOVE, far under 2^53.
         Some(whole) if whole < MILLISECONDS_ABOVE => whole as f64,
         _ => Timestamp::deserialize(value).ok()?.as_epoch_seconds(),
     };
@@ -30,7 +30,7 @@ pub(crate) fn from_epoch_seconds(seconds: f64) -> Option<DateTime<Utc>> {
     if micros.abs() > 9.0e18 {
         return None;
     }
-    #[allow(clippy::cast_possible_truncation)]
+    // Whole (rounded) and within i64 (checked above), so the cast is exact.
     DateTime::from_timestamp_micros(micros as i64)
 }
 

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use super::Active;
 use super::enqueued::EnqueuedJob;
 use super::runner::Settings;
-use super::scope::{self, Active, ThreadGuard};
+use super::scope::{self, ThreadGuard};
 use crate::error::Error;
 use crate::jid::Jid;
 use crate::job::Job;

@@ -4,8 +4,9 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
+use super::Active;
 use super::runner::Settings;
-use super::scope::{self, Active, ThreadGuard};
+use super::scope::{self, ThreadGuard};
 use crate::worker::ServerMiddleware;
 
 /// Inline mode, on until this is dropped: every push on this thread (and inside

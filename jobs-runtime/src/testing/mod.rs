@@ -62,10 +62,13 @@ pub use enqueued::EnqueuedJob;
 pub use fake::Fake;
 pub use inline::Inline;
 
+use std::sync::Arc;
+
 use crate::error::Error;
 use crate::payload::Payload;
 use crate::timestamp::Timestamp;
-use scope::Active;
+use fake::FakeShared;
+use runner::Settings;
 
 /// Turns fake mode on for this thread until the returned [`Fake`] is dropped: pushes are
 /// recorded there, not written to Redis.
@@ -77,6 +80,16 @@ pub fn fake() -> Fake {
 /// runs its job at once, in-process, and returns when it is done.
 pub fn inline() -> Inline {
     Inline::install()
+}
+
+/// A testing mode that is on: what the slots of `scope.rs` hold, and what [`deliver`] hands a
+/// push to.
+#[derive(Clone)]
+pub(crate) enum Active {
+    /// Pushes are recorded.
+    Fake(Arc<FakeShared>),
+    /// Pushes run at once.
+    Inline(Arc<Settings>),
 }
 
 /// The testing mode on for the code running now, if any: pushes then go to [`deliver`] instead

@@ -9,19 +9,8 @@
 use std::cell::RefCell;
 use std::future::Future;
 use std::marker::PhantomData;
-use std::sync::Arc;
 
-use super::fake::FakeShared;
-use super::runner::Settings;
-
-/// A testing mode that is on.
-#[derive(Clone)]
-pub(crate) enum Active {
-    /// Pushes are recorded.
-    Fake(Arc<FakeShared>),
-    /// Pushes run at once.
-    Inline(Arc<Settings>),
-}
+use super::Active;
 
 thread_local! {
     /// The modes the live guards of this thread turned on, newest last, each with its guard's

@@ -4,23 +4,17 @@
 use std::sync::Arc;
 
 use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Request};
-use axum::http::header::{COOKIE, LOCATION, SET_COOKIE};
+use axum::http::header::{LOCATION, SET_COOKIE};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use maud::Markup;
 
 use super::State;
 use super::failure::Failure;
-use super::security;
+use super::security::{self, CSRF_COOKIE, CSRF_FIELD};
 use crate::client::Client;
-
-/// The cookie that holds the CSRF token (double submit: each form carries it too).
-pub(crate) const CSRF_COOKIE: &str = "jobs_csrf";
-
-/// The form field that carries the CSRF token, named as in Sidekiq's forms.
-pub(crate) const CSRF_FIELD: &str = "authenticity_token";
 
 /// The most bytes a POST body may have.
 const MAX_FORM_BYTES: usize = 4 * 1024 * 1024;
@@ -107,7 +101,7 @@ impl FromRequestParts<Arc<State>> for Ctx {
         state: &Arc<State>,
     ) -> Result<Self, Self::Rejection> {
         let base = mount_path(parts);
-        let (token, new_token) = match cookie_token(&parts.headers) {
+        let (token, new_token) = match security::cookie_token(&parts.headers) {
             Some(token) => (token, false),
             None => (security::new_token(), true),
         };
@@ -142,19 +136,6 @@ fn mount_of(original: &str, inner: &str) -> String {
         .strip_suffix(inner)
         .unwrap_or_else(|| if inner == "/" { original } else { "" });
     base.trim_end_matches('/').to_owned()
-}
-
-/// The CSRF token in the request's cookie, if it has a well-formed one.
-pub(crate) fn cookie_token(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|cookies| cookies.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == CSRF_COOKIE)
-        .map(|(_, value)| value.to_owned())
-        .filter(|token| security::is_token(token))
 }
 
 /// The fields of a POST that passed the CSRF check.

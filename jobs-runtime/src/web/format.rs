@@ -68,7 +68,6 @@ pub(crate) fn latency(seconds: f64) -> String {
 
 /// Kilobytes as `12.3 MB`.
 pub(crate) fn kilobytes(kb: u64) -> String {
-    #[allow(clippy::cast_precision_loss)]
     let kb = kb as f64;
     if kb < 1_024.0 {
         format!("{kb:.0} KB")

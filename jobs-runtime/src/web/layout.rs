@@ -5,8 +5,9 @@ use chrono::{DateTime, Utc};
 use maud::{DOCTYPE, Markup, html};
 
 use super::assets;
-use super::context::{CSRF_FIELD, Ctx};
+use super::context::Ctx;
 use super::format;
+use super::security::CSRF_FIELD;
 use crate::api::Stats;
 
 /// The tabs along the top.

@@ -1,10 +1,11 @@
-//! The dashboard's defences: response headers, the CSRF check on POSTs, and basic auth.
+//! The dashboard's defences: response headers, the CSRF token (its cookie and form field) and
+//! the check on POSTs, and basic auth.
 
 use std::fmt;
 
 use axum::extract::Request;
 use axum::http::header::{
-    AUTHORIZATION, CACHE_CONTROL, CONTENT_SECURITY_POLICY, HOST, ORIGIN, REFERRER_POLICY,
+    AUTHORIZATION, CACHE_CONTROL, CONTENT_SECURITY_POLICY, COOKIE, HOST, ORIGIN, REFERRER_POLICY,
     WWW_AUTHENTICATE, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -17,6 +18,12 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::failure::Failure;
+
+/// The cookie that holds the CSRF token (double submit: each form carries it too).
+pub(crate) const CSRF_COOKIE: &str = "jobs_csrf";
+
+/// The form field that carries the CSRF token, named as in Sidekiq's forms.
+pub(crate) const CSRF_FIELD: &str = "authenticity_token";
 
 /// Scripts, styles and images from the dashboard itself only; no inline script or style, no
 /// plugins, no framing, forms posting only to the dashboard's own origin.
@@ -54,6 +61,19 @@ pub(crate) fn is_token(token: &str) -> bool {
     token.len() == 64 && token.bytes().all(|byte| byte.is_ascii_hexdigit())
 }
 
+/// The CSRF token in the request's cookie, if it has a well-formed one.
+pub(crate) fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|cookies| cookies.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == CSRF_COOKIE)
+        .map(|(_, value)| value.to_owned())
+        .filter(|token| is_token(token))
+}
+
 /// Lets a POST through only when it comes from the dashboard's own pages:
 /// - a browser that sends `Sec-Fetch-Site` must say `same-origin` (then nothing else is asked,
 ///   as in Sidekiq 8.1);
@@ -82,7 +102,7 @@ pub(crate) fn check_post(headers: &HeaderMap, form_token: Option<&str>) -> Resul
             ));
         }
     }
-    let cookie = super::context::cookie_token(headers);
+    let cookie = cookie_token(headers);
     match (cookie, form_token) {
         (Some(cookie), Some(form)) if bool::from(cookie.as_bytes().ct_eq(form.as_bytes())) => {
             Ok(())

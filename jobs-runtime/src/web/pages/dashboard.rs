@@ -93,9 +93,7 @@ fn history_panel(ctx: &Ctx, history: &[DayStats], days: u64) -> Markup {
         .max()
         .unwrap_or(0)
         .max(1);
-    #[allow(clippy::cast_precision_loss)]
     let scale = |value: u64| (value as f64 / max as f64) * (height - 10.0);
-    #[allow(clippy::cast_precision_loss)]
     let slot = width / history.len().max(1) as f64;
     let processed: u64 = history.iter().map(|day| day.processed).sum();
     let failed: u64 = history.iter().map(|day| day.failed).sum();

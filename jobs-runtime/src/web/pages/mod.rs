@@ -2,7 +2,6 @@
 
 pub(crate) mod busy;
 pub(crate) mod dashboard;
-pub(crate) mod job;
 pub(crate) mod queues;
 pub(crate) mod sets;
 

@@ -1,5 +1,7 @@
 //! The retries, scheduled and dead tabs: one sorted set each, with the same list, filter, bulk
-//! actions and detail pages.
+//! actions and detail pages (`detail.rs`).
+
+mod detail;
 
 use std::sync::Arc;
 
@@ -9,7 +11,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use maud::html;
 
-use super::{ListQuery, MAX_FILTER_CHARS, PAGE_SIZE, job};
+use super::{ListQuery, MAX_FILTER_CHARS, PAGE_SIZE};
 use crate::api::{JobSet, MAX_SEARCH_MATCHES, Order, Page, SetKind, SortedEntry, Stats};
 use crate::web::State;
 use crate::web::context::{Ctx, Form};
@@ -262,7 +264,7 @@ async fn show(kind: SetKind, ctx: Ctx, Path(key): Path<String>) -> Result<Respon
     let entry = ctx.job_set(kind).fetch_key(&key).await?.ok_or_else(|| {
         Failure::not_found("that job is no longer here: it ran, moved or was deleted")
     })?;
-    let content = job::detail(&ctx, &view, &entry);
+    let content = detail::page(&ctx, &view, &entry);
     Ok(ctx.html(layout::page(&ctx, &stats, view.tab, view.title, content)))
 }
 

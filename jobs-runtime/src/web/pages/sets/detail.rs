@@ -1,11 +1,13 @@
-//! One job's page: every field, the error and its backtrace, and what can be done to it.
+//! The page of one entry of a set: every field of its job, the error and its backtrace, and what
+//! can be done to it.
 
 use maud::{Markup, html};
 
-use super::sets::View;
+use super::View;
 use crate::api::{SetKind, SortedEntry};
 use crate::web::context::Ctx;
 use crate::web::layout;
+use crate::web::pages::segment;
 
 /// The fields shown first, in this order, with their labels; the rest follow as stored.
 const KNOWN_FIELDS: [&str; 17] = [
@@ -28,10 +30,10 @@ const KNOWN_FIELDS: [&str; 17] = [
     "at",
 ];
 
-/// The detail of `entry` of the set `view` shows.
-pub(crate) fn detail(ctx: &Ctx, view: &View, entry: &SortedEntry) -> Markup {
+/// The page of `entry`, of the set `view` shows.
+pub(super) fn page(ctx: &Ctx, view: &View, entry: &SortedEntry) -> Markup {
     let record = &entry.record;
-    let action_path = format!("/{}/{}", view.slug, super::segment(&entry.key()));
+    let action_path = format!("/{}/{}", view.slug, segment(&entry.key()));
     let pretty_args = serde_json::to_string_pretty(&record.display_args()).unwrap_or_default();
     let others: Vec<(&String, &serde_json::Value)> = record
         .fields()

@@ -3,8 +3,10 @@
 use chrono::NaiveDate;
 use jobs::{Client, Error, JobState};
 
-use crate::jobs::{Average, CallLog, Explode, PanicNow, ParseCount, RecordCall, score_generation};
 use crate::support::free_port;
+use crate::support::jobs::{
+    Average, CallLog, Explode, PanicNow, ParseCount, RecordCall, score_generation,
+};
 
 /// A client pointing where nothing listens: inline runs must not need Redis.
 fn nowhere() -> Client {

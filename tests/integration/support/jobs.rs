@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex};
 use chrono::NaiveDate;
 use jobs::{JobContext, JobError, job};
 
+use super::{RunningWorker, TestRedis, eventually};
+
 /// The README's job.
 #[job(queue = "default", retry = 25)]
 pub async fn score_generation(date: NaiveDate) -> Result<(), JobError> {
@@ -226,7 +228,7 @@ pub async fn block_thread(#[context] ctx: JobContext, #[state] ledger: Ledger, m
 
 /// A worker on `redis` that runs every test job, with the shared values they need, a fast
 /// scheduler and a short shutdown timeout.
-pub fn worker(redis: &crate::support::TestRedis, log: &CallLog) -> jobs::Worker {
+pub fn worker(redis: &TestRedis, log: &CallLog) -> jobs::Worker {
     jobs::Worker::new()
         .client(&redis.client())
         .state(log.clone())
@@ -243,7 +245,7 @@ pub fn worker(redis: &crate::support::TestRedis, log: &CallLog) -> jobs::Worker 
 
 /// Pushes ledger jobs; returns their jids.
 pub async fn push_ledgered(
-    redis: &crate::support::TestRedis,
+    redis: &TestRedis,
     jobs: impl IntoIterator<Item = Ledgered>,
 ) -> std::collections::HashSet<String> {
     redis
@@ -259,18 +261,18 @@ pub async fn push_ledgered(
 /// Pushes a `Slow` job of `millis` and starts a worker of `concurrency`; returns once the
 /// worker's heartbeat shows the job running (what the Busy page and `WorkSet` read).
 pub async fn busy_worker(
-    redis: &crate::support::TestRedis,
+    redis: &TestRedis,
     log: &CallLog,
     concurrency: usize,
     millis: u64,
-) -> crate::support::RunningWorker {
+) -> RunningWorker {
     let client = redis.client();
     client
         .perform_async(Slow { millis })
         .await
         .expect("push the slow job");
-    let running = crate::support::RunningWorker::start(worker(redis, log).concurrency(concurrency));
-    crate::support::eventually(
+    let running = RunningWorker::start(worker(redis, log).concurrency(concurrency));
+    eventually(
         std::time::Duration::from_secs(10),
         "the heartbeat to show the job",
         async || {

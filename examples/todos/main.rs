@@ -15,8 +15,9 @@
 // An example talks to the person running it on standard output.
 #![allow(clippy::print_stdout)]
 
-#[path = "todos/app.rs"]
 mod app;
+// The jobs every example shares.
+#[path = "../common/mod.rs"]
 mod common;
 
 use common::store::TodoStore;

@@ -19,11 +19,8 @@
 // A benchmark talks to the person running it on standard output.
 #![allow(clippy::print_stdout)]
 
-#[path = "bench/figures.rs"]
 mod figures;
-#[path = "bench/measure.rs"]
 mod measure;
-#[path = "bench/peer.rs"]
 mod peer;
 
 use std::sync::Arc;

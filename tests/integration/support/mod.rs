@@ -1,0 +1,231 @@
+//! Test support, shared by every module of the integration binary: a private Redis per test
+//! (`redis.rs`), the jobs the tests push and run (`jobs.rs`), a fault proxy (`proxy.rs`), and
+//! helpers for workers in the background, worker processes and Ruby Sidekiq (here).
+
+pub mod jobs;
+pub mod proxy;
+mod redis;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+// `::jobs` is the crate; `jobs` in this file is the fixtures module.
+use ::jobs::{Error, Worker};
+
+pub use redis::{TestRedis, counter, first_entry, free_port, now, parse, sorted_set};
+
+/// Runs a Ruby script with Debian's Sidekiq 6.4 against `redis_url` and returns what it printed
+/// after `RESULT:`, parsed as JSON. Fails the test, with the way to install it, when Ruby or
+/// Sidekiq is missing.
+pub fn ruby(redis_url: &str, script: &str) -> serde_json::Value {
+    let program = format!(
+        "require 'sidekiq'\nrequire 'sidekiq/api'\nrequire 'json'\n\
+         Sidekiq.logger.level = Logger::WARN\n{script}"
+    );
+    let output = Command::new("ruby")
+        .arg("-e")
+        .arg(&program)
+        .env("REDIS_URL", redis_url)
+        .output()
+        .unwrap_or_else(|error| {
+            panic!(
+                "cannot run ruby ({error}); install Ruby Sidekiq with `apt-get install \
+                 ruby-sidekiq`, or run `scripts/test`, which does"
+            )
+        });
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "ruby failed ({}):\n{stdout}\n{stderr}\nscript:\n{program}",
+        output.status
+    );
+    let result = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("RESULT:"))
+        .unwrap_or_else(|| panic!("ruby printed no RESULT line:\n{stdout}\n{stderr}"));
+    parse(result)
+}
+
+/// Polls `check` every 20 ms until it holds or `limit` passes; fails the test with `what`.
+pub async fn eventually(limit: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{what} did not happen within {limit:?}");
+}
+
+/// A worker running in the background until [`stop`](Self::stop).
+pub struct RunningWorker {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), Error>>,
+}
+
+impl RunningWorker {
+    /// Starts `worker` on a task of its own.
+    pub fn start(worker: Worker) -> Self {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(worker.run_until(async {
+            let _ = stopped.await;
+        }));
+        Self {
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// Stops the worker and waits for its shutdown, failing the test if it takes over `limit`.
+    pub async fn stop(mut self, limit: Duration) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(limit, &mut self.task)
+            .await
+            .expect("the worker stops in time")
+            .expect("the worker task did not panic")
+            .expect("the worker stopped without an error");
+    }
+}
+
+/// A worker process: this test binary re-run as `lifecycle::child_worker`, a real process the
+/// test can signal and kill, running the test jobs against `redis_url` with short heartbeats
+/// (1 s, expiring after 3 s) and recovery sweeps (1 s). Killed when dropped.
+pub struct ChildWorker {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl ChildWorker {
+    /// Starts one with the given extra environment (`JOBS_TEST_CONCURRENCY`, …).
+    pub fn spawn(redis_url: &str, ledger: &std::path::Path, env: &[(&str, &str)]) -> Self {
+        let log = ledger.with_extension(format!("log-{}", free_port()));
+        let mut command = Command::new(std::env::current_exe().expect("the test binary"));
+        command
+            .args([
+                "--exact",
+                "lifecycle::child_worker",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env("JOBS_TEST_CHILD", "1")
+            .env("REDIS_URL", redis_url)
+            .env("JOBS_TEST_LEDGER", ledger)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).expect("a log file"))
+            .stderr(Stdio::null());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        Self {
+            child: command.spawn().expect("start a worker process"),
+            log,
+        }
+    }
+
+    /// What the process has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal by name (`TERM`, `TSTP`, `INT`, `KILL`) with the `kill` command.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("the kill command");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// `kill -9`, and waits for the process to be gone.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits for a successful exit; returns how long it took. Fails the test
+    /// when the process is still running after `limit` or exits with an error.
+    pub fn terminate_within(&mut self, limit: Duration) -> Duration {
+        self.signal("TERM");
+        let sent = Instant::now();
+        let status = self
+            .wait_exit(limit)
+            .unwrap_or_else(|| panic!("the worker did not exit within {limit:?} of SIGTERM"));
+        assert!(status.success(), "the worker exited with {status}");
+        sent.elapsed()
+    }
+
+    /// Waits for the process to exit by itself; `None` if it is still running after `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for ChildWorker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What a ledger file says: how often each jid started, and which finished.
+pub struct LedgerView {
+    pub runs: std::collections::HashMap<String, usize>,
+    pub done: std::collections::HashSet<String>,
+}
+
+impl LedgerView {
+    /// Reads the ledger at `path` (empty when it does not exist yet).
+    pub fn read(path: &std::path::Path) -> Self {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let mut runs = std::collections::HashMap::new();
+        let mut done = std::collections::HashSet::new();
+        for line in text.lines() {
+            match line.split_once(' ') {
+                Some(("run", jid)) => *runs.entry(jid.to_owned()).or_insert(0) += 1,
+                Some(("done", jid)) => {
+                    done.insert(jid.to_owned());
+                }
+                _ => {}
+            }
+        }
+        Self { runs, done }
+    }
+
+    /// How many jobs started more than once.
+    pub fn duplicates(&self) -> usize {
+        self.runs.values().filter(|count| **count > 1).count()
+    }
+}
+
+/// A fresh, empty ledger path for one test.
+pub fn ledger_path(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "jobs-ledger-{}-{name}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&dir).expect("a ledger directory");
+    dir.join("ledger.txt")
+}
