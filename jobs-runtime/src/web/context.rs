@@ -11,7 +11,7 @@ use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use maud::Markup;
 
-use super::State;
+use super::Mounted;
 use super::failure::Failure;
 use super::security::{self, CSRF_COOKIE, CSRF_FIELD};
 use crate::client::Client;
@@ -32,7 +32,7 @@ pub(crate) struct Ctx {
     secure: bool,
     /// Now, once for the whole page.
     pub(crate) now: DateTime<Utc>,
-    state: Arc<State>,
+    state: Arc<Mounted>,
 }
 
 impl Ctx {
@@ -93,12 +93,12 @@ impl Ctx {
     }
 }
 
-impl FromRequestParts<Arc<State>> for Ctx {
+impl FromRequestParts<Arc<Mounted>> for Ctx {
     type Rejection = Failure;
 
     async fn from_request_parts(
         parts: &mut Parts,
-        state: &Arc<State>,
+        state: &Arc<Mounted>,
     ) -> Result<Self, Self::Rejection> {
         let base = mount_path(parts);
         let (token, new_token) = match security::cookie_token(&parts.headers) {
@@ -162,10 +162,10 @@ impl Form {
     }
 }
 
-impl FromRequest<Arc<State>> for Form {
+impl FromRequest<Arc<Mounted>> for Form {
     type Rejection = Failure;
 
-    async fn from_request(request: Request, _: &Arc<State>) -> Result<Self, Self::Rejection> {
+    async fn from_request(request: Request, _: &Arc<Mounted>) -> Result<Self, Self::Rejection> {
         let (parts, body) = request.into_parts();
         let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
             .await

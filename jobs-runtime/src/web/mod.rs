@@ -64,10 +64,12 @@ pub struct Dashboard {
     dead_limits: DeadLimits,
 }
 
-/// What every handler shares.
+/// A dashboard once mounted: what every handler reads.
 #[derive(Debug)]
-pub(crate) struct State {
+pub(crate) struct Mounted {
+    /// The Redis and namespace shown.
     pub(crate) client: Client,
+    /// How a kill trims the dead set.
     pub(crate) dead_limits: DeadLimits,
 }
 
@@ -97,7 +99,7 @@ impl Dashboard {
 
     /// The router, to [`nest`](axum::Router::nest) under a path of your app or serve alone.
     pub fn router(self) -> Router {
-        let state = Arc::new(State {
+        let state = Arc::new(Mounted {
             client: self.client,
             dead_limits: self.dead_limits,
         });

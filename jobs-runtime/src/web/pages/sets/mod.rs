@@ -13,7 +13,7 @@ use maud::html;
 
 use super::{ListQuery, MAX_FILTER_CHARS, PAGE_SIZE};
 use crate::api::{JobSet, MAX_SEARCH_MATCHES, Order, Page, SetKind, SortedEntry, Stats};
-use crate::web::State;
+use crate::web::Mounted;
 use crate::web::context::{Ctx, Form};
 use crate::web::failure::Failure;
 use crate::web::format;
@@ -98,7 +98,7 @@ pub(crate) fn view(kind: SetKind) -> View {
 }
 
 /// Adds the set's routes: the list, bulk and whole-set actions, one entry and its actions.
-pub(crate) fn routes(router: Router<Arc<State>>, kind: SetKind) -> Router<Arc<State>> {
+pub(crate) fn routes(router: Router<Arc<Mounted>>, kind: SetKind) -> Router<Arc<Mounted>> {
     let slug = view(kind).slug;
     router
         .route(
