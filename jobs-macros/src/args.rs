@@ -6,6 +6,8 @@ use syn::parse::Parser;
 use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, Lit, LitStr};
 
+use crate::combine;
+
 /// Every option `#[job]` takes, for the "expected one of" message.
 const OPTIONS: &str = "`queue`, `retry`, `name`, `backtrace`, `retry_queue`, `dead`, `tags`, \
                        `timeout`, `crate`";
@@ -78,10 +80,7 @@ impl JobArgs {
         let mut errors: Option<syn::Error> = None;
         let parser = syn::meta::parser(|meta| {
             if let Err(error) = args.parse_one(&meta) {
-                match &mut errors {
-                    Some(all) => all.combine(error),
-                    None => errors = Some(error),
-                }
+                combine(&mut errors, error);
             }
             Ok(())
         });

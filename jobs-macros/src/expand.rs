@@ -9,7 +9,8 @@ use syn::spanned::Spanned;
 use syn::{Ident, ItemFn, ReturnType};
 
 use crate::args::{BacktraceOption, JobArgs, RetryOption};
-use crate::input::{JobFn, Role, combine};
+use crate::combine;
+use crate::input::{JobFn, Role};
 use crate::paths::Paths;
 use crate::validate::{Param, validate};
 
@@ -68,6 +69,11 @@ fn keyword_and(keyword: &impl ToTokens, name: &impl ToTokens) -> TokenStream {
     quote!(#keyword #name)
 }
 
+/// The parameters that have `role`, in order.
+fn having(role: Role, params: &[Param]) -> impl Iterator<Item = &Param> {
+    params.iter().filter(move |param| param.role == role)
+}
+
 /// `score_generation` -> `ScoreGeneration`.
 pub(crate) fn upper_camel(ident: &Ident) -> String {
     let name = ident.to_string();
@@ -92,10 +98,7 @@ fn expand(args: &JobArgs, job: &JobFn, params: &[Param]) -> TokenStream {
     let job_ident = Ident::new(&upper_camel(fn_ident), fn_ident.span());
     let wire_name = args.name.clone().unwrap_or_else(|| job_ident.to_string());
 
-    let arguments: Vec<&Param> = params
-        .iter()
-        .filter(|param| param.role == Role::Argument)
-        .collect();
+    let arguments: Vec<&Param> = having(Role::Argument, params).collect();
     let arg_idents: Vec<&Ident> = arguments.iter().map(|param| &param.ident).collect();
     let arg_types: Vec<&syn::Type> = arguments.iter().map(|param| &param.ty).collect();
     let arg_names: Vec<String> = arg_idents.iter().map(ToString::to_string).collect();
@@ -111,11 +114,7 @@ fn expand(args: &JobArgs, job: &JobFn, params: &[Param]) -> TokenStream {
         .collect();
 
     let options = options(args, &p);
-    let state_types: Vec<&syn::Type> = params
-        .iter()
-        .filter(|param| param.role == Role::State)
-        .map(|param| &param.ty)
-        .collect();
+    let state_types: Vec<&syn::Type> = having(Role::State, params).map(|param| &param.ty).collect();
     let state_const = (!state_types.is_empty()).then(|| {
         quote! {
             const STATE: &'static [#p::StateType] = &[#(#p::StateType::of::<#state_types>()),*];
@@ -242,15 +241,9 @@ fn options(args: &JobArgs, p: &TokenStream) -> TokenStream {
 /// `Job::perform`: unpacks the call, fetches state, runs the function, converts its result.
 fn perform_fn(params: &[Param], fn_ident: &Ident, item: &ItemFn, paths: &Paths) -> TokenStream {
     let p = paths.private();
-    let arg_idents = params
-        .iter()
-        .filter(|param| param.role == Role::Argument)
-        .map(|param| &param.ident);
-    let states: Vec<&Param> = params
-        .iter()
-        .filter(|param| param.role == Role::State)
-        .collect();
-    let context = params.iter().find(|param| param.role == Role::Context);
+    let arg_idents = having(Role::Argument, params).map(|param| &param.ident);
+    let states: Vec<&Param> = having(Role::State, params).collect();
+    let context = having(Role::Context, params).next();
     let state_lookups = states.iter().map(|param| {
         let (ident, ty) = (&param.ident, &param.ty);
         let span = ty.span();

@@ -2,6 +2,8 @@
 
 use syn::{Attribute, FnArg, ItemFn, Pat, Receiver, Type};
 
+use crate::combine;
+
 /// What a parameter is for.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Role {
@@ -90,13 +92,5 @@ fn take_role(attrs: &mut Vec<Attribute>) -> syn::Result<Role> {
     match error {
         Some(error) => Err(error),
         None => Ok(role),
-    }
-}
-
-/// Adds `error` to the errors collected so far.
-pub(crate) fn combine(errors: &mut Option<syn::Error>, error: syn::Error) {
-    match errors {
-        Some(all) => all.combine(error),
-        None => *errors = Some(error),
     }
 }

@@ -19,3 +19,11 @@ use proc_macro::TokenStream;
 pub fn job(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::job(args.into(), item.into()).into()
 }
+
+/// Adds `error` to the errors collected so far.
+fn combine(errors: &mut Option<syn::Error>, error: syn::Error) {
+    match errors {
+        Some(all) => all.combine(error),
+        None => *errors = Some(error),
+    }
+}
