@@ -10,33 +10,37 @@ use syn::{Ident, ItemFn, ReturnType};
 
 use crate::args::{BacktraceOption, JobArgs, RetryOption};
 use crate::combine;
+use crate::fallback;
 use crate::input::{JobFn, Role};
 use crate::paths::Paths;
 use crate::validate::{Param, validate};
 
-/// The whole attribute: parse, validate, expand. On any error, the user's function is still
-/// emitted (so its call sites don't cascade into errors) together with every error found.
+/// The whole attribute: parse, validate, expand. On any error, every error found, next to as
+/// much of the job as is still known, so that uses of the function and of its job type do not
+/// add errors of their own.
 pub(crate) fn job(args: TokenStream, item: TokenStream) -> TokenStream {
-    let item_fn: ItemFn = match syn::parse2(item.clone()) {
-        Ok(item_fn) => item_fn,
-        Err(_) => {
-            let compile_error = not_a_fn(item.clone()).to_compile_error();
-            return quote!(#item #compile_error);
-        }
+    let Ok(item_fn) = syn::parse2::<ItemFn>(item.clone()) else {
+        let compile_error = not_a_fn(item.clone()).to_compile_error();
+        return quote!(#item #compile_error);
     };
-    let (job_fn, mut errors) = JobFn::new(item_fn);
-    let args = JobArgs::parse(args).map_err(|error| combine(&mut errors, error));
-    let params = validate(&job_fn).map_err(|error| combine(&mut errors, error));
-    match (errors, args, params) {
-        (None, Ok(args), Ok(params)) => expand(&args, &job_fn, &params),
-        (errors, _, _) => {
-            // The function is still emitted, so calls to it don't cascade into errors; without
-            // the qualifiers already reported, which rustc would report a second time.
-            let mut item = job_fn.item;
-            item.sig.constness = None;
-            item.sig.abi = None;
-            let compile_errors = errors.map(|error| error.to_compile_error());
-            quote!(#item #compile_errors)
+    let (args, option_errors) = JobArgs::parse(args);
+    let (job_fn, marker_errors) = JobFn::new(item_fn);
+    let checked = validate(&job_fn);
+    match (option_errors, marker_errors, checked) {
+        (None, None, Ok(params)) => expand(&args, &job_fn, &params),
+        (Some(errors), None, Ok(params)) if !args.crate_unread => {
+            // Only options are wrong: the whole job as if they were not given (tokio's
+            // `DEFAULT_ERROR_CONFIG`), so the options are all that is reported.
+            let expansion = expand(&args.defaults(), &job_fn, &params);
+            let errors = errors.to_compile_error();
+            quote!(#expansion #errors)
+        }
+        (option_errors, marker_errors, checked) => {
+            let mut errors = option_errors;
+            for error in marker_errors.into_iter().chain(checked.err()) {
+                combine(&mut errors, error);
+            }
+            fallback::stand_in(&args, &job_fn, errors)
         }
     }
 }
@@ -74,28 +78,13 @@ fn having(role: Role, params: &[Param]) -> impl Iterator<Item = &Param> {
     params.iter().filter(move |param| param.role == role)
 }
 
-/// `score_generation` -> `ScoreGeneration`.
-pub(crate) fn upper_camel(ident: &Ident) -> String {
-    let name = ident.to_string();
-    let name = name.strip_prefix("r#").unwrap_or(&name);
-    name.split('_')
-        .filter(|part| !part.is_empty())
-        .map(|part| {
-            let mut chars = part.chars();
-            chars.next().map_or_else(String::new, |first| {
-                first.to_uppercase().chain(chars).collect::<String>()
-            })
-        })
-        .collect()
-}
-
 fn expand(args: &JobArgs, job: &JobFn, params: &[Param]) -> TokenStream {
     let paths = Paths::new(args.crate_path.as_ref());
     let p = paths.private();
     let item = &job.item;
     let vis = &item.vis;
     let fn_ident = &item.sig.ident;
-    let job_ident = Ident::new(&upper_camel(fn_ident), fn_ident.span());
+    let job_ident = job.type_ident();
     let wire_name = args.name.clone().unwrap_or_else(|| job_ident.to_string());
 
     let arguments: Vec<&Param> = having(Role::Argument, params).collect();
@@ -396,26 +385,6 @@ fn inherent_impl(
             #vis fn set() -> #p::Setter<Self> {
                 #p::Setter::new()
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use proc_macro2::Span;
-    use syn::Ident;
-
-    use super::upper_camel;
-
-    #[test]
-    fn names_the_job_type_in_upper_camel_case() {
-        for (function, job) in [
-            ("score_generation", "ScoreGeneration"),
-            ("send_email2", "SendEmail2"),
-            ("_private_job", "PrivateJob"),
-            ("cleanup", "Cleanup"),
-        ] {
-            assert_eq!(upper_camel(&Ident::new(function, Span::call_site())), job);
         }
     }
 }

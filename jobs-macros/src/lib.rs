@@ -2,11 +2,13 @@
 //! version pins this crate exactly; on its own it is not semver-stable.
 //!
 //! The attribute works in three steps, one module each: `args` parses the options,
-//! `input` and `validate` check the function, `expand` writes the code. `paths` is the
-//! only place the paths it emits are spelled.
+//! `input` and `validate` check the function, `expand` writes the code. On an error, `fallback`
+//! writes what can still be known of the job beside it. `paths` is the only place the paths it
+//! emits are spelled.
 
 mod args;
 mod expand;
+mod fallback;
 mod input;
 mod paths;
 mod validate;
