@@ -148,6 +148,10 @@ fn expand(args: &JobArgs, job: &JobFn, params: &[Param]) -> TokenStream {
         .collect();
 
     quote! {
+        // A worker awaits the function, so it is `async` even when its body awaits nothing;
+        // clippy's pedantic `unused_async` would then advise dropping the `async` that `#[job]`
+        // requires.
+        #[allow(clippy::unused_async)]
         #item
 
         #[doc = #struct_doc]
@@ -265,8 +269,6 @@ fn perform_fn(params: &[Param], fn_ident: &Ident, item: &ItemFn, paths: &Paths) 
     let p_return = paths.private_at(return_span);
     let returned = Ident::new("__jobs_returned", return_span);
     let into_result = quote_spanned!(return_span=> #p_return::into_job_result(#returned));
-    let p_send = paths.private_at(fn_ident.span());
-    let boxed = quote_spanned!(fn_ident.span()=> #p_send::Box::pin);
 
     quote! {
         fn perform(
@@ -277,7 +279,7 @@ fn perform_fn(params: &[Param], fn_ident: &Ident, item: &ItemFn, paths: &Paths) 
             let Self { #(#arg_idents),* } = self;
             #context_binding
             #(#state_lookups)*
-            #boxed(async move {
+            #p::Box::pin(async move {
                 #(#state_checks)*
                 let #returned = #fn_ident(#(#call_args),*).await;
                 #into_result
