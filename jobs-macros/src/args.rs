@@ -1,10 +1,12 @@
 //! The options inside `#[job(...)]`.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{TokenStream, TokenTree};
 use syn::meta::ParseNestedMeta;
 use syn::parse::Parser;
 use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, Lit, LitStr};
+
+use crate::combine;
 
 /// Every option `#[job]` takes, for the "expected one of" message.
 const OPTIONS: &str = "`queue`, `retry`, `name`, `backtrace`, `retry_queue`, `dead`, `tags`, \
@@ -57,7 +59,7 @@ pub(crate) enum BacktraceOption {
     Lines(u32),
 }
 
-/// The parsed options; each is `None` when not given.
+/// The parsed options; each is `None` when not given or not readable.
 #[derive(Default)]
 pub(crate) struct JobArgs {
     pub(crate) queue: Option<String>,
@@ -69,26 +71,40 @@ pub(crate) struct JobArgs {
     pub(crate) tags: Option<Vec<String>>,
     pub(crate) timeout_millis: Option<u64>,
     pub(crate) crate_path: Option<syn::Path>,
+    /// `crate` was written but not read (a bad value, or a syntax error before it): where `jobs`
+    /// is cannot be known, so nothing may be emitted that names it.
+    pub(crate) crate_unread: bool,
 }
 
 impl JobArgs {
-    /// Parses the attribute's tokens. Independent mistakes are all reported, combined.
-    pub(crate) fn parse(tokens: TokenStream) -> syn::Result<Self> {
+    /// Parses the attribute's tokens into the options that could be read, and every mistake
+    /// found: independent ones are all reported, combined.
+    pub(crate) fn parse(tokens: TokenStream) -> (Self, Option<syn::Error>) {
+        let names_crate = tokens
+            .clone()
+            .into_iter()
+            .any(|token| matches!(token, TokenTree::Ident(ident) if ident == "crate"));
         let mut args = Self::default();
-        let mut errors: Option<syn::Error> = None;
+        let mut errors = None;
         let parser = syn::meta::parser(|meta| {
             if let Err(error) = args.parse_one(&meta) {
-                match &mut errors {
-                    Some(all) => all.combine(error),
-                    None => errors = Some(error),
-                }
+                combine(&mut errors, error);
             }
             Ok(())
         });
-        parser.parse2(tokens)?;
-        match errors {
-            Some(error) => Err(error),
-            None => Ok(args),
+        if let Err(error) = parser.parse2(tokens) {
+            combine(&mut errors, error);
+        }
+        args.crate_unread = names_crate && args.crate_path.is_none();
+        (args, errors)
+    }
+
+    /// No options but `crate`: the job as if the attribute were bare, which is what the
+    /// expansion falls back to when an option is wrong.
+    pub(crate) fn defaults(&self) -> Self {
+        Self {
+            crate_path: self.crate_path.clone(),
+            ..Self::default()
         }
     }
 

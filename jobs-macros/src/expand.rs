@@ -9,33 +9,38 @@ use syn::spanned::Spanned;
 use syn::{Ident, ItemFn, ReturnType};
 
 use crate::args::{BacktraceOption, JobArgs, RetryOption};
-use crate::input::{JobFn, Role, combine};
+use crate::combine;
+use crate::fallback;
+use crate::input::{JobFn, Role};
 use crate::paths::Paths;
 use crate::validate::{Param, validate};
 
-/// The whole attribute: parse, validate, expand. On any error, the user's function is still
-/// emitted (so its call sites don't cascade into errors) together with every error found.
+/// The whole attribute: parse, validate, expand. On any error, every error found, next to as
+/// much of the job as is still known, so that uses of the function and of its job type do not
+/// add errors of their own.
 pub(crate) fn job(args: TokenStream, item: TokenStream) -> TokenStream {
-    let item_fn: ItemFn = match syn::parse2(item.clone()) {
-        Ok(item_fn) => item_fn,
-        Err(_) => {
-            let compile_error = not_a_fn(item.clone()).to_compile_error();
-            return quote!(#item #compile_error);
-        }
+    let Ok(item_fn) = syn::parse2::<ItemFn>(item.clone()) else {
+        let compile_error = not_a_fn(item.clone()).to_compile_error();
+        return quote!(#item #compile_error);
     };
-    let (job_fn, mut errors) = JobFn::new(item_fn);
-    let args = JobArgs::parse(args).map_err(|error| combine(&mut errors, error));
-    let params = validate(&job_fn).map_err(|error| combine(&mut errors, error));
-    match (errors, args, params) {
-        (None, Ok(args), Ok(params)) => expand(&args, &job_fn, &params),
-        (errors, _, _) => {
-            // The function is still emitted, so calls to it don't cascade into errors; without
-            // the qualifiers already reported, which rustc would report a second time.
-            let mut item = job_fn.item;
-            item.sig.constness = None;
-            item.sig.abi = None;
-            let compile_errors = errors.map(|error| error.to_compile_error());
-            quote!(#item #compile_errors)
+    let (args, option_errors) = JobArgs::parse(args);
+    let (job_fn, marker_errors) = JobFn::new(item_fn);
+    let checked = validate(&job_fn);
+    match (option_errors, marker_errors, checked) {
+        (None, None, Ok(params)) => expand(&args, &job_fn, &params),
+        (Some(errors), None, Ok(params)) if !args.crate_unread => {
+            // Only options are wrong: the whole job as if they were not given (tokio's
+            // `DEFAULT_ERROR_CONFIG`), so the options are all that is reported.
+            let expansion = expand(&args.defaults(), &job_fn, &params);
+            let errors = errors.to_compile_error();
+            quote!(#expansion #errors)
+        }
+        (option_errors, marker_errors, checked) => {
+            let mut errors = option_errors;
+            for error in marker_errors.into_iter().chain(checked.err()) {
+                combine(&mut errors, error);
+            }
+            fallback::stand_in(&args, &job_fn, errors)
         }
     }
 }
@@ -68,19 +73,9 @@ fn keyword_and(keyword: &impl ToTokens, name: &impl ToTokens) -> TokenStream {
     quote!(#keyword #name)
 }
 
-/// `score_generation` -> `ScoreGeneration`.
-pub(crate) fn upper_camel(ident: &Ident) -> String {
-    let name = ident.to_string();
-    let name = name.strip_prefix("r#").unwrap_or(&name);
-    name.split('_')
-        .filter(|part| !part.is_empty())
-        .map(|part| {
-            let mut chars = part.chars();
-            chars.next().map_or_else(String::new, |first| {
-                first.to_uppercase().chain(chars).collect::<String>()
-            })
-        })
-        .collect()
+/// The parameters that have `role`, in order.
+fn having(role: Role, params: &[Param]) -> impl Iterator<Item = &Param> {
+    params.iter().filter(move |param| param.role == role)
 }
 
 fn expand(args: &JobArgs, job: &JobFn, params: &[Param]) -> TokenStream {
@@ -89,13 +84,10 @@ fn expand(args: &JobArgs, job: &JobFn, params: &[Param]) -> TokenStream {
     let item = &job.item;
     let vis = &item.vis;
     let fn_ident = &item.sig.ident;
-    let job_ident = Ident::new(&upper_camel(fn_ident), fn_ident.span());
+    let job_ident = job.type_ident();
     let wire_name = args.name.clone().unwrap_or_else(|| job_ident.to_string());
 
-    let arguments: Vec<&Param> = params
-        .iter()
-        .filter(|param| param.role == Role::Argument)
-        .collect();
+    let arguments: Vec<&Param> = having(Role::Argument, params).collect();
     let arg_idents: Vec<&Ident> = arguments.iter().map(|param| &param.ident).collect();
     let arg_types: Vec<&syn::Type> = arguments.iter().map(|param| &param.ty).collect();
     let arg_names: Vec<String> = arg_idents.iter().map(ToString::to_string).collect();
@@ -111,11 +103,7 @@ fn expand(args: &JobArgs, job: &JobFn, params: &[Param]) -> TokenStream {
         .collect();
 
     let options = options(args, &p);
-    let state_types: Vec<&syn::Type> = params
-        .iter()
-        .filter(|param| param.role == Role::State)
-        .map(|param| &param.ty)
-        .collect();
+    let state_types: Vec<&syn::Type> = having(Role::State, params).map(|param| &param.ty).collect();
     let state_const = (!state_types.is_empty()).then(|| {
         quote! {
             const STATE: &'static [#p::StateType] = &[#(#p::StateType::of::<#state_types>()),*];
@@ -160,6 +148,10 @@ fn expand(args: &JobArgs, job: &JobFn, params: &[Param]) -> TokenStream {
         .collect();
 
     quote! {
+        // A worker awaits the function, so it is `async` even when its body awaits nothing;
+        // clippy's pedantic `unused_async` would then advise dropping the `async` that `#[job]`
+        // requires.
+        #[allow(clippy::unused_async)]
         #item
 
         #[doc = #struct_doc]
@@ -242,15 +234,9 @@ fn options(args: &JobArgs, p: &TokenStream) -> TokenStream {
 /// `Job::perform`: unpacks the call, fetches state, runs the function, converts its result.
 fn perform_fn(params: &[Param], fn_ident: &Ident, item: &ItemFn, paths: &Paths) -> TokenStream {
     let p = paths.private();
-    let arg_idents = params
-        .iter()
-        .filter(|param| param.role == Role::Argument)
-        .map(|param| &param.ident);
-    let states: Vec<&Param> = params
-        .iter()
-        .filter(|param| param.role == Role::State)
-        .collect();
-    let context = params.iter().find(|param| param.role == Role::Context);
+    let arg_idents = having(Role::Argument, params).map(|param| &param.ident);
+    let states: Vec<&Param> = having(Role::State, params).collect();
+    let context = having(Role::Context, params).next();
     let state_lookups = states.iter().map(|param| {
         let (ident, ty) = (&param.ident, &param.ty);
         let span = ty.span();
@@ -283,8 +269,6 @@ fn perform_fn(params: &[Param], fn_ident: &Ident, item: &ItemFn, paths: &Paths) 
     let p_return = paths.private_at(return_span);
     let returned = Ident::new("__jobs_returned", return_span);
     let into_result = quote_spanned!(return_span=> #p_return::into_job_result(#returned));
-    let p_send = paths.private_at(fn_ident.span());
-    let boxed = quote_spanned!(fn_ident.span()=> #p_send::Box::pin);
 
     quote! {
         fn perform(
@@ -295,7 +279,7 @@ fn perform_fn(params: &[Param], fn_ident: &Ident, item: &ItemFn, paths: &Paths) 
             let Self { #(#arg_idents),* } = self;
             #context_binding
             #(#state_lookups)*
-            #boxed(async move {
+            #p::Box::pin(async move {
                 #(#state_checks)*
                 let #returned = #fn_ident(#(#call_args),*).await;
                 #into_result
@@ -403,26 +387,6 @@ fn inherent_impl(
             #vis fn set() -> #p::Setter<Self> {
                 #p::Setter::new()
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use proc_macro2::Span;
-    use syn::Ident;
-
-    use super::upper_camel;
-
-    #[test]
-    fn names_the_job_type_in_upper_camel_case() {
-        for (function, job) in [
-            ("score_generation", "ScoreGeneration"),
-            ("send_email2", "SendEmail2"),
-            ("_private_job", "PrivateJob"),
-            ("cleanup", "Cleanup"),
-        ] {
-            assert_eq!(upper_camel(&Ident::new(function, Span::call_site())), job);
         }
     }
 }

@@ -1,6 +1,8 @@
 //! A typed view of the function under `#[job]`: its parameters sorted by role.
 
-use syn::{Attribute, FnArg, ItemFn, Pat, Receiver, Type};
+use syn::{Attribute, FnArg, Ident, ItemFn, Pat, Receiver, Type};
+
+use crate::combine;
 
 /// What a parameter is for.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -33,38 +35,54 @@ pub(crate) struct JobFn {
 }
 
 impl JobFn {
-    /// Sorts the parameters; malformed markers are errors, combined.
+    /// Sorts the parameters; malformed markers are errors, combined. A parameter with a
+    /// malformed marker still gets the role the marker names.
     pub(crate) fn new(mut item: ItemFn) -> (Self, Option<syn::Error>) {
         let mut errors: Option<syn::Error> = None;
         let mut inputs = Vec::new();
         for input in &mut item.sig.inputs {
             match input {
                 FnArg::Receiver(receiver) => inputs.push(Input::Receiver(receiver.clone())),
-                FnArg::Typed(typed) => {
-                    let role = match take_role(&mut typed.attrs) {
-                        Ok(role) => role,
-                        Err(error) => {
-                            combine(&mut errors, error);
-                            Role::Argument
-                        }
-                    };
-                    inputs.push(Input::Typed {
-                        role,
-                        pat: typed.pat.clone(),
-                        ty: typed.ty.clone(),
-                    });
-                }
+                FnArg::Typed(typed) => inputs.push(Input::Typed {
+                    role: take_role(&mut typed.attrs, &mut errors),
+                    pat: typed.pat.clone(),
+                    ty: typed.ty.clone(),
+                }),
             }
         }
         (Self { item, inputs }, errors)
     }
+
+    /// The job type's name: the function's, in UpperCamelCase, at its span.
+    pub(crate) fn type_ident(&self) -> Ident {
+        let fn_ident = &self.item.sig.ident;
+        Ident::new(&upper_camel(fn_ident), fn_ident.span())
+    }
+
+    /// Whether the function takes `self`: then it sits in an `impl` or `trait` block.
+    pub(crate) fn is_method(&self) -> bool {
+        self.inputs
+            .iter()
+            .any(|input| matches!(input, Input::Receiver(_)))
+    }
+
+    /// The types of the job arguments, as written, in order.
+    pub(crate) fn argument_types(&self) -> impl Iterator<Item = &Type> {
+        self.inputs.iter().filter_map(|input| match input {
+            Input::Typed {
+                role: Role::Argument,
+                ty,
+                ..
+            } => Some(&**ty),
+            _ => None,
+        })
+    }
 }
 
 /// Removes `#[state]` or `#[context]` from a parameter's attributes and says which it was.
-fn take_role(attrs: &mut Vec<Attribute>) -> syn::Result<Role> {
+fn take_role(attrs: &mut Vec<Attribute>, errors: &mut Option<syn::Error>) -> Role {
     let mut role = Role::Argument;
     let mut marker: Option<&'static str> = None;
-    let mut error: Option<syn::Error> = None;
     attrs.retain(|attr| {
         let this = if attr.path().is_ident("state") {
             ("state", Role::State)
@@ -75,28 +93,52 @@ fn take_role(attrs: &mut Vec<Attribute>) -> syn::Result<Role> {
         };
         if attr.meta.require_path_only().is_err() {
             let message = format!("`#[{}]` takes no arguments: write `#[{}]`", this.0, this.0);
-            combine(&mut error, syn::Error::new_spanned(&attr.meta, message));
+            combine(errors, syn::Error::new_spanned(&attr.meta, message));
         } else if let Some(first) = marker {
             let message = format!(
                 "a parameter is either `#[{first}]` or `#[{}]`, not both",
                 this.0
             );
-            combine(&mut error, syn::Error::new_spanned(attr, message));
+            combine(errors, syn::Error::new_spanned(attr, message));
         }
         marker = Some(this.0);
         role = this.1;
         false
     });
-    match error {
-        Some(error) => Err(error),
-        None => Ok(role),
-    }
+    role
 }
 
-/// Adds `error` to the errors collected so far.
-pub(crate) fn combine(errors: &mut Option<syn::Error>, error: syn::Error) {
-    match errors {
-        Some(all) => all.combine(error),
-        None => *errors = Some(error),
+/// `score_generation` -> `ScoreGeneration`.
+fn upper_camel(ident: &Ident) -> String {
+    let name = ident.to_string();
+    let name = name.strip_prefix("r#").unwrap_or(&name);
+    name.split('_')
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let mut chars = part.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_uppercase().chain(chars).collect::<String>()
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use proc_macro2::Span;
+    use syn::Ident;
+
+    use super::upper_camel;
+
+    #[test]
+    fn names_the_job_type_in_upper_camel_case() {
+        for (function, job) in [
+            ("score_generation", "ScoreGeneration"),
+            ("send_email2", "SendEmail2"),
+            ("_private_job", "PrivateJob"),
+            ("cleanup", "Cleanup"),
+        ] {
+            assert_eq!(upper_camel(&Ident::new(function, Span::call_site())), job);
+        }
     }
 }

@@ -1,9 +1,9 @@
 //! The rules a job function must follow, each reported on the token that breaks it.
 
-use proc_macro2::Span;
 use syn::{GenericArgument, Ident, Pat, PathArguments, ReturnType, Signature, Type};
 
-use crate::input::{Input, JobFn, Role, combine};
+use crate::combine;
+use crate::input::{Input, JobFn, Role};
 
 /// A parameter that passed the rules.
 pub(crate) struct Param {
@@ -77,13 +77,13 @@ fn check_signature(sig: &Signature, errors: &mut Option<syn::Error>) {
     if let Some(token) = &sig.constness {
         combine(
             errors,
-            error(token.span, "a `#[job]` function cannot be `const`"),
+            syn::Error::new(token.span, "a `#[job]` function cannot be `const`"),
         );
     }
     if let Some(token) = &sig.unsafety {
         combine(
             errors,
-            error(
+            syn::Error::new(
                 token.span,
                 "a `#[job]` function cannot be `unsafe`: a worker calls it with no one to uphold \
                  its safety contract",
@@ -99,9 +99,9 @@ fn check_signature(sig: &Signature, errors: &mut Option<syn::Error>) {
     if sig.asyncness.is_none() {
         combine(
             errors,
-            error(
+            syn::Error::new(
                 sig.fn_token.span,
-                &format!(
+                format!(
                     "a `#[job]` function must be `async`: write `async fn {}(…)`",
                     sig.ident
                 ),
@@ -135,10 +135,6 @@ fn check_signature(sig: &Signature, errors: &mut Option<syn::Error>) {
             syn::Error::new_spanned(variadic, "a `#[job]` function cannot be variadic"),
         );
     }
-}
-
-fn error(span: Span, message: &str) -> syn::Error {
-    syn::Error::new(span, message)
 }
 
 /// The parameter's name, when it is a plain name (`date` or `mut date`).
