@@ -35,6 +35,7 @@ mod web_browser;
 mod web_http;
 mod worker_config;
 mod worker_failures;
+mod worker_hostile;
 mod worker_interop;
 mod worker_middleware;
 mod worker_run;

@@ -26,7 +26,7 @@ const QUEUE: usize = 8_192;
 /// What the acker is asked.
 enum Message {
     /// Acknowledge the job held under `ticket`, stored as `json`.
-    Ack { ticket: u64, json: String },
+    Ack { ticket: u64, json: Vec<u8> },
     /// Say when every acknowledgement asked before has landed.
     Flush(oneshot::Sender<()>),
 }
@@ -69,7 +69,7 @@ impl Acker {
     }
 
     /// Queues the acknowledgement of the job tracked as `ticket`, stored as `json`.
-    pub(crate) async fn ack(&self, ticket: u64, json: String) {
+    pub(crate) async fn ack(&self, ticket: u64, json: Vec<u8>) {
         // The loop lives until the worker has stopped taking and running jobs, so a send
         // fails only after that, when the job stays in the working list for the next start
         // (or the hand-back) to find.
@@ -91,7 +91,7 @@ impl AckLoop {
     /// its last [`flush`](Acker::flush), before the working list's leftovers are handed back.
     /// Cancellation-safe between batches; a batch in flight is finished first.
     pub(crate) async fn run(mut self, shutdown: CancellationToken) {
-        let mut batch: Vec<(u64, String)> = Vec::with_capacity(MAX_BATCH);
+        let mut batch: Vec<(u64, Vec<u8>)> = Vec::with_capacity(MAX_BATCH);
         let mut flushes = Vec::new();
         loop {
             let first = tokio::select! {
@@ -124,7 +124,7 @@ impl AckLoop {
     }
 
     /// Takes a batch of finished jobs off the working list in one round trip and releases them.
-    async fn send(&self, batch: &mut Vec<(u64, String)>) {
+    async fn send(&self, batch: &mut Vec<(u64, Vec<u8>)>) {
         let mut pipeline = redis::pipe();
         for (_, json) in batch.iter() {
             // From the tail: jobs enter the working list at its head, so a finished job,

@@ -110,7 +110,7 @@ impl Heartbeat {
             .map(|running| {
                 let value = json!({
                     "queue": running.job.queue,
-                    "payload": running.job.json,
+                    "payload": running.job.text(),
                     "run_at": running.since,
                 });
                 (running.tid.clone(), value.to_string())

@@ -68,7 +68,7 @@ impl InFlight {
     }
 
     /// How many jobs are held, running or finished, for each JSON.
-    pub(crate) fn held(&self) -> HashMap<String, usize> {
+    pub(crate) fn held(&self) -> HashMap<Vec<u8>, usize> {
         let mut held = HashMap::new();
         for entry in self.jobs().values() {
             *held.entry(entry.job.json.clone()).or_insert(0) += 1;
@@ -115,10 +115,7 @@ mod tests {
     use crate::worker::unit::Fetched;
 
     fn job(json: &str) -> Fetched {
-        Fetched {
-            queue: "default".to_owned(),
-            json: json.to_owned(),
-        }
+        Fetched::new("default", json)
     }
 
     #[test]
@@ -127,7 +124,7 @@ mod tests {
         let first = in_flight.track(job("a"));
         let second = in_flight.track(job("a"));
         in_flight.finished(first);
-        assert_eq!(in_flight.held()["a"], 2);
+        assert_eq!(in_flight.held()[&b"a"[..]], 2);
         let running = in_flight.running();
         assert_eq!(running.len(), 1);
         assert_eq!(running[0].tid, base36(second));

@@ -28,7 +28,10 @@ pub(crate) enum Processed {
 /// which it leaves to the caller. Never fails: every outcome, including JSON that is not a job,
 /// ends with the job acknowledged, retried, buried or left for recovery.
 pub(crate) async fn process(shared: &Shared, fetched: Fetched) -> Processed {
-    let payload = match Payload::from_json(&fetched.json) {
+    let parsed = std::str::from_utf8(&fetched.json)
+        .map_err(|error| format!("it is not UTF-8 text: {error}"))
+        .and_then(|json| Payload::from_json(json).map_err(|error| error.to_string()));
+    let payload = match parsed {
         Ok(payload) => payload,
         Err(error) => {
             let reason = format!(

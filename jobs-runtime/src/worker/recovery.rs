@@ -15,7 +15,7 @@ use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
 use super::settle::{HAND_BACK_FOR, Outcome};
-use super::shared::Shared;
+use super::shared::{Shared, queue_of};
 use super::tasks::sleep_or;
 use super::unit::{Fetched, RECOVERIES};
 use crate::error::Error;
@@ -65,72 +65,92 @@ impl Recovery {
     }
 }
 
-/// Hands back the jobs of every dead process `shared` can lock; returns how many.
+/// Hands back the jobs of every dead process `shared` can lock; returns how many. A process
+/// whose recovery fails (a wrong-typed key, Redis going away) is logged and left for the next
+/// sweep; the others are recovered all the same.
 async fn recover_dead(shared: &Shared, max_recoveries: u32) -> Result<usize, Error> {
-    let keys = shared.keys();
     let members: Vec<String> = shared
         .redis()
-        .command(redis::cmd("SMEMBERS").arg(keys.workers()))
+        .command(redis::cmd("SMEMBERS").arg(shared.keys().workers()))
         .await?;
     let mut recovered = 0;
     for identity in members.iter().filter(|id| **id != shared.identity) {
-        let alive: bool = shared
-            .redis()
-            .command(redis::cmd("EXISTS").arg(keys.process(identity)))
-            .await?;
-        if alive {
-            continue;
-        }
-        let locked: Option<String> = shared
-            .redis()
-            .command(
-                redis::cmd("SET")
-                    .arg(keys.recovering(identity))
-                    .arg(&shared.identity)
-                    .arg("NX")
-                    .arg("EX")
-                    .arg(LOCK_SECONDS),
-            )
-            .await?;
-        if locked.is_none() {
-            continue;
-        }
-        let count = match recover_one(shared, identity, max_recoveries).await {
-            Ok(count) => count,
+        match recover_if_dead(shared, identity, max_recoveries).await {
+            Ok(count) => recovered += count,
             Err(error) => {
-                // Let the next sweep (this process's or another's) try again at once.
-                let _ = shared
-                    .redis()
-                    .command::<i64>(redis::cmd("DEL").arg(keys.recovering(identity)))
-                    .await;
-                return Err(error);
+                tracing::warn!(process = %identity, %error, "cannot recover a dead process's jobs; will try again");
             }
-        };
-        recovered += count;
-        if count > 0 {
-            tracing::warn!(process = %identity, jobs = count, "handed back the jobs of a dead process");
         }
     }
     Ok(recovered)
 }
 
-/// Hands back one dead process's jobs, then forgets the process if its list is empty.
+/// Hands back the jobs of `identity` if it is dead and this process gets its lock; returns how
+/// many.
+async fn recover_if_dead(shared: &Shared, identity: &str, max: u32) -> Result<usize, Error> {
+    let keys = shared.keys();
+    let alive: bool = shared
+        .redis()
+        .command(redis::cmd("EXISTS").arg(keys.process(identity)))
+        .await?;
+    if alive {
+        return Ok(0);
+    }
+    let locked: Option<String> = shared
+        .redis()
+        .command(
+            redis::cmd("SET")
+                .arg(keys.recovering(identity))
+                .arg(&shared.identity)
+                .arg("NX")
+                .arg("EX")
+                .arg(LOCK_SECONDS),
+        )
+        .await?;
+    if locked.is_none() {
+        return Ok(0);
+    }
+    let count = match recover_one(shared, identity, max).await {
+        Ok(count) => count,
+        Err(error) => {
+            // Let the next sweep (this process's or another's) try again at once.
+            let _ = shared
+                .redis()
+                .command::<i64>(redis::cmd("DEL").arg(keys.recovering(identity)))
+                .await;
+            return Err(error);
+        }
+    };
+    if count > 0 {
+        tracing::warn!(process = %identity, jobs = count, "handed back the jobs of a dead process");
+    }
+    Ok(count)
+}
+
+/// Hands back one dead process's jobs, then forgets the process if its list is empty. An entry
+/// that is no job (not UTF-8, not JSON) is buried with a reason; the others go back.
 async fn recover_one(shared: &Shared, identity: &str, max: u32) -> Result<usize, Error> {
     let keys = shared.keys();
     let list = keys.working(identity);
-    let jobs: Vec<String> = shared
+    let jobs: Vec<Vec<u8>> = shared
         .redis()
         .command(redis::cmd("LRANGE").arg(&list).arg(0).arg(-1))
         .await?;
     let deadline = tokio::time::Instant::now() + HAND_BACK_FOR;
+    // Only while the owner is still dead: a beat since means the jobs are its own.
+    let heartbeat = keys.process(identity);
     for json in &jobs {
-        match Payload::from_json(json) {
-            Ok(payload) => {
-                let fetched = Fetched {
-                    queue: payload.queue.clone(),
-                    json: json.clone(),
-                };
-                let (outcome_json, dead) = recovered(payload, json, identity, max);
+        let fetched = Fetched::new(queue_of(json), json.clone());
+        let parsed = std::str::from_utf8(json)
+            .map_err(|error| format!("it is not UTF-8 text: {error}"))
+            .and_then(|text| {
+                Payload::from_json(text)
+                    .map(|payload| (payload, text))
+                    .map_err(|error| error.to_string())
+            });
+        match parsed {
+            Ok((payload, text)) => {
+                let (outcome_json, dead) = recovered(payload, text, identity, max);
                 let outcome = if dead {
                     Outcome::Dead {
                         json: &outcome_json,
@@ -140,18 +160,12 @@ async fn recover_one(shared: &Shared, identity: &str, max: u32) -> Result<usize,
                         json: &outcome_json,
                     }
                 };
-                // Only while the owner is still dead: a beat since means the jobs are its own.
-                let heartbeat = keys.process(identity);
                 shared
                     .settler
                     .settle_in(&list, &fetched, outcome, deadline, Some(&heartbeat))
                     .await;
             }
             Err(error) => {
-                let fetched = Fetched {
-                    queue: "default".to_owned(),
-                    json: json.clone(),
-                };
                 let reason = format!("a dead process held an entry that is not a job ({error})");
                 shared
                     .settler

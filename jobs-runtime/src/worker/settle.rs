@@ -93,7 +93,7 @@ impl Settler {
 
     /// [`bury_invalid`](Self::bury_invalid) for an entry of any process's working list.
     pub(crate) async fn bury_invalid_in(&self, list: &str, fetched: &Fetched, reason: &str) {
-        let json = invalid_entry(&fetched.json, &fetched.queue, reason, Timestamp::now());
+        let json = invalid_entry(&fetched.text(), &fetched.queue, reason, Timestamp::now());
         let deadline = tokio::time::Instant::now() + PERSIST_FOR;
         self.settle_in(list, fetched, Outcome::Dead { json: &json }, deadline, None)
             .await;
@@ -113,40 +113,44 @@ impl Settler {
         let keys = self.client.keys();
         let mut invocation = scripts::SETTLE.prepare_invoke();
         invocation.key(list);
+        let taken = &fetched.json[..];
         match outcome {
             Outcome::Requeue => {
                 invocation
                     .key(keys.queue(&fetched.queue))
-                    .arg(&fetched.json)
-                    .arg("requeue");
+                    .arg(taken)
+                    .arg("requeue")
+                    .arg(&fetched.queue);
             }
             Outcome::Move { json } => {
                 invocation
                     .key(keys.queue(&fetched.queue))
-                    .arg(&fetched.json)
+                    .arg(taken)
                     .arg("move")
+                    .arg(&fetched.queue)
                     .arg(json);
             }
             Outcome::Retry { json, at } => {
                 invocation
                     .key(keys.retry())
-                    .arg(&fetched.json)
+                    .arg(taken)
                     .arg("retry")
-                    .arg(json)
-                    .arg(at.as_epoch_seconds());
+                    .arg(at.as_epoch_seconds())
+                    .arg(json);
             }
             Outcome::Dead { json } => {
                 let now = Timestamp::now().as_epoch_seconds();
                 invocation
                     .key(keys.dead())
-                    .arg(&fetched.json)
+                    .arg(taken)
                     .arg("dead")
-                    .arg(json)
                     .arg(now)
+                    .arg(json)
                     .arg(now - self.dead.timeout.as_secs_f64())
-                    .arg(self.dead.max_jobs);
+                    .arg(trim_rank(self.dead.max_jobs));
             }
         }
+        invocation.key(keys.queues());
         if let Some(guard) = alive_guard {
             invocation.key(guard);
         }
@@ -161,5 +165,25 @@ impl Settler {
             );
         }
         settled.is_some()
+    }
+}
+
+/// The rank `ZREMRANGEBYRANK` trims the dead set to, keeping `max_jobs` members: `-(max + 1)`,
+/// computed here (a `usize::MAX` meant as "no limit" would turn into a float in Lua and fail
+/// after the job was added, leaving it in two places).
+fn trim_rank(max_jobs: usize) -> i64 {
+    let kept = i64::try_from(max_jobs).unwrap_or(i64::MAX - 1).min(i64::MAX - 1);
+    -(kept + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::trim_rank;
+
+    #[test]
+    fn the_trim_rank_is_an_integer_whatever_the_limit() {
+        assert_eq!(trim_rank(0), -1);
+        assert_eq!(trim_rank(10_000), -10_001);
+        assert_eq!(trim_rank(usize::MAX), i64::MIN + 1);
     }
 }

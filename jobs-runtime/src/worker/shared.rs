@@ -17,6 +17,7 @@ use super::unit::Fetched;
 use crate::client::Client;
 use crate::error::Error;
 use crate::payload::Payload;
+use crate::raw_job::RawJob;
 use crate::redis::Connection;
 use crate::redis::keys::Keys;
 use crate::registry::Registry;
@@ -74,7 +75,7 @@ impl Shared {
         let running = self.in_flight.running();
         tracing::info!(count = running.len(), "running jobs");
         for running in running {
-            let (class, jid) = Payload::from_json(&running.job.json)
+            let (class, jid) = Payload::from_json(&running.job.text())
                 .map(|payload| (payload.class, payload.jid.to_string()))
                 .unwrap_or_default();
             tracing::info!(
@@ -90,18 +91,23 @@ impl Shared {
 
     /// Every job in this process's working list, as taken (its queue read from its JSON).
     pub(crate) async fn working_list(&self) -> Result<Vec<Fetched>, Error> {
-        let listed: Vec<String> = self
+        let listed: Vec<Vec<u8>> = self
             .redis()
             .command(redis::cmd("LRANGE").arg(&self.working).arg(0).arg(-1))
             .await?;
         Ok(listed
             .into_iter()
-            .map(|json| Fetched {
-                queue: Payload::from_json(&json)
-                    .map(|payload| payload.queue)
-                    .unwrap_or_else(|_| "default".to_owned()),
-                json,
-            })
+            .map(|json| Fetched::new(queue_of(&json), json))
             .collect())
     }
+}
+
+/// The queue a job names, for a job found in a working list without the queue it was taken
+/// from; `default` when it names none (or is no job: it is buried from there).
+pub(crate) fn queue_of(json: &[u8]) -> String {
+    RawJob::parse(json)
+        .ok()
+        .and_then(|job| job.get_as::<String>("queue"))
+        .filter(|queue| !queue.is_empty())
+        .unwrap_or_else(|| "default".to_owned())
 }

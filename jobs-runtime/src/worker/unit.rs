@@ -12,30 +12,53 @@ pub(crate) const RECOVERIES: &str = "jobs_recoveries";
 pub(crate) struct Fetched {
     /// The queue it was taken from (`<q>` of `queue:<q>`).
     pub(crate) queue: String,
-    /// Its JSON, byte for byte: the key for removing it from the working list.
-    pub(crate) json: String,
+    /// Its JSON, byte for byte, as bytes: an entry need not be UTF-8 to be taken, run or
+    /// buried, and these bytes are the key for removing it from the working list.
+    pub(crate) json: Vec<u8>,
 }
 
 impl Fetched {
-    /// How often this job was recovered from a dead process: 0 for most jobs, read without
-    /// parsing the whole JSON.
+    /// A job of `queue` stored as `json`.
+    pub(crate) fn new(queue: impl Into<String>, json: impl Into<Vec<u8>>) -> Self {
+        Self {
+            queue: queue.into(),
+            json: json.into(),
+        }
+    }
+
+    /// How often this job was recovered from a dead process: its top-level `jobs_recoveries`,
+    /// 0 for most jobs (and for entries that are not JSON objects).
     pub(crate) fn recoveries(&self) -> u32 {
         recoveries(&self.json)
     }
+
+    /// The JSON as text, for logs and the work hash (invalid UTF-8 shown as `\u{fffd}`).
+    pub(crate) fn text(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.json)
+    }
 }
 
-/// [`Fetched::recoveries`] of a job's JSON.
-fn recoveries(json: &str) -> u32 {
-    let key = format!("\"{RECOVERIES}\":");
-    json.split_once(&key)
-        .map(|(_, rest)| {
-            rest.trim_start()
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect::<String>()
-        })
-        .and_then(|digits| digits.parse().ok())
-        .unwrap_or(0)
+/// [`Fetched::recoveries`] of a job's JSON. Most jobs never name the key, and are not parsed;
+/// those that do are read at the top level only, so a key inside the arguments counts for
+/// nothing.
+fn recoveries(json: &[u8]) -> u32 {
+    if !json
+        .windows(RECOVERIES.len())
+        .any(|window| window == RECOVERIES.as_bytes())
+    {
+        return 0;
+    }
+    /// The one top-level field read; serde skips the others without keeping them.
+    #[derive(serde::Deserialize)]
+    struct TopLevel {
+        #[serde(default, rename = "jobs_recoveries")]
+        recoveries: Option<serde_json::Value>,
+    }
+    serde_json::from_slice::<TopLevel>(json)
+        .ok()
+        .and_then(|top| top.recoveries)
+        .and_then(|count| count.as_u64())
+        .map_or(0, |count| u32::try_from(count).unwrap_or(u32::MAX))
 }
 
 #[cfg(test)]
@@ -44,11 +67,20 @@ mod tests {
 
     #[test]
     fn reads_the_recovery_count_from_the_json() {
-        assert_eq!(recoveries(r#"{"class":"A","jobs_recoveries":2}"#), 2);
+        assert_eq!(recoveries(br#"{"class":"A","jobs_recoveries":2}"#), 2);
         assert_eq!(
-            recoveries(r#"{"class":"A","jobs_recoveries": 12,"x":1}"#),
+            recoveries(br#"{"class":"A","jobs_recoveries": 12,"x":1}"#),
             12
         );
-        assert_eq!(recoveries(r#"{"class":"A"}"#), 0);
+        assert_eq!(recoveries(br#"{"class":"A"}"#), 0);
+        assert_eq!(recoveries(b"\xff{\"jobs_recoveries\":3}"), 0);
+    }
+
+    #[test]
+    fn a_count_inside_the_arguments_is_not_the_jobs() {
+        let json = br#"{"class":"A","args":[{"jobs_recoveries":9}],"jid":"j","queue":"q"}"#;
+        assert_eq!(recoveries(json), 0);
+        let both = br#"{"class":"A","args":[{"jobs_recoveries":9}],"jobs_recoveries":1}"#;
+        assert_eq!(recoveries(both), 1);
     }
 }

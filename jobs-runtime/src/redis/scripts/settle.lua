@@ -8,18 +8,21 @@
 -- failure here leaves the job where it was rather than nowhere.
 --
 -- KEYS[1]  the working list
--- KEYS[2]  where the job goes: a queue list (requeue), the retry or dead sorted set
--- KEYS[3]  recovery only: the owner's heartbeat hash; nothing happens if it exists (the owner
+-- KEYS[2]  where the job goes: a queue list (requeue, move), the retry or dead sorted set
+-- KEYS[3]  queues, the set of queue names (a job sent to a queue registers it there, so the
+--          dashboard lists it even if someone deleted the queue meanwhile)
+-- KEYS[4]  recovery only: the owner's liveness key; nothing happens if it exists (the owner
 --          beat again since it was presumed dead, so its jobs are its own)
--- ARGV[1]  the job JSON exactly as it was taken
+-- ARGV[1]  the job exactly as it was taken (bytes)
 -- ARGV[2]  'requeue', 'move', 'retry' or 'dead'
--- ARGV[3]  move/retry/dead: the JSON to store (requeue stores ARGV[1] unchanged)
--- ARGV[4]  retry/dead: the score (epoch seconds)
+-- ARGV[3]  requeue/move: the queue's name; retry/dead: the score (epoch seconds)
+-- ARGV[4]  move/retry/dead: the job to store (requeue stores ARGV[1] unchanged)
 -- ARGV[5]  dead: drop members scored at or below this (the oldest allowed time)
--- ARGV[6]  dead: how many members to keep at most
+-- ARGV[6]  dead: the rank to trim to, a negative integer (-(most members kept + 1)), computed
+--          by the caller so that no large number passes through Lua's floats
 --
 -- Returns 1 when the job was settled, 0 when it was no longer this process's.
-if KEYS[3] and redis.call('EXISTS', KEYS[3]) == 1 then
+if KEYS[4] and redis.call('EXISTS', KEYS[4]) == 1 then
   return 0
 end
 if not redis.call('LPOS', KEYS[1], ARGV[1]) then
@@ -29,15 +32,17 @@ local outcome = ARGV[2]
 if outcome == 'requeue' then
   -- The right end: the next job taken from the queue, as Sidekiq hands jobs back.
   redis.call('RPUSH', KEYS[2], ARGV[1])
+  redis.call('SADD', KEYS[3], ARGV[3])
 elseif outcome == 'move' then
   -- Back to the right end of a queue, rewritten (a recovered job, with its recovery count).
-  redis.call('RPUSH', KEYS[2], ARGV[3])
+  redis.call('RPUSH', KEYS[2], ARGV[4])
+  redis.call('SADD', KEYS[3], ARGV[3])
 elseif outcome == 'retry' then
-  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
 elseif outcome == 'dead' then
-  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
-  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[6]) + 1))
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, ARGV[6])
 else
   return redis.error_reply('unknown outcome ' .. tostring(outcome))
 end

@@ -32,7 +32,7 @@ struct Reply {
     /// Its connection, for the next wait; `None` when the connection broke.
     connection: Option<BlockingConnection>,
     /// The job it moved, if any.
-    result: Result<Option<String>, Error>,
+    result: Result<Option<Vec<u8>>, Error>,
 }
 
 /// A connection of a queue's own for its `BLMOVE`.
@@ -107,10 +107,7 @@ impl IdleFetch {
         }
         match reply.result {
             Ok(Some(json)) => {
-                self.pending.push_back(Fetched {
-                    queue: reply.queue,
-                    json,
-                });
+                self.pending.push_back(Fetched::new(reply.queue, json));
                 false
             }
             Ok(None) => false,
@@ -240,7 +237,7 @@ async fn blocking_move(
         .arg(BLOCK.as_secs_f64())
         .to_owned();
     let result = command
-        .query_async::<Option<String>>(&mut blocking.connection)
+        .query_async::<Option<Vec<u8>>>(&mut blocking.connection)
         .await;
     let reply = match result {
         Ok(job) => Reply {

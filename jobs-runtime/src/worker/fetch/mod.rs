@@ -352,14 +352,11 @@ impl Fetcher {
             .key(self.shared.keys().queue(queue))
             .arg(1)
             .arg(&self.shared.identity);
-        let taken: Vec<(usize, String)> = self.shared.redis().script_once(&invocation).await?;
+        let taken: Vec<(usize, Vec<u8>)> = self.shared.redis().script_once(&invocation).await?;
         Ok(taken
             .into_iter()
             .find(|(position, _)| *position == 1)
-            .map(|(_, json)| Fetched {
-                queue: queue.to_owned(),
-                json,
-            }))
+            .map(|(_, json)| Fetched::new(queue, json)))
     }
 
     /// After a watcher's connection broke, a `BLMOVE` may have moved a job into the working
@@ -406,16 +403,17 @@ async fn take_in_order(
         invocation.key(key);
     }
     invocation.arg(wanted).arg(&shared.identity);
-    let taken: Vec<(usize, String)> = shared.redis().script_once(&invocation).await?;
+    // Bytes: one entry that is not UTF-8 must not fail the whole reply (it is buried alone).
+    let taken: Vec<(usize, Vec<u8>)> = shared.redis().script_once(&invocation).await?;
     let mut jobs = Vec::with_capacity(taken.len());
     for (position, json) in taken {
         match position.checked_sub(1).and_then(|index| names.get(index)) {
-            Some(queue) => jobs.push(Fetched {
-                queue: queue.clone(),
-                json,
-            }),
+            Some(queue) => jobs.push(Fetched::new(queue.clone(), json)),
             // `json` is the error message of a queue the script skipped.
-            None => tracing::error!(error = %json, "cannot take jobs from a queue"),
+            None => tracing::error!(
+                error = %String::from_utf8_lossy(&json),
+                "cannot take jobs from a queue"
+            ),
         }
     }
     Ok(jobs)
