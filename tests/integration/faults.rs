@@ -97,21 +97,30 @@ async fn an_enqueue_into_a_full_redis_is_an_error_and_later_ones_work() {
 
 #[tokio::test]
 async fn a_worker_warns_when_redis_may_evict_queues() {
-    let redis = TestRedis::start();
-    let mut raw = redis.raw().await;
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory-policy")
-        .arg("allkeys-lru")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    let ledger = ledger_path("eviction");
-    let worker = ChildWorker::spawn(&redis.url(), &ledger, &[]);
-    eventually(Duration::from_secs(10), "the warning", async || {
-        worker.log().contains("maxmemory-policy is not noeviction")
-    })
-    .await;
+    // `volatile-*` evicts the keys that expire first: the heartbeats, so it gets the warning
+    // too, saying what it does to them.
+    for (policy, says) in [
+        ("allkeys-lru", "may evict whole queues"),
+        ("volatile-lru", "heartbeats expire"),
+        ("volatile-ttl", "heartbeats expire"),
+    ] {
+        let redis = TestRedis::start();
+        let mut raw = redis.raw().await;
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("maxmemory-policy")
+            .arg(policy)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        let ledger = ledger_path(&format!("eviction-{policy}"));
+        let worker = ChildWorker::spawn(&redis.url(), &ledger, &[]);
+        eventually(Duration::from_secs(10), "the warning", async || {
+            let log = worker.log();
+            log.contains("maxmemory-policy is not noeviction") && log.contains(says)
+        })
+        .await;
+    }
 }
 
 #[tokio::test]

@@ -16,6 +16,7 @@ mod client_connection;
 mod client_default;
 mod client_errors;
 mod client_middleware;
+mod client_timeout;
 mod deploy_compose;
 mod deploy_logs;
 mod deploy_systemd;

@@ -11,11 +11,12 @@ use jobs::worker::WorkerConfig;
 use redis::AsyncCommands;
 use serde_json::json;
 
-use crate::support::jobs::{CallLog, Gauge, Ledger, Record, worker};
+use crate::support::jobs::{CallLog, FailWith, Gauge, Ledger, Record, worker};
 use crate::support::{RunningWorker, TestRedis, eventually};
 
 /// An entry that is not UTF-8 (`\xff` cannot start a character), shaped like a job otherwise.
-const NOT_UTF8: &[u8] = b"\xff{\"class\":\"Record\",\"args\":[\"bad\"],\"jid\":\"x\",\"queue\":\"default\"}";
+const NOT_UTF8: &[u8] =
+    b"\xff{\"class\":\"Record\",\"args\":[\"bad\"],\"jid\":\"x\",\"queue\":\"default\"}";
 
 /// The members of the dead set, parsed.
 async fn dead(redis: &TestRedis) -> Vec<serde_json::Value> {
@@ -64,7 +65,12 @@ async fn assert_buried_as_not_utf8(redis: &TestRedis) {
 async fn a_job_that_is_not_utf8_is_buried_and_the_rest_of_its_batch_runs() {
     let redis = TestRedis::start();
     push_records(&redis, 10).await;
-    let _: () = redis.raw().await.lpush("queue:default", NOT_UTF8).await.unwrap();
+    let _: () = redis
+        .raw()
+        .await
+        .lpush("queue:default", NOT_UTF8)
+        .await
+        .unwrap();
     push_records(&redis, 10).await;
     let log = CallLog::default();
     // Concurrency 5 takes 20 jobs a fetch: the bad entry shares its batch with good ones.
@@ -88,16 +94,25 @@ async fn a_blocking_fetch_that_brings_bytes_that_are_not_utf8_buries_them() {
     let running = RunningWorker::start(worker(&redis, &log));
     // Let the worker find the queue empty and block on it.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let _: () = redis.raw().await.lpush("queue:default", NOT_UTF8).await.unwrap();
+    let _: () = redis
+        .raw()
+        .await
+        .lpush("queue:default", NOT_UTF8)
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     push_records(&redis, 3).await;
-    eventually(Duration::from_secs(10), "the good jobs to run", async || {
-        log.entries().len() == 3
-    })
+    eventually(
+        Duration::from_secs(10),
+        "the good jobs to run",
+        async || log.entries().len() == 3,
+    )
     .await;
-    eventually(Duration::from_secs(10), "the bad entry to be buried", async || {
-        dead(&redis).await.len() == 1
-    })
+    eventually(
+        Duration::from_secs(10),
+        "the bad entry to be buried",
+        async || dead(&redis).await.len() == 1,
+    )
     .await;
     running.stop(Duration::from_secs(10)).await;
     assert_buried_as_not_utf8(&redis).await;
@@ -131,15 +146,20 @@ async fn recovery_buries_bytes_that_are_not_utf8_and_recovers_every_other_dead_p
         let identity = format!("dead{n}:1:bbbbbbbbbbbb");
         let _: () = raw.sadd("jobs:workers", &identity).await.unwrap();
         let _: () = raw
-            .lpush(format!("jobs:working:{identity}"), good(&format!("dead{n}")))
+            .lpush(
+                format!("jobs:working:{identity}"),
+                good(&format!("dead{n}")),
+            )
             .await
             .unwrap();
     }
     let log = CallLog::default();
     let running = RunningWorker::start(worker(&redis, &log));
-    eventually(Duration::from_secs(15), "every good job to run", async || {
-        log.entries().len() == 6
-    })
+    eventually(
+        Duration::from_secs(15),
+        "every good job to run",
+        async || log.entries().len() == 6,
+    )
     .await;
     running.stop(Duration::from_secs(10)).await;
 
@@ -157,15 +177,19 @@ async fn shutdown_hands_back_an_entry_that_is_not_utf8_as_it_was() {
     let running = RunningWorker::start(worker(&redis, &log));
     let mut raw = redis.raw().await;
     let mut lists: Vec<String> = Vec::new();
-    eventually(Duration::from_secs(10), "the worker's working list", async || {
-        // The worker registers in `jobs:workers` when it first fetches.
-        let workers: Vec<String> = raw.smembers("jobs:workers").await.unwrap();
-        lists = workers
-            .iter()
-            .map(|identity| format!("jobs:working:{identity}"))
-            .collect();
-        !lists.is_empty()
-    })
+    eventually(
+        Duration::from_secs(10),
+        "the worker's working list",
+        async || {
+            // The worker registers in `jobs:workers` when it first fetches.
+            let workers: Vec<String> = raw.smembers("jobs:workers").await.unwrap();
+            lists = workers
+                .iter()
+                .map(|identity| format!("jobs:working:{identity}"))
+                .collect();
+            !lists.is_empty()
+        },
+    )
     .await;
     // An entry no fetch reply brought (a reply lost on the way, say): shutdown finds it.
     let _: () = raw.lpush(&lists[0], NOT_UTF8).await.unwrap();
@@ -212,7 +236,10 @@ async fn recovered_jobs_register_their_queue_again() {
         .queue("high")
         .to_json()
         .unwrap();
-    let _: () = raw.sadd("jobs:workers", "gone:1:cccccccccccc").await.unwrap();
+    let _: () = raw
+        .sadd("jobs:workers", "gone:1:cccccccccccc")
+        .await
+        .unwrap();
     let _: () = raw
         .lpush("jobs:working:gone:1:cccccccccccc", &job)
         .await
@@ -222,10 +249,14 @@ async fn recovered_jobs_register_their_queue_again() {
     let log = CallLog::default();
     // This worker does not take from `high`, so the recovered job stays in its queue.
     let running = RunningWorker::start(worker(&redis, &log).queues(["default"]));
-    eventually(Duration::from_secs(15), "the job to be recovered", async || {
-        let queued: usize = raw.llen("queue:high").await.unwrap();
-        queued == 1
-    })
+    eventually(
+        Duration::from_secs(15),
+        "the job to be recovered",
+        async || {
+            let queued: usize = raw.llen("queue:high").await.unwrap();
+            queued == 1
+        },
+    )
     .await;
     running.stop(Duration::from_secs(10)).await;
     let queues: Vec<String> = raw.smembers("queues").await.unwrap();
@@ -258,4 +289,36 @@ async fn a_dead_set_limit_too_big_for_lua_still_leaves_a_buried_job_in_one_place
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!(dead[0]["class"], "BuryMe");
     assert_eq!(held_in_working_lists(&redis).await, 0);
+}
+
+#[tokio::test]
+async fn a_failed_job_whose_retry_cannot_be_written_stays_held_until_it_can() {
+    let redis = TestRedis::start();
+    let mut raw = redis.raw().await;
+    // The retry set has the wrong type: moving the failed job there fails until it is fixed.
+    let _: () = raw.set("retry", "not a sorted set").await.unwrap();
+    redis
+        .client()
+        .perform_async(FailWith {
+            how: "plain".into(),
+        })
+        .await
+        .unwrap();
+    let log = CallLog::default();
+    let running = RunningWorker::start(worker(&redis, &log));
+    // Longer than any give-up window: the job must still be held, not stranded untracked.
+    tokio::time::sleep(Duration::from_secs(33)).await;
+    assert_eq!(held_in_working_lists(&redis).await, 1);
+    let _: () = raw.del("retry").await.unwrap();
+    eventually(
+        Duration::from_secs(15),
+        "the job to reach the retry set",
+        async || {
+            let retries: usize = raw.zcard("retry").await.unwrap();
+            retries == 1
+        },
+    )
+    .await;
+    assert_eq!(held_in_working_lists(&redis).await, 0);
+    running.stop(Duration::from_secs(10)).await;
 }

@@ -3,7 +3,8 @@
 //! Commands from every task share the one connection and are pipelined on it, so there is no
 //! pool to size. The connection is opened on first use; a command that finds it broken is sent
 //! once more after the reconnect, as Sidekiq's client does, and a second failure becomes an
-//! [`Error::Connect`] that names the URL.
+//! [`Error::Connect`] that names the URL. A command whose reply timed out is not sent again
+//! (Redis may have run it), except the scripts that check before they act.
 
 pub(crate) mod keys;
 pub(crate) mod scripts;
@@ -81,16 +82,23 @@ impl Connection {
         Ok(manager.clone())
     }
 
-    /// Sends `pipeline` in one round trip, once more if the connection had broken.
+    /// Sends `pipeline` in one round trip, once more if the connection had broken before it
+    /// could be sent; not after a timeout, when Redis may have run it (a push or an `INCRBY`
+    /// sent twice would apply twice).
     pub(crate) async fn query<T: FromRedisValue>(&self, pipeline: &Pipeline) -> Result<T, Error> {
-        self.retry_once(|mut connection| async move { pipeline.query_async(&mut connection).await })
-            .await
+        self.retry_once(Resend::UnlessTimedOut, |mut connection| async move {
+            pipeline.query_async(&mut connection).await
+        })
+        .await
     }
 
-    /// Sends one command, once more if the connection had broken.
+    /// Sends one command, once more if the connection had broken before it could be sent; not
+    /// after a timeout (see [`query`](Self::query)).
     pub(crate) async fn command<T: FromRedisValue>(&self, command: &Cmd) -> Result<T, Error> {
-        self.retry_once(|mut connection| async move { command.query_async(&mut connection).await })
-            .await
+        self.retry_once(Resend::UnlessTimedOut, |mut connection| async move {
+            command.query_async(&mut connection).await
+        })
+        .await
     }
 
     /// Runs a Lua script (loading it on `NOSCRIPT`) exactly once: for a script that must not
@@ -113,22 +121,22 @@ impl Connection {
         &self,
         invocation: &ScriptInvocation<'_>,
     ) -> Result<T, Error> {
-        self.retry_once(
-            |mut connection| async move { invocation.invoke_async(&mut connection).await },
-        )
+        self.retry_once(Resend::OnAnyConnectionError, |mut connection| async move {
+            invocation.invoke_async(&mut connection).await
+        })
         .await
     }
 
     /// Runs `send` on the shared connection; when the connection had broken, runs it once more
     /// on the reconnected one, as Sidekiq's client does.
-    async fn retry_once<T, F, Fut>(&self, send: F) -> Result<T, Error>
+    async fn retry_once<T, F, Fut>(&self, resend: Resend, send: F) -> Result<T, Error>
     where
         F: Fn(ConnectionManager) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         let connection = self.manager().await?;
         match send(connection.clone()).await {
-            Err(error) if is_connection_error(&error) => {
+            Err(error) if resend.after(&error) => {
                 send(connection).await.map_err(|error| self.error(error))
             }
             result => result.map_err(|error| self.error(error)),
@@ -164,6 +172,27 @@ impl Connection {
                 url: self.url.clone(),
                 reason: error.to_string(),
             }
+        }
+    }
+}
+
+/// When a command that failed is sent once more.
+#[derive(Debug, Clone, Copy)]
+enum Resend {
+    /// After any connection error, a timeout included: for steps that check before they act,
+    /// so running twice changes nothing.
+    OnAnyConnectionError,
+    /// After a connection error other than a timeout: a command whose reply timed out may have
+    /// run, and running it again could apply it twice.
+    UnlessTimedOut,
+}
+
+impl Resend {
+    /// Whether `error` calls for sending once more.
+    fn after(self, error: &RedisError) -> bool {
+        match self {
+            Self::OnAnyConnectionError => is_connection_error(error),
+            Self::UnlessTimedOut => is_connection_error(error) && !error.is_timeout(),
         }
     }
 }

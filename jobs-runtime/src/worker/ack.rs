@@ -12,9 +12,10 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::backoff::persist;
+use std::time::Duration;
+
+use super::backoff::{Until, persist};
 use super::in_flight::InFlight;
-use super::settle::PERSIST_FOR;
 use crate::client::Client;
 
 /// The most acknowledgements one round trip carries.
@@ -22,6 +23,12 @@ const MAX_BATCH: usize = 1_000;
 
 /// How many finished jobs may wait for their acknowledgement before a finishing job waits.
 const QUEUE: usize = 8_192;
+
+/// How long one batch keeps trying while Redis is unreachable, so a flush waits at most this.
+const TRY_FOR: Duration = Duration::from_secs(30);
+
+/// How soon a batch that could not be sent is tried again when no other job finishes.
+const TRY_AGAIN_AFTER: Duration = Duration::from_secs(1);
 
 /// What the acker is asked.
 enum Message {
@@ -98,11 +105,12 @@ impl AckLoop {
                 biased;
                 () = shutdown.cancelled() => return,
                 message = self.receiver.recv() => match message {
-                    Some(message) => message,
+                    Some(message) => Some(message),
                     None => return,
                 },
+                () = tokio::time::sleep(TRY_AGAIN_AFTER), if !batch.is_empty() => None,
             };
-            let mut next = Some(first);
+            let mut next = first;
             while let Some(message) = next {
                 match message {
                     Message::Ack { ticket, json } => batch.push((ticket, json)),
@@ -124,6 +132,8 @@ impl AckLoop {
     }
 
     /// Takes a batch of finished jobs off the working list in one round trip and releases them.
+    /// A batch Redis would not take stays in `batch`, its jobs still held (so no sweep runs
+    /// them again), to be sent again with the next.
     async fn send(&self, batch: &mut Vec<(u64, Vec<u8>)>) {
         let mut pipeline = redis::pipe();
         for (_, json) in batch.iter() {
@@ -136,14 +146,16 @@ impl AckLoop {
                 .arg(json)
                 .ignore();
         }
-        // Redis unreachable past the deadline: the jobs stay in the working list, no longer
-        // held, so the fetcher's sweep or shutdown's hand-back runs them again (at least
-        // once, never lost).
-        let deadline = tokio::time::Instant::now() + PERSIST_FOR;
-        persist("acknowledge", deadline, || {
+        let until = Until::Deadline(tokio::time::Instant::now() + TRY_FOR);
+        let sent = persist("acknowledge", until, || {
             self.client.redis().query::<()>(&pipeline)
         })
         .await;
+        if sent.is_none() {
+            // At shutdown, what is still unsent is handed back from the working list and runs
+            // again: at least once, never lost.
+            return;
+        }
         for (ticket, _) in batch.drain(..) {
             self.in_flight.untrack(ticket);
         }

@@ -45,32 +45,44 @@ impl Backoff {
     }
 }
 
-/// Runs an idempotent Redis step until it succeeds or `deadline` has passed (at least once),
-/// waiting [`Backoff::settling`] between attempts; `None` when it never succeeded. `what` names
-/// the step in the log ("cannot acknowledge the job yet").
-pub(crate) async fn persist<T, F, Fut>(
-    what: &str,
-    deadline: tokio::time::Instant,
-    step: F,
-) -> Option<T>
+/// How long a step that settles a job keeps trying.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Until {
+    /// Until it succeeds, however long Redis stays away or refuses: for a job this process
+    /// holds, which stays held (never stranded untracked) until its step lands or shutdown
+    /// hands it back.
+    Done,
+    /// Until this moment (at least once): shutdown's hand-back, another process's jobs.
+    Deadline(tokio::time::Instant),
+}
+
+/// Runs an idempotent Redis step until it succeeds or `until` says to stop, waiting
+/// [`Backoff::settling`] between attempts (up to 5 s apart when trying [`Until::Done`]);
+/// `None` when it never succeeded. `what` names the step in the log ("cannot acknowledge the
+/// job yet").
+pub(crate) async fn persist<T, F, Fut>(what: &str, until: Until, step: F) -> Option<T>
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Result<T, Error>>,
 {
-    let mut backoff = Backoff::settling();
+    let mut backoff = match until {
+        Until::Done => Backoff::new(Backoff::settling().peek(), Duration::from_secs(5)),
+        Until::Deadline(_) => Backoff::settling(),
+    };
     loop {
+        let next = tokio::time::Instant::now() + backoff.peek();
         match step().await {
             Ok(done) => return Some(done),
-            Err(error) if tokio::time::Instant::now() + backoff.peek() < deadline => {
-                tracing::warn!(%error, "cannot {what} the job yet; trying again");
-                tokio::time::sleep(backoff.next()).await;
-            }
-            Err(error) => {
+            Err(error) if matches!(until, Until::Deadline(deadline) if next >= deadline) => {
                 tracing::error!(
                     %error,
                     "cannot {what} the job; it stays in the working list for recovery"
                 );
                 return None;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot {what} the job yet; trying again");
+                tokio::time::sleep(backoff.next()).await;
             }
         }
     }

@@ -27,7 +27,14 @@ pub(super) async fn check(shared: &Shared) -> Result<(), Error> {
         });
     }
     let policy = info.maxmemory_policy;
-    if !policy.is_empty() && policy != "noeviction" {
+    if policy.starts_with("volatile-") {
+        tracing::warn!(
+            %policy,
+            "Redis's maxmemory-policy is not noeviction: under memory pressure it evicts keys \
+             that expire first, and heartbeats expire, so live processes look dead and their \
+             jobs run twice (and queues with a TTL vanish); set `maxmemory-policy noeviction`"
+        );
+    } else if !policy.is_empty() && policy != "noeviction" {
         tracing::warn!(
             %policy,
             "Redis's maxmemory-policy is not noeviction: under memory pressure it may evict \

@@ -14,6 +14,7 @@ use std::time::Duration;
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
+use super::backoff::Until;
 use super::settle::{HAND_BACK_FOR, Outcome};
 use super::shared::{Shared, queue_of};
 use super::tasks::sleep_or;
@@ -136,7 +137,8 @@ async fn recover_one(shared: &Shared, identity: &str, max: u32) -> Result<usize,
         .redis()
         .command(redis::cmd("LRANGE").arg(&list).arg(0).arg(-1))
         .await?;
-    let deadline = tokio::time::Instant::now() + HAND_BACK_FOR;
+    // Bounded: what is not moved now, the next sweep moves.
+    let until = Until::Deadline(tokio::time::Instant::now() + HAND_BACK_FOR);
     // Only while the owner is still dead: a beat since means the jobs are its own.
     let heartbeat = keys.process(identity);
     for json in &jobs {
@@ -162,14 +164,14 @@ async fn recover_one(shared: &Shared, identity: &str, max: u32) -> Result<usize,
                 };
                 shared
                     .settler
-                    .settle_in(&list, &fetched, outcome, deadline, Some(&heartbeat))
+                    .settle_in(&list, &fetched, outcome, until, Some(&heartbeat))
                     .await;
             }
             Err(error) => {
                 let reason = format!("a dead process held an entry that is not a job ({error})");
                 shared
                     .settler
-                    .bury_invalid_in(&list, &fetched, &reason)
+                    .bury_invalid_in(&list, &fetched, &reason, until)
                     .await;
             }
         }

@@ -7,16 +7,13 @@
 
 use std::time::Duration;
 
-use super::backoff::persist;
+use super::backoff::{Until, persist};
 use super::unit::Fetched;
 use crate::api::DeadLimits;
 use crate::client::Client;
 use crate::payload::invalid_entry;
 use crate::redis::scripts;
 use crate::timestamp::Timestamp;
-
-/// How long a settling step keeps trying while Redis is unreachable.
-pub(crate) const PERSIST_FOR: Duration = Duration::from_secs(30);
 
 /// How long shutdown keeps trying, in all, to hand jobs back while Redis is unreachable.
 pub(crate) const HAND_BACK_FOR: Duration = Duration::from_secs(5);
@@ -54,15 +51,15 @@ impl Settler {
         }
     }
 
-    /// The job succeeded: take it off the working list.
+    /// The job is done with (dropped): take it off the working list, trying until Redis
+    /// takes the step.
     pub(crate) async fn acknowledge(&self, fetched: &Fetched) {
         let command = redis::cmd("LREM")
             .arg(&self.working)
             .arg(1)
             .arg(&fetched.json)
             .to_owned();
-        let deadline = tokio::time::Instant::now() + PERSIST_FOR;
-        persist("acknowledge", deadline, || {
+        persist("acknowledge", Until::Done, || {
             self.client.redis().command::<i64>(&command)
         })
         .await;
@@ -72,15 +69,15 @@ impl Settler {
     /// `deadline` while Redis is unreachable. Returns whether Redis took the step (`false`: it
     /// stayed unreachable).
     pub(crate) async fn requeue(&self, fetched: &Fetched, deadline: tokio::time::Instant) -> bool {
-        self.settle_in(&self.working, fetched, Outcome::Requeue, deadline, None)
+        let until = Until::Deadline(deadline);
+        self.settle_in(&self.working, fetched, Outcome::Requeue, until, None)
             .await
     }
 
-    /// Moves the job out of this process's working list to where `outcome` says, trying for
-    /// [`PERSIST_FOR`].
+    /// Moves the job out of this process's working list to where `outcome` says, trying until
+    /// Redis takes the step: meanwhile the job stays held, so no sweep runs it again.
     pub(crate) async fn settle(&self, fetched: &Fetched, outcome: Outcome<'_>) {
-        let deadline = tokio::time::Instant::now() + PERSIST_FOR;
-        self.settle_in(&self.working, fetched, outcome, deadline, None)
+        self.settle_in(&self.working, fetched, outcome, Until::Done, None)
             .await;
     }
 
@@ -88,14 +85,20 @@ impl Settler {
     /// class `jobs::InvalidPayload`, the entry as it was as the one argument, and the reason as
     /// the error message.
     pub(crate) async fn bury_invalid(&self, fetched: &Fetched, reason: &str) {
-        self.bury_invalid_in(&self.working, fetched, reason).await;
+        self.bury_invalid_in(&self.working, fetched, reason, Until::Done)
+            .await;
     }
 
     /// [`bury_invalid`](Self::bury_invalid) for an entry of any process's working list.
-    pub(crate) async fn bury_invalid_in(&self, list: &str, fetched: &Fetched, reason: &str) {
+    pub(crate) async fn bury_invalid_in(
+        &self,
+        list: &str,
+        fetched: &Fetched,
+        reason: &str,
+        until: Until,
+    ) {
         let json = invalid_entry(&fetched.text(), &fetched.queue, reason, Timestamp::now());
-        let deadline = tokio::time::Instant::now() + PERSIST_FOR;
-        self.settle_in(list, fetched, Outcome::Dead { json: &json }, deadline, None)
+        self.settle_in(list, fetched, Outcome::Dead { json: &json }, until, None)
             .await;
     }
 
@@ -107,7 +110,7 @@ impl Settler {
         list: &str,
         fetched: &Fetched,
         outcome: Outcome<'_>,
-        deadline: tokio::time::Instant,
+        until: Until,
         alive_guard: Option<&str>,
     ) -> bool {
         let keys = self.client.keys();
@@ -154,7 +157,7 @@ impl Settler {
         if let Some(guard) = alive_guard {
             invocation.key(guard);
         }
-        let settled = persist("settle", deadline, || {
+        let settled = persist("settle", until, || {
             self.client.redis().script::<i64>(&invocation)
         })
         .await;
@@ -172,7 +175,9 @@ impl Settler {
 /// computed here (a `usize::MAX` meant as "no limit" would turn into a float in Lua and fail
 /// after the job was added, leaving it in two places).
 fn trim_rank(max_jobs: usize) -> i64 {
-    let kept = i64::try_from(max_jobs).unwrap_or(i64::MAX - 1).min(i64::MAX - 1);
+    let kept = i64::try_from(max_jobs)
+        .unwrap_or(i64::MAX - 1)
+        .min(i64::MAX - 1);
     -(kept + 1)
 }
 
