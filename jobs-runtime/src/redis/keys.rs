@@ -100,6 +100,13 @@ impl Keys {
         format!("{}jobs:recovering:{identity}", self.prefix)
     }
 
+    /// `jobs:alive:<identity>`: a process's own liveness, renewed every couple of seconds from
+    /// a thread of its own and expiring after `liveness_ttl` (10 s): crash recovery presumes a
+    /// process dead when it is gone, long before Sidekiq's 60 s heartbeat hash expires.
+    pub(crate) fn alive(&self, identity: &str) -> String {
+        format!("{}jobs:alive:{identity}", self.prefix)
+    }
+
     /// `jobs:working:<identity>`: the jobs one process has taken and not yet finished (reliable
     /// fetch). Not a `queue:` key, so Sidekiq never lists it as a queue.
     pub(crate) fn working(&self, identity: &str) -> String {

@@ -63,7 +63,8 @@ pub struct WorkerConfig {
     /// jobs are recovered (`:heartbeat_ttl:`; default 60 s, as Sidekiq).
     pub heartbeat_ttl: Duration,
     /// How often a live process looks for dead processes' jobs (`:recovery_interval:`; default
-    /// 15 s). Jobs of a killed process run again within `heartbeat_ttl` + this.
+    /// 5 s). Jobs of a killed process run again within its liveness TTL
+    /// ([`liveness_ttl`](Self::liveness_ttl), 10 s) + this.
     pub recovery_interval: Duration,
     /// How many times a job may be recovered from a dead process before it goes to the dead
     /// set, presumed to be what kills its processes (`:max_recoveries:`; default 3).
@@ -89,7 +90,7 @@ impl Default for WorkerConfig {
             poll_interval_average: None,
             heartbeat_interval: Duration::from_secs(10),
             heartbeat_ttl: Duration::from_secs(60),
-            recovery_interval: Duration::from_secs(15),
+            recovery_interval: Duration::from_secs(5),
             max_recoveries: 3,
         }
     }
@@ -141,6 +142,19 @@ impl WorkerConfig {
             ));
         }
         Ok(())
+    }
+
+    /// How long a process stays alive to crash recovery without renewing its liveness key:
+    /// the heartbeat's TTL, at most 10 s. Sidekiq's process hash keeps its own 60 s TTL for
+    /// Ruby's sake; recovery reads this finer one.
+    pub fn liveness_ttl(&self) -> Duration {
+        self.heartbeat_ttl.min(Duration::from_secs(10))
+    }
+
+    /// How often a process renews its liveness key: a fifth of its TTL (2 s by default), or
+    /// the heartbeat's interval if shorter.
+    pub fn liveness_interval(&self) -> Duration {
+        (self.liveness_ttl() / 5).min(self.heartbeat_interval)
     }
 
     /// How this worker trims the dead set: its `dead_max_jobs` and `dead_timeout`. Give it to

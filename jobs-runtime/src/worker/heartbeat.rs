@@ -1,12 +1,18 @@
-//! The heartbeat: what makes a process visible to Sidekiq's Web UI and API, and alive to crash
-//! recovery.
+//! The heartbeat: what makes a process visible to Sidekiq's Web UI and API.
 //!
-//! Every `heartbeat_interval` (10 s), in one `MULTI`: `SADD
-//! processes <identity>`; `HSET <identity>` with `info` (JSON), `busy`, `beat`, `quiet`, `rss`,
-//! `rtt_us` and `concurrency`, expiring after `heartbeat_ttl` (60 s); `<identity>:work` (and
-//! `<identity>:workers`, which Sidekiq 6.4.0–6.4.1 read) rewritten with one field per running job; `SADD jobs:workers <identity>`; and `RPOP <identity>-signals`,
-//! whose `TSTP`, `TERM` or `TTIN` it obeys; then it flushes the counters. It beats through
-//! shutdown, and on a clean exit the process removes itself.
+//! Every `heartbeat_interval` (10 s), in one `MULTI`:
+//! - `SADD processes <identity>`;
+//! - `HSET <identity>` with `info` (JSON), `busy`, `beat`, `quiet`, `rss`, `rtt_us`,
+//!   `concurrency` and `jobs_liveness`, expiring after `heartbeat_ttl` (60 s);
+//! - `<identity>:work` (and `<identity>:workers`, which Sidekiq 6.4.0–6.4.1 read) rewritten with
+//!   one field per running job;
+//! - `jobs:alive:<identity>` renewed (between beats, `liveness.rs` renews it from a thread of its
+//!   own; crash recovery reads it);
+//! - `SADD jobs:workers <identity>`, and `RPOP <identity>-signals`, whose `TSTP`, `TERM` or
+//!   `TTIN` it obeys.
+//!
+//! Then it flushes the counters. It beats through shutdown, and on a clean exit the process
+//! removes itself.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,8 +40,10 @@ pub(crate) struct Heartbeat {
     info: String,
     /// The time between beats.
     interval: Duration,
-    /// How long a beat keeps the process alive.
+    /// How long a beat keeps the process hash.
     ttl: Duration,
+    /// How long the liveness key lives (`liveness.rs`).
+    liveness_ttl: Duration,
 }
 
 impl Heartbeat {
@@ -53,6 +61,7 @@ impl Heartbeat {
             info,
             interval: config.heartbeat_interval,
             ttl: config.heartbeat_ttl,
+            liveness_ttl: config.liveness_ttl(),
         }
     }
 
@@ -101,10 +110,20 @@ impl Heartbeat {
                     ("rss", resident_kilobytes().to_string()),
                     ("rtt_us", rtt_us.to_string()),
                     ("concurrency", shared.concurrency.to_string()),
+                    // Marks a process whose liveness is its `jobs:alive:` key (recovery.rs).
+                    ("jobs_liveness", self.liveness_ttl.as_millis().to_string()),
                 ],
             )
             .ignore();
         pipeline.pexpire(&process, ttl).ignore();
+        // Renewed here too, so the key exists before the first job is taken.
+        pipeline
+            .cmd("SET")
+            .arg(keys.alive(identity))
+            .arg(1)
+            .arg("PX")
+            .arg(self.liveness_ttl.as_millis().max(1).to_string())
+            .ignore();
         let fields: Vec<(String, String)> = running
             .iter()
             .map(|running| {
@@ -125,7 +144,9 @@ impl Heartbeat {
         }
         pipeline.sadd(keys.workers(), identity).ignore();
         pipeline.rpop(keys.process_signals(identity), None);
+        let sent = Instant::now();
         let (signal,): (Option<String>,) = shared.redis().query(&pipeline).await?;
+        shared.pulse.renewed_at(sent);
         // Counters after the heartbeat, so a slow flush never delays the beat.
         if let Err(error) = shared.counters.flush(shared.redis(), shared.keys()).await {
             tracing::warn!(%error, "cannot write counters; will try again");
@@ -157,6 +178,7 @@ impl Heartbeat {
         pipeline.del(keys.process(identity)).ignore();
         pipeline.del(keys.process_work(identity)).ignore();
         pipeline.del(keys.process_workers(identity)).ignore();
+        pipeline.del(keys.alive(identity)).ignore();
         if left == 0 {
             pipeline.srem(keys.workers(), identity).ignore();
         }

@@ -36,6 +36,7 @@ use super::heartbeat::Heartbeat;
 use super::hooks::{Hooks, Lifecycle};
 use super::identity;
 use super::in_flight::InFlight;
+use super::liveness::{Liveness, Pulse};
 use super::middleware::DynServerMiddleware;
 use super::order::QueueOrder;
 use super::preflight;
@@ -113,6 +114,8 @@ struct Loops {
     pollers: Vec<Running<()>>,
     /// The heartbeat's loop; the heartbeat itself, for the last flush and the clearing.
     heartbeat: (Running<()>, Arc<Heartbeat>),
+    /// The liveness loop, on a thread of its own.
+    liveness: Running<()>,
     /// systemd's watchdog, where one is set.
     watchdog: Option<Running<()>>,
 }
@@ -200,6 +203,7 @@ fn prepare(parts: Parts, mode: Mode, os_signals: bool) -> Result<(Launcher, AckL
         stuck: AtomicBool::new(false),
         in_flight,
         acker,
+        pulse: Arc::new(Pulse::new(config.liveness_ttl())),
     });
     let launcher = Launcher {
         shared,
@@ -333,7 +337,13 @@ impl Launcher {
             self.notifier.ready();
         }
         let slots = Arc::new(Semaphore::new(config.concurrency));
-        let fetcher = Fetcher::new(Arc::clone(shared), order, slots, !until_stopped);
+        let fetcher = Fetcher::new(
+            Arc::clone(shared),
+            order,
+            slots,
+            !until_stopped,
+            config.timeout,
+        );
         let fetcher = Running::spawn(self.control.quiet_phase(), |s| fetcher.run(s));
         let mut pollers = Vec::new();
         if until_stopped {
@@ -353,10 +363,20 @@ impl Launcher {
         let heartbeat = Arc::new(heartbeat);
         let beating = Arc::clone(&heartbeat);
         let beating = Running::spawn(self.control.exit_phase(), |s| beating.run(s));
+        let liveness = Liveness::new(
+            shared.client.clone(),
+            shared.keys().alive(&shared.identity),
+            config.liveness_interval(),
+            Arc::clone(&shared.pulse),
+        );
+        let liveness = Running::spawn_thread(self.control.exit_phase(), "jobs-liveness", |s| {
+            liveness.run(s)
+        });
         Loops {
             fetcher,
             pollers,
             heartbeat: (beating, heartbeat),
+            liveness,
             watchdog,
         }
     }
@@ -424,6 +444,7 @@ impl Launcher {
         }
         let (beating, heartbeat) = loops.heartbeat;
         beating.stop().await;
+        loops.liveness.stop().await;
         self.clear(&heartbeat).await;
         if let Some(watchdog) = loops.watchdog {
             watchdog.stop().await;

@@ -45,6 +45,7 @@ mod backoff;
 mod control;
 mod hooks;
 mod in_flight;
+mod liveness;
 pub(crate) mod middleware;
 mod order;
 mod retry;

@@ -90,13 +90,9 @@ async fn recover_dead(shared: &Shared, max_recoveries: u32) -> Result<usize, Err
 /// many.
 async fn recover_if_dead(shared: &Shared, identity: &str, max: u32) -> Result<usize, Error> {
     let keys = shared.keys();
-    let alive: bool = shared
-        .redis()
-        .command(redis::cmd("EXISTS").arg(keys.process(identity)))
-        .await?;
-    if alive {
+    let Some(guard) = dead_guard(shared, identity).await? else {
         return Ok(0);
-    }
+    };
     let locked: Option<String> = shared
         .redis()
         .command(
@@ -111,7 +107,7 @@ async fn recover_if_dead(shared: &Shared, identity: &str, max: u32) -> Result<us
     if locked.is_none() {
         return Ok(0);
     }
-    let count = match recover_one(shared, identity, max).await {
+    let count = match recover_one(shared, identity, &guard, max).await {
         Ok(count) => count,
         Err(error) => {
             // Let the next sweep (this process's or another's) try again at once.
@@ -128,9 +124,39 @@ async fn recover_if_dead(shared: &Shared, identity: &str, max: u32) -> Result<us
     Ok(count)
 }
 
+/// Whether `identity` is dead, and if so the keys whose return means it is alive after all:
+/// its liveness key (`jobs:alive:<identity>`), and its Sidekiq hash when that is gone too (a
+/// process of an older `jobs` beats only the hash). `None`: alive.
+async fn dead_guard(shared: &Shared, identity: &str) -> Result<Option<Vec<String>>, Error> {
+    let keys = shared.keys();
+    let (alive, beating, keeps_liveness): (bool, bool, bool) = shared
+        .redis()
+        .query(
+            redis::pipe()
+                .exists(keys.alive(identity))
+                .exists(keys.process(identity))
+                .hexists(keys.process(identity), "jobs_liveness"),
+        )
+        .await?;
+    Ok(if alive || (beating && !keeps_liveness) {
+        // Alive: by its liveness key, or, for an older process, by Sidekiq's hash.
+        None
+    } else if beating {
+        // Its liveness lapsed; its hash outlives it by up to 50 s.
+        Some(vec![keys.alive(identity)])
+    } else {
+        Some(vec![keys.alive(identity), keys.process(identity)])
+    })
+}
+
 /// Hands back one dead process's jobs, then forgets the process if its list is empty. An entry
 /// that is no job (not UTF-8, not JSON) is buried with a reason; the others go back.
-async fn recover_one(shared: &Shared, identity: &str, max: u32) -> Result<usize, Error> {
+async fn recover_one(
+    shared: &Shared,
+    identity: &str,
+    guard: &[String],
+    max: u32,
+) -> Result<usize, Error> {
     let keys = shared.keys();
     let list = keys.working(identity);
     let jobs: Vec<Vec<u8>> = shared
@@ -140,7 +166,6 @@ async fn recover_one(shared: &Shared, identity: &str, max: u32) -> Result<usize,
     // Bounded: what is not moved now, the next sweep moves.
     let until = Until::Deadline(tokio::time::Instant::now() + HAND_BACK_FOR);
     // Only while the owner is still dead: a beat since means the jobs are its own.
-    let heartbeat = keys.process(identity);
     for json in &jobs {
         let fetched = Fetched::new(queue_of(json), json.clone());
         let parsed = std::str::from_utf8(json)
@@ -164,7 +189,7 @@ async fn recover_one(shared: &Shared, identity: &str, max: u32) -> Result<usize,
                 };
                 shared
                     .settler
-                    .settle_in(&list, &fetched, outcome, until, Some(&heartbeat))
+                    .settle_in(&list, &fetched, outcome, until, guard)
                     .await;
             }
             Err(error) => {
@@ -180,10 +205,12 @@ async fn recover_one(shared: &Shared, identity: &str, max: u32) -> Result<usize,
     forget
         .key(keys.workers())
         .key(keys.processes())
-        .key(keys.process(identity))
         .key(&list)
-        .key(keys.recovering(identity))
-        .arg(identity);
+        .key(keys.recovering(identity));
+    for key in guard {
+        forget.key(key);
+    }
+    forget.arg(identity);
     shared.redis().script::<i64>(&forget).await?;
     Ok(jobs.len())
 }

@@ -70,14 +70,14 @@ impl Settler {
     /// stayed unreachable).
     pub(crate) async fn requeue(&self, fetched: &Fetched, deadline: tokio::time::Instant) -> bool {
         let until = Until::Deadline(deadline);
-        self.settle_in(&self.working, fetched, Outcome::Requeue, until, None)
+        self.settle_in(&self.working, fetched, Outcome::Requeue, until, &[])
             .await
     }
 
     /// Moves the job out of this process's working list to where `outcome` says, trying until
     /// Redis takes the step: meanwhile the job stays held, so no sweep runs it again.
     pub(crate) async fn settle(&self, fetched: &Fetched, outcome: Outcome<'_>) {
-        self.settle_in(&self.working, fetched, outcome, Until::Done, None)
+        self.settle_in(&self.working, fetched, outcome, Until::Done, &[])
             .await;
     }
 
@@ -98,20 +98,20 @@ impl Settler {
         until: Until,
     ) {
         let json = invalid_entry(&fetched.text(), &fetched.queue, reason, Timestamp::now());
-        self.settle_in(list, fetched, Outcome::Dead { json: &json }, until, None)
+        self.settle_in(list, fetched, Outcome::Dead { json: &json }, until, &[])
             .await;
     }
 
     /// Moves `fetched` out of `list` (any process's working list) to where `outcome` says;
-    /// with `alive_guard` (a heartbeat key), only while that key does not exist. Returns
-    /// whether Redis took the step.
+    /// with `alive_guard` (a dead owner's liveness keys), only while none of them exists.
+    /// Returns whether Redis took the step.
     pub(crate) async fn settle_in(
         &self,
         list: &str,
         fetched: &Fetched,
         outcome: Outcome<'_>,
         until: Until,
-        alive_guard: Option<&str>,
+        alive_guard: &[String],
     ) -> bool {
         let keys = self.client.keys();
         let mut invocation = scripts::SETTLE.prepare_invoke();
@@ -154,14 +154,14 @@ impl Settler {
             }
         }
         invocation.key(keys.queues());
-        if let Some(guard) = alive_guard {
+        for guard in alive_guard {
             invocation.key(guard);
         }
         let settled = persist("settle", until, || {
             self.client.redis().script::<i64>(&invocation)
         })
         .await;
-        if settled == Some(0) && alive_guard.is_none() {
+        if settled == Some(0) && alive_guard.is_empty() {
             tracing::warn!(
                 "the job was no longer in this worker's working list (handed back or recovered \
                  elsewhere); left as it is"

@@ -9,6 +9,7 @@ use std::sync::atomic::AtomicBool;
 use super::ack::Acker;
 use super::hooks::Hooks;
 use super::in_flight::InFlight;
+use super::liveness::Pulse;
 use super::middleware::DynServerMiddleware;
 use super::retry::RetryPolicy;
 use super::settle::Settler;
@@ -56,6 +57,9 @@ pub(crate) struct Shared {
     pub(crate) in_flight: Arc<InFlight>,
     /// Acknowledges finished jobs in batches (`ack.rs`).
     pub(crate) acker: Acker,
+    /// Whether this process's liveness renewals land (`liveness.rs`): the fetcher takes no job
+    /// while they falter, and forgets the jobs it took ahead after a lapse.
+    pub(crate) pulse: Arc<Pulse>,
 }
 
 impl Shared {

@@ -77,3 +77,46 @@ impl<T: Send + 'static> Running<T> {
         &mut self.task
     }
 }
+
+impl Running<()> {
+    /// Spawns `run` with a child token of `phase` on a thread of its own, named `name`, with a
+    /// runtime of its own: for a loop that must go on while jobs keep the worker's runtime
+    /// busy or block its threads.
+    pub(crate) fn spawn_thread<F>(
+        phase: &CancellationToken,
+        name: &str,
+        run: impl FnOnce(CancellationToken) -> F + Send + 'static,
+    ) -> Self
+    where
+        F: Future<Output = ()> + 'static,
+    {
+        let shutdown = phase.child_token();
+        let token = shutdown.clone();
+        let (done, finished) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                match runtime {
+                    Ok(runtime) => {
+                        runtime.block_on(run(token));
+                        let _ = done.send(());
+                    }
+                    Err(error) => tracing::error!(%error, "cannot start a runtime for a loop"),
+                }
+            });
+        if let Err(error) = spawned {
+            tracing::error!(%error, "cannot start a thread for a loop");
+        }
+        // The task ends when the thread does, or at once when it could not start.
+        let task = tokio::spawn(async move {
+            let _ = finished.await;
+        });
+        Self {
+            shutdown: shutdown.drop_guard(),
+            task,
+        }
+    }
+}

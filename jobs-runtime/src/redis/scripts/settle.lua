@@ -11,8 +11,8 @@
 -- KEYS[2]  where the job goes: a queue list (requeue, move), the retry or dead sorted set
 -- KEYS[3]  queues, the set of queue names (a job sent to a queue registers it there, so the
 --          dashboard lists it even if someone deleted the queue meanwhile)
--- KEYS[4]  recovery only: the owner's liveness key; nothing happens if it exists (the owner
---          beat again since it was presumed dead, so its jobs are its own)
+-- KEYS[4..] recovery only: the dead owner's liveness keys; nothing happens if any exists (the
+--          owner beat again since it was presumed dead, so its jobs are its own)
 -- ARGV[1]  the job exactly as it was taken (bytes)
 -- ARGV[2]  'requeue', 'move', 'retry' or 'dead'
 -- ARGV[3]  requeue/move: the queue's name; retry/dead: the score (epoch seconds)
@@ -22,8 +22,10 @@
 --          by the caller so that no large number passes through Lua's floats
 --
 -- Returns 1 when the job was settled, 0 when it was no longer this process's.
-if KEYS[4] and redis.call('EXISTS', KEYS[4]) == 1 then
-  return 0
+for guard = 4, #KEYS do
+  if redis.call('EXISTS', KEYS[guard]) == 1 then
+    return 0
+  end
 end
 if not redis.call('LPOS', KEYS[1], ARGV[1]) then
   return 0

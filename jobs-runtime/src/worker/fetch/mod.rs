@@ -51,6 +51,12 @@ pub(crate) struct Fetcher {
     slots: Arc<Semaphore>,
     /// Stop when the queues are empty and no job runs (`Worker::drain`), rather than wait.
     until_idle: bool,
+    /// How long a job one crash from the dead set waits for the running jobs to end before it
+    /// runs beside them (the shutdown timeout: how long jobs are expected to take).
+    suspect_wait: Duration,
+    /// The queue of a job one crash from the dead set, handed back as it was taken ahead: the
+    /// next job of that queue runs alone.
+    suspect: Option<String>,
     /// The idle `BLMOVE`s and the jobs taken but not started.
     idle: IdleFetch,
     /// A fetch taking the next batch while the last one runs (strict order only), and how
@@ -63,12 +69,14 @@ pub(crate) struct Fetcher {
 
 impl Fetcher {
     /// A fetcher taking from `order`'s queues while `slots` has room; with `until_idle`, it
-    /// stops once the queues are empty and no job runs.
+    /// stops once the queues are empty and no job runs. A job one crash from the dead set waits
+    /// at most `suspect_wait` to run alone.
     pub(crate) fn new(
         shared: Arc<Shared>,
         order: QueueOrder,
         slots: Arc<Semaphore>,
         until_idle: bool,
+        suspect_wait: Duration,
     ) -> Self {
         let queue_keys = order
             .names()
@@ -81,6 +89,8 @@ impl Fetcher {
             queue_keys,
             slots,
             until_idle,
+            suspect_wait,
+            suspect: None,
             idle: IdleFetch::new(),
             refill: None,
             backlog: false,
@@ -99,6 +109,9 @@ impl Fetcher {
         loop {
             while let Some(finished) = tasks.try_join_next() {
                 log_task_end(finished);
+            }
+            if self.wait_while_faltering(&quiet).await {
+                break;
             }
             let first = tokio::select! {
                 biased;
@@ -134,7 +147,8 @@ impl Fetcher {
                         // Taken beyond the free slots: in the working list already, started
                         // as slots free up (and handed back at shutdown like any pending job).
                         if taken.len() > short {
-                            self.idle.pending.extend(taken.split_off(short));
+                            let ahead = taken.split_off(short);
+                            self.take_ahead(ahead).await;
                         }
                         jobs.extend(taken);
                     }
@@ -176,7 +190,13 @@ impl Fetcher {
                 }
                 continue;
             }
-            let mut suspect_queue = None;
+            if self.shared.pulse.take_lapse() {
+                // Presumed dead while this pass ran (a pause): these jobs may be another
+                // process's by now. Those still in the working list come back by the sweep.
+                self.forget_taken_ahead();
+                continue;
+            }
+            let mut suspect_queue = self.suspect.take();
             for (job, permit) in jobs.into_iter().zip(permits) {
                 if self.is_suspect(&job) {
                     drop(permit);
@@ -224,7 +244,7 @@ impl Fetcher {
         match refill.await {
             Ok(Ok(taken)) => {
                 self.backlog = taken.len() >= wanted;
-                self.idle.pending.extend(taken);
+                self.take_ahead(taken).await;
             }
             Ok(Err(error)) => {
                 // The script may have moved jobs whose reply never came: look for them.
@@ -279,11 +299,31 @@ impl Fetcher {
         quiet: &CancellationToken,
     ) {
         let all = u32::try_from(self.shared.concurrency).unwrap_or(u32::MAX);
+        let every_slot =
+            tokio::time::timeout(self.suspect_wait, Arc::clone(slots).acquire_many_owned(all));
         let permits = tokio::select! {
             () = quiet.cancelled() => return,
-            permits = Arc::clone(slots).acquire_many_owned(all) => permits,
+            permits = every_slot => permits,
         };
-        let Ok(permits) = permits else { return };
+        let permits = match permits {
+            Ok(Ok(permits)) => permits,
+            Ok(Err(_)) => return,
+            Err(_) => {
+                // Bounded: hour-long neighbours must not stall the process. Beside them, a
+                // crash counts for them too, but none is one crash from the dead set.
+                tracing::warn!(
+                    %queue,
+                    waited = ?self.suspect_wait,
+                    "a job recovered from dead processes could not run alone; running it beside the running jobs"
+                );
+                let one = tokio::select! {
+                    () = quiet.cancelled() => return,
+                    permit = Arc::clone(slots).acquire_many_owned(1) => permit,
+                };
+                let Ok(one) = one else { return };
+                one
+            }
+        };
         // Nothing else stays in the working list beside the suspect (a crash would count it as
         // recovered too): not the jobs that finished but wait for their acknowledgement, nor
         // those taken ahead, nor what the idle `BLMOVE`s bring.
@@ -359,17 +399,15 @@ impl Fetcher {
             .map(|(_, json)| Fetched::new(queue, json)))
     }
 
-    /// After a watcher's connection broke, a `BLMOVE` may have moved a job into the working
-    /// list without its reply reaching us. With no fetch in flight, every working-list entry
-    /// that no task holds is such a job: run it.
+    /// Rebuilds the jobs waiting to start from the working list itself: every entry no task
+    /// holds. Needed after a reply was lost (a `BLMOVE` or a fetch moved a job without our
+    /// knowing) and after a lapse of this process's liveness (jobs taken ahead may have been
+    /// recovered elsewhere: only those still in the list are ours).
     async fn sweep(&mut self) {
         // What tasks hold is read before the list: a task that settles in between only makes
         // the list shorter, never makes a held job look orphaned. Only this loop starts tasks,
         // and no BLMOVE is outstanding, so nothing new enters the list meanwhile.
         let mut held = self.shared.in_flight.held();
-        for job in &self.idle.pending {
-            *held.entry(job.json.clone()).or_insert(0) += 1;
-        }
         let listed = match self.shared.working_list().await {
             Ok(listed) => listed,
             Err(error) => {
@@ -377,15 +415,74 @@ impl Fetcher {
                 return;
             }
         };
-        for job in listed {
+        let known: std::collections::HashSet<Vec<u8>> =
+            self.idle.pending.drain(..).map(|job| job.json).collect();
+        let mut unheld = Vec::new();
+        // Oldest first: the list's tail is where jobs taken first sit.
+        for job in listed.into_iter().rev() {
             if let Some(count) = held.get_mut(&job.json).filter(|count| **count > 0) {
                 *count -= 1;
                 continue;
             }
-            tracing::info!(queue = %job.queue, "recovered a job whose fetch reply was lost");
-            self.idle.pending.push_back(job);
+            if !known.contains(&job.json) {
+                tracing::info!(queue = %job.queue, "recovered a job whose fetch reply was lost");
+            }
+            unheld.push(job);
         }
         self.idle.sweep = false;
+        self.take_ahead(unheld).await;
+    }
+
+    /// Keeps jobs taken beyond the free slots, to start as slots free up; a job one crash from
+    /// the dead set among them goes back to its queue at once instead (taken ahead, it would
+    /// share this process's fate with every job beside it), and its queue's next job runs
+    /// alone.
+    async fn take_ahead(&mut self, jobs: Vec<Fetched>) {
+        for job in jobs {
+            if self.is_suspect(&job) {
+                self.suspect.get_or_insert_with(|| job.queue.clone());
+                self.hand_back(&job).await;
+            } else {
+                self.idle.pending.push_back(job);
+            }
+        }
+    }
+
+    /// Waits while this process's liveness renewals falter, taking no job (a process that
+    /// cannot say it is alive may be presumed dead, and its jobs run elsewhere); after a lapse,
+    /// forgets the jobs it took ahead. Returns `true` when `quiet` came meanwhile.
+    async fn wait_while_faltering(&mut self, quiet: &CancellationToken) -> bool {
+        let mut told = false;
+        loop {
+            if self.shared.pulse.take_lapse() {
+                self.forget_taken_ahead();
+            }
+            if !self.shared.pulse.is_faltering() {
+                return false;
+            }
+            if !told {
+                tracing::warn!(
+                    "this process's liveness is not being renewed; taking no jobs until it is"
+                );
+                told = true;
+            }
+            if sleep_or(quiet, Duration::from_millis(100)).await {
+                return true;
+            }
+        }
+    }
+
+    /// After a lapse of liveness: the jobs taken ahead may have been recovered by another
+    /// process, so none starts from memory; a sweep finds those still in the working list.
+    fn forget_taken_ahead(&mut self) {
+        if !self.idle.pending.is_empty() {
+            tracing::warn!(
+                count = self.idle.pending.len(),
+                "this process may have been presumed dead; its jobs taken ahead start only if still in its working list"
+            );
+        }
+        self.idle.pending.clear();
+        self.idle.sweep = true;
     }
 }
 

@@ -1,0 +1,195 @@
+//! A process's own liveness, finer than Sidekiq's heartbeat: `jobs:alive:<identity>`, renewed
+//! every [`liveness_interval`](super::WorkerConfig::liveness_interval) (2 s) and expiring after
+//! [`liveness_ttl`](super::WorkerConfig::liveness_ttl) (10 s). Crash recovery presumes a process
+//! dead when the key is gone, so a killed worker's jobs run again within about 16 s rather
+//! than the 60 s of Sidekiq's process hash plus a sweep.
+//!
+//! The key is renewed from a thread of its own, with its own runtime and connection: a runtime
+//! kept busy by jobs, or jobs blocking every one of its threads, do not make a live process
+//! look dead. What it cannot tell apart from death is a process stopped as a whole (`SIGSTOP`,
+//! a paused VM, a partition), and such a process's jobs are recovered elsewhere. The fetcher
+//! therefore asks [`Pulse`] before it starts a job it took earlier: when no renewal has landed
+//! for half the TTL it takes nothing, and when the key may have expired (or did: `SET … GET`
+//! found it gone) it forgets the jobs it took ahead and sweeps its working list, so that it
+//! runs only those still its own.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use redis::aio::MultiplexedConnection;
+use tokio_util::sync::CancellationToken;
+
+use super::tasks::sleep_or;
+use crate::client::Client;
+use crate::error::Error;
+
+/// What the liveness loop tells the rest of the worker.
+#[derive(Debug)]
+pub(crate) struct Pulse {
+    /// The moment the durations below count from.
+    origin: Instant,
+    /// When the last renewal that landed was sent, in milliseconds since `origin`, plus one
+    /// (0: none yet). The key lives at least `ttl` from then.
+    last_sent: AtomicU64,
+    /// A renewal found the key gone: the process may have been presumed dead meanwhile.
+    lapsed: AtomicBool,
+    /// How long the key lives.
+    ttl: Duration,
+}
+
+impl Pulse {
+    /// A pulse for a key living `ttl`, with no renewal yet.
+    pub(crate) fn new(ttl: Duration) -> Self {
+        Self {
+            origin: Instant::now(),
+            last_sent: AtomicU64::new(0),
+            lapsed: AtomicBool::new(false),
+            ttl,
+        }
+    }
+
+    /// How long since the last renewal that landed was sent; `None` before the first.
+    pub(crate) fn age(&self) -> Option<Duration> {
+        let sent = self.last_sent.load(Ordering::SeqCst).checked_sub(1)?;
+        Some(
+            self.origin
+                .elapsed()
+                .saturating_sub(Duration::from_millis(sent)),
+        )
+    }
+
+    /// Whether renewals have been failing for half the TTL: the process should take no jobs
+    /// until one lands.
+    pub(crate) fn is_faltering(&self) -> bool {
+        self.age().is_some_and(|age| age >= self.ttl / 2)
+    }
+
+    /// Whether the process may have been presumed dead since this was last asked: the key
+    /// may have expired (no renewal landed for the TTL), or a renewal found it gone.
+    pub(crate) fn take_lapse(&self) -> bool {
+        // The flag is read after the age: a renewal sets it before it freshens the age.
+        let stale = self.age().is_some_and(|age| age >= self.ttl);
+        self.lapsed.swap(false, Ordering::SeqCst) || stale
+    }
+
+    /// Notes a renewal sent at `sent` by the heartbeat, which does not ask whether the key
+    /// still existed.
+    pub(crate) fn renewed_at(&self, sent: Instant) {
+        self.landed(sent, true);
+    }
+
+    /// Notes a renewal sent at `sent` that landed; `found` says whether the key still existed.
+    fn landed(&self, sent: Instant, found: bool) {
+        let first = self.last_sent.load(Ordering::SeqCst) == 0;
+        if !found && !first {
+            self.lapsed.store(true, Ordering::SeqCst);
+        }
+        let millis =
+            u64::try_from(sent.duration_since(self.origin).as_millis()).unwrap_or(u64::MAX);
+        self.last_sent
+            .store(millis.saturating_add(1), Ordering::SeqCst);
+    }
+}
+
+/// The loop that renews the liveness key.
+pub(crate) struct Liveness {
+    /// The Redis of the key.
+    client: Client,
+    /// A connection of the loop's own, opened on its own thread (the shared one is driven by
+    /// the worker's runtime, which jobs may keep busy).
+    connection: Option<MultiplexedConnection>,
+    /// The key.
+    key: String,
+    /// The time between renewals.
+    interval: Duration,
+    /// Where the loop reports.
+    pulse: Arc<Pulse>,
+}
+
+impl Liveness {
+    /// Renews `key` every `interval`, reporting to `pulse` (whose TTL the key gets).
+    pub(crate) fn new(client: Client, key: String, interval: Duration, pulse: Arc<Pulse>) -> Self {
+        Self {
+            client,
+            connection: None,
+            key,
+            interval,
+            pulse,
+        }
+    }
+
+    /// Renews the key until `shutdown`, which comes when the last job is handed back (the
+    /// launcher then deletes the key). Meant for a thread of its own (`tasks::Running::
+    /// spawn_thread`). Cancellation-safe: each renewal is one command.
+    pub(crate) async fn run(mut self, shutdown: CancellationToken) {
+        loop {
+            if let Err(error) = self.renew().await {
+                tracing::warn!(%error, "cannot renew this process's liveness; will try again");
+            }
+            if sleep_or(&shutdown, self.interval).await {
+                return;
+            }
+        }
+    }
+
+    /// One round: `SET jobs:alive:<identity> 1 PX <ttl> GET`, on the loop's own connection
+    /// (opened again after a failure).
+    pub(crate) async fn renew(&mut self) -> Result<(), Error> {
+        let server = self.client.redis();
+        let mut connection = match self.connection.take() {
+            Some(connection) => connection,
+            None => server.blocking_connection(Duration::ZERO).await?,
+        };
+        let ttl = u64::try_from(self.pulse.ttl.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let sent = Instant::now();
+        let previous: Option<String> = redis::cmd("SET")
+            .arg(&self.key)
+            .arg(1)
+            .arg("PX")
+            .arg(ttl)
+            .arg("GET")
+            .query_async(&mut connection)
+            .await
+            .map_err(|error| server.error(error))?;
+        self.connection = Some(connection);
+        self.pulse.landed(sent, previous.is_some());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::Pulse;
+
+    #[test]
+    fn a_renewal_that_finds_the_key_gone_is_a_lapse() {
+        let pulse = Pulse::new(Duration::from_secs(10));
+        assert_eq!(pulse.age(), None);
+        assert!(!pulse.is_faltering());
+        pulse.landed(Instant::now(), false);
+        assert!(
+            !pulse.take_lapse(),
+            "the first renewal finds no key, as it should"
+        );
+        pulse.landed(Instant::now(), false);
+        assert!(pulse.take_lapse());
+        assert!(!pulse.take_lapse(), "a lapse is reported once");
+    }
+
+    #[test]
+    fn an_old_renewal_falters_then_lapses() {
+        let pulse = Pulse::new(Duration::from_millis(40));
+        pulse.landed(Instant::now(), true);
+        assert!(!pulse.is_faltering());
+        std::thread::sleep(Duration::from_millis(25));
+        assert!(pulse.is_faltering());
+        assert!(!pulse.take_lapse());
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(pulse.take_lapse());
+    }
+}
