@@ -39,16 +39,21 @@ async fn child_worker() {
     };
     let ledger = Ledger(std::env::var_os("JOBS_TEST_LEDGER").map(Into::into));
     let client = jobs::Client::from_env().expect("REDIS_URL");
-    Worker::new()
+    let mut worker = Worker::new()
         .client(&client)
         .queues(["faults", "default"])
         .concurrency(number("JOBS_TEST_CONCURRENCY", 10) as usize)
-        .timeout(Duration::from_millis(number("JOBS_TEST_TIMEOUT_MS", 5_000)))
-        .heartbeat(Duration::from_secs(1), Duration::from_secs(3))
-        .recovery(
-            Duration::from_secs(1),
-            number("JOBS_TEST_MAX_RECOVERIES", 2) as u32,
-        )
+        .timeout(Duration::from_millis(number("JOBS_TEST_TIMEOUT_MS", 5_000)));
+    // JOBS_TEST_DEFAULT_LIVENESS keeps the default heartbeat, liveness and recovery timing.
+    if std::env::var_os("JOBS_TEST_DEFAULT_LIVENESS").is_none() {
+        worker = worker
+            .heartbeat(Duration::from_secs(1), Duration::from_secs(3))
+            .recovery(
+                Duration::from_secs(1),
+                number("JOBS_TEST_MAX_RECOVERIES", 2) as u32,
+            );
+    }
+    worker
         .poll_interval(Duration::from_millis(200))
         .state(ledger)
         .state(CallLog::default())
@@ -153,6 +158,103 @@ async fn a_killed_workers_jobs_run_again_within_ttl_plus_sweep() {
     );
     drop(survivor);
     println!("recovery after kill -9: {recovery:?} (heartbeat ttl 3 s, sweep 1 s)");
+}
+
+#[tokio::test]
+async fn with_default_settings_a_killed_workers_jobs_run_again_within_20_s() {
+    let redis = TestRedis::start();
+    let ledger = ledger_path("default-recovery");
+    let defaults = [("JOBS_TEST_DEFAULT_LIVENESS", "1")];
+    let jids = push_ledgered(&redis, (0..4).map(|_| Ledgered { millis: 3_000 })).await;
+    let mut first = ChildWorker::spawn(&redis.url(), &ledger, &defaults);
+    eventually(Duration::from_secs(10), "the jobs to start", async || {
+        LedgerView::read(&ledger).runs.len() == 4
+    })
+    .await;
+    let survivor = ChildWorker::spawn(&redis.url(), &ledger, &defaults);
+    first.kill9();
+    let killed = Instant::now();
+    eventually(Duration::from_secs(40), "a job to run again", async || {
+        LedgerView::read(&ledger)
+            .runs
+            .values()
+            .any(|runs| *runs == 2)
+    })
+    .await;
+    let recovery = killed.elapsed();
+    println!("recovery after kill -9, default settings: {recovery:?}");
+    // Liveness TTL 10 s + a sweep every 5 s (±20 %) + a fetch; Sidekiq's hash lives 60 s.
+    assert!(
+        recovery <= Duration::from_secs(20),
+        "recovered after {recovery:?}"
+    );
+    eventually(Duration::from_secs(20), "the jobs to finish", async || {
+        LedgerView::read(&ledger).done == jids
+    })
+    .await;
+    drop(survivor);
+}
+
+#[tokio::test]
+async fn a_worker_whose_threads_are_all_blocked_is_not_presumed_dead() {
+    let redis = TestRedis::start();
+    let ledger = ledger_path("blocked");
+    let defaults = [("JOBS_TEST_DEFAULT_LIVENESS", "1")];
+    // The child's runtime has two threads: two jobs blocking them for 15 s stop every task of
+    // it, the heartbeat's included, for longer than the liveness TTL (10 s).
+    let client = redis.client();
+    for _ in 0..2 {
+        client
+            .perform_async(BlockThread { millis: 15_000 })
+            .await
+            .unwrap();
+    }
+    let blocked = ChildWorker::spawn(&redis.url(), &ledger, &defaults);
+    eventually(Duration::from_secs(10), "both jobs to block", async || {
+        LedgerView::read(&ledger).runs.len() == 2
+    })
+    .await;
+    let watcher = ChildWorker::spawn(&redis.url(), &ledger, &defaults);
+    eventually(Duration::from_secs(30), "the jobs to finish", async || {
+        LedgerView::read(&ledger).done.len() == 2
+    })
+    .await;
+    // Two recovery sweeps later, still no job ran twice.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let view = LedgerView::read(&ledger);
+    assert_eq!(view.duplicates(), 0, "a live worker was presumed dead");
+    drop((blocked, watcher));
+}
+
+#[tokio::test]
+async fn a_paused_worker_does_not_run_the_jobs_it_took_ahead_once_they_were_recovered() {
+    let redis = TestRedis::start();
+    let ledger = ledger_path("paused");
+    let jids = push_ledgered(&redis, (0..40).map(|_| Ledgered { millis: 400 })).await;
+    // Concurrency 2 takes 20 jobs a fetch: 18 wait, taken ahead, in the working list.
+    let mut paused = ChildWorker::spawn(&redis.url(), &ledger, &[("JOBS_TEST_CONCURRENCY", "2")]);
+    eventually(Duration::from_secs(10), "the first jobs to start", async || {
+        !LedgerView::read(&ledger).runs.is_empty()
+    })
+    .await;
+    paused.signal("STOP");
+    let survivor = ChildWorker::spawn(&redis.url(), &ledger, &[]);
+    // Liveness TTL 3 s + a sweep every 1 s: the paused process's jobs run elsewhere.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    paused.signal("CONT");
+    eventually(Duration::from_secs(30), "every job to be done", async || {
+        LedgerView::read(&ledger).done == jids
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let duplicates = LedgerView::read(&ledger).duplicates();
+    println!("paused worker: {duplicates} jobs ran twice (2 were running at the pause)");
+    assert!(
+        duplicates <= 2,
+        "{duplicates} jobs ran twice; only the 2 running at the pause may"
+    );
+    assert!(paused.is_running());
+    drop((paused, survivor));
 }
 
 #[tokio::test]

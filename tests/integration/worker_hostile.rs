@@ -11,7 +11,7 @@ use jobs::worker::WorkerConfig;
 use redis::AsyncCommands;
 use serde_json::json;
 
-use crate::support::jobs::{CallLog, FailWith, Gauge, Ledger, Record, worker};
+use crate::support::jobs::{CallLog, FailWith, Gauge, Ledger, Record, Slow, worker};
 use crate::support::{RunningWorker, TestRedis, eventually};
 
 /// An entry that is not UTF-8 (`\xff` cannot start a character), shaped like a job otherwise.
@@ -321,4 +321,74 @@ async fn a_failed_job_whose_retry_cannot_be_written_stays_held_until_it_can() {
     .await;
     assert_eq!(held_in_working_lists(&redis).await, 0);
     running.stop(Duration::from_secs(10)).await;
+}
+
+/// A `Record` job one crash from the dead set (the test worker buries at 3 recoveries).
+fn suspect(label: &str) -> Payload {
+    let mut payload = Payload::new("Record", vec![json!(label)]);
+    payload.extra.insert("jobs_recoveries".into(), json!(3));
+    payload
+}
+
+/// Every entry of every working list, as text.
+async fn working_entries(redis: &TestRedis) -> Vec<String> {
+    let mut raw = redis.raw().await;
+    let lists: Vec<String> = raw.keys("jobs:working:*").await.unwrap();
+    let mut entries = Vec::new();
+    for list in lists {
+        let held: Vec<String> = raw.lrange(&list, 0, -1).await.unwrap();
+        entries.extend(held);
+    }
+    entries
+}
+
+#[tokio::test]
+async fn a_job_one_crash_from_the_dead_set_never_waits_taken_ahead_beside_others() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    for _ in 0..5 {
+        client.perform_async(Slow { millis: 1_500 }).await.unwrap();
+    }
+    client.push(suspect("suspect")).await.unwrap();
+    push_records(&redis, 10).await;
+    let log = CallLog::default();
+    // Concurrency 5 takes 20 jobs a fetch: the suspect is among those taken ahead.
+    let running = RunningWorker::start(worker(&redis, &log).concurrency(5));
+    eventually(Duration::from_secs(10), "the slow jobs to start", async || {
+        log.entries().iter().filter(|entry| entry.starts_with("started")).count() == 5
+    })
+    .await;
+    let held = working_entries(&redis).await;
+    assert!(
+        !held.iter().any(|entry| entry.contains("\"suspect\"")),
+        "the suspect waits in the working list beside running jobs: {held:?}"
+    );
+    eventually(Duration::from_secs(20), "every job to run", async || {
+        log.entries().iter().any(|entry| entry == "suspect") && log.entries().len() == 5 * 2 + 11
+    })
+    .await;
+    running.stop(Duration::from_secs(10)).await;
+}
+
+#[tokio::test]
+async fn a_job_one_crash_from_the_dead_set_waits_a_bounded_time_to_run_alone() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    client.perform_async(Slow { millis: 30_000 }).await.unwrap();
+    let log = CallLog::default();
+    // The test worker's shutdown timeout, 5 s, bounds the wait.
+    let running = RunningWorker::start(worker(&redis, &log).concurrency(2));
+    eventually(Duration::from_secs(10), "the long job to start", async || {
+        log.entries() == ["started 30000"]
+    })
+    .await;
+    client.push(suspect("suspect")).await.unwrap();
+    let pushed = std::time::Instant::now();
+    eventually(Duration::from_secs(15), "the suspect to run", async || {
+        log.entries().iter().any(|entry| entry == "suspect")
+    })
+    .await;
+    let waited = pushed.elapsed();
+    assert!(waited < Duration::from_secs(10), "waited {waited:?}");
+    running.stop(Duration::from_secs(15)).await;
 }
