@@ -28,6 +28,7 @@
 //! a job that a worker or another dashboard moved in the meantime is left alone, and the call
 //! says so (`Ok(false)` or a smaller count). Reads never write.
 
+mod names;
 mod page;
 mod process;
 mod queue;

@@ -158,7 +158,7 @@ impl JobSet {
         let mut cursor: u64 = 0;
         let mut found = Vec::new();
         loop {
-            let (next, members): (u64, Vec<(String, f64)>) = self
+            let (next, members): (u64, Vec<(Vec<u8>, f64)>) = self
                 .client
                 .redis()
                 .command(
@@ -187,7 +187,7 @@ impl JobSet {
 
     /// The members a range command (`ZRANGE`, `ZRANGEBYSCORE`) reads, with their scores.
     async fn entries(&self, range: &mut redis::Cmd) -> Result<Vec<SortedEntry>, Error> {
-        let members: Vec<(String, f64)> =
+        let members: Vec<(Vec<u8>, f64)> =
             self.client.redis().command(range.arg("WITHSCORES")).await?;
         Ok(members.into_iter().map(entry).collect())
     }
@@ -231,7 +231,7 @@ impl JobSet {
         let mut command = redis::cmd("ZREM");
         command.arg(self.key());
         for entry in entries {
-            command.arg(entry.record.raw());
+            command.arg(entry.record.raw_bytes());
         }
         self.client.redis().command(&command).await
     }
@@ -265,7 +265,7 @@ impl JobSet {
             .arg(cutoff)
             .arg(self.dead_limits.max_jobs);
         for entry in entries {
-            invocation.arg(entry.record.raw());
+            invocation.arg(entry.record.raw_bytes());
         }
         self.client.redis().script(&invocation).await
     }
@@ -397,10 +397,10 @@ enum Bulk {
     Kill,
 }
 
-fn entry((raw, score): (String, f64)) -> SortedEntry {
+fn entry((raw, score): (Vec<u8>, f64)) -> SortedEntry {
     SortedEntry {
         score,
-        record: JobRecord::parse(raw),
+        record: JobRecord::from_bytes(raw),
     }
 }
 

@@ -105,6 +105,9 @@ pub(super) fn page(ctx: &Ctx, view: &View, entry: &SortedEntry) -> Markup {
             }
         }
         h2 { "As stored" }
+        @if !record.is_utf8() {
+            p.error { "Not UTF-8, so not a job: each invalid byte shows as \u{fffd}." }
+        }
         pre { (record.raw()) }
     }
 }

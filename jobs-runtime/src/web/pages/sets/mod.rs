@@ -244,7 +244,7 @@ fn row(ctx: &Ctx, view: &View, entry: &SortedEntry) -> maud::Markup {
             @if record.is_job() {
                 (layout::job_cells(record))
             } @else {
-                td { span.error { "not a job" } }
+                td { span.error { "not a job" @if !record.is_utf8() { " (not UTF-8)" } } }
                 td.args { code { (format::truncate(record.raw(), 300)) } }
             }
             @if view.kind != SetKind::Scheduled {
