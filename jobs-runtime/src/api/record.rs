@@ -250,7 +250,8 @@ impl JobRecord {
     }
 
     /// The backtrace of the last failure, decoded from Sidekiq's compressed `error_backtrace`
-    /// (or read as a plain array, as very old Sidekiq stored it).
+    /// (or read as a plain array, as very old Sidekiq stored it). `None` when there is none, or
+    /// it cannot be read, or it inflates past 1 MiB (a decompression bomb).
     pub fn error_backtrace(&self) -> Option<Vec<String>> {
         match self.get("error_backtrace")? {
             Value::String(stored) => crate::backtrace::decode(stored),

@@ -101,6 +101,8 @@ pub(super) fn page(ctx: &Ctx, view: &View, entry: &SortedEntry) -> Markup {
                 }
                 @if let Some(lines) = record.error_backtrace() {
                     pre { @for line in &lines { (line) "\n" } }
+                } @else if record.get("error_backtrace").is_some() {
+                    p.muted { "The stored backtrace cannot be shown: it is not in Sidekiq's form, or inflates past 1 MiB." }
                 }
             }
         }
