@@ -1,12 +1,16 @@
-//! Hostile data in Redis against the admin API and the dashboard: entries that are not UTF-8.
-//! Every entry is written with raw Redis commands, as another producer (or an attacker with
-//! Redis access) could write it.
+//! Hostile data in Redis against the admin API and the dashboard: entries that are not UTF-8,
+//! limits too large for Lua. Every entry is written with raw Redis commands, as another
+//! producer (or an attacker with Redis access) could write it.
+
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use jobs::Payload;
-use jobs::api::{DeadSet, JobSet, Order, Page, Queue, RetrySet, ScheduledSet, SetKind, Stats};
+use jobs::api::{
+    DeadLimits, DeadSet, JobSet, Order, Page, Queue, RetrySet, ScheduledSet, SetKind, Stats,
+};
 use redis::AsyncCommands;
 use serde_json::json;
 use tower::ServiceExt;
@@ -271,4 +275,57 @@ async fn odd_names_and_running_jobs_never_break_a_page() {
     assert_eq!(work.len(), 1);
     assert!(!work[0].record.is_job());
     assert!(Queue::all(&client).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_kill_with_no_dead_limit_moves_the_job_once() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let job = json!({"class": "A", "args": [], "jid": "k1", "queue": "default"}).to_string();
+    redis.zadd("retry", now() + 60.0, &job).await;
+    let unlimited = DeadLimits {
+        max_jobs: usize::MAX,
+        timeout: Duration::MAX,
+    };
+    let retries = RetrySet::new(&client).dead_limits(unlimited);
+    let entries = retries.page(Page::first(10)).await.unwrap();
+    assert_eq!(retries.kill(&entries).await.unwrap(), 1);
+    let dead: Vec<String> = redis.raw().await.zrange("dead", 0, -1).await.unwrap();
+    assert_eq!(dead, [job]);
+    assert_eq!(retries.size().await.unwrap(), 0);
+
+    // The dashboard, given the same limits, kills without a 503.
+    let again = json!({"class": "A", "args": [], "jid": "k2", "queue": "default"}).to_string();
+    redis.zadd("retry", now() + 60.0, &again).await;
+    let app = Router::new().nest(
+        "/jobs",
+        jobs::web::Dashboard::new(&client)
+            .dead_limits(unlimited)
+            .router(),
+    );
+    let key = crate::support::first_entry(&client, SetKind::Retry)
+        .await
+        .key();
+    let status = post(&app, "/jobs/retries", &[("action", "kill"), ("key", &key)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(DeadSet::new(&client).size().await.unwrap(), 2);
+    assert_eq!(retries.size().await.unwrap(), 0);
+
+    // Nor any limit at or past 1e17, where Redis 7.0 gets the rank as `-1e+17`: `i64::MAX - 1`
+    // (9,223,372,036,854,775,806) is refused as `usize::MAX` is.
+    for max_jobs in [
+        usize::try_from(i64::MAX).unwrap() - 1,
+        100_000_000_000_000_000,
+    ] {
+        let jid = format!("k{max_jobs}");
+        let job = json!({"class": "A", "args": [], "jid": jid, "queue": "default"}).to_string();
+        redis.zadd("retry", now() + 60.0, &job).await;
+        let retries = RetrySet::new(&client).dead_limits(DeadLimits {
+            max_jobs,
+            ..DeadLimits::default()
+        });
+        let entries = retries.page(Page::first(10)).await.unwrap();
+        assert_eq!(retries.kill(&entries).await.unwrap(), 1, "{max_jobs}");
+    }
+    assert_eq!(DeadSet::new(&client).size().await.unwrap(), 4);
 }

@@ -41,6 +41,12 @@ impl Default for DeadLimits {
 /// How many matches a search collects at most before sorting them.
 pub const MAX_SEARCH_MATCHES: usize = 10_000;
 
+/// The most dead jobs a kill keeps, whatever [`DeadLimits::max_jobs`] says: more than any
+/// Redis holds, so a larger limit changes nothing, and small enough that `kill.lua`'s
+/// `-(max + 1)`, computed as a Lua float, reaches `ZREMRANGEBYRANK` as an integer
+/// (`usize::MAX` reached it as `-1.8446744073709552e+19`, refused after the move).
+const MAX_DEAD_JOBS: usize = 1_000_000_000_000_000;
+
 /// Which sorted set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SetKind {
@@ -263,7 +269,7 @@ impl JobSet {
             .key(keys.dead())
             .arg(now)
             .arg(cutoff)
-            .arg(self.dead_limits.max_jobs);
+            .arg(self.dead_limits.max_jobs.min(MAX_DEAD_JOBS));
         for entry in entries {
             invocation.arg(entry.record.raw_bytes());
         }
