@@ -1,6 +1,6 @@
 //! Hostile data in Redis against the admin API and the dashboard: entries that are not UTF-8,
-//! limits too large for Lua. Every entry is written with raw Redis commands, as another
-//! producer (or an attacker with Redis access) could write it.
+//! sets too large to search whole, limits too large for Lua. Every entry is written with raw
+//! Redis commands, as another producer (or an attacker with Redis access) could write it.
 
 use std::time::Duration;
 
@@ -207,7 +207,7 @@ async fn the_admin_api_lists_and_deletes_a_non_utf8_entry() {
         let fetched = set.fetch_key(&entry.key()).await.unwrap();
         assert_eq!(fetched.as_ref(), Some(entry), "{kind:?} by key");
         let found = set.search("class", 10, Order::NewestFirst).await.unwrap();
-        assert_eq!(found, entries, "{kind:?}: a search reads it too");
+        assert_eq!(found.entries, entries, "{kind:?}: a search reads it too");
         assert_eq!(
             set.retry(&entries).await.unwrap(),
             0,
@@ -328,4 +328,120 @@ async fn a_kill_with_no_dead_limit_moves_the_job_once() {
         assert_eq!(retries.kill(&entries).await.unwrap(), 1, "{max_jobs}");
     }
     assert_eq!(DeadSet::new(&client).size().await.unwrap(), 4);
+}
+
+#[tokio::test]
+async fn a_search_of_a_huge_set_stops_and_says_so() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    // 50,001 dead entries; only the oldest holds the needle.
+    let mut raw = redis.raw().await;
+    let mut zadd = redis::cmd("ZADD");
+    zadd.arg("dead");
+    zadd.arg(1_000.0)
+        .arg(r#"{"jid":"oldest","args":["needle"]}"#);
+    for n in 1..=50_000_u32 {
+        zadd.arg(1_000.0 + f64::from(n))
+            .arg(format!(r#"{{"jid":"j{n}","args":[]}}"#));
+    }
+    let _: () = zadd.query_async(&mut raw).await.unwrap();
+    let app = app(&client);
+
+    let (status, body) = get(&app, "/jobs/morgue?substr=needle").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains("searched the newest 50,000 of 50,001 jobs"),
+        "{body}"
+    );
+    assert!(
+        body.contains("No job matches"),
+        "the oldest was not searched"
+    );
+    let (_, body) = get(&app, "/jobs/morgue?substr=needle&order=asc").await;
+    assert!(
+        body.contains("&quot;needle&quot;"),
+        "the oldest entry is found oldest first"
+    );
+    assert!(
+        body.contains("searched the oldest 50,000 of 50,001 jobs"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_search_reads_at_most_what_it_is_allowed() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    // 1,200 jobs at one score (a bulk push scheduled for one time), then 50 a second apart.
+    let mut zadd = redis::cmd("ZADD");
+    zadd.arg("retry");
+    for n in 0..1_250_u32 {
+        let score = if n < 1_200 { 100.0 } else { f64::from(n) };
+        let job = json!({"class": "HardJob", "args": [n], "jid": format!("j{n}")});
+        zadd.arg(score).arg(job.to_string());
+    }
+    let _: () = zadd.query_async(&mut redis.raw().await).await.unwrap();
+    let retries = RetrySet::new(&client);
+    let jids = |entries: &[jobs::api::SortedEntry]| {
+        entries
+            .iter()
+            .map(|entry| entry.record.jid().to_owned())
+            .collect::<std::collections::HashSet<_>>()
+    };
+
+    let before = redis.calls("zrevrangebyscore").await;
+    let newest = retries
+        .search_limited("HardJob", 10_000, Order::NewestFirst, 120)
+        .await
+        .unwrap();
+    assert_eq!(
+        redis.calls("zrevrangebyscore").await - before,
+        1,
+        "one read"
+    );
+    assert_eq!(
+        (newest.scanned, newest.size, newest.partial),
+        (120, 1_250, true)
+    );
+    assert_eq!(newest.entries.len(), 120);
+    assert_eq!(newest.entries[0].record.jid(), "j1249");
+    assert!(
+        newest.entries[..50]
+            .iter()
+            .all(|entry| entry.score >= 1_200.0)
+    );
+    assert_eq!(jids(&newest.entries).len(), 120, "no entry twice");
+
+    // Read whole, across windows that split the 1,200 equal scores: each entry once.
+    let all = retries
+        .search_limited("HardJob", 10_000, Order::OldestFirst, usize::MAX)
+        .await
+        .unwrap();
+    assert_eq!((all.scanned, all.partial), (1_250, false));
+    assert_eq!(jids(&all.entries).len(), 1_250);
+    assert!(
+        all.entries
+            .windows(2)
+            .all(|pair| pair[0].score <= pair[1].score)
+    );
+
+    // Stopping right at the end of the set is no stop.
+    let exact = retries
+        .search_limited("j12", 10_000, Order::NewestFirst, 1_250)
+        .await
+        .unwrap();
+    assert!(!exact.partial);
+    assert_eq!(
+        exact.entries.len(),
+        1 + 10 + 50,
+        "j12, j120 to j129, j1200 to j1249"
+    );
+
+    // The match cap stops it too, and says so.
+    let few = retries
+        .search("HardJob", 10, Order::NewestFirst)
+        .await
+        .unwrap();
+    assert_eq!(few.entries.len(), 10);
+    assert!(few.partial);
 }

@@ -43,7 +43,8 @@ pub use process::{Process, ProcessSet};
 pub use queue::Queue;
 pub use record::JobRecord;
 pub use sorted::{
-    DeadLimits, DeadSet, JobSet, MAX_SEARCH_MATCHES, RetrySet, ScheduledSet, SetKind, SortedEntry,
+    DeadLimits, DeadSet, JobSet, MAX_SEARCH_MATCHES, MAX_SEARCH_SCANNED, RetrySet, ScheduledSet,
+    SearchResult, SetKind, SortedEntry,
 };
 pub use stats::{DayStats, MAX_HISTORY_DAYS, RedisInfo, Stats};
 pub use work::{Work, WorkSet};
