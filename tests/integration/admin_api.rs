@@ -293,11 +293,20 @@ async fn a_filter_matches_text_literally_and_keys_find_entries() {
     let dead = DeadSet::new(&client);
 
     let found = dead.search("a*b", 10, Order::NewestFirst).await.unwrap();
+    assert_eq!((found.scanned, found.size, found.partial), (2, 2, false));
+    let found = found.entries;
     assert_eq!(found.len(), 1, "`*` is not a wildcard");
     assert_eq!(found[0].record.jid(), "star");
     let both = dead.search("b\"]", 10, Order::NewestFirst).await.unwrap();
-    let jids: Vec<&str> = both.iter().map(|entry| entry.record.jid()).collect();
+    let jids: Vec<&str> = both
+        .entries
+        .iter()
+        .map(|entry| entry.record.jid())
+        .collect();
     assert_eq!(jids, ["plain", "star"]);
+    let first = dead.search("b\"]", 1, Order::OldestFirst).await.unwrap();
+    assert!(first.partial, "more match than the one asked for");
+    assert_eq!(first.entries[0].record.jid(), "star");
 
     let key = found[0].key();
     assert_eq!(key, "1700000000.25-star");

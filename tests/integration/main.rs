@@ -12,6 +12,7 @@
 mod support;
 
 mod admin_api;
+mod api_hostile;
 mod client_connection;
 mod client_default;
 mod client_errors;

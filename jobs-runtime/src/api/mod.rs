@@ -28,6 +28,7 @@
 //! a job that a worker or another dashboard moved in the meantime is left alone, and the call
 //! says so (`Ok(false)` or a smaller count). Reads never write.
 
+mod names;
 mod page;
 mod process;
 mod queue;
@@ -42,7 +43,8 @@ pub use process::{Process, ProcessSet};
 pub use queue::Queue;
 pub use record::JobRecord;
 pub use sorted::{
-    DeadLimits, DeadSet, JobSet, MAX_SEARCH_MATCHES, RetrySet, ScheduledSet, SetKind, SortedEntry,
+    DeadLimits, DeadSet, JobSet, MAX_SEARCH_MATCHES, MAX_SEARCH_SCANNED, RetrySet, ScheduledSet,
+    SearchResult, SetKind, SortedEntry,
 };
 pub use stats::{DayStats, MAX_HISTORY_DAYS, RedisInfo, Stats};
 pub use work::{Work, WorkSet};

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
+use super::names::utf8_only;
 use super::time;
 use crate::client::Client;
 use crate::error::Error;
@@ -28,11 +29,12 @@ impl ProcessSet {
     /// heartbeat expired are left out (and left in place: a read never writes).
     pub async fn list(&self) -> Result<Vec<Process>, Error> {
         let keys = self.client.keys();
-        let mut identities: Vec<String> = self
+        let identities: Vec<Vec<u8>> = self
             .client
             .redis()
             .command(redis::cmd("SMEMBERS").arg(keys.processes()))
             .await?;
+        let mut identities = utf8_only(identities);
         identities.sort();
         if identities.is_empty() {
             return Ok(Vec::new());
@@ -49,14 +51,18 @@ impl ProcessSet {
                 "concurrency",
             ]);
         }
-        // Each field is read as text and parsed on its own, so one odd value shows as unknown
-        // instead of failing the whole list.
-        let rows: Vec<Vec<Option<String>>> = self.client.redis().query(&pipeline).await?;
+        // Each field is read as bytes and parsed on its own, so one odd value (not a number,
+        // not UTF-8) shows as unknown or with its bad bytes replaced, instead of failing the
+        // whole list.
+        let rows: Vec<Vec<Option<Vec<u8>>>> = self.client.redis().query(&pipeline).await?;
         Ok(identities
             .into_iter()
             .zip(rows)
             .filter_map(|(identity, row)| {
-                let field = |index: usize| row.get(index).cloned().flatten();
+                let field = |index: usize| {
+                    let bytes = row.get(index)?.as_deref()?;
+                    Some(String::from_utf8_lossy(bytes).into_owned())
+                };
                 let number = |index: usize| field(index).and_then(|text| text.parse::<u64>().ok());
                 let mut info = match serde_json::from_str::<Value>(&field(0)?) {
                     Ok(Value::Object(info)) => info,

@@ -2,6 +2,7 @@
 
 use chrono::Utc;
 
+use super::names::utf8_only;
 use super::page::Page;
 use super::record::JobRecord;
 use crate::client::Client;
@@ -26,12 +27,14 @@ impl Queue {
         }
     }
 
-    /// Every queue ever pushed to (the `queues` set), sorted by name.
+    /// Every queue ever pushed to (the `queues` set), sorted by name. A name that is not UTF-8
+    /// is left out.
     pub async fn all(client: &Client) -> Result<Vec<Queue>, Error> {
-        let mut names: Vec<String> = client
+        let names: Vec<Vec<u8>> = client
             .redis()
             .command(redis::cmd("SMEMBERS").arg(client.keys().queues()))
             .await?;
+        let mut names = utf8_only(names);
         names.sort();
         Ok(names
             .into_iter()
@@ -58,12 +61,12 @@ impl Queue {
 
     /// How long, in seconds, the next job to run has waited (0 when the queue is empty).
     pub async fn latency(&self) -> Result<f64, Error> {
-        let oldest: Option<String> = self
+        let oldest: Option<Vec<u8>> = self
             .client
             .redis()
             .command(redis::cmd("LINDEX").arg(self.key()).arg(-1))
             .await?;
-        Ok(oldest.map_or(0.0, |raw| JobRecord::parse(raw).latency(Utc::now())))
+        Ok(oldest.map_or(0.0, |raw| JobRecord::from_bytes(raw).latency(Utc::now())))
     }
 
     /// One page of its jobs; newest first means the most recently pushed, oldest first means
@@ -76,7 +79,7 @@ impl Queue {
         };
         let newest_first = |index: isize| isize::try_from(len).unwrap_or(isize::MAX) - 1 - index;
         let (from, to) = (newest_first(stop), newest_first(start));
-        let mut raws: Vec<String> = self
+        let mut raws: Vec<Vec<u8>> = self
             .client
             .redis()
             .command(redis::cmd("LRANGE").arg(self.key()).arg(from).arg(to))
@@ -94,7 +97,7 @@ impl Queue {
     pub async fn find_job(&self, jid: &str) -> Result<Option<JobRecord>, Error> {
         let mut start = 0;
         loop {
-            let raws: Vec<String> = self
+            let raws: Vec<Vec<u8>> = self
                 .client
                 .redis()
                 .command(
@@ -104,31 +107,33 @@ impl Queue {
                         .arg(start + SCAN_BATCH - 1),
                 )
                 .await?;
+            let read = raws.len();
             if let Some(found) = raws
-                .iter()
-                .map(|raw| JobRecord::in_queue(raw.as_str(), &self.name))
+                .into_iter()
+                .map(|raw| JobRecord::in_queue(raw, &self.name))
                 .find(|record| record.jid() == jid)
             {
                 return Ok(Some(found));
             }
-            if raws.len() < usize::try_from(SCAN_BATCH).unwrap_or(usize::MAX) {
+            if read < usize::try_from(SCAN_BATCH).unwrap_or(usize::MAX) {
                 return Ok(None);
             }
             start += SCAN_BATCH;
         }
     }
 
-    /// Removes `job` (matched by its exact stored string); `false` when a worker took it first.
+    /// Removes `job` (matched by its exact stored bytes); `false` when a worker took it first.
     pub async fn delete(&self, job: &JobRecord) -> Result<bool, Error> {
-        self.delete_raw(job.raw()).await
+        self.delete_raw(job.raw_bytes()).await
     }
 
-    /// Removes the job stored exactly as `raw`; `false` when it is no longer there.
-    pub async fn delete_raw(&self, raw: &str) -> Result<bool, Error> {
+    /// Removes the job stored exactly as `raw` (text or bytes); `false` when it is no longer
+    /// there.
+    pub async fn delete_raw(&self, raw: impl AsRef<[u8]>) -> Result<bool, Error> {
         let removed: usize = self
             .client
             .redis()
-            .command(redis::cmd("LREM").arg(self.key()).arg(1).arg(raw))
+            .command(redis::cmd("LREM").arg(self.key()).arg(1).arg(raw.as_ref()))
             .await?;
         Ok(removed > 0)
     }

@@ -11,15 +11,20 @@ const ACTIVE_JOB_WRAPPERS: [&str; 2] = [
     "Sidekiq::ActiveJob::Wrapper",
 ];
 
-/// One job as it is stored in a queue, a sorted set or a process's work: the exact string, and
-/// its fields when the string is JSON (an entry that is not JSON is still shown, as text).
+/// One job as it is stored in a queue, a sorted set or a process's work: the exact bytes, and
+/// its fields when they are a JSON object (an entry that is not JSON, or not even UTF-8, is
+/// still shown, as text).
 ///
 /// The accessors follow Sidekiq's `JobRecord`: [`display_class`](Self::display_class) and
 /// [`display_args`](Self::display_args) unwrap ActiveJob and mailer jobs, and times read both
 /// float seconds (Sidekiq 6 and 7, `jobs`) and integer milliseconds (Sidekiq 8).
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobRecord {
+    /// The entry as text: exactly as stored when it is UTF-8, else with each invalid sequence
+    /// replaced by U+FFFD.
     raw: String,
+    /// The exact bytes, kept only when they are not UTF-8 (else they are `raw`'s).
+    not_utf8: Option<Vec<u8>>,
     item: Option<Map<String, Value>>,
     list: Option<String>,
 }
@@ -34,25 +39,56 @@ impl JobRecord {
         };
         Self {
             raw,
+            not_utf8: None,
             item,
             list: None,
         }
     }
 
-    /// Reads `raw`, taken from the list of queue `queue`.
-    pub(crate) fn in_queue(raw: impl Into<String>, queue: &str) -> Self {
-        Self {
-            list: Some(queue.to_owned()),
-            ..Self::parse(raw)
+    /// Reads an entry as Redis stored it. Bytes that are not UTF-8 give a record with no fields
+    /// (as text that is not JSON does), which keeps them exactly, so that deleting or killing it
+    /// finds it; each entry is read on its own, so one such entry never hides the others.
+    pub fn from_bytes(raw: impl Into<Vec<u8>>) -> Self {
+        match String::from_utf8(raw.into()) {
+            Ok(text) => Self::parse(text),
+            Err(error) => {
+                let bytes = error.into_bytes();
+                Self {
+                    raw: String::from_utf8_lossy(&bytes).into_owned(),
+                    not_utf8: Some(bytes),
+                    item: None,
+                    list: None,
+                }
+            }
         }
     }
 
-    /// The job exactly as stored.
+    /// Reads the entry `raw`, taken from the list of queue `queue`.
+    pub(crate) fn in_queue(raw: Vec<u8>, queue: &str) -> Self {
+        Self {
+            list: Some(queue.to_owned()),
+            ..Self::from_bytes(raw)
+        }
+    }
+
+    /// The job as stored, as text. An entry that is not UTF-8 shows each invalid sequence as
+    /// U+FFFD here; [`raw_bytes`](Self::raw_bytes) has its exact bytes.
     pub fn raw(&self) -> &str {
         &self.raw
     }
 
-    /// Whether the stored string is a JSON object (a job); when not, only [`raw`](Self::raw)
+    /// The entry exactly as stored: what names it to Redis (to delete, kill or move it).
+    pub fn raw_bytes(&self) -> &[u8] {
+        self.not_utf8.as_deref().unwrap_or(self.raw.as_bytes())
+    }
+
+    /// Whether the stored entry is UTF-8 text; when not, it is no job, and
+    /// [`raw`](Self::raw) shows it with its invalid bytes replaced.
+    pub fn is_utf8(&self) -> bool {
+        self.not_utf8.is_none()
+    }
+
+    /// Whether the stored entry is a JSON object (a job); when not, only [`raw`](Self::raw)
     /// has anything to show.
     pub fn is_job(&self) -> bool {
         self.item.is_some()
@@ -214,7 +250,8 @@ impl JobRecord {
     }
 
     /// The backtrace of the last failure, decoded from Sidekiq's compressed `error_backtrace`
-    /// (or read as a plain array, as very old Sidekiq stored it).
+    /// (or read as a plain array, as very old Sidekiq stored it). `None` when there is none, or
+    /// it cannot be read, or it inflates past 1 MiB (a decompression bomb).
     pub fn error_backtrace(&self) -> Option<Vec<String>> {
         match self.get("error_backtrace")? {
             Value::String(stored) => crate::backtrace::decode(stored),
@@ -325,5 +362,28 @@ mod tests {
         assert_eq!(broken.raw(), "{not json");
         assert_eq!(broken.display_class(), "");
         assert!(broken.display_args().is_empty());
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_kept_exactly_and_are_no_job() {
+        let stored = b"\xff{\"class\":\"X\",\"args\":[],\"jid\":\"j\"}".to_vec();
+        let record = JobRecord::from_bytes(stored.clone());
+        assert!(!record.is_job() && !record.is_utf8());
+        assert_eq!(record.raw_bytes(), stored);
+        assert_eq!(
+            record.raw(),
+            "\u{fffd}{\"class\":\"X\",\"args\":[],\"jid\":\"j\"}"
+        );
+        assert_eq!((record.jid(), record.class()), ("", ""));
+
+        // A bad byte inside a JSON string would parse once replaced; it is still no job, so no
+        // action rewrites it into different bytes.
+        let inside = JobRecord::from_bytes(b"{\"class\":\"X\",\"args\":[\"\xc3\"]}".to_vec());
+        assert!(!inside.is_job());
+
+        let text = JobRecord::from_bytes(b"{\"class\":\"X\"}".to_vec());
+        assert!(text.is_job() && text.is_utf8());
+        assert_eq!(text.raw_bytes(), b"{\"class\":\"X\"}");
+        assert_eq!(text, JobRecord::parse("{\"class\":\"X\"}"));
     }
 }

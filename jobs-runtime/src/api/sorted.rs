@@ -38,8 +38,22 @@ impl Default for DeadLimits {
     }
 }
 
-/// How many matches a search collects at most before sorting them.
+/// How many matches a search returns at most.
 pub const MAX_SEARCH_MATCHES: usize = 10_000;
+
+/// How many members a [search](JobSet::search) reads at most: a filter on a set of millions
+/// reads its newest (or oldest) 50,000 and says so, rather than the whole set on every request.
+pub const MAX_SEARCH_SCANNED: usize = 50_000;
+
+/// How many bytes of members a search reads at most (50,000 members of 1.3 KiB): big jobs
+/// stop it sooner.
+const MAX_SEARCH_BYTES: usize = 64 << 20;
+
+/// The most dead jobs a kill keeps, whatever [`DeadLimits::max_jobs`] says: more than any
+/// Redis holds, so a larger limit changes nothing, and small enough that `kill.lua`'s
+/// `-(max + 1)`, computed as a Lua float, reaches `ZREMRANGEBYRANK` as an integer
+/// (`usize::MAX` reached it as `-1.8446744073709552e+19`, refused after the move).
+const MAX_DEAD_JOBS: usize = 1_000_000_000_000_000;
 
 /// Which sorted set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,48 +160,85 @@ impl JobSet {
     }
 
     /// The entries whose stored JSON contains `substring` (matched as-is: `*`, `?` and
-    /// brackets have no special meaning), sorted by score as `order` says, at most `limit`. It
-    /// scans the whole set, keeping at most [`MAX_SEARCH_MATCHES`] matches.
+    /// brackets have no special meaning), by score as `order` says, at most `limit` and at most
+    /// [`MAX_SEARCH_MATCHES`].
+    ///
+    /// It reads the set from the end `order` starts at, [`MAX_SEARCH_SCANNED`] members at most
+    /// (and 64 MiB of them), so that a search of a huge set costs Redis a bounded amount of
+    /// work. The result says how many it read and whether it stopped before the end.
     pub async fn search(
         &self,
         substring: &str,
         limit: usize,
         order: Order,
-    ) -> Result<Vec<SortedEntry>, Error> {
-        let pattern = format!("*{}*", escape_glob(substring));
-        let mut cursor: u64 = 0;
-        let mut found = Vec::new();
+    ) -> Result<SearchResult, Error> {
+        self.search_limited(substring, limit, order, MAX_SEARCH_SCANNED)
+            .await
+    }
+
+    /// [`search`](Self::search), reading at most `max_scanned` members.
+    pub async fn search_limited(
+        &self,
+        substring: &str,
+        limit: usize,
+        order: Order,
+        max_scanned: usize,
+    ) -> Result<SearchResult, Error> {
+        let limit = limit.min(MAX_SEARCH_MATCHES);
+        let key = self.key();
+        let mut result = SearchResult {
+            entries: Vec::new(),
+            scanned: 0,
+            size: self.size().await?,
+            partial: false,
+        };
+        let mut resume = Resume::at_the_start(order);
+        let mut bytes: usize = 0;
+        let mut dropped = false;
         loop {
-            let (next, members): (u64, Vec<(String, f64)>) = self
+            // Big members read fewer at a time, so a window keeps to the bytes left.
+            let average = bytes.checked_div(result.scanned).unwrap_or(0).max(1);
+            let count = BATCH
+                .min(max_scanned.saturating_sub(result.scanned))
+                .min((MAX_SEARCH_BYTES.saturating_sub(bytes) / average).max(1));
+            if count == 0 {
+                result.partial = true;
+                break;
+            }
+            // One member more than read tells whether the set goes on after this window.
+            let window: Vec<(Vec<u8>, f64)> = self
                 .client
                 .redis()
-                .command(
-                    redis::cmd("ZSCAN")
-                        .arg(self.key())
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(BATCH),
-                )
+                .command(&resume.window(&key, count + 1))
                 .await?;
-            found.extend(members.into_iter().map(entry));
-            cursor = next;
-            if cursor == 0 || found.len() >= MAX_SEARCH_MATCHES {
+            let more = window.len() > count;
+            for (member, score) in window.into_iter().take(count) {
+                resume.passed(score);
+                result.scanned += 1;
+                bytes += member.len();
+                if String::from_utf8_lossy(&member).contains(substring) {
+                    if result.entries.len() < limit {
+                        result.entries.push(entry((member, score)));
+                    } else {
+                        dropped = true;
+                    }
+                }
+            }
+            if !more {
+                result.partial = dropped;
+                break;
+            }
+            if bytes >= MAX_SEARCH_BYTES || result.entries.len() >= limit {
+                result.partial = true;
                 break;
             }
         }
-        found.sort_by(|a, b| a.score.total_cmp(&b.score));
-        if order == Order::NewestFirst {
-            found.reverse();
-        }
-        found.truncate(limit.min(MAX_SEARCH_MATCHES));
-        Ok(found)
+        Ok(result)
     }
 
     /// The members a range command (`ZRANGE`, `ZRANGEBYSCORE`) reads, with their scores.
     async fn entries(&self, range: &mut redis::Cmd) -> Result<Vec<SortedEntry>, Error> {
-        let members: Vec<(String, f64)> =
+        let members: Vec<(Vec<u8>, f64)> =
             self.client.redis().command(range.arg("WITHSCORES")).await?;
         Ok(members.into_iter().map(entry).collect())
     }
@@ -213,14 +264,37 @@ impl JobSet {
         }
     }
 
-    /// The entry with `jid`, wherever it is scored (scans the set).
+    /// The entry with `jid`, wherever it is scored: Redis scans the whole set for members
+    /// holding it (`ZSCAN MATCH`), and sends back only those.
     pub async fn find_job(&self, jid: &str) -> Result<Option<SortedEntry>, Error> {
-        let candidates = self
-            .search(jid, super::MAX_PAGE_SIZE, Order::OldestFirst)
-            .await?;
-        Ok(candidates
-            .into_iter()
-            .find(|entry| entry.record.jid() == jid))
+        let pattern = format!("*{}*", escape_glob(jid));
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, members): (u64, Vec<(Vec<u8>, f64)>) = self
+                .client
+                .redis()
+                .command(
+                    redis::cmd("ZSCAN")
+                        .arg(self.key())
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(BATCH),
+                )
+                .await?;
+            if let Some(found) = members
+                .into_iter()
+                .map(entry)
+                .find(|entry| entry.record.jid() == jid)
+            {
+                return Ok(Some(found));
+            }
+            cursor = next;
+            if cursor == 0 {
+                return Ok(None);
+            }
+        }
     }
 
     /// Removes the entries; returns how many were still there.
@@ -231,7 +305,7 @@ impl JobSet {
         let mut command = redis::cmd("ZREM");
         command.arg(self.key());
         for entry in entries {
-            command.arg(entry.record.raw());
+            command.arg(entry.record.raw_bytes());
         }
         self.client.redis().command(&command).await
     }
@@ -263,9 +337,9 @@ impl JobSet {
             .key(keys.dead())
             .arg(now)
             .arg(cutoff)
-            .arg(self.dead_limits.max_jobs);
+            .arg(self.dead_limits.max_jobs.min(MAX_DEAD_JOBS));
         for entry in entries {
-            invocation.arg(entry.record.raw());
+            invocation.arg(entry.record.raw_bytes());
         }
         self.client.redis().script(&invocation).await
     }
@@ -397,10 +471,78 @@ enum Bulk {
     Kill,
 }
 
-fn entry((raw, score): (String, f64)) -> SortedEntry {
+fn entry((raw, score): (Vec<u8>, f64)) -> SortedEntry {
     SortedEntry {
         score,
-        record: JobRecord::parse(raw),
+        record: JobRecord::from_bytes(raw),
+    }
+}
+
+/// What a [search](JobSet::search) found, and how much of the set it read to find it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchResult {
+    /// The matching entries, by score in the order asked.
+    pub entries: Vec<SortedEntry>,
+    /// How many members it read, from the end the order starts at: the newest first, or the
+    /// oldest.
+    pub scanned: usize,
+    /// How many members the set held when it began.
+    pub size: usize,
+    /// Whether it stopped before the end of the set: it read as many members (or bytes) as it
+    /// may, or found as many matches as asked. More entries may match than `entries` holds.
+    pub partial: bool,
+}
+
+/// Where a search goes on reading: past the last score it read, skipping the members with
+/// that very score it read already. Reading by score rather than by rank neither skips nor
+/// repeats a member when others come and go meanwhile (unless they come or go at that very
+/// score).
+struct Resume {
+    order: Order,
+    last: Option<f64>,
+    read_at_last: usize,
+}
+
+impl Resume {
+    fn at_the_start(order: Order) -> Self {
+        Self {
+            order,
+            last: None,
+            read_at_last: 0,
+        }
+    }
+
+    /// The command reading the next `count` members, with their scores.
+    fn window(&self, key: &str, count: usize) -> redis::Cmd {
+        let mut command = match self.order {
+            Order::OldestFirst => redis::cmd("ZRANGEBYSCORE"),
+            Order::NewestFirst => redis::cmd("ZREVRANGEBYSCORE"),
+        };
+        command.arg(key);
+        let (start, end) = match self.order {
+            Order::OldestFirst => ("-inf", "+inf"),
+            Order::NewestFirst => ("+inf", "-inf"),
+        };
+        match self.last {
+            Some(score) => command.arg(score),
+            None => command.arg(start),
+        };
+        command
+            .arg(end)
+            .arg("WITHSCORES")
+            .arg("LIMIT")
+            .arg(self.read_at_last)
+            .arg(count);
+        command
+    }
+
+    fn passed(&mut self, score: f64) {
+        if self.last == Some(score) {
+            self.read_at_last += 1;
+        } else {
+            self.last = Some(score);
+            self.read_at_last = 1;
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 
 use chrono::{Days, NaiveDate, Utc};
 
+use super::names::utf8_only;
 use super::queue::Queue;
 use super::record::JobRecord;
 use crate::client::Client;
@@ -51,6 +52,7 @@ impl Stats {
             .arg(-1)
             .smembers(keys.processes())
             .smembers(keys.queues());
+        // Entries and names are read as bytes: one that is not UTF-8 must not fail every page.
         #[allow(clippy::type_complexity)]
         let (processed, failed, scheduled, retries, dead, oldest, identities, queues): (
             Option<u64>,
@@ -58,10 +60,11 @@ impl Stats {
             u64,
             u64,
             u64,
-            Option<String>,
-            Vec<String>,
-            Vec<String>,
+            Option<Vec<u8>>,
+            Vec<Vec<u8>>,
+            Vec<Vec<u8>>,
         ) = client.redis().query(&pipeline).await?;
+        let (identities, queues) = (utf8_only(identities), utf8_only(queues));
 
         let mut sizes = redis::pipe();
         for identity in &identities {
@@ -86,7 +89,7 @@ impl Stats {
             processes_size: identities.len() as u64,
             workers_size: busy.iter().flatten().sum(),
             default_queue_latency: oldest
-                .map_or(0.0, |raw| JobRecord::parse(raw).latency(Utc::now())),
+                .map_or(0.0, |raw| JobRecord::from_bytes(raw).latency(Utc::now())),
         })
     }
 
@@ -137,13 +140,13 @@ impl Stats {
             let key = keys.queue(queue.name());
             pipeline.llen(&key).cmd("LINDEX").arg(&key).arg(-1);
         }
-        let replies: Vec<(usize, Option<String>)> = client.redis().query(&pipeline).await?;
+        let replies: Vec<(usize, Option<Vec<u8>>)> = client.redis().query(&pipeline).await?;
         let now = Utc::now();
         Ok(queues
             .into_iter()
             .zip(replies)
             .map(|(queue, (size, oldest))| {
-                let latency = oldest.map_or(0.0, |raw| JobRecord::parse(raw).latency(now));
+                let latency = oldest.map_or(0.0, |raw| JobRecord::from_bytes(raw).latency(now));
                 (queue, size, latency)
             })
             .collect())

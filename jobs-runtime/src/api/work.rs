@@ -52,7 +52,9 @@ impl WorkSet {
                 .hgetall(keys.process_work(&process.identity))
                 .hgetall(keys.process_workers(&process.identity));
         }
-        let hashes: Vec<Vec<(String, String)>> = self.client.redis().query(&pipeline).await?;
+        // Read as bytes: a field that is not UTF-8 is shown with its bad bytes replaced rather
+        // than failing the whole list.
+        let hashes: Vec<Vec<(Vec<u8>, Vec<u8>)>> = self.client.redis().query(&pipeline).await?;
         let mut running = Vec::new();
         for (process, pair) in processes.iter().zip(hashes.chunks(2)) {
             let fields = match pair {
@@ -60,11 +62,13 @@ impl WorkSet {
                 [_, workers] => workers,
                 _ => continue,
             };
-            running.extend(
-                fields
-                    .iter()
-                    .map(|(thread, value)| work(&process.identity, thread, value)),
-            );
+            running.extend(fields.iter().map(|(thread, value)| {
+                work(
+                    &process.identity,
+                    &String::from_utf8_lossy(thread),
+                    &String::from_utf8_lossy(value),
+                )
+            }));
         }
         running.sort_by_key(|work| work.run_at);
         Ok(running)

@@ -1,11 +1,15 @@
 //! The queues tab: every queue with its size and latency; one queue's jobs.
 
+use std::borrow::Cow;
+
 use axum::extract::{Path, Query};
 use axum::response::Response;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use maud::html;
 
 use super::{ListQuery, PAGE_SIZE, segment};
-use crate::api::{Order, Page, Queue, Stats};
+use crate::api::{JobRecord, Order, Page, Queue, Stats};
 use crate::web::context::{Ctx, Form};
 use crate::web::failure::Failure;
 use crate::web::format;
@@ -81,11 +85,17 @@ pub(crate) async fn show(
                     tr { th { "Job" } th { "Arguments" } th.hide-small { "Jid" } th { "Enqueued" } th {} }
                     @for job in &jobs {
                         tr {
-                            (layout::job_cells(job))
+                            @if job.is_job() {
+                                (layout::job_cells(job))
+                            } @else {
+                                td { span.error { "not a job" @if !job.is_utf8() { " (not UTF-8)" } } }
+                                td.args { code { (format::truncate(job.raw(), 300)) } }
+                            }
                             td.mono.hide-small { (job.jid()) }
                             td { (layout::time(&ctx, job.enqueued_at())) }
+                            @let (field, value) = delete_field(job);
                             td.num {
-                                (layout::post_button(&ctx, &format!("{path}/delete"), &[("key_val", job.raw())],
+                                (layout::post_button(&ctx, &format!("{path}/delete"), &[(field, value.as_ref())],
                                     "Delete", "danger", None))
                             }
                         }
@@ -104,6 +114,16 @@ pub(crate) async fn show(
     )))
 }
 
+/// What names `job` to `POST /queues/{name}/delete`: `key_val`, its text as stored (Sidekiq's
+/// field), or `key_base64`, its bytes, when they are not UTF-8 (a form carries only text).
+fn delete_field(job: &JobRecord) -> (&'static str, Cow<'_, str>) {
+    if job.is_utf8() {
+        ("key_val", Cow::Borrowed(job.raw()))
+    } else {
+        ("key_base64", Cow::Owned(STANDARD.encode(job.raw_bytes())))
+    }
+}
+
 /// `POST /queues/{name}`: deletes the queue and its jobs.
 pub(crate) async fn clear(
     ctx: Ctx,
@@ -114,15 +134,24 @@ pub(crate) async fn clear(
     Ok(ctx.redirect("/queues"))
 }
 
-/// `POST /queues/{name}/delete`: deletes the one job stored exactly as `key_val`.
+/// `POST /queues/{name}/delete`: deletes the one job stored exactly as `key_val` (text) or
+/// `key_base64` (bytes).
 pub(crate) async fn delete_job(
     ctx: Ctx,
     Path(name): Path<String>,
     form: Form,
 ) -> Result<Response, Failure> {
-    let raw = form
-        .get("key_val")
-        .ok_or_else(|| Failure::bad_request("which job? the form has no key_val"))?;
+    let raw: Vec<u8> = match (form.get("key_val"), form.get("key_base64")) {
+        (Some(text), _) => text.as_bytes().to_vec(),
+        (None, Some(encoded)) => STANDARD
+            .decode(encoded)
+            .map_err(|_| Failure::bad_request("key_base64 is not base64"))?,
+        (None, None) => {
+            return Err(Failure::bad_request(
+                "which job? the form has no key_val or key_base64",
+            ));
+        }
+    };
     Queue::new(ctx.client(), name.as_str())
         .delete_raw(raw)
         .await?;

@@ -101,10 +101,15 @@ pub(super) fn page(ctx: &Ctx, view: &View, entry: &SortedEntry) -> Markup {
                 }
                 @if let Some(lines) = record.error_backtrace() {
                     pre { @for line in &lines { (line) "\n" } }
+                } @else if record.get("error_backtrace").is_some() {
+                    p.muted { "The stored backtrace cannot be shown: it is not in Sidekiq's form, or inflates past 1 MiB." }
                 }
             }
         }
         h2 { "As stored" }
+        @if !record.is_utf8() {
+            p.error { "Not UTF-8, so not a job: each invalid byte shows as \u{fffd}." }
+        }
         pre { (record.raw()) }
     }
 }

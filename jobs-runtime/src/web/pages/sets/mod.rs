@@ -12,7 +12,9 @@ use axum::routing::{get, post};
 use maud::html;
 
 use super::{ListQuery, MAX_FILTER_CHARS, PAGE_SIZE};
-use crate::api::{JobSet, MAX_SEARCH_MATCHES, Order, Page, SetKind, SortedEntry, Stats};
+use crate::api::{
+    JobSet, MAX_SEARCH_MATCHES, Order, Page, SearchResult, SetKind, SortedEntry, Stats,
+};
 use crate::web::Mounted;
 use crate::web::context::{Ctx, Form};
 use crate::web::failure::Failure;
@@ -131,6 +133,7 @@ async fn list(
     let set = ctx.job_set(kind);
     let filter = query.filter()?;
     let page_number = query.page();
+    let mut searched = None;
     let (entries, total) = if filter.is_empty() {
         let page = Page::numbered(page_number, PAGE_SIZE, query.order());
         // The summary read the set's size a moment ago.
@@ -144,15 +147,16 @@ async fn list(
             usize::try_from(total).unwrap_or(usize::MAX),
         )
     } else {
-        let found = set
+        let mut found = set
             .search(filter, MAX_SEARCH_MATCHES, query.order())
             .await?;
-        let total = found.len();
-        let shown = found
+        let total = found.entries.len();
+        let shown = std::mem::take(&mut found.entries)
             .into_iter()
             .skip((page_number - 1).saturating_mul(PAGE_SIZE))
             .take(PAGE_SIZE)
             .collect();
+        searched = Some(found);
         (shown, total)
     };
     let path = format!("/{}", view.slug);
@@ -180,9 +184,10 @@ async fn list(
             div.toolbar {
                 span.grow.muted {
                     (format::number(total as u64))
-                    @if !filter.is_empty() {
-                        @if total >= MAX_SEARCH_MATCHES { " or more" }
+                    @if let Some(searched) = &searched {
+                        @if searched.partial { " or more" }
                         " matching"
+                        @if searched.partial { (partial_note(searched, query.order())) }
                     }
                     @else if total == 1 { " job" } @else { " jobs" }
                 }
@@ -232,6 +237,22 @@ async fn list(
     Ok(ctx.html(layout::page(&ctx, &stats, view.tab, view.title, content)))
 }
 
+/// What a search that stopped early read, and how to find more: it stops after
+/// [`MAX_SEARCH_MATCHES`] matches, or [`MAX_SEARCH_SCANNED`](crate::api::MAX_SEARCH_SCANNED)
+/// members read from the end the order starts at.
+fn partial_note(searched: &SearchResult, order: Order) -> String {
+    let end = match order {
+        Order::NewestFirst => "newest",
+        Order::OldestFirst => "oldest",
+    };
+    format!(
+        "; searched the {end} {} of {} jobs: narrow the filter, or flip the order to search \
+         from the other end",
+        format::number(searched.scanned as u64),
+        format::number(searched.size as u64),
+    )
+}
+
 fn row(ctx: &Ctx, view: &View, entry: &SortedEntry) -> maud::Markup {
     let record = &entry.record;
     let detail = ctx.url(&format!("/{}/{}", view.slug, super::segment(&entry.key())));
@@ -244,7 +265,7 @@ fn row(ctx: &Ctx, view: &View, entry: &SortedEntry) -> maud::Markup {
             @if record.is_job() {
                 (layout::job_cells(record))
             } @else {
-                td { span.error { "not a job" } }
+                td { span.error { "not a job" @if !record.is_utf8() { " (not UTF-8)" } } }
                 td.args { code { (format::truncate(record.raw(), 300)) } }
             }
             @if view.kind != SetKind::Scheduled {
