@@ -120,58 +120,19 @@ async fn kill_9_ten_times_loses_none_of_20000_jobs() {
     kill_9_repeatedly(20_000, 10).await;
 }
 
-#[tokio::test]
-async fn a_killed_workers_jobs_run_again_within_ttl_plus_sweep() {
+/// Starts a worker process with `env` on four jobs of `millis`, `kill -9`s it once they run,
+/// with a second one started, and returns how long until a job ran again; every job then
+/// finishes, each having run twice.
+async fn rerun_after_kill_9(name: &str, env: &[(&str, &str)], millis: u64) -> Duration {
     let redis = TestRedis::start();
-    let ledger = ledger_path("recovery");
-    let jids = push_ledgered(&redis, (0..4).map(|_| Ledgered { millis: 2_500 })).await;
-    let mut first = ChildWorker::spawn(&redis.url(), &ledger, &[]);
+    let ledger = ledger_path(name);
+    let jids = push_ledgered(&redis, (0..4).map(|_| Ledgered { millis })).await;
+    let mut first = ChildWorker::spawn(&redis.url(), &ledger, env);
     eventually(Duration::from_secs(10), "the jobs to start", async || {
         LedgerView::read(&ledger).runs.len() == 4
     })
     .await;
-    let survivor = ChildWorker::spawn(&redis.url(), &ledger, &[]);
-    first.kill9();
-    let killed = Instant::now();
-    eventually(Duration::from_secs(15), "a job to run again", async || {
-        LedgerView::read(&ledger)
-            .runs
-            .values()
-            .any(|runs| *runs == 2)
-    })
-    .await;
-    let recovery = killed.elapsed();
-    // Heartbeat TTL 3 s + sweep 1 s (±20 %) + a fetch.
-    assert!(
-        recovery <= Duration::from_secs(6),
-        "recovered after {recovery:?}"
-    );
-    eventually(Duration::from_secs(15), "the jobs to finish", async || {
-        LedgerView::read(&ledger).done == jids
-    })
-    .await;
-    assert!(
-        LedgerView::read(&ledger)
-            .runs
-            .values()
-            .all(|runs| *runs == 2)
-    );
-    drop(survivor);
-    println!("recovery after kill -9: {recovery:?} (heartbeat ttl 3 s, sweep 1 s)");
-}
-
-#[tokio::test]
-async fn with_default_settings_a_killed_workers_jobs_run_again_within_20_s() {
-    let redis = TestRedis::start();
-    let ledger = ledger_path("default-recovery");
-    let defaults = [("JOBS_TEST_DEFAULT_LIVENESS", "1")];
-    let jids = push_ledgered(&redis, (0..4).map(|_| Ledgered { millis: 3_000 })).await;
-    let mut first = ChildWorker::spawn(&redis.url(), &ledger, &defaults);
-    eventually(Duration::from_secs(10), "the jobs to start", async || {
-        LedgerView::read(&ledger).runs.len() == 4
-    })
-    .await;
-    let survivor = ChildWorker::spawn(&redis.url(), &ledger, &defaults);
+    let survivor = ChildWorker::spawn(&redis.url(), &ledger, env);
     first.kill9();
     let killed = Instant::now();
     eventually(Duration::from_secs(40), "a job to run again", async || {
@@ -182,17 +143,41 @@ async fn with_default_settings_a_killed_workers_jobs_run_again_within_20_s() {
     })
     .await;
     let recovery = killed.elapsed();
+    eventually(Duration::from_secs(20), "the jobs to finish", async || {
+        LedgerView::read(&ledger).done == jids
+    })
+    .await;
+    assert!(
+        LedgerView::read(&ledger)
+            .runs
+            .values()
+            .all(|runs| *runs == 2)
+    );
+    drop(survivor);
+    recovery
+}
+
+#[tokio::test]
+async fn a_killed_workers_jobs_run_again_within_ttl_plus_sweep() {
+    let recovery = rerun_after_kill_9("recovery", &[], 2_500).await;
+    println!("recovery after kill -9: {recovery:?} (liveness ttl 3 s, sweep 1 s)");
+    // Liveness TTL 3 s + sweep 1 s (±20 %) + a fetch.
+    assert!(
+        recovery <= Duration::from_secs(6),
+        "recovered after {recovery:?}"
+    );
+}
+
+#[tokio::test]
+async fn with_default_settings_a_killed_workers_jobs_run_again_within_20_s() {
+    let defaults = [("JOBS_TEST_DEFAULT_LIVENESS", "1")];
+    let recovery = rerun_after_kill_9("default-recovery", &defaults, 3_000).await;
     println!("recovery after kill -9, default settings: {recovery:?}");
     // Liveness TTL 10 s + a sweep every 5 s (±20 %) + a fetch; Sidekiq's hash lives 60 s.
     assert!(
         recovery <= Duration::from_secs(20),
         "recovered after {recovery:?}"
     );
-    eventually(Duration::from_secs(20), "the jobs to finish", async || {
-        LedgerView::read(&ledger).done == jids
-    })
-    .await;
-    drop(survivor);
 }
 
 #[tokio::test]
@@ -233,18 +218,22 @@ async fn a_paused_worker_does_not_run_the_jobs_it_took_ahead_once_they_were_reco
     let jids = push_ledgered(&redis, (0..40).map(|_| Ledgered { millis: 400 })).await;
     // Concurrency 2 takes 20 jobs a fetch: 18 wait, taken ahead, in the working list.
     let mut paused = ChildWorker::spawn(&redis.url(), &ledger, &[("JOBS_TEST_CONCURRENCY", "2")]);
-    eventually(Duration::from_secs(10), "the first jobs to start", async || {
-        !LedgerView::read(&ledger).runs.is_empty()
-    })
+    eventually(
+        Duration::from_secs(10),
+        "the first jobs to start",
+        async || !LedgerView::read(&ledger).runs.is_empty(),
+    )
     .await;
     paused.signal("STOP");
     let survivor = ChildWorker::spawn(&redis.url(), &ledger, &[]);
     // Liveness TTL 3 s + a sweep every 1 s: the paused process's jobs run elsewhere.
     tokio::time::sleep(Duration::from_secs(6)).await;
     paused.signal("CONT");
-    eventually(Duration::from_secs(30), "every job to be done", async || {
-        LedgerView::read(&ledger).done == jids
-    })
+    eventually(
+        Duration::from_secs(30),
+        "every job to be done",
+        async || LedgerView::read(&ledger).done == jids,
+    )
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let duplicates = LedgerView::read(&ledger).duplicates();
