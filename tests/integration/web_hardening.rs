@@ -2,9 +2,19 @@
 //! docs/dashboard.md ("What it does to stay safe") that the hardening review asked for.
 
 use axum::http::StatusCode;
+use jobs::web::Dashboard;
 
 use crate::support::TestRedis;
 use crate::web_http::{app, get};
+
+// 3. An empty password is a mistake, not a password.
+
+#[tokio::test]
+#[should_panic(expected = "basic_auth was given an empty password")]
+async fn an_empty_password_is_refused() {
+    let redis = TestRedis::start();
+    let _ = Dashboard::new(&redis.client()).basic_auth("admin", "");
+}
 
 // 7. The footer shows the Redis URL without a password typed in the user's place.
 

@@ -21,9 +21,13 @@
 //!
 //! ```no_run
 //! # fn example(client: jobs_runtime::Client) {
-//! let dashboard = jobs_runtime::web::Dashboard::new(&client)
-//!     .basic_auth("admin", std::env::var("JOBS_WEB_PASSWORD").unwrap_or_default())
-//!     .router();
+//! let mut dashboard = jobs_runtime::web::Dashboard::new(&client);
+//! if let Ok(password) = std::env::var("JOBS_WEB_PASSWORD")
+//!     && !password.is_empty()
+//! {
+//!     dashboard = dashboard.basic_auth("admin", password);
+//! }
+//! let router = dashboard.router();
 //! # }
 //! ```
 //!
@@ -92,8 +96,21 @@ impl Dashboard {
 
     /// Asks for this user name and password (HTTP basic auth) before every page; compared in
     /// constant time. Use it over HTTPS: basic auth sends the password with each request.
+    ///
+    /// # Panics
+    ///
+    /// When `password` is empty: a login anyone passes by typing the user name is a mistake,
+    /// most often an unset variable read with `unwrap_or_default()`. Leave `basic_auth` out
+    /// when there is no password, as `--web` does for an unset or empty `JOBS_WEB_PASSWORD`.
     pub fn basic_auth(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
-        self.basic_auth = Some(security::BasicAuth::new(&user.into(), &password.into()));
+        let password = password.into();
+        assert!(
+            !password.is_empty(),
+            "Dashboard::basic_auth was given an empty password, which would let in anyone who \
+             types the user name; pass a real password, or leave basic_auth out when there is \
+             none"
+        );
+        self.basic_auth = Some(security::BasicAuth::new(&user.into(), &password));
         self
     }
 
