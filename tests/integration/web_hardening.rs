@@ -1,11 +1,35 @@
 //! The dashboard's hardening over HTTP, against a real Redis: one section per defence of
 //! docs/dashboard.md ("What it does to stay safe") that the hardening review asked for.
 
-use axum::http::StatusCode;
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
 use jobs::web::Dashboard;
 
 use crate::support::TestRedis;
-use crate::web_http::{app, get};
+use crate::web_http::{Reply, app, get, send};
+
+/// `credentials` (`user:password`) as basic auth sends them, in base64.
+fn basic(credentials: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(credentials)
+}
+
+/// Fails the test unless `reply` carries every security header.
+fn assert_security_headers(reply: &Reply, what: &str) {
+    for name in [
+        "content-security-policy",
+        "x-frame-options",
+        "x-content-type-options",
+        "referrer-policy",
+    ] {
+        assert!(reply.headers.contains_key(name), "{what} has no {name}");
+    }
+    assert_eq!(
+        reply.headers["cache-control"], "private, no-store",
+        "{what}"
+    );
+}
 
 // 3. An empty password is a mistake, not a password.
 
@@ -14,6 +38,56 @@ use crate::web_http::{app, get};
 async fn an_empty_password_is_refused() {
     let redis = TestRedis::start();
     let _ = Dashboard::new(&redis.client()).basic_auth("admin", "");
+}
+
+// 4. Basic auth's 401, its scheme, and the CSRF cookie's prefix.
+
+#[tokio::test]
+async fn the_sign_in_answer_carries_the_security_headers() {
+    let redis = TestRedis::start();
+    let app = Router::new().nest(
+        "/jobs",
+        Dashboard::new(&redis.client())
+            .basic_auth("admin", "s3cret")
+            .router(),
+    );
+    let reply = get(&app, "/jobs").await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_security_headers(&reply, "the 401");
+}
+
+#[tokio::test]
+async fn the_basic_scheme_is_matched_in_any_case() {
+    let redis = TestRedis::start();
+    let app = Router::new().nest(
+        "/jobs",
+        Dashboard::new(&redis.client())
+            .basic_auth("admin", "s3cret")
+            .router(),
+    );
+    for scheme in ["Basic", "basic", "BASIC", "bAsIc"] {
+        let reply = send(
+            &app,
+            Request::get("/jobs")
+                .header(
+                    "authorization",
+                    format!("{scheme} {}", basic("admin:s3cret")),
+                )
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{scheme}");
+    }
+    let wrong = send(
+        &app,
+        Request::get("/jobs")
+            .header("authorization", format!("Basicx {}", basic("admin:s3cret")))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
 }
 
 // 7. The footer shows the Redis URL without a password typed in the user's place.

@@ -38,7 +38,8 @@
 //!   (`Sec-Fetch-Site`) or carries the page's CSRF token (a double-submit cookie); GETs change
 //!   nothing;
 //! - a `Content-Security-Policy` with no inline script or style, `X-Frame-Options: DENY`,
-//!   `nosniff`, `Referrer-Policy: same-origin` and `Cache-Control: private, no-store`;
+//!   `nosniff`, `Referrer-Policy: same-origin` and `Cache-Control: private, no-store`, on
+//!   every answer (sign-in and refusals included);
 //! - page sizes, history days, poll intervals and filter lengths are capped;
 //! - redirects go to the dashboard's own pages only.
 
@@ -134,15 +135,15 @@ impl Dashboard {
         for kind in [SetKind::Retry, SetKind::Scheduled, SetKind::Dead] {
             router = pages::sets::routes(router, kind);
         }
-        let router = router
-            .with_state(state)
-            .layer(axum::middleware::from_fn(security::headers));
-        match self.basic_auth {
+        let router = router.with_state(state);
+        // Outermost last: the security headers go on every answer, refusals included.
+        let router = match self.basic_auth {
             Some(auth) => router.layer(axum::middleware::from_fn(move |request, next| {
                 security::require_basic_auth(auth.clone(), request, next)
             })),
             None => router,
-        }
+        };
+        router.layer(axum::middleware::from_fn(security::headers))
     }
 }
 

@@ -126,12 +126,16 @@ impl BasicAuth {
         }
     }
 
-    /// Whether an `Authorization` header value carries these credentials. The digests are
-    /// compared in constant time, so the time taken says nothing about the password.
+    /// Whether an `Authorization` header value carries these credentials. The scheme's name is
+    /// matched in any case (RFC 7617: `basic` is `Basic`). The digests are compared in
+    /// constant time, so the time taken says nothing about the password.
     fn accepts(&self, header: &str) -> bool {
-        let Some(encoded) = header.strip_prefix("Basic ") else {
+        let Some((scheme, encoded)) = header.trim_start().split_once(' ') else {
             return false;
         };
+        if !scheme.eq_ignore_ascii_case("Basic") {
+            return false;
+        }
         let Ok(decoded) = STANDARD.decode(encoded.trim()) else {
             return false;
         };
@@ -218,8 +222,11 @@ mod tests {
     fn basic_auth_checks_user_and_password() {
         let auth = BasicAuth::new("admin", "s3cret");
         assert!(auth.accepts("Basic YWRtaW46czNjcmV0"));
+        assert!(auth.accepts("basic YWRtaW46czNjcmV0"));
+        assert!(auth.accepts("BASIC   YWRtaW46czNjcmV0"));
         assert!(!auth.accepts("Basic YWRtaW46d3Jvbmc="));
         assert!(!auth.accepts("Bearer YWRtaW46czNjcmV0"));
+        assert!(!auth.accepts("BasicYWRtaW46czNjcmV0"));
         assert!(!auth.accepts("Basic !!!"));
     }
 }
