@@ -3,11 +3,13 @@
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::OriginalUri;
 use axum::http::{Request, StatusCode};
+use jobs::api::{RetrySet, SetKind};
 use jobs::web::Dashboard;
 
-use crate::support::TestRedis;
-use crate::web_http::{Reply, app, get, send};
+use crate::support::{TestRedis, first_entry};
+use crate::web_http::{Reply, app, get, seed, send};
 
 /// `credentials` (`user:password`) as basic auth sends them, in base64.
 fn basic(credentials: &str) -> String {
@@ -29,6 +31,17 @@ fn assert_security_headers(reply: &Reply, what: &str) {
         reply.headers["cache-control"], "private, no-store",
         "{what}"
     );
+}
+
+/// The `Set-Cookie` value of `reply`, which must set the CSRF cookie.
+fn set_cookie(reply: &Reply) -> String {
+    reply
+        .headers
+        .get("set-cookie")
+        .expect("a CSRF cookie")
+        .to_str()
+        .unwrap()
+        .to_owned()
 }
 
 // 3. An empty password is a mistake, not a password.
@@ -88,6 +101,70 @@ async fn the_basic_scheme_is_matched_in_any_case() {
     )
     .await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+}
+
+// 5. The mount path, taken from the request, is checked before it reaches a link, a
+//    redirect or a cookie.
+
+#[tokio::test]
+async fn a_mount_path_unfit_for_links_and_cookies_is_refused() {
+    let redis = TestRedis::start();
+    seed(&redis).await;
+    let client = redis.client();
+    // An app that nests the dashboard under a path parameter: the client picks the mount.
+    let tenants = Router::new().nest("/{tenant}", jobs::web::router(&client));
+    let fine = get(&tenants, "/acme/retries").await;
+    assert_eq!(fine.status, StatusCode::OK);
+    assert!(fine.body.contains("href=\"/acme/scheduled\""));
+    assert!(set_cookie(&fine).contains("Path=/acme;"));
+
+    for path in [
+        "/a;b/retries",
+        "/a;%20Domain=evil.example/retries",
+        "/a,b/retries",
+        "/a\\b/retries",
+        "/a\"b/retries",
+    ] {
+        let reply = get(&tenants, path).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{path}: {}",
+            reply.body
+        );
+        assert!(reply.headers.get("set-cookie").is_none(), "{path}");
+        assert!(reply.body.contains("mount"), "{path}: {}", reply.body);
+    }
+
+    // An app that rewrites paths could hand the router a mount of `//host` (or `/\host`, which
+    // browsers read the same way): a redirect there would leave the site.
+    let dashboard = jobs::web::router(&client);
+    let entry = first_entry(&client, SetKind::Retry).await;
+    for original in ["//evil.example/retries", "/\\evil.example/retries"] {
+        let mut request = Request::post("/retries")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("sec-fetch-site", "same-origin")
+            .body(Body::from(format!(
+                "action=delete&key={}",
+                form_urlencoded::byte_serialize(entry.key().as_bytes()).collect::<String>()
+            )))
+            .unwrap();
+        request
+            .extensions_mut()
+            .insert(OriginalUri(original.parse().unwrap()));
+        let reply = send(&dashboard, request).await;
+        assert!(
+            !reply.location().starts_with("//") && !reply.location().starts_with("/\\"),
+            "redirected off-site to {}",
+            reply.location()
+        );
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{original}");
+    }
+    assert_eq!(
+        RetrySet::new(&client).size().await.unwrap(),
+        1,
+        "nothing was done"
+    );
 }
 
 // 7. The footer shows the Redis URL without a password typed in the user's place.

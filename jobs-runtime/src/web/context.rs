@@ -13,6 +13,7 @@ use maud::Markup;
 
 use super::Mounted;
 use super::failure::Failure;
+use super::format;
 use super::security::{self, CSRF_COOKIE, CSRF_FIELD};
 use crate::client::Client;
 
@@ -21,15 +22,12 @@ const MAX_FORM_BYTES: usize = 4 * 1024 * 1024;
 
 /// The request's context, for a handler.
 pub(crate) struct Ctx {
-    /// The path the dashboard is mounted at, without a trailing slash (`""` at the root).
-    pub(crate) base: String,
+    /// Where the dashboard is mounted, and whether it was asked for over HTTPS.
+    mount: Mount,
     /// This browser's CSRF token.
     pub(crate) token: String,
     /// Whether the token is new, to be set as a cookie.
     new_token: bool,
-    /// Whether the page was asked for over HTTPS (directly or through a proxy that says so),
-    /// so the cookie is marked `Secure`.
-    secure: bool,
     /// Now, once for the whole page.
     pub(crate) now: DateTime<Utc>,
     state: Arc<Mounted>,
@@ -49,11 +47,12 @@ impl Ctx {
     /// The address of a dashboard page: `path` starts with `/`. The dashboard's own page is
     /// the mount path itself (`/jobs`, not `/jobs/`, which a nested router does not match).
     pub(crate) fn url(&self, path: &str) -> String {
+        let base = &self.mount.base;
         match path.strip_prefix('/') {
-            Some(rest) if !self.base.is_empty() && (rest.is_empty() || rest.starts_with('?')) => {
-                format!("{}{rest}", self.base)
+            Some(rest) if !base.is_empty() && (rest.is_empty() || rest.starts_with('?')) => {
+                format!("{base}{rest}")
             }
-            _ => format!("{}{path}", self.base),
+            _ => format!("{base}{path}"),
         }
     }
 
@@ -61,12 +60,12 @@ impl Ctx {
     pub(crate) fn html(&self, markup: Markup) -> Response {
         let mut response = Html(markup.into_string()).into_response();
         if self.new_token {
-            let path = if self.base.is_empty() {
+            let path = if self.mount.base.is_empty() {
                 "/"
             } else {
-                &self.base
+                &self.mount.base
             };
-            let secure = if self.secure { "; Secure" } else { "" };
+            let secure = if self.mount.secure { "; Secure" } else { "" };
             let cookie = format!(
                 "{CSRF_COOKIE}={}; Path={path}; HttpOnly; SameSite=Strict{secure}",
                 self.token
@@ -100,25 +99,66 @@ impl FromRequestParts<Arc<Mounted>> for Ctx {
         parts: &mut Parts,
         state: &Arc<Mounted>,
     ) -> Result<Self, Self::Rejection> {
-        let base = mount_path(parts);
+        let mount = Mount::of(parts)?;
         let (token, new_token) = match security::cookie_token(&parts.headers) {
             Some(token) => (token, false),
             None => (security::new_token(), true),
         };
+        Ok(Self {
+            mount,
+            token,
+            new_token,
+            now: Utc::now(),
+            state: Arc::clone(state),
+        })
+    }
+}
+
+/// Where the dashboard is mounted and how it was reached, as a request says: what links,
+/// redirects and the CSRF cookie are made from.
+struct Mount {
+    /// The path the dashboard is mounted at, without a trailing slash (`""` at the root);
+    /// checked by [`fit_for_links`].
+    base: String,
+    /// Whether the page was asked for over HTTPS (directly or through a proxy that says so),
+    /// so the cookie is marked `Secure`.
+    secure: bool,
+}
+
+impl Mount {
+    /// The request's mount, refused (400) when its path cannot go into a link, a `Location` or
+    /// a cookie's `Path=` as it is: the path comes from the request, and when an app nests the
+    /// dashboard under a path parameter (`/{tenant}`), the client picks it.
+    fn of(parts: &Parts) -> Result<Self, Failure> {
+        let base = mount_path(parts);
+        if !fit_for_links(&base) {
+            return Err(Failure::bad_request(format!(
+                "the dashboard cannot be used at the mount path {}: a mount path may hold only \
+                 letters, digits, single slashes and -._~!$&'()*+=:@%, so that its links, \
+                 redirects and cookie stay on this site",
+                format::truncate(&base, 100)
+            )));
+        }
         let secure = parts.uri.scheme_str() == Some("https")
             || parts
                 .headers
                 .get("x-forwarded-proto")
                 .is_some_and(|proto| proto.as_bytes().eq_ignore_ascii_case(b"https"));
-        Ok(Self {
-            base,
-            token,
-            new_token,
-            secure,
-            now: Utc::now(),
-            state: Arc::clone(state),
-        })
+        Ok(Self { base, secure })
     }
+}
+
+/// Whether `base` can go as it is into an `href`, a `Location` and a cookie's `Path=`: empty
+/// (the root), or `/` then path characters with no empty segment. So never `//host` or `/\host`
+/// (which browsers read as another site), and no `;` or `,` (which end a cookie attribute), no
+/// quote, space or control character.
+fn fit_for_links(base: &str) -> bool {
+    base.is_empty()
+        || (base.starts_with('/')
+            && !base.contains("//")
+            && base
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || b"/-._~!$&'()*+=:@%".contains(&byte)))
 }
 
 /// Where the router is nested: the original path minus the path the router sees.
@@ -181,16 +221,45 @@ impl FromRequest<Arc<Mounted>> for Form {
 
 #[cfg(test)]
 mod tests {
+    use super::{fit_for_links, mount_of};
+
     #[test]
     fn mount_path_is_what_nesting_stripped() {
-        assert_eq!(super::mount_of("/jobs/retries", "/retries"), "/jobs");
-        assert_eq!(super::mount_of("/jobs", "/"), "/jobs");
-        assert_eq!(super::mount_of("/jobs/", "/"), "/jobs");
-        assert_eq!(super::mount_of("/retries", "/retries"), "");
-        assert_eq!(super::mount_of("/", "/"), "");
-        assert_eq!(
-            super::mount_of("/admin/jobs/queues/a", "/queues/a"),
-            "/admin/jobs"
-        );
+        assert_eq!(mount_of("/jobs/retries", "/retries"), "/jobs");
+        assert_eq!(mount_of("/jobs", "/"), "/jobs");
+        assert_eq!(mount_of("/jobs/", "/"), "/jobs");
+        assert_eq!(mount_of("/retries", "/retries"), "");
+        assert_eq!(mount_of("/", "/"), "");
+        assert_eq!(mount_of("/admin/jobs/queues/a", "/queues/a"), "/admin/jobs");
+    }
+
+    #[test]
+    fn only_plain_mount_paths_are_fit_for_links() {
+        for fine in [
+            "",
+            "/jobs",
+            "/admin/jobs",
+            "/t-1/jobs",
+            "/%E2%9C%93",
+            "/a:b@c",
+        ] {
+            assert!(fit_for_links(fine), "{fine}");
+        }
+        for unfit in [
+            "//evil.example",
+            "/\\evil.example",
+            "/a//b",
+            "jobs",
+            "/a;b",
+            "/a; Domain=evil.example",
+            "/a,b",
+            "/a\"b",
+            "/a b",
+            "/a\tb",
+            "/a\nb",
+            "/j\u{f6}bs",
+        ] {
+            assert!(!fit_for_links(unfit), "{unfit:?}");
+        }
     }
 }

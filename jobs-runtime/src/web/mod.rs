@@ -41,7 +41,8 @@
 //!   `nosniff`, `Referrer-Policy: same-origin` and `Cache-Control: private, no-store`, on
 //!   every answer (sign-in and refusals included);
 //! - page sizes, history days, poll intervals and filter lengths are capped;
-//! - redirects go to the dashboard's own pages only.
+//! - redirects go to the dashboard's own pages only, and a mount path unfit for links and
+//!   cookies (`;`, `//`…) is refused.
 
 mod assets;
 mod context;
