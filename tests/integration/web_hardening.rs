@@ -9,7 +9,7 @@ use jobs::api::{RetrySet, SetKind};
 use jobs::web::Dashboard;
 
 use crate::support::{TestRedis, first_entry};
-use crate::web_http::{Reply, app, get, seed, send};
+use crate::web_http::{Reply, app, get, post_with, seed, send};
 
 /// `credentials` (`user:password`) as basic auth sends them, in base64.
 fn basic(credentials: &str) -> String {
@@ -41,6 +41,18 @@ fn set_cookie(reply: &Reply) -> String {
         .expect("a CSRF cookie")
         .to_str()
         .unwrap()
+        .to_owned()
+}
+
+/// The token in a `Set-Cookie` value.
+fn token_of(cookie: &str) -> String {
+    cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
         .to_owned()
 }
 
@@ -101,6 +113,66 @@ async fn the_basic_scheme_is_matched_in_any_case() {
     )
     .await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn the_csrf_cookie_takes_the_host_prefix_over_https_at_the_root() {
+    let redis = TestRedis::start();
+    seed(&redis).await;
+    let client = redis.client();
+    let https = |path: &str| {
+        Request::get(path)
+            .header("x-forwarded-proto", "https")
+            .body(Body::empty())
+            .unwrap()
+    };
+
+    // At the root over HTTPS: `__Host-`, which a sibling subdomain cannot set.
+    let root = jobs::web::router(&client);
+    let cookie = set_cookie(&send(&root, https("/retries")).await);
+    assert!(cookie.starts_with("__Host-jobs_csrf="), "{cookie}");
+    assert!(
+        cookie.contains("; Path=/;") && cookie.contains("Secure"),
+        "{cookie}"
+    );
+    let token = token_of(&cookie);
+    let form = [("authenticity_token", token.as_str())];
+    let path = "/retries/all/delete";
+    let plain = format!("jobs_csrf={token}");
+    let refused = post_with(
+        &root,
+        path,
+        &form,
+        &[("cookie", &plain), ("x-forwarded-proto", "https")],
+    )
+    .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::FORBIDDEN,
+        "the unprefixed name, which anyone on a sibling domain can set, is not read"
+    );
+    let prefixed = format!("__Host-jobs_csrf={token}");
+    let accepted = post_with(
+        &root,
+        path,
+        &form,
+        &[("cookie", &prefixed), ("x-forwarded-proto", "https")],
+    )
+    .await;
+    assert_eq!(accepted.status, StatusCode::SEE_OTHER, "{}", accepted.body);
+    assert_eq!(RetrySet::new(&client).size().await.unwrap(), 0);
+
+    // Under a path, or over plain HTTP, `__Host-` is not possible: the name stays.
+    let nested = app(&client);
+    let cookie = set_cookie(&send(&nested, https("/jobs/retries")).await);
+    assert!(cookie.starts_with("jobs_csrf="), "{cookie}");
+    assert!(
+        cookie.contains("Path=/jobs;") && cookie.contains("Secure"),
+        "{cookie}"
+    );
+    let cookie = set_cookie(&get(&root, "/retries").await);
+    assert!(cookie.starts_with("jobs_csrf="), "{cookie}");
+    assert!(!cookie.contains("Secure"), "{cookie}");
 }
 
 // 5. The mount path, taken from the request, is checked before it reaches a link, a

@@ -14,7 +14,7 @@ use maud::Markup;
 use super::Mounted;
 use super::failure::Failure;
 use super::format;
-use super::security::{self, CSRF_COOKIE, CSRF_FIELD};
+use super::security::{self, CSRF_COOKIE, CSRF_COOKIE_HOST_ONLY, CSRF_FIELD};
 use crate::client::Client;
 
 /// The most bytes a POST body may have.
@@ -67,7 +67,8 @@ impl Ctx {
             };
             let secure = if self.mount.secure { "; Secure" } else { "" };
             let cookie = format!(
-                "{CSRF_COOKIE}={}; Path={path}; HttpOnly; SameSite=Strict{secure}",
+                "{}={}; Path={path}; HttpOnly; SameSite=Strict{secure}",
+                self.mount.cookie_name(),
                 self.token
             );
             if let Ok(value) = HeaderValue::from_str(&cookie) {
@@ -100,7 +101,7 @@ impl FromRequestParts<Arc<Mounted>> for Ctx {
         state: &Arc<Mounted>,
     ) -> Result<Self, Self::Rejection> {
         let mount = Mount::of(parts)?;
-        let (token, new_token) = match security::cookie_token(&parts.headers) {
+        let (token, new_token) = match security::cookie_token(&parts.headers, mount.cookie_name()) {
             Some(token) => (token, false),
             None => (security::new_token(), true),
         };
@@ -145,6 +146,17 @@ impl Mount {
                 .get("x-forwarded-proto")
                 .is_some_and(|proto| proto.as_bytes().eq_ignore_ascii_case(b"https"));
         Ok(Self { base, secure })
+    }
+
+    /// The CSRF cookie's name: `__Host-jobs_csrf` when the browser would keep it (over HTTPS,
+    /// at the root of the site), else `jobs_csrf`. Only this name is read back, so a cookie
+    /// planted under the other name by a sibling subdomain is never taken.
+    fn cookie_name(&self) -> &'static str {
+        if self.secure && self.base.is_empty() {
+            CSRF_COOKIE_HOST_ONLY
+        } else {
+            CSRF_COOKIE
+        }
     }
 }
 
@@ -207,6 +219,7 @@ impl FromRequest<Arc<Mounted>> for Form {
 
     async fn from_request(request: Request, _: &Arc<Mounted>) -> Result<Self, Self::Rejection> {
         let (parts, body) = request.into_parts();
+        let mount = Mount::of(&parts)?;
         let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
             .await
             .map_err(|_| Failure::bad_request("the form is too large"))?;
@@ -214,7 +227,7 @@ impl FromRequest<Arc<Mounted>> for Form {
             .map(|(name, value)| (name.into_owned(), value.into_owned()))
             .collect();
         let form = Self { fields };
-        security::check_post(&parts.headers, form.get(CSRF_FIELD))?;
+        security::check_post(&parts.headers, mount.cookie_name(), form.get(CSRF_FIELD))?;
         Ok(form)
     }
 }

@@ -22,6 +22,11 @@ use super::failure::Failure;
 /// The cookie that holds the CSRF token (double submit: each form carries it too).
 pub(crate) const CSRF_COOKIE: &str = "jobs_csrf";
 
+/// The CSRF cookie's name when the dashboard is served over HTTPS at the root of its site. A
+/// browser keeps a `__Host-` cookie only if it is `Secure`, has `Path=/` and names no domain,
+/// so a sibling subdomain cannot plant one (cookie tossing).
+pub(crate) const CSRF_COOKIE_HOST_ONLY: &str = "__Host-jobs_csrf";
+
 /// The form field that carries the CSRF token, named as in Sidekiq's forms.
 pub(crate) const CSRF_FIELD: &str = "authenticity_token";
 
@@ -61,15 +66,15 @@ pub(crate) fn is_token(token: &str) -> bool {
     token.len() == 64 && token.bytes().all(|byte| byte.is_ascii_hexdigit())
 }
 
-/// The CSRF token in the request's cookie, if it has a well-formed one.
-pub(crate) fn cookie_token(headers: &HeaderMap) -> Option<String> {
+/// The CSRF token in the request's cookie `name`, if it has a well-formed one.
+pub(crate) fn cookie_token(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|cookies| cookies.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == CSRF_COOKIE)
+        .find(|(cookie, _)| *cookie == name)
         .map(|(_, value)| value.to_owned())
         .filter(|token| is_token(token))
 }
@@ -78,8 +83,13 @@ pub(crate) fn cookie_token(headers: &HeaderMap) -> Option<String> {
 /// - a browser that sends `Sec-Fetch-Site` must say `same-origin` (then nothing else is asked,
 ///   as in Sidekiq 8.1);
 /// - without fetch metadata (an older browser, a script), an `Origin`, when sent, must name
-///   the host the request was sent to, and the form's token must match the CSRF cookie.
-pub(crate) fn check_post(headers: &HeaderMap, form_token: Option<&str>) -> Result<(), Failure> {
+///   the host the request was sent to, and the form's token must match the CSRF cookie named
+///   `cookie`.
+pub(crate) fn check_post(
+    headers: &HeaderMap,
+    cookie: &str,
+    form_token: Option<&str>,
+) -> Result<(), Failure> {
     match headers.get("sec-fetch-site").map(HeaderValue::to_str) {
         Some(Ok("same-origin")) => return Ok(()),
         Some(_) => {
@@ -102,8 +112,7 @@ pub(crate) fn check_post(headers: &HeaderMap, form_token: Option<&str>) -> Resul
             ));
         }
     }
-    let cookie = cookie_token(headers);
-    match (cookie, form_token) {
+    match (cookie_token(headers, cookie), form_token) {
         (Some(cookie), Some(form)) if bool::from(cookie.as_bytes().ct_eq(form.as_bytes())) => {
             Ok(())
         }
@@ -175,7 +184,7 @@ pub(crate) async fn require_basic_auth(auth: BasicAuth, request: Request, next: 
 mod tests {
     use axum::http::{HeaderMap, HeaderValue};
 
-    use super::{BasicAuth, check_post, is_token, new_token};
+    use super::{BasicAuth, CSRF_COOKIE, CSRF_COOKIE_HOST_ONLY, Failure, is_token, new_token};
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
@@ -183,6 +192,11 @@ mod tests {
             map.insert(*name, HeaderValue::from_str(value).unwrap());
         }
         map
+    }
+
+    /// The check on a POST of the dashboard's usual cookie.
+    fn check_post(headers: &HeaderMap, form_token: Option<&str>) -> Result<(), Failure> {
+        super::check_post(headers, CSRF_COOKIE, form_token)
     }
 
     #[test]
@@ -216,6 +230,16 @@ mod tests {
             ("host", "jobs.example"),
         ]);
         assert!(check_post(&own, Some(&token)).is_ok());
+    }
+
+    #[test]
+    fn only_the_cookie_name_in_use_is_read() {
+        let token = new_token();
+        let plain = headers(&[("cookie", &format!("jobs_csrf={token}"))]);
+        assert!(super::check_post(&plain, CSRF_COOKIE_HOST_ONLY, Some(&token)).is_err());
+        let prefixed = headers(&[("cookie", &format!("__Host-jobs_csrf={token}"))]);
+        assert!(super::check_post(&prefixed, CSRF_COOKIE_HOST_ONLY, Some(&token)).is_ok());
+        assert!(super::check_post(&prefixed, CSRF_COOKIE, Some(&token)).is_err());
     }
 
     #[test]
