@@ -1,15 +1,21 @@
 //! The dashboard's hardening over HTTP, against a real Redis: one section per defence of
 //! docs/dashboard.md ("What it does to stay safe") that the hardening review asked for.
 
+use std::net::SocketAddr;
+use std::time::Duration;
+
 use axum::Router;
 use axum::body::Body;
 use axum::extract::OriginalUri;
 use axum::http::{Request, StatusCode};
-use jobs::api::{RetrySet, SetKind};
+use jobs::Payload;
+use jobs::api::{Page, Queue, RetrySet, SetKind};
 use jobs::web::Dashboard;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::{TestRedis, first_entry};
-use crate::web_http::{Reply, app, get, post_with, seed, send};
+use crate::web_http::{Reply, app, get, post, post_with, seed, send};
 
 /// `credentials` (`user:password`) as basic auth sends them, in base64.
 fn basic(credentials: &str) -> String {
@@ -54,6 +60,214 @@ fn token_of(cookie: &str) -> String {
         .unwrap()
         .1
         .to_owned()
+}
+
+// 2. Body floods: the CSRF check from headers runs first; forms are capped.
+
+/// `app` served on a free loopback port until the test ends.
+async fn serve(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    address
+}
+
+/// Sends `head` (request line and headers, up to the empty line) and then `body` from a task
+/// of its own, and returns the answer's head and body as text; `None` when no answer came
+/// within 5 s. A body announced but never sent in full keeps any server that reads it from
+/// answering, so an answer proves the server did not wait for it.
+async fn exchange(address: SocketAddr, head: &str, body: Vec<u8>) -> Option<String> {
+    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let head = head.to_owned();
+    let sending = tokio::spawn(async move {
+        let _ = writer.write_all(head.as_bytes()).await;
+        let _ = writer.write_all(&body).await;
+        // Keep the connection open: the rest of the body never comes.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        drop(writer);
+    });
+    let answer = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut answer = Vec::new();
+        let mut buffer = [0_u8; 4096];
+        loop {
+            let read = reader.read(&mut buffer).await.unwrap_or(0);
+            if read == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buffer[..read]);
+            let text = String::from_utf8_lossy(&answer);
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head
+                    .lines()
+                    .find_map(|line| {
+                        let (name, value) = line.split_once(':')?;
+                        name.eq_ignore_ascii_case("content-length")
+                            .then(|| value.trim().parse::<usize>().ok())?
+                    })
+                    .unwrap_or(0);
+                if body.len() >= length {
+                    break;
+                }
+            }
+        }
+        String::from_utf8_lossy(&answer).into_owned()
+    })
+    .await
+    .ok();
+    sending.abort();
+    answer
+}
+
+/// The head of a form POST to `path` announcing `length` bytes, with `extra` header lines.
+fn form_head(path: &str, length: usize, extra: &str) -> String {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {length}\r\n{extra}\r\n"
+    )
+}
+
+/// `a&a&a&…`, `bytes` long: the form that parses into the most fields per byte.
+fn flood(bytes: usize) -> Vec<u8> {
+    b"a&".iter().copied().cycle().take(bytes).collect()
+}
+
+#[tokio::test]
+async fn a_cross_site_flood_is_refused_before_its_body_is_read() {
+    let redis = TestRedis::start();
+    let address = serve(app(&redis.client())).await;
+    let four_mib = 4 * 1024 * 1024;
+    // The first 64 KiB of a 4 MiB `a&a&…` body; the rest never comes.
+    for extra in [
+        "Sec-Fetch-Site: cross-site\r\n",
+        "Sec-Fetch-Site: same-site\r\n",
+        // A browser without fetch metadata still sends Origin on a cross-origin POST.
+        "Origin: https://evil.example\r\n",
+        // Nothing at all, and no CSRF cookie: the token cannot match, whatever the body says.
+        "",
+    ] {
+        let answer = exchange(
+            address,
+            &form_head("/jobs/busy", four_mib, extra),
+            flood(64 * 1024),
+        )
+        .await
+        .unwrap_or_else(|| panic!("[{extra:?}] no answer: the server waited for the body"));
+        assert!(answer.starts_with("HTTP/1.1 403"), "[{extra:?}] {answer}");
+        assert!(answer.contains("content-security-policy"), "{answer}");
+    }
+}
+
+#[tokio::test]
+async fn an_oversized_form_is_refused_with_413_without_reading_the_rest() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let address = serve(app(&client)).await;
+    let same_origin = "Sec-Fetch-Site: same-origin\r\n";
+
+    // Announced too long: refused before a byte of it is read.
+    let announced = exchange(
+        address,
+        &form_head("/jobs/busy", 64 * 1024 * 1024, same_origin),
+        Vec::new(),
+    )
+    .await
+    .expect("an answer without the body");
+    assert!(announced.starts_with("HTTP/1.1 413"), "{announced}");
+    assert!(announced.contains("bytes"), "{announced}");
+
+    // The flood of the other test, from the dashboard's own origin: too long as announced.
+    let four_mib = 4 * 1024 * 1024;
+    let flooded = exchange(
+        address,
+        &form_head("/jobs/busy", four_mib, same_origin),
+        flood(64 * 1024),
+    )
+    .await
+    .expect("an answer without the rest of the body");
+    assert!(flooded.starts_with("HTTP/1.1 413"), "{flooded}");
+
+    // Chunked, so nothing announces the length: refused once the cap is passed, while the
+    // body is still unfinished (no last chunk is ever sent).
+    let chunk = vec![b'a'; 256 * 1024];
+    let mut chunks = Vec::new();
+    for _ in 0..16 {
+        chunks.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        chunks.extend_from_slice(&chunk);
+        chunks.extend_from_slice(b"\r\n");
+    }
+    let head = "POST /jobs/retries/all/delete HTTP/1.1\r\nHost: localhost\r\n\
+                Content-Type: application/x-www-form-urlencoded\r\n\
+                Transfer-Encoding: chunked\r\nSec-Fetch-Site: same-origin\r\n\r\n";
+    let streamed = exchange(address, head, chunks)
+        .await
+        .expect("an answer before the body ends");
+    assert!(streamed.starts_with("HTTP/1.1 413"), "{streamed}");
+
+    // Small in bytes, but too many fields.
+    let app = app(&client);
+    let fields: Vec<(&str, &str)> = std::iter::repeat_n(("a", ""), 201).collect();
+    let many = post(&app, "/jobs/busy", &fields).await;
+    assert_eq!(many.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", many.body);
+    assert!(many.body.contains("fields"), "{}", many.body);
+}
+
+#[tokio::test]
+async fn the_largest_forms_the_pages_make_still_pass() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let app = app(&client);
+
+    // A queue's Delete button posts the job as stored (`key_val`), and a form encodes each
+    // byte outside letters, digits and `*-._` as three: a job near the client's 1 MiB cap is
+    // a form of 3 MiB.
+    let big = "{".repeat(jobs::DEFAULT_MAX_PAYLOAD_BYTES - 200);
+    client
+        .push(Payload::new("BigJob", vec![json!(big)]))
+        .await
+        .unwrap();
+    let job = Queue::new(&client, "default")
+        .page(Page::first(1))
+        .await
+        .unwrap()
+        .remove(0);
+    let encoded: usize = form_urlencoded::byte_serialize(job.raw().as_bytes())
+        .map(str::len)
+        .sum();
+    assert!(encoded > 3 * 1024 * 1024 - 1024, "{encoded}");
+    let deleted = post(
+        &app,
+        "/jobs/queues/default/delete",
+        &[("key_val", job.raw())],
+    )
+    .await;
+    assert_eq!(deleted.status, StatusCode::SEE_OTHER, "{}", deleted.body);
+    assert!(redis.queue("default").await.is_empty());
+
+    // A page of retries, every box ticked.
+    for n in 0..25 {
+        redis
+            .zadd(
+                "retry",
+                crate::support::now() + 60.0 + f64::from(n),
+                &json!({"class": "A", "args": [], "jid": format!("j{n}"), "queue": "q"})
+                    .to_string(),
+            )
+            .await;
+    }
+    let keys: Vec<String> = RetrySet::new(&client)
+        .page(Page::first(25))
+        .await
+        .unwrap()
+        .iter()
+        .map(jobs::api::SortedEntry::key)
+        .collect();
+    let mut fields = vec![("action", "delete")];
+    fields.extend(keys.iter().map(|key| ("key", key.as_str())));
+    let reply = post(&app, "/jobs/retries", &fields).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+    assert_eq!(RetrySet::new(&client).size().await.unwrap(), 0);
 }
 
 // 3. An empty password is a mistake, not a password.

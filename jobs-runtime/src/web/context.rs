@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
+use axum::body::{Body, HttpBody};
 use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Request};
-use axum::http::header::{LOCATION, SET_COOKIE};
+use axum::http::header::{CONTENT_LENGTH, LOCATION, SET_COOKIE};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use maud::Markup;
@@ -15,10 +16,18 @@ use super::Mounted;
 use super::failure::Failure;
 use super::format;
 use super::security::{self, CSRF_COOKIE, CSRF_COOKIE_HOST_ONLY, CSRF_FIELD};
-use crate::client::Client;
+use crate::client::{Client, DEFAULT_MAX_PAYLOAD_BYTES};
 
-/// The most bytes a POST body may have.
-const MAX_FORM_BYTES: usize = 4 * 1024 * 1024;
+/// The most bytes a form may have. The largest form a page makes is a queue's Delete button,
+/// which posts the job as stored (`key_val`, as in Sidekiq). A form encodes every byte other
+/// than letters, digits and `*-._` as three, so a job at the client's 1 MiB cap needs up to
+/// 3 MiB; the token and the field names fit in the rest.
+const MAX_FORM_BYTES: usize = 3 * DEFAULT_MAX_PAYLOAD_BYTES + 16 * 1024;
+
+/// The most fields a form may have. The largest a page makes has 27: a page of 25 ticked
+/// boxes, the action and the CSRF token. A cap keeps a small body of `a&a&…` from becoming
+/// millions of fields in memory.
+const MAX_FORM_FIELDS: usize = 200;
 
 /// The request's context, for a handler.
 pub(crate) struct Ctx {
@@ -45,7 +54,8 @@ impl Ctx {
     }
 
     /// The address of a dashboard page: `path` starts with `/`. The dashboard's own page is
-    /// the mount path itself (`/jobs`, not `/jobs/`, which a nested router does not match).
+    /// the mount path itself (`/jobs`, which every way of mounting it routes; `/jobs/` only
+    /// `nest_service` does).
     pub(crate) fn url(&self, path: &str) -> String {
         let base = &self.mount.base;
         match path.strip_prefix('/') {
@@ -217,24 +227,96 @@ impl Form {
 impl FromRequest<Arc<Mounted>> for Form {
     type Rejection = Failure;
 
+    /// Checks the headers first, so a form from another site is refused before a byte of its
+    /// body is read; then reads at most [`MAX_FORM_BYTES`] and [`MAX_FORM_FIELDS`]; then checks
+    /// the form's CSRF token when the headers ask for it.
     async fn from_request(request: Request, _: &Arc<Mounted>) -> Result<Self, Self::Rejection> {
         let (parts, body) = request.into_parts();
         let mount = Mount::of(&parts)?;
-        let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
-            .await
-            .map_err(|_| Failure::bad_request("the form is too large"))?;
+        let check = security::check_post_headers(
+            &parts.headers,
+            security::request_host(&parts),
+            mount.cookie_name(),
+        )?;
+        let bytes = read_form(&parts.headers, body).await?;
         let fields: Vec<(String, String)> = form_urlencoded::parse(&bytes)
             .map(|(name, value)| (name.into_owned(), value.into_owned()))
             .collect();
         let form = Self { fields };
-        security::check_post(&parts.headers, mount.cookie_name(), form.get(CSRF_FIELD))?;
+        check.check_form(form.get(CSRF_FIELD))?;
         Ok(form)
+    }
+}
+
+/// Reads a form's body, refusing it (413) as soon as it is known to pass [`MAX_FORM_BYTES`]
+/// or [`MAX_FORM_FIELDS`]: from its `Content-Length` before reading anything, else once what
+/// has come passes a cap. The rest is never read.
+async fn read_form(headers: &HeaderMap, mut body: Body) -> Result<Vec<u8>, Failure> {
+    let too_long = || {
+        Failure::too_large(format!(
+            "this form is over {} bytes, more than any of the dashboard's forms, so it was refused",
+            format::number(MAX_FORM_BYTES as u64)
+        ))
+    };
+    let announced = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|length| length.to_str().ok())
+        .and_then(|length| length.parse::<u64>().ok());
+    if announced.is_some_and(|length| length > MAX_FORM_BYTES as u64) {
+        return Err(too_long());
+    }
+    let mut bytes = Vec::new();
+    let mut fields = FieldCount::default();
+    while let Some(frame) =
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
+    {
+        let frame = frame.map_err(|error| {
+            Failure::bad_request(format!("the form could not be read: {error}"))
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if bytes.len() + data.len() > MAX_FORM_BYTES {
+            return Err(too_long());
+        }
+        if fields.add(&data) > MAX_FORM_FIELDS {
+            return Err(Failure::too_large(format!(
+                "this form has more than {MAX_FORM_FIELDS} fields, more than any of the \
+                 dashboard's forms, so it was refused"
+            )));
+        }
+        bytes.extend_from_slice(&data);
+    }
+    Ok(bytes)
+}
+
+/// Counts a form's fields as its bytes come: the non-empty pieces between `&`s, as
+/// `form_urlencoded::parse` reads them.
+#[derive(Debug, Default)]
+struct FieldCount {
+    fields: usize,
+    /// Whether the last byte seen was inside a field (a piece already counted).
+    inside: bool,
+}
+
+impl FieldCount {
+    /// Counts the fields `bytes` begins or holds; returns the count so far.
+    fn add(&mut self, bytes: &[u8]) -> usize {
+        for &byte in bytes {
+            if byte == b'&' {
+                self.inside = false;
+            } else if !self.inside {
+                self.inside = true;
+                self.fields += 1;
+            }
+        }
+        self.fields
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{fit_for_links, mount_of};
+    use super::{FieldCount, fit_for_links, mount_of};
 
     #[test]
     fn mount_path_is_what_nesting_stripped() {
@@ -274,5 +356,19 @@ mod tests {
         ] {
             assert!(!fit_for_links(unfit), "{unfit:?}");
         }
+    }
+
+    #[test]
+    fn fields_are_counted_as_they_come() {
+        let mut count = FieldCount::default();
+        assert_eq!(count.add(b"a=1&b"), 2);
+        assert_eq!(
+            count.add(b"=2&&"),
+            2,
+            "a field split across chunks counts once"
+        );
+        assert_eq!(count.add(b"c&d="), 4);
+        let mut flood = FieldCount::default();
+        assert_eq!(flood.add(&b"a&".repeat(1000)), 1000);
     }
 }

@@ -36,7 +36,8 @@
 //! - every value from Redis is HTML-escaped (args and error messages are attacker-controlled);
 //! - changes are POSTs, refused unless the browser says the request is same-origin
 //!   (`Sec-Fetch-Site`) or carries the page's CSRF token (a double-submit cookie); GETs change
-//!   nothing;
+//!   nothing. A POST from elsewhere is refused on its headers, before its body is read, and a
+//!   form larger than any the pages make is refused (413);
 //! - a `Content-Security-Policy` with no inline script or style, `X-Frame-Options: DENY`,
 //!   `nosniff`, `Referrer-Policy: same-origin` and `Cache-Control: private, no-store`, on
 //!   every answer (sign-in and refusals included);

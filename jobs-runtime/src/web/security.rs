@@ -8,6 +8,7 @@ use axum::http::header::{
     AUTHORIZATION, CACHE_CONTROL, CONTENT_SECURITY_POLICY, COOKIE, HOST, ORIGIN, REFERRER_POLICY,
     WWW_AUTHENTICATE, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -54,6 +55,16 @@ pub(crate) async fn headers(request: Request, next: Next) -> Response {
     response
 }
 
+/// The host a request was sent to, as it names it: the authority of its target when it has
+/// one (HTTP/2's `:authority`, or an absolute-form HTTP/1.1 target, which wins over `Host` by
+/// RFC 9112 §3.2.2), else its `Host` header.
+pub(crate) fn request_host(parts: &Parts) -> Option<&str> {
+    match parts.uri.authority() {
+        Some(authority) => Some(authority.as_str()),
+        None => parts.headers.get(HOST).and_then(|host| host.to_str().ok()),
+    }
+}
+
 /// A fresh CSRF token: 32 random bytes in hex.
 pub(crate) fn new_token() -> String {
     let mut bytes = [0_u8; 32];
@@ -79,19 +90,29 @@ pub(crate) fn cookie_token(headers: &HeaderMap, name: &str) -> Option<String> {
         .filter(|token| is_token(token))
 }
 
-/// Lets a POST through only when it comes from the dashboard's own pages:
+/// What a POST's headers let through, decided before its body is read.
+#[derive(Debug)]
+pub(crate) enum PostCheck {
+    /// The browser says the form comes from the dashboard's own origin: nothing else is asked.
+    SameOrigin,
+    /// No fetch metadata: the form's token must match this one, from the CSRF cookie.
+    Token(String),
+}
+
+/// Checks a POST's headers, so that a form from elsewhere is refused before a byte of its body
+/// is read:
 /// - a browser that sends `Sec-Fetch-Site` must say `same-origin` (then nothing else is asked,
 ///   as in Sidekiq 8.1);
 /// - without fetch metadata (an older browser, a script), an `Origin`, when sent, must name
-///   the host the request was sent to, and the form's token must match the CSRF cookie named
-///   `cookie`.
-pub(crate) fn check_post(
+///   `host`, the host the request was sent to, and the CSRF cookie named `cookie` must hold a
+///   token for the form's to match ([`PostCheck::check_form`]).
+pub(crate) fn check_post_headers(
     headers: &HeaderMap,
+    host: Option<&str>,
     cookie: &str,
-    form_token: Option<&str>,
-) -> Result<(), Failure> {
+) -> Result<PostCheck, Failure> {
     match headers.get("sec-fetch-site").map(HeaderValue::to_str) {
-        Some(Ok("same-origin")) => return Ok(()),
+        Some(Ok("same-origin")) => return Ok(PostCheck::SameOrigin),
         Some(_) => {
             return Err(Failure::forbidden(
                 "this request came from another site (Sec-Fetch-Site), so it was refused",
@@ -99,27 +120,43 @@ pub(crate) fn check_post(
         }
         None => {}
     }
-    if let (Some(origin), Some(host)) = (headers.get(ORIGIN), headers.get(HOST)) {
+    if let (Some(origin), Some(host)) = (headers.get(ORIGIN), host) {
         let origin_host = origin
             .to_str()
             .ok()
             .and_then(|origin| origin.split_once("://"))
             .map(|(_, host)| host.to_ascii_lowercase());
-        let host = host.to_str().ok().map(str::to_ascii_lowercase);
-        if origin_host.is_none() || origin_host != host {
+        if origin_host != Some(host.to_ascii_lowercase()) {
             return Err(Failure::forbidden(
                 "this request came from another origin, so it was refused",
             ));
         }
     }
-    match (cookie_token(headers, cookie), form_token) {
-        (Some(cookie), Some(form)) if bool::from(cookie.as_bytes().ct_eq(form.as_bytes())) => {
-            Ok(())
+    cookie_token(headers, cookie)
+        .map(PostCheck::Token)
+        .ok_or_else(stale_token)
+}
+
+impl PostCheck {
+    /// Lets the form through if its token matches the cookie's (when one is asked for); the
+    /// tokens are compared in constant time.
+    pub(crate) fn check_form(&self, form_token: Option<&str>) -> Result<(), Failure> {
+        match (self, form_token) {
+            (Self::SameOrigin, _) => Ok(()),
+            (Self::Token(cookie), Some(form))
+                if bool::from(cookie.as_bytes().ct_eq(form.as_bytes())) =>
+            {
+                Ok(())
+            }
+            (Self::Token(_), _) => Err(stale_token()),
         }
-        _ => Err(Failure::forbidden(
-            "the form's security token is missing or stale; reload the page and try again",
-        )),
     }
+}
+
+fn stale_token() -> Failure {
+    Failure::forbidden(
+        "the form's security token is missing or stale; reload the page and try again",
+    )
 }
 
 /// A user name and password, kept as the SHA-256 digest of `user:password`.
@@ -184,7 +221,10 @@ pub(crate) async fn require_basic_auth(auth: BasicAuth, request: Request, next: 
 mod tests {
     use axum::http::{HeaderMap, HeaderValue};
 
-    use super::{BasicAuth, CSRF_COOKIE, CSRF_COOKIE_HOST_ONLY, Failure, is_token, new_token};
+    use super::{
+        BasicAuth, CSRF_COOKIE, CSRF_COOKIE_HOST_ONLY, Failure, check_post_headers, is_token,
+        new_token,
+    };
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
@@ -194,9 +234,10 @@ mod tests {
         map
     }
 
-    /// The check on a POST of the dashboard's usual cookie.
+    /// Both halves of the check on a POST: its headers, then its form's token.
     fn check_post(headers: &HeaderMap, form_token: Option<&str>) -> Result<(), Failure> {
-        super::check_post(headers, CSRF_COOKIE, form_token)
+        let host = headers.get("host").and_then(|host| host.to_str().ok());
+        check_post_headers(headers, host, CSRF_COOKIE)?.check_form(form_token)
     }
 
     #[test]
@@ -233,13 +274,21 @@ mod tests {
     }
 
     #[test]
-    fn only_the_cookie_name_in_use_is_read() {
-        let token = new_token();
-        let plain = headers(&[("cookie", &format!("jobs_csrf={token}"))]);
-        assert!(super::check_post(&plain, CSRF_COOKIE_HOST_ONLY, Some(&token)).is_err());
-        let prefixed = headers(&[("cookie", &format!("__Host-jobs_csrf={token}"))]);
-        assert!(super::check_post(&prefixed, CSRF_COOKIE_HOST_ONLY, Some(&token)).is_ok());
-        assert!(super::check_post(&prefixed, CSRF_COOKIE, Some(&token)).is_err());
+    fn the_headers_alone_refuse_what_no_form_could_save() {
+        let cookie = format!("jobs_csrf={}", new_token());
+        let cross = headers(&[("sec-fetch-site", "cross-site"), ("cookie", &cookie)]);
+        assert!(check_post_headers(&cross, None, CSRF_COOKIE).is_err());
+        let foreign = headers(&[("origin", "https://evil.example"), ("cookie", &cookie)]);
+        assert!(check_post_headers(&foreign, Some("jobs.example"), CSRF_COOKIE).is_err());
+        assert!(
+            check_post_headers(&headers(&[]), None, CSRF_COOKIE).is_err(),
+            "no cookie, so no form token can match"
+        );
+        let plain = headers(&[("cookie", &cookie)]);
+        assert!(
+            check_post_headers(&plain, None, CSRF_COOKIE_HOST_ONLY).is_err(),
+            "only the cookie name in use is read"
+        );
     }
 
     #[test]
