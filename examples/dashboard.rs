@@ -7,7 +7,8 @@
 //!
 //! It listens on 127.0.0.1 unless `JOBS_WEB_ADDR` says otherwise; `JOBS_WEB_PASSWORD` puts it
 //! behind basic auth (user `admin`, or `JOBS_WEB_USER`). An empty `JOBS_WEB_PASSWORD` is no
-//! password, as with a worker's `--web`.
+//! password, as with a worker's `--web`. Without one it answers only requests sent to
+//! `localhost` or an IP address (`http://192.168.1.5:7433`), not to other host names.
 
 use jobs::web::{DEFAULT_ADDRESS, Dashboard};
 

@@ -17,6 +17,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::support::{TestRedis, first_entry};
 use crate::web_http::{Reply, app, get, post, post_with, seed, send};
 
+/// A GET of `path` sent to the host `host` (`None`: no `Host` header at all, as HTTP/1.0).
+async fn get_for(app: &Router, host: Option<&str>, path: &str) -> Reply {
+    let mut request = Request::get(path);
+    if let Some(host) = host {
+        request = request.header("host", host);
+    }
+    send(app, request.body(Body::empty()).unwrap()).await
+}
+
 /// `credentials` (`user:password`) as basic auth sends them, in base64.
 fn basic(credentials: &str) -> String {
     use base64::Engine;
@@ -60,6 +69,172 @@ fn token_of(cookie: &str) -> String {
         .unwrap()
         .1
         .to_owned()
+}
+
+// 1. DNS rebinding: without a password, only requests for this machine's names are answered.
+
+#[tokio::test]
+async fn requests_for_other_host_names_are_refused_without_a_password() {
+    let redis = TestRedis::start();
+    seed(&redis).await;
+    let client = redis.client();
+    let app = app(&client);
+
+    for host in [
+        "localhost",
+        "localhost:7433",
+        "LocalHost:7433",
+        "localhost.",
+        "jobs.localhost:7433",
+        "127.0.0.1",
+        "127.0.0.1:7433",
+        "127.4.5.6:80",
+        "[::1]:7433",
+        "[::1]",
+        // No page can rebind an address, only a name: an address is always allowed, as
+        // Rails' own development hosts allow every IPv4 and IPv6 address.
+        "192.168.1.5:7433",
+        "[fe80::1]:7433",
+    ] {
+        let reply = get_for(&app, Some(host), "/jobs/retries").await;
+        assert_eq!(reply.status, StatusCode::OK, "{host}: {}", reply.body);
+    }
+
+    for host in [
+        "evil.example",
+        "evil.example:7433",
+        "127.0.0.1.evil.example",
+        "localhost.evil.example:7433",
+        "localhost:7433@evil.example",
+    ] {
+        let reply = get_for(&app, Some(host), "/jobs/retries").await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{host}");
+        assert!(
+            !reply.body.contains("FlakyJob"),
+            "{host} must not see the jobs"
+        );
+        assert!(reply.body.contains("allowed_hosts"), "{}", reply.body);
+        assert_security_headers(&reply, host);
+    }
+    let refused = get_for(&app, Some("evil.example:7433"), "/jobs").await;
+    assert!(
+        refused.body.contains("evil.example:7433"),
+        "the page names the host it refused: {}",
+        refused.body
+    );
+    assert!(
+        refused
+            .body
+            .contains("allowed_hosts([&quot;evil.example&quot;])"),
+        "and says how to allow it: {}",
+        refused.body
+    );
+    for path in ["/jobs/stats", "/jobs/assets/app.js"] {
+        let reply = get_for(&app, Some("evil.example"), path).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{path}");
+    }
+
+    // The authority of an absolute-form request is the host it was sent to (RFC 9112 3.2.2).
+    let absolute = send(
+        &app,
+        Request::get("http://evil.example/jobs/retries")
+            .header("host", "localhost")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(absolute.status, StatusCode::FORBIDDEN);
+
+    // A rebound page cannot post either.
+    let post = post_with(
+        &app,
+        "/jobs/retries/all/delete",
+        &[],
+        &[("host", "evil.example"), ("sec-fetch-site", "same-origin")],
+    )
+    .await;
+    assert_eq!(post.status, StatusCode::FORBIDDEN);
+    assert_eq!(RetrySet::new(&client).size().await.unwrap(), 1);
+
+    // No Host at all (HTTP/1.0, a router called in-process): no browser sends that, so no
+    // rebinding page can, and a client that leaves it out could as well say `localhost`.
+    let bare = get_for(&app, None, "/jobs/retries").await;
+    assert_eq!(bare.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn allowed_hosts_names_the_app_s_own_domains() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let app = Router::new().nest(
+        "/jobs",
+        Dashboard::new(&client)
+            .allowed_hosts(["jobs.example.com", ".corp.example", "Upper.Example:8443"])
+            .router(),
+    );
+    for host in [
+        "jobs.example.com",
+        "JOBS.example.com:443",
+        "jobs.example.com.",
+        "corp.example",
+        "a.b.corp.example:8080",
+        "upper.example",
+        "localhost:3000",
+        "127.0.0.1",
+    ] {
+        assert_eq!(
+            get_for(&app, Some(host), "/jobs").await.status,
+            StatusCode::OK,
+            "{host}"
+        );
+    }
+    for host in [
+        "example.com",
+        "evil-jobs.example.com",
+        "xcorp.example",
+        "corp.example.evil",
+    ] {
+        assert_eq!(
+            get_for(&app, Some(host), "/jobs").await.status,
+            StatusCode::FORBIDDEN,
+            "{host}"
+        );
+    }
+
+    let any = Router::new().nest(
+        "/jobs",
+        Dashboard::new(&client).allowed_hosts(["*"]).router(),
+    );
+    assert_eq!(
+        get_for(&any, Some("whatever.example"), "/jobs")
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn with_basic_auth_any_host_is_answered() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let app = Router::new().nest(
+        "/jobs",
+        Dashboard::new(&client)
+            .basic_auth("admin", "s3cret")
+            .router(),
+    );
+    let signed_in = send(
+        &app,
+        Request::get("/jobs")
+            .header("host", "jobs.example.com")
+            .header("authorization", format!("Basic {}", basic("admin:s3cret")))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(signed_in.status, StatusCode::OK);
+    let anonymous = get_for(&app, Some("jobs.example.com"), "/jobs").await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
 }
 
 // 2. Body floods: the CSRF check from headers runs first; forms are capped.

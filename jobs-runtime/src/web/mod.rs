@@ -33,6 +33,9 @@
 //!
 //! Your own check is any axum middleware wrapped around the router (`.layer(…)`), such as one
 //! that reads your session and answers 403. What the dashboard itself does:
+//! - without a password it answers only requests sent to `localhost` or an IP address, or to
+//!   a name listed with [`Dashboard::allowed_hosts`], so no web page can reach it through a
+//!   name of its own pointed at your machine (DNS rebinding);
 //! - every value from Redis is HTML-escaped (args and error messages are attacker-controlled);
 //! - changes are POSTs, refused unless the browser says the request is same-origin
 //!   (`Sec-Fetch-Site`) or carries the page's CSRF token (a double-submit cookie); GETs change
@@ -68,6 +71,7 @@ pub use serve::{DEFAULT_ADDRESS, serve, serve_on};
 pub struct Dashboard {
     client: Client,
     basic_auth: Option<security::BasicAuth>,
+    allowed_hosts: security::AllowedHosts,
     dead_limits: DeadLimits,
 }
 
@@ -86,6 +90,7 @@ impl Dashboard {
         Self {
             client: client.clone(),
             basic_auth: None,
+            allowed_hosts: security::AllowedHosts::default(),
             dead_limits: DeadLimits::default(),
         }
     }
@@ -99,6 +104,9 @@ impl Dashboard {
 
     /// Asks for this user name and password (HTTP basic auth) before every page; compared in
     /// constant time. Use it over HTTPS: basic auth sends the password with each request.
+    ///
+    /// With a password the dashboard answers requests sent to any host name: the password
+    /// protects it, and [`allowed_hosts`](Self::allowed_hosts) is not needed.
     ///
     /// # Panics
     ///
@@ -114,6 +122,38 @@ impl Dashboard {
              none"
         );
         self.basic_auth = Some(security::BasicAuth::new(&user.into(), &password));
+        self
+    }
+
+    /// Also answers requests sent to these host names when the dashboard has no password.
+    ///
+    /// Without [`basic_auth`](Self::basic_auth) the dashboard answers only requests whose
+    /// `Host` is `localhost`, a `*.localhost` name or an IP address (any port), and refuses
+    /// the rest with a 403 that names the host. Otherwise a web page could have your browser
+    /// reach it through a domain of its own pointed at your machine (DNS rebinding), and read
+    /// and delete jobs. A request that names no host at all (HTTP/1.0 without `Host`, or your
+    /// own test calling the router in-process) is answered: browsers always send one.
+    ///
+    /// List the names it is really reached by: the public name when a reverse proxy passes it
+    /// on (`proxy_set_header Host $host`), or a LAN name. A name matches in any case and with
+    /// any port; `.example.com` matches `example.com` and every name under it; `*` matches
+    /// every host, which only makes sense when your app's own login guards the dashboard.
+    /// Calls add up.
+    ///
+    /// ```no_run
+    /// # fn example(client: jobs_runtime::Client) {
+    /// let app: axum::Router = axum::Router::new().nest(
+    ///     "/jobs",
+    ///     jobs_runtime::web::Dashboard::new(&client)
+    ///         .allowed_hosts(["jobs.example.com"])
+    ///         .router(),
+    /// );
+    /// # }
+    /// ```
+    pub fn allowed_hosts(mut self, hosts: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        for host in hosts {
+            self.allowed_hosts.add(&host.into());
+        }
         self
     }
 
@@ -143,7 +183,12 @@ impl Dashboard {
             Some(auth) => router.layer(axum::middleware::from_fn(move |request, next| {
                 security::require_basic_auth(auth.clone(), request, next)
             })),
-            None => router,
+            None => {
+                let hosts = Arc::new(self.allowed_hosts);
+                router.layer(axum::middleware::from_fn(move |request, next| {
+                    security::require_allowed_host(Arc::clone(&hosts), request, next)
+                }))
+            }
         };
         router.layer(axum::middleware::from_fn(security::headers))
     }

@@ -1,7 +1,9 @@
-//! The dashboard's defences: response headers, the CSRF token (its cookie and form field) and
-//! the check on POSTs, and basic auth.
+//! The dashboard's defences: response headers, the `Host` check, the CSRF token (its cookie
+//! and form field) and the check on POSTs, and basic auth.
 
 use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
 
 use axum::extract::Request;
 use axum::http::header::{
@@ -19,6 +21,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::failure::Failure;
+use super::format;
 
 /// The cookie that holds the CSRF token (double submit: each form carries it too).
 pub(crate) const CSRF_COOKIE: &str = "jobs_csrf";
@@ -63,6 +66,104 @@ pub(crate) fn request_host(parts: &Parts) -> Option<&str> {
         Some(authority) => Some(authority.as_str()),
         None => parts.headers.get(HOST).and_then(|host| host.to_str().ok()),
     }
+}
+
+/// The host names a dashboard without a password answers for, beyond this machine's own.
+///
+/// A page on any site can have the browser send requests to a name of its own, then point that
+/// name at 127.0.0.1 (DNS rebinding). The browser then counts the requests as same-origin, and
+/// they reach the dashboard with the attacker's name in `Host`. So without a password the
+/// dashboard answers only for what no one else can point here: `localhost` and `*.localhost`
+/// (RFC 6761; browsers resolve them to loopback themselves), and IP addresses, which involve no
+/// name at all (Rails' development hosts allow the same). Any other name must be listed.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AllowedHosts {
+    /// Names as given, lowercased, without port or final dot. One that starts with a dot allows
+    /// the name after the dot and its subdomains.
+    names: Vec<String>,
+    /// `*` was listed: every host.
+    any: bool,
+}
+
+impl AllowedHosts {
+    /// Allows `entry`: a host name (`jobs.example.com`; a port is ignored), `.example.com` for
+    /// that name and its subdomains, or `*` for any host.
+    pub(crate) fn add(&mut self, entry: &str) {
+        match entry.trim() {
+            "*" => self.any = true,
+            "" => {}
+            entry => self.names.push(host_name(entry)),
+        }
+    }
+
+    /// Whether a request sent to the authority `host` (`name[:port]`) is answered.
+    fn allows(&self, host: &str) -> bool {
+        let name = host_name(host);
+        self.any
+            || is_this_machine(&name)
+            || self
+                .names
+                .iter()
+                .any(|allowed| match allowed.strip_prefix('.') {
+                    Some(domain) => {
+                        name == domain
+                            || name
+                                .strip_suffix(domain)
+                                .is_some_and(|sub| sub.ends_with('.'))
+                    }
+                    None => name == *allowed,
+                })
+    }
+}
+
+/// The name in an authority, lowercased, without its port, brackets or final dot:
+/// `Jobs.Example.com.:443` is `jobs.example.com`, `[::1]:7433` is `::1`.
+fn host_name(authority: &str) -> String {
+    let authority = authority.trim();
+    let name = match authority.strip_prefix('[') {
+        Some(bracketed) => bracketed
+            .split_once(']')
+            .map_or(authority, |(address, _)| address),
+        None => match authority.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|byte| byte.is_ascii_digit()) => name,
+            _ => authority,
+        },
+    };
+    name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase()
+}
+
+/// `localhost`, a `*.localhost` name or an IP address: nothing another site can point here.
+fn is_this_machine(name: &str) -> bool {
+    name == "localhost" || name.ends_with(".localhost") || name.parse::<IpAddr>().is_ok()
+}
+
+/// Answers 403 unless the request was sent to a host `hosts` allows; used when the dashboard
+/// has no password. The page says which host was refused and how to allow it.
+///
+/// A request that names no host at all (HTTP/1.0 without `Host`, or a router called
+/// in-process) is answered: a browser always names one, so rebinding cannot produce such a
+/// request, and a client that leaves it out could as well send `Host: localhost`.
+pub(crate) async fn require_allowed_host(
+    hosts: Arc<AllowedHosts>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let refused = match request_host(&parts) {
+        Some(host) if !hosts.allows(host) => host,
+        _ => return next.run(Request::from_parts(parts, body)).await,
+    };
+    let message = format!(
+        "This dashboard has no password, so it answers only requests sent to localhost or to \
+         an IP address, never to a name that another site could point at this machine (DNS \
+         rebinding). This request was sent to {}. To open the dashboard under that name, allow \
+         it in your app with Dashboard::allowed_hosts([\"{}\"]), or give the dashboard a \
+         password (Dashboard::basic_auth, or JOBS_WEB_PASSWORD for --web and the dashboard \
+         example).",
+        format::truncate(refused, 100),
+        format::truncate(&host_name(refused), 100),
+    );
+    Failure::forbidden(message).into_response()
 }
 
 /// A fresh CSRF token: 32 random bytes in hex.
@@ -222,8 +323,8 @@ mod tests {
     use axum::http::{HeaderMap, HeaderValue};
 
     use super::{
-        BasicAuth, CSRF_COOKIE, CSRF_COOKIE_HOST_ONLY, Failure, check_post_headers, is_token,
-        new_token,
+        AllowedHosts, BasicAuth, CSRF_COOKIE, CSRF_COOKIE_HOST_ONLY, Failure, check_post_headers,
+        host_name, is_token, new_token,
     };
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
@@ -301,5 +402,45 @@ mod tests {
         assert!(!auth.accepts("Bearer YWRtaW46czNjcmV0"));
         assert!(!auth.accepts("BasicYWRtaW46czNjcmV0"));
         assert!(!auth.accepts("Basic !!!"));
+    }
+
+    #[test]
+    fn host_names_lose_port_brackets_case_and_final_dot() {
+        assert_eq!(host_name("Jobs.Example.com.:443"), "jobs.example.com");
+        assert_eq!(host_name("[::1]:7433"), "::1");
+        assert_eq!(host_name("[::1]"), "::1");
+        assert_eq!(host_name("127.0.0.1:80"), "127.0.0.1");
+        assert_eq!(host_name("localhost"), "localhost");
+        assert_eq!(host_name("a:b@evil"), "a:b@evil");
+    }
+
+    #[test]
+    fn hosts_are_this_machine_or_listed() {
+        let mut hosts = AllowedHosts::default();
+        for host in [
+            "localhost:1",
+            "a.localhost",
+            "127.0.0.1",
+            "[::1]:80",
+            "10.1.2.3",
+        ] {
+            assert!(hosts.allows(host), "{host}");
+        }
+        for host in [
+            "evil.example",
+            "localhost.evil",
+            "127.0.0.1.nip.io",
+            "",
+            "[::1",
+        ] {
+            assert!(!hosts.allows(host), "{host}");
+        }
+        hosts.add("jobs.example.com:8443");
+        hosts.add(".corp.example");
+        assert!(hosts.allows("JOBS.example.com"));
+        assert!(hosts.allows("corp.example") && hosts.allows("a.corp.example:1"));
+        assert!(!hosts.allows("xcorp.example") && !hosts.allows("example.com"));
+        hosts.add("*");
+        assert!(hosts.allows("anything.example"));
     }
 }
