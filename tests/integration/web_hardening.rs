@@ -628,6 +628,41 @@ async fn a_mount_path_unfit_for_links_and_cookies_is_refused() {
     );
 }
 
+// 6. The mount path answers with and without a trailing slash.
+
+#[tokio::test]
+async fn nested_as_a_service_it_answers_with_and_without_a_slash() {
+    let redis = TestRedis::start();
+    seed(&redis).await;
+    let client = redis.client();
+    let app = Router::new().nest_service("/jobs", jobs::web::router(&client));
+    for path in ["/jobs", "/jobs/", "/jobs/?days=7"] {
+        let page = get(&app, path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.body);
+        assert!(page.body.contains("<h1>Dashboard</h1>"), "{path}");
+        assert!(
+            page.body.contains("href=\"/jobs/retries\""),
+            "{path}: links stay under the mount"
+        );
+        assert!(set_cookie(&page).contains("Path=/jobs;"), "{path}");
+    }
+    assert_eq!(get(&app, "/jobs/retries").await.status, StatusCode::OK);
+    let deleted = post(&app, "/jobs/retries/all/delete", &[]).await;
+    assert_eq!(deleted.location(), "/jobs/retries");
+    let missing = get(&app, "/jobs/nothing-here").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_security_headers(&missing, "the 404");
+
+    // `nest` cannot do it, whatever the dashboard does: axum 0.8 routes the nested router's
+    // `/` at `/jobs` only, and `/jobs/` to the app's own fallback (a fallback of the
+    // dashboard's would not get it either, and would make `nest("/{tenant}", …)` panic).
+    let nested = Router::new()
+        .nest("/jobs", jobs::web::router(&client))
+        .fallback(|| async { "the app's fallback" });
+    assert_eq!(get(&nested, "/jobs").await.status, StatusCode::OK);
+    assert_eq!(get(&nested, "/jobs/").await.body, "the app's fallback");
+}
+
 // 7. The footer shows the Redis URL without a password typed in the user's place.
 
 #[tokio::test]

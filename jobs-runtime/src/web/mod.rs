@@ -7,9 +7,12 @@
 //! let client = jobs_runtime::Client::global()?;
 //! let app: axum::Router = axum::Router::new()
 //!     // … your routes …
-//!     .nest("/jobs", jobs_runtime::web::router(&client));
+//!     .nest_service("/jobs", jobs_runtime::web::router(&client));
 //! # Ok(()) }
 //! ```
+//!
+//! `nest_service` routes both `/jobs` and `/jobs/` to it. `.nest("/jobs", …)` works too, but
+//! axum then sends `/jobs/` to your app's fallback, not to the dashboard.
 //!
 //! or serve it alone with `cargo run --example dashboard`, or from a worker with `--web
 //! 127.0.0.1:7433` (see [`serve`]).
@@ -142,7 +145,7 @@ impl Dashboard {
     ///
     /// ```no_run
     /// # fn example(client: jobs_runtime::Client) {
-    /// let app: axum::Router = axum::Router::new().nest(
+    /// let app: axum::Router = axum::Router::new().nest_service(
     ///     "/jobs",
     ///     jobs_runtime::web::Dashboard::new(&client)
     ///         .allowed_hosts(["jobs.example.com"])
@@ -157,7 +160,8 @@ impl Dashboard {
         self
     }
 
-    /// The router, to [`nest`](axum::Router::nest) under a path of your app or serve alone.
+    /// The router, to [`nest_service`](axum::Router::nest_service) under a path of your app
+    /// (or [`nest`](axum::Router::nest), which leaves `/path/` to your app) or serve alone.
     pub fn router(self) -> Router {
         let state = Arc::new(Mounted {
             client: self.client,
@@ -194,7 +198,7 @@ impl Dashboard {
     }
 }
 
-/// The dashboard of `client`'s Redis, with no options: `.nest("/jobs", router(&client))`.
+/// The dashboard of `client`'s Redis, with no options: `.nest_service("/jobs", router(&client))`.
 pub fn router(client: &Client) -> Router {
     Dashboard::new(client).router()
 }
