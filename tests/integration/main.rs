@@ -34,6 +34,7 @@ mod registry;
 mod testing_fake;
 mod testing_inline;
 mod web_browser;
+mod web_hardening;
 mod web_http;
 mod worker_config;
 mod worker_failures;

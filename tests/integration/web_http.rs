@@ -16,18 +16,19 @@ use crate::support::jobs::{CallLog, Slow, busy_worker, worker};
 use crate::support::{RunningWorker, TestRedis, eventually, first_entry, now};
 
 /// The dashboard mounted as an app would mount it.
-fn app(client: &jobs::Client) -> Router {
+pub fn app(client: &jobs::Client) -> Router {
     Router::new().nest("/jobs", jobs::web::router(client))
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
+/// An answer, read whole.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
 }
 
 impl Reply {
-    fn location(&self) -> &str {
+    pub fn location(&self) -> &str {
         self.headers
             .get("location")
             .and_then(|value| value.to_str().ok())
@@ -35,7 +36,8 @@ impl Reply {
     }
 }
 
-async fn send(app: &Router, request: Request<Body>) -> Reply {
+/// Sends `request` to `app` in-process.
+pub async fn send(app: &Router, request: Request<Body>) -> Reply {
     let response = app.clone().oneshot(request).await.unwrap();
     let status = response.status();
     let headers = response.headers().clone();
@@ -49,16 +51,17 @@ async fn send(app: &Router, request: Request<Body>) -> Reply {
     }
 }
 
-async fn get(app: &Router, path: &str) -> Reply {
+pub async fn get(app: &Router, path: &str) -> Reply {
     send(app, Request::get(path).body(Body::empty()).unwrap()).await
 }
 
 /// A POST as a browser sends it from the dashboard's own page.
-async fn post(app: &Router, path: &str, fields: &[(&str, &str)]) -> Reply {
+pub async fn post(app: &Router, path: &str, fields: &[(&str, &str)]) -> Reply {
     post_with(app, path, fields, &[("sec-fetch-site", "same-origin")]).await
 }
 
-async fn post_with(
+/// A POST of `fields` with these headers only.
+pub async fn post_with(
     app: &Router,
     path: &str,
     fields: &[(&str, &str)],
@@ -91,7 +94,7 @@ fn failed_job(jid: &str, class: &str, queue: &str, message: &str) -> String {
 }
 
 /// One job in each place: queue `default`, schedule, retry and dead; counters set.
-async fn seed(redis: &TestRedis) {
+pub async fn seed(redis: &TestRedis) {
     let client = redis.client();
     client
         .push(Payload::new("QueuedJob", vec![json!("waiting")]))

@@ -32,13 +32,21 @@ pub(crate) fn url_from(var: impl Fn(&str) -> Option<String>) -> Result<String, E
 
 /// `url` with its password (if any) replaced by `***`, fit for logs and error messages; so is
 /// the value of any query parameter whose name suggests a secret (`password`, `auth`, `token`).
+///
+/// A lone user part with no colon (`redis://secret@host`) is hidden too. Sidekiq's
+/// redis-client and `redis-cli -u` send it as the password, so it often is one, typed without
+/// the leading `:`. redis-rs reads it as an ACL user name and sends no AUTH without a password,
+/// so hiding it costs only the sight of a user name that logs in to nothing.
 pub(crate) fn redact(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut parsed) => {
             let mut redacted = false;
+            // Both only fail for URLs that cannot have a user or password, which this one has.
             if parsed.password().is_some() {
-                // Only fails for URLs that cannot have a password, which this one has.
                 let _ = parsed.set_password(Some("***"));
+                redacted = true;
+            } else if !parsed.username().is_empty() {
+                let _ = parsed.set_username("***");
                 redacted = true;
             }
             let secret = |name: &str| {
@@ -123,6 +131,21 @@ mod tests {
             error
                 .to_string()
                 .contains("MISSING_URL it names is not set")
+        );
+    }
+
+    #[test]
+    fn a_lone_user_part_is_redacted_as_a_password() {
+        assert_eq!(
+            redact("redis://s3cret@cache:6379/0"),
+            "redis://***@cache:6379/0"
+        );
+        assert_eq!(redact("rediss://p%40ss@cache/0"), "rediss://***@cache/0");
+        assert_eq!(redact("redis://user:@cache/0"), "redis://***@cache/0");
+        assert_eq!(
+            redact("redis://user:hunter2@cache/0"),
+            "redis://user:***@cache/0",
+            "a user name beside a password is kept"
         );
     }
 

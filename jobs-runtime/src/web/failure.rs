@@ -22,10 +22,18 @@ impl Failure {
         }
     }
 
-    /// 403: a POST that failed the CSRF check.
+    /// 403: a POST that failed the CSRF check, or a request sent to a host not allowed.
     pub(crate) fn forbidden(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::FORBIDDEN,
+            message: message.into(),
+        }
+    }
+
+    /// 413: a form larger than any the dashboard's pages make.
+    pub(crate) fn too_large(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
             message: message.into(),
         }
     }

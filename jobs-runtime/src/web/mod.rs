@@ -7,9 +7,12 @@
 //! let client = jobs_runtime::Client::global()?;
 //! let app: axum::Router = axum::Router::new()
 //!     // … your routes …
-//!     .nest("/jobs", jobs_runtime::web::router(&client));
+//!     .nest_service("/jobs", jobs_runtime::web::router(&client));
 //! # Ok(()) }
 //! ```
+//!
+//! `nest_service` routes both `/jobs` and `/jobs/` to it. `.nest("/jobs", …)` works too, but
+//! axum then sends `/jobs/` to your app's fallback, not to the dashboard.
 //!
 //! or serve it alone with `cargo run --example dashboard`, or from a worker with `--web
 //! 127.0.0.1:7433` (see [`serve`]).
@@ -21,22 +24,32 @@
 //!
 //! ```no_run
 //! # fn example(client: jobs_runtime::Client) {
-//! let dashboard = jobs_runtime::web::Dashboard::new(&client)
-//!     .basic_auth("admin", std::env::var("JOBS_WEB_PASSWORD").unwrap_or_default())
-//!     .router();
+//! let mut dashboard = jobs_runtime::web::Dashboard::new(&client);
+//! if let Ok(password) = std::env::var("JOBS_WEB_PASSWORD")
+//!     && !password.is_empty()
+//! {
+//!     dashboard = dashboard.basic_auth("admin", password);
+//! }
+//! let router = dashboard.router();
 //! # }
 //! ```
 //!
 //! Your own check is any axum middleware wrapped around the router (`.layer(…)`), such as one
 //! that reads your session and answers 403. What the dashboard itself does:
+//! - without a password it answers only requests sent to `localhost` or an IP address, or to
+//!   a name listed with [`Dashboard::allowed_hosts`], so no web page can reach it through a
+//!   name of its own pointed at your machine (DNS rebinding);
 //! - every value from Redis is HTML-escaped (args and error messages are attacker-controlled);
 //! - changes are POSTs, refused unless the browser says the request is same-origin
 //!   (`Sec-Fetch-Site`) or carries the page's CSRF token (a double-submit cookie); GETs change
-//!   nothing;
+//!   nothing. A POST from elsewhere is refused on its headers, before its body is read, and a
+//!   form larger than any the pages make is refused (413);
 //! - a `Content-Security-Policy` with no inline script or style, `X-Frame-Options: DENY`,
-//!   `nosniff`, `Referrer-Policy: same-origin` and `Cache-Control: private, no-store`;
+//!   `nosniff`, `Referrer-Policy: same-origin` and `Cache-Control: private, no-store`, on
+//!   every answer (sign-in and refusals included);
 //! - page sizes, history days, poll intervals and filter lengths are capped;
-//! - redirects go to the dashboard's own pages only.
+//! - redirects go to the dashboard's own pages only, and a mount path unfit for links and
+//!   cookies (`;`, `//`…) is refused.
 
 mod assets;
 mod context;
@@ -61,6 +74,7 @@ pub use serve::{DEFAULT_ADDRESS, serve, serve_on};
 pub struct Dashboard {
     client: Client,
     basic_auth: Option<security::BasicAuth>,
+    allowed_hosts: security::AllowedHosts,
     dead_limits: DeadLimits,
 }
 
@@ -79,6 +93,7 @@ impl Dashboard {
         Self {
             client: client.clone(),
             basic_auth: None,
+            allowed_hosts: security::AllowedHosts::default(),
             dead_limits: DeadLimits::default(),
         }
     }
@@ -92,12 +107,61 @@ impl Dashboard {
 
     /// Asks for this user name and password (HTTP basic auth) before every page; compared in
     /// constant time. Use it over HTTPS: basic auth sends the password with each request.
+    ///
+    /// With a password the dashboard answers requests sent to any host name: the password
+    /// protects it, and [`allowed_hosts`](Self::allowed_hosts) is not needed.
+    ///
+    /// # Panics
+    ///
+    /// When `password` is empty: a login anyone passes by typing the user name is a mistake,
+    /// most often an unset variable read with `unwrap_or_default()`. Leave `basic_auth` out
+    /// when there is no password, as `--web` does for an unset or empty `JOBS_WEB_PASSWORD`.
     pub fn basic_auth(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
-        self.basic_auth = Some(security::BasicAuth::new(&user.into(), &password.into()));
+        let password = password.into();
+        assert!(
+            !password.is_empty(),
+            "Dashboard::basic_auth was given an empty password, which would let in anyone who \
+             types the user name; pass a real password, or leave basic_auth out when there is \
+             none"
+        );
+        self.basic_auth = Some(security::BasicAuth::new(&user.into(), &password));
         self
     }
 
-    /// The router, to [`nest`](axum::Router::nest) under a path of your app or serve alone.
+    /// Also answers requests sent to these host names when the dashboard has no password.
+    ///
+    /// Without [`basic_auth`](Self::basic_auth) the dashboard answers only requests whose
+    /// `Host` is `localhost`, a `*.localhost` name or an IP address (any port), and refuses
+    /// the rest with a 403 that names the host. Otherwise a web page could have your browser
+    /// reach it through a domain of its own pointed at your machine (DNS rebinding), and read
+    /// and delete jobs. A request that names no host at all (HTTP/1.0 without `Host`, or your
+    /// own test calling the router in-process) is answered: browsers always send one.
+    ///
+    /// List the names it is really reached by: the public name when a reverse proxy passes it
+    /// on (`proxy_set_header Host $host`), or a LAN name. A name matches in any case and with
+    /// any port; `.example.com` matches `example.com` and every name under it; `*` matches
+    /// every host, which only makes sense when your app's own login guards the dashboard.
+    /// Calls add up.
+    ///
+    /// ```no_run
+    /// # fn example(client: jobs_runtime::Client) {
+    /// let app: axum::Router = axum::Router::new().nest_service(
+    ///     "/jobs",
+    ///     jobs_runtime::web::Dashboard::new(&client)
+    ///         .allowed_hosts(["jobs.example.com"])
+    ///         .router(),
+    /// );
+    /// # }
+    /// ```
+    pub fn allowed_hosts(mut self, hosts: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        for host in hosts {
+            self.allowed_hosts.add(&host.into());
+        }
+        self
+    }
+
+    /// The router, to [`nest_service`](axum::Router::nest_service) under a path of your app
+    /// (or [`nest`](axum::Router::nest), which leaves `/path/` to your app) or serve alone.
     pub fn router(self) -> Router {
         let state = Arc::new(Mounted {
             client: self.client,
@@ -117,19 +181,24 @@ impl Dashboard {
         for kind in [SetKind::Retry, SetKind::Scheduled, SetKind::Dead] {
             router = pages::sets::routes(router, kind);
         }
-        let router = router
-            .with_state(state)
-            .layer(axum::middleware::from_fn(security::headers));
-        match self.basic_auth {
+        let router = router.with_state(state);
+        // Outermost last: the security headers go on every answer, refusals included.
+        let router = match self.basic_auth {
             Some(auth) => router.layer(axum::middleware::from_fn(move |request, next| {
                 security::require_basic_auth(auth.clone(), request, next)
             })),
-            None => router,
-        }
+            None => {
+                let hosts = Arc::new(self.allowed_hosts);
+                router.layer(axum::middleware::from_fn(move |request, next| {
+                    security::require_allowed_host(Arc::clone(&hosts), request, next)
+                }))
+            }
+        };
+        router.layer(axum::middleware::from_fn(security::headers))
     }
 }
 
-/// The dashboard of `client`'s Redis, with no options: `.nest("/jobs", router(&client))`.
+/// The dashboard of `client`'s Redis, with no options: `.nest_service("/jobs", router(&client))`.
 pub fn router(client: &Client) -> Router {
     Dashboard::new(client).router()
 }

@@ -12,7 +12,9 @@ pub const DEFAULT_ADDRESS: &str = "127.0.0.1:7433";
 
 /// Serves `dashboard` at `address` until `shutdown` completes. An address that is not on
 /// loopback, with no password set, is logged as a warning: anyone who can reach it can delete
-/// jobs, so put a login or [`Dashboard::basic_auth`] in front of it.
+/// jobs, so put a login or [`Dashboard::basic_auth`] in front of it. Without a password it
+/// answers only requests sent to an IP address or `localhost` (`http://192.168.1.5:7433`), or
+/// to a name listed with [`Dashboard::allowed_hosts`].
 pub async fn serve(
     dashboard: Dashboard,
     address: SocketAddr,
