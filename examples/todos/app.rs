@@ -36,7 +36,7 @@ pub(crate) fn router(store: TodoStore, jobs: &jobs::Client) -> Router {
         .route("/todos/{id}", patch(update).delete(remove))
         .route("/scores", get(scores))
         .with_state(store)
-        .nest("/jobs", dashboard.router())
+        .nest_service("/jobs", dashboard.router())
 }
 
 /// A new todo.

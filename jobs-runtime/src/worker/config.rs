@@ -42,7 +42,8 @@ pub struct WorkerConfig {
     pub log_format: super::LogFormat,
     /// Where to serve the web dashboard beside the worker (`--web ADDR`; default none). Needs
     /// the `web` feature; `JOBS_WEB_PASSWORD` (and `JOBS_WEB_USER`, default `admin`) put it
-    /// behind basic auth.
+    /// behind basic auth; without a password, `JOBS_WEB_HOSTS` names the host names it answers
+    /// beyond `localhost` and IP addresses.
     pub web: Option<std::net::SocketAddr>,
     /// What `retry: true` means (`:max_retries:`; default 25).
     pub max_retries: u32,

@@ -1,5 +1,7 @@
 //! Serving the dashboard beside the worker (`--web`, [`Worker::web`](super::Worker::web)),
-//! behind basic auth when `JOBS_WEB_PASSWORD` is set (user `JOBS_WEB_USER`, default `admin`).
+//! behind basic auth when `JOBS_WEB_PASSWORD` is set (user `JOBS_WEB_USER`, default `admin`);
+//! without one, answering host names beyond `localhost` and IP addresses only when
+//! `JOBS_WEB_HOSTS` lists them (comma-separated, as `Dashboard::allowed_hosts` takes them).
 //! Without the `web` feature, asking for it is a start-up error that says so.
 
 use std::net::SocketAddr;
@@ -42,6 +44,13 @@ impl DashboardServer {
         {
             let user = std::env::var("JOBS_WEB_USER").unwrap_or_else(|_| "admin".to_owned());
             dashboard = dashboard.basic_auth(user, password);
+        }
+        if let Ok(hosts) = std::env::var("JOBS_WEB_HOSTS") {
+            let hosts = hosts
+                .split(',')
+                .map(str::trim)
+                .filter(|host| !host.is_empty());
+            dashboard = dashboard.allowed_hosts(hosts.map(str::to_owned).collect::<Vec<_>>());
         }
         let listener = TcpListener::bind(address)
             .await
