@@ -12,6 +12,8 @@
 //! back unchanged, so moving a Ruby job never loses what Ruby put in it. `docs/wire-format.md`
 //! is the full description.
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -207,15 +209,22 @@ impl Payload {
 
 /// The dead-set entry for `raw`, an entry found in `queue` (or a sorted set) that is not a job:
 /// class `jobs::InvalidPayload`, the entry as its one argument, `reason` as the error message,
-/// and the entry's own `jid` when it has one that can be read.
-pub(crate) fn invalid_entry(raw: &str, queue: &str, reason: &str, now: Timestamp) -> String {
-    let jid = serde_json::from_str::<Value>(raw)
+/// and the entry's own `jid` when it has one that can be read. An entry that is not UTF-8 is
+/// given as base64, and the entry says so with `"jobs_encoding":"base64"`.
+pub(crate) fn invalid_entry(
+    raw: impl AsRef<[u8]>,
+    queue: &str,
+    reason: &str,
+    now: Timestamp,
+) -> String {
+    let raw = raw.as_ref();
+    let jid = serde_json::from_slice::<Value>(raw)
         .ok()
         .and_then(|value| value.get("jid").and_then(|jid| jid.as_str()).map(Jid::from))
         .unwrap_or_else(Jid::generate);
-    serde_json::json!({
+    let mut entry = serde_json::json!({
         "class": error_class::INVALID_PAYLOAD,
-        "args": [raw],
+        "args": [],
         "jid": jid,
         "queue": queue,
         "retry": false,
@@ -223,9 +232,19 @@ pub(crate) fn invalid_entry(raw: &str, queue: &str, reason: &str, now: Timestamp
         "failed_at": now,
         "error_class": error_class::INVALID_PAYLOAD,
         "error_message": reason,
-    })
-    .to_string()
+    });
+    match std::str::from_utf8(raw) {
+        Ok(text) => entry["args"] = serde_json::json!([text]),
+        Err(_) => {
+            entry["args"] = serde_json::json!([BASE64.encode(raw)]);
+            entry[ENCODING] = Value::from("base64");
+        }
+    }
+    entry.to_string()
 }
+
+/// The key of an [`invalid_entry`] that says its argument is the entry in base64.
+const ENCODING: &str = "jobs_encoding";
 
 /// `retry_count` as stored: a count, or a negative number (or null) meaning none yet.
 fn retry_count_or_none<'de, D: serde::Deserializer<'de>>(
