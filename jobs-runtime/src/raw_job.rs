@@ -15,7 +15,6 @@ use std::fmt;
 
 use serde::de::{DeserializeOwned, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::jid::Jid;
@@ -75,7 +74,7 @@ impl RawJob {
                 "default".to_owned()
             }
         };
-        if self.get_as::<Value>("jid").is_none_or(|jid| jid.is_null()) {
+        if self.get("jid").is_none_or(|jid| jid.get() == "null") {
             self.set("jid", Jid::generate().as_str());
         }
         self.set("enqueued_at", now);
@@ -100,8 +99,17 @@ impl RawJob {
             if index > 0 {
                 out.push(',');
             }
-            // Writing a string to JSON cannot fail.
-            out.push_str(&serde_json::to_string(key).unwrap_or_default());
+            if key
+                .bytes()
+                .any(|byte| byte < 0x20 || byte == b'"' || byte == b'\\')
+            {
+                // Writing a string to JSON cannot fail.
+                out.push_str(&serde_json::to_string(key).unwrap_or_default());
+            } else {
+                out.push('"');
+                out.push_str(key);
+                out.push('"');
+            }
             out.push(':');
             out.push_str(value.get());
         }
@@ -126,9 +134,12 @@ pub(crate) struct Splice<'a> {
 impl<'a> Splice<'a> {
     /// The edit from `old` to `new`: everything but their common start and end.
     pub(crate) fn between(old: &[u8], new: &'a [u8]) -> Self {
-        let keep_start = common_len(old.iter(), new.iter());
-        let room = old.len().min(new.len()) - keep_start;
-        let keep_end = common_len(old.iter().rev(), new.iter().rev()).min(room);
+        let room = old.len().min(new.len());
+        let keep_start = common_len(room, |at, len| old[at..at + len] == new[at..at + len]);
+        let room = room - keep_start;
+        let keep_end = common_len(room, |at, len| {
+            old[old.len() - at - len..old.len() - at] == new[new.len() - at - len..new.len() - at]
+        });
         Self {
             keep_start,
             keep_end,
@@ -146,9 +157,19 @@ impl<'a> Splice<'a> {
     }
 }
 
-/// How many leading items two sequences share.
-fn common_len<'a>(a: impl Iterator<Item = &'a u8>, b: impl Iterator<Item = &'a u8>) -> usize {
-    a.zip(b).take_while(|(a, b)| a == b).count()
+/// How long a common run is, at most `room` bytes, given `same(at, len)`: whether the two texts
+/// agree on `len` bytes `at` bytes into the run. It compares 64 bytes at a time (a slice
+/// comparison is a `memcmp`), then byte by byte.
+fn common_len(room: usize, same: impl Fn(usize, usize) -> bool) -> usize {
+    const CHUNK: usize = 64;
+    let mut len = 0;
+    while len + CHUNK <= room && same(len, CHUNK) {
+        len += CHUNK;
+    }
+    while len < room && same(len, 1) {
+        len += 1;
+    }
+    len
 }
 
 impl<'de> Deserialize<'de> for RawJob {
@@ -261,6 +282,16 @@ mod tests {
             (b"{}", b"{\"a\":1}"),
         ] {
             assert_eq!(Splice::between(old, new).apply(old), new, "{old:?} {new:?}");
+        }
+        let long = "x".repeat(1_000);
+        for (old, new) in [
+            (format!("{long}a{long}"), format!("{long}bc{long}")),
+            (format!("{long}{long}"), format!("{long}y{long}")),
+            (long.clone(), format!("{long}{long}")),
+        ] {
+            let splice = Splice::between(old.as_bytes(), new.as_bytes());
+            assert_eq!(splice.apply(old.as_bytes()), new.as_bytes());
+            assert!(splice.insert.len() <= 1_000, "{}", splice.insert.len());
         }
     }
 
