@@ -30,7 +30,10 @@ use crate::timestamp::Timestamp;
 /// One job as stored in Redis.
 ///
 /// It deserializes from any JSON object with a `class` string, reading the other fields as
-/// Sidekiq's worker does (see the [module docs](self) and `docs/wire-format.md`).
+/// Sidekiq's worker does: a missing `args` is `[]`, a missing `queue` is `default`, and an
+/// optional field of a type Sidekiq would not write reads as Sidekiq's code takes it
+/// (`retry: "5"` is truthy, so the default count) or as absent (`created_at: "2026-…"`);
+/// "Reading jobs others wrote" in `docs/wire-format.md` has every field.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Payload {
     /// The job's wire name: a Rust job's `name`, or a Ruby class name.
