@@ -29,10 +29,6 @@ mod job_error;
 mod options;
 mod panic;
 mod payload;
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "promotion and recovery switch to it next")
-)]
 mod raw_job;
 mod redis;
 mod registry;

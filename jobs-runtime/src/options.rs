@@ -8,7 +8,10 @@ use serde::{Deserialize, Serialize, Serializer};
 
 /// How often a failed job is retried: Sidekiq's `retry` option.
 ///
-/// On the wire it is `true`, `false` or an integer, exactly as Sidekiq writes it.
+/// On the wire it is `true`, `false` or an integer, exactly as Sidekiq writes it, and that is
+/// what deserializing it accepts. A job read from Redis whose `retry` is any other value
+/// (`"5"`, `5.0`) reads as [`Default`](Self::Default), as Sidekiq's Ruby takes a truthy value
+/// that is not an Integer (see [`Payload`](crate::Payload)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Retry {
     /// `true`: the worker's maximum, 25 unless configured otherwise.

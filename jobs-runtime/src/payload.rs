@@ -7,11 +7,17 @@
 //!  "queue":"default","retry":25,"created_at":1795369595.3622906,"enqueued_at":1795369595.3623605}
 //! ```
 //!
-//! `class`, `args`, `jid` and `queue` are required. Every other field is optional, and keys this
-//! type does not know (`wrapped`, `bid`, `cattr`, …) are kept in [`Payload::extra`] and written
-//! back unchanged, so moving a Ruby job never loses what Ruby put in it. `docs/wire-format.md`
-//! is the full description.
+//! Reading is as lenient as Sidekiq's worker: a job needs only a `class` string. A missing `args`
+//! is `[]`, a missing `queue` is `default`, and an optional field of a type Sidekiq would not
+//! write reads as Sidekiq's code takes it (`retry: "5"` is truthy, so the default count) or as
+//! absent (`created_at: "2026-…"`). Keys this type does not know (`wrapped`, `bid`, `cattr`, …)
+//! are kept in [`Payload::extra`]. `jobs` never writes a stored job back through this type: its
+//! rewrites (promotion, recovery, a failure, the dashboard's actions) edit the stored text field
+//! by field (`raw_job.rs`). `docs/wire-format.md` is the full description.
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -22,7 +28,13 @@ use crate::options::{Backtrace, Retry};
 use crate::timestamp::Timestamp;
 
 /// One job as stored in Redis.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// It deserializes from any JSON object with a `class` string, reading the other fields as
+/// Sidekiq's worker does: a missing `args` is `[]`, a missing `queue` is `default`, and an
+/// optional field of a type Sidekiq would not write reads as Sidekiq's code takes it
+/// (`retry: "5"` is truthy, so the default count) or as absent (`created_at: "2026-…"`);
+/// "Reading jobs others wrote" in `docs/wire-format.md` has every field.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Payload {
     /// The job's wire name: a Rust job's `name`, or a Ruby class name.
     pub class: String,
@@ -33,52 +45,50 @@ pub struct Payload {
     /// The queue the job runs in.
     pub queue: String,
     /// How often a failure is retried.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub retry: Option<Retry>,
     /// When the job was first pushed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub created_at: Option<Timestamp>,
     /// When the job was last put on its queue; absent while it waits in `schedule`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub enqueued_at: Option<Timestamp>,
     /// Whether failures record a backtrace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub backtrace: Option<Backtrace>,
     /// The queue retries go to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_queue: Option<String>,
     /// `Some(false)`: an exhausted job is dropped instead of kept in the dead set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub dead: Option<bool>,
     /// Tags shown by dashboards.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<String>>,
     /// Sidekiq 7.1+: retry for this many seconds after the first failure instead of a count.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_for: Option<u64>,
     /// Failures so far minus one: `0` after the first failure, absent before it. A negative
     /// count, which "Retry now" in Sidekiq's Web UI (and in `jobs::web`) leaves on a job that
-    /// failed once, reads as absent: the next failure counts as the first, as in Sidekiq.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "retry_count_or_none"
-    )]
+    /// failed once, reads as absent here (the job has not been retried since); the failure
+    /// path reads the stored count itself, and counts on from it as Sidekiq does. A count
+    /// beyond `u32` reads as `u32::MAX`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_count: Option<u32>,
     /// The last error's message (at most 10,000 characters).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub error_message: Option<String>,
     /// The last error's type.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub error_class: Option<String>,
     /// When the job first failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub failed_at: Option<Timestamp>,
     /// When the job last failed, from the second failure on.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub retried_at: Option<Timestamp>,
     /// The last error's backtrace: base64 of zlib-deflated JSON, as Sidekiq stores it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub error_backtrace: Option<String>,
     /// Every other key, kept as it was.
     #[serde(flatten)]
@@ -116,11 +126,11 @@ impl Payload {
             self.extra.insert(key.to_owned(), value);
             return Ok(());
         }
-        let mut object = serde_json::to_value(&*self)?;
-        if let Some(map) = object.as_object_mut() {
-            map.insert(key.to_owned(), value);
-        }
-        *self = serde_json::from_value(object)?;
+        let Value::Object(mut fields) = serde_json::to_value(&*self)? else {
+            return Ok(());
+        };
+        fields.insert(key.to_owned(), value);
+        *self = Self::from_fields(fields, Some(key)).map_err(de::Error::custom)?;
         Ok(())
     }
 
@@ -163,9 +173,80 @@ impl Payload {
         self
     }
 
-    /// Parses job JSON read from Redis.
+    /// Parses job JSON read from Redis: any JSON object with a `class` string, read as
+    /// Sidekiq's worker reads it.
     pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
         serde_json::from_str(json)
+    }
+
+    /// The job in `fields`, reading every key as Sidekiq's worker does except `strict`, whose
+    /// value must have this type's type for it (what [`set`](Self::set) checks).
+    fn from_fields(fields: Map<String, Value>, strict: Option<&str>) -> Result<Self, String> {
+        use Reading::{AsSidekiq, Strict};
+        let mut fields = Fields { fields, strict };
+        let class = match fields.take("class") {
+            Some(Value::String(class)) => class,
+            Some(other) => return Err(format!("its `class` is {}, not a string", kind(&other))),
+            None => return Err("it has no `class`".to_owned()),
+        };
+        let args = match (fields.take("args"), fields.reading("args")) {
+            (Some(Value::Array(args)), _) => args,
+            (None, _) => Vec::new(),
+            (Some(other), AsSidekiq) => vec![other],
+            (Some(other), Strict) => {
+                return Err(format!("`args` is {}, not an array", kind(&other)));
+            }
+        };
+        // Sidekiq's worker runs a job without a jid (its poller gives it one when it moves it).
+        let jid = match (fields.take("jid"), fields.reading("jid")) {
+            (Some(Value::String(jid)), _) => Jid::from(jid),
+            (Some(Value::Number(number)), AsSidekiq) => Jid::from(number.to_string()),
+            (_, AsSidekiq) => Jid::from(""),
+            (other, Strict) => {
+                return Err(format!(
+                    "`jid` is {}, not a string",
+                    kind_of(other.as_ref())
+                ));
+            }
+        };
+        let queue = match (fields.take("queue"), fields.reading("queue")) {
+            (Some(Value::String(queue)), Strict) => queue,
+            (Some(Value::String(queue)), AsSidekiq) if !queue.is_empty() => queue,
+            (other, Strict) => {
+                return Err(format!(
+                    "`queue` is {}, not a string",
+                    kind_of(other.as_ref())
+                ));
+            }
+            (_, AsSidekiq) => "default".to_owned(),
+        };
+        Ok(Self {
+            class,
+            args,
+            jid,
+            queue,
+            retry: fields.read("retry", |_| Some(Retry::Default))?,
+            created_at: fields.read("created_at", |_| None)?,
+            enqueued_at: fields.read("enqueued_at", |_| None)?,
+            backtrace: fields.read("backtrace", sidekiq_backtrace)?,
+            retry_queue: fields.read("retry_queue", |_| None)?,
+            dead: fields.read("dead", |_| None)?,
+            tags: fields.read("tags", sidekiq_tags)?,
+            retry_for: fields.read("retry_for", |value| {
+                value.as_f64().map(|seconds| seconds.max(0.0) as u64)
+            })?,
+            retry_count: fields.read("retry_count", |value| {
+                value
+                    .as_f64()
+                    .and_then(|count| (count >= 0.0).then_some(count as u32))
+            })?,
+            error_message: fields.read("error_message", |_| None)?,
+            error_class: fields.read("error_class", |_| None)?,
+            failed_at: fields.read("failed_at", |_| None)?,
+            retried_at: fields.read("retried_at", |_| None)?,
+            error_backtrace: fields.read("error_backtrace", |_| None)?,
+            extra: fields.fields,
+        })
     }
 
     /// The job JSON to store in Redis. A key in [`extra`](Self::extra) that names a typed
@@ -205,17 +286,127 @@ impl Payload {
     }
 }
 
+impl<'de> Deserialize<'de> for Payload {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let fields = Map::<String, Value>::deserialize(deserializer)?;
+        Self::from_fields(fields, None).map_err(de::Error::custom)
+    }
+}
+
+/// How a known key's value of an unexpected type reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// It is an error (a value set through [`Payload::set`]).
+    Strict,
+    /// As Sidekiq's Ruby code takes it (a job read from Redis).
+    AsSidekiq,
+}
+
+/// A job's fields being read into a [`Payload`]; what is left at the end is its `extra`.
+struct Fields<'a> {
+    fields: Map<String, Value>,
+    /// The one key read strictly, if any.
+    strict: Option<&'a str>,
+}
+
+impl Fields<'_> {
+    /// How `key` is read.
+    fn reading(&self, key: &str) -> Reading {
+        if self.strict == Some(key) {
+            Reading::Strict
+        } else {
+            Reading::AsSidekiq
+        }
+    }
+
+    /// Takes `key`'s value; `null` is none.
+    fn take(&mut self, key: &str) -> Option<Value> {
+        self.fields.remove(key).filter(|value| !value.is_null())
+    }
+
+    /// Takes the optional field `key`: its value as a `T` when it is one; else, read as
+    /// Sidekiq, what `sidekiq` makes of it (`None`: absent), and read strictly, an error.
+    fn read<T: serde::de::DeserializeOwned>(
+        &mut self,
+        key: &str,
+        sidekiq: impl FnOnce(&Value) -> Option<T>,
+    ) -> Result<Option<T>, String> {
+        let Some(value) = self.take(key) else {
+            return Ok(None);
+        };
+        match (T::deserialize(&value), self.reading(key)) {
+            (Ok(typed), _) => Ok(Some(typed)),
+            (Err(error), Reading::Strict) => Err(format!("`{key}`: {error}")),
+            (Err(_), Reading::AsSidekiq) => Ok(sidekiq(&value)),
+        }
+    }
+}
+
+/// `backtrace` as Sidekiq takes a value other than `true` or a count: any other truthy value is
+/// a line count, `value.to_i` (a float's whole part; a string's leading digits, else 0).
+fn sidekiq_backtrace(value: &Value) -> Option<Backtrace> {
+    let lines = match value {
+        Value::Number(number) => number.as_f64().map_or(0, |lines| lines.max(0.0) as u32),
+        Value::String(text) => text
+            .trim_start()
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .unwrap_or(0),
+        _ => return None,
+    };
+    Some(Backtrace::Lines(lines))
+}
+
+/// `tags` as Sidekiq takes an array that is not all strings: each element as text.
+fn sidekiq_tags(value: &Value) -> Option<Vec<String>> {
+    let tags = value.as_array()?;
+    Some(
+        tags.iter()
+            .map(|tag| match tag {
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            })
+            .collect(),
+    )
+}
+
+/// What a JSON value is, for a message.
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// [`kind`] of a value that may be missing.
+fn kind_of(value: Option<&Value>) -> &'static str {
+    value.map_or("missing", kind)
+}
+
 /// The dead-set entry for `raw`, an entry found in `queue` (or a sorted set) that is not a job:
 /// class `jobs::InvalidPayload`, the entry as its one argument, `reason` as the error message,
-/// and the entry's own `jid` when it has one that can be read.
-pub(crate) fn invalid_entry(raw: &str, queue: &str, reason: &str, now: Timestamp) -> String {
-    let jid = serde_json::from_str::<Value>(raw)
+/// and the entry's own `jid` when it has one that can be read. An entry that is not UTF-8 is
+/// given as base64, and the entry says so with `"jobs_encoding":"base64"`.
+pub(crate) fn invalid_entry(
+    raw: impl AsRef<[u8]>,
+    queue: &str,
+    reason: &str,
+    now: Timestamp,
+) -> String {
+    let raw = raw.as_ref();
+    let jid = serde_json::from_slice::<Value>(raw)
         .ok()
         .and_then(|value| value.get("jid").and_then(|jid| jid.as_str()).map(Jid::from))
         .unwrap_or_else(Jid::generate);
-    serde_json::json!({
+    let mut entry = serde_json::json!({
         "class": error_class::INVALID_PAYLOAD,
-        "args": [raw],
+        "args": [],
         "jid": jid,
         "queue": queue,
         "retry": false,
@@ -223,17 +414,19 @@ pub(crate) fn invalid_entry(raw: &str, queue: &str, reason: &str, now: Timestamp
         "failed_at": now,
         "error_class": error_class::INVALID_PAYLOAD,
         "error_message": reason,
-    })
-    .to_string()
+    });
+    match std::str::from_utf8(raw) {
+        Ok(text) => entry["args"] = serde_json::json!([text]),
+        Err(_) => {
+            entry["args"] = serde_json::json!([BASE64.encode(raw)]);
+            entry[ENCODING] = Value::from("base64");
+        }
+    }
+    entry.to_string()
 }
 
-/// `retry_count` as stored: a count, or a negative number (or null) meaning none yet.
-fn retry_count_or_none<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<u32>, D::Error> {
-    let count: Option<i64> = serde::Deserialize::deserialize(deserializer)?;
-    Ok(count.and_then(|count| u32::try_from(count).ok()))
-}
+/// The key of an [`invalid_entry`] that says its argument is the entry in base64.
+const ENCODING: &str = "jobs_encoding";
 
 #[cfg(test)]
 mod tests {
@@ -279,6 +472,26 @@ mod tests {
         assert_eq!(Payload::from_json(json).unwrap().retry_count, None);
         let json = r#"{"class":"A","args":[],"jid":"x","queue":"default","retry_count":3}"#;
         assert_eq!(Payload::from_json(json).unwrap().retry_count, Some(3));
+    }
+
+    #[test]
+    fn reads_jobs_sidekiq_runs() {
+        let job = |fields: &str| format!(r#"{{"class":"A","args":[1]{fields}}}"#);
+        for fields in [
+            r#","jid":"j","queue":"q","retry":"5""#,
+            r#","jid":"j","queue":"q","retry":5.0"#,
+            r#","jid":"j","queue":"q","tags":[1]"#,
+            r#","jid":"j","queue":"q","retry_count":3.0"#,
+            r#","jid":"j","queue":"q","created_at":"2026-11-22T10:00:00Z""#,
+            r#","jid":"j","queue":"q","retry_for":3600.5"#,
+            r#","jid":"j","queue":"q","backtrace":"x","dead":"false""#,
+            r#","jid":"j","queue":"q","queue":"last""#,
+            r#","queue":"q""#,
+            r#","jid":"j""#,
+        ] {
+            let json = job(fields);
+            assert!(Payload::from_json(&json).is_ok(), "{json}");
+        }
     }
 
     #[test]

@@ -13,10 +13,12 @@
 
 use std::fmt;
 
-use serde::Deserialize;
 use serde::de::{DeserializeOwned, Deserializer, MapAccess, Visitor};
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+
+use crate::jid::Jid;
+use crate::timestamp::Timestamp;
 
 /// A JSON object with each top-level value kept as stored.
 #[derive(Debug, Clone)]
@@ -26,10 +28,10 @@ pub(crate) struct RawJob {
 }
 
 impl RawJob {
-    /// Reads a JSON object; anything else (not JSON, an array, a number) is an error that says
-    /// what was found.
-    pub(crate) fn parse(json: &[u8]) -> Result<Self, serde_json::Error> {
-        serde_json::from_slice(json)
+    /// Reads a JSON object; anything else (not JSON, not UTF-8, an array, a number) is an error
+    /// that says what was found.
+    pub(crate) fn parse(json: impl AsRef<[u8]>) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(json.as_ref())
     }
 
     /// The stored text of `key`'s value.
@@ -47,16 +49,36 @@ impl RawJob {
             .and_then(|raw| serde_json::from_str(raw.get()).ok())
     }
 
-    /// Sets `key` to `value`: in its place when present, else at the end.
-    pub(crate) fn set(&mut self, key: &str, value: impl Into<Value>) {
-        // A `Value` always serializes: its map keys are strings.
-        let Ok(raw) = serde_json::value::to_raw_value(&value.into()) else {
+    /// Sets `key` to `value` (anything that serializes, a [`Timestamp`] as float seconds): in
+    /// its place when present, else at the end.
+    pub(crate) fn set(&mut self, key: &str, value: impl Serialize) {
+        // Only maps with keys that are not strings fail to serialize, and none is set here.
+        let Ok(raw) = serde_json::value::to_raw_value(&value) else {
             return;
         };
         match self.fields.iter_mut().find(|(name, _)| name == key) {
             Some((_, stored)) => *stored = raw,
             None => self.fields.push((key.to_owned(), raw)),
         }
+    }
+
+    /// Readies the job for a push to its queue as Sidekiq's client does when its poller or its
+    /// Web UI pushes a job again: `queue` becomes `default` when it is missing, empty or not a
+    /// string, `jid` a new one when it is missing or null, and `enqueued_at` is `now`. Returns
+    /// the queue.
+    pub(crate) fn prepare_push(&mut self, now: Timestamp) -> String {
+        let queue = match self.get_as::<String>("queue") {
+            Some(queue) if !queue.is_empty() => queue,
+            _ => {
+                self.set("queue", "default");
+                "default".to_owned()
+            }
+        };
+        if self.get("jid").is_none_or(|jid| jid.get() == "null") {
+            self.set("jid", Jid::generate().as_str());
+        }
+        self.set("enqueued_at", now);
+        queue
     }
 
     /// Removes `key`, if present.
@@ -77,14 +99,77 @@ impl RawJob {
             if index > 0 {
                 out.push(',');
             }
-            // Writing a string to JSON cannot fail.
-            out.push_str(&serde_json::to_string(key).unwrap_or_default());
+            if key
+                .bytes()
+                .any(|byte| byte < 0x20 || byte == b'"' || byte == b'\\')
+            {
+                // Writing a string to JSON cannot fail.
+                out.push_str(&serde_json::to_string(key).unwrap_or_default());
+            } else {
+                out.push('"');
+                out.push_str(key);
+                out.push('"');
+            }
             out.push(':');
             out.push_str(value.get());
         }
         out.push('}');
         out
     }
+}
+
+/// The smallest edit that turns one text into another: the bytes kept from the start of the
+/// old text, the bytes kept from its end, and what goes between them. It is how a rewrite
+/// travels to a script without a second copy of a big job (`scripts/promote.lua` applies it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Splice<'a> {
+    /// How many bytes of the old text's start stay.
+    pub(crate) keep_start: usize,
+    /// How many bytes of the old text's end stay.
+    pub(crate) keep_end: usize,
+    /// The bytes between them.
+    pub(crate) insert: &'a [u8],
+}
+
+impl<'a> Splice<'a> {
+    /// The edit from `old` to `new`: everything but their common start and end.
+    pub(crate) fn between(old: &[u8], new: &'a [u8]) -> Self {
+        let room = old.len().min(new.len());
+        let keep_start = common_len(room, |at, len| old[at..at + len] == new[at..at + len]);
+        let room = room - keep_start;
+        let keep_end = common_len(room, |at, len| {
+            old[old.len() - at - len..old.len() - at] == new[new.len() - at - len..new.len() - at]
+        });
+        Self {
+            keep_start,
+            keep_end,
+            insert: &new[keep_start..new.len() - keep_end],
+        }
+    }
+
+    /// Applies the edit to `old` (what the script does).
+    #[cfg(test)]
+    pub(crate) fn apply(&self, old: &[u8]) -> Vec<u8> {
+        let mut out = old[..self.keep_start].to_vec();
+        out.extend_from_slice(self.insert);
+        out.extend_from_slice(&old[old.len() - self.keep_end..]);
+        out
+    }
+}
+
+/// How long a common run is, at most `room` bytes, given `same(at, len)`: whether the two texts
+/// agree on `len` bytes `at` bytes into the run. It compares 64 bytes at a time (a slice
+/// comparison is a `memcmp`), then byte by byte.
+fn common_len(room: usize, same: impl Fn(usize, usize) -> bool) -> usize {
+    const CHUNK: usize = 64;
+    let mut len = 0;
+    while len + CHUNK <= room && same(len, CHUNK) {
+        len += CHUNK;
+    }
+    while len < room && same(len, 1) {
+        len += 1;
+    }
+    len
 }
 
 impl<'de> Deserialize<'de> for RawJob {
@@ -118,7 +203,8 @@ impl<'de> Visitor<'de> for FieldsVisitor {
 
 #[cfg(test)]
 mod tests {
-    use super::RawJob;
+    use super::{RawJob, Splice};
+    use crate::timestamp::Timestamp;
 
     const RUBY: &str = r#"{"class":"RubyJob","args":[123456789012345678901234567890,0.1000000000000000055511151231257827,"é"],"retry":"5","tags":[1],"retry_count":3.0,"created_at":"2026-11-22T10:00:00Z","queue":"ruby"}"#;
 
@@ -157,6 +243,56 @@ mod tests {
     fn the_last_of_duplicate_keys_wins_in_the_first_place() {
         let job = RawJob::parse(br#"{"queue":"a","x":1,"queue":"b"}"#).unwrap();
         assert_eq!(job.to_json(), r#"{"queue":"b","x":1}"#);
+    }
+
+    #[test]
+    fn a_push_fills_in_queue_and_jid_only_when_missing() {
+        let now = Timestamp::from_epoch_seconds(1_795_369_595.0);
+        let mut job = RawJob::parse(br#"{"class":"A","queue":"q","jid":7}"#).unwrap();
+        assert_eq!(job.prepare_push(now), "q");
+        assert_eq!(
+            job.to_json(),
+            r#"{"class":"A","queue":"q","jid":7,"enqueued_at":1795369595.0}"#
+        );
+        let mut job = RawJob::parse(br#"{"class":"A","queue":"","jid":null}"#).unwrap();
+        assert_eq!(job.prepare_push(now), "default");
+        let jid = job.get_as::<String>("jid").unwrap();
+        assert_eq!(jid.len(), 24);
+        assert_eq!(
+            job.to_json(),
+            format!(
+                r#"{{"class":"A","queue":"default","jid":"{jid}","enqueued_at":1795369595.0}}"#
+            )
+        );
+    }
+
+    #[test]
+    fn a_splice_carries_only_what_changed() {
+        let old = br#"{"class":"A","args":["long"],"enqueued_at":1.5}"#;
+        let new = br#"{"class":"A","args":["long"],"enqueued_at":22.75}"#;
+        let splice = Splice::between(old, new);
+        assert_eq!(splice.insert, b"22.7");
+        assert_eq!(splice.apply(old), new);
+        for (old, new) in [
+            (&b"abc"[..], &b"abc"[..]),
+            (b"aaa", b"aaaa"),
+            (b"aaaa", b"aa"),
+            (b"", b"x"),
+            (b"\xc3\xa9", b"\xc3\xaa"),
+            (b"{}", b"{\"a\":1}"),
+        ] {
+            assert_eq!(Splice::between(old, new).apply(old), new, "{old:?} {new:?}");
+        }
+        let long = "x".repeat(1_000);
+        for (old, new) in [
+            (format!("{long}a{long}"), format!("{long}bc{long}")),
+            (format!("{long}{long}"), format!("{long}y{long}")),
+            (long.clone(), format!("{long}{long}")),
+        ] {
+            let splice = Splice::between(old.as_bytes(), new.as_bytes());
+            assert_eq!(splice.apply(old.as_bytes()), new.as_bytes());
+            assert!(splice.insert.len() <= 1_000, "{}", splice.insert.len());
+        }
     }
 
     #[test]

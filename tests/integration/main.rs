@@ -31,6 +31,7 @@ mod interop_ruby;
 mod lifecycle;
 mod payload_decode;
 mod registry;
+mod rewrite_exact;
 mod testing_fake;
 mod testing_inline;
 mod web_browser;

@@ -3,6 +3,8 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use jobs::worker::enqueue_due;
 use redis::AsyncCommands;
 use serde_json::json;
@@ -152,16 +154,207 @@ async fn a_running_worker_runs_scheduled_jobs_when_due() {
 }
 
 #[tokio::test]
-async fn a_push_that_fails_leaves_the_job_scheduled() {
+async fn a_queue_key_of_the_wrong_type_holds_back_only_its_own_jobs() {
     let redis = TestRedis::start();
     let mut raw = redis.raw().await;
-    let _: () = raw.set("queue:default", "not a list").await.unwrap();
-    due_jobs(&redis, "schedule", 1).await;
-    let error = enqueue_due(&redis.client()).await.unwrap_err();
-    assert!(error.to_string().contains("WRONGTYPE"), "{error}");
+    let _: () = raw.set("queue:broken", "not a list").await.unwrap();
+    // More stuck members than one read takes, all due before the good ones.
+    let mut stuck = Vec::new();
+    for n in 0..150 {
+        let job = json!({"class": "A", "args": [n], "jid": format!("stuck{n}"), "queue": "broken"});
+        redis
+            .zadd("retry", 1.0 + f64::from(n), &job.to_string())
+            .await;
+        stuck.push(job.to_string());
+    }
+    let retried = json!({"class": "Record", "args": ["retried"], "jid": "r", "queue": "default"});
+    redis.zadd("retry", 1_000.0, &retried.to_string()).await;
+    let scheduled = json!({"class": "Record", "args": ["due"], "jid": "s", "queue": "default"});
+    redis
+        .zadd("schedule", now() - 1.0, &scheduled.to_string())
+        .await;
+
+    assert_eq!(enqueue_due(&redis.client()).await.unwrap(), 2);
     assert_eq!(
-        sorted_set(&redis, "schedule").await.len(),
-        1,
-        "nothing lost"
+        redis.queued_jids("default").await,
+        HashSet::from(["r".to_owned(), "s".to_owned()])
     );
+    let kept: Vec<String> = raw.zrange("retry", 0, -1).await.unwrap();
+    assert_eq!(
+        kept, stuck,
+        "the stuck jobs wait, unchanged, for their queue to be fixed"
+    );
+    let key: String = raw.get("queue:broken").await.unwrap();
+    assert_eq!(key, "not a list", "the foreign key is left alone");
+
+    // Once the key is fixed, they move on their own.
+    let _: () = raw.del("queue:broken").await.unwrap();
+    assert_eq!(enqueue_due(&redis.client()).await.unwrap(), 150);
+    assert_eq!(redis.queue("broken").await.len(), 150);
+}
+
+#[tokio::test]
+async fn an_entry_that_is_not_utf8_goes_to_the_dead_set_and_the_rest_move() {
+    let redis = TestRedis::start();
+    let mut raw = redis.raw().await;
+    let bytes: &[u8] = b"\xff{\"class\":\"X\",\"args\":[]}";
+    let _: () = redis::cmd("ZADD")
+        .arg("retry")
+        .arg(1.0)
+        .arg(bytes)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    due_jobs(&redis, "schedule", 2).await;
+    assert_eq!(enqueue_due(&redis.client()).await.unwrap(), 3);
+    assert_eq!(redis.queue("default").await.len(), 2);
+    let left: usize = raw.zcard("retry").await.unwrap();
+    assert_eq!(left, 0);
+    let dead = sorted_set(&redis, "dead").await;
+    let (entry, _) = &dead[0];
+    assert_eq!(entry["class"], "jobs::InvalidPayload");
+    assert_eq!(entry["jobs_encoding"], "base64");
+    let encoded = entry["args"][0].as_str().unwrap();
+    assert_eq!(
+        BASE64.decode(encoded).unwrap(),
+        bytes,
+        "the entry, byte for byte"
+    );
+    let reason = entry["error_message"].as_str().unwrap();
+    assert!(reason.contains("UTF-8"), "{reason}");
+}
+
+/// Every `EVALSHA` the server ran since the slow log was reset: the byte length of each of its
+/// arguments (the slow log keeps 128 bytes of each and says how many more there were).
+async fn script_calls(redis: &TestRedis) -> Vec<Vec<usize>> {
+    let mut raw = redis.raw().await;
+    let log: Vec<redis::Value> = redis::cmd("SLOWLOG")
+        .arg("GET")
+        .arg(-1)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let mut calls = Vec::new();
+    for entry in log {
+        let redis::Value::Array(fields) = entry else {
+            continue;
+        };
+        let Some(redis::Value::Array(args)) = fields.get(3) else {
+            continue;
+        };
+        let args: Vec<Vec<u8>> = args
+            .iter()
+            .map(|arg| redis::from_redis_value(arg.clone()).unwrap())
+            .collect();
+        if !args[0].eq_ignore_ascii_case(b"EVALSHA") {
+            continue;
+        }
+        let more_arguments = args
+            .last()
+            .is_some_and(|last| last.starts_with(b"... (") && last.ends_with(b"more arguments)"));
+        assert!(
+            !more_arguments,
+            "a call with more arguments than the slow log keeps"
+        );
+        let sizes = args
+            .iter()
+            .map(|arg| {
+                let text = String::from_utf8_lossy(arg);
+                match text.rsplit_once("... (") {
+                    Some((_, more)) if more.ends_with(" more bytes)") => {
+                        128 + more
+                            .trim_end_matches(" more bytes)")
+                            .parse::<usize>()
+                            .unwrap()
+                    }
+                    _ => arg.len(),
+                }
+            })
+            .collect();
+        calls.push(sizes);
+    }
+    calls
+}
+
+#[tokio::test]
+async fn big_jobs_move_in_calls_of_at_most_4_mib_that_carry_each_job_once() {
+    let redis = TestRedis::start_with(
+        &[
+            "--slowlog-log-slower-than",
+            "0",
+            "--slowlog-max-len",
+            "100000",
+        ],
+        None,
+    );
+    let client = redis.client();
+    // The script is loaded by a first, small move, so the log below holds no NOSCRIPT retry.
+    due_jobs(&redis, "schedule", 1).await;
+    enqueue_due(&client).await.unwrap();
+    let mut raw = redis.raw().await;
+    let _: () = raw.del("queue:default").await.unwrap();
+
+    let past = now() - 60.0;
+    let mut members = Vec::new();
+    for n in 0..30_usize {
+        let size = if n == 7 { 6 << 20 } else { 900 << 10 };
+        let job = json!({
+            "class": "Big", "args": ["x".repeat(size)], "queue": "default",
+            "jid": format!("{n:024x}"), "retry": true, "created_at": past,
+        })
+        .to_string();
+        redis.zadd("schedule", past + n as f64, &job).await;
+        members.push(job);
+    }
+    let _: () = redis::cmd("SLOWLOG")
+        .arg("RESET")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(enqueue_due(&client).await.unwrap(), 30);
+
+    let mut queued: Vec<String> = raw.lrange("queue:default", 0, -1).await.unwrap();
+    queued.reverse();
+    assert_eq!(queued.len(), 30);
+    for (member, pushed) in members.iter().zip(&queued) {
+        let kept = &member[..member.len() - 1];
+        assert!(pushed.starts_with(kept), "only enqueued_at is added");
+        assert!(pushed[kept.len()..].starts_with(",\"enqueued_at\":"));
+    }
+    let calls = script_calls(&redis).await;
+    let total: usize = members.iter().map(String::len).sum();
+    assert!(calls.len() >= total / (4 << 20), "{} calls", calls.len());
+    let sent: usize = calls.iter().flatten().sum();
+    assert!(
+        sent < total + total / 50,
+        "each job is sent once: {sent} bytes for {total} bytes of jobs"
+    );
+    for call in &calls {
+        let bytes: usize = call.iter().sum();
+        let biggest = call.iter().max().copied().unwrap_or(0);
+        assert!(
+            bytes <= (4 << 20) + (64 << 10) || bytes <= biggest + (64 << 10),
+            "a call of {bytes} bytes"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_script_call_bigger_than_the_query_buffer_limit_is_accepted() {
+    // The review presumed Redis closes a client whose one command exceeds
+    // `client-query-buffer-limit`; it counts only the unparsed buffer, so a call of many big
+    // arguments is fine. What big calls do cost is reply time and server memory.
+    let redis = TestRedis::start_with(&["--client-query-buffer-limit", "1mb"], None);
+    let mut raw = redis.raw().await;
+    let past = now() - 60.0;
+    for n in 0..6 {
+        let job = json!({"class": "Big", "args": ["x".repeat(600 << 10)], "queue": "default",
+                         "jid": format!("{n:024x}")});
+        redis
+            .zadd("schedule", past + f64::from(n), &job.to_string())
+            .await;
+    }
+    assert_eq!(enqueue_due(&redis.client()).await.unwrap(), 6);
+    let queued: usize = raw.llen("queue:default").await.unwrap();
+    assert_eq!(queued, 6);
 }

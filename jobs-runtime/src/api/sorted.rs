@@ -4,14 +4,14 @@ use std::ops::Deref;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 
 use super::page::{Order, Page};
 use super::record::JobRecord;
 use super::time;
 use crate::client::Client;
 use crate::error::Error;
-use crate::redis::scripts;
+use crate::raw_job::RawJob;
+use crate::redis::scripts::{self, Promotion};
 use crate::timestamp::Timestamp;
 
 /// How many members one `ZSCAN` step asks for, and one bulk action moves per round trip.
@@ -408,6 +408,10 @@ impl JobSet {
         Ok(total)
     }
 
+    /// Pushes the entries to their queues as Sidekiq's `SortedEntry#retry` and
+    /// `#add_to_queue` do: the stored JSON with `at` removed, `enqueued_at` now, a `queue` and
+    /// `jid` when it has none, and (`one_retry_fewer`) `retry_count` one lower; every other
+    /// field keeps its exact text. Entries that are not JSON objects stay where they are.
     async fn enqueue(
         &self,
         entries: &[SortedEntry],
@@ -415,51 +419,44 @@ impl JobSet {
     ) -> Result<usize, Error> {
         let keys = self.client.keys();
         let now = Timestamp::now();
-        let mut queue_keys: Vec<String> = Vec::new();
-        let mut groups: Vec<(&str, String, usize, String)> = Vec::new();
+        let mut pushes: Vec<(&[u8], String, String)> = Vec::new();
         for entry in entries {
-            let Some(mut item) = entry.record.fields().cloned() else {
+            let member: &[u8] = entry.record.raw().as_ref();
+            let Ok(mut job) = RawJob::parse(member) else {
                 continue;
             };
-            let queue = entry.record.queue();
-            let queue = if queue.is_empty() { "default" } else { queue }.to_owned();
-            item.remove("at");
-            item.insert(
-                "enqueued_at".to_owned(),
-                serde_json::to_value(now).unwrap_or_default(),
-            );
-            if one_retry_fewer && let Some(count) = item.get("retry_count").and_then(Value::as_i64)
-            {
-                item.insert("retry_count".to_owned(), Value::from(count - 1));
+            job.remove("at");
+            if one_retry_fewer {
+                one_retry_fewer_on(&mut job);
             }
-            let queue_key = keys.queue(&queue);
-            let position = match queue_keys.iter().position(|key| *key == queue_key) {
-                Some(position) => position,
-                None => {
-                    queue_keys.push(queue_key);
-                    queue_keys.len() - 1
-                }
-            };
-            let json = Value::Object(item).to_string();
-            // The queue lists start at KEYS[4] in `scripts/promote.lua`.
-            groups.push((entry.record.raw(), queue, position + 4, json));
+            let queue = job.prepare_push(now);
+            pushes.push((member, queue, job.to_json()));
         }
-        if groups.is_empty() {
-            return Ok(0);
+        let set = self.key();
+        let mut moved = 0;
+        let mut call = Promotion::new(keys, &set);
+        for (member, queue, json) in &pushes {
+            if !call.has_room_for(member.len()) {
+                moved += call.run(self.client.redis(), now).await?.moved;
+                call = Promotion::new(keys, &set);
+            }
+            call.push(member, queue, keys.queue(queue), json.as_bytes());
         }
-        let mut invocation = scripts::PROMOTE.prepare_invoke();
-        invocation
-            .key(self.key())
-            .key(keys.queues())
-            .key(keys.dead());
-        for key in &queue_keys {
-            invocation.key(key);
-        }
-        invocation.arg(now.as_epoch_seconds());
-        for (member, queue, position, json) in &groups {
-            invocation.arg(*member).arg(queue).arg(*position).arg(json);
-        }
-        self.client.redis().script(&invocation).await
+        moved += call.run(self.client.redis(), now).await?.moved;
+        Ok(moved)
+    }
+}
+
+/// Sidekiq's `msg["retry_count"] -= 1 if msg["retry_count"]`: an integer stays an integer, a
+/// float a float; a value that is not a number is left as it is.
+fn one_retry_fewer_on(job: &mut RawJob) {
+    let Some(text) = job.get("retry_count").map(|raw| raw.get().to_owned()) else {
+        return;
+    };
+    if let Ok(count) = text.parse::<i128>() {
+        job.set("retry_count", count.saturating_sub(1));
+    } else if let Ok(count) = text.parse::<f64>() {
+        job.set("retry_count", count - 1.0);
     }
 }
 

@@ -5,6 +5,12 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
+use super::Connection;
+use super::keys::Keys;
+use crate::error::Error;
+use crate::raw_job::Splice;
+use crate::timestamp::Timestamp;
+
 /// Queues -> this process's working list, a batch at a time (`scripts/fetch.lua`).
 pub(crate) static FETCH: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/fetch.lua")));
@@ -13,7 +19,7 @@ pub(crate) static FETCH: LazyLock<Script> =
 pub(crate) static SETTLE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/settle.lua")));
 
-/// Due schedule/retry members -> their queues (`scripts/promote.lua`).
+/// Due schedule/retry members -> their queues (`scripts/promote.lua`); see [`Promotion`].
 pub(crate) static PROMOTE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/promote.lua")));
 
@@ -25,3 +31,121 @@ pub(crate) static FORGET: LazyLock<Script> =
 /// Schedule or retry members -> the dead set, trimmed (`scripts/kill.lua`).
 pub(crate) static KILL: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/kill.lua")));
+
+/// One call of [`PROMOTE`] being put together: members of one sorted set, each going to its
+/// queue (or to the dead set) as an edit of its stored text.
+pub(crate) struct Promotion<'a> {
+    /// The sorted set, the `queues` set and the dead set.
+    keys: [String; 3],
+    /// The queue lists, in the order the members' positions point into.
+    queue_keys: Vec<String>,
+    /// Each member with its queue name, its position in `KEYS` (0: dead) and its edit.
+    members: Vec<(&'a [u8], &'a str, usize, Splice<'a>)>,
+    /// The bytes the call carries so far.
+    bytes: usize,
+}
+
+/// What one [`Promotion`] did.
+#[derive(Debug, Default)]
+pub(crate) struct Promoted {
+    /// Members moved to their queue (or to the dead set).
+    pub(crate) moved: usize,
+    /// Members left in their set because their queue's key holds another type.
+    pub(crate) left: usize,
+    /// Those queues, each with Redis's error.
+    pub(crate) unusable: Vec<(String, String)>,
+}
+
+impl<'a> Promotion<'a> {
+    /// About the most bytes of members and edits one call carries (a single bigger member is
+    /// sent alone): small enough that a call never holds Redis or the shared connection for
+    /// long, whatever the size of the jobs.
+    pub(crate) const MAX_BYTES: usize = 4 << 20;
+
+    /// The most members one call carries.
+    pub(crate) const MAX_MEMBERS: usize = 1_000;
+
+    /// An empty call for members of `set`.
+    pub(crate) fn new(keys: &Keys, set: &str) -> Self {
+        Self {
+            keys: [set.to_owned(), keys.queues(), keys.dead()],
+            queue_keys: Vec::new(),
+            members: Vec::new(),
+            bytes: 0,
+        }
+    }
+
+    /// Adds `member`, to be pushed to `queue_key` (the list of queue `queue`) as `json`.
+    pub(crate) fn push(
+        &mut self,
+        member: &'a [u8],
+        queue: &'a str,
+        queue_key: String,
+        json: &'a [u8],
+    ) {
+        let position = match self.queue_keys.iter().position(|key| *key == queue_key) {
+            Some(position) => position,
+            None => {
+                self.queue_keys.push(queue_key);
+                self.queue_keys.len() - 1
+            }
+        };
+        // KEYS[4] is the first queue list.
+        self.add(member, queue, position + 4, json);
+    }
+
+    /// Adds `member`, to be moved to the dead set as `entry`.
+    pub(crate) fn bury(&mut self, member: &'a [u8], entry: &'a [u8]) {
+        self.add(member, "", 0, entry);
+    }
+
+    fn add(&mut self, member: &'a [u8], queue: &'a str, target: usize, json: &'a [u8]) {
+        let splice = Splice::between(member, json);
+        self.bytes += member.len() + splice.insert.len() + queue.len();
+        self.members.push((member, queue, target, splice));
+    }
+
+    /// Whether a member of `bytes` still fits: into an empty call always, else within
+    /// [`MAX_BYTES`](Self::MAX_BYTES) and [`MAX_MEMBERS`](Self::MAX_MEMBERS).
+    pub(crate) fn has_room_for(&self, bytes: usize) -> bool {
+        self.members.is_empty()
+            || (self.members.len() < Self::MAX_MEMBERS && self.bytes + bytes <= Self::MAX_BYTES)
+    }
+
+    /// How many bytes of members and edits it carries.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Runs the call; `now` scores members sent to the dead set.
+    pub(crate) async fn run(&self, redis: &Connection, now: Timestamp) -> Result<Promoted, Error> {
+        if self.members.is_empty() {
+            return Ok(Promoted::default());
+        }
+        let mut invocation = PROMOTE.prepare_invoke();
+        for key in self.keys.iter().chain(&self.queue_keys) {
+            invocation.key(key);
+        }
+        invocation.arg(now.as_epoch_seconds());
+        for (member, queue, target, splice) in &self.members {
+            invocation
+                .arg(*member)
+                .arg(*queue)
+                .arg(*target)
+                .arg(splice.keep_start)
+                .arg(splice.keep_end)
+                .arg(splice.insert);
+        }
+        let (moved, left, reported): (usize, usize, Vec<String>) =
+            redis.script(&invocation).await?;
+        let unusable = reported
+            .chunks_exact(2)
+            .map(|pair| (pair[0].clone(), pair[1].clone()))
+            .collect();
+        Ok(Promoted {
+            moved,
+            left,
+            unusable,
+        })
+    }
+}

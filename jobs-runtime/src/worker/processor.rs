@@ -14,6 +14,7 @@ use super::shared::Shared;
 use super::unit::{Fetched, RECOVERIES};
 use crate::job_error::JobError;
 use crate::payload::Payload;
+use crate::raw_job::RawJob;
 use crate::timestamp::Timestamp;
 
 /// How a job run ended, for its task.
@@ -90,29 +91,35 @@ async fn run_and_settle(shared: &Shared, fetched: Fetched, payload: Payload) -> 
 }
 
 /// Settles a failed job by Sidekiq's rules (`retry.rs`): into the retry set, into the dead set
-/// once its retries run out, or dropped; the hooks hear of a death.
+/// once its retries run out, or dropped; the hooks hear of a death. What goes to a set is the
+/// job as it was taken with the failure's fields set: every other field keeps its exact text.
 async fn fail(shared: &Shared, fetched: &Fetched, mut payload: Payload, error: JobError) {
+    let settler = &shared.settler;
+    // `payload` was read from this very text, so it is a JSON object.
+    let mut stored = match RawJob::parse(&fetched.json) {
+        Ok(stored) => stored,
+        Err(parse) => return settler.bury_invalid(fetched, &parse.to_string()).await,
+    };
     // It ran to the end, so it did not kill its process: its recovery count starts over.
     payload.extra.remove(RECOVERIES);
-    let settler = &shared.settler;
+    stored.remove(RECOVERIES);
     let now = Timestamp::now();
-    let decision = shared
-        .policy
-        .on_failure(&mut payload, &error, now, &mut rand::rng());
+    let decision =
+        shared
+            .policy
+            .on_failure(&mut payload, &mut stored, &error, now, &mut rand::rng());
     match decision {
-        Decision::Retry { at } => match payload.to_json() {
-            Ok(json) => {
-                tracing::info!(
-                    retry_count = payload.retry_count,
-                    next_attempt = %describe_delay(at, now),
-                    "retrying"
-                );
-                settler
-                    .settle(fetched, Outcome::Retry { json: &json, at })
-                    .await;
-            }
-            Err(encode) => settler.bury_invalid(fetched, &encode.to_string()).await,
-        },
+        Decision::Retry { at } => {
+            tracing::info!(
+                retry_count = payload.retry_count,
+                next_attempt = %describe_delay(at, now),
+                "retrying"
+            );
+            let json = stored.to_json();
+            settler
+                .settle(fetched, Outcome::Retry { json: &json, at })
+                .await;
+        }
         Decision::Exhausted { killed } => {
             let discard = shared.hooks.exhausted(&payload, &error) == Exhausted::Discard
                 || payload.dead == Some(false);
@@ -121,10 +128,8 @@ async fn fail(shared: &Shared, fetched: &Fetched, mut payload: Payload, error: J
                 settler.acknowledge(fetched).await;
             } else {
                 tracing::warn!(killed, "retries exhausted; moved to the dead set");
-                match payload.to_json() {
-                    Ok(json) => settler.settle(fetched, Outcome::Dead { json: &json }).await,
-                    Err(encode) => settler.bury_invalid(fetched, &encode.to_string()).await,
-                }
+                let json = stored.to_json();
+                settler.settle(fetched, Outcome::Dead { json: &json }).await;
             }
             shared.hooks.died(&payload, &error);
         }

@@ -217,30 +217,31 @@ async fn recover_one(
 
 /// The job as it goes back: its recovery count raised, or, past the limit, the error fields of
 /// a job presumed to kill its processes. Returns the JSON and whether it goes to the dead set.
-fn recovered(mut payload: Payload, original: &str, identity: &str, max: u32) -> (String, bool) {
-    let count = payload
-        .extra
-        .get(RECOVERIES)
-        .and_then(serde_json::Value::as_u64)
-        .unwrap_or(0)
-        + 1;
-    payload.extra.insert(RECOVERIES.to_owned(), count.into());
+/// The JSON is `original` with those fields set, every other field as it was (the typed
+/// `_payload` is not needed: the job may be Ruby's, and a rewrite through it would respell it).
+fn recovered(_payload: Payload, original: &str, identity: &str, max: u32) -> (String, bool) {
+    let Ok(mut job) = crate::raw_job::RawJob::parse(original) else {
+        // Cannot happen for text that was just read as a job; never push an empty entry.
+        return (original.to_owned(), false);
+    };
+    let count = job.get_as::<u64>(RECOVERIES).unwrap_or(0).saturating_add(1);
+    job.set(RECOVERIES, count);
     let dead = count > u64::from(max);
     if dead {
-        let now = Timestamp::now();
-        payload.error_class = Some(error_class::ABANDONED.to_owned());
-        payload.error_message = Some(format!(
-            "the process running this job ({identity}) stopped without finishing it, {count} \
-             times in a row; the job may be what stops it (a crash, an abort, running out of \
-             memory), so it was moved to the dead set"
-        ));
-        payload.failed_at.get_or_insert(now);
+        job.set("error_class", error_class::ABANDONED);
+        job.set(
+            "error_message",
+            format!(
+                "the process running this job ({identity}) stopped without finishing it, \
+                 {count} times in a row; the job may be what stops it (a crash, an abort, \
+                 running out of memory), so it was moved to the dead set"
+            ),
+        );
+        if job.get("failed_at").is_none() {
+            job.set("failed_at", Timestamp::now());
+        }
     }
-    match payload.to_json() {
-        Ok(json) => (json, dead),
-        // Cannot happen for a payload that was just parsed; never push an empty entry.
-        Err(_) => (original.to_owned(), false),
-    }
+    (job.to_json(), dead)
 }
 
 #[cfg(test)]
@@ -249,16 +250,20 @@ mod tests {
     use crate::payload::Payload;
     use crate::worker::unit::RECOVERIES;
 
+    /// `recovered` of the job stored as `json`.
+    fn recover(json: &str, max: u32) -> (String, bool) {
+        recovered(Payload::from_json(json).unwrap(), json, "h:1:a", max)
+    }
+
     #[test]
     fn counts_recoveries_and_buries_past_the_limit() {
-        let payload = Payload::new("Crash", vec![]);
-        let (json, dead) = recovered(payload, "{}", "h:1:a", 2);
+        let (json, dead) = recover(&Payload::new("Crash", vec![]).to_json().unwrap(), 2);
         assert!(!dead);
         let once = Payload::from_json(&json).unwrap();
         assert_eq!(once.extra[RECOVERIES], 1);
-        let (json, dead) = recovered(once, "{}", "h:1:a", 2);
+        let (json, dead) = recover(&json, 2);
         assert!(!dead);
-        let (json, dead) = recovered(Payload::from_json(&json).unwrap(), "{}", "h:1:a", 2);
+        let (json, dead) = recover(&json, 2);
         assert!(dead);
         let buried = Payload::from_json(&json).unwrap();
         assert_eq!(
@@ -266,5 +271,21 @@ mod tests {
             Some(crate::error_class::ABANDONED)
         );
         assert!(buried.error_message.unwrap().contains("3 times"));
+        assert!(buried.failed_at.is_some());
+    }
+
+    #[test]
+    fn sets_only_its_own_fields() {
+        let ruby = r#"{"class":"R","args":[123456789012345678901234567890,1.4119146844623421e-61],"retry":"5","tags":[1],"failed_at":1.5}"#;
+        let (json, dead) = recover(ruby, 3);
+        assert!(!dead);
+        assert_eq!(json, ruby.replace(":1.5}", r#":1.5,"jobs_recoveries":1}"#));
+        let (json, dead) = recover(&json.replace(":1}", ":3}"), 3);
+        assert!(dead);
+        assert!(json.starts_with(&ruby[..ruby.len() - 1]), "{json}");
+        assert!(
+            json.contains(r#""failed_at":1.5,"jobs_recoveries":4,"error_class":"jobs::Abandoned""#),
+            "{json}"
+        );
     }
 }

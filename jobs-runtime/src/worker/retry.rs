@@ -9,6 +9,9 @@
 //! - retries left (`retry_count < retry`, 25 for `true`; or within `retry_for` seconds of the
 //!   first failure): retried after `count⁴ + 15 + rand(10)·(count + 1)` seconds;
 //! - otherwise exhausted: the dead set, unless the job says `dead: false`.
+//!
+//! The fields are set twice: on the [`Payload`] the hooks see, and on the job's stored text
+//! ([`RawJob`]), which is what goes to the retry or dead set, every other field as it was.
 
 use std::time::Duration;
 
@@ -18,6 +21,7 @@ use crate::backtrace;
 use crate::job_error::{JobError, RetryOverride};
 use crate::options::{Backtrace, Retry};
 use crate::payload::Payload;
+use crate::raw_job::RawJob;
 use crate::timestamp::Timestamp;
 
 /// The longest `error_message` stored, in characters.
@@ -43,10 +47,12 @@ pub(crate) struct RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// Records `error` on `payload` and decides what happens to the job next.
+    /// Records `error` on `payload` and on `stored` (the job's text as it was taken) and decides
+    /// what happens to the job next.
     pub(crate) fn on_failure(
         &self,
         payload: &mut Payload,
+        stored: &mut RawJob,
         error: &JobError,
         now: Timestamp,
         rng: &mut impl Rng,
@@ -55,8 +61,7 @@ impl RetryPolicy {
         if retry == Retry::Disabled {
             return Decision::Discard;
         }
-        record_error(payload, error, now);
-        let count = payload.retry_count.unwrap_or(0);
+        let count = record_error(payload, stored, error, now);
         match error.retry_override() {
             Some(RetryOverride::Discard) => return Decision::Discard,
             Some(RetryOverride::Kill) => return Decision::Exhausted { killed: true },
@@ -69,13 +74,13 @@ impl RetryPolicy {
             Some(RetryOverride::In(delay)) if !delay.is_zero() => delay.as_secs_f64(),
             _ => backoff_seconds(count),
         };
-        let jitter = f64::from(rng.random_range(0..10_u32)) * (f64::from(count) + 1.0);
+        let jitter = f64::from(rng.random_range(0..10_u32)) * (count as f64 + 1.0);
         Decision::Retry {
             at: Timestamp::from_epoch_seconds(now.as_epoch_seconds() + base + jitter),
         }
     }
 
-    fn exhausted(&self, payload: &Payload, retry: Retry, count: u32, now: Timestamp) -> bool {
+    fn exhausted(&self, payload: &Payload, retry: Retry, count: i64, now: Timestamp) -> bool {
         if let Some(window) = payload.retry_for {
             let first = payload.failed_at.unwrap_or(now).as_epoch_seconds();
             return first + (window as f64) < now.as_epoch_seconds();
@@ -84,32 +89,58 @@ impl RetryPolicy {
             Retry::Times(times) => times,
             Retry::Default | Retry::Disabled => self.max_retries,
         };
-        count >= max
+        count >= i64::from(max)
     }
 }
 
 /// Sidekiq's base delay before the next attempt: `count⁴ + 15` seconds.
-pub(crate) fn backoff_seconds(count: u32) -> f64 {
-    f64::from(count).powi(4) + 15.0
+pub(crate) fn backoff_seconds(count: i64) -> f64 {
+    (count as f64).powi(4) + 15.0
 }
 
-/// Sidekiq's error fields, set on the payload.
-fn record_error(payload: &mut Payload, error: &JobError, now: Timestamp) {
+/// The stored `retry_count` as Sidekiq's `if msg["retry_count"]` takes it: a number (of any
+/// size, or a float such as `3.0`, by its whole part) means the job failed before, even the -1
+/// a "Retry now" leaves; absent, or a value that is not a number, means this is its first
+/// failure.
+fn stored_retry_count(stored: &RawJob) -> Option<i64> {
+    let text = stored.get("retry_count")?.get();
+    match text.parse::<i64>() {
+        Ok(count) => Some(count),
+        // Beyond 64 bits, or a float: `as` saturates, and every limit is long passed.
+        Err(_) => text.parse::<f64>().ok().map(|count| count as i64),
+    }
+}
+
+/// Sidekiq's error fields, set on the payload and on the stored job; returns the new count.
+fn record_error(
+    payload: &mut Payload,
+    stored: &mut RawJob,
+    error: &JobError,
+    now: Timestamp,
+) -> i64 {
     if let Some(queue) = payload.retry_queue.clone() {
+        stored.set("queue", &queue);
         payload.queue = queue;
     }
-    payload.error_message = Some(truncate(&error.to_string(), MAX_ERROR_MESSAGE));
+    let message = truncate(&error.to_string(), MAX_ERROR_MESSAGE);
+    stored.set("error_message", &message);
+    payload.error_message = Some(message);
+    stored.set("error_class", error.class());
     payload.error_class = Some(error.class().to_owned());
-    match payload.retry_count {
+    let count = match stored_retry_count(stored) {
         Some(count) => {
-            payload.retry_count = Some(count.saturating_add(1));
+            stored.set("retried_at", now);
             payload.retried_at = Some(now);
+            count.saturating_add(1)
         }
         None => {
-            payload.retry_count = Some(0);
+            stored.set("failed_at", now);
             payload.failed_at = Some(now);
+            0
         }
-    }
+    };
+    stored.set("retry_count", count);
+    payload.retry_count = Some(u32::try_from(count.max(0)).unwrap_or(u32::MAX));
     let lines = match payload.backtrace.unwrap_or_default() {
         Backtrace::Off => None,
         Backtrace::All => Some(backtrace::lines_of(error.inner())),
@@ -120,8 +151,11 @@ fn record_error(payload: &mut Payload, error: &JobError, now: Timestamp) {
         }
     };
     if let Some(lines) = lines {
-        payload.error_backtrace = Some(backtrace::encode(&lines));
+        let encoded = backtrace::encode(&lines);
+        stored.set("error_backtrace", &encoded);
+        payload.error_backtrace = Some(encoded);
     }
+    count
 }
 
 fn truncate(text: &str, max_chars: usize) -> String {
@@ -148,6 +182,7 @@ mod tests {
     use crate::job_error::JobError;
     use crate::options::{Backtrace, Retry};
     use crate::payload::Payload;
+    use crate::raw_job::RawJob;
     use crate::timestamp::Timestamp;
 
     const POLICY: RetryPolicy = RetryPolicy { max_retries: 25 };
@@ -157,7 +192,28 @@ mod tests {
     }
 
     fn fail(payload: &mut Payload, error: &JobError) -> Decision {
-        POLICY.on_failure(payload, error, now(), &mut StdRng::seed_from_u64(7))
+        let mut stored = RawJob::parse(payload.to_json().unwrap()).unwrap();
+        POLICY.on_failure(
+            payload,
+            &mut stored,
+            error,
+            now(),
+            &mut StdRng::seed_from_u64(7),
+        )
+    }
+
+    /// Fails the job stored as `json`; returns the decision and the text that is written back.
+    fn fail_stored(json: &str) -> (Decision, Payload, String) {
+        let mut payload = Payload::from_json(json).unwrap();
+        let mut stored = RawJob::parse(json).unwrap();
+        let decision = POLICY.on_failure(
+            &mut payload,
+            &mut stored,
+            &JobError::msg("again"),
+            now(),
+            &mut StdRng::seed_from_u64(7),
+        );
+        (decision, payload, stored.to_json())
     }
 
     fn retry_delay(decision: &Decision) -> f64 {
@@ -283,6 +339,60 @@ mod tests {
             fail(&mut payload, &JobError::msg("x")),
             Decision::Exhausted { killed: false }
         );
+    }
+
+    #[test]
+    fn a_negative_retry_count_keeps_failed_at_and_sets_retried_at() {
+        // Sidekiq's "Retry now" leaves -1 on a job that failed once (`retry_count -= 1`).
+        let (decision, payload, written) = fail_stored(
+            r#"{"class":"A","args":[],"jid":"j","queue":"q","retry_count":-1,"failed_at":1.5}"#,
+        );
+        assert_eq!(
+            written,
+            r#"{"class":"A","args":[],"jid":"j","queue":"q","retry_count":0,"failed_at":1.5,"error_message":"again","error_class":"JobError","retried_at":1800000000.0}"#
+        );
+        assert_eq!(payload.retry_count, Some(0));
+        assert_eq!(payload.failed_at, Some(Timestamp::from_epoch_seconds(1.5)));
+        assert_eq!(payload.retried_at, Some(now()));
+        let delay = retry_delay(&decision);
+        assert!((15.0..=24.0).contains(&delay), "{delay}");
+    }
+
+    #[test]
+    fn retry_now_does_not_restart_a_retry_for_window() {
+        let two_hours_ago = now().as_epoch_seconds() - 7200.0;
+        let (decision, _, _) = fail_stored(&format!(
+            r#"{{"class":"A","args":[],"jid":"j","queue":"q","retry_for":3600,"retry_count":-1,"failed_at":{two_hours_ago:?}}}"#
+        ));
+        assert_eq!(decision, Decision::Exhausted { killed: false });
+    }
+
+    #[test]
+    fn a_retry_count_beyond_u32_counts_on() {
+        let (decision, payload, written) = fail_stored(
+            r#"{"class":"A","args":[],"jid":"j","queue":"q","retry_count":5000000000,"failed_at":1.5}"#,
+        );
+        assert_eq!(decision, Decision::Exhausted { killed: false });
+        assert!(
+            written.contains(r#""retry_count":5000000001,"failed_at":1.5,"#),
+            "{written}"
+        );
+        assert_eq!(payload.retry_count, Some(u32::MAX));
+    }
+
+    #[test]
+    fn a_float_retry_count_counts_on_and_a_string_one_is_a_first_failure() {
+        let (_, _, written) = fail_stored(
+            r#"{"class":"A","args":[],"jid":"j","queue":"q","retry_count":3.0,"failed_at":1.5}"#,
+        );
+        assert!(
+            written.contains(r#""retry_count":4,"failed_at":1.5,"#),
+            "{written}"
+        );
+        let (_, _, written) =
+            fail_stored(r#"{"class":"A","args":[],"jid":"j","queue":"q","retry_count":"3"}"#);
+        assert!(written.contains(r#""retry_count":0,"#), "{written}");
+        assert!(written.contains(r#""failed_at":1800000000.0"#), "{written}");
     }
 
     #[test]
