@@ -97,7 +97,7 @@ impl Settler {
         reason: &str,
         until: Until,
     ) {
-        let json = invalid_entry(&fetched.text(), &fetched.queue, reason, Timestamp::now());
+        let json = invalid_entry(&fetched.json, &fetched.queue, reason, Timestamp::now());
         self.settle_in(list, fetched, Outcome::Dead { json: &json }, until, &[])
             .await;
     }
