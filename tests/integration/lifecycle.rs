@@ -247,6 +247,29 @@ async fn a_paused_worker_does_not_run_the_jobs_it_took_ahead_once_they_were_reco
 }
 
 #[tokio::test]
+async fn a_paused_idle_worker_does_not_run_what_its_blocking_fetch_brought_once_recovered() {
+    let redis = TestRedis::start();
+    let ledger = ledger_path("paused-idle");
+    let mut paused = ChildWorker::spawn(&redis.url(), &ledger, &[]);
+    // Idle: its blocking fetches wait on the queues.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    paused.signal("STOP");
+    // Redis moves these into the paused worker's working list for its waiting `BLMOVE`s.
+    let jids = push_ledgered(&redis, (0..2).map(|_| Ledgered { millis: 100 })).await;
+    let survivor = ChildWorker::spawn(&redis.url(), &ledger, &[]);
+    eventually(Duration::from_secs(15), "the jobs to be done", async || {
+        LedgerView::read(&ledger).done == jids
+    })
+    .await;
+    paused.signal("CONT");
+    // The `BLMOVE` replies reach the woken worker now; it must not run those jobs again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(LedgerView::read(&ledger).duplicates(), 0);
+    assert!(paused.is_running());
+    drop((paused, survivor));
+}
+
+#[tokio::test]
 async fn sigterm_finishes_short_jobs_and_hands_long_ones_back() {
     let redis = TestRedis::start();
     let ledger = ledger_path("sigterm");

@@ -401,3 +401,71 @@ async fn a_job_one_crash_from_the_dead_set_waits_a_bounded_time_to_run_alone() {
     assert!(waited < Duration::from_secs(10), "waited {waited:?}");
     running.stop(Duration::from_secs(15)).await;
 }
+
+#[tokio::test]
+async fn a_queues_key_of_the_wrong_type_never_leaves_a_job_in_two_places() {
+    let redis = TestRedis::start();
+    let mut raw = redis.raw().await;
+    let job = |label: &str| {
+        Payload::new("Record", vec![json!(label)])
+            .to_json()
+            .unwrap()
+    };
+    // A dead process holding a job, and a job due in `schedule`.
+    let _: () = raw
+        .sadd("jobs:workers", "gone:1:dddddddddddd")
+        .await
+        .unwrap();
+    let _: () = raw
+        .lpush("jobs:working:gone:1:dddddddddddd", job("recovered"))
+        .await
+        .unwrap();
+    let _: () = raw.zadd("schedule", job("scheduled"), 1).await.unwrap();
+    // Registering a queue in `queues` fails from now on.
+    let _: () = raw.set("queues", "not a set").await.unwrap();
+    let log = CallLog::default();
+    let running = RunningWorker::start(worker(&redis, &log));
+    eventually(Duration::from_secs(15), "both jobs to run", async || {
+        log.entries().len() >= 2
+    })
+    .await;
+    // Several recovery sweeps and scheduler rounds later, each ran once.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    running.stop(Duration::from_secs(10)).await;
+    let mut ran = log.entries();
+    ran.sort();
+    assert_eq!(ran, ["recovered", "scheduled"]);
+    assert_eq!(held_in_working_lists(&redis).await, 0);
+    let scheduled: usize = raw.zcard("schedule").await.unwrap();
+    assert_eq!(scheduled, 0);
+}
+
+#[tokio::test]
+async fn the_job_that_runs_alone_is_the_one_one_crash_from_the_dead_set() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    for _ in 0..5 {
+        client.perform_async(Slow { millis: 500 }).await.unwrap();
+    }
+    client.push(suspect("suspect")).await.unwrap();
+    push_records(&redis, 20).await;
+    let log = CallLog::default();
+    // Concurrency 5 takes 20 jobs a fetch: the suspect and 14 others are taken ahead, and the
+    // others are handed back in front of it when it is about to run alone.
+    let running = RunningWorker::start(worker(&redis, &log).concurrency(5));
+    eventually(Duration::from_secs(20), "every job to run", async || {
+        log.entries().len() == 5 * 2 + 21
+    })
+    .await;
+    running.stop(Duration::from_secs(10)).await;
+    let first_after_the_slow_ones = log
+        .entries()
+        .into_iter()
+        .find(|entry| !entry.starts_with("started") && !entry.starts_with("finished"));
+    assert_eq!(
+        first_after_the_slow_ones.as_deref(),
+        Some("suspect"),
+        "{:?}",
+        log.entries()
+    );
+}

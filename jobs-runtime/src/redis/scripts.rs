@@ -15,6 +15,10 @@ use crate::timestamp::Timestamp;
 pub(crate) static FETCH: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/fetch.lua")));
 
+/// One given job of a queue -> this process's working list (`scripts/claim.lua`).
+pub(crate) static CLAIM: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/claim.lua")));
+
 /// Working list -> queue, retry or dead, only if still ours (`scripts/settle.lua`).
 pub(crate) static SETTLE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/settle.lua")));

@@ -83,8 +83,9 @@ impl Acker {
         let _ = self.sender.send(Message::Ack { ticket, json }).await;
     }
 
-    /// Waits until every acknowledgement queued so far has landed (or was given up on): one
-    /// round of the loop.
+    /// Waits until every acknowledgement queued so far was sent (it landed, or Redis would not
+    /// take it and it stays held for the next round): one round of the loop, which can take up
+    /// to 30 s per batch while Redis is unreachable, so callers bound it.
     pub(crate) async fn flush(&self) {
         let (done, landed) = oneshot::channel();
         if self.sender.send(Message::Flush(done)).await.is_ok() {

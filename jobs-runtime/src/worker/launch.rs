@@ -57,6 +57,9 @@ use crate::state::JobState;
 /// How long shutdown waits for cancelled jobs to stop.
 const CANCEL_FOR: Duration = Duration::from_secs(3);
 
+/// How long shutdown waits for the last acknowledgements to land.
+const FLUSH_FOR: Duration = Duration::from_secs(30);
+
 /// How long a worker runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
@@ -436,7 +439,12 @@ impl Launcher {
         );
         // Finished jobs leave the working list before what is left in it is handed back. The
         // acker is not waited for: a job still blocking its thread may ack later, in vain.
-        self.shared.acker.flush().await;
+        if tokio::time::timeout(FLUSH_FOR, self.shared.acker.flush())
+            .await
+            .is_err()
+        {
+            tracing::warn!("cannot acknowledge the finished jobs; they stay for the hand-back");
+        }
         drop(early.acker);
         self.hand_back_leftovers(handed_back).await;
         for poller in loops.pollers {
@@ -483,9 +491,13 @@ impl Launcher {
         let deadline = tokio::time::Instant::now() + BLOCK + HAND_BACK_FOR;
         tokio::spawn(async move {
             let jobs = idle.finish(&shared).await;
-            for job in &jobs {
-                shared.settler.requeue(job, deadline).await;
-            }
+            // Bounded as a whole: what is not handed back by then, recovery hands back.
+            let handing_back = async {
+                for job in &jobs {
+                    shared.settler.requeue(job, deadline).await;
+                }
+            };
+            let _ = tokio::time::timeout_at(deadline, handing_back).await;
             jobs.len()
         })
     }
@@ -515,9 +527,13 @@ impl Launcher {
             .map(|running| running.job)
             .collect();
         let deadline = tokio::time::Instant::now() + HAND_BACK_FOR;
-        for job in &unfinished {
-            self.shared.settler.requeue(job, deadline).await;
-        }
+        let handing_back = async {
+            for job in &unfinished {
+                self.shared.settler.requeue(job, deadline).await;
+            }
+        };
+        // Bounded as a whole: what is not handed back by then, recovery hands back.
+        let _ = tokio::time::timeout_at(deadline, handing_back).await;
         tracing::warn!(
             count = unfinished.len(),
             "handed unfinished jobs back to the front of their queues"
@@ -537,16 +553,25 @@ impl Launcher {
     /// worker leaves nothing behind; `already` were handed back from the idle fetch.
     async fn hand_back_leftovers(&self, already: usize) {
         let deadline = tokio::time::Instant::now() + HAND_BACK_FOR;
-        let leftovers = match self.shared.working_list().await {
-            Ok(leftovers) => leftovers,
-            Err(error) => {
+        let listed = tokio::time::timeout_at(deadline, self.shared.working_list()).await;
+        let leftovers = match listed {
+            Ok(Ok(leftovers)) => leftovers,
+            Ok(Err(error)) => {
                 tracing::warn!(%error, "cannot check the working list; recovery will");
                 return;
             }
+            Err(_) => {
+                tracing::warn!("cannot check the working list in time; recovery will");
+                return;
+            }
         };
-        for job in &leftovers {
-            self.shared.settler.requeue(job, deadline).await;
-        }
+        let handing_back = async {
+            for job in &leftovers {
+                self.shared.settler.requeue(job, deadline).await;
+            }
+        };
+        // Bounded as a whole: what is not handed back by then, recovery hands back.
+        let _ = tokio::time::timeout_at(deadline, handing_back).await;
         if already + leftovers.len() > 0 {
             tracing::info!(
                 count = already + leftovers.len(),

@@ -66,9 +66,9 @@ impl Pulse {
     }
 
     /// Whether the process may have been presumed dead since this was last asked: the key
-    /// may have expired (no renewal landed for the TTL), or a renewal found it gone.
+    /// may have expired (no renewal landed for the TTL, or two landed a TTL apart), or a
+    /// renewal found it gone.
     pub(crate) fn take_lapse(&self) -> bool {
-        // The flag is read after the age: a renewal sets it before it freshens the age.
         let stale = self.age().is_some_and(|age| age >= self.ttl);
         self.lapsed.swap(false, Ordering::SeqCst) || stale
     }
@@ -80,15 +80,20 @@ impl Pulse {
     }
 
     /// Notes a renewal sent at `sent` that landed; `found` says whether the key still existed.
+    /// A renewal sent a TTL or more after the one before it is a lapse too, whatever it found:
+    /// the key may have expired in between and been renewed by the other writer (the
+    /// heartbeat renews it as well, without asking).
     fn landed(&self, sent: Instant, found: bool) {
-        let first = self.last_sent.load(Ordering::SeqCst) == 0;
-        if !found && !first {
+        let millis = u64::try_from(sent.duration_since(self.origin).as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        // The newest send wins: a renewal sent before a pause may land after a later one.
+        let previous = self.last_sent.fetch_max(millis, Ordering::SeqCst);
+        let ttl = u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX);
+        let gap = previous != 0 && millis.saturating_sub(previous) >= ttl;
+        if previous != 0 && (!found || gap) {
             self.lapsed.store(true, Ordering::SeqCst);
         }
-        let millis =
-            u64::try_from(sent.duration_since(self.origin).as_millis()).unwrap_or(u64::MAX);
-        self.last_sent
-            .store(millis.saturating_add(1), Ordering::SeqCst);
     }
 }
 
@@ -179,6 +184,22 @@ mod tests {
         pulse.landed(Instant::now(), false);
         assert!(pulse.take_lapse());
         assert!(!pulse.take_lapse(), "a lapse is reported once");
+    }
+
+    #[test]
+    fn renewals_a_ttl_apart_are_a_lapse_even_when_the_key_was_found() {
+        let pulse = Pulse::new(Duration::from_millis(30));
+        let before = Instant::now();
+        pulse.landed(before, true);
+        std::thread::sleep(Duration::from_millis(35));
+        let after = Instant::now();
+        // The heartbeat renewed first, so the liveness thread finds the key: still a lapse.
+        pulse.renewed_at(after);
+        pulse.landed(after, true);
+        assert!(pulse.take_lapse());
+        // A renewal sent before the pause that lands late does not turn the clock back.
+        pulse.landed(before, true);
+        assert!(pulse.age().unwrap() < Duration::from_millis(30));
     }
 
     #[test]

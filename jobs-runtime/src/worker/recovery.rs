@@ -2,11 +2,12 @@
 //!
 //! Every `jobs` process adds itself to `jobs:workers` with its heartbeat. Every
 //! `recovery_interval`, each live process reads that set (no keyspace scan) and, for every
-//! member whose heartbeat has expired (`heartbeat_ttl` without a beat), takes a short lock
-//! (`SET jobs:recovering:<id> NX`) so only one process recovers it, then moves each job of the
-//! dead process's working list back to the right end of its queue, one atomic `settle.lua` step
-//! each. A job records how often it was recovered (`jobs_recoveries`); past `max_recoveries` it
-//! is presumed to be what kills its processes and goes to the dead set instead.
+//! member whose liveness key (`jobs:alive:<identity>`, `liveness.rs`) has expired, takes a short
+//! lock (`SET jobs:recovering:<identity> NX`) so only one process recovers it, then moves each
+//! job of the dead process's working list back to the right end of its queue, one atomic
+//! `settle.lua` step each, guarded by the liveness key. A job records how often it was
+//! recovered (`jobs_recoveries`); past `max_recoveries` it is presumed to be what kills its
+//! processes and goes to the dead set instead.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -196,7 +197,7 @@ async fn recover_one(
                 let reason = format!("a dead process held an entry that is not a job ({error})");
                 shared
                     .settler
-                    .bury_invalid_in(&list, &fetched, &reason, until)
+                    .bury_invalid_in(&list, &fetched, &reason, until, guard)
                     .await;
             }
         }

@@ -85,21 +85,29 @@ impl Settler {
     /// class `jobs::InvalidPayload`, the entry as it was as the one argument, and the reason as
     /// the error message.
     pub(crate) async fn bury_invalid(&self, fetched: &Fetched, reason: &str) {
-        self.bury_invalid_in(&self.working, fetched, reason, Until::Done)
+        self.bury_invalid_in(&self.working, fetched, reason, Until::Done, &[])
             .await;
     }
 
-    /// [`bury_invalid`](Self::bury_invalid) for an entry of any process's working list.
+    /// [`bury_invalid`](Self::bury_invalid) for an entry of any process's working list, with
+    /// `alive_guard` as in [`settle_in`](Self::settle_in).
     pub(crate) async fn bury_invalid_in(
         &self,
         list: &str,
         fetched: &Fetched,
         reason: &str,
         until: Until,
+        alive_guard: &[String],
     ) {
         let json = invalid_entry(&fetched.json, &fetched.queue, reason, Timestamp::now());
-        self.settle_in(list, fetched, Outcome::Dead { json: &json }, until, &[])
-            .await;
+        self.settle_in(
+            list,
+            fetched,
+            Outcome::Dead { json: &json },
+            until,
+            alive_guard,
+        )
+        .await;
     }
 
     /// Moves `fetched` out of `list` (any process's working list) to where `outcome` says;

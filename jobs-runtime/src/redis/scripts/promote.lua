@@ -48,7 +48,9 @@ for i = 2, #ARGV, 6 do
         table.insert(reported, pushed.err)
         left = left + 1
       else
-        redis.call('SADD', KEYS[2], ARGV[i + 1])
+        -- Registering the queue is best effort: a `queues` key of the wrong type must not
+        -- stop the ZREM after the push, or the job would be in two places.
+        redis.pcall('SADD', KEYS[2], ARGV[i + 1])
         redis.call('ZREM', KEYS[1], member)
         moved = moved + 1
       end

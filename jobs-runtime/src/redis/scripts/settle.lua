@@ -10,7 +10,8 @@
 -- KEYS[1]  the working list
 -- KEYS[2]  where the job goes: a queue list (requeue, move), the retry or dead sorted set
 -- KEYS[3]  queues, the set of queue names (a job sent to a queue registers it there, so the
---          dashboard lists it even if someone deleted the queue meanwhile)
+--          dashboard lists it even if someone deleted the queue meanwhile; best effort, so a
+--          `queues` key of the wrong type cannot stop the step half-way)
 -- KEYS[4..] recovery only: the dead owner's liveness keys; nothing happens if any exists (the
 --          owner beat again since it was presumed dead, so its jobs are its own)
 -- ARGV[1]  the job exactly as it was taken (bytes)
@@ -34,11 +35,11 @@ local outcome = ARGV[2]
 if outcome == 'requeue' then
   -- The right end: the next job taken from the queue, as Sidekiq hands jobs back.
   redis.call('RPUSH', KEYS[2], ARGV[1])
-  redis.call('SADD', KEYS[3], ARGV[3])
+  redis.pcall('SADD', KEYS[3], ARGV[3])
 elseif outcome == 'move' then
   -- Back to the right end of a queue, rewritten (a recovered job, with its recovery count).
   redis.call('RPUSH', KEYS[2], ARGV[4])
-  redis.call('SADD', KEYS[3], ARGV[3])
+  redis.pcall('SADD', KEYS[3], ARGV[3])
 elseif outcome == 'retry' then
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
 elseif outcome == 'dead' then

@@ -33,6 +33,9 @@ use crate::redis::scripts;
 /// The most jobs one fetch takes.
 const MAX_BATCH: usize = 100;
 
+/// How long a job that would run alone waits for the acknowledgements before it.
+const FLUSH_FOR: Duration = Duration::from_secs(30);
+
 /// The fewest jobs a fetch asks for when it asks for more than the free slots.
 const PREFETCH_MIN: usize = 20;
 
@@ -54,9 +57,11 @@ pub(crate) struct Fetcher {
     /// How long a job one crash from the dead set waits for the running jobs to end before it
     /// runs beside them (the shutdown timeout: how long jobs are expected to take).
     suspect_wait: Duration,
-    /// The queue of a job one crash from the dead set, handed back as it was taken ahead: the
-    /// next job of that queue runs alone.
-    suspect: Option<String>,
+    /// A job one crash from the dead set, handed back as it was taken ahead, to run alone.
+    suspect: Option<Fetched>,
+    /// A lapse of this process's liveness was seen: no job starts until a sweep has rebuilt,
+    /// from the working list itself, the jobs still this process's.
+    resync: bool,
     /// The idle `BLMOVE`s and the jobs taken but not started.
     idle: IdleFetch,
     /// A fetch taking the next batch while the last one runs (strict order only), and how
@@ -91,6 +96,7 @@ impl Fetcher {
             until_idle,
             suspect_wait,
             suspect: None,
+            resync: false,
             idle: IdleFetch::new(),
             refill: None,
             backlog: false,
@@ -112,6 +118,12 @@ impl Fetcher {
             }
             if self.wait_while_faltering(&quiet).await {
                 break;
+            }
+            if self.resync && !self.resync().await {
+                if sleep_or(&quiet, Duration::from_secs(1)).await {
+                    break;
+                }
+                continue;
             }
             let first = tokio::select! {
                 biased;
@@ -179,11 +191,14 @@ impl Fetcher {
                 }
                 let names = self.order.names().to_vec();
                 if let Some(job) = self.idle.wait(&self.shared, &names, &quiet).await {
-                    if self.is_suspect(&job) {
+                    if self.shared.pulse.take_lapse() {
+                        // Brought while this process may have been presumed dead: it starts
+                        // only if the sweep finds it still in the working list.
+                        self.forget_taken_ahead();
+                    } else if self.is_suspect(&job) {
                         drop(permits);
-                        let queue = job.queue.clone();
                         self.hand_back(&job).await;
-                        self.run_alone(&mut tasks, &queue, &slots, &quiet).await;
+                        self.run_alone(&mut tasks, job, &slots, &quiet).await;
                     } else {
                         self.start(&mut tasks, job, permits.pop());
                     }
@@ -196,18 +211,18 @@ impl Fetcher {
                 self.forget_taken_ahead();
                 continue;
             }
-            let mut suspect_queue = self.suspect.take();
+            let mut suspect = self.suspect.take();
             for (job, permit) in jobs.into_iter().zip(permits) {
                 if self.is_suspect(&job) {
                     drop(permit);
-                    suspect_queue.get_or_insert_with(|| job.queue.clone());
                     self.hand_back(&job).await;
+                    suspect.get_or_insert(job);
                 } else {
                     self.start(&mut tasks, job, Some(permit));
                 }
             }
-            match suspect_queue {
-                Some(queue) => self.run_alone(&mut tasks, &queue, &slots, &quiet).await,
+            match suspect {
+                Some(job) => self.run_alone(&mut tasks, job, &slots, &quiet).await,
                 None => self.start_refill(),
             }
         }
@@ -287,17 +302,20 @@ impl Fetcher {
         }
     }
 
-    /// Runs the next job of `queue` (a suspect, handed back a moment ago) with no other job in
-    /// this process: waits until every slot is free, hands back whatever the idle `BLMOVE`s
-    /// still bring, then takes one job and holds every slot while it runs. If it kills this
-    /// process too, it is the only job recovered. On quiet it stays in its queue.
+    /// Runs `suspect` (a job one crash from the dead set, handed back a moment ago) with no
+    /// other job in this process: waits until every slot is free, hands back whatever the idle
+    /// `BLMOVE`s still bring, then takes that very job back (by its bytes, whatever was handed
+    /// back in front of it) and holds every slot while it runs. If it kills this process too,
+    /// it is the only job recovered. On quiet it stays in its queue. Waiting is bounded by
+    /// `suspect_wait`; after that it runs beside the running jobs.
     async fn run_alone(
         &mut self,
         tasks: &mut JoinSet<()>,
-        queue: &str,
+        suspect: Fetched,
         slots: &Arc<Semaphore>,
         quiet: &CancellationToken,
     ) {
+        let queue = &suspect.queue;
         let all = u32::try_from(self.shared.concurrency).unwrap_or(u32::MAX);
         let every_slot =
             tokio::time::timeout(self.suspect_wait, Arc::clone(slots).acquire_many_owned(all));
@@ -327,18 +345,22 @@ impl Fetcher {
         // Nothing else stays in the working list beside the suspect (a crash would count it as
         // recovered too): not the jobs that finished but wait for their acknowledgement, nor
         // those taken ahead, nor what the idle `BLMOVE`s bring.
-        self.shared.acker.flush().await;
+        let flushed = tokio::time::timeout(FLUSH_FOR, self.shared.acker.flush());
+        tokio::select! {
+            () = quiet.cancelled() => return,
+            _ = flushed => {}
+        }
         self.land_refill().await;
         self.idle.unblock(&self.shared).await;
         for job in self.idle.collect().await {
             self.hand_back(&job).await;
         }
-        match self.take_one_from(queue).await {
-            Ok(Some(job)) => {
+        match self.claim(&suspect).await {
+            Ok(true) => {
                 tracing::info!(%queue, "running a job recovered from dead processes alone");
-                self.start(tasks, job, Some(permits));
+                self.start(tasks, suspect, Some(permits));
             }
-            Ok(None) => {}
+            Ok(false) => {}
             Err(error) => {
                 self.idle.sweep = true;
                 tracing::warn!(%error, "cannot take a recovered job; trying again later");
@@ -383,27 +405,25 @@ impl Fetcher {
         take_in_order(&self.shared, &keys, &names, wanted).await
     }
 
-    /// Moves one job from `queue` alone into the working list.
-    async fn take_one_from(&self, queue: &str) -> Result<Option<Fetched>, Error> {
-        let mut invocation = scripts::FETCH.prepare_invoke();
+    /// Moves `job` from its queue into the working list by its exact bytes (`scripts/
+    /// claim.lua`); `false` when it was no longer there.
+    async fn claim(&self, job: &Fetched) -> Result<bool, Error> {
+        let mut invocation = scripts::CLAIM.prepare_invoke();
         invocation
+            .key(self.shared.keys().queue(&job.queue))
             .key(&self.shared.working)
             .key(self.shared.keys().workers())
-            .key(self.shared.keys().queue(queue))
-            .arg(1)
+            .arg(&job.json[..])
             .arg(&self.shared.identity);
-        let taken: Vec<(usize, Vec<u8>)> = self.shared.redis().script_once(&invocation).await?;
-        Ok(taken
-            .into_iter()
-            .find(|(position, _)| *position == 1)
-            .map(|(_, json)| Fetched::new(queue, json)))
+        let taken: i64 = self.shared.redis().script_once(&invocation).await?;
+        Ok(taken == 1)
     }
 
     /// Rebuilds the jobs waiting to start from the working list itself: every entry no task
     /// holds. Needed after a reply was lost (a `BLMOVE` or a fetch moved a job without our
     /// knowing) and after a lapse of this process's liveness (jobs taken ahead may have been
     /// recovered elsewhere: only those still in the list are ours).
-    async fn sweep(&mut self) {
+    async fn sweep(&mut self) -> bool {
         // What tasks hold is read before the list: a task that settles in between only makes
         // the list shorter, never makes a held job look orphaned. Only this loop starts tasks,
         // and no BLMOVE is outstanding, so nothing new enters the list meanwhile.
@@ -412,7 +432,7 @@ impl Fetcher {
             Ok(listed) => listed,
             Err(error) => {
                 tracing::warn!(%error, "cannot read the working list; will try again");
-                return;
+                return false;
             }
         };
         let known: std::collections::HashSet<Vec<u8>> =
@@ -431,6 +451,20 @@ impl Fetcher {
         }
         self.idle.sweep = false;
         self.take_ahead(unheld).await;
+        true
+    }
+
+    /// After a lapse of liveness: ends the idle `BLMOVE`s and waits for a refill in flight, so
+    /// that nothing is on its way, then rebuilds the jobs to start from the working list.
+    /// `false` when the list could not be read (tried again on the next pass).
+    async fn resync(&mut self) -> bool {
+        self.land_refill().await;
+        self.idle.unblock(&self.shared).await;
+        // What they brought is in the working list, where the sweep finds it if still ours.
+        let _ = self.idle.collect().await;
+        let swept = self.sweep().await;
+        self.resync = !swept;
+        swept
     }
 
     /// Keeps jobs taken beyond the free slots, to start as slots free up; a job one crash from
@@ -440,8 +474,8 @@ impl Fetcher {
     async fn take_ahead(&mut self, jobs: Vec<Fetched>) {
         for job in jobs {
             if self.is_suspect(&job) {
-                self.suspect.get_or_insert_with(|| job.queue.clone());
                 self.hand_back(&job).await;
+                self.suspect.get_or_insert(job);
             } else {
                 self.idle.pending.push_back(job);
             }
@@ -483,6 +517,7 @@ impl Fetcher {
         }
         self.idle.pending.clear();
         self.idle.sweep = true;
+        self.resync = true;
     }
 }
 
