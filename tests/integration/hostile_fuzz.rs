@@ -35,7 +35,8 @@
 //!   `JOBS_FUZZ_CASES` says otherwise) that keeps going, counts what every kind of input got and
 //!   prints the table for RELIABILITY.md; it fails at the end if anything broke.
 //! - `JOBS_FUZZ_KINDS=retry,utf8` limits the generator to those families (the names are in
-//!   `FAMILIES`), to shrink one bug at a time; `JOBS_FUZZ_TALLY=1` makes the short run count
+//!   `FAMILIES`) and `JOBS_FUZZ_TARGETS=retry_due,dead` to those places (`Target::name`), to
+//!   shrink one bug at a time; `JOBS_FUZZ_TALLY=1` makes the short run count
 //!   rather than stop; `JOBS_FUZZ_SHRINK_SECS` bounds shrinking (60 s by default).
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
@@ -74,12 +75,33 @@ fn hostile_input_long_run() {
     fuzz(&Settings::from_env(1_000, true));
 }
 
+/// The violations of one case, each failing page shown once per route and answer.
+fn summary(violations: &[Violation]) -> String {
+    let mut pages: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut lines = Vec::new();
+    for violation in violations {
+        if violation.invariant == "page" {
+            let seen = pages.entry(&violation.row).or_default();
+            *seen += 1;
+            if *seen > 1 {
+                continue;
+            }
+        }
+        lines.push(violation.to_string());
+    }
+    for (row, count) in pages.into_iter().filter(|(_, count)| *count > 1) {
+        lines.push(format!("page: {count} requests in all got {row}"));
+    }
+    lines.join("\n")
+}
+
 /// What the environment asks for.
 struct Settings {
     cases: u32,
     seed: u64,
     shrink: Duration,
     families: Vec<&'static str>,
+    targets: Vec<Target>,
     tally: bool,
 }
 
@@ -105,12 +127,26 @@ impl Settings {
                 .collect(),
             _ => FAMILIES.iter().map(|(family, _)| *family).collect(),
         };
+        let targets = match std::env::var("JOBS_FUZZ_TARGETS") {
+            Ok(list) if !list.trim().is_empty() => list
+                .split(',')
+                .map(|name| {
+                    TARGETS
+                        .iter()
+                        .find(|(target, _)| target.name() == name.trim())
+                        .map(|(target, _)| *target)
+                        .unwrap_or_else(|| panic!("JOBS_FUZZ_TARGETS: no target {name}"))
+                })
+                .collect(),
+            _ => TARGETS.iter().map(|(target, _)| *target).collect(),
+        };
         Self {
             cases: u32::try_from(number("JOBS_FUZZ_CASES", u64::from(default_cases)))
                 .expect("JOBS_FUZZ_CASES fits in u32"),
             seed: number("JOBS_FUZZ_SEED", 0x6a6f_6273_6675_7a7a),
             shrink: Duration::from_secs(number("JOBS_FUZZ_SHRINK_SECS", 60)),
             families,
+            targets,
             tally: tally || std::env::var("JOBS_FUZZ_TALLY").is_ok_and(|value| value == "1"),
         }
     }
@@ -134,13 +170,12 @@ fn fuzz(settings: &Settings) {
     };
     let mut runner = TestRunner::new(config);
     let started = Instant::now();
-    let result = runner.run(&case(&settings.families), |case| {
+    let result = runner.run(&case(&settings.families, &settings.targets), |case| {
         let violations = runtime.block_on(run_case(&redis, &case, &tally));
         if violations.is_empty() || settings.tally {
             Ok(())
         } else {
-            let texts: Vec<String> = violations.iter().map(Violation::to_string).collect();
-            Err(TestCaseError::fail(texts.join("\n")))
+            Err(TestCaseError::fail(summary(&violations)))
         }
     });
     let tally = tally.into_inner().expect("the tally");
@@ -905,6 +940,21 @@ enum Target {
 const DEAD_PROCESS: &str = "fuzzdead:1:0123456789ab";
 
 impl Target {
+    /// Its name in `JOBS_FUZZ_TARGETS`.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Queue => "queue",
+            Self::ScheduleDue => "schedule_due",
+            Self::ScheduleNegInf => "schedule_neg_inf",
+            Self::ScheduleLater => "schedule_later",
+            Self::SchedulePosInf => "schedule_pos_inf",
+            Self::RetryDue => "retry_due",
+            Self::RetryLater => "retry_later",
+            Self::Dead => "dead",
+            Self::DeadProcess => "dead_process",
+        }
+    }
+
     fn key(self) -> &'static str {
         match self {
             Self::Queue => "queue:default",
@@ -942,19 +992,26 @@ impl Target {
     }
 }
 
-fn target() -> BoxedStrategy<Target> {
-    prop_oneof![
-        4 => Just(Target::Queue),
-        3 => Just(Target::ScheduleDue),
-        1 => Just(Target::ScheduleNegInf),
-        1 => Just(Target::ScheduleLater),
-        1 => Just(Target::SchedulePosInf),
-        3 => Just(Target::RetryDue),
-        1 => Just(Target::RetryLater),
-        2 => Just(Target::Dead),
-        2 => Just(Target::DeadProcess),
-    ]
-    .boxed()
+/// Where entries go, with weights; `JOBS_FUZZ_TARGETS` picks among them by name.
+const TARGETS: &[(Target, u32)] = &[
+    (Target::Queue, 4),
+    (Target::ScheduleDue, 3),
+    (Target::ScheduleNegInf, 1),
+    (Target::ScheduleLater, 1),
+    (Target::SchedulePosInf, 1),
+    (Target::RetryDue, 3),
+    (Target::RetryLater, 1),
+    (Target::Dead, 2),
+    (Target::DeadProcess, 2),
+];
+
+fn target(targets: &[Target]) -> BoxedStrategy<Target> {
+    let weighted: Vec<W<BoxedStrategy<Target>>> = TARGETS
+        .iter()
+        .filter(|(target, _)| targets.contains(target))
+        .map(|(target, weight)| (*weight, Just(*target).boxed()))
+        .collect();
+    Union::new_weighted(weighted).boxed()
 }
 
 /// One entry to write: where, how long ago it was due (or died), and what.
@@ -991,7 +1048,7 @@ impl std::fmt::Debug for Case {
     }
 }
 
-fn case(families: &[&'static str]) -> BoxedStrategy<Case> {
+fn case(families: &[&'static str], targets: &[Target]) -> BoxedStrategy<Case> {
     let shapes: Vec<W<BoxedStrategy<Shape>>> = FAMILIES
         .iter()
         .filter(|(family, _)| families.contains(family))
@@ -1000,7 +1057,7 @@ fn case(families: &[&'static str]) -> BoxedStrategy<Case> {
     let shape = Union::new_weighted(shapes);
     (
         prop::collection::vec(
-            (target(), 1_u32..86_400, shape).prop_map(|(target, ago, shape)| Spec {
+            (target(targets), 1_u32..86_400, shape).prop_map(|(target, ago, shape)| Spec {
                 target,
                 ago,
                 shape,
