@@ -27,6 +27,7 @@ mod enqueue_inline;
 mod enqueue_options;
 mod enqueue_schedule;
 mod faults;
+mod hostile_fuzz;
 mod interop_ruby;
 mod lifecycle;
 mod payload_decode;

@@ -91,6 +91,14 @@ pub async fn record(#[state] log: CallLog, label: String) {
     log.0.lock().expect("call log").push(label);
 }
 
+/// Records its label once it has held a slot for `millis`: a job the Busy page can catch
+/// running (the hostile-input fuzz test gives it odd payloads).
+#[job]
+pub async fn record_slowly(#[state] log: CallLog, label: String, millis: u64) {
+    tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+    log.0.lock().expect("call log").push(label);
+}
+
 /// Records its label; declared for the `high` queue.
 #[job(queue = "high")]
 pub async fn record_high(#[state] log: CallLog, label: String) {
