@@ -39,6 +39,25 @@ async fn held_in_working_lists(redis: &TestRedis) -> usize {
     held
 }
 
+/// The JSON of a `Record` job labelled `label`.
+fn record(label: &str) -> String {
+    Payload::new("Record", vec![json!(label)])
+        .to_json()
+        .unwrap()
+}
+
+/// Makes `identity` a dead process (in `jobs:workers`, no liveness key) holding `entries`.
+async fn dead_process(redis: &TestRedis, identity: &str, entries: &[&[u8]]) {
+    let mut raw = redis.raw().await;
+    let _: () = raw.sadd("jobs:workers", identity).await.unwrap();
+    for entry in entries {
+        let _: () = raw
+            .lpush(format!("jobs:working:{identity}"), *entry)
+            .await
+            .unwrap();
+    }
+}
+
 /// Pushes `count` `Record` jobs labelled `0..count`.
 async fn push_records(redis: &TestRedis, count: usize) {
     let client = redis.client();
@@ -122,36 +141,23 @@ async fn a_blocking_fetch_that_brings_bytes_that_are_not_utf8_buries_them() {
 #[tokio::test]
 async fn recovery_buries_bytes_that_are_not_utf8_and_recovers_every_other_dead_process() {
     let redis = TestRedis::start();
-    let mut raw = redis.raw().await;
     // A dead process holding the bad entry and a good job, and five more holding a job each:
     // none of them has a heartbeat.
-    let good = |label: &str| {
-        Payload::new("Record", vec![json!(label)])
-            .to_json()
-            .unwrap()
-    };
-    let _: () = raw
-        .sadd("jobs:workers", "poisoned:1:aaaaaaaaaaaa")
-        .await
-        .unwrap();
-    let _: () = raw
-        .lpush("jobs:working:poisoned:1:aaaaaaaaaaaa", NOT_UTF8)
-        .await
-        .unwrap();
-    let _: () = raw
-        .lpush("jobs:working:poisoned:1:aaaaaaaaaaaa", good("beside"))
-        .await
-        .unwrap();
+    let beside = record("beside");
+    dead_process(
+        &redis,
+        "poisoned:1:aaaaaaaaaaaa",
+        &[NOT_UTF8, beside.as_bytes()],
+    )
+    .await;
     for n in 0..5 {
-        let identity = format!("dead{n}:1:bbbbbbbbbbbb");
-        let _: () = raw.sadd("jobs:workers", &identity).await.unwrap();
-        let _: () = raw
-            .lpush(
-                format!("jobs:working:{identity}"),
-                good(&format!("dead{n}")),
-            )
-            .await
-            .unwrap();
+        let job = record(&format!("dead{n}"));
+        dead_process(
+            &redis,
+            &format!("dead{n}:1:bbbbbbbbbbbb"),
+            &[job.as_bytes()],
+        )
+        .await;
     }
     let log = CallLog::default();
     let running = RunningWorker::start(worker(&redis, &log));
@@ -235,14 +241,7 @@ async fn recovered_jobs_register_their_queue_again() {
         .queue("high")
         .to_json()
         .unwrap();
-    let _: () = raw
-        .sadd("jobs:workers", "gone:1:cccccccccccc")
-        .await
-        .unwrap();
-    let _: () = raw
-        .lpush("jobs:working:gone:1:cccccccccccc", &job)
-        .await
-        .unwrap();
+    dead_process(&redis, "gone:1:cccccccccccc", &[job.as_bytes()]).await;
     // Someone deleted the queue from the dashboard meanwhile: `queues` no longer names it.
     let _: () = raw.del("queues").await.unwrap();
     let log = CallLog::default();
@@ -406,21 +405,14 @@ async fn a_job_one_crash_from_the_dead_set_waits_a_bounded_time_to_run_alone() {
 async fn a_queues_key_of_the_wrong_type_never_leaves_a_job_in_two_places() {
     let redis = TestRedis::start();
     let mut raw = redis.raw().await;
-    let job = |label: &str| {
-        Payload::new("Record", vec![json!(label)])
-            .to_json()
-            .unwrap()
-    };
     // A dead process holding a job, and a job due in `schedule`.
-    let _: () = raw
-        .sadd("jobs:workers", "gone:1:dddddddddddd")
-        .await
-        .unwrap();
-    let _: () = raw
-        .lpush("jobs:working:gone:1:dddddddddddd", job("recovered"))
-        .await
-        .unwrap();
-    let _: () = raw.zadd("schedule", job("scheduled"), 1).await.unwrap();
+    dead_process(
+        &redis,
+        "gone:1:dddddddddddd",
+        &[record("recovered").as_bytes()],
+    )
+    .await;
+    let _: () = raw.zadd("schedule", record("scheduled"), 1).await.unwrap();
     // Registering a queue in `queues` fails from now on.
     let _: () = raw.set("queues", "not a set").await.unwrap();
     let log = CallLog::default();

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 /// | quiet | TSTP, a dashboard's Quiet, the start of any stop | the fetcher, the scheduler |
 /// | stop | TERM, INT, the caller's stop future, a dashboard's Stop | the steady loop, crash recovery, the dashboard |
 /// | now | a second INT | the wait for running jobs |
-/// | exit | the end of shutdown | the acker, the heartbeat, the watchdog, the signal listener (each stopped in order before) |
+/// | exit | the end of shutdown | the acker, the heartbeat, the liveness thread, the watchdog, the signal listener (each stopped in order before) |
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Control {
     /// Take no more jobs (TSTP); running jobs finish, the heartbeat goes on, `quiet: "true"`.

@@ -14,6 +14,7 @@
 //! | dashboard | `dashboard.rs` | — (an axum server) | stop |
 //! | acker | `ack.rs` | `Acker::flush` | after the wait for running jobs |
 //! | heartbeat | `heartbeat.rs` | `Heartbeat::beat` | after the hand-back, before the heartbeat is cleared |
+//! | liveness (a thread of its own) | `liveness.rs` | `Liveness::renew` | with the heartbeat |
 //! | systemd watchdog | `systemd.rs` | `Watchdog::ping` | after the heartbeat is cleared |
 //! | signal listener | `control.rs` | — | last |
 
