@@ -328,6 +328,23 @@ fn suspect(label: &str) -> Payload {
     payload
 }
 
+/// Pushes 5 `Slow` jobs of `millis`, a suspect and `records` `Record` jobs, in that order, and
+/// starts a worker of concurrency 5 on them.
+async fn behind_slow_jobs_a_suspect_then_records(
+    redis: &TestRedis,
+    log: &CallLog,
+    millis: u64,
+    records: usize,
+) -> RunningWorker {
+    let client = redis.client();
+    for _ in 0..5 {
+        client.perform_async(Slow { millis }).await.unwrap();
+    }
+    client.push(suspect("suspect")).await.unwrap();
+    push_records(redis, records).await;
+    RunningWorker::start(worker(redis, log).concurrency(5))
+}
+
 /// Every entry of every working list, as text.
 async fn working_entries(redis: &TestRedis) -> Vec<String> {
     let mut raw = redis.raw().await;
@@ -343,15 +360,9 @@ async fn working_entries(redis: &TestRedis) -> Vec<String> {
 #[tokio::test]
 async fn a_job_one_crash_from_the_dead_set_never_waits_taken_ahead_beside_others() {
     let redis = TestRedis::start();
-    let client = redis.client();
-    for _ in 0..5 {
-        client.perform_async(Slow { millis: 1_500 }).await.unwrap();
-    }
-    client.push(suspect("suspect")).await.unwrap();
-    push_records(&redis, 10).await;
     let log = CallLog::default();
     // Concurrency 5 takes 20 jobs a fetch: the suspect is among those taken ahead.
-    let running = RunningWorker::start(worker(&redis, &log).concurrency(5));
+    let running = behind_slow_jobs_a_suspect_then_records(&redis, &log, 1_500, 10).await;
     eventually(
         Duration::from_secs(10),
         "the slow jobs to start",
@@ -435,16 +446,10 @@ async fn a_queues_key_of_the_wrong_type_never_leaves_a_job_in_two_places() {
 #[tokio::test]
 async fn the_job_that_runs_alone_is_the_one_one_crash_from_the_dead_set() {
     let redis = TestRedis::start();
-    let client = redis.client();
-    for _ in 0..5 {
-        client.perform_async(Slow { millis: 500 }).await.unwrap();
-    }
-    client.push(suspect("suspect")).await.unwrap();
-    push_records(&redis, 20).await;
     let log = CallLog::default();
     // Concurrency 5 takes 20 jobs a fetch: the suspect and 14 others are taken ahead, and the
     // others are handed back in front of it when it is about to run alone.
-    let running = RunningWorker::start(worker(&redis, &log).concurrency(5));
+    let running = behind_slow_jobs_a_suspect_then_records(&redis, &log, 500, 20).await;
     eventually(Duration::from_secs(20), "every job to run", async || {
         log.entries().len() == 5 * 2 + 21
     })

@@ -46,11 +46,7 @@ impl DashboardServer {
             dashboard = dashboard.basic_auth(user, password);
         }
         if let Ok(hosts) = std::env::var("JOBS_WEB_HOSTS") {
-            let hosts = hosts
-                .split(',')
-                .map(str::trim)
-                .filter(|host| !host.is_empty());
-            dashboard = dashboard.allowed_hosts(hosts.map(str::to_owned).collect::<Vec<_>>());
+            dashboard = dashboard.allowed_hosts(host_list(&hosts));
         }
         let listener = TcpListener::bind(address)
             .await
@@ -101,4 +97,29 @@ impl DashboardServer {
     /// Never called: without the `web` feature, [`bind`](Self::bind) fails.
     #[cfg(not(feature = "web"))]
     pub(crate) async fn run(self, _shutdown: CancellationToken) {}
+}
+
+/// The names of a comma-separated `JOBS_WEB_HOSTS`, blanks and empty items left out.
+#[cfg(any(feature = "web", test))]
+fn host_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|host| !host.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_list;
+
+    #[test]
+    fn jobs_web_hosts_is_a_comma_separated_list() {
+        assert_eq!(
+            host_list(" jobs.example.com, .example.org ,,*"),
+            ["jobs.example.com", ".example.org", "*"]
+        );
+        assert!(host_list(" , ").is_empty());
+    }
 }
