@@ -204,11 +204,12 @@ pub async fn overrun() {
 pub struct Ledger(pub Option<std::path::PathBuf>);
 
 impl Ledger {
-    /// Appends one line (`run <jid>` or `done <jid>`) in a single write.
+    /// Appends one line (`run <jid> <pid>` or `done <jid> <pid>`, the process that wrote it)
+    /// in a single write.
     pub fn write(&self, event: &str, jid: &jobs::Jid) {
         use std::io::Write;
         if let Some(path) = &self.0 {
-            let line = format!("{event} {jid}\n");
+            let line = format!("{event} {jid} {}\n", std::process::id());
             let mut file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)

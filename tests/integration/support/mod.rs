@@ -189,9 +189,14 @@ impl Drop for ChildWorker {
     }
 }
 
-/// What a ledger file says: how often each jid started, and which finished.
+/// What a ledger file says: how often each jid started, in which processes, and which
+/// finished.
 pub struct LedgerView {
+    /// How many times each jid started.
     pub runs: std::collections::HashMap<String, usize>,
+    /// The processes each jid started in, in the order it started.
+    pub ran_in: std::collections::HashMap<String, Vec<u32>>,
+    /// The jids that finished.
     pub done: std::collections::HashSet<String>,
 }
 
@@ -200,22 +205,48 @@ impl LedgerView {
     pub fn read(path: &std::path::Path) -> Self {
         let text = std::fs::read_to_string(path).unwrap_or_default();
         let mut runs = std::collections::HashMap::new();
+        let mut ran_in = std::collections::HashMap::<String, Vec<u32>>::new();
         let mut done = std::collections::HashSet::new();
         for line in text.lines() {
-            match line.split_once(' ') {
-                Some(("run", jid)) => *runs.entry(jid.to_owned()).or_insert(0) += 1,
-                Some(("done", jid)) => {
+            let mut words = line.split(' ');
+            let (Some(event), Some(jid)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let pid = words.next().and_then(|pid| pid.parse::<u32>().ok());
+            match event {
+                "run" => {
+                    *runs.entry(jid.to_owned()).or_insert(0) += 1;
+                    ran_in.entry(jid.to_owned()).or_default().extend(pid);
+                }
+                "done" => {
                     done.insert(jid.to_owned());
                 }
                 _ => {}
             }
         }
-        Self { runs, done }
+        Self { runs, ran_in, done }
     }
 
     /// How many jobs started more than once.
     pub fn duplicates(&self) -> usize {
         self.runs.values().filter(|count| **count > 1).count()
+    }
+
+    /// The jobs that started again after a run in a process not in `killed`: each such run
+    /// was followed by another although its process lived on.
+    pub fn rerun_after_a_live_run(&self, killed: &[u32]) -> Vec<String> {
+        let mut found: Vec<String> = self
+            .ran_in
+            .iter()
+            .filter(|(_, pids)| {
+                pids[..pids.len().saturating_sub(1)]
+                    .iter()
+                    .any(|pid| !killed.contains(pid))
+            })
+            .map(|(jid, _)| jid.clone())
+            .collect();
+        found.sort();
+        found
     }
 }
 
