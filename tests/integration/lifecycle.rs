@@ -8,10 +8,11 @@ use jobs::Worker;
 use redis::AsyncCommands;
 
 use crate::support::jobs::{
-    AbortProcess, BlockThread, CallLog, Gauge, Ledger, Ledgered, push_ledgered,
+    AbortProcess, BlockThread, CallLog, Gauge, Ledger, Ledgered, push_ledgered, worker,
 };
 use crate::support::{
-    ChildWorker, LedgerView, TestRedis, eventually, ledger_path, now, ruby, sorted_set,
+    ChildWorker, LedgerView, RunningWorker, TestRedis, eventually, ledger_path, now, ruby,
+    sorted_set,
 };
 
 /// The worker process the tests below start (`ChildWorker`): the test jobs, queues `faults` and
@@ -354,6 +355,54 @@ async fn a_job_that_crashes_its_worker_ends_in_the_dead_set() {
         async || LedgerView::read(&ledger).done == others,
     )
     .await;
+}
+
+#[tokio::test]
+async fn jobs_taken_ahead_are_not_counted_as_recovered_when_their_process_dies() {
+    let redis = TestRedis::start();
+    let ledger = ledger_path("ahead");
+    // Concurrency 2: the two long jobs run, the ten behind them are taken ahead and wait.
+    let running = push_ledgered(&redis, (0..2).map(|_| Ledgered { millis: 60_000 })).await;
+    let ahead = push_ledgered(&redis, (0..10).map(|_| Ledgered { millis: 20 })).await;
+    let mut child = ChildWorker::spawn(&redis.url(), &ledger, &[("JOBS_TEST_CONCURRENCY", "2")]);
+    eventually(
+        Duration::from_secs(10),
+        "a beat to list the running jobs, the others taken ahead",
+        async || {
+            let work = jobs::api::WorkSet::new(&redis.client()).list().await;
+            work.is_ok_and(|work| work.len() == 2) && redis.queue("faults").await.is_empty()
+        },
+    )
+    .await;
+    child.kill9();
+    // A process that takes from another queue recovers the dead one's jobs and runs none.
+    let recovering = RunningWorker::start(
+        worker(&redis, &CallLog::default())
+            .queues(["elsewhere"])
+            .recovery(Duration::from_millis(200), 2),
+    );
+    eventually(
+        Duration::from_secs(20),
+        "the dead process's jobs to be handed back",
+        async || redis.queue("faults").await.len() == 12,
+    )
+    .await;
+    recovering.stop(Duration::from_secs(10)).await;
+    for job in redis.queue("faults").await {
+        let jid = job["jid"].as_str().unwrap();
+        if running.contains(jid) {
+            assert_eq!(job["jobs_recoveries"], 1, "a job that ran: {job}");
+            assert!(job.get("jobs_recovered_unseen").is_none(), "{job}");
+        } else {
+            assert!(ahead.contains(jid));
+            assert!(
+                job.get("jobs_recoveries").is_none(),
+                "a job that never started is not counted: {job}"
+            );
+            assert_eq!(job["jobs_recovered_unseen"], 1, "{job}");
+        }
+    }
+    assert_eq!(LedgerView::read(&ledger).runs.len(), 2, "no other job ran");
 }
 
 #[tokio::test]

@@ -208,6 +208,12 @@ async fn crash_recovery_sets_only_its_count() {
         .lpush(format!("jobs:working:{dead_process}"), RUBY_JOB)
         .await
         .unwrap();
+    // Its last heartbeat saw it running the job.
+    let work = serde_json::json!({"queue": "ruby", "payload": RUBY_JOB, "run_at": 1});
+    let _: () = raw
+        .hset(format!("{dead_process}:work"), "tid", work.to_string())
+        .await
+        .unwrap();
     let running = RunningWorker::start(
         worker(&redis, &CallLog::default()).recovery(Duration::from_millis(200), 3),
     );

@@ -5,7 +5,9 @@
 //! - `HSET <identity>` with `info` (JSON), `busy`, `beat`, `quiet`, `rss`, `rtt_us`,
 //!   `concurrency` and `jobs_liveness`, expiring after `heartbeat_ttl` (60 s);
 //! - `<identity>:work` (and `<identity>:workers`, which Sidekiq 6.4.0–6.4.1 read) rewritten with
-//!   one field per running job;
+//!   one field per running job, expiring after `heartbeat_ttl` but never under [`WORK_TTL_MIN`]:
+//!   crash recovery reads a dead process's `:work` to tell the jobs it was running from those it
+//!   had only taken ahead;
 //! - `jobs:alive:<identity>` renewed (between beats, `liveness.rs` renews it from a thread of its
 //!   own; crash recovery reads it);
 //! - `SADD jobs:workers <identity>`, and `RPOP <identity>-signals`, whose `TSTP`, `TERM` or
@@ -29,6 +31,11 @@ use super::shared::Shared;
 use super::tasks::sleep_or;
 use crate::error::Error;
 use crate::timestamp::Timestamp;
+
+/// The least time a beat keeps the work hash (Sidekiq's TTL), so that crash recovery, which
+/// comes within the liveness TTL (at most 10 s) and a sweep, still finds it with a short
+/// `heartbeat_ttl`. Sidekiq's pages show a process's work only while its hash lives.
+pub(crate) const WORK_TTL_MIN: Duration = Duration::from_secs(60);
 
 /// One process's heartbeat.
 pub(crate) struct Heartbeat {
@@ -95,6 +102,7 @@ impl Heartbeat {
         // Sidekiq 6.4.2+ reads `:work`, 6.4.0 and 6.4.1 `:workers`: write both.
         let work_keys = [keys.process_work(identity), keys.process_workers(identity)];
         let ttl = self.ttl.as_millis().max(1) as i64;
+        let work_ttl = self.ttl.max(WORK_TTL_MIN).as_millis() as i64;
         let running = shared.in_flight.running();
         let mut pipeline = redis::pipe();
         pipeline.atomic();
@@ -139,7 +147,7 @@ impl Heartbeat {
             pipeline.del(work).ignore();
             if !fields.is_empty() {
                 pipeline.hset_multiple(work, &fields).ignore();
-                pipeline.pexpire(work, ttl).ignore();
+                pipeline.pexpire(work, work_ttl).ignore();
             }
         }
         pipeline.sadd(keys.workers(), identity).ignore();

@@ -8,7 +8,16 @@
 //! `settle.lua` step each, guarded by the liveness key. A job records how often it was
 //! recovered (`jobs_recoveries`); past `max_recoveries` it is presumed to be what kills its
 //! processes and goes to the dead set instead.
+//!
+//! Only a job the dead process was seen running counts: one its last heartbeat listed in
+//! `<identity>:work`. A job not listed was taken ahead and never started, or started after that
+//! beat; the two look the same here, so the first such recovery of a job is spared (counted in
+//! `jobs_recovered_unseen` only) and any later one counts. A job taken ahead is thus never
+//! counted for a neighbour's crash, and a job that kills its process before a beat can list it
+//! still reaches the dead set, one crash later. Knowing exactly which jobs had started would
+//! cost a Redis write per job.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +28,7 @@ use super::backoff::Until;
 use super::settle::{HAND_BACK_FOR, Outcome};
 use super::shared::{Shared, queue_of};
 use super::tasks::sleep_or;
-use super::unit::{Fetched, RECOVERIES};
+use super::unit::{Fetched, RECOVERIES, UNSEEN_RECOVERIES};
 use crate::error::Error;
 use crate::error_class;
 use crate::payload::Payload;
@@ -160,10 +169,19 @@ async fn recover_one(
 ) -> Result<usize, Error> {
     let keys = shared.keys();
     let list = keys.working(identity);
-    let jobs: Vec<Vec<u8>> = shared
+    let (work, jobs): (Vec<Vec<u8>>, Vec<Vec<u8>>) = shared
         .redis()
-        .command(redis::cmd("LRANGE").arg(&list).arg(0).arg(-1))
+        .query(
+            redis::pipe()
+                .cmd("HVALS")
+                .arg(keys.process_work(identity))
+                .cmd("LRANGE")
+                .arg(&list)
+                .arg(0)
+                .arg(-1),
+        )
         .await?;
+    let seen = seen_running(&work);
     // Bounded: what is not moved now, the next sweep moves.
     let until = Until::Deadline(tokio::time::Instant::now() + HAND_BACK_FOR);
     // Only while the owner is still dead: a beat since means the jobs are its own.
@@ -178,7 +196,8 @@ async fn recover_one(
             });
         match parsed {
             Ok((payload, text)) => {
-                let (outcome_json, dead) = recovered(payload, text, identity, max);
+                let seen = seen.contains(json.as_slice());
+                let (outcome_json, dead) = recovered(payload, text, identity, max, seen);
                 let outcome = if dead {
                     Outcome::Dead {
                         json: &outcome_json,
@@ -216,15 +235,47 @@ async fn recover_one(
     Ok(jobs.len())
 }
 
+/// The jobs a dead process's last heartbeat listed as running, as their exact bytes: the
+/// `payload` of each value of its `<identity>:work` hash. A value that is not ours to read
+/// lists nothing.
+fn seen_running(work: &[Vec<u8>]) -> HashSet<Vec<u8>> {
+    /// The one field read of a work hash's value.
+    #[derive(serde::Deserialize)]
+    struct Work {
+        /// The job's JSON, as text.
+        payload: String,
+    }
+    work.iter()
+        .filter_map(|value| serde_json::from_slice::<Work>(value).ok())
+        .map(|work| work.payload.into_bytes())
+        .collect()
+}
+
 /// The job as it goes back: its recovery count raised, or, past the limit, the error fields of
-/// a job presumed to kill its processes. Returns the JSON and whether it goes to the dead set.
-/// The JSON is `original` with those fields set, every other field as it was (the typed
-/// `_payload` is not needed: the job may be Ruby's, and a rewrite through it would respell it).
-fn recovered(_payload: Payload, original: &str, identity: &str, max: u32) -> (String, bool) {
+/// a job presumed to kill its processes; for a job the dead process was not `seen` running, on
+/// its first such recovery, only its unseen count raised. Returns the JSON and whether it goes
+/// to the dead set. The JSON is `original` with those fields set, every other field as it was
+/// (the typed `_payload` is not needed: the job may be Ruby's, and a rewrite through it would
+/// respell it).
+fn recovered(
+    _payload: Payload,
+    original: &str,
+    identity: &str,
+    max: u32,
+    seen: bool,
+) -> (String, bool) {
     let Ok(mut job) = crate::raw_job::RawJob::parse(original) else {
         // Cannot happen for text that was just read as a job; never push an empty entry.
         return (original.to_owned(), false);
     };
+    if !seen {
+        let unseen = job.get_as::<u64>(UNSEEN_RECOVERIES).unwrap_or(0);
+        job.set(UNSEEN_RECOVERIES, unseen.saturating_add(1));
+        if unseen == 0 {
+            // Taken ahead and never started, most likely: not this job's crash.
+            return (job.to_json(), false);
+        }
+    }
     let count = job.get_as::<u64>(RECOVERIES).unwrap_or(0).saturating_add(1);
     job.set(RECOVERIES, count);
     let dead = count > u64::from(max);
@@ -247,13 +298,46 @@ fn recovered(_payload: Payload, original: &str, identity: &str, max: u32) -> (St
 
 #[cfg(test)]
 mod tests {
-    use super::recovered;
+    use super::{recovered, seen_running};
     use crate::payload::Payload;
-    use crate::worker::unit::RECOVERIES;
+    use crate::worker::unit::{RECOVERIES, UNSEEN_RECOVERIES};
 
-    /// `recovered` of the job stored as `json`.
+    /// `recovered` of the job stored as `json`, seen running by the dead process.
     fn recover(json: &str, max: u32) -> (String, bool) {
-        recovered(Payload::from_json(json).unwrap(), json, "h:1:a", max)
+        recovered(Payload::from_json(json).unwrap(), json, "h:1:a", max, true)
+    }
+
+    /// `recovered` of the job stored as `json`, not listed by the dead process's last beat.
+    fn recover_unseen(json: &str, max: u32) -> (String, bool) {
+        recovered(Payload::from_json(json).unwrap(), json, "h:1:a", max, false)
+    }
+
+    #[test]
+    fn a_job_not_seen_running_is_spared_once_then_counted() {
+        let job = Payload::new("Taken", vec![]).to_json().unwrap();
+        let (once, dead) = recover_unseen(&job, 0);
+        assert!(!dead, "spared even with no recovery allowed");
+        let spared = Payload::from_json(&once).unwrap();
+        assert_eq!(spared.extra[UNSEEN_RECOVERIES], 1);
+        assert!(!spared.extra.contains_key(RECOVERIES));
+        let (twice, dead) = recover_unseen(&once, 1);
+        assert!(!dead);
+        let counted = Payload::from_json(&twice).unwrap();
+        assert_eq!(counted.extra[UNSEEN_RECOVERIES], 2);
+        assert_eq!(counted.extra[RECOVERIES], 1);
+        assert!(recover_unseen(&twice, 1).1, "a third recovery buries it");
+    }
+
+    #[test]
+    fn the_work_hash_lists_the_payloads_it_holds() {
+        let work = [
+            br#"{"queue":"a","payload":"{\"class\":\"A\"}","run_at":1}"#.to_vec(),
+            b"not json".to_vec(),
+            br#"{"queue":"b","payload":{"class":"B"},"run_at":1}"#.to_vec(),
+        ];
+        let seen = seen_running(&work);
+        assert_eq!(seen.len(), 1);
+        assert!(seen.contains(br#"{"class":"A"}"#.as_slice()));
     }
 
     #[test]

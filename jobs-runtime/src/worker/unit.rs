@@ -1,11 +1,16 @@
 //! A unit of work: one job in this process's working list, exactly as it was taken (Sidekiq's
-//! `UnitOfWork`), and the one field the worker itself adds to a job, its recovery count.
+//! `UnitOfWork`), and the two fields the worker itself adds to a job, its recovery counts.
 //!
 //! A leaf: it imports nothing from the rest of the worker, so every other file can use it.
 
 /// The payload key counting how often a job was recovered from a dead process (`recovery.rs`
 /// writes it; the fetcher reads it to run a job one crash from the dead set alone).
 pub(crate) const RECOVERIES: &str = "jobs_recoveries";
+
+/// The payload key counting how often a job was recovered from a dead process whose last
+/// heartbeat did not list it as running: taken ahead and never started, or started since that
+/// beat (`recovery.rs` writes it; only the first such recovery leaves [`RECOVERIES`] as it was).
+pub(crate) const UNSEEN_RECOVERIES: &str = "jobs_recovered_unseen";
 
 /// A job taken from a queue, exactly as it was stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
