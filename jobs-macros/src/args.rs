@@ -10,10 +10,10 @@ use crate::combine;
 
 /// Every option `#[job]` takes, for the "expected one of" message.
 const OPTIONS: &str = "`queue`, `retry`, `name`, `backtrace`, `retry_queue`, `dead`, `tags`, \
-                       `timeout`, `crate`";
+                       `timeout`, `cron`, `crate`";
 
 /// The option names, in the order the docs list them.
-const KEYS: [&str; 9] = [
+const KEYS: [&str; 10] = [
     "queue",
     "retry",
     "name",
@@ -22,6 +22,7 @@ const KEYS: [&str; 9] = [
     "dead",
     "tags",
     "timeout",
+    "cron",
     "crate",
 ];
 
@@ -35,6 +36,7 @@ fn example(key: &str) -> &'static str {
         "dead" => "false",
         "tags" => "[\"billing\"]",
         "timeout" => "30",
+        "cron" => "\"0 3 * * *\"",
         _ => "my_jobs",
     }
 }
@@ -70,6 +72,8 @@ pub(crate) struct JobArgs {
     pub(crate) dead: Option<bool>,
     pub(crate) tags: Option<Vec<String>>,
     pub(crate) timeout_millis: Option<u64>,
+    /// The cron expression, as its literal (for errors on it).
+    pub(crate) cron: Option<LitStr>,
     pub(crate) crate_path: Option<syn::Path>,
     /// `crate` was written but not read (a bad value, or a syntax error before it): where `jobs`
     /// is cannot be known, so nothing may be emitted that names it.
@@ -137,6 +141,7 @@ impl JobArgs {
             "dead" => set(meta, &mut self.dead, boolean(&value, "dead")?),
             "tags" => set(meta, &mut self.tags, tags(&value)?),
             "timeout" => set(meta, &mut self.timeout_millis, timeout(&value)?),
+            "cron" => set(meta, &mut self.cron, cron(&value)?),
             _ => set(meta, &mut self.crate_path, crate_path(&value)?),
         }
     }
@@ -342,6 +347,39 @@ fn timeout(value: &Expr) -> syn::Result<u64> {
         Some(seconds) if (0.001..1e12).contains(&seconds) => Ok((seconds * 1000.0).round() as u64),
         _ => Err(syn::Error::new_spanned(value, expected)),
     }
+}
+
+/// A cron expression, checked as the worker checks it (`jobs::periodic::parse_cron`): 5
+/// fields, or 6 with seconds first, or a nickname such as `@daily`.
+fn cron(value: &Expr) -> syn::Result<LitStr> {
+    let Some(Lit::Str(text)) = literal(value) else {
+        return Err(syn::Error::new_spanned(
+            value,
+            "`cron` expects a cron expression in a string, like `cron = \"0 3 * * *\"`",
+        ));
+    };
+    let expression = text.value();
+    let trimmed = expression.trim();
+    let fields = trimmed.split_whitespace().count();
+    let parsed = croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Optional)
+        .year(croner::parser::Year::Disallowed)
+        .build()
+        .parse(trimmed);
+    let reason = if !trimmed.starts_with('@') && !(5..=6).contains(&fields) {
+        format!(
+            "it has {fields} fields; a cron expression has 5 (minute hour day-of-month month \
+             day-of-week) or 6 (seconds first)"
+        )
+    } else if let Err(error) = parsed {
+        error.to_string()
+    } else {
+        return Ok(text.clone());
+    };
+    Err(syn::Error::new(
+        text.span(),
+        format!("`{trimmed}` is not a cron expression: {reason}"),
+    ))
 }
 
 fn crate_path(value: &Expr) -> syn::Result<syn::Path> {

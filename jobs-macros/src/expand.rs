@@ -26,6 +26,25 @@ pub(crate) fn job(args: TokenStream, item: TokenStream) -> TokenStream {
     let (args, option_errors) = JobArgs::parse(args);
     let (job_fn, marker_errors) = JobFn::new(item_fn);
     let checked = validate(&job_fn);
+    let (args, option_errors) = match (&checked, args.cron.clone()) {
+        (Ok(params), Some(cron)) if having(Role::Argument, params).next().is_some() => {
+            let takes: Vec<String> = having(Role::Argument, params)
+                .map(|param| format!("`{}`", param.ident))
+                .collect();
+            let error = syn::Error::new(
+                cron.span(),
+                format!(
+                    "`cron` pushes the job with no arguments, but this job takes {}; compute them \
+                     from the tick with `Worker::periodic(name, cron, |tick| …)` instead",
+                    takes.join(", ")
+                ),
+            );
+            let mut errors = option_errors;
+            combine(&mut errors, error);
+            (args, errors)
+        }
+        _ => (args, option_errors),
+    };
     match (option_errors, marker_errors, checked) {
         (None, None, Ok(params)) => expand(&args, &job_fn, &params),
         (Some(errors), None, Ok(params)) if !args.crate_unread => {
@@ -227,6 +246,9 @@ fn options(args: &JobArgs, p: &TokenStream) -> TokenStream {
     }
     if let Some(millis) = args.timeout_millis {
         options = quote!(#options.with_timeout(::core::time::Duration::from_millis(#millis)));
+    }
+    if let Some(cron) = &args.cron {
+        options = quote!(#options.with_cron(#cron));
     }
     options
 }

@@ -10,6 +10,7 @@
 //! - [`JobContext`], [`JobState`]: what a running job can ask for.
 //! - [`Worker`] (and the [`worker`] module): running jobs.
 //! - `web` (feature `web`, on by default): the dashboard, an axum router.
+//! - [`periodic`]: jobs pushed on a cron schedule, once per tick across every worker.
 //! - [`api`]: reading and steering queues, sets, processes and stats (what the dashboard shows).
 //! - [`testing`]: fake and inline modes, for tests without Redis.
 //! - [`Error`]: the one error type.
@@ -29,6 +30,7 @@ mod job_error;
 mod options;
 mod panic;
 mod payload;
+pub mod periodic;
 mod raw_job;
 mod redis;
 mod registry;

@@ -160,6 +160,10 @@ pub struct JobOptions {
     pub tags: &'static [&'static str],
     /// How long one run may take before the worker cancels it and counts a failure (`timeout`).
     pub timeout: Option<Duration>,
+    /// A cron expression: every worker this job is linked into pushes it on that schedule,
+    /// once per tick (`cron`; see [`periodic`](crate::periodic)). Only for jobs without
+    /// arguments.
+    pub cron: Option<&'static str>,
 }
 
 impl JobOptions {
@@ -172,6 +176,7 @@ impl JobOptions {
         dead: true,
         tags: &[],
         timeout: None,
+        cron: None,
     };
 
     /// These options with another queue.
@@ -213,6 +218,12 @@ impl JobOptions {
     /// These options with a time limit per run.
     pub const fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// These options with a cron schedule (the job runs periodically, in UTC).
+    pub const fn with_cron(mut self, cron: &'static str) -> Self {
+        self.cron = Some(cron);
         self
     }
 }

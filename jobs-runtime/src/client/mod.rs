@@ -24,6 +24,11 @@ use crate::redis::Connection;
 use crate::redis::keys::Keys;
 use middleware::DynClientMiddleware;
 
+/// The payload `perform_async` would push for `job`: its class, arguments and options.
+pub(crate) fn payload_of<J: Job>(job: &J) -> Result<Payload, Error> {
+    Setter::<J>::new().payload(job)
+}
+
 /// A handle to one Redis for pushing jobs; cheap to clone and share between tasks.
 ///
 /// Most code never names a client: `ScoreGeneration::perform_async(today)` uses the process-wide

@@ -65,6 +65,20 @@ impl Client {
         Ok(jids)
     }
 
+    /// Runs the middleware, checks the job, stamps its times and encodes it, for a job to run
+    /// now that another step writes (a periodic tick's claim): its jid and JSON. `None` when a
+    /// middleware stopped it.
+    pub(crate) async fn prepare_now(
+        &self,
+        payload: Payload,
+    ) -> Result<Option<(Jid, String)>, Error> {
+        match self.prepare(payload, None, crate::testing::now()).await {
+            Ok(prepared) => Ok(Some((prepared.jid, prepared.json))),
+            Err(Error::Stopped { .. }) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
     /// Runs the middleware, checks the job, stamps its times and encodes it.
     pub(super) async fn prepare(
         &self,

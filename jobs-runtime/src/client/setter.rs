@@ -168,7 +168,7 @@ impl<J: Job> Setter<J> {
     }
 
     /// The payload for `job` with the job's options and these overrides.
-    fn payload(&self, job: &J) -> Result<Payload, Error> {
+    pub(crate) fn payload(&self, job: &J) -> Result<Payload, Error> {
         let args = job.encode_args().map_err(|error| Error::Encode {
             class: J::NAME.to_owned(),
             reason: error.to_string(),

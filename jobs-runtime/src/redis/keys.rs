@@ -112,6 +112,18 @@ impl Keys {
     pub(crate) fn working(&self, identity: &str) -> String {
         format!("{}jobs:working:{identity}", self.prefix)
     }
+
+    /// `jobs:periodic`: every periodic entry's name, scored by when a process last declared it
+    /// (epoch ms); an entry no process declared for a day is removed.
+    pub(crate) fn periodic_index(&self) -> String {
+        format!("{}jobs:periodic", self.prefix)
+    }
+
+    /// `jobs:periodic:<name>`: one periodic entry's definition and state (its last tick, the
+    /// last job pushed for it, whether it is paused).
+    pub(crate) fn periodic(&self, name: &str) -> String {
+        format!("{}jobs:periodic:{name}", self.prefix)
+    }
 }
 
 /// Sidekiq's two job counters.
@@ -157,6 +169,8 @@ mod tests {
         assert_eq!(keys.process_signals("host:1:abc"), "host:1:abc-signals");
         assert_eq!(keys.workers(), "jobs:workers");
         assert_eq!(keys.recovering("h:1:a"), "jobs:recovering:h:1:a");
+        assert_eq!(keys.periodic_index(), "jobs:periodic");
+        assert_eq!(keys.periodic("nightly"), "jobs:periodic:nightly");
         assert_eq!(keys.namespace(), None);
     }
 

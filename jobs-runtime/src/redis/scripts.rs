@@ -36,6 +36,16 @@ pub(crate) static FORGET: LazyLock<Script> =
 pub(crate) static KILL: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/kill.lua")));
 
+/// A periodic entry's definition -> Redis, its state started if new or changed
+/// (`scripts/periodic_register.lua`).
+pub(crate) static PERIODIC_REGISTER: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/periodic_register.lua")));
+
+/// A periodic entry's due ticks -> claimed and their jobs pushed, in one step
+/// (`scripts/periodic_claim.lua`).
+pub(crate) static PERIODIC_CLAIM: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/periodic_claim.lua")));
+
 /// One call of [`PROMOTE`] being put together: members of one sorted set, each going to its
 /// queue (or to the dead set) as an edit of its stored text.
 pub(crate) struct Promotion<'a> {

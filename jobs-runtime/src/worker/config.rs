@@ -70,6 +70,9 @@ pub struct WorkerConfig {
     /// How many times a job may be recovered from a dead process before it goes to the dead
     /// set, presumed to be what kills its processes (`:max_recoveries:`; default 3).
     pub max_recoveries: u32,
+    /// Periodic jobs of the config file (`:periodic:`, a map of named entries; see
+    /// `docs/periodic.md`), beside those of the code.
+    pub periodic: Vec<crate::periodic::FileEntry>,
 }
 
 impl Default for WorkerConfig {
@@ -93,6 +96,7 @@ impl Default for WorkerConfig {
             heartbeat_ttl: Duration::from_secs(60),
             recovery_interval: Duration::from_secs(5),
             max_recoveries: 3,
+            periodic: Vec::new(),
         }
     }
 }
@@ -101,7 +105,8 @@ impl Default for WorkerConfig {
 const KNOWN_KEYS: &str = "concurrency, queues, timeout, tag, labels, verbose, max_retries, \
                           dead_max_jobs, dead_timeout_in_seconds, \
                           average_scheduled_poll_interval, poll_interval_average, \
-                          heartbeat_interval, heartbeat_ttl, recovery_interval, max_recoveries";
+                          heartbeat_interval, heartbeat_ttl, recovery_interval, max_recoveries, \
+                          periodic";
 
 /// Sidekiq settings that only mean something to Ruby.
 const RUBY_ONLY_KEYS: &[&str] = &[
@@ -197,6 +202,10 @@ impl WorkerConfig {
         let mut section = None;
         for (key, value) in &root {
             let name = key_name(key).ok_or_else(|| error(format!("{key:?} is not a key")))?;
+            if name == "periodic" {
+                self.periodic = crate::periodic::read_section(value, origin).map_err(error)?;
+                continue;
+            }
             if matches!(value, Yaml::Hash(_)) {
                 if name == self.environment {
                     section = Some(value.clone());
@@ -208,6 +217,14 @@ impl WorkerConfig {
         if let Some(Yaml::Hash(section)) = section {
             for (key, value) in &section {
                 let name = key_name(key).ok_or_else(|| error(format!("{key:?} is not a key")))?;
+                if name == "periodic" {
+                    // An environment's entries join those of the whole file, by name.
+                    for entry in crate::periodic::read_section(value, origin).map_err(error)? {
+                        self.periodic.retain(|known| known.name != entry.name);
+                        self.periodic.push(entry);
+                    }
+                    continue;
+                }
                 self.apply(name, value).map_err(error)?;
             }
         }

@@ -7,8 +7,8 @@
 //! 3. [`serve_dashboard`](Launcher::serve_dashboard): bind `--web` before any job is taken;
 //! 4. [`first_beat`](Launcher::first_beat): no job is taken before the process is known to
 //!    crash recovery;
-//! 5. [`start_loops`](Launcher::start_loops): the fetcher, the scheduler, crash recovery,
-//!    the heartbeat and systemd's watchdog;
+//! 5. [`start_loops`](Launcher::start_loops): the fetcher, the scheduler, the periodic loop,
+//!    crash recovery, the heartbeat and systemd's watchdog;
 //! 6. [`steady`](Launcher::steady): until the stop phase (or, draining, until the queues are
 //!    empty);
 //! 7. [`shutdown`](Launcher::shutdown): quiet, wait up to the timeout for running jobs, hand
@@ -39,6 +39,7 @@ use super::in_flight::InFlight;
 use super::liveness::{Liveness, Pulse};
 use super::middleware::DynServerMiddleware;
 use super::order::QueueOrder;
+use super::periodic::PeriodicLoop;
 use super::preflight;
 use super::recovery::Recovery;
 use super::retry::RetryPolicy;
@@ -51,6 +52,7 @@ use super::tasks::Running;
 use super::unit::Fetched;
 use crate::client::Client;
 use crate::error::Error;
+use crate::periodic::{Entry, Periodic};
 use crate::registry::Registry;
 use crate::state::JobState;
 
@@ -83,6 +85,8 @@ pub(crate) struct Parts {
     pub(crate) middleware: Vec<Arc<dyn DynServerMiddleware>>,
     /// Lifecycle hooks and handlers.
     pub(crate) hooks: Hooks,
+    /// The periodic entries given to the builder.
+    pub(crate) periodic: Vec<Periodic>,
 }
 
 /// The caller's stop request: a future, seen once.
@@ -178,6 +182,7 @@ fn prepare(parts: Parts, mode: Mode, os_signals: bool) -> Result<(Launcher, AckL
     };
     check_state(&registry, &parts.state)?;
     parts.config.validate()?;
+    let periodic = super::periodic::entries_of(&registry, &parts.config, &parts.periodic)?;
     let client = match parts.client {
         Some(client) => client,
         None => Client::global()?,
@@ -216,6 +221,7 @@ fn prepare(parts: Parts, mode: Mode, os_signals: bool) -> Result<(Launcher, AckL
         control: Control::default(),
         notifier: Notifier::from_env(),
         quiet_announced: false,
+        periodic,
     };
     Ok((launcher, ack_loop))
 }
@@ -252,6 +258,8 @@ struct Launcher {
     notifier: Notifier,
     /// The quiet hooks have run.
     quiet_announced: bool,
+    /// The periodic entries, checked.
+    periodic: Vec<Entry>,
 }
 
 impl Launcher {
@@ -358,6 +366,12 @@ impl Launcher {
             pollers.push(Running::spawn(self.control.quiet_phase(), |s| {
                 scheduler.run(s)
             }));
+            if !self.periodic.is_empty() {
+                let periodic = PeriodicLoop::new(shared.client.clone(), self.periodic.clone());
+                pollers.push(Running::spawn(self.control.quiet_phase(), |s| {
+                    periodic.run(s)
+                }));
+            }
             let recovery = Recovery::new(Arc::clone(shared), config.recovery_interval);
             pollers.push(Running::spawn(self.control.stop_phase(), |s| {
                 recovery.run(s)

@@ -28,7 +28,7 @@
 //!   acknowledgements), `shared` (what the tasks share), `execute` (run a job's code),
 //!   `processor` (run, log, count and settle one job).
 //! - **The loops**: `fetch` (the fetcher; `fetch/idle` for the blocking waits), `scheduler`,
-//!   `recovery`, `heartbeat`, `dashboard` (`--web`).
+//!   `periodic` (cron entries), `recovery`, `heartbeat`, `dashboard` (`--web`).
 //! - **The launch sequence**: `launch`, the named steps from start to exit.
 //! - **The builder**: [`Worker`], here.
 
@@ -65,6 +65,7 @@ mod dashboard;
 mod fetch;
 mod heartbeat;
 mod launch;
+mod periodic;
 mod recovery;
 mod scheduler;
 
@@ -77,12 +78,14 @@ pub use hooks::{Exhausted, Lifecycle};
 pub use logging::{LOG_FORMAT_VAR, LogFormat, init_logging};
 pub use middleware::{Next, ServerMiddleware};
 pub use order::QueueSpec;
+pub use periodic::GRACE as PERIODIC_GRACE;
 pub use scheduler::enqueue_due;
 
 use crate::client::Client;
 use crate::error::Error;
 use crate::job_error::JobError;
 use crate::payload::Payload;
+use crate::periodic::Periodic;
 use crate::registry::Registry;
 use crate::state::JobState;
 use hooks::Hooks;
@@ -112,6 +115,7 @@ pub struct Worker {
     state: JobState,
     middleware: Vec<Arc<dyn DynServerMiddleware>>,
     hooks: Hooks,
+    periodic: Vec<Periodic>,
 }
 
 impl Default for Worker {
@@ -136,6 +140,7 @@ impl Worker {
             state: JobState::new(),
             middleware: Vec::new(),
             hooks: Hooks::default(),
+            periodic: Vec::new(),
         }
     }
 
@@ -252,6 +257,45 @@ impl Worker {
         self
     }
 
+    /// Pushes the job `make` computes from each tick of `cron` (5 fields, or 6 with seconds
+    /// first, read in UTC), once per tick across every worker process, as the entry `name`:
+    ///
+    /// ```no_run
+    /// # use jobs_runtime as jobs;
+    /// # struct ScoreGeneration { date: chrono::NaiveDate }
+    /// # impl jobs::Job for ScoreGeneration {
+    /// #     const NAME: &'static str = "ScoreGeneration";
+    /// #     const OPTIONS: jobs::JobOptions = jobs::JobOptions::DEFAULT;
+    /// #     fn encode_args(&self) -> Result<Vec<serde_json::Value>, serde_json::Error> { Ok(vec![]) }
+    /// #     fn decode_args(_: Vec<serde_json::Value>) -> Result<Self, jobs::ArgsError> { unimplemented!() }
+    /// #     fn perform(self, _: jobs::JobContext, _: &jobs::JobState) -> jobs::JobFuture { unimplemented!() }
+    /// # }
+    /// # async fn example() -> Result<(), jobs::Error> {
+    /// jobs::Worker::from_cli()?
+    ///     .periodic("scores", "0 3 * * *", |tick| ScoreGeneration { date: tick.date_naive() })
+    ///     .run()
+    ///     .await
+    /// # }
+    /// ```
+    ///
+    /// A bad expression stops the worker at start, naming the entry. For a time zone, a queue,
+    /// a fixed job or a job of another language, give a [`Periodic`] to
+    /// [`periodic_entry`](Self::periodic_entry).
+    pub fn periodic<J: crate::job::Job>(
+        self,
+        name: impl Into<String>,
+        cron: impl Into<String>,
+        make: impl Fn(chrono::DateTime<crate::periodic::Tz>) -> J + Send + Sync + 'static,
+    ) -> Self {
+        self.periodic_entry(Periodic::new(name, cron, make))
+    }
+
+    /// Adds a periodic entry: see [`Periodic`] and [`periodic`](Self::periodic).
+    pub fn periodic_entry(mut self, entry: Periodic) -> Self {
+        self.periodic.push(entry);
+        self
+    }
+
     /// Runs only these job types (default: every job linked into the binary).
     pub fn registry(mut self, registry: Registry) -> Self {
         self.registry = Some(registry);
@@ -337,6 +381,7 @@ impl Worker {
             state: self.state,
             middleware: self.middleware,
             hooks: self.hooks,
+            periodic: self.periodic,
         };
         launch(parts, mode, stop, os_signals).await
     }

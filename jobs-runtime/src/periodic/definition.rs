@@ -1,0 +1,160 @@
+//! A checked periodic entry, and the definition of it that processes share through Redis.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use super::schedule::Schedule;
+use super::{CatchUp, MakePayload, PERIODIC_FIELD, TICK_FIELD, Tz};
+use crate::error::Error;
+use crate::payload::Payload;
+use crate::timestamp::Timestamp;
+
+/// A periodic entry whose name, schedule, zone and job were checked.
+#[derive(Clone)]
+pub(crate) struct Entry {
+    /// Its name.
+    pub(crate) name: String,
+    /// When it falls due.
+    pub(crate) schedule: Schedule,
+    /// The queue it pushes to.
+    pub(crate) queue: String,
+    /// What it does after downtime.
+    pub(crate) catch_up: CatchUp,
+    /// Whether it runs.
+    pub(crate) enabled: bool,
+    /// Builds the job of a tick.
+    make: MakePayload,
+    /// The definition as processes share it (`definition` in `jobs:periodic:<name>`).
+    definition: String,
+}
+
+impl Entry {
+    /// A checked entry.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        name: String,
+        schedule: Schedule,
+        class: String,
+        queue: String,
+        args: Option<Vec<Value>>,
+        catch_up: CatchUp,
+        enabled: bool,
+        make: MakePayload,
+    ) -> Self {
+        // Keys in a fixed order, so two processes with the same entry write the same bytes:
+        // the claim compares them to tell an older definition from the one in force.
+        let definition = json!({
+            "cron": schedule.expression(),
+            "timezone": schedule.zone().name(),
+            "class": class,
+            "queue": queue,
+            "args": args,
+            "catch_up": catch_up.as_str(),
+            "enabled": enabled,
+        })
+        .to_string();
+        Self {
+            name,
+            schedule,
+            queue,
+            catch_up,
+            enabled,
+            make,
+            definition,
+        }
+    }
+
+    /// The definition processes share: a JSON object of `cron`, `timezone`, `class`, `queue`,
+    /// `args` (`null` when computed from the tick), `catch_up` and `enabled`.
+    pub(crate) fn definition(&self) -> &str {
+        &self.definition
+    }
+
+    /// The job of the tick at `tick`: the entry's job on the entry's queue, carrying the
+    /// entry's name and the tick's time.
+    pub(crate) fn payload_for(&self, tick: DateTime<Tz>) -> Result<Payload, Error> {
+        let mut payload = (self.make)(tick)?;
+        payload.queue.clone_from(&self.queue);
+        payload
+            .extra
+            .insert(PERIODIC_FIELD.to_owned(), Value::String(self.name.clone()));
+        let at = Timestamp::from(tick.with_timezone(&Utc));
+        payload.extra.insert(
+            TICK_FIELD.to_owned(),
+            serde_json::to_value(at).unwrap_or(Value::Null),
+        );
+        Ok(payload)
+    }
+}
+
+impl fmt::Debug for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entry")
+            .field("name", &self.name)
+            .field("definition", &self.definition)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Periodic;
+
+    #[test]
+    fn the_same_entry_gives_the_same_definition_bytes() {
+        let make = || {
+            Periodic::class(
+                "nightly",
+                "0 3 * * *",
+                "Nightly",
+                vec![serde_json::json!(1)],
+            )
+            .timezone("Europe/Berlin")
+            .validate()
+            .unwrap()
+        };
+        assert_eq!(make().definition(), make().definition());
+        assert_eq!(
+            make().definition(),
+            r#"{"args":[1],"catch_up":"one","class":"Nightly","cron":"0 3 * * *","enabled":true,"queue":"default","timezone":"Europe/Berlin"}"#
+        );
+    }
+
+    #[test]
+    fn a_tick_s_job_names_its_entry_and_tick() {
+        let entry = Periodic::class("nightly", "0 3 * * *", "Nightly", vec![])
+            .queue("low")
+            .validate()
+            .unwrap();
+        let tick = entry
+            .schedule
+            .next_after("2026-01-01T00:00:00Z".parse().unwrap())
+            .unwrap();
+        let first = entry.payload_for(tick).unwrap();
+        let second = entry.payload_for(tick).unwrap();
+        assert_ne!(first.jid, second.jid, "a fresh jid each time");
+        assert_eq!(first.queue, "low");
+        assert_eq!(first.extra["jobs_periodic"], "nightly");
+        assert_eq!(first.extra["jobs_tick"], 1_767_236_400.0);
+    }
+
+    #[test]
+    fn errors_name_the_entry_and_say_what_is_wrong() {
+        let error = Periodic::class("digest", "0 3 * *", "Digest", vec![])
+            .origin("config/jobs.yml")
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("config/jobs.yml"), "{error}");
+        assert!(error.contains("`digest`"), "{error}");
+        assert!(error.contains("has 4 fields"), "{error}");
+        let error = Periodic::class("digest", "0 3 * * *", "Digest", vec![])
+            .timezone("Mars/Olympus")
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("Mars/Olympus"), "{error}");
+    }
+}

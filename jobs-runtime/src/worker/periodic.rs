@@ -1,0 +1,449 @@
+//! The periodic loop: every worker process claims the ticks of its periodic entries as they
+//! fall due, and the first claim of a tick pushes its job (`scripts/periodic_claim.lua`), so a
+//! tick runs once however many processes race for it and whichever of them dies. No leader.
+//!
+//! At start a process declares its entries (`scripts/periodic_register.lua`): the newest
+//! declaration of an entry is in force, and a process holding another definition of it (an
+//! older deploy) claims nothing for it. It declares them again every minute, so the dashboard
+//! knows which entries live processes still hold; an entry no process declared for a day is
+//! removed. See `docs/periodic.md`.
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::config::WorkerConfig;
+use super::tasks::sleep_or;
+use crate::client::Client;
+use crate::error::Error;
+use crate::periodic::{Entry, Periodic};
+use crate::redis::scripts;
+use crate::registry::Registry;
+
+/// Ticks missed for less than this since an entry's last claim were missed by a live process
+/// (a pause, a Redis failover) and are each pushed; a longer gap means every worker was down,
+/// and the entry catches up at most once.
+pub const GRACE: Duration = Duration::from_secs(10);
+
+/// The most ticks of one entry one claim carries (the newest, when more are due).
+const MAX_TICKS: usize = 32;
+
+/// How often a process declares its entries again.
+const DECLARE_EVERY: Duration = Duration::from_secs(60);
+
+/// An entry no process declared for this long is removed from Redis.
+const FORGET_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The longest the loop sleeps, so that a paused or stalled pass never waits long.
+const MAX_SLEEP: Duration = Duration::from_secs(1);
+
+/// How many claims are in flight at once on the shared connection.
+const CLAIMS_IN_FLIGHT: usize = 64;
+
+/// Every periodic entry of a worker, checked: those of its jobs' `#[job(cron)]`, of its config
+/// file, and of its builder, in that order. A bad expression or zone, or two entries of one
+/// name, is an error naming the entry and where it was declared.
+pub(crate) fn entries_of(
+    registry: &Registry,
+    config: &WorkerConfig,
+    built: &[Periodic],
+) -> Result<Vec<Entry>, Error> {
+    let from_jobs = registry.iter().filter_map(|job| {
+        job.options().cron.map(|cron| {
+            Periodic::class(job.name(), cron, job.name(), Vec::new())
+                .queue(job.options().queue)
+                .origin(format!(
+                    "#[job(cron)] on {} ({})",
+                    job.rust_type(),
+                    job.location()
+                ))
+        })
+    });
+    let from_file = config.periodic.iter().map(|entry| entry.to_periodic());
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut origins: Vec<String> = Vec::new();
+    for periodic in from_jobs.chain(from_file).chain(built.iter().cloned()) {
+        let entry = periodic.validate()?;
+        if let Some(first) = entries.iter().position(|known| known.name == entry.name) {
+            return Err(Error::Config {
+                origin: periodic.origin_name().to_owned(),
+                reason: format!(
+                    "two periodic entries are named `{}` (the other from {}); give one another \
+                     name",
+                    entry.name, origins[first]
+                ),
+            });
+        }
+        origins.push(periodic.origin_name().to_owned());
+        entries.push(entry);
+    }
+    Ok(entries)
+}
+
+/// One entry as this process follows it.
+struct Followed {
+    /// The entry.
+    entry: Entry,
+    /// The newest tick claimed, by any process, as last seen here.
+    last: DateTime<Utc>,
+    /// When the entry next falls due, after `last`.
+    next: Option<DateTime<Utc>>,
+    /// Another process's definition of it is in force (logged once).
+    superseded: bool,
+}
+
+impl Followed {
+    fn new(entry: Entry, last: DateTime<Utc>) -> Self {
+        let next = entry
+            .schedule
+            .next_after(last)
+            .map(|tick| tick.with_timezone(&Utc));
+        Self {
+            entry,
+            last,
+            next,
+            superseded: false,
+        }
+    }
+
+    /// Records `last` as the newest tick claimed.
+    fn claimed_up_to(&mut self, last: DateTime<Utc>) {
+        if last > self.last {
+            self.restart_from(last);
+        }
+    }
+
+    /// Follows the entry from `last`, the newest tick claimed as Redis says.
+    fn restart_from(&mut self, last: DateTime<Utc>) {
+        self.last = last;
+        self.next = self
+            .entry
+            .schedule
+            .next_after(self.last)
+            .map(|tick| tick.with_timezone(&Utc));
+    }
+}
+
+/// What one claim did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Claimed {
+    /// The entry's name.
+    pub(crate) name: String,
+    /// The ticks whose jobs were pushed.
+    pub(crate) pushed: Vec<DateTime<Utc>>,
+}
+
+/// The loop that claims this process's periodic entries' ticks.
+pub(crate) struct PeriodicLoop {
+    /// Where the jobs go.
+    client: Client,
+    /// The entries, as followed.
+    entries: Vec<Followed>,
+}
+
+impl PeriodicLoop {
+    /// A loop over `entries` (checked), pushing through `client`.
+    pub(crate) fn new(client: Client, entries: Vec<Entry>) -> Self {
+        let now = Utc::now();
+        let entries = entries
+            .into_iter()
+            .map(|entry| Followed::new(entry, now))
+            .collect();
+        Self { client, entries }
+    }
+
+    /// Declares the entries until `shutdown` (the quiet phase), then claims their ticks as
+    /// they fall due. Cancellation-safe between passes; a claim cut short ran whole or not at
+    /// all.
+    pub(crate) async fn run(mut self, shutdown: CancellationToken) {
+        let mut failures = 0u32;
+        while let Err(error) = self.declare(true).await {
+            failures += 1;
+            if failures == 1 {
+                tracing::warn!(%error, "cannot declare the periodic entries; will try again");
+            }
+            if sleep_or(&shutdown, Duration::from_secs(1)).await {
+                return;
+            }
+        }
+        let mut declared = tokio::time::Instant::now();
+        loop {
+            let wait = self.until_next(Utc::now());
+            if sleep_or(&shutdown, wait).await {
+                return;
+            }
+            if declared.elapsed() >= DECLARE_EVERY {
+                match self.declare(false).await {
+                    Ok(()) => declared = tokio::time::Instant::now(),
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot declare the periodic entries; will try again");
+                    }
+                }
+            }
+            if let Err(error) = self.pass(Utc::now()).await {
+                tracing::warn!(%error, "cannot claim periodic ticks; will try again");
+                if sleep_or(&shutdown, Duration::from_secs(1)).await {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// How long until the next entry falls due, at most [`MAX_SLEEP`].
+    fn until_next(&self, now: DateTime<Utc>) -> Duration {
+        self.entries
+            .iter()
+            .filter(|followed| followed.entry.enabled && !followed.superseded)
+            .filter_map(|followed| followed.next)
+            .min()
+            .map_or(MAX_SLEEP, |next| {
+                (next - now)
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .min(MAX_SLEEP)
+            })
+    }
+
+    /// Writes every entry's definition to Redis and learns each one's last tick. `take_over`
+    /// (at start) puts this process's definitions in force; otherwise a different one in force
+    /// stays. Removes entries no process declared for a day.
+    pub(crate) async fn declare(&mut self, take_over: bool) -> Result<(), Error> {
+        let keys = self.client.keys();
+        let redis = self.client.redis();
+        for followed in &mut self.entries {
+            let entry = &followed.entry;
+            let mut register = scripts::PERIODIC_REGISTER.prepare_invoke();
+            register
+                .key(keys.periodic(&entry.name))
+                .key(keys.periodic_index())
+                .arg(&entry.name)
+                .arg(entry.definition())
+                .arg(if take_over { "1" } else { "0" });
+            let in_force: i64 = redis.script(&register).await?;
+            followed.superseded = in_force == 0;
+            let last: Option<i64> = redis
+                .command(
+                    redis::cmd("HGET")
+                        .arg(keys.periodic(&entry.name))
+                        .arg("last"),
+                )
+                .await?;
+            if let Some(last) = last.and_then(|ms| Utc.timestamp_millis_opt(ms).single()) {
+                // Older than now after downtime: the pass then catches up.
+                followed.restart_from(last);
+            }
+        }
+        let cutoff = Utc::now().timestamp_millis() - FORGET_AFTER.as_millis() as i64;
+        let stale: Vec<String> = redis
+            .command(
+                redis::cmd("ZRANGEBYSCORE")
+                    .arg(keys.periodic_index())
+                    .arg("-inf")
+                    .arg(cutoff)
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(100),
+            )
+            .await?;
+        for name in stale {
+            // Declared again since the read, it stays.
+            let score: Option<f64> = redis
+                .command(redis::cmd("ZSCORE").arg(keys.periodic_index()).arg(&name))
+                .await?;
+            if score.is_some_and(|score| score <= cutoff as f64) {
+                let mut pipeline = redis::pipe();
+                pipeline
+                    .atomic()
+                    .zrem(keys.periodic_index(), &name)
+                    .ignore()
+                    .del(keys.periodic(&name))
+                    .ignore();
+                redis.query::<()>(&pipeline).await?;
+                tracing::info!(entry = %name, "removed a periodic entry no process declares any more");
+            }
+        }
+        Ok(())
+    }
+
+    /// One pass: claims the due ticks of every entry due at `now`; returns what was pushed.
+    pub(crate) async fn pass(&mut self, now: DateTime<Utc>) -> Result<Vec<Claimed>, Error> {
+        let mut claims = JoinSet::new();
+        let mut claimed = Vec::new();
+        let mut first_error = None;
+        let due: Vec<_> = self
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(_, followed)| {
+                followed.entry.enabled
+                    && !followed.superseded
+                    && followed.next.is_some_and(|next| next <= now)
+            })
+            .map(|(index, followed)| {
+                let ticks = followed
+                    .entry
+                    .schedule
+                    .ticks_between(followed.last, now, MAX_TICKS);
+                (index, followed.entry.clone(), ticks)
+            })
+            .filter(|(_, _, ticks)| !ticks.is_empty())
+            .collect();
+        for (index, entry, ticks) in due {
+            let client = self.client.clone();
+            claims.spawn(async move { (index, claim(&client, &entry, &ticks).await) });
+            if claims.len() >= CLAIMS_IN_FLIGHT
+                && let Some(done) = claims.join_next().await
+            {
+                self.land(done, &mut claimed, &mut first_error);
+            }
+        }
+        while let Some(done) = claims.join_next().await {
+            self.land(done, &mut claimed, &mut first_error);
+        }
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(claimed),
+        }
+    }
+
+    /// Records one claim's outcome.
+    fn land(
+        &mut self,
+        done: Result<(usize, Result<Outcome, Error>), tokio::task::JoinError>,
+        claimed: &mut Vec<Claimed>,
+        first_error: &mut Option<Error>,
+    ) {
+        let (index, outcome) = match done {
+            Ok(done) => done,
+            Err(error) => {
+                first_error.get_or_insert(Error::Worker {
+                    reason: format!("a periodic claim's task failed: {error}"),
+                });
+                return;
+            }
+        };
+        let followed = &mut self.entries[index];
+        match outcome {
+            Ok(Outcome::Ran { last, pushed }) => {
+                followed.superseded = false;
+                followed.claimed_up_to(last);
+                if !pushed.is_empty() {
+                    tracing::debug!(entry = %followed.entry.name, ticks = pushed.len(), "pushed periodic jobs");
+                    claimed.push(Claimed {
+                        name: followed.entry.name.clone(),
+                        pushed,
+                    });
+                }
+            }
+            Ok(Outcome::Paused { last }) => followed.claimed_up_to(last),
+            Ok(Outcome::Superseded) => {
+                if !followed.superseded {
+                    tracing::warn!(
+                        entry = %followed.entry.name,
+                        "another definition of this periodic entry is in force (declared by a \
+                         process started later); this process leaves it to that one"
+                    );
+                }
+                followed.superseded = true;
+            }
+            Ok(Outcome::QueueRefused { reason }) => {
+                tracing::error!(
+                    entry = %followed.entry.name,
+                    queue = %followed.entry.queue,
+                    %reason,
+                    "cannot push a periodic job: its queue's key holds another type; the tick waits"
+                );
+            }
+            Err(error) => {
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+}
+
+/// What the claim script said.
+#[derive(Debug)]
+enum Outcome {
+    /// It ran: these ticks were pushed, and `last` is the newest tick claimed.
+    Ran {
+        last: DateTime<Utc>,
+        pushed: Vec<DateTime<Utc>>,
+    },
+    /// The entry is paused: the ticks up to `last` passed unrun.
+    Paused { last: DateTime<Utc> },
+    /// Another definition is in force.
+    Superseded,
+    /// The queue's key holds another type.
+    QueueRefused { reason: String },
+}
+
+/// Claims `ticks` of `entry` and pushes their jobs, in one step.
+async fn claim(
+    client: &Client,
+    entry: &Entry,
+    ticks: &[DateTime<crate::periodic::Tz>],
+) -> Result<Outcome, Error> {
+    let keys = client.keys();
+    let mut invocation = scripts::PERIODIC_CLAIM.prepare_invoke();
+    invocation
+        .key(keys.periodic(&entry.name))
+        .key(keys.queue(&entry.queue))
+        .key(keys.queues())
+        .arg(entry.definition())
+        .arg(&entry.queue)
+        .arg(entry.catch_up.as_str())
+        .arg(GRACE.as_millis() as u64);
+    for tick in ticks {
+        let payload = entry.payload_for(*tick)?;
+        // A middleware that stops the job still lets the tick be claimed: it is not run.
+        let (jid, json) = match client.prepare_now(payload).await? {
+            Some((jid, json)) => (jid.to_string(), json),
+            None => (String::new(), String::new()),
+        };
+        invocation.arg(tick.timestamp_millis()).arg(jid).arg(json);
+    }
+    let reply: Vec<redis::Value> = client.redis().script(&invocation).await?;
+    Ok(read_outcome(&reply))
+}
+
+/// Reads the claim script's reply: `{status, last, ticks or an error…}`.
+fn read_outcome(reply: &[redis::Value]) -> Outcome {
+    let status = reply.first().and_then(|value| match value {
+        redis::Value::Int(status) => Some(*status),
+        _ => None,
+    });
+    let text = |value: &redis::Value| match value {
+        redis::Value::BulkString(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        redis::Value::SimpleString(text) => text.clone(),
+        redis::Value::Int(number) => number.to_string(),
+        _ => String::new(),
+    };
+    let millis = |value: &redis::Value| {
+        text(value)
+            .parse::<i64>()
+            .ok()
+            .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
+    };
+    let last = reply
+        .get(1)
+        .and_then(millis)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    match status {
+        Some(1) => Outcome::Ran {
+            last,
+            pushed: reply
+                .get(2..)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(millis)
+                .collect(),
+        },
+        Some(0) => Outcome::Paused { last },
+        Some(-1) => Outcome::Superseded,
+        _ => Outcome::QueueRefused {
+            reason: reply.get(2).map(text).unwrap_or_default(),
+        },
+    }
+}
