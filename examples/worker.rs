@@ -10,16 +10,26 @@
 //! ```
 //!
 //! Push some jobs with `cargo run --example enqueue`; stop with Ctrl-C (running jobs finish or
-//! are handed back).
+//! are handed back). Every night at 03:00 (Berlin time) one of the running workers, whichever
+//! claims the tick first, pushes `ScoreGeneration` for that day: see the dashboard's Periodic
+//! page.
 
 mod common;
 
+use common::ScoreGeneration;
 use common::store::TodoStore;
+use jobs::periodic::Periodic;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     jobs::Worker::from_cli()?
         .state(TodoStore::from_env()?)
+        .periodic_entry(
+            Periodic::new("nightly_scores", "0 3 * * *", |tick| ScoreGeneration {
+                date: tick.date_naive(),
+            })
+            .timezone("Europe/Berlin"),
+        )
         .run()
         .await?;
     Ok(())

@@ -15,8 +15,9 @@ use crate::support::{
     sorted_set,
 };
 
-/// The worker process the tests below start (`ChildWorker`): the test jobs, queues `faults` and
-/// `default`, heartbeat every 1 s expiring after 3 s, recovery sweeps every 1 s.
+/// The worker process the tests below (and `periodic.rs`) start (`ChildWorker`): the test jobs,
+/// queues `faults` and `default`, heartbeat every 1 s expiring after 3 s, recovery sweeps every
+/// 1 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "run as a worker process by the other tests of this module"]
 async fn child_worker() {
@@ -53,6 +54,13 @@ async fn child_worker() {
                 Duration::from_secs(1),
                 number("JOBS_TEST_MAX_RECOVERIES", 2) as u32,
             );
+    }
+    // JOBS_TEST_PERIODIC: a periodic entry `ticks` of that cron, pushing `Tick` to the queue
+    // `ticks`, which no test worker takes from (the periodic tests count its jobs).
+    if let Ok(cron) = std::env::var("JOBS_TEST_PERIODIC") {
+        worker = worker.periodic_entry(
+            jobs::periodic::Periodic::class("ticks", cron, "Tick", Vec::new()).queue("ticks"),
+        );
     }
     worker
         .poll_interval(Duration::from_millis(200))

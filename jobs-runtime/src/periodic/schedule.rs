@@ -198,6 +198,18 @@ mod tests {
     }
 
     #[test]
+    fn day_of_month_and_day_of_week_match_either_as_in_vixie_cron() {
+        // The 13th, and every Friday: January 2026's 13th is a Tuesday.
+        let schedule = Schedule::parse("0 0 13 * FRI", "UTC").unwrap();
+        let days: Vec<u32> = schedule
+            .ticks_between(utc("2026-01-01T00:00:00Z"), utc("2026-01-31T23:00:00Z"), 100)
+            .iter()
+            .map(chrono::Datelike::day)
+            .collect();
+        assert_eq!(days, [2, 9, 13, 16, 23, 30]);
+    }
+
+    #[test]
     fn a_bad_zone_says_what_a_zone_is() {
         let error = parse_zone("Europe/Atlantis").unwrap_err();
         assert!(error.contains("IANA"), "{error}");

@@ -220,7 +220,8 @@ impl PeriodicLoop {
                 .key(keys.periodic_index())
                 .arg(&entry.name)
                 .arg(entry.definition())
-                .arg(if take_over { "1" } else { "0" });
+                .arg(if take_over { "1" } else { "0" })
+                .arg(GRACE.as_millis() as u64);
             let in_force: i64 = redis.script(&register).await?;
             followed.superseded = in_force == 0;
             let last: Option<i64> = redis

@@ -1,6 +1,7 @@
 -- Declare a periodic entry: write its definition, and start its state when the entry is new or
--- its definition changed, so that neither a new entry nor a changed one runs for ticks that
--- fell before it was declared.
+-- its definition changed. A new entry runs from the next tick on. A changed one runs from its
+-- declaration, less the grace: a tick of the old definition due just before a deploy and not
+-- yet claimed still runs, but a new schedule never catches up ticks it would have had earlier.
 --
 -- KEYS[1]  the entry's hash (jobs:periodic:<name>)
 -- KEYS[2]  jobs:periodic, the index of entries, scored by when one was last declared
@@ -8,6 +9,7 @@
 -- ARGV[2]  its definition (JSON, the same bytes for the same entry in every process)
 -- ARGV[3]  1: take over (a process starting: the newest declaration is in force);
 --          0: only renew (a running process: a different definition in force stays)
+-- ARGV[4]  the grace (ms; see periodic_claim.lua)
 --
 -- Times are Redis's own (TIME), so the clocks of the processes never matter.
 -- Returns 1 when this definition is in force, 0 when another one is.
@@ -22,7 +24,11 @@ if current ~= ARGV[2] then
   if ARGV[3] ~= '1' and current then
     return 0
   end
-  redis.call('HSET', KEYS[1], 'definition', ARGV[2], 'defined_at', int(now), 'last', int(now))
+  local last = now
+  if current then
+    last = math.max(tonumber(redis.call('HGET', KEYS[1], 'last')) or 0, now - tonumber(ARGV[4]))
+  end
+  redis.call('HSET', KEYS[1], 'definition', ARGV[2], 'defined_at', int(now), 'last', int(last))
 end
 redis.call('HSET', KEYS[1], 'declared_at', int(now))
 redis.call('ZADD', KEYS[2], now, ARGV[1])

@@ -1,0 +1,277 @@
+//! Periodic jobs with real worker processes on a real Redis: every tick pushed once across
+//! processes killed with `kill -9`, one catch-up after downtime, an older definition giving way
+//! to a newer one, and bad entries refused at start.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use jobs::Worker;
+use jobs::periodic::{CatchUp, Periodic};
+
+use crate::support::jobs::{CallLog, worker};
+use crate::support::{ChildWorker, RunningWorker, TestRedis, eventually, ledger_path};
+
+/// The ticks (epoch ms) of the jobs waiting in `queue`, each with how many jobs carry it.
+async fn ticks_in(redis: &TestRedis, queue: &str) -> BTreeMap<i64, usize> {
+    let mut ticks = BTreeMap::new();
+    for job in redis.queue(queue).await {
+        let seconds = job["jobs_tick"]
+            .as_f64()
+            .expect("a periodic job carries its tick");
+        *ticks.entry((seconds * 1000.0).round() as i64).or_insert(0) += 1;
+    }
+    ticks
+}
+
+/// The ticks of `ticks` that are not one second after the one before.
+fn gaps(ticks: &BTreeMap<i64, usize>) -> Vec<(i64, i64)> {
+    let keys: Vec<i64> = ticks.keys().copied().collect();
+    keys.windows(2)
+        .filter(|pair| pair[1] - pair[0] != 1_000)
+        .map(|pair| (pair[0], pair[1]))
+        .collect()
+}
+
+#[tokio::test]
+async fn every_tick_is_pushed_once_by_three_processes_while_one_is_killed_every_10_s() {
+    let redis = TestRedis::start();
+    let ledger = ledger_path("periodic-kill");
+    let env = [("JOBS_TEST_PERIODIC", "* * * * * *")];
+    let spawn = || ChildWorker::spawn(&redis.url(), &ledger, &env);
+    let mut workers = [spawn(), spawn(), spawn()];
+    eventually(Duration::from_secs(20), "the first tick", async || {
+        !redis.queue("ticks").await.is_empty()
+    })
+    .await;
+    let started = Instant::now();
+    let mut kills = 0;
+    while started.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let victim = &mut workers[kills % 3];
+        victim.kill9();
+        *victim = spawn();
+        kills += 1;
+    }
+    drop(workers);
+    let ticks = ticks_in(&redis, "ticks").await;
+    let doubled: Vec<_> = ticks.iter().filter(|(_, count)| **count > 1).collect();
+    assert!(doubled.is_empty(), "ticks pushed twice: {doubled:?}");
+    assert_eq!(gaps(&ticks), [], "ticks missed");
+    assert!(ticks.len() >= 60, "{} ticks in 60 s", ticks.len());
+    println!(
+        "periodic: {} ticks of a 1-second entry on 3 processes, {kills} kill -9s: none twice, none missed",
+        ticks.len()
+    );
+}
+
+/// An entry of `cron` named `name`, pushing `Tick` to the queue of its own name.
+fn ticking(name: &str, cron: &str, catch_up: CatchUp) -> Periodic {
+    Periodic::class(name, cron, "Tick", Vec::new())
+        .queue(name)
+        .catch_up(catch_up)
+}
+
+#[tokio::test]
+async fn after_downtime_an_entry_runs_once_for_the_ticks_missed_or_not_at_all() {
+    let redis = TestRedis::start();
+    let log = CallLog::default();
+    // Every 15 s: longer than the grace (10 s) within which a late tick is still on time.
+    let cron = "*/15 * * * * *";
+    let entries = || {
+        [
+            ticking("catch_one", cron, CatchUp::One),
+            ticking("catch_none", cron, CatchUp::None),
+        ]
+    };
+    let start = || {
+        let mut built = worker(&redis, &log).queues(["elsewhere"]);
+        for entry in entries() {
+            built = built.periodic_entry(entry);
+        }
+        RunningWorker::start(built)
+    };
+    let first = start();
+    eventually(
+        Duration::from_secs(20),
+        "a tick of each entry",
+        async || {
+            !redis.queue("catch_one").await.is_empty()
+                && !redis.queue("catch_none").await.is_empty()
+        },
+    )
+    .await;
+    first.stop(Duration::from_secs(10)).await;
+    let before = ticks_in(&redis, "catch_one").await;
+    let last_before = *before.keys().last().unwrap();
+    // Down across two ticks, restarting more than the grace after the second.
+    let restart_at = last_before + 2 * 15_000 + 11_000;
+    let wait = restart_at - chrono::Utc::now().timestamp_millis();
+    tokio::time::sleep(Duration::from_millis(wait.max(0) as u64)).await;
+    let second = start();
+    eventually(Duration::from_secs(10), "the catch-up run", async || {
+        ticks_in(&redis, "catch_one").await.len() > before.len()
+    })
+    .await;
+    // Both entries' next tick, on schedule after the restart.
+    let next_tick = last_before + 3 * 15_000;
+    eventually(Duration::from_secs(20), "the next tick", async || {
+        ticks_in(&redis, "catch_one").await.contains_key(&next_tick)
+            && ticks_in(&redis, "catch_none")
+                .await
+                .contains_key(&next_tick)
+    })
+    .await;
+    second.stop(Duration::from_secs(10)).await;
+    let one = ticks_in(&redis, "catch_one").await;
+    let missed: Vec<i64> = one
+        .keys()
+        .copied()
+        .filter(|tick| *tick > last_before && *tick < next_tick)
+        .collect();
+    assert_eq!(
+        missed,
+        [last_before + 2 * 15_000],
+        "`one`: a single run, for the newest tick missed"
+    );
+    let none = ticks_in(&redis, "catch_none").await;
+    assert!(
+        none.keys()
+            .all(|tick| *tick <= last_before || *tick >= next_tick),
+        "`none`: no run for the ticks missed: {none:?}"
+    );
+    assert!(one.values().chain(none.values()).all(|count| *count == 1));
+}
+
+#[tokio::test]
+async fn a_process_with_an_older_definition_leaves_the_entry_to_the_newer_one() {
+    let redis = TestRedis::start();
+    let log = CallLog::default();
+    let every_second = "* * * * * *";
+    let older = RunningWorker::start(
+        worker(&redis, &log)
+            .queues(["elsewhere"])
+            .periodic_entry(ticking("report", every_second, CatchUp::One).queue("old")),
+    );
+    eventually(
+        Duration::from_secs(10),
+        "the older definition's ticks",
+        async || redis.queue("old").await.len() >= 2,
+    )
+    .await;
+    // A deploy: the same entry, now pushing to another queue, declared by a newer process.
+    let newer = RunningWorker::start(
+        worker(&redis, &log)
+            .queues(["elsewhere"])
+            .periodic_entry(ticking("report", every_second, CatchUp::One).queue("new")),
+    );
+    eventually(
+        Duration::from_secs(10),
+        "the newer definition's ticks",
+        async || !redis.queue("new").await.is_empty(),
+    )
+    .await;
+    let old_then = ticks_in(&redis, "old").await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let old_now = ticks_in(&redis, "old").await;
+    let new = ticks_in(&redis, "new").await;
+    assert_eq!(old_then, old_now, "the older process pushed nothing more");
+    assert!(new.len() >= 4, "{new:?}");
+    let all: BTreeMap<i64, usize> =
+        old_now
+            .keys()
+            .chain(new.keys())
+            .fold(BTreeMap::new(), |mut all, tick| {
+                *all.entry(*tick).or_insert(0) += 1;
+                all
+            });
+    assert!(
+        all.values().all(|count| *count == 1),
+        "a tick pushed twice: {all:?}"
+    );
+    assert_eq!(gaps(&all), [], "no tick lost in the handover");
+    older.stop(Duration::from_secs(10)).await;
+    newer.stop(Duration::from_secs(10)).await;
+}
+
+#[tokio::test]
+async fn a_bad_entry_stops_the_worker_at_start_naming_it() {
+    let redis = TestRedis::start();
+    let bad_cron = worker(&redis, &CallLog::default())
+        .periodic_entry(Periodic::class("digest", "0 3 * *", "Digest", Vec::new()))
+        .drain()
+        .await
+        .expect_err("a cron expression of 4 fields");
+    let message = bad_cron.to_string();
+    assert!(message.contains("periodic entry `digest`"), "{message}");
+    assert!(message.contains("has 4 fields"), "{message}");
+    let bad_zone = worker(&redis, &CallLog::default())
+        .periodic_entry(
+            Periodic::class("digest", "@daily", "Digest", Vec::new()).timezone("Berlin"),
+        )
+        .drain()
+        .await
+        .expect_err("a zone that is not IANA's");
+    assert!(bad_zone.to_string().contains("`Berlin`"), "{bad_zone}");
+    let twice = worker(&redis, &CallLog::default())
+        .periodic_entry(Periodic::class("digest", "@daily", "Digest", Vec::new()))
+        .periodic_entry(Periodic::class("digest", "@hourly", "Digest", Vec::new()))
+        .drain()
+        .await
+        .expect_err("two entries of one name");
+    assert!(
+        twice
+            .to_string()
+            .contains("two periodic entries are named `digest`"),
+        "{twice}"
+    );
+    let dir = ledger_path("periodic-config");
+    let file = dir.with_file_name("jobs.yml");
+    std::fs::write(
+        &file,
+        "production:\n  periodic:\n    nightly:\n      cron: \"0 3 * * * * *\"\n      class: Nightly\n",
+    )
+    .unwrap();
+    let from_file = Worker::from_args(["worker", "-e", "production", "-C", file.to_str().unwrap()])
+        .expect_err("a cron expression of 7 fields");
+    let message = from_file.to_string();
+    assert!(message.contains("jobs.yml"), "{message}");
+    assert!(message.contains("periodic entry `nightly`"), "{message}");
+    assert!(message.contains("has 7 fields"), "{message}");
+}
+
+#[tokio::test]
+async fn a_tick_s_job_is_an_ordinary_job_carrying_its_entry_and_tick() {
+    let redis = TestRedis::start();
+    let log = CallLog::default();
+    let running = RunningWorker::start(
+        worker(&redis, &log).queues(["elsewhere"]).periodic_entry(
+            Periodic::class(
+                "berlin",
+                "* * * * * *",
+                "Report",
+                vec![serde_json::json!(7)],
+            )
+            .timezone("Europe/Berlin")
+            .queue("reports"),
+        ),
+    );
+    eventually(Duration::from_secs(10), "a tick", async || {
+        !redis.queue("reports").await.is_empty()
+    })
+    .await;
+    running.stop(Duration::from_secs(10)).await;
+    let job = &redis.queue("reports").await[0];
+    assert_eq!(job["class"], "Report");
+    assert_eq!(job["args"], serde_json::json!([7]));
+    assert_eq!(job["queue"], "reports");
+    assert_eq!(job["retry"], true);
+    assert_eq!(job["jobs_periodic"], "berlin");
+    let tick = job["jobs_tick"].as_f64().unwrap();
+    assert_eq!(tick.fract(), 0.0, "a whole second");
+    assert!(job["enqueued_at"].as_f64().unwrap() >= tick);
+    let mut raw = redis.raw().await;
+    let queues: Vec<String> = redis::AsyncCommands::smembers(&mut raw, "queues")
+        .await
+        .unwrap();
+    assert!(queues.contains(&"reports".to_owned()), "{queues:?}");
+}
