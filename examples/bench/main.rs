@@ -10,6 +10,9 @@
 //! `RESULT peer=jobs op=process n=100000 conc=10 secs=… jobs_per_s=… cpu_us_per_job=… rss_mb=…
 //! redis_cmds_per_job=…`.
 //!
+//! `periodic [ENTRIES]` prints the periodic jobs' figures (about a minute): tick-to-push latency
+//! and Redis commands per tick on three workers, and one pass of `ENTRIES` (10,000) entries.
+//!
 //! `extras [N]` prints only the figures no peer script measures; `bench/run.sh` runs it, then
 //! runs the peer scripts (`bench/peers/jobs.sh` beside Sidekiq, BullMQ and the others), which
 //! use the other two forms, against the Redis at `REDIS_URL`:
@@ -22,6 +25,7 @@
 mod figures;
 mod measure;
 mod peer;
+mod periodic;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -122,6 +126,12 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     match words.first().copied().unwrap_or("all") {
         "all" => figures::all(number(1, 100_000)?).await,
         "extras" => figures::extras(number(1, 100_000)?).await,
+        "periodic" => {
+            let redis = measure::PrivateRedis::start()?;
+            let client = jobs::Client::builder().url(redis.url()).build()?;
+            periodic::tick(&client, &redis.url(), 3, 20).await?;
+            periodic::pass(&client, &redis.url(), number(1, 10_000)?).await
+        }
         "produce" => {
             let mode = words.get(1).copied().unwrap_or("enqueue");
             peer::produce(mode, number(2, 100_000)?, number(3, 5)?).await
@@ -131,8 +141,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             peer::work(mode, number(2, 100_000)?, number(3, 10)?).await
         }
         other => Err(format!(
-            "unknown command `{other}`; use `all [N]`, `extras [N]`, `produce MODE N \
-             [GAP_MS]` or `work MODE N CONCURRENCY`"
+            "unknown command `{other}`; use `all [N]`, `extras [N]`, `periodic [ENTRIES]`, \
+             `produce MODE N [GAP_MS]` or `work MODE N CONCURRENCY`"
         )
         .into()),
     }

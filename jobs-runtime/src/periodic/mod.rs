@@ -84,7 +84,7 @@ enum JobSource {
         make: MakePayload,
     },
     /// The same job every tick, or why it could not be encoded.
-    Fixed(Result<Payload, String>),
+    Fixed(Box<Result<Payload, String>>),
 }
 
 /// One periodic entry: a name, a cron schedule, options, and the job it pushes.
@@ -140,7 +140,7 @@ impl Periodic {
     /// An entry pushing `job`, the same every tick.
     pub fn job<J: Job>(name: impl Into<String>, cron: impl Into<String>, job: J) -> Self {
         let payload = crate::client::payload_of(&job).map_err(|error| error.to_string());
-        Self::with_source(name, cron, JobSource::Fixed(payload))
+        Self::with_source(name, cron, JobSource::Fixed(Box::new(payload)))
     }
 
     /// An entry pushing a job of `class` with `args`, for a job of any language (a Ruby class
@@ -152,7 +152,7 @@ impl Periodic {
         args: Vec<Value>,
     ) -> Self {
         let payload = Payload::new(class, args);
-        Self::with_source(name, cron, JobSource::Fixed(Ok(payload)))
+        Self::with_source(name, cron, JobSource::Fixed(Box::new(Ok(payload))))
     }
 
     fn with_source(name: impl Into<String>, cron: impl Into<String>, job: JobSource) -> Self {
@@ -221,34 +221,36 @@ impl Periodic {
             ));
         }
         let schedule = Schedule::parse(&self.cron, &self.timezone).map_err(fail)?;
-        let (class, queue, make) = match &self.job {
-            JobSource::Computed { class, queue, make } => {
-                ((*class).to_owned(), (*queue).to_owned(), Arc::clone(make))
-            }
-            JobSource::Fixed(Err(reason)) => {
-                return Err(fail(format!("its job cannot be encoded: {reason}")));
-            }
-            JobSource::Fixed(Ok(payload)) => {
-                if payload.class.trim().is_empty() {
+        let (class, queue, args, make) = match &self.job {
+            JobSource::Computed { class, queue, make } => (
+                (*class).to_owned(),
+                (*queue).to_owned(),
+                None,
+                Arc::clone(make),
+            ),
+            JobSource::Fixed(fixed) => match fixed.as_ref() {
+                Err(reason) => {
+                    return Err(fail(format!("its job cannot be encoded: {reason}")));
+                }
+                Ok(payload) if payload.class.trim().is_empty() => {
                     return Err(fail("its job has no class".to_owned()));
                 }
-                let template = payload.clone();
-                let make: MakePayload = Arc::new(move |_| {
-                    let mut payload = template.clone();
-                    payload.jid = crate::jid::Jid::generate();
-                    Ok(payload)
-                });
-                (payload.class.clone(), payload.queue.clone(), make)
-            }
+                Ok(payload) => {
+                    let template = payload.clone();
+                    let make: MakePayload = Arc::new(move |_| {
+                        let mut payload = template.clone();
+                        payload.jid = crate::jid::Jid::generate();
+                        Ok(payload)
+                    });
+                    let args = Some(payload.args.clone());
+                    (payload.class.clone(), payload.queue.clone(), args, make)
+                }
+            },
         };
         let queue = self.queue.clone().unwrap_or(queue);
         if queue.trim().is_empty() {
             return Err(fail("its queue name is empty".to_owned()));
         }
-        let args = match &self.job {
-            JobSource::Fixed(Ok(payload)) => Some(payload.args.clone()),
-            _ => None,
-        };
         Ok(Entry::new(
             self.name.clone(),
             schedule,

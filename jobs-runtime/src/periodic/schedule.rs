@@ -202,7 +202,11 @@ mod tests {
         // The 13th, and every Friday: January 2026's 13th is a Tuesday.
         let schedule = Schedule::parse("0 0 13 * FRI", "UTC").unwrap();
         let days: Vec<u32> = schedule
-            .ticks_between(utc("2026-01-01T00:00:00Z"), utc("2026-01-31T23:00:00Z"), 100)
+            .ticks_between(
+                utc("2026-01-01T00:00:00Z"),
+                utc("2026-01-31T23:00:00Z"),
+                100,
+            )
             .iter()
             .map(chrono::Datelike::day)
             .collect();
