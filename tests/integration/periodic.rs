@@ -64,6 +64,65 @@ async fn every_tick_is_pushed_once_by_three_processes_while_one_is_killed_every_
     );
 }
 
+/// libfaketime, which `scripts/setup` installs (Debian's `faketime`).
+fn libfaketime() -> String {
+    let found = std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|dir| dir.path().join("faketime/libfaketime.so.1"))
+        .find(|path| path.exists());
+    found
+        .expect("libfaketime (apt-get install faketime; scripts/setup does)")
+        .display()
+        .to_string()
+}
+
+#[tokio::test]
+async fn processes_whose_clocks_are_3_s_off_push_every_tick_once_and_none_early() {
+    let redis = TestRedis::start();
+    let ledger = ledger_path("periodic-skew");
+    let preload = libfaketime();
+    let spawn = |offset: &str| {
+        let mut env = vec![("JOBS_TEST_PERIODIC", "* * * * * *")];
+        if !offset.is_empty() {
+            // The wall clock only: timers keep the real monotonic clock.
+            env.extend([
+                ("LD_PRELOAD", preload.as_str()),
+                ("FAKETIME", offset),
+                ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+            ]);
+        }
+        ChildWorker::spawn(&redis.url(), &ledger, &env)
+    };
+    let workers = [spawn("+3s"), spawn("-3s"), spawn("")];
+    let mut raw = redis.raw().await;
+    let started = Instant::now();
+    let mut early = Vec::new();
+    while started.elapsed() < Duration::from_secs(20) {
+        // The queue first, then the time: a tick pushed in between is not early.
+        let ticks = ticks_in(&redis, "ticks").await;
+        let (seconds, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut raw).await.unwrap();
+        let redis_now = seconds * 1000 + micros / 1000;
+        if let Some((newest, _)) = ticks.last_key_value()
+            && *newest > redis_now
+        {
+            early.push((*newest, redis_now));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(workers);
+    assert!(
+        early.is_empty(),
+        "pushed before their tick by Redis's clock: {early:?}"
+    );
+    let ticks = ticks_in(&redis, "ticks").await;
+    let doubled: Vec<_> = ticks.iter().filter(|(_, count)| **count > 1).collect();
+    assert!(doubled.is_empty(), "ticks pushed twice: {doubled:?}");
+    assert_eq!(gaps(&ticks), [], "ticks missed");
+    assert!(ticks.len() >= 15, "{} ticks in 20 s", ticks.len());
+}
+
 /// An entry of `cron` named `name`, pushing `Tick` to the queue of its own name.
 fn ticking(name: &str, cron: &str, catch_up: CatchUp) -> Periodic {
     Periodic::class(name, cron, "Tick", Vec::new())

@@ -92,6 +92,9 @@ struct Followed {
     next: Option<DateTime<Utc>>,
     /// Another process's definition of it is in force (logged once).
     superseded: bool,
+    /// Not claimed again before this: its due ticks were still in Redis's future (this
+    /// process's clock runs ahead), or its queue refused the job.
+    not_before: Option<DateTime<Utc>>,
 }
 
 impl Followed {
@@ -105,7 +108,23 @@ impl Followed {
             last,
             next,
             superseded: false,
+            not_before: None,
         }
+    }
+
+    /// When it is next worth a claim: at its next tick, or later if told to wait.
+    fn due_at(&self) -> Option<DateTime<Utc>> {
+        if !self.entry.enabled || self.superseded {
+            return None;
+        }
+        self.next
+            .map(|next| self.not_before.map_or(next, |wait| wait.max(next)))
+    }
+
+    /// Waits `pause` before the next claim if the last one left its tick unclaimed.
+    fn back_off_if_still_due(&mut self, pause: Duration) {
+        let now = Utc::now();
+        self.not_before = self.next.filter(|next| *next <= now).map(|_| now + pause);
     }
 
     /// Records `last` as the newest tick claimed.
@@ -195,8 +214,7 @@ impl PeriodicLoop {
     fn until_next(&self, now: DateTime<Utc>) -> Duration {
         self.entries
             .iter()
-            .filter(|followed| followed.entry.enabled && !followed.superseded)
-            .filter_map(|followed| followed.next)
+            .filter_map(Followed::due_at)
             .min()
             .map_or(MAX_SLEEP, |next| {
                 (next - now)
@@ -277,11 +295,7 @@ impl PeriodicLoop {
             .entries
             .iter()
             .enumerate()
-            .filter(|(_, followed)| {
-                followed.entry.enabled
-                    && !followed.superseded
-                    && followed.next.is_some_and(|next| next <= now)
-            })
+            .filter(|(_, followed)| followed.due_at().is_some_and(|due| due <= now))
             .map(|(index, followed)| {
                 let ticks = followed
                     .entry
@@ -330,6 +344,8 @@ impl PeriodicLoop {
             Ok(Outcome::Ran { last, pushed }) => {
                 followed.superseded = false;
                 followed.claimed_up_to(last);
+                // Still due: the tick is in Redis's future (this clock runs ahead); soon.
+                followed.back_off_if_still_due(Duration::from_millis(50));
                 if !pushed.is_empty() {
                     tracing::debug!(entry = %followed.entry.name, ticks = pushed.len(), "pushed periodic jobs");
                     claimed.push(Claimed {
@@ -350,6 +366,7 @@ impl PeriodicLoop {
                 followed.superseded = true;
             }
             Ok(Outcome::QueueRefused { reason }) => {
+                followed.back_off_if_still_due(Duration::from_secs(5));
                 tracing::error!(
                     entry = %followed.entry.name,
                     queue = %followed.entry.queue,
