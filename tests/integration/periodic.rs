@@ -334,3 +334,51 @@ async fn a_tick_s_job_is_an_ordinary_job_carrying_its_entry_and_tick() {
         .unwrap();
     assert!(queues.contains(&"reports".to_owned()), "{queues:?}");
 }
+
+#[tokio::test]
+async fn the_entry_records_how_its_last_job_ended() {
+    let redis = TestRedis::start();
+    let log = CallLog::default();
+    let running = RunningWorker::start(
+        worker(&redis, &log)
+            .queues(["periodic"])
+            .periodic_entry(
+                Periodic::class("succeeds", "* * * * * *", "Record", vec!["tick".into()])
+                    .queue("periodic"),
+            )
+            .periodic_entry(
+                // The job's own options: `retry = 0`, so its first failure buries it.
+                Periodic::job("buries", "* * * * * *", crate::support::jobs::BuryMe {})
+                    .queue("periodic"),
+            ),
+    );
+    let ending = async |name: &str| -> (Option<String>, Option<String>, Option<String>) {
+        let mut raw = redis.raw().await;
+        redis::cmd("HMGET")
+            .arg(format!("jobs:periodic:{name}"))
+            .arg("outcome")
+            .arg("finished_jid")
+            .arg("last_jid")
+            .query_async(&mut raw)
+            .await
+            .unwrap()
+    };
+    eventually(
+        Duration::from_secs(10),
+        "both endings recorded",
+        async || ending("succeeds").await.0.is_some() && ending("buries").await.0.is_some(),
+    )
+    .await;
+    running.stop(Duration::from_secs(10)).await;
+    let (outcome, finished, _) = ending("succeeds").await;
+    assert_eq!(outcome.as_deref(), Some("succeeded"));
+    let (outcome, buried_jid, _) = ending("buries").await;
+    assert_eq!(outcome.as_deref(), Some("dead"));
+    let dead = crate::support::sorted_set(&redis, "dead").await;
+    assert!(
+        dead.iter()
+            .any(|(job, _)| job["jid"].as_str() == buried_jid.as_deref()),
+        "the recorded jid is the buried job's"
+    );
+    assert!(finished.is_some_and(|jid| jid.len() == 24));
+}

@@ -13,6 +13,7 @@
 //! happens after downtime and around daylight saving: `docs/periodic.md`.
 
 mod definition;
+mod ending;
 mod file;
 mod schedule;
 
@@ -24,6 +25,7 @@ use serde_json::Value;
 
 pub use chrono_tz::Tz;
 pub(crate) use definition::Entry;
+pub(crate) use ending::{Ending, record_ending};
 pub use file::FileEntry;
 pub(crate) use file::read_section;
 pub use schedule::{Schedule, parse_cron, parse_zone};

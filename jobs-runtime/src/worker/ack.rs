@@ -17,6 +17,7 @@ use std::time::Duration;
 use super::backoff::{Until, persist};
 use super::in_flight::InFlight;
 use crate::client::Client;
+use crate::periodic::{Ending, record_ending};
 
 /// The most acknowledgements one round trip carries.
 const MAX_BATCH: usize = 1_000;
@@ -146,6 +147,8 @@ impl AckLoop {
                 .arg(-1)
                 .arg(json)
                 .ignore();
+            // A periodic job's ending, for its entry's page: in the same round trip.
+            let _ = record_ending(&mut pipeline, self.client.keys(), json, Ending::Succeeded);
         }
         let until = Until::Deadline(tokio::time::Instant::now() + TRY_FOR);
         let sent = persist("acknowledge", until, || {

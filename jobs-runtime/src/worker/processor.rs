@@ -11,9 +11,10 @@ use super::hooks::Exhausted;
 use super::retry::{Decision, describe_delay};
 use super::settle::Outcome;
 use super::shared::Shared;
-use super::unit::{Fetched, RECOVERIES};
+use super::unit::{Fetched, RECOVERIES, UNSEEN_RECOVERIES};
 use crate::job_error::JobError;
 use crate::payload::Payload;
+use crate::periodic::{Ending, record_ending};
 use crate::raw_job::RawJob;
 use crate::timestamp::Timestamp;
 
@@ -100,9 +101,11 @@ async fn fail(shared: &Shared, fetched: &Fetched, mut payload: Payload, error: J
         Ok(stored) => stored,
         Err(parse) => return settler.bury_invalid(fetched, &parse.to_string()).await,
     };
-    // It ran to the end, so it did not kill its process: its recovery count starts over.
-    payload.extra.remove(RECOVERIES);
-    stored.remove(RECOVERIES);
+    // It ran to the end, so it did not kill its process: its recovery counts start over.
+    for count in [RECOVERIES, UNSEEN_RECOVERIES] {
+        payload.extra.remove(count);
+        stored.remove(count);
+    }
     let now = Timestamp::now();
     let decision =
         shared
@@ -119,6 +122,7 @@ async fn fail(shared: &Shared, fetched: &Fetched, mut payload: Payload, error: J
             settler
                 .settle(fetched, Outcome::Retry { json: &json, at })
                 .await;
+            record_failure(shared, fetched, Ending::Retrying).await;
         }
         Decision::Exhausted { killed } => {
             let discard = shared.hooks.exhausted(&payload, &error) == Exhausted::Discard
@@ -126,17 +130,32 @@ async fn fail(shared: &Shared, fetched: &Fetched, mut payload: Payload, error: J
             if discard {
                 tracing::warn!(killed, "retries exhausted; discarded");
                 settler.acknowledge(fetched).await;
+                record_failure(shared, fetched, Ending::Dropped).await;
             } else {
                 tracing::warn!(killed, "retries exhausted; moved to the dead set");
                 let json = stored.to_json();
                 settler.settle(fetched, Outcome::Dead { json: &json }).await;
+                record_failure(shared, fetched, Ending::Dead).await;
             }
             shared.hooks.died(&payload, &error);
         }
         Decision::Discard => {
             tracing::warn!("not retried (retry: false or discarded); dropped");
             settler.acknowledge(fetched).await;
+            record_failure(shared, fetched, Ending::Dropped).await;
             shared.hooks.died(&payload, &error);
         }
+    }
+}
+
+/// Records how a failed periodic job ended, for its entry's page: one command, on the failure
+/// path of periodic jobs only (a success rides on the acknowledgement's round trip). A failure
+/// to write it is logged and changes nothing else.
+async fn record_failure(shared: &Shared, fetched: &Fetched, ending: Ending) {
+    let mut pipeline = redis::pipe();
+    if record_ending(&mut pipeline, shared.keys(), &fetched.json, ending)
+        && let Err(error) = shared.redis().query::<()>(&pipeline).await
+    {
+        tracing::warn!(%error, "cannot record how a periodic job ended");
     }
 }
