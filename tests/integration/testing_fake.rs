@@ -3,12 +3,16 @@
 
 use std::time::Duration;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
+use jobs::periodic::{Periodic, Tz};
 use jobs::testing::{self, EnqueuedJob};
-use jobs::{Client, Error, Payload, job};
+use jobs::{BoxError, Client, ClientMiddleware, Error, Flow, Payload, job};
+use serde_json::json;
 
 use crate::support::free_port;
-use crate::support::jobs::{CallLog, Explode, Record, RecordCall, ScoreGeneration, SendEmail};
+use crate::support::jobs::{
+    CallLog, Explode, NewYearReport, Record, RecordCall, ScoreGeneration, SendEmail,
+};
 
 fn today() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 11, 22).expect("a date")
@@ -16,13 +20,44 @@ fn today() -> NaiveDate {
 
 /// A client pointing where nothing listens: with a fake on, it must never be used.
 fn nowhere() -> Client {
+    nowhere_builder().build().expect("a client")
+}
+
+fn nowhere_builder() -> jobs::ClientBuilder {
     let url = format!("redis://127.0.0.1:{}/0", free_port());
     Client::builder()
         .url(url)
         .connect_timeout(Duration::from_millis(200))
         .reconnect_attempts(0)
-        .build()
-        .expect("a client")
+}
+
+/// A time of day in Berlin, as UTC (the first of two, on the night clocks go back).
+fn berlin(year: i32, month: u32, day: u32, hour: u32, minute: u32) -> DateTime<Utc> {
+    Tz::Europe__Berlin
+        .with_ymd_and_hms(year, month, day, hour, minute, 0)
+        .earliest()
+        .expect("a Berlin time")
+        .with_timezone(&Utc)
+}
+
+fn utc(text: &str) -> DateTime<Utc> {
+    text.parse().expect("an RFC 3339 time")
+}
+
+/// A recorded job's tick, in Berlin time.
+fn berlin_tick(job: &EnqueuedJob) -> String {
+    let tick = job.tick().expect("a periodic job");
+    tick.with_timezone(&Tz::Europe__Berlin).to_rfc3339()
+}
+
+/// The app's worker as its `main` builds it: each day's scores, computed at 03:00 Berlin time.
+fn app_worker() -> jobs::Worker {
+    jobs::Worker::new().periodic_entry(
+        Periodic::new("nightly_scores", "0 3 * * *", |tick| ScoreGeneration {
+            date: tick.date_naive(),
+        })
+        .timezone("Europe/Berlin"),
+    )
 }
 
 /// Pushes `count` `Record` jobs now and one in a minute.
@@ -153,6 +188,9 @@ async fn the_fake_clock_decides_which_scheduled_jobs_are_due() {
     assert_eq!(log.entries(), ["in 5 min", "soon"]);
 
     // Moved as far as it goes, the clock stops at the end of time and everything is due.
+    // (`set_now` first: advancing from today would push `NewYearReport` for every New Year on
+    // the way.)
+    fake.set_now(DateTime::<Utc>::MAX_UTC - TimeDelta::days(1));
     fake.advance(Duration::MAX);
     fake.advance(Duration::MAX);
     assert!(fake.now() > chrono::Utc::now() + chrono::TimeDelta::days(365 * 1_000));
@@ -326,4 +364,222 @@ async fn jobs_a_drained_job_pushes_come_back_to_its_fake_under_a_newer_mode() {
     // run by the newer inline mode (which would fail them: no `CallLog` state).
     fake.perform_one().await.unwrap();
     assert_eq!(fake.enqueued().len(), 3);
+}
+
+#[tokio::test]
+async fn the_nightly_job_is_queued_at_03_00_berlin_time() {
+    let fake = testing::fake().periodic_entries(app_worker().periodic_entries());
+    fake.set_now(berlin(2026, 11, 22, 2, 0));
+    fake.advance(Duration::from_secs(59 * 60));
+    fake.assert_nothing_enqueued();
+
+    fake.advance_to(berlin(2026, 11, 22, 4, 0));
+    let [job]: [EnqueuedJob; 1] = fake.enqueued().try_into().expect("one job");
+    let three = berlin(2026, 11, 22, 3, 0);
+    assert_eq!(job.decode::<ScoreGeneration>().unwrap().date, today());
+    assert_eq!(job.queue(), "default");
+    assert_eq!(job.periodic_entry(), Some("nightly_scores"));
+    assert_eq!(job.tick(), Some(three));
+    assert_eq!(berlin_tick(&job), "2026-11-22T03:00:00+01:00");
+    assert_eq!(
+        job.payload().extra["jobs_tick"],
+        json!(three.timestamp() as f64)
+    );
+    // Pushed as a worker pushes it at 03:00: to run now, stamped with the tick's time.
+    assert_eq!(job.at(), None);
+    let enqueued_at = job
+        .payload()
+        .enqueued_at
+        .expect("enqueued_at")
+        .to_datetime();
+    assert!(
+        enqueued_at >= three && enqueued_at - three < TimeDelta::seconds(1),
+        "{enqueued_at}"
+    );
+    assert!(fake.now() >= berlin(2026, 11, 22, 4, 0));
+
+    // The next one waits for the next night.
+    fake.advance_to(berlin(2026, 11, 23, 2, 59));
+    fake.assert_enqueued_count::<ScoreGeneration>(1);
+    fake.advance(Duration::from_secs(2 * 60));
+    fake.assert_enqueued_count::<ScoreGeneration>(2);
+    let tomorrow = today().succ_opt().expect("a date");
+    fake.assert_enqueued_with::<ScoreGeneration>(|job| job.date == tomorrow);
+    assert_eq!(fake.drain().await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn the_nightly_job_runs_once_a_night_when_the_clocks_change() {
+    let fake = testing::fake().periodic_entries(app_worker().periodic_entries());
+    // 25 October 2026: 03:00 summer time becomes 02:00 winter time, so 02:00 to 04:00 takes
+    // three hours; 03:00 comes once.
+    fake.set_now(berlin(2026, 10, 25, 2, 0));
+    fake.advance(Duration::from_secs(3 * 3600));
+    let night: Vec<String> = fake.enqueued().iter().map(berlin_tick).collect();
+    assert_eq!(night, ["2026-10-25T03:00:00+01:00"]);
+    let dates: Vec<NaiveDate> = fake
+        .jobs::<ScoreGeneration>()
+        .iter()
+        .map(|job| job.date)
+        .collect();
+    assert_eq!(dates, [NaiveDate::from_ymd_opt(2026, 10, 25).unwrap()]);
+
+    // 28 March 2027: 02:00 winter time becomes 03:00 summer time; two days across it.
+    fake.clear();
+    fake.set_now(berlin(2027, 3, 27, 12, 0));
+    fake.advance(Duration::from_secs(2 * 86_400));
+    let nights: Vec<String> = fake.enqueued().iter().map(berlin_tick).collect();
+    assert_eq!(
+        nights,
+        ["2027-03-28T03:00:00+02:00", "2027-03-29T03:00:00+02:00"]
+    );
+    let dates: Vec<String> = fake
+        .jobs::<ScoreGeneration>()
+        .iter()
+        .map(|job| job.date.to_string())
+        .collect();
+    assert_eq!(dates, ["2027-03-28", "2027-03-29"]);
+}
+
+#[tokio::test]
+async fn a_cron_job_of_the_binary_is_pushed_when_the_clock_passes_its_tick_and_not_before() {
+    let fake = testing::fake();
+    fake.set_now(utc("2026-12-31T23:00:00Z"));
+    fake.advance(Duration::from_secs(59 * 60));
+    fake.assert_not_enqueued::<NewYearReport>();
+
+    fake.advance(Duration::from_secs(2 * 60));
+    let [job]: [EnqueuedJob; 1] = fake.enqueued().try_into().expect("one job");
+    assert!(job.is::<NewYearReport>());
+    assert_eq!(job.queue(), "yearly");
+    assert!(job.payload().args.is_empty());
+    assert_eq!(job.periodic_entry(), Some("NewYearReport"));
+    assert_eq!(job.tick(), Some(utc("2027-01-01T00:00:00Z")));
+    assert_eq!(fake.drain().await.unwrap(), 1);
+
+    // Jumps of the clock do not run the schedule: `set_now`, and `drain_all`'s jump to a job
+    // scheduled past the next New Year.
+    fake.set_now(utc("2027-12-31T23:59:00Z"));
+    SendEmail::perform_in(
+        Duration::from_secs(3600),
+        "ops@example.com".to_owned(),
+        "reminder".to_owned(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(fake.drain_all().await.unwrap(), 1);
+    fake.set_now(utc("2029-01-01T00:00:01Z"));
+    fake.advance(Duration::from_secs(1));
+    fake.assert_nothing_enqueued();
+}
+
+/// Tags every job it lets through, and stops the `Skipped` ones.
+struct TagOrSkip;
+
+impl ClientMiddleware for TagOrSkip {
+    async fn call(&self, job: &mut Payload) -> Result<Flow, BoxError> {
+        if job.class == "Skipped" {
+            return Ok(Flow::Stop);
+        }
+        job.tags
+            .get_or_insert_with(Vec::new)
+            .push("scheduled".into());
+        Ok(Flow::Continue)
+    }
+}
+
+#[tokio::test]
+async fn fixed_entries_push_their_job_every_tick_through_the_client_middleware() {
+    let client = nowhere_builder()
+        .middleware(TagOrSkip)
+        .build()
+        .expect("a client");
+    let email = SendEmail {
+        to: "ops@example.com".to_owned(),
+        subject: "hourly".to_owned(),
+    };
+    let digest = Periodic::class(
+        "ruby_digest",
+        "*/20 * * * *",
+        "DigestMailer",
+        vec![json!("daily"), json!(3)],
+    );
+    let fake = testing::fake()
+        .periodic_entries(&[digest.queue("mailers")])
+        .periodic_entry(Periodic::job("hourly_email", "0 * * * *", email))
+        .periodic_entry(Periodic::class("skipped", "*/5 * * * *", "Skipped", vec![]))
+        .periodic_entry(Periodic::class("paused", "* * * * *", "Paused", vec![]).enabled(false))
+        .periodic_client(&client);
+    fake.set_now(utc("2026-11-22T10:00:00Z"));
+    fake.advance(Duration::from_secs(3600));
+
+    let pushed: Vec<String> = fake
+        .enqueued()
+        .iter()
+        .map(|job| {
+            let tick = job.tick().expect("a periodic job").format("%H:%M");
+            format!("{tick} {} on {}", job.class(), job.queue())
+        })
+        .collect();
+    assert_eq!(
+        pushed,
+        [
+            "10:20 DigestMailer on mailers",
+            "10:40 DigestMailer on mailers",
+            "11:00 DigestMailer on mailers",
+            "11:00 SendEmail on default",
+        ]
+    );
+    let digests = fake.queue("mailers");
+    assert!(
+        digests
+            .iter()
+            .all(|job| job.payload().args == [json!("daily"), json!(3)])
+    );
+    assert_ne!(digests[0].jid(), digests[1].jid(), "a fresh jid each tick");
+    assert!(
+        fake.enqueued()
+            .iter()
+            .all(|job| job.payload().tags == Some(vec!["scheduled".to_owned()]))
+    );
+    fake.assert_enqueued_with::<SendEmail>(|job| job.subject == "hourly");
+}
+
+#[tokio::test]
+#[should_panic(
+    expected = "spans more than 10000 ticks of the periodic entry `every_second` \
+                           (`* * * * * *` in UTC); advance it in smaller steps"
+)]
+async fn advancing_across_too_many_ticks_of_an_entry_is_refused() {
+    let fake = testing::fake().periodic_entry(Periodic::class(
+        "every_second",
+        "* * * * * *",
+        "Ping",
+        vec![],
+    ));
+    fake.set_now(utc("2026-11-22T10:00:00Z"));
+    fake.advance(Duration::from_secs(600));
+    assert_eq!(fake.len(), 600);
+    fake.advance(Duration::from_secs(86_400));
+}
+
+#[test]
+#[should_panic(
+    expected = "a fake cannot follow these periodic entries: Worker::periodic \
+                           (periodic entry `digest`): `0 3 * *` has 4 fields"
+)]
+fn a_bad_periodic_entry_fails_the_test_with_the_workers_error() {
+    let _fake =
+        testing::fake().periodic_entry(Periodic::class("digest", "0 3 * *", "Digest", vec![]));
+}
+
+#[test]
+#[should_panic(expected = "two periodic entries are named `NewYearReport`")]
+fn an_entry_named_like_a_cron_job_of_the_binary_is_refused() {
+    let _fake = testing::fake().periodic_entry(Periodic::class(
+        "NewYearReport",
+        "@daily",
+        "NewYearReport",
+        vec![],
+    ));
 }

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use crate::jid::Jid;
 use crate::job::{ArgsError, Job};
 use crate::payload::Payload;
+use crate::periodic::{PERIODIC_FIELD, TICK_FIELD};
 use crate::timestamp::Timestamp;
 
 /// A job pushed while [`fake`](super::fake) mode was on: its payload exactly as it would have
@@ -41,6 +42,18 @@ impl EnqueuedJob {
     /// `None` for a job to run now.
     pub fn at(&self) -> Option<DateTime<Utc>> {
         self.at.map(Timestamp::to_datetime)
+    }
+
+    /// The name of the periodic entry it was pushed for (`jobs_periodic`), if it was.
+    pub fn periodic_entry(&self) -> Option<&str> {
+        self.payload.extra.get(PERIODIC_FIELD)?.as_str()
+    }
+
+    /// The tick of the periodic entry it was pushed for (`jobs_tick`), if it was.
+    pub fn tick(&self) -> Option<DateTime<Utc>> {
+        let tick = self.payload.extra.get(TICK_FIELD)?;
+        let tick: Timestamp = serde_json::from_value(tick.clone()).ok()?;
+        Some(tick.to_datetime())
     }
 
     /// Whether this is a job of type `J`.

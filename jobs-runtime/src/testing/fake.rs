@@ -10,11 +10,14 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::Active;
 use super::enqueued::EnqueuedJob;
+use super::periodic::{self, Entries};
 use super::runner::Settings;
 use super::scope::{self, ThreadGuard};
+use crate::client::Client;
 use crate::error::Error;
 use crate::jid::Jid;
 use crate::job::Job;
+use crate::periodic::{Entry, Periodic, Tz};
 use crate::timestamp::Timestamp;
 use crate::worker::ServerMiddleware;
 
@@ -24,12 +27,15 @@ use crate::worker::ServerMiddleware;
 ///
 /// Recorded jobs run, when the test says so, exactly as a worker runs them ([`drain`],
 /// [`perform_one`]); the jobs they push are recorded too. Scheduled jobs wait for the fake
-/// clock ([`advance`]), or for [`drain_all`].
+/// clock ([`advance`]), or for [`drain_all`]. Advancing the clock across the ticks of periodic
+/// entries (every `#[job(cron)]` job of the binary, and those given with [`periodic_entries`])
+/// pushes their jobs: the [module docs](super#periodic-jobs-in-tests) show it.
 ///
 /// [`drain`]: Fake::drain
 /// [`perform_one`]: Fake::perform_one
 /// [`advance`]: Fake::advance
 /// [`drain_all`]: Fake::drain_all
+/// [`periodic_entries`]: Fake::periodic_entries
 #[must_use = "fake mode ends when this is dropped"]
 pub struct Fake {
     shared: Arc<FakeShared>,
@@ -37,18 +43,21 @@ pub struct Fake {
 }
 
 /// The recorded jobs and the fake clock, shared by the handle and the pushes.
-#[derive(Default)]
 pub(crate) struct FakeShared {
     store: Mutex<Store>,
     settings: Settings,
+    /// The periodic entries, locked apart from the store: their jobs are pushed into it.
+    periodic: Mutex<Entries>,
 }
 
-#[derive(Default)]
 struct Store {
     /// In push order.
     jobs: Vec<EnqueuedJob>,
-    /// How far the fake clock is ahead of the real one.
+    /// How far the fake clock is ahead of the real one (behind it, when negative).
     ahead: TimeDelta,
+    /// The time on the fake clock the periodic schedule has run up to: the next move of the
+    /// clock pushes the ticks after it.
+    schedule_ran_to: DateTime<Utc>,
 }
 
 impl FakeShared {
@@ -59,24 +68,51 @@ impl FakeShared {
 
     /// The fake clock's time.
     pub(crate) fn now(&self) -> Timestamp {
-        // A clock advanced past the end of time stays there rather than overflowing.
-        let ahead = self.store().ahead;
-        Timestamp::from(
-            Utc::now()
-                .checked_add_signed(ahead)
-                .unwrap_or(DateTime::<Utc>::MAX_UTC),
-        )
+        Timestamp::from(clock(self.store().ahead))
+    }
+
+    /// Sets the fake clock to `time`; `schedule_ran_to` moves there too when `reset_schedule`.
+    fn set_now(&self, time: DateTime<Utc>, reset_schedule: bool) {
+        let mut store = self.store();
+        store.ahead = time.signed_duration_since(Utc::now());
+        if reset_schedule {
+            store.schedule_ran_to = time;
+        }
     }
 
     fn store(&self) -> MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    fn periodic(&self) -> MutexGuard<'_, Entries> {
+        self.periodic.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The fake clock's time when it is `ahead` of the real one. A clock moved past either end of
+/// time stays there rather than overflowing.
+fn clock(ahead: TimeDelta) -> DateTime<Utc> {
+    Utc::now()
+        .checked_add_signed(ahead)
+        .unwrap_or(if ahead < TimeDelta::zero() {
+            DateTime::<Utc>::MIN_UTC
+        } else {
+            DateTime::<Utc>::MAX_UTC
+        })
 }
 
 impl Fake {
     /// Turns fake mode on for this thread.
     pub(super) fn install() -> Self {
-        let shared = Arc::new(FakeShared::default());
+        let shared = Arc::new(FakeShared {
+            store: Mutex::new(Store {
+                jobs: Vec::new(),
+                ahead: TimeDelta::zero(),
+                schedule_ran_to: Utc::now(),
+            }),
+            settings: Settings::default(),
+            periodic: Mutex::new(Entries::default()),
+        });
         Self {
             _guard: ThreadGuard::install(Active::Fake(Arc::clone(&shared))),
             shared,
@@ -96,6 +132,44 @@ impl Fake {
         self.shared
             .settings
             .update(|runner| runner.middleware.push(Arc::new(middleware)));
+        self
+    }
+
+    /// Adds periodic entries, as [`Worker::periodic_entry`](crate::Worker::periodic_entry) does
+    /// each: advancing the fake clock across their ticks pushes their jobs. The entries of every
+    /// `#[job(cron)]` job linked into the test binary are there already. To test the app's own
+    /// schedule, hand over its worker's:
+    /// `testing::fake().periodic_entries(app::worker().periodic_entries())` (and its config
+    /// file's, `worker.config().periodic`, each made a [`Periodic`] by
+    /// [`FileEntry::to_periodic`](crate::periodic::FileEntry::to_periodic)).
+    ///
+    /// # Panics
+    ///
+    /// When an entry is bad (its name, expression, zone or job) or two entries share a name,
+    /// with the error the worker would stop with at start.
+    #[track_caller]
+    pub fn periodic_entries(self, entries: &[Periodic]) -> Self {
+        if let Err(error) = self.shared.periodic().add(entries.iter().cloned()) {
+            panic!("a fake cannot follow these periodic entries: {error}");
+        }
+        self
+    }
+
+    /// Adds one periodic entry: see [`periodic_entries`](Fake::periodic_entries).
+    ///
+    /// # Panics
+    ///
+    /// When the entry is bad or its name is taken, as [`periodic_entries`](Fake::periodic_entries).
+    #[track_caller]
+    pub fn periodic_entry(self, entry: Periodic) -> Self {
+        self.periodic_entries(std::slice::from_ref(&entry))
+    }
+
+    /// Pushes the periodic jobs through `client`, whose client middleware then sees them, as a
+    /// worker given [`Worker::client`](crate::Worker::client) pushes them. By default they go
+    /// through the default client, as `perform_async` pushes. Other pushes are unchanged.
+    pub fn periodic_client(self, client: &Client) -> Self {
+        self.shared.periodic().set_client(client.clone());
         self
     }
 
@@ -175,17 +249,59 @@ impl Fake {
         self.shared.store().jobs.retain(|job| !job.is::<J>());
     }
 
-    /// The fake clock: the real time plus however far [`advance`](Fake::advance) moved it.
+    /// The fake clock: the real time plus however far [`advance`](Fake::advance) moved it (or
+    /// wherever [`set_now`](Fake::set_now) put it), running on at the real clock's pace.
     /// `perform_in` counts from it, and it decides which jobs are due.
     pub fn now(&self) -> DateTime<Utc> {
         self.shared.now().to_datetime()
     }
 
-    /// Moves the fake clock forward, so jobs scheduled within `by` become due.
+    /// Puts the fake clock at `time`, earlier or later, without running the periodic schedule:
+    /// where a test starts ("it is 02:00 in Berlin"). The next [`advance`](Fake::advance)
+    /// pushes the ticks after `time`. Scheduled jobs are due or not by the new time.
+    pub fn set_now(&self, time: DateTime<Utc>) {
+        self.shared.set_now(time, true);
+    }
+
+    /// Moves the fake clock forward by `by`: jobs scheduled within it become due, and each tick
+    /// of a periodic entry it spans pushes that tick's job.
+    ///
+    /// Periodic entries are those of the `#[job(cron)]` jobs linked into the test binary and
+    /// those given with [`periodic_entries`](Fake::periodic_entries). Every tick since the
+    /// schedule last ran (the fake's start, the last `advance` or `advance_to`, or
+    /// [`set_now`](Fake::set_now)) up to the new time is pushed, oldest first, one job per
+    /// tick; disabled entries push nothing. There is no catch-up rule: the fake is one process
+    /// that was never down. Each job is pushed with the clock at its tick, through the client
+    /// path as `perform_async` pushes (client middleware, `created_at`, `enqueued_at`, the JSON
+    /// round trip), so it is recorded as a worker would push it, carrying `jobs_periodic` and
+    /// `jobs_tick` ([`EnqueuedJob::tick`](super::EnqueuedJob::tick)).
+    ///
+    /// # Panics
+    ///
+    /// When an entry spans more than 10,000 ticks (a day of an entry that runs every second:
+    /// advance in smaller steps, or jump with [`set_now`](Fake::set_now)), when an entry is bad
+    /// or its job cannot be pushed (the error says which and why), and when a client middleware
+    /// waits on I/O or a timer: the pushes happen within this call, with no runtime to wait on
+    /// (give the fake a client without it, [`periodic_client`](Fake::periodic_client)). A
+    /// middleware that stops a job leaves its tick unpushed, as in a worker.
+    #[track_caller]
     pub fn advance(&self, by: Duration) {
         let by = TimeDelta::from_std(by).unwrap_or(TimeDelta::MAX);
-        let mut store = self.shared.store();
-        store.ahead = store.ahead.checked_add(&by).unwrap_or(TimeDelta::MAX);
+        let ahead = self.shared.store().ahead;
+        self.move_clock(ahead.checked_add(&by).unwrap_or(TimeDelta::MAX));
+    }
+
+    /// Moves the fake clock forward to `time`, as [`advance`](Fake::advance) does: runs the
+    /// periodic schedule up to `time`. A `time` not after the fake clock's leaves the clock
+    /// where it is (and pushes the ticks due up to now).
+    ///
+    /// # Panics
+    ///
+    /// As [`advance`](Fake::advance).
+    #[track_caller]
+    pub fn advance_to(&self, time: DateTime<Utc>) {
+        let ahead = self.shared.store().ahead;
+        self.move_clock(time.signed_duration_since(Utc::now()).max(ahead));
     }
 
     /// Runs the oldest due job, as a worker would; returns its jid, or `None` when no job is
@@ -230,7 +346,8 @@ impl Fake {
 
     /// Runs every job, scheduled ones too: whenever nothing is due, the fake clock jumps to the
     /// next scheduled job. Returns how many ran. A job that always schedules another never
-    /// lets this end.
+    /// lets this end. The jumps do not run the periodic schedule: the ticks jumped over push
+    /// nothing ([`advance`](Fake::advance) pushes them).
     ///
     /// # Errors
     ///
@@ -238,9 +355,8 @@ impl Fake {
     pub async fn drain_all(&self) -> Result<usize, Error> {
         let mut ran = self.drain().await?;
         while let Some(next) = self.next_scheduled() {
-            let wait = next.as_epoch_seconds() - self.shared.now().as_epoch_seconds();
-            if wait > 0.0 {
-                self.advance(Duration::from_secs_f64(wait));
+            if next > self.shared.now() {
+                self.shared.set_now(next.to_datetime(), true);
             }
             ran += self.drain().await?;
         }
@@ -300,6 +416,68 @@ impl Fake {
                 "expected no job to be enqueued; enqueued: {}",
                 self.summary()
             );
+        }
+    }
+
+    /// Moves the fake clock to `ahead` of the real one, pushing the job of every periodic tick
+    /// after the time the schedule ran up to, with the clock at each tick in turn.
+    #[track_caller]
+    fn move_clock(&self, ahead: TimeDelta) {
+        let until = clock(ahead);
+        let after = self.shared.store().schedule_ran_to;
+        let (entries, due) = {
+            let mut periodic = self.shared.periodic();
+            let entries = match periodic.checked() {
+                Ok(entries) => entries.to_vec(),
+                Err(error) => panic!("the fake cannot follow the periodic entries: {error}"),
+            };
+            let due =
+                periodic::due(&entries, after, until).unwrap_or_else(|error| panic!("{error}"));
+            (entries, due)
+        };
+        if !due.is_empty() {
+            let client = self
+                .shared
+                .periodic()
+                .client()
+                .unwrap_or_else(|error| panic!("the fake cannot push periodic jobs: {error}"));
+            for (tick, index) in due {
+                self.push_tick(&client, &entries[index], tick);
+            }
+        }
+        let mut store = self.shared.store();
+        store.ahead = ahead;
+        store.schedule_ran_to = store.schedule_ran_to.max(until);
+    }
+
+    /// Pushes the job of `entry`'s `tick` through `client` into this fake, with the clock at the
+    /// tick.
+    #[track_caller]
+    fn push_tick(&self, client: &Client, entry: &Entry, tick: DateTime<Tz>) {
+        let failed = |reason: String| -> ! {
+            panic!(
+                "the periodic entry `{}` did not push its job for {}: {reason}",
+                entry.name,
+                tick.to_rfc3339()
+            )
+        };
+        let payload = entry
+            .payload_for(tick)
+            .unwrap_or_else(|error| failed(error.to_string()));
+        self.shared.set_now(tick.with_timezone(&Utc), false);
+        // Into this fake, whichever mode is the newest on the thread.
+        let push = scope::scope(Active::Fake(Arc::clone(&self.shared)), client.push(payload));
+        match periodic::finish_now(push) {
+            Some(Ok(_)) => {}
+            // As in a worker: the tick passes, its job is not pushed.
+            Some(Err(error)) if error.is_stopped() => {}
+            Some(Err(error)) => failed(error.to_string()),
+            None => failed(
+                "a client middleware waited (on I/O or a timer), and the fake pushes periodic \
+                 jobs within `advance`, with no runtime to wait on; give the fake a client \
+                 without that middleware (`Fake::periodic_client`)"
+                    .to_owned(),
+            ),
         }
     }
 

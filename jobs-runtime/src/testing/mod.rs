@@ -51,10 +51,58 @@
 //! binary (so, as for a worker, two jobs must not share a wire name), the arguments decoded, the
 //! job run through the given server middleware with its timeout, a panic caught. A failure is
 //! [`Error::Failed`], carrying the job's error; retries do not apply.
+//!
+//! # Periodic jobs in tests
+//!
+//! A fake follows the periodic entries a worker of the test binary would: every
+//! `#[job(cron = "…")]` job linked into it, and the entries the test gives
+//! ([`Fake::periodic_entries`], [`Fake::periodic_entry`]; hand it the app's own with
+//! [`Worker::periodic_entries`](crate::Worker::periodic_entries)). Advancing the fake clock
+//! ([`Fake::advance`], [`Fake::advance_to`]) across their ticks pushes one job per tick, oldest
+//! first, as a worker would push it at that tick (client middleware included), carrying
+//! `jobs_periodic` and `jobs_tick` ([`EnqueuedJob::tick`]). [`Fake::set_now`] puts the clock
+//! where the test starts without running the schedule. So "the nightly job is queued at 03:00
+//! Berlin time" needs no sleeping:
+//!
+//! ```
+//! use jobs_runtime::chrono::{TimeZone, Utc};
+//! use jobs_runtime::periodic::{Periodic, Tz};
+//! use jobs_runtime::{Worker, testing};
+//!
+//! let berlin = |hour| {
+//!     Tz::Europe__Berlin
+//!         .with_ymd_and_hms(2026, 11, 22, hour, 0, 0)
+//!         .unwrap()
+//!         .with_timezone(&Utc)
+//! };
+//! // The app's worker, as its `main` builds it.
+//! let worker = Worker::new().periodic_entry(
+//!     Periodic::class("nightly_report", "0 3 * * *", "NightlyReport", vec![])
+//!         .timezone("Europe/Berlin"),
+//! );
+//!
+//! let fake = testing::fake().periodic_entries(worker.periodic_entries());
+//! fake.set_now(berlin(2)); // 02:00 in Berlin: nothing pushed
+//! fake.advance_to(berlin(4)); // runs the schedule up to 04:00
+//!
+//! let [job] = fake.queue("default").try_into().unwrap();
+//! assert_eq!(job.class(), "NightlyReport");
+//! assert_eq!(job.periodic_entry(), Some("nightly_report"));
+//! assert_eq!(job.tick(), Some(berlin(3)));
+//! ```
+//!
+//! Unlike a worker, the fake has no catch-up rule ([`CatchUp`](crate::periodic::CatchUp)):
+//! it is one process that was never down, so every tick the clock passes is pushed. It refuses
+//! to push more than 10,000 ticks of one entry in one move of the clock (a day of an entry that
+//! runs every second): advance in smaller steps, or jump with [`Fake::set_now`]. Jumps of the
+//! clock ([`Fake::set_now`], [`Fake::drain_all`]'s) do not run the schedule. The pushes happen
+//! within `advance`, which does not wait: a client middleware that waits on I/O or a timer
+//! fails the test (push through a client without it, [`Fake::periodic_client`]).
 
 mod enqueued;
 mod fake;
 mod inline;
+mod periodic;
 mod runner;
 mod scope;
 

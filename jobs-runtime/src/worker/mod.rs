@@ -296,6 +296,14 @@ impl Worker {
         self
     }
 
+    /// The periodic entries given to this builder ([`periodic`](Self::periodic),
+    /// [`periodic_entry`](Self::periodic_entry)), in order; not those of `#[job(cron)]` or of
+    /// the config file. For a test to hand the app's schedule to a fake:
+    /// [`Fake::periodic_entries`](crate::testing::Fake::periodic_entries).
+    pub fn periodic_entries(&self) -> &[Periodic] {
+        &self.periodic
+    }
+
     /// Runs only these job types (default: every job linked into the binary).
     pub fn registry(mut self, registry: Registry) -> Self {
         self.registry = Some(registry);
