@@ -31,6 +31,7 @@ mod hostile_fuzz;
 mod interop_ruby;
 mod lifecycle;
 mod payload_decode;
+mod periodic_api;
 mod registry;
 mod rewrite_exact;
 mod testing_fake;
