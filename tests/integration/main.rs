@@ -39,6 +39,7 @@ mod testing_inline;
 mod web_browser;
 mod web_hardening;
 mod web_http;
+mod web_periodic;
 mod worker_config;
 mod worker_failures;
 mod worker_hostile;
