@@ -201,6 +201,16 @@ pub enum Error {
         location: String,
     },
 
+    /// A periodic entry's job cannot be pushed from outside the worker that declares it: its
+    /// arguments are computed from each tick, or its definition in Redis cannot be read.
+    #[error("cannot enqueue the periodic entry `{name}` now: {reason}")]
+    PeriodicEnqueue {
+        /// The entry's name.
+        name: String,
+        /// Why, and what to do instead.
+        reason: String,
+    },
+
     /// The worker itself failed (a bug: please report it).
     #[error("the worker failed: {reason}")]
     Worker {
@@ -372,6 +382,13 @@ mod tests {
                 None,
             ),
             (
+                Error::PeriodicEnqueue {
+                    name: "nightly_scores".to_owned(),
+                    reason: "its arguments are computed from each tick".to_owned(),
+                },
+                Some("its arguments are computed from each tick"),
+            ),
+            (
                 Error::Worker {
                     reason: "the fetch task is gone".to_owned(),
                 },
@@ -411,6 +428,7 @@ mod tests {
             Error::MissingState { .. } => 16,
             Error::Worker { .. } => 17,
             Error::DuplicateJobName { .. } => 18,
+            Error::PeriodicEnqueue { .. } => 19,
         }
     }
 
@@ -432,7 +450,7 @@ mod tests {
             .iter()
             .map(|(error, _)| variant(error))
             .collect();
-        assert_eq!(covered, (0..19).collect::<BTreeSet<_>>());
+        assert_eq!(covered, (0..20).collect::<BTreeSet<_>>());
     }
 
     #[test]

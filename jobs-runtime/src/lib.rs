@@ -11,7 +11,8 @@
 //! - [`Worker`] (and the [`worker`] module): running jobs.
 //! - `web` (feature `web`, on by default): the dashboard, an axum router.
 //! - [`periodic`]: jobs pushed on a cron schedule, once per tick across every worker.
-//! - [`api`]: reading and steering queues, sets, processes and stats (what the dashboard shows).
+//! - [`api`]: reading and steering queues, sets, processes, periodic entries and stats (what the
+//!   dashboard shows).
 //! - [`testing`]: fake and inline modes, for tests without Redis.
 //! - [`Error`]: the one error type.
 //! - `redis::keys` (private): every Redis key name.

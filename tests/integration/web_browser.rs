@@ -1,6 +1,7 @@
 //! The dashboard in a real browser: Debian's headless Chromium, driven through ChromeDriver.
-//! It loads each page, checks what it shows, clicks "Retry now" and "Delete" on real jobs and
-//! checks Redis, and saves a screenshot of each page (under `target/screenshots/`, and into
+//! It loads each page, checks what it shows, clicks "Retry now" and "Delete" on real jobs, and
+//! "Pause", "Resume" and "Enqueue now" on periodic entries a worker declared, and checks Redis,
+//! and saves a screenshot of each page (under `target/screenshots/`, and into
 //! the folder `JOBS_SCREENSHOTS` names, for `docs/screenshots/`).
 
 use std::net::TcpStream;
@@ -11,12 +12,13 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client as Browser, ClientBuilder, Locator};
 use jobs::Payload;
-use jobs::api::{DeadSet, RetrySet};
+use jobs::api::{DeadSet, PeriodicSet, RetrySet};
+use jobs::periodic::{CatchUp, Periodic};
 use redis::AsyncCommands;
 use serde_json::json;
 
-use crate::support::jobs::{CallLog, busy_worker};
-use crate::support::{TestRedis, eventually, free_port, now};
+use crate::support::jobs::{CallLog, ScoreGeneration, busy_worker, worker};
+use crate::support::{RunningWorker, TestRedis, eventually, free_port, now};
 
 /// A `chromedriver` child process in a process group of its own, which Chromium joins: the whole
 /// group is killed when dropped, so a failing test leaves no browser behind.
@@ -346,6 +348,123 @@ async fn the_dashboard_works_in_chromium() {
         async || redis.queue("mailers").await.is_empty(),
     )
     .await;
+
+    // Periodic: entries a worker declares; pause one and resume it, enqueue another now.
+    let ticking = RunningWorker::start(
+        worker(&redis, &CallLog::default())
+            .periodic_entry(
+                Periodic::class(
+                    "cache_warmup",
+                    "*/2 * * * * *",
+                    "CacheWarmup",
+                    vec![json!("eu-west")],
+                )
+                .queue("maintenance"),
+            )
+            .periodic("nightly_scores", "0 3 * * *", |tick| ScoreGeneration {
+                date: tick.date_naive(),
+            })
+            .periodic_entry(
+                Periodic::class("hourly_digest", "@hourly", "DigestMailer", vec![json!(7)])
+                    .queue("mailers"),
+            )
+            .periodic_entry(
+                Periodic::class("weekly_cleanup", "30 4 * * SUN", "Cleanup", vec![])
+                    .timezone("Europe/Berlin")
+                    .catch_up(CatchUp::None),
+            )
+            .periodic_entry(
+                Periodic::class("legacy_export", "0 0 1 * *", "LegacyExport", vec![])
+                    .enabled(false),
+            ),
+    );
+    let entries = PeriodicSet::new(&client);
+    eventually(
+        Duration::from_secs(10),
+        "cache_warmup to push a tick's job",
+        async || {
+            entries
+                .get("cache_warmup")
+                .await
+                .unwrap()
+                .is_some_and(|entry| entry.last_run.is_some())
+        },
+    )
+    .await;
+    browser.goto(&format!("{base}/periodic")).await.unwrap();
+    let periodic = text_of(&browser, "main table").await;
+    assert!(
+        periodic.contains("nightly_scores") && periodic.contains("At 03:00 (UTC)"),
+        "{periodic}"
+    );
+    let computed = browser
+        .find(Locator::Css("tr[data-entry=nightly_scores] .unavailable"))
+        .await
+        .unwrap();
+    assert!(
+        computed
+            .attr("title")
+            .await
+            .unwrap()
+            .unwrap()
+            .contains("computed from each tick"),
+        "a computed entry says why it cannot be enqueued now"
+    );
+    assert!(
+        !computed
+            .find(Locator::Css("button"))
+            .await
+            .unwrap()
+            .is_enabled()
+            .await
+            .unwrap()
+    );
+    click(
+        &browser,
+        "tr[data-entry=hourly_digest] form:first-of-type button",
+    )
+    .await;
+    eventually(
+        Duration::from_secs(5),
+        "Pause to pause the entry",
+        async || entries.get("hourly_digest").await.unwrap().unwrap().paused,
+    )
+    .await;
+    let paused = text_of(&browser, "tr[data-entry=hourly_digest]").await;
+    assert!(
+        paused.contains("paused") && paused.contains("Resume"),
+        "{paused}"
+    );
+    screenshot(&browser, "periodic").await;
+    click(
+        &browser,
+        "tr[data-entry=hourly_digest] form:first-of-type button",
+    )
+    .await;
+    eventually(
+        Duration::from_secs(5),
+        "Resume to resume the entry",
+        async || !entries.get("hourly_digest").await.unwrap().unwrap().paused,
+    )
+    .await;
+    click(
+        &browser,
+        "tr[data-entry=hourly_digest] form:last-of-type button",
+    )
+    .await;
+    eventually(
+        Duration::from_secs(5),
+        "Enqueue now to push the job",
+        async || {
+            redis
+                .queue("mailers")
+                .await
+                .iter()
+                .any(|job| job["jobs_periodic"] == "hourly_digest")
+        },
+    )
+    .await;
+    ticking.stop(Duration::from_secs(10)).await;
 
     // On a phone-sized screen.
     browser.set_window_size(390, 844).await.unwrap();

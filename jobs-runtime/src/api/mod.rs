@@ -24,12 +24,16 @@
 //! # Ok(()) }
 //! ```
 //!
+//! [`PeriodicSet`] lists the periodic entries worker processes declared, with their next and
+//! last runs, and pauses, resumes or enqueues one now.
+//!
 //! Every change is one atomic Redis step that acts only if the job is still where it was read:
 //! a job that a worker or another dashboard moved in the meantime is left alone, and the call
 //! says so (`Ok(false)` or a smaller count). Reads never write.
 
 mod names;
 mod page;
+mod periodic;
 mod process;
 mod queue;
 mod record;
@@ -39,6 +43,7 @@ mod time;
 mod work;
 
 pub use page::{MAX_PAGE_SIZE, Order, Page};
+pub use periodic::{LastRun, PeriodicEntry, PeriodicSet};
 pub use process::{Process, ProcessSet};
 pub use queue::Queue;
 pub use record::JobRecord;

@@ -46,6 +46,10 @@ pub(crate) static PERIODIC_REGISTER: LazyLock<Script> =
 pub(crate) static PERIODIC_CLAIM: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/periodic_claim.lua")));
 
+/// A periodic entry -> paused or resumed, only if it is declared (`scripts/periodic_pause.lua`).
+pub(crate) static PERIODIC_PAUSE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/periodic_pause.lua")));
+
 /// One call of [`PROMOTE`] being put together: members of one sorted set, each going to its
 /// queue (or to the dead set) as an edit of its stored text.
 pub(crate) struct Promotion<'a> {

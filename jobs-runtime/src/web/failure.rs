@@ -49,7 +49,7 @@ impl Failure {
 
 impl From<Error> for Failure {
     fn from(error: Error) -> Self {
-        if let Error::EmbeddedProcess { .. } = error {
+        if let Error::EmbeddedProcess { .. } | Error::PeriodicEnqueue { .. } = error {
             return Self::bad_request(error.to_string());
         }
         tracing::warn!(%error, "the dashboard could not read Redis");

@@ -19,6 +19,7 @@ pub(crate) enum Tab {
     Retries,
     Scheduled,
     Dead,
+    Periodic,
 }
 
 /// A whole page: the header with its tabs, the summary of counts, then `content`.
@@ -35,6 +36,7 @@ pub(crate) fn page(ctx: &Ctx, stats: &Stats, tab: Tab, title: &str, content: Mar
             Some(stats.scheduled_size),
         ),
         (Tab::Dead, "/morgue", "Dead", Some(stats.dead_size)),
+        (Tab::Periodic, "/periodic", "Periodic", None),
     ];
     let client = ctx.client();
     html! {

@@ -177,6 +177,10 @@ impl Dashboard {
                 get(pages::queues::show).post(pages::queues::clear),
             )
             .route("/queues/{name}/delete", post(pages::queues::delete_job))
+            .route(
+                "/periodic",
+                get(pages::periodic::page).post(pages::periodic::act),
+            )
             .route("/assets/{file}", get(assets::serve));
         for kind in [SetKind::Retry, SetKind::Scheduled, SetKind::Dead] {
             router = pages::sets::routes(router, kind);

@@ -1,8 +1,10 @@
 //! Test support, shared by every module of the integration binary: a private Redis per test
-//! (`redis.rs`), the jobs the tests push and run (`jobs.rs`), a fault proxy (`proxy.rs`), and
-//! helpers for workers in the background, worker processes and Ruby Sidekiq (here).
+//! (`redis.rs`), the jobs the tests push and run (`jobs.rs`), periodic entries (`periodic.rs`),
+//! a fault proxy (`proxy.rs`), and helpers for workers in the background, worker processes and
+//! Ruby Sidekiq (here).
 
 pub mod jobs;
+pub mod periodic;
 pub mod proxy;
 mod redis;
 
