@@ -161,6 +161,29 @@ impl Payload {
         }
     }
 
+    /// A new job for `class` with `args`, carrying what `options` say (queue, retry, backtrace,
+    /// retry queue, dead, tags): what `perform_async` pushes for a job declared with them.
+    pub(crate) fn with_options(
+        class: impl Into<String>,
+        args: Vec<Value>,
+        options: &crate::options::JobOptions,
+    ) -> Self {
+        let mut payload = Self::new(class, args)
+            .queue(options.queue)
+            .retry(options.retry);
+        if options.backtrace != crate::options::Backtrace::Off {
+            payload.backtrace = Some(options.backtrace);
+        }
+        payload.retry_queue = options.retry_queue.map(str::to_owned);
+        if !options.dead {
+            payload.dead = Some(false);
+        }
+        if !options.tags.is_empty() {
+            payload.tags = Some(options.tags.iter().map(|tag| (*tag).to_owned()).collect());
+        }
+        payload
+    }
+
     /// This payload with another queue.
     pub fn queue(mut self, queue: impl Into<String>) -> Self {
         self.queue = queue.into();

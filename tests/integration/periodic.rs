@@ -381,4 +381,21 @@ async fn the_entry_records_how_its_last_job_ended() {
         "the recorded jid is the buried job's"
     );
     assert!(finished.is_some_and(|jid| jid.len() == 24));
+    // The admin API shows the ending beside the last run, and "enqueue now" pushes the job
+    // with the options it declares (`retry = 0, retry_queue = "slow_lane"`).
+    let set = jobs::api::PeriodicSet::new(&redis.client());
+    let entry = set.get("buries").await.unwrap().expect("the entry");
+    let last = entry.last_run.expect("a last run");
+    // Its last job is the one recorded as ended, or one pushed after it and not run yet.
+    let ended = Some(last.jid.as_str()) == buried_jid.as_deref();
+    assert_eq!(last.outcome.as_deref(), ended.then_some("dead"), "{last:?}");
+    let jid = set.enqueue_now("buries").await.unwrap().expect("pushed");
+    let pushed = redis
+        .queue("periodic")
+        .await
+        .into_iter()
+        .find(|job| job["jid"] == jid.to_string())
+        .expect("the job enqueued now");
+    assert_eq!(pushed["retry"], 0);
+    assert_eq!(pushed["retry_queue"], "slow_lane");
 }

@@ -453,6 +453,12 @@ async fn a_cron_job_of_the_binary_is_pushed_when_the_clock_passes_its_tick_and_n
     assert!(job.is::<NewYearReport>());
     assert_eq!(job.queue(), "yearly");
     assert!(job.payload().args.is_empty());
+    // The options the job declares, as `perform_async` would push it.
+    assert_eq!(job.payload().retry, Some(jobs::Retry::Times(2)));
+    assert_eq!(
+        job.payload().tags.as_deref(),
+        Some(&["report".to_owned()][..])
+    );
     assert_eq!(job.periodic_entry(), Some("NewYearReport"));
     assert_eq!(job.tick(), Some(utc("2027-01-01T00:00:00Z")));
     assert_eq!(fake.drain().await.unwrap(), 1);

@@ -18,7 +18,7 @@ use crate::periodic::{CatchUp, PERIODIC_FIELD, Schedule};
 use crate::redis::scripts;
 
 /// The fields of an entry's hash that are read, in this order.
-const FIELDS: [&str; 8] = [
+const FIELDS: [&str; 10] = [
     "definition",
     "defined_at",
     "declared_at",
@@ -27,6 +27,8 @@ const FIELDS: [&str; 8] = [
     "last_jid",
     "pushed_at",
     "paused",
+    "finished_jid",
+    "outcome",
 ];
 
 /// Every periodic entry declared in `client`'s Redis, as Sidekiq Enterprise's
@@ -172,6 +174,10 @@ impl PeriodicSet {
         }
         let mut payload =
             Payload::new(entry.class, entry.args.unwrap_or_default()).queue(entry.queue);
+        // The job's declared fields (`retry`, `tags` …); one that does not fit is left out.
+        for (key, value) in entry.options {
+            let _ = payload.set(&key, value);
+        }
         payload
             .extra
             .insert(PERIODIC_FIELD.to_owned(), Value::String(entry.name));
@@ -188,6 +194,9 @@ pub struct LastRun {
     pub jid: String,
     /// When it was pushed (Redis's clock).
     pub pushed_at: Option<DateTime<Utc>>,
+    /// How it ended (`succeeded`, `retrying`, `dead` or `dropped`); `None` while it waits or
+    /// runs.
+    pub outcome: Option<String>,
 }
 
 /// One periodic entry: its definition as the newest declaration wrote it, and its state.
@@ -206,6 +215,9 @@ pub struct PeriodicEntry {
     /// The job's arguments, the same every tick; `None` when the worker computes them from
     /// each tick.
     pub args: Option<Vec<Value>>,
+    /// The job's other fields, as its declaration sets them (`retry`, `tags` …); empty when
+    /// computed from each tick.
+    pub options: Map<String, Value>,
     /// What it does after every worker was down across some of its ticks.
     pub catch_up: CatchUp,
     /// Whether its declaration lets it run; a disabled entry is listed but never pushed.
@@ -275,10 +287,13 @@ impl PeriodicEntry {
         let paused = row.get(7).is_some_and(Option::is_some);
         let claimed_up_to = time(3);
         let last_jid = field(5);
+        // How it ended, once the worker that ran it recorded that very job's end.
+        let outcome = field(9).filter(|_| last_jid.is_some() && field(8) == last_jid);
         let last_run = (field(4).is_some() || last_jid.is_some()).then(|| LastRun {
             tick: time(4),
             jid: last_jid.unwrap_or_default(),
             pushed_at: time(6),
+            outcome,
         });
         let next_run = match &schedule {
             Some(schedule) if definition.enabled && !paused && problems.is_empty() => {
@@ -293,6 +308,7 @@ impl PeriodicEntry {
             class: definition.class.unwrap_or_default(),
             queue: definition.queue.unwrap_or_default(),
             args: definition.args,
+            options: definition.options,
             catch_up: definition.catch_up,
             enabled: definition.enabled,
             paused,
@@ -361,6 +377,7 @@ struct Definition {
     class: Option<String>,
     queue: Option<String>,
     args: Option<Vec<Value>>,
+    options: Map<String, Value>,
     catch_up: CatchUp,
     enabled: bool,
     /// What is wrong with it, each in a few words.
@@ -411,6 +428,10 @@ impl Definition {
                 None
             }
         };
+        let options = match fields.get("options") {
+            Some(Value::Object(options)) => options.clone(),
+            _ => Map::new(),
+        };
         let catch_up = match fields.get("catch_up").and_then(Value::as_str) {
             Some(name) => CatchUp::parse(name).unwrap_or_else(|| {
                 problems.push(format!(
@@ -436,6 +457,7 @@ impl Definition {
             class,
             queue,
             args,
+            options,
             catch_up,
             enabled,
             problems,
@@ -457,7 +479,7 @@ mod tests {
     }
 
     /// A row of the hash as `HMGET` returns it.
-    fn row(fields: [Option<&str>; 8]) -> Result<Vec<Option<Vec<u8>>>, String> {
+    fn row(fields: [Option<&str>; 10]) -> Result<Vec<Option<Vec<u8>>>, String> {
         Ok(fields
             .iter()
             .map(|field| field.map(|text| text.as_bytes().to_vec()))
@@ -514,6 +536,8 @@ mod tests {
                 Some("abc"),
                 Some("1768010400050"),
                 None,
+                Some("abc"),
+                Some("succeeded"),
             ]),
             now,
         );
@@ -530,7 +554,18 @@ mod tests {
         let paused = PeriodicEntry::read(
             "nightly".to_owned(),
             0.0,
-            row([Some(NIGHTLY), None, None, None, None, None, None, Some("x")]),
+            row([
+                Some(NIGHTLY),
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                Some("x"),
+                None,
+                None,
+            ]),
             now,
         );
         assert!(paused.paused);
@@ -542,10 +577,10 @@ mod tests {
     fn hostile_entries_are_read_with_a_problem() {
         let now = utc("2026-01-10T12:00:00Z");
         let read = |fields| PeriodicEntry::read("x".to_owned(), 0.0, row(fields), now);
-        let missing = read([None; 8]);
+        let missing = read([None; 10]);
         assert!(missing.problem.unwrap().contains("no definition"));
         let definition = NIGHTLY.replace("0 3 * * *", "0 3 * *");
-        let mut fields = [None; 8];
+        let mut fields = [None; 10];
         fields[0] = Some(definition.as_str());
         let bad_cron = read(fields);
         let problem = bad_cron.problem.clone().unwrap();

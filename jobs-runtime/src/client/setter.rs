@@ -12,7 +12,7 @@ use crate::context::JobContext;
 use crate::error::Error;
 use crate::jid::Jid;
 use crate::job::Job;
-use crate::options::{Backtrace, Retry};
+use crate::options::Retry;
 use crate::panic::catch_panic;
 use crate::payload::Payload;
 use crate::state::JobState;
@@ -173,22 +173,16 @@ impl<J: Job> Setter<J> {
             class: J::NAME.to_owned(),
             reason: error.to_string(),
         })?;
-        let options = &J::OPTIONS;
-        let mut payload = Payload::new(J::NAME, args)
-            .queue(self.queue.as_deref().unwrap_or(options.queue))
-            .retry(self.retry.unwrap_or(options.retry));
-        if options.backtrace != Backtrace::Off {
-            payload.backtrace = Some(options.backtrace);
+        let mut payload = Payload::with_options(J::NAME, args, &J::OPTIONS);
+        if let Some(queue) = &self.queue {
+            payload.queue.clone_from(queue);
         }
-        payload.retry_queue = options.retry_queue.map(str::to_owned);
-        if !options.dead {
-            payload.dead = Some(false);
+        if let Some(retry) = self.retry {
+            payload.retry = Some(retry);
         }
-        payload.tags = match &self.tags {
-            Some(tags) => Some(tags.clone()),
-            None if options.tags.is_empty() => None,
-            None => Some(options.tags.iter().map(|tag| (*tag).to_owned()).collect()),
-        };
+        if let Some(tags) = &self.tags {
+            payload.tags = Some(tags.clone());
+        }
         for (key, value) in &self.extra {
             payload
                 .set(key, value.clone())

@@ -39,6 +39,7 @@ impl Entry {
         class: String,
         queue: String,
         args: Option<Vec<Value>>,
+        options: Option<Value>,
         catch_up: CatchUp,
         enabled: bool,
         make: MakePayload,
@@ -51,6 +52,7 @@ impl Entry {
             "class": class,
             "queue": queue,
             "args": args,
+            "options": options,
             "catch_up": catch_up.as_str(),
             "enabled": enabled,
         })
@@ -67,7 +69,8 @@ impl Entry {
     }
 
     /// The definition processes share: a JSON object of `cron`, `timezone`, `class`, `queue`,
-    /// `args` (`null` when computed from the tick), `catch_up` and `enabled`.
+    /// `args` (`null` when computed from the tick), `options` (the job's other fields, such as
+    /// `retry` and `tags`; `null` when computed), `catch_up` and `enabled`.
     pub(crate) fn definition(&self) -> &str {
         &self.definition
     }
@@ -118,7 +121,7 @@ mod tests {
         assert_eq!(make().definition(), make().definition());
         assert_eq!(
             make().definition(),
-            r#"{"args":[1],"catch_up":"one","class":"Nightly","cron":"0 3 * * *","enabled":true,"queue":"default","timezone":"Europe/Berlin"}"#
+            r#"{"args":[1],"catch_up":"one","class":"Nightly","cron":"0 3 * * *","enabled":true,"options":{"retry":true},"queue":"default","timezone":"Europe/Berlin"}"#
         );
     }
 

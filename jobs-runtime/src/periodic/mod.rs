@@ -205,11 +205,6 @@ impl Periodic {
         self
     }
 
-    /// Where the entry was declared.
-    pub(crate) fn origin_name(&self) -> &str {
-        &self.origin
-    }
-
     /// Checks the entry: its name, expression, zone and job. The error names the entry and
     /// where it was declared, and says what is wrong.
     pub(crate) fn validate(&self) -> Result<Entry, Error> {
@@ -223,10 +218,11 @@ impl Periodic {
             ));
         }
         let schedule = Schedule::parse(&self.cron, &self.timezone).map_err(fail)?;
-        let (class, queue, args, make) = match &self.job {
+        let (class, queue, args, options, make) = match &self.job {
             JobSource::Computed { class, queue, make } => (
                 (*class).to_owned(),
                 (*queue).to_owned(),
+                None,
                 None,
                 Arc::clone(make),
             ),
@@ -245,7 +241,13 @@ impl Periodic {
                         Ok(payload)
                     });
                     let args = Some(payload.args.clone());
-                    (payload.class.clone(), payload.queue.clone(), args, make)
+                    (
+                        payload.class.clone(),
+                        payload.queue.clone(),
+                        args,
+                        Some(options_of(payload)),
+                        make,
+                    )
                 }
             },
         };
@@ -259,11 +261,59 @@ impl Periodic {
             class,
             queue,
             args,
+            options,
             self.catch_up,
             self.enabled,
             make,
         ))
     }
+}
+
+/// A fixed job's fields beyond its class, arguments, jid and queue (`retry`, `tags` …), for
+/// the shared definition: what "enqueue now" pushes with the job.
+fn options_of(payload: &Payload) -> Value {
+    let mut fields = match serde_json::to_value(payload) {
+        Ok(Value::Object(fields)) => fields,
+        _ => return Value::Null,
+    };
+    for own in ["class", "args", "jid", "queue", "created_at", "enqueued_at"] {
+        fields.remove(own);
+    }
+    Value::Object(fields)
+}
+
+/// The entry `#[job(cron = "…")]` declares on `job`, if any: named after the job, pushing it
+/// with no arguments and with the options the job declares, in UTC.
+pub(crate) fn of_job(job: &crate::registry::Registration) -> Option<Periodic> {
+    let options = job.options();
+    let cron = options.cron?;
+    let payload = Payload::with_options(job.name(), Vec::new(), options);
+    Some(
+        Periodic::with_source(job.name(), cron, JobSource::Fixed(Box::new(Ok(payload)))).origin(
+            format!("#[job(cron)] on {} ({})", job.rust_type(), job.location()),
+        ),
+    )
+}
+
+/// Checks `entries` as a worker does at start: each one (see [`Periodic::validate`]), and that
+/// no two share a name; the error names the entry and where each was declared.
+pub(crate) fn check_all(entries: impl IntoIterator<Item = Periodic>) -> Result<Vec<Entry>, Error> {
+    let mut checked: Vec<(Entry, String)> = Vec::new();
+    for periodic in entries {
+        let entry = periodic.validate()?;
+        if let Some((_, first)) = checked.iter().find(|(known, _)| known.name == entry.name) {
+            return Err(Error::Config {
+                origin: periodic.origin.clone(),
+                reason: format!(
+                    "two periodic entries are named `{}` (the other from {first}); give one \
+                     another name",
+                    entry.name
+                ),
+            });
+        }
+        checked.push((entry, periodic.origin));
+    }
+    Ok(checked.into_iter().map(|(entry, _)| entry).collect())
 }
 
 impl fmt::Debug for Periodic {

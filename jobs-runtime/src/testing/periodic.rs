@@ -69,38 +69,10 @@ impl Entries {
 /// start: each entry's expression, zone and job, and that no two share a name.
 fn check(given: &[Periodic]) -> Result<Vec<Entry>, Error> {
     let mut jobs: Vec<_> = registered_jobs()
-        .filter(|job| job.options().cron.is_some())
+        .filter_map(crate::periodic::of_job)
         .collect();
-    jobs.sort_by_key(|job| job.name());
-    let from_jobs = jobs.into_iter().filter_map(|job| {
-        job.options().cron.map(|cron| {
-            Periodic::class(job.name(), cron, job.name(), Vec::new())
-                .queue(job.options().queue)
-                .origin(format!(
-                    "#[job(cron)] on {} ({})",
-                    job.rust_type(),
-                    job.location()
-                ))
-        })
-    });
-    let mut entries: Vec<Entry> = Vec::new();
-    let mut origins: Vec<String> = Vec::new();
-    for periodic in from_jobs.chain(given.iter().cloned()) {
-        let entry = periodic.validate()?;
-        if let Some(first) = entries.iter().position(|known| known.name == entry.name) {
-            return Err(Error::Config {
-                origin: periodic.origin_name().to_owned(),
-                reason: format!(
-                    "two periodic entries are named `{}` (the other from {}); give one another \
-                     name",
-                    entry.name, origins[first]
-                ),
-            });
-        }
-        origins.push(periodic.origin_name().to_owned());
-        entries.push(entry);
-    }
-    Ok(entries)
+    jobs.sort_by(|a, b| a.name().cmp(b.name()));
+    crate::periodic::check_all(jobs.into_iter().chain(given.iter().cloned()))
 }
 
 /// The ticks of the enabled `entries` after `after` up to and including `until`, each with its

@@ -50,36 +50,9 @@ pub(crate) fn entries_of(
     config: &WorkerConfig,
     built: &[Periodic],
 ) -> Result<Vec<Entry>, Error> {
-    let from_jobs = registry.iter().filter_map(|job| {
-        job.options().cron.map(|cron| {
-            Periodic::class(job.name(), cron, job.name(), Vec::new())
-                .queue(job.options().queue)
-                .origin(format!(
-                    "#[job(cron)] on {} ({})",
-                    job.rust_type(),
-                    job.location()
-                ))
-        })
-    });
+    let from_jobs = registry.iter().filter_map(crate::periodic::of_job);
     let from_file = config.periodic.iter().map(|entry| entry.to_periodic());
-    let mut entries: Vec<Entry> = Vec::new();
-    let mut origins: Vec<String> = Vec::new();
-    for periodic in from_jobs.chain(from_file).chain(built.iter().cloned()) {
-        let entry = periodic.validate()?;
-        if let Some(first) = entries.iter().position(|known| known.name == entry.name) {
-            return Err(Error::Config {
-                origin: periodic.origin_name().to_owned(),
-                reason: format!(
-                    "two periodic entries are named `{}` (the other from {}); give one another \
-                     name",
-                    entry.name, origins[first]
-                ),
-            });
-        }
-        origins.push(periodic.origin_name().to_owned());
-        entries.push(entry);
-    }
-    Ok(entries)
+    crate::periodic::check_all(from_jobs.chain(from_file).chain(built.iter().cloned()))
 }
 
 /// One entry as this process follows it.

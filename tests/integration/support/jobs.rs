@@ -43,7 +43,7 @@ pub async fn nightly_cleanup() {}
 
 /// A periodic job, for the fake's tests: at New Year (UTC), on a queue no test worker reads, so
 /// that a worker following it does no harm (the [`worker`] here leaves it out).
-#[job(cron = "0 0 1 1 *", queue = "yearly")]
+#[job(cron = "0 0 1 1 *", queue = "yearly", retry = 2, tags = ["report"])]
 pub async fn new_year_report() {}
 
 /// What `record_call` saw, shared with the test through `#[state]`.

@@ -96,6 +96,7 @@ fn row(ctx: &Ctx, entry: &PeriodicEntry) -> Markup {
                             br; span.muted { "pushed " (layout::time(ctx, last.pushed_at)) }
                         }
                         @if !last.jid.is_empty() { br; span.mono.muted { (last.jid) } }
+                        @if let Some(outcome) = &last.outcome { br; span.muted { (outcome) } }
                     },
                     None => span.muted { "never" },
                 }
