@@ -134,8 +134,8 @@ fn ticking(name: &str, cron: &str, catch_up: CatchUp) -> Periodic {
 async fn after_downtime_an_entry_runs_once_for_the_ticks_missed_or_not_at_all() {
     let redis = TestRedis::start();
     let log = CallLog::default();
-    // Every 15 s: longer than the grace (10 s) within which a late tick is still on time.
-    let cron = "*/15 * * * * *";
+    // Every 20 s: longer than the grace (10 s) within which a late tick is still on time.
+    let cron = "*/20 * * * * *";
     let entries = || {
         [
             ticking("catch_one", cron, CatchUp::One),
@@ -162,8 +162,9 @@ async fn after_downtime_an_entry_runs_once_for_the_ticks_missed_or_not_at_all() 
     first.stop(Duration::from_secs(10)).await;
     let before = ticks_in(&redis, "catch_one").await;
     let last_before = *before.keys().last().unwrap();
-    // Down across two ticks, restarting more than the grace after the second.
-    let restart_at = last_before + 2 * 15_000 + 11_000;
+    // Down across two ticks, restarting more than the grace after the second (and 9 s before
+    // the next, for the worker to start on a loaded machine).
+    let restart_at = last_before + 2 * 20_000 + 11_000;
     let wait = restart_at - chrono::Utc::now().timestamp_millis();
     tokio::time::sleep(Duration::from_millis(wait.max(0) as u64)).await;
     let second = start();
@@ -172,7 +173,7 @@ async fn after_downtime_an_entry_runs_once_for_the_ticks_missed_or_not_at_all() 
     })
     .await;
     // Both entries' next tick, on schedule after the restart.
-    let next_tick = last_before + 3 * 15_000;
+    let next_tick = last_before + 3 * 20_000;
     eventually(Duration::from_secs(20), "the next tick", async || {
         ticks_in(&redis, "catch_one").await.contains_key(&next_tick)
             && ticks_in(&redis, "catch_none")
@@ -189,7 +190,7 @@ async fn after_downtime_an_entry_runs_once_for_the_ticks_missed_or_not_at_all() 
         .collect();
     assert_eq!(
         missed,
-        [last_before + 2 * 15_000],
+        [last_before + 2 * 20_000],
         "`one`: a single run, for the newest tick missed"
     );
     let none = ticks_in(&redis, "catch_none").await;

@@ -49,6 +49,7 @@ const FIELDS: [&str; 10] = [
 /// ```
 #[derive(Debug, Clone)]
 pub struct PeriodicSet {
+    /// The Redis it reads, and pushes "enqueue now" through.
     client: Client,
 }
 
@@ -151,8 +152,9 @@ impl PeriodicSet {
     }
 
     /// Pushes the entry's job now, through this client (its middleware included), as "Enqueue
-    /// now" in Sidekiq Enterprise: its class and arguments on its queue, with Sidekiq's default
-    /// options (`retry: true`), carrying `jobs_periodic` (the entry's name) and no `jobs_tick`,
+    /// now" in Sidekiq Enterprise: its class and arguments on its queue, with the options its
+    /// declaration gives the job (`retry`, `tags` …), carrying `jobs_periodic` (the entry's
+    /// name) and no `jobs_tick`,
     /// since it was pushed for no tick. A paused or disabled entry is pushed too. The entry's
     /// schedule and tick state are left alone: its next tick runs as planned, and its last run
     /// stays the last tick's. `None` when no such entry is declared.
@@ -372,13 +374,21 @@ fn from_millis(text: &str) -> Option<DateTime<Utc>> {
 /// An entry's definition as far as it can be read, with what could not be.
 #[derive(Debug, Default)]
 struct Definition {
+    /// The cron expression.
     cron: Option<String>,
+    /// The IANA zone.
     timezone: Option<String>,
+    /// The job's class.
     class: Option<String>,
+    /// The job's queue.
     queue: Option<String>,
+    /// The fixed arguments; `None` when computed from each tick.
     args: Option<Vec<Value>>,
+    /// The job's other fields (`retry`, `tags` …).
     options: Map<String, Value>,
+    /// What to do after downtime.
     catch_up: CatchUp,
+    /// Whether it runs.
     enabled: bool,
     /// What is wrong with it, each in a few words.
     problems: Vec<String>,

@@ -144,6 +144,17 @@ mod tests {
     }
 
     #[test]
+    fn a_schedule_that_never_falls_due_is_refused() {
+        let started = std::time::Instant::now();
+        let error = Periodic::class("never", "0 0 30 2 *", "Never", vec![])
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("never falls due"), "{error}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    #[test]
     fn errors_name_the_entry_and_say_what_is_wrong() {
         let error = Periodic::class("digest", "0 3 * *", "Digest", vec![])
             .origin("config/jobs.yml")

@@ -15,6 +15,7 @@ pub(crate) enum Ending {
 }
 
 impl Ending {
+    /// The word the entry's hash holds (`outcome`).
     fn as_str(self) -> &'static str {
         match self {
             Self::Succeeded => "succeeded",
@@ -43,7 +44,9 @@ pub(crate) fn record_ending(
     #[derive(serde::Deserialize)]
     struct Periodic {
         #[serde(rename = "jobs_periodic")]
+        /// The entry it was pushed for.
         name: Option<String>,
+        /// Its jid.
         jid: Option<String>,
     }
     let Ok(Periodic {

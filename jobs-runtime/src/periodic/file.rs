@@ -82,6 +82,7 @@ pub(crate) fn read_section(section: &Yaml, origin: &str) -> Result<Vec<FileEntry
     Ok(read)
 }
 
+/// Reads the entry `name` of the file `origin`; the error says what is wrong with it.
 fn read_entry(name: &str, fields: &Yaml, origin: &str) -> Result<FileEntry, String> {
     let Yaml::Hash(fields) = fields else {
         return Err("it must be a map with `cron` and `class`".to_owned());

@@ -157,6 +157,7 @@ impl Periodic {
         Self::with_source(name, cron, JobSource::Fixed(Box::new(Ok(payload))))
     }
 
+    /// An entry of `job`, with the defaults: UTC, the job's queue, catch up once, enabled.
     fn with_source(name: impl Into<String>, cron: impl Into<String>, job: JobSource) -> Self {
         Self {
             name: name.into(),
@@ -218,6 +219,12 @@ impl Periodic {
             ));
         }
         let schedule = Schedule::parse(&self.cron, &self.timezone).map_err(fail)?;
+        if schedule.next_after(chrono::Utc::now()).is_none() {
+            return Err(fail(format!(
+                "`{}` never falls due (a date that does not exist, such as 30 February)",
+                schedule.expression()
+            )));
+        }
         let (class, queue, args, options, make) = match &self.job {
             JobSource::Computed { class, queue, make } => (
                 (*class).to_owned(),

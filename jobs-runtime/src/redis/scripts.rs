@@ -41,6 +41,11 @@ pub(crate) static KILL: LazyLock<Script> =
 pub(crate) static PERIODIC_REGISTER: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/periodic_register.lua")));
 
+/// A periodic entry no process declared for a day -> removed, if still so
+/// (`scripts/periodic_forget.lua`).
+pub(crate) static PERIODIC_FORGET: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/periodic_forget.lua")));
+
 /// A periodic entry's due ticks -> claimed and their jobs pushed, in one step
 /// (`scripts/periodic_claim.lua`).
 pub(crate) static PERIODIC_CLAIM: LazyLock<Script> =

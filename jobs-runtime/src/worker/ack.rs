@@ -147,8 +147,6 @@ impl AckLoop {
                 .arg(-1)
                 .arg(json)
                 .ignore();
-            // A periodic job's ending, for its entry's page: in the same round trip.
-            let _ = record_ending(&mut pipeline, self.client.keys(), json, Ending::Succeeded);
         }
         let until = Until::Deadline(tokio::time::Instant::now() + TRY_FOR);
         let sent = persist("acknowledge", until, || {
@@ -160,8 +158,16 @@ impl AckLoop {
             // again: at least once, never lost.
             return;
         }
-        for (ticket, _) in batch.drain(..) {
+        // Periodic jobs' endings, for their entries' page: after the acknowledgements and
+        // apart from them, so that an entry's key of another type never holds them back.
+        let mut endings = redis::pipe();
+        let mut any = false;
+        for (ticket, json) in batch.drain(..) {
+            any |= record_ending(&mut endings, self.client.keys(), &json, Ending::Succeeded);
             self.in_flight.untrack(ticket);
+        }
+        if any && let Err(error) = self.client.redis().query::<()>(&endings).await {
+            tracing::warn!(%error, "cannot record how periodic jobs ended");
         }
     }
 }

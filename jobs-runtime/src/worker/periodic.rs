@@ -31,7 +31,12 @@ pub const GRACE: Duration = Duration::from_secs(10);
 const MAX_TICKS: usize = 32;
 
 /// How often a process declares its entries again.
-const DECLARE_EVERY: Duration = Duration::from_secs(60);
+const DECLARE_EVERY: Duration = Duration::from_secs(30);
+
+/// How long the definition in force may go undeclared before a running process holding
+/// another one takes over: its processes are gone (a rollback, an old process that restarted
+/// during a deploy and then stopped).
+const STALE_AFTER: Duration = Duration::from_secs(75);
 
 /// An entry no process declared for this long is removed from Redis.
 const FORGET_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
@@ -197,36 +202,75 @@ impl PeriodicLoop {
             })
     }
 
-    /// Writes every entry's definition to Redis and learns each one's last tick. `take_over`
-    /// (at start) puts this process's definitions in force; otherwise a different one in force
-    /// stays. Removes entries no process declared for a day.
+    /// Writes every entry's definition to Redis and learns each one's last tick, a few dozen
+    /// at a time. `take_over` (at start) puts this process's definitions in force; otherwise a
+    /// different one in force stays, unless no process has declared it for [`STALE_AFTER`].
+    /// An entry that cannot be declared (its key holds another type) is logged and not
+    /// claimed until a later declaration succeeds; the others go on. Then removes entries no
+    /// process declared for a day. An error when no entry could be declared (Redis is away).
     pub(crate) async fn declare(&mut self, take_over: bool) -> Result<(), Error> {
-        let keys = self.client.keys();
-        let redis = self.client.redis();
-        for followed in &mut self.entries {
-            let entry = &followed.entry;
-            let mut register = scripts::PERIODIC_REGISTER.prepare_invoke();
-            register
-                .key(keys.periodic(&entry.name))
-                .key(keys.periodic_index())
-                .arg(&entry.name)
-                .arg(entry.definition())
-                .arg(if take_over { "1" } else { "0" })
-                .arg(GRACE.as_millis() as u64);
-            let in_force: i64 = redis.script(&register).await?;
-            followed.superseded = in_force == 0;
-            let last: Option<i64> = redis
-                .command(
-                    redis::cmd("HGET")
-                        .arg(keys.periodic(&entry.name))
-                        .arg("last"),
-                )
-                .await?;
-            if let Some(last) = last.and_then(|ms| Utc.timestamp_millis_opt(ms).single()) {
-                // Older than now after downtime: the pass then catches up.
-                followed.restart_from(last);
+        let specs: Vec<(usize, String, String)> = self
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(index, followed)| {
+                let entry = &followed.entry;
+                (index, entry.name.clone(), entry.definition().to_owned())
+            })
+            .collect();
+        let mut registrations = JoinSet::new();
+        let mut failures = Vec::new();
+        for (index, name, definition) in specs {
+            let client = self.client.clone();
+            registrations.spawn(async move {
+                let declared = register(&client, &name, &definition, take_over).await;
+                (index, declared)
+            });
+            if registrations.len() >= CLAIMS_IN_FLIGHT
+                && let Some(done) = registrations.join_next().await
+            {
+                self.land_declaration(done, &mut failures);
             }
         }
+        while let Some(done) = registrations.join_next().await {
+            self.land_declaration(done, &mut failures);
+        }
+        if !self.entries.is_empty() && failures.len() == self.entries.len() {
+            return Err(failures.remove(0));
+        }
+        self.forget_stale().await
+    }
+
+    /// Records one entry's declaration.
+    fn land_declaration(
+        &mut self,
+        done: Result<(usize, Result<Declared, Error>), tokio::task::JoinError>,
+        failures: &mut Vec<Error>,
+    ) {
+        let Ok((index, declared)) = done else {
+            return;
+        };
+        let followed = &mut self.entries[index];
+        match declared {
+            Ok(Declared { in_force, last }) => {
+                followed.superseded = !in_force;
+                if let Some(last) = last {
+                    // Older than now after downtime: the pass then catches up.
+                    followed.restart_from(last);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(entry = %followed.entry.name, %error, "cannot declare a periodic entry; it waits for the next declaration");
+                followed.superseded = true;
+                failures.push(error);
+            }
+        }
+    }
+
+    /// Removes the entries no process declared for [`FORGET_AFTER`], a hundred at a time.
+    async fn forget_stale(&self) -> Result<(), Error> {
+        let keys = self.client.keys();
+        let redis = self.client.redis();
         let cutoff = Utc::now().timestamp_millis() - FORGET_AFTER.as_millis() as i64;
         let stale: Vec<String> = redis
             .command(
@@ -240,19 +284,13 @@ impl PeriodicLoop {
             )
             .await?;
         for name in stale {
-            // Declared again since the read, it stays.
-            let score: Option<f64> = redis
-                .command(redis::cmd("ZSCORE").arg(keys.periodic_index()).arg(&name))
-                .await?;
-            if score.is_some_and(|score| score <= cutoff as f64) {
-                let mut pipeline = redis::pipe();
-                pipeline
-                    .atomic()
-                    .zrem(keys.periodic_index(), &name)
-                    .ignore()
-                    .del(keys.periodic(&name))
-                    .ignore();
-                redis.query::<()>(&pipeline).await?;
+            let mut forget = scripts::PERIODIC_FORGET.prepare_invoke();
+            forget
+                .key(keys.periodic_index())
+                .key(keys.periodic(&name))
+                .arg(&name)
+                .arg(cutoff);
+            if redis.script::<i64>(&forget).await? == 1 {
                 tracing::info!(entry = %name, "removed a periodic entry no process declares any more");
             }
         }
@@ -359,15 +397,60 @@ impl PeriodicLoop {
 enum Outcome {
     /// It ran: these ticks were pushed, and `last` is the newest tick claimed.
     Ran {
+        /// The newest tick claimed.
         last: DateTime<Utc>,
+        /// The ticks pushed.
         pushed: Vec<DateTime<Utc>>,
     },
     /// The entry is paused: the ticks up to `last` passed unrun.
-    Paused { last: DateTime<Utc> },
+    Paused {
+        /// The newest tick passed over.
+        last: DateTime<Utc>,
+    },
     /// Another definition is in force.
     Superseded,
     /// The queue's key holds another type.
-    QueueRefused { reason: String },
+    QueueRefused {
+        /// Redis's error.
+        reason: String,
+    },
+}
+
+/// What one declaration learnt.
+struct Declared {
+    /// This process's definition is the one in force.
+    in_force: bool,
+    /// The newest tick claimed, by any process.
+    last: Option<DateTime<Utc>>,
+}
+
+/// Declares one entry (`scripts/periodic_register.lua`).
+async fn register(
+    client: &Client,
+    name: &str,
+    definition: &str,
+    take_over: bool,
+) -> Result<Declared, Error> {
+    let keys = client.keys();
+    let mut register = scripts::PERIODIC_REGISTER.prepare_invoke();
+    register
+        .key(keys.periodic(name))
+        .key(keys.periodic_index())
+        .arg(name)
+        .arg(definition)
+        .arg(if take_over { "1" } else { "0" })
+        .arg(GRACE.as_millis() as u64)
+        .arg(STALE_AFTER.as_millis() as u64);
+    let (in_force, last): (i64, String) = client.redis().script(&register).await?;
+    let last = last
+        .parse::<i64>()
+        .ok()
+        .filter(|ms| *ms > 0)
+        .and_then(|ms| Utc.timestamp_millis_opt(ms).single());
+    Ok(Declared {
+        in_force: in_force == 1,
+        last,
+    })
 }
 
 /// Claims `ticks` of `entry` and pushes their jobs, in one step.
@@ -387,11 +470,19 @@ async fn claim(
         .arg(entry.catch_up.as_str())
         .arg(GRACE.as_millis() as u64);
     for tick in ticks {
-        let payload = entry.payload_for(*tick)?;
-        // A middleware that stops the job still lets the tick be claimed: it is not run.
-        let (jid, json) = match client.prepare_now(payload).await? {
-            Some((jid, json)) => (jid.to_string(), json),
-            None => (String::new(), String::new()),
+        // A tick whose job a middleware stops, or that cannot be built, is still claimed, and
+        // not pushed: it must not hold back the ticks after it.
+        let prepared = match entry.payload_for(*tick) {
+            Ok(payload) => client.prepare_now(payload).await,
+            Err(error) => Err(error),
+        };
+        let (jid, json) = match prepared {
+            Ok(Some((jid, json))) => (jid.to_string(), json),
+            Ok(None) => (String::new(), String::new()),
+            Err(error) => {
+                tracing::error!(entry = %entry.name, %tick, %error, "cannot build a periodic job; its tick passes unrun");
+                (String::new(), String::new())
+            }
         };
         invocation.arg(tick.timestamp_millis()).arg(jid).arg(json);
     }

@@ -169,17 +169,19 @@ async fn recover_one(
 ) -> Result<usize, Error> {
     let keys = shared.keys();
     let list = keys.working(identity);
-    let (work, jobs): (Vec<Vec<u8>>, Vec<Vec<u8>>) = shared
+    // What its last beat listed; a `:work` key of another type lists nothing, and recovery
+    // goes on (each job is then spared once, as one not seen running).
+    let work: Vec<Vec<u8>> = shared
         .redis()
-        .query(
-            redis::pipe()
-                .cmd("HVALS")
-                .arg(keys.process_work(identity))
-                .cmd("LRANGE")
-                .arg(&list)
-                .arg(0)
-                .arg(-1),
-        )
+        .command(redis::cmd("HVALS").arg(keys.process_work(identity)))
+        .await
+        .unwrap_or_else(|error| {
+            tracing::warn!(process = %identity, %error, "cannot read a dead process's work");
+            Vec::new()
+        });
+    let jobs: Vec<Vec<u8>> = shared
+        .redis()
+        .command(redis::cmd("LRANGE").arg(&list).arg(0).arg(-1))
         .await?;
     let seen = seen_running(&work);
     // Bounded: what is not moved now, the next sweep moves.

@@ -78,7 +78,8 @@ if #jobs > 0 then
   for n = 2, #jobs do
     redis.call('LPUSH', KEYS[2], ARGV[jobs[n] + 2])
   end
-  redis.call('SADD', KEYS[3], ARGV[2])
+  -- Only for listing: a `queues` key of another type must not stop the claim after the push.
+  redis.pcall('SADD', KEYS[3], ARGV[2])
   local newest_pushed = jobs[#jobs]
   redis.call('HSET', KEYS[1], 'last_tick', ARGV[newest_pushed], 'last_jid',
     ARGV[newest_pushed + 1], 'pushed_at', int(now))

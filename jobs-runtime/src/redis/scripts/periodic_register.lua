@@ -8,28 +8,35 @@
 -- ARGV[1]  the entry's name
 -- ARGV[2]  its definition (JSON, the same bytes for the same entry in every process)
 -- ARGV[3]  1: take over (a process starting: the newest declaration is in force);
---          0: only renew (a running process: a different definition in force stays)
+--          0: only renew (a running process: a different definition in force stays, unless
+--          no process has declared it for ARGV[5] ms: its processes are gone)
 -- ARGV[4]  the grace (ms; see periodic_claim.lua)
+-- ARGV[5]  how long a definition in force may go undeclared before another takes over (ms)
 --
 -- Times are Redis's own (TIME), so the clocks of the processes never matter.
--- Returns 1 when this definition is in force, 0 when another one is.
+-- Returns {1 when this definition is in force, 0 when another one is; `last`, the newest tick
+-- claimed (epoch ms)}.
 -- Integers as text: Lua would print a number of 13 digits in its own float format.
 local function int(x)
   return string.format('%d', x)
 end
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000 + math.floor(tonumber(now_parts[2]) / 1000)
-local current = redis.call('HGET', KEYS[1], 'definition')
+local state = redis.call('HMGET', KEYS[1], 'definition', 'last', 'declared_at')
+local current = state[1]
+local last = tonumber(state[2])
 if current ~= ARGV[2] then
-  if ARGV[3] ~= '1' and current then
-    return 0
+  local declared = tonumber(state[3]) or 0
+  if ARGV[3] ~= '1' and current and now - declared < tonumber(ARGV[5]) then
+    return {0, int(last or 0)}
   end
-  local last = now
   if current then
-    last = math.max(tonumber(redis.call('HGET', KEYS[1], 'last')) or 0, now - tonumber(ARGV[4]))
+    last = math.max(last or 0, now - tonumber(ARGV[4]))
+  else
+    last = now
   end
   redis.call('HSET', KEYS[1], 'definition', ARGV[2], 'defined_at', int(now), 'last', int(last))
 end
 redis.call('HSET', KEYS[1], 'declared_at', int(now))
-redis.call('ZADD', KEYS[2], now, ARGV[1])
-return 1
+redis.call('ZADD', KEYS[2], int(now), ARGV[1])
+return {1, int(last or now)}

@@ -53,6 +53,7 @@ pub(crate) async fn page(ctx: Ctx) -> Result<Response, Failure> {
     )))
 }
 
+/// One entry's row: its name and marks, schedule, job, queue, next and last run, buttons.
 fn row(ctx: &Ctx, entry: &PeriodicEntry) -> Markup {
     let name = entry.name.as_str();
     html! {
