@@ -400,3 +400,39 @@ async fn the_entry_records_how_its_last_job_ended() {
     assert_eq!(pushed["retry"], 0);
     assert_eq!(pushed["retry_queue"], "slow_lane");
 }
+
+#[tokio::test]
+async fn a_periodic_job_whose_entry_key_holds_another_type_is_still_acknowledged() {
+    let redis = TestRedis::start();
+    let log = CallLog::default();
+    let mut raw = redis.raw().await;
+    let _: () = redis::AsyncCommands::set(&mut raw, "jobs:periodic:wedged", "not a hash")
+        .await
+        .unwrap();
+    let client = redis.client();
+    let mut marked = jobs::Payload::new("Record", vec!["marked".into()]);
+    marked
+        .extra
+        .insert("jobs_periodic".to_owned(), "wedged".into());
+    client.push(marked).await.unwrap();
+    for label in ["a", "b", "c"] {
+        client
+            .push(jobs::Payload::new("Record", vec![label.into()]))
+            .await
+            .unwrap();
+    }
+    let running = RunningWorker::start(worker(&redis, &log));
+    eventually(
+        Duration::from_secs(10),
+        "every job acknowledged",
+        async || {
+            let keys = redis.keys().await;
+            log.entries().len() == 4
+                && !keys.iter().any(|key| key.starts_with("jobs:working:"))
+                && redis.queue("default").await.is_empty()
+        },
+    )
+    .await;
+    // An acknowledgement still failing would hold the shutdown's last flush for 30 s.
+    running.stop(Duration::from_secs(10)).await;
+}
