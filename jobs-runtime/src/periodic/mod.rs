@@ -92,7 +92,7 @@ enum JobSource {
 /// One periodic entry: a name, a cron schedule, options, and the job it pushes.
 ///
 /// ```
-/// use jobs::periodic::{CatchUp, Periodic};
+/// use jobs_runtime::periodic::{CatchUp, Periodic};
 ///
 /// let entry = Periodic::class("nightly_scores", "0 3 * * *", "ScoreGeneration", vec![])
 ///     .queue("default")

@@ -99,6 +99,18 @@ impl Followed {
             .map(|next| self.not_before.map_or(next, |wait| wait.max(next)))
     }
 
+    /// After a claim that left the next tick unclaimed because Redis's clock had not reached
+    /// it (this process's runs `ahead`): waits until it has, at least 20 ms and at most 10 s.
+    fn wait_for_redis(&mut self, ahead: chrono::TimeDelta) {
+        let now = Utc::now();
+        self.not_before = self.next.filter(|next| *next <= now).map(|next| {
+            let due_here = next + ahead.max(chrono::TimeDelta::zero());
+            let soonest = now + chrono::TimeDelta::milliseconds(20);
+            let latest = now + chrono::TimeDelta::seconds(10);
+            due_here.clamp(soonest, latest)
+        });
+    }
+
     /// Waits `pause` before the next claim if the last one left its tick unclaimed.
     fn back_off_if_still_due(&mut self, pause: Duration) {
         let now = Utc::now();
@@ -352,11 +364,16 @@ impl PeriodicLoop {
         };
         let followed = &mut self.entries[index];
         match outcome {
-            Ok(Outcome::Ran { last, pushed }) => {
+            Ok(Outcome::Ran {
+                last,
+                pushed,
+                ahead,
+            }) => {
                 followed.superseded = false;
                 followed.claimed_up_to(last);
-                // Still due: the tick is in Redis's future (this clock runs ahead); soon.
-                followed.back_off_if_still_due(Duration::from_millis(50));
+                // Still due: the tick is in Redis's future, as this clock runs ahead; it falls
+                // due when Redis's clock reaches it.
+                followed.wait_for_redis(ahead);
                 if !pushed.is_empty() {
                     tracing::debug!(entry = %followed.entry.name, ticks = pushed.len(), "pushed periodic jobs");
                     claimed.push(Claimed {
@@ -401,6 +418,8 @@ enum Outcome {
         last: DateTime<Utc>,
         /// The ticks pushed.
         pushed: Vec<DateTime<Utc>>,
+        /// How far this process's clock runs ahead of Redis's (negative: behind).
+        ahead: chrono::TimeDelta,
     },
     /// The entry is paused: the ticks up to `last` passed unrun.
     Paused {
@@ -490,7 +509,7 @@ async fn claim(
     Ok(read_outcome(&reply))
 }
 
-/// Reads the claim script's reply: `{status, last, ticks or an error…}`.
+/// Reads the claim script's reply: `{status, last, Redis's now, ticks or an error…}`.
 fn read_outcome(reply: &[redis::Value]) -> Outcome {
     let status = reply.first().and_then(|value| match value {
         redis::Value::Int(status) => Some(*status),
@@ -512,20 +531,27 @@ fn read_outcome(reply: &[redis::Value]) -> Outcome {
         .get(1)
         .and_then(millis)
         .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let ahead = reply
+        .get(2)
+        .and_then(millis)
+        .map_or(chrono::TimeDelta::zero(), |redis_now| {
+            Utc::now() - redis_now
+        });
     match status {
         Some(1) => Outcome::Ran {
             last,
             pushed: reply
-                .get(2..)
+                .get(3..)
                 .unwrap_or_default()
                 .iter()
                 .filter_map(millis)
                 .collect(),
+            ahead,
         },
         Some(0) => Outcome::Paused { last },
         Some(-1) => Outcome::Superseded,
         _ => Outcome::QueueRefused {
-            reason: reply.get(2).map(text).unwrap_or_default(),
+            reason: reply.get(3).map(text).unwrap_or_default(),
         },
     }
 }

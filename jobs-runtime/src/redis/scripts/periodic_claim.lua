@@ -16,10 +16,11 @@
 -- Times are Redis's (TIME): a tick still in Redis's future is left for later, so a process
 -- whose clock runs ahead pushes nothing early, and one whose clock lags pushes nothing twice.
 --
--- Returns {status, last, pushed ticks…}: status 1 when it ran (pushing zero or more), 0 when
--- paused (the ticks are passed over), -1 when another definition is in force, -2 when the
--- queue cannot take the job (its key holds another type: nothing is claimed, the error
--- follows); `last` is the newest tick claimed so far.
+-- Returns {status, last, now, pushed ticks…}: status 1 when it ran (pushing zero or more), 0
+-- when paused (the ticks are passed over), -1 when another definition is in force, -2 when the
+-- queue cannot take the job (its key holds another type: nothing is claimed, the error comes
+-- in place of the ticks); `last` is the newest tick claimed so far, `now` Redis's time (epoch
+-- ms), so that a process whose clock runs ahead knows how long to wait.
 -- Integers as text: Lua would print a number of 13 digits in its own float format.
 local function int(x)
   return string.format('%d', x)
@@ -29,7 +30,7 @@ local now = tonumber(now_parts[1]) * 1000 + math.floor(tonumber(now_parts[2]) / 
 local state = redis.call('HMGET', KEYS[1], 'definition', 'last', 'claimed_at', 'paused')
 local last = tonumber(state[2]) or 0
 if state[1] ~= ARGV[1] then
-  return {-1, int(last)}
+  return {-1, int(last), int(now)}
 end
 local claimed_at = tonumber(state[3]) or 0
 local grace = tonumber(ARGV[4])
@@ -43,14 +44,14 @@ for i = 5, #ARGV, 3 do
   end
 end
 if #due == 0 then
-  return {1, int(last)}
+  return {1, int(last), int(now)}
 end
 local newest = tonumber(ARGV[due[#due]])
 
 if state[4] then
   -- Paused: the ticks pass unrun, so resuming brings no burst.
   redis.call('HSET', KEYS[1], 'last', int(newest), 'claimed_at', int(now))
-  return {0, int(newest)}
+  return {0, int(newest), int(now)}
 end
 
 local push = {}
@@ -73,7 +74,7 @@ if #jobs > 0 then
   -- The queue first: when it cannot take a job, nothing is claimed and nothing pushed.
   local queued = redis.pcall('LPUSH', KEYS[2], ARGV[jobs[1] + 2])
   if type(queued) == 'table' and queued.err then
-    return {-2, int(last), queued.err}
+    return {-2, int(last), int(now), queued.err}
   end
   for n = 2, #jobs do
     redis.call('LPUSH', KEYS[2], ARGV[jobs[n] + 2])
@@ -85,7 +86,7 @@ if #jobs > 0 then
     ARGV[newest_pushed + 1], 'pushed_at', int(now))
 end
 redis.call('HSET', KEYS[1], 'last', int(newest), 'claimed_at', int(now))
-local result = {1, int(newest)}
+local result = {1, int(newest), int(now)}
 for _, i in ipairs(jobs) do
   result[#result + 1] = ARGV[i]
 end
