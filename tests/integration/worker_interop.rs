@@ -1,5 +1,5 @@
 //! The worker beside Ruby Sidekiq 6.4: Ruby's jobs run here, our failures and counters show in
-//! Ruby's API, and Ruby runs the jobs we push for its classes.
+//! Ruby's API, and Ruby runs the jobs we push for its classes, periodic ones included.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::support::jobs::worker;
 use crate::support::jobs::{BuryMe, CallLog, FailWith};
-use crate::support::{TestRedis, eventually, ruby};
+use crate::support::{RunningWorker, TestRedis, eventually, ruby};
 
 #[tokio::test]
 async fn a_job_ruby_pushes_runs_in_the_rust_worker() {
@@ -122,5 +122,66 @@ async fn a_job_we_push_for_a_ruby_class_runs_in_ruby_sidekiq() {
         async || std::fs::read_to_string(&out).is_ok_and(|text| text == "bob:5"),
     )
     .await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_periodic_entry_of_the_config_file_runs_a_ruby_job_in_ruby_sidekiq() {
+    let redis = TestRedis::start();
+    let dir = std::env::temp_dir().join(format!(
+        "jobs-ruby-periodic-{}-{}",
+        std::process::id(),
+        redis.port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("ran.txt");
+    let app = dir.join("report_job.rb");
+    std::fs::write(
+        &app,
+        r##"
+        require "sidekiq"
+        class WeeklyReport
+          include Sidekiq::Worker
+          def perform(kind, count)
+            File.write(ENV.fetch("JOBS_TEST_OUT"), "#{kind}:#{count}:#{jid}")
+          end
+        end
+        "##,
+    )
+    .unwrap();
+    // The Rust worker pushes the entry's job on schedule; only Ruby knows the class.
+    let config_file = dir.join("jobs.yml");
+    std::fs::write(
+        &config_file,
+        "periodic:\n  weekly_report:\n    cron: \"* * * * * *\"\n    class: WeeklyReport\n    \
+         args: [weekly, 3]\n    queue: ruby\n",
+    )
+    .unwrap();
+    let mut config = jobs::worker::WorkerConfig::default();
+    config.load_file(&config_file).unwrap();
+    let rust = RunningWorker::start(
+        jobs::Worker::from_config(config)
+            .client(&redis.client())
+            .registry(jobs::Registry::from_registrations(std::iter::empty()).unwrap())
+            .queues(["elsewhere"]),
+    );
+    let _sidekiq = RubyWorker(
+        Command::new("sidekiq")
+            .args(["-r", app.to_str().unwrap(), "-q", "ruby", "-c", "1"])
+            .env("REDIS_URL", redis.url())
+            .env("JOBS_TEST_OUT", &out)
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Debian's `sidekiq` command (apt-get install ruby-sidekiq)"),
+    );
+    eventually(
+        Duration::from_secs(30),
+        "Ruby Sidekiq to run the periodic WeeklyReport",
+        async || std::fs::read_to_string(&out).is_ok_and(|text| text.starts_with("weekly:3:")),
+    )
+    .await;
+    rust.stop(Duration::from_secs(10)).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
