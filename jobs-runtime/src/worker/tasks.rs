@@ -10,7 +10,7 @@
 //! |---|---|---|---|
 //! | fetcher | `fetch/mod.rs` | `Worker::drain` | quiet |
 //! | scheduler | `scheduler.rs` | `Scheduler::poll` | quiet |
-//! | periodic | `periodic.rs` | `PeriodicLoop::pass` | quiet |
+//! | periodic | `periodic/mod.rs` | `PeriodicLoop::pass` | quiet |
 //! | crash recovery | `recovery.rs` | `Recovery::sweep` | stop |
 //! | dashboard | `dashboard.rs` | — (an axum server) | stop |
 //! | acker | `ack.rs` | `Acker::flush` | after the wait for running jobs |

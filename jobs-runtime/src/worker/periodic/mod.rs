@@ -2,24 +2,31 @@
 //! fall due, and the first claim of a tick pushes its job (`scripts/periodic_claim.lua`), so a
 //! tick runs once however many processes race for it and whichever of them dies. No leader.
 //!
-//! At start a process declares its entries (`scripts/periodic_register.lua`): the newest
-//! declaration of an entry is in force, and a process holding another definition of it (an
-//! older deploy) claims nothing for it. It declares them again every minute, so the dashboard
-//! knows which entries live processes still hold; an entry no process declared for a day is
-//! removed. See `docs/periodic.md`.
+//! At start a process declares its entries (`scripts/periodic_register.lua`): the declaration
+//! of the process started last is in force, and a process holding another definition of it (an
+//! older deploy) claims nothing for it, unless the one in force goes undeclared for 75 s. It
+//! declares them again every 30 s, so the dashboard knows which entries live processes still
+//! hold; an entry no process declared for a day is removed. See `docs/periodic.md`.
+//!
+//! `declare.rs` writes the definitions, `claim.rs` claims ticks; this file is the loop.
 
 use std::time::Duration;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+
+mod claim;
+mod declare;
+
+use claim::{Outcome, claim};
+use declare::{Declared, register};
 
 use super::config::WorkerConfig;
 use super::tasks::sleep_or;
 use crate::client::Client;
 use crate::error::Error;
 use crate::periodic::{Entry, Periodic};
-use crate::redis::scripts;
 use crate::registry::Registry;
 
 /// Ticks missed for less than this since an entry's last claim were missed by a live process
@@ -250,7 +257,7 @@ impl PeriodicLoop {
         if !self.entries.is_empty() && failures.len() == self.entries.len() {
             return Err(failures.remove(0));
         }
-        self.forget_stale().await
+        declare::forget_stale(&self.client).await
     }
 
     /// Records one entry's declaration.
@@ -277,36 +284,6 @@ impl PeriodicLoop {
                 failures.push(error);
             }
         }
-    }
-
-    /// Removes the entries no process declared for [`FORGET_AFTER`], a hundred at a time.
-    async fn forget_stale(&self) -> Result<(), Error> {
-        let keys = self.client.keys();
-        let redis = self.client.redis();
-        let cutoff = Utc::now().timestamp_millis() - FORGET_AFTER.as_millis() as i64;
-        let stale: Vec<String> = redis
-            .command(
-                redis::cmd("ZRANGEBYSCORE")
-                    .arg(keys.periodic_index())
-                    .arg("-inf")
-                    .arg(cutoff)
-                    .arg("LIMIT")
-                    .arg(0)
-                    .arg(100),
-            )
-            .await?;
-        for name in stale {
-            let mut forget = scripts::PERIODIC_FORGET.prepare_invoke();
-            forget
-                .key(keys.periodic_index())
-                .key(keys.periodic(&name))
-                .arg(&name)
-                .arg(cutoff);
-            if redis.script::<i64>(&forget).await? == 1 {
-                tracing::info!(entry = %name, "removed a periodic entry no process declares any more");
-            }
-        }
-        Ok(())
     }
 
     /// One pass: claims the due ticks of every entry due at `now`; returns what was pushed.
@@ -406,152 +383,5 @@ impl PeriodicLoop {
                 first_error.get_or_insert(error);
             }
         }
-    }
-}
-
-/// What the claim script said.
-#[derive(Debug)]
-enum Outcome {
-    /// It ran: these ticks were pushed, and `last` is the newest tick claimed.
-    Ran {
-        /// The newest tick claimed.
-        last: DateTime<Utc>,
-        /// The ticks pushed.
-        pushed: Vec<DateTime<Utc>>,
-        /// How far this process's clock runs ahead of Redis's (negative: behind).
-        ahead: chrono::TimeDelta,
-    },
-    /// The entry is paused: the ticks up to `last` passed unrun.
-    Paused {
-        /// The newest tick passed over.
-        last: DateTime<Utc>,
-    },
-    /// Another definition is in force.
-    Superseded,
-    /// The queue's key holds another type.
-    QueueRefused {
-        /// Redis's error.
-        reason: String,
-    },
-}
-
-/// What one declaration learnt.
-struct Declared {
-    /// This process's definition is the one in force.
-    in_force: bool,
-    /// The newest tick claimed, by any process.
-    last: Option<DateTime<Utc>>,
-}
-
-/// Declares one entry (`scripts/periodic_register.lua`).
-async fn register(
-    client: &Client,
-    name: &str,
-    definition: &str,
-    take_over: bool,
-) -> Result<Declared, Error> {
-    let keys = client.keys();
-    let mut register = scripts::PERIODIC_REGISTER.prepare_invoke();
-    register
-        .key(keys.periodic(name))
-        .key(keys.periodic_index())
-        .arg(name)
-        .arg(definition)
-        .arg(if take_over { "1" } else { "0" })
-        .arg(GRACE.as_millis() as u64)
-        .arg(STALE_AFTER.as_millis() as u64);
-    let (in_force, last): (i64, String) = client.redis().script(&register).await?;
-    let last = last
-        .parse::<i64>()
-        .ok()
-        .filter(|ms| *ms > 0)
-        .and_then(|ms| Utc.timestamp_millis_opt(ms).single());
-    Ok(Declared {
-        in_force: in_force == 1,
-        last,
-    })
-}
-
-/// Claims `ticks` of `entry` and pushes their jobs, in one step.
-async fn claim(
-    client: &Client,
-    entry: &Entry,
-    ticks: &[DateTime<crate::periodic::Tz>],
-) -> Result<Outcome, Error> {
-    let keys = client.keys();
-    let mut invocation = scripts::PERIODIC_CLAIM.prepare_invoke();
-    invocation
-        .key(keys.periodic(&entry.name))
-        .key(keys.queue(&entry.queue))
-        .key(keys.queues())
-        .arg(entry.definition())
-        .arg(&entry.queue)
-        .arg(entry.catch_up.as_str())
-        .arg(GRACE.as_millis() as u64);
-    for tick in ticks {
-        // A tick whose job a middleware stops, or that cannot be built, is still claimed, and
-        // not pushed: it must not hold back the ticks after it.
-        let prepared = match entry.payload_for(*tick) {
-            Ok(payload) => client.prepare_now(payload).await,
-            Err(error) => Err(error),
-        };
-        let (jid, json) = match prepared {
-            Ok(Some((jid, json))) => (jid.to_string(), json),
-            Ok(None) => (String::new(), String::new()),
-            Err(error) => {
-                tracing::error!(entry = %entry.name, %tick, %error, "cannot build a periodic job; its tick passes unrun");
-                (String::new(), String::new())
-            }
-        };
-        invocation.arg(tick.timestamp_millis()).arg(jid).arg(json);
-    }
-    let reply: Vec<redis::Value> = client.redis().script(&invocation).await?;
-    Ok(read_outcome(&reply))
-}
-
-/// Reads the claim script's reply: `{status, last, Redis's now, ticks or an error…}`.
-fn read_outcome(reply: &[redis::Value]) -> Outcome {
-    let status = reply.first().and_then(|value| match value {
-        redis::Value::Int(status) => Some(*status),
-        _ => None,
-    });
-    let text = |value: &redis::Value| match value {
-        redis::Value::BulkString(bytes) => String::from_utf8_lossy(bytes).into_owned(),
-        redis::Value::SimpleString(text) => text.clone(),
-        redis::Value::Int(number) => number.to_string(),
-        _ => String::new(),
-    };
-    let millis = |value: &redis::Value| {
-        text(value)
-            .parse::<i64>()
-            .ok()
-            .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
-    };
-    let last = reply
-        .get(1)
-        .and_then(millis)
-        .unwrap_or(DateTime::<Utc>::MIN_UTC);
-    let ahead = reply
-        .get(2)
-        .and_then(millis)
-        .map_or(chrono::TimeDelta::zero(), |redis_now| {
-            Utc::now() - redis_now
-        });
-    match status {
-        Some(1) => Outcome::Ran {
-            last,
-            pushed: reply
-                .get(3..)
-                .unwrap_or_default()
-                .iter()
-                .filter_map(millis)
-                .collect(),
-            ahead,
-        },
-        Some(0) => Outcome::Paused { last },
-        Some(-1) => Outcome::Superseded,
-        _ => Outcome::QueueRefused {
-            reason: reply.get(3).map(text).unwrap_or_default(),
-        },
     }
 }
