@@ -277,7 +277,7 @@ impl PeriodicEntry {
         };
         problems.extend(definition.problems.iter().cloned());
         let schedule = match (&definition.cron, &definition.timezone) {
-            (Some(cron), Some(zone)) => match Schedule::parse(cron, zone) {
+            (Some(cron), Some(zone)) => match Schedule::read(cron, zone) {
                 Ok(schedule) => Some(schedule),
                 Err(reason) => {
                     problems.push(reason);

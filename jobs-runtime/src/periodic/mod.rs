@@ -28,7 +28,8 @@ pub(crate) use definition::Entry;
 pub(crate) use ending::{Ending, record_ending};
 pub use file::FileEntry;
 pub(crate) use file::read_section;
-pub use schedule::{Schedule, parse_cron, parse_zone};
+pub use schedule::Schedule;
+pub(crate) use schedule::{parse_cron, parse_zone};
 
 use crate::error::Error;
 use crate::job::Job;
@@ -218,7 +219,7 @@ impl Periodic {
                 "the entry needs a name without control characters".to_owned(),
             ));
         }
-        let schedule = Schedule::parse(&self.cron, &self.timezone).map_err(fail)?;
+        let schedule = Schedule::read(&self.cron, &self.timezone).map_err(fail)?;
         if schedule.next_after(chrono::Utc::now()).is_none() {
             return Err(fail(format!(
                 "`{}` never falls due (a date that does not exist, such as 30 February)",

@@ -19,6 +19,8 @@ use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 
+use crate::error::Error;
+
 /// A cron expression in a time zone: the ticks of one periodic entry.
 #[derive(Clone)]
 pub struct Schedule {
@@ -32,8 +34,18 @@ pub struct Schedule {
 
 impl Schedule {
     /// The schedule of `expression` in `zone` (an IANA name such as `Europe/Berlin`, or
-    /// `UTC`). The error says what is wrong, in words a config file's author can act on.
-    pub fn parse(expression: &str, zone: &str) -> Result<Self, String> {
+    /// `UTC`): 5 fields, or 6 with seconds first, or a nickname such as `@daily`. The error
+    /// ([`Error::Config`]) says what is wrong, in words a config file's author can act on.
+    pub fn parse(expression: &str, zone: &str) -> Result<Self, Error> {
+        Self::read(expression, zone).map_err(|reason| Error::Config {
+            origin: "a periodic schedule".to_owned(),
+            reason,
+        })
+    }
+
+    /// [`parse`](Self::parse), its error as the bare reason, for callers that say where the
+    /// schedule came from.
+    pub(crate) fn read(expression: &str, zone: &str) -> Result<Self, String> {
         let cron = parse_cron(expression)?;
         let zone = parse_zone(zone)?;
         Ok(Self {
@@ -114,10 +126,11 @@ impl fmt::Debug for Schedule {
     }
 }
 
-/// Parses a cron expression: 5 fields (minute first) or 6 (seconds first), or a nickname.
+/// Parses a cron expression: 5 fields (minute first) or 6 (seconds first), or a nickname; the
+/// error is the reason.
 /// `#[job(cron = "…")]` makes the same check at compile time, with the same parser settings, in
 /// `jobs-macros` (which cannot depend on this crate).
-pub fn parse_cron(expression: &str) -> Result<Cron, String> {
+pub(crate) fn parse_cron(expression: &str) -> Result<Cron, String> {
     let trimmed = expression.trim();
     if trimmed.is_empty() {
         return Err("the cron expression is empty".to_owned());
@@ -137,8 +150,8 @@ pub fn parse_cron(expression: &str) -> Result<Cron, String> {
         .map_err(|error| format!("`{trimmed}` is not a cron expression: {error}"))
 }
 
-/// Parses an IANA time zone name.
-pub fn parse_zone(zone: &str) -> Result<Tz, String> {
+/// Parses an IANA time zone name; the error is the reason.
+pub(crate) fn parse_zone(zone: &str) -> Result<Tz, String> {
     Tz::from_str(zone.trim()).map_err(|_| {
         format!("`{zone}` is not an IANA time zone name (such as `UTC` or `Europe/Berlin`)")
     })
@@ -195,6 +208,11 @@ mod tests {
             parse_cron("0 3 * *").unwrap_err().contains("has 4 fields"),
             "{:?}",
             parse_cron("0 3 * *")
+        );
+        let error = Schedule::parse("0 3 * *", "UTC").unwrap_err();
+        assert!(
+            matches!(&error, Error::Config { reason, .. } if reason.contains("has 4 fields")),
+            "{error}"
         );
     }
 
