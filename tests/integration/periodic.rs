@@ -469,3 +469,57 @@ async fn a_periodic_job_whose_entry_key_holds_another_type_is_still_acknowledged
     // An acknowledgement still failing would hold the shutdown's last flush for 30 s.
     running.stop(Duration::from_secs(10)).await;
 }
+
+#[tokio::test]
+#[ignore = "long: waits out the 75 s after which a definition nobody declares gives way"]
+async fn when_the_processes_of_the_definition_in_force_are_gone_a_running_one_takes_over() {
+    let redis = TestRedis::start();
+    let log = CallLog::default();
+    let every_second = "* * * * * *";
+    let holding = |queue: &str| {
+        worker(&redis, &log)
+            .queues(["elsewhere"])
+            .periodic_entry(ticking("report", every_second, CatchUp::One).queue(queue))
+    };
+    let newer = RunningWorker::start(holding("new"));
+    eventually(
+        Duration::from_secs(10),
+        "the newer definition's ticks",
+        async || !redis.queue("new").await.is_empty(),
+    )
+    .await;
+    // An old process restarts during the rollout: its start puts its definition back.
+    let restarted_old = RunningWorker::start(holding("old"));
+    eventually(
+        Duration::from_secs(10),
+        "the old definition's ticks",
+        async || !redis.queue("old").await.is_empty(),
+    )
+    .await;
+    restarted_old.stop(Duration::from_secs(10)).await;
+    let stopped = Instant::now();
+    let new_before = redis.queue("new").await.len();
+    eventually(
+        Duration::from_secs(120),
+        "the running process to take the entry back",
+        async || redis.queue("new").await.len() > new_before + 2,
+    )
+    .await;
+    println!(
+        "periodic: the running process took the entry back {:?} after the last process of the definition in force stopped",
+        stopped.elapsed()
+    );
+    newer.stop(Duration::from_secs(10)).await;
+    let all: BTreeMap<i64, usize> = ticks_in(&redis, "old")
+        .await
+        .keys()
+        .chain(ticks_in(&redis, "new").await.keys())
+        .fold(BTreeMap::new(), |mut all, tick| {
+            *all.entry(*tick).or_insert(0) += 1;
+            all
+        });
+    assert!(
+        all.values().all(|count| *count == 1),
+        "a tick pushed twice: {all:?}"
+    );
+}
