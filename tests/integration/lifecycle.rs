@@ -356,7 +356,8 @@ async fn a_job_that_crashes_its_worker_ends_in_the_dead_set() {
     assert_eq!(dead[0].0["jid"], poison.as_str());
     assert_eq!(dead[0].0["error_class"], "jobs::Abandoned");
     assert_eq!(dead[0].0["jobs_recoveries"], 2);
-    assert!(crashes >= 2, "{crashes} crashes");
+    // The first crash, before any beat listed the job as running, is spared.
+    assert!(crashes >= 3, "{crashes} crashes");
     eventually(
         Duration::from_secs(20),
         "the other jobs to finish",

@@ -9,6 +9,7 @@ use jobs::Worker;
 use jobs::periodic::{CatchUp, Periodic};
 
 use crate::support::jobs::{CallLog, worker};
+use crate::support::periodic::hash_of;
 use crate::support::{ChildWorker, RunningWorker, TestRedis, eventually, ledger_path};
 
 /// The ticks (epoch ms) of the jobs waiting in `queue`, each with how many jobs carry it.
@@ -97,7 +98,8 @@ async fn processes_whose_clocks_are_3_s_off_push_every_tick_once_and_none_early(
     };
     let workers = [spawn("+3s"), spawn("-3s"), spawn("")];
     let mut raw = redis.raw().await;
-    let claims_before = periodic_script_calls(&mut raw).await;
+    // Only the periodic scripts call `TIME`.
+    let claims_before = redis.calls("time").await;
     let started = Instant::now();
     let mut early = Vec::new();
     while started.elapsed() < Duration::from_secs(20) {
@@ -122,7 +124,7 @@ async fn processes_whose_clocks_are_3_s_off_push_every_tick_once_and_none_early(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let claims = periodic_script_calls(&mut raw).await - claims_before;
+    let claims = redis.calls("time").await - claims_before;
     drop(workers);
     // One claim per tick per process, and a few declarations: the process whose clock runs
     // ahead waits for Redis's clock instead of asking again and again.
@@ -139,21 +141,6 @@ async fn processes_whose_clocks_are_3_s_off_push_every_tick_once_and_none_early(
     assert!(doubled.is_empty(), "ticks pushed twice: {doubled:?}");
     assert_eq!(gaps(&ticks), [], "ticks missed");
     assert!(ticks.len() >= 15, "{} ticks in 20 s", ticks.len());
-}
-
-/// How many periodic scripts Redis has run: only they call `TIME`.
-async fn periodic_script_calls(raw: &mut redis::aio::MultiplexedConnection) -> u64 {
-    let stats: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(raw)
-        .await
-        .unwrap();
-    stats
-        .lines()
-        .find_map(|line| line.strip_prefix("cmdstat_time:calls="))
-        .and_then(|rest| rest.split(',').next())
-        .and_then(|calls| calls.parse().ok())
-        .unwrap_or(0)
 }
 
 /// An entry of `cron` named `name`, pushing `Tick` to the queue of its own name.
@@ -386,16 +373,12 @@ async fn the_entry_records_how_its_last_job_ended() {
                     .queue("periodic"),
             ),
     );
-    let ending = async |name: &str| -> (Option<String>, Option<String>, Option<String>) {
-        let mut raw = redis.raw().await;
-        redis::cmd("HMGET")
-            .arg(format!("jobs:periodic:{name}"))
-            .arg("outcome")
-            .arg("finished_jid")
-            .arg("last_jid")
-            .query_async(&mut raw)
-            .await
-            .unwrap()
+    let ending = async |name: &str| {
+        let hash = hash_of(&redis, name).await;
+        (
+            hash.get("outcome").cloned(),
+            hash.get("finished_jid").cloned(),
+        )
     };
     eventually(
         Duration::from_secs(10),
@@ -404,9 +387,9 @@ async fn the_entry_records_how_its_last_job_ended() {
     )
     .await;
     running.stop(Duration::from_secs(10)).await;
-    let (outcome, finished, _) = ending("succeeds").await;
+    let (outcome, finished) = ending("succeeds").await;
     assert_eq!(outcome.as_deref(), Some("succeeded"));
-    let (outcome, buried_jid, _) = ending("buries").await;
+    let (outcome, buried_jid) = ending("buries").await;
     assert_eq!(outcome.as_deref(), Some("dead"));
     let dead = crate::support::sorted_set(&redis, "dead").await;
     assert!(

@@ -7,14 +7,14 @@
 //! cron expression or zone that does not parse is still listed, with [`PeriodicEntry::problem`]
 //! saying what is wrong.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::client::Client;
 use crate::error::Error;
 use crate::jid::Jid;
 use crate::payload::Payload;
-use crate::periodic::{CatchUp, PERIODIC_FIELD, Schedule};
+use crate::periodic::{CatchUp, PERIODIC_FIELD, Schedule, from_millis};
 use crate::redis::scripts;
 
 /// The fields of an entry's hash that are read, in this order.
@@ -365,12 +365,6 @@ fn next_run(
     Some(next)
 }
 
-/// A time Redis holds as epoch milliseconds, in text.
-fn from_millis(text: &str) -> Option<DateTime<Utc>> {
-    let millis: i64 = text.trim().parse().ok()?;
-    Utc.timestamp_millis_opt(millis).single()
-}
-
 /// An entry's definition as far as it can be read, with what could not be.
 #[derive(Debug, Default)]
 struct Definition {
@@ -477,16 +471,10 @@ impl Definition {
 
 #[cfg(test)]
 mod tests {
-    use chrono::{DateTime, Utc};
     use serde_json::json;
 
     use super::{CatchUp, Definition, PeriodicEntry, Schedule, next_run};
-
-    fn utc(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text)
-            .unwrap()
-            .with_timezone(&Utc)
-    }
+    use crate::periodic::utc;
 
     /// A row of the hash as `HMGET` returns it.
     fn row(fields: [Option<&str>; 10]) -> Result<Vec<Option<Vec<u8>>>, String> {

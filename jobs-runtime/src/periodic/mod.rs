@@ -35,6 +35,22 @@ use crate::error::Error;
 use crate::job::Job;
 use crate::payload::Payload;
 
+/// A time an entry's hash or a periodic script holds as epoch milliseconds, in text; `None`
+/// when it is not one (or is 0, "never").
+pub(crate) fn from_millis(text: &str) -> Option<DateTime<chrono::Utc>> {
+    use chrono::TimeZone;
+    let millis: i64 = text.trim().parse().ok().filter(|ms| *ms > 0)?;
+    chrono::Utc.timestamp_millis_opt(millis).single()
+}
+
+/// An RFC 3339 time, for the tests of the periodic modules.
+#[cfg(test)]
+pub(crate) fn utc(text: &str) -> DateTime<chrono::Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .expect("an RFC 3339 time")
+        .with_timezone(&chrono::Utc)
+}
+
 /// The payload key naming the periodic entry a job was pushed for.
 pub const PERIODIC_FIELD: &str = "jobs_periodic";
 

@@ -162,12 +162,7 @@ mod tests {
     use chrono::{NaiveDate, Timelike};
 
     use super::*;
-
-    fn utc(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text)
-            .unwrap()
-            .with_timezone(&Utc)
-    }
+    use crate::periodic::utc;
 
     /// Every tick of `schedule` in the UTC interval `(from, to]`, as RFC 3339 in its zone.
     fn ticks(schedule: &Schedule, from: &str, to: &str) -> Vec<String> {

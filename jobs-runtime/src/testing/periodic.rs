@@ -122,12 +122,7 @@ pub(super) fn finish_now<F: Future>(future: F) -> Option<F::Output> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn utc(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text)
-            .unwrap()
-            .with_timezone(&Utc)
-    }
+    use crate::periodic::utc;
 
     fn entry(name: &str, cron: &str) -> Periodic {
         Periodic::class(name, cron, "Nightly", vec![])

@@ -78,7 +78,6 @@ pub use hooks::{Exhausted, Lifecycle};
 pub use logging::{LOG_FORMAT_VAR, LogFormat, init_logging};
 pub use middleware::{Next, ServerMiddleware};
 pub use order::QueueSpec;
-pub use periodic::GRACE as PERIODIC_GRACE;
 pub use scheduler::enqueue_due;
 
 use crate::client::Client;

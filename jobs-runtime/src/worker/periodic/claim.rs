@@ -1,12 +1,12 @@
 //! Claiming an entry's due ticks and pushing their jobs in one step
 //! (`scripts/periodic_claim.lua`), and reading what the script said.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 
 use super::GRACE;
 use crate::client::Client;
 use crate::error::Error;
-use crate::periodic::Entry;
+use crate::periodic::{Entry, from_millis};
 use crate::redis::scripts;
 
 /// What the claim script said.
@@ -84,12 +84,7 @@ fn read_outcome(reply: &[redis::Value]) -> Outcome {
         redis::Value::Int(number) => number.to_string(),
         _ => String::new(),
     };
-    let millis = |value: &redis::Value| {
-        text(value)
-            .parse::<i64>()
-            .ok()
-            .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
-    };
+    let millis = |value: &redis::Value| from_millis(&text(value));
     let last = reply
         .get(1)
         .and_then(millis)

@@ -1,11 +1,12 @@
 //! Declaring a process's periodic entries (`scripts/periodic_register.lua`), and removing the
 //! entries no process declares any more (`scripts/periodic_forget.lua`).
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 
 use super::{FORGET_AFTER, GRACE, STALE_AFTER};
 use crate::client::Client;
 use crate::error::Error;
+use crate::periodic::from_millis;
 use crate::redis::scripts;
 
 /// What one declaration learnt.
@@ -34,14 +35,9 @@ pub(super) async fn register(
         .arg(GRACE.as_millis() as u64)
         .arg(STALE_AFTER.as_millis() as u64);
     let (in_force, last): (i64, String) = client.redis().script(&register).await?;
-    let last = last
-        .parse::<i64>()
-        .ok()
-        .filter(|ms| *ms > 0)
-        .and_then(|ms| Utc.timestamp_millis_opt(ms).single());
     Ok(Declared {
         in_force: in_force == 1,
-        last,
+        last: from_millis(&last),
     })
 }
 

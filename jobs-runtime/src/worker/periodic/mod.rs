@@ -32,7 +32,7 @@ use crate::registry::Registry;
 /// Ticks missed for less than this since an entry's last claim were missed by a live process
 /// (a pause, a Redis failover) and are each pushed; a longer gap means every worker was down,
 /// and the entry catches up at most once.
-pub const GRACE: Duration = Duration::from_secs(10);
+pub(crate) const GRACE: Duration = Duration::from_secs(10);
 
 /// The most ticks of one entry one claim carries (the newest, when more are due).
 const MAX_TICKS: usize = 32;
@@ -140,15 +140,6 @@ impl Followed {
             .next_after(self.last)
             .map(|tick| tick.with_timezone(&Utc));
     }
-}
-
-/// What one claim did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Claimed {
-    /// The entry's name.
-    pub(crate) name: String,
-    /// The ticks whose jobs were pushed.
-    pub(crate) pushed: Vec<DateTime<Utc>>,
 }
 
 /// The loop that claims this process's periodic entries' ticks.
@@ -286,10 +277,9 @@ impl PeriodicLoop {
         }
     }
 
-    /// One pass: claims the due ticks of every entry due at `now`; returns what was pushed.
-    pub(crate) async fn pass(&mut self, now: DateTime<Utc>) -> Result<Vec<Claimed>, Error> {
+    /// One pass: claims the due ticks of every entry due at `now`.
+    pub(crate) async fn pass(&mut self, now: DateTime<Utc>) -> Result<(), Error> {
         let mut claims = JoinSet::new();
-        let mut claimed = Vec::new();
         let mut first_error = None;
         let due: Vec<_> = self
             .entries
@@ -311,23 +301,19 @@ impl PeriodicLoop {
             if claims.len() >= CLAIMS_IN_FLIGHT
                 && let Some(done) = claims.join_next().await
             {
-                self.land(done, &mut claimed, &mut first_error);
+                self.land(done, &mut first_error);
             }
         }
         while let Some(done) = claims.join_next().await {
-            self.land(done, &mut claimed, &mut first_error);
+            self.land(done, &mut first_error);
         }
-        match first_error {
-            Some(error) => Err(error),
-            None => Ok(claimed),
-        }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Records one claim's outcome.
     fn land(
         &mut self,
         done: Result<(usize, Result<Outcome, Error>), tokio::task::JoinError>,
-        claimed: &mut Vec<Claimed>,
         first_error: &mut Option<Error>,
     ) {
         let (index, outcome) = match done {
@@ -353,10 +339,6 @@ impl PeriodicLoop {
                 followed.wait_for_redis(ahead);
                 if !pushed.is_empty() {
                     tracing::debug!(entry = %followed.entry.name, ticks = pushed.len(), "pushed periodic jobs");
-                    claimed.push(Claimed {
-                        name: followed.entry.name.clone(),
-                        pushed,
-                    });
                 }
             }
             Ok(Outcome::Paused { last }) => followed.claimed_up_to(last),
