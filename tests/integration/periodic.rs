@@ -506,3 +506,81 @@ async fn when_the_processes_of_the_definition_in_force_are_gone_a_running_one_ta
         "a tick pushed twice: {all:?}"
     );
 }
+
+#[tokio::test]
+async fn a_queues_key_of_another_type_never_makes_a_tick_push_twice() {
+    let redis = TestRedis::start();
+    let mut raw = redis.raw().await;
+    let _: () = redis::AsyncCommands::set(&mut raw, "queues", "not a set")
+        .await
+        .unwrap();
+    // Two processes: a claim that failed after its push would leave the tick to the other.
+    let start = || {
+        RunningWorker::start(
+            worker(&redis, &CallLog::default())
+                .queues(["elsewhere"])
+                .periodic_entry(ticking("odd_queues", "* * * * * *", CatchUp::One)),
+        )
+    };
+    let (first, second) = (start(), start());
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    first.stop(Duration::from_secs(10)).await;
+    second.stop(Duration::from_secs(10)).await;
+    let ticks = ticks_in(&redis, "odd_queues").await;
+    assert!(ticks.len() >= 2, "{ticks:?}");
+    assert!(
+        ticks.values().all(|count| *count == 1),
+        "a tick pushed twice: {ticks:?}"
+    );
+}
+
+/// Fails every job of the class `Unbuildable` before it is pushed.
+struct RefuseUnbuildable;
+
+impl jobs::ClientMiddleware for RefuseUnbuildable {
+    async fn call(&self, job: &mut jobs::Payload) -> Result<jobs::Flow, jobs::BoxError> {
+        if job.class == "Unbuildable" {
+            return Err("no such thing".into());
+        }
+        Ok(jobs::Flow::Continue)
+    }
+}
+
+#[tokio::test]
+async fn a_tick_whose_job_cannot_be_built_passes_and_the_next_ticks_are_claimed() {
+    let redis = TestRedis::start();
+    let client = jobs::Client::builder()
+        .url(redis.url())
+        .middleware(RefuseUnbuildable)
+        .build()
+        .unwrap();
+    let running = RunningWorker::start(
+        worker(&redis, &CallLog::default())
+            .client(&client)
+            .queues(["elsewhere"])
+            .periodic_entry(
+                Periodic::class("unbuildable", "* * * * * *", "Unbuildable", Vec::new())
+                    .queue("never"),
+            ),
+    );
+    let claimed_up_to = async || {
+        hash_of(&redis, "unbuildable")
+            .await
+            .get("last")
+            .and_then(|last| last.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    eventually(Duration::from_secs(10), "the entry declared", async || {
+        claimed_up_to().await > 0
+    })
+    .await;
+    let declared = claimed_up_to().await;
+    eventually(
+        Duration::from_secs(10),
+        "its ticks claimed, unrun",
+        async || claimed_up_to().await >= declared + 2_000,
+    )
+    .await;
+    running.stop(Duration::from_secs(10)).await;
+    assert!(redis.queue("never").await.is_empty());
+}

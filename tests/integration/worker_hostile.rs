@@ -466,3 +466,38 @@ async fn the_job_that_runs_alone_is_the_one_one_crash_from_the_dead_set() {
         log.entries()
     );
 }
+
+#[tokio::test]
+async fn a_dead_process_whose_work_hash_holds_another_type_is_still_recovered() {
+    let redis = TestRedis::start();
+    let mut raw = redis.raw().await;
+    let identity = "gone:1:dddddddddddd";
+    let job = Payload::new("RecordHigh", vec![json!("recovered")])
+        .queue("high")
+        .to_json()
+        .unwrap();
+    dead_process(&redis, identity, &[job.as_bytes()]).await;
+    let _: () = raw
+        .set(format!("{identity}:work"), "not a hash")
+        .await
+        .unwrap();
+    let log = CallLog::default();
+    // This worker does not take from `high`, so the recovered job stays in its queue.
+    let running = RunningWorker::start(worker(&redis, &log).queues(["default"]));
+    eventually(
+        Duration::from_secs(15),
+        "the job to be recovered",
+        async || {
+            let queued: usize = raw.llen("queue:high").await.unwrap();
+            queued == 1
+        },
+    )
+    .await;
+    running.stop(Duration::from_secs(10)).await;
+    let recovered: Vec<String> = raw.lrange("queue:high", 0, -1).await.unwrap();
+    let recovered: serde_json::Value = serde_json::from_str(&recovered[0]).unwrap();
+    assert_eq!(
+        recovered["jobs_recovered_unseen"], 1,
+        "read as not seen running: {recovered}"
+    );
+}
