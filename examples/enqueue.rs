@@ -14,16 +14,21 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::{ScoreGeneration, SendWelcomeEmail};
+use jobs::Pushed;
 
 #[tokio::main]
 async fn main() -> Result<(), jobs::Error> {
     let today = Utc::now().date_naive();
 
-    let jid = ScoreGeneration::perform_async(today).await?;
-    println!("ScoreGeneration({today}) queued as {jid}");
-
-    let jid = ScoreGeneration::perform_in(Duration::from_secs(60), today).await?;
-    println!("ScoreGeneration({today}) scheduled in 60 s as {jid}");
+    // A unique job: a second push while the first waits is answered with the first's jid.
+    match ScoreGeneration::perform_async(today).await? {
+        Pushed::Queued(jid) => println!("ScoreGeneration({today}) queued as {jid}"),
+        Pushed::Duplicate(jid) => println!("ScoreGeneration({today}) already queued as {jid}"),
+    }
+    let again = ScoreGeneration::perform_in(Duration::from_secs(60), today).await?;
+    if again.is_duplicate() {
+        println!("ScoreGeneration({today}) in 60 s: refused, {again} is waiting already");
+    }
 
     let jid = SendWelcomeEmail::set()
         .queue("critical")

@@ -20,6 +20,8 @@ use common::ScoreGeneration;
 /// Creating a todo changes today's scores: queue their recomputation instead of doing it here.
 async fn create_todo(body: String) -> Result<String, (StatusCode, String)> {
     let today = Utc::now().date_naive();
+    // A duplicate (a recomputation of today is already waiting) is no error: it will see
+    // this todo too.
     let jid = ScoreGeneration::perform_async(today)
         .await
         .map_err(|error| (StatusCode::SERVICE_UNAVAILABLE, error.to_string()))?;

@@ -13,6 +13,9 @@
 //! `periodic [ENTRIES]` prints the periodic jobs' figures (about a minute): tick-to-push latency
 //! and Redis commands per tick on three workers, and one pass of `ENTRIES` (10,000) entries.
 //!
+//! `unique [N]` prints the unique jobs' figures: one-at-a-time unique pushes against plain ones,
+//! refused duplicates, and a worker draining N unique jobs against N plain ones.
+//!
 //! `extras [N]` prints only the figures no peer script measures; `bench/run.sh` runs it, then
 //! runs the peer scripts (`bench/peers/jobs.sh` beside Sidekiq, BullMQ and the others), which
 //! use the other two forms, against the Redis at `REDIS_URL`:
@@ -26,6 +29,7 @@ mod figures;
 mod measure;
 mod peer;
 mod periodic;
+mod unique;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -132,6 +136,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             periodic::tick(&client, &redis.url(), 3, 20).await?;
             periodic::pass(&client, &redis.url(), number(1, 10_000)?).await
         }
+        "unique" => unique::figures(number(1, 20_000)?).await,
         "produce" => {
             let mode = words.get(1).copied().unwrap_or("enqueue");
             peer::produce(mode, number(2, 100_000)?, number(3, 5)?).await
@@ -142,7 +147,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
         other => Err(format!(
             "unknown command `{other}`; use `all [N]`, `extras [N]`, `periodic [ENTRIES]`, \
-             `produce MODE N [GAP_MS]` or `work MODE N CONCURRENCY`"
+             `unique [N]`, `produce MODE N [GAP_MS]` or `work MODE N CONCURRENCY`"
         )
         .into()),
     }

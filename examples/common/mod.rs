@@ -10,7 +10,15 @@ use store::TodoStore;
 
 /// Recomputes every user's score for `date` from the todos: the slow work the todo app's
 /// handlers hand off instead of doing it inline.
-#[job(queue = "default", retry = 25)]
+///
+/// Unique until it starts: ten edits while a recomputation waits queue one, not ten, and an edit
+/// made while it runs queues the next one, so no edit is left out of the scores.
+#[job(
+    queue = "default",
+    retry = 25,
+    unique_for = 600,
+    unique_until = "start"
+)]
 pub(crate) async fn score_generation(
     #[context] ctx: JobContext,
     #[state] store: TodoStore,

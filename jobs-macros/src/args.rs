@@ -10,10 +10,14 @@ use crate::combine;
 
 /// Every option `#[job]` takes, for the "expected one of" message.
 const OPTIONS: &str = "`queue`, `retry`, `name`, `backtrace`, `retry_queue`, `dead`, `tags`, \
-                       `timeout`, `cron`, `crate`";
+                       `timeout`, `cron`, `unique_for`, `unique_until`, `unique_key`, \
+                       `expires_in`, `crate`";
+
+/// The longest `unique_for` or `expires_in`, in seconds: a year (the runtime's `MAX_PERIOD`).
+const MAX_PERIOD_SECONDS: u64 = 365 * 24 * 60 * 60;
 
 /// The option names, in the order the docs list them.
-const KEYS: [&str; 10] = [
+const KEYS: [&str; 14] = [
     "queue",
     "retry",
     "name",
@@ -23,6 +27,10 @@ const KEYS: [&str; 10] = [
     "tags",
     "timeout",
     "cron",
+    "unique_for",
+    "unique_until",
+    "unique_key",
+    "expires_in",
     "crate",
 ];
 
@@ -37,6 +45,10 @@ fn example(key: &str) -> &'static str {
         "tags" => "[\"billing\"]",
         "timeout" => "30",
         "cron" => "\"0 3 * * *\"",
+        "unique_for" => "600",
+        "unique_until" => "\"start\"",
+        "unique_key" => "user_id",
+        "expires_in" => "3600",
         _ => "my_jobs",
     }
 }
@@ -61,6 +73,15 @@ pub(crate) enum BacktraceOption {
     Lines(u32),
 }
 
+/// `unique_until = …`.
+#[derive(Clone, Copy)]
+pub(crate) enum UniqueUntilOption {
+    /// `"success"`.
+    Success,
+    /// `"start"`.
+    Start,
+}
+
 /// The parsed options; each is `None` when not given or not readable.
 #[derive(Default)]
 pub(crate) struct JobArgs {
@@ -74,6 +95,14 @@ pub(crate) struct JobArgs {
     pub(crate) timeout_millis: Option<u64>,
     /// The cron expression, as its literal (for errors on it).
     pub(crate) cron: Option<LitStr>,
+    /// `unique_for`, in seconds.
+    pub(crate) unique_for: Option<u64>,
+    /// `unique_until`, with its token (for the error when `unique_for` is missing).
+    pub(crate) unique_until: Option<(UniqueUntilOption, LitStr)>,
+    /// `unique_key`: an argument's name, or the path of a function of the job.
+    pub(crate) unique_key: Option<syn::Path>,
+    /// `expires_in`, in seconds.
+    pub(crate) expires_in: Option<u64>,
     pub(crate) crate_path: Option<syn::Path>,
     /// `crate` was written but not read (a bad value, or a syntax error before it): where `jobs`
     /// is cannot be known, so nothing may be emitted that names it.
@@ -98,6 +127,23 @@ impl JobArgs {
         });
         if let Err(error) = parser.parse2(tokens) {
             combine(&mut errors, error);
+        }
+        if args.unique_for.is_none() {
+            let needs = |span: proc_macro2::Span, key: &str| {
+                syn::Error::new(
+                    span,
+                    format!(
+                        "`{key}` needs `unique_for`, the most seconds a job holds its lock: add \
+                         `unique_for = 600`, say"
+                    ),
+                )
+            };
+            if let Some((_, token)) = &args.unique_until {
+                combine(&mut errors, needs(token.span(), "unique_until"));
+            }
+            if let Some(path) = &args.unique_key {
+                combine(&mut errors, needs(path.span(), "unique_key"));
+            }
         }
         args.crate_unread = names_crate && args.crate_path.is_none();
         (args, errors)
@@ -142,6 +188,10 @@ impl JobArgs {
             "tags" => set(meta, &mut self.tags, tags(&value)?),
             "timeout" => set(meta, &mut self.timeout_millis, timeout(&value)?),
             "cron" => set(meta, &mut self.cron, cron(&value)?),
+            "unique_for" => set(meta, &mut self.unique_for, period(&value, "unique_for")?),
+            "unique_until" => set(meta, &mut self.unique_until, unique_until(&value)?),
+            "unique_key" => set(meta, &mut self.unique_key, unique_key(&value)?),
+            "expires_in" => set(meta, &mut self.expires_in, period(&value, "expires_in")?),
             _ => set(meta, &mut self.crate_path, crate_path(&value)?),
         }
     }
@@ -167,7 +217,7 @@ fn unknown(meta: &ParseNestedMeta<'_>) -> syn::Error {
 
 /// Whether `typed` is one edit (insertion, deletion, substitution) or a case change away from
 /// `key`: the typos worth a "did you mean".
-fn close(key: &str, typed: &str) -> bool {
+pub(crate) fn close(key: &str, typed: &str) -> bool {
     let typed = typed.to_lowercase();
     let (a, b): (Vec<char>, Vec<char>) = (key.chars().collect(), typed.chars().collect());
     let (short, long) = if a.len() <= b.len() {
@@ -380,6 +430,60 @@ fn cron(value: &Expr) -> syn::Result<LitStr> {
         text.span(),
         format!("`{trimmed}` is not a cron expression: {reason}"),
     ))
+}
+
+/// `unique_for` or `expires_in`: a whole number of seconds, from 1 to a year.
+fn period(value: &Expr, key: &str) -> syn::Result<u64> {
+    let expected = format!(
+        "`{key}` expects a whole number of seconds from 1 to {MAX_PERIOD_SECONDS} (a year), like \
+         `{key} = {}`",
+        example(key)
+    );
+    let Some(Lit::Int(number)) = literal(value) else {
+        return Err(syn::Error::new_spanned(value, expected));
+    };
+    match number.base10_parse::<u64>() {
+        Ok(0) => Err(syn::Error::new(
+            number.span(),
+            format!(
+                "`{key} = 0` is not a period: leave `{key}` out to turn it off, or give at least 1 second"
+            ),
+        )),
+        Ok(seconds) if seconds > MAX_PERIOD_SECONDS => Err(syn::Error::new(
+            number.span(),
+            format!(
+                "`{key} = {seconds}` is more than a year ({MAX_PERIOD_SECONDS} seconds): the \
+                 value is in seconds, not milliseconds"
+            ),
+        )),
+        Ok(seconds) => Ok(seconds),
+        Err(_) => Err(syn::Error::new(number.span(), expected)),
+    }
+}
+
+fn unique_until(value: &Expr) -> syn::Result<(UniqueUntilOption, LitStr)> {
+    let expected = "`unique_until` expects \"success\" (the default: the lock is released when the \
+                    job succeeds) or \"start\" (when it starts)";
+    let Some(Lit::Str(text)) = literal(value) else {
+        return Err(syn::Error::new_spanned(value, expected));
+    };
+    match text.value().as_str() {
+        "success" => Ok((UniqueUntilOption::Success, text.clone())),
+        "start" => Ok((UniqueUntilOption::Start, text.clone())),
+        _ => Err(syn::Error::new(text.span(), expected)),
+    }
+}
+
+fn unique_key(value: &Expr) -> syn::Result<syn::Path> {
+    match value {
+        Expr::Path(path) if path.qself.is_none() => Ok(path.path.clone()),
+        _ => Err(syn::Error::new_spanned(
+            value,
+            "`unique_key` expects the name of one of the job's arguments (`unique_key = user_id`) \
+             or the path of a function taking `&` the job type and returning what makes it \
+             unique (`unique_key = by_customer`)",
+        )),
+    }
 }
 
 fn crate_path(value: &Expr) -> syn::Result<syn::Path> {

@@ -8,7 +8,7 @@ use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Ident, ItemFn, ReturnType};
 
-use crate::args::{BacktraceOption, JobArgs, RetryOption};
+use crate::args::{BacktraceOption, JobArgs, RetryOption, UniqueUntilOption};
 use crate::combine;
 use crate::fallback;
 use crate::input::{JobFn, Role};
@@ -45,6 +45,16 @@ pub(crate) fn job(args: TokenStream, item: TokenStream) -> TokenStream {
         }
         _ => (args, option_errors),
     };
+    let option_errors = match (&checked, &args.unique_key) {
+        (Ok(params), Some(path)) => {
+            let mut errors = option_errors;
+            if let Some(error) = misspelled_argument(path, params) {
+                combine(&mut errors, error);
+            }
+            errors
+        }
+        _ => option_errors,
+    };
     match (option_errors, marker_errors, checked) {
         (None, None, Ok(params)) => expand(&args, &job_fn, &params),
         (Some(errors), None, Ok(params)) if !args.crate_unread => {
@@ -62,6 +72,28 @@ pub(crate) fn job(args: TokenStream, item: TokenStream) -> TokenStream {
             fallback::stand_in(&args, &job_fn, errors)
         }
     }
+}
+
+/// `unique_key = usr_id` on a job taking `user_id`: a name one typo away from an argument, and
+/// not an argument itself, is taken for a misspelled argument rather than a function.
+fn misspelled_argument(path: &syn::Path, params: &[Param]) -> Option<syn::Error> {
+    let ident = path.get_ident()?.to_string();
+    let arguments: Vec<String> = having(Role::Argument, params)
+        .map(|param| param.ident.to_string())
+        .collect();
+    if arguments.contains(&ident) {
+        return None;
+    }
+    let meant = arguments
+        .iter()
+        .find(|argument| crate::args::close(argument, &ident))?;
+    Some(syn::Error::new_spanned(
+        path,
+        format!(
+            "the job has no argument `{ident}`; did you mean `unique_key = {meant}`? \
+             (`unique_key` names an argument, or a function taking `&` the job type)"
+        ),
+    ))
 }
 
 /// The error for `#[job]` on something other than a function, on that item's keyword and name.
@@ -153,6 +185,7 @@ fn expand(args: &JobArgs, job: &JobFn, params: &[Param]) -> TokenStream {
     };
 
     let perform = perform_fn(params, fn_ident, item, &paths);
+    let unique_key = unique_key_fn(args, &arguments, &p);
     let from_impl = from_impl(&job_ident, &arg_idents, &arg_types);
     let inherent = inherent_impl(vis, &job_ident, &arg_idents, &arg_types, &p, &wire_name);
 
@@ -200,6 +233,8 @@ fn expand(args: &JobArgs, job: &JobFn, params: &[Param]) -> TokenStream {
                 }
 
                 #perform
+
+                #unique_key
             }
 
             #from_impl
@@ -250,7 +285,42 @@ fn options(args: &JobArgs, p: &TokenStream) -> TokenStream {
     if let Some(cron) = &args.cron {
         options = quote!(#options.with_cron(#cron));
     }
+    if let Some(seconds) = args.unique_for {
+        options = quote!(#options.with_unique_for(::core::time::Duration::from_secs(#seconds)));
+    }
+    if let Some((UniqueUntilOption::Start, _)) = &args.unique_until {
+        options = quote!(#options.with_unique_until(#p::UniqueUntil::Start));
+    }
+    if let Some(seconds) = args.expires_in {
+        options = quote!(#options.with_expires_in(::core::time::Duration::from_secs(#seconds)));
+    }
     options
+}
+
+/// `Job::unique_key` for `unique_key = …`: the named argument's JSON, or what the named function
+/// returns for the job, as JSON.
+fn unique_key_fn(args: &JobArgs, arguments: &[&Param], p: &TokenStream) -> Option<TokenStream> {
+    let path = args.unique_key.as_ref()?;
+    let argument = path
+        .get_ident()
+        .and_then(|ident| arguments.iter().find(|param| param.ident == *ident));
+    let value = match argument {
+        Some(param) => {
+            let (ident, ty) = (&param.ident, &param.ty);
+            quote!((#p::codec::<#ty>().encode)(&self.#ident))
+        }
+        None => {
+            let span = path.span();
+            quote_spanned!(span=> #p::to_json_value(&#path(self)))
+        }
+    };
+    Some(quote! {
+        fn unique_key(
+            &self,
+        ) -> ::core::option::Option<::core::result::Result<#p::Value, #p::JsonError>> {
+            ::core::option::Option::Some(#value)
+        }
+    })
 }
 
 /// `Job::perform`: unpacks the call, fetches state, runs the function, converts its result.
@@ -346,11 +416,13 @@ fn inherent_impl(
 ) -> TokenStream {
     let delay = fresh("delay", idents);
     let time = fresh("time", idents);
-    let result = quote!(::core::result::Result<#p::Jid, #p::Error>);
+    let result = quote!(::core::result::Result<#p::Pushed, #p::Error>);
     let errors_doc = "# Errors\n\nWhen Redis cannot be reached or refuses the write, or a client \
-                      middleware stops the job.";
+                      middleware stops the job. A unique job refused as a duplicate is no error: \
+                      see `Pushed`.";
     let async_doc = format!(
-        "Pushes a `{wire_name}` job to run as soon as a worker takes it; returns its jid.\n\n\
+        "Pushes a `{wire_name}` job to run as soon as a worker takes it; returns its jid (or, \
+         for a unique job refused as a duplicate, the jid of the job holding the lock).\n\n\
          {errors_doc}"
     );
     let in_doc = format!("Pushes a `{wire_name}` job to run after `{delay}`.\n\n{errors_doc}");
@@ -362,7 +434,8 @@ fn inherent_impl(
                       without Redis.\n\n# Errors\n\nWhen the job fails or panics, or an \
                       argument does not survive JSON.";
     let bulk_doc = format!(
-        "Pushes many `{wire_name}` jobs, 1,000 to a round trip; returns their jids.\n\n{errors_doc}"
+        "Pushes many `{wire_name}` jobs, 1,000 to a round trip; returns what became of each.\n\n\
+         {errors_doc}"
     );
     let set_doc = "Options for one push (queue, retry, delay, tags, client), then `perform_*`.";
     quote! {
@@ -393,14 +466,16 @@ fn inherent_impl(
 
             #[doc = #inline_doc]
             #[allow(clippy::too_many_arguments)]
-            #vis async fn perform_inline(#(#idents: #types),*) -> #result {
+            #vis async fn perform_inline(
+                #(#idents: #types),*
+            ) -> ::core::result::Result<#p::Jid, #p::Error> {
                 #p::Setter::<Self>::new().perform_inline(Self { #(#idents),* }).await
             }
 
             #[doc = #bulk_doc]
             #vis async fn perform_bulk(
                 jobs: impl ::core::iter::IntoIterator<Item = Self>,
-            ) -> ::core::result::Result<#p::Vec<#p::Jid>, #p::Error> {
+            ) -> ::core::result::Result<#p::Vec<#p::Pushed>, #p::Error> {
                 #p::Setter::<Self>::new().perform_bulk(jobs).await
             }
 

@@ -71,7 +71,8 @@ fn impls(job: &JobFn, job_ident: &Ident, paths: &Paths) -> TokenStream {
     let generics = &job.item.sig.generics;
     let where_clause = &generics.where_clause;
     let types: Vec<&syn::Type> = job.argument_types().collect();
-    let result = quote!(::core::result::Result<#p::Jid, #p::Error>);
+    let result = quote!(::core::result::Result<#p::Pushed, #p::Error>);
+    let inline_result = quote!(::core::result::Result<#p::Jid, #p::Error>);
     let unreachable = quote!(::core::unreachable!());
     let doc = "Stands in for the `perform_*` method of this name while `#[job]` reports an error.";
     let name = job_ident.to_string();
@@ -99,14 +100,16 @@ fn impls(job: &JobFn, job_ident: &Ident, paths: &Paths) -> TokenStream {
             }
 
             #[doc = #doc]
-            #vis async fn perform_inline #generics (#(_: #types),*) -> #result #where_clause {
+            #vis async fn perform_inline #generics (
+                #(_: #types),*
+            ) -> #inline_result #where_clause {
                 #unreachable
             }
 
             #[doc = #doc]
             #vis async fn perform_bulk(
                 _: impl ::core::iter::IntoIterator<Item = Self>,
-            ) -> ::core::result::Result<#p::Vec<#p::Jid>, #p::Error> {
+            ) -> ::core::result::Result<#p::Vec<#p::Pushed>, #p::Error> {
                 #unreachable
             }
 

@@ -38,6 +38,12 @@ pub trait Job: Sized + Send + 'static {
 
     /// Runs the job with its context and the worker's shared state.
     fn perform(self, context: JobContext, state: &JobState) -> JobFuture;
+
+    /// What a unique job's uniqueness is over instead of all its arguments (`#[job(unique_key
+    /// = …)]`): `None`, the default, for all of them.
+    fn unique_key(&self) -> Option<Result<Value, serde_json::Error>> {
+        None
+    }
 }
 
 /// A type that can be a job argument: it survives a trip through JSON and crosses threads.

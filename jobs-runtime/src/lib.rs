@@ -11,6 +11,7 @@
 //! - [`Worker`] (and the [`worker`] module): running jobs.
 //! - `web` (feature `web`, on by default): the dashboard, an axum router.
 //! - [`periodic`]: jobs pushed on a cron schedule, once per tick across every worker.
+//! - [`unique`]: unique jobs, refused as duplicates while one like them is queued or runs.
 //! - [`api`]: reading and steering queues, sets, processes, periodic entries and stats (what the
 //!   dashboard shows).
 //! - [`testing`]: fake and inline modes, for tests without Redis.
@@ -25,6 +26,7 @@ mod client;
 mod context;
 mod error;
 mod error_class;
+mod expiry;
 mod jid;
 mod job;
 mod job_error;
@@ -38,6 +40,7 @@ mod registry;
 mod state;
 pub mod testing;
 mod timestamp;
+pub mod unique;
 #[cfg(feature = "web")]
 pub mod web;
 pub mod worker;
@@ -52,14 +55,14 @@ pub mod __private {
 mod private_items;
 
 pub use client::{
-    Client, ClientBuilder, ClientMiddleware, DEFAULT_MAX_PAYLOAD_BYTES, Flow, Setter,
+    Client, ClientBuilder, ClientMiddleware, DEFAULT_MAX_PAYLOAD_BYTES, Flow, Pushed, Setter,
 };
 pub use context::JobContext;
 pub use error::Error;
 pub use jid::Jid;
 pub use job::{ArgCodec, ArgsDecoder, ArgsError, Job, JobArgument, JobFuture, codec};
 pub use job_error::{BoxError, IntoJobResult, JobError, RetryOverride};
-pub use options::{Backtrace, JobOptions, Retry};
+pub use options::{Backtrace, JobOptions, Retry, UniqueUntil};
 pub use payload::Payload;
 pub use redis::url::DEFAULT_REDIS_URL;
 pub use registry::{Registration, Registry, registered_jobs};

@@ -141,6 +141,83 @@ impl<'de> Deserialize<'de> for Backtrace {
     }
 }
 
+/// When a unique job's lock is released: Sidekiq Enterprise's `unique_until`.
+///
+/// Whatever it says, a job that dies, is discarded, expires, or is deleted or killed from the
+/// dashboard releases its lock too, and the lock runs out after `unique_for` in any case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UniqueUntil {
+    /// When the job succeeds (the default): a job waiting to retry still holds it.
+    #[default]
+    Success,
+    /// When the job starts: a job like it can be pushed while it runs.
+    Start,
+}
+
+impl UniqueUntil {
+    /// Its name on the wire and in `#[job(unique_until = "…")]`: `success` or `start`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Start => "start",
+        }
+    }
+
+    /// The setting named `name` (`success` or `start`), or `None`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "success" => Some(Self::Success),
+            "start" => Some(Self::Start),
+            _ => None,
+        }
+    }
+}
+
+/// The longest a `unique_for` or an `expires_in` may be: a year. A longer one is taken for a
+/// mistake (milliseconds written for seconds, say).
+pub(crate) const MAX_PERIOD: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// Checks a period option (`unique_for`, `expires_in`): at least a second, at most
+/// [`MAX_PERIOD`]; the error says which and why.
+pub(crate) fn check_period(key: &str, period: Duration) -> Result<(), String> {
+    if period < Duration::from_secs(1) {
+        Err(format!(
+            "`{key}` must be at least 1 second, not {period:?}; leave it out to turn it off"
+        ))
+    } else if period > MAX_PERIOD {
+        Err(format!(
+            "`{key}` must be at most a year (31536000 seconds), not {} seconds",
+            period.as_secs()
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// A period option as a payload holds it: a number of seconds, checked by [`check_period`].
+pub(crate) fn period_of(key: &str, value: &serde_json::Value) -> Result<Duration, String> {
+    let seconds = value.as_f64().ok_or_else(|| {
+        format!("`{key}` must be a number of seconds, like `{key}: 600`, not `{value}`")
+    })?;
+    if !(seconds.is_finite() && seconds >= 0.0) {
+        return Err(format!(
+            "`{key}` must be a positive number of seconds, not `{value}`"
+        ));
+    }
+    let period = Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX);
+    check_period(key, period)?;
+    Ok(period)
+}
+
+/// A period as a payload stores it: whole seconds as an integer, else a float.
+pub(crate) fn period_json(period: Duration) -> serde_json::Value {
+    if period.subsec_nanos() == 0 {
+        serde_json::Value::from(period.as_secs())
+    } else {
+        serde_json::Value::from(period.as_secs_f64())
+    }
+}
+
 /// Everything `#[job(...)]` declares about a job type besides its name.
 ///
 /// Built in const context by the macro; each `with_*` method returns a changed copy.
@@ -164,6 +241,14 @@ pub struct JobOptions {
     /// once per tick (`cron`; see [`periodic`](crate::periodic)). Only for jobs without
     /// arguments.
     pub cron: Option<&'static str>,
+    /// How long a job holds its unique lock at most (`unique_for`): while it holds it, a push of
+    /// the same class, queue and arguments is refused as a duplicate (see [`unique`](crate::unique)).
+    pub unique_for: Option<Duration>,
+    /// When the unique lock is released (`unique_until`, default on success).
+    pub unique_until: UniqueUntil,
+    /// How long after it is due a job that has not started is dropped rather than run
+    /// (`expires_in`; see `docs/unique-jobs.md`).
+    pub expires_in: Option<Duration>,
 }
 
 impl JobOptions {
@@ -177,6 +262,9 @@ impl JobOptions {
         tags: &[],
         timeout: None,
         cron: None,
+        unique_for: None,
+        unique_until: UniqueUntil::Success,
+        expires_in: None,
     };
 
     /// These options with another queue.
@@ -226,6 +314,24 @@ impl JobOptions {
         self.cron = Some(cron);
         self
     }
+
+    /// These options with a unique lock held at most `period`.
+    pub const fn with_unique_for(mut self, period: Duration) -> Self {
+        self.unique_for = Some(period);
+        self
+    }
+
+    /// These options with the unique lock released at `until`.
+    pub const fn with_unique_until(mut self, until: UniqueUntil) -> Self {
+        self.unique_until = until;
+        self
+    }
+
+    /// These options with jobs dropped when they have not started within `period` of being due.
+    pub const fn with_expires_in(mut self, period: Duration) -> Self {
+        self.expires_in = Some(period);
+        self
+    }
 }
 
 impl Default for JobOptions {
@@ -236,7 +342,38 @@ impl Default for JobOptions {
 
 #[cfg(test)]
 mod tests {
-    use super::{Backtrace, Retry};
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::{Backtrace, Retry, check_period, period_of};
+
+    #[test]
+    fn a_period_is_a_second_to_a_year() {
+        assert!(check_period("unique_for", Duration::from_secs(1)).is_ok());
+        let zero = check_period("unique_for", Duration::ZERO).unwrap_err();
+        assert!(
+            zero.contains("`unique_for` must be at least 1 second"),
+            "{zero}"
+        );
+        let long = check_period("expires_in", Duration::from_secs(400 * 86_400)).unwrap_err();
+        assert!(long.contains("at most a year"), "{long}");
+        assert_eq!(
+            period_of("x", &json!(600)).unwrap(),
+            Duration::from_secs(600)
+        );
+        assert!(period_of("x", &json!(-5)).unwrap_err().contains("positive"));
+        assert!(
+            period_of("x", &json!("600"))
+                .unwrap_err()
+                .contains("number of seconds")
+        );
+        assert!(
+            period_of("x", &json!(1e300))
+                .unwrap_err()
+                .contains("at most a year")
+        );
+    }
 
     #[test]
     fn retry_reads_and_writes_sidekiq_values() {

@@ -162,7 +162,7 @@ impl Payload {
     }
 
     /// A new job for `class` with `args`, carrying what `options` say (queue, retry, backtrace,
-    /// retry queue, dead, tags): what `perform_async` pushes for a job declared with them.
+    /// retry queue, dead, tags, expires_in): what `perform_async` pushes for a job declared with them.
     pub(crate) fn with_options(
         class: impl Into<String>,
         args: Vec<Value>,
@@ -180,6 +180,14 @@ impl Payload {
         }
         if !options.tags.is_empty() {
             payload.tags = Some(options.tags.iter().map(|tag| (*tag).to_owned()).collect());
+        }
+        if let Some(period) = options.expires_in {
+            // The macro checked the period; a hand-made `JobOptions` out of range is refused
+            // at push, where the option is read back.
+            payload.extra.insert(
+                crate::expiry::EXPIRES_IN.to_owned(),
+                crate::options::period_json(period),
+            );
         }
         payload
     }

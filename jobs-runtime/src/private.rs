@@ -6,15 +6,15 @@ pub use std::vec::Vec;
 
 pub use chrono::{DateTime, Utc};
 pub use inventory;
-pub use serde_json::{Error as JsonError, Value};
+pub use serde_json::{Error as JsonError, Value, to_value as to_json_value};
 
-pub use crate::client::Setter;
+pub use crate::client::{Pushed, Setter};
 pub use crate::context::JobContext;
 pub use crate::error::Error;
 pub use crate::jid::Jid;
 pub use crate::job::{ArgCodec, ArgsDecoder, ArgsError, Job, JobArgument, JobFuture, codec};
 pub use crate::job_error::{IntoJobResult, JobError};
-pub use crate::options::{Backtrace, JobOptions, Retry};
+pub use crate::options::{Backtrace, JobOptions, Retry, UniqueUntil};
 pub use crate::registry::Registration;
 pub use crate::state::{JobState, StateType};
 

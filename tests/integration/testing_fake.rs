@@ -206,7 +206,7 @@ async fn perform_one_runs_through_the_worker_path_and_reports_failures() {
 
     let jid = RecordCall::perform_async("hello".to_owned()).await.unwrap();
     Explode::perform_async("boom".to_owned()).await.unwrap();
-    assert_eq!(fake.perform_one().await.unwrap(), Some(jid.clone()));
+    assert_eq!(fake.perform_one().await.unwrap(), Some(jid.jid().clone()));
     assert_eq!(log.entries(), [format!("hello jid={jid} queue=default")]);
 
     let error = fake.perform_one().await.unwrap_err();
@@ -589,4 +589,46 @@ fn an_entry_named_like_a_cron_job_of_the_binary_is_refused() {
         "NewYearReport",
         vec![],
     ));
+}
+
+#[tokio::test]
+async fn a_fake_refuses_a_duplicate_unique_push_and_records_it() {
+    use crate::support::jobs::{ChargeCustomer, PushMyself};
+    use jobs::Pushed;
+    let log = CallLog::default();
+    let fake = testing::fake().state(log.clone());
+    let first = ChargeCustomer::perform_async(7, 100).await.unwrap();
+    let second = ChargeCustomer::perform_async(7, 250).await.unwrap();
+    assert_eq!(second, Pushed::Duplicate(first.jid().clone()));
+    fake.assert_enqueued_count::<ChargeCustomer>(1);
+    let refused = fake.refused();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].decode::<ChargeCustomer>().unwrap().cents, 250);
+
+    // Run, it releases the lock: the next push is recorded.
+    fake.drain().await.unwrap();
+    let third = ChargeCustomer::perform_async(7, 300).await.unwrap();
+    assert!(!third.is_duplicate());
+
+    // A job that pushes itself while it runs is refused; the drain ends.
+    fake.clear();
+    assert!(fake.refused().is_empty());
+    PushMyself::perform_async("loop".to_owned()).await.unwrap();
+    assert_eq!(fake.drain().await.unwrap(), 1);
+    assert_eq!(log.entries().last().unwrap(), "loop: duplicate");
+    assert_eq!(fake.refused().len(), 1);
+
+    // The lock runs out on the fake clock, as it would in Redis.
+    let held = ChargeCustomer::perform_in(Duration::from_secs(10), 8, 1)
+        .await
+        .unwrap();
+    assert!(
+        ChargeCustomer::perform_async(8, 2)
+            .await
+            .unwrap()
+            .is_duplicate()
+    );
+    fake.advance(Duration::from_secs(10 + 601));
+    let later = ChargeCustomer::perform_async(8, 3).await.unwrap();
+    assert!(!later.is_duplicate(), "{held:?} ran out");
 }

@@ -46,3 +46,17 @@ async fn a_failing_job_fails_the_push() {
     assert_eq!(class, "Explode");
     assert_eq!(error.to_string(), "boom");
 }
+
+#[tokio::test]
+async fn a_unique_job_holds_its_lock_while_it_runs_inline() {
+    use crate::support::jobs::PushMyself;
+    let log = CallLog::default();
+    let _inline = testing::inline().state(log.clone());
+    let pushed = PushMyself::perform_async("a".to_owned()).await.unwrap();
+    assert!(!pushed.is_duplicate());
+    // The push from inside the running job was refused; once it ended, the lock was released.
+    assert_eq!(log.entries(), ["a: duplicate"]);
+    let again = PushMyself::perform_async("a".to_owned()).await.unwrap();
+    assert!(!again.is_duplicate());
+    assert_eq!(log.entries(), ["a: duplicate", "a: duplicate"]);
+}

@@ -24,6 +24,9 @@
 //! # Ok(()) }
 //! ```
 //!
+//! [`UniqueLocks`] lists the unique jobs' locks and releases one by hand; deleting or killing a
+//! unique job here (or on the dashboard) releases its lock.
+//!
 //! [`PeriodicSet`] lists the periodic entries worker processes declared, with their next and
 //! last runs, and pauses, resumes or enqueues one now.
 //!
@@ -40,6 +43,7 @@ mod record;
 mod sorted;
 mod stats;
 mod time;
+mod unique;
 mod work;
 
 pub use page::{MAX_PAGE_SIZE, Order, Page};
@@ -52,4 +56,5 @@ pub use sorted::{
     SearchResult, SetKind, SortedEntry,
 };
 pub use stats::{DayStats, MAX_HISTORY_DAYS, RedisInfo, Stats};
+pub use unique::{MAX_LOCKS_LISTED, UniqueLock, UniqueLocks};
 pub use work::{Work, WorkSet};

@@ -183,7 +183,8 @@ impl PeriodicSet {
         payload
             .extra
             .insert(PERIODIC_FIELD.to_owned(), Value::String(entry.name));
-        self.client.push(payload).await.map(Some)
+        let pushed = self.client.push(payload).await?;
+        Ok(Some(pushed.into_jid()))
     }
 }
 

@@ -122,25 +122,84 @@ impl Queue {
         }
     }
 
-    /// Removes `job` (matched by its exact stored bytes); `false` when a worker took it first.
+    /// Removes `job` (matched by its exact stored bytes), releasing its unique lock if it
+    /// holds one; `false` when a worker took it first.
     pub async fn delete(&self, job: &JobRecord) -> Result<bool, Error> {
         self.delete_raw(job.raw_bytes()).await
     }
 
-    /// Removes the job stored exactly as `raw` (text or bytes); `false` when it is no longer
-    /// there.
+    /// Removes the job stored exactly as `raw` (text or bytes), releasing its unique lock if it
+    /// holds one; `false` when it is no longer there.
     pub async fn delete_raw(&self, raw: impl AsRef<[u8]>) -> Result<bool, Error> {
-        let removed: usize = self
-            .client
-            .redis()
-            .command(redis::cmd("LREM").arg(self.key()).arg(1).arg(raw.as_ref()))
-            .await?;
+        let record = JobRecord::in_queue(raw.as_ref().to_vec(), &self.name);
+        let command = match record.unique_release() {
+            Some(release) => super::sorted::unique_remove(
+                self.client.keys(),
+                &self.key(),
+                "list",
+                &record,
+                &release,
+            ),
+            None => redis::cmd("LREM")
+                .arg(self.key())
+                .arg(1)
+                .arg(raw.as_ref())
+                .to_owned(),
+        };
+        let removed: usize = self.client.redis().command(&command).await?;
         Ok(removed > 0)
     }
 
     /// Deletes the queue and every job in it, and takes it off the `queues` set, in one
-    /// transaction (Sidekiq's `Queue#clear`).
+    /// transaction (Sidekiq's `Queue#clear`). The unique jobs it held release their locks: they
+    /// are read first, and each lock is released after the delete only if the job that took it
+    /// still holds it (a job a worker took between the read and the delete, and still runs,
+    /// keeps it unless it is that very job's).
     pub async fn clear(&self) -> Result<(), Error> {
+        let releases = self.unique_releases().await?;
+        self.delete_all().await?;
+        if releases.is_empty() {
+            return Ok(());
+        }
+        let keys = self.client.keys();
+        let mut pipeline = redis::pipe();
+        for release in &releases {
+            release.add_to(&mut pipeline, keys);
+        }
+        self.client.redis().query(&pipeline).await
+    }
+
+    /// The locks of the unique jobs in the queue, read a batch at a time.
+    async fn unique_releases(&self) -> Result<Vec<crate::unique::Release>, Error> {
+        let needle = format!("\"{}\"", crate::unique::LOCK);
+        let mut releases = Vec::new();
+        let mut start = 0;
+        loop {
+            let raws: Vec<Vec<u8>> = self
+                .client
+                .redis()
+                .command(
+                    redis::cmd("LRANGE")
+                        .arg(self.key())
+                        .arg(start)
+                        .arg(start + SCAN_BATCH * 10 - 1),
+                )
+                .await?;
+            let read = raws.len();
+            releases.extend(
+                raws.into_iter()
+                    .filter(|raw| raw.windows(needle.len()).any(|w| w == needle.as_bytes()))
+                    .filter_map(|raw| JobRecord::in_queue(raw, &self.name).unique_release()),
+            );
+            if read < usize::try_from(SCAN_BATCH * 10).unwrap_or(usize::MAX) {
+                return Ok(releases);
+            }
+            start += SCAN_BATCH * 10;
+        }
+    }
+
+    /// The queue's key and its name in `queues`, gone in one transaction.
+    async fn delete_all(&self) -> Result<(), Error> {
         let keys = self.client.keys();
         let mut pipeline = redis::pipe();
         pipeline

@@ -104,6 +104,18 @@ impl JobRecord {
         self.item.as_ref()?.get(field)
     }
 
+    /// The digest of the unique lock the job takes (`jobs_unique`), when it is a unique job;
+    /// [`UniqueLocks::of_job`](super::UniqueLocks::of_job) reads the lock itself.
+    pub fn unique_digest(&self) -> Option<&str> {
+        self.text(crate::unique::LOCK)
+            .filter(|digest| !digest.is_empty())
+    }
+
+    /// The release of the unique lock this job took, for a delete or a kill.
+    pub(crate) fn unique_release(&self) -> Option<crate::unique::Release> {
+        crate::unique::Held::of_fields(self.fields()?).map(|held| held.released_by(self.jid()))
+    }
+
     fn text(&self, field: &str) -> Option<&str> {
         self.get(field)?.as_str()
     }

@@ -11,6 +11,7 @@ use super::time;
 use crate::client::Client;
 use crate::error::Error;
 use crate::raw_job::RawJob;
+use crate::redis::keys::escape_glob;
 use crate::redis::scripts::{self, Promotion};
 use crate::timestamp::Timestamp;
 
@@ -297,17 +298,39 @@ impl JobSet {
         }
     }
 
-    /// Removes the entries; returns how many were still there.
+    /// Removes the entries, releasing the unique locks of those that hold one; returns how
+    /// many were still there.
     pub async fn delete(&self, entries: &[SortedEntry]) -> Result<usize, Error> {
         if entries.is_empty() {
             return Ok(0);
         }
-        let mut command = redis::cmd("ZREM");
-        command.arg(self.key());
+        let key = self.key();
+        let mut pipeline = redis::pipe();
+        let mut plain = redis::cmd("ZREM");
+        plain.arg(&key);
+        let mut any_plain = false;
         for entry in entries {
-            command.arg(entry.record.raw_bytes());
+            match entry.record.unique_release() {
+                Some(release) => {
+                    pipeline.add_command(unique_remove(
+                        self.client.keys(),
+                        &key,
+                        "zset",
+                        &entry.record,
+                        &release,
+                    ));
+                }
+                None => {
+                    plain.arg(entry.record.raw_bytes());
+                    any_plain = true;
+                }
+            }
         }
-        self.client.redis().command(&command).await
+        if any_plain {
+            pipeline.add_command(plain);
+        }
+        let removed: Vec<usize> = self.client.redis().query(&pipeline).await?;
+        Ok(removed.into_iter().sum())
     }
 
     /// Pushes the entries to their queues to run now, as they are (the scheduled page's "Add
@@ -338,14 +361,31 @@ impl JobSet {
             .arg(now)
             .arg(cutoff)
             .arg(self.dead_limits.max_jobs.min(MAX_DEAD_JOBS));
+        let mut locks = 0;
         for entry in entries {
             invocation.arg(entry.record.raw_bytes());
+            match entry.record.unique_release() {
+                Some(release) => {
+                    invocation.key(keys.unique(&release.digest));
+                    locks += 1;
+                    // KEYS[1] and KEYS[2] come first.
+                    invocation.arg(locks + 2).arg(release.jid);
+                }
+                None => {
+                    invocation.arg(0).arg("");
+                }
+            }
         }
         self.client.redis().script(&invocation).await
     }
 
-    /// Deletes every job in the set; returns how many there were.
+    /// Deletes every job in the set; returns how many there were. The scheduled and retry
+    /// sets are deleted a batch at a time, so each unique job's lock is released with it; the
+    /// dead set (whose jobs released theirs when they died) at once.
     pub async fn clear(&self) -> Result<usize, Error> {
+        if self.kind != SetKind::Dead {
+            return self.for_all(Bulk::Delete).await;
+        }
         let mut pipeline = redis::pipe();
         pipeline
             .atomic()
@@ -396,12 +436,13 @@ impl JobSet {
                     batch.iter().filter(|entry| !entry.record.is_job()).count()
                 }
                 Bulk::Kill if self.kind == SetKind::Dead => batch.len(),
-                Bulk::Kill => 0,
+                Bulk::Kill | Bulk::Delete => 0,
             };
             total += match action {
                 Bulk::Retry => self.retry(&batch).await?,
                 Bulk::AddToQueue => self.add_to_queue(&batch).await?,
                 Bulk::Kill => self.kill(&batch).await?,
+                Bulk::Delete => self.delete(&batch).await?,
             };
             skip += left_alone;
         }
@@ -466,6 +507,28 @@ enum Bulk {
     Retry,
     AddToQueue,
     Kill,
+    Delete,
+}
+
+/// The `EVAL` of `scripts/unique_remove.lua` that removes `record` from `key` (`kind`: `list`
+/// or `zset`) and releases its lock in the same step.
+pub(super) fn unique_remove(
+    keys: &crate::redis::keys::Keys,
+    key: &str,
+    kind: &str,
+    record: &JobRecord,
+    release: &crate::unique::Release,
+) -> redis::Cmd {
+    let mut command = redis::cmd("EVAL");
+    command
+        .arg(scripts::UNIQUE_REMOVE_SOURCE.as_str())
+        .arg(2)
+        .arg(key)
+        .arg(keys.unique(&release.digest))
+        .arg(kind)
+        .arg(record.raw_bytes())
+        .arg(&release.jid);
+    command
 }
 
 fn entry((raw, score): (Vec<u8>, f64)) -> SortedEntry {
@@ -541,18 +604,6 @@ impl Resume {
             self.read_at_last = 1;
         }
     }
-}
-
-/// `text` with Redis's glob characters escaped, so a `MATCH` pattern finds it literally.
-fn escape_glob(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\' | '^') {
-            escaped.push('\\');
-        }
-        escaped.push(c);
-    }
-    escaped
 }
 
 macro_rules! named_set {

@@ -4,6 +4,7 @@ mod builder;
 mod global;
 mod middleware;
 mod push;
+mod pushed;
 mod setter;
 
 use std::fmt;
@@ -14,10 +15,10 @@ use chrono::{DateTime, Utc};
 
 pub use builder::{ClientBuilder, DEFAULT_MAX_PAYLOAD_BYTES};
 pub use middleware::{ClientMiddleware, Flow};
+pub use pushed::Pushed;
 pub use setter::Setter;
 
 use crate::error::Error;
-use crate::jid::Jid;
 use crate::job::Job;
 use crate::payload::Payload;
 use crate::redis::Connection;
@@ -84,26 +85,28 @@ impl Client {
         self.inner.keys.namespace()
     }
 
-    /// Pushes `job` to run as soon as a worker takes it; returns its jid.
-    pub async fn perform_async<J: Job>(&self, job: J) -> Result<Jid, Error> {
+    /// Pushes `job` to run as soon as a worker takes it; returns its jid (or, for a unique job
+    /// whose lock another job holds, that job's: see [`Pushed`]).
+    pub async fn perform_async<J: Job>(&self, job: J) -> Result<Pushed, Error> {
         Setter::<J>::new().client(self).perform_async(job).await
     }
 
     /// Pushes `job` to run after `delay`.
-    pub async fn perform_in<J: Job>(&self, delay: Duration, job: J) -> Result<Jid, Error> {
+    pub async fn perform_in<J: Job>(&self, delay: Duration, job: J) -> Result<Pushed, Error> {
         Setter::<J>::new().client(self).perform_in(delay, job).await
     }
 
     /// Pushes `job` to run at `time`; a time not in the future pushes it to run now.
-    pub async fn perform_at<J: Job>(&self, time: DateTime<Utc>, job: J) -> Result<Jid, Error> {
+    pub async fn perform_at<J: Job>(&self, time: DateTime<Utc>, job: J) -> Result<Pushed, Error> {
         Setter::<J>::new().client(self).perform_at(time, job).await
     }
 
-    /// Pushes many jobs of one type, 1,000 to a round trip; returns the jids of those pushed.
+    /// Pushes many jobs of one type, 1,000 to a round trip; returns what became of each (a
+    /// client middleware may stop some, which are left out).
     pub async fn perform_bulk<J: Job>(
         &self,
         jobs: impl IntoIterator<Item = J>,
-    ) -> Result<Vec<Jid>, Error> {
+    ) -> Result<Vec<Pushed>, Error> {
         Setter::<J>::new().client(self).perform_bulk(jobs).await
     }
 
@@ -116,21 +119,23 @@ impl Client {
     /// let jid = client.push(Payload::new("HardJob", vec!["bob".into(), 5.into()])).await?;
     /// # Ok(()) }
     /// ```
-    pub async fn push(&self, payload: Payload) -> Result<Jid, Error> {
+    /// A payload carrying `unique_for` (set with [`Payload::set`]) is a unique job, its lock
+    /// taken over its class, queue and arguments.
+    pub async fn push(&self, payload: Payload) -> Result<Pushed, Error> {
         self.push_one(payload, None).await
     }
 
     /// Pushes a payload to run at `time`.
-    pub async fn push_at(&self, time: DateTime<Utc>, payload: Payload) -> Result<Jid, Error> {
+    pub async fn push_at(&self, time: DateTime<Utc>, payload: Payload) -> Result<Pushed, Error> {
         self.push_one(payload, Some(time.into())).await
     }
 
-    /// Pushes many payloads, 1,000 to a round trip; returns the jids of those pushed (a
-    /// middleware may stop some).
+    /// Pushes many payloads, 1,000 to a round trip; returns what became of each (a client
+    /// middleware may stop some, which are left out).
     pub async fn push_bulk(
         &self,
         payloads: impl IntoIterator<Item = Payload>,
-    ) -> Result<Vec<Jid>, Error> {
+    ) -> Result<Vec<Pushed>, Error> {
         self.push_many(payloads, None).await
     }
 }

@@ -2,16 +2,21 @@
 //!
 //! A job to run now: `SADD queues <q>` and `LPUSH queue:<q> <json>` in one round trip. A job
 //! for later: `ZADD schedule <at> <json>`, its JSON without `enqueued_at`. Bulk pushes send
-//! 1,000 jobs per round trip, one variadic `LPUSH` per queue.
+//! 1,000 jobs per round trip, one variadic `LPUSH` per queue. A unique job is pushed by
+//! `scripts/unique_push.lua` instead, which takes its lock in the same step (still one round
+//! trip, for one job or a bulk batch).
 
-use redis::Pipeline;
+use redis::{Pipeline, Value};
 
 use super::Client;
 use super::middleware::Flow;
+use super::pushed::Pushed;
 use crate::error::Error;
 use crate::jid::Jid;
 use crate::payload::Payload;
+use crate::redis::scripts;
 use crate::timestamp::Timestamp;
+use crate::unique;
 
 /// How many jobs one bulk round trip carries, as Sidekiq's `push_bulk` batches them.
 pub(super) const BULK_BATCH: usize = 1_000;
@@ -23,6 +28,8 @@ pub(super) struct Prepared {
     pub(super) json: String,
     /// When to run it, if that is in the future.
     at: Option<Timestamp>,
+    /// The unique lock it takes, if it is a unique job.
+    lock: Option<unique::Request>,
 }
 
 impl Client {
@@ -31,10 +38,10 @@ impl Client {
         &self,
         payload: Payload,
         at: Option<Timestamp>,
-    ) -> Result<Jid, Error> {
+    ) -> Result<Pushed, Error> {
         let prepared = self.prepare(payload, at, crate::testing::now()).await?;
-        self.send(std::slice::from_ref(&prepared)).await?;
-        Ok(prepared.jid)
+        let mut pushed = self.send(std::slice::from_ref(&prepared)).await?;
+        Ok(pushed.pop().unwrap_or(Pushed::Queued(prepared.jid)))
     }
 
     /// Pushes many jobs, [`BULK_BATCH`] per round trip; jobs a middleware stops are skipped.
@@ -43,7 +50,7 @@ impl Client {
         &self,
         payloads: impl IntoIterator<Item = Payload>,
         at: Option<Timestamp>,
-    ) -> Result<Vec<Jid>, Error> {
+    ) -> Result<Vec<Pushed>, Error> {
         let now = crate::testing::now();
         let mut jids = Vec::new();
         let mut batch = Vec::with_capacity(BULK_BATCH);
@@ -54,13 +61,12 @@ impl Client {
                 Err(error) => return Err(error),
             }
             if batch.len() == BULK_BATCH {
-                self.send(&batch).await?;
-                jids.extend(batch.drain(..).map(|prepared| prepared.jid));
+                jids.extend(self.send(&batch).await?);
+                batch.clear();
             }
         }
         if !batch.is_empty() {
-            self.send(&batch).await?;
-            jids.extend(batch.into_iter().map(|prepared| prepared.jid));
+            jids.extend(self.send(&batch).await?);
         }
         Ok(jids)
     }
@@ -109,6 +115,14 @@ impl Client {
         payload.created_at.get_or_insert(now);
         let at = at.filter(|at| *at > now);
         payload.enqueued_at = if at.is_some() { None } else { Some(now) };
+        let due = at.unwrap_or(now);
+        let invalid = |payload: &Payload, reason: String| Error::InvalidJob {
+            class: payload.class.clone(),
+            reason,
+        };
+        crate::expiry::stamp(&mut payload, due).map_err(|reason| invalid(&payload, reason))?;
+        let lock =
+            unique::request(&mut payload, now, due).map_err(|reason| invalid(&payload, reason))?;
         let json = payload.to_json().map_err(|error| Error::Encode {
             class: payload.class.clone(),
             reason: error.to_string(),
@@ -125,26 +139,112 @@ impl Client {
             queue: payload.queue,
             json,
             at,
+            lock,
         })
     }
 
-    /// Writes prepared jobs in one round trip; while a `jobs::testing` mode is on, hands them
-    /// to it instead.
-    async fn send(&self, batch: &[Prepared]) -> Result<(), Error> {
+    /// Writes prepared jobs in one round trip and says what became of each; while a
+    /// `jobs::testing` mode is on, hands them to it instead.
+    async fn send(&self, batch: &[Prepared]) -> Result<Vec<Pushed>, Error> {
         if let Some(mode) = crate::testing::active() {
+            let mut pushed = Vec::with_capacity(batch.len());
             for prepared in batch {
-                crate::testing::deliver(&mode, &prepared.json, prepared.at).await?;
+                let lock = prepared.lock.as_ref();
+                pushed
+                    .push(crate::testing::deliver(&mode, &prepared.json, prepared.at, lock).await?);
             }
-            return Ok(());
+            return Ok(pushed);
         }
-        self.inner.redis.query::<()>(&self.commands(batch)).await
+        let redis = &self.inner.redis;
+        if let [prepared] = batch
+            && let Some(lock) = &prepared.lock
+        {
+            // Safe to send again after a broken connection: the script pushes nothing twice.
+            let (keys, args) = self.unique_push(prepared, lock);
+            let mut invocation = scripts::UNIQUE_PUSH.prepare_invoke();
+            for key in &keys {
+                invocation.key(key);
+            }
+            for arg in &args {
+                invocation.arg(arg.as_ref());
+            }
+            let holder: Option<String> = redis.script(&invocation).await?;
+            return Ok(vec![answer(&prepared.jid, holder)]);
+        }
+        let pipeline = self.commands(batch);
+        let replies: Vec<Value> = redis.query(&pipeline).await?;
+        let mut replies = replies.into_iter();
+        Ok(batch
+            .iter()
+            .map(|prepared| match prepared.lock {
+                // One reply per unique push, in order; the other commands' are ignored.
+                Some(_) => {
+                    let holder = replies.next().and_then(|reply| match reply {
+                        Value::BulkString(bytes) => String::from_utf8(bytes).ok(),
+                        Value::SimpleString(text) => Some(text),
+                        _ => None,
+                    });
+                    answer(&prepared.jid, holder)
+                }
+                None => Pushed::Queued(prepared.jid.clone()),
+            })
+            .collect())
+    }
+
+    /// The keys and arguments of `scripts/unique_push.lua` for `prepared`, taking `lock`.
+    fn unique_push<'a>(
+        &self,
+        prepared: &'a Prepared,
+        lock: &unique::Request,
+    ) -> ([String; 3], [std::borrow::Cow<'a, str>; 5]) {
+        let keys = &self.inner.keys;
+        let (target, score) = match prepared.at {
+            Some(at) => (keys.schedule(), at.as_epoch_seconds().to_string()),
+            None => (keys.queue(&prepared.queue), String::new()),
+        };
+        (
+            [keys.unique(&lock.digest), target, keys.queues()],
+            [
+                prepared.jid.as_str().into(),
+                lock.ttl_ms.to_string().into(),
+                prepared.json.as_str().into(),
+                prepared.queue.as_str().into(),
+                score.into(),
+            ],
+        )
     }
 
     fn commands(&self, batch: &[Prepared]) -> Pipeline {
         let keys = &self.inner.keys;
         let mut by_queue: Vec<(&str, Vec<&str>)> = Vec::new();
         let mut scheduled: Vec<(f64, &str)> = Vec::new();
+        let mut pipeline = redis::pipe();
+        let mut loaded = false;
         for prepared in batch {
+            if let Some(lock) = &prepared.lock {
+                if !loaded {
+                    // Loaded in the same round trip, before its first use, so the EVALSHAs
+                    // below never meet NOSCRIPT.
+                    pipeline
+                        .cmd("SCRIPT")
+                        .arg("LOAD")
+                        .arg(scripts::UNIQUE_PUSH_SOURCE)
+                        .ignore();
+                    loaded = true;
+                }
+                let (keys, args) = self.unique_push(prepared, lock);
+                let command = pipeline
+                    .cmd("EVALSHA")
+                    .arg(scripts::UNIQUE_PUSH.get_hash())
+                    .arg(keys.len());
+                for key in &keys {
+                    command.arg(key);
+                }
+                for arg in &args {
+                    command.arg(arg.as_ref());
+                }
+                continue;
+            }
             match prepared.at {
                 Some(at) => scheduled.push((at.as_epoch_seconds(), &prepared.json)),
                 None => match by_queue
@@ -156,7 +256,6 @@ impl Client {
                 },
             }
         }
-        let mut pipeline = redis::pipe();
         for (queue, jobs) in by_queue {
             pipeline.sadd(keys.queues(), queue).ignore();
             pipeline.lpush(keys.queue(queue), jobs).ignore();
@@ -165,5 +264,13 @@ impl Client {
             pipeline.zadd_multiple(keys.schedule(), &scheduled).ignore();
         }
         pipeline
+    }
+}
+
+/// What a unique push's script answered: nothing (pushed) or the holder's jid.
+fn answer(jid: &Jid, holder: Option<String>) -> Pushed {
+    match holder {
+        Some(holder) => Pushed::Duplicate(Jid::from(holder)),
+        None => Pushed::Queued(jid.clone()),
     }
 }

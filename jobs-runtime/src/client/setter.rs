@@ -7,12 +7,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::Client;
+use super::{Client, Pushed};
 use crate::context::JobContext;
 use crate::error::Error;
 use crate::jid::Jid;
 use crate::job::Job;
-use crate::options::Retry;
+use crate::options::{Retry, UniqueUntil};
 use crate::panic::catch_panic;
 use crate::payload::Payload;
 use crate::state::JobState;
@@ -42,6 +42,9 @@ pub struct Setter<J> {
     retry: Option<Retry>,
     tags: Option<Vec<String>>,
     at: Option<Timestamp>,
+    unique_for: Option<Duration>,
+    unique_until: Option<UniqueUntil>,
+    expires_in: Option<Duration>,
     extra: serde_json::Map<String, Value>,
     state: JobState,
     job: PhantomData<fn() -> J>,
@@ -56,6 +59,9 @@ impl<J: Job> Setter<J> {
             retry: None,
             tags: None,
             at: None,
+            unique_for: None,
+            unique_until: None,
+            expires_in: None,
             extra: serde_json::Map::new(),
             state: JobState::new(),
             job: PhantomData,
@@ -98,6 +104,27 @@ impl<J: Job> Setter<J> {
         self
     }
 
+    /// Makes this push unique for `period` (at least a second, at most a year), as
+    /// `#[job(unique_for = …)]` does: refused as a duplicate while a job of the same class,
+    /// queue and arguments holds the lock. See [`unique`](crate::unique).
+    pub fn unique_for(mut self, period: Duration) -> Self {
+        self.unique_for = Some(period);
+        self
+    }
+
+    /// Releases this push's unique lock at `until` instead of the job's setting.
+    pub fn unique_until(mut self, until: UniqueUntil) -> Self {
+        self.unique_until = Some(until);
+        self
+    }
+
+    /// Drops the job unrun if it has not started within `period` (at least a second, at most
+    /// a year) of being due, as `#[job(expires_in = …)]` does.
+    pub fn expires_in(mut self, period: Duration) -> Self {
+        self.expires_in = Some(period);
+        self
+    }
+
     /// Sets any key of the job JSON, as Sidekiq copies `set` options into it: a key `jobs`
     /// knows (`queue`, `retry`, …) must have its type, any other is copied as it is.
     pub fn option(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
@@ -111,8 +138,9 @@ impl<J: Job> Setter<J> {
         self
     }
 
-    /// Pushes the job (to run at the time set with `wait`, if any); returns its jid.
-    pub async fn perform_async(self, args: impl Into<J>) -> Result<Jid, Error> {
+    /// Pushes the job (to run at the time set with `wait`, if any); returns its jid, or for a
+    /// unique job refused as a duplicate, the jid of the job holding the lock ([`Pushed`]).
+    pub async fn perform_async(self, args: impl Into<J>) -> Result<Pushed, Error> {
         let job = args.into();
         let payload = self.payload(&job)?;
         let at = self.at;
@@ -120,18 +148,25 @@ impl<J: Job> Setter<J> {
     }
 
     /// Pushes the job to run after `delay`.
-    pub async fn perform_in(self, delay: Duration, args: impl Into<J>) -> Result<Jid, Error> {
+    pub async fn perform_in(self, delay: Duration, args: impl Into<J>) -> Result<Pushed, Error> {
         self.wait(delay).perform_async(args).await
     }
 
     /// Pushes the job to run at `time`; a time not in the future pushes it to run now.
-    pub async fn perform_at(self, time: DateTime<Utc>, args: impl Into<J>) -> Result<Jid, Error> {
+    pub async fn perform_at(
+        self,
+        time: DateTime<Utc>,
+        args: impl Into<J>,
+    ) -> Result<Pushed, Error> {
         self.wait_until(time).perform_async(args).await
     }
 
-    /// Pushes many jobs, 1,000 to a round trip; returns the jids of the jobs pushed (a client
-    /// middleware may stop some).
-    pub async fn perform_bulk(self, jobs: impl IntoIterator<Item = J>) -> Result<Vec<Jid>, Error> {
+    /// Pushes many jobs, 1,000 to a round trip; returns what became of each (a client
+    /// middleware may stop some, which are left out).
+    pub async fn perform_bulk(
+        self,
+        jobs: impl IntoIterator<Item = J>,
+    ) -> Result<Vec<Pushed>, Error> {
         let payloads = jobs
             .into_iter()
             .map(|job| self.payload(&job))
@@ -191,7 +226,33 @@ impl<J: Job> Setter<J> {
                     reason: format!("the option `{key}` does not fit: {error}"),
                 })?;
         }
+        self.once_and_on_time(job, &mut payload)
+            .map_err(|reason| Error::InvalidJob {
+                class: J::NAME.to_owned(),
+                reason,
+            })?;
         Ok(payload)
+    }
+
+    /// Writes the unique and expiry options (the job's, or this push's) into `payload`; the
+    /// lock's digest is over the queue the job is pushed to and its arguments, or its
+    /// `unique_key`.
+    fn once_and_on_time(&self, job: &J, payload: &mut Payload) -> Result<(), String> {
+        if let Some(period) = self.expires_in {
+            crate::expiry::set_option(payload, period)?;
+        }
+        let until = self.unique_until.unwrap_or(J::OPTIONS.unique_until);
+        let Some(period) = self.unique_for.or(J::OPTIONS.unique_for) else {
+            if self.unique_until.is_some() {
+                return Err("`unique_until` needs `unique_for`".to_owned());
+            }
+            return Ok(());
+        };
+        let key = match job.unique_key() {
+            Some(key) => key.map_err(|error| format!("cannot encode its unique key: {error}"))?,
+            None => Value::Array(payload.args.clone()),
+        };
+        crate::unique::set_options(payload, period, until, &key)
     }
 
     fn resolve_client(&self) -> Result<Client, Error> {

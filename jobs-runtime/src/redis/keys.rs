@@ -124,6 +124,35 @@ impl Keys {
     pub(crate) fn periodic(&self, name: &str) -> String {
         format!("{}jobs:periodic:{name}", self.prefix)
     }
+
+    /// `jobs:unique:<digest>`: a unique job's lock, holding the jid of the job that took it and
+    /// expiring after its `unique_for`.
+    pub(crate) fn unique(&self, digest: &str) -> String {
+        format!("{}jobs:unique:{digest}", self.prefix)
+    }
+
+    /// The `SCAN` pattern of every unique lock (the namespace is glob-escaped).
+    pub(crate) fn unique_pattern(&self) -> String {
+        format!("{}jobs:unique:*", escape_glob(&self.prefix))
+    }
+
+    /// `jobs:stat:expired`: how many jobs were dropped because they had not started within
+    /// their `expires_in`.
+    pub(crate) fn expired(&self) -> String {
+        format!("{}jobs:stat:expired", self.prefix)
+    }
+}
+
+/// `text` with Redis's glob characters escaped, so a `MATCH` pattern finds it literally.
+pub(crate) fn escape_glob(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\' | '^') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
 }
 
 /// Sidekiq's two job counters.
@@ -171,6 +200,9 @@ mod tests {
         assert_eq!(keys.recovering("h:1:a"), "jobs:recovering:h:1:a");
         assert_eq!(keys.periodic_index(), "jobs:periodic");
         assert_eq!(keys.periodic("nightly"), "jobs:periodic:nightly");
+        assert_eq!(keys.unique("ab12"), "jobs:unique:ab12");
+        assert_eq!(keys.unique_pattern(), "jobs:unique:*");
+        assert_eq!(keys.expired(), "jobs:stat:expired");
         assert_eq!(keys.namespace(), None);
     }
 
@@ -182,5 +214,9 @@ mod tests {
         assert_eq!(keys.schedule(), "shop:schedule");
         assert_eq!(keys.working("h:1:a"), "shop:jobs:working:h:1:a");
         assert_eq!(keys.namespace(), Some("shop"));
+        assert_eq!(
+            Keys::new(Some("a*b")).unique_pattern(),
+            "a\\*b:jobs:unique:*"
+        );
     }
 }

@@ -55,6 +55,42 @@ pub(crate) static PERIODIC_CLAIM: LazyLock<Script> =
 pub(crate) static PERIODIC_PAUSE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/periodic_pause.lua")));
 
+/// The text of `scripts/unique_push.lua`, for a pipeline that loads it before it runs it.
+pub(crate) const UNIQUE_PUSH_SOURCE: &str = include_str!("scripts/unique_push.lua");
+
+/// A unique job's lock taken and the job pushed, or a duplicate refused
+/// (`scripts/unique_push.lua`).
+pub(crate) static UNIQUE_PUSH: LazyLock<Script> = LazyLock::new(|| Script::new(UNIQUE_PUSH_SOURCE));
+
+/// `scripts/unique_release.lua` without its comments: a unique lock released if the given job
+/// still holds it. Small enough to send whole with `EVAL` inside pipelines (a pipeline cannot
+/// load a script it finds missing), once per unique job acknowledged.
+pub(crate) static UNIQUE_RELEASE_SOURCE: LazyLock<String> =
+    LazyLock::new(|| code_only(include_str!("scripts/unique_release.lua")));
+
+/// `scripts/unique_remove.lua` without its comments: a unique job removed from where it waits
+/// and its lock released, in one step (sent with `EVAL`, in pipelines).
+pub(crate) static UNIQUE_REMOVE_SOURCE: LazyLock<String> =
+    LazyLock::new(|| code_only(include_str!("scripts/unique_remove.lua")));
+
+/// `scripts/unique_read.lua` without its comments: one unique lock's holder and time to live
+/// (sent with `EVAL`, many to a pipeline).
+pub(crate) static UNIQUE_READ_SOURCE: LazyLock<String> =
+    LazyLock::new(|| code_only(include_str!("scripts/unique_read.lua")));
+
+/// A script's text without its comment lines and blank lines, for scripts sent whole with
+/// `EVAL` again and again: the comments stay in the file, not on the wire.
+fn code_only(source: &str) -> String {
+    source
+        .lines()
+        .filter(|line| {
+            let line = line.trim_start();
+            !line.is_empty() && !line.starts_with("--")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// One call of [`PROMOTE`] being put together: members of one sorted set, each going to its
 /// queue (or to the dead set) as an edit of its stored text.
 pub(crate) struct Promotion<'a> {
@@ -170,5 +206,24 @@ impl<'a> Promotion<'a> {
             left,
             unusable,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{UNIQUE_RELEASE_SOURCE, code_only};
+
+    #[test]
+    fn scripts_sent_whole_lose_their_comments_only() {
+        assert_eq!(
+            code_only("-- what it does\n--\nlocal a = 1\n\n  -- why\nreturn a -- kept\n"),
+            "local a = 1\nreturn a -- kept"
+        );
+        assert!(UNIQUE_RELEASE_SOURCE.starts_with("local holder"));
+        assert!(
+            UNIQUE_RELEASE_SOURCE.len() < 200,
+            "{}",
+            *UNIQUE_RELEASE_SOURCE
+        );
     }
 }

@@ -13,12 +13,13 @@ use super::enqueued::EnqueuedJob;
 use super::periodic::{self, Entries};
 use super::runner::Settings;
 use super::scope::{self, ThreadGuard};
-use crate::client::Client;
+use crate::client::{Client, Pushed};
 use crate::error::Error;
 use crate::jid::Jid;
 use crate::job::Job;
 use crate::periodic::{Entry, Periodic, Tz};
 use crate::timestamp::Timestamp;
+use crate::unique::Request;
 use crate::worker::ServerMiddleware;
 
 /// Fake mode, on until this is dropped: every push on this thread (and inside
@@ -53,6 +54,8 @@ pub(crate) struct FakeShared {
 struct Store {
     /// In push order.
     jobs: Vec<EnqueuedJob>,
+    /// Pushes of unique jobs refused as duplicates, in push order.
+    refused: Vec<EnqueuedJob>,
     /// How far the fake clock is ahead of the real one (behind it, when negative).
     ahead: TimeDelta,
     /// The time on the fake clock the periodic schedule has run up to: the next move of the
@@ -61,9 +64,19 @@ struct Store {
 }
 
 impl FakeShared {
-    /// Records a pushed job.
-    pub(crate) fn record(&self, job: EnqueuedJob) {
+    /// Records a pushed job, taking the unique lock it asks for; a duplicate is recorded as
+    /// refused instead.
+    pub(crate) fn record(&self, job: EnqueuedJob, lock: Option<&Request>) -> Pushed {
+        let now = self.now();
+        if let Some(lock) = lock
+            && let Err(holder) = self.settings.locks().take(lock, &job.payload.jid, now)
+        {
+            self.store().refused.push(job);
+            return Pushed::Duplicate(holder);
+        }
+        let jid = job.payload.jid.clone();
         self.store().jobs.push(job);
+        Pushed::Queued(jid)
     }
 
     /// The fake clock's time.
@@ -107,6 +120,7 @@ impl Fake {
         let shared = Arc::new(FakeShared {
             store: Mutex::new(Store {
                 jobs: Vec::new(),
+                refused: Vec::new(),
                 ahead: TimeDelta::zero(),
                 schedule_ran_to: Utc::now(),
             }),
@@ -239,14 +253,33 @@ impl Fake {
         self.len() == 0
     }
 
-    /// Forgets every recorded job.
-    pub fn clear(&self) {
-        self.shared.store().jobs.clear();
+    /// The pushes of unique jobs refused as duplicates (their lock held by a recorded job, or
+    /// one running), in push order: each as it would have been pushed, with the jid it would
+    /// have had.
+    pub fn refused(&self) -> Vec<EnqueuedJob> {
+        self.shared.store().refused.clone()
     }
 
-    /// Forgets the recorded jobs of type `J`.
+    /// Forgets every recorded job (releasing their unique locks), and the refused pushes.
+    pub fn clear(&self) {
+        let mut store = self.shared.store();
+        for job in store.jobs.drain(..) {
+            self.shared.settings.locks().release(&job.payload);
+        }
+        store.refused.clear();
+    }
+
+    /// Forgets the recorded jobs of type `J`, releasing their unique locks.
     pub fn clear_jobs<J: Job>(&self) {
-        self.shared.store().jobs.retain(|job| !job.is::<J>());
+        let mut store = self.shared.store();
+        let locks = self.shared.settings.locks();
+        store.jobs.retain(|job| {
+            let keep = !job.is::<J>();
+            if !keep {
+                locks.release(&job.payload);
+            }
+            keep
+        });
     }
 
     /// The fake clock: the real time plus however far [`advance`](Fake::advance) moved it (or
@@ -507,7 +540,13 @@ impl Fake {
         // What the job pushes comes back to this fake, whichever mode the thread has now and
         // wherever the job's polls happen.
         let mode = Active::Fake(Arc::clone(&self.shared));
-        super::scope::scope(mode, runner.run(&job.payload)).await?;
+        // Its unique lock is held while it waits and runs (until it starts, for `start`); the
+        // job leaves the record whatever its outcome (a fake retries nothing), and so the lock.
+        let locks = self.shared.settings.locks();
+        locks.release_at_start(&job.payload);
+        let ran = super::scope::scope(mode, runner.run(&job.payload)).await;
+        locks.release(&job.payload);
+        ran?;
         // Let other tasks run between jobs: a drain of a job that pushes itself again never
         // ends, but it does not starve the runtime.
         tokio::task::yield_now().await;

@@ -102,6 +102,7 @@
 mod enqueued;
 mod fake;
 mod inline;
+mod locks;
 mod periodic;
 mod runner;
 mod scope;
@@ -112,9 +113,11 @@ pub use inline::Inline;
 
 use std::sync::Arc;
 
+use crate::client::Pushed;
 use crate::error::Error;
 use crate::payload::Payload;
 use crate::timestamp::Timestamp;
+use crate::unique::Request;
 use fake::FakeShared;
 use runner::Settings;
 
@@ -154,18 +157,32 @@ pub(crate) fn now() -> Timestamp {
     }
 }
 
-/// Hands a prepared job (its JSON, and when it is due if scheduled) to `mode`: recorded in fake
-/// mode, run in inline mode.
-pub(crate) async fn deliver(mode: &Active, json: &str, at: Option<Timestamp>) -> Result<(), Error> {
+/// Hands a prepared job (its JSON, when it is due if scheduled, and the unique lock it takes)
+/// to `mode`: recorded in fake mode, run in inline mode; a unique job whose lock another job of
+/// the mode holds is refused as a duplicate (a fake records it as refused).
+pub(crate) async fn deliver(
+    mode: &Active,
+    json: &str,
+    at: Option<Timestamp>,
+    lock: Option<&Request>,
+) -> Result<Pushed, Error> {
     let payload = Payload::from_json(json).map_err(|error| Error::Encode {
         class: "a job".to_owned(),
         reason: error.to_string(),
     })?;
     match mode {
-        Active::Fake(shared) => {
-            shared.record(EnqueuedJob { payload, at });
-            Ok(())
+        Active::Fake(shared) => Ok(shared.record(EnqueuedJob { payload, at }, lock)),
+        Active::Inline(settings) => {
+            let locks = settings.locks();
+            if let Some(lock) = lock
+                && let Err(holder) = locks.take(lock, &payload.jid, Timestamp::now())
+            {
+                return Ok(Pushed::Duplicate(holder));
+            }
+            locks.release_at_start(&payload);
+            let ran = settings.runner().run(&payload).await;
+            locks.release(&payload);
+            ran.map(|()| Pushed::Queued(payload.jid))
         }
-        Active::Inline(settings) => settings.runner().run(&payload).await,
     }
 }

@@ -2,6 +2,7 @@
 
 use std::sync::{Arc, PoisonError, RwLock};
 
+use super::locks::Locks;
 use crate::error::Error;
 use crate::payload::Payload;
 use crate::registry::Registry;
@@ -32,13 +33,19 @@ impl Runner {
     }
 }
 
-/// A mode's runner, changeable while the mode is on.
+/// A mode's runner, changeable while the mode is on, and its unique locks.
 #[derive(Default)]
 pub(crate) struct Settings {
     runner: RwLock<Runner>,
+    locks: Locks,
 }
 
 impl Settings {
+    /// The unique locks the mode's pushes take.
+    pub(crate) fn locks(&self) -> &Locks {
+        &self.locks
+    }
+
     /// A copy of the runner, to run jobs with no lock held.
     pub(crate) fn runner(&self) -> Runner {
         self.runner

@@ -18,6 +18,7 @@ use super::backoff::{Until, persist};
 use super::in_flight::InFlight;
 use crate::client::Client;
 use crate::periodic::{Ending, record_ending};
+use crate::unique::Release;
 
 /// The most acknowledgements one round trip carries.
 const MAX_BATCH: usize = 1_000;
@@ -33,10 +34,27 @@ const TRY_AGAIN_AFTER: Duration = Duration::from_secs(1);
 
 /// What the acker is asked.
 enum Message {
-    /// Acknowledge the job held under `ticket`, stored as `json`.
-    Ack { ticket: u64, json: Vec<u8> },
+    /// Acknowledge the job held under `ticket`, stored as `json`, releasing its unique lock.
+    Ack {
+        /// The job's ticket in [`InFlight`].
+        ticket: u64,
+        /// The job as stored.
+        json: Vec<u8>,
+        /// Its unique lock, if it still holds one.
+        release: Option<Release>,
+    },
     /// Say when every acknowledgement asked before has landed.
     Flush(oneshot::Sender<()>),
+}
+
+/// A finished job waiting for its acknowledgement.
+struct Finished {
+    /// Its ticket in [`InFlight`].
+    ticket: u64,
+    /// The job as stored.
+    json: Vec<u8>,
+    /// Its unique lock, if it still holds one.
+    release: Option<Release>,
 }
 
 /// The sending side, held by the worker's shared state.
@@ -76,12 +94,20 @@ impl Acker {
         (Self { sender }, ack_loop)
     }
 
-    /// Queues the acknowledgement of the job tracked as `ticket`, stored as `json`.
-    pub(crate) async fn ack(&self, ticket: u64, json: Vec<u8>) {
+    /// Queues the acknowledgement of the job tracked as `ticket`, stored as `json`, and the
+    /// release of the unique lock it still holds, if any (in the same round trip).
+    pub(crate) async fn ack(&self, ticket: u64, json: Vec<u8>, release: Option<Release>) {
         // The loop lives until the worker has stopped taking and running jobs, so a send
         // fails only after that, when the job stays in the working list for the next start
         // (or the hand-back) to find.
-        let _ = self.sender.send(Message::Ack { ticket, json }).await;
+        let _ = self
+            .sender
+            .send(Message::Ack {
+                ticket,
+                json,
+                release,
+            })
+            .await;
     }
 
     /// Waits until every acknowledgement queued so far was sent (it landed, or Redis would not
@@ -100,7 +126,7 @@ impl AckLoop {
     /// its last [`flush`](Acker::flush), before the working list's leftovers are handed back.
     /// Cancellation-safe between batches; a batch in flight is finished first.
     pub(crate) async fn run(mut self, shutdown: CancellationToken) {
-        let mut batch: Vec<(u64, Vec<u8>)> = Vec::with_capacity(MAX_BATCH);
+        let mut batch: Vec<Finished> = Vec::with_capacity(MAX_BATCH);
         let mut flushes = Vec::new();
         loop {
             let first = tokio::select! {
@@ -115,7 +141,15 @@ impl AckLoop {
             let mut next = first;
             while let Some(message) = next {
                 match message {
-                    Message::Ack { ticket, json } => batch.push((ticket, json)),
+                    Message::Ack {
+                        ticket,
+                        json,
+                        release,
+                    } => batch.push(Finished {
+                        ticket,
+                        json,
+                        release,
+                    }),
                     Message::Flush(done) => flushes.push(done),
                 }
                 next = if batch.len() < MAX_BATCH {
@@ -136,17 +170,22 @@ impl AckLoop {
     /// Takes a batch of finished jobs off the working list in one round trip and releases them.
     /// A batch Redis would not take stays in `batch`, its jobs still held (so no sweep runs
     /// them again), to be sent again with the next.
-    async fn send(&self, batch: &mut Vec<(u64, Vec<u8>)>) {
+    async fn send(&self, batch: &mut Vec<Finished>) {
         let mut pipeline = redis::pipe();
-        for (_, json) in batch.iter() {
+        for finished in batch.iter() {
             // From the tail: jobs enter the working list at its head, so a finished job,
             // taken before the ones still waiting, is found within a few entries.
             pipeline
                 .cmd("LREM")
                 .arg(&self.working)
                 .arg(-1)
-                .arg(json)
+                .arg(&finished.json)
                 .ignore();
+            // Right after its job leaves the working list, in the same round trip. The
+            // release never fails, so it cannot hold the acknowledgements back.
+            if let Some(release) = &finished.release {
+                release.add_to(&mut pipeline, self.client.keys());
+            }
         }
         let until = Until::Deadline(tokio::time::Instant::now() + TRY_FOR);
         let sent = persist("acknowledge", until, || {
@@ -162,9 +201,14 @@ impl AckLoop {
         // apart from them, so that an entry's key of another type never holds them back.
         let mut endings = redis::pipe();
         let mut any = false;
-        for (ticket, json) in batch.drain(..) {
-            any |= record_ending(&mut endings, self.client.keys(), &json, Ending::Succeeded);
-            self.in_flight.untrack(ticket);
+        for finished in batch.drain(..) {
+            any |= record_ending(
+                &mut endings,
+                self.client.keys(),
+                &finished.json,
+                Ending::Succeeded,
+            );
+            self.in_flight.untrack(finished.ticket);
         }
         if any && let Err(error) = self.client.redis().query::<()>(&endings).await {
             tracing::warn!(%error, "cannot record how periodic jobs ended");

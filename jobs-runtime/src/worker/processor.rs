@@ -17,11 +17,14 @@ use crate::payload::Payload;
 use crate::periodic::{Ending, record_ending};
 use crate::raw_job::RawJob;
 use crate::timestamp::Timestamp;
+use crate::unique::{Held, Release, UniqueUntil};
 
 /// How a job run ended, for its task.
 pub(crate) enum Processed {
-    /// It succeeded: the caller queues its acknowledgement (batched, see `ack.rs`).
-    Succeeded(Fetched),
+    /// It succeeded, or expired before it started (and was not run): the caller queues its
+    /// acknowledgement (batched, see `ack.rs`), with the release of the unique lock it still
+    /// holds, if any.
+    Succeeded(Fetched, Option<Release>),
     /// It failed or was not a job, and is already settled (retried, buried, dropped).
     Settled,
 }
@@ -59,8 +62,26 @@ pub(crate) async fn process(shared: &Shared, fetched: Fetched) -> Processed {
         .await
 }
 
-/// Runs a decoded job, logs and counts its outcome, and settles it if it failed.
+/// Runs a decoded job, logs and counts its outcome, and settles it if it failed. A job past its
+/// `expires_in` that never started is dropped instead.
 async fn run_and_settle(shared: &Shared, fetched: Fetched, payload: Payload) -> Processed {
+    let held = Held::of_payload(&payload);
+    if crate::expiry::has_expired(&payload, Timestamp::now()) {
+        tracing::warn!(
+            expires_in = %payload.extra.get(crate::expiry::EXPIRES_IN).unwrap_or(&serde_json::Value::Null),
+            "expired: it did not start within its expires_in; dropped, not run"
+        );
+        shared.counters.record_expired();
+        let release = held.map(|held| held.released_by(payload.jid.as_str()));
+        return Processed::Succeeded(fetched, release);
+    }
+    let release = match held {
+        Some(held) if held.until == UniqueUntil::Start => {
+            Box::pin(release_now(shared, held.released_by(payload.jid.as_str()))).await;
+            None
+        }
+        held => held.map(|held| held.released_by(payload.jid.as_str())),
+    };
     tracing::info!("start");
     let started = Instant::now();
     let result = execute(
@@ -75,7 +96,7 @@ async fn run_and_settle(shared: &Shared, fetched: Fetched, payload: Payload) -> 
     match result {
         Ok(()) => {
             tracing::info!(elapsed = format_args!("{elapsed:.3}"), "done");
-            Processed::Succeeded(fetched)
+            Processed::Succeeded(fetched, release)
         }
         Err(error) => {
             tracing::warn!(
@@ -85,16 +106,34 @@ async fn run_and_settle(shared: &Shared, fetched: Fetched, payload: Payload) -> 
                 "fail"
             );
             shared.hooks.failed(&error, &payload);
-            Box::pin(fail(shared, &fetched, payload, error)).await;
+            Box::pin(fail(shared, &fetched, payload, error, release.as_ref())).await;
             Processed::Settled
         }
     }
 }
 
-/// Settles a failed job by Sidekiq's rules (`retry.rs`): into the retry set, into the dead set
-/// once its retries run out, or dropped; the hooks hear of a death. What goes to a set is the
-/// job as it was taken with the failure's fields set: every other field keeps its exact text.
-async fn fail(shared: &Shared, fetched: &Fetched, mut payload: Payload, error: JobError) {
+/// Releases a unique lock at once (a job released when it starts), in one round trip of its
+/// own: only jobs declared `unique_until = "start"` pay it. A failure is logged; the lock then
+/// runs out with its `unique_for`.
+async fn release_now(shared: &Shared, release: Release) {
+    let mut pipeline = redis::pipe();
+    release.add_to(&mut pipeline, shared.keys());
+    if let Err(error) = shared.redis().query::<()>(&pipeline).await {
+        tracing::warn!(%error, "cannot release the job's unique lock as it starts; it runs out with its unique_for");
+    }
+}
+
+/// Settles a failed job by Sidekiq's rules (`retry.rs`): into the retry set (its unique lock
+/// still held), into the dead set once its retries run out, or dropped (either releasing the
+/// lock); the hooks hear of a death. What goes to a set is the job as it was taken with the
+/// failure's fields set: every other field keeps its exact text.
+async fn fail(
+    shared: &Shared,
+    fetched: &Fetched,
+    mut payload: Payload,
+    error: JobError,
+    release: Option<&Release>,
+) {
     let settler = &shared.settler;
     // `payload` was read from this very text, so it is a JSON object.
     let mut stored = match RawJob::parse(&fetched.json) {
@@ -129,19 +168,23 @@ async fn fail(shared: &Shared, fetched: &Fetched, mut payload: Payload, error: J
                 || payload.dead == Some(false);
             if discard {
                 tracing::warn!(killed, "retries exhausted; discarded");
-                settler.acknowledge(fetched).await;
+                settler.acknowledge(fetched, release).await;
                 record_failure(shared, fetched, Ending::Dropped).await;
             } else {
                 tracing::warn!(killed, "retries exhausted; moved to the dead set");
                 let json = stored.to_json();
-                settler.settle(fetched, Outcome::Dead { json: &json }).await;
+                let outcome = Outcome::Dead {
+                    json: &json,
+                    release,
+                };
+                settler.settle(fetched, outcome).await;
                 record_failure(shared, fetched, Ending::Dead).await;
             }
             shared.hooks.died(&payload, &error);
         }
         Decision::Discard => {
             tracing::warn!("not retried (retry: false or discarded); dropped");
-            settler.acknowledge(fetched).await;
+            settler.acknowledge(fetched, release).await;
             record_failure(shared, fetched, Ending::Dropped).await;
             shared.hooks.died(&payload, &error);
         }

@@ -34,6 +34,7 @@ use crate::error_class;
 use crate::payload::Payload;
 use crate::redis::scripts;
 use crate::timestamp::Timestamp;
+use crate::unique::Release;
 
 /// How long the recovery lock lasts: recovering one list takes milliseconds, and a recovery
 /// cut short (Redis died under it) must not block the next attempt for long.
@@ -199,10 +200,14 @@ async fn recover_one(
         match parsed {
             Ok((payload, text)) => {
                 let seen = seen.contains(json.as_slice());
+                // A job buried for killing processes releases its unique lock; one handed
+                // back keeps it, so no duplicate slips in while it waits to run again.
+                let release = Release::of_payload(&payload);
                 let (outcome_json, dead) = recovered(payload, text, identity, max, seen);
                 let outcome = if dead {
                     Outcome::Dead {
                         json: &outcome_json,
+                        release: release.as_ref(),
                     }
                 } else {
                     Outcome::Move {

@@ -14,6 +14,7 @@ use crate::client::Client;
 use crate::payload::invalid_entry;
 use crate::redis::scripts;
 use crate::timestamp::Timestamp;
+use crate::unique::Release;
 
 /// How long shutdown keeps trying, in all, to hand jobs back while Redis is unreachable.
 pub(crate) const HAND_BACK_FOR: Duration = Duration::from_secs(5);
@@ -26,8 +27,13 @@ pub(crate) enum Outcome<'a> {
     Move { json: &'a str },
     /// Into the retry set, as this JSON, at this time.
     Retry { json: &'a str, at: Timestamp },
-    /// Into the dead set, as this JSON.
-    Dead { json: &'a str },
+    /// Into the dead set, as this JSON, releasing the unique lock it holds, if any.
+    Dead {
+        /// The job as stored in the dead set.
+        json: &'a str,
+        /// The job's unique lock, released in the same step.
+        release: Option<&'a Release>,
+    },
 }
 
 /// Moves jobs out of working lists (`scripts/settle.lua`).
@@ -51,16 +57,22 @@ impl Settler {
         }
     }
 
-    /// The job is done with (dropped): take it off the working list, trying until Redis
-    /// takes the step.
-    pub(crate) async fn acknowledge(&self, fetched: &Fetched) {
-        let command = redis::cmd("LREM")
+    /// The job is done with (dropped): take it off the working list, and release its unique
+    /// lock if it holds one still, in one transaction, trying until Redis takes the step.
+    pub(crate) async fn acknowledge(&self, fetched: &Fetched, release: Option<&Release>) {
+        let mut pipeline = redis::pipe();
+        pipeline
+            .atomic()
+            .cmd("LREM")
             .arg(&self.working)
             .arg(1)
             .arg(&fetched.json)
-            .to_owned();
+            .ignore();
+        if let Some(release) = release {
+            release.add_to(&mut pipeline, self.client.keys());
+        }
         persist("acknowledge", Until::Done, || {
-            self.client.redis().command::<i64>(&command)
+            self.client.redis().query::<()>(&pipeline)
         })
         .await;
     }
@@ -100,14 +112,12 @@ impl Settler {
         alive_guard: &[String],
     ) {
         let json = invalid_entry(&fetched.json, &fetched.queue, reason, Timestamp::now());
-        self.settle_in(
-            list,
-            fetched,
-            Outcome::Dead { json: &json },
-            until,
-            alive_guard,
-        )
-        .await;
+        let outcome = Outcome::Dead {
+            json: &json,
+            release: None,
+        };
+        self.settle_in(list, fetched, outcome, until, alive_guard)
+            .await;
     }
 
     /// Moves `fetched` out of `list` (any process's working list) to where `outcome` says;
@@ -125,6 +135,11 @@ impl Settler {
         let mut invocation = scripts::SETTLE.prepare_invoke();
         invocation.key(list);
         let taken = &fetched.json[..];
+        let release = match outcome {
+            Outcome::Dead { release, .. } => release,
+            _ => None,
+        };
+        invocation.arg(release.map_or("", |release| release.jid.as_str()));
         match outcome {
             Outcome::Requeue => {
                 invocation
@@ -149,7 +164,7 @@ impl Settler {
                     .arg(at.as_epoch_seconds())
                     .arg(json);
             }
-            Outcome::Dead { json } => {
+            Outcome::Dead { json, .. } => {
                 let now = Timestamp::now().as_epoch_seconds();
                 invocation
                     .key(keys.dead())
@@ -162,6 +177,9 @@ impl Settler {
             }
         }
         invocation.key(keys.queues());
+        if let Some(release) = release {
+            invocation.key(keys.unique(&release.digest));
+        }
         for guard in alive_guard {
             invocation.key(guard);
         }

@@ -19,6 +19,8 @@ const DAILY_TTL_SECONDS: i64 = 5 * 365 * 24 * 60 * 60;
 pub(crate) struct Counters {
     processed: AtomicU64,
     failed: AtomicU64,
+    /// Jobs dropped unrun, past their `expires_in` (`jobs:stat:expired`).
+    expired: AtomicU64,
 }
 
 impl Counters {
@@ -30,11 +32,17 @@ impl Counters {
         }
     }
 
+    /// Counts one job dropped unrun because it expired (not a run: `processed` is unchanged).
+    pub(crate) fn record_expired(&self) {
+        self.expired.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Writes the counts so far in one round trip; on failure they are kept for the next flush.
     pub(crate) async fn flush(&self, redis: &Connection, keys: &Keys) -> Result<(), Error> {
         let processed = self.processed.swap(0, Ordering::Relaxed);
         let failed = self.failed.swap(0, Ordering::Relaxed);
-        if processed == 0 && failed == 0 {
+        let expired = self.expired.swap(0, Ordering::Relaxed);
+        if processed == 0 && failed == 0 && expired == 0 {
             return Ok(());
         }
         let today = Utc::now().date_naive();
@@ -48,10 +56,14 @@ impl Counters {
             pipeline.incr(&daily, count).ignore();
             pipeline.expire(&daily, DAILY_TTL_SECONDS).ignore();
         }
+        if expired > 0 {
+            pipeline.incr(keys.expired(), expired).ignore();
+        }
         let result = redis.query::<()>(&pipeline).await;
         if result.is_err() {
             self.processed.fetch_add(processed, Ordering::Relaxed);
             self.failed.fetch_add(failed, Ordering::Relaxed);
+            self.expired.fetch_add(expired, Ordering::Relaxed);
         }
         result
     }

@@ -312,3 +312,76 @@ pub async fn busy_worker(
     .await;
     running
 }
+
+/// A unique job (for ten minutes) that records its run in the ledger and sleeps `millis`.
+#[job(queue = "faults", unique_for = 600)]
+pub async fn unique_ledgered(
+    #[context] ctx: JobContext,
+    #[state] ledger: Ledger,
+    key: String,
+    millis: u64,
+) {
+    assert!(!key.is_empty(), "the key makes the job unique");
+    ledger.write("run", ctx.jid());
+    tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+    ledger.write("done", ctx.jid());
+}
+
+/// A unique job that records its call and always fails; retried once.
+#[job(unique_for = 600, retry = 1)]
+pub async fn unique_failing(#[state] log: CallLog, key: String) -> Result<(), JobError> {
+    log.0.lock().unwrap().push(format!("unique_failing {key}"));
+    Err(JobError::msg(format!("{key} failed")))
+}
+
+/// A unique job whose uniqueness is its customer alone, whatever the amount.
+#[job(unique_for = 600, unique_key = customer)]
+pub async fn charge_customer(#[state] log: CallLog, customer: u64, cents: u64) {
+    log.0
+        .lock()
+        .unwrap()
+        .push(format!("charge {customer} {cents}"));
+}
+
+/// A unique job whose lock is released as it starts; it waits `millis`.
+#[job(unique_for = 600, unique_until = "start")]
+pub async fn unique_until_start(#[state] log: CallLog, key: String, millis: u64) {
+    log.0.lock().unwrap().push(format!("start {key}"));
+    tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+}
+
+/// A job dropped unrun if it has not started within a second of being due.
+#[job(expires_in = 1)]
+pub async fn expiring(#[state] log: CallLog, label: String) {
+    log.0.lock().unwrap().push(format!("expiring {label}"));
+}
+
+/// A job dropped unrun after a second that fails once, then succeeds.
+#[job(expires_in = 1, retry = 3)]
+pub async fn expiring_flaky(
+    #[context] ctx: JobContext,
+    #[state] log: CallLog,
+    label: String,
+) -> Result<(), JobError> {
+    log.0
+        .lock()
+        .unwrap()
+        .push(format!("expiring_flaky {label}"));
+    if ctx.retry_count().is_none() {
+        return Err(JobError::msg("first run fails"));
+    }
+    Ok(())
+}
+
+/// A unique job that pushes itself again while it runs, and records what that push answered.
+#[job(unique_for = 60)]
+pub async fn push_myself(#[state] log: CallLog, key: String) -> Result<(), jobs::Error> {
+    let again = PushMyself::perform_async(key.clone()).await?;
+    let answer = if again.is_duplicate() {
+        "duplicate"
+    } else {
+        "queued"
+    };
+    log.0.lock().unwrap().push(format!("{key}: {answer}"));
+    Ok(())
+}

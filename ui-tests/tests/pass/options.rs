@@ -22,6 +22,21 @@ async fn charge(invoice_id: u64) {
 #[job(retry = 0, backtrace = true)]
 async fn no_retries() {}
 
+#[job(unique_for = 600, unique_until = "start", unique_key = customer, expires_in = 3600)]
+async fn once_per_customer(customer: u64, cents: u64) {
+    let _ = (customer, cents);
+}
+
+/// What makes a `PerDay` job unique: its day, whatever its note.
+fn day_of(job: &PerDay) -> String {
+    job.day.clone()
+}
+
+#[job(unique_for = 60, unique_key = day_of)]
+async fn per_day(day: String, note: String) {
+    let _ = (day, note);
+}
+
 #[job(retry = true, backtrace = false, timeout = 30)]
 async fn defaults_spelled_out() {}
 
@@ -35,6 +50,25 @@ fn main() {
     assert!(!options.dead);
     assert_eq!(options.tags, ["billing", "nightly"]);
     assert_eq!(options.timeout, Some(Duration::from_millis(2500)));
+
+    let unique = <OncePerCustomer as Job>::OPTIONS;
+    assert_eq!(unique.unique_for, Some(Duration::from_secs(600)));
+    assert_eq!(unique.unique_until, jobs::UniqueUntil::Start);
+    assert_eq!(unique.expires_in, Some(Duration::from_secs(3600)));
+    let one = OncePerCustomer {
+        customer: 7,
+        cents: 100,
+    };
+    assert_eq!(one.unique_key().unwrap().unwrap().to_string(), "7");
+    let day = PerDay {
+        day: "2026-12-06".into(),
+        note: "x".into(),
+    };
+    assert_eq!(
+        day.unique_key().unwrap().unwrap().to_string(),
+        "\"2026-12-06\""
+    );
+    assert_eq!(<NoRetries as Job>::OPTIONS.unique_for, None);
 
     assert_eq!(NoRetries::OPTIONS.retry, Retry::Times(0));
     assert_eq!(NoRetries::OPTIONS.backtrace, Backtrace::All);

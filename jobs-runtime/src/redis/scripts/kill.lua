@@ -1,23 +1,31 @@
 -- Move jobs from the schedule or retry sorted set to the dead set, each in one atomic step (the
 -- dashboard's and the admin API's "kill"). A member another process moved first is no longer
 -- there and is skipped. Each member is added to the dead set before it is removed, so a failing
--- write leaves it where it was. The dead set is then trimmed as the worker trims it.
+-- write leaves it where it was. A killed unique job's lock is released, if it still holds it.
+-- The dead set is then trimmed as the worker trims it.
 --
 -- KEYS[1]   the sorted set the jobs are in (schedule or retry)
 -- KEYS[2]   the dead sorted set
+-- KEYS[3..] the unique locks of the members that hold one
 -- ARGV[1]   now, in epoch seconds: the score of the first killed job; each next one is scored a
 --           microsecond later, so every entry keeps a score of its own
 -- ARGV[2]   drop dead members scored at or below this (the oldest allowed time)
 -- ARGV[3]   how many dead members to keep at most
--- ARGV[4..] the members, exactly as read
+-- ARGV[4..] groups of three: the member, exactly as read; the position in KEYS of its lock
+--           (0: none); the jid that took the lock
 --
 -- Returns how many members were moved.
 local killed = 0
-for i = 4, #ARGV do
-  if redis.call('ZSCORE', KEYS[1], ARGV[i]) then
-    redis.call('ZADD', KEYS[2], tonumber(ARGV[1]) + killed * 0.000001, ARGV[i])
-    redis.call('ZREM', KEYS[1], ARGV[i])
+for i = 4, #ARGV, 3 do
+  local member = ARGV[i]
+  if redis.call('ZSCORE', KEYS[1], member) then
+    redis.call('ZADD', KEYS[2], tonumber(ARGV[1]) + killed * 0.000001, member)
+    redis.call('ZREM', KEYS[1], member)
     killed = killed + 1
+    local lock = tonumber(ARGV[i + 1])
+    if lock > 0 and redis.pcall('GET', KEYS[lock]) == ARGV[i + 2] then
+      redis.call('DEL', KEYS[lock])
+    end
   end
 end
 if killed > 0 then

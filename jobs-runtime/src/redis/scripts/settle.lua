@@ -12,42 +12,50 @@
 -- KEYS[3]  queues, the set of queue names (a job sent to a queue registers it there, so the
 --          dashboard lists it even if someone deleted the queue meanwhile; best effort, so a
 --          `queues` key of the wrong type cannot stop the step half-way)
--- KEYS[4..] recovery only: the dead owner's liveness keys; nothing happens if any exists (the
---          owner beat again since it was presumed dead, so its jobs are its own)
--- ARGV[1]  the job exactly as it was taken (bytes)
--- ARGV[2]  'requeue', 'move', 'retry' or 'dead'
--- ARGV[3]  requeue/move: the queue's name; retry/dead: the score (epoch seconds)
--- ARGV[4]  move/retry/dead: the job to store (requeue stores ARGV[1] unchanged)
--- ARGV[5]  dead: drop members scored at or below this (the oldest allowed time)
--- ARGV[6]  dead: the rank to trim to, a negative integer (-(most members kept + 1)), computed
+-- KEYS[4]  when ARGV[1] is not empty: the unique lock the job holds, released with the step
+--          if the job still holds it (a job that dies lets a job like it be pushed again)
+-- KEYS[..] recovery only, after those: the dead owner's liveness keys; nothing happens if any
+--          exists (the owner beat again since it was presumed dead, so its jobs are its own)
+-- ARGV[1]  the jid holding the lock at KEYS[4], or '' when no lock is released
+-- ARGV[2]  the job exactly as it was taken (bytes)
+-- ARGV[3]  'requeue', 'move', 'retry' or 'dead'
+-- ARGV[4]  requeue/move: the queue's name; retry/dead: the score (epoch seconds)
+-- ARGV[5]  move/retry/dead: the job to store (requeue stores ARGV[2] unchanged)
+-- ARGV[6]  dead: drop members scored at or below this (the oldest allowed time)
+-- ARGV[7]  dead: the rank to trim to, a negative integer (-(most members kept + 1)), computed
 --          by the caller so that no large number passes through Lua's floats
 --
 -- Returns 1 when the job was settled, 0 when it was no longer this process's.
-for guard = 4, #KEYS do
+local lock = ARGV[1] ~= '' and KEYS[4] or nil
+for guard = lock and 5 or 4, #KEYS do
   if redis.call('EXISTS', KEYS[guard]) == 1 then
     return 0
   end
 end
-if not redis.call('LPOS', KEYS[1], ARGV[1]) then
+local taken = ARGV[2]
+if not redis.call('LPOS', KEYS[1], taken) then
   return 0
 end
-local outcome = ARGV[2]
+local outcome = ARGV[3]
 if outcome == 'requeue' then
   -- The right end: the next job taken from the queue, as Sidekiq hands jobs back.
-  redis.call('RPUSH', KEYS[2], ARGV[1])
-  redis.pcall('SADD', KEYS[3], ARGV[3])
+  redis.call('RPUSH', KEYS[2], taken)
+  redis.pcall('SADD', KEYS[3], ARGV[4])
 elseif outcome == 'move' then
   -- Back to the right end of a queue, rewritten (a recovered job, with its recovery count).
-  redis.call('RPUSH', KEYS[2], ARGV[4])
-  redis.pcall('SADD', KEYS[3], ARGV[3])
+  redis.call('RPUSH', KEYS[2], ARGV[5])
+  redis.pcall('SADD', KEYS[3], ARGV[4])
 elseif outcome == 'retry' then
-  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
 elseif outcome == 'dead' then
-  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
-  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, ARGV[6])
+  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[6])
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, ARGV[7])
 else
   return redis.error_reply('unknown outcome ' .. tostring(outcome))
 end
-redis.call('LREM', KEYS[1], 1, ARGV[1])
+redis.call('LREM', KEYS[1], 1, taken)
+if lock and redis.pcall('GET', lock) == ARGV[1] then
+  redis.call('DEL', lock)
+end
 return 1

@@ -380,10 +380,10 @@ impl Fetcher {
         let ticket = shared.in_flight.track(job.clone());
         tasks.spawn(async move {
             match process(&shared, job).await {
-                Processed::Succeeded(job) => {
+                Processed::Succeeded(job, release) => {
                     // Held until the acknowledgement lands; the slot is free once it is queued.
                     shared.in_flight.finished(ticket);
-                    shared.acker.ack(ticket, job.json).await;
+                    shared.acker.ack(ticket, job.json, release).await;
                 }
                 Processed::Settled => shared.in_flight.untrack(ticket),
             }

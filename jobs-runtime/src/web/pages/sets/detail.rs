@@ -4,7 +4,7 @@
 use maud::{Markup, html};
 
 use super::View;
-use crate::api::{SetKind, SortedEntry};
+use crate::api::{SetKind, SortedEntry, UniqueLock};
 use crate::web::context::Ctx;
 use crate::web::layout;
 use crate::web::pages::segment;
@@ -30,8 +30,13 @@ const KNOWN_FIELDS: [&str; 17] = [
     "at",
 ];
 
-/// The page of `entry`, of the set `view` shows.
-pub(super) fn page(ctx: &Ctx, view: &View, entry: &SortedEntry) -> Markup {
+/// The page of `entry`, of the set `view` shows; `lock` is the unique lock it takes, if held.
+pub(super) fn page(
+    ctx: &Ctx,
+    view: &View,
+    entry: &SortedEntry,
+    lock: Option<&UniqueLock>,
+) -> Markup {
     let record = &entry.record;
     let action_path = format!("/{}/{}", view.slug, segment(&entry.key()));
     let pretty_args = serde_json::to_string_pretty(&record.display_args()).unwrap_or_default();
@@ -82,6 +87,9 @@ pub(super) fn page(ctx: &Ctx, view: &View, entry: &SortedEntry) -> Markup {
                 @if !tags.is_empty() {
                     dt { "Tags" } dd { @for tag in &tags { span.tag { (tag) } } }
                 }
+                @if record.unique_digest().is_some() {
+                    dt { "Unique lock" } dd { (unique_lock(ctx, record.jid(), lock)) }
+                }
                 @if let Some(batch) = record.get("bid") {
                     dt { "Batch" } dd.mono { (batch) }
                 }
@@ -111,5 +119,25 @@ pub(super) fn page(ctx: &Ctx, view: &View, entry: &SortedEntry) -> Markup {
             p.error { "Not UTF-8, so not a job: each invalid byte shows as \u{fffd}." }
         }
         pre { (record.raw()) }
+    }
+}
+
+/// What the job page says of a unique job's lock: whether this job holds it, and until when.
+fn unique_lock(ctx: &Ctx, jid: &str, lock: Option<&UniqueLock>) -> Markup {
+    let runs_out = lock
+        .and_then(|lock| lock.expires_in)
+        .and_then(|left| chrono::TimeDelta::from_std(left).ok())
+        .map(|left| chrono::Utc::now() + left);
+    match lock {
+        Some(lock) if lock.holder == jid => html! {
+            "held by this job"
+            @if runs_out.is_some() {
+                "; runs out " (layout::time(ctx, runs_out))
+            }
+        },
+        Some(lock) => html! {
+            "held by another job, " span.mono { (lock.holder) }
+        },
+        None => html! { span.muted { "not held: a job like this one can be pushed" } },
     }
 }

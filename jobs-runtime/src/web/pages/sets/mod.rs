@@ -285,7 +285,10 @@ async fn show(kind: SetKind, ctx: Ctx, Path(key): Path<String>) -> Result<Respon
     let entry = ctx.job_set(kind).fetch_key(&key).await?.ok_or_else(|| {
         Failure::not_found("that job is no longer here: it ran, moved or was deleted")
     })?;
-    let content = detail::page(&ctx, &view, &entry);
+    let lock = crate::api::UniqueLocks::new(client)
+        .of_job(&entry.record)
+        .await?;
+    let content = detail::page(&ctx, &view, &entry, lock.as_ref());
     Ok(ctx.html(layout::page(&ctx, &stats, view.tab, view.title, content)))
 }
 
