@@ -50,6 +50,10 @@ async fn a_job_not_started_within_its_expires_in_is_dropped_counted_and_not_buri
     assert_eq!(UniqueLocks::new(&client).list(10).await.unwrap(), []);
     // Not a run: `processed` counts the fresh job alone.
     assert_eq!(counter(&redis, "stat:processed").await, 1);
+    assert_eq!(jobs::api::Stats::fetch(&client).await.unwrap().expired, 1);
+    let web = crate::web_http::app(&client);
+    let page = crate::web_http::get(&web, "/jobs").await;
+    assert!(page.body.contains("1 jobs expired unrun"), "{}", page.body);
     let again = Expiring::set()
         .client(&client)
         .unique_for(Duration::from_secs(600))

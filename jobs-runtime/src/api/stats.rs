@@ -33,6 +33,9 @@ pub struct Stats {
     pub workers_size: u64,
     /// How long the next job of the `default` queue has waited, in seconds.
     pub default_queue_latency: f64,
+    /// Jobs dropped unrun because they had not started within their `expires_in`
+    /// (`jobs:stat:expired`).
+    pub expired: u64,
 }
 
 impl Stats {
@@ -51,10 +54,11 @@ impl Stats {
             .arg(keys.queue("default"))
             .arg(-1)
             .smembers(keys.processes())
-            .smembers(keys.queues());
+            .smembers(keys.queues())
+            .get(keys.expired());
         // Entries and names are read as bytes: one that is not UTF-8 must not fail every page.
         #[allow(clippy::type_complexity)]
-        let (processed, failed, scheduled, retries, dead, oldest, identities, queues): (
+        let (processed, failed, scheduled, retries, dead, oldest, identities, queues, expired): (
             Option<u64>,
             Option<u64>,
             u64,
@@ -63,6 +67,7 @@ impl Stats {
             Option<Vec<u8>>,
             Vec<Vec<u8>>,
             Vec<Vec<u8>>,
+            Option<u64>,
         ) = client.redis().query(&pipeline).await?;
         let (identities, queues) = (utf8_only(identities), utf8_only(queues));
 
@@ -90,6 +95,7 @@ impl Stats {
             workers_size: busy.iter().flatten().sum(),
             default_queue_latency: oldest
                 .map_or(0.0, |raw| JobRecord::from_bytes(raw).latency(Utc::now())),
+            expired: expired.unwrap_or(0),
         })
     }
 

@@ -38,6 +38,12 @@ pub(crate) async fn page(
     let redis = RedisInfo::fetch(client).await?;
     let content = html! {
         h1 { "Dashboard" }
+        @if stats.expired > 0 {
+            p.muted {
+                (format::number(stats.expired))
+                " jobs expired unrun: they had not started within their expires_in of being due."
+            }
+        }
         div.panel.graph id="live-graph" data-src=(ctx.url("/stats")) data-poll-ms=(DEFAULT_POLL_MS) {
             div.toolbar {
                 h2.grow { "Now" }
@@ -146,6 +152,7 @@ pub(crate) async fn stats(ctx: Ctx) -> Result<Response, Failure> {
         "retries": stats.retry_size,
         "dead": stats.dead_size,
         "default_latency": stats.default_queue_latency,
+        "expired": stats.expired,
     });
     Ok(([(CONTENT_TYPE, "application/json")], body.to_string()).into_response())
 }
