@@ -217,7 +217,7 @@ fn unknown(meta: &ParseNestedMeta<'_>) -> syn::Error {
 
 /// Whether `typed` is one edit (insertion, deletion, substitution) or a case change away from
 /// `key`: the typos worth a "did you mean".
-pub(crate) fn close(key: &str, typed: &str) -> bool {
+fn close(key: &str, typed: &str) -> bool {
     let typed = typed.to_lowercase();
     let (a, b): (Vec<char>, Vec<char>) = (key.chars().collect(), typed.chars().collect());
     let (short, long) = if a.len() <= b.len() {

@@ -45,16 +45,6 @@ pub(crate) fn job(args: TokenStream, item: TokenStream) -> TokenStream {
         }
         _ => (args, option_errors),
     };
-    let option_errors = match (&checked, &args.unique_key) {
-        (Ok(params), Some(path)) => {
-            let mut errors = option_errors;
-            if let Some(error) = misspelled_argument(path, params) {
-                combine(&mut errors, error);
-            }
-            errors
-        }
-        _ => option_errors,
-    };
     match (option_errors, marker_errors, checked) {
         (None, None, Ok(params)) => expand(&args, &job_fn, &params),
         (Some(errors), None, Ok(params)) if !args.crate_unread => {
@@ -72,28 +62,6 @@ pub(crate) fn job(args: TokenStream, item: TokenStream) -> TokenStream {
             fallback::stand_in(&args, &job_fn, errors)
         }
     }
-}
-
-/// `unique_key = usr_id` on a job taking `user_id`: a name one typo away from an argument, and
-/// not an argument itself, is taken for a misspelled argument rather than a function.
-fn misspelled_argument(path: &syn::Path, params: &[Param]) -> Option<syn::Error> {
-    let ident = path.get_ident()?.to_string();
-    let arguments: Vec<String> = having(Role::Argument, params)
-        .map(|param| param.ident.to_string())
-        .collect();
-    if arguments.contains(&ident) {
-        return None;
-    }
-    let meant = arguments
-        .iter()
-        .find(|argument| crate::args::close(argument, &ident))?;
-    Some(syn::Error::new_spanned(
-        path,
-        format!(
-            "the job has no argument `{ident}`; did you mean `unique_key = {meant}`? \
-             (`unique_key` names an argument, or a function taking `&` the job type)"
-        ),
-    ))
 }
 
 /// The error for `#[job]` on something other than a function, on that item's keyword and name.
@@ -310,8 +278,13 @@ fn unique_key_fn(args: &JobArgs, arguments: &[&Param], p: &TokenStream) -> Optio
             quote!((#p::codec::<#ty>().encode)(&self.#ident))
         }
         None => {
+            // Called on a plain reference rather than `self`, so that a name that is neither an
+            // argument nor a function gets rustc's "cannot find function", on the user's token.
             let span = path.span();
-            quote_spanned!(span=> #p::to_json_value(&#path(self)))
+            quote_spanned!(span=> {
+                let __jobs_job: &Self = self;
+                #p::to_json_value(&#path(__jobs_job))
+            })
         }
     };
     Some(quote! {

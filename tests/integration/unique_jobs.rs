@@ -625,3 +625,60 @@ async fn a_job_unique_until_start_lets_the_next_push_in_while_it_runs() {
     );
     running.stop(Duration::from_secs(10)).await;
 }
+
+#[tokio::test]
+async fn a_worker_presumed_dead_that_finishes_late_leaves_the_lock_to_the_rerun() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let ledger = ledger_path("unique-stalled");
+    let job = || UniqueLedgered {
+        key: "stalled".to_owned(),
+        millis: 4_000,
+    };
+    let pushed = client.perform_async(job()).await.unwrap();
+    let stalled = ChildWorker::spawn(&redis.url(), &ledger, &[]);
+    eventually(Duration::from_secs(20), "the job to start", async || {
+        LedgerView::read(&ledger)
+            .runs
+            .contains_key(pushed.jid().as_str())
+    })
+    .await;
+    // Frozen past its liveness: a second worker recovers the job and runs it again.
+    stalled.signal("STOP");
+    let _second = ChildWorker::spawn(&redis.url(), &ledger, &[]);
+    eventually(Duration::from_secs(30), "the rerun to start", async || {
+        LedgerView::read(&ledger).runs.get(pushed.jid().as_str()) == Some(&2)
+    })
+    .await;
+    // Woken, the first worker finishes its run and acknowledges it: its job is no longer in its
+    // working list, so the lock, which the rerun needs, stays.
+    stalled.signal("CONT");
+    let done_in_stalled = format!("done {} {}", pushed.jid(), stalled.pid());
+    eventually(
+        Duration::from_secs(10),
+        "the stalled run to finish",
+        async || {
+            std::fs::read_to_string(&ledger)
+                .unwrap_or_default()
+                .lines()
+                .any(|line| line == done_in_stalled)
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let view = LedgerView::read(&ledger);
+    let rerun_done = view.ran_in[pushed.jid().as_str()].len() == 2
+        && std::fs::read_to_string(&ledger)
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.starts_with(&format!("done {}", pushed.jid())))
+            .count()
+            > 1;
+    assert!(!rerun_done, "the rerun is still running (it takes 4 s)");
+    let during = client.perform_async(job()).await.unwrap();
+    assert_eq!(
+        during,
+        Pushed::Duplicate(pushed.jid().clone()),
+        "the late acknowledgement released the rerun's lock"
+    );
+}

@@ -10,6 +10,7 @@ use super::{CatchUp, MakePayload, PERIODIC_FIELD, TICK_FIELD, Tz};
 use crate::error::Error;
 use crate::payload::Payload;
 use crate::timestamp::Timestamp;
+use crate::unique::{LOCK, UNIQUE_FOR, UNIQUE_UNTIL};
 
 /// A periodic entry whose name, schedule, zone and job were checked.
 #[derive(Clone)]
@@ -79,6 +80,11 @@ impl Entry {
     /// entry's name and the tick's time.
     pub(crate) fn payload_for(&self, tick: DateTime<Tz>) -> Result<Payload, Error> {
         let mut payload = (self.make)(tick)?;
+        // Each tick is pushed once by its claim, which takes no unique lock: a periodic job
+        // carries none (its own `unique_for` would name a lock nobody took).
+        for key in [UNIQUE_FOR, UNIQUE_UNTIL, LOCK] {
+            payload.extra.remove(key);
+        }
         payload.queue.clone_from(&self.queue);
         payload
             .extra

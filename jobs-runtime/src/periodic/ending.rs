@@ -12,6 +12,8 @@ pub(crate) enum Ending {
     Dead,
     /// It failed and was dropped (`retry: false`, `dead: false`, or discarded).
     Dropped,
+    /// It had not started within its `expires_in`, and was dropped unrun.
+    Expired,
 }
 
 impl Ending {
@@ -22,6 +24,7 @@ impl Ending {
             Self::Retrying => "retrying",
             Self::Dead => "dead",
             Self::Dropped => "dropped",
+            Self::Expired => "expired",
         }
     }
 }

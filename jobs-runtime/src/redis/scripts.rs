@@ -68,6 +68,12 @@ pub(crate) static UNIQUE_PUSH: LazyLock<Script> = LazyLock::new(|| Script::new(U
 pub(crate) static UNIQUE_RELEASE_SOURCE: LazyLock<String> =
     LazyLock::new(|| code_only(include_str!("scripts/unique_release.lua")));
 
+/// `scripts/unique_ack.lua` without its comments: a unique job acknowledged and its lock
+/// released only if it was still in the working list (sent with `EVAL`, in the batched
+/// acknowledgements' pipeline).
+pub(crate) static UNIQUE_ACK_SOURCE: LazyLock<String> =
+    LazyLock::new(|| code_only(include_str!("scripts/unique_ack.lua")));
+
 /// `scripts/unique_remove.lua` without its comments: a unique job removed from where it waits
 /// and its lock released, in one step (sent with `EVAL`, in pipelines).
 pub(crate) static UNIQUE_REMOVE_SOURCE: LazyLock<String> =

@@ -10,6 +10,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::Active;
 use super::enqueued::EnqueuedJob;
+use super::locks::Taken;
 use super::periodic::{self, Entries};
 use super::runner::Settings;
 use super::scope::{self, ThreadGuard};
@@ -68,13 +69,18 @@ impl FakeShared {
     /// refused instead.
     pub(crate) fn record(&self, job: EnqueuedJob, lock: Option<&Request>) -> Pushed {
         let now = self.now();
-        if let Some(lock) = lock
-            && let Err(holder) = self.settings.locks().take(lock, &job.payload.jid, now)
-        {
-            self.store().refused.push(job);
-            return Pushed::Duplicate(holder);
-        }
         let jid = job.payload.jid.clone();
+        if let Some(lock) = lock {
+            match self.settings.locks().take(lock, &jid, now) {
+                Taken::Now => {}
+                // Sent twice: recorded once, as Redis pushes it once.
+                Taken::Already => return Pushed::Queued(jid),
+                Taken::By(holder) => {
+                    self.store().refused.push(job);
+                    return Pushed::Duplicate(holder);
+                }
+            }
+        }
         self.store().jobs.push(job);
         Pushed::Queued(jid)
     }

@@ -9,6 +9,17 @@ use crate::payload::Payload;
 use crate::timestamp::Timestamp;
 use crate::unique::{Held, Request, UniqueUntil};
 
+/// What taking a lock did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Taken {
+    /// The lock was free (or had run out): taken now.
+    Now,
+    /// This very job holds it already: a push sent twice, which pushes nothing twice.
+    Already,
+    /// Another job holds it: its jid.
+    By(Jid),
+}
+
 /// The locks held, by digest: the holder's jid and when the lock runs out.
 #[derive(Debug, Default)]
 pub(crate) struct Locks {
@@ -16,21 +27,23 @@ pub(crate) struct Locks {
 }
 
 impl Locks {
-    /// Takes `request`'s lock for `jid` at `now`; `Err` with the holder's jid when another job
-    /// holds it and it has not run out.
-    pub(crate) fn take(&self, request: &Request, jid: &Jid, now: Timestamp) -> Result<(), Jid> {
+    /// Takes `request`'s lock for `jid` at `now`, as `scripts/unique_push.lua` does.
+    pub(crate) fn take(&self, request: &Request, jid: &Jid, now: Timestamp) -> Taken {
         let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((holder, until)) = held.get(&request.digest)
-            && holder != jid
             && until.as_epoch_seconds() > now.as_epoch_seconds()
         {
-            return Err(holder.clone());
+            return if holder == jid {
+                Taken::Already
+            } else {
+                Taken::By(holder.clone())
+            };
         }
         #[allow(clippy::cast_precision_loss)]
         let until =
             Timestamp::from_epoch_seconds(now.as_epoch_seconds() + request.ttl_ms as f64 / 1e3);
         held.insert(request.digest.clone(), (jid.clone(), until));
-        Ok(())
+        Taken::Now
     }
 
     /// Releases the lock `payload` holds, if it still holds it.

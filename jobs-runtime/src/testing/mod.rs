@@ -174,10 +174,12 @@ pub(crate) async fn deliver(
         Active::Fake(shared) => Ok(shared.record(EnqueuedJob { payload, at }, lock)),
         Active::Inline(settings) => {
             let locks = settings.locks();
-            if let Some(lock) = lock
-                && let Err(holder) = locks.take(lock, &payload.jid, Timestamp::now())
-            {
-                return Ok(Pushed::Duplicate(holder));
+            if let Some(lock) = lock {
+                match locks.take(lock, &payload.jid, Timestamp::now()) {
+                    locks::Taken::Now => {}
+                    locks::Taken::Already => return Ok(Pushed::Queued(payload.jid)),
+                    locks::Taken::By(holder) => return Ok(Pushed::Duplicate(holder)),
+                }
             }
             locks.release_at_start(&payload);
             let ran = settings.runner().run(&payload).await;

@@ -188,6 +188,29 @@ impl Release {
         Held::of_payload(payload).map(|held| held.released_by(payload.jid.as_str()))
     }
 
+    /// Adds to `pipeline` the acknowledgement of the job stored as `json` in the working list
+    /// `working` (`LREM` with `count`) and, only if it was still there, this release
+    /// (`scripts/unique_ack.lua`, sent whole with `EVAL`). Its reply is ignored.
+    pub(crate) fn add_ack_to(
+        &self,
+        pipeline: &mut redis::Pipeline,
+        keys: &Keys,
+        working: &str,
+        json: &[u8],
+        count: i64,
+    ) {
+        pipeline
+            .cmd("EVAL")
+            .arg(crate::redis::scripts::UNIQUE_ACK_SOURCE.as_str())
+            .arg(2)
+            .arg(working)
+            .arg(keys.unique(&self.digest))
+            .arg(json)
+            .arg(count)
+            .arg(&self.jid)
+            .ignore();
+    }
+
     /// Adds the release to `pipeline` (`scripts/unique_release.lua`, sent whole with `EVAL`:
     /// it is a few lines, and a pipeline cannot load a script it finds missing). It never
     /// fails, whatever the key holds.

@@ -35,26 +35,23 @@ const TRY_AGAIN_AFTER: Duration = Duration::from_secs(1);
 /// What the acker is asked.
 enum Message {
     /// Acknowledge the job held under `ticket`, stored as `json`, releasing its unique lock.
-    Ack {
-        /// The job's ticket in [`InFlight`].
-        ticket: u64,
-        /// The job as stored.
-        json: Vec<u8>,
-        /// Its unique lock, if it still holds one.
-        release: Option<Release>,
-    },
+    Ack(Finished),
+    /// Release the unique lock of a job that starts (`unique_until: "start"`).
+    Release(Release),
     /// Say when every acknowledgement asked before has landed.
     Flush(oneshot::Sender<()>),
 }
 
 /// A finished job waiting for its acknowledgement.
-struct Finished {
+pub(crate) struct Finished {
     /// Its ticket in [`InFlight`].
-    ticket: u64,
+    pub(crate) ticket: u64,
     /// The job as stored.
-    json: Vec<u8>,
+    pub(crate) json: Vec<u8>,
     /// Its unique lock, if it still holds one.
-    release: Option<Release>,
+    pub(crate) release: Option<Release>,
+    /// How it ended, for a periodic job's entry: it succeeded, or expired unrun.
+    pub(crate) ending: Ending,
 }
 
 /// The sending side, held by the worker's shared state.
@@ -94,20 +91,20 @@ impl Acker {
         (Self { sender }, ack_loop)
     }
 
-    /// Queues the acknowledgement of the job tracked as `ticket`, stored as `json`, and the
-    /// release of the unique lock it still holds, if any (in the same round trip).
-    pub(crate) async fn ack(&self, ticket: u64, json: Vec<u8>, release: Option<Release>) {
+    /// Queues the acknowledgement of a finished job, and the release of the unique lock it
+    /// still holds, if any (in the same step).
+    pub(crate) async fn ack(&self, finished: Finished) {
         // The loop lives until the worker has stopped taking and running jobs, so a send
         // fails only after that, when the job stays in the working list for the next start
         // (or the hand-back) to find.
-        let _ = self
-            .sender
-            .send(Message::Ack {
-                ticket,
-                json,
-                release,
-            })
-            .await;
+        let _ = self.sender.send(Message::Ack(finished)).await;
+    }
+
+    /// Queues the release of the unique lock of a job that starts (`unique_until: "start"`):
+    /// sent with the next batch of acknowledgements, in their round trip, so the job need not
+    /// wait for it. Lost if the worker stops first; the lock then runs out.
+    pub(crate) async fn release(&self, release: Release) {
+        let _ = self.sender.send(Message::Release(release)).await;
     }
 
     /// Waits until every acknowledgement queued so far was sent (it landed, or Redis would not
@@ -127,6 +124,7 @@ impl AckLoop {
     /// Cancellation-safe between batches; a batch in flight is finished first.
     pub(crate) async fn run(mut self, shutdown: CancellationToken) {
         let mut batch: Vec<Finished> = Vec::with_capacity(MAX_BATCH);
+        let mut releases: Vec<Release> = Vec::new();
         let mut flushes = Vec::new();
         loop {
             let first = tokio::select! {
@@ -136,30 +134,23 @@ impl AckLoop {
                     Some(message) => Some(message),
                     None => return,
                 },
-                () = tokio::time::sleep(TRY_AGAIN_AFTER), if !batch.is_empty() => None,
+                () = tokio::time::sleep(TRY_AGAIN_AFTER), if !batch.is_empty() || !releases.is_empty() => None,
             };
             let mut next = first;
             while let Some(message) = next {
                 match message {
-                    Message::Ack {
-                        ticket,
-                        json,
-                        release,
-                    } => batch.push(Finished {
-                        ticket,
-                        json,
-                        release,
-                    }),
+                    Message::Ack(finished) => batch.push(finished),
+                    Message::Release(release) => releases.push(release),
                     Message::Flush(done) => flushes.push(done),
                 }
-                next = if batch.len() < MAX_BATCH {
+                next = if batch.len() + releases.len() < MAX_BATCH {
                     self.receiver.try_recv().ok()
                 } else {
                     None
                 };
             }
-            if !batch.is_empty() {
-                self.send(&mut batch).await;
+            if !batch.is_empty() || !releases.is_empty() {
+                self.send(&mut batch, &mut releases).await;
             }
             for done in flushes.drain(..) {
                 let _ = done.send(());
@@ -167,25 +158,37 @@ impl AckLoop {
         }
     }
 
-    /// Takes a batch of finished jobs off the working list in one round trip and releases them.
-    /// A batch Redis would not take stays in `batch`, its jobs still held (so no sweep runs
-    /// them again), to be sent again with the next.
-    async fn send(&self, batch: &mut Vec<Finished>) {
+    /// Takes a batch of finished jobs off the working list in one round trip and releases them,
+    /// with the unique locks of the jobs that started since (`releases`). A batch Redis would
+    /// not take stays in `batch` and `releases`, its jobs still held (so no sweep runs them
+    /// again), to be sent again with the next.
+    async fn send(&self, batch: &mut Vec<Finished>, releases: &mut Vec<Release>) {
         let mut pipeline = redis::pipe();
         for finished in batch.iter() {
             // From the tail: jobs enter the working list at its head, so a finished job,
-            // taken before the ones still waiting, is found within a few entries.
-            pipeline
-                .cmd("LREM")
-                .arg(&self.working)
-                .arg(-1)
-                .arg(&finished.json)
-                .ignore();
-            // Right after its job leaves the working list, in the same round trip. The
-            // release never fails, so it cannot hold the acknowledgements back.
-            if let Some(release) = &finished.release {
-                release.add_to(&mut pipeline, self.client.keys());
+            // taken before the ones still waiting, is found within a few entries. A unique
+            // job's lock is released in the same step, only if the job was still there; the
+            // script never fails, so it cannot hold the acknowledgements back.
+            match &finished.release {
+                Some(release) => release.add_ack_to(
+                    &mut pipeline,
+                    self.client.keys(),
+                    &self.working,
+                    &finished.json,
+                    -1,
+                ),
+                None => {
+                    pipeline
+                        .cmd("LREM")
+                        .arg(&self.working)
+                        .arg(-1)
+                        .arg(&finished.json)
+                        .ignore();
+                }
             }
+        }
+        for release in releases.iter() {
+            release.add_to(&mut pipeline, self.client.keys());
         }
         let until = Until::Deadline(tokio::time::Instant::now() + TRY_FOR);
         let sent = persist("acknowledge", until, || {
@@ -199,6 +202,7 @@ impl AckLoop {
         }
         // Periodic jobs' endings, for their entries' page: after the acknowledgements and
         // apart from them, so that an entry's key of another type never holds them back.
+        releases.clear();
         let mut endings = redis::pipe();
         let mut any = false;
         for finished in batch.drain(..) {
@@ -206,7 +210,7 @@ impl AckLoop {
                 &mut endings,
                 self.client.keys(),
                 &finished.json,
-                Ending::Succeeded,
+                finished.ending,
             );
             self.in_flight.untrack(finished.ticket);
         }

@@ -543,7 +543,7 @@ impl Launcher {
         let deadline = tokio::time::Instant::now() + HAND_BACK_FOR;
         let handing_back = async {
             for job in &unfinished {
-                self.shared.settler.requeue(job, deadline).await;
+                self.shared.settler.requeue_started(job, deadline).await;
             }
         };
         // Bounded as a whole: what is not handed back by then, recovery hands back.

@@ -23,8 +23,8 @@ use crate::unique::{Held, Release, UniqueUntil};
 pub(crate) enum Processed {
     /// It succeeded, or expired before it started (and was not run): the caller queues its
     /// acknowledgement (batched, see `ack.rs`), with the release of the unique lock it still
-    /// holds, if any.
-    Succeeded(Fetched, Option<Release>),
+    /// holds, if any, and how it ended.
+    Succeeded(Fetched, Option<Release>, Ending),
     /// It failed or was not a job, and is already settled (retried, buried, dropped).
     Settled,
 }
@@ -73,11 +73,13 @@ async fn run_and_settle(shared: &Shared, fetched: Fetched, payload: Payload) -> 
         );
         shared.counters.record_expired();
         let release = held.map(|held| held.released_by(payload.jid.as_str()));
-        return Processed::Succeeded(fetched, release);
+        return Processed::Succeeded(fetched, release, Ending::Expired);
     }
     let release = match held {
         Some(held) if held.until == UniqueUntil::Start => {
-            Box::pin(release_now(shared, held.released_by(payload.jid.as_str()))).await;
+            // With the next acknowledgements: the job does not wait for it.
+            let release = held.released_by(payload.jid.as_str());
+            shared.acker.release(release).await;
             None
         }
         held => held.map(|held| held.released_by(payload.jid.as_str())),
@@ -96,7 +98,7 @@ async fn run_and_settle(shared: &Shared, fetched: Fetched, payload: Payload) -> 
     match result {
         Ok(()) => {
             tracing::info!(elapsed = format_args!("{elapsed:.3}"), "done");
-            Processed::Succeeded(fetched, release)
+            Processed::Succeeded(fetched, release, Ending::Succeeded)
         }
         Err(error) => {
             tracing::warn!(
@@ -109,17 +111,6 @@ async fn run_and_settle(shared: &Shared, fetched: Fetched, payload: Payload) -> 
             Box::pin(fail(shared, &fetched, payload, error, release.as_ref())).await;
             Processed::Settled
         }
-    }
-}
-
-/// Releases a unique lock at once (a job released when it starts), in one round trip of its
-/// own: only jobs declared `unique_until = "start"` pay it. A failure is logged; the lock then
-/// runs out with its `unique_for`.
-async fn release_now(shared: &Shared, release: Release) {
-    let mut pipeline = redis::pipe();
-    release.add_to(&mut pipeline, shared.keys());
-    if let Err(error) = shared.redis().query::<()>(&pipeline).await {
-        tracing::warn!(%error, "cannot release the job's unique lock as it starts; it runs out with its unique_for");
     }
 }
 

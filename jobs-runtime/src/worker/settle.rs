@@ -12,6 +12,7 @@ use super::unit::Fetched;
 use crate::api::DeadLimits;
 use crate::client::Client;
 use crate::payload::invalid_entry;
+use crate::raw_job::RawJob;
 use crate::redis::scripts;
 use crate::timestamp::Timestamp;
 use crate::unique::Release;
@@ -57,19 +58,29 @@ impl Settler {
         }
     }
 
-    /// The job is done with (dropped): take it off the working list, and release its unique
-    /// lock if it holds one still, in one transaction, trying until Redis takes the step.
+    /// The job is done with (dropped): take it off the working list and, if it was still
+    /// there, release its unique lock if it holds one still, in one step, trying until Redis
+    /// takes it.
     pub(crate) async fn acknowledge(&self, fetched: &Fetched, release: Option<&Release>) {
         let mut pipeline = redis::pipe();
-        pipeline
-            .atomic()
-            .cmd("LREM")
-            .arg(&self.working)
-            .arg(1)
-            .arg(&fetched.json)
-            .ignore();
-        if let Some(release) = release {
-            release.add_to(&mut pipeline, self.client.keys());
+        match release {
+            Some(release) => {
+                release.add_ack_to(
+                    &mut pipeline,
+                    self.client.keys(),
+                    &self.working,
+                    &fetched.json,
+                    1,
+                );
+            }
+            None => {
+                pipeline
+                    .cmd("LREM")
+                    .arg(&self.working)
+                    .arg(1)
+                    .arg(&fetched.json)
+                    .ignore();
+            }
         }
         persist("acknowledge", Until::Done, || {
             self.client.redis().query::<()>(&pipeline)
@@ -84,6 +95,38 @@ impl Settler {
         let until = Until::Deadline(deadline);
         self.settle_in(&self.working, fetched, Outcome::Requeue, until, &[])
             .await
+    }
+
+    /// Hands back a job that started (shutdown cut it short) to the front of its queue, as
+    /// [`requeue`](Self::requeue) does, except that an expiring job loses its deadline
+    /// (`jobs_expires_at`, every other byte kept): a job that started is never dropped for its
+    /// age.
+    pub(crate) async fn requeue_started(
+        &self,
+        fetched: &Fetched,
+        deadline: tokio::time::Instant,
+    ) -> bool {
+        let marker = crate::expiry::EXPIRES_AT.as_bytes();
+        if fetched
+            .json
+            .windows(marker.len())
+            .any(|window| window == marker)
+            && let Ok(mut stored) = RawJob::parse(&fetched.json)
+        {
+            stored.remove(crate::expiry::EXPIRES_AT);
+            let json = stored.to_json();
+            let until = Until::Deadline(deadline);
+            return self
+                .settle_in(
+                    &self.working,
+                    fetched,
+                    Outcome::Move { json: &json },
+                    until,
+                    &[],
+                )
+                .await;
+        }
+        self.requeue(fetched, deadline).await
     }
 
     /// Moves the job out of this process's working list to where `outcome` says, trying until
@@ -112,9 +155,12 @@ impl Settler {
         alive_guard: &[String],
     ) {
         let json = invalid_entry(&fetched.json, &fetched.queue, reason, Timestamp::now());
+        // JSON that is not a job may still name a unique lock (a field of a type a job cannot
+        // have): buried, it releases it.
+        let release = crate::api::JobRecord::from_bytes(fetched.json.clone()).unique_release();
         let outcome = Outcome::Dead {
             json: &json,
-            release: None,
+            release: release.as_ref(),
         };
         self.settle_in(list, fetched, outcome, until, alive_guard)
             .await;

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 pub(crate) use idle::{BLOCK, IdleFetch};
 
+use super::ack::Finished;
 use super::order::QueueOrder;
 use super::processor::{Processed, process};
 use super::settle::HAND_BACK_FOR;
@@ -380,10 +381,16 @@ impl Fetcher {
         let ticket = shared.in_flight.track(job.clone());
         tasks.spawn(async move {
             match process(&shared, job).await {
-                Processed::Succeeded(job, release) => {
+                Processed::Succeeded(job, release, ending) => {
                     // Held until the acknowledgement lands; the slot is free once it is queued.
                     shared.in_flight.finished(ticket);
-                    shared.acker.ack(ticket, job.json, release).await;
+                    let finished = Finished {
+                        ticket,
+                        json: job.json,
+                        release,
+                        ending,
+                    };
+                    shared.acker.ack(finished).await;
                 }
                 Processed::Settled => shared.in_flight.untrack(ticket),
             }
