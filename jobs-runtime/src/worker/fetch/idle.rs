@@ -6,7 +6,9 @@
 //! quiet cuts the waits short with `CLIENT UNBLOCK` where Redis allows it, so quiet and stop
 //! take milliseconds, not up to [`BLOCK`]. The jobs taken ahead by the busy way in wait here
 //! too ([`IdleFetch::pending`]), so that every job in the working list that no task holds yet
-//! is in one place.
+//! is in one place. Only unpaused queues are waited on; a `BLMOVE` already waiting on a queue
+//! when the fetcher learns it is paused is unblocked, and a job it brought anyway is handed
+//! back by the fetcher.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -99,6 +101,16 @@ impl IdleFetch {
         self.sweep && self.busy.is_empty()
     }
 
+    /// Files every reply the `BLMOVE`s sent so far; returns how many brought a job.
+    pub(crate) fn receive_all(&mut self) -> usize {
+        let mut brought = 0;
+        while let Ok(reply) = self.receiver.try_recv() {
+            brought += usize::from(matches!(reply.result, Ok(Some(_))));
+            self.receive(reply);
+        }
+        brought
+    }
+
     /// Files what a `BLMOVE` brought back; `true` when it failed.
     fn receive(&mut self, reply: Reply) -> bool {
         self.busy.remove(&reply.queue);
@@ -119,22 +131,29 @@ impl IdleFetch {
         }
     }
 
-    /// Up to `max` of the jobs pending so far.
+    /// Up to `max` of the jobs pending, oldest first (replies not yet
+    /// [received](Self::receive_all) are left for later).
     pub(crate) fn ready(&mut self, max: usize) -> Vec<Fetched> {
-        while let Ok(reply) = self.receiver.try_recv() {
-            self.receive(reply);
-        }
         let count = max.min(self.pending.len());
         self.pending.drain(..count).collect()
     }
 
-    /// Waits on every queue until one brings a job, all time out, or `quiet` is cancelled.
+    /// Takes out the pending jobs `pick` chooses, oldest first, keeping the others in order.
+    pub(crate) fn take_pending(&mut self, pick: impl Fn(&Fetched) -> bool) -> Vec<Fetched> {
+        let (picked, kept): (VecDeque<Fetched>, VecDeque<Fetched>) =
+            self.pending.drain(..).partition(|job| pick(job));
+        self.pending = kept;
+        picked.into()
+    }
+
+    /// Waits on every queue of `queues` until one brings a job, all time out, or `quiet` is
+    /// cancelled; `true` when a job is pending (left in [`pending`](Self::pending)).
     pub(crate) async fn wait(
         &mut self,
         shared: &Arc<Shared>,
         queues: &[String],
         quiet: &CancellationToken,
-    ) -> Option<Fetched> {
+    ) -> bool {
         // A BLMOVE puts jobs in the working list without the fetch script. The fetcher comes
         // here only after the script found every queue empty, in the same pass, and the script
         // registers this process for crash recovery (`jobs:workers`), so recovery knows whose
@@ -150,7 +169,7 @@ impl IdleFetch {
                     Err(error) => {
                         tracing::warn!(%error, "cannot open a connection to wait for jobs; trying again in 1 s");
                         sleep_or(quiet, Duration::from_secs(1)).await;
-                        return None;
+                        return !self.pending.is_empty();
                     }
                 },
             };
@@ -163,17 +182,17 @@ impl IdleFetch {
             ));
         }
         loop {
-            if let Some(job) = self.pending.pop_front() {
-                return Some(job);
+            if !self.pending.is_empty() {
+                return true;
             }
             if self.busy.is_empty() {
-                return None;
+                return false;
             }
             let failed = tokio::select! {
-                () = quiet.cancelled() => return None,
+                () = quiet.cancelled() => return false,
                 reply = self.receiver.recv() => match reply {
                     Some(reply) => self.receive(reply),
-                    None => return None,
+                    None => return false,
                 },
             };
             if failed {
@@ -209,9 +228,23 @@ impl IdleFetch {
     /// Ends the waiting `BLMOVE`s as if their block had run out. One that has already taken a
     /// job is not affected, and its job arrives as usual.
     pub(crate) async fn unblock(&self, shared: &Shared) {
+        self.unblock_ids(shared, self.busy.values().flatten().copied())
+            .await;
+    }
+
+    /// [`unblock`](Self::unblock) for the `BLMOVE`s waiting on `queues` only (queues just
+    /// found paused).
+    pub(crate) async fn unblock_queues(&self, shared: &Shared, queues: &[String]) {
+        let ids = queues
+            .iter()
+            .filter_map(|queue| self.busy.get(queue).copied().flatten());
+        self.unblock_ids(shared, ids).await;
+    }
+
+    async fn unblock_ids(&self, shared: &Shared, ids: impl Iterator<Item = i64>) {
         let mut pipeline = redis::pipe();
-        for id in self.busy.values().flatten() {
-            pipeline.cmd("CLIENT").arg("UNBLOCK").arg(*id).ignore();
+        for id in ids {
+            pipeline.cmd("CLIENT").arg("UNBLOCK").arg(id).ignore();
         }
         if pipeline.is_empty() {
             return;
