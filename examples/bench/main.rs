@@ -13,6 +13,9 @@
 //! `periodic [ENTRIES]` prints the periodic jobs' figures (about a minute): tick-to-push latency
 //! and Redis commands per tick on three workers, and one pass of `ENTRIES` (10,000) entries.
 //!
+//! `paused [ROUNDS]` prints how soon a pause and a resume take effect, busy and idle (about 10 s
+//! a round, 5 rounds).
+//!
 //! `extras [N]` prints only the figures no peer script measures; `bench/run.sh` runs it, then
 //! runs the peer scripts (`bench/peers/jobs.sh` beside Sidekiq, BullMQ and the others), which
 //! use the other two forms, against the Redis at `REDIS_URL`:
@@ -24,6 +27,7 @@
 
 mod figures;
 mod measure;
+mod paused;
 mod peer;
 mod periodic;
 
@@ -132,6 +136,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             periodic::tick(&client, &redis.url(), 3, 20).await?;
             periodic::pass(&client, &redis.url(), number(1, 10_000)?).await
         }
+        "paused" => paused::run(number(1, 5)?).await,
         "produce" => {
             let mode = words.get(1).copied().unwrap_or("enqueue");
             peer::produce(mode, number(2, 100_000)?, number(3, 5)?).await

@@ -82,7 +82,9 @@ struct Reply {
 impl FromRedisValue for Reply {
     fn from_redis_value(value: Value) -> Result<Self, ParsingError> {
         let Value::Array(sections) = value else {
-            return Err(ParsingError::from("the fetch script's reply is not an array"));
+            return Err(ParsingError::from(
+                "the fetch script's reply is not an array",
+            ));
         };
         let mut sections = sections.into_iter();
         let mut section = || sections.next().unwrap_or(Value::Array(Vec::new()));
