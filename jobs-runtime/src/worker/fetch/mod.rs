@@ -157,10 +157,7 @@ impl Fetcher {
                 self.land_refill().await;
                 self.sweep().await;
             }
-            if self.idle.receive_all() > 0 {
-                // A `BLMOVE` waiting since before a pause may have brought it: ask first.
-                self.paused.expire();
-            }
+            self.idle.receive_all();
             if self.idle.pending.len() < permits.len() && self.refill.is_some() {
                 self.land_refill().await;
             }
@@ -198,10 +195,12 @@ impl Fetcher {
             self.hand_back_paused().await;
             let jobs = self.idle.ready(permits.len());
             if jobs.is_empty() && self.suspect.is_none() {
-                drop(permits);
+                // Keep one slot for the job the idle wait may bring; free the others.
+                permits.truncate(1);
                 if self.until_idle {
                     // Drained: the unpaused queues are empty (a paused queue's jobs wait for
                     // its resume, not for this worker) and no job runs.
+                    drop(permits);
                     if tasks.is_empty() && self.idle.outstanding() == 0 {
                         break;
                     }
@@ -213,10 +212,25 @@ impl Fetcher {
                 let queues = self.paused.unpaused(self.order.names());
                 if queues.is_empty() {
                     // Every queue paused: no `BLMOVE`, one round per wait, as Sidekiq sleeps.
+                    drop(permits);
                     sleep_or(&quiet, ALL_PAUSED_WAIT).await;
-                } else if self.idle.wait(&self.shared, &queues, &quiet).await {
-                    // Started on the next pass, after a round says its queue is not paused.
-                    self.paused.expire();
+                    continue;
+                }
+                self.idle.wait(&self.shared, &queues, &quiet).await;
+                // Its queue was not paused right after the move (one that was is handed back on
+                // the next pass): it starts now, as a job taken before a pause would.
+                if let Some(job) = self.idle.pending.pop_front() {
+                    if self.shared.pulse.take_lapse() {
+                        // Brought while this process may have been presumed dead: it starts
+                        // only if the sweep finds it still in the working list.
+                        self.forget_taken_ahead();
+                    } else if self.is_suspect(&job) {
+                        drop(permits);
+                        self.hand_back(&job).await;
+                        self.run_alone(&mut tasks, job, &slots, &quiet).await;
+                    } else {
+                        self.start(&mut tasks, job, permits.pop());
+                    }
                 }
                 continue;
             }
@@ -439,11 +453,11 @@ impl Fetcher {
     }
 
     /// Hands back, to the front of their queues, the pending jobs (taken ahead, or brought by
-    /// a `BLMOVE`) of the queues known to be paused, newest first so that each queue gets its
-    /// jobs back in their order.
+    /// a `BLMOVE`) of the queues known to be paused, and those a `BLMOVE` brought from a queue
+    /// paused by then; newest first, so that each queue gets its jobs back in their order.
     async fn hand_back_paused(&mut self) {
         let paused = &self.paused;
-        let back = self.idle.take_pending(|job| paused.contains(&job.queue));
+        let back = self.idle.take_paused(|job| paused.contains(&job.queue));
         if back.is_empty() {
             return;
         }

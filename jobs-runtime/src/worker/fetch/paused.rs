@@ -2,10 +2,11 @@
 //!
 //! A queue is paused while its name is in the `paused` set (Sidekiq Pro's). Every fetch round
 //! says which of this worker's queues are paused, at no extra round trip ([`super::round`]),
-//! and the fetcher keeps the newest answer here. A job taken earlier (ahead of the free slots,
-//! or by an idle `BLMOVE`) starts only while that answer is at most [`FRESH_FOR`] old and does
-//! not name its queue; an older answer is refreshed by a round first (one that asks for no job
-//! when no slot lacks one), so a pause stops a worker within a round, and a second at most.
+//! and the fetcher keeps the newest answer here. A job taken ahead of the free slots starts
+//! only while that answer is at most [`FRESH_FOR`] old and does not name its queue; an older
+//! answer is refreshed by a round first (one that asks for no job when no slot lacks one), so a
+//! pause stops a worker within a round, and a second at most. A job an idle `BLMOVE` brings
+//! comes with its queue's state right after the move (see [`super::idle`]).
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -26,9 +27,6 @@ pub(crate) struct PausedQueues {
     names: HashSet<String>,
     /// When the newest round was sent; `None` before the first.
     seen_at: Option<Instant>,
-    /// An answer sent before this is stale whatever its age: a job arrived that may have been
-    /// taken by a `BLMOVE` waiting since before a pause.
-    stale_before: Option<Instant>,
 }
 
 impl PausedQueues {
@@ -37,7 +35,6 @@ impl PausedQueues {
         Self {
             names: HashSet::new(),
             seen_at: None,
-            stale_before: None,
         }
     }
 
@@ -58,21 +55,10 @@ impl PausedQueues {
         self.names.contains(queue)
     }
 
-    /// Whether a round must come before a job taken earlier starts: none came yet, the newest
-    /// is older than [`FRESH_FOR`], or it was sent before [`expire`](Self::expire).
+    /// Whether a round must come before a job taken earlier starts: none came yet, or the
+    /// newest is older than [`FRESH_FOR`].
     pub(crate) fn is_stale(&self) -> bool {
-        match self.seen_at {
-            None => true,
-            Some(seen) => {
-                seen.elapsed() > FRESH_FOR || self.stale_before.is_some_and(|before| seen < before)
-            }
-        }
-    }
-
-    /// Makes the answers sent until now stale: a job just arrived whose queue may have been
-    /// paused since the newest round.
-    pub(crate) fn expire(&mut self) {
-        self.stale_before = Some(Instant::now());
+        self.seen_at.is_none_or(|seen| seen.elapsed() > FRESH_FOR)
     }
 
     /// The queues of `names` not known to be paused, in their order.
@@ -122,17 +108,6 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(paused.unpaused(&names(&["a", "b"])), ["a", "b"]);
-    }
-
-    #[test]
-    fn an_arrival_makes_older_rounds_stale() {
-        let mut paused = PausedQueues::new();
-        paused.record(Instant::now(), set(&[]));
-        assert!(!paused.is_stale());
-        paused.expire();
-        assert!(paused.is_stale(), "a round sent before the arrival");
-        paused.record(Instant::now(), set(&[]));
-        assert!(!paused.is_stale(), "a round sent after it");
     }
 
     #[test]
