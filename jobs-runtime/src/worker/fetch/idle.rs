@@ -151,11 +151,14 @@ impl IdleFetch {
     /// paused by then, and the pending jobs `paused` chooses; oldest first (the pending ones
     /// keep their order).
     pub(crate) fn take_paused(&mut self, paused: impl Fn(&Fetched) -> bool) -> Vec<Fetched> {
-        let (picked, kept): (VecDeque<Fetched>, VecDeque<Fetched>) =
-            self.pending.drain(..).partition(|job| paused(job));
-        self.pending = kept;
         let mut back: Vec<Fetched> = self.brought_paused.drain(..).collect();
-        back.extend(picked);
+        // Most passes find nothing to take out: the list is left as it is.
+        if self.pending.iter().any(&paused) {
+            let (picked, kept): (VecDeque<Fetched>, VecDeque<Fetched>) =
+                self.pending.drain(..).partition(|job| paused(job));
+            self.pending = kept;
+            back.extend(picked);
+        }
         back
     }
 
