@@ -16,6 +16,9 @@
 //! `unique [N]` prints the unique jobs' figures: one-at-a-time unique pushes against plain ones,
 //! refused duplicates, and a worker draining N unique jobs against N plain ones.
 //!
+//! `paused [ROUNDS]` prints how soon a pause and a resume take effect, busy and idle (about 10 s
+//! a round, 5 rounds).
+//!
 //! `extras [N]` prints only the figures no peer script measures; `bench/run.sh` runs it, then
 //! runs the peer scripts (`bench/peers/jobs.sh` beside Sidekiq, BullMQ and the others), which
 //! use the other two forms, against the Redis at `REDIS_URL`:
@@ -27,6 +30,7 @@
 
 mod figures;
 mod measure;
+mod paused;
 mod peer;
 mod periodic;
 mod unique;
@@ -137,6 +141,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             periodic::pass(&client, &redis.url(), number(1, 10_000)?).await
         }
         "unique" => unique::figures(number(1, 20_000)?).await,
+        "paused" => paused::run(number(1, 5)?).await,
         "produce" => {
             let mode = words.get(1).copied().unwrap_or("enqueue");
             peer::produce(mode, number(2, 100_000)?, number(3, 5)?).await

@@ -31,6 +31,8 @@ mod faults;
 mod hostile_fuzz;
 mod interop_ruby;
 mod lifecycle;
+mod paused_dashboard;
+mod paused_queues;
 mod payload_decode;
 mod periodic;
 mod periodic_api;

@@ -22,13 +22,13 @@ use crate::support::{RunningWorker, TestRedis, eventually, free_port, now};
 
 /// A `chromedriver` child process in a process group of its own, which Chromium joins: the whole
 /// group is killed when dropped, so a failing test leaves no browser behind.
-struct ChromeDriver {
+pub struct ChromeDriver {
     child: Child,
     port: u16,
 }
 
 impl ChromeDriver {
-    fn start() -> Self {
+    pub fn start() -> Self {
         let port = free_port();
         let child = Command::new("chromedriver")
             .arg(format!("--port={port}"))
@@ -63,7 +63,7 @@ impl Drop for ChromeDriver {
     }
 }
 
-async fn open_browser(driver: &ChromeDriver) -> Browser {
+pub async fn open_browser(driver: &ChromeDriver) -> Browser {
     let mut capabilities = serde_json::Map::new();
     capabilities.insert(
         "goog:chromeOptions".to_owned(),
@@ -81,7 +81,7 @@ async fn open_browser(driver: &ChromeDriver) -> Browser {
 }
 
 /// Saves what the browser shows as `<name>.png`.
-async fn screenshot(browser: &Browser, name: &str) {
+pub async fn screenshot(browser: &Browser, name: &str) {
     let png = browser.screenshot().await.unwrap();
     let mut folders = vec![PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots")];
     if let Some(folder) = std::env::var_os("JOBS_SCREENSHOTS") {
@@ -94,7 +94,7 @@ async fn screenshot(browser: &Browser, name: &str) {
 }
 
 /// Clicks the first element `css` finds.
-async fn click(browser: &Browser, css: &str) {
+pub async fn click(browser: &Browser, css: &str) {
     browser
         .find(Locator::Css(css))
         .await
@@ -106,7 +106,7 @@ async fn click(browser: &Browser, css: &str) {
 
 /// The text of the first element `css` finds; a screenshot `failure.png` and the page's source
 /// when there is none.
-async fn text_of(browser: &Browser, css: &str) -> String {
+pub async fn text_of(browser: &Browser, css: &str) -> String {
     let waiting = browser
         .wait()
         .at_most(Duration::from_secs(10))
@@ -330,7 +330,7 @@ async fn the_dashboard_works_in_chromium() {
     let mut clicked = false;
     for row in rows {
         if row.text().await.unwrap().contains("mailers") {
-            row.find(Locator::Css("button"))
+            row.find(Locator::Css("button.danger"))
                 .await
                 .unwrap()
                 .click()

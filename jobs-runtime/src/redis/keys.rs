@@ -33,6 +33,13 @@ impl Keys {
         format!("{}queues", self.prefix)
     }
 
+    /// `paused`: the set of paused queue names (Sidekiq Pro writes it, Sidekiq 8 reads it);
+    /// workers take no job from a queue named in it. Pausing never touches `queues` nor the
+    /// queue's list, so every reader still lists the queue with its size.
+    pub(crate) fn paused(&self) -> String {
+        format!("{}paused", self.prefix)
+    }
+
     /// `schedule`: the sorted set of jobs to run later, scored by run time in epoch seconds.
     pub(crate) fn schedule(&self) -> String {
         format!("{}schedule", self.prefix)
@@ -182,6 +189,7 @@ mod tests {
         let keys = Keys::new(None);
         assert_eq!(keys.queue("default"), "queue:default");
         assert_eq!(keys.queues(), "queues");
+        assert_eq!(keys.paused(), "paused");
         assert_eq!(keys.schedule(), "schedule");
         assert_eq!(keys.retry(), "retry");
         assert_eq!(keys.dead(), "dead");

@@ -177,6 +177,8 @@ impl Dashboard {
                 get(pages::queues::show).post(pages::queues::clear),
             )
             .route("/queues/{name}/delete", post(pages::queues::delete_job))
+            .route("/queues/{name}/pause", post(pages::queues::pause))
+            .route("/queues/{name}/unpause", post(pages::queues::unpause))
             .route(
                 "/periodic",
                 get(pages::periodic::page).post(pages::periodic::act),

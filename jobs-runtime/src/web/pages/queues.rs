@@ -1,12 +1,14 @@
-//! The queues tab: every queue with its size and latency; one queue's jobs.
+//! The queues tab: every queue with its size and latency, paused or not; one queue's jobs.
+//! Pause and Resume write the `paused` set, as Sidekiq Pro's buttons do.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 
 use axum::extract::{Path, Query};
 use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use maud::html;
+use maud::{Markup, html};
 
 use super::{ListQuery, PAGE_SIZE, segment};
 use crate::api::{JobRecord, Order, Page, Queue, Stats};
@@ -20,6 +22,7 @@ pub(crate) async fn list(ctx: Ctx) -> Result<Response, Failure> {
     let client = ctx.client();
     let stats = Stats::fetch(client).await?;
     let queues = Stats::queues(client).await?;
+    let paused: HashSet<String> = Queue::paused_names(client).await?.into_iter().collect();
     let content = html! {
         h1 { "Queues" }
         div.panel.scroll {
@@ -30,11 +33,17 @@ pub(crate) async fn list(ctx: Ctx) -> Result<Response, Failure> {
                     tr { th { "Queue" } th.num { "Size" } th.num { "Latency" } th {} }
                     @for (queue, size, latency) in &queues {
                         @let path = format!("/queues/{}", segment(queue.name()));
-                        tr {
-                            td { a href=(ctx.url(&path)) { (queue.name()) } }
+                        @let is_paused = paused.contains(queue.name());
+                        tr data-queue=(queue.name()) {
+                            td {
+                                a href=(ctx.url(&path)) { (queue.name()) }
+                                @if is_paused { " " (paused_tag()) }
+                            }
                             td.num { (format::number(*size as u64)) }
                             td.num { (format::latency(*latency)) }
                             td.num {
+                                (pause_button(&ctx, &path, is_paused, false))
+                                " "
                                 (layout::post_button(&ctx, &path, &[], "Delete", "danger",
                                     Some("Delete this queue and every job in it?")))
                             }
@@ -58,6 +67,7 @@ pub(crate) async fn show(
     let queue = Queue::new(client, name);
     let size = queue.size().await?;
     let latency = queue.latency().await?;
+    let is_paused = queue.is_paused().await?;
     let page_number = query.page();
     let jobs = queue
         .page(Page::numbered(page_number, PAGE_SIZE, query.order()))
@@ -69,11 +79,15 @@ pub(crate) async fn show(
     };
     let content = html! {
         div.toolbar {
-            h1.grow { "Queue " code { (queue.name()) } }
+            h1.grow {
+                "Queue " code { (queue.name()) }
+                @if is_paused { " " (paused_tag()) }
+            }
             span.muted { (format::number(size as u64)) " jobs · latency " (format::latency(latency)) }
             a.button href=(ctx.url(&format!("{path}?order={flipped}"))) {
                 @if query.order() == Order::NewestFirst { "Newest first ↓" } @else { "Oldest first ↑" }
             }
+            (pause_button(&ctx, &path, is_paused, true))
             (layout::post_button(&ctx, &path, &[], "Delete queue", "danger",
                 Some("Delete this queue and every job in it?")))
         }
@@ -114,6 +128,29 @@ pub(crate) async fn show(
     )))
 }
 
+/// The badge of a paused queue.
+fn paused_tag() -> Markup {
+    html! {
+        span.tag.quiet title="workers take none of its jobs until it is resumed" { "paused" }
+    }
+}
+
+/// Pause (`POST <path>/pause`) for a running queue, Resume (`POST <path>/unpause`) for a
+/// paused one; the answer returns to the queue's own page when `from_queue_page`, else to the
+/// list.
+fn pause_button(ctx: &Ctx, path: &str, is_paused: bool, from_queue_page: bool) -> Markup {
+    let fields: &[(&str, &str)] = if from_queue_page {
+        &[("back", "queue")]
+    } else {
+        &[]
+    };
+    if is_paused {
+        layout::post_button(ctx, &format!("{path}/unpause"), fields, "Resume", "", None)
+    } else {
+        layout::post_button(ctx, &format!("{path}/pause"), fields, "Pause", "", None)
+    }
+}
+
 /// What names `job` to `POST /queues/{name}/delete`: `key_val`, its text as stored (Sidekiq's
 /// field), or `key_base64`, its bytes, when they are not UTF-8 (a form carries only text).
 fn delete_field(job: &JobRecord) -> (&'static str, Cow<'_, str>) {
@@ -132,6 +169,35 @@ pub(crate) async fn clear(
 ) -> Result<Response, Failure> {
     Queue::new(ctx.client(), name).clear().await?;
     Ok(ctx.redirect("/queues"))
+}
+
+/// `POST /queues/{name}/pause`: pauses the queue (workers take none of its jobs).
+pub(crate) async fn pause(
+    ctx: Ctx,
+    Path(name): Path<String>,
+    form: Form,
+) -> Result<Response, Failure> {
+    Queue::new(ctx.client(), name.as_str()).pause().await?;
+    Ok(back_from_pause(&ctx, &name, &form))
+}
+
+/// `POST /queues/{name}/unpause`: resumes the queue.
+pub(crate) async fn unpause(
+    ctx: Ctx,
+    Path(name): Path<String>,
+    form: Form,
+) -> Result<Response, Failure> {
+    Queue::new(ctx.client(), name.as_str()).unpause().await?;
+    Ok(back_from_pause(&ctx, &name, &form))
+}
+
+/// Back to the queue's page when the button was there (`back=queue`), else to the list.
+fn back_from_pause(ctx: &Ctx, name: &str, form: &Form) -> Response {
+    if form.get("back") == Some("queue") {
+        ctx.redirect(&format!("/queues/{}", segment(name)))
+    } else {
+        ctx.redirect("/queues")
+    }
 }
 
 /// `POST /queues/{name}/delete`: deletes the one job stored exactly as `key_val` (text) or

@@ -6,13 +6,17 @@
 //! quiet cuts the waits short with `CLIENT UNBLOCK` where Redis allows it, so quiet and stop
 //! take milliseconds, not up to [`BLOCK`]. The jobs taken ahead by the busy way in wait here
 //! too ([`IdleFetch::pending`]), so that every job in the working list that no task holds yet
-//! is in one place.
+//! is in one place. Only unpaused queues are waited on. Each `BLMOVE` has a `SISMEMBER paused
+//! <q>` pipelined behind it, which Redis runs right after the move, so a job taken from a queue
+//! paused meanwhile (by a `BLMOVE` sent before the pause) is known as such at no extra round
+//! trip, and handed back by the fetcher instead of run ([`IdleFetch::take_paused`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
+use redis::{FromRedisValue, RedisResult, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -33,6 +37,8 @@ struct Reply {
     connection: Option<BlockingConnection>,
     /// The job it moved, if any.
     result: Result<Option<Vec<u8>>, Error>,
+    /// Whether the queue was paused right after the move.
+    paused: bool,
 }
 
 /// A connection of a queue's own for its `BLMOVE`.
@@ -65,6 +71,9 @@ pub(crate) struct IdleFetch {
     /// Jobs in the working list that no task runs yet: brought by a `BLMOVE`, taken ahead by a
     /// fetch, or found by a sweep.
     pub(crate) pending: VecDeque<Fetched>,
+    /// Jobs a `BLMOVE` brought from a queue that was paused by then: never started, handed
+    /// back by the fetcher.
+    brought_paused: Vec<Fetched>,
     /// Where each `BLMOVE`'s task reports.
     sender: mpsc::UnboundedSender<Reply>,
     /// What the `BLMOVE`s reported.
@@ -82,6 +91,7 @@ impl IdleFetch {
             idle: HashMap::new(),
             busy: HashMap::new(),
             pending: VecDeque::new(),
+            brought_paused: Vec::new(),
             sender,
             receiver,
             sweep: false,
@@ -99,6 +109,13 @@ impl IdleFetch {
         self.sweep && self.busy.is_empty()
     }
 
+    /// Files every reply the `BLMOVE`s sent so far.
+    pub(crate) fn receive_all(&mut self) {
+        while let Ok(reply) = self.receiver.try_recv() {
+            self.receive(reply);
+        }
+    }
+
     /// Files what a `BLMOVE` brought back; `true` when it failed.
     fn receive(&mut self, reply: Reply) -> bool {
         self.busy.remove(&reply.queue);
@@ -106,6 +123,10 @@ impl IdleFetch {
             self.idle.insert(reply.queue.clone(), connection);
         }
         match reply.result {
+            Ok(Some(json)) if reply.paused => {
+                self.brought_paused.push(Fetched::new(reply.queue, json));
+                false
+            }
             Ok(Some(json)) => {
                 self.pending.push_back(Fetched::new(reply.queue, json));
                 false
@@ -119,22 +140,37 @@ impl IdleFetch {
         }
     }
 
-    /// Up to `max` of the jobs pending so far.
+    /// Up to `max` of the jobs pending, oldest first (replies not yet
+    /// [received](Self::receive_all) are left for later).
     pub(crate) fn ready(&mut self, max: usize) -> Vec<Fetched> {
-        while let Ok(reply) = self.receiver.try_recv() {
-            self.receive(reply);
-        }
         let count = max.min(self.pending.len());
         self.pending.drain(..count).collect()
     }
 
-    /// Waits on every queue until one brings a job, all time out, or `quiet` is cancelled.
+    /// Takes out the jobs to hand back for a pause: those a `BLMOVE` brought from a queue
+    /// paused by then, and the pending jobs `paused` chooses; oldest first (the pending ones
+    /// keep their order).
+    pub(crate) fn take_paused(&mut self, paused: impl Fn(&Fetched) -> bool) -> Vec<Fetched> {
+        let mut back: Vec<Fetched> = self.brought_paused.drain(..).collect();
+        // Most passes find nothing to take out: the list is left as it is.
+        if self.pending.iter().any(&paused) {
+            let (picked, kept): (VecDeque<Fetched>, VecDeque<Fetched>) =
+                self.pending.drain(..).partition(|job| paused(job));
+            self.pending = kept;
+            back.extend(picked);
+        }
+        back
+    }
+
+    /// Waits on every queue of `queues` until one brings a job (left in
+    /// [`pending`](Self::pending), or to hand back when its queue was paused), all time out, or
+    /// `quiet` is cancelled.
     pub(crate) async fn wait(
         &mut self,
         shared: &Arc<Shared>,
         queues: &[String],
         quiet: &CancellationToken,
-    ) -> Option<Fetched> {
+    ) {
         // A BLMOVE puts jobs in the working list without the fetch script. The fetcher comes
         // here only after the script found every queue empty, in the same pass, and the script
         // registers this process for crash recovery (`jobs:workers`), so recovery knows whose
@@ -150,7 +186,7 @@ impl IdleFetch {
                     Err(error) => {
                         tracing::warn!(%error, "cannot open a connection to wait for jobs; trying again in 1 s");
                         sleep_or(quiet, Duration::from_secs(1)).await;
-                        return None;
+                        return;
                     }
                 },
             };
@@ -163,17 +199,14 @@ impl IdleFetch {
             ));
         }
         loop {
-            if let Some(job) = self.pending.pop_front() {
-                return Some(job);
-            }
-            if self.busy.is_empty() {
-                return None;
+            if !self.pending.is_empty() || !self.brought_paused.is_empty() || self.busy.is_empty() {
+                return;
             }
             let failed = tokio::select! {
-                () = quiet.cancelled() => return None,
+                () = quiet.cancelled() => return,
                 reply = self.receiver.recv() => match reply {
                     Some(reply) => self.receive(reply),
-                    None => return None,
+                    None => return,
                 },
             };
             if failed {
@@ -194,7 +227,9 @@ impl IdleFetch {
                 None => break,
             }
         }
-        self.pending.drain(..).collect()
+        let mut jobs: Vec<Fetched> = self.brought_paused.drain(..).collect();
+        jobs.extend(self.pending.drain(..));
+        jobs
     }
 
     /// [`collect`](Self::collect) once the fetcher has stopped, for the caller to hand the jobs
@@ -209,9 +244,23 @@ impl IdleFetch {
     /// Ends the waiting `BLMOVE`s as if their block had run out. One that has already taken a
     /// job is not affected, and its job arrives as usual.
     pub(crate) async fn unblock(&self, shared: &Shared) {
+        self.unblock_ids(shared, self.busy.values().flatten().copied())
+            .await;
+    }
+
+    /// [`unblock`](Self::unblock) for the `BLMOVE`s waiting on `queues` only (queues just
+    /// found paused).
+    pub(crate) async fn unblock_queues(&self, shared: &Shared, queues: &[String]) {
+        let ids = queues
+            .iter()
+            .filter_map(|queue| self.busy.get(queue).copied().flatten());
+        self.unblock_ids(shared, ids).await;
+    }
+
+    async fn unblock_ids(&self, shared: &Shared, ids: impl Iterator<Item = i64>) {
         let mut pipeline = redis::pipe();
-        for id in self.busy.values().flatten() {
-            pipeline.cmd("CLIENT").arg("UNBLOCK").arg(*id).ignore();
+        for id in ids {
+            pipeline.cmd("CLIENT").arg("UNBLOCK").arg(id).ignore();
         }
         if pipeline.is_empty() {
             return;
@@ -222,34 +271,59 @@ impl IdleFetch {
     }
 }
 
-/// One `BLMOVE queue:<q> <working> RIGHT LEFT <block>`, reported back through `sender`.
+/// One `BLMOVE queue:<q> <working> RIGHT LEFT <block>`, with `SISMEMBER paused <q>` pipelined
+/// behind it (Redis runs it right after the move, on the same connection), reported back
+/// through `sender`.
 async fn blocking_move(
     shared: Arc<Shared>,
     queue: String,
     mut blocking: BlockingConnection,
     sender: mpsc::UnboundedSender<Reply>,
 ) {
-    let command = redis::cmd("BLMOVE")
+    let mut pipeline = redis::pipe();
+    pipeline
+        .ignore_errors()
+        .cmd("BLMOVE")
         .arg(shared.keys().queue(&queue))
         .arg(&shared.working)
         .arg("RIGHT")
         .arg("LEFT")
         .arg(BLOCK.as_secs_f64())
-        .to_owned();
-    let result = command
-        .query_async::<Option<Vec<u8>>>(&mut blocking.connection)
+        .cmd("SISMEMBER")
+        .arg(shared.keys().paused())
+        .arg(&queue);
+    let replies = pipeline
+        .query_async::<Vec<RedisResult<Value>>>(&mut blocking.connection)
         .await;
+    let (result, paused) = match replies {
+        Ok(replies) => {
+            let mut replies = replies.into_iter();
+            let moved = replies.next().unwrap_or(Ok(Value::Nil)).and_then(|value| {
+                Option::<Vec<u8>>::from_redis_value(value).map_err(redis::RedisError::from)
+            });
+            // A `paused` key of the wrong type counts as no queue paused, as in the fetch script.
+            let paused = replies
+                .next()
+                .and_then(|reply| reply.ok())
+                .and_then(|value| bool::from_redis_value(value).ok())
+                .unwrap_or(false);
+            (moved, paused)
+        }
+        Err(error) => (Err(error), false),
+    };
     let reply = match result {
         Ok(job) => Reply {
             queue,
             connection: Some(blocking),
             result: Ok(job),
+            paused,
         },
         Err(error) => Reply {
             queue,
             // A refused command leaves the connection usable; a broken one is replaced.
             connection: (!is_connection_error(&error)).then_some(blocking),
             result: Err(shared.redis().error(error)),
+            paused,
         },
     };
     // The receiver is gone only when the worker has stopped; a job brought now stays in the

@@ -9,8 +9,15 @@
 //!   this fetch's queue order (`scripts/fetch.lua`);
 //! - **idle** ([`idle`]): when every queue is empty, one `BLMOVE` per queue waits on its own
 //!   connection.
+//!
+//! A paused queue ([`paused`]) is skipped by both: each fetch round says which queues are
+//! paused, the jobs of a paused queue taken ahead go back to the front of their queue, and a
+//! worker whose queues are all paused asks again every [`ALL_PAUSED_WAIT`] instead of waiting
+//! on any queue.
 
 mod idle;
+mod paused;
+mod round;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +27,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub(crate) use idle::{BLOCK, IdleFetch};
+use paused::{ALL_PAUSED_WAIT, PausedQueues};
+use round::Round;
 
 use super::ack::Finished;
 use super::order::QueueOrder;
@@ -41,7 +50,7 @@ const FLUSH_FOR: Duration = Duration::from_secs(30);
 const PREFETCH_MIN: usize = 20;
 
 /// A fetch running on a task of its own.
-type Refill = tokio::task::JoinHandle<Result<Vec<Fetched>, Error>>;
+type Refill = tokio::task::JoinHandle<Result<Round, Error>>;
 
 /// Takes jobs and starts a task for each: the worker's main loop while it takes jobs.
 pub(crate) struct Fetcher {
@@ -71,6 +80,8 @@ pub(crate) struct Fetcher {
     /// Whether the last fetch came back full: the queues hold more, so a refill pays off. An
     /// idle worker (whose last fetch came back short) never refills.
     backlog: bool,
+    /// Which of the queues are paused, as the newest fetch round said.
+    paused: PausedQueues,
 }
 
 impl Fetcher {
@@ -101,6 +112,7 @@ impl Fetcher {
             idle: IdleFetch::new(),
             refill: None,
             backlog: false,
+            paused: PausedQueues::new(),
         }
     }
 
@@ -146,30 +158,34 @@ impl Fetcher {
                 self.land_refill().await;
                 self.sweep().await;
             }
-            let mut jobs = self.idle.ready(permits.len());
-            if jobs.len() < permits.len() && self.refill.is_some() {
+            self.idle.receive_all();
+            if self.idle.pending.len() < permits.len() && self.refill.is_some() {
                 self.land_refill().await;
-                jobs.extend(self.idle.ready(permits.len() - jobs.len()));
             }
-            if jobs.len() < permits.len() {
-                let short = permits.len() - jobs.len();
-                let wanted = short.max(self.prefetch());
+            let short = permits.len().saturating_sub(self.idle.pending.len());
+            if short > 0 || self.paused.is_stale() {
+                // A fetch round: takes what the free slots lack, and more, and says which
+                // queues are paused; with no slot short, it only says which are paused.
+                let wanted = if short == 0 {
+                    0
+                } else {
+                    short.max(self.prefetch())
+                };
                 match self.take(wanted).await {
-                    Ok(mut taken) => {
-                        self.backlog = taken.len() >= wanted;
-                        // Taken beyond the free slots: in the working list already, started
-                        // as slots free up (and handed back at shutdown like any pending job).
-                        if taken.len() > short {
-                            let ahead = taken.split_off(short);
-                            self.take_ahead(ahead).await;
+                    Ok(taken) => {
+                        if wanted > 0 {
+                            self.backlog = taken.len() >= wanted;
                         }
-                        jobs.extend(taken);
+                        // Those beyond the free slots wait in the working list already,
+                        // started as slots free up (and handed back at shutdown like any
+                        // pending job).
+                        self.take_ahead(taken).await;
                     }
                     Err(error) => {
                         // The script may have moved jobs whose reply never came: look for them.
                         self.idle.sweep = true;
                         tracing::warn!(%error, "cannot fetch jobs; trying again in 1 s");
-                        if jobs.is_empty() {
+                        if self.idle.pending.is_empty() {
                             drop(permits);
                             sleep_or(&quiet, Duration::from_secs(1)).await;
                             continue;
@@ -177,10 +193,14 @@ impl Fetcher {
                     }
                 }
             }
-            if jobs.is_empty() {
+            self.hand_back_paused().await;
+            let jobs = self.idle.ready(permits.len());
+            if jobs.is_empty() && self.suspect.is_none() {
                 // Keep one slot for the job the idle wait may bring; free the others.
                 permits.truncate(1);
                 if self.until_idle {
+                    // Drained: the unpaused queues are empty (a paused queue's jobs wait for
+                    // its resume, not for this worker) and no job runs.
                     drop(permits);
                     if tasks.is_empty() && self.idle.outstanding() == 0 {
                         break;
@@ -190,8 +210,17 @@ impl Fetcher {
                     }
                     continue;
                 }
-                let names = self.order.names().to_vec();
-                if let Some(job) = self.idle.wait(&self.shared, &names, &quiet).await {
+                let queues = self.paused.unpaused(self.order.names());
+                if queues.is_empty() {
+                    // Every queue paused: no `BLMOVE`, one round per wait, as Sidekiq sleeps.
+                    drop(permits);
+                    sleep_or(&quiet, ALL_PAUSED_WAIT).await;
+                    continue;
+                }
+                self.idle.wait(&self.shared, &queues, &quiet).await;
+                // Its queue was not paused right after the move (one that was is handed back on
+                // the next pass): it starts now, as a job taken before a pause would.
+                if let Some(job) = self.idle.pending.pop_front() {
                     if self.shared.pulse.take_lapse() {
                         // Brought while this process may have been presumed dead: it starts
                         // only if the sweep finds it still in the working list.
@@ -247,7 +276,7 @@ impl Fetcher {
         let keys = self.queue_keys.clone();
         let names = self.order.names().to_vec();
         let refill =
-            tokio::spawn(async move { take_in_order(&shared, &keys, &names, prefetch).await });
+            tokio::spawn(async move { round::run(&shared, &keys, &names, prefetch).await });
         self.refill = Some((prefetch, refill));
     }
 
@@ -258,7 +287,8 @@ impl Fetcher {
         };
         self.backlog = false;
         match refill.await {
-            Ok(Ok(taken)) => {
+            Ok(Ok(round)) => {
+                let taken = self.learn(round).await;
                 self.backlog = taken.len() >= wanted;
                 self.take_ahead(taken).await;
             }
@@ -356,6 +386,10 @@ impl Fetcher {
         for job in self.idle.collect().await {
             self.hand_back(&job).await;
         }
+        if self.paused.contains(queue) {
+            // Paused meanwhile: it waits in its queue for the resume, like its neighbours.
+            return;
+        }
         match self.claim(&suspect).await {
             Ok(true) => {
                 tracing::info!(%queue, "running a job recovered from dead processes alone");
@@ -398,8 +432,9 @@ impl Fetcher {
         });
     }
 
-    /// Moves up to `wanted` jobs into the working list in one atomic step.
-    async fn take(&self, wanted: usize) -> Result<Vec<Fetched>, Error> {
+    /// Moves up to `wanted` jobs into the working list in one atomic step, and learns which
+    /// queues are paused.
+    async fn take(&mut self, wanted: usize) -> Result<Vec<Fetched>, Error> {
         let order = self.order.next(&mut rand::rng());
         let keys: Vec<String> = order
             .iter()
@@ -409,7 +444,37 @@ impl Fetcher {
             .iter()
             .map(|&position| self.order.names()[position].clone())
             .collect();
-        take_in_order(&self.shared, &keys, &names, wanted).await
+        let round = round::run(&self.shared, &keys, &names, wanted).await?;
+        Ok(self.learn(round).await)
+    }
+
+    /// Keeps what `round` says of the paused queues, and returns the jobs it took. A `BLMOVE`
+    /// waiting on a queue newly paused is ended, so it brings no more of its jobs.
+    async fn learn(&mut self, round: Round) -> Vec<Fetched> {
+        let newly = self.paused.record(round.asked_at, round.paused);
+        if !newly.is_empty() {
+            tracing::info!(queues = ?newly, "paused: taking no more of their jobs");
+            self.idle.unblock_queues(&self.shared, &newly).await;
+        }
+        round.jobs
+    }
+
+    /// Hands back, to the front of their queues, the pending jobs (taken ahead, or brought by
+    /// a `BLMOVE`) of the queues known to be paused, and those a `BLMOVE` brought from a queue
+    /// paused by then; newest first, so that each queue gets its jobs back in their order.
+    async fn hand_back_paused(&mut self) {
+        let paused = &self.paused;
+        let back = self.idle.take_paused(|job| paused.contains(&job.queue));
+        if back.is_empty() {
+            return;
+        }
+        tracing::info!(
+            count = back.len(),
+            "handing back jobs taken ahead from paused queues"
+        );
+        for job in back.iter().rev() {
+            self.hand_back(job).await;
+        }
     }
 
     /// Moves `job` from its queue into the working list by its exact bytes (`scripts/
@@ -526,36 +591,6 @@ impl Fetcher {
         self.idle.sweep = true;
         self.resync = true;
     }
-}
-
-/// Moves up to `wanted` jobs from the queues `keys` (named `names`), in that order, into the
-/// working list in one atomic step (`scripts/fetch.lua`).
-async fn take_in_order(
-    shared: &Shared,
-    keys: &[String],
-    names: &[String],
-    wanted: usize,
-) -> Result<Vec<Fetched>, Error> {
-    let mut invocation = scripts::FETCH.prepare_invoke();
-    invocation.key(&shared.working).key(shared.keys().workers());
-    for key in keys {
-        invocation.key(key);
-    }
-    invocation.arg(wanted).arg(&shared.identity);
-    // Bytes: one entry that is not UTF-8 must not fail the whole reply (it is buried alone).
-    let taken: Vec<(usize, Vec<u8>)> = shared.redis().script_once(&invocation).await?;
-    let mut jobs = Vec::with_capacity(taken.len());
-    for (position, json) in taken {
-        match position.checked_sub(1).and_then(|index| names.get(index)) {
-            Some(queue) => jobs.push(Fetched::new(queue.clone(), json)),
-            // `json` is the error message of a queue the script skipped.
-            None => tracing::error!(
-                error = %String::from_utf8_lossy(&json),
-                "cannot take jobs from a queue"
-            ),
-        }
-    }
-    Ok(jobs)
 }
 
 fn log_task_end(finished: Result<(), tokio::task::JoinError>) {
