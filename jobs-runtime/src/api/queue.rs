@@ -7,9 +7,14 @@ use super::page::Page;
 use super::record::JobRecord;
 use crate::client::Client;
 use crate::error::Error;
+use crate::redis::scripts;
 
 /// How many jobs one `LRANGE` reads while searching a queue.
 const SCAN_BATCH: isize = 100;
+
+/// How long a queue's list moved aside by [`Queue::clear`] lives at most, should the clear stop
+/// before it deletes it.
+const CLEARING_TTL_SECONDS: u64 = 3_600;
 
 /// One queue (`queue:<name>`), as Sidekiq's `Sidekiq::Queue`.
 #[derive(Debug, Clone)]
@@ -211,67 +216,68 @@ impl Queue {
             .await
     }
 
-    /// Deletes the queue and every job in it, and takes it off the `queues` set, in one
-    /// transaction (Sidekiq's `Queue#clear`). The unique jobs it held release their locks: they
-    /// are read first, and each lock is released after the delete only if the job that took it
-    /// still holds it (a job a worker took between the read and the delete, and still runs,
-    /// keeps it unless it is that very job's).
+    /// Deletes the queue and every job in it, and takes it off the `queues` set (Sidekiq's
+    /// `Queue#clear`). One atomic step takes the name off `queues` and moves the list aside
+    /// (`scripts/queue_clear.lua`); the unique jobs in it then release their locks (each only
+    /// if it still holds it), and the list is deleted. A job pushed meanwhile lands in a fresh
+    /// list, lock and all. A pause stays.
     pub async fn clear(&self) -> Result<(), Error> {
-        let releases = self.unique_releases().await?;
-        self.delete_all().await?;
-        if releases.is_empty() {
+        let keys = self.client.keys();
+        let aside = keys.clearing(crate::jid::Jid::generate().as_str());
+        let mut invocation = scripts::QUEUE_CLEAR.prepare_invoke();
+        invocation
+            .key(self.key())
+            .key(keys.queues())
+            .key(&aside)
+            .arg(&self.name)
+            .arg(CLEARING_TTL_SECONDS);
+        let moved: i64 = self.client.redis().script(&invocation).await?;
+        if moved == 0 {
             return Ok(());
         }
-        let keys = self.client.keys();
+        // A list of another type reads as no jobs: it is deleted all the same.
+        let releases = unique_releases(&self.client, &aside, &self.name)
+            .await
+            .unwrap_or_default();
         let mut pipeline = redis::pipe();
         for release in &releases {
             release.add_to(&mut pipeline, keys);
         }
+        pipeline.cmd("UNLINK").arg(&aside).ignore();
         self.client.redis().query(&pipeline).await
     }
+}
 
-    /// The locks of the unique jobs in the queue, read a batch at a time.
-    async fn unique_releases(&self) -> Result<Vec<crate::unique::Release>, Error> {
-        let needle = format!("\"{}\"", crate::unique::LOCK);
-        let mut releases = Vec::new();
-        let mut start = 0;
-        loop {
-            let raws: Vec<Vec<u8>> = self
-                .client
-                .redis()
-                .command(
-                    redis::cmd("LRANGE")
-                        .arg(self.key())
-                        .arg(start)
-                        .arg(start + SCAN_BATCH * 10 - 1),
-                )
-                .await?;
-            let read = raws.len();
-            releases.extend(
-                raws.into_iter()
-                    .filter(|raw| raw.windows(needle.len()).any(|w| w == needle.as_bytes()))
-                    .filter_map(|raw| JobRecord::in_queue(raw, &self.name).unique_release()),
-            );
-            if read < usize::try_from(SCAN_BATCH * 10).unwrap_or(usize::MAX) {
-                return Ok(releases);
-            }
-            start += SCAN_BATCH * 10;
+/// The locks of the unique jobs in the list `key` (the jobs of queue `queue`), read a batch at
+/// a time; only entries that name a lock are parsed.
+async fn unique_releases(
+    client: &Client,
+    key: &str,
+    queue: &str,
+) -> Result<Vec<crate::unique::Release>, Error> {
+    let needle = format!("\"{}\"", crate::unique::LOCK);
+    let batch = SCAN_BATCH * 10;
+    let mut releases = Vec::new();
+    let mut start = 0;
+    loop {
+        let raws: Vec<Vec<u8>> = client
+            .redis()
+            .command(
+                redis::cmd("LRANGE")
+                    .arg(key)
+                    .arg(start)
+                    .arg(start + batch - 1),
+            )
+            .await?;
+        let read = raws.len();
+        releases.extend(
+            raws.into_iter()
+                .filter(|raw| raw.windows(needle.len()).any(|w| w == needle.as_bytes()))
+                .filter_map(|raw| JobRecord::in_queue(raw, queue).unique_release()),
+        );
+        if read < usize::try_from(batch).unwrap_or(usize::MAX) {
+            return Ok(releases);
         }
-    }
-
-    /// The queue's key and its name in `queues`, gone in one transaction.
-    async fn delete_all(&self) -> Result<(), Error> {
-        let keys = self.client.keys();
-        let mut pipeline = redis::pipe();
-        pipeline
-            .atomic()
-            .cmd("UNLINK")
-            .arg(self.key())
-            .ignore()
-            .cmd("SREM")
-            .arg(keys.queues())
-            .arg(&self.name)
-            .ignore();
-        self.client.redis().query(&pipeline).await
+        start += batch;
     }
 }

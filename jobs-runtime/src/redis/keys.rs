@@ -143,6 +143,12 @@ impl Keys {
         format!("{}jobs:unique:*", escape_glob(&self.prefix))
     }
 
+    /// `jobs:clearing:<token>`: a queue's list moved aside while it is cleared (read for its
+    /// unique jobs' locks, then deleted); it expires, should the clearing stop half-way.
+    pub(crate) fn clearing(&self, token: &str) -> String {
+        format!("{}jobs:clearing:{token}", self.prefix)
+    }
+
     /// `jobs:stat:expired`: how many jobs were dropped because they had not started within
     /// their `expires_in`.
     pub(crate) fn expired(&self) -> String {
@@ -211,6 +217,7 @@ mod tests {
         assert_eq!(keys.unique("ab12"), "jobs:unique:ab12");
         assert_eq!(keys.unique_pattern(), "jobs:unique:*");
         assert_eq!(keys.expired(), "jobs:stat:expired");
+        assert_eq!(keys.clearing("ab"), "jobs:clearing:ab");
         assert_eq!(keys.namespace(), None);
     }
 

@@ -97,6 +97,11 @@ fn code_only(source: &str) -> String {
         .join("\n")
 }
 
+/// A queue taken off `queues` and its list moved aside, to be read and deleted
+/// (`scripts/queue_clear.lua`).
+pub(crate) static QUEUE_CLEAR: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/queue_clear.lua")));
+
 /// One call of [`PROMOTE`] being put together: members of one sorted set, each going to its
 /// queue (or to the dead set) as an edit of its stored text.
 pub(crate) struct Promotion<'a> {
