@@ -50,7 +50,8 @@ async fn connection(url: &str) -> Result<redis::aio::MultiplexedConnection> {
         .await?)
 }
 
-async fn flush(url: &str) -> Result {
+/// Empties the private Redis between figures.
+pub(crate) async fn flush(url: &str) -> Result {
     let mut connection = connection(url).await?;
     redis::cmd("FLUSHDB")
         .query_async::<()>(&mut connection)
@@ -74,7 +75,8 @@ async fn redis_version(url: &str) -> String {
         .to_owned()
 }
 
-fn rate(n: usize, secs: f64) -> f64 {
+/// `n` per second over `secs`.
+pub(crate) fn rate(n: usize, secs: f64) -> f64 {
     n as f64 / secs.max(1e-9)
 }
 

@@ -162,12 +162,7 @@ async fn measure(client: &jobs::Client, busy: bool) -> Result<Round> {
 }
 
 async fn flush(url: &str) -> Result {
-    let mut connection = redis::Client::open(url)?
-        .get_multiplexed_async_connection()
-        .await?;
-    redis::cmd("FLUSHDB")
-        .query_async::<()>(&mut connection)
-        .await?;
+    super::figures::flush(url).await?;
     if let Ok(mut starts) = STARTS.lock() {
         starts.clear();
     }

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use jobs::job;
 
+use super::figures::{flush, rate};
 use super::measure::{self, PrivateRedis};
 use super::{ARGUMENT, Finished, NoOp};
 
@@ -50,20 +51,6 @@ fn plain() -> NoOp {
     NoOp {
         date: ARGUMENT.to_owned(),
     }
-}
-
-async fn flush(url: &str) -> Result {
-    let mut connection = redis::Client::open(url)?
-        .get_multiplexed_async_connection()
-        .await?;
-    redis::cmd("FLUSHDB")
-        .query_async::<()>(&mut connection)
-        .await?;
-    Ok(())
-}
-
-fn rate(n: usize, secs: f64) -> f64 {
-    n as f64 / secs.max(1e-9)
 }
 
 /// Unique pushes (each of other arguments, so each is queued) against plain ones.

@@ -169,14 +169,19 @@ async fn an_idle_worker_takes_nothing_from_a_paused_queue_until_it_is_resumed() 
     assert_eq!(redis.queued_jids(FAULTS).await, both);
     assert!(taken_from(&redis, FAULTS).await.is_empty());
 
+    resume_and_wait_for(&queue, &ledger, &both).await;
+    drop(worker);
+}
+
+/// Resumes `queue` and waits until the ledger says `jids` ran to the end.
+async fn resume_and_wait_for(queue: &Queue, ledger: &std::path::Path, jids: &HashSet<String>) {
     queue.unpause().await.unwrap();
     eventually(
         Duration::from_secs(10),
-        "both jobs to run after the resume",
-        async || LedgerView::read(&ledger).done == both,
+        "the jobs to run after the resume",
+        async || LedgerView::read(ledger).done == *jids,
     )
     .await;
-    drop(worker);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,13 +214,7 @@ async fn a_pause_survives_a_worker_restart() {
     assert_eq!(waiting(&redis, FAULTS).await, 50);
     assert!(queue.is_paused().await.unwrap());
 
-    queue.unpause().await.unwrap();
-    eventually(
-        Duration::from_secs(10),
-        "the jobs to run after the resume",
-        async || LedgerView::read(&ledger).done == jids,
-    )
-    .await;
+    resume_and_wait_for(&queue, &ledger, &jids).await;
     drop(worker);
 }
 
