@@ -28,6 +28,7 @@ mod enqueue_options;
 mod enqueue_schedule;
 mod expiring_jobs;
 mod faults;
+mod health;
 mod hostile_fuzz;
 mod interop_ruby;
 mod lifecycle;

@@ -67,6 +67,7 @@ use axum::routing::{get, post};
 
 use crate::api::{DeadLimits, SetKind};
 use crate::client::Client;
+pub(crate) use serve::serve_beside;
 pub use serve::{DEFAULT_ADDRESS, serve, serve_on};
 
 /// The dashboard with its options; [`router`](Self::router) makes the axum router.

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 
+use axum::Router;
 use tokio::net::TcpListener;
 
 use super::Dashboard;
@@ -30,6 +31,28 @@ pub async fn serve_on(
     dashboard: Dashboard,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    announce(&listener, &dashboard)?;
+    axum::serve(listener, dashboard.router())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// [`serve_on`], with `beside` answering the paths it routes ahead of the dashboard, outside
+/// its password and host check: a worker's health probes on `--web`.
+pub(crate) async fn serve_beside(
+    listener: TcpListener,
+    dashboard: Dashboard,
+    beside: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    announce(&listener, &dashboard)?;
+    axum::serve(listener, beside.fallback_service(dashboard.router()))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Logs where the dashboard listens, warning when it listens beyond loopback with no password.
+fn announce(listener: &TcpListener, dashboard: &Dashboard) -> std::io::Result<()> {
     let address = listener.local_addr()?;
     if !address.ip().is_loopback() && dashboard.basic_auth.is_none() {
         tracing::warn!(
@@ -39,7 +62,5 @@ pub async fn serve_on(
         );
     }
     tracing::info!(%address, "dashboard listening");
-    axum::serve(listener, dashboard.router())
-        .with_graceful_shutdown(shutdown)
-        .await
+    Ok(())
 }

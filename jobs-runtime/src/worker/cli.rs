@@ -54,6 +54,11 @@ pub(crate) struct Flags {
     /// Serve the web dashboard at this address: a port (on 127.0.0.1) or IP:PORT
     #[arg(long, value_name = "ADDR", value_parser = parse_web_address)]
     web: Option<std::net::SocketAddr>,
+
+    /// Answer health probes (GET /livez, /readyz) at this address: a port (on 127.0.0.1) or
+    /// IP:PORT
+    #[arg(long, value_name = "ADDR", value_parser = parse_web_address)]
+    health: Option<std::net::SocketAddr>,
 }
 
 /// `7433` means `127.0.0.1:7433`: the dashboard stays on this machine unless an address says
@@ -118,6 +123,9 @@ impl Flags {
         config.verbose |= self.verbose;
         if self.web.is_some() {
             config.web = self.web;
+        }
+        if self.health.is_some() {
+            config.health = self.health;
         }
         config.log_format = match self.log_format {
             Some(format) => format,
@@ -274,5 +282,21 @@ mod tests {
         );
         let wrong = Flags::parse_from(["worker", "--web", "example.com"]).unwrap_err();
         assert!(wrong.to_string().contains("like 7433 or 127.0.0.1:7433"));
+    }
+
+    #[test]
+    fn the_health_endpoint_takes_an_address_as_the_dashboard_does() {
+        assert_eq!(config(&[]).health, None);
+        assert_eq!(
+            config(&["--health", "7434"]).health,
+            Some("127.0.0.1:7434".parse().unwrap())
+        );
+        assert_eq!(
+            config(&["--health", "0.0.0.0:7434"]).health,
+            Some("0.0.0.0:7434".parse().unwrap())
+        );
+        let same = config(&["--health", "7433", "--web", "7433"]);
+        let error = same.validate().unwrap_err().to_string();
+        assert!(error.contains("drop --health"), "{error}");
     }
 }

@@ -45,6 +45,10 @@ pub struct WorkerConfig {
     /// behind basic auth; without a password, `JOBS_WEB_HOSTS` names the host names it answers
     /// beyond `localhost` and IP addresses.
     pub web: Option<std::net::SocketAddr>,
+    /// Where to answer orchestrators' probes, `GET /livez` and `GET /readyz`, on a listener of
+    /// their own (`--health ADDR`; default none). Needs the `web` feature; `--web` answers them
+    /// too. See `docs/production.md`.
+    pub health: Option<std::net::SocketAddr>,
     /// What `retry: true` means (`:max_retries:`; default 25).
     pub max_retries: u32,
     /// The most jobs kept in the dead set (`:dead_max_jobs:`; default 10,000).
@@ -87,6 +91,7 @@ impl Default for WorkerConfig {
             verbose: false,
             log_format: super::LogFormat::Text,
             web: None,
+            health: None,
             max_retries: 25,
             dead_max_jobs: DeadLimits::default().max_jobs,
             dead_timeout: DeadLimits::default().timeout,
@@ -127,7 +132,8 @@ const RUBY_ONLY_KEYS: &[&str] = &[
 
 impl WorkerConfig {
     /// Checks settings that cannot work together, before the worker connects: the heartbeat's
-    /// TTL must be at least twice its interval, and there must be a queue to take from.
+    /// TTL must be at least twice its interval, there must be a queue to take from, and the
+    /// health endpoint needs an address of its own.
     pub fn validate(&self) -> Result<(), Error> {
         let error = |reason: String| Error::Config {
             origin: "the worker's settings".to_owned(),
@@ -138,6 +144,14 @@ impl WorkerConfig {
                 "the heartbeat TTL ({:?}) must be at least twice its interval ({:?}), or live \
                  processes would be presumed dead",
                 self.heartbeat_ttl, self.heartbeat_interval
+            )));
+        }
+        if let Some(address) = self.health
+            && self.web == Some(address)
+        {
+            return Err(error(format!(
+                "--health and --web both name {address}; drop --health: the dashboard at --web \
+                 answers /livez and /readyz too"
             )));
         }
         if self.queues.is_empty() {

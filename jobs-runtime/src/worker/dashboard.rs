@@ -2,6 +2,7 @@
 //! behind basic auth when `JOBS_WEB_PASSWORD` is set (user `JOBS_WEB_USER`, default `admin`);
 //! without one, answering host names beyond `localhost` and IP addresses only when
 //! `JOBS_WEB_HOSTS` lists them (comma-separated, as `Dashboard::allowed_hosts` takes them).
+//! Health probes (`health.rs`) are answered beside it, outside the password and the host check.
 //! Without the `web` feature, asking for it is a start-up error that says so.
 
 use std::net::SocketAddr;
@@ -11,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::config::WorkerConfig;
+use super::health::Probes;
 use crate::client::Client;
 use crate::error::Error;
 
@@ -26,17 +28,21 @@ pub(crate) struct DashboardServer {
     /// Where, for the log.
     #[cfg(feature = "web")]
     address: SocketAddr,
+    /// The health probes, answered beside the dashboard.
+    #[cfg(feature = "web")]
+    probes: Probes,
 }
 
 impl DashboardServer {
     /// Binds `address` for the dashboard of `client`'s Redis, trimming the dead set as
-    /// `config` says. Bound first, so a taken port stops the worker at start, holding nothing,
+    /// `config` says, with `probes` answered beside it. Bound first, so a taken port stops the worker at start, holding nothing,
     /// with an error that says so.
     #[cfg(feature = "web")]
     pub(crate) async fn bind(
         client: &Client,
         config: &WorkerConfig,
         address: SocketAddr,
+        probes: Probes,
     ) -> Result<Self, Error> {
         let mut dashboard = crate::web::Dashboard::new(client).dead_limits(config.dead_limits());
         if let Ok(password) = std::env::var("JOBS_WEB_PASSWORD")
@@ -60,6 +66,7 @@ impl DashboardServer {
             listener,
             dashboard,
             address,
+            probes,
         })
     }
 
@@ -69,6 +76,7 @@ impl DashboardServer {
         _client: &Client,
         _config: &WorkerConfig,
         address: SocketAddr,
+        _probes: Probes,
     ) -> Result<Self, Error> {
         Err(Error::Config {
             origin: "--web".to_owned(),
@@ -87,8 +95,11 @@ impl DashboardServer {
             listener,
             dashboard,
             address,
+            probes,
         } = self;
-        let served = crate::web::serve_on(listener, dashboard, shutdown.cancelled_owned()).await;
+        let beside = super::health::router(probes);
+        let served =
+            crate::web::serve_beside(listener, dashboard, beside, shutdown.cancelled_owned()).await;
         if let Err(error) = served {
             tracing::error!(%address, %error, "the dashboard stopped");
         }

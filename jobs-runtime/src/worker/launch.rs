@@ -3,15 +3,17 @@
 //!
 //! 1. [`prepare`]: check the settings, the registry and the `#[state]` values; build the
 //!    shared state and start the acker (and, for `run`, the signal listener);
-//! 2. [`connect`](Launcher::connect): wait for Redis, then check it (`preflight.rs`);
-//! 3. [`serve_dashboard`](Launcher::serve_dashboard): bind `--web` before any job is taken;
-//! 4. [`first_beat`](Launcher::first_beat): no job is taken before the process is known to
+//! 2. [`serve_health`](Launcher::serve_health): bind `--health`, so probes are answered while
+//!    the worker waits for Redis;
+//! 3. [`connect`](Launcher::connect): wait for Redis, then check it (`preflight.rs`);
+//! 4. [`serve_dashboard`](Launcher::serve_dashboard): bind `--web` before any job is taken;
+//! 5. [`first_beat`](Launcher::first_beat): no job is taken before the process is known to
 //!    crash recovery;
-//! 5. [`start_loops`](Launcher::start_loops): the fetcher, the scheduler, the periodic loop,
+//! 6. [`start_loops`](Launcher::start_loops): the fetcher, the scheduler, the periodic loop,
 //!    crash recovery, the heartbeat and systemd's watchdog;
-//! 6. [`steady`](Launcher::steady): until the stop phase (or, draining, until the queues are
+//! 7. [`steady`](Launcher::steady): until the stop phase (or, draining, until the queues are
 //!    empty);
-//! 7. [`shutdown`](Launcher::shutdown): quiet, wait up to the timeout for running jobs, hand
+//! 8. [`shutdown`](Launcher::shutdown): quiet, wait up to the timeout for running jobs, hand
 //!    back the rest, flush the acknowledgements, hand back what is left in the working list,
 //!    stop the heartbeat, flush the counters, clear the heartbeat, stop the watchdog and the
 //!    signal listener.
@@ -32,6 +34,7 @@ use super::config::WorkerConfig;
 use super::control::{Control, Signals};
 use super::dashboard::DashboardServer;
 use super::fetch::{BLOCK, Fetcher, IdleFetch};
+use super::health::{HealthServer, Probes};
 use super::heartbeat::Heartbeat;
 use super::hooks::{Hooks, Lifecycle};
 use super::identity;
@@ -135,6 +138,8 @@ struct Early {
     signals: Option<Running<()>>,
     /// The dashboard (for `--web`); ends at stop, not waited for.
     dashboard: Option<Running<()>>,
+    /// The health endpoint (for `--health`); ends at exit, not waited for.
+    health: Option<Running<()>>,
 }
 
 /// Runs a worker from its parts until it has stopped.
@@ -152,6 +157,7 @@ pub(crate) async fn launch(
     };
     let (mut launcher, ack_loop) = prepare(parts, mode, os_signals)?;
     let mut early = launcher.start_early(ack_loop);
+    early.health = launcher.serve_health().await?;
     if !launcher.connect(&mut stop).await {
         return Ok(());
     }
@@ -276,10 +282,36 @@ impl Launcher {
             acker,
             signals,
             dashboard: None,
+            health: None,
         }
     }
 
-    /// Step 2: waits until Redis answers, logging while it does not; `false` when asked to
+    /// What the health probes read (`health.rs`): the heartbeat, bounded by its TTL.
+    fn probes(&self) -> Probes {
+        Probes::new(
+            Arc::clone(&self.shared.pulse),
+            self.control.clone(),
+            self.shared.client.clone(),
+            self.config.heartbeat_ttl,
+        )
+    }
+
+    /// Step 2: binds the health endpoint's address, when `--health` asks for one and the
+    /// worker runs until stopped, and serves it until the worker has stopped.
+    async fn serve_health(&self) -> Result<Option<Running<()>>, Error> {
+        let Some(address) = self
+            .config
+            .health
+            .filter(|_| self.mode == Mode::UntilStopped)
+        else {
+            return Ok(None);
+        };
+        let server = HealthServer::bind(self.probes(), address).await?;
+        let exit = self.control.exit_phase();
+        Ok(Some(Running::spawn(exit, |shutdown| server.run(shutdown))))
+    }
+
+    /// Step 3: waits until Redis answers, logging while it does not; `false` when asked to
     /// stop first.
     async fn connect(&self, stop: &mut StopRequest<'_>) -> bool {
         let shared = &self.shared;
@@ -301,18 +333,20 @@ impl Launcher {
         connected && !self.control.is_stopping()
     }
 
-    /// Step 3: binds the dashboard's address, when `--web` asks for one and the worker runs
-    /// until stopped, and serves it until the stop phase.
+    /// Step 4: binds the dashboard's address, when `--web` asks for one and the worker runs
+    /// until stopped, and serves it (with the health probes beside it) until the stop phase.
     async fn serve_dashboard(&self) -> Result<Option<Running<()>>, Error> {
         let Some(address) = self.config.web.filter(|_| self.mode == Mode::UntilStopped) else {
             return Ok(None);
         };
-        let server = DashboardServer::bind(&self.shared.client, &self.config, address).await?;
+        let server =
+            DashboardServer::bind(&self.shared.client, &self.config, address, self.probes())
+                .await?;
         let stop = self.control.stop_phase();
         Ok(Some(Running::spawn(stop, |shutdown| server.run(shutdown))))
     }
 
-    /// Step 4: writes the first heartbeat, trying every second; `false` when asked to stop
+    /// Step 5: writes the first heartbeat, trying every second; `false` when asked to stop
     /// first.
     async fn first_beat(&self, heartbeat: &Heartbeat, stop: &mut StopRequest<'_>) -> bool {
         while let Err(error) = heartbeat.beat().await {
@@ -326,7 +360,7 @@ impl Launcher {
         true
     }
 
-    /// Step 5: starts taking jobs from `order`'s queues, and the loops beside the fetcher.
+    /// Step 6: starts taking jobs from `order`'s queues, and the loops beside the fetcher.
     fn start_loops(&self, order: QueueOrder, heartbeat: Heartbeat) -> Loops {
         let shared = &self.shared;
         let config = &self.config;
@@ -398,7 +432,7 @@ impl Launcher {
         }
     }
 
-    /// Step 6: runs until the stop phase (or, draining, until the fetcher ends). Announces
+    /// Step 7: runs until the stop phase (or, draining, until the fetcher ends). Announces
     /// quiet once; when the fetcher ends at quiet, hands back what its idle fetch brings, on a
     /// task of its own: a stop arriving meanwhile must not wait behind blocking fetches.
     async fn steady(
@@ -427,7 +461,7 @@ impl Launcher {
         fetched
     }
 
-    /// Step 7: shuts down, in order.
+    /// Step 8: shuts down, in order.
     async fn shutdown(
         mut self,
         early: Early,
@@ -475,6 +509,8 @@ impl Launcher {
         if let Some(signals) = early.signals {
             let _ = signals.join().await;
         }
+        // The health endpoint ends with the exit phase; open requests may finish on their own.
+        drop(early.health);
         tracing::info!("worker stopped");
         if self.os_signals && self.shared.stuck.load(Ordering::Relaxed) {
             // A job blocking its thread would keep the runtime from shutting down; its job is

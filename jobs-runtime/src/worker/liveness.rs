@@ -32,6 +32,9 @@ pub(crate) struct Pulse {
     /// When the last renewal that landed was sent, in milliseconds since `origin`, plus one
     /// (0: none yet). The key lives at least `ttl` from then.
     last_sent: AtomicU64,
+    /// When the last heartbeat that landed was sent, counted as `last_sent` (0: none yet):
+    /// what the health endpoint's liveness reads (`health.rs`).
+    last_beat: AtomicU64,
     /// A renewal found the key gone: the process may have been presumed dead meanwhile.
     lapsed: AtomicBool,
     /// How long the key lives.
@@ -44,6 +47,7 @@ impl Pulse {
         Self {
             origin: Instant::now(),
             last_sent: AtomicU64::new(0),
+            last_beat: AtomicU64::new(0),
             lapsed: AtomicBool::new(false),
             ttl,
         }
@@ -51,7 +55,17 @@ impl Pulse {
 
     /// How long since the last renewal that landed was sent; `None` before the first.
     pub(crate) fn age(&self) -> Option<Duration> {
-        let sent = self.last_sent.load(Ordering::SeqCst).checked_sub(1)?;
+        self.since(&self.last_sent)
+    }
+
+    /// How long since the last heartbeat that landed was sent; `None` before the first.
+    pub(crate) fn beat_age(&self) -> Option<Duration> {
+        self.since(&self.last_beat)
+    }
+
+    /// How long since the moment `sent` holds (milliseconds since `origin`, plus one).
+    fn since(&self, sent: &AtomicU64) -> Option<Duration> {
+        let sent = sent.load(Ordering::SeqCst).checked_sub(1)?;
         Some(
             self.origin
                 .elapsed()
@@ -77,6 +91,15 @@ impl Pulse {
     /// still existed.
     pub(crate) fn renewed_at(&self, sent: Instant) {
         self.landed(sent, true);
+        self.last_beat
+            .fetch_max(self.millis(sent), Ordering::SeqCst);
+    }
+
+    /// `sent` in milliseconds since `origin`, plus one (0 means never).
+    fn millis(&self, sent: Instant) -> u64 {
+        u64::try_from(sent.duration_since(self.origin).as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1)
     }
 
     /// Notes a renewal sent at `sent` that landed; `found` says whether the key still existed.
@@ -84,9 +107,7 @@ impl Pulse {
     /// the key may have expired in between and been renewed by the other writer (the
     /// heartbeat renews it as well, without asking).
     fn landed(&self, sent: Instant, found: bool) {
-        let millis = u64::try_from(sent.duration_since(self.origin).as_millis())
-            .unwrap_or(u64::MAX)
-            .saturating_add(1);
+        let millis = self.millis(sent);
         // The newest send wins: a renewal sent before a pause may land after a later one.
         let previous = self.last_sent.fetch_max(millis, Ordering::SeqCst);
         let ttl = u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX);
@@ -200,6 +221,26 @@ mod tests {
         // A renewal sent before the pause that lands late does not turn the clock back.
         pulse.landed(before, true);
         assert!(pulse.age().unwrap() < Duration::from_millis(30));
+    }
+
+    #[test]
+    fn only_the_heartbeat_counts_as_a_beat() {
+        let pulse = Pulse::new(Duration::from_secs(10));
+        pulse.landed(Instant::now(), true);
+        assert!(pulse.age().is_some());
+        assert_eq!(
+            pulse.beat_age(),
+            None,
+            "the liveness thread is no heartbeat"
+        );
+        let before = Instant::now();
+        std::thread::sleep(Duration::from_millis(20));
+        pulse.renewed_at(Instant::now());
+        // A beat sent earlier that lands late does not turn the clock back.
+        pulse.renewed_at(before);
+        let age = pulse.beat_age().unwrap();
+        // (Ages count whole milliseconds, so allow one.)
+        assert!(age + Duration::from_millis(10) <= before.elapsed());
     }
 
     #[test]

@@ -28,7 +28,8 @@
 //!   acknowledgements), `shared` (what the tasks share), `execute` (run a job's code),
 //!   `processor` (run, log, count and settle one job).
 //! - **The loops**: `fetch` (the fetcher; `fetch/idle` for the blocking waits), `scheduler`,
-//!   `periodic` (cron entries), `recovery`, `heartbeat`, `dashboard` (`--web`).
+//!   `periodic` (cron entries), `recovery`, `heartbeat`, `dashboard` (`--web`), `health`
+//!   (`--health`).
 //! - **The launch sequence**: `launch`, the named steps from start to exit.
 //! - **The builder**: [`Worker`], here.
 
@@ -63,6 +64,7 @@ mod shared;
 // The loops, and the launch sequence that starts and stops them.
 mod dashboard;
 mod fetch;
+mod health;
 mod heartbeat;
 mod launch;
 mod periodic;
@@ -199,6 +201,15 @@ impl Worker {
     /// loopback address unless the dashboard is behind a password (`JOBS_WEB_PASSWORD`).
     pub fn web(mut self, address: std::net::SocketAddr) -> Self {
         self.config.web = Some(address);
+        self
+    }
+
+    /// Answers orchestrators' probes at `address` while the worker runs (what `--health`
+    /// sets): `GET /livez` (the last heartbeat landed within its TTL) and `GET /readyz`
+    /// (Redis answers, and the worker is neither quiet nor stopping), 200 or 503 with a short
+    /// JSON body. Needs the `web` feature.
+    pub fn health(mut self, address: std::net::SocketAddr) -> Self {
+        self.config.health = Some(address);
         self
     }
 

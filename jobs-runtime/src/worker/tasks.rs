@@ -13,6 +13,7 @@
 //! | periodic | `periodic/mod.rs` | `PeriodicLoop::pass` | quiet |
 //! | crash recovery | `recovery.rs` | `Recovery::sweep` | stop |
 //! | dashboard | `dashboard.rs` | — (an axum server) | stop |
+//! | health endpoint | `health.rs` | `Probes::live`, `Probes::ready` | exit |
 //! | acker | `ack.rs` | `Acker::flush` | after the wait for running jobs |
 //! | heartbeat | `heartbeat.rs` | `Heartbeat::beat` | after the hand-back, before the heartbeat is cleared |
 //! | liveness (a thread of its own) | `liveness.rs` | `Liveness::renew` | with the heartbeat |
