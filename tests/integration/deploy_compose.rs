@@ -154,3 +154,24 @@ fn docker_compose_accepts_the_file() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// The worker's healthcheck probes the `--health` address its own flags give.
+#[test]
+fn the_worker_is_healthchecked_on_its_health_address() {
+    let worker = service("worker");
+    let flags = jobs::Worker::from_args(strings(get(&worker, "command"))).expect("the flags");
+    let address = flags.config().health.expect("--health");
+    assert!(
+        address.ip().is_loopback(),
+        "the probe runs inside the container"
+    );
+    let test = strings(&get(&worker, "healthcheck")["test"]);
+    assert_eq!(test[..3], ["CMD", "bash", "-c"]);
+    let script = &test[3];
+    assert!(
+        script.contains(&format!("/dev/tcp/127.0.0.1/{}", address.port())),
+        "{script}"
+    );
+    assert!(script.contains("GET /livez "), "{script}");
+    // health.rs runs this script against a real worker.
+}

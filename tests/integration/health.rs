@@ -242,3 +242,39 @@ async fn the_dashboard_answers_probes_for_any_host() {
     assert_eq!(status, 200);
     running.stop(Duration::from_secs(10)).await;
 }
+
+/// The worker's healthcheck in `deploy/docker-compose.yml`, pointed at `port`: the command.
+fn compose_healthcheck(port: u16) -> Command {
+    let compose =
+        yaml_rust2::YamlLoader::load_from_str(include_str!("../../deploy/docker-compose.yml"))
+            .expect("docker-compose.yml is YAML");
+    let test: Vec<String> = compose[0]["services"]["worker"]["healthcheck"]["test"]
+        .as_vec()
+        .expect("the worker's healthcheck")
+        .iter()
+        .map(|item| item.as_str().expect("a string").to_owned())
+        .collect();
+    assert_eq!(test[..3], ["CMD", "bash", "-c"]);
+    let script = test[3].replace("127.0.0.1/7434", &format!("127.0.0.1/{port}"));
+    assert_ne!(script, test[3], "the script probes 127.0.0.1:7434");
+    let mut command = Command::new("bash");
+    command.args(["-c", &script]).stdin(Stdio::null());
+    command
+}
+
+#[tokio::test]
+async fn the_compose_healthcheck_passes_only_while_the_worker_is_live() {
+    let mut redis = TestRedis::start();
+    let worker = HealthChild::spawn(&redis);
+    worker
+        .wait_for("/livez", 200, Duration::from_secs(20))
+        .await;
+    let status = compose_healthcheck(worker.port).status().expect("bash");
+    assert!(status.success(), "healthy: {status}");
+    redis.kill();
+    worker
+        .wait_for("/livez", 503, Duration::from_secs(15))
+        .await;
+    let status = compose_healthcheck(worker.port).status().expect("bash");
+    assert!(!status.success(), "unhealthy once no heartbeat lands");
+}

@@ -19,6 +19,7 @@ mod client_errors;
 mod client_middleware;
 mod client_timeout;
 mod deploy_compose;
+mod deploy_kubernetes;
 mod deploy_logs;
 mod deploy_systemd;
 mod enqueue_bulk;
