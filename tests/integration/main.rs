@@ -44,6 +44,7 @@ mod testing_fake;
 mod testing_inline;
 mod unique_jobs;
 mod web_browser;
+mod web_dark_mode;
 mod web_hardening;
 mod web_http;
 mod web_periodic;

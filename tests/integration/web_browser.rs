@@ -64,14 +64,24 @@ impl Drop for ChromeDriver {
 }
 
 pub async fn open_browser(driver: &ChromeDriver) -> Browser {
+    open_browser_with(driver, &[]).await
+}
+
+/// [`open_browser`] with more Chromium flags (`--force-dark-mode`, say).
+pub async fn open_browser_with(driver: &ChromeDriver, extra: &[&str]) -> Browser {
+    let mut args = vec![
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,900",
+        "--hide-scrollbars",
+    ];
+    args.extend_from_slice(extra);
     let mut capabilities = serde_json::Map::new();
     capabilities.insert(
         "goog:chromeOptions".to_owned(),
-        json!({
-            "binary": "/usr/bin/chromium",
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1280,900", "--hide-scrollbars"],
-        }),
+        json!({ "binary": "/usr/bin/chromium", "args": args }),
     );
     ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(capabilities)

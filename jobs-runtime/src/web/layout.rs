@@ -45,6 +45,8 @@ pub(crate) fn page(ctx: &Ctx, stats: &Stats, tab: Tab, title: &str, content: Mar
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
+                // Light or dark as the system is, from the first paint (the stylesheet follows).
+                meta name="color-scheme" content="light dark";
                 title { (title) " · jobs" }
                 link rel="stylesheet" href=(ctx.url(&format!("/assets/app.css?v={}", assets::VERSION)));
                 script src=(ctx.url(&format!("/assets/app.js?v={}", assets::VERSION))) defer {}
