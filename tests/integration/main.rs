@@ -47,6 +47,7 @@ mod web_browser;
 mod web_dark_mode;
 mod web_hardening;
 mod web_http;
+mod web_live_poll;
 mod web_periodic;
 mod worker_config;
 mod worker_failures;

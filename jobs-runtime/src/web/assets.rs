@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 
 /// `assets/app.css`.
 const STYLESHEET: &str = include_str!("assets/app.css");
-/// `assets/app.js`: relative times, confirmations, select-all and the live graph.
+/// `assets/app.js`: relative times, confirmations, select-all, the live graph and live poll.
 const SCRIPT: &str = include_str!("assets/app.js");
 
 /// Appended to asset addresses so a new release is never served a stale cached copy.

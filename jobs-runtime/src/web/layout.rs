@@ -24,6 +24,24 @@ pub(crate) enum Tab {
 
 /// A whole page: the header with its tabs, the summary of counts, then `content`.
 pub(crate) fn page(ctx: &Ctx, stats: &Stats, tab: Tab, title: &str, content: Markup) -> Markup {
+    frame(ctx, stats, tab, title, content, false)
+}
+
+/// A list page ([`page`]) with a "Live poll" toggle: the script then reloads the page's
+/// content every few seconds in place, as Sidekiq's list pages do.
+pub(crate) fn list_page(
+    ctx: &Ctx,
+    stats: &Stats,
+    tab: Tab,
+    title: &str,
+    content: Markup,
+) -> Markup {
+    frame(ctx, stats, tab, title, content, true)
+}
+
+/// The frame of every page; `live` adds the live-poll toggle, hidden until the script shows
+/// it (without the script there is nothing to toggle).
+fn frame(ctx: &Ctx, stats: &Stats, tab: Tab, title: &str, content: Markup, live: bool) -> Markup {
     let tabs = [
         (Tab::Dashboard, "/", "Dashboard", None),
         (Tab::Busy, "/busy", "Busy", Some(stats.workers_size)),
@@ -63,6 +81,12 @@ pub(crate) fn page(ctx: &Ctx, stats: &Stats, tab: Tab, title: &str, content: Mar
                                         span.count { (format::number(count)) }
                                     }
                                 }
+                            }
+                        }
+                        @if live {
+                            button.live-toggle #live-poll type="button" aria-pressed="false" hidden
+                                title="Reload this list every few seconds (the dashboard's slider sets how often)" {
+                                "Live poll"
                             }
                         }
                     }

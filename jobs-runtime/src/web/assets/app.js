@@ -52,6 +52,97 @@
     });
   }
 
+  // Never faster than every 2 s, never slower than every 20 s (CVE-2023-26141); 5 s unless the
+  // dashboard's slider chose otherwise.
+  function pollInterval(fallback) {
+    var ms = parseInt(localStorage.getItem("jobs.poll") || fallback, 10);
+    return isNaN(ms) ? 5000 : Math.min(20000, Math.max(2000, ms));
+  }
+
+  // What a page's script attaches to its content; run again on content swapped in.
+  function enhance() {
+    refreshTimes();
+    confirmations();
+    selectAll();
+  }
+
+  // Live poll, as on Sidekiq's list pages: while the toggle is on (kept in localStorage), the
+  // page is fetched again every few seconds and its header counts, content and footer swapped
+  // in place. Ticked boxes stay ticked; a round is skipped while a field of the page has the
+  // focus, while the tab is hidden, and when the answer is not this page.
+  function livePoll() {
+    var toggle = document.getElementById("live-poll");
+    if (!toggle) { return; }
+    toggle.hidden = false;
+    var timer = null;
+
+    function busy() {
+      var active = document.activeElement;
+      return document.hidden || (active && active.closest("main") &&
+        /^(INPUT|SELECT|TEXTAREA)$/.test(active.tagName) && active.type !== "checkbox");
+    }
+
+    function swap(html) {
+      var fresh = new DOMParser().parseFromString(html, "text/html");
+      var main = document.querySelector("main");
+      var next = fresh.querySelector("main");
+      if (!main || !next) { return; }
+      var ticked = {};
+      main.querySelectorAll("input[type=checkbox][name=key]:checked").forEach(function (box) {
+        ticked[box.value] = true;
+      });
+      var all = main.querySelector("input[data-select-all]");
+      var allTicked = all && all.checked;
+      next = document.adoptNode(next);
+      next.querySelectorAll("input[type=checkbox][name=key]").forEach(function (box) {
+        if (ticked[box.value]) { box.checked = true; }
+      });
+      var nextAll = next.querySelector("input[data-select-all]");
+      if (nextAll && allTicked) { nextAll.checked = true; }
+      main.replaceWith(next);
+      ["header.top nav", "footer"].forEach(function (css) {
+        var old = document.querySelector(css);
+        var fresher = fresh.querySelector(css);
+        if (old && fresher) { old.replaceWith(document.adoptNode(fresher)); }
+      });
+      enhance();
+    }
+
+    function poll() {
+      timer = null;
+      var next = function () {
+        if (toggle.getAttribute("aria-pressed") === "true") {
+          timer = window.setTimeout(poll, pollInterval(5000));
+        }
+      };
+      if (busy()) { next(); return; }
+      var address = window.location.href;
+      fetch(address, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+        .then(function (response) {
+          return response.ok && !response.redirected ? response.text() : null;
+        })
+        .then(function (html) {
+          if (html !== null && window.location.href === address &&
+              toggle.getAttribute("aria-pressed") === "true") { swap(html); }
+        })
+        .catch(function () { /* the next round tries again */ })
+        .then(next);
+    }
+
+    function set(on) {
+      toggle.setAttribute("aria-pressed", on ? "true" : "false");
+      toggle.textContent = on ? "Live poll on" : "Live poll";
+      if (on) { localStorage.setItem("jobs.live", "on"); } else { localStorage.removeItem("jobs.live"); }
+      if (timer !== null) { window.clearTimeout(timer); timer = null; }
+      if (on) { timer = window.setTimeout(poll, pollInterval(5000)); }
+    }
+
+    toggle.addEventListener("click", function () {
+      set(toggle.getAttribute("aria-pressed") !== "true");
+    });
+    set(localStorage.getItem("jobs.live") === "on");
+  }
+
   function liveGraph() {
     var graph = document.getElementById("live-graph");
     if (!graph) { return; }
@@ -66,7 +157,7 @@
     var timer = null;
     // Never faster than every 2 s, never slower than every 20 s.
     function clamp(ms) { ms = parseInt(ms, 10); return isNaN(ms) ? 5000 : Math.min(20000, Math.max(2000, ms)); }
-    var interval = clamp(localStorage.getItem("jobs.poll") || graph.getAttribute("data-poll-ms"));
+    var interval = pollInterval(graph.getAttribute("data-poll-ms"));
     if (slider) { slider.value = interval; }
 
     function draw() {
@@ -125,10 +216,9 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
-    refreshTimes();
+    enhance();
     window.setInterval(refreshTimes, 15000);
-    confirmations();
-    selectAll();
     liveGraph();
+    livePoll();
   });
 })();

@@ -96,7 +96,7 @@ pub(crate) async fn page(ctx: Ctx) -> Result<Response, Failure> {
             }
         }
     };
-    Ok(ctx.html(layout::page(&ctx, &stats, Tab::Busy, "Busy", content)))
+    Ok(ctx.html(layout::list_page(&ctx, &stats, Tab::Busy, "Busy", content)))
 }
 
 /// `POST /busy`: `action` is `quiet` or `stop`; for the process `identity`, or every process

@@ -53,7 +53,13 @@ pub(crate) async fn list(ctx: Ctx) -> Result<Response, Failure> {
             }
         }
     };
-    Ok(ctx.html(layout::page(&ctx, &stats, Tab::Queues, "Queues", content)))
+    Ok(ctx.html(layout::list_page(
+        &ctx,
+        &stats,
+        Tab::Queues,
+        "Queues",
+        content,
+    )))
 }
 
 /// `GET /queues/{name}`: the queue's jobs, a page at a time.
@@ -119,7 +125,7 @@ pub(crate) async fn show(
         }
         (layout::pager(&ctx, &path, page_number, PAGE_SIZE, size, &[("order", query.order_name())]))
     };
-    Ok(ctx.html(layout::page(
+    Ok(ctx.html(layout::list_page(
         &ctx,
         &stats,
         Tab::Queues,

@@ -234,7 +234,9 @@ async fn list(
             }
         }
     };
-    Ok(ctx.html(layout::page(&ctx, &stats, view.tab, view.title, content)))
+    Ok(ctx.html(layout::list_page(
+        &ctx, &stats, view.tab, view.title, content,
+    )))
 }
 
 /// What a search that stopped early read, and how to find more: it stops after
