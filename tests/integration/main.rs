@@ -30,6 +30,7 @@ mod expiring_jobs;
 mod faults;
 mod hostile_fuzz;
 mod interop_ruby;
+mod job_logs;
 mod lifecycle;
 mod paused_dashboard;
 mod paused_queues;

@@ -8,6 +8,7 @@ use tracing::Instrument;
 
 use super::execute::execute;
 use super::hooks::Exhausted;
+use super::logging::{Tags, logs_progress};
 use super::retry::{Decision, describe_delay};
 use super::settle::Outcome;
 use super::shared::Shared;
@@ -56,7 +57,11 @@ pub(crate) async fn process(shared: &Shared, fetched: Fetched) -> Processed {
         jid = %payload.jid,
         class = %payload.class,
         queue = %fetched.queue,
+        tags = tracing::field::Empty,
     );
+    if let Some(tags) = payload.tags.as_deref().filter(|tags| !tags.is_empty()) {
+        span.record("tags", tracing::field::display(Tags(tags)));
+    }
     run_and_settle(shared, fetched, payload)
         .instrument(span)
         .await
@@ -84,7 +89,10 @@ async fn run_and_settle(shared: &Shared, fetched: Fetched, payload: Payload) -> 
         }
         held => held.map(|held| held.released_by(payload.jid.as_str())),
     };
-    tracing::info!("start");
+    let progress = logs_progress(&payload);
+    if progress {
+        tracing::info!("start");
+    }
     let started = Instant::now();
     let result = execute(
         &shared.registry,
@@ -97,7 +105,9 @@ async fn run_and_settle(shared: &Shared, fetched: Fetched, payload: Payload) -> 
     shared.counters.record(result.is_err());
     match result {
         Ok(()) => {
-            tracing::info!(elapsed = format_args!("{elapsed:.3}"), "done");
+            if progress {
+                tracing::info!(elapsed = format_args!("{elapsed:.3}"), "done");
+            }
             Processed::Succeeded(fetched, release, Ending::Succeeded)
         }
         Err(error) => {
