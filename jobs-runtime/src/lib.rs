@@ -31,6 +31,8 @@ mod jid;
 mod job;
 mod job_error;
 mod options;
+#[cfg(feature = "otel")]
+pub mod otel;
 mod panic;
 mod payload;
 pub mod periodic;

@@ -32,6 +32,8 @@ mod hostile_fuzz;
 mod interop_ruby;
 mod job_logs;
 mod lifecycle;
+#[cfg(feature = "otel")]
+mod otel;
 mod paused_dashboard;
 mod paused_queues;
 mod payload_decode;

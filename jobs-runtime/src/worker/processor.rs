@@ -52,6 +52,7 @@ pub(crate) async fn process(shared: &Shared, fetched: Fetched) -> Processed {
             return Processed::Settled;
         }
     };
+    #[cfg(not(feature = "otel"))]
     let span = tracing::info_span!(
         "job",
         jid = %payload.jid,
@@ -59,6 +60,10 @@ pub(crate) async fn process(shared: &Shared, fetched: Fetched) -> Processed {
         queue = %fetched.queue,
         tags = tracing::field::Empty,
     );
+    #[cfg(feature = "otel")]
+    let span = crate::otel::job_span(&payload, &fetched.queue);
+    #[cfg(feature = "otel")]
+    crate::otel::continue_trace(&span, &payload, &fetched.queue);
     if let Some(tags) = payload.tags.as_deref().filter(|tags| !tags.is_empty()) {
         span.record("tags", tracing::field::display(Tags(tags)));
     }
@@ -111,6 +116,8 @@ async fn run_and_settle(shared: &Shared, fetched: Fetched, payload: Payload) -> 
             Processed::Succeeded(fetched, release, Ending::Succeeded)
         }
         Err(error) => {
+            #[cfg(feature = "otel")]
+            crate::otel::failed(&error);
             tracing::warn!(
                 elapsed = format_args!("{elapsed:.3}"),
                 error_class = error.class(),
