@@ -11,13 +11,13 @@ use crate::combine;
 /// Every option `#[job]` takes, for the "expected one of" message.
 const OPTIONS: &str = "`queue`, `retry`, `name`, `backtrace`, `retry_queue`, `dead`, `tags`, \
                        `timeout`, `cron`, `unique_for`, `unique_until`, `unique_key`, \
-                       `expires_in`, `crate`";
+                       `expires_in`, `log_level`, `crate`";
 
 /// The longest `unique_for` or `expires_in`, in seconds: a year (the runtime's `MAX_PERIOD`).
 const MAX_PERIOD_SECONDS: u64 = 365 * 24 * 60 * 60;
 
 /// The option names, in the order the docs list them.
-const KEYS: [&str; 14] = [
+const KEYS: [&str; 15] = [
     "queue",
     "retry",
     "name",
@@ -31,6 +31,7 @@ const KEYS: [&str; 14] = [
     "unique_until",
     "unique_key",
     "expires_in",
+    "log_level",
     "crate",
 ];
 
@@ -49,6 +50,7 @@ fn example(key: &str) -> &'static str {
         "unique_until" => "\"start\"",
         "unique_key" => "user_id",
         "expires_in" => "3600",
+        "log_level" => "\"warn\"",
         _ => "my_jobs",
     }
 }
@@ -103,6 +105,8 @@ pub(crate) struct JobArgs {
     pub(crate) unique_key: Option<syn::Path>,
     /// `expires_in`, in seconds.
     pub(crate) expires_in: Option<u64>,
+    /// `log_level`: `debug`, `info`, `warn` or `error`, as written.
+    pub(crate) log_level: Option<String>,
     pub(crate) crate_path: Option<syn::Path>,
     /// `crate` was written but not read (a bad value, or a syntax error before it): where `jobs`
     /// is cannot be known, so nothing may be emitted that names it.
@@ -192,6 +196,7 @@ impl JobArgs {
             "unique_until" => set(meta, &mut self.unique_until, unique_until(&value)?),
             "unique_key" => set(meta, &mut self.unique_key, unique_key(&value)?),
             "expires_in" => set(meta, &mut self.expires_in, period(&value, "expires_in")?),
+            "log_level" => set(meta, &mut self.log_level, log_level(&value)?),
             _ => set(meta, &mut self.crate_path, crate_path(&value)?),
         }
     }
@@ -470,6 +475,19 @@ fn unique_until(value: &Expr) -> syn::Result<(UniqueUntilOption, LitStr)> {
     match text.value().as_str() {
         "success" => Ok((UniqueUntilOption::Success, text.clone())),
         "start" => Ok((UniqueUntilOption::Start, text.clone())),
+        _ => Err(syn::Error::new(text.span(), expected)),
+    }
+}
+
+/// `log_level`: one of Sidekiq's (Ruby `Logger`'s) level names.
+fn log_level(value: &Expr) -> syn::Result<String> {
+    let expected = "`log_level` expects \"debug\", \"info\", \"warn\" or \"error\": the least \
+                    severe level logged for the job (\"warn\" drops its start and done lines)";
+    let Some(Lit::Str(text)) = literal(value) else {
+        return Err(syn::Error::new_spanned(value, expected));
+    };
+    match text.value().as_str() {
+        level @ ("debug" | "info" | "warn" | "error") => Ok(level.to_owned()),
         _ => Err(syn::Error::new(text.span(), expected)),
     }
 }

@@ -262,6 +262,15 @@ fn options(args: &JobArgs, p: &TokenStream) -> TokenStream {
     if let Some(seconds) = args.expires_in {
         options = quote!(#options.with_expires_in(::core::time::Duration::from_secs(#seconds)));
     }
+    if let Some(level) = &args.log_level {
+        let level = match level.as_str() {
+            "debug" => quote!(Debug),
+            "info" => quote!(Info),
+            "warn" => quote!(Warn),
+            _ => quote!(Error),
+        };
+        options = quote!(#options.with_log_level(#p::LogLevel::#level));
+    }
     options
 }
 

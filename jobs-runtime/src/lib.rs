@@ -31,6 +31,8 @@ mod jid;
 mod job;
 mod job_error;
 mod options;
+#[cfg(feature = "otel")]
+pub mod otel;
 mod panic;
 mod payload;
 pub mod periodic;
@@ -62,7 +64,7 @@ pub use error::Error;
 pub use jid::Jid;
 pub use job::{ArgCodec, ArgsDecoder, ArgsError, Job, JobArgument, JobFuture, codec};
 pub use job_error::{BoxError, IntoJobResult, JobError, RetryOverride};
-pub use options::{Backtrace, JobOptions, Retry, UniqueUntil};
+pub use options::{Backtrace, JobOptions, LogLevel, Retry, UniqueUntil};
 pub use payload::Payload;
 pub use redis::url::DEFAULT_REDIS_URL;
 pub use registry::{Registration, Registry, registered_jobs};

@@ -173,6 +173,58 @@ impl UniqueUntil {
     }
 }
 
+/// The least severe level at which a job's own lines are logged: Sidekiq's per-job `log_level`.
+///
+/// On the wire it is the level's name, as Sidekiq writes it (`"warn"`). The worker writes a
+/// job's `start` and `done` lines (level info) only when its `log_level` is `info` or below, so
+/// `warn` or `error` quiets a frequent job; its failures are logged whatever the level. See
+/// "Log lines" in `docs/worker.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// `"debug"`: everything.
+    Debug,
+    /// `"info"`: the default.
+    Info,
+    /// `"warn"`: no `start` or `done` lines.
+    Warn,
+    /// `"error"`: no `start` or `done` lines.
+    Error,
+}
+
+impl LogLevel {
+    /// Its name on the wire and in `#[job(log_level = "…")]`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Debug => "debug",
+            Self::Info => "info",
+            Self::Warn => "warn",
+            Self::Error => "error",
+        }
+    }
+
+    /// The level a payload's `log_level` names, read as Ruby's `Logger` reads it: a name in
+    /// any case (`fatal` is taken for `error`), or a severity number (0 debug … 4 fatal).
+    /// `None` for anything else, which the worker ignores.
+    pub fn from_json(value: &serde_json::Value) -> Option<Self> {
+        if let Some(severity) = value.as_u64() {
+            return match severity {
+                0 => Some(Self::Debug),
+                1 => Some(Self::Info),
+                2 => Some(Self::Warn),
+                3 | 4 => Some(Self::Error),
+                _ => None,
+            };
+        }
+        match value.as_str()?.to_ascii_lowercase().as_str() {
+            "debug" => Some(Self::Debug),
+            "info" => Some(Self::Info),
+            "warn" => Some(Self::Warn),
+            "error" | "fatal" => Some(Self::Error),
+            _ => None,
+        }
+    }
+}
+
 /// The longest a `unique_for` or an `expires_in` may be: a year. A longer one is taken for a
 /// mistake (milliseconds written for seconds, say).
 pub(crate) const MAX_PERIOD: Duration = Duration::from_secs(365 * 24 * 60 * 60);
@@ -249,6 +301,8 @@ pub struct JobOptions {
     /// How long after it is due a job that has not started is dropped rather than run
     /// (`expires_in`; see `docs/unique-jobs.md`).
     pub expires_in: Option<Duration>,
+    /// The least severe level logged for the job (`log_level`; see [`LogLevel`]).
+    pub log_level: Option<LogLevel>,
 }
 
 impl JobOptions {
@@ -265,6 +319,7 @@ impl JobOptions {
         unique_for: None,
         unique_until: UniqueUntil::Success,
         expires_in: None,
+        log_level: None,
     };
 
     /// These options with another queue.
@@ -332,6 +387,12 @@ impl JobOptions {
         self.expires_in = Some(period);
         self
     }
+
+    /// These options with another log level for the job's lines.
+    pub const fn with_log_level(mut self, level: LogLevel) -> Self {
+        self.log_level = Some(level);
+        self
+    }
 }
 
 impl Default for JobOptions {
@@ -346,7 +407,7 @@ mod tests {
 
     use serde_json::json;
 
-    use super::{Backtrace, Retry, check_period, period_of};
+    use super::{Backtrace, LogLevel, Retry, check_period, period_of};
 
     #[test]
     fn a_period_is_a_second_to_a_year() {
@@ -407,5 +468,16 @@ mod tests {
             serde_json::from_str::<Backtrace>("false").unwrap(),
             Backtrace::Off
         );
+    }
+
+    #[test]
+    fn log_level_reads_ruby_names_and_severities() {
+        assert_eq!(LogLevel::from_json(&json!("warn")), Some(LogLevel::Warn));
+        assert_eq!(LogLevel::from_json(&json!("DEBUG")), Some(LogLevel::Debug));
+        assert_eq!(LogLevel::from_json(&json!("fatal")), Some(LogLevel::Error));
+        assert_eq!(LogLevel::from_json(&json!(2)), Some(LogLevel::Warn));
+        assert_eq!(LogLevel::from_json(&json!("loud")), None);
+        assert_eq!(LogLevel::from_json(&json!(9)), None);
+        assert!(LogLevel::Warn > LogLevel::Info);
     }
 }

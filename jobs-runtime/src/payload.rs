@@ -24,7 +24,7 @@ use serde_json::{Map, Value};
 use crate::error::Error;
 use crate::error_class;
 use crate::jid::Jid;
-use crate::options::{Backtrace, Retry};
+use crate::options::{Backtrace, LogLevel, Retry};
 use crate::timestamp::Timestamp;
 
 /// One job as stored in Redis.
@@ -94,6 +94,9 @@ pub struct Payload {
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+/// Sidekiq's per-job log level key, kept in [`Payload::extra`].
+pub(crate) const LOG_LEVEL: &str = "log_level";
 
 /// The keys [`Payload`] holds in typed fields; any other key lives in [`Payload::extra`].
 const FIELDS: &[&str] = &[
@@ -189,7 +192,17 @@ impl Payload {
                 crate::options::period_json(period),
             );
         }
+        if let Some(level) = options.log_level {
+            payload
+                .extra
+                .insert(LOG_LEVEL.to_owned(), level.as_str().into());
+        }
         payload
+    }
+
+    /// The job's `log_level`, if it names one (see [`LogLevel::from_json`]).
+    pub(crate) fn log_level(&self) -> Option<LogLevel> {
+        self.extra.get(LOG_LEVEL).and_then(LogLevel::from_json)
     }
 
     /// This payload with another queue.

@@ -14,7 +14,7 @@ pub use crate::error::Error;
 pub use crate::jid::Jid;
 pub use crate::job::{ArgCodec, ArgsDecoder, ArgsError, Job, JobArgument, JobFuture, codec};
 pub use crate::job_error::{IntoJobResult, JobError};
-pub use crate::options::{Backtrace, JobOptions, Retry, UniqueUntil};
+pub use crate::options::{Backtrace, JobOptions, LogLevel, Retry, UniqueUntil};
 pub use crate::registry::Registration;
 pub use crate::state::{JobState, StateType};
 

@@ -32,7 +32,10 @@ mod faults;
 mod health;
 mod hostile_fuzz;
 mod interop_ruby;
+mod job_logs;
 mod lifecycle;
+#[cfg(feature = "otel")]
+mod otel;
 mod paused_dashboard;
 mod paused_queues;
 mod payload_decode;

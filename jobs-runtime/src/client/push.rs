@@ -85,8 +85,29 @@ impl Client {
         }
     }
 
-    /// Runs the middleware, checks the job, stamps its times and encodes it.
+    /// Runs the middleware, checks the job, stamps its times and encodes it; with the `otel`
+    /// feature, inside a `publish` span whose trace context the job carries.
     pub(super) async fn prepare(
+        &self,
+        payload: Payload,
+        at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<Prepared, Error> {
+        #[cfg(feature = "otel")]
+        {
+            use tracing::Instrument;
+            let mut payload = payload;
+            let span = crate::otel::publish_span(&mut payload);
+            self.prepare_untraced(payload, at, now)
+                .instrument(span)
+                .await
+        }
+        #[cfg(not(feature = "otel"))]
+        self.prepare_untraced(payload, at, now).await
+    }
+
+    /// [`prepare`](Self::prepare), without a span.
+    async fn prepare_untraced(
         &self,
         mut payload: Payload,
         at: Option<Timestamp>,

@@ -12,7 +12,7 @@ use crate::context::JobContext;
 use crate::error::Error;
 use crate::jid::Jid;
 use crate::job::Job;
-use crate::options::{Retry, UniqueUntil};
+use crate::options::{LogLevel, Retry, UniqueUntil};
 use crate::panic::catch_panic;
 use crate::payload::Payload;
 use crate::state::JobState;
@@ -45,6 +45,7 @@ pub struct Setter<J> {
     unique_for: Option<Duration>,
     unique_until: Option<UniqueUntil>,
     expires_in: Option<Duration>,
+    log_level: Option<LogLevel>,
     extra: serde_json::Map<String, Value>,
     state: JobState,
     job: PhantomData<fn() -> J>,
@@ -62,6 +63,7 @@ impl<J: Job> Setter<J> {
             unique_for: None,
             unique_until: None,
             expires_in: None,
+            log_level: None,
             extra: serde_json::Map::new(),
             state: JobState::new(),
             job: PhantomData,
@@ -122,6 +124,14 @@ impl<J: Job> Setter<J> {
     /// a year) of being due, as `#[job(expires_in = …)]` does.
     pub fn expires_in(mut self, period: Duration) -> Self {
         self.expires_in = Some(period);
+        self
+    }
+
+    /// Sets this push's `log_level` instead of the job's, as `#[job(log_level = …)]` does:
+    /// with [`LogLevel::Warn`] or [`LogLevel::Error`] the worker writes no `start` or `done`
+    /// line for it.
+    pub fn log_level(mut self, level: LogLevel) -> Self {
+        self.log_level = Some(level);
         self
     }
 
@@ -217,6 +227,11 @@ impl<J: Job> Setter<J> {
         }
         if let Some(tags) = &self.tags {
             payload.tags = Some(tags.clone());
+        }
+        if let Some(level) = self.log_level {
+            payload
+                .extra
+                .insert(crate::payload::LOG_LEVEL.to_owned(), level.as_str().into());
         }
         for (key, value) in &self.extra {
             payload

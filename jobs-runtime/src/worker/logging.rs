@@ -61,9 +61,40 @@ pub fn init_logging(format: LogFormat, verbose: bool) {
     };
 }
 
+/// A job's tags as its log lines show them: joined by commas, as Sidekiq's text formatter shows
+/// an array (`tags=billing,nightly`).
+pub(crate) struct Tags<'a>(pub(crate) &'a [String]);
+
+impl fmt::Display for Tags<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, tag) in self.0.iter().enumerate() {
+            if index > 0 {
+                f.write_str(",")?;
+            }
+            f.write_str(tag)?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether a job's `start` and `done` lines (level info) are written: not when its
+/// `log_level` is `warn` or `error`, as Sidekiq's job logger runs the job at that level.
+pub(crate) fn logs_progress(payload: &crate::payload::Payload) -> bool {
+    payload
+        .log_level()
+        .is_none_or(|level| level <= crate::options::LogLevel::Info)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::LogFormat;
+    use super::{LogFormat, Tags};
+
+    #[test]
+    fn tags_show_as_sidekiq_shows_an_array() {
+        let tags = ["billing".to_owned(), "nightly".to_owned()];
+        assert_eq!(Tags(&tags).to_string(), "billing,nightly");
+        assert_eq!(Tags(&[]).to_string(), "");
+    }
 
     #[test]
     fn parses_the_two_formats_and_names_the_choices_otherwise() {

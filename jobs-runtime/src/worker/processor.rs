@@ -8,6 +8,7 @@ use tracing::Instrument;
 
 use super::execute::execute;
 use super::hooks::Exhausted;
+use super::logging::{Tags, logs_progress};
 use super::retry::{Decision, describe_delay};
 use super::settle::Outcome;
 use super::shared::Shared;
@@ -51,12 +52,21 @@ pub(crate) async fn process(shared: &Shared, fetched: Fetched) -> Processed {
             return Processed::Settled;
         }
     };
+    #[cfg(not(feature = "otel"))]
     let span = tracing::info_span!(
         "job",
         jid = %payload.jid,
         class = %payload.class,
         queue = %fetched.queue,
+        tags = tracing::field::Empty,
     );
+    #[cfg(feature = "otel")]
+    let span = crate::otel::job_span(&payload, &fetched.queue);
+    #[cfg(feature = "otel")]
+    crate::otel::continue_trace(&span, &payload, &fetched.queue);
+    if let Some(tags) = payload.tags.as_deref().filter(|tags| !tags.is_empty()) {
+        span.record("tags", tracing::field::display(Tags(tags)));
+    }
     run_and_settle(shared, fetched, payload)
         .instrument(span)
         .await
@@ -84,7 +94,10 @@ async fn run_and_settle(shared: &Shared, fetched: Fetched, payload: Payload) -> 
         }
         held => held.map(|held| held.released_by(payload.jid.as_str())),
     };
-    tracing::info!("start");
+    let progress = logs_progress(&payload);
+    if progress {
+        tracing::info!("start");
+    }
     let started = Instant::now();
     let result = execute(
         &shared.registry,
@@ -97,10 +110,14 @@ async fn run_and_settle(shared: &Shared, fetched: Fetched, payload: Payload) -> 
     shared.counters.record(result.is_err());
     match result {
         Ok(()) => {
-            tracing::info!(elapsed = format_args!("{elapsed:.3}"), "done");
+            if progress {
+                tracing::info!(elapsed = format_args!("{elapsed:.3}"), "done");
+            }
             Processed::Succeeded(fetched, release, Ending::Succeeded)
         }
         Err(error) => {
+            #[cfg(feature = "otel")]
+            crate::otel::failed(&error);
             tracing::warn!(
                 elapsed = format_args!("{elapsed:.3}"),
                 error_class = error.class(),
