@@ -31,6 +31,7 @@ mod faults;
 mod hostile_fuzz;
 mod interop_ruby;
 mod lifecycle;
+mod metrics_keys;
 mod paused_dashboard;
 mod paused_queues;
 mod payload_decode;

@@ -76,6 +76,7 @@ pub struct Dashboard {
     basic_auth: Option<security::BasicAuth>,
     allowed_hosts: security::AllowedHosts,
     dead_limits: DeadLimits,
+    process_metrics: Option<crate::metrics::ExecutionMetrics>,
 }
 
 /// A dashboard once mounted: what every handler reads.
@@ -85,6 +86,8 @@ pub(crate) struct Mounted {
     pub(crate) client: Client,
     /// How a kill trims the dead set.
     pub(crate) dead_limits: DeadLimits,
+    /// The worker whose own figures `/metrics` exports, if any.
+    pub(crate) process_metrics: Option<crate::metrics::ExecutionMetrics>,
 }
 
 impl Dashboard {
@@ -95,7 +98,17 @@ impl Dashboard {
             basic_auth: None,
             allowed_hosts: security::AllowedHosts::default(),
             dead_limits: DeadLimits::default(),
+            process_metrics: None,
         }
+    }
+
+    /// Adds this worker's own figures to the Prometheus endpoint (`/metrics`): its runs by
+    /// class and queue, their times, how busy it is and its concurrency. A worker's `--web`
+    /// does it; give it [`Worker::execution_metrics`](crate::Worker::execution_metrics) when
+    /// you serve the dashboard yourself beside a worker.
+    pub fn process_metrics(mut self, metrics: &crate::metrics::ExecutionMetrics) -> Self {
+        self.process_metrics = Some(metrics.clone());
+        self
     }
 
     /// Trims the dead set by these limits when a job is killed, rather than Sidekiq's defaults
@@ -166,6 +179,7 @@ impl Dashboard {
         let state = Arc::new(Mounted {
             client: self.client,
             dead_limits: self.dead_limits,
+            process_metrics: self.process_metrics,
         });
         let mut router = Router::new()
             .route("/", get(pages::dashboard::page))

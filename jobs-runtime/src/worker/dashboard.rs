@@ -37,8 +37,11 @@ impl DashboardServer {
         client: &Client,
         config: &WorkerConfig,
         address: SocketAddr,
+        metrics: &crate::metrics::ExecutionMetrics,
     ) -> Result<Self, Error> {
-        let mut dashboard = crate::web::Dashboard::new(client).dead_limits(config.dead_limits());
+        let mut dashboard = crate::web::Dashboard::new(client)
+            .dead_limits(config.dead_limits())
+            .process_metrics(metrics);
         if let Ok(password) = std::env::var("JOBS_WEB_PASSWORD")
             && !password.is_empty()
         {
@@ -69,6 +72,7 @@ impl DashboardServer {
         _client: &Client,
         _config: &WorkerConfig,
         address: SocketAddr,
+        _metrics: &crate::metrics::ExecutionMetrics,
     ) -> Result<Self, Error> {
         Err(Error::Config {
             origin: "--web".to_owned(),

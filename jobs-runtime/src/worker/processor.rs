@@ -95,6 +95,13 @@ async fn run_and_settle(shared: &Shared, fetched: Fetched, payload: Payload) -> 
     .await;
     let elapsed = started.elapsed().as_secs_f64();
     shared.counters.record(result.is_err());
+    if shared.registry.get(&payload.class).is_some() {
+        // As Sidekiq: a class the worker cannot run is not a class's run.
+        let queue = &fetched.queue;
+        shared
+            .metrics
+            .record(&payload, queue, started.elapsed(), result.is_err());
+    }
     match result {
         Ok(()) => {
             tracing::info!(elapsed = format_args!("{elapsed:.3}"), "done");
