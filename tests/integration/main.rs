@@ -32,6 +32,7 @@ mod hostile_fuzz;
 mod interop_ruby;
 mod lifecycle;
 mod metrics_keys;
+mod metrics_web;
 mod paused_dashboard;
 mod paused_queues;
 mod payload_decode;

@@ -10,6 +10,7 @@ use jobs::api::{Metrics, Period};
 use redis::AsyncCommands;
 use serde_json::json;
 
+use crate::metrics_web::write_like_sidekiq;
 use crate::support::TestRedis;
 use crate::support::jobs::{CallLog, Explode, Slow, worker};
 
@@ -139,43 +140,6 @@ async fn metrics_turned_off_write_nothing() {
     assert_eq!(processed, 1, "the job ran");
     let keys: Vec<String> = raw.keys("[jh]|*").await.unwrap();
     assert!(keys.is_empty(), "{keys:?}");
-}
-
-/// Writes one class's minute as Sidekiq 8's `ExecutionTracker#flush` does, with raw commands.
-async fn write_like_sidekiq(
-    raw: &mut redis::aio::MultiplexedConnection,
-    class: &str,
-    at: chrono::DateTime<Utc>,
-    (processed, failed, ms): (u64, u64, u64),
-    buckets: &[(usize, u64)],
-) {
-    let minute = at.format("%y%m%d|%-H:%M").to_string();
-    let ten = &minute[..minute.len() - 1];
-    for (key, ttl) in [
-        (format!("j|{minute}"), 28_800),
-        (format!("j|{ten}"), 259_200),
-    ] {
-        let _: () = redis::pipe()
-            .hincr(&key, format!("{class}|p"), processed)
-            .hincr(&key, format!("{class}|f"), failed)
-            .hincr(&key, format!("{class}|ms"), ms)
-            .expire(&key, ttl)
-            .query_async(raw)
-            .await
-            .unwrap();
-    }
-    let key = format!("h|{class}-{}", at.format("%-d-%-H:%-M"));
-    let mut command = redis::cmd("BITFIELD");
-    command.arg(&key).arg("OVERFLOW").arg("SAT");
-    for (index, count) in buckets {
-        command
-            .arg("INCRBY")
-            .arg("u16")
-            .arg(format!("#{index}"))
-            .arg(*count);
-    }
-    let _: () = command.query_async(raw).await.unwrap();
-    let _: () = raw.expire(&key, 28_800).await.unwrap();
 }
 
 #[tokio::test]

@@ -20,6 +20,7 @@ pub(crate) enum Tab {
     Scheduled,
     Dead,
     Periodic,
+    Metrics,
 }
 
 /// A whole page: the header with its tabs, the summary of counts, then `content`.
@@ -37,6 +38,7 @@ pub(crate) fn page(ctx: &Ctx, stats: &Stats, tab: Tab, title: &str, content: Mar
         ),
         (Tab::Dead, "/morgue", "Dead", Some(stats.dead_size)),
         (Tab::Periodic, "/periodic", "Periodic", None),
+        (Tab::Metrics, super::pages::metrics::PATH, "Metrics", None),
     ];
     let client = ctx.client();
     html! {
