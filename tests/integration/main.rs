@@ -31,6 +31,7 @@ mod faults;
 mod hostile_fuzz;
 mod interop_ruby;
 mod lifecycle;
+mod metrics_browser;
 mod metrics_keys;
 mod metrics_web;
 mod paused_dashboard;

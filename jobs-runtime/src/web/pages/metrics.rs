@@ -103,13 +103,10 @@ pub(crate) async fn overview(
                 p.empty { "No job ran in this period." }
             } @else {
                 (series_chart(&report, &chart))
-                div.legend {
-                    @for (class, colour) in chart.iter().zip(COLOURS) {
-                        span { svg.swatch width="10" height="10" { rect width="10" height="10" fill=(colour) {} } " " (class.class) }
-                    }
-                    @if !report.marks.is_empty() { span { "┆ deploys" } }
-                }
             }
+        }
+        @if !chart.is_empty() {
+            (legend(chart.iter().map(|class| class.class.as_str()).zip(COLOURS), !report.marks.is_empty()))
         }
         div.panel.scroll {
             table id="metrics-table" {
@@ -167,7 +164,7 @@ pub(crate) async fn class(
     let path = format!("{PATH}/{}", segment(&name));
     let content = html! {
         p.muted { a href=(ctx.url(PATH)) { "Metrics" } " ›" }
-        h1 { code { (name) } }
+        h1 { (name) }
         div.toolbar {
             (period_tabs(&report, |period| ctx.url(&format!("{path}?period={}", period.name()))))
         }
@@ -193,13 +190,8 @@ pub(crate) async fn class(
                 div.panel.graph id="class-series" {
                     div.toolbar { h2.grow { "Runs and mean time" } }
                     (runs_chart(&report, metrics))
-                    div.legend {
-                        span.swatch-processed { "■ succeeded" }
-                        span.swatch-failed { "■ failed" }
-                        span { svg.swatch width="10" height="10" { rect width="10" height="10" fill=(COLOURS[0]) {} } " mean time" }
-                        @if !report.marks.is_empty() { span { "┆ deploys" } }
-                    }
                 }
+                (legend([("succeeded", "#1f8a4c"), ("failed", "#c2372f"), ("mean time", COLOURS[0])], !report.marks.is_empty()))
                 @if !report.marks.is_empty() {
                     (marks_table(&report.marks))
                 }
@@ -216,6 +208,19 @@ fn period_tabs(report: &MetricsReport, link: impl Fn(Period) -> String) -> Marku
             @for period in Period::ALL {
                 a class=[(period == report.period).then_some("active")] href=(link(period)) { (period.name()) }
             }
+        }
+    }
+}
+
+/// A chart's legend, below its panel (a swatch is a small SVG, coloured without inline style).
+fn legend<'a>(entries: impl IntoIterator<Item = (&'a str, &'a str)>, marks: bool) -> Markup {
+    html! {
+        p.muted.legend {
+            @for (label, colour) in entries {
+                svg width="10" height="10" aria-hidden="true" { rect width="10" height="10" fill=(colour) {} }
+                " " (label) "   "
+            }
+            @if marks { "┆ deploys" }
         }
     }
 }
@@ -363,7 +368,9 @@ fn histogram_chart(counts: &[u64]) -> Markup {
                     width=(format!("{:.1}", slot * 0.8)) height=(format!("{height:.1}")) data-bucket=(label) data-count=(count) {
                     title { "under " (label) ": " (format::number(*count)) }
                 }
-                text x=(format!("{:.1}", x + slot / 2.0)) y="174" font-size="9" text-anchor="middle" fill="#888" { (label) }
+                @if index % 2 == 0 {
+                    text x=(format!("{:.1}", x + slot / 2.0)) y="174" font-size="9" text-anchor="middle" fill="#888" { (label) }
+                }
             }
         }
     }
