@@ -32,7 +32,7 @@ async fn the_metrics_pages_work_in_chromium() {
         for (index, (class, bucket, rate)) in CLASSES.iter().enumerate() {
             let wave = 1 + (back as u64 * (index as u64 + 3)) % 7;
             let processed = rate * wave / 4 + 1;
-            let failed = u64::from((back as usize + index) % 11 == 0);
+            let failed = u64::from((back as usize + index).is_multiple_of(11));
             let ms = (processed - failed) * (20 << (bucket / 2));
             let buckets = [(*bucket, processed - failed), (bucket + 1, 1)];
             write_like_sidekiq(&mut raw, class, at, (processed, failed, ms), &buckets).await;

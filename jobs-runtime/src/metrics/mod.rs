@@ -16,8 +16,10 @@ use std::sync::{Arc, OnceLock};
 
 pub use flush::{MINUTE_TTL_SECONDS, TEN_MINUTES_TTL_SECONDS};
 pub use histogram::{BUCKET_BOUNDS_MS, BUCKET_LABELS, BUCKETS, Histogram, bucket_of};
+pub(crate) use tracker::Run;
+#[cfg(feature = "web")]
+pub(crate) use tracker::SECONDS_BOUNDS;
 pub use tracker::{MAX_CLASSES, OTHER, QueueTotals};
-pub(crate) use tracker::{Run, SECONDS_BOUNDS};
 
 use crate::error::Error;
 use crate::redis::Connection;

@@ -70,10 +70,19 @@ struct ClassCounts {
     queues: Vec<QueueTotals>,
 }
 
-/// Every class's counts.
+/// Every class's counts: an index by name into a list, so that a run costs one lookup.
+#[derive(Debug, Default)]
+struct Classes {
+    /// Where each class is in `counts`.
+    index: HashMap<String, usize>,
+    /// Each class's name and counts.
+    counts: Vec<(String, ClassCounts)>,
+}
+
+/// Every class's counts, behind one short lock.
 #[derive(Debug, Default)]
 pub(crate) struct Tracker {
-    classes: Mutex<HashMap<String, ClassCounts>>,
+    classes: Mutex<Classes>,
 }
 
 /// One run to count.
@@ -92,8 +101,20 @@ pub(crate) struct Run<'a> {
     pub(crate) failed: bool,
 }
 
+impl Classes {
+    /// The index of `class`, added when new.
+    fn slot(&mut self, class: &str) -> usize {
+        if let Some(&index) = self.index.get(class) {
+            return index;
+        }
+        self.counts.push((class.to_owned(), ClassCounts::default()));
+        self.index.insert(class.to_owned(), self.counts.len() - 1);
+        self.counts.len() - 1
+    }
+}
+
 impl Tracker {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, ClassCounts>> {
+    fn lock(&self) -> MutexGuard<'_, Classes> {
         self.classes.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -101,17 +122,19 @@ impl Tracker {
     /// does); in the Prometheus totals every run counts its time.
     pub(crate) fn record(&self, run: &Run<'_>) {
         let mut classes = self.lock();
-        let class = if classes.contains_key(run.class) || classes.len() < MAX_CLASSES {
-            run.class
-        } else {
-            OTHER
+        let index = match classes.index.get(run.class) {
+            Some(&index) => index,
+            None => {
+                let class = if classes.counts.len() < MAX_CLASSES {
+                    run.class
+                } else {
+                    OTHER
+                };
+                classes.slot(class)
+            }
         };
-        if !classes.contains_key(class) {
-            classes.insert(class.to_owned(), ClassCounts::default());
-        }
-        let Some(counts) = classes.get_mut(class) else {
-            return;
-        };
+        let (class, counts) = &mut classes.counts[index];
+        let class = class.as_str();
         let tally = match counts
             .pending
             .iter()
@@ -156,7 +179,7 @@ impl Tracker {
     pub(crate) fn take_pending(&self) -> Vec<(String, i64, Tally)> {
         let mut classes = self.lock();
         let mut taken = Vec::new();
-        for (class, counts) in classes.iter_mut() {
+        for (class, counts) in &mut classes.counts {
             for (minute, tally) in counts.pending.drain(..) {
                 taken.push((class.clone(), minute, tally));
             }
@@ -168,7 +191,8 @@ impl Tracker {
     pub(crate) fn restore(&self, pending: Vec<(String, i64, Tally)>) {
         let mut classes = self.lock();
         for (class, minute, tally) in pending {
-            let counts = classes.entry(class).or_default();
+            let index = classes.slot(&class);
+            let counts = &mut classes.counts[index].1;
             match counts.pending.iter_mut().find(|(m, _)| *m == minute) {
                 Some((_, kept)) => kept.add(&tally),
                 None => counts.pending.push((minute, tally)),
@@ -180,8 +204,9 @@ impl Tracker {
     pub(crate) fn totals(&self) -> Vec<QueueTotals> {
         let classes = self.lock();
         let mut totals: Vec<QueueTotals> = classes
-            .values()
-            .flat_map(|counts| counts.queues.iter().cloned())
+            .counts
+            .iter()
+            .flat_map(|(_, counts)| counts.queues.iter().cloned())
             .collect();
         drop(classes);
         totals.sort_by(|a, b| (&a.class, &a.queue).cmp(&(&b.class, &b.queue)));
