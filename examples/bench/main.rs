@@ -19,6 +19,9 @@
 //! `paused [ROUNDS]` prints how soon a pause and a resume take effect, busy and idle (about 10 s
 //! a round, 5 rounds).
 //!
+//! `metrics [N] [ROUNDS]` prints the execution metrics' figures: throughput and CPU with them on
+//! and off, the Metrics page with 500 classes over 72 h, and a day of 100 classes in Redis.
+//!
 //! `extras [N]` prints only the figures no peer script measures; `bench/run.sh` runs it, then
 //! runs the peer scripts (`bench/peers/jobs.sh` beside Sidekiq, BullMQ and the others), which
 //! use the other two forms, against the Redis at `REDIS_URL`:
@@ -30,6 +33,7 @@
 
 mod figures;
 mod measure;
+mod metrics;
 mod paused;
 mod peer;
 mod periodic;
@@ -142,6 +146,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
         "unique" => unique::figures(number(1, 20_000)?).await,
         "paused" => paused::run(number(1, 5)?).await,
+        "metrics" => metrics::run(number(1, 20_000)?, number(2, 3)?).await,
         "produce" => {
             let mode = words.get(1).copied().unwrap_or("enqueue");
             peer::produce(mode, number(2, 100_000)?, number(3, 5)?).await

@@ -12,6 +12,7 @@
 //! - `web` (feature `web`, on by default): the dashboard, an axum router.
 //! - [`periodic`]: jobs pushed on a cron schedule, once per tick across every worker.
 //! - [`unique`]: unique jobs, refused as duplicates while one like them is queued or runs.
+//! - [`metrics`]: execution metrics per job class, in Sidekiq 8's keys.
 //! - [`api`]: reading and steering queues, sets, processes, periodic entries and stats (what the
 //!   dashboard shows).
 //! - [`testing`]: fake and inline modes, for tests without Redis.
@@ -30,6 +31,7 @@ mod expiry;
 mod jid;
 mod job;
 mod job_error;
+pub mod metrics;
 mod options;
 #[cfg(feature = "otel")]
 pub mod otel;

@@ -34,6 +34,9 @@ mod hostile_fuzz;
 mod interop_ruby;
 mod job_logs;
 mod lifecycle;
+mod metrics_browser;
+mod metrics_keys;
+mod metrics_web;
 #[cfg(feature = "otel")]
 mod otel;
 mod paused_dashboard;

@@ -30,10 +30,13 @@
 //! [`PeriodicSet`] lists the periodic entries worker processes declared, with their next and
 //! last runs, and pauses, resumes or enqueues one now.
 //!
+//! [`Metrics`] reads the execution metrics per job class (Sidekiq 8's Metrics pages).
+//!
 //! Every change is one atomic Redis step that acts only if the job is still where it was read:
 //! a job that a worker or another dashboard moved in the meantime is left alone, and the call
 //! says so (`Ok(false)` or a smaller count). Reads never write.
 
+mod metrics;
 mod names;
 mod page;
 mod periodic;
@@ -46,6 +49,10 @@ mod time;
 mod unique;
 mod work;
 
+pub use metrics::{
+    ClassMetrics, DeployMark, MAX_CLASS_CHARS, MAX_CLASSES_REPORTED, MAX_FILTER_CHARS, Metrics,
+    MetricsPoint, MetricsReport, Period,
+};
 pub use page::{MAX_PAGE_SIZE, Order, Page};
 pub use periodic::{LastRun, PeriodicEntry, PeriodicSet};
 pub use process::{Process, ProcessSet};

@@ -154,6 +154,35 @@ impl Keys {
     pub(crate) fn expired(&self) -> String {
         format!("{}jobs:stat:expired", self.prefix)
     }
+
+    /// `j|%y%m%d|%-H:%M`: Sidekiq 8's execution metrics of one UTC minute, a hash of
+    /// `<Class>|p`, `<Class>|f` and `<Class>|ms` (for example `j|250214|8:05`).
+    pub(crate) fn metrics_minute(&self, at: chrono::DateTime<chrono::Utc>) -> String {
+        format!("{}j|{}", self.prefix, at.format("%y%m%d|%-H:%M"))
+    }
+
+    /// `j|%y%m%d|%-H:<tens of minutes>`: Sidekiq 8's 10-minute rollup of the same fields, the
+    /// minute key less its last digit (`j|250214|8:4` for 08:40 to 08:49).
+    pub(crate) fn metrics_ten_minutes(&self, at: chrono::DateTime<chrono::Utc>) -> String {
+        let mut key = self.metrics_minute(at);
+        key.pop();
+        key
+    }
+
+    /// `h|<Class>-%-d-%-H:%-M`: Sidekiq 8's run-time histogram of one class in one UTC minute, a
+    /// `BITFIELD` of 26 `u16` counters (for example `h|HardJob-14-8:5`).
+    pub(crate) fn metrics_histogram(
+        &self,
+        class: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> String {
+        format!("{}h|{class}-{}", self.prefix, at.format("%-d-%-H:%-M"))
+    }
+
+    /// `%Y%m%d-marks`: Sidekiq's deploy marks of one UTC day, a hash of ISO 8601 minute to label.
+    pub(crate) fn deploy_marks(&self, date: chrono::NaiveDate) -> String {
+        format!("{}{}-marks", self.prefix, date.format("%Y%m%d"))
+    }
 }
 
 /// `text` with Redis's glob characters escaped, so a `MATCH` pattern finds it literally.
@@ -219,6 +248,25 @@ mod tests {
         assert_eq!(keys.expired(), "jobs:stat:expired");
         assert_eq!(keys.clearing("ab"), "jobs:clearing:ab");
         assert_eq!(keys.namespace(), None);
+    }
+
+    #[test]
+    fn metrics_keys_match_sidekiq_8() {
+        use chrono::TimeZone;
+        let keys = Keys::new(None);
+        let at = chrono::Utc.with_ymd_and_hms(2025, 2, 14, 8, 5, 30).unwrap();
+        assert_eq!(keys.metrics_minute(at), "j|250214|8:05");
+        assert_eq!(keys.metrics_ten_minutes(at), "j|250214|8:0");
+        assert_eq!(keys.metrics_histogram("HardJob", at), "h|HardJob-14-8:5");
+        let later = chrono::Utc.with_ymd_and_hms(2025, 2, 4, 18, 43, 0).unwrap();
+        assert_eq!(keys.metrics_minute(later), "j|250204|18:43");
+        assert_eq!(keys.metrics_ten_minutes(later), "j|250204|18:4");
+        assert_eq!(keys.metrics_histogram("A::B", later), "h|A::B-4-18:43");
+        assert_eq!(keys.deploy_marks(later.date_naive()), "20250204-marks");
+        let spaced = Keys::new(Some("shop"));
+        assert_eq!(spaced.metrics_minute(at), "shop:j|250214|8:05");
+        assert_eq!(spaced.metrics_ten_minutes(at), "shop:j|250214|8:0");
+        assert_eq!(spaced.metrics_histogram("X", at), "shop:h|X-14-8:5");
     }
 
     #[test]

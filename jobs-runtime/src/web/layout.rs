@@ -20,6 +20,7 @@ pub(crate) enum Tab {
     Scheduled,
     Dead,
     Periodic,
+    Metrics,
 }
 
 /// A whole page: the header with its tabs, the summary of counts, then `content`.
@@ -55,6 +56,7 @@ fn frame(ctx: &Ctx, stats: &Stats, tab: Tab, title: &str, content: Markup, live:
         ),
         (Tab::Dead, "/morgue", "Dead", Some(stats.dead_size)),
         (Tab::Periodic, "/periodic", "Periodic", None),
+        (Tab::Metrics, super::pages::metrics::PATH, "Metrics", None),
     ];
     let client = ctx.client();
     html! {

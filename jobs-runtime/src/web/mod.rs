@@ -57,6 +57,7 @@ mod failure;
 mod format;
 mod layout;
 mod pages;
+mod prometheus;
 mod security;
 mod serve;
 
@@ -77,6 +78,7 @@ pub struct Dashboard {
     basic_auth: Option<security::BasicAuth>,
     allowed_hosts: security::AllowedHosts,
     dead_limits: DeadLimits,
+    process_metrics: Option<crate::metrics::ExecutionMetrics>,
 }
 
 /// A dashboard once mounted: what every handler reads.
@@ -86,6 +88,8 @@ pub(crate) struct Mounted {
     pub(crate) client: Client,
     /// How a kill trims the dead set.
     pub(crate) dead_limits: DeadLimits,
+    /// The worker whose own figures `/metrics` exports, if any.
+    pub(crate) process_metrics: Option<crate::metrics::ExecutionMetrics>,
 }
 
 impl Dashboard {
@@ -96,7 +100,17 @@ impl Dashboard {
             basic_auth: None,
             allowed_hosts: security::AllowedHosts::default(),
             dead_limits: DeadLimits::default(),
+            process_metrics: None,
         }
+    }
+
+    /// Adds this worker's own figures to the Prometheus endpoint (`/metrics`): its runs by
+    /// class and queue, their times, how busy it is and its concurrency. A worker's `--web`
+    /// does it; give it [`Worker::execution_metrics`](crate::Worker::execution_metrics) when
+    /// you serve the dashboard yourself beside a worker.
+    pub fn process_metrics(mut self, metrics: &crate::metrics::ExecutionMetrics) -> Self {
+        self.process_metrics = Some(metrics.clone());
+        self
     }
 
     /// Trims the dead set by these limits when a job is killed, rather than Sidekiq's defaults
@@ -165,8 +179,9 @@ impl Dashboard {
     /// (or [`nest`](axum::Router::nest), which leaves `/path/` to your app) or serve alone.
     pub fn router(self) -> Router {
         let state = Arc::new(Mounted {
-            client: self.client,
+            client: self.client.clone(),
             dead_limits: self.dead_limits,
+            process_metrics: self.process_metrics.clone(),
         });
         let mut router = Router::new()
             .route("/", get(pages::dashboard::page))
@@ -184,11 +199,35 @@ impl Dashboard {
                 "/periodic",
                 get(pages::periodic::page).post(pages::periodic::act),
             )
+            .route(pages::metrics::PATH, get(pages::metrics::overview))
+            .route("/metrics/classes/{name}", get(pages::metrics::class))
+            .route("/metrics", get(prometheus::serve))
             .route("/assets/{file}", get(assets::serve));
         for kind in [SetKind::Retry, SetKind::Scheduled, SetKind::Dead] {
             router = pages::sets::routes(router, kind);
         }
-        let router = router.with_state(state);
+        self.protect(router.with_state(state))
+    }
+
+    /// Only the Prometheus endpoint, `GET /metrics` (what [`router`](Self::router) serves at
+    /// `/metrics` too), behind the same password or host check: to serve it on an address or
+    /// path of its own. With no password, a scraper must use an IP address or `localhost`, or a
+    /// name listed with [`allowed_hosts`](Self::allowed_hosts). `docs/metrics.md` lists the
+    /// metrics.
+    pub fn prometheus_router(self) -> Router {
+        let state = Arc::new(Mounted {
+            client: self.client.clone(),
+            dead_limits: self.dead_limits,
+            process_metrics: self.process_metrics.clone(),
+        });
+        let router = Router::new()
+            .route("/metrics", get(prometheus::serve))
+            .with_state(state);
+        self.protect(router)
+    }
+
+    /// `router` behind the password or the host check, with the security headers.
+    fn protect(self, router: Router) -> Router {
         // Outermost last: the security headers go on every answer, refusals included.
         let router = match self.basic_auth {
             Some(auth) => router.layer(axum::middleware::from_fn(move |request, next| {

@@ -35,7 +35,8 @@ pub(crate) struct DashboardServer {
 
 impl DashboardServer {
     /// Binds `address` for the dashboard of `client`'s Redis, trimming the dead set as
-    /// `config` says, with `probes` answered beside it. Bound first, so a taken port stops the worker at start, holding nothing,
+    /// `config` says, with `probes` answered beside it and `metrics` (this process's runs) on its
+    /// Prometheus endpoint. Bound first, so a taken port stops the worker at start, holding nothing,
     /// with an error that says so.
     #[cfg(feature = "web")]
     pub(crate) async fn bind(
@@ -43,8 +44,11 @@ impl DashboardServer {
         config: &WorkerConfig,
         address: SocketAddr,
         probes: Probes,
+        metrics: &crate::metrics::ExecutionMetrics,
     ) -> Result<Self, Error> {
-        let mut dashboard = crate::web::Dashboard::new(client).dead_limits(config.dead_limits());
+        let mut dashboard = crate::web::Dashboard::new(client)
+            .dead_limits(config.dead_limits())
+            .process_metrics(metrics);
         if let Ok(password) = std::env::var("JOBS_WEB_PASSWORD")
             && !password.is_empty()
         {
@@ -77,6 +81,7 @@ impl DashboardServer {
         _config: &WorkerConfig,
         address: SocketAddr,
         _probes: Probes,
+        _metrics: &crate::metrics::ExecutionMetrics,
     ) -> Result<Self, Error> {
         Err(Error::Config {
             origin: "--web".to_owned(),

@@ -13,7 +13,7 @@
 //! - `SADD jobs:workers <identity>`, and `RPOP <identity>-signals`, whose `TSTP`, `TERM` or
 //!   `TTIN` it obeys.
 //!
-//! Then it flushes the counters. It beats through shutdown, and on a clean exit the process
+//! Then it flushes the counters and the execution metrics (`crate::metrics`). It beats through shutdown, and on a clean exit the process
 //! removes itself.
 
 use std::sync::Arc;
@@ -158,6 +158,9 @@ impl Heartbeat {
         // Counters after the heartbeat, so a slow flush never delays the beat.
         if let Err(error) = shared.counters.flush(shared.redis(), shared.keys()).await {
             tracing::warn!(%error, "cannot write counters; will try again");
+        }
+        if let Err(error) = shared.metrics.flush(shared.redis(), shared.keys()).await {
+            tracing::warn!(%error, "cannot write execution metrics; will try again");
         }
         if let Some(signal) = signal {
             tracing::info!(%signal, "signal from the dashboard");

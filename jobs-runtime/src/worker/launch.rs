@@ -90,6 +90,8 @@ pub(crate) struct Parts {
     pub(crate) hooks: Hooks,
     /// The periodic entries given to the builder.
     pub(crate) periodic: Vec<Periodic>,
+    /// The execution metrics (`crate::metrics`), on unless turned off.
+    pub(crate) metrics: crate::metrics::ExecutionMetrics,
 }
 
 /// The caller's stop request: a future, seen once.
@@ -197,6 +199,10 @@ fn prepare(parts: Parts, mode: Mode, os_signals: bool) -> Result<(Launcher, AckL
     let identity = identity::new_identity();
     let working = client.keys().working(&identity);
     let in_flight = Arc::new(InFlight::default());
+    let busy = Arc::clone(&in_flight);
+    parts
+        .metrics
+        .attach(config.concurrency, move || busy.running().len());
     let (acker, ack_loop) = Acker::new(client.clone(), working.clone(), Arc::clone(&in_flight));
     let settler = Settler::new(client.clone(), working.clone(), config.dead_limits());
     let shared = Arc::new(Shared {
@@ -208,6 +214,7 @@ fn prepare(parts: Parts, mode: Mode, os_signals: bool) -> Result<(Launcher, AckL
         middleware: parts.middleware,
         hooks: parts.hooks,
         counters: Counters::default(),
+        metrics: parts.metrics,
         policy: RetryPolicy {
             max_retries: config.max_retries,
         },
@@ -339,9 +346,14 @@ impl Launcher {
         let Some(address) = self.config.web.filter(|_| self.mode == Mode::UntilStopped) else {
             return Ok(None);
         };
-        let server =
-            DashboardServer::bind(&self.shared.client, &self.config, address, self.probes())
-                .await?;
+        let server = DashboardServer::bind(
+            &self.shared.client,
+            &self.config,
+            address,
+            self.probes(),
+            &self.shared.metrics,
+        )
+        .await?;
         let stop = self.control.stop_phase();
         Ok(Some(Running::spawn(stop, |shutdown| server.run(shutdown))))
     }
@@ -636,6 +648,9 @@ impl Launcher {
         let shared = &self.shared;
         if let Err(error) = shared.counters.flush(shared.redis(), shared.keys()).await {
             tracing::warn!(%error, "cannot write the last counters");
+        }
+        if let Err(error) = shared.metrics.flush(shared.redis(), shared.keys()).await {
+            tracing::warn!(%error, "cannot write the last execution metrics");
         }
         if let Err(error) = heartbeat.clear().await {
             tracing::warn!(%error, "cannot clear the heartbeat; it expires by itself");

@@ -117,6 +117,7 @@ pub struct Worker {
     middleware: Vec<Arc<dyn DynServerMiddleware>>,
     hooks: Hooks,
     periodic: Vec<Periodic>,
+    metrics: crate::metrics::ExecutionMetrics,
 }
 
 impl Default for Worker {
@@ -142,6 +143,7 @@ impl Worker {
             middleware: Vec::new(),
             hooks: Hooks::default(),
             periodic: Vec::new(),
+            metrics: crate::metrics::ExecutionMetrics::default(),
         }
     }
 
@@ -195,6 +197,21 @@ impl Worker {
     pub fn concurrency(mut self, concurrency: usize) -> Self {
         self.config.concurrency = concurrency.max(1);
         self
+    }
+
+    /// Records execution metrics (on by default): per job class and minute, runs, failures,
+    /// time and a time histogram, in Sidekiq 8's keys, written with the heartbeat
+    /// (`docs/metrics.md`). `false` turns them off, and the `--web` Prometheus endpoint then
+    /// exports no per-class figures for this process.
+    pub fn record_metrics(self, on: bool) -> Self {
+        self.metrics.set_enabled(on);
+        self
+    }
+
+    /// This worker's execution metrics, to serve its figures on a dashboard of your own
+    /// (`Dashboard::process_metrics`); `--web` serves them already.
+    pub fn execution_metrics(&self) -> crate::metrics::ExecutionMetrics {
+        self.metrics.clone()
     }
 
     /// Serves the web dashboard at `address` while the worker runs (what `--web` sets); use a
@@ -400,6 +417,7 @@ impl Worker {
             middleware: self.middleware,
             hooks: self.hooks,
             periodic: self.periodic,
+            metrics: self.metrics,
         };
         launch(parts, mode, stop, os_signals).await
     }

@@ -2,7 +2,7 @@
 //! Sidekiq's job logger does, count it, and settle a failure by Sidekiq's retry rules. A
 //! success's acknowledgement is left to the caller, which batches them (`ack.rs`).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
@@ -108,6 +108,16 @@ async fn run_and_settle(shared: &Shared, fetched: Fetched, payload: Payload) -> 
     .await;
     let elapsed = started.elapsed().as_secs_f64();
     shared.counters.record(result.is_err());
+    if shared.registry.get(&payload.class).is_some() {
+        // As Sidekiq: a class the worker cannot run is not a class's run.
+        let queue = &fetched.queue;
+        shared.metrics.record(
+            &payload,
+            queue,
+            Duration::from_secs_f64(elapsed),
+            result.is_err(),
+        );
+    }
     match result {
         Ok(()) => {
             if progress {

@@ -42,6 +42,8 @@ pub(crate) struct Shared {
     pub(crate) hooks: Hooks,
     /// `stat:processed` and `stat:failed` counted since the last flush.
     pub(crate) counters: Counters,
+    /// Execution metrics per class and minute, written with the counters (`crate::metrics`).
+    pub(crate) metrics: crate::metrics::ExecutionMetrics,
     /// What `retry: true` means, for failed jobs.
     pub(crate) policy: RetryPolicy,
     /// Moves jobs out of working lists.
