@@ -247,3 +247,35 @@ async fn what_a_worker_writes_the_api_reads() {
     assert_eq!(slow.processed, 3);
     assert_eq!(slow.histogram.unwrap().total(), 3);
 }
+
+#[tokio::test]
+async fn a_flush_that_fails_is_not_written_again_on_the_next_beats() {
+    // A Redis that refuses BITFIELD: each flush's pipeline runs its HINCRBYs, then fails on the
+    // histogram. Written again on every beat, the same runs would count again and again.
+    let redis = TestRedis::start_with(&["--rename-command", "BITFIELD", ""], None);
+    let client = redis.client();
+    for _ in 0..3 {
+        client.perform_async(Slow { millis: 1 }).await.unwrap();
+    }
+    let running = crate::support::RunningWorker::start(worker(&redis, &CallLog::default()));
+    let mut raw = redis.raw().await;
+    crate::support::eventually(
+        std::time::Duration::from_secs(10),
+        "the runs to be counted",
+        async || sum(&hashes(&mut raw, "j|*").await, "Slow|p") > 0,
+    )
+    .await;
+    // Three more beats (1 s each) while nothing runs.
+    tokio::time::sleep(std::time::Duration::from_millis(3_500)).await;
+    running.stop(std::time::Duration::from_secs(10)).await;
+    let minutes: Vec<_> = hashes(&mut raw, "j|*")
+        .await
+        .into_iter()
+        .filter(|(name, _)| name.rsplit(':').next().unwrap().len() == 2)
+        .collect();
+    assert_eq!(
+        sum(&minutes, "Slow|p"),
+        3,
+        "each run counted once: {minutes:?}"
+    );
+}

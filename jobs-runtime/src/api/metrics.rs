@@ -223,14 +223,14 @@ impl Metrics {
                 let entry = classes
                     .entry(class.as_str())
                     .or_insert_with(|| empty_class(class, &times));
-                entry.processed += processed;
-                entry.failed += failed;
-                entry.ms += ms;
+                entry.processed = entry.processed.saturating_add(processed);
+                entry.failed = entry.failed.saturating_add(failed);
+                entry.ms = entry.ms.saturating_add(ms);
                 let at = entry.series.len() - 1 - index;
                 let slot = &mut entry.series[at];
-                slot.processed += processed;
-                slot.failed += failed;
-                slot.ms += ms;
+                slot.processed = slot.processed.saturating_add(processed);
+                slot.failed = slot.failed.saturating_add(failed);
+                slot.ms = slot.ms.saturating_add(ms);
             }
         }
         let mut classes: Vec<ClassMetrics> = classes.into_values().collect();
@@ -342,9 +342,9 @@ impl Metrics {
             metrics.series[at].processed = processed;
             metrics.series[at].failed = failed;
             metrics.series[at].ms = ms;
-            metrics.processed += processed;
-            metrics.failed += failed;
-            metrics.ms += ms;
+            metrics.processed = metrics.processed.saturating_add(processed);
+            metrics.failed = metrics.failed.saturating_add(failed);
+            metrics.ms = metrics.ms.saturating_add(ms);
         }
         if period.per_minute() && !rest.is_empty() {
             let marks = rest.split_off(1);
@@ -446,13 +446,13 @@ fn point_totals(hash: HashMap<Vec<u8>, Vec<u8>>, filter: &str) -> PointTotals {
         let value = count(&value);
         let entry = totals.entry(class.to_owned()).or_default();
         match metric {
-            "p" => entry.0 += value,
-            "f" => entry.1 += value,
-            "ms" => entry.2 += value,
+            "p" => entry.0 = entry.0.saturating_add(value),
+            "f" => entry.1 = entry.1.saturating_add(value),
+            "ms" => entry.2 = entry.2.saturating_add(value),
             _ => {}
         }
     }
-    totals.retain(|_, &mut (processed, failed, ms)| processed + failed + ms > 0);
+    totals.retain(|_, &mut (processed, failed, ms)| processed > 0 || failed > 0 || ms > 0);
     totals
 }
 

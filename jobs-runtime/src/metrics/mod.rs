@@ -133,8 +133,11 @@ impl ExecutionMetrics {
         });
     }
 
-    /// Writes what was counted since the last flush in one round trip; on failure the counts
-    /// are kept for the next flush.
+    /// Writes what was counted since the last flush in one round trip. On failure the counts
+    /// are dropped, as Sidekiq drops them: the pipeline is increments, not atomic, and may have
+    /// run in part or in whole (a reply that timed out, a command the server refuses after the
+    /// others ran), so writing them again could count them twice, on every beat if the failure
+    /// stays; and nothing piles up in memory while Redis is away.
     pub(crate) async fn flush(&self, redis: &Connection, keys: &Keys) -> Result<(), Error> {
         let pending = self.inner.tracker.take_pending();
         if pending.is_empty() {
@@ -142,10 +145,6 @@ impl ExecutionMetrics {
         }
         let mut pipeline = redis::pipe();
         flush::write(&mut pipeline, keys, &pending);
-        let result = redis.query::<()>(&pipeline).await;
-        if result.is_err() {
-            self.inner.tracker.restore(pending);
-        }
-        result
+        redis.query::<()>(&pipeline).await
     }
 }

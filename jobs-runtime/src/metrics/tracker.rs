@@ -10,8 +10,9 @@ use super::histogram::{BUCKETS, Histogram};
 /// of odd names (ActiveJob's `wrapped`) can grow the memory, the Redis hashes or the labels.
 pub const MAX_CLASSES: usize = 1_000;
 
-/// The class runs count under once [`MAX_CLASSES`] are counted.
-pub const OTHER: &str = "other";
+/// The class runs count under once [`MAX_CLASSES`] are counted: a name no Ruby or Rust class
+/// can have, so it never merges with a real one.
+pub const OTHER: &str = "(other)";
 
 /// The upper bounds of the Prometheus histogram, in seconds: Sidekiq's buckets.
 pub(crate) const SECONDS_BOUNDS: [f64; BUCKETS - 1] = [
@@ -30,18 +31,6 @@ pub(crate) struct Tally {
     pub(crate) ms: Option<u64>,
     /// Successful runs by time.
     pub(crate) histogram: Histogram,
-}
-
-impl Tally {
-    /// Adds `other` to this tally.
-    fn add(&mut self, other: &Self) {
-        self.processed += other.processed;
-        self.failed += other.failed;
-        if let Some(ms) = other.ms {
-            *self.ms.get_or_insert(0) += ms;
-        }
-        self.histogram.add(&other.histogram);
-    }
 }
 
 /// One class's runs from one queue since the process started.
@@ -187,19 +176,6 @@ impl Tracker {
         taken
     }
 
-    /// Puts back what a failed flush could not write, for the next flush.
-    pub(crate) fn restore(&self, pending: Vec<(String, i64, Tally)>) {
-        let mut classes = self.lock();
-        for (class, minute, tally) in pending {
-            let index = classes.slot(&class);
-            let counts = &mut classes.counts[index].1;
-            match counts.pending.iter_mut().find(|(m, _)| *m == minute) {
-                Some((_, kept)) => kept.add(&tally),
-                None => counts.pending.push((minute, tally)),
-            }
-        }
-    }
-
     /// Every class's totals per queue since start, sorted by class and queue.
     pub(crate) fn totals(&self) -> Vec<QueueTotals> {
         let classes = self.lock();
@@ -246,8 +222,6 @@ mod tests {
         assert_eq!(tally.histogram.counts[1], 1);
         assert_eq!(tally.histogram.total(), 2, "a failure has no time");
         assert!(tracker.take_pending().is_empty(), "taken once");
-        tracker.restore(pending);
-        assert_eq!(tracker.take_pending().len(), 2, "restored");
         let totals = tracker.totals();
         assert_eq!(totals.len(), 1);
         assert_eq!((totals[0].processed, totals[0].failed), (4, 1));

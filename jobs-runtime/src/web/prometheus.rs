@@ -28,7 +28,8 @@ use super::failure::Failure;
 use crate::api::{ProcessSet, Stats};
 use crate::metrics::{ExecutionMetrics, QueueTotals, SECONDS_BOUNDS};
 
-/// The most queues labelled one by one; the rest add up under `queue="other"`.
+/// The most queues labelled one by one; the rest add up under `queue="(other)"`, a name
+/// Sidekiq's Web UI refuses for a queue, so it never doubles a real queue's series.
 pub(crate) const MAX_QUEUE_LABELS: usize = 500;
 
 /// The content type of Prometheus's text format.
@@ -90,7 +91,7 @@ impl Snapshot {
             }
         }
         if let Some((size, latency)) = other {
-            queues.push(("other".to_owned(), size, latency));
+            queues.push((crate::metrics::OTHER.to_owned(), size, latency));
         }
         let concurrency = ProcessSet::new(client)
             .list()

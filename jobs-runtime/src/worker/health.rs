@@ -41,6 +41,11 @@ pub(crate) const LIVE_PATH: &str = "/livez";
 /// The readiness probe's path.
 pub(crate) const READY_PATH: &str = "/readyz";
 
+/// How long a worker that has not beaten yet (waiting for Redis at start, say) counts as live:
+/// restarting it would not bring Redis back, so an orchestrator should not, for a while; it is
+/// not ready meanwhile.
+pub(crate) const STARTUP_GRACE: Duration = Duration::from_secs(10 * 60);
+
 /// How long readiness waits for Redis to answer `PING`: under Kubernetes' default probe
 /// timeout (1 s) plus the answer's way back.
 pub(crate) const PING_TIMEOUT: Duration = Duration::from_millis(800);
@@ -58,6 +63,9 @@ pub(crate) struct Probes {
     client: Client,
     /// How old the last beat may be for the process to be live: the heartbeat's TTL.
     bound: Duration,
+    /// How long the process counts as live before its first beat: [`STARTUP_GRACE`], or the
+    /// heartbeat's TTL if that is longer.
+    startup: Duration,
 }
 
 /// A probe's answer.
@@ -83,14 +91,19 @@ impl Probes {
             control,
             client,
             bound,
+            startup: bound.max(STARTUP_GRACE),
         }
     }
 
-    /// Liveness: the last heartbeat (or, before the first, the start) is within the bound.
+    /// Liveness: the last heartbeat is within the bound; before the first, the start is within
+    /// the startup grace.
     pub(crate) fn live(&self) -> Verdict {
         let beat = self.pulse.beat_age();
-        let age = beat.unwrap_or_else(|| self.started.elapsed());
-        if age < self.bound {
+        let (age, bound) = match beat {
+            Some(age) => (age, self.bound),
+            None => (self.started.elapsed(), self.startup),
+        };
+        if age < bound {
             return verdict(None, beat);
         }
         let reason = match beat {
@@ -100,9 +113,9 @@ impl Probes {
                 self.bound.as_secs_f64()
             ),
             None => format!(
-                "no heartbeat has landed since the start, {} s ago (the heartbeat's TTL is {} s)",
+                "no heartbeat has landed since the start, {} s ago (the startup grace is {} s)",
                 age.as_secs(),
-                self.bound.as_secs_f64()
+                bound.as_secs_f64()
             ),
         };
         verdict(Some(reason), beat)
@@ -323,9 +336,19 @@ mod tests {
     }
 
     #[test]
-    fn never_beating_is_not_live_past_the_bound() {
-        let (probes, _, _) = probes(Duration::from_millis(20));
+    fn never_beating_is_not_live_past_the_startup_grace() {
+        let (mut probes, _, _) = probes(Duration::from_millis(20));
+        assert_eq!(
+            probes.startup,
+            super::STARTUP_GRACE,
+            "a worker waiting for Redis is left alone"
+        );
         std::thread::sleep(Duration::from_millis(30));
+        assert!(
+            probes.live().ok,
+            "within the grace, past the heartbeat's TTL"
+        );
+        probes.startup = Duration::from_millis(20);
         let dead = probes.live();
         assert!(!dead.ok);
         assert!(reason(&dead).contains("since the start"), "{}", dead.body);

@@ -160,7 +160,7 @@ impl Heartbeat {
             tracing::warn!(%error, "cannot write counters; will try again");
         }
         if let Err(error) = shared.metrics.flush(shared.redis(), shared.keys()).await {
-            tracing::warn!(%error, "cannot write execution metrics; will try again");
+            tracing::warn!(%error, "cannot write execution metrics; those of this beat are dropped");
         }
         if let Some(signal) = signal {
             tracing::info!(%signal, "signal from the dashboard");

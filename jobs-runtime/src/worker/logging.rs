@@ -1,6 +1,6 @@
 //! Where the worker's logs go: standard output, as text lines or one JSON object per event.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::str::FromStr;
 
 /// The environment variable that picks the log format when `--log-format` is not given.
@@ -71,7 +71,15 @@ impl fmt::Display for Tags<'_> {
             if index > 0 {
                 f.write_str(",")?;
             }
-            f.write_str(tag)?;
+            // A tag is the payload's text (Ruby may have written it): a control character in it
+            // is written escaped, so a tag cannot start a forged line in a text log.
+            for c in tag.chars() {
+                if c.is_control() {
+                    write!(f, "{}", c.escape_default())?;
+                } else {
+                    f.write_char(c)?;
+                }
+            }
         }
         Ok(())
     }
@@ -83,6 +91,17 @@ pub(crate) fn logs_progress(payload: &crate::payload::Payload) -> bool {
     payload
         .log_level()
         .is_none_or(|level| level <= crate::options::LogLevel::Info)
+}
+
+#[cfg(test)]
+mod tag_tests {
+    use super::Tags;
+
+    #[test]
+    fn a_tag_cannot_break_the_log_line() {
+        let tags = ["billing".to_owned(), "x\nINFO forged".to_owned()];
+        assert_eq!(Tags(&tags).to_string(), "billing,x\\nINFO forged");
+    }
 }
 
 #[cfg(test)]

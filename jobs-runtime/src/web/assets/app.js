@@ -108,11 +108,16 @@
       enhance();
     }
 
-    function poll() {
+    // Each switch-on starts a new chain; a round of an older chain (its fetch still in flight
+    // when the toggle went off and on) schedules nothing, so one chain polls at a time.
+    var chain = 0;
+
+    function poll(mine) {
+      if (mine !== chain) { return; }
       timer = null;
       var next = function () {
-        if (toggle.getAttribute("aria-pressed") === "true") {
-          timer = window.setTimeout(poll, pollInterval(5000));
+        if (mine === chain && toggle.getAttribute("aria-pressed") === "true") {
+          timer = window.setTimeout(function () { poll(mine); }, pollInterval(5000));
         }
       };
       if (busy()) { next(); return; }
@@ -134,7 +139,9 @@
       toggle.textContent = on ? "Live poll on" : "Live poll";
       if (on) { localStorage.setItem("jobs.live", "on"); } else { localStorage.removeItem("jobs.live"); }
       if (timer !== null) { window.clearTimeout(timer); timer = null; }
-      if (on) { timer = window.setTimeout(poll, pollInterval(5000)); }
+      chain += 1;
+      var mine = chain;
+      if (on) { timer = window.setTimeout(function () { poll(mine); }, pollInterval(5000)); }
     }
 
     toggle.addEventListener("click", function () {
