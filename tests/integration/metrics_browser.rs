@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::metrics_web::write_like_sidekiq;
 use crate::support::TestRedis;
-use crate::web_browser::{ChromeDriver, click, open_browser, screenshot, text_of};
+use crate::web_browser::{ChromeDriver, click, open_browser, screenshot, serve_dashboard, text_of};
 
 /// Classes with a typical time (bucket) and a rate, as a small app's jobs would run.
 const CLASSES: [(&str, usize, u64); 6] = [
@@ -47,17 +47,7 @@ async fn the_metrics_pages_work_in_chromium() {
         .await
         .unwrap();
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}/jobs", listener.local_addr().unwrap());
-    let app = axum::Router::new().nest("/jobs", jobs::web::router(&redis.client()));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let (base, stop, server) = serve_dashboard(&redis.client()).await;
     let driver = ChromeDriver::start();
     let browser = open_browser(&driver).await;
 

@@ -11,7 +11,7 @@ use jobs::api::Queue;
 use serde_json::json;
 
 use crate::support::{TestRedis, eventually};
-use crate::web_browser::{ChromeDriver, click, open_browser, screenshot, text_of};
+use crate::web_browser::{ChromeDriver, click, open_browser, screenshot, serve_dashboard, text_of};
 use crate::web_http::{app, get, post, post_with};
 
 /// Pushes `count` jobs to `queue`.
@@ -107,17 +107,7 @@ async fn pause_and_resume_work_in_chromium() {
     push_to(&client, "mailers", "SendWelcomeEmail", 1).await;
     let scores = Queue::new(&client, "scores");
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}/jobs", listener.local_addr().unwrap());
-    let app = axum::Router::new().nest("/jobs", jobs::web::router(&client));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let (base, stop, server) = serve_dashboard(&client).await;
     let driver = ChromeDriver::start();
     let browser = open_browser(&driver).await;
 

@@ -90,6 +90,29 @@ pub async fn open_browser_with(driver: &ChromeDriver, extra: &[&str]) -> Browser
         .expect("a Chromium session through chromedriver")
 }
 
+/// Serves `client`'s dashboard under `/jobs` on a free port until the sender is used or
+/// dropped; returns its address.
+pub async fn serve_dashboard(
+    client: &jobs::Client,
+) -> (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/jobs", listener.local_addr().unwrap());
+    let app = axum::Router::new().nest("/jobs", jobs::web::router(client));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    (base, stop, server)
+}
+
 /// Saves what the browser shows as `<name>.png`.
 pub async fn screenshot(browser: &Browser, name: &str) {
     let png = browser.screenshot().await.unwrap();
@@ -208,17 +231,7 @@ async fn the_dashboard_works_in_chromium() {
     }
     let running = busy_worker(&redis, &CallLog::default(), 4, 60_000).await;
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}/jobs", listener.local_addr().unwrap());
-    let app = axum::Router::new().nest("/jobs", jobs::web::router(&client));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let (base, stop, server) = serve_dashboard(&client).await;
 
     let driver = ChromeDriver::start();
     let browser = open_browser(&driver).await;

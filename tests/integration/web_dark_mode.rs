@@ -8,30 +8,9 @@ use redis::AsyncCommands;
 use serde_json::json;
 
 use crate::support::{TestRedis, now};
-use crate::web_browser::{ChromeDriver, open_browser, open_browser_with, screenshot, text_of};
-
-/// Serves `client`'s dashboard under `/jobs` on a free port until the sender is used or
-/// dropped; returns its address.
-pub async fn serve_dashboard(
-    client: &jobs::Client,
-) -> (
-    String,
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<std::io::Result<()>>,
-) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}/jobs", listener.local_addr().unwrap());
-    let app = axum::Router::new().nest("/jobs", jobs::web::router(client));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await
-    });
-    (base, stop, server)
-}
+use crate::web_browser::{
+    ChromeDriver, open_browser, open_browser_with, screenshot, serve_dashboard, text_of,
+};
 
 /// Counters, a month of history, queued, retried and dead jobs: a dashboard worth a look.
 async fn seed(redis: &TestRedis) {

@@ -9,8 +9,8 @@ use redis::AsyncCommands;
 use serde_json::json;
 
 use crate::support::{TestRedis, now};
+use crate::web_browser::serve_dashboard;
 use crate::web_browser::{ChromeDriver, click, open_browser, screenshot, text_of};
-use crate::web_dark_mode::serve_dashboard;
 
 /// Runs `script` in the page and returns what it returns.
 async fn run(browser: &Browser, script: &str) -> serde_json::Value {

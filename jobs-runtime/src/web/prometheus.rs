@@ -236,32 +236,20 @@ fn encode_process(
         None,
         &ConstGauge::new(process.concurrency as i64),
     )?;
-    let mut processed = encoder.encode_descriptor(
+    counters(
+        encoder,
         "jobs_processed",
         "Jobs this process ran since it started, failed or not, by class and queue.",
-        None,
-        MetricType::Counter,
+        &process.totals,
+        |totals| totals.processed,
     )?;
-    for totals in &process.totals {
-        let labels = [
-            ("class", totals.class.as_str()),
-            ("queue", totals.queue.as_str()),
-        ];
-        ConstCounter::new(totals.processed).encode(processed.encode_family(&labels)?)?;
-    }
-    let mut failed = encoder.encode_descriptor(
+    counters(
+        encoder,
         "jobs_failed",
         "Runs of this process that failed since it started, by class and queue.",
-        None,
-        MetricType::Counter,
+        &process.totals,
+        |totals| totals.failed,
     )?;
-    for totals in &process.totals {
-        let labels = [
-            ("class", totals.class.as_str()),
-            ("queue", totals.queue.as_str()),
-        ];
-        ConstCounter::new(totals.failed).encode(failed.encode_family(&labels)?)?;
-    }
     let mut durations = encoder.encode_descriptor(
         "jobs_run_duration",
         "How long this process's runs took, failed or not, by class and queue.",
@@ -269,10 +257,7 @@ fn encode_process(
         MetricType::Histogram,
     )?;
     for totals in &process.totals {
-        let labels = [
-            ("class", totals.class.as_str()),
-            ("queue", totals.queue.as_str()),
-        ];
+        let labels = labels(totals);
         // Per bucket: the encoder adds them up into Prometheus's cumulative `le` buckets, and
         // writes `+Inf` as the count (so the last, unbounded bucket is left out here).
         let buckets: Vec<(f64, u64)> = SECONDS_BOUNDS
@@ -288,6 +273,29 @@ fn encode_process(
                 &buckets,
                 None,
             )?;
+    }
+    Ok(())
+}
+
+/// The labels of one class's runs taken from one queue.
+fn labels(totals: &QueueTotals) -> [(&'static str, &str); 2] {
+    [
+        ("class", totals.class.as_str()),
+        ("queue", totals.queue.as_str()),
+    ]
+}
+
+/// One counter family by class and queue, each series read from its totals by `count`.
+fn counters(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    totals: &[QueueTotals],
+    count: impl Fn(&QueueTotals) -> u64,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for series in totals {
+        ConstCounter::new(count(series)).encode(family.encode_family(&labels(series))?)?;
     }
     Ok(())
 }
