@@ -70,12 +70,7 @@ impl HealthChild {
 
     /// Sends a signal by name with the `kill` command.
     fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("the kill command");
-        assert!(status.success(), "kill -{name} failed");
+        crate::support::signal(self.child.id(), name);
     }
 
     /// Waits until `path` answers `status`; fails the test with the last answer and the log.

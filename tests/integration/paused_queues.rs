@@ -12,7 +12,7 @@ use jobs::api::Queue;
 use redis::AsyncCommands;
 use serde_json::json;
 
-use crate::support::jobs::{CallLog, Ledgered, Record, RecordHigh, push_ledgered, worker};
+use crate::support::jobs::{CallLog, Ledgered, push_ledgered, push_low_and_high, worker};
 use crate::support::{ChildWorker, LedgerView, TestRedis, eventually, ledger_path, ruby};
 
 /// The queue the ledger jobs go to, which the child workers take from first.
@@ -271,20 +271,7 @@ async fn a_worker_whose_queues_are_all_paused_idles_without_spinning() {
 async fn drain_leaves_a_paused_queue_alone() {
     let redis = TestRedis::start();
     let client = redis.client();
-    for n in 0..3 {
-        client
-            .perform_async(Record {
-                label: format!("low {n}"),
-            })
-            .await
-            .unwrap();
-        client
-            .perform_async(RecordHigh {
-                label: format!("high {n}"),
-            })
-            .await
-            .unwrap();
-    }
+    push_low_and_high(&client, 3).await;
     Queue::new(&client, "high").pause().await.unwrap();
     let log = CallLog::default();
     tokio::time::timeout(

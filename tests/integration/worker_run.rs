@@ -8,8 +8,8 @@ use chrono::Utc;
 use jobs::worker::QueueSpec;
 use redis::AsyncCommands;
 
-use crate::support::jobs::worker;
 use crate::support::jobs::{CallLog, Gauge, MeasureConcurrency, Record, RecordHigh, Slow};
+use crate::support::jobs::{push_low_and_high, worker};
 use crate::support::{RunningWorker, TestRedis, counter, eventually};
 
 #[tokio::test]
@@ -53,20 +53,7 @@ async fn every_job_runs_once_and_leaves_nothing_behind() {
 async fn strict_order_drains_earlier_queues_first() {
     let redis = TestRedis::start();
     let client = redis.client();
-    for n in 0..5 {
-        client
-            .perform_async(Record {
-                label: format!("low {n}"),
-            })
-            .await
-            .unwrap();
-        client
-            .perform_async(RecordHigh {
-                label: format!("high {n}"),
-            })
-            .await
-            .unwrap();
-    }
+    push_low_and_high(&client, 5).await;
     let log = CallLog::default();
     worker(&redis, &log)
         .queues(["high", "default"])

@@ -269,6 +269,25 @@ pub fn worker(redis: &TestRedis, log: &CallLog) -> jobs::Worker {
         .timeout(std::time::Duration::from_secs(5))
 }
 
+/// Pushes `n` pairs: a `Record` (queue `default`) labelled `low <i>`, then a `RecordHigh`
+/// (queue `high`) labelled `high <i>`.
+pub async fn push_low_and_high(client: &jobs::Client, n: usize) {
+    for i in 0..n {
+        client
+            .perform_async(Record {
+                label: format!("low {i}"),
+            })
+            .await
+            .expect("push a low job");
+        client
+            .perform_async(RecordHigh {
+                label: format!("high {i}"),
+            })
+            .await
+            .expect("push a high job");
+    }
+}
+
 /// Pushes ledger jobs; returns their jids.
 pub async fn push_ledgered(
     redis: &TestRedis,

@@ -49,6 +49,17 @@ pub fn ruby(redis_url: &str, script: &str) -> serde_json::Value {
     parse(result)
 }
 
+/// Sends the process `pid` a signal by name (`TERM`, `TSTP`, `STOP`, …) with the `kill`
+/// command; fails the test if `kill` does.
+pub fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("the kill command");
+    assert!(status.success(), "kill -{name} {pid} failed");
+}
+
 /// Polls `check` every 20 ms until it holds or `limit` passes; fails the test with `what`.
 pub async fn eventually(limit: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + limit;
@@ -140,12 +151,7 @@ impl ChildWorker {
 
     /// Sends a signal by name (`TERM`, `TSTP`, `INT`, `KILL`) with the `kill` command.
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("the kill command");
-        assert!(status.success(), "kill -{name} failed");
+        signal(self.child.id(), name);
     }
 
     /// `kill -9`, and waits for the process to be gone.
