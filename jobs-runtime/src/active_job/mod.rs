@@ -12,7 +12,7 @@
 //! ```
 //!
 //! The worker runs the Rust job whose name is `wrapped` (else the envelope's `job_class`) with
-//! the envelope's `arguments`, turned into plain JSON ([`arguments`]). Nothing of the stored job
+//! the envelope's `arguments`, turned into plain JSON (`arguments.rs`). Nothing of the stored job
 //! is rewritten by a run: a failure sets Sidekiq's retry fields at the top level, as Sidekiq's
 //! own retry does, and the envelope (its `executions` included) stays as Rails wrote it.
 
