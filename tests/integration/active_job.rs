@@ -338,3 +338,49 @@ async fn an_argument_of_the_wrong_kind_is_an_argument_error_naming_it() {
     assert!(plain.contains("argument `date` (#1)"), "{plain}");
     assert!(plain.contains("#1 Symbol"), "{plain}");
 }
+
+/// A `tracing` writer into a shared buffer.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_log_lines_name_the_wrapped_class() {
+    let redis = TestRedis::start();
+    rails(
+        &redis,
+        &format!("{PUSH_PLAIN}\nputs \"RESULT:\" + JSON.generate(1)"),
+    );
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let log = CallLog::default();
+    {
+        let _guard = tracing::subscriber::set_default(subscriber);
+        worker(&redis, &log).drain().await.unwrap();
+    }
+    assert_eq!(log.entries().len(), 1);
+    let text = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    let lines: Vec<&str> = text.lines().filter(|line| line.contains("jid=")).collect();
+    assert!(!lines.is_empty(), "{text}");
+    assert!(
+        lines
+            .iter()
+            .all(|line| line.contains("class=ActiveJobPlainJob")),
+        "{text}"
+    );
+}

@@ -56,7 +56,8 @@ pub(crate) async fn process(shared: &Shared, fetched: Fetched) -> Processed {
     let span = tracing::info_span!(
         "job",
         jid = %payload.jid,
-        class = %payload.class,
+        // An ActiveJob job under its own class, as Sidekiq's job logger names it.
+        class = %crate::active_job::job_name(&payload),
         queue = %fetched.queue,
         tags = tracing::field::Empty,
     );
