@@ -384,3 +384,44 @@ async fn the_log_lines_name_the_wrapped_class() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn sidekiq_8s_wrapper_and_an_envelope_without_wrapped_run_too() {
+    let redis = TestRedis::start();
+    let envelope = serde_json::json!({
+        "job_class": "ActiveJobPlainJob", "job_id": "5b1c", "queue_name": "default",
+        "arguments": [
+            {"_aj_serialized": "ActiveJob::Serializers::DateSerializer", "value": "2026-12-07"},
+            7, "eight", 9.5, false, "set", []
+        ],
+        "executions": 0, "exception_executions": {}, "locale": "en", "timezone": "UTC"
+    });
+    // As Sidekiq 8's adapter writes it: its own wrapper class, integer-millisecond times.
+    let mut sidekiq_8 = jobs::Payload::new("Sidekiq::ActiveJob::Wrapper", vec![envelope.clone()]);
+    sidekiq_8
+        .set("wrapped", "ActiveJobPlainJob".into())
+        .unwrap();
+    sidekiq_8
+        .set("created_at", 1_796_551_200_000_u64.into())
+        .unwrap();
+    // No `wrapped`: the envelope's `job_class` names the job.
+    let mut envelope_only = jobs::Payload::new(
+        "ActiveJob::QueueAdapters::SidekiqAdapter::JobWrapper",
+        vec![envelope],
+    );
+    envelope_only.args[0]["arguments"][1] = 8.into();
+    let client = redis.client();
+    client.push(sidekiq_8).await.unwrap();
+    client.push(envelope_only).await.unwrap();
+    let log = CallLog::default();
+    worker(&redis, &log).drain().await.unwrap();
+    let mut entries = log.entries();
+    entries.sort();
+    assert_eq!(
+        entries,
+        [
+            r#"plain 2026-12-07 7 eight 9.5 false Some("set") []"#,
+            r#"plain 2026-12-07 8 eight 9.5 false Some("set") []"#,
+        ]
+    );
+}
