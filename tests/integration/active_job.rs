@@ -8,6 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use jobs::api::SetKind;
 use jobs::{GlobalId, JobError, job};
+use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -153,6 +154,19 @@ async fn json_arguments_and_a_date_arrive_as_rust_values() {
         [r#"plain 2026-12-06 42 text 1.5 true None [1,"two",[3]]"#]
     );
     assert!(sorted_set(&redis, "retry").await.is_empty());
+    // Execution metrics count the run under the wrapped class.
+    let mut raw = redis.raw().await;
+    let keys: Vec<String> = raw.keys("j|*").await.unwrap();
+    let mut runs = 0;
+    for key in keys {
+        let fields: HashMap<String, u64> = raw.hgetall(&key).await.unwrap();
+        assert!(
+            fields.keys().all(|field| !field.starts_with("ActiveJob::")),
+            "{fields:?}"
+        );
+        runs += fields.get("ActiveJobPlainJob|p").copied().unwrap_or(0);
+    }
+    assert_eq!(runs, 2, "one run, in the minute and the 10-minute hash");
 }
 
 #[tokio::test]
