@@ -10,6 +10,7 @@
 //! - [`JobContext`], [`JobState`]: what a running job can ask for.
 //! - [`Worker`] (and the [`worker`] module): running jobs.
 //! - `web` (feature `web`, on by default): the dashboard, an axum router.
+//! - [`active_job`], [`GlobalId`]: ActiveJob jobs pushed by Rails, run by Rust jobs.
 //! - [`periodic`]: jobs pushed on a cron schedule, once per tick across every worker.
 //! - [`unique`]: unique jobs, refused as duplicates while one like them is queued or runs.
 //! - [`metrics`]: execution metrics per job class, in Sidekiq 8's keys.
@@ -21,6 +22,7 @@
 
 #![doc(test(attr(deny(warnings), allow(dead_code, unused_variables))))]
 
+pub mod active_job;
 pub mod api;
 mod backtrace;
 mod client;
@@ -58,6 +60,7 @@ pub mod __private {
 #[path = "private.rs"]
 mod private_items;
 
+pub use active_job::GlobalId;
 pub use client::{
     Client, ClientBuilder, ClientMiddleware, DEFAULT_MAX_PAYLOAD_BYTES, Flow, Pushed, Setter,
 };

@@ -11,6 +11,7 @@
 
 mod support;
 
+mod active_job;
 mod admin_api;
 mod api_hostile;
 mod client_connection;

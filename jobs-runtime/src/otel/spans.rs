@@ -53,7 +53,7 @@ pub(crate) fn job_span(payload: &Payload, queue: &str) -> Span {
         target: "jobs_runtime::worker::processor",
         "job",
         jid = %payload.jid,
-        class = %payload.class,
+        class = %crate::active_job::job_name(payload),
         queue = %queue,
         tags = tracing::field::Empty,
         otel.name = %format_args!("{queue} process"),

@@ -6,8 +6,10 @@
 use std::sync::Arc;
 
 use super::middleware::{DynServerMiddleware, Next};
+use crate::active_job;
 use crate::context::JobContext;
 use crate::error_class;
+use crate::job::ArgsError;
 use crate::job_error::JobError;
 use crate::panic::{catch_panic, catch_panic_now};
 use crate::payload::Payload;
@@ -22,19 +24,24 @@ pub(crate) async fn execute(
     middleware: &[Arc<dyn DynServerMiddleware>],
     payload: &Payload,
 ) -> Result<(), JobError> {
-    let Some(registration) = registry.get(&payload.class) else {
-        return Err(unknown_job(registry, &payload.class));
+    // An ActiveJob job runs the job it wraps, with the arguments of its envelope.
+    let name = active_job::job_name(payload);
+    let Some(registration) = registry.get(name) else {
+        return Err(unknown_job(registry, name));
     };
-    let context = JobContext::from_payload(payload);
-    // Decoding runs user `Deserialize` code, which may panic too.
-    let decoded = catch_panic_now(|| registration.run(payload.args.clone(), context, state))?;
-    let job = decoded.map_err(|error| {
+    let argument_error = |error: ArgsError| {
         JobError::msg(format!(
-            "cannot decode the arguments of {} (jid {}): {error}",
-            payload.class, payload.jid
+            "cannot decode the arguments of {name} (jid {}): {error}{}",
+            payload.jid,
+            active_job::argument_hint(payload)
         ))
         .with_class(error_class::ARGUMENT_ERROR)
-    })?;
+    };
+    let args = active_job::job_args(payload).map_err(argument_error)?;
+    let context = JobContext::from_payload(payload);
+    // Decoding runs user `Deserialize` code, which may panic too.
+    let decoded = catch_panic_now(|| registration.run(args, context, state))?;
+    let job = decoded.map_err(argument_error)?;
     let guarded = catch_panic(Next::new(middleware, payload, job).run());
     match registration.options().timeout {
         None => guarded.await,
@@ -42,8 +49,7 @@ pub(crate) async fn execute(
             .await
             .unwrap_or_else(|_| {
                 Err(JobError::msg(format!(
-                    "{} ran longer than its timeout of {limit:?} and was cancelled",
-                    payload.class
+                    "{name} ran longer than its timeout of {limit:?} and was cancelled"
                 ))
                 .with_class(error_class::TIMEOUT))
             }),

@@ -56,7 +56,8 @@ pub(crate) async fn process(shared: &Shared, fetched: Fetched) -> Processed {
     let span = tracing::info_span!(
         "job",
         jid = %payload.jid,
-        class = %payload.class,
+        // An ActiveJob job under its own class, as Sidekiq's job logger names it.
+        class = %crate::active_job::job_name(&payload),
         queue = %fetched.queue,
         tags = tracing::field::Empty,
     );
@@ -108,7 +109,11 @@ async fn run_and_settle(shared: &Shared, fetched: Fetched, payload: Payload) -> 
     .await;
     let elapsed = started.elapsed().as_secs_f64();
     shared.counters.record(result.is_err());
-    if shared.registry.get(&payload.class).is_some() {
+    if shared
+        .registry
+        .get(crate::active_job::job_name(&payload))
+        .is_some()
+    {
         // As Sidekiq: a class the worker cannot run is not a class's run.
         let queue = &fetched.queue;
         shared.metrics.record(
