@@ -6,9 +6,6 @@ async fn delay_not_a_function() {}
 #[job(retries_exhausted = "notify")]
 async fn hook_in_quotes() {}
 
-#[job(retry_in = no_such_function)]
-async fn unknown_function() {}
-
 fn wrong_signature(count: u32) -> u32 {
     count
 }
