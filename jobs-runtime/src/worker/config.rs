@@ -23,7 +23,8 @@ use crate::error::Error;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct WorkerConfig {
-    /// Jobs run at once (`-c`, `:concurrency:`; default 5, as Sidekiq 7+).
+    /// Jobs run at once (`-c`, `:concurrency:`, else `RAILS_MAX_THREADS` as Sidekiq reads it;
+    /// default 5, as Sidekiq 7+).
     pub concurrency: usize,
     /// Queues to take jobs from, with weights (`-q`, `:queues:`; default `default`).
     pub queues: Vec<QueueSpec>,
