@@ -9,20 +9,23 @@ use syn::{Expr, ExprLit, Lit, LitStr};
 use crate::combine;
 
 /// Every option `#[job]` takes, for the "expected one of" message.
-const OPTIONS: &str = "`queue`, `retry`, `name`, `backtrace`, `retry_queue`, `dead`, `tags`, \
-                       `timeout`, `cron`, `unique_for`, `unique_until`, `unique_key`, \
+const OPTIONS: &str = "`queue`, `retry`, `name`, `backtrace`, `retry_queue`, `retry_for`, \
+                       `retry_in`, `retries_exhausted`, `dead`, `tags`, `timeout`, `cron`, `unique_for`, `unique_until`, `unique_key`, \
                        `expires_in`, `log_level`, `crate`";
 
 /// The longest `unique_for` or `expires_in`, in seconds: a year (the runtime's `MAX_PERIOD`).
 const MAX_PERIOD_SECONDS: u64 = 365 * 24 * 60 * 60;
 
 /// The option names, in the order the docs list them.
-const KEYS: [&str; 15] = [
+const KEYS: [&str; 18] = [
     "queue",
     "retry",
     "name",
     "backtrace",
     "retry_queue",
+    "retry_for",
+    "retry_in",
+    "retries_exhausted",
     "dead",
     "tags",
     "timeout",
@@ -49,7 +52,9 @@ fn example(key: &str) -> &'static str {
         "unique_for" => "600",
         "unique_until" => "\"start\"",
         "unique_key" => "user_id",
-        "expires_in" => "3600",
+        "retry_in" => "backoff",
+        "retries_exhausted" => "notify_support",
+        "expires_in" | "retry_for" => "3600",
         "log_level" => "\"warn\"",
         _ => "my_jobs",
     }
@@ -105,6 +110,12 @@ pub(crate) struct JobArgs {
     pub(crate) unique_key: Option<syn::Path>,
     /// `expires_in`, in seconds.
     pub(crate) expires_in: Option<u64>,
+    /// `retry_for`, in seconds.
+    pub(crate) retry_for: Option<u64>,
+    /// `retry_in`: the path of a `fn(u32, &JobError) -> Option<RetryOverride>`.
+    pub(crate) retry_in: Option<syn::Path>,
+    /// `retries_exhausted`: the path of a `fn(&Payload, &JobError) -> Exhausted`.
+    pub(crate) retries_exhausted: Option<syn::Path>,
     /// `log_level`: `debug`, `info`, `warn` or `error`, as written.
     pub(crate) log_level: Option<String>,
     pub(crate) crate_path: Option<syn::Path>,
@@ -187,6 +198,13 @@ impl JobArgs {
                 meta,
                 &mut self.retry_queue,
                 queue_name(&value, "retry_queue")?,
+            ),
+            "retry_for" => set(meta, &mut self.retry_for, period(&value, "retry_for")?),
+            "retry_in" => set(meta, &mut self.retry_in, hook_fn(&value, "retry_in")?),
+            "retries_exhausted" => set(
+                meta,
+                &mut self.retries_exhausted,
+                hook_fn(&value, "retries_exhausted")?,
             ),
             "dead" => set(meta, &mut self.dead, boolean(&value, "dead")?),
             "tags" => set(meta, &mut self.tags, tags(&value)?),
@@ -437,7 +455,7 @@ fn cron(value: &Expr) -> syn::Result<LitStr> {
     ))
 }
 
-/// `unique_for` or `expires_in`: a whole number of seconds, from 1 to a year.
+/// `unique_for`, `expires_in` or `retry_for`: a whole number of seconds, from 1 to a year.
 fn period(value: &Expr, key: &str) -> syn::Result<u64> {
     let expected = format!(
         "`{key}` expects a whole number of seconds from 1 to {MAX_PERIOD_SECONDS} (a year), like \
@@ -500,6 +518,25 @@ fn unique_key(value: &Expr) -> syn::Result<syn::Path> {
             "`unique_key` expects the name of one of the job's arguments (`unique_key = user_id`) \
              or the path of a function taking `&` the job type and returning what makes it \
              unique (`unique_key = by_customer`)",
+        )),
+    }
+}
+
+/// `retry_in` or `retries_exhausted`: the path of a function.
+fn hook_fn(value: &Expr, key: &str) -> syn::Result<syn::Path> {
+    let signature = if key == "retry_in" {
+        "`fn(count: u32, error: &JobError) -> Option<RetryOverride>`"
+    } else {
+        "`fn(job: &Payload, error: &JobError) -> Exhausted`"
+    };
+    match value {
+        Expr::Path(path) if path.qself.is_none() => Ok(path.path.clone()),
+        _ => Err(syn::Error::new_spanned(
+            value,
+            format!(
+                "`{key}` expects the path of a function {signature}, like `{key} = {}`",
+                example(key)
+            ),
         )),
     }
 }

@@ -154,6 +154,7 @@ fn expand(args: &JobArgs, job: &JobFn, params: &[Param]) -> TokenStream {
 
     let perform = perform_fn(params, fn_ident, item, &paths);
     let unique_key = unique_key_fn(args, &arguments, &p);
+    let retry_hooks = retry_hook_fns(args, &p);
     let from_impl = from_impl(&job_ident, &arg_idents, &arg_types);
     let inherent = inherent_impl(vis, &job_ident, &arg_idents, &arg_types, &p, &wire_name);
 
@@ -203,6 +204,8 @@ fn expand(args: &JobArgs, job: &JobFn, params: &[Param]) -> TokenStream {
                 #perform
 
                 #unique_key
+
+                #retry_hooks
             }
 
             #from_impl
@@ -240,6 +243,9 @@ fn options(args: &JobArgs, p: &TokenStream) -> TokenStream {
     }
     if let Some(queue) = &args.retry_queue {
         options = quote!(#options.with_retry_queue(#queue));
+    }
+    if let Some(seconds) = args.retry_for {
+        options = quote!(#options.with_retry_for(::core::time::Duration::from_secs(#seconds)));
     }
     if let Some(dead) = args.dead {
         options = quote!(#options.with_dead(#dead));
@@ -303,6 +309,38 @@ fn unique_key_fn(args: &JobArgs, arguments: &[&Param], p: &TokenStream) -> Optio
             ::core::option::Option::Some(#value)
         }
     })
+}
+
+/// `Job::retry_in` and `Job::retries_exhausted` for `retry_in = …` and `retries_exhausted = …`:
+/// calls of the named functions, spanned on the user's path so that a wrong name or signature
+/// is reported there.
+fn retry_hook_fns(args: &JobArgs, p: &TokenStream) -> TokenStream {
+    let mut hooks = TokenStream::new();
+    if let Some(path) = &args.retry_in {
+        let span = path.span();
+        let call = quote_spanned!(span=> #path(__jobs_count, __jobs_error));
+        hooks.extend(quote! {
+            fn retry_in(
+                __jobs_count: u32,
+                __jobs_error: &#p::JobError,
+            ) -> ::core::option::Option<#p::RetryOverride> {
+                #call
+            }
+        });
+    }
+    if let Some(path) = &args.retries_exhausted {
+        let span = path.span();
+        let call = quote_spanned!(span=> #path(__jobs_job, __jobs_error));
+        hooks.extend(quote! {
+            fn retries_exhausted(
+                __jobs_job: &#p::Payload,
+                __jobs_error: &#p::JobError,
+            ) -> #p::Exhausted {
+                #call
+            }
+        });
+    }
+    hooks
 }
 
 /// `Job::perform`: unpacks the call, fetches state, runs the function, converts its result.

@@ -9,9 +9,11 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::context::JobContext;
-use crate::job_error::JobError;
+use crate::job_error::{JobError, RetryOverride};
 use crate::options::JobOptions;
+use crate::payload::Payload;
 use crate::state::{JobState, StateType};
+use crate::worker::Exhausted;
 
 /// The future a job's run returns.
 pub type JobFuture = Pin<Box<dyn Future<Output = Result<(), JobError>> + Send + 'static>>;
@@ -43,6 +45,28 @@ pub trait Job: Sized + Send + 'static {
     /// = …)]`): `None`, the default, for all of them.
     fn unique_key(&self) -> Option<Result<Value, serde_json::Error>> {
         None
+    }
+
+    /// Sidekiq's `sidekiq_retry_in` (`#[job(retry_in = my_fn)]`): what a failure does instead
+    /// of the usual backoff, given the new retry count (0 on the first failure) and the error.
+    /// `None`, the default, keeps Sidekiq's schedule; [`RetryOverride::In`] a delay (plus
+    /// Sidekiq's jitter), [`RetryOverride::Kill`] the dead set now (retries-exhausted hooks
+    /// run), [`RetryOverride::Discard`] drops the job. An override the error carries
+    /// ([`JobError::retry_in`], [`kill`](JobError::kill), [`discard`](JobError::discard))
+    /// wins over this.
+    fn retry_in(count: u32, error: &JobError) -> Option<RetryOverride> {
+        let _ = (count, error);
+        None
+    }
+
+    /// Sidekiq's `sidekiq_retries_exhausted` (`#[job(retries_exhausted = my_fn)]`): called
+    /// once with the job (its failure fields set) and the error when its retries run out or
+    /// it is killed, before it goes to the dead set; [`Exhausted::Discard`] drops it instead
+    /// (Sidekiq 7.2+'s `:discard`). The worker's own retries-exhausted handlers and death
+    /// handlers run after it. The default keeps the job ([`Exhausted::Bury`]).
+    fn retries_exhausted(job: &Payload, error: &JobError) -> Exhausted {
+        let _ = (job, error);
+        Exhausted::Bury
     }
 }
 

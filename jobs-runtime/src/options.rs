@@ -303,6 +303,10 @@ pub struct JobOptions {
     pub expires_in: Option<Duration>,
     /// The least severe level logged for the job (`log_level`; see [`LogLevel`]).
     pub log_level: Option<LogLevel>,
+    /// A time-based retry window, Sidekiq 7.1's `retry_for` (`retry_for`, whole seconds): a
+    /// failing job is retried until this long after its first failure, then it is exhausted,
+    /// whatever `retry` says.
+    pub retry_for: Option<Duration>,
 }
 
 impl JobOptions {
@@ -320,6 +324,7 @@ impl JobOptions {
         unique_until: UniqueUntil::Success,
         expires_in: None,
         log_level: None,
+        retry_for: None,
     };
 
     /// These options with another queue.
@@ -385,6 +390,13 @@ impl JobOptions {
     /// These options with jobs dropped when they have not started within `period` of being due.
     pub const fn with_expires_in(mut self, period: Duration) -> Self {
         self.expires_in = Some(period);
+        self
+    }
+
+    /// These options with failures retried until `window` after the first one (whole seconds;
+    /// a fraction is dropped).
+    pub const fn with_retry_for(mut self, window: Duration) -> Self {
+        self.retry_for = Some(window);
         self
     }
 

@@ -165,7 +165,7 @@ impl Payload {
     }
 
     /// A new job for `class` with `args`, carrying what `options` say (queue, retry, backtrace,
-    /// retry queue, dead, tags, expires_in): what `perform_async` pushes for a job declared with them.
+    /// retry queue, retry_for, dead, tags, expires_in): what `perform_async` pushes for a job declared with them.
     pub(crate) fn with_options(
         class: impl Into<String>,
         args: Vec<Value>,
@@ -178,6 +178,7 @@ impl Payload {
             payload.backtrace = Some(options.backtrace);
         }
         payload.retry_queue = options.retry_queue.map(str::to_owned);
+        payload.retry_for = options.retry_for.map(|window| window.as_secs());
         if !options.dead {
             payload.dead = Some(false);
         }

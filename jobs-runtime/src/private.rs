@@ -13,10 +13,12 @@ pub use crate::context::JobContext;
 pub use crate::error::Error;
 pub use crate::jid::Jid;
 pub use crate::job::{ArgCodec, ArgsDecoder, ArgsError, Job, JobArgument, JobFuture, codec};
-pub use crate::job_error::{IntoJobResult, JobError};
+pub use crate::job_error::{IntoJobResult, JobError, RetryOverride};
 pub use crate::options::{Backtrace, JobOptions, LogLevel, Retry, UniqueUntil};
+pub use crate::payload::Payload;
 pub use crate::registry::Registration;
 pub use crate::state::{JobState, StateType};
+pub use crate::worker::Exhausted;
 
 /// What the job function returned, as the worker sees it.
 pub fn into_job_result<R: IntoJobResult>(returned: R) -> Result<(), JobError> {

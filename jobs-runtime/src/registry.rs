@@ -8,8 +8,11 @@ use serde_json::Value;
 use crate::context::JobContext;
 use crate::error::Error;
 use crate::job::{ArgsError, Job, JobFuture};
+use crate::job_error::{JobError, RetryOverride};
 use crate::options::JobOptions;
+use crate::payload::Payload;
 use crate::state::{JobState, StateType};
+use crate::worker::Exhausted;
 
 /// One job type as the worker sees it: its name, options and a way to run it from JSON.
 ///
@@ -21,6 +24,8 @@ pub struct Registration {
     options: JobOptions,
     state: &'static [StateType],
     run: fn(Vec<Value>, JobContext, &JobState) -> Result<JobFuture, ArgsError>,
+    retry_in: fn(u32, &JobError) -> Option<RetryOverride>,
+    retries_exhausted: fn(&Payload, &JobError) -> Exhausted,
 }
 
 impl Registration {
@@ -33,7 +38,19 @@ impl Registration {
             options: J::OPTIONS,
             state: J::STATE,
             run: run_job::<J>,
+            retry_in: J::retry_in,
+            retries_exhausted: J::retries_exhausted,
         }
+    }
+
+    /// The job's own answer to a failure ([`Job::retry_in`]), given the new retry count.
+    pub fn retry_in(&self, count: u32, error: &JobError) -> Option<RetryOverride> {
+        (self.retry_in)(count, error)
+    }
+
+    /// Tells the job its retries ran out ([`Job::retries_exhausted`]).
+    pub fn retries_exhausted(&self, job: &Payload, error: &JobError) -> Exhausted {
+        (self.retries_exhausted)(job, error)
     }
 
     /// The wire name (Sidekiq's `class`).

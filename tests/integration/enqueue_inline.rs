@@ -112,3 +112,24 @@ async fn the_function_stays_callable_as_written() {
     let date = NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
     assert!(score_generation(date).await.is_ok());
 }
+
+#[tokio::test]
+async fn the_jobs_timeout_cancels_an_inline_run() {
+    let run = crate::support::jobs::Overrun::set()
+        .client(&nowhere())
+        .perform_inline(());
+    // The job sleeps 30 s; its timeout is 0.2 s. The outer limit only keeps a broken build
+    // from hanging the suite.
+    let error = tokio::time::timeout(std::time::Duration::from_secs(20), run)
+        .await
+        .expect("the job's timeout ends the run")
+        .unwrap_err();
+    let Error::Failed { error, .. } = &error else {
+        panic!("expected Failed, got {error:?}");
+    };
+    assert_eq!(error.class(), "jobs::Timeout");
+    assert!(
+        error.to_string().contains("ran longer than its timeout"),
+        "{error}"
+    );
+}

@@ -84,6 +84,22 @@ async fn charge(invoice_id: u64) -> Result<(), std::io::Error> {
     Ok(())
 }
 
+/// A failure's delay: ten seconds per retry so far, for the first five; then Sidekiq's.
+fn ten_seconds_a_retry(count: u32, _error: &JobError) -> Option<jobs::RetryOverride> {
+    (count < 5).then(|| jobs::RetryOverride::In(Duration::from_secs(u64::from(count) * 10)))
+}
+
+/// Keeps the job when its retries run out.
+fn keep(_job: &jobs::Payload, _error: &JobError) -> jobs::worker::Exhausted {
+    jobs::worker::Exhausted::Bury
+}
+
+/// Per-class retry behaviour.
+#[job(retry_in = ten_seconds_a_retry, retries_exhausted = keep, retry_for = 600)]
+async fn flaky() -> Result<(), JobError> {
+    Ok(())
+}
+
 #[test]
 fn each_shape_expands_to_a_job() {
     assert_eq!(Cleanup::NAME, "Cleanup");
@@ -109,5 +125,6 @@ fn each_shape_expands_to_a_job() {
         ScoreGeneration::perform_in(Duration::from_secs(30), NaiveDate::MIN),
         SyncUser::set().queue("users").perform_async(7),
         Charge::perform_bulk([Charge { invoice_id: 1 }]),
+        Flaky::perform_async(),
     );
 }

@@ -12,6 +12,7 @@ use crate::context::JobContext;
 use crate::error::Error;
 use crate::jid::Jid;
 use crate::job::Job;
+use crate::job_error::JobError;
 use crate::options::{LogLevel, Retry, UniqueUntil};
 use crate::panic::catch_panic;
 use crate::payload::Payload;
@@ -186,7 +187,12 @@ impl<J: Job> Setter<J> {
 
     /// Runs the job here and now, after the same client middleware and JSON round trip as a push,
     /// so an argument that does not survive JSON fails here rather than in a worker. Nothing is
-    /// written to Redis. A panic in the job becomes [`Error::Failed`].
+    /// written to Redis. The job's `timeout` applies as in a worker: a run that outlasts it is
+    /// cancelled and fails. A panic in the job becomes [`Error::Failed`].
+    ///
+    /// No server middleware runs: there is no worker here to hold any. To run a job through
+    /// server middleware without a worker, use [`testing::inline`](crate::testing::inline)
+    /// with its middleware.
     pub async fn perform_inline(self, args: impl Into<J>) -> Result<Jid, Error> {
         let job = args.into();
         let payload = self.payload(&job)?;
@@ -202,7 +208,20 @@ impl<J: Job> Setter<J> {
             jid: prepared.jid.clone(),
             reason: error.to_string(),
         })?;
-        match catch_panic(decoded.perform(context, &self.state)).await {
+        let guarded = catch_panic(decoded.perform(context, &self.state));
+        let result = match J::OPTIONS.timeout {
+            None => guarded.await,
+            Some(limit) => tokio::time::timeout(limit, guarded)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(JobError::msg(format!(
+                        "{} ran longer than its timeout of {limit:?} and was cancelled",
+                        J::NAME
+                    ))
+                    .with_class(crate::error_class::TIMEOUT))
+                }),
+        };
+        match result {
             Ok(()) => Ok(prepared.jid),
             Err(error) => Err(Error::Failed {
                 class: J::NAME.to_owned(),

@@ -14,11 +14,15 @@ use crate::error::Error;
 /// The config file read when `-C` is not given, if it exists.
 pub(crate) const DEFAULT_CONFIG_FILE: &str = "config/jobs.yml";
 
+/// The variable Rails apps size their thread pools with; concurrency when `-c` and the config
+/// file leave it unset.
+pub(crate) const RAILS_MAX_THREADS: &str = "RAILS_MAX_THREADS";
+
 /// Runs the jobs linked into this binary, taking them from Redis (`REDIS_URL`).
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None)]
 pub(crate) struct Flags {
-    /// Jobs to run at once [default: 5]
+    /// Jobs to run at once [default: the config file's, else RAILS_MAX_THREADS, else 5]
     #[arg(short = 'c', long, value_name = "INT", value_parser = clap::value_parser!(u32).range(1..))]
     concurrency: Option<u32>,
 
@@ -61,6 +65,23 @@ pub(crate) struct Flags {
     health: Option<std::net::SocketAddr>,
 }
 
+/// `RAILS_MAX_THREADS` as a concurrency: a whole number above 0 (Sidekiq's `Integer()` raises on
+/// anything else).
+fn rails_max_threads(threads: &str) -> Result<usize, Error> {
+    threads
+        .trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|threads| *threads > 0)
+        .ok_or_else(|| Error::Config {
+            origin: RAILS_MAX_THREADS.to_owned(),
+            reason: format!(
+                "it must be a whole number above 0, like 5, not {threads:?} (it sizes \
+                 concurrency when neither -c nor the config file does)"
+            ),
+        })
+}
+
 /// `7433` means `127.0.0.1:7433`: the dashboard stays on this machine unless an address says
 /// otherwise.
 fn parse_web_address(value: &str) -> Result<std::net::SocketAddr, String> {
@@ -101,15 +122,24 @@ impl Flags {
             environment,
             ..WorkerConfig::default()
         };
+        // Left at 0 (a value the file cannot give) to see whether the file sets it.
+        config.concurrency = 0;
         match &self.config {
-            Some(path) => config.load_file(path)?,
+            Some(path) => config.load_file_with(path, &var)?,
             None if Path::new(DEFAULT_CONFIG_FILE).is_file() => {
-                config.load_file(Path::new(DEFAULT_CONFIG_FILE))?;
+                config.load_file_with(Path::new(DEFAULT_CONFIG_FILE), &var)?;
             }
             None => {}
         }
         if let Some(concurrency) = self.concurrency {
             config.concurrency = concurrency as usize;
+        } else if config.concurrency == 0 {
+            // Sidekiq's rule (6.4 to 8.x, `cli.rb`): `RAILS_MAX_THREADS` sizes concurrency when
+            // neither `-c` nor the config file does; only then is it read.
+            config.concurrency = match var(RAILS_MAX_THREADS) {
+                Some(threads) => rails_max_threads(&threads)?,
+                None => WorkerConfig::default().concurrency,
+            };
         }
         if !self.queues.is_empty() {
             config.queues = self.queues;
@@ -206,6 +236,42 @@ mod tests {
             .into_config(|name| (name == "RAILS_ENV").then(|| "staging".to_owned()))
             .unwrap();
         assert_eq!(from_env.environment, "staging");
+    }
+
+    #[test]
+    fn concurrency_is_the_flag_else_the_file_else_rails_max_threads_else_5() {
+        let dir = std::env::temp_dir().join(format!("jobs-cli-{}-threads", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let with_file = dir.join("with.yml");
+        std::fs::write(&with_file, ":concurrency: 3\n").unwrap();
+        let without = dir.join("without.yml");
+        std::fs::write(&without, ":queues: [default]\n").unwrap();
+        let (with_file, without) = (with_file.to_str().unwrap(), without.to_str().unwrap());
+        let concurrency = |args: &[&str], threads: Option<&str>| {
+            let args = std::iter::once("worker").chain(args.iter().copied());
+            Flags::parse_from(args)
+                .unwrap()
+                .into_config(|name| {
+                    (name == "RAILS_MAX_THREADS")
+                        .then(|| threads.map(str::to_owned))
+                        .flatten()
+                })
+                .map(|config| config.concurrency)
+                .map_err(|error| error.to_string())
+        };
+        assert_eq!(concurrency(&["-C", without], None), Ok(5));
+        assert_eq!(concurrency(&["-C", without], Some("9")), Ok(9));
+        assert_eq!(concurrency(&["-C", with_file], Some("9")), Ok(3));
+        assert_eq!(concurrency(&["-C", with_file, "-c", "2"], Some("9")), Ok(2));
+        assert_eq!(concurrency(&["-c", "2"], Some("9")), Ok(2));
+        // Read only when needed, as Sidekiq's `Integer(ENV["RAILS_MAX_THREADS"])`.
+        assert_eq!(concurrency(&["-c", "2"], Some("many")), Ok(2));
+        let error = concurrency(&["-C", without], Some("many")).unwrap_err();
+        assert!(
+            error.starts_with("RAILS_MAX_THREADS: it must be a whole number above 0"),
+            "{error}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! The file is Sidekiq's (`config/jobs.yml`, or the path given with `-C`): keys with or without a
 //! leading colon (`:concurrency: 10` or `concurrency: 10`), `:queues:` as names or
 //! `[name, weight]`, and a section per environment (`production:`) merged over the rest.
-//! Settings only Ruby understands (`:require:`, `:pidfile:` …) are ignored with a warning; any
+//! The file goes through the ERB forms Rails apps use to read the environment
+//! (`<%= ENV.fetch("RAILS_MAX_THREADS", 5) %>` …; see [`erb`](super::erb)) before its YAML is
+//! read. Settings only Ruby understands (`:require:`, `:pidfile:` …) are ignored with a warning; any
 //! other unknown key, or a value of the wrong kind, is an error naming the file and the key.
 
 use std::path::Path;
@@ -21,7 +23,8 @@ use crate::error::Error;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct WorkerConfig {
-    /// Jobs run at once (`-c`, `:concurrency:`; default 5, as Sidekiq 7+).
+    /// Jobs run at once (`-c`, `:concurrency:`, else `RAILS_MAX_THREADS` as Sidekiq reads it;
+    /// default 5, as Sidekiq 7+).
     pub concurrency: usize,
     /// Queues to take jobs from, with weights (`-q`, `:queues:`; default `default`).
     pub queues: Vec<QueueSpec>,
@@ -186,13 +189,26 @@ impl WorkerConfig {
         }
     }
 
-    /// Applies the config file at `path` for `self.environment`.
+    /// Applies the config file at `path` for `self.environment`, its ERB tags expanded with
+    /// the process's environment variables.
     pub fn load_file(&mut self, path: &Path) -> Result<(), Error> {
+        self.load_file_with(path, &|name| std::env::var(name).ok())
+    }
+
+    /// [`load_file`](Self::load_file), reading environment variables with `var`.
+    pub(crate) fn load_file_with(
+        &mut self,
+        path: &Path,
+        var: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(), Error> {
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|error| Error::Config {
+        let error = |reason: String| Error::Config {
             origin: origin.clone(),
-            reason: format!("cannot read it: {error}"),
-        })?;
+            reason,
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|read| error(format!("cannot read it: {read}")))?;
+        let text = super::erb::expand(&text, var).map_err(error)?;
         self.load_yaml(&text, &origin)
     }
 

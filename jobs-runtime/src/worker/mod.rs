@@ -36,6 +36,7 @@
 // The setup of a process.
 mod cli;
 mod config;
+mod erb;
 mod identity;
 mod logging;
 mod preflight;

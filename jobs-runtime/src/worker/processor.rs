@@ -169,10 +169,16 @@ async fn fail(
         stored.remove(count);
     }
     let now = Timestamp::now();
-    let decision =
-        shared
-            .policy
-            .on_failure(&mut payload, &mut stored, &error, now, &mut rand::rng());
+    // An ActiveJob job's hooks are its wrapped class's.
+    let registration = shared.registry.get(crate::active_job::job_name(&payload));
+    let decision = shared.policy.on_failure_with(
+        &mut payload,
+        &mut stored,
+        &error,
+        |count, error| registration.and_then(|job| job.retry_in(count, error)),
+        now,
+        &mut rand::rng(),
+    );
     match decision {
         Decision::Retry { at } => {
             tracing::info!(
@@ -187,7 +193,18 @@ async fn fail(
             record_failure(shared, fetched, Ending::Retrying).await;
         }
         Decision::Exhausted { killed } => {
-            let discard = shared.hooks.exhausted(&payload, &error) == Exhausted::Discard
+            // The class's own hook first, as Sidekiq's `sidekiq_retries_exhausted`; then the
+            // worker's.
+            let by_class = registration.and_then(|job| {
+                crate::panic::catch_panic_now(|| job.retries_exhausted(&payload, &error))
+                    .inspect_err(|panic| {
+                        tracing::error!(error = %panic, "the job's retries_exhausted panicked");
+                    })
+                    .ok()
+            });
+            let by_worker = shared.hooks.exhausted(&payload, &error);
+            let discard = by_class == Some(Exhausted::Discard)
+                || by_worker == Exhausted::Discard
                 || payload.dead == Some(false);
             if discard {
                 tracing::warn!(killed, "retries exhausted; discarded");

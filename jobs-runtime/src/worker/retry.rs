@@ -49,6 +49,7 @@ pub(crate) struct RetryPolicy {
 impl RetryPolicy {
     /// Records `error` on `payload` and on `stored` (the job's text as it was taken) and decides
     /// what happens to the job next.
+    #[cfg(test)]
     pub(crate) fn on_failure(
         &self,
         payload: &mut Payload,
@@ -57,12 +58,38 @@ impl RetryPolicy {
         now: Timestamp,
         rng: &mut impl Rng,
     ) -> Decision {
+        self.on_failure_with(payload, stored, error, |_, _| None, now, rng)
+    }
+
+    /// [`on_failure`](Self::on_failure), with the job class's own answer to a failure
+    /// (Sidekiq's `sidekiq_retry_in`: the new retry count and the error in), asked when the
+    /// error carries no override of its own. A class answer that panics is logged, and the
+    /// usual schedule applies, as Sidekiq does when the block raises.
+    pub(crate) fn on_failure_with(
+        &self,
+        payload: &mut Payload,
+        stored: &mut RawJob,
+        error: &JobError,
+        class_retry_in: impl FnOnce(u32, &JobError) -> Option<RetryOverride>,
+        now: Timestamp,
+        rng: &mut impl Rng,
+    ) -> Decision {
         let retry = payload.retry.unwrap_or_default();
         if retry == Retry::Disabled {
             return Decision::Discard;
         }
         let count = record_error(payload, stored, error, now);
-        match error.retry_override() {
+        let answer = error.retry_override().or_else(|| {
+            let count = u32::try_from(count.max(0)).unwrap_or(u32::MAX);
+            match crate::panic::catch_panic_now(|| class_retry_in(count, error)) {
+                Ok(answer) => answer,
+                Err(panic) => {
+                    tracing::error!(error = %panic, "the job's retry_in panicked");
+                    None
+                }
+            }
+        });
+        match answer {
             Some(RetryOverride::Discard) => return Decision::Discard,
             Some(RetryOverride::Kill) => return Decision::Exhausted { killed: true },
             _ => {}
@@ -70,7 +97,7 @@ impl RetryPolicy {
         if self.exhausted(payload, retry, count, now) {
             return Decision::Exhausted { killed: false };
         }
-        let base = match error.retry_override() {
+        let base = match answer {
             Some(RetryOverride::In(delay)) if !delay.is_zero() => delay.as_secs_f64(),
             _ => backoff_seconds(count),
         };

@@ -40,6 +40,9 @@ async fn per_day(day: String, note: String) {
 #[job(retry = true, backtrace = false, timeout = 30)]
 async fn defaults_spelled_out() {}
 
+#[job(retry_for = 3600)]
+async fn for_an_hour() {}
+
 fn main() {
     let options = <Charge as Job>::OPTIONS;
     assert_eq!(<Charge as Job>::NAME, "Billing::ChargeJob");
@@ -50,6 +53,12 @@ fn main() {
     assert!(!options.dead);
     assert_eq!(options.tags, ["billing", "nightly"]);
     assert_eq!(options.timeout, Some(Duration::from_millis(2500)));
+
+    assert_eq!(
+        <ForAnHour as Job>::OPTIONS.retry_for,
+        Some(Duration::from_secs(3600))
+    );
+    assert_eq!(options.retry_for, None);
 
     let unique = <OncePerCustomer as Job>::OPTIONS;
     assert_eq!(unique.unique_for, Some(Duration::from_secs(600)));
