@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::jobs::{CallLog, Gauge, Ledger, worker};
+use crate::support::jobs::{CallLog, worker};
 use crate::support::{RunningWorker, TestRedis, eventually, free_port};
 
 /// The worker process the tests below start: `--health` at `JOBS_TEST_HEALTH`, the test jobs,
@@ -22,17 +22,10 @@ async fn health_child() {
     let _ = tracing_subscriber::fmt().with_env_filter("info").try_init();
     let address = std::env::var("JOBS_TEST_HEALTH").expect("JOBS_TEST_HEALTH");
     let client = jobs::Client::from_env().expect("REDIS_URL");
-    let not_periodic = jobs::registered_jobs().filter(|job| job.options().cron.is_none());
-    jobs::Worker::from_args(["worker", "--health", &address])
+    let worker = jobs::Worker::from_args(["worker", "--health", &address])
         .expect("the flags")
-        .client(&client)
-        .registry(jobs::Registry::from_registrations(not_periodic).expect("distinct job names"))
-        .state(CallLog::default())
-        .state(Gauge::default())
-        .state(Ledger::default())
-        .heartbeat(Duration::from_secs(1), Duration::from_secs(3))
-        .recovery(Duration::from_secs(1), 3)
-        .timeout(Duration::from_secs(5))
+        .client(&client);
+    crate::support::jobs::with_test_jobs(worker, &CallLog::default())
         .run()
         .await
         .expect("the worker runs until stopped");

@@ -8,7 +8,7 @@ use std::time::Duration;
 use jobs::{Error, Worker};
 use redis::AsyncCommands;
 
-use crate::support::jobs::{CallLog, Gauge, Ledger};
+use crate::support::jobs::CallLog;
 use crate::support::{TestRedis, eventually};
 
 /// A Sidekiq-style file as Rails apps write it.
@@ -32,15 +32,10 @@ async fn rails_config_child() {
     );
     let path = std::env::var("JOBS_TEST_CONFIG").expect("JOBS_TEST_CONFIG");
     let client = jobs::Client::from_env().expect("REDIS_URL");
-    let not_periodic = jobs::registered_jobs().filter(|job| job.options().cron.is_none());
-    Worker::from_args(["worker", "-C", &path])
+    let worker = Worker::from_args(["worker", "-C", &path])
         .expect("the config file")
-        .client(&client)
-        .registry(jobs::Registry::from_registrations(not_periodic).expect("distinct job names"))
-        .state(CallLog::default())
-        .state(Gauge::default())
-        .state(Ledger::default())
-        .heartbeat(Duration::from_secs(1), Duration::from_secs(3))
+        .client(&client);
+    crate::support::jobs::with_test_jobs(worker, &CallLog::default())
         .run()
         .await
         .expect("the worker runs until stopped");

@@ -253,14 +253,20 @@ pub async fn block_thread(#[context] ctx: JobContext, #[state] ledger: Ledger, m
 /// ([`NewYearReport`]): their entries would add their declarations to the Redis traffic some
 /// tests count. The periodic tests give their entries explicitly.
 pub fn worker(redis: &TestRedis, log: &CallLog) -> jobs::Worker {
+    with_test_jobs(jobs::Worker::new().client(&redis.client()), log)
+        .poll_interval(std::time::Duration::from_millis(100))
+}
+
+/// `worker` given every test job but the `#[job(cron)]` ones, the shared values they need
+/// (`log` among them), a 1-second heartbeat expiring after 3, a 1-second recovery sweep and a
+/// 5-second shutdown timeout: the test settings, for workers built from flags too.
+pub fn with_test_jobs(worker: jobs::Worker, log: &CallLog) -> jobs::Worker {
     let not_periodic = jobs::registered_jobs().filter(|job| job.options().cron.is_none());
-    jobs::Worker::new()
-        .client(&redis.client())
+    worker
         .registry(jobs::Registry::from_registrations(not_periodic).expect("distinct job names"))
         .state(log.clone())
         .state(Gauge::default())
         .state(Ledger::default())
-        .poll_interval(std::time::Duration::from_millis(100))
         .heartbeat(
             std::time::Duration::from_secs(1),
             std::time::Duration::from_secs(3),
