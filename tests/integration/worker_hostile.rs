@@ -244,19 +244,7 @@ async fn recovered_jobs_register_their_queue_again() {
     dead_process(&redis, "gone:1:cccccccccccc", &[job.as_bytes()]).await;
     // Someone deleted the queue from the dashboard meanwhile: `queues` no longer names it.
     let _: () = raw.del("queues").await.unwrap();
-    let log = CallLog::default();
-    // This worker does not take from `high`, so the recovered job stays in its queue.
-    let running = RunningWorker::start(worker(&redis, &log).queues(["default"]));
-    eventually(
-        Duration::from_secs(15),
-        "the job to be recovered",
-        async || {
-            let queued: usize = raw.llen("queue:high").await.unwrap();
-            queued == 1
-        },
-    )
-    .await;
-    running.stop(Duration::from_secs(10)).await;
+    recover_into_high(&redis).await;
     let queues: Vec<String> = raw.smembers("queues").await.unwrap();
     assert!(queues.contains(&"high".to_owned()), "{queues:?}");
 }
@@ -481,9 +469,20 @@ async fn a_dead_process_whose_work_hash_holds_another_type_is_still_recovered() 
         .set(format!("{identity}:work"), "not a hash")
         .await
         .unwrap();
-    let log = CallLog::default();
-    // This worker does not take from `high`, so the recovered job stays in its queue.
-    let running = RunningWorker::start(worker(&redis, &log).queues(["default"]));
+    recover_into_high(&redis).await;
+    let recovered: Vec<String> = raw.lrange("queue:high", 0, -1).await.unwrap();
+    let recovered: serde_json::Value = serde_json::from_str(&recovered[0]).unwrap();
+    assert_eq!(
+        recovered["jobs_recovered_unseen"], 1,
+        "read as not seen running: {recovered}"
+    );
+}
+
+/// Runs a worker that takes only from `default` until a dead process's job is recovered into
+/// `queue:high`, where it stays (nothing takes from it), then stops the worker.
+async fn recover_into_high(redis: &TestRedis) {
+    let mut raw = redis.raw().await;
+    let running = RunningWorker::start(worker(redis, &CallLog::default()).queues(["default"]));
     eventually(
         Duration::from_secs(15),
         "the job to be recovered",
@@ -494,10 +493,4 @@ async fn a_dead_process_whose_work_hash_holds_another_type_is_still_recovered() 
     )
     .await;
     running.stop(Duration::from_secs(10)).await;
-    let recovered: Vec<String> = raw.lrange("queue:high", 0, -1).await.unwrap();
-    let recovered: serde_json::Value = serde_json::from_str(&recovered[0]).unwrap();
-    assert_eq!(
-        recovered["jobs_recovered_unseen"], 1,
-        "read as not seen running: {recovered}"
-    );
 }
