@@ -16,6 +16,9 @@
 //! `unique [N]` prints the unique jobs' figures: one-at-a-time unique pushes against plain ones,
 //! refused duplicates, and a worker draining N unique jobs against N plain ones.
 //!
+//! `active-job [N] [ROUNDS]` prints what a job Rails pushed through ActiveJob costs beside the
+//! same job pushed plainly: decoding it, and a worker draining N of each.
+//!
 //! `paused [ROUNDS]` prints how soon a pause and a resume take effect, busy and idle (about 10 s
 //! a round, 5 rounds).
 //!
@@ -31,6 +34,7 @@
 // A benchmark talks to the person running it on standard output.
 #![allow(clippy::print_stdout)]
 
+mod active_job;
 mod figures;
 mod measure;
 mod metrics;
@@ -145,6 +149,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             periodic::pass(&client, &redis.url(), number(1, 10_000)?).await
         }
         "unique" => unique::figures(number(1, 20_000)?).await,
+        "active-job" => active_job::figures(number(1, 20_000)?, number(2, 4)?).await,
         "paused" => paused::run(number(1, 5)?).await,
         "metrics" => metrics::run(number(1, 20_000)?, number(2, 3)?).await,
         "produce" => {
@@ -157,7 +162,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
         other => Err(format!(
             "unknown command `{other}`; use `all [N]`, `extras [N]`, `periodic [ENTRIES]`, \
-             `unique [N]`, `produce MODE N [GAP_MS]` or `work MODE N CONCURRENCY`"
+             `unique [N]`, `active-job [N] [ROUNDS]`, `produce MODE N [GAP_MS]` or `work MODE N CONCURRENCY`"
         )
         .into()),
     }

@@ -22,7 +22,8 @@ const SIDEKIQ_YML: &str = r#"# config/sidekiq.yml
   - default
 "#;
 
-/// The worker process the tests below start: `-C` at `JOBS_TEST_CONFIG`, the test jobs.
+/// The worker process the tests below start, with the test jobs: `-C` at `JOBS_TEST_CONFIG`
+/// when set, else no `-C`, so it finds `config/sidekiq.yml` in its working directory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "run as a worker process by the other tests of this module"]
 async fn rails_config_child() {
@@ -30,9 +31,12 @@ async fn rails_config_child() {
         std::env::var("JOBS_TEST_CHILD").is_ok(),
         "run by the rails_config tests, not directly"
     );
-    let path = std::env::var("JOBS_TEST_CONFIG").expect("JOBS_TEST_CONFIG");
+    let mut args = vec!["worker".to_owned()];
+    if let Ok(path) = std::env::var("JOBS_TEST_CONFIG") {
+        args.extend(["-C".to_owned(), path]);
+    }
     let client = jobs::Client::from_env().expect("REDIS_URL");
-    let worker = Worker::from_args(["worker", "-C", &path])
+    let worker = Worker::from_args(args)
         .expect("the config file")
         .client(&client);
     crate::support::jobs::with_test_jobs(worker, &CallLog::default())
@@ -41,7 +45,17 @@ async fn rails_config_child() {
         .expect("the worker runs until stopped");
 }
 
+/// How a [`ConfigChild`] comes to its config file.
+#[derive(Clone, Copy)]
+enum Found {
+    /// Named with `-C`.
+    ByFlag,
+    /// Not named: found at `config/sidekiq.yml`, as Sidekiq finds it.
+    InConfigDir,
+}
+
 /// A worker process reading `text` as its config file, with `env`; killed by PID when dropped.
+/// It runs in a directory of its own, whose `config/sidekiq.yml` is `text`.
 struct ConfigChild {
     child: Child,
     dir: PathBuf,
@@ -49,9 +63,19 @@ struct ConfigChild {
 
 impl ConfigChild {
     fn spawn(redis: &TestRedis, name: &str, text: &str, env: &[(&str, &str)]) -> Self {
+        Self::spawn_found(redis, name, text, env, Found::ByFlag)
+    }
+
+    fn spawn_found(
+        redis: &TestRedis,
+        name: &str,
+        text: &str,
+        env: &[(&str, &str)],
+        found: Found,
+    ) -> Self {
         let dir = std::env::temp_dir().join(format!("jobs-rails-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("sidekiq.yml");
+        std::fs::create_dir_all(dir.join("config")).unwrap();
+        let path = dir.join("config/sidekiq.yml");
         std::fs::write(&path, text).unwrap();
         let mut command = Command::new(std::env::current_exe().expect("the test binary"));
         command
@@ -63,11 +87,15 @@ impl ConfigChild {
             ])
             .env("JOBS_TEST_CHILD", "1")
             .env("REDIS_URL", redis.url())
-            .env("JOBS_TEST_CONFIG", &path)
+            .env_remove("JOBS_TEST_CONFIG")
             .env_remove("RAILS_MAX_THREADS")
+            .current_dir(&dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        if let Found::ByFlag = found {
+            command.env("JOBS_TEST_CONFIG", &path);
+        }
         for (name, value) in env {
             command.env(name, value);
         }
@@ -105,13 +133,14 @@ async fn process_info(redis: &TestRedis) -> serde_json::Value {
 }
 
 #[tokio::test]
-async fn a_worker_reads_the_erb_of_a_sidekiq_yml_from_its_environment() {
+async fn a_worker_finds_config_sidekiq_yml_and_reads_its_erb_from_the_environment() {
     let redis = TestRedis::start();
-    let _worker = ConfigChild::spawn(
+    let _worker = ConfigChild::spawn_found(
         &redis,
         "erb",
         SIDEKIQ_YML,
         &[("JOBS_TEST_THREADS", "7"), ("JOBS_TEST_QUEUE", "mailers")],
+        Found::InConfigDir,
     );
     let info = process_info(&redis).await;
     assert_eq!(info["concurrency"], 7, "{info}");

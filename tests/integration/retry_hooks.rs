@@ -189,3 +189,47 @@ async fn retry_for_retries_within_its_window_and_kills_after_it() {
     assert_eq!(dead[0].0["jid"], jid.as_str());
     assert_eq!(dead[0].0["retry_count"], 1);
 }
+
+/// The same hooks on a job Rails pushes through ActiveJob: the worker finds them by the
+/// wrapped class, not the wrapper's.
+#[job(name = "FailAsToldJob", retry = 1, retry_in = as_the_message_says, retries_exhausted = record_exhaustion)]
+pub async fn fail_as_told_job(note: String) -> Result<(), JobError> {
+    Err(JobError::msg(note))
+}
+
+/// Pushes `note` to `FailAsToldJob` as Rails's Sidekiq adapter does, and runs it once.
+async fn run_active_job_once(redis: &TestRedis, note: &str) -> String {
+    let envelope = serde_json::json!({
+        "job_class": "FailAsToldJob", "job_id": "7d0e", "queue_name": "default",
+        "arguments": [note], "executions": 0, "exception_executions": {},
+        "locale": "en", "timezone": "UTC"
+    });
+    let mut payload = Payload::new(jobs::active_job::WRAPPERS[0], vec![envelope]);
+    payload.set("wrapped", "FailAsToldJob".into()).unwrap();
+    let jid = redis.client().push(payload).await.unwrap();
+    worker(redis, &CallLog::default()).drain().await.unwrap();
+    jid.to_string()
+}
+
+#[tokio::test]
+async fn an_active_job_jobs_retry_in_is_its_wrapped_classs() {
+    let redis = TestRedis::start();
+    let before = now();
+    let jid = run_active_job_once(&redis, "again in one second").await;
+    let retries = sorted_set(&redis, "retry").await;
+    assert_eq!(retries.len(), 1, "{retries:?}");
+    assert_eq!(retries[0].0["jid"], jid.as_str());
+    let delay = retries[0].1 - before;
+    assert!((0.9..11.0).contains(&delay), "retry in {delay} s");
+}
+
+#[tokio::test]
+async fn an_active_job_jobs_retries_exhausted_is_its_wrapped_classs() {
+    let redis = TestRedis::start();
+    let jid = run_active_job_once(&redis, "kill it").await;
+    assert!(sorted_set(&redis, "retry").await.is_empty());
+    let dead = sorted_set(&redis, "dead").await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].0["wrapped"], "FailAsToldJob");
+    assert_eq!(exhaustions(&jid), [("kill it".to_owned(), Some(0))]);
+}

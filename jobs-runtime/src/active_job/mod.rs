@@ -61,8 +61,9 @@ fn envelope(payload: &Payload) -> Option<&serde_json::Map<String, Value>> {
 }
 
 /// The arguments a payload's job is decoded from: an ActiveJob job's `arguments`, as plain
-/// JSON; any other job's `args` as they are.
-pub(crate) fn job_args(payload: &Payload) -> Result<Vec<Value>, ArgsError> {
+/// JSON; any other job's `args` as they are. A server middleware can read an ActiveJob job's
+/// arguments with it as the job will.
+pub fn job_args(payload: &Payload) -> Result<Vec<Value>, ArgsError> {
     if !is_wrapper(&payload.class) {
         return Ok(payload.args.clone());
     }

@@ -11,8 +11,14 @@ use super::logging::{LOG_FORMAT_VAR, LogFormat};
 use super::order::QueueSpec;
 use crate::error::Error;
 
-/// The config file read when `-C` is not given, if it exists.
-pub(crate) const DEFAULT_CONFIG_FILE: &str = "config/jobs.yml";
+/// The config files read when `-C` is not given: the first that exists. `jobs`'s own name
+/// first, then the two Sidekiq finds (6.4's `cli.rb`), so a Rails app's `config/sidekiq.yml`
+/// is read as it is.
+pub(crate) const DEFAULT_CONFIG_FILES: [&str; 3] = [
+    "config/jobs.yml",
+    "config/sidekiq.yml",
+    "config/sidekiq.yml.erb",
+];
 
 /// The variable Rails apps size their thread pools with; concurrency when `-c` and the config
 /// file leave it unset.
@@ -30,7 +36,8 @@ pub(crate) struct Flags {
     #[arg(short = 'q', long = "queue", value_name = "QUEUE[,WEIGHT]", value_parser = QueueSpec::parse)]
     queues: Vec<QueueSpec>,
 
-    /// Sidekiq-style YAML config file [default: config/jobs.yml, if present]
+    /// Sidekiq-style YAML config file [default: the first present of config/jobs.yml,
+    /// config/sidekiq.yml, config/sidekiq.yml.erb]
     #[arg(short = 'C', long = "config", value_name = "PATH")]
     config: Option<PathBuf>,
 
@@ -63,6 +70,15 @@ pub(crate) struct Flags {
     /// IP:PORT
     #[arg(long, value_name = "ADDR", value_parser = parse_web_address)]
     health: Option<std::net::SocketAddr>,
+}
+
+/// The config file to read when `-C` is not given: the first of [`DEFAULT_CONFIG_FILES`] that
+/// `exists` says is there.
+fn default_config_file(exists: impl Fn(&Path) -> bool) -> Option<&'static Path> {
+    DEFAULT_CONFIG_FILES
+        .into_iter()
+        .map(Path::new)
+        .find(|path| exists(path))
 }
 
 /// `RAILS_MAX_THREADS` as a concurrency: a whole number above 0 (Sidekiq's `Integer()` raises on
@@ -124,12 +140,12 @@ impl Flags {
         };
         // Left at 0 (a value the file cannot give) to see whether the file sets it.
         config.concurrency = 0;
-        match &self.config {
-            Some(path) => config.load_file_with(path, &var)?,
-            None if Path::new(DEFAULT_CONFIG_FILE).is_file() => {
-                config.load_file_with(Path::new(DEFAULT_CONFIG_FILE), &var)?;
-            }
-            None => {}
+        let file = match &self.config {
+            Some(path) => Some(path.as_path()),
+            None => default_config_file(|path| path.is_file()),
+        };
+        if let Some(path) = file {
+            config.load_file_with(path, &var)?;
         }
         if let Some(concurrency) = self.concurrency {
             config.concurrency = concurrency as usize;
@@ -332,6 +348,29 @@ mod tests {
         assert!(
             error.starts_with("nowhere/jobs.yml: cannot read it"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn without_c_the_first_config_file_present_is_read() {
+        let present = |names: &'static [&'static str]| {
+            move |path: &std::path::Path| {
+                names.iter().any(|name| path == std::path::Path::new(name))
+            }
+        };
+        let found = |names| super::default_config_file(present(names)).map(|path| path.to_str());
+        assert_eq!(found(&[]), None);
+        assert_eq!(
+            found(&["config/sidekiq.yml.erb"]),
+            Some(Some("config/sidekiq.yml.erb"))
+        );
+        assert_eq!(
+            found(&["config/sidekiq.yml", "config/sidekiq.yml.erb"]),
+            Some(Some("config/sidekiq.yml"))
+        );
+        assert_eq!(
+            found(&["config/sidekiq.yml", "config/jobs.yml"]),
+            Some(Some("config/jobs.yml"))
         );
     }
 
