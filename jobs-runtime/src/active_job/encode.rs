@@ -79,7 +79,10 @@ fn named(name: &str, reason: &str) -> serde_json::Error {
     <serde_json::Error as serde::ser::Error>::custom(format!("argument `{name}`: {reason}"))
 }
 
+// The calls are spelled as the expansion spells them, `(&Argument::new(…))`: for a typed value
+// the borrow is one the compiler would add, for the rest it is what selects `BySerde`.
 #[cfg(test)]
+#[allow(clippy::needless_borrow)]
 mod tests {
     use std::collections::HashMap;
 
