@@ -86,7 +86,7 @@ pub(crate) fn validate(job: &JobFn, active_job: bool) -> syn::Result<Vec<Param>>
 /// `#[keywords]` goes on the last job argument of an `active_job` job, where Ruby takes keyword
 /// arguments.
 fn check_keywords(job: &JobFn, active_job: bool, errors: &mut Option<syn::Error>) {
-    let arguments: Vec<(&Role, &Option<syn::Attribute>, &Pat)> = job
+    let params: Vec<(&Role, &Option<syn::Attribute>, &Pat)> = job
         .inputs
         .iter()
         .filter_map(|input| match input {
@@ -99,10 +99,10 @@ fn check_keywords(job: &JobFn, active_job: bool, errors: &mut Option<syn::Error>
             Input::Receiver(_) => None,
         })
         .collect();
-    let last_argument = arguments
+    let last_argument = params
         .iter()
         .rposition(|(role, _, _)| **role == Role::Argument);
-    for (index, (role, keywords, pat)) in arguments.iter().enumerate() {
+    for (index, (role, keywords, pat)) in params.iter().enumerate() {
         let Some(attr) = keywords else {
             continue;
         };

@@ -420,7 +420,7 @@ async fn a_rust_worker_runs_what_rust_pushes() {
 }
 
 #[tokio::test]
-async fn testing_records_the_envelope_and_runs_it() {
+async fn testing_records_the_envelope_and_it_runs_inline_too() {
     let log = CallLog::default();
     let fake = testing::fake().state(log.clone());
     let first = call(1);
@@ -462,7 +462,15 @@ async fn testing_records_the_envelope_and_runs_it() {
         .await
         .unwrap();
     drop(inline);
-    assert_eq!(log.entries()[1], described(&call(2)));
+    ScoreGenerationJob::set()
+        .state(jobs::JobState::new().with(log.clone()))
+        .perform_inline(call(3))
+        .await
+        .unwrap();
+    assert_eq!(
+        log.entries()[1..],
+        [2, 3].map(|count| described(&call(count)))
+    );
 }
 
 #[tokio::test]
