@@ -1,6 +1,6 @@
 //! The options inside `#[job(...)]`.
 
-use proc_macro2::{TokenStream, TokenTree};
+use proc_macro2::{Span, TokenStream, TokenTree};
 use syn::meta::ParseNestedMeta;
 use syn::parse::Parser;
 use syn::spanned::Spanned;
@@ -11,13 +11,13 @@ use crate::combine;
 /// Every option `#[job]` takes, for the "expected one of" message.
 const OPTIONS: &str = "`queue`, `retry`, `name`, `backtrace`, `retry_queue`, `retry_for`, \
                        `retry_in`, `retries_exhausted`, `dead`, `tags`, `timeout`, `cron`, `unique_for`, `unique_until`, `unique_key`, \
-                       `expires_in`, `log_level`, `crate`";
+                       `expires_in`, `log_level`, `active_job`, `crate`";
 
 /// The longest `unique_for` or `expires_in`, in seconds: a year (the runtime's `MAX_PERIOD`).
 const MAX_PERIOD_SECONDS: u64 = 365 * 24 * 60 * 60;
 
 /// The option names, in the order the docs list them.
-const KEYS: [&str; 18] = [
+const KEYS: [&str; 19] = [
     "queue",
     "retry",
     "name",
@@ -35,6 +35,7 @@ const KEYS: [&str; 18] = [
     "unique_key",
     "expires_in",
     "log_level",
+    "active_job",
     "crate",
 ];
 
@@ -94,7 +95,8 @@ pub(crate) enum UniqueUntilOption {
 pub(crate) struct JobArgs {
     pub(crate) queue: Option<String>,
     pub(crate) retry: Option<RetryOption>,
-    pub(crate) name: Option<String>,
+    /// `name`, as its literal (for the error when it is no Ruby class name).
+    pub(crate) name: Option<LitStr>,
     pub(crate) backtrace: Option<BacktraceOption>,
     pub(crate) retry_queue: Option<String>,
     pub(crate) dead: Option<bool>,
@@ -118,6 +120,8 @@ pub(crate) struct JobArgs {
     pub(crate) retries_exhausted: Option<syn::Path>,
     /// `log_level`: `debug`, `info`, `warn` or `error`, as written.
     pub(crate) log_level: Option<String>,
+    /// `active_job`: the flag's token, for errors about it.
+    pub(crate) active_job: Option<Span>,
     pub(crate) crate_path: Option<syn::Path>,
     /// `crate` was written but not read (a bad value, or a syntax error before it): where `jobs`
     /// is cannot be known, so nothing may be emitted that names it.
@@ -160,8 +164,36 @@ impl JobArgs {
                 combine(&mut errors, needs(path.span(), "unique_key"));
             }
         }
+        if args.active_job.is_some() {
+            for error in args.active_job_errors() {
+                combine(&mut errors, error);
+            }
+        }
         args.crate_unread = names_crate && args.crate_path.is_none();
         (args, errors)
+    }
+
+    /// The options that do not go with `active_job`: a `name` that is no Ruby class name (Rails
+    /// looks the class up by it), and `cron`.
+    fn active_job_errors(&self) -> Vec<syn::Error> {
+        let mut errors = Vec::new();
+        if let Some(name) = &self.name
+            && !is_ruby_class_name(&name.value())
+        {
+            errors.push(syn::Error::new(
+                name.span(),
+                "the `name` of an `active_job` job is the Ruby class Rails runs it as, so it must \
+                 be a Ruby class name, like \"ScoreGenerationJob\" or \"Reports::DailyJob\"",
+            ));
+        }
+        if let Some(cron) = &self.cron {
+            errors.push(syn::Error::new(
+                cron.span(),
+                "`cron` does not go with `active_job` yet: push the ActiveJob job from a \
+                 periodic entry of its own, `Worker::periodic(name, cron, |tick| …)`",
+            ));
+        }
+        errors
     }
 
     /// No options but `crate`: the job as if the attribute were bare, which is what the
@@ -173,6 +205,21 @@ impl JobArgs {
         }
     }
 
+    /// `active_job`, a flag: written with a value, it is still taken as given, so that the
+    /// value is the only error.
+    fn parse_active_job(&mut self, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+        let token = meta.path.span();
+        if meta.input.peek(syn::Token![=]) {
+            let value: Expr = meta.value()?.parse()?;
+            self.active_job.get_or_insert(token);
+            return Err(syn::Error::new_spanned(
+                value,
+                "`active_job` is a flag and takes no value: write `#[job(active_job)]`",
+            ));
+        }
+        set(meta, &mut self.active_job, token)
+    }
+
     fn parse_one(&mut self, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
         let key = meta.path.get_ident().map(ToString::to_string);
         let Some(key) = key.filter(|key| KEYS.contains(&key.as_str())) else {
@@ -182,6 +229,9 @@ impl JobArgs {
             return Err(error);
         };
         let key = key.as_str();
+        if key == "active_job" {
+            return self.parse_active_job(meta);
+        }
         if !meta.input.peek(syn::Token![=]) {
             return Err(syn::Error::new(
                 meta.path.span(),
@@ -218,6 +268,16 @@ impl JobArgs {
             _ => set(meta, &mut self.crate_path, crate_path(&value)?),
         }
     }
+}
+
+/// Whether `name` is a Ruby class name: constants (an ASCII capital, then letters, digits and
+/// `_`) joined by `::`.
+fn is_ruby_class_name(name: &str) -> bool {
+    name.split("::").all(|constant| {
+        let mut chars = constant.chars();
+        chars.next().is_some_and(|first| first.is_ascii_uppercase())
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    })
 }
 
 fn unknown(meta: &ParseNestedMeta<'_>) -> syn::Error {
@@ -321,16 +381,15 @@ fn queue_name(value: &Expr, key: &str) -> syn::Result<String> {
     Ok(name)
 }
 
-fn wire_name(value: &Expr) -> syn::Result<String> {
+fn wire_name(value: &Expr) -> syn::Result<LitStr> {
     let text = string(value, "name", "\"ScoreGenerationJob\"")?;
-    let name = text.value();
-    if name.trim().is_empty() {
+    if text.value().trim().is_empty() {
         return Err(syn::Error::new(
             text.span(),
             "`name` must not be empty: it is the class name workers look the job up by",
         ));
     }
-    Ok(name)
+    Ok(text)
 }
 
 fn retry(value: &Expr) -> syn::Result<RetryOption> {

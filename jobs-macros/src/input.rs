@@ -1,4 +1,5 @@
-//! A typed view of the function under `#[job]`: its parameters sorted by role.
+//! A typed view of the function under `#[job]`: its parameters sorted by role, and the one
+//! marked `#[keywords]`.
 
 use syn::{Attribute, FnArg, Ident, ItemFn, Pat, Receiver, Type};
 
@@ -22,13 +23,16 @@ pub(crate) enum Input {
     /// `pattern: Type`.
     Typed {
         role: Role,
+        /// `#[keywords]`, as written (for errors on it): the argument is passed to Ruby as
+        /// keyword arguments.
+        keywords: Option<Attribute>,
         pat: Box<Pat>,
         ty: Box<Type>,
     },
 }
 
-/// The job function, with the `#[state]`/`#[context]` markers taken off its parameters so it can
-/// be emitted as the user wrote it.
+/// The job function, with the `#[state]`/`#[context]`/`#[keywords]` markers taken off its
+/// parameters so it can be emitted as the user wrote it.
 pub(crate) struct JobFn {
     pub(crate) item: ItemFn,
     pub(crate) inputs: Vec<Input>,
@@ -45,6 +49,7 @@ impl JobFn {
                 FnArg::Receiver(receiver) => inputs.push(Input::Receiver(receiver.clone())),
                 FnArg::Typed(typed) => inputs.push(Input::Typed {
                     role: take_role(&mut typed.attrs, &mut errors),
+                    keywords: take_keywords(&mut typed.attrs, &mut errors),
                     pat: typed.pat.clone(),
                     ty: typed.ty.clone(),
                 }),
@@ -106,6 +111,26 @@ fn take_role(attrs: &mut Vec<Attribute>, errors: &mut Option<syn::Error>) -> Rol
         false
     });
     role
+}
+
+/// Removes `#[keywords]` from a parameter's attributes and returns it.
+fn take_keywords(attrs: &mut Vec<Attribute>, errors: &mut Option<syn::Error>) -> Option<Attribute> {
+    let mut found: Option<Attribute> = None;
+    attrs.retain(|attr| {
+        if !attr.path().is_ident("keywords") {
+            return true;
+        }
+        if attr.meta.require_path_only().is_err() {
+            let message = "`#[keywords]` takes no arguments: write `#[keywords]`";
+            combine(errors, syn::Error::new_spanned(&attr.meta, message));
+        } else if found.is_some() {
+            let message = "`#[keywords]` is given twice: write it once";
+            combine(errors, syn::Error::new_spanned(attr, message));
+        }
+        found.get_or_insert_with(|| attr.clone());
+        false
+    });
+    found
 }
 
 /// `score_generation` -> `ScoreGeneration`.

@@ -8,14 +8,18 @@ use crate::input::{Input, JobFn, Role};
 /// A parameter that passed the rules.
 pub(crate) struct Param {
     pub(crate) role: Role,
+    /// `#[keywords]`: the argument goes to Ruby as keyword arguments.
+    pub(crate) keywords: bool,
     pub(crate) ident: Ident,
     pub(crate) ty: Type,
 }
 
-/// Checks the function; on success, its parameters in order.
-pub(crate) fn validate(job: &JobFn) -> syn::Result<Vec<Param>> {
+/// Checks the function, for a job that is `active_job` or not; on success, its parameters in
+/// order.
+pub(crate) fn validate(job: &JobFn, active_job: bool) -> syn::Result<Vec<Param>> {
     let mut errors = None;
     check_signature(&job.item.sig, &mut errors);
+    check_keywords(job, active_job, &mut errors);
     let mut params = Vec::new();
     let mut context_seen = false;
     for input in &job.inputs {
@@ -28,7 +32,12 @@ pub(crate) fn validate(job: &JobFn) -> syn::Result<Vec<Param>> {
                      as JSON; move the function out of the `impl` block",
                 ),
             ),
-            Input::Typed { role, pat, ty } => {
+            Input::Typed {
+                role,
+                keywords,
+                pat,
+                ty,
+            } => {
                 if *role == Role::Context {
                     if context_seen {
                         combine(
@@ -49,6 +58,7 @@ pub(crate) fn validate(job: &JobFn) -> syn::Result<Vec<Param>> {
                 if let Ok(ident) = ident {
                     params.push(Param {
                         role: *role,
+                        keywords: keywords.is_some(),
                         ident,
                         ty: (**ty).clone(),
                     });
@@ -70,6 +80,56 @@ pub(crate) fn validate(job: &JobFn) -> syn::Result<Vec<Param>> {
     match errors {
         Some(error) => Err(error),
         None => Ok(params),
+    }
+}
+
+/// `#[keywords]` goes on the last job argument of an `active_job` job, where Ruby takes keyword
+/// arguments.
+fn check_keywords(job: &JobFn, active_job: bool, errors: &mut Option<syn::Error>) {
+    let params: Vec<(&Role, &Option<syn::Attribute>, &Pat)> = job
+        .inputs
+        .iter()
+        .filter_map(|input| match input {
+            Input::Typed {
+                role,
+                keywords,
+                pat,
+                ..
+            } => Some((role, keywords, &**pat)),
+            Input::Receiver(_) => None,
+        })
+        .collect();
+    let last_argument = params
+        .iter()
+        .rposition(|(role, _, _)| **role == Role::Argument);
+    for (index, (role, keywords, pat)) in params.iter().enumerate() {
+        let Some(attr) = keywords else {
+            continue;
+        };
+        let message = if **role != Role::Argument {
+            let marker = if **role == Role::State {
+                "state"
+            } else {
+                "context"
+            };
+            format!(
+                "`#[keywords]` marks a job argument that Ruby receives as keyword arguments; a \
+                 `#[{marker}]` parameter is not sent to Ruby"
+            )
+        } else if !active_job {
+            "`#[keywords]` sends this argument to Ruby as keyword arguments, which only an \
+             ActiveJob job takes: add `active_job` to `#[job(...)]`"
+                .to_owned()
+        } else if Some(index) != last_argument {
+            format!(
+                "`#[keywords]` goes on the last job argument, as Ruby's keyword arguments come \
+                 after the positional ones: move `{}` to the end",
+                quote::quote!(#pat)
+            )
+        } else {
+            continue;
+        };
+        combine(errors, syn::Error::new_spanned(attr, message));
     }
 }
 

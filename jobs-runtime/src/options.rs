@@ -307,6 +307,10 @@ pub struct JobOptions {
     /// failing job is retried until this long after its first failure, then it is exhausted,
     /// whatever `retry` says.
     pub retry_for: Option<Duration>,
+    /// Whether the job is pushed as Rails's ActiveJob pushes it (`active_job`): wrapped in
+    /// ActiveJob's envelope under Rails's Sidekiq adapter class, its arguments serialized as
+    /// ActiveJob serializes them, so a Rails process runs it (`docs/active-job.md`).
+    pub active_job: bool,
 }
 
 impl JobOptions {
@@ -325,6 +329,7 @@ impl JobOptions {
         expires_in: None,
         log_level: None,
         retry_for: None,
+        active_job: false,
     };
 
     /// These options with another queue.
@@ -397,6 +402,12 @@ impl JobOptions {
     /// a fraction is dropped).
     pub const fn with_retry_for(mut self, window: Duration) -> Self {
         self.retry_for = Some(window);
+        self
+    }
+
+    /// These options with jobs pushed as ActiveJob jobs, for Rails to run.
+    pub const fn with_active_job(mut self) -> Self {
+        self.active_job = true;
         self
     }
 

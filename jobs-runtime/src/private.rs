@@ -8,6 +8,10 @@ pub use chrono::{DateTime, Utc};
 pub use inventory;
 pub use serde_json::{Error as JsonError, Value, to_value as to_json_value};
 
+pub use crate::active_job::encode::{
+    Argument as ActiveJobArgument, BySerde as ActiveJobBySerde, ByTyped as ActiveJobByTyped,
+    keywords as active_job_keywords,
+};
 pub use crate::client::{Pushed, Setter};
 pub use crate::context::JobContext;
 pub use crate::error::Error;

@@ -12,6 +12,7 @@
 mod support;
 
 mod active_job;
+mod active_job_push;
 mod admin_api;
 mod api_hostile;
 mod client_connection;

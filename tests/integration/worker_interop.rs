@@ -1,7 +1,6 @@
 //! The worker beside Ruby Sidekiq 6.4: Ruby's jobs run here, our failures and counters show in
 //! Ruby's API, and Ruby runs the jobs we push for its classes, periodic ones included.
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use jobs::Payload;
@@ -9,7 +8,7 @@ use serde_json::json;
 
 use crate::support::jobs::worker;
 use crate::support::jobs::{BuryMe, CallLog, FailWith};
-use crate::support::{RunningWorker, TestRedis, eventually, ruby};
+use crate::support::{RubyWorker, RunningWorker, TestRedis, eventually, ruby};
 
 #[tokio::test]
 async fn a_job_ruby_pushes_runs_in_the_rust_worker() {
@@ -69,39 +68,6 @@ async fn ruby_sees_our_failures_and_counters() {
     assert_eq!(seen["dead_size"], 1);
 }
 
-/// Kills the Ruby Sidekiq process when the test ends, pass or fail.
-struct RubyWorker(std::process::Child);
-
-impl RubyWorker {
-    /// Ruby Sidekiq on `redis`, requiring `app` in `dir`, taking from the queue `ruby`, one job
-    /// at a time; its jobs find the path `out` in `JOBS_TEST_OUT`.
-    fn start(
-        redis: &TestRedis,
-        dir: &std::path::Path,
-        app: &std::path::Path,
-        out: &std::path::Path,
-    ) -> Self {
-        Self(
-            Command::new("sidekiq")
-                .args(["-r", app.to_str().unwrap(), "-q", "ruby", "-c", "1"])
-                .env("REDIS_URL", redis.url())
-                .env("JOBS_TEST_OUT", out)
-                .current_dir(dir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("Debian's `sidekiq` command (apt-get install ruby-sidekiq)"),
-        )
-    }
-}
-
-impl Drop for RubyWorker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test]
 async fn a_job_we_push_for_a_ruby_class_runs_in_ruby_sidekiq() {
     let redis = TestRedis::start();
@@ -123,7 +89,7 @@ async fn a_job_we_push_for_a_ruby_class_runs_in_ruby_sidekiq() {
         "##,
     )
     .unwrap();
-    let _sidekiq = RubyWorker::start(&redis, &dir, &app, &out);
+    let _sidekiq = RubyWorker::start(&redis, &dir, &app, &out, &["ruby"]);
     redis
         .client()
         .push(Payload::new("HardJob", vec![json!("bob"), json!(5)]).queue("ruby"))
@@ -178,7 +144,7 @@ async fn a_periodic_entry_of_the_config_file_runs_a_ruby_job_in_ruby_sidekiq() {
             .registry(jobs::Registry::from_registrations(std::iter::empty()).unwrap())
             .queues(["elsewhere"]),
     );
-    let _sidekiq = RubyWorker::start(&redis, &dir, &app, &out);
+    let _sidekiq = RubyWorker::start(&redis, &dir, &app, &out, &["ruby"]);
     eventually(
         Duration::from_secs(30),
         "Ruby Sidekiq to run the periodic WeeklyReport",

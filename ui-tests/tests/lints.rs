@@ -100,6 +100,34 @@ async fn flaky() -> Result<(), JobError> {
     Ok(())
 }
 
+/// Keyword arguments for Ruby, one of them a date.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Notify {
+    /// Whether to notify.
+    pub notify: bool,
+    /// The day, a Ruby `Date`.
+    #[serde(with = "jobs::active_job::typed")]
+    pub on: NaiveDate,
+}
+
+/// An `ActiveJob` job for Rails: typed and serde arguments, keywords, and state after them.
+#[job(name = "NotifyUserJob", active_job)]
+async fn notify_user(
+    user: jobs::GlobalId,
+    day: NaiveDate,
+    note: String,
+    #[keywords] keywords: Notify,
+    #[state] db: Db,
+) {
+    let _ = (user, day, note, keywords, db);
+}
+
+/// An `ActiveJob` job whose arguments all take the same path (no serde one).
+#[job(active_job)]
+async fn touch_day(day: NaiveDate) {
+    let _ = day;
+}
+
 #[test]
 fn each_shape_expands_to_a_job() {
     assert_eq!(Cleanup::NAME, "Cleanup");
@@ -126,5 +154,17 @@ fn each_shape_expands_to_a_job() {
         SyncUser::set().queue("users").perform_async(7),
         Charge::perform_bulk([Charge { invoice_id: 1 }]),
         Flaky::perform_async(),
+        TouchDay::perform_async(NaiveDate::MIN),
     );
+    let notify = NotifyUser {
+        user: jobs::GlobalId::new("shop", "User", "1"),
+        day: NaiveDate::MIN,
+        note: String::new(),
+        keywords: Notify {
+            notify: true,
+            on: NaiveDate::MIN,
+        },
+    };
+    let args = notify.encode_args().expect("the arguments are JSON");
+    assert_eq!(args.len(), 4);
 }

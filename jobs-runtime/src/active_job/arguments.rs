@@ -5,36 +5,39 @@
 use serde_json::{Map, Value};
 
 use super::global_id::GLOBALID_KEY;
+use super::typed::{DATE_SERIALIZER, TIME_SERIALIZER, TIME_WITH_ZONE_SERIALIZER};
 use crate::job::ArgsError;
 
 /// The key of an object a serializer wrote (`{"_aj_serialized": "…Serializer", …}`).
-const SERIALIZED_KEY: &str = "_aj_serialized";
+pub(super) const SERIALIZED_KEY: &str = "_aj_serialized";
 /// Lists the keys of a hash that were symbols.
-const SYMBOL_KEYS_KEY: &str = "_aj_symbol_keys";
+pub(super) const SYMBOL_KEYS_KEY: &str = "_aj_symbol_keys";
 /// Lists the keys of a keyword-arguments hash (all symbols).
-const RUBY2_KEYWORDS_KEY: &str = "_aj_ruby2_keywords";
+pub(super) const RUBY2_KEYWORDS_KEY: &str = "_aj_ruby2_keywords";
 /// Marks a `HashWithIndifferentAccess`.
-const INDIFFERENT_KEY: &str = "_aj_hash_with_indifferent_access";
+pub(super) const INDIFFERENT_KEY: &str = "_aj_hash_with_indifferent_access";
+
+/// The hash keys ActiveJob keeps for its own forms (Rails 6.1's `RESERVED_KEYS`): a hash with
+/// one of them cannot be an argument.
+pub(super) const RESERVED_KEYS: [&str; 5] = [
+    GLOBALID_KEY,
+    SYMBOL_KEYS_KEY,
+    RUBY2_KEYWORDS_KEY,
+    SERIALIZED_KEY,
+    INDIFFERENT_KEY,
+];
 
 /// The serializers whose `value` a Rust job reads as it is, and what each one stored.
 const VALUE_SERIALIZERS: [(&str, &str, Expect); 7] = [
-    (
-        "ActiveJob::Serializers::DateSerializer",
-        "Date",
-        Expect::Text,
-    ),
-    (
-        "ActiveJob::Serializers::TimeSerializer",
-        "Time",
-        Expect::Text,
-    ),
+    (DATE_SERIALIZER, "Date", Expect::Text),
+    (TIME_SERIALIZER, "Time", Expect::Text),
     (
         "ActiveJob::Serializers::DateTimeSerializer",
         "DateTime",
         Expect::Text,
     ),
     (
-        "ActiveJob::Serializers::TimeWithZoneSerializer",
+        TIME_WITH_ZONE_SERIALIZER,
         "ActiveSupport::TimeWithZone",
         Expect::Text,
     ),
@@ -71,9 +74,15 @@ pub(crate) fn deserialize(arguments: &[Value]) -> Result<Vec<Value>, ArgsError> 
         .enumerate()
         .map(|(index, argument)| {
             let position = index + 1;
-            plain(argument, &mut Path::root(position))
+            plain(argument, &mut Path::root(Some(position)))
         })
         .collect()
+}
+
+/// One value as plain JSON, read by the same rules as an argument: what the serde `with`
+/// module [`typed`](super::typed) reads.
+pub(super) fn plain_value(value: &Value) -> Result<Value, ArgsError> {
+    plain(value, &mut Path::root(None))
 }
 
 /// What ActiveJob stored for each argument, for an argument error: `Date, Integer, keywords
@@ -140,14 +149,15 @@ fn kind(argument: &Value) -> String {
     }
 }
 
-/// Where in the arguments a value is, for errors: `argument #2`, `argument #2 at .start[0]`.
+/// Where in the arguments a value is, for errors: `argument #2`, `argument #2 at .start[0]`;
+/// `value at .start[0]` for a value read on its own.
 struct Path {
-    position: usize,
+    position: Option<usize>,
     inner: String,
 }
 
 impl Path {
-    fn root(position: usize) -> Self {
+    fn root(position: Option<usize>) -> Self {
         Self {
             position,
             inner: String::new(),
@@ -160,7 +170,11 @@ impl Path {
         } else {
             format!(" at `{}`", self.inner)
         };
-        ArgsError::new(format!("ActiveJob argument #{}{at} {what}", self.position))
+        let whose = match self.position {
+            Some(position) => format!("argument #{position}"),
+            None => "value".to_owned(),
+        };
+        ArgsError::new(format!("ActiveJob {whose}{at} {what}"))
     }
 
     fn nested<T>(&mut self, step: String, run: impl FnOnce(&mut Self) -> T) -> T {

@@ -1,4 +1,5 @@
-//! ActiveJob jobs pushed by Rails, run by Rust jobs (`docs/active-job.md`).
+//! ActiveJob jobs: pushed by Rails and run by Rust jobs, or pushed by Rust for Rails to run
+//! (`docs/active-job.md`).
 //!
 //! Rails's Sidekiq adapter pushes an ActiveJob job as a Sidekiq job of a wrapper class whose
 //! one argument is the envelope `job.serialize` wrote:
@@ -15,13 +16,22 @@
 //! the envelope's `arguments`, turned into plain JSON (`arguments.rs`). Nothing of the stored job
 //! is rewritten by a run: a failure sets Sidekiq's retry fields at the top level, as Sidekiq's
 //! own retry does, and the envelope (its `executions` included) stays as Rails wrote it.
+//!
+//! The other way, a job declared `#[job(active_job)]` is pushed in that shape: its arguments
+//! serialized as ActiveJob serializes them (`encode.rs` picks, per argument, between a
+//! [`Typed`] form and `serialize.rs`), then wrapped in the envelope (`envelope.rs`).
 
 mod arguments;
+pub(crate) mod encode;
+pub(crate) mod envelope;
 mod global_id;
+mod serialize;
+pub mod typed;
 
 use serde_json::Value;
 
 pub use global_id::{GlobalId, GlobalIdError};
+pub use typed::Typed;
 
 use crate::job::ArgsError;
 use crate::payload::Payload;

@@ -203,11 +203,13 @@ impl<J: Job> Setter<J> {
             reason: error.to_string(),
         })?;
         let context = JobContext::from_payload(&payload);
-        let decoded = J::decode_args(payload.args).map_err(|error| Error::Decode {
-            class: J::NAME.to_owned(),
-            jid: prepared.jid.clone(),
-            reason: error.to_string(),
-        })?;
+        let decoded = crate::active_job::job_args(&payload)
+            .and_then(J::decode_args)
+            .map_err(|error| Error::Decode {
+                class: J::NAME.to_owned(),
+                jid: prepared.jid.clone(),
+                reason: error.to_string(),
+            })?;
         let guarded = catch_panic(decoded.perform(context, &self.state));
         let result = match J::OPTIONS.timeout {
             None => guarded.await,
@@ -231,7 +233,9 @@ impl<J: Job> Setter<J> {
         }
     }
 
-    /// The payload for `job` with the job's options and these overrides.
+    /// The payload for `job` with the job's options and these overrides; for an `active_job`
+    /// job, wrapped as Rails's Sidekiq adapter pushes it, its envelope's `queue_name` the queue
+    /// it is pushed to (its unique lock is over its arguments, not the envelope's ids).
     pub(crate) fn payload(&self, job: &J) -> Result<Payload, Error> {
         let args = job.encode_args().map_err(|error| Error::Encode {
             class: J::NAME.to_owned(),
@@ -265,6 +269,9 @@ impl<J: Job> Setter<J> {
                 class: J::NAME.to_owned(),
                 reason,
             })?;
+        if J::OPTIONS.active_job {
+            crate::active_job::envelope::wrap(&mut payload, crate::testing::now().to_datetime());
+        }
         Ok(payload)
     }
 

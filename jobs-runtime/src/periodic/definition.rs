@@ -86,6 +86,7 @@ impl Entry {
             payload.extra.remove(key);
         }
         payload.queue.clone_from(&self.queue);
+        crate::active_job::envelope::renew(&mut payload, crate::testing::now().to_datetime());
         payload
             .extra
             .insert(PERIODIC_FIELD.to_owned(), Value::String(self.name.clone()));
@@ -147,6 +148,33 @@ mod tests {
         assert_eq!(first.queue, "low");
         assert_eq!(first.extra["jobs_periodic"], "nightly");
         assert_eq!(first.extra["jobs_tick"], 1_767_236_400.0);
+    }
+
+    #[test]
+    fn each_tick_of_an_active_job_job_is_a_new_active_job_job() {
+        let envelope = serde_json::json!({"job_class": "NightlyJob", "job_id": "template",
+                                          "queue_name": "default", "arguments": [1]});
+        let entry = Periodic::class(
+            "nightly",
+            "0 3 * * *",
+            crate::active_job::WRAPPERS[0],
+            vec![envelope],
+        )
+        .queue("low")
+        .validate()
+        .unwrap();
+        let tick = entry
+            .schedule
+            .next_after("2026-01-01T00:00:00Z".parse().unwrap())
+            .unwrap();
+        let first = entry.payload_for(tick).unwrap();
+        let second = entry.payload_for(tick).unwrap();
+        let (first, second) = (&first.args[0], &second.args[0]);
+        assert_ne!(first["job_id"], "template");
+        assert_ne!(first["job_id"], second["job_id"]);
+        assert_eq!(first["queue_name"], "low");
+        assert!(first["enqueued_at"].is_string());
+        assert_eq!(first["arguments"], serde_json::json!([1]));
     }
 
     #[test]

@@ -28,9 +28,16 @@ impl EnqueuedJob {
         &self.payload.jid
     }
 
-    /// The wire name (Sidekiq's `class`).
+    /// The wire name (Sidekiq's `class`): for an ActiveJob job, Rails's wrapper class; its own
+    /// name is [`job_name`](Self::job_name).
     pub fn class(&self) -> &str {
         &self.payload.class
+    }
+
+    /// The name of the job it runs: its `class`, or for an ActiveJob job the class it wraps
+    /// (see [`active_job::job_name`](crate::active_job::job_name)).
+    pub fn job_name(&self) -> &str {
+        crate::active_job::job_name(&self.payload)
     }
 
     /// The queue it was pushed to.
@@ -58,19 +65,20 @@ impl EnqueuedJob {
 
     /// Whether this is a job of type `J`.
     pub fn is<J: Job>(&self) -> bool {
-        self.payload.class == J::NAME
+        self.job_name() == J::NAME
     }
 
-    /// The call, decoded as job type `J` from the JSON arguments, as a worker would.
+    /// The call, decoded as job type `J` from the JSON arguments (an ActiveJob job's from its
+    /// envelope), as a worker would.
     pub fn decode<J: Job>(&self) -> Result<J, ArgsError> {
         if !self.is::<J>() {
             return Err(ArgsError::new(format!(
                 "the job is a `{}`, not a `{}`",
-                self.payload.class,
+                self.job_name(),
                 J::NAME
             )));
         }
-        J::decode_args(self.payload.args.clone())
+        crate::active_job::job_args(&self.payload).and_then(J::decode_args)
     }
 
     /// Whether it is due at `now`.

@@ -576,8 +576,8 @@ impl Fake {
             .jobs
             .iter()
             .map(|job| match job.at() {
-                Some(at) => format!("{} on {} at {at}", job.class(), job.queue()),
-                None => format!("{} on {}", job.class(), job.queue()),
+                Some(at) => format!("{} on {} at {at}", job.job_name(), job.queue()),
+                None => format!("{} on {}", job.job_name(), job.queue()),
             })
             .collect();
         format!("[{}]", jobs.join(", "))

@@ -49,6 +49,45 @@ pub fn ruby(redis_url: &str, script: &str) -> serde_json::Value {
     parse(result)
 }
 
+/// Ruby Sidekiq (Debian's `sidekiq` command) as a child process, killed by its pid when the test
+/// ends, pass or fail.
+pub struct RubyWorker(std::process::Child);
+
+impl RubyWorker {
+    /// Ruby Sidekiq on `redis`, requiring `app` in `dir`, taking from `queues` one job at a
+    /// time; its jobs find the path `out` in `JOBS_TEST_OUT`.
+    pub fn start(
+        redis: &TestRedis,
+        dir: &std::path::Path,
+        app: &std::path::Path,
+        out: &std::path::Path,
+        queues: &[&str],
+    ) -> Self {
+        let mut command = Command::new("sidekiq");
+        command.args(["-r", app.to_str().expect("a UTF-8 path"), "-c", "1"]);
+        for queue in queues {
+            command.args(["-q", queue]);
+        }
+        Self(
+            command
+                .env("REDIS_URL", redis.url())
+                .env("JOBS_TEST_OUT", out)
+                .current_dir(dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("Debian's `sidekiq` command (apt-get install ruby-sidekiq)"),
+        )
+    }
+}
+
+impl Drop for RubyWorker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Sends the process `pid` a signal by name (`TERM`, `TSTP`, `STOP`, …) with the `kill`
 /// command; fails the test if `kill` does.
 pub fn signal(pid: u32, name: &str) {
