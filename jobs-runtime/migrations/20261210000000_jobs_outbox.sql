@@ -4,7 +4,8 @@
 -- crash left behind. A rolled-back transaction leaves no row, so no job.
 --
 -- Safe to run again (`jobs::outbox::migrate` runs it at every start). Add this file to your
--- app's own sqlx migrations as it is, or let `migrate` create the table.
+-- app's own sqlx migrations as it is, or let `migrate` create the table. One statement: `migrate`
+-- sends it as a prepared statement.
 CREATE TABLE IF NOT EXISTS jobs_outbox (
     -- The order rows are moved in (the relay moves the oldest first).
     id         BIGSERIAL PRIMARY KEY,

@@ -34,7 +34,8 @@ pub async fn migrate(pool: &PgPool) -> Result<(), Error> {
         .execute(&mut *tx)
         .await
         .map_err(postgres(action))?;
-    sqlx::raw_sql(MIGRATION)
+    // One statement: `query`, whose future is `Send` where `raw_sql`'s is not (sqlx 0.8).
+    sqlx::query(MIGRATION)
         .execute(&mut *tx)
         .await
         .map_err(postgres(action))?;
