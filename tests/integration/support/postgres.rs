@@ -9,15 +9,16 @@
 //! database is dropped when the test ends.
 //!
 //! A missing PostgreSQL fails the test with instructions; nothing skips.
+//!
+//! This file needs nothing from the rest of `support`, so `tests/todos.rs` includes it alone.
 
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use jobs::outbox::sqlx::{self, Executor, PgPool, postgres::PgPoolOptions};
-
-use super::free_port;
 
 /// The cluster every test of this binary shares: the URL of its `postgres` database, and
 /// whether the tests started it.
@@ -264,6 +265,14 @@ fn binary(name: &str) -> PathBuf {
         })
         .max_by_key(|(version, _)| *version);
     newest.map_or_else(|| PathBuf::from(name), |(_, path)| path)
+}
+
+/// A port nobody listens on right now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
 }
 
 /// Whether this process runs as root.
