@@ -414,7 +414,7 @@ impl Worker {
     }
 
     /// Runs every job waiting in the queues (and any they push), then stops: for tests and
-    /// one-off scripts. The scheduler and crash recovery do not run.
+    /// one-off scripts. The scheduler, crash recovery and the outbox's relay do not run.
     pub async fn drain(self) -> Result<(), Error> {
         self.start(Mode::UntilIdle, std::future::pending(), false)
             .await
