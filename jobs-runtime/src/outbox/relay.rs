@@ -170,13 +170,18 @@ impl RelayLoop {
         Self { relay, client }
     }
 
-    /// Runs a round every interval until `shutdown` (the quiet phase). Cancellation-safe: a
-    /// batch cut short rolls back, and its rows (marked if they reached Redis) move next time.
+    /// Runs a round every interval until `shutdown` (the quiet phase), which also cuts a round
+    /// short (one waiting for a pool connection or a reconnect must not hold up shutdown). Safe:
+    /// a batch cut short rolls back, and its rows (marked if they reached Redis) move next time.
     pub(crate) async fn run(self, shutdown: CancellationToken) {
         let interval = self.relay.interval;
         let mut failures: u32 = 0;
         loop {
-            let pause = match self.relay.run_once(&self.client).await {
+            let round = tokio::select! {
+                round = self.relay.run_once(&self.client) => round,
+                () = shutdown.cancelled() => return,
+            };
+            let pause = match round {
                 Ok(_) => {
                     failures = 0;
                     interval
