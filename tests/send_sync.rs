@@ -146,3 +146,36 @@ fn testing_guards_stay_on_their_thread() {
     <Inline as AmbiguousIfSend<_>>::not_send();
     <Inline as AmbiguousIfSync<_>>::not_sync();
 }
+
+/// A job for [`outbox_futures`] to push.
+#[cfg(feature = "postgres")]
+#[jobs::job]
+async fn outbox_noop() {}
+
+/// The outbox's futures can be awaited in a spawned task or an axum handler, and a committed
+/// transaction's jobs moved from one. Never called: it only names their types.
+#[cfg(feature = "postgres")]
+async fn outbox_futures<J: jobs::Job>(
+    pool: jobs::outbox::sqlx::PgPool,
+    mut tx: jobs::outbox::Transaction,
+    relay: jobs::outbox::Relay,
+    client: Client,
+    payload: Payload,
+    job: J,
+) {
+    assert_send(&jobs::outbox::begin(&pool));
+    assert_send(&jobs::outbox::migrate(&pool));
+    assert_send(&relay.run_once(&client));
+    assert_send(&tx.push_payload(payload));
+    assert_send(&tx.perform_async(job));
+    assert_spawnable(&tx.commit());
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn the_outbox_is_send_and_its_futures_too() {
+    send_static::<jobs::outbox::Transaction>();
+    send_sync_static::<jobs::outbox::Relay>();
+    send_sync_static::<jobs::outbox::Committed>();
+    let _ = outbox_futures::<OutboxNoop>;
+}

@@ -1,6 +1,7 @@
 //! The todo app example (`examples/todos/`): its handlers queue `ScoreGeneration`, and the
-//! job recomputes the scores. The fake and inline tests need no Redis; the last test runs the
-//! job in a real worker against a private `redis-server`.
+//! job recomputes the scores. The fake and inline tests need no Redis; the Redis tests run the
+//! job in a real worker against a private `redis-server`; with the feature `postgres`, the
+//! PostgreSQL mode runs against a private PostgreSQL cluster too.
 //!
 //! A test binary of its own: the example's jobs share wire names (`ScoreGeneration`) with the
 //! integration tests' jobs, and one binary must not register a name twice.
@@ -17,6 +18,10 @@ mod common;
 #[allow(dead_code)]
 #[path = "integration/support/redis.rs"]
 mod support;
+#[cfg(feature = "postgres")]
+#[allow(dead_code)]
+#[path = "integration/support/postgres.rs"]
+mod support_postgres;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
@@ -283,4 +288,68 @@ async fn two_changes_to_one_todo_at_once_both_take_effect() {
             "round {round}: one change was lost"
         );
     }
+}
+
+/// PostgreSQL mode: each write and its `ScoreGeneration` are one outbox transaction, whose job
+/// is in Redis when the request returns; a worker computes the scores from the todos there.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_postgres_each_write_commits_with_its_job_and_the_worker_scores() {
+    let redis = support::TestRedis::start();
+    let db = support_postgres::TestDatabase::empty().await;
+    let store = TodoStore::postgres(db.url()).unwrap();
+    store.prepare().await.unwrap();
+    store.prepare().await.unwrap();
+    let jobs = redis.client();
+    let today = Utc::now().date_naive();
+
+    let (status, body) = call_with(
+        &store,
+        &jobs,
+        Method::POST,
+        "/todos",
+        Some(json!({"user": "ana", "title": "buy milk"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let todo: Todo = serde_json::from_str(&body).unwrap();
+    let queued = redis.queue("default").await;
+    assert_eq!(
+        queued.len(),
+        1,
+        "the job is in Redis when the request returns"
+    );
+    assert_eq!(queued[0]["class"], "ScoreGeneration");
+    assert_eq!(queued[0]["args"], json!([today.to_string()]));
+    assert_eq!(db.outbox_rows().await, 0);
+
+    let (status, _) = call_with(
+        &store,
+        &jobs,
+        Method::PATCH,
+        &format!("/todos/{}", todo.id),
+        Some(json!({"done": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = call_with(&store, &jobs, Method::DELETE, "/todos/999", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // The change found today's recomputation waiting (ScoreGeneration is unique until it
+    // starts): dropped as a duplicate when it reached Redis. The missing todo queued nothing.
+    assert_eq!(redis.queue("default").await.len(), 1);
+    assert_eq!(db.outbox_rows().await, 0);
+
+    jobs::Worker::new()
+        .client(&jobs)
+        .state(store.clone())
+        .drain()
+        .await
+        .unwrap();
+    let (status, body) = call_with(&store, &jobs, Method::GET, "/scores", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let scores: Scores = serde_json::from_str(&body).unwrap();
+    assert_eq!(scores.date, Some(today));
+    assert_eq!(scores.by_user, [("ana".to_owned(), 1)].into());
+    let (_, page) = call_with(&store, &jobs, Method::GET, "/", None).await;
+    assert!(page.contains("buy milk"), "{page}");
 }

@@ -19,6 +19,10 @@
 //! `active-job [N] [ROUNDS]` prints what a job Rails pushed through ActiveJob costs beside the
 //! same job pushed plainly: decoding it, and a worker draining N of each.
 //!
+//! `outbox [N] [ROWS]` (with `--features postgres`) prints the outbox's figures: N transactions
+//! of one push each (rate, and commit-to-Redis latency) and a relay's catch-up of ROWS rows left
+//! behind (100,000), against a private PostgreSQL cluster (or `DATABASE_URL`).
+//!
 //! `paused [ROUNDS]` prints how soon a pause and a resume take effect, busy and idle (about 10 s
 //! a round, 5 rounds).
 //!
@@ -38,6 +42,8 @@ mod active_job;
 mod figures;
 mod measure;
 mod metrics;
+#[cfg(feature = "postgres")]
+mod outbox;
 mod paused;
 mod peer;
 mod periodic;
@@ -151,6 +157,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         "unique" => unique::figures(number(1, 20_000)?).await,
         "active-job" => active_job::figures(number(1, 20_000)?, number(2, 4)?).await,
         "paused" => paused::run(number(1, 5)?).await,
+        #[cfg(feature = "postgres")]
+        "outbox" => outbox::figures(number(1, 2_000)?, number(2, 100_000)?).await,
         "metrics" => metrics::run(number(1, 20_000)?, number(2, 3)?).await,
         "produce" => {
             let mode = words.get(1).copied().unwrap_or("enqueue");
@@ -162,7 +170,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
         other => Err(format!(
             "unknown command `{other}`; use `all [N]`, `extras [N]`, `periodic [ENTRIES]`, \
-             `unique [N]`, `active-job [N] [ROUNDS]`, `produce MODE N [GAP_MS]` or `work MODE N CONCURRENCY`"
+             `unique [N]`, `active-job [N] [ROUNDS]`, `outbox [N] [ROWS]` (with --features \
+             postgres), `produce MODE N [GAP_MS]` or `work MODE N CONCURRENCY`"
         )
         .into()),
     }

@@ -3,6 +3,10 @@
 // Each example uses part of the store: the web app writes todos, the worker writes scores.
 #[allow(dead_code)]
 pub(crate) mod store;
+// The store in PostgreSQL, with `--features postgres` and `DATABASE_URL` set.
+#[cfg(feature = "postgres")]
+#[allow(dead_code)]
+pub(crate) mod postgres;
 
 use chrono::NaiveDate;
 use jobs::{JobContext, JobError, job};

@@ -1,6 +1,9 @@
-//! The todo app's data: todos and the scores computed from them, in memory (for tests) or in
+//! The todo app's data: todos and the scores computed from them, in memory (for tests), in
 //! Redis hashes under the app's own `todos:` prefix (so the web app and the worker, two
-//! processes, see the same data).
+//! processes, see the same data), or, with `DATABASE_URL` set and the feature `postgres`, in
+//! PostgreSQL (`postgres.rs`), where a write and its job commit together.
+//!
+//! In Redis:
 //!
 //! | key | type | what |
 //! |---|---|---|
@@ -85,6 +88,52 @@ impl From<serde_json::Error> for StoreError {
     }
 }
 
+impl From<jobs::Error> for StoreError {
+    fn from(error: jobs::Error) -> Self {
+        Self(error.to_string())
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl From<jobs::outbox::sqlx::Error> for StoreError {
+    fn from(error: jobs::outbox::sqlx::Error) -> Self {
+        Self(format!("PostgreSQL: {error}"))
+    }
+}
+
+/// A write to the todos.
+#[derive(Debug, Clone)]
+pub(crate) enum Change {
+    /// A new todo for `user`.
+    Add { user: String, title: String },
+    /// A change to todo `id`.
+    Update { id: u64, patch: TodoPatch },
+    /// The deletion of todo `id`.
+    Delete { id: u64 },
+}
+
+/// What a write did.
+#[derive(Debug, Clone)]
+pub(crate) enum Changed {
+    /// The todo added.
+    Added(Todo),
+    /// The todo as changed; `None` when there was none.
+    Updated(Option<Todo>),
+    /// Whether there was a todo to delete.
+    Deleted(bool),
+}
+
+impl Changed {
+    /// Whether the todos changed (the todo to change or delete was there).
+    pub(crate) fn changed(&self) -> bool {
+        match self {
+            Self::Added(_) => true,
+            Self::Updated(todo) => todo.is_some(),
+            Self::Deleted(deleted) => *deleted,
+        }
+    }
+}
+
 /// Where todos and scores live; cheap to clone, shared by handlers and the job.
 #[derive(Clone)]
 pub(crate) enum TodoStore {
@@ -92,6 +141,9 @@ pub(crate) enum TodoStore {
     Memory(Arc<Mutex<Memory>>),
     /// In Redis, connecting on first use.
     Redis(Arc<RedisStore>),
+    /// In PostgreSQL, connecting on first use.
+    #[cfg(feature = "postgres")]
+    Postgres(jobs::outbox::sqlx::PgPool),
 }
 
 /// The in-memory data.
@@ -122,9 +174,46 @@ impl TodoStore {
         })))
     }
 
-    /// A store in the Redis the jobs client uses (`REDIS_PROVIDER`, else `REDIS_URL`, default
-    /// `redis://127.0.0.1:6379/0`).
+    /// A store in the PostgreSQL database at `url`; [`prepare`](Self::prepare) creates its
+    /// tables.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn postgres(url: &str) -> Result<Self, StoreError> {
+        Ok(Self::Postgres(super::postgres::connect(url)?))
+    }
+
+    /// The PostgreSQL pool, in PostgreSQL mode (for the outbox's transactions and relay).
+    #[cfg(feature = "postgres")]
+    pub(crate) fn pool(&self) -> Option<&jobs::outbox::sqlx::PgPool> {
+        match self {
+            Self::Postgres(pool) => Some(pool),
+            _ => None,
+        }
+    }
+
+    /// Creates what the store needs before first use: in PostgreSQL, the outbox's table and the
+    /// app's. Nothing elsewhere.
+    pub(crate) async fn prepare(&self) -> Result<(), StoreError> {
+        match self {
+            #[cfg(feature = "postgres")]
+            Self::Postgres(pool) => super::postgres::migrate(pool).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// The store the environment names: the PostgreSQL database at `DATABASE_URL` when it is set
+    /// (and the example was built with `--features postgres`), else the Redis the jobs client
+    /// uses (`REDIS_PROVIDER`, else `REDIS_URL`, default `redis://127.0.0.1:6379/0`).
     pub(crate) fn from_env() -> Result<Self, StoreError> {
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            #[cfg(feature = "postgres")]
+            return Self::postgres(&url);
+            #[cfg(not(feature = "postgres"))]
+            tracing::warn!(
+                database = %url.split('@').next_back().unwrap_or_default(),
+                "DATABASE_URL is set, but this example was built without `--features postgres`: \
+                 the todos stay in Redis"
+            );
+        }
         // As the jobs client reads it: the variable REDIS_PROVIDER names, else REDIS_URL.
         let url = std::env::var("REDIS_PROVIDER")
             .ok()
@@ -146,7 +235,18 @@ impl TodoStore {
                     .map(|json| serde_json::from_str(json).map_err(StoreError::from))
                     .collect()
             }
+            #[cfg(feature = "postgres")]
+            Self::Postgres(pool) => super::postgres::todos(&mut *pool.acquire().await?).await,
         }
+    }
+
+    /// Applies `change`.
+    pub(crate) async fn apply(&self, change: Change) -> Result<Changed, StoreError> {
+        Ok(match change {
+            Change::Add { user, title } => Changed::Added(self.add(&user, &title).await?),
+            Change::Update { id, patch } => Changed::Updated(self.update(id, patch).await?),
+            Change::Delete { id } => Changed::Deleted(self.delete(id).await?),
+        })
     }
 
     /// Adds a todo for `user`.
@@ -170,6 +270,10 @@ impl TodoStore {
                 let () = connection
                     .hset(ITEMS, todo.id, serde_json::to_string(&todo)?)
                     .await?;
+            }
+            #[cfg(feature = "postgres")]
+            Self::Postgres(pool) => {
+                return super::postgres::add(&mut *pool.acquire().await?, user, title).await;
             }
         }
         Ok(todo)
@@ -213,6 +317,10 @@ impl TodoStore {
                     return Ok(Some(todo));
                 }
             },
+            #[cfg(feature = "postgres")]
+            Self::Postgres(pool) => {
+                super::postgres::update(&mut *pool.acquire().await?, id, patch).await
+            }
         }
     }
 
@@ -224,6 +332,8 @@ impl TodoStore {
                 let removed: u64 = store.connection().await?.hdel(ITEMS, id).await?;
                 Ok(removed > 0)
             }
+            #[cfg(feature = "postgres")]
+            Self::Postgres(pool) => super::postgres::delete(&mut *pool.acquire().await?, id).await,
         }
     }
 
@@ -243,6 +353,8 @@ impl TodoStore {
                     by_user,
                 })
             }
+            #[cfg(feature = "postgres")]
+            Self::Postgres(pool) => super::postgres::scores(&mut *pool.acquire().await?).await,
         }
     }
 
@@ -258,6 +370,8 @@ impl TodoStore {
                 return Ok(memory.scores.clone());
             }
             Self::Redis(store) => store,
+            #[cfg(feature = "postgres")]
+            Self::Postgres(pool) => return super::postgres::recompute_scores(pool, date).await,
         };
         loop {
             let mut connection = store.watching(ITEMS).await?;
@@ -283,6 +397,8 @@ impl TodoStore {
                 let transaction = scores_transaction(scores);
                 let () = transaction.query_async(&mut connection).await?;
             }
+            #[cfg(feature = "postgres")]
+            Self::Postgres(pool) => super::postgres::save_scores(pool, scores).await?,
         }
         Ok(())
     }
@@ -347,6 +463,8 @@ impl fmt::Debug for TodoStore {
         match self {
             Self::Memory(_) => f.write_str("TodoStore::Memory"),
             Self::Redis(_) => f.write_str("TodoStore::Redis"),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(_) => f.write_str("TodoStore::Postgres"),
         }
     }
 }

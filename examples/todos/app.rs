@@ -1,5 +1,7 @@
 //! The todo app's routes: an HTML page, and JSON endpoints whose writes queue
-//! `ScoreGeneration`.
+//! `ScoreGeneration`. In PostgreSQL mode (`DATABASE_URL`, feature `postgres`) a write and its
+//! push are one `jobs::outbox` transaction: a write that fails queues nothing, and a process
+//! dying after the commit loses no job (the worker's relay moves it).
 //!
 //! | route | what |
 //! |---|---|
@@ -18,7 +20,16 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use crate::common::ScoreGeneration;
-use crate::common::store::{Scores, Todo, TodoPatch, TodoStore};
+use crate::common::store::{Change, Changed, Scores, Todo, TodoPatch, TodoStore};
+
+/// What the handlers share: the store, and the client the PostgreSQL mode's transactions push
+/// through (the dashboard's).
+#[derive(Clone)]
+pub(crate) struct App {
+    store: TodoStore,
+    #[cfg(feature = "postgres")]
+    jobs: jobs::Client,
+}
 
 /// The app, on `store`, with the jobs dashboard of `jobs` at `/jobs`.
 pub(crate) fn router(store: TodoStore, jobs: &jobs::Client) -> Router {
@@ -35,7 +46,11 @@ pub(crate) fn router(store: TodoStore, jobs: &jobs::Client) -> Router {
         .route("/todos", get(list).post(create))
         .route("/todos/{id}", patch(update).delete(remove))
         .route("/scores", get(scores))
-        .with_state(store)
+        .with_state(App {
+            store,
+            #[cfg(feature = "postgres")]
+            jobs: jobs.clone(),
+        })
         .nest_service("/jobs", dashboard.router())
 }
 
@@ -61,12 +76,12 @@ impl From<crate::common::store::StoreError> for Failure {
     }
 }
 
-async fn list(State(store): State<TodoStore>) -> Result<Json<Vec<Todo>>, Failure> {
-    Ok(Json(store.todos().await?))
+async fn list(State(app): State<App>) -> Result<Json<Vec<Todo>>, Failure> {
+    Ok(Json(app.store.todos().await?))
 }
 
 async fn create(
-    State(store): State<TodoStore>,
+    State(app): State<App>,
     Json(new): Json<NewTodo>,
 ) -> Result<(StatusCode, Json<Todo>), Failure> {
     if new.user.trim().is_empty() || new.title.trim().is_empty() {
@@ -75,43 +90,70 @@ async fn create(
             "a todo needs a user and a title".to_owned(),
         ));
     }
-    let todo = store.add(new.user.trim(), new.title.trim()).await?;
-    queue_scores().await?;
-    Ok((StatusCode::CREATED, Json(todo)))
+    let change = Change::Add {
+        user: new.user.trim().to_owned(),
+        title: new.title.trim().to_owned(),
+    };
+    match write(&app, change).await? {
+        Changed::Added(todo) => Ok((StatusCode::CREATED, Json(todo))),
+        other => Err(unexpected(&other)),
+    }
 }
 
 async fn update(
-    State(store): State<TodoStore>,
+    State(app): State<App>,
     Path(id): Path<u64>,
-    Json(change): Json<TodoPatch>,
+    Json(patch): Json<TodoPatch>,
 ) -> Result<Json<Todo>, Failure> {
-    let todo = store
-        .update(id, change)
-        .await?
-        .ok_or_else(|| not_found(id))?;
-    queue_scores().await?;
-    Ok(Json(todo))
-}
-
-async fn remove(
-    State(store): State<TodoStore>,
-    Path(id): Path<u64>,
-) -> Result<StatusCode, Failure> {
-    if !store.delete(id).await? {
-        return Err(not_found(id));
+    match write(&app, Change::Update { id, patch }).await? {
+        Changed::Updated(Some(todo)) => Ok(Json(todo)),
+        Changed::Updated(None) => Err(not_found(id)),
+        other => Err(unexpected(&other)),
     }
-    queue_scores().await?;
-    Ok(StatusCode::NO_CONTENT)
 }
 
-async fn scores(State(store): State<TodoStore>) -> Result<Json<Scores>, Failure> {
-    Ok(Json(store.scores().await?))
+async fn remove(State(app): State<App>, Path(id): Path<u64>) -> Result<StatusCode, Failure> {
+    match write(&app, Change::Delete { id }).await? {
+        Changed::Deleted(true) => Ok(StatusCode::NO_CONTENT),
+        Changed::Deleted(false) => Err(not_found(id)),
+        other => Err(unexpected(&other)),
+    }
+}
+
+async fn scores(State(app): State<App>) -> Result<Json<Scores>, Failure> {
+    Ok(Json(app.store.scores().await?))
+}
+
+/// Applies `change` and, when it changed the todos, queues today's `ScoreGeneration` so a
+/// worker recomputes the scores and the request need not wait. In PostgreSQL both happen in one
+/// transaction of the outbox: the job is pushed if and only if the change commits.
+async fn write(app: &App, change: Change) -> Result<Changed, Failure> {
+    #[cfg(feature = "postgres")]
+    if let Some(pool) = app.store.pool() {
+        let unavailable =
+            |error: jobs::Error| Failure(StatusCode::SERVICE_UNAVAILABLE, error.to_string());
+        let mut tx = jobs::outbox::begin_with(pool, &app.jobs)
+            .await
+            .map_err(unavailable)?;
+        let changed = crate::common::postgres::apply(&mut tx, change).await?;
+        if changed.changed() {
+            tx.perform_async(ScoreGeneration { date: today() })
+                .await
+                .map_err(unavailable)?;
+        }
+        tx.commit().await.map_err(unavailable)?;
+        return Ok(changed);
+    }
+    let changed = app.store.apply(change).await?;
+    if changed.changed() {
+        queue_scores().await?;
+    }
+    Ok(changed)
 }
 
 /// The todos changed: a worker recomputes today's scores, so the request need not wait.
 async fn queue_scores() -> Result<(), Failure> {
-    let today = chrono::Utc::now().date_naive();
-    ScoreGeneration::perform_async(today)
+    ScoreGeneration::perform_async(today())
         .await
         .map(drop)
         .map_err(|error| {
@@ -122,13 +164,24 @@ async fn queue_scores() -> Result<(), Failure> {
         })
 }
 
+fn today() -> chrono::NaiveDate {
+    chrono::Utc::now().date_naive()
+}
+
+fn unexpected(changed: &Changed) -> Failure {
+    Failure(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("the store answered {changed:?}"),
+    )
+}
+
 fn not_found(id: u64) -> Failure {
     Failure(StatusCode::NOT_FOUND, format!("no todo {id}"))
 }
 
-async fn page(State(store): State<TodoStore>) -> Result<Html<String>, Failure> {
-    let todos = store.todos().await?;
-    let scores = store.scores().await?;
+async fn page(State(app): State<App>) -> Result<Html<String>, Failure> {
+    let todos = app.store.todos().await?;
+    let scores = app.store.scores().await?;
     let mut html = String::from(concat!(
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Todos</title></head><body>\n",
         "<h1>Todos</h1>\n<ul>\n"

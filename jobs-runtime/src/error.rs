@@ -211,6 +211,17 @@ pub enum Error {
         reason: String,
     },
 
+    /// PostgreSQL, where the outbox keeps the jobs of a transaction (`jobs::outbox`, feature
+    /// `postgres`), could not be reached or refused a statement.
+    #[error("cannot {action} in PostgreSQL: {reason}")]
+    Postgres {
+        /// What `jobs` was doing ("commit the transaction", "read the outbox").
+        action: String,
+        /// What went wrong, with what to do when it is known (a missing table names the
+        /// migration), or the driver's message.
+        reason: String,
+    },
+
     /// The worker itself failed (a bug: please report it).
     #[error("the worker failed: {reason}")]
     Worker {
@@ -389,6 +400,13 @@ mod tests {
                 Some("its arguments are computed from each tick"),
             ),
             (
+                Error::Postgres {
+                    action: "commit the transaction".to_owned(),
+                    reason: "connection refused".to_owned(),
+                },
+                Some("connection refused"),
+            ),
+            (
                 Error::Worker {
                     reason: "the fetch task is gone".to_owned(),
                 },
@@ -429,6 +447,7 @@ mod tests {
             Error::Worker { .. } => 17,
             Error::DuplicateJobName { .. } => 18,
             Error::PeriodicEnqueue { .. } => 19,
+            Error::Postgres { .. } => 20,
         }
     }
 
@@ -450,7 +469,7 @@ mod tests {
             .iter()
             .map(|(error, _)| variant(error))
             .collect();
-        assert_eq!(covered, (0..20).collect::<BTreeSet<_>>());
+        assert_eq!(covered, (0..21).collect::<BTreeSet<_>>());
     }
 
     #[test]

@@ -13,6 +13,8 @@
 //! - [`active_job`], [`GlobalId`]: ActiveJob jobs pushed by Rails, run by Rust jobs.
 //! - [`periodic`]: jobs pushed on a cron schedule, once per tick across every worker.
 //! - [`unique`]: unique jobs, refused as duplicates while one like them is queued or runs.
+//! - `outbox` (feature `postgres`): jobs pushed inside a PostgreSQL transaction, moved to Redis
+//!   once it commits.
 //! - [`metrics`]: execution metrics per job class, in Sidekiq 8's keys.
 //! - [`api`]: reading and steering queues, sets, processes, periodic entries and stats (what the
 //!   dashboard shows).
@@ -37,6 +39,8 @@ pub mod metrics;
 mod options;
 #[cfg(feature = "otel")]
 pub mod otel;
+#[cfg(feature = "postgres")]
+pub mod outbox;
 mod panic;
 mod payload;
 pub mod periodic;

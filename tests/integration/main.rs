@@ -41,6 +41,8 @@ mod metrics_keys;
 mod metrics_web;
 #[cfg(feature = "otel")]
 mod otel;
+#[cfg(feature = "postgres")]
+mod outbox;
 mod paused_dashboard;
 mod paused_queues;
 mod payload_decode;

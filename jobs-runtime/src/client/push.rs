@@ -286,6 +286,20 @@ impl Client {
         }
         pipeline
     }
+
+    /// Runs the middleware, checks the job, stamps its times and encodes it as a push of
+    /// `payload` to run at `at` does, without writing it (`jobs::outbox` writes it to its table
+    /// instead): its jid, its queue, its JSON and when it is due (`None`: now). A middleware
+    /// that stops the job gives [`Error::Stopped`], as for a push.
+    #[cfg(feature = "postgres")]
+    pub(crate) async fn prepare_unsent(
+        &self,
+        payload: Payload,
+        at: Option<Timestamp>,
+    ) -> Result<(Jid, String, String, Option<Timestamp>), Error> {
+        let prepared = self.prepare(payload, at, crate::testing::now()).await?;
+        Ok((prepared.jid, prepared.queue, prepared.json, prepared.at))
+    }
 }
 
 /// What a unique push's script answered: nothing (pushed) or the holder's jid.

@@ -302,6 +302,18 @@ impl<J: Job> Setter<J> {
             None => Client::global(),
         }
     }
+
+    /// What a push of `args` hands to its client, without pushing it: the payload with these
+    /// options, the time set with `wait` (if any) and the client set with `client` (if any).
+    /// For a push that another step writes (`jobs::outbox`).
+    #[cfg(feature = "postgres")]
+    pub(crate) fn into_push(
+        self,
+        args: impl Into<J>,
+    ) -> Result<(Payload, Option<Timestamp>, Option<Client>), Error> {
+        let payload = self.payload(&args.into())?;
+        Ok((payload, self.at, self.client))
+    }
 }
 
 impl<J: Job> Default for Setter<J> {

@@ -143,6 +143,15 @@ impl Keys {
         format!("{}jobs:unique:*", escape_glob(&self.prefix))
     }
 
+    /// `jobs:outbox:<jid>`: the mark that a job of the outbox (`jobs::outbox`) reached Redis,
+    /// so a move repeated after a crash pushes it no second time. Set in the step that pushes
+    /// the job, deleted once its row is gone from the table, and expiring after a day in case
+    /// that deletion never comes.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn outbox_moved(&self, jid: &str) -> String {
+        format!("{}jobs:outbox:{jid}", self.prefix)
+    }
+
     /// `jobs:clearing:<token>`: a queue's list moved aside while it is cleared (read for its
     /// unique jobs' locks, then deleted); it expires, should the clearing stop half-way.
     pub(crate) fn clearing(&self, token: &str) -> String {
@@ -247,6 +256,8 @@ mod tests {
         assert_eq!(keys.unique_pattern(), "jobs:unique:*");
         assert_eq!(keys.expired(), "jobs:stat:expired");
         assert_eq!(keys.clearing("ab"), "jobs:clearing:ab");
+        #[cfg(feature = "postgres")]
+        assert_eq!(keys.outbox_moved("ab12"), "jobs:outbox:ab12");
         assert_eq!(keys.namespace(), None);
     }
 
@@ -276,6 +287,8 @@ mod tests {
         assert_eq!(keys.queues(), "shop:queues");
         assert_eq!(keys.schedule(), "shop:schedule");
         assert_eq!(keys.working("h:1:a"), "shop:jobs:working:h:1:a");
+        #[cfg(feature = "postgres")]
+        assert_eq!(keys.outbox_moved("ab12"), "shop:jobs:outbox:ab12");
         assert_eq!(keys.namespace(), Some("shop"));
         assert_eq!(
             Keys::new(Some("a*b")).unique_pattern(),

@@ -62,6 +62,15 @@ pub(crate) const UNIQUE_PUSH_SOURCE: &str = include_str!("scripts/unique_push.lu
 /// (`scripts/unique_push.lua`).
 pub(crate) static UNIQUE_PUSH: LazyLock<Script> = LazyLock::new(|| Script::new(UNIQUE_PUSH_SOURCE));
 
+/// The text of `scripts/outbox_push.lua`, for a pipeline that loads it before it runs it.
+#[cfg(feature = "postgres")]
+pub(crate) const OUTBOX_PUSH_SOURCE: &str = include_str!("scripts/outbox_push.lua");
+
+/// A job of the outbox pushed and marked as moved, or nothing when it was moved before
+/// (`scripts/outbox_push.lua`).
+#[cfg(feature = "postgres")]
+pub(crate) static OUTBOX_PUSH: LazyLock<Script> = LazyLock::new(|| Script::new(OUTBOX_PUSH_SOURCE));
+
 /// `scripts/unique_release.lua` without its comments: a unique lock released if the given job
 /// still holds it. Small enough to send whole with `EVAL` inside pipelines (a pipeline cannot
 /// load a script it finds missing), once per unique job acknowledged.

@@ -9,7 +9,8 @@
 //! 4. [`serve_dashboard`](Launcher::serve_dashboard): bind `--web` before any job is taken;
 //! 5. [`first_beat`](Launcher::first_beat): no job is taken before the process is known to
 //!    crash recovery;
-//! 6. [`start_loops`](Launcher::start_loops): the fetcher, the scheduler, the periodic loop,
+//! 6. [`start_loops`](Launcher::start_loops): the fetcher, the scheduler, the periodic loop, the
+//!    outbox's relay (feature `postgres`),
 //!    crash recovery, the heartbeat and systemd's watchdog;
 //! 7. [`steady`](Launcher::steady): until the stop phase (or, draining, until the queues are
 //!    empty);
@@ -92,6 +93,9 @@ pub(crate) struct Parts {
     pub(crate) periodic: Vec<Periodic>,
     /// The execution metrics (`crate::metrics`), on unless turned off.
     pub(crate) metrics: crate::metrics::ExecutionMetrics,
+    /// The outbox's relay, when the worker was given one.
+    #[cfg(feature = "postgres")]
+    pub(crate) outbox: Option<crate::outbox::Relay>,
 }
 
 /// The caller's stop request: a future, seen once.
@@ -235,6 +239,8 @@ fn prepare(parts: Parts, mode: Mode, os_signals: bool) -> Result<(Launcher, AckL
         notifier: Notifier::from_env(),
         quiet_announced: false,
         periodic,
+        #[cfg(feature = "postgres")]
+        outbox: parts.outbox,
     };
     Ok((launcher, ack_loop))
 }
@@ -273,6 +279,9 @@ struct Launcher {
     quiet_announced: bool,
     /// The periodic entries, checked.
     periodic: Vec<Entry>,
+    /// The outbox's relay, when the worker was given one.
+    #[cfg(feature = "postgres")]
+    outbox: Option<crate::outbox::Relay>,
 }
 
 impl Launcher {
@@ -417,6 +426,11 @@ impl Launcher {
                 pollers.push(Running::spawn(self.control.quiet_phase(), |s| {
                     periodic.run(s)
                 }));
+            }
+            #[cfg(feature = "postgres")]
+            if let Some(relay) = self.outbox.clone() {
+                let relay = crate::outbox::RelayLoop::new(relay, shared.client.clone());
+                pollers.push(Running::spawn(self.control.quiet_phase(), |s| relay.run(s)));
             }
             let recovery = Recovery::new(Arc::clone(shared), config.recovery_interval);
             pollers.push(Running::spawn(self.control.stop_phase(), |s| {

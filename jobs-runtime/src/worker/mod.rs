@@ -82,6 +82,8 @@ pub use logging::{LOG_FORMAT_VAR, LogFormat, init_logging};
 pub use middleware::{Next, ServerMiddleware};
 pub use order::QueueSpec;
 pub use scheduler::enqueue_due;
+#[cfg(feature = "postgres")]
+pub(crate) use tasks::sleep_or;
 
 use crate::client::Client;
 use crate::error::Error;
@@ -119,6 +121,8 @@ pub struct Worker {
     hooks: Hooks,
     periodic: Vec<Periodic>,
     metrics: crate::metrics::ExecutionMetrics,
+    #[cfg(feature = "postgres")]
+    outbox: Option<crate::outbox::Relay>,
 }
 
 impl Default for Worker {
@@ -145,6 +149,8 @@ impl Worker {
             hooks: Hooks::default(),
             periodic: Vec::new(),
             metrics: crate::metrics::ExecutionMetrics::default(),
+            #[cfg(feature = "postgres")]
+            outbox: None,
         }
     }
 
@@ -332,6 +338,17 @@ impl Worker {
         &self.periodic
     }
 
+    /// Runs the outbox's relay while the worker runs (feature `postgres`): it moves the jobs a
+    /// crash left in the table `jobs_outbox` of this database to Redis, through this worker's
+    /// client (so the app's transactions must push to the same Redis and namespace). Give it
+    /// the app's `PgPool` for the defaults, or a [`Relay`](crate::outbox::Relay) with its
+    /// settings. See [`outbox`](crate::outbox).
+    #[cfg(feature = "postgres")]
+    pub fn outbox(mut self, relay: impl Into<crate::outbox::Relay>) -> Self {
+        self.outbox = Some(relay.into());
+        self
+    }
+
     /// Runs only these job types (default: every job linked into the binary).
     pub fn registry(mut self, registry: Registry) -> Self {
         self.registry = Some(registry);
@@ -397,7 +414,7 @@ impl Worker {
     }
 
     /// Runs every job waiting in the queues (and any they push), then stops: for tests and
-    /// one-off scripts. The scheduler and crash recovery do not run.
+    /// one-off scripts. The scheduler, crash recovery and the outbox's relay do not run.
     pub async fn drain(self) -> Result<(), Error> {
         self.start(Mode::UntilIdle, std::future::pending(), false)
             .await
@@ -419,6 +436,8 @@ impl Worker {
             hooks: self.hooks,
             periodic: self.periodic,
             metrics: self.metrics,
+            #[cfg(feature = "postgres")]
+            outbox: self.outbox,
         };
         launch(parts, mode, stop, os_signals).await
     }

@@ -11,6 +11,7 @@
 //! | fetcher | `fetch/mod.rs` | `Worker::drain` | quiet |
 //! | scheduler | `scheduler.rs` | `Scheduler::poll` | quiet |
 //! | periodic | `periodic/mod.rs` | `PeriodicLoop::pass` | quiet |
+//! | outbox relay (feature `postgres`) | `../outbox/relay.rs` | `Relay::run_once` | quiet |
 //! | crash recovery | `recovery.rs` | `Recovery::sweep` | stop |
 //! | dashboard | `dashboard.rs` | — (an axum server) | stop |
 //! | health endpoint | `health.rs` | `Probes::live`, `Probes::ready` | exit |

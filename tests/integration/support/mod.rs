@@ -1,10 +1,13 @@
 //! Test support, shared by every module of the integration binary: a private Redis per test
 //! (`redis.rs`), the jobs the tests push and run (`jobs.rs`), periodic entries (`periodic.rs`),
-//! a fault proxy (`proxy.rs`), and helpers for workers in the background, worker processes and
+//! a fault proxy (`proxy.rs`), a private PostgreSQL for the outbox's tests (`postgres.rs`,
+//! feature `postgres`), and helpers for workers in the background, worker processes and
 //! Ruby Sidekiq (here).
 
 pub mod jobs;
 pub mod periodic;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod proxy;
 mod redis;
 
