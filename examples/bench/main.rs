@@ -16,6 +16,10 @@
 //! `unique [N]` prints the unique jobs' figures: one-at-a-time unique pushes against plain ones,
 //! refused duplicates, and a worker draining N unique jobs against N plain ones.
 //!
+//! `limits [N]` prints the limiters' figures: N uncontended `within_limit` calls of each kind
+//! (round trips and Redis commands per call), and a worker draining N no-op jobs that take an
+//! uncontended limiter against N that take none.
+//!
 //! `active-job [N] [ROUNDS]` prints what a job Rails pushed through ActiveJob costs beside the
 //! same job pushed plainly: decoding it, and a worker draining N of each.
 //!
@@ -40,6 +44,7 @@
 
 mod active_job;
 mod figures;
+mod limits;
 mod measure;
 mod metrics;
 #[cfg(feature = "postgres")]
@@ -155,6 +160,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             periodic::pass(&client, &redis.url(), number(1, 10_000)?).await
         }
         "unique" => unique::figures(number(1, 20_000)?).await,
+        "limits" => limits::figures(number(1, 20_000)?).await,
         "active-job" => active_job::figures(number(1, 20_000)?, number(2, 4)?).await,
         "paused" => paused::run(number(1, 5)?).await,
         #[cfg(feature = "postgres")]
@@ -170,8 +176,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
         other => Err(format!(
             "unknown command `{other}`; use `all [N]`, `extras [N]`, `periodic [ENTRIES]`, \
-             `unique [N]`, `active-job [N] [ROUNDS]`, `outbox [N] [ROWS]` (with --features \
-             postgres), `produce MODE N [GAP_MS]` or `work MODE N CONCURRENCY`"
+             `unique [N]`, `limits [N]`, `active-job [N] [ROUNDS]`, `outbox [N] [ROWS]` (with \
+             --features postgres), `produce MODE N [GAP_MS]` or `work MODE N CONCURRENCY`"
         )
         .into()),
     }

@@ -222,6 +222,34 @@ pub enum Error {
         reason: String,
     },
 
+    /// A [`Limiter`](crate::Limiter) was over its limit and stayed so for its `wait_timeout`.
+    /// Inside a job, `?` on it reschedules the job with backoff instead of failing it (see
+    /// [`limit`](crate::limit)).
+    #[error(
+        "limiter `{limiter}` is over its limit ({limit}); inside a job, `?` on this error \
+         reschedules the job with backoff, elsewhere try again later"
+    )]
+    OverLimit {
+        /// The limiter's name.
+        limiter: String,
+        /// Its limit, in words (`3 at once`, `10 per second`).
+        limit: String,
+        /// When it may have room again, when it can tell (not for a concurrent limiter, whose
+        /// holders may end at any time).
+        retry_after: Option<std::time::Duration>,
+        /// How a job that meets this error is rescheduled.
+        reschedule: crate::limit::Reschedule,
+    },
+
+    /// A [`Limiter`](crate::Limiter) that cannot be used: a name or size it cannot take.
+    #[error("cannot use the limiter `{name}`: {reason}")]
+    InvalidLimiter {
+        /// The limiter's name.
+        name: String,
+        /// What is wrong, and what is allowed.
+        reason: String,
+    },
+
     /// The worker itself failed (a bug: please report it).
     #[error("the worker failed: {reason}")]
     Worker {
@@ -254,6 +282,16 @@ impl Error {
     /// `true` when a client middleware stopped the job on purpose.
     pub fn is_stopped(&self) -> bool {
         matches!(self, Self::Stopped { .. })
+    }
+
+    /// `true` when a limiter was over its limit: this error is [`Error::OverLimit`], or a job
+    /// run in a testing mode failed with one ([`Error::Failed`]).
+    pub fn is_over_limit(&self) -> bool {
+        match self {
+            Self::OverLimit { .. } => true,
+            Self::Failed { error, .. } => error.is_over_limit(),
+            _ => false,
+        }
     }
 }
 
@@ -420,6 +458,22 @@ mod tests {
                 },
                 None,
             ),
+            (
+                Error::OverLimit {
+                    limiter: "stripe".to_owned(),
+                    limit: "3 at once".to_owned(),
+                    retry_after: None,
+                    reschedule: crate::limit::Reschedule::default(),
+                },
+                None,
+            ),
+            (
+                Error::InvalidLimiter {
+                    name: "a b".to_owned(),
+                    reason: "a name has no spaces".to_owned(),
+                },
+                Some("a name has no spaces"),
+            ),
         ]
     }
 
@@ -448,6 +502,8 @@ mod tests {
             Error::DuplicateJobName { .. } => 18,
             Error::PeriodicEnqueue { .. } => 19,
             Error::Postgres { .. } => 20,
+            Error::OverLimit { .. } => 21,
+            Error::InvalidLimiter { .. } => 22,
         }
     }
 
@@ -469,7 +525,7 @@ mod tests {
             .iter()
             .map(|(error, _)| variant(error))
             .collect();
-        assert_eq!(covered, (0..21).collect::<BTreeSet<_>>());
+        assert_eq!(covered, (0..23).collect::<BTreeSet<_>>());
     }
 
     #[test]

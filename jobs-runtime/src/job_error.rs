@@ -88,6 +88,13 @@ impl JobError {
     pub fn into_inner(self) -> BoxError {
         self.inner
     }
+
+    /// `true` when it was made from a limiter's [`Error::OverLimit`](crate::Error::OverLimit)
+    /// (found along the chain of causes too): the worker reschedules such a job rather than
+    /// failing it.
+    pub fn is_over_limit(&self) -> bool {
+        crate::limit::over_limit_of(self).is_some()
+    }
 }
 
 impl<E> From<E> for JobError

@@ -16,6 +16,8 @@
 //! - `outbox` (feature `postgres`): jobs pushed inside a PostgreSQL transaction, moved to Redis
 //!   once it commits.
 //! - [`metrics`]: execution metrics per job class, in Sidekiq 8's keys.
+//! - [`limit`], [`Limiter`]: limiters (concurrent, bucket, window, leaky, points) shared by
+//!   every process; a job over a limit is rescheduled.
 //! - [`api`]: reading and steering queues, sets, processes, periodic entries and stats (what the
 //!   dashboard shows).
 //! - [`testing`]: fake and inline modes, for tests without Redis.
@@ -35,6 +37,7 @@ mod expiry;
 mod jid;
 mod job;
 mod job_error;
+pub mod limit;
 pub mod metrics;
 mod options;
 #[cfg(feature = "otel")]
@@ -73,6 +76,7 @@ pub use error::Error;
 pub use jid::Jid;
 pub use job::{ArgCodec, ArgsDecoder, ArgsError, Job, JobArgument, JobFuture, codec};
 pub use job_error::{BoxError, IntoJobResult, JobError, RetryOverride};
+pub use limit::Limiter;
 pub use options::{Backtrace, JobOptions, LogLevel, Retry, UniqueUntil};
 pub use payload::Payload;
 pub use redis::url::DEFAULT_REDIS_URL;

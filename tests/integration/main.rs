@@ -36,6 +36,7 @@ mod hostile_fuzz;
 mod interop_ruby;
 mod job_logs;
 mod lifecycle;
+mod limits;
 mod metrics_browser;
 mod metrics_keys;
 mod metrics_web;

@@ -30,12 +30,16 @@
 //! [`PeriodicSet`] lists the periodic entries worker processes declared, with their next and
 //! last runs, and pauses, resumes or enqueues one now.
 //!
+//! [`Limits`] lists the limiters ([`crate::limit`]) with their use and over-limit counts, and
+//! resets one.
+//!
 //! [`Metrics`] reads the execution metrics per job class (Sidekiq 8's Metrics pages).
 //!
 //! Every change is one atomic Redis step that acts only if the job is still where it was read:
 //! a job that a worker or another dashboard moved in the meantime is left alone, and the call
 //! says so (`Ok(false)` or a smaller count). Reads never write.
 
+mod limits;
 mod metrics;
 mod names;
 mod page;
@@ -49,6 +53,7 @@ mod time;
 mod unique;
 mod work;
 
+pub use limits::{LimiterInfo, Limits, MAX_LIMITERS_LISTED};
 pub use metrics::{
     ClassMetrics, DeployMark, MAX_CLASS_CHARS, MAX_CLASSES_REPORTED, MAX_FILTER_CHARS, Metrics,
     MetricsPoint, MetricsReport, Period,

@@ -36,6 +36,9 @@ pub struct Stats {
     /// Jobs dropped unrun because they had not started within their `expires_in`
     /// (`jobs:stat:expired`).
     pub expired: u64,
+    /// Times a job was rescheduled because a limiter was over its limit
+    /// (`jobs:stat:overrated`; Sidekiq Enterprise's "overrated").
+    pub overrated: u64,
 }
 
 impl Stats {
@@ -55,10 +58,22 @@ impl Stats {
             .arg(-1)
             .smembers(keys.processes())
             .smembers(keys.queues())
-            .get(keys.expired());
+            .get(keys.expired())
+            .get(keys.overrated());
         // Entries and names are read as bytes: one that is not UTF-8 must not fail every page.
         #[allow(clippy::type_complexity)]
-        let (processed, failed, scheduled, retries, dead, oldest, identities, queues, expired): (
+        let (
+            processed,
+            failed,
+            scheduled,
+            retries,
+            dead,
+            oldest,
+            identities,
+            queues,
+            expired,
+            overrated,
+        ): (
             Option<u64>,
             Option<u64>,
             u64,
@@ -67,6 +82,7 @@ impl Stats {
             Option<Vec<u8>>,
             Vec<Vec<u8>>,
             Vec<Vec<u8>>,
+            Option<u64>,
             Option<u64>,
         ) = client.redis().query(&pipeline).await?;
         let (identities, queues) = (utf8_only(identities), utf8_only(queues));
@@ -96,6 +112,7 @@ impl Stats {
             default_queue_latency: oldest
                 .map_or(0.0, |raw| JobRecord::from_bytes(raw).latency(Utc::now())),
             expired: expired.unwrap_or(0),
+            overrated: overrated.unwrap_or(0),
         })
     }
 

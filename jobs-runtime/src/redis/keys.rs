@@ -164,6 +164,30 @@ impl Keys {
         format!("{}jobs:stat:expired", self.prefix)
     }
 
+    /// `jobs:stat:overrated`: how many times a job was rescheduled because a limiter it took
+    /// was over its limit (Sidekiq Enterprise's "overrated").
+    pub(crate) fn overrated(&self) -> String {
+        format!("{}jobs:stat:overrated", self.prefix)
+    }
+
+    /// `jobs:limit:{<name>}`: one limiter's hash (its kind and size, its state, its counts).
+    /// The braces make the name a hash tag, so a limiter's keys share one Cluster slot.
+    pub(crate) fn limit(&self, name: &str) -> String {
+        format!("{}jobs:limit:{{{name}}}", self.prefix)
+    }
+
+    /// `jobs:limit:{<name>}:held`: one limiter's sorted set: a concurrent limiter's leases
+    /// scored by when they run out, or a window limiter's calls scored by when they were made
+    /// (epoch ms).
+    pub(crate) fn limit_held(&self, name: &str) -> String {
+        format!("{}jobs:limit:{{{name}}}:held", self.prefix)
+    }
+
+    /// The `SCAN` pattern of every limiter's hash (the namespace is glob-escaped).
+    pub(crate) fn limit_pattern(&self) -> String {
+        format!("{}jobs:limit:{{*}}", escape_glob(&self.prefix))
+    }
+
     /// `j|%y%m%d|%-H:%M`: Sidekiq 8's execution metrics of one UTC minute, a hash of
     /// `<Class>|p`, `<Class>|f` and `<Class>|ms` (for example `j|250214|8:05`).
     pub(crate) fn metrics_minute(&self, at: chrono::DateTime<chrono::Utc>) -> String {
@@ -258,6 +282,10 @@ mod tests {
         assert_eq!(keys.clearing("ab"), "jobs:clearing:ab");
         #[cfg(feature = "postgres")]
         assert_eq!(keys.outbox_moved("ab12"), "jobs:outbox:ab12");
+        assert_eq!(keys.overrated(), "jobs:stat:overrated");
+        assert_eq!(keys.limit("customer:7"), "jobs:limit:{customer:7}");
+        assert_eq!(keys.limit_held("stripe"), "jobs:limit:{stripe}:held");
+        assert_eq!(keys.limit_pattern(), "jobs:limit:{*}");
         assert_eq!(keys.namespace(), None);
     }
 

@@ -111,6 +111,20 @@ fn code_only(source: &str) -> String {
 pub(crate) static QUEUE_CLEAR: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/queue_clear.lua")));
 
+/// One call of a limiter: a slot taken if there is room, by Redis's clock
+/// (`scripts/limit_acquire.lua`).
+pub(crate) static LIMIT_ACQUIRE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/limit_acquire.lua")));
+
+/// `scripts/limit_read.lua` without its comments: one limiter as the dashboard shows it (sent
+/// with `EVAL`, many to a pipeline).
+pub(crate) static LIMIT_READ_SOURCE: LazyLock<String> =
+    LazyLock::new(|| code_only(include_str!("scripts/limit_read.lua")));
+
+/// A limiter's state and counts cleared by hand (`scripts/limit_reset.lua`).
+pub(crate) static LIMIT_RESET: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/limit_reset.lua")));
+
 /// One call of [`PROMOTE`] being put together: members of one sorted set, each going to its
 /// queue (or to the dead set) as an edit of its stored text.
 pub(crate) struct Promotion<'a> {

@@ -85,6 +85,11 @@ impl FakeShared {
         Pushed::Queued(jid)
     }
 
+    /// The jobs' state, middleware, unique locks and limiters.
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
     /// The fake clock's time.
     pub(crate) fn now(&self) -> Timestamp {
         Timestamp::from(clock(self.store().ahead))
@@ -190,6 +195,21 @@ impl Fake {
     /// through the default client, as `perform_async` pushes. Other pushes are unchanged.
     pub fn periodic_client(self, client: &Client) -> Self {
         self.shared.periodic().set_client(client.clone());
+        self
+    }
+
+    /// Makes every call of the limiter `name` over its limit (while this fake is on, until
+    /// [`lift_over_limit`](Fake::lift_over_limit)): `within_limit` returns
+    /// [`Error::OverLimit`] at once, without running its work, so a test sees how a job
+    /// reacts.
+    pub fn force_over_limit(&self, name: &str) -> &Self {
+        self.shared.settings.limits().force(name);
+        self
+    }
+
+    /// Ends [`force_over_limit`](Fake::force_over_limit) for `name`.
+    pub fn lift_over_limit(&self, name: &str) -> &Self {
+        self.shared.settings.limits().lift(name);
         self
     }
 

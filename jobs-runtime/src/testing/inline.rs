@@ -45,6 +45,19 @@ impl Inline {
         self
     }
 
+    /// Makes every call of the limiter `name` over its limit, as
+    /// [`Fake::force_over_limit`](super::Fake::force_over_limit) does.
+    pub fn force_over_limit(&self, name: &str) -> &Self {
+        self.settings.limits().force(name);
+        self
+    }
+
+    /// Ends [`force_over_limit`](Inline::force_over_limit) for `name`.
+    pub fn lift_over_limit(&self, name: &str) -> &Self {
+        self.settings.limits().lift(name);
+        self
+    }
+
     /// Keeps inline mode on for `future` wherever it runs, as [`Fake::scope`](super::Fake::scope)
     /// does.
     pub fn scope<F: Future>(&self, future: F) -> impl Future<Output = F::Output> + use<F> {

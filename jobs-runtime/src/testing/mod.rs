@@ -52,6 +52,14 @@
 //! job run through the given server middleware with its timeout, a panic caught. A failure is
 //! [`Error::Failed`], carrying the job's error; retries do not apply.
 //!
+//! # Limiters in tests
+//!
+//! While a mode is on, [`Limiter`](crate::Limiter)s live in memory, one set per mode, with the
+//! same rules as in Redis (on the fake clock in fake mode). [`Fake::force_over_limit`] (and
+//! [`Inline::force_over_limit`]) makes every call of one limiter over its limit, to check how a
+//! job reacts: run by [`Fake::drain`], it fails with an error whose
+//! [`is_over_limit`](crate::Error::is_over_limit) is `true` (a worker would reschedule it).
+//!
 //! # Periodic jobs in tests
 //!
 //! A fake follows the periodic entries a worker of the test binary would: every
@@ -147,6 +155,15 @@ pub(crate) enum Active {
 /// of Redis.
 pub(crate) fn active() -> Option<Active> {
     scope::active()
+}
+
+/// The limiters of the testing mode on for the code running now, if any: limiters then live in
+/// memory instead of Redis.
+pub(crate) fn limits() -> Option<Arc<crate::limit::MemoryLimits>> {
+    match scope::active()? {
+        Active::Fake(shared) => Some(Arc::clone(shared.settings().limits())),
+        Active::Inline(settings) => Some(Arc::clone(settings.limits())),
+    }
 }
 
 /// The time pushes count from: the fake clock while fake mode is on, else the real time.

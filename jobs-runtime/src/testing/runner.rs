@@ -4,6 +4,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use super::locks::Locks;
 use crate::error::Error;
+use crate::limit::MemoryLimits;
 use crate::payload::Payload;
 use crate::registry::Registry;
 use crate::state::JobState;
@@ -38,12 +39,19 @@ impl Runner {
 pub(crate) struct Settings {
     runner: RwLock<Runner>,
     locks: Locks,
+    /// The limiters the mode's code calls, in memory.
+    limits: Arc<MemoryLimits>,
 }
 
 impl Settings {
     /// The unique locks the mode's pushes take.
     pub(crate) fn locks(&self) -> &Locks {
         &self.locks
+    }
+
+    /// The limiters the mode's code calls.
+    pub(crate) fn limits(&self) -> &Arc<MemoryLimits> {
+        &self.limits
     }
 
     /// A copy of the runner, to run jobs with no lock held.

@@ -21,6 +21,7 @@ pub(crate) enum Tab {
     Dead,
     Periodic,
     Metrics,
+    Limits,
 }
 
 /// A whole page: the header with its tabs, the summary of counts, then `content`.
@@ -57,6 +58,7 @@ fn frame(ctx: &Ctx, stats: &Stats, tab: Tab, title: &str, content: Markup, live:
         (Tab::Dead, "/morgue", "Dead", Some(stats.dead_size)),
         (Tab::Periodic, "/periodic", "Periodic", None),
         (Tab::Metrics, super::pages::metrics::PATH, "Metrics", None),
+        (Tab::Limits, "/limits", "Limits", None),
     ];
     let client = ctx.client();
     html! {

@@ -199,6 +199,7 @@ impl Dashboard {
                 "/periodic",
                 get(pages::periodic::page).post(pages::periodic::act),
             )
+            .route("/limits", get(pages::limits::page).post(pages::limits::act))
             .route(pages::metrics::PATH, get(pages::metrics::overview))
             .route("/metrics/classes/{name}", get(pages::metrics::class))
             .route("/metrics", get(prometheus::serve))

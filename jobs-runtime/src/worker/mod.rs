@@ -50,6 +50,7 @@ mod in_flight;
 mod liveness;
 pub(crate) mod middleware;
 mod order;
+mod overrated;
 mod retry;
 mod stats;
 mod tasks;

@@ -9,6 +9,7 @@ use tracing::Instrument;
 use super::execute::execute;
 use super::hooks::Exhausted;
 use super::logging::{Tags, logs_progress};
+use super::overrated;
 use super::retry::{Decision, describe_delay};
 use super::settle::Outcome;
 use super::shared::Shared;
@@ -108,7 +109,13 @@ async fn run_and_settle(shared: &Shared, fetched: Fetched, payload: Payload) -> 
     )
     .await;
     let elapsed = started.elapsed().as_secs_f64();
-    shared.counters.record(result.is_err());
+    // Over a limiter's limit, with reschedules left: a run, not a failure.
+    let over = result
+        .as_ref()
+        .err()
+        .and_then(|error| overrated::plan(&payload, error));
+    let failed = result.is_err() && over.is_none();
+    shared.counters.record(failed);
     if shared
         .registry
         .get(crate::active_job::job_name(&payload))
@@ -116,12 +123,9 @@ async fn run_and_settle(shared: &Shared, fetched: Fetched, payload: Payload) -> 
     {
         // As Sidekiq: a class the worker cannot run is not a class's run.
         let queue = &fetched.queue;
-        shared.metrics.record(
-            &payload,
-            queue,
-            Duration::from_secs_f64(elapsed),
-            result.is_err(),
-        );
+        shared
+            .metrics
+            .record(&payload, queue, Duration::from_secs_f64(elapsed), failed);
     }
     match result {
         Ok(()) => {
@@ -129,6 +133,10 @@ async fn run_and_settle(shared: &Shared, fetched: Fetched, payload: Payload) -> 
                 tracing::info!(elapsed = format_args!("{elapsed:.3}"), "done");
             }
             Processed::Succeeded(fetched, release, Ending::Succeeded)
+        }
+        Err(_) if let Some(plan) = over => {
+            Box::pin(overrated::reschedule(shared, &fetched, plan)).await;
+            Processed::Settled
         }
         Err(error) => {
             #[cfg(feature = "otel")]

@@ -28,6 +28,8 @@ pub(crate) enum Outcome<'a> {
     Move { json: &'a str },
     /// Into the retry set, as this JSON, at this time.
     Retry { json: &'a str, at: Timestamp },
+    /// Into the schedule set, as this JSON, at this time (a job over a limiter's limit).
+    Reschedule { json: &'a str, at: Timestamp },
     /// Into the dead set, as this JSON, releasing the unique lock it holds, if any.
     Dead {
         /// The job as stored in the dead set.
@@ -205,6 +207,15 @@ impl Settler {
             Outcome::Retry { json, at } => {
                 invocation
                     .key(keys.retry())
+                    .arg(taken)
+                    .arg("retry")
+                    .arg(at.as_epoch_seconds())
+                    .arg(json);
+            }
+            Outcome::Reschedule { json, at } => {
+                // The retry step's ZADD, into the schedule set.
+                invocation
+                    .key(keys.schedule())
                     .arg(taken)
                     .arg("retry")
                     .arg(at.as_epoch_seconds())

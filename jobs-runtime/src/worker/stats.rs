@@ -21,6 +21,8 @@ pub(crate) struct Counters {
     failed: AtomicU64,
     /// Jobs dropped unrun, past their `expires_in` (`jobs:stat:expired`).
     expired: AtomicU64,
+    /// Jobs rescheduled over a limiter's limit (`jobs:stat:overrated`).
+    overrated: AtomicU64,
 }
 
 impl Counters {
@@ -37,12 +39,18 @@ impl Counters {
         self.expired.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts one job rescheduled because a limiter was over its limit (a run, not a failure).
+    pub(crate) fn record_overrated(&self) {
+        self.overrated.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Writes the counts so far in one round trip; on failure they are kept for the next flush.
     pub(crate) async fn flush(&self, redis: &Connection, keys: &Keys) -> Result<(), Error> {
         let processed = self.processed.swap(0, Ordering::Relaxed);
         let failed = self.failed.swap(0, Ordering::Relaxed);
         let expired = self.expired.swap(0, Ordering::Relaxed);
-        if processed == 0 && failed == 0 && expired == 0 {
+        let overrated = self.overrated.swap(0, Ordering::Relaxed);
+        if processed == 0 && failed == 0 && expired == 0 && overrated == 0 {
             return Ok(());
         }
         let today = Utc::now().date_naive();
@@ -59,11 +67,15 @@ impl Counters {
         if expired > 0 {
             pipeline.incr(keys.expired(), expired).ignore();
         }
+        if overrated > 0 {
+            pipeline.incr(keys.overrated(), overrated).ignore();
+        }
         let result = redis.query::<()>(&pipeline).await;
         if result.is_err() {
             self.processed.fetch_add(processed, Ordering::Relaxed);
             self.failed.fetch_add(failed, Ordering::Relaxed);
             self.expired.fetch_add(expired, Ordering::Relaxed);
+            self.overrated.fetch_add(overrated, Ordering::Relaxed);
         }
         result
     }

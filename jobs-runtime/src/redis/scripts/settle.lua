@@ -8,7 +8,8 @@
 -- failure here leaves the job where it was rather than nowhere.
 --
 -- KEYS[1]  the working list
--- KEYS[2]  where the job goes: a queue list (requeue, move), the retry or dead sorted set
+-- KEYS[2]  where the job goes: a queue list (requeue, move), the retry (or, for a job over a
+--          limiter's limit, schedule) or dead sorted set
 -- KEYS[3]  queues, the set of queue names (a job sent to a queue registers it there, so the
 --          dashboard lists it even if someone deleted the queue meanwhile; best effort, so a
 --          `queues` key of the wrong type cannot stop the step half-way)

@@ -2,6 +2,7 @@
 
 pub(crate) mod busy;
 pub(crate) mod dashboard;
+pub(crate) mod limits;
 pub(crate) mod metrics;
 pub(crate) mod periodic;
 pub(crate) mod queues;

@@ -1,0 +1,402 @@
+//! Limiters against a real Redis and real worker processes: the most holders at once, the calls
+//! a bucket lets through, slots freed after `kill -9`, over-limit jobs rescheduled (byte for
+//! byte), the admin API and the Limits page, and limiters in fake mode.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use jobs::limit::{Per, Reschedule};
+use jobs::{JobContext, JobError, Limiter, job};
+use redis::AsyncCommands;
+
+use crate::support::jobs::{CallLog, Ledger, worker};
+use crate::support::{
+    ChildWorker, RunningWorker, TestRedis, counter, eventually, ledger_path, sorted_set,
+};
+use crate::web_http::{app, get, post};
+
+/// Milliseconds since the epoch, by this machine's clock (the one Redis reads too).
+fn epoch_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+}
+
+/// Appends `line` to the ledger, in a single write.
+fn ledger_line(ledger: &Ledger, line: &str) {
+    if let Some(path) = &ledger.0 {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .expect("open the ledger");
+        file.write_all(format!("{line}\n").as_bytes())
+            .expect("write the ledger");
+    }
+}
+
+/// Holds a slot of `concurrent("stripe", 3)` for `millis`; writes `hold <jid> <start> <end>`
+/// (ms) once done.
+#[job]
+pub async fn hold_stripe(
+    #[context] ctx: JobContext,
+    #[state] ledger: Ledger,
+    millis: u64,
+) -> Result<(), JobError> {
+    let stripe = Limiter::concurrent("stripe", 3)
+        .lock_timeout(Duration::from_secs(30))
+        .wait_timeout(Duration::from_secs(60));
+    let (start, end) = stripe
+        .within_limit(|| async {
+            let start = epoch_ms();
+            tokio::time::sleep(Duration::from_millis(millis)).await;
+            (start, epoch_ms())
+        })
+        .await?;
+    ledger_line(&ledger, &format!("hold {} {start} {end}", ctx.jid()));
+    Ok(())
+}
+
+/// Makes one call of `bucket("api", 10, :second)`, not waiting; writes `call <jid> <ms>` when
+/// it went through. Over the limit, it is rescheduled (1 s steps).
+#[job]
+pub async fn call_api(#[context] ctx: JobContext, #[state] ledger: Ledger) -> Result<(), JobError> {
+    let api = Limiter::bucket("api", 10, Per::Second)
+        .wait_timeout(Duration::ZERO)
+        .reschedule(Reschedule {
+            times: 20,
+            backoff: Duration::from_secs(1),
+        });
+    let at = api.within_limit(|| async { epoch_ms() }).await?;
+    ledger_line(&ledger, &format!("call {} {at}", ctx.jid()));
+    Ok(())
+}
+
+/// Holds a slot of `concurrent("lease", 2)`, with leases of 3 s, for a minute.
+#[job]
+pub async fn hold_lease(#[state] ledger: Ledger) -> Result<(), JobError> {
+    let lease = Limiter::concurrent("lease", 2).lock_timeout(Duration::from_secs(3));
+    lease
+        .within_limit(|| async {
+            ledger_line(&ledger, "holding");
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        })
+        .await?;
+    Ok(())
+}
+
+/// Takes `concurrent("busy", 1)` of the Redis at `redis_url` without waiting: over the limit
+/// while the test holds it.
+#[job]
+pub async fn take_busy(redis_url: String) -> Result<(), JobError> {
+    let client = jobs::Client::builder().url(redis_url).build()?;
+    Limiter::concurrent("busy", 1)
+        .wait_timeout(Duration::ZERO)
+        .client(&client)
+        .within_limit(|| async {})
+        .await?;
+    Ok(())
+}
+
+/// Calls `concurrent("stripe", 1)` in fake mode.
+#[job]
+pub async fn charge_within_limit(#[state] log: CallLog, cents: u64) -> Result<(), JobError> {
+    Limiter::concurrent("stripe", 1)
+        .within_limit(|| async { log.0.lock().unwrap().push(format!("charged {cents}")) })
+        .await?;
+    Ok(())
+}
+
+/// Reads a ledger's lines that start with `word`, split into their other words.
+fn ledger_rows(path: &std::path::Path, word: &str) -> Vec<Vec<String>> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split(' ');
+            (words.next() == Some(word)).then(|| words.map(str::to_owned).collect())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrent_limiter_never_has_more_holders_than_its_size_across_processes() {
+    let redis = TestRedis::start();
+    let ledger = ledger_path("limit-concurrent");
+    let client = redis.client();
+    let jobs: Vec<HoldStripe> = (0..400).map(|_| HoldStripe { millis: 20 }).collect();
+    client.perform_bulk(jobs).await.expect("push the jobs");
+    let env = [("JOBS_TEST_CONCURRENCY", "20")];
+    let _first = ChildWorker::spawn(&redis.url(), &ledger, &env);
+    let _second = ChildWorker::spawn(&redis.url(), &ledger, &env);
+    eventually(Duration::from_secs(120), "all 400 jobs done", async || {
+        ledger_rows(&ledger, "hold").len() >= 400
+    })
+    .await;
+
+    let holds = ledger_rows(&ledger, "hold");
+    let jids: HashSet<&String> = holds.iter().map(|row| &row[0]).collect();
+    assert_eq!(jids.len(), 400, "each job held the limiter once");
+    // Ends before starts at the same instant: a slot given back, then taken.
+    let mut events: Vec<(u128, i32)> = holds
+        .iter()
+        .flat_map(|row| [(row[1].parse().unwrap(), 1), (row[2].parse().unwrap(), -1)])
+        .collect();
+    events.sort();
+    let (mut holding, mut most) = (0, 0);
+    for (_, change) in events {
+        holding += change;
+        most = most.max(holding);
+    }
+    assert_eq!(most, 3, "the most holders at once");
+    assert_eq!(counter(&redis, "stat:failed").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_lets_its_size_through_each_second_and_reschedules_the_rest() {
+    let redis = TestRedis::start();
+    let ledger = ledger_path("limit-bucket");
+    let client = redis.client();
+    let jobs: Vec<CallApi> = (0..200).map(|_| CallApi {}).collect();
+    let pushed: HashSet<String> = client
+        .perform_bulk(jobs)
+        .await
+        .expect("push the jobs")
+        .into_iter()
+        .map(|jid| jid.to_string())
+        .collect();
+    let env = [("JOBS_TEST_CONCURRENCY", "20")];
+    let _worker = ChildWorker::spawn(&redis.url(), &ledger, &env);
+    eventually(Duration::from_secs(180), "all 200 calls made", async || {
+        ledger_rows(&ledger, "call").len() >= 200
+    })
+    .await;
+
+    let calls = ledger_rows(&ledger, "call");
+    let done: HashSet<String> = calls.iter().map(|row| row[0].clone()).collect();
+    assert_eq!(done, pushed, "every job made its call once, none lost");
+    let mut times: Vec<u128> = calls.iter().map(|row| row[1].parse().unwrap()).collect();
+    times.sort_unstable();
+    // Five whole seconds from the first call's second.
+    let from = times[0] / 1_000 * 1_000;
+    let within = times.iter().filter(|at| **at < from + 5_000).count();
+    assert!(
+        (45..=55).contains(&within),
+        "{within} calls in the first 5 s"
+    );
+    eventually(Duration::from_secs(10), "the counts flushed", async || {
+        counter(&redis, "stat:processed").await >= 200
+    })
+    .await;
+    assert_eq!(counter(&redis, "stat:failed").await, 0);
+    assert!(counter(&redis, "jobs:stat:overrated").await >= 100);
+    let mut raw = redis.raw().await;
+    let retries: u64 = raw.zcard("retry").await.unwrap();
+    let dead: u64 = raw.zcard("dead").await.unwrap();
+    assert_eq!((retries, dead), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slots_held_by_a_process_killed_with_kill_9_free_up_within_the_lock_timeout() {
+    let redis = TestRedis::start();
+    let ledger = ledger_path("limit-kill9");
+    let client = redis.client();
+    client.perform_async(HoldLease {}).await.unwrap();
+    client.perform_async(HoldLease {}).await.unwrap();
+    let mut holder = ChildWorker::spawn(&redis.url(), &ledger, &[]);
+    eventually(Duration::from_secs(30), "both slots held", async || {
+        ledger_rows(&ledger, "holding").len() == 2
+    })
+    .await;
+    let lease = Limiter::concurrent("lease", 2)
+        .lock_timeout(Duration::from_secs(3))
+        .client(&client);
+    let error = lease
+        .clone()
+        .wait_timeout(Duration::ZERO)
+        .within_limit(|| async {})
+        .await
+        .unwrap_err();
+    assert!(error.is_over_limit(), "{error}");
+    assert!(error.to_string().contains("`lease`"), "{error}");
+
+    holder.kill9();
+    let killed = Instant::now();
+    let waiting = lease.wait_timeout(Duration::from_secs(20));
+    let (first, second) = tokio::join!(
+        waiting.within_limit(|| tokio::time::sleep(Duration::from_millis(200))),
+        waiting.within_limit(|| tokio::time::sleep(Duration::from_millis(200))),
+    );
+    first.expect("a slot freed up");
+    second.expect("the other slot freed up");
+    let took = killed.elapsed();
+    // Each lease ran out at most 3 s after it was taken; the 2 s spare is for a loaded machine.
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+}
+
+#[tokio::test]
+async fn a_job_over_its_limit_is_rescheduled_with_every_other_byte_kept() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    // The test holds the one slot while the job runs.
+    let (release, held) = tokio::sync::oneshot::channel::<()>();
+    let (taken, is_taken) = tokio::sync::oneshot::channel::<()>();
+    let holder_client = client.clone();
+    let holder = tokio::spawn(async move {
+        Limiter::concurrent("busy", 1)
+            .client(&holder_client)
+            .within_limit(|| async move {
+                taken.send(()).unwrap();
+                let _ = held.await;
+            })
+            .await
+    });
+    is_taken.await.unwrap();
+    let json = format!(
+        r#"{{"class":"TakeBusy","args":["{}"],"retry":3,"queue":"default","jid":"0123456789abcdef01234567","created_at":1700000000.50,"x-note":{{"keep" : [1.0, "me"]}},"enqueued_at":1700000000.5}}"#,
+        redis.url()
+    );
+    let mut raw = redis.raw().await;
+    let _: () = raw.lpush("queue:default", &json).await.unwrap();
+    let _: () = raw.sadd("queues", "default").await.unwrap();
+    let running = RunningWorker::start(worker(&redis, &CallLog::default()));
+    eventually(Duration::from_secs(10), "the job rescheduled", async || {
+        !sorted_set(&redis, "schedule").await.is_empty()
+    })
+    .await;
+    running.stop(Duration::from_secs(10)).await;
+
+    let stored: Vec<(String, f64)> = raw.zrange_withscores("schedule", 0, -1).await.unwrap();
+    let expected = json.replace(
+        r#""enqueued_at":1700000000.5}"#,
+        r#""enqueued_at":1700000000.5,"overrated":1}"#,
+    );
+    assert_eq!(stored[0].0, expected);
+    // Within the first step of the default backoff (300 s).
+    let delay = stored[0].1 - crate::support::now();
+    assert!((-10.0..=300.0).contains(&delay), "{delay}");
+    assert_eq!(counter(&redis, "stat:failed").await, 0);
+    assert_eq!(counter(&redis, "jobs:stat:overrated").await, 1);
+    let retries: u64 = raw.zcard("retry").await.unwrap();
+    assert_eq!(retries, 0);
+
+    // The API and the page see the limiter, its holder and the call over its limit.
+    let limits = jobs::api::Limits::new(&client);
+    let busy = limits.get("busy").await.unwrap().expect("the limiter");
+    assert_eq!(busy.kind, jobs::limit::Kind::Concurrent);
+    assert_eq!((busy.size, busy.in_use, busy.calls), (1, 1.0, 1));
+    assert_eq!(busy.over_limit, 1);
+    assert!(busy.last_over_limit.is_some());
+    assert!(busy.expires_in.unwrap() > Duration::from_secs(3_600));
+    let listed = limits.list(100).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(),
+        ["busy"]
+    );
+    let dashboard = app(&client);
+    let page = get(&dashboard, "/jobs/limits").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("data-limiter=\"busy\""), "{}", page.body);
+    assert!(page.body.contains("1 at once"), "{}", page.body);
+    assert!(page.body.contains("1 jobs rescheduled over a limit"));
+    let reset = post(
+        &dashboard,
+        "/jobs/limits",
+        &[("name", "busy"), ("action", "reset")],
+    )
+    .await;
+    assert_eq!(reset.status, 303, "{}", reset.body);
+    let busy = limits.get("busy").await.unwrap().expect("still listed");
+    assert_eq!((busy.in_use, busy.calls, busy.over_limit), (0.0, 0, 0));
+    assert!(!limits.reset("missing").await.unwrap());
+
+    release.send(()).unwrap();
+    holder.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_limiter_named_per_customer_leaves_keys_that_expire() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    for id in 0..3 {
+        Limiter::window(format!("customer:{id}"), 2, Duration::from_secs(1))
+            .ttl(Duration::from_secs(2))
+            .client(&client)
+            .within_limit(|| async {})
+            .await
+            .unwrap();
+    }
+    let mut raw = redis.raw().await;
+    let ttl: i64 = raw.pttl("jobs:limit:{customer:1}").await.unwrap();
+    assert!((1..=2_000).contains(&ttl), "{ttl}");
+    let ttl: i64 = raw.pttl("jobs:limit:{customer:1}:held").await.unwrap();
+    assert!((1..=2_000).contains(&ttl), "{ttl}");
+    let invalid = Limiter::bucket("a b", 1, Per::Second)
+        .client(&client)
+        .within_limit(|| async {})
+        .await
+        .unwrap_err();
+    assert!(invalid.to_string().contains("no spaces"), "{invalid}");
+}
+
+#[tokio::test]
+async fn a_window_limiter_waits_for_room_within_its_wait_timeout() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let window = Limiter::window("search", 2, Duration::from_millis(500))
+        .wait_timeout(Duration::from_secs(5))
+        .client(&client);
+    let started = Instant::now();
+    for _ in 0..4 {
+        window.within_limit(|| async {}).await.unwrap();
+    }
+    // The third call waited for the first to leave the window.
+    assert!(started.elapsed() >= Duration::from_millis(450));
+    let error = window
+        .clone()
+        .wait_timeout(Duration::ZERO)
+        .within_limit(|| async {})
+        .await
+        .unwrap_err();
+    let jobs::Error::OverLimit { retry_after, .. } = error else {
+        panic!("{error}");
+    };
+    assert!(retry_after.is_some_and(|after| after <= Duration::from_millis(500)));
+}
+
+#[tokio::test]
+async fn in_fake_mode_limiters_live_in_memory_and_a_test_can_force_one_over() {
+    let fake = jobs::testing::fake();
+    let log = CallLog::default();
+    let fake = fake.state(log.clone());
+    let client = jobs::Client::builder()
+        .url("redis://127.0.0.1:1/0")
+        .build()
+        .unwrap();
+    ChargeWithinLimit::perform_async(5).await.unwrap();
+    fake.drain().await.expect("within the limit");
+    assert_eq!(log.entries(), ["charged 5"]);
+
+    fake.force_over_limit("stripe");
+    ChargeWithinLimit::perform_async(7).await.unwrap();
+    let error = fake.drain().await.unwrap_err();
+    assert!(error.is_over_limit(), "{error}");
+    assert_eq!(log.entries(), ["charged 5"]);
+    fake.lift_over_limit("stripe");
+
+    // Never reaches the (unreachable) Redis: a bucket of 2 an hour refuses the third call.
+    let hourly = Limiter::bucket("hourly", 2, Per::Hour)
+        .wait_timeout(Duration::ZERO)
+        .client(&client);
+    hourly.within_limit(|| async {}).await.unwrap();
+    hourly.within_limit(|| async {}).await.unwrap();
+    assert!(
+        hourly
+            .within_limit(|| async {})
+            .await
+            .unwrap_err()
+            .is_over_limit()
+    );
+}
