@@ -11,12 +11,15 @@
 //! ```json
 //! {"job_class":"ScoreGenerationJob","job_id":"0b5e4c5e-…","provider_job_id":null,
 //!  "queue_name":"default","priority":null,"arguments":[…],"executions":0,
-//!  "exception_executions":{},"locale":"en","timezone":"UTC","enqueued_at":"2026-12-06T10:00:00Z"}
+//!  "exception_executions":{},"locale":null,"timezone":null,"enqueued_at":"2026-12-06T10:00:00Z"}
 //! ```
 //!
 //! A job set to wait (`set(wait:)`) gets the same envelope, its `enqueued_at` the time of the
 //! push, as Rails 6.1 writes it; the delay is Sidekiq's (the `schedule` set). `locale` and
-//! `timezone` are a Rails app's defaults: Rust knows neither `I18n.locale` nor `Time.zone`.
+//! `timezone` are `null`, which Rails 6.1's `Core#deserialize` reads as the running app's own
+//! (`job_data["locale"] || I18n.locale.to_s`, `job_data["timezone"] || Time.zone&.name`): Rust
+//! knows neither, and a fixed `"en"`/`"UTC"` would run the job in UTC in an app whose
+//! `config.time_zone` is another, and fail with `I18n::InvalidLocale` in one without `:en`.
 //! The key order of the JSON text is `serde_json`'s (sorted), which no reader depends on.
 
 use chrono::{DateTime, Utc};
@@ -47,8 +50,8 @@ pub(crate) fn wrap(payload: &mut Payload, now: DateTime<Utc>) {
         ("arguments", Value::Array(arguments)),
         ("executions", Value::from(0)),
         ("exception_executions", Value::Object(Map::new())),
-        ("locale", Value::from("en")),
-        ("timezone", Value::from("UTC")),
+        ("locale", Value::Null),
+        ("timezone", Value::Null),
         ("enqueued_at", Value::String(iso8601(now))),
     ];
     let envelope: Map<String, Value> = envelope
@@ -128,7 +131,7 @@ mod tests {
         let mut expected = json!({
             "job_class": "ScoreGenerationJob", "job_id": job_id, "provider_job_id": null,
             "queue_name": "critical", "priority": null, "arguments": [42], "executions": 0,
-            "exception_executions": {}, "locale": "en", "timezone": "UTC",
+            "exception_executions": {}, "locale": null, "timezone": null,
             "enqueued_at": "2026-12-06T10:00:00Z"
         });
         assert_eq!(envelope, &expected);
