@@ -64,6 +64,12 @@ pub async fn tag_job(tags: std::collections::HashMap<String, String>) {
     let _ = tags;
 }
 
+/// Any JSON, for the reserved-key check on a value that looks like ActiveJob's own form.
+#[job(name = "AnyJob", active_job)]
+pub async fn any_job(input: Value) {
+    let _ = input;
+}
+
 /// A job of no arguments, for the Ruby app to report the zone and locale it runs in.
 #[job(name = "ZoneReportJob", active_job)]
 pub async fn zone_report_job() {}
@@ -570,4 +576,37 @@ async fn rails_runs_the_job_in_the_app_s_own_zone_and_locale() {
         reports[0],
         json!({"zone": "Berlin", "locale": "de", "timezone": "Berlin", "job_locale": "de"})
     );
+}
+
+#[tokio::test]
+async fn a_form_from_input_is_refused_even_when_valid() {
+    // Request input shaped as ActiveJob's record form, naming a record the caller chose: Rails
+    // refuses such a Hash, and so does the push (only `Typed` values make the form).
+    let _fake = testing::fake();
+    let admin = || json!({"_aj_globalid": "gid://shop/Admin/1"});
+    let tags = std::collections::HashMap::from([(
+        "_aj_globalid".to_owned(),
+        "gid://shop/Admin/1".to_owned(),
+    )]);
+    let error = TagJob::perform_async(tags).await.unwrap_err();
+    assert!(matches!(error, Error::Encode { .. }), "{error:?}");
+    assert!(
+        error.to_string().contains("argument `tags`: a hash has the key `_aj_globalid`"),
+        "{error}"
+    );
+    let date = json!({"_aj_serialized": "ActiveJob::Serializers::DateSerializer",
+                      "value": "2026-12-06"});
+    for (input, at) in [
+        (admin(), ""),
+        (json!({"owner": admin()}), " (at `.owner`)"),
+        (json!([1, admin()]), " (at `[1]`)"),
+        (json!({"on": date}), " (at `.on`)"),
+    ] {
+        let error = AnyJob::perform_async(input.clone()).await.unwrap_err();
+        assert!(matches!(error, Error::Encode { .. }), "{input}: {error:?}");
+        assert!(
+            error.to_string().contains(&format!("argument `input`: a hash{at} has the key `_aj_")),
+            "{input}: {error}"
+        );
+    }
 }

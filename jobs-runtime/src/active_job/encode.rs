@@ -20,7 +20,7 @@
 use serde_json::Value;
 
 use super::Typed;
-use super::serialize;
+use super::{serialize, typed};
 use crate::job::ArgCodec;
 
 /// One argument of an `active_job` job, for the expansion to encode; see the module docs.
@@ -58,7 +58,7 @@ pub trait BySerde {
 
 impl<T> BySerde for &Argument<'_, T> {
     fn active_job_argument(&self) -> Result<Value, serde_json::Error> {
-        let plain = (self.codec.encode)(self.value)?;
+        let plain = typed::encoding(|| (self.codec.encode)(self.value))?;
         serialize::argument(plain).map_err(|reason| named(self.name, &reason))
     }
 }
@@ -70,7 +70,7 @@ pub fn keywords<T>(
     codec: ArgCodec<T>,
     name: &'static str,
 ) -> Result<Value, serde_json::Error> {
-    let plain = (codec.encode)(value)?;
+    let plain = typed::encoding(|| (codec.encode)(value))?;
     serialize::keywords(plain).map_err(|reason| named(name, &reason))
 }
 

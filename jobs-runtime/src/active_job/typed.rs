@@ -105,6 +105,67 @@ impl<T: Typed> Typed for Vec<T> {
     }
 }
 
+/// The key [`serialize`] adds to each form it writes while an argument of an `active_job` job
+/// is encoded ([`encoding`]), so that `serialize.rs` can tell the forms Rust made from an
+/// object of the same shape that came from elsewhere (request input in a `serde_json::Value` or
+/// a `HashMap`), which it refuses as Rails refuses a Hash with a reserved key. Its value is
+/// [`marker`], random per process, so input cannot carry it. `serialize.rs` removes it: it is
+/// never stored, and outside [`encoding`] it is never written.
+const MARKER_KEY: &str = "_jobs_typed_form";
+
+/// The value of [`MARKER_KEY`]: 128 random bits, in hex, drawn once per process.
+fn marker() -> &'static str {
+    static MARKER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    MARKER.get_or_init(|| {
+        let bits: u128 = rand::random();
+        format!("{bits:032x}")
+    })
+}
+
+thread_local! {
+    /// How many [`encoding`] calls this thread is inside.
+    static ENCODING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Runs `encode`, the serde encoding of an argument of an `active_job` job that
+/// `serialize.rs` then serializes, with the forms [`serialize`] writes marked.
+pub(super) fn encoding<R>(encode: impl FnOnce() -> R) -> R {
+    /// Leaves the marking on a panic too.
+    struct Leave;
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            ENCODING.with(|depth| depth.set(depth.get().saturating_sub(1)));
+        }
+    }
+    ENCODING.with(|depth| depth.set(depth.get().saturating_add(1)));
+    let _leave = Leave;
+    encode()
+}
+
+/// `value` (what [`Typed::to_active_job`] wrote) with every object in it marked as a form
+/// Rust made.
+fn mark(value: Value) -> Value {
+    match value {
+        Value::Object(mut object) => {
+            object.insert(MARKER_KEY.to_owned(), Value::from(marker()));
+            Value::Object(object)
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(mark).collect()),
+        other => other,
+    }
+}
+
+/// Removes the mark of [`encoding`] from `object`; `true` when it had one.
+pub(super) fn take_mark(object: &mut Map<String, Value>) -> bool {
+    match object.get(MARKER_KEY) {
+        Some(Value::String(value)) if value == marker() => {
+            object.remove(MARKER_KEY);
+            true
+        }
+        _ => false,
+    }
+}
+
 /// Whether `object` is a form [`Typed`] writes, which an argument carries as it is: a
 /// GlobalID of a well-formed URI, or a Date, Time or TimeWithZone with a string `value`.
 pub(super) fn is_form(object: &Map<String, Value>) -> bool {
@@ -144,7 +205,12 @@ pub(super) fn is_form(object: &Map<String, Value>) -> bool {
 /// assert_eq!(read.start, period.start);
 /// ```
 pub fn serialize<T: Typed, S: Serializer>(value: &T, serializer: S) -> Result<S::Ok, S::Error> {
-    value.to_active_job().serialize(serializer)
+    let form = value.to_active_job();
+    if ENCODING.with(std::cell::Cell::get) > 0 {
+        mark(form).serialize(serializer)
+    } else {
+        form.serialize(serializer)
+    }
 }
 
 /// Serde's `deserialize_with` for such a field: reads the plain value (`"2026-12-06"`) or the
