@@ -79,6 +79,22 @@ pub(crate) fn renew(payload: &mut Payload, now: DateTime<Utc>) {
     }
 }
 
+/// Makes an ActiveJob job that is pushed again and again from one template (a periodic
+/// entry's job) into that template: the envelope without what [`renew`] gives each push
+/// (`job_id`, `enqueued_at`), and `queue_name` its queue, so that every process that builds
+/// the template writes the same bytes. Other jobs are left alone.
+pub(crate) fn template(payload: &mut Payload) {
+    if !is_wrapper(&payload.class) {
+        return;
+    }
+    let queue = payload.queue.clone();
+    if let [Value::Object(envelope)] = payload.args.as_mut_slice() {
+        envelope.remove("job_id");
+        envelope.remove("enqueued_at");
+        envelope.insert("queue_name".to_owned(), Value::String(queue));
+    }
+}
+
 /// A new ActiveJob `job_id`: a random (version 4) UUID, as Ruby's `SecureRandom.uuid`.
 fn job_id() -> String {
     let mut bytes: [u8; 16] = rand::random();
@@ -105,7 +121,7 @@ mod tests {
     use chrono::{TimeZone, Utc};
     use serde_json::json;
 
-    use super::{job_id, renew, wrap};
+    use super::{job_id, renew, template, wrap};
     use crate::payload::Payload;
 
     fn wrapped() -> Payload {
@@ -154,10 +170,27 @@ mod tests {
     }
 
     #[test]
-    fn renew_leaves_other_jobs_alone() {
+    fn renew_and_template_leave_other_jobs_alone() {
         let mut plain = Payload::new("Plain", vec![json!({"job_id": 1})]);
         renew(&mut plain, Utc::now());
+        template(&mut plain);
         assert_eq!(plain.args, vec![json!({"job_id": 1})]);
+    }
+
+    #[test]
+    fn a_template_has_no_ids_of_one_push_and_renew_gives_them() {
+        let mut payload = wrapped();
+        payload.queue = "low".to_owned();
+        template(&mut payload);
+        let expected = json!({
+            "job_class": "ScoreGenerationJob", "provider_job_id": null, "queue_name": "low",
+            "priority": null, "arguments": [42], "executions": 0,
+            "exception_executions": {}, "locale": null, "timezone": null
+        });
+        assert_eq!(payload.args, [expected]);
+        renew(&mut payload, Utc.with_ymd_and_hms(2026, 12, 7, 3, 0, 0).unwrap());
+        assert!(payload.args[0]["job_id"].is_string());
+        assert_eq!(payload.args[0]["enqueued_at"], "2026-12-07T03:00:00Z");
     }
 
     #[test]
