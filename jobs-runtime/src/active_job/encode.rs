@@ -113,6 +113,29 @@ mod tests {
                 .unwrap(),
             json!([date_form])
         );
+        // A tuple of typed and plain elements: each element in its form.
+        let pair = (Box::new(day), 7_i64);
+        assert_eq!(
+            (&Argument::new(&pair, codec::<(Box<Day>, i64)>(), "pair"))
+                .active_job_argument()
+                .unwrap(),
+            json!([date_form, 7])
+        );
+        let local = chrono::Utc::now().with_timezone(&chrono::Local);
+        assert_eq!(
+            (&Argument::new(&local, codec::<chrono::DateTime<chrono::Local>>(), "at"))
+                .active_job_argument()
+                .unwrap()["_aj_serialized"],
+            "ActiveJob::Serializers::TimeSerializer"
+        );
+        // A tuple with an element of neither kind goes through serde, as before.
+        let other = (day, vec!["a".to_owned()]);
+        assert_eq!(
+            (&Argument::new(&other, codec::<(Day, Vec<String>)>(), "other"))
+                .active_job_argument()
+                .unwrap(),
+            json!(["2026-12-06", ["a"]])
+        );
         let text = "2026-12-06".to_owned();
         assert_eq!(
             (&Argument::new(&text, codec::<String>(), "text"))
