@@ -392,8 +392,14 @@ async fn the_job_has_the_keys_and_arguments_of_a_rails_push() {
             assert_eq!(ours[key], theirs[key], "the envelope's `{key}`");
         }
         // Rails writes its app's own; Rust leaves them to the app that runs the job.
-        assert_eq!((&theirs["locale"], &theirs["timezone"]), (&json!("en"), &json!("UTC")));
-        assert_eq!((&ours["locale"], &ours["timezone"]), (&Value::Null, &Value::Null));
+        assert_eq!(
+            (&theirs["locale"], &theirs["timezone"]),
+            (&json!("en"), &json!("UTC"))
+        );
+        assert_eq!(
+            (&ours["locale"], &ours["timezone"]),
+            (&Value::Null, &Value::Null)
+        );
         for envelope in [ours, theirs] {
             assert!(
                 is_uuid_v4(envelope["job_id"].as_str().unwrap()),
@@ -591,7 +597,9 @@ async fn a_form_from_input_is_refused_even_when_valid() {
     let error = TagJob::perform_async(tags).await.unwrap_err();
     assert!(matches!(error, Error::Encode { .. }), "{error:?}");
     assert!(
-        error.to_string().contains("argument `tags`: a hash has the key `_aj_globalid`"),
+        error
+            .to_string()
+            .contains("argument `tags`: a hash has the key `_aj_globalid`"),
         "{error}"
     );
     let date = json!({"_aj_serialized": "ActiveJob::Serializers::DateSerializer",
@@ -605,7 +613,9 @@ async fn a_form_from_input_is_refused_even_when_valid() {
         let error = AnyJob::perform_async(input.clone()).await.unwrap_err();
         assert!(matches!(error, Error::Encode { .. }), "{input}: {error:?}");
         assert!(
-            error.to_string().contains(&format!("argument `input`: a hash{at} has the key `_aj_")),
+            error
+                .to_string()
+                .contains(&format!("argument `input`: a hash{at} has the key `_aj_")),
             "{input}: {error}"
         );
     }

@@ -269,7 +269,10 @@ async fn enqueue_now_of_an_active_job_entry_pushes_a_new_active_job_job_each_tim
     let queued = redis.queue("reports").await;
     assert_eq!(queued.len(), 2, "{queued:?}");
     let envelopes: Vec<&serde_json::Value> = queued.iter().map(|job| &job["args"][0]).collect();
-    assert_ne!(envelopes[0]["job_id"], envelopes[1]["job_id"], "{envelopes:?}");
+    assert_ne!(
+        envelopes[0]["job_id"], envelopes[1]["job_id"],
+        "{envelopes:?}"
+    );
     for envelope in envelopes {
         assert_eq!(envelope["job_class"], "NightlyJob");
         assert_eq!(envelope["queue_name"], "reports", "{envelope}");
@@ -279,6 +282,9 @@ async fn enqueue_now_of_an_active_job_entry_pushes_a_new_active_job_job_each_tim
         );
         let enqueued_at = envelope["enqueued_at"].as_str().unwrap_or_default();
         let at = chrono::DateTime::parse_from_rfc3339(enqueued_at).unwrap();
-        assert!((Utc::now() - at.to_utc()).num_seconds().abs() < 60, "{envelope}");
+        assert!(
+            (Utc::now() - at.to_utc()).num_seconds().abs() < 60,
+            "{envelope}"
+        );
     }
 }

@@ -188,7 +188,10 @@ mod tests {
             "exception_executions": {}, "locale": null, "timezone": null
         });
         assert_eq!(payload.args, [expected]);
-        renew(&mut payload, Utc.with_ymd_and_hms(2026, 12, 7, 3, 0, 0).unwrap());
+        renew(
+            &mut payload,
+            Utc.with_ymd_and_hms(2026, 12, 7, 3, 0, 0).unwrap(),
+        );
         assert!(payload.args[0]["job_id"].is_string());
         assert_eq!(payload.args[0]["enqueued_at"], "2026-12-07T03:00:00Z");
     }

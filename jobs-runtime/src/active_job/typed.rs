@@ -412,7 +412,10 @@ mod tests {
         assert_eq!(VecDeque::from([date()]).to_active_job(), json!([form]));
         assert_eq!(BTreeSet::from([date()]).to_active_job(), json!([form]));
         assert_eq!(HashSet::from([date()]).to_active_job(), json!([form]));
-        assert_eq!(Box::new([Some(date()), None]).to_active_job(), json!([form, null]));
+        assert_eq!(
+            Box::new([Some(date()), None]).to_active_job(),
+            json!([form, null])
+        );
     }
 
     #[test]
@@ -449,7 +452,9 @@ mod tests {
         );
         let summer = Utc.with_ymd_and_hms(2026, 7, 1, 10, 0, 0).unwrap();
         assert_eq!(
-            summer.with_timezone(&chrono_tz::Europe::Berlin).to_active_job()["value"],
+            summer
+                .with_timezone(&chrono_tz::Europe::Berlin)
+                .to_active_job()["value"],
             "2026-07-01T12:00:00.000000000+02:00"
         );
         let local = instant.with_timezone(&chrono::Local);

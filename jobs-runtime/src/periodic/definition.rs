@@ -182,10 +182,9 @@ mod tests {
 
     impl crate::job::Job for NightlyJob {
         const NAME: &'static str = "NightlyJob";
-        const OPTIONS: crate::options::JobOptions =
-            crate::options::JobOptions::DEFAULT
-                .with_active_job()
-                .with_cron("0 3 * * *");
+        const OPTIONS: crate::options::JobOptions = crate::options::JobOptions::DEFAULT
+            .with_active_job()
+            .with_cron("0 3 * * *");
         fn encode_args(&self) -> Result<Vec<serde_json::Value>, serde_json::Error> {
             Ok(vec![serde_json::json!(1)])
         }
