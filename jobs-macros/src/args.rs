@@ -174,7 +174,7 @@ impl JobArgs {
     }
 
     /// The options that do not go with `active_job`: a `name` that is no Ruby class name (Rails
-    /// looks the class up by it), and `cron`.
+    /// looks the class up by it).
     fn active_job_errors(&self) -> Vec<syn::Error> {
         let mut errors = Vec::new();
         if let Some(name) = &self.name
@@ -184,13 +184,6 @@ impl JobArgs {
                 name.span(),
                 "the `name` of an `active_job` job is the Ruby class Rails runs it as, so it must \
                  be a Ruby class name, like \"ScoreGenerationJob\" or \"Reports::DailyJob\"",
-            ));
-        }
-        if let Some(cron) = &self.cron {
-            errors.push(syn::Error::new(
-                cron.span(),
-                "`cron` does not go with `active_job` yet: push the ActiveJob job from a \
-                 periodic entry of its own, `Worker::periodic(name, cron, |tick| …)`",
             ));
         }
         errors

@@ -405,7 +405,16 @@ impl JobOptions {
         self
     }
 
-    /// These options with jobs pushed as ActiveJob jobs, for Rails to run.
+    /// These options with jobs pushed as ActiveJob jobs, for Rails to run: the payload is
+    /// wrapped in Rails's Sidekiq adapter wrapper and envelope (`docs/active-job.md`).
+    ///
+    /// Only the wrapping: `#[job(active_job)]` also serializes each argument as ActiveJob
+    /// does (Dates, Times and records in their forms, hashes marked `_aj_symbol_keys`, reserved
+    /// keys refused). On a hand-written `impl Job`, `encode_args`'s values become the
+    /// envelope's `arguments` as they are, so it must write ActiveJob's forms itself.
+    ///
+    /// A Rust worker that reads the job's queue runs the Rust job rather than Rails: push such
+    /// jobs to a queue only Rails's Sidekiq reads.
     pub const fn with_active_job(mut self) -> Self {
         self.active_job = true;
         self

@@ -64,6 +64,16 @@ pub async fn tag_job(tags: std::collections::HashMap<String, String>) {
     let _ = tags;
 }
 
+/// Any JSON, for the reserved-key check on a value that looks like ActiveJob's own form.
+#[job(name = "AnyJob", active_job)]
+pub async fn any_job(input: Value) {
+    let _ = input;
+}
+
+/// A job of no arguments, for the Ruby app to report the zone and locale it runs in.
+#[job(name = "ZoneReportJob", active_job)]
+pub async fn zone_report_job() {}
+
 /// What a run of the job saw, to compare with what was pushed.
 fn described(job: &ScoreGenerationJob) -> String {
     format!(
@@ -378,11 +388,18 @@ async fn the_job_has_the_keys_and_arguments_of_a_rails_push() {
             "arguments",
             "executions",
             "exception_executions",
-            "locale",
-            "timezone",
         ] {
             assert_eq!(ours[key], theirs[key], "the envelope's `{key}`");
         }
+        // Rails writes its app's own; Rust leaves them to the app that runs the job.
+        assert_eq!(
+            (&theirs["locale"], &theirs["timezone"]),
+            (&json!("en"), &json!("UTC"))
+        );
+        assert_eq!(
+            (&ours["locale"], &ours["timezone"]),
+            (&Value::Null, &Value::Null)
+        );
         for envelope in [ours, theirs] {
             assert!(
                 is_uuid_v4(envelope["job_id"].as_str().unwrap()),
@@ -508,4 +525,98 @@ async fn a_hash_with_a_key_activejob_reserves_is_refused() {
          `_aj_globalid`, which ActiveJob reserves for its own forms, so Rails would refuse it \
          too (ActiveJob::SerializationError): rename the key"
     );
+}
+
+/// A Rails app of another zone and locale: `config.time_zone = "Berlin"` sets
+/// `Time.zone_default`, `config.i18n.available_locales = [:de]` and `default_locale = :de`
+/// the locale. Its job reports the zone and locale `perform` runs in.
+const BERLIN_APP: &str = r#"
+require "sidekiq"
+require "active_job"
+require "active_support/all"
+require "json"
+ActiveJob::Base.queue_adapter = :sidekiq
+ActiveJob::Base.logger = Logger.new(nil)
+Time.zone_default = Time.find_zone!("Berlin")
+I18n.available_locales = [:de]
+I18n.default_locale = :de
+Sidekiq.options[:poll_interval_average] = 1
+
+class ZoneReportJob < ActiveJob::Base
+  def perform
+    report = { "zone" => Time.zone.name, "locale" => I18n.locale.to_s,
+               "timezone" => timezone, "job_locale" => locale }
+    Sidekiq.redis { |redis| redis.rpush("received", JSON.generate(report)) }
+  end
+end
+"#;
+
+#[tokio::test]
+async fn rails_runs_the_job_in_the_app_s_own_zone_and_locale() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    ZoneReportJob::set()
+        .client(&client)
+        .perform_async(())
+        .await
+        .unwrap();
+    let mut raw = redis.raw().await;
+    let queued: Vec<String> = raw.lrange("queue:default", 0, -1).await.unwrap();
+    let queued: Value = serde_json::from_str(&queued[0]).unwrap();
+    let envelope = &queued["args"][0];
+    assert_eq!(envelope["locale"], Value::Null, "{envelope}");
+    assert_eq!(envelope["timezone"], Value::Null, "{envelope}");
+
+    let scratch = Scratch::new(&redis);
+    let app = scratch.0.join("zone_report_job.rb");
+    std::fs::write(&app, BERLIN_APP).unwrap();
+    let _sidekiq = RubyWorker::start(
+        &redis,
+        &scratch.0,
+        &app,
+        &scratch.0.join("unused"),
+        &["default"],
+    );
+    let reports = received(&redis, 1, Duration::from_secs(30)).await;
+    assert_eq!(
+        reports[0],
+        json!({"zone": "Berlin", "locale": "de", "timezone": "Berlin", "job_locale": "de"})
+    );
+}
+
+#[tokio::test]
+async fn a_form_from_input_is_refused_even_when_valid() {
+    // Request input shaped as ActiveJob's record form, naming a record the caller chose: Rails
+    // refuses such a Hash, and so does the push (only `Typed` values make the form).
+    let _fake = testing::fake();
+    let admin = || json!({"_aj_globalid": "gid://shop/Admin/1"});
+    let tags = std::collections::HashMap::from([(
+        "_aj_globalid".to_owned(),
+        "gid://shop/Admin/1".to_owned(),
+    )]);
+    let error = TagJob::perform_async(tags).await.unwrap_err();
+    assert!(matches!(error, Error::Encode { .. }), "{error:?}");
+    assert!(
+        error
+            .to_string()
+            .contains("argument `tags`: a hash has the key `_aj_globalid`"),
+        "{error}"
+    );
+    let date = json!({"_aj_serialized": "ActiveJob::Serializers::DateSerializer",
+                      "value": "2026-12-06"});
+    for (input, at) in [
+        (admin(), ""),
+        (json!({"owner": admin()}), " (at `.owner`)"),
+        (json!([1, admin()]), " (at `[1]`)"),
+        (json!({"on": date}), " (at `.on`)"),
+    ] {
+        let error = AnyJob::perform_async(input.clone()).await.unwrap_err();
+        assert!(matches!(error, Error::Encode { .. }), "{input}: {error:?}");
+        assert!(
+            error
+                .to_string()
+                .contains(&format!("argument `input`: a hash{at} has the key `_aj_")),
+            "{input}: {error}"
+        );
+    }
 }

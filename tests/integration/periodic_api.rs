@@ -10,7 +10,12 @@ use redis::AsyncCommands;
 use serde_json::json;
 
 use crate::support::TestRedis;
-use crate::support::periodic::{declare_three, hash_of, write_hostile};
+use crate::support::jobs::{CallLog, worker};
+use crate::support::periodic::{declare, declare_three, hash_of, write_hostile};
+
+/// An ActiveJob job for Rails to run, pushed by a periodic entry.
+#[jobs::job(name = "NightlyJob", active_job)]
+pub async fn nightly_job() {}
 
 #[tokio::test]
 async fn the_set_lists_what_workers_declared() {
@@ -240,4 +245,46 @@ async fn hostile_entries_are_listed_with_what_is_wrong() {
     let refused = set.enqueue_now("not_json").await.unwrap_err();
     assert!(refused.to_string().contains("not JSON"), "{refused}");
     assert!(set.pause("bad_cron").await.unwrap(), "a hash can be paused");
+}
+
+#[tokio::test]
+async fn enqueue_now_of_an_active_job_entry_pushes_a_new_active_job_job_each_time() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let entry = || jobs::periodic::Periodic::job("nightly_aj", "0 3 * * *", NightlyJob {});
+    let one = worker(&redis, &CallLog::default()).periodic_entry(entry().queue("reports"));
+    declare(&redis, one, &["nightly_aj"]).await;
+    let declared = hash_of(&redis, "nightly_aj").await;
+    // A second process declares the same entry: the same bytes, so it is the one in force.
+    let two = worker(&redis, &CallLog::default()).periodic_entry(entry().queue("reports"));
+    declare(&redis, two, &["nightly_aj"]).await;
+    assert_eq!(
+        hash_of(&redis, "nightly_aj").await["definition"],
+        declared["definition"]
+    );
+
+    let set = PeriodicSet::new(&client);
+    set.enqueue_now("nightly_aj").await.unwrap().unwrap();
+    set.enqueue_now("nightly_aj").await.unwrap().unwrap();
+    let queued = redis.queue("reports").await;
+    assert_eq!(queued.len(), 2, "{queued:?}");
+    let envelopes: Vec<&serde_json::Value> = queued.iter().map(|job| &job["args"][0]).collect();
+    assert_ne!(
+        envelopes[0]["job_id"], envelopes[1]["job_id"],
+        "{envelopes:?}"
+    );
+    for envelope in envelopes {
+        assert_eq!(envelope["job_class"], "NightlyJob");
+        assert_eq!(envelope["queue_name"], "reports", "{envelope}");
+        assert!(
+            envelope["job_id"].as_str().is_some_and(|id| id.len() == 36),
+            "{envelope}"
+        );
+        let enqueued_at = envelope["enqueued_at"].as_str().unwrap_or_default();
+        let at = chrono::DateTime::parse_from_rfc3339(enqueued_at).unwrap();
+        assert!(
+            (Utc::now() - at.to_utc()).num_seconds().abs() < 60,
+            "{envelope}"
+        );
+    }
 }

@@ -20,7 +20,7 @@
 use serde_json::Value;
 
 use super::Typed;
-use super::serialize;
+use super::{serialize, typed};
 use crate::job::ArgCodec;
 
 /// One argument of an `active_job` job, for the expansion to encode; see the module docs.
@@ -58,7 +58,7 @@ pub trait BySerde {
 
 impl<T> BySerde for &Argument<'_, T> {
     fn active_job_argument(&self) -> Result<Value, serde_json::Error> {
-        let plain = (self.codec.encode)(self.value)?;
+        let plain = typed::encoding(|| (self.codec.encode)(self.value))?;
         serialize::argument(plain).map_err(|reason| named(self.name, &reason))
     }
 }
@@ -70,7 +70,7 @@ pub fn keywords<T>(
     codec: ArgCodec<T>,
     name: &'static str,
 ) -> Result<Value, serde_json::Error> {
-    let plain = (codec.encode)(value)?;
+    let plain = typed::encoding(|| (codec.encode)(value))?;
     serialize::keywords(plain).map_err(|reason| named(name, &reason))
 }
 
@@ -112,6 +112,29 @@ mod tests {
                 .active_job_argument()
                 .unwrap(),
             json!([date_form])
+        );
+        // A tuple of typed and plain elements: each element in its form.
+        let pair = (Box::new(day), 7_i64);
+        assert_eq!(
+            (&Argument::new(&pair, codec::<(Box<Day>, i64)>(), "pair"))
+                .active_job_argument()
+                .unwrap(),
+            json!([date_form, 7])
+        );
+        let local = chrono::Utc::now().with_timezone(&chrono::Local);
+        assert_eq!(
+            (&Argument::new(&local, codec::<chrono::DateTime<chrono::Local>>(), "at"))
+                .active_job_argument()
+                .unwrap()["_aj_serialized"],
+            "ActiveJob::Serializers::TimeSerializer"
+        );
+        // A tuple with an element of neither kind goes through serde, as before.
+        let other = (day, vec!["a".to_owned()]);
+        assert_eq!(
+            (&Argument::new(&other, codec::<(Day, Vec<String>)>(), "other"))
+                .active_job_argument()
+                .unwrap(),
+            json!(["2026-12-06", ["a"]])
         );
         let text = "2026-12-06".to_owned();
         assert_eq!(

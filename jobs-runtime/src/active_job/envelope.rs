@@ -11,12 +11,15 @@
 //! ```json
 //! {"job_class":"ScoreGenerationJob","job_id":"0b5e4c5e-…","provider_job_id":null,
 //!  "queue_name":"default","priority":null,"arguments":[…],"executions":0,
-//!  "exception_executions":{},"locale":"en","timezone":"UTC","enqueued_at":"2026-12-06T10:00:00Z"}
+//!  "exception_executions":{},"locale":null,"timezone":null,"enqueued_at":"2026-12-06T10:00:00Z"}
 //! ```
 //!
 //! A job set to wait (`set(wait:)`) gets the same envelope, its `enqueued_at` the time of the
 //! push, as Rails 6.1 writes it; the delay is Sidekiq's (the `schedule` set). `locale` and
-//! `timezone` are a Rails app's defaults: Rust knows neither `I18n.locale` nor `Time.zone`.
+//! `timezone` are `null`, which Rails 6.1's `Core#deserialize` reads as the running app's own
+//! (`job_data["locale"] || I18n.locale.to_s`, `job_data["timezone"] || Time.zone&.name`): Rust
+//! knows neither, and a fixed `"en"`/`"UTC"` would run the job in UTC in an app whose
+//! `config.time_zone` is another, and fail with `I18n::InvalidLocale` in one without `:en`.
 //! The key order of the JSON text is `serde_json`'s (sorted), which no reader depends on.
 
 use chrono::{DateTime, Utc};
@@ -47,8 +50,8 @@ pub(crate) fn wrap(payload: &mut Payload, now: DateTime<Utc>) {
         ("arguments", Value::Array(arguments)),
         ("executions", Value::from(0)),
         ("exception_executions", Value::Object(Map::new())),
-        ("locale", Value::from("en")),
-        ("timezone", Value::from("UTC")),
+        ("locale", Value::Null),
+        ("timezone", Value::Null),
         ("enqueued_at", Value::String(iso8601(now))),
     ];
     let envelope: Map<String, Value> = envelope
@@ -73,6 +76,22 @@ pub(crate) fn renew(payload: &mut Payload, now: DateTime<Utc>) {
         envelope.insert("job_id".to_owned(), Value::String(job_id()));
         envelope.insert("queue_name".to_owned(), Value::String(queue));
         envelope.insert("enqueued_at".to_owned(), Value::String(iso8601(now)));
+    }
+}
+
+/// Makes an ActiveJob job that is pushed again and again from one template (a periodic
+/// entry's job) into that template: the envelope without what [`renew`] gives each push
+/// (`job_id`, `enqueued_at`), and `queue_name` its queue, so that every process that builds
+/// the template writes the same bytes. Other jobs are left alone.
+pub(crate) fn template(payload: &mut Payload) {
+    if !is_wrapper(&payload.class) {
+        return;
+    }
+    let queue = payload.queue.clone();
+    if let [Value::Object(envelope)] = payload.args.as_mut_slice() {
+        envelope.remove("job_id");
+        envelope.remove("enqueued_at");
+        envelope.insert("queue_name".to_owned(), Value::String(queue));
     }
 }
 
@@ -102,7 +121,7 @@ mod tests {
     use chrono::{TimeZone, Utc};
     use serde_json::json;
 
-    use super::{job_id, renew, wrap};
+    use super::{job_id, renew, template, wrap};
     use crate::payload::Payload;
 
     fn wrapped() -> Payload {
@@ -128,7 +147,7 @@ mod tests {
         let mut expected = json!({
             "job_class": "ScoreGenerationJob", "job_id": job_id, "provider_job_id": null,
             "queue_name": "critical", "priority": null, "arguments": [42], "executions": 0,
-            "exception_executions": {}, "locale": "en", "timezone": "UTC",
+            "exception_executions": {}, "locale": null, "timezone": null,
             "enqueued_at": "2026-12-06T10:00:00Z"
         });
         assert_eq!(envelope, &expected);
@@ -151,10 +170,30 @@ mod tests {
     }
 
     #[test]
-    fn renew_leaves_other_jobs_alone() {
+    fn renew_and_template_leave_other_jobs_alone() {
         let mut plain = Payload::new("Plain", vec![json!({"job_id": 1})]);
         renew(&mut plain, Utc::now());
+        template(&mut plain);
         assert_eq!(plain.args, vec![json!({"job_id": 1})]);
+    }
+
+    #[test]
+    fn a_template_has_no_ids_of_one_push_and_renew_gives_them() {
+        let mut payload = wrapped();
+        payload.queue = "low".to_owned();
+        template(&mut payload);
+        let expected = json!({
+            "job_class": "ScoreGenerationJob", "provider_job_id": null, "queue_name": "low",
+            "priority": null, "arguments": [42], "executions": 0,
+            "exception_executions": {}, "locale": null, "timezone": null
+        });
+        assert_eq!(payload.args, [expected]);
+        renew(
+            &mut payload,
+            Utc.with_ymd_and_hms(2026, 12, 7, 3, 0, 0).unwrap(),
+        );
+        assert!(payload.args[0]["job_id"].is_string());
+        assert_eq!(payload.args[0]["enqueued_at"], "2026-12-07T03:00:00Z");
     }
 
     #[test]

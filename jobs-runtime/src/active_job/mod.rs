@@ -80,6 +80,18 @@ pub fn job_args(payload: &Payload) -> Result<Vec<Value>, ArgsError> {
     arguments::deserialize(active_job_arguments(payload)?)
 }
 
+/// What a unique lock of an ActiveJob payload is over: the wrapped job's name and the
+/// envelope's `arguments` as stored, which is what `set().unique_for(…)` on an `active_job`
+/// job takes its lock over, and never the envelope's `job_id` or `enqueued_at`, new each push.
+/// `None` for other payloads, and for a wrapper without an `arguments` array.
+pub(crate) fn lock_key(payload: &Payload) -> Option<(&str, Value)> {
+    if !is_wrapper(&payload.class) {
+        return None;
+    }
+    let arguments = active_job_arguments(payload).ok()?;
+    Some((job_name(payload), Value::Array(arguments.to_vec())))
+}
+
 /// The envelope's `arguments`, or why the payload has none.
 fn active_job_arguments(payload: &Payload) -> Result<&[Value], ArgsError> {
     let envelope = envelope(payload).ok_or_else(|| {

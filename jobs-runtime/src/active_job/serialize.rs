@@ -3,14 +3,17 @@
 //!
 //! `nil`, booleans, numbers and strings are themselves; an array is its elements, serialized;
 //! an object is a Hash with string keys, marked `"_aj_symbol_keys": []` as Rails marks one, its
-//! values serialized. The forms [`Typed`](super::Typed) writes (a Date, a Time, a record) are
-//! kept as they are. A hash with one of the keys ActiveJob reserves for its forms cannot be
-//! serialized, as Rails raises `ActiveJob::SerializationError` for it.
+//! values serialized. The forms [`Typed`](super::Typed) writes (a Date, a Time, a record)
+//! through `#[serde(with = "jobs::active_job::typed")]` are kept as they are: they carry the
+//! mark `typed::encoding` has them written with, which is removed here. Any other hash with one
+//! of the keys ActiveJob reserves for its forms cannot be serialized, as Rails raises
+//! `ActiveJob::SerializationError` for it, even one shaped as a valid form (request input
+//! naming a record).
 
 use serde_json::{Map, Value};
 
 use super::arguments::{RESERVED_KEYS, RUBY2_KEYWORDS_KEY, SYMBOL_KEYS_KEY};
-use super::typed::is_form;
+use super::typed::{is_form, take_mark};
 
 /// One positional argument, serialized; the error says which hash key is reserved, and where.
 pub(crate) fn argument(value: Value) -> Result<Value, String> {
@@ -42,8 +45,10 @@ fn serialize(value: Value, path: &mut String) -> Result<Value, String> {
             .map(|(index, item)| nested(path, format!("[{index}]"), |path| serialize(item, path)))
             .collect::<Result<Vec<_>, _>>()
             .map(Value::Array),
-        Value::Object(object) if is_form(&object) => Ok(Value::Object(object)),
-        Value::Object(object) => {
+        Value::Object(mut object) => {
+            if take_mark(&mut object) && is_form(&object) {
+                return Ok(Value::Object(object));
+            }
             let mut hash = hash(object, path)?;
             hash.insert(SYMBOL_KEYS_KEY.to_owned(), Value::Array(Vec::new()));
             Ok(Value::Object(hash))
@@ -123,16 +128,57 @@ mod tests {
         );
     }
 
+    #[derive(serde::Serialize)]
+    struct Period {
+        #[serde(with = "crate::active_job::typed")]
+        on: chrono::NaiveDate,
+        #[serde(with = "crate::active_job::typed")]
+        users: Vec<crate::GlobalId>,
+    }
+
+    fn period() -> Period {
+        Period {
+            on: chrono::NaiveDate::from_ymd_opt(2026, 12, 6).unwrap(),
+            users: vec![crate::GlobalId::new("shop", "User", "42")],
+        }
+    }
+
     #[test]
-    fn typed_forms_inside_are_kept() {
-        let date = chrono::NaiveDate::from_ymd_opt(2026, 12, 6)
-            .unwrap()
-            .to_active_job();
+    fn typed_forms_inside_are_kept_without_their_mark() {
+        let date = period().on.to_active_job();
         let user = json!({"_aj_globalid": "gid://shop/User/42"});
+        let encoded =
+            crate::active_job::typed::encoding(|| serde_json::to_value(period())).unwrap();
+        assert_ne!(encoded["on"], date, "marked while encoding");
         assert_eq!(
-            argument(json!({"on": date, "users": [user]})).unwrap(),
+            argument(encoded).unwrap(),
             json!({"on": date, "users": [user], "_aj_symbol_keys": []})
         );
+        // Outside an `active_job` argument's encoding, the `with` module writes no mark.
+        assert_eq!(
+            serde_json::to_value(period()).unwrap(),
+            json!({"on": date, "users": [user]})
+        );
+    }
+
+    #[test]
+    fn a_valid_form_not_made_by_typed_is_refused() {
+        let user = json!({"_aj_globalid": "gid://shop/Admin/1"});
+        let date = period().on.to_active_job();
+        for (value, at) in [
+            (user.clone(), ""),
+            (json!({"owner": user}), " (at `.owner`)"),
+            (json!([date]), " (at `[0]`)"),
+        ] {
+            let error = argument(value.clone()).unwrap_err();
+            assert!(
+                error.starts_with(&format!("a hash{at} has the key `_aj_")),
+                "{value}: {error}"
+            );
+        }
+        // A mark of another value is an ordinary key, and the reserved key still refused.
+        let forged = json!({"_aj_globalid": "gid://shop/Admin/1", "_jobs_typed_form": "0"});
+        assert!(argument(forged).is_err());
     }
 
     #[test]

@@ -154,8 +154,9 @@ impl PeriodicSet {
     /// Pushes the entry's job now, through this client (its middleware included), as "Enqueue
     /// now" in Sidekiq Enterprise: its class and arguments on its queue, with the options its
     /// declaration gives the job (`retry`, `tags` …), carrying `jobs_periodic` (the entry's
-    /// name) and no `jobs_tick`,
-    /// since it was pushed for no tick. A paused or disabled entry is pushed too. The entry's
+    /// name) and no `jobs_tick`, since it was pushed for no tick. An ActiveJob job's envelope
+    /// gets a new `job_id`, `enqueued_at` now and `queue_name` the entry's queue, as each
+    /// tick's does. A paused or disabled entry is pushed too. The entry's
     /// schedule and tick state are left alone: its next tick runs as planned, and its last run
     /// stays the last tick's. `None` when no such entry is declared.
     ///
@@ -180,6 +181,8 @@ impl PeriodicSet {
         for (key, value) in entry.options {
             let _ = payload.set(&key, value);
         }
+        // An ActiveJob job's envelope is a template: each push is a new ActiveJob job.
+        crate::active_job::envelope::renew(&mut payload, crate::testing::now().to_datetime());
         payload
             .extra
             .insert(PERIODIC_FIELD.to_owned(), Value::String(entry.name));

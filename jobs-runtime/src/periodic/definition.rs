@@ -177,6 +177,90 @@ mod tests {
         assert_eq!(first["arguments"], serde_json::json!([1]));
     }
 
+    /// An `active_job` job, as `#[job(active_job)]` declares one.
+    struct NightlyJob;
+
+    impl crate::job::Job for NightlyJob {
+        const NAME: &'static str = "NightlyJob";
+        const OPTIONS: crate::options::JobOptions = crate::options::JobOptions::DEFAULT
+            .with_active_job()
+            .with_cron("0 3 * * *");
+        fn encode_args(&self) -> Result<Vec<serde_json::Value>, serde_json::Error> {
+            Ok(vec![serde_json::json!(1)])
+        }
+        fn decode_args(_: Vec<serde_json::Value>) -> Result<Self, crate::job::ArgsError> {
+            Ok(Self)
+        }
+        fn perform(
+            self,
+            _: crate::context::JobContext,
+            _: &crate::state::JobState,
+        ) -> crate::job::JobFuture {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    #[test]
+    fn an_active_job_job_s_definition_is_the_same_in_every_process() {
+        // Each process builds the entry itself; the claim compares the bytes.
+        let make = || {
+            Periodic::job("nightly", "0 3 * * *", NightlyJob)
+                .queue("low")
+                .validate()
+                .unwrap()
+        };
+        let entry = make();
+        assert_eq!(entry.definition(), make().definition());
+        let definition: serde_json::Value = serde_json::from_str(entry.definition()).unwrap();
+        let template = &definition["args"][0];
+        assert_eq!(
+            template,
+            &serde_json::json!({"job_class": "NightlyJob", "provider_job_id": null,
+                "queue_name": "low", "priority": null, "arguments": [1], "executions": 0,
+                "exception_executions": {}, "locale": null, "timezone": null}),
+            "no job_id or enqueued_at of one process's build"
+        );
+        let tick = entry
+            .schedule
+            .next_after("2026-01-01T00:00:00Z".parse().unwrap())
+            .unwrap();
+        let (first, second) = (
+            entry.payload_for(tick).unwrap(),
+            entry.payload_for(tick).unwrap(),
+        );
+        let (first, second) = (&first.args[0], &second.args[0]);
+        assert!(first["job_id"].as_str().is_some_and(|id| id.len() == 36));
+        assert_ne!(first["job_id"], second["job_id"]);
+        assert!(first["enqueued_at"].is_string());
+        assert_eq!(first["queue_name"], "low");
+    }
+
+    #[test]
+    fn cron_on_an_active_job_job_pushes_an_active_job_job() {
+        // `#[job(name = "NightlyJob", active_job, cron = "0 3 * * *")]`, no arguments.
+        let registration = crate::registry::Registration::of::<NightlyJob>("here.rs:1");
+        let make = || {
+            super::super::of_job(&registration)
+                .unwrap()
+                .validate()
+                .unwrap()
+        };
+        let entry = make();
+        assert_eq!(entry.definition(), make().definition());
+        let tick = entry
+            .schedule
+            .next_after("2026-01-01T00:00:00Z".parse().unwrap())
+            .unwrap();
+        let job = entry.payload_for(tick).unwrap();
+        assert_eq!(job.class, crate::active_job::WRAPPERS[0]);
+        assert_eq!(job.extra["wrapped"], "NightlyJob");
+        let envelope = &job.args[0];
+        assert_eq!(envelope["job_class"], "NightlyJob");
+        assert_eq!(envelope["arguments"], serde_json::json!([]));
+        assert_eq!(envelope["queue_name"], "default");
+        assert!(envelope["job_id"].is_string() && envelope["enqueued_at"].is_string());
+    }
+
     #[test]
     fn a_schedule_that_never_falls_due_is_refused() {
         let started = std::time::Instant::now();

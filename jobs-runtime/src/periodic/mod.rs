@@ -258,13 +258,19 @@ impl Periodic {
                     return Err(fail("its job has no class".to_owned()));
                 }
                 Ok(payload) => {
-                    let template = payload.clone();
+                    // What every process builds alike: an ActiveJob job's envelope without
+                    // the ids of this build's push, which each push renews.
+                    let mut template = payload.clone();
+                    if let Some(queue) = &self.queue {
+                        template.queue.clone_from(queue);
+                    }
+                    crate::active_job::envelope::template(&mut template);
+                    let args = Some(template.args.clone());
                     let make: MakePayload = Arc::new(move |_| {
                         let mut payload = template.clone();
                         payload.jid = crate::jid::Jid::generate();
                         Ok(payload)
                     });
-                    let args = Some(payload.args.clone());
                     (
                         payload.class.clone(),
                         payload.queue.clone(),
@@ -307,11 +313,15 @@ fn options_of(payload: &Payload) -> Value {
 }
 
 /// The entry `#[job(cron = "…")]` declares on `job`, if any: named after the job, pushing it
-/// with no arguments and with the options the job declares, in UTC.
+/// with no arguments and with the options the job declares, in UTC; an `active_job` job as
+/// Rails pushes it (its envelope made a template by `validate`, renewed each tick).
 pub(crate) fn of_job(job: &crate::registry::Registration) -> Option<Periodic> {
     let options = job.options();
     let cron = options.cron?;
-    let payload = Payload::with_options(job.name(), Vec::new(), options);
+    let mut payload = Payload::with_options(job.name(), Vec::new(), options);
+    if options.active_job {
+        crate::active_job::envelope::wrap(&mut payload, chrono::Utc::now());
+    }
     Some(
         Periodic::with_source(job.name(), cron, JobSource::Fixed(Box::new(Ok(payload)))).origin(
             format!("#[job(cron)] on {} ({})", job.rust_type(), job.location()),

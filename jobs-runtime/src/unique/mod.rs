@@ -91,7 +91,8 @@ pub(crate) struct Request {
 
 /// The lock a push of `payload` takes, when it has a `unique_for`: checks the options, names
 /// the lock (over its arguments, when the payload does not carry a digest already, as a
-/// payload pushed by hand with the option does not), and sets how long it lives for a job due
+/// payload pushed by hand or given the option by a client middleware does not; over an
+/// ActiveJob job's name and envelope `arguments`, as `set().unique_for(…)` takes it), and sets how long it lives for a job due
 /// at `due`, pushed at `now`. The error says which option is wrong and why.
 pub(crate) fn request(
     payload: &mut Payload,
@@ -117,8 +118,14 @@ pub(crate) fn request(
     let digest = match payload.extra.get(LOCK).and_then(Value::as_str) {
         Some(digest) if !digest.is_empty() => digest.to_owned(),
         _ => {
-            let args = Value::Array(payload.args.clone());
-            let digest = lock_digest(&payload.class, &payload.queue, &args);
+            let digest = match crate::active_job::lock_key(payload) {
+                Some((name, arguments)) => lock_digest(name, &payload.queue, &arguments),
+                None => lock_digest(
+                    &payload.class,
+                    &payload.queue,
+                    &Value::Array(payload.args.clone()),
+                ),
+            };
             payload
                 .extra
                 .insert(LOCK.to_owned(), Value::from(digest.clone()));
@@ -269,6 +276,28 @@ mod tests {
         assert!(error.contains("\"success\" or \"start\""), "{error}");
         payload.extra.insert("unique_for".into(), json!(0));
         assert!(super::request(&mut payload, now, now).is_err());
+    }
+
+    #[test]
+    fn an_active_job_job_s_lock_is_over_its_arguments_not_its_envelope() {
+        // A client middleware sets `unique_for` on a job already wrapped: the lock is the one
+        // `set().unique_for(…)` takes, over the job's name and the envelope's `arguments`, not
+        // over the envelope's random `job_id`.
+        use crate::payload::Payload;
+        use crate::timestamp::Timestamp;
+        let now = Timestamp::from_epoch_seconds(1_000.0);
+        let push = || {
+            let mut payload = Payload::new("ScoreGenerationJob", vec![json!(1)]).queue("low");
+            crate::active_job::envelope::wrap(&mut payload, chrono::Utc::now());
+            payload.extra.insert("unique_for".into(), json!(60));
+            super::request(&mut payload, now, now).unwrap().unwrap()
+        };
+        let (first, second) = (push(), push());
+        assert_eq!(first.digest, second.digest);
+        assert_eq!(
+            first.digest,
+            lock_digest("ScoreGenerationJob", "low", &json!([1]))
+        );
     }
 
     #[test]

@@ -8,9 +8,15 @@ async fn nightly_cleanup() {}
 #[job(cron = "*/30 * * * * *")]
 async fn heartbeat_check() {}
 
+/// An ActiveJob job Rails runs, pushed every night by whichever worker claims the tick.
+#[job(name = "NightlyScoresJob", active_job, cron = "0 3 * * *")]
+async fn nightly_scores() {}
+
 fn main() {
     use jobs::Job;
     assert_eq!(NightlyCleanup::OPTIONS.cron, Some("0 3 * * *"));
     assert_eq!(NightlyCleanup::OPTIONS.queue, "low");
     assert_eq!(HeartbeatCheck::OPTIONS.cron, Some("*/30 * * * * *"));
+    assert_eq!(NightlyScores::OPTIONS.cron, Some("0 3 * * *"));
+    assert!(NightlyScores::OPTIONS.active_job);
 }
