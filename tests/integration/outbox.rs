@@ -578,3 +578,149 @@ async fn child_commit() {
     }
     tx.commit().await.unwrap();
 }
+
+/// An eager relay looping while many transactions commit at once: the relay and the
+/// committing processes move the same rows, and each job reaches Redis exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_racing_committing_processes_pushes_each_job_exactly_once() {
+    let redis = TestRedis::start();
+    let db = TestDatabase::start().await;
+    let client = redis.client();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let relay = {
+        let (relay, client, stop) = (
+            eager(db.pool()).batch(50),
+            redis.client(),
+            std::sync::Arc::clone(&stop),
+        );
+        tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                relay.run_once(&client).await.unwrap();
+            }
+        })
+    };
+    let mut committers = Vec::new();
+    for task in 0..8_u32 {
+        let (pool, client) = (db.pool().clone(), client.clone());
+        committers.push(tokio::spawn(async move {
+            let mut jids = Vec::new();
+            for round in 0..80_u32 {
+                let mut tx = jobs::outbox::begin_with(&pool, &client).await.unwrap();
+                for i in 0..=(round % 3) {
+                    let jid = tx
+                        .push(ScoreGeneration::set().queue("race"), day(task * 1_000 + i))
+                        .await
+                        .unwrap();
+                    jids.push(jid.as_str().to_owned());
+                }
+                tx.commit().await.unwrap();
+            }
+            jids
+        }));
+    }
+    let mut expected = HashSet::new();
+    for committer in committers {
+        expected.extend(committer.await.unwrap());
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    relay.await.unwrap();
+    eager(db.pool()).run_once(&client).await.unwrap();
+    let queued = queue_jids(&redis, "race").await;
+    assert_eq!(queued.len(), expected.len(), "no job lost, none twice");
+    assert_eq!(queued.into_iter().collect::<HashSet<_>>(), expected);
+    assert_eq!(db.outbox_rows().await, 0);
+}
+
+/// A statement that failed inside the transaction, its error ignored: PostgreSQL turns the
+/// `COMMIT` into a rollback (and sqlx returns `Ok`). No job may reach Redis, and `commit()`
+/// says the transaction rolled back.
+#[tokio::test]
+async fn a_transaction_a_failed_statement_rolled_back_pushes_nothing_and_says_so() {
+    let redis = TestRedis::start();
+    let db = TestDatabase::start().await;
+    let pool = db.pool();
+    sqlx::raw_sql("CREATE TABLE todos (id BIGINT PRIMARY KEY); INSERT INTO todos VALUES (1)")
+        .execute(pool)
+        .await
+        .unwrap();
+    let mut tx = jobs::outbox::begin_with(pool, &redis.client())
+        .await
+        .unwrap();
+    tx.perform_async(ScoreGeneration { date: day(0) })
+        .await
+        .unwrap();
+    let ignored = sqlx::query("INSERT INTO todos VALUES (1)")
+        .execute(&mut *tx)
+        .await;
+    assert!(ignored.is_err(), "a duplicate key");
+    let error = tx.commit().await.unwrap_err();
+    assert!(error.to_string().contains("rolled back"), "{error}");
+    assert!(redis.keys().await.is_empty(), "{:?}", redis.keys().await);
+    assert_eq!(db.outbox_rows().await, 0);
+    assert_eq!(eager(pool).run_once(&redis.client()).await.unwrap(), 0);
+}
+
+/// A proxy to `upstream` for one connection that it closes when the client sends its second
+/// `SCRIPT` (the second pipeline of a move: the first's reply has come back by then); any
+/// later connection is refused.
+async fn cut_at_second_pipeline(upstream: u16) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("redis://{}/0", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let Ok((client, _)) = listener.accept().await else {
+            return;
+        };
+        drop(listener);
+        let server = tokio::net::TcpStream::connect(("127.0.0.1", upstream))
+            .await
+            .unwrap();
+        let (mut client_read, mut client_write) = client.into_split();
+        let (mut server_read, mut server_write) = server.into_split();
+        let back =
+            tokio::spawn(async move { tokio::io::copy(&mut server_read, &mut client_write).await });
+        let (mut seen, mut buffer) = (Vec::new(), vec![0_u8; 64 * 1024]);
+        loop {
+            let read = client_read.read(&mut buffer).await.unwrap_or(0);
+            if read == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buffer[..read]);
+            if seen.windows(6).filter(|w| *w == b"SCRIPT").count() >= 2 {
+                break;
+            }
+            if server_write.write_all(&buffer[..read]).await.is_err() {
+                break;
+            }
+        }
+        back.abort();
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_counts_the_jobs_of_the_pipelines_that_went_before_a_failed_one() {
+    let redis = TestRedis::start();
+    let db = TestDatabase::start().await;
+    let client = Client::builder()
+        .url(cut_at_second_pipeline(redis.port()).await)
+        .connect_timeout(Duration::from_millis(500))
+        .reconnect_attempts(0)
+        .build()
+        .unwrap();
+    let mut tx = jobs::outbox::begin_with(db.pool(), &client).await.unwrap();
+    for i in 0..1_500 {
+        tx.push(ScoreGeneration::set().queue("orders"), day(i))
+            .await
+            .unwrap();
+    }
+    let committed = tx.commit().await.unwrap();
+    assert_eq!((committed.moved, committed.left), (1_000, 500));
+    assert_eq!(redis.queue("orders").await.len(), 1_000);
+    assert_eq!(db.outbox_rows().await, 500, "the moved rows are deleted");
+    assert_eq!(
+        eager(db.pool()).run_once(&redis.client()).await.unwrap(),
+        500
+    );
+    assert_eq!(queue_jids(&redis, "orders").await.len(), 1_500);
+}

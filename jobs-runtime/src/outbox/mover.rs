@@ -92,10 +92,20 @@ struct Target {
     buried: bool,
 }
 
+/// A move cut short: Redis could not be reached for a pipeline.
+#[derive(Debug)]
+pub(crate) struct Partial {
+    /// What became of the rows of the pipelines before it, in order (fewer than the rows).
+    pub(crate) outcomes: Vec<Outcome>,
+    /// Why the next pipeline failed.
+    pub(crate) error: Error,
+}
+
 /// Moves `rows` into the Redis of `client`, in their order; returns what became of each, in
-/// the same order. An error means Redis could not be reached (some rows may have moved: their
-/// marks say so), and every row stays where it was.
-pub(crate) async fn push(client: &Client, rows: &[Row]) -> Result<Vec<Outcome>, Error> {
+/// the same order. An error means Redis could not be reached for a pipeline: it carries the
+/// outcomes of the pipelines before; the rows of the failed one and after may have moved (their
+/// marks say so) and are to be moved again.
+pub(crate) async fn push(client: &Client, rows: &[Row]) -> Result<Vec<Outcome>, Partial> {
     let now = crate::testing::now();
     let targets: Vec<Target> = rows.iter().map(|row| target(client, row, now)).collect();
     if let Some(mode) = crate::testing::active() {
@@ -106,8 +116,12 @@ pub(crate) async fn push(client: &Client, rows: &[Row]) -> Result<Vec<Outcome>, 
                 continue;
             }
             let pushed =
-                crate::testing::deliver(&mode, &target.json, target.at, target.lock.as_ref())
-                    .await?;
+                match crate::testing::deliver(&mode, &target.json, target.at, target.lock.as_ref())
+                    .await
+                {
+                    Ok(pushed) => pushed,
+                    Err(error) => return Err(Partial { outcomes, error }),
+                };
             outcomes.push(match pushed {
                 crate::Pushed::Duplicate(holder) => Outcome::Duplicate {
                     holder: holder.as_str().to_owned(),
@@ -129,7 +143,10 @@ pub(crate) async fn push(client: &Client, rows: &[Row]) -> Result<Vec<Outcome>, 
             }
             end += 1;
         }
-        outcomes.extend(call(client, &rows[start..end], &targets[start..end]).await?);
+        match call(client, &rows[start..end], &targets[start..end]).await {
+            Ok(called) => outcomes.extend(called),
+            Err(error) => return Err(Partial { outcomes, error }),
+        }
         start = end;
     }
     for (row, outcome) in rows.iter().zip(&outcomes) {

@@ -116,7 +116,11 @@ impl Relay {
                 last: after,
             }));
         };
-        let outcomes = mover::push(client, &rows).await?;
+        // A pipeline that failed rolls the batch back: the rows of those before are marked,
+        // so the next round deletes them without pushing them again.
+        let outcomes = mover::push(client, &rows)
+            .await
+            .map_err(|partial| partial.error)?;
         let done: Vec<_> = rows
             .iter()
             .zip(&outcomes)

@@ -57,17 +57,18 @@ pub(crate) struct Row {
     pub(crate) run_at: Option<f64>,
 }
 
-/// Writes a job to the outbox inside the caller's transaction; returns its row's id.
+/// Writes a job to the outbox inside the caller's transaction; returns its row's id and the
+/// transaction's id (`txid_current()`, to ask after the `COMMIT` whether it committed).
 pub(crate) async fn insert(
     connection: &mut PgConnection,
     jid: &str,
     queue: &str,
     payload: &str,
     run_at: Option<f64>,
-) -> Result<i64, Error> {
-    sqlx::query_scalar(
+) -> Result<(i64, i64), Error> {
+    sqlx::query_as(
         "INSERT INTO jobs_outbox (jid, queue, payload, run_at) VALUES ($1, $2, $3, $4) \
-         RETURNING id",
+         RETURNING id, txid_current()",
     )
     .bind(jid)
     .bind(queue)
@@ -121,6 +122,33 @@ pub(crate) async fn claim(
             run_at,
         })
         .collect())
+}
+
+/// Locks the rows `ids` that are there and that no other transaction holds (the relay moving
+/// them), as [`claim`] does; returns their ids, in order. A committing process moves only these:
+/// the rows the relay holds or has deleted are the relay's.
+pub(crate) async fn claim_own(
+    connection: &mut PgConnection,
+    ids: &[i64],
+) -> Result<Vec<i64>, Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM jobs_outbox WHERE id = ANY($1) ORDER BY id FOR UPDATE SKIP LOCKED",
+    )
+    .bind(ids)
+    .fetch_all(connection)
+    .await
+    .map_err(postgres("read the transaction's jobs back from the outbox"))
+}
+
+/// Whether the transaction `xid` (from [`insert`]) was rolled back: a `COMMIT` of a transaction
+/// in which a statement failed rolls it back, and the driver reports no error.
+pub(crate) async fn rolled_back(connection: &mut PgConnection, xid: i64) -> Result<bool, Error> {
+    let status: Option<String> = sqlx::query_scalar("SELECT txid_status($1)")
+        .bind(xid)
+        .fetch_one(connection)
+        .await
+        .map_err(postgres("ask whether the transaction committed"))?;
+    Ok(status.as_deref() == Some("aborted"))
 }
 
 /// Deletes the rows `ids`.

@@ -1,5 +1,6 @@
 //! The transaction a controller writes its data and pushes its jobs in.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::time::Duration;
@@ -47,8 +48,10 @@ pub struct Transaction {
     pool: PgPool,
     /// The client the jobs go through, once known.
     client: Option<Client>,
-    /// The rows written, in push order.
+    /// The rows written, in push order (which is id order).
     rows: Vec<Row>,
+    /// The transaction's id in PostgreSQL, once a row is written.
+    xid: Option<i64>,
 }
 
 /// What [`Transaction::commit`] did with the transaction's jobs, once the transaction had
@@ -59,8 +62,9 @@ pub struct Committed {
     /// Jobs that reached Redis (a unique job refused there as a duplicate counts too: it is
     /// settled).
     pub moved: usize,
-    /// Jobs left in the outbox because Redis could not be reached or refused them: the relay in
-    /// the workers moves them later. They are safe: the transaction committed them.
+    /// Jobs left to the relay in the workers: Redis could not be reached or refused them,
+    /// PostgreSQL could not be reached right after the commit, or the relay was moving them
+    /// already (it moves them, once). They are safe: the transaction committed them.
     pub left: usize,
 }
 
@@ -77,6 +81,7 @@ impl Transaction {
             pool: pool.clone(),
             client,
             rows: Vec::new(),
+            xid: None,
         })
     }
 
@@ -137,8 +142,12 @@ impl Transaction {
     }
 
     /// Commits the transaction, then moves its jobs to Redis at once and deletes them from the
-    /// outbox. An error means the transaction did not commit (or, for a connection lost during
-    /// the `COMMIT`, that PostgreSQL may have committed it: then the relay moves its jobs).
+    /// outbox: it locks its rows again in a short transaction of its own, as the relay does, so
+    /// the two never both push a row. An error means the transaction did not commit (or, for a
+    /// connection lost during the `COMMIT`, that PostgreSQL may have committed it: then the
+    /// relay moves its jobs). That includes a transaction PostgreSQL rolled back at the `COMMIT`
+    /// because a statement in it had failed and the app went on (sqlx reports no error then):
+    /// once it has pushed a job, `commit()` finds that out and returns [`Error::Postgres`].
     /// Once it has committed, the jobs are safe whatever happens to Redis or to this process:
     /// what cannot move now is [`left`](Committed::left) for the relay, and logged.
     pub async fn commit(self) -> Result<Committed, Error> {
@@ -147,13 +156,16 @@ impl Transaction {
             pool,
             client,
             rows,
+            xid,
         } = self;
         inner
             .commit()
             .await
             .map_err(postgres("commit the transaction"))?;
-        match client {
-            Some(client) if !rows.is_empty() => Ok(move_committed(&client, &pool, &rows).await),
+        match (client, xid) {
+            (Some(client), Some(xid)) if !rows.is_empty() => {
+                move_committed(&client, &pool, &rows, xid).await
+            }
             _ => Ok(Committed::default()),
         }
     }
@@ -179,7 +191,8 @@ impl Transaction {
         let client = self.client_for(&class, via)?;
         let (jid, queue, json, at) = client.prepare_unsent(payload, at).await?;
         let run_at = at.map(Timestamp::as_epoch_seconds);
-        let id = table::insert(&mut self.inner, jid.as_str(), &queue, &json, run_at).await?;
+        let (id, xid) = table::insert(&mut self.inner, jid.as_str(), &queue, &json, run_at).await?;
+        self.xid = Some(xid);
         self.rows.push(Row {
             id,
             jid: jid.as_str().to_owned(),
@@ -222,33 +235,97 @@ impl Transaction {
 }
 
 /// Moves the rows of a committed transaction to Redis and deletes them; says how many moved.
-/// Whatever fails is logged and left to the relay.
-async fn move_committed(client: &Client, pool: &PgPool, rows: &[Row]) -> Committed {
-    let outcomes = match mover::push(client, rows).await {
-        Ok(outcomes) => outcomes,
+/// It first locks the rows again (`FOR UPDATE SKIP LOCKED`, as the relay reads them) in a
+/// transaction of its own, and moves only those: a row the relay holds or has deleted is the
+/// relay's. None of them there means the relay has them all, or the transaction rolled back:
+/// PostgreSQL's record of the transaction tells which. Whatever fails is logged and left to the
+/// relay.
+async fn move_committed(
+    client: &Client,
+    pool: &PgPool,
+    rows: &[Row],
+    xid: i64,
+) -> Result<Committed, Error> {
+    let all_left = Committed {
+        moved: 0,
+        left: rows.len(),
+    };
+    let unreachable = |error: &Error| {
+        tracing::warn!(
+            %error,
+            jobs = rows.len(),
+            "committed, but cannot read the transaction's jobs back from the outbox now; they \
+             wait there for the relay"
+        );
+    };
+    let mut tx = match pool.begin().await {
+        Ok(tx) => tx,
         Err(error) => {
-            tracing::warn!(
-                %error,
-                jobs = rows.len(),
-                "committed, but cannot move the transaction's jobs to Redis now; they wait in \
-                 the outbox for the relay"
-            );
-            return Committed {
-                moved: 0,
-                left: rows.len(),
-            };
+            unreachable(&postgres("begin a transaction")(error));
+            return Ok(all_left);
         }
     };
-    let done: Vec<&Row> = rows
+    let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
+    let own = match table::claim_own(&mut tx, &ids).await {
+        Ok(own) => own,
+        Err(error) => {
+            unreachable(&error);
+            return Ok(all_left);
+        }
+    };
+    if own.is_empty() {
+        return match table::rolled_back(&mut tx, xid).await {
+            Ok(true) => Err(Error::Postgres {
+                action: "commit the transaction".to_owned(),
+                reason: "it was rolled back instead, because a statement in it had failed (an \
+                         error ignored inside a transaction aborts it, and PostgreSQL then turns \
+                         its COMMIT into a rollback); nothing of it was saved, and none of its \
+                         jobs was pushed"
+                    .to_owned(),
+            }),
+            // Committed, and the relay is moving them or has moved them.
+            Ok(false) => Ok(all_left),
+            Err(error) => {
+                unreachable(&error);
+                Ok(all_left)
+            }
+        };
+    }
+    let own: Cow<'_, [Row]> = if own.len() == rows.len() {
+        Cow::Borrowed(rows)
+    } else {
+        Cow::Owned(
+            rows.iter()
+                .filter(|row| own.binary_search(&row.id).is_ok())
+                .cloned()
+                .collect(),
+        )
+    };
+    let outcomes = match mover::push(client, &own).await {
+        Ok(outcomes) => outcomes,
+        Err(partial) => {
+            tracing::warn!(
+                error = %partial.error,
+                jobs = own.len() - partial.outcomes.len(),
+                "committed, but cannot move all of the transaction's jobs to Redis now; the \
+                 rest wait in the outbox for the relay"
+            );
+            partial.outcomes
+        }
+    };
+    let done: Vec<&Row> = own
         .iter()
         .zip(&outcomes)
         .filter(|(_, outcome)| outcome.is_done())
         .map(|(row, _)| row)
         .collect();
     let ids: Vec<i64> = done.iter().map(|row| row.id).collect();
-    let deleted = match pool.acquire().await {
-        Ok(mut connection) => table::delete(&mut connection, &ids).await,
-        Err(error) => Err(postgres("delete the moved jobs from the outbox")(error)),
+    let deleted = match table::delete(&mut tx, &ids).await {
+        Ok(()) => tx
+            .commit()
+            .await
+            .map_err(postgres("delete the moved jobs from the outbox")),
+        Err(error) => Err(error),
     };
     match deleted {
         Ok(()) => mover::forget_marks(client, done.iter().map(|row| row.jid.as_str())).await,
@@ -259,10 +336,10 @@ async fn move_committed(client: &Client, pool: &PgPool, rows: &[Row]) -> Committ
              them without pushing them again"
         ),
     }
-    Committed {
+    Ok(Committed {
         moved: done.len(),
         left: rows.len() - done.len(),
-    }
+    })
 }
 
 impl Deref for Transaction {
