@@ -445,8 +445,9 @@ fn spawn_committer(db: &TestDatabase, redis_url: &str, jobs: u32) -> std::proces
 async fn a_process_killed_between_its_commit_and_its_push_loses_no_job() {
     let redis = TestRedis::start();
     let db = TestDatabase::start().await;
-    // The committing process's Redis accepts connections and never answers, so it is caught
-    // between its commit and its push.
+    // The committing process's Redis accepts connections and never answers, and the child's
+    // client waits ten minutes for it, so the child is caught between its commit and its push
+    // until it is killed, however slow the machine.
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let silent_url = format!("redis://{}/0", silent.local_addr().unwrap());
     let held = tokio::spawn(async move {
@@ -554,7 +555,9 @@ async fn a_process_killed_between_its_push_and_its_delete_pushes_each_job_once()
 }
 
 /// The committing process the crash tests start and kill: commits `JOBS_TEST_OUTBOX_JOBS` jobs
-/// for queue `outbox` in one transaction, through the Redis at `REDIS_URL`.
+/// for queue `outbox` in one transaction, through the Redis at `REDIS_URL`. Its client waits
+/// ten minutes for a connection or a reply, without reconnecting: a Redis that never answers
+/// holds it between its commit and its push until the test kills it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "run as a committing process by the crash tests of this module"]
 async fn child_commit() {
@@ -569,7 +572,13 @@ async fn child_commit() {
     let pool = PgPool::connect(&std::env::var("DATABASE_URL").unwrap())
         .await
         .unwrap();
-    let client = Client::from_env().unwrap();
+    let client = Client::builder()
+        .url(std::env::var("REDIS_URL").unwrap())
+        .connect_timeout(Duration::from_secs(600))
+        .response_timeout(Duration::from_secs(600))
+        .reconnect_attempts(0)
+        .build()
+        .unwrap();
     let mut tx = jobs::outbox::begin_with(&pool, &client).await.unwrap();
     for i in 0..jobs {
         tx.push(ScoreGeneration::set().queue("outbox"), day(i))
