@@ -2,10 +2,12 @@
 //!
 //! The first test that asks starts it: `initdb` into a temporary directory, then `pg_ctl start`
 //! on a free port of 127.0.0.1 with its socket in that directory and `fsync` off (as the user
-//! `postgres` when the tests run as root, which `initdb` refuses). A watcher process started
-//! beside it waits for the test binary to exit, however it exits (a failed test, a panic,
-//! `kill -9`), then stops the server by its PID (SIGQUIT, PostgreSQL's immediate shutdown) and
-//! removes the directory. With `DATABASE_URL` set, that server is used instead, and each test's
+//! `postgres` when the tests run as root, which `initdb` refuses). A watcher process, started
+//! before `initdb`, waits for the test binary to exit, however it exits (a failed test, a panic,
+//! `kill -9`), then stops the server by the PID in its `postmaster.pid` (SIGQUIT, PostgreSQL's
+//! immediate shutdown) and removes the directory. A start that `pg_ctl` gave up waiting for
+//! (a slow machine) is stopped the same way before the next try, so it cannot hold the data
+//! directory nor outlive the tests. With `DATABASE_URL` set, that server is used instead, and each test's
 //! database is dropped when the test ends.
 //!
 //! A missing PostgreSQL fails the test with instructions; nothing skips.
@@ -150,6 +152,7 @@ impl Cluster {
             run(Command::new("chown").arg("postgres:").arg(&dir), "chown");
         }
         let data = dir.join("data");
+        watch(&data, &dir);
         run(
             command(&binary("initdb"), as_postgres)
                 .arg("-D")
@@ -177,28 +180,35 @@ impl Cluster {
                 .status()
                 .expect("run pg_ctl");
             if started.success() {
-                let pid = postmaster_pid(&data);
-                watch(pid, &dir);
                 return Self {
                     admin_url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
                     private: true,
                 };
             }
             last = std::fs::read_to_string(dir.join("log")).unwrap_or_default();
+            // A server `pg_ctl` stopped waiting for may still be starting: stop it.
+            stop_postmaster(&data);
         }
         panic!("PostgreSQL did not start:\n{last}");
     }
 }
 
 /// Starts a process, in a session of its own so a Ctrl-C to the tests does not end it, that
-/// waits for this test binary to exit, then stops the server `pid` and removes `dir`.
-fn watch(pid: u32, dir: &Path) {
+/// waits for this test binary to exit, then stops the server whose PID `data`'s
+/// `postmaster.pid` names (waiting 5 s for a server still starting to write it) and removes
+/// `dir`.
+fn watch(data: &Path, dir: &Path) {
     let script = format!(
         "while kill -0 {parent} 2>/dev/null; do sleep 0.2; done; \
-         kill -QUIT {pid} 2>/dev/null; \
-         for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 {pid} 2>/dev/null || break; sleep 0.5; done; \
-         kill -KILL {pid} 2>/dev/null; rm -rf '{dir}'",
+         for _ in 1 2 3 4 5 6 7 8 9 10; do [ -e '{data}/postmaster.pid' ] && break; sleep 0.5; done; \
+         pid=$(head -n 1 '{data}/postmaster.pid' 2>/dev/null); \
+         if [ -n \"$pid\" ]; then \
+           kill -QUIT \"$pid\" 2>/dev/null; \
+           for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 \"$pid\" 2>/dev/null || break; sleep 0.5; done; \
+           kill -KILL \"$pid\" 2>/dev/null; \
+         fi; rm -rf '{dir}'",
         parent = std::process::id(),
+        data = data.display(),
         dir = dir.display(),
     );
     // `setsid --fork` returns at once, leaving the watcher running in its own session.
@@ -212,8 +222,40 @@ fn watch(pid: u32, dir: &Path) {
     assert!(started.success(), "setsid failed: {started}");
 }
 
-/// The postmaster's PID, the first line of `postmaster.pid`.
-fn postmaster_pid(data: &Path) -> u32 {
+/// Stops the server whose PID `data`'s `postmaster.pid` names (waiting 5 s for a server still
+/// starting to write it): SIGQUIT, then SIGKILL after 5 s. A `postmaster.pid` left by a killed
+/// server is stale, and the next server takes it over.
+fn stop_postmaster(data: &Path) {
+    let mut pid = None;
+    for _ in 0..50 {
+        pid = postmaster_pid(data);
+        if pid.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let Some(pid) = pid else {
+        return;
+    };
+    let signal = |name: &str| {
+        Command::new("kill")
+            .args([name, &pid.to_string()])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    };
+    signal("-QUIT");
+    for _ in 0..50 {
+        if !signal("-0") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    signal("-KILL");
+}
+
+/// The postmaster's PID, the first line of `postmaster.pid`, if the file is there.
+fn postmaster_pid(data: &Path) -> Option<u32> {
     std::fs::read_to_string(data.join("postmaster.pid"))
         .ok()
         .and_then(|text| {
@@ -221,7 +263,6 @@ fn postmaster_pid(data: &Path) -> u32 {
                 .next()
                 .and_then(|line| line.trim().parse().ok())
         })
-        .expect("the postmaster's PID in postmaster.pid")
 }
 
 /// `program`, run as the user `postgres` when `as_postgres`.
