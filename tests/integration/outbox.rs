@@ -733,3 +733,140 @@ async fn a_commit_counts_the_jobs_of_the_pipelines_that_went_before_a_failed_one
     );
     assert_eq!(queue_jids(&redis, "orders").await.len(), 1_500);
 }
+
+/// `json` with the value of its field `enqueued_at` replaced by `…`, the rest byte for byte.
+fn without_enqueued_at(json: &str) -> String {
+    let Some(start) = json.find(r#""enqueued_at":"#) else {
+        return json.to_owned();
+    };
+    let value = start + r#""enqueued_at":"#.len();
+    let end = json[value..]
+        .find([',', '}'])
+        .map_or(json.len(), |end| value + end);
+    format!("{}…{}", &json[..value], &json[end..])
+}
+
+#[tokio::test]
+async fn a_moved_job_is_the_rows_json_byte_for_byte_but_its_enqueued_at() {
+    let redis = TestRedis::start();
+    let db = TestDatabase::start().await;
+    let mut tx = jobs::outbox::begin_with(db.pool(), &unreachable_client())
+        .await
+        .unwrap();
+    let mut payload = Payload::new("RubyJob", vec![1.into(), "é \u{1F600} \"q\"".into()]);
+    payload
+        .extra
+        .insert("tags".to_owned(), serde_json::json!(["b", "a"]));
+    payload
+        .extra
+        .insert("zeta".to_owned(), serde_json::json!({"y": 1.50, "x": null}));
+    tx.push_payload(payload).await.unwrap();
+    tx.push(ScoreGeneration::set().queue("default"), day(3))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let rows: Vec<String> = sqlx::query_scalar("SELECT payload FROM jobs_outbox ORDER BY id")
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+
+    assert_eq!(eager(db.pool()).run_once(&redis.client()).await.unwrap(), 2);
+    let mut raw = redis.raw().await;
+    let mut queued: Vec<String> = raw.lrange("queue:default", 0, -1).await.unwrap();
+    queued.reverse();
+    assert_eq!(queued.len(), 2);
+    for (row, job) in rows.iter().zip(&queued) {
+        assert!(job.contains(r#""enqueued_at":"#), "{job}");
+        assert_eq!(without_enqueued_at(job), without_enqueued_at(row));
+    }
+}
+
+#[tokio::test]
+async fn the_relay_moves_a_scheduled_row_to_schedule_or_once_due_to_its_queue() {
+    let redis = TestRedis::start();
+    let db = TestDatabase::start().await;
+    let mut tx = jobs::outbox::begin_with(db.pool(), &unreachable_client())
+        .await
+        .unwrap();
+    let later = tx
+        .push(
+            ScoreGeneration::set()
+                .queue("orders")
+                .wait(Duration::from_secs(600)),
+            day(0),
+        )
+        .await
+        .unwrap();
+    let soon = tx
+        .push(
+            ScoreGeneration::set()
+                .queue("orders")
+                .wait(Duration::from_secs(1)),
+            day(1),
+        )
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let later_json: String = sqlx::query_scalar("SELECT payload FROM jobs_outbox WHERE jid = $1")
+        .bind(later.as_str())
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+
+    assert_eq!(eager(db.pool()).run_once(&redis.client()).await.unwrap(), 2);
+    let mut raw = redis.raw().await;
+    let schedule: Vec<(String, f64)> = raw.zrange_withscores("schedule", 0, -1).await.unwrap();
+    assert_eq!(schedule.len(), 1);
+    assert_eq!(schedule[0].0, later_json, "as written");
+    let created = redis.queue("orders").await[0]["created_at"]
+        .as_f64()
+        .unwrap();
+    assert!((schedule[0].1 - (created + 600.0)).abs() < 1.0);
+    let queued = redis.queue("orders").await;
+    assert_eq!(queued.len(), 1, "the row due by the move went to its queue");
+    assert_eq!(queued[0]["jid"], soon.as_str());
+    assert!(queued[0]["enqueued_at"].as_f64().unwrap() >= created + 1.0);
+    assert!(queued[0].get("at").is_none());
+    assert_eq!(db.outbox_rows().await, 0);
+}
+
+#[tokio::test]
+async fn the_relay_moves_a_unique_job_once_and_drops_its_duplicate() {
+    let redis = TestRedis::start();
+    let db = TestDatabase::start().await;
+    let unique = || {
+        ScoreGeneration::set()
+            .queue("orders")
+            .unique_for(Duration::from_secs(60))
+    };
+    let mut jids = Vec::new();
+    for _ in 0..2 {
+        let mut tx = jobs::outbox::begin_with(db.pool(), &unreachable_client())
+            .await
+            .unwrap();
+        jids.push(tx.push(unique(), day(0)).await.unwrap());
+        tx.commit().await.unwrap();
+    }
+
+    assert_eq!(
+        eager(db.pool()).run_once(&redis.client()).await.unwrap(),
+        2,
+        "the duplicate is settled"
+    );
+    assert_eq!(queue_jids(&redis, "orders").await, [jids[0].as_str()]);
+    let locks: Vec<String> = redis
+        .keys()
+        .await
+        .into_iter()
+        .filter(|key| key.starts_with("jobs:unique:"))
+        .collect();
+    assert_eq!(locks.len(), 1, "{locks:?}");
+    let mut raw = redis.raw().await;
+    let holder: String = raw.get(&locks[0]).await.unwrap();
+    assert_eq!(holder, jids[0].as_str());
+    let ttl: i64 = raw.pttl(&locks[0]).await.unwrap();
+    assert!((50_000..=60_000).contains(&ttl), "{ttl}");
+    assert_eq!(db.outbox_rows().await, 0);
+    assert!(marks(&redis).await.is_empty());
+}
