@@ -43,10 +43,12 @@
 //!
 //! # Exactly once, by jid
 //!
-//! The step that pushes a row's job also sets the mark `jobs:outbox:<jid>`, atomically, and
-//! pushes nothing when the mark is already there; the mark is deleted once the row is. So a
-//! process that dies after the push and before the row's `DELETE`, or a relay racing the
-//! committing process, never pushes a job twice.
+//! Every move, by the committing process or a relay, holds the row's lock (`FOR UPDATE SKIP
+//! LOCKED`) from before its push until its `DELETE` commits, so a relay racing the committing
+//! process never moves the same row. The step that pushes a row's job also sets the mark
+//! `jobs:outbox:<jid>`, atomically, and pushes nothing when the mark is already there; the mark
+//! is deleted once the row is. So a process that dies after the push and before the row's
+//! `DELETE` never has its job pushed twice either (within the mark's 24 hours).
 //!
 //! # Unique jobs
 //!

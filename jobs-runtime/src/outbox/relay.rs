@@ -11,7 +11,9 @@
 //! move; their `DELETE`; `COMMIT`; then the marks of their moves are deleted. One relay at a
 //! time, so rows of one queue reach Redis in the table's order whatever the number of workers.
 //! The grace period (5 s) leaves a committing process the time to move its own rows, so the
-//! two rarely do the same work; when they do, the marks make it harmless.
+//! two rarely reach the same rows; when they do, the row locks settle it: the committing process
+//! also locks its rows (`FOR UPDATE SKIP LOCKED`) from before its push until its `DELETE`
+//! commits, so whichever locks a row first moves it and the other skips it.
 //!
 //! A round that fails (Redis or PostgreSQL away) is logged and tried again after a pause that
 //! doubles from the interval up to 30 s; its transaction rolls back, so its rows stay. A row
@@ -81,7 +83,10 @@ impl Relay {
     /// One round: moves every row older than the grace period into the Redis of `client`, in
     /// batches; returns how many rows left the outbox (pushed, duplicates dropped, bad rows
     /// buried). Returns 0 at once when another relay is moving rows. Safe to run beside
-    /// workers and committing processes: each job is pushed once.
+    /// workers and committing processes: a row is moved only under its lock, and a move
+    /// repeated after a crash finds its mark, so each committed job is pushed into Redis once
+    /// (unless its row stays for more than the mark's 24 hours after its push: see
+    /// `docs/outbox.md`).
     pub async fn run_once(&self, client: &Client) -> Result<usize, Error> {
         let mut moved = 0;
         let mut after = 0;
