@@ -400,3 +400,88 @@ async fn in_fake_mode_limiters_live_in_memory_and_a_test_can_force_one_over() {
             .is_over_limit()
     );
 }
+
+/// Takes the one slot of `concurrent("busy", 1)` and holds it until the sender is used (or
+/// dropped).
+async fn hold_busy(
+    client: &jobs::Client,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), jobs::Error>>,
+) {
+    let (release, held) = tokio::sync::oneshot::channel::<()>();
+    let (taken, is_taken) = tokio::sync::oneshot::channel::<()>();
+    let client = client.clone();
+    let holder = tokio::spawn(async move {
+        Limiter::concurrent("busy", 1)
+            .client(&client)
+            .within_limit(|| async move {
+                taken.send(()).unwrap();
+                let _ = held.await;
+            })
+            .await
+    });
+    is_taken.await.unwrap();
+    (release, holder)
+}
+
+/// An expiring job (`expires_in` 1 s) that takes `concurrent("busy", 1)` of the Redis at
+/// `redis_url` without waiting, rescheduled over it in 1 s steps; logs its run.
+#[job(expires_in = 1)]
+pub async fn expiring_over_limit(#[state] log: CallLog, redis_url: String) -> Result<(), JobError> {
+    let client = jobs::Client::builder().url(redis_url).build()?;
+    Limiter::concurrent("busy", 1)
+        .wait_timeout(Duration::ZERO)
+        .reschedule(Reschedule {
+            times: 5,
+            backoff: Duration::from_secs(1),
+        })
+        .client(&client)
+        .within_limit(|| async {})
+        .await?;
+    log.0.lock().unwrap().push("ran".to_owned());
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_expiring_job_rescheduled_over_a_limit_runs_later_and_is_not_dropped() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let log = CallLog::default();
+    let (release, holder) = hold_busy(&client).await;
+    client
+        .perform_async(ExpiringOverLimit {
+            redis_url: redis.url(),
+        })
+        .await
+        .unwrap();
+    let running = RunningWorker::start(worker(&redis, &log));
+    eventually(
+        Duration::from_secs(15),
+        "two reschedules, or a drop",
+        async || {
+            let dropped = counter(&redis, "jobs:stat:expired").await > 0;
+            dropped
+                || sorted_set(&redis, "schedule")
+                    .await
+                    .iter()
+                    .any(|(job, _)| job["overrated"] == 2)
+        },
+    )
+    .await;
+    assert_eq!(
+        counter(&redis, "jobs:stat:expired").await,
+        0,
+        "dropped as expired after a reschedule"
+    );
+    // Its third run comes well past its deadline (1 s after the push): it started long ago.
+    release.send(()).unwrap();
+    holder.await.unwrap().unwrap();
+    eventually(Duration::from_secs(10), "the job to run", async || {
+        log.entries() == ["ran"]
+    })
+    .await;
+    running.stop(Duration::from_secs(10)).await;
+    assert_eq!(counter(&redis, "jobs:stat:expired").await, 0);
+    assert_eq!(counter(&redis, "stat:failed").await, 0);
+}
