@@ -591,3 +591,131 @@ async fn a_bucket_grants_exactly_its_size_in_one_redis_second() {
     }
     panic!("30 calls never fit in one second");
 }
+
+#[tokio::test]
+async fn overrated_is_counted_in_place_and_the_21st_over_limit_is_an_ordinary_failure() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let (release, holder) = hold_busy(&client).await;
+    let job = |jid: &str, overrated: u32| {
+        format!(
+            r#"{{"class":"TakeBusy","args":["{}"],"retry":3,"queue":"default","jid":"{jid}","overrated":{overrated},"x-note":{{"keep" : [1.0, "me"]}},"enqueued_at":1700000000.5}}"#,
+            redis.url()
+        )
+    };
+    let (again, last) = (
+        job("0123456789abcdef0000000a", 1),
+        job("0123456789abcdef0000000b", 20),
+    );
+    let mut raw = redis.raw().await;
+    let _: () = raw.lpush("queue:default", &[&again, &last]).await.unwrap();
+    let _: () = raw.sadd("queues", "default").await.unwrap();
+    let running = RunningWorker::start(worker(&redis, &CallLog::default()));
+    eventually(Duration::from_secs(10), "both jobs settled", async || {
+        let scheduled: u64 = redis.raw().await.zcard("schedule").await.unwrap();
+        let retries: u64 = redis.raw().await.zcard("retry").await.unwrap();
+        (scheduled, retries) == (1, 1)
+    })
+    .await;
+    running.stop(Duration::from_secs(10)).await;
+
+    // 1 → 2 where it stood, every other byte kept.
+    let stored: Vec<String> = raw.zrange("schedule", 0, -1).await.unwrap();
+    assert_eq!(
+        stored,
+        [again.replace(r#""overrated":1,"#, r#""overrated":2,"#)]
+    );
+    // The 21st: an ordinary failure, to the retry set, its count kept.
+    let failed = sorted_set(&redis, "retry").await;
+    assert_eq!(failed[0].0["jid"], "0123456789abcdef0000000b");
+    assert_eq!(failed[0].0["overrated"], 20);
+    assert_eq!(failed[0].0["retry_count"], 0);
+    assert!(
+        failed[0].0["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("`busy`"),
+        "{failed:?}"
+    );
+    assert_eq!(counter(&redis, "stat:failed").await, 1);
+    assert_eq!(counter(&redis, "jobs:stat:overrated").await, 1);
+    release.send(()).unwrap();
+    holder.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn leaky_and_points_limiters_in_redis_fill_and_drain() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let limits = jobs::api::Limits::new(&client);
+    // Three drops, one draining each second.
+    let sms = Limiter::leaky("sms", 3, Duration::from_secs(3))
+        .wait_timeout(Duration::ZERO)
+        .client(&client);
+    for _ in 0..3 {
+        sms.within_limit(|| async {}).await.unwrap();
+    }
+    let error = sms.within_limit(|| async {}).await.unwrap_err();
+    let jobs::Error::OverLimit { retry_after, .. } = error else {
+        panic!("{error}");
+    };
+    let after = retry_after.expect("a leaky bucket knows when");
+    assert!(
+        (Duration::from_millis(700)..=Duration::from_secs(1)).contains(&after),
+        "{after:?}"
+    );
+    // Waiting for a drop to drain lets the call in.
+    let started = Instant::now();
+    sms.clone()
+        .wait_timeout(Duration::from_secs(3))
+        .within_limit(|| async {})
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(600));
+    let info = limits.get("sms").await.unwrap().expect("listed");
+    assert_eq!(info.kind, jobs::limit::Kind::Leaky);
+    assert!((2.5..=3.0).contains(&info.in_use), "{info:?}");
+    assert_eq!((info.calls, info.over_limit), (4, 1));
+
+    // A budget of 10 points refilling in 10 s.
+    let tokens = Limiter::points("tokens", 10, Duration::from_secs(10))
+        .wait_timeout(Duration::ZERO)
+        .client(&client);
+    tokens.within_limit_costing(7, || async {}).await.unwrap();
+    let error = tokens
+        .within_limit_costing(7, || async {})
+        .await
+        .unwrap_err();
+    let jobs::Error::OverLimit { retry_after, .. } = error else {
+        panic!("{error}");
+    };
+    let after = retry_after.expect("points know when");
+    assert!(
+        (Duration::from_millis(3_500)..=Duration::from_secs(4)).contains(&after),
+        "{after:?}"
+    );
+    tokens.within_limit_costing(3, || async {}).await.unwrap();
+    let info = limits.get("tokens").await.unwrap().expect("listed");
+    assert!((9.5..=10.0).contains(&info.in_use), "{info:?}");
+    assert_eq!((info.calls, info.over_limit), (2, 1));
+}
+
+#[tokio::test]
+async fn a_limiter_name_is_escaped_on_the_limits_page() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let name = "<script>alert(1)</script>";
+    Limiter::window(name, 2, Duration::from_secs(60))
+        .client(&client)
+        .within_limit(|| async {})
+        .await
+        .unwrap();
+    let page = get(&app(&client), "/jobs/limits").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains(name), "{}", page.body);
+}
