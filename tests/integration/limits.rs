@@ -719,3 +719,24 @@ async fn a_limiter_name_is_escaped_on_the_limits_page() {
     );
     assert!(!page.body.contains(name), "{}", page.body);
 }
+
+#[tokio::test]
+async fn a_clock_going_backwards_does_not_fill_a_leaky_bucket() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let drift = Limiter::leaky("drift", 3, Duration::from_secs(3))
+        .wait_timeout(Duration::ZERO)
+        .client(&client);
+    drift.within_limit(|| async {}).await.unwrap();
+    // The last call's time a minute ahead of Redis's clock now: a clock that went back.
+    let mut raw = redis.raw().await;
+    let ahead = (epoch_ms() + 60_000).to_string();
+    let _: () = raw.hset("jobs:limit:{drift}", "at", ahead).await.unwrap();
+    drift.within_limit(|| async {}).await.unwrap();
+    let info = jobs::api::Limits::new(&client)
+        .get("drift")
+        .await
+        .unwrap()
+        .expect("listed");
+    assert!((1.9..=2.0).contains(&info.in_use), "{info:?}");
+}
