@@ -718,6 +718,10 @@ async fn a_limiter_name_is_escaped_on_the_limits_page() {
         page.body
     );
     assert!(!page.body.contains(name), "{}", page.body);
+    assert!(!page.body.contains("Partial list"), "{}", page.body);
+    let listing = jobs::api::Limits::new(&client).scan(10).await.unwrap();
+    assert!(!listing.partial);
+    assert_eq!(listing.limiters[0].name, name);
 }
 
 #[tokio::test]
@@ -739,4 +743,46 @@ async fn a_clock_going_backwards_does_not_fill_a_leaky_bucket() {
         .unwrap()
         .expect("listed");
     assert!((1.9..=2.0).contains(&info.in_use), "{info:?}");
+}
+
+#[tokio::test]
+async fn the_limits_list_of_a_big_keyspace_stops_early_and_says_it_is_partial() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let mut raw = redis.raw().await;
+    let mut pipeline = redis::pipe();
+    for chunk in 0..120 {
+        let pairs: Vec<(String, u8)> = (0..1_000)
+            .map(|i| (format!("other:{chunk}:{i}"), 1))
+            .collect();
+        pipeline.mset(&pairs).ignore();
+    }
+    let _: () = pipeline.query_async(&mut raw).await.unwrap();
+    Limiter::window("found", 2, Duration::from_secs(60))
+        .client(&client)
+        .within_limit(|| async {})
+        .await
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let limits = jobs::api::Limits::new(&client);
+    limits.list(100).await.unwrap();
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let scans: u64 = stats
+        .lines()
+        .find_map(|line| line.strip_prefix("cmdstat_scan:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|calls| calls.parse().ok())
+        .expect("SCAN was called");
+    assert!(scans <= 50, "{scans} SCAN steps for one list");
+    assert!(limits.scan(100).await.unwrap().partial);
+    let page = get(&app(&client), "/jobs/limits").await;
+    assert!(page.body.contains("Partial list"), "{}", page.body);
 }
