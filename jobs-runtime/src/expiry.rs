@@ -5,7 +5,8 @@
 //! The push stamps the deadline into the payload (`jobs_expires_at`, epoch seconds): the time
 //! the job is due (now, or its scheduled time) plus `expires_in`. The worker checks it when it
 //! takes the job, before running it. A job that has started once is never dropped for its age:
-//! a retry, or a job recovered from a process that died, runs whatever the time.
+//! a retry, a job recovered from a process that died, or one rescheduled over a limit, runs
+//! whatever the time.
 
 use std::time::Duration;
 
@@ -19,14 +20,16 @@ pub(crate) const EXPIRES_IN: &str = "expires_in";
 /// The payload key of the deadline, in epoch seconds (`jobs`'s own).
 pub(crate) const EXPIRES_AT: &str = "jobs_expires_at";
 
-/// Payload keys that say a job has started before: its failures' fields, and the counts crash
-/// recovery writes (`worker/unit.rs`).
-const STARTED_MARKS: [&str; 5] = [
+/// Payload keys that say a job has started before: its failures' fields, the counts crash
+/// recovery writes (`worker/unit.rs`), and its reschedules over a limit (`overrated`: a run
+/// that met a limiter ran; the reschedule removes the recovery counts, as a failure does).
+const STARTED_MARKS: [&str; 6] = [
     "retry_count",
     "failed_at",
     "error_class",
     "jobs_recoveries",
     "jobs_recovered_unseen",
+    crate::limit::OVERRATED,
 ];
 
 /// Writes `expires_in` into a payload being built.
@@ -105,6 +108,11 @@ mod tests {
             .extra
             .insert("jobs_recoveries".into(), serde_json::json!(1));
         assert!(!has_expired(&recovered, at(5_000.0)));
+        let mut overrated = payload.clone();
+        overrated
+            .extra
+            .insert("overrated".into(), serde_json::json!(2));
+        assert!(!has_expired(&overrated, at(5_000.0)));
     }
 
     #[test]

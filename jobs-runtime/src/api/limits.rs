@@ -15,6 +15,20 @@ pub const MAX_LIMITERS_LISTED: usize = 1_000;
 /// How many keys one `SCAN` step asks Redis to look at.
 const SCAN_COUNT: usize = 1_000;
 
+/// How many `SCAN` steps one [`Limits::scan`] takes at most: about 50,000 keys looked at, so a
+/// view of a big keyspace costs Redis a bounded amount of work and says it is partial.
+pub const MAX_SCAN_STEPS: usize = 50;
+
+/// The limiters one [`Limits::scan`] found.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LimiterListing {
+    /// The limiters found, by name.
+    pub limiters: Vec<LimiterInfo>,
+    /// `true` when the `SCAN` stopped before the end of the keyspace (at its limit of names,
+    /// or after [`MAX_SCAN_STEPS`] steps): other limiters may exist.
+    pub partial: bool,
+}
+
 /// One limiter as its last call left it (`jobs:limit:{<name>}`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct LimiterInfo {
@@ -64,15 +78,28 @@ impl Limits {
     }
 
     /// Up to `limit` limiters (at most [`MAX_LIMITERS_LISTED`]) used within their time to
-    /// live, found with `SCAN`, by name.
+    /// live, found with `SCAN`, by name; [`scan`](Self::scan) also says whether the list is
+    /// partial.
     pub async fn list(&self, limit: usize) -> Result<Vec<LimiterInfo>, Error> {
+        Ok(self.scan(limit).await?.limiters)
+    }
+
+    /// Up to `limit` limiters (at most [`MAX_LIMITERS_LISTED`]) used within their time to
+    /// live, found with at most [`MAX_SCAN_STEPS`] `SCAN` steps (about 50,000 keys looked at),
+    /// by name, and whether the `SCAN` stopped before the end of the keyspace.
+    pub async fn scan(&self, limit: usize) -> Result<LimiterListing, Error> {
+        self.scan_steps(limit, MAX_SCAN_STEPS).await
+    }
+
+    /// [`scan`](Self::scan), in at most `steps` `SCAN` steps.
+    async fn scan_steps(&self, limit: usize, steps: usize) -> Result<LimiterListing, Error> {
         let limit = limit.min(MAX_LIMITERS_LISTED);
         let keys = self.client.keys();
         let pattern = keys.limit_pattern();
         let prefix_len = keys.limit("").len() - 1;
         let mut names = Vec::new();
         let mut cursor: u64 = 0;
-        loop {
+        for _ in 0..steps.max(1) {
             let (next, found): (u64, Vec<String>) = self
                 .client
                 .redis()
@@ -97,8 +124,12 @@ impl Limits {
         }
         names.sort();
         names.dedup();
+        let partial = cursor != 0 || names.len() > limit;
         names.truncate(limit);
-        self.read(names).await
+        Ok(LimiterListing {
+            limiters: self.read(names).await?,
+            partial,
+        })
     }
 
     /// The limiter `name`, if it was used within its time to live.
@@ -109,8 +140,9 @@ impl Limits {
         Ok(self.read(vec![name.to_owned()]).await?.pop())
     }
 
-    /// Resets the limiter `name`: its holders, calls, level and over-limit counts cleared (a
-    /// holder running now is forgotten: until it ends, one more may hold it than its size).
+    /// Resets the limiter `name`: its holders, calls, level and over-limit counts cleared.
+    /// Every lease is forgotten: until the holders running now end, a concurrent limiter may
+    /// have up to twice its size of holders.
     /// `false` when there is no such limiter.
     pub async fn reset(&self, name: &str) -> Result<bool, Error> {
         if limit::check_name(name).is_err() {

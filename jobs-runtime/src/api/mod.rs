@@ -53,7 +53,7 @@ mod time;
 mod unique;
 mod work;
 
-pub use limits::{LimiterInfo, Limits, MAX_LIMITERS_LISTED};
+pub use limits::{LimiterInfo, LimiterListing, Limits, MAX_LIMITERS_LISTED, MAX_SCAN_STEPS};
 pub use metrics::{
     ClassMetrics, DeployMark, MAX_CLASS_CHARS, MAX_CLASSES_REPORTED, MAX_FILTER_CHARS, Metrics,
     MetricsPoint, MetricsReport, Period,

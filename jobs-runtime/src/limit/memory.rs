@@ -60,6 +60,7 @@ impl MemoryLimits {
         if state.kind != limiter.kind {
             *state = State::new(limiter.kind, now);
         }
+        let units = cost;
         #[allow(clippy::cast_precision_loss)]
         let (size, cost) = (limiter.size as f64, cost as f64);
         let interval = limiter.interval.as_secs_f64() * 1_000.0;
@@ -92,14 +93,14 @@ impl MemoryLimits {
                 #[allow(clippy::cast_precision_loss)]
                 let room = state.used as f64 + cost <= size;
                 if room {
-                    state.used += 1;
+                    state.used += units;
                 } else {
                     wait = Some((window + 1.0) * interval - now);
                 }
                 room
             }
             Kind::Leaky | Kind::Points => {
-                let level = (state.level - (now - state.at) * size / interval).max(0.0);
+                let level = (state.level - (now - state.at).max(0.0) * size / interval).max(0.0);
                 state.at = now;
                 let room = level + cost <= size;
                 if room {
@@ -194,5 +195,28 @@ mod tests {
         assert_eq!(limits.acquire(&points, 0, "4", none), Answer::Over(None));
         limits.lift("p");
         assert_eq!(limits.acquire(&points, 0, "4", none), Answer::Granted);
+    }
+
+    #[test]
+    fn a_bucket_counts_a_calls_cost_as_the_script_does() {
+        let limits = MemoryLimits::default();
+        let bucket = Limiter::bucket("b", 3, Per::Day);
+        let none = Duration::ZERO;
+        assert_eq!(limits.acquire(&bucket, 2, "1", none), Answer::Granted);
+        assert!(matches!(
+            limits.acquire(&bucket, 2, "2", none),
+            Answer::Over(Some(_))
+        ));
+    }
+
+    #[test]
+    fn a_clock_going_backwards_does_not_fill_a_leaky_bucket() {
+        let limits = MemoryLimits::default();
+        let leaky = Limiter::leaky("l", 3, Duration::from_secs(3));
+        let none = Duration::ZERO;
+        assert_eq!(limits.acquire(&leaky, 1, "1", none), Answer::Granted);
+        // The last call a minute ahead of the clock now.
+        limits.inner().limiters.get_mut("l").unwrap().at += 60_000.0;
+        assert_eq!(limits.acquire(&leaky, 1, "2", none), Answer::Granted);
     }
 }

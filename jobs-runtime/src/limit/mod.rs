@@ -277,7 +277,8 @@ impl Limiter {
     }
 
     /// [`within_limit`](Self::within_limit), spending `points` of a points limiter's budget
-    /// (other kinds count every call as one).
+    /// (other kinds count every call as one). A points call of 0 points, or of more than the
+    /// budget, is [`Error::InvalidLimiter`].
     pub async fn within_limit_costing<F, Fut, T>(&self, points: u64, work: F) -> Result<T, Error>
     where
         F: FnOnce() -> Fut,
@@ -349,6 +350,11 @@ impl Limiter {
         }
         if self.interval.is_zero() {
             return Err(invalid("its interval must be longer than zero".to_owned()));
+        }
+        if cost == 0 {
+            return Err(invalid(
+                "a call of 0 points would take nothing; spend at least 1".to_owned(),
+            ));
         }
         if cost > self.size {
             return Err(invalid(format!(
@@ -570,6 +576,11 @@ mod tests {
             Limiter::points("a", 10, Duration::from_secs(1))
                 .check(10)
                 .is_ok()
+        );
+        assert!(
+            Limiter::points("a", 10, Duration::from_secs(1))
+                .check(0)
+                .is_err()
         );
     }
 }

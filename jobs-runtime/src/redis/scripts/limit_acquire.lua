@@ -75,7 +75,8 @@ elseif kind == 'leaky' or kind == 'points' then
   -- A bucket that drains continuously, `size` in one `interval`; a call pours in its cost.
   local level = tonumber(state[4]) or 0
   local at = tonumber(state[5]) or now
-  level = math.max(0, level - (now - at) * size / interval)
+  -- A clock that went back (a failover to a replica behind) drains nothing, never fills it.
+  level = math.max(0, level - math.max(0, now - at) * size / interval)
   if level + cost <= size then
     level = level + cost
     granted = true

@@ -4,7 +4,7 @@
 use axum::response::Response;
 use maud::{Markup, html};
 
-use crate::api::{LimiterInfo, Limits, Stats};
+use crate::api::{LimiterInfo, Limits, MAX_SCAN_STEPS, Stats};
 use crate::web::context::{Ctx, Form};
 use crate::web::failure::Failure;
 use crate::web::format;
@@ -17,11 +17,19 @@ const LISTED: usize = 500;
 pub(crate) async fn page(ctx: Ctx) -> Result<Response, Failure> {
     let client = ctx.client();
     let stats = Stats::fetch(client).await?;
-    let limiters = Limits::new(client).list(LISTED).await?;
+    let listing = Limits::new(client).scan(LISTED).await?;
+    let limiters = listing.limiters;
     let content = html! {
         h1 { "Limits" }
         p.muted {
             (format::number(stats.overrated)) " jobs rescheduled over a limit so far."
+        }
+        @if listing.partial {
+            p.muted.partial-list {
+                "Partial list: the search stopped after " (format::number(LISTED as u64)) " limiters or about "
+                (format::number((MAX_SCAN_STEPS * 1_000) as u64)) " keys looked at; other limiters may exist "
+                "(look one up by name with " code { "api::Limits::get" } ")."
+            }
         }
         div.panel.scroll {
             @if limiters.is_empty() {
