@@ -155,22 +155,7 @@ async fn drain(client: &jobs::Client, url: &str, n: usize, active_job: bool) -> 
         }
     });
     client.push_bulk(payloads).await?;
-    let finished = Finished::expect(n);
-    let worker = jobs::Worker::new()
-        .client(client)
-        .queues(["bench"])
-        .concurrency(10)
-        .state(finished.clone())
-        .state(measure::Samples::default());
     let cpu = measure::cpu_seconds();
-    let started = Instant::now();
-    let done = finished.clone();
-    worker
-        .run_until(async move { done.all_done().await })
-        .await?;
-    let secs = finished
-        .last()
-        .map_or_else(|| started.elapsed(), |last| last - started)
-        .as_secs_f64();
+    let secs = measure::drain_queue(client, n).await?;
     Ok((secs, measure::cpu_seconds() - cpu))
 }

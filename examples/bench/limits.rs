@@ -106,21 +106,7 @@ async fn command_counts(url: &str) -> Result<Counts> {
         commands: 0,
         round_trips: 0,
     };
-    for line in info.lines() {
-        let Some((name, stats)) = line
-            .strip_prefix("cmdstat_")
-            .and_then(|rest| rest.split_once(':'))
-        else {
-            continue;
-        };
-        if ["info", "flushdb", "config", "ping"].contains(&name) {
-            continue;
-        }
-        let calls: u64 = stats
-            .split(',')
-            .find_map(|pair| pair.strip_prefix("calls="))
-            .and_then(|calls| calls.parse().ok())
-            .unwrap_or(0);
+    for (name, calls) in measure::command_calls(&info) {
         counts.commands += calls;
         if name.starts_with("eval") || name == "zrem" {
             counts.round_trips += calls;
@@ -161,21 +147,8 @@ async fn drain(client: &jobs::Client, url: &str, n: usize) -> Result {
                     client.perform_bulk(jobs).await?;
                 }
             }
-            let finished = Finished::expect(per_round);
-            let worker = jobs::Worker::new()
-                .client(client)
-                .queues(["bench"])
-                .concurrency(10)
-                .state(finished.clone())
-                .state(measure::Samples::default());
             let before = measure::redis_commands(url).await.0;
-            let started = Instant::now();
-            let done = finished.clone();
-            worker
-                .run_until(async move { done.all_done().await })
-                .await?;
-            let last = finished.last().unwrap_or_else(Instant::now);
-            secs[index] += (last - started).as_secs_f64();
+            secs[index] += measure::drain_queue(client, per_round).await?;
             commands[index] += measure::redis_commands(url).await.0 - before;
         }
     }

@@ -5,6 +5,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::Finished;
+
 /// A `redis-server` of the benchmark's own, on a free port, killed when dropped.
 pub(crate) struct PrivateRedis {
     child: Child,
@@ -108,27 +110,54 @@ pub(crate) async fn redis_commands(url: &str) -> (u64, u64) {
         .unwrap_or_default();
     let mut commands = 0;
     let mut scripts = 0;
-    for line in info.lines() {
-        let Some((name, stats)) = line
-            .strip_prefix("cmdstat_")
-            .and_then(|rest| rest.split_once(':'))
-        else {
-            continue;
-        };
-        if ["info", "flushdb", "config", "ping"].contains(&name) {
-            continue;
-        }
-        let calls: u64 = stats
-            .split(',')
-            .find_map(|pair| pair.strip_prefix("calls="))
-            .and_then(|calls| calls.parse().ok())
-            .unwrap_or(0);
+    for (name, calls) in command_calls(&info) {
         commands += calls;
         if name.starts_with("eval") {
             scripts += calls;
         }
     }
     (commands, scripts)
+}
+
+/// Each command's name and count of calls in the reply to `INFO commandstats`, without the
+/// benchmark's own calls (`INFO`, `FLUSHDB`, `CONFIG`, `PING`).
+pub(crate) fn command_calls(info: &str) -> impl Iterator<Item = (&str, u64)> {
+    info.lines().filter_map(|line| {
+        let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+        if ["info", "flushdb", "config", "ping"].contains(&name) {
+            return None;
+        }
+        let calls: u64 = stats
+            .split(',')
+            .find_map(|pair| pair.strip_prefix("calls="))
+            .and_then(|calls| calls.parse().ok())
+            .unwrap_or(0);
+        Some((name, calls))
+    })
+}
+
+/// Runs a worker in this process (queue `bench`, concurrency 10) until the `n` jobs waiting in
+/// Redis have finished; the seconds from its start to the end of the last one.
+pub(crate) async fn drain_queue(
+    client: &jobs::Client,
+    n: usize,
+) -> Result<f64, Box<dyn std::error::Error>> {
+    let finished = Finished::expect(n);
+    let worker = jobs::Worker::new()
+        .client(client)
+        .queues(["bench"])
+        .concurrency(10)
+        .state(finished.clone())
+        .state(Samples::default());
+    let started = Instant::now();
+    let done = finished.clone();
+    worker
+        .run_until(async move { done.all_done().await })
+        .await?;
+    Ok(finished
+        .last()
+        .map_or_else(|| started.elapsed(), |last| last - started)
+        .as_secs_f64())
 }
 
 /// Latency samples, in milliseconds.

@@ -132,23 +132,8 @@ async fn drain(client: &jobs::Client, url: &str, n: usize, unique_jobs: bool) ->
     } else {
         client.perform_bulk((0..n).map(|_| plain())).await?;
     }
-    let finished = Finished::expect(n);
-    let worker = jobs::Worker::new()
-        .client(client)
-        .queues(["bench"])
-        .concurrency(10)
-        .state(finished.clone())
-        .state(measure::Samples::default());
     let (commands, scripts) = measure::redis_commands(url).await;
-    let started = Instant::now();
-    let done = finished.clone();
-    worker
-        .run_until(async move { done.all_done().await })
-        .await?;
-    let secs = finished
-        .last()
-        .map_or_else(|| started.elapsed(), |last| last - started)
-        .as_secs_f64();
+    let secs = measure::drain_queue(client, n).await?;
     let (after, scripts_after) = measure::redis_commands(url).await;
     let op = if unique_jobs {
         "process_unique"

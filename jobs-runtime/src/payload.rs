@@ -418,7 +418,7 @@ fn sidekiq_tags(value: &Value) -> Option<Vec<String>> {
 }
 
 /// What a JSON value is, for a message.
-fn kind(value: &Value) -> &'static str {
+pub(crate) fn kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -8,8 +8,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use jobs::outbox::Relay;
 use jobs::outbox::sqlx::{self, PgPool};
+use jobs::outbox::{Relay, Transaction};
 use jobs::{Client, Payload, Worker};
 use redis::AsyncCommands;
 
@@ -39,6 +39,29 @@ fn eager(pool: &PgPool) -> Relay {
         .interval(Duration::from_millis(50))
 }
 
+/// A private Redis and a database of its own with the outbox table, for one test.
+async fn redis_and_database() -> (TestRedis, TestDatabase) {
+    let redis = TestRedis::start();
+    (redis, TestDatabase::start().await)
+}
+
+/// An outbox transaction on `pool` whose jobs go through `client`.
+async fn begin(pool: &PgPool, client: &Client) -> Transaction {
+    jobs::outbox::begin_with(pool, client).await.unwrap()
+}
+
+/// How many rows one pass of an [`eager`] relay moves from `db`'s outbox to `redis`.
+async fn relay_once(db: &TestDatabase, redis: &TestRedis) -> usize {
+    eager(db.pool()).run_once(&redis.client()).await.unwrap()
+}
+
+/// Asserts that every row left the outbox and no move mark is left in `redis`.
+async fn assert_drained(db: &TestDatabase, redis: &TestRedis) {
+    assert_eq!(db.outbox_rows().await, 0, "moved rows are deleted");
+    let marks = marks(redis).await;
+    assert!(marks.is_empty(), "{marks:?}");
+}
+
 /// The jids of the jobs in `queue:<name>`, oldest first, failing on a jid seen twice.
 async fn queue_jids(redis: &TestRedis, name: &str) -> Vec<String> {
     let jids: Vec<String> = redis
@@ -65,9 +88,7 @@ async fn marks(redis: &TestRedis) -> Vec<String> {
 /// Commits `n` jobs for queue `queue` through a Redis that is down, so they stay in the outbox;
 /// returns their jids in push order.
 async fn leave_behind(db: &TestDatabase, queue: &str, n: u32) -> Vec<String> {
-    let mut tx = jobs::outbox::begin_with(db.pool(), &unreachable_client())
-        .await
-        .unwrap();
+    let mut tx = begin(db.pool(), &unreachable_client()).await;
     let mut jids = Vec::new();
     for i in 0..n {
         let jid = tx
@@ -83,17 +104,14 @@ async fn leave_behind(db: &TestDatabase, queue: &str, n: u32) -> Vec<String> {
 
 #[tokio::test]
 async fn a_commit_writes_the_data_and_pushes_the_jobs_at_once() {
-    let redis = TestRedis::start();
-    let db = TestDatabase::start().await;
+    let (redis, db) = redis_and_database().await;
     let pool = db.pool();
     sqlx::query("CREATE TABLE todos (id BIGINT PRIMARY KEY, done BOOLEAN NOT NULL)")
         .execute(pool)
         .await
         .unwrap();
 
-    let mut tx = jobs::outbox::begin_with(pool, &redis.client())
-        .await
-        .unwrap();
+    let mut tx = begin(pool, &redis.client()).await;
     sqlx::query("INSERT INTO todos VALUES (1, true)")
         .execute(&mut *tx)
         .await
@@ -141,41 +159,36 @@ async fn a_commit_writes_the_data_and_pushes_the_jobs_at_once() {
         .await
         .unwrap();
     assert!(done);
-    assert_eq!(db.outbox_rows().await, 0, "moved rows are deleted");
-    assert!(marks(&redis).await.is_empty(), "{:?}", marks(&redis).await);
+    assert_drained(&db, &redis).await;
 }
 
 #[tokio::test]
 async fn a_rollback_or_a_dropped_transaction_pushes_nothing() {
-    let redis = TestRedis::start();
-    let db = TestDatabase::start().await;
+    let (redis, db) = redis_and_database().await;
     let client = redis.client();
 
-    let mut tx = jobs::outbox::begin_with(db.pool(), &client).await.unwrap();
+    let mut tx = begin(db.pool(), &client).await;
     tx.perform_async(ScoreGeneration { date: day(0) })
         .await
         .unwrap();
     tx.rollback().await.unwrap();
 
-    let mut tx = jobs::outbox::begin_with(db.pool(), &client).await.unwrap();
+    let mut tx = begin(db.pool(), &client).await;
     tx.perform_async(ScoreGeneration { date: day(1) })
         .await
         .unwrap();
     drop(tx);
 
     // Nothing either for the relay to find, however long it waits.
-    assert_eq!(eager(db.pool()).run_once(&client).await.unwrap(), 0);
+    assert_eq!(relay_once(&db, &redis).await, 0);
     assert_eq!(db.outbox_rows().await, 0);
     assert!(redis.keys().await.is_empty(), "{:?}", redis.keys().await);
 }
 
 #[tokio::test]
 async fn a_transactions_jobs_reach_their_queues_in_push_order() {
-    let redis = TestRedis::start();
-    let db = TestDatabase::start().await;
-    let mut tx = jobs::outbox::begin_with(db.pool(), &redis.client())
-        .await
-        .unwrap();
+    let (redis, db) = redis_and_database().await;
+    let mut tx = begin(db.pool(), &redis.client()).await;
     let (mut a, mut b) = (Vec::new(), Vec::new());
     for i in 0..200 {
         let (queue, jids) = if i % 3 == 0 {
@@ -196,8 +209,7 @@ async fn a_transactions_jobs_reach_their_queues_in_push_order() {
 
 #[tokio::test]
 async fn jobs_a_redis_outage_left_behind_move_with_the_relay_in_id_order() {
-    let redis = TestRedis::start();
-    let db = TestDatabase::start().await;
+    let (redis, db) = redis_and_database().await;
     let mut expected = Vec::new();
     for _ in 0..3 {
         expected.extend(leave_behind(&db, "orders", 40).await);
@@ -211,14 +223,12 @@ async fn jobs_a_redis_outage_left_behind_move_with_the_relay_in_id_order() {
         .unwrap();
     assert_eq!(moved, 120);
     assert_eq!(queue_jids(&redis, "orders").await, expected);
-    assert_eq!(db.outbox_rows().await, 0);
-    assert!(marks(&redis).await.is_empty());
+    assert_drained(&db, &redis).await;
 }
 
 #[tokio::test]
 async fn the_relay_leaves_young_rows_to_the_process_committing_them() {
-    let redis = TestRedis::start();
-    let db = TestDatabase::start().await;
+    let (redis, db) = redis_and_database().await;
     leave_behind(&db, "orders", 3).await;
     let relay = Relay::new(db.pool().clone()).grace(Duration::from_secs(2));
     assert_eq!(relay.run_once(&redis.client()).await.unwrap(), 0);
@@ -229,8 +239,7 @@ async fn the_relay_leaves_young_rows_to_the_process_committing_them() {
 
 #[tokio::test]
 async fn two_relays_at_once_push_each_job_once_and_in_order() {
-    let redis = TestRedis::start();
-    let db = TestDatabase::start().await;
+    let (redis, db) = redis_and_database().await;
     let mut expected = Vec::new();
     for _ in 0..4 {
         expected.extend(leave_behind(&db, "orders", 500).await);
@@ -248,8 +257,7 @@ async fn two_relays_at_once_push_each_job_once_and_in_order() {
 
 #[tokio::test]
 async fn a_row_that_is_not_a_job_goes_dead_and_the_others_move() {
-    let redis = TestRedis::start();
-    let db = TestDatabase::start().await;
+    let (redis, db) = redis_and_database().await;
     let mut raw = redis.raw().await;
     let _: () = raw.set("queue:blocked", "not a list").await.unwrap();
     let first = leave_behind(&db, "orders", 2).await;
@@ -268,7 +276,7 @@ async fn a_row_that_is_not_a_job_goes_dead_and_the_others_move() {
     let blocked = leave_behind(&db, "blocked", 1).await;
     let last = leave_behind(&db, "orders", 2).await;
 
-    let moved = eager(db.pool()).run_once(&redis.client()).await.unwrap();
+    let moved = relay_once(&db, &redis).await;
     assert_eq!(moved, 7, "four jobs and three bad rows leave the outbox");
     assert_eq!(queue_jids(&redis, "orders").await, [first, last].concat());
     let dead = sorted_set(&redis, "dead").await;
@@ -285,19 +293,18 @@ async fn a_row_that_is_not_a_job_goes_dead_and_the_others_move() {
     );
 
     let _: () = raw.del("queue:blocked").await.unwrap();
-    assert_eq!(eager(db.pool()).run_once(&redis.client()).await.unwrap(), 1);
+    assert_eq!(relay_once(&db, &redis).await, 1);
     assert_eq!(queue_jids(&redis, "blocked").await, blocked);
     assert_eq!(db.outbox_rows().await, 0);
 }
 
 #[tokio::test]
 async fn a_unique_job_takes_its_lock_when_it_reaches_redis() {
-    let redis = TestRedis::start();
-    let db = TestDatabase::start().await;
+    let (redis, db) = redis_and_database().await;
     let client = redis.client();
     let unique = || ScoreGeneration::set().unique_for(Duration::from_secs(60));
-    let mut first = jobs::outbox::begin_with(db.pool(), &client).await.unwrap();
-    let mut second = jobs::outbox::begin_with(db.pool(), &client).await.unwrap();
+    let mut first = begin(db.pool(), &client).await;
+    let mut second = begin(db.pool(), &client).await;
     let kept = first.push(unique(), day(0)).await.unwrap();
     second.push(unique(), day(0)).await.unwrap();
 
@@ -314,11 +321,8 @@ async fn a_unique_job_takes_its_lock_when_it_reaches_redis() {
 
 #[tokio::test]
 async fn a_setter_naming_another_redis_is_refused() {
-    let redis = TestRedis::start();
-    let db = TestDatabase::start().await;
-    let mut tx = jobs::outbox::begin_with(db.pool(), &redis.client())
-        .await
-        .unwrap();
+    let (redis, db) = redis_and_database().await;
+    let mut tx = begin(db.pool(), &redis.client()).await;
     let other = Client::builder().url(redis.url_for_db(3)).build().unwrap();
     let error = tx
         .push(ScoreGeneration::set().client(&other), day(0))
@@ -362,13 +366,13 @@ async fn a_fake_records_the_jobs_of_a_committed_transaction_only() {
     let db = TestDatabase::start().await;
     let fake = jobs::testing::fake();
     let client = Client::from_env().unwrap();
-    let mut tx = jobs::outbox::begin_with(db.pool(), &client).await.unwrap();
+    let mut tx = begin(db.pool(), &client).await;
     tx.perform_async(ScoreGeneration { date: day(0) })
         .await
         .unwrap();
     tx.rollback().await.unwrap();
     fake.assert_nothing_enqueued();
-    let mut tx = jobs::outbox::begin_with(db.pool(), &client).await.unwrap();
+    let mut tx = begin(db.pool(), &client).await;
     tx.perform_async(ScoreGeneration { date: day(1) })
         .await
         .unwrap();
@@ -379,8 +383,7 @@ async fn a_fake_records_the_jobs_of_a_committed_transaction_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_workers_relay_waits_out_redis_going_away() {
-    let mut redis = TestRedis::start();
-    let db = TestDatabase::start().await;
+    let (mut redis, db) = redis_and_database().await;
     let client = Client::builder()
         .url(redis.url())
         .connect_timeout(Duration::from_millis(200))
@@ -443,8 +446,7 @@ fn spawn_committer(db: &TestDatabase, redis_url: &str, jobs: u32) -> std::proces
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_killed_between_its_commit_and_its_push_loses_no_job() {
-    let redis = TestRedis::start();
-    let db = TestDatabase::start().await;
+    let (redis, db) = redis_and_database().await;
     // The committing process's Redis accepts connections and never answers, and the child's
     // client waits ten minutes for it, so the child is caught between its commit and its push
     // until it is killed, however slow the machine.
@@ -493,8 +495,7 @@ async fn a_process_killed_between_its_commit_and_its_push_loses_no_job() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_killed_between_its_push_and_its_delete_pushes_each_job_once() {
-    let redis = TestRedis::start();
-    let db = TestDatabase::start().await;
+    let (redis, db) = redis_and_database().await;
     // Every DELETE of the outbox hangs, so the committing process is caught after its push.
     sqlx::raw_sql(
         "CREATE FUNCTION hang() RETURNS trigger AS $$ BEGIN PERFORM pg_sleep(600); RETURN OLD; \
@@ -541,17 +542,13 @@ async fn a_process_killed_between_its_push_and_its_delete_pushes_each_job_once()
     let expected = db.outbox_jids().await;
     assert_eq!(marks(&redis).await.len(), 50, "the moves are marked");
 
-    assert_eq!(
-        eager(db.pool()).run_once(&redis.client()).await.unwrap(),
-        50
-    );
+    assert_eq!(relay_once(&db, &redis).await, 50);
     assert_eq!(
         queue_jids(&redis, "outbox").await,
         expected,
         "each job once"
     );
-    assert_eq!(db.outbox_rows().await, 0);
-    assert!(marks(&redis).await.is_empty());
+    assert_drained(&db, &redis).await;
 }
 
 /// The committing process the crash tests start and kill: commits `JOBS_TEST_OUTBOX_JOBS` jobs
@@ -579,7 +576,7 @@ async fn child_commit() {
         .reconnect_attempts(0)
         .build()
         .unwrap();
-    let mut tx = jobs::outbox::begin_with(&pool, &client).await.unwrap();
+    let mut tx = begin(&pool, &client).await;
     for i in 0..jobs {
         tx.push(ScoreGeneration::set().queue("outbox"), day(i))
             .await
@@ -592,8 +589,7 @@ async fn child_commit() {
 /// committing processes move the same rows, and each job reaches Redis exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_relay_racing_committing_processes_pushes_each_job_exactly_once() {
-    let redis = TestRedis::start();
-    let db = TestDatabase::start().await;
+    let (redis, db) = redis_and_database().await;
     let client = redis.client();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let relay = {
@@ -614,7 +610,7 @@ async fn the_relay_racing_committing_processes_pushes_each_job_exactly_once() {
         committers.push(tokio::spawn(async move {
             let mut jids = Vec::new();
             for round in 0..80_u32 {
-                let mut tx = jobs::outbox::begin_with(&pool, &client).await.unwrap();
+                let mut tx = begin(&pool, &client).await;
                 for i in 0..=(round % 3) {
                     let jid = tx
                         .push(ScoreGeneration::set().queue("race"), day(task * 1_000 + i))
@@ -645,16 +641,13 @@ async fn the_relay_racing_committing_processes_pushes_each_job_exactly_once() {
 /// says the transaction rolled back.
 #[tokio::test]
 async fn a_transaction_a_failed_statement_rolled_back_pushes_nothing_and_says_so() {
-    let redis = TestRedis::start();
-    let db = TestDatabase::start().await;
+    let (redis, db) = redis_and_database().await;
     let pool = db.pool();
     sqlx::raw_sql("CREATE TABLE todos (id BIGINT PRIMARY KEY); INSERT INTO todos VALUES (1)")
         .execute(pool)
         .await
         .unwrap();
-    let mut tx = jobs::outbox::begin_with(pool, &redis.client())
-        .await
-        .unwrap();
+    let mut tx = begin(pool, &redis.client()).await;
     tx.perform_async(ScoreGeneration { date: day(0) })
         .await
         .unwrap();
@@ -666,7 +659,7 @@ async fn a_transaction_a_failed_statement_rolled_back_pushes_nothing_and_says_so
     assert!(error.to_string().contains("rolled back"), "{error}");
     assert!(redis.keys().await.is_empty(), "{:?}", redis.keys().await);
     assert_eq!(db.outbox_rows().await, 0);
-    assert_eq!(eager(pool).run_once(&redis.client()).await.unwrap(), 0);
+    assert_eq!(relay_once(&db, &redis).await, 0);
 }
 
 /// A proxy to `upstream` for one connection that it closes when the client sends its second
@@ -709,15 +702,14 @@ async fn cut_at_second_pipeline(upstream: u16) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_counts_the_jobs_of_the_pipelines_that_went_before_a_failed_one() {
-    let redis = TestRedis::start();
-    let db = TestDatabase::start().await;
+    let (redis, db) = redis_and_database().await;
     let client = Client::builder()
         .url(cut_at_second_pipeline(redis.port()).await)
         .connect_timeout(Duration::from_millis(500))
         .reconnect_attempts(0)
         .build()
         .unwrap();
-    let mut tx = jobs::outbox::begin_with(db.pool(), &client).await.unwrap();
+    let mut tx = begin(db.pool(), &client).await;
     for i in 0..1_500 {
         tx.push(ScoreGeneration::set().queue("orders"), day(i))
             .await
@@ -727,10 +719,7 @@ async fn a_commit_counts_the_jobs_of_the_pipelines_that_went_before_a_failed_one
     assert_eq!((committed.moved, committed.left), (1_000, 500));
     assert_eq!(redis.queue("orders").await.len(), 1_000);
     assert_eq!(db.outbox_rows().await, 500, "the moved rows are deleted");
-    assert_eq!(
-        eager(db.pool()).run_once(&redis.client()).await.unwrap(),
-        500
-    );
+    assert_eq!(relay_once(&db, &redis).await, 500);
     assert_eq!(queue_jids(&redis, "orders").await.len(), 1_500);
 }
 
@@ -748,11 +737,8 @@ fn without_enqueued_at(json: &str) -> String {
 
 #[tokio::test]
 async fn a_moved_job_is_the_rows_json_byte_for_byte_but_its_enqueued_at() {
-    let redis = TestRedis::start();
-    let db = TestDatabase::start().await;
-    let mut tx = jobs::outbox::begin_with(db.pool(), &unreachable_client())
-        .await
-        .unwrap();
+    let (redis, db) = redis_and_database().await;
+    let mut tx = begin(db.pool(), &unreachable_client()).await;
     let mut payload = Payload::new("RubyJob", vec![1.into(), "é \u{1F600} \"q\"".into()]);
     payload
         .extra
@@ -770,7 +756,7 @@ async fn a_moved_job_is_the_rows_json_byte_for_byte_but_its_enqueued_at() {
         .await
         .unwrap();
 
-    assert_eq!(eager(db.pool()).run_once(&redis.client()).await.unwrap(), 2);
+    assert_eq!(relay_once(&db, &redis).await, 2);
     let mut raw = redis.raw().await;
     let mut queued: Vec<String> = raw.lrange("queue:default", 0, -1).await.unwrap();
     queued.reverse();
@@ -783,11 +769,8 @@ async fn a_moved_job_is_the_rows_json_byte_for_byte_but_its_enqueued_at() {
 
 #[tokio::test]
 async fn the_relay_moves_a_scheduled_row_to_schedule_or_once_due_to_its_queue() {
-    let redis = TestRedis::start();
-    let db = TestDatabase::start().await;
-    let mut tx = jobs::outbox::begin_with(db.pool(), &unreachable_client())
-        .await
-        .unwrap();
+    let (redis, db) = redis_and_database().await;
+    let mut tx = begin(db.pool(), &unreachable_client()).await;
     let later = tx
         .push(
             ScoreGeneration::set()
@@ -814,7 +797,7 @@ async fn the_relay_moves_a_scheduled_row_to_schedule_or_once_due_to_its_queue() 
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1_200)).await;
 
-    assert_eq!(eager(db.pool()).run_once(&redis.client()).await.unwrap(), 2);
+    assert_eq!(relay_once(&db, &redis).await, 2);
     let mut raw = redis.raw().await;
     let schedule: Vec<(String, f64)> = raw.zrange_withscores("schedule", 0, -1).await.unwrap();
     assert_eq!(schedule.len(), 1);
@@ -833,8 +816,7 @@ async fn the_relay_moves_a_scheduled_row_to_schedule_or_once_due_to_its_queue() 
 
 #[tokio::test]
 async fn the_relay_moves_a_unique_job_once_and_drops_its_duplicate() {
-    let redis = TestRedis::start();
-    let db = TestDatabase::start().await;
+    let (redis, db) = redis_and_database().await;
     let unique = || {
         ScoreGeneration::set()
             .queue("orders")
@@ -842,18 +824,12 @@ async fn the_relay_moves_a_unique_job_once_and_drops_its_duplicate() {
     };
     let mut jids = Vec::new();
     for _ in 0..2 {
-        let mut tx = jobs::outbox::begin_with(db.pool(), &unreachable_client())
-            .await
-            .unwrap();
+        let mut tx = begin(db.pool(), &unreachable_client()).await;
         jids.push(tx.push(unique(), day(0)).await.unwrap());
         tx.commit().await.unwrap();
     }
 
-    assert_eq!(
-        eager(db.pool()).run_once(&redis.client()).await.unwrap(),
-        2,
-        "the duplicate is settled"
-    );
+    assert_eq!(relay_once(&db, &redis).await, 2, "the duplicate is settled");
     assert_eq!(queue_jids(&redis, "orders").await, [jids[0].as_str()]);
     let locks: Vec<String> = redis
         .keys()
@@ -867,6 +843,5 @@ async fn the_relay_moves_a_unique_job_once_and_drops_its_duplicate() {
     assert_eq!(holder, jids[0].as_str());
     let ttl: i64 = raw.pttl(&locks[0]).await.unwrap();
     assert!((50_000..=60_000).contains(&ttl), "{ttl}");
-    assert_eq!(db.outbox_rows().await, 0);
-    assert!(marks(&redis).await.is_empty());
+    assert_drained(&db, &redis).await;
 }

@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 
 use super::arguments::{RESERVED_KEYS, RUBY2_KEYWORDS_KEY, SYMBOL_KEYS_KEY};
 use super::typed::{is_form, take_mark};
+use crate::payload::kind;
 
 /// One positional argument, serialized; the error says which hash key is reserved, and where.
 pub(crate) fn argument(value: Value) -> Result<Value, String> {
@@ -85,17 +86,6 @@ fn nested<T>(path: &mut String, step: String, run: impl FnOnce(&mut String) -> T
     let result = run(path);
     path.truncate(length);
     result
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::scan::scan_names;
 use crate::client::Client;
 use crate::error::Error;
 use crate::limit::{self, Kind};
@@ -11,9 +12,6 @@ use crate::redis::scripts;
 
 /// The most limiters one [`Limits::list`] returns.
 pub const MAX_LIMITERS_LISTED: usize = 1_000;
-
-/// How many keys one `SCAN` step asks Redis to look at.
-const SCAN_COUNT: usize = 1_000;
 
 /// How many `SCAN` steps one [`Limits::scan`] takes at most: about 50,000 keys looked at, so a
 /// view of a big keyspace costs Redis a bounded amount of work and says it is partial.
@@ -97,34 +95,13 @@ impl Limits {
         let keys = self.client.keys();
         let pattern = keys.limit_pattern();
         let prefix_len = keys.limit("").len() - 1;
-        let mut names = Vec::new();
-        let mut cursor: u64 = 0;
-        for _ in 0..steps.max(1) {
-            let (next, found): (u64, Vec<String>) = self
-                .client
-                .redis()
-                .command(
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(SCAN_COUNT),
-                )
-                .await?;
-            names.extend(
-                found
-                    .into_iter()
-                    .filter_map(|key| key.get(prefix_len..)?.strip_suffix('}').map(str::to_owned)),
-            );
-            cursor = next;
-            if cursor == 0 || names.len() >= limit {
-                break;
-            }
-        }
+        let (mut names, unfinished) = scan_names(&self.client, &pattern, limit, steps, |key| {
+            key.get(prefix_len..)?.strip_suffix('}').map(str::to_owned)
+        })
+        .await?;
         names.sort();
         names.dedup();
-        let partial = cursor != 0 || names.len() > limit;
+        let partial = unfinished || names.len() > limit;
         names.truncate(limit);
         Ok(LimiterListing {
             limiters: self.read(names).await?,

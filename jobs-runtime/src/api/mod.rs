@@ -47,6 +47,7 @@ mod periodic;
 mod process;
 mod queue;
 mod record;
+mod scan;
 mod sorted;
 mod stats;
 mod time;

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::record::JobRecord;
+use super::scan::scan_names;
 use crate::client::Client;
 use crate::error::Error;
 use crate::jid::Jid;
@@ -10,9 +11,6 @@ use crate::redis::scripts;
 
 /// The most locks one [`UniqueLocks::list`] returns.
 pub const MAX_LOCKS_LISTED: usize = 1_000;
-
-/// How many keys one `SCAN` step asks Redis to look at.
-const SCAN_COUNT: usize = 1_000;
 
 /// One unique lock: `jobs:unique:<digest>`, held by a job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,31 +46,10 @@ impl UniqueLocks {
         let keys = self.client.keys();
         let pattern = keys.unique_pattern();
         let prefix_len = keys.unique("").len();
-        let mut digests = Vec::new();
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, found): (u64, Vec<String>) = self
-                .client
-                .redis()
-                .command(
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(SCAN_COUNT),
-                )
-                .await?;
-            digests.extend(
-                found
-                    .into_iter()
-                    .filter_map(|key| key.get(prefix_len..).map(str::to_owned)),
-            );
-            cursor = next;
-            if cursor == 0 || digests.len() >= limit {
-                break;
-            }
-        }
+        let (mut digests, _) = scan_names(&self.client, &pattern, limit, usize::MAX, |key| {
+            key.get(prefix_len..).map(str::to_owned)
+        })
+        .await?;
         digests.truncate(limit);
         self.read(digests).await
     }

@@ -74,6 +74,16 @@ impl Outcome {
     }
 }
 
+/// The rows of `rows` whose outcome (`outcomes` holds one a row, in order, for the first rows)
+/// says they are done with and can be deleted.
+pub(crate) fn done_rows<'a>(rows: &'a [Row], outcomes: &[Outcome]) -> Vec<&'a Row> {
+    rows.iter()
+        .zip(outcomes)
+        .filter(|(_, outcome)| outcome.is_done())
+        .map(|(row, _)| row)
+        .collect()
+}
+
 /// Where one row goes, and how.
 struct Target {
     /// The list or sorted set it goes to.

@@ -126,12 +126,7 @@ impl Relay {
         let outcomes = mover::push(client, &rows)
             .await
             .map_err(|partial| partial.error)?;
-        let done: Vec<_> = rows
-            .iter()
-            .zip(&outcomes)
-            .filter(|(_, outcome)| outcome.is_done())
-            .map(|(row, _)| row)
-            .collect();
+        let done = mover::done_rows(&rows, &outcomes);
         let ids: Vec<i64> = done.iter().map(|row| row.id).collect();
         table::delete(&mut tx, &ids).await?;
         tx.commit()

@@ -313,12 +313,7 @@ async fn move_committed(
             partial.outcomes
         }
     };
-    let done: Vec<&Row> = own
-        .iter()
-        .zip(&outcomes)
-        .filter(|(_, outcome)| outcome.is_done())
-        .map(|(row, _)| row)
-        .collect();
+    let done = mover::done_rows(&own, &outcomes);
     let ids: Vec<i64> = done.iter().map(|row| row.id).collect();
     let deleted = match table::delete(&mut tx, &ids).await {
         Ok(()) => tx

@@ -111,6 +111,20 @@ impl fmt::Debug for Entry {
 #[cfg(test)]
 mod tests {
     use super::super::Periodic;
+    use super::Entry;
+    use crate::payload::Payload;
+
+    /// Two payloads for `entry`'s first tick of 2026, one after the other.
+    fn two_payloads_for_first_tick(entry: &Entry) -> (Payload, Payload) {
+        let tick = entry
+            .schedule
+            .next_after("2026-01-01T00:00:00Z".parse().unwrap())
+            .unwrap();
+        (
+            entry.payload_for(tick).unwrap(),
+            entry.payload_for(tick).unwrap(),
+        )
+    }
 
     #[test]
     fn the_same_entry_gives_the_same_definition_bytes() {
@@ -138,12 +152,7 @@ mod tests {
             .queue("low")
             .validate()
             .unwrap();
-        let tick = entry
-            .schedule
-            .next_after("2026-01-01T00:00:00Z".parse().unwrap())
-            .unwrap();
-        let first = entry.payload_for(tick).unwrap();
-        let second = entry.payload_for(tick).unwrap();
+        let (first, second) = two_payloads_for_first_tick(&entry);
         assert_ne!(first.jid, second.jid, "a fresh jid each time");
         assert_eq!(first.queue, "low");
         assert_eq!(first.extra["jobs_periodic"], "nightly");
@@ -163,12 +172,7 @@ mod tests {
         .queue("low")
         .validate()
         .unwrap();
-        let tick = entry
-            .schedule
-            .next_after("2026-01-01T00:00:00Z".parse().unwrap())
-            .unwrap();
-        let first = entry.payload_for(tick).unwrap();
-        let second = entry.payload_for(tick).unwrap();
+        let (first, second) = two_payloads_for_first_tick(&entry);
         let (first, second) = (&first.args[0], &second.args[0]);
         assert_ne!(first["job_id"], "template");
         assert_ne!(first["job_id"], second["job_id"]);
