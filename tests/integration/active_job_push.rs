@@ -229,6 +229,20 @@ impl Scratch {
         std::fs::create_dir_all(&dir).unwrap();
         Self(dir)
     }
+
+    /// Writes `source` as the Ruby app `file` here and starts Sidekiq on it, taking `queues`;
+    /// stopped when the returned worker is dropped.
+    fn start_sidekiq(
+        &self,
+        redis: &TestRedis,
+        file: &str,
+        source: &str,
+        queues: &[&str],
+    ) -> RubyWorker {
+        let app = self.0.join(file);
+        std::fs::write(&app, source).unwrap();
+        RubyWorker::start(redis, &self.0, &app, &self.0.join("unused"), queues)
+    }
 }
 
 impl Drop for Scratch {
@@ -281,13 +295,10 @@ async fn rails_runs_what_rust_pushes_with_equal_arguments() {
     );
 
     let scratch = Scratch::new(&redis);
-    let app = scratch.0.join("score_generation_job.rb");
-    std::fs::write(&app, RUBY_APP).unwrap();
-    let _sidekiq = RubyWorker::start(
+    let _sidekiq = scratch.start_sidekiq(
         &redis,
-        &scratch.0,
-        &app,
-        &scratch.0.join("unused"),
+        "score_generation_job.rb",
+        RUBY_APP,
         &["default", "critical"],
     );
     let reports = received(&redis, pushes.len(), Duration::from_secs(60)).await;
@@ -568,15 +579,7 @@ async fn rails_runs_the_job_in_the_app_s_own_zone_and_locale() {
     assert_eq!(envelope["timezone"], Value::Null, "{envelope}");
 
     let scratch = Scratch::new(&redis);
-    let app = scratch.0.join("zone_report_job.rb");
-    std::fs::write(&app, BERLIN_APP).unwrap();
-    let _sidekiq = RubyWorker::start(
-        &redis,
-        &scratch.0,
-        &app,
-        &scratch.0.join("unused"),
-        &["default"],
-    );
+    let _sidekiq = scratch.start_sidekiq(&redis, "zone_report_job.rb", BERLIN_APP, &["default"]);
     let reports = received(&redis, 1, Duration::from_secs(30)).await;
     assert_eq!(
         reports[0],
