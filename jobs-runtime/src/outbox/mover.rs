@@ -328,12 +328,7 @@ fn lock_of(job: &RawJob, due: Timestamp, now: Timestamp) -> Option<unique::Reque
     let period = job
         .get_as::<serde_json::Value>(unique::UNIQUE_FOR)
         .and_then(|value| crate::options::period_of(unique::UNIQUE_FOR, &value).ok())?;
-    let wait = (due.as_epoch_seconds() - now.as_epoch_seconds()).max(0.0);
-    let ttl = Duration::from_secs_f64(wait) + period;
-    Some(unique::Request {
-        digest,
-        ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
-    })
+    Some(unique::Request::new(digest, period, now, due))
 }
 
 #[cfg(test)]

@@ -132,12 +132,20 @@ pub(crate) fn request(
             digest
         }
     };
-    let wait = (due.as_epoch_seconds() - now.as_epoch_seconds()).max(0.0);
-    let ttl = Duration::from_secs_f64(wait) + period;
-    Ok(Some(Request {
-        digest,
-        ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
-    }))
+    Ok(Some(Request::new(digest, period, now, due)))
+}
+
+impl Request {
+    /// The lock named `digest` of a job due at `due`, pushed at `now`: it lives `period` from
+    /// when the job is due.
+    pub(crate) fn new(digest: String, period: Duration, now: Timestamp, due: Timestamp) -> Self {
+        let wait = (due.as_epoch_seconds() - now.as_epoch_seconds()).max(0.0);
+        let ttl = Duration::from_secs_f64(wait) + period;
+        Self {
+            digest,
+            ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
 }
 
 /// The lock a stored job holds: what its payload says.
