@@ -61,7 +61,7 @@ pub use metrics::{
 };
 pub use page::{MAX_PAGE_SIZE, Order, Page};
 pub use periodic::{LastRun, PeriodicEntry, PeriodicSet};
-pub use process::{Process, ProcessSet};
+pub use process::{Process, ProcessCapsule, ProcessSet};
 pub use queue::Queue;
 pub use record::JobRecord;
 pub use sorted::{

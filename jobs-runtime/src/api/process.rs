@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 use super::names::utf8_only;
 use super::time;
+use super::work::Work;
 use crate::client::Client;
 use crate::error::Error;
 
@@ -174,9 +175,65 @@ impl Process {
         queues
     }
 
-    /// How many jobs it runs at once.
+    /// How many jobs it runs at once (every capsule's, added up).
     pub fn concurrency(&self) -> Option<u64> {
         self.info.get("concurrency")?.as_u64()
+    }
+
+    /// Its capsules (Sidekiq 7's pools of concurrency, each with its own queues), the default
+    /// one first, from the `capsules` of its heartbeat (`jobs`, Sidekiq 8.0.9+). A process that
+    /// lists none (Sidekiq 6, and 7.0 to 8.0.8, which name no capsule) shows as one capsule,
+    /// `default`, with its concurrency and queues.
+    pub fn capsules(&self) -> Vec<ProcessCapsule> {
+        let queues = self.queues();
+        let Some(Value::Object(capsules)) = self.info.get("capsules") else {
+            return vec![ProcessCapsule {
+                process: self.identity.clone(),
+                name: "default".to_owned(),
+                concurrency: self.concurrency(),
+                mode: None,
+                weights: queues.into_iter().map(|queue| (queue, 0)).collect(),
+            }];
+        };
+        // The JSON's maps come back sorted: the process's `queues` list keeps the order of
+        // each capsule's queues, the default capsule's first.
+        let place = |queue: &str| queues.iter().position(|known| known == queue);
+        let mut listed: Vec<ProcessCapsule> = capsules
+            .iter()
+            .map(|(name, capsule)| {
+                let mut weights: Vec<(String, u32)> = match capsule.get("weights") {
+                    Some(Value::Object(weights)) => weights
+                        .iter()
+                        .map(|(queue, weight)| {
+                            let weight = weight.as_u64().unwrap_or(0);
+                            (queue.clone(), u32::try_from(weight).unwrap_or(u32::MAX))
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                weights.sort_by_key(|(queue, _)| place(queue).unwrap_or(usize::MAX));
+                ProcessCapsule {
+                    process: self.identity.clone(),
+                    name: name.clone(),
+                    concurrency: capsule.get("concurrency").and_then(Value::as_u64),
+                    mode: capsule
+                        .get("mode")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                    weights,
+                }
+            })
+            .collect();
+        listed.sort_by_key(|capsule| {
+            let first = capsule.weights.first();
+            (
+                capsule.name != "default",
+                first
+                    .and_then(|(queue, _)| place(queue))
+                    .unwrap_or(usize::MAX),
+            )
+        });
+        listed
     }
 
     /// When it started.
@@ -230,6 +287,41 @@ impl Process {
             .expire(&key, SIGNAL_TTL_SECONDS as i64)
             .ignore();
         self.client.redis().query(&pipeline).await
+    }
+}
+
+/// One capsule of a process, as its heartbeat describes it ([`Process::capsules`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessCapsule {
+    /// The process's identity.
+    pub process: String,
+    /// The capsule's name (`default` for the top-level queues).
+    pub name: String,
+    /// How many of its jobs run at once, when the heartbeat says.
+    pub concurrency: Option<u64>,
+    /// Sidekiq's name for its queue order (`strict`, `weighted`, `random`), when the heartbeat
+    /// says.
+    pub mode: Option<String>,
+    /// Its queues with their weights, in its order.
+    pub weights: Vec<(String, u32)>,
+}
+
+impl ProcessCapsule {
+    /// Its queues, in its order.
+    pub fn queues(&self) -> Vec<&str> {
+        self.weights
+            .iter()
+            .map(|(queue, _)| queue.as_str())
+            .collect()
+    }
+
+    /// How many of `work` (what [`WorkSet::list`](super::WorkSet::list) read) it runs: the
+    /// jobs of its process from its queues.
+    pub fn running(&self, work: &[Work]) -> usize {
+        work.iter()
+            .filter(|work| work.process == self.process)
+            .filter(|work| self.weights.iter().any(|(queue, _)| *queue == work.queue))
+            .count()
     }
 }
 

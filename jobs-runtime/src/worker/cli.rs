@@ -291,6 +291,33 @@ mod tests {
     }
 
     #[test]
+    fn q_and_c_apply_to_the_default_capsule_only() {
+        let dir = std::env::temp_dir().join(format!("jobs-cli-{}-capsules", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("capsules.yml");
+        std::fs::write(
+            &file,
+            ":concurrency: 5\n:queues: [default]\n:capsules:\n  single: {queues: [single], concurrency: 1}\n",
+        )
+        .unwrap();
+        let config = config(&["-C", file.to_str().unwrap(), "-c", "7", "-q", "critical"]);
+        assert_eq!(config.concurrency, 7);
+        assert_eq!(config.queues, [QueueSpec::new("critical")]);
+        assert_eq!(config.capsules.len(), 1);
+        assert_eq!(config.capsules[0].concurrency, 1);
+        assert_eq!(config.total_concurrency(), 8);
+        // A default capsule in the file without a concurrency leaves it to RAILS_MAX_THREADS
+        // and 5, as the top-level key would.
+        std::fs::write(&file, ":capsules:\n  default: {queues: [a]}\n").unwrap();
+        let config = config(&["-C", file.to_str().unwrap()]);
+        assert_eq!(
+            (config.concurrency, config.queues[0].name.as_str()),
+            (5, "a")
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn the_log_format_comes_from_the_flag_else_jobs_log_format() {
         use crate::worker::LogFormat;
         let from = |args: &[&str], var: Option<&str>| {

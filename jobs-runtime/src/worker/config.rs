@@ -2,7 +2,8 @@
 //!
 //! The file is Sidekiq's (`config/jobs.yml`, or the path given with `-C`): keys with or without a
 //! leading colon (`:concurrency: 10` or `concurrency: 10`), `:queues:` as names or
-//! `[name, weight]`, and a section per environment (`production:`) merged over the rest.
+//! `[name, weight]`, `:capsules:` (Sidekiq 7's, see [`Capsule`]), and a section per environment
+//! (`production:`) merged over the rest.
 //! The file goes through the ERB forms Rails apps use to read the environment
 //! (`<%= ENV.fetch("RAILS_MAX_THREADS", 5) %>` …; see [`erb`](super::erb)) before its YAML is
 //! read. Settings only Ruby understands (`:require:`, `:pidfile:` …) are ignored with a warning; any
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use yaml_rust2::{Yaml, YamlLoader};
 
+use super::capsule::{self, Capsule, DEFAULT_CAPSULE};
 use super::order::{MAX_WEIGHT, QueueSpec};
 use crate::api::DeadLimits;
 use crate::error::Error;
@@ -23,11 +25,17 @@ use crate::error::Error;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct WorkerConfig {
-    /// Jobs run at once (`-c`, `:concurrency:`, else `RAILS_MAX_THREADS` as Sidekiq reads it;
-    /// default 5, as Sidekiq 7+).
+    /// Jobs of [`queues`](Self::queues) run at once: the default capsule's concurrency (`-c`,
+    /// `:concurrency:`, else `RAILS_MAX_THREADS` as Sidekiq reads it; default 5, as Sidekiq
+    /// 7+).
     pub concurrency: usize,
-    /// Queues to take jobs from, with weights (`-q`, `:queues:`; default `default`).
+    /// Queues to take jobs from, with weights: the default capsule's queues (`-q`, `:queues:`;
+    /// default `default`).
     pub queues: Vec<QueueSpec>,
+    /// The capsules beside the default one, each with its own queues and concurrency
+    /// (`:capsules:`, [`Worker::capsule`](super::Worker::capsule); default none). See
+    /// `docs/capsules.md`.
+    pub capsules: Vec<Capsule>,
     /// How long shutdown waits for running jobs before handing them back (`-t`, `:timeout:`;
     /// default 25 s).
     pub timeout: Duration,
@@ -87,6 +95,7 @@ impl Default for WorkerConfig {
         Self {
             concurrency: 5,
             queues: vec![QueueSpec::new("default")],
+            capsules: Vec::new(),
             timeout: Duration::from_secs(25),
             tag: None,
             labels: Vec::new(),
@@ -110,7 +119,7 @@ impl Default for WorkerConfig {
 }
 
 /// The keys `jobs` reads, for error messages.
-const KNOWN_KEYS: &str = "concurrency, queues, timeout, tag, labels, verbose, max_retries, \
+const KNOWN_KEYS: &str = "concurrency, queues, capsules, timeout, tag, labels, verbose, max_retries, \
                           dead_max_jobs, dead_timeout_in_seconds, \
                           average_scheduled_poll_interval, poll_interval_average, \
                           heartbeat_interval, heartbeat_ttl, recovery_interval, max_recoveries, \
@@ -124,7 +133,6 @@ const RUBY_ONLY_KEYS: &[&str] = &[
     "strict",
     "daemon",
     "environment",
-    "capsules",
     "scheduled_enq",
     "lifecycle_events",
     "error_handlers",
@@ -135,8 +143,9 @@ const RUBY_ONLY_KEYS: &[&str] = &[
 
 impl WorkerConfig {
     /// Checks settings that cannot work together, before the worker connects: the heartbeat's
-    /// TTL must be at least twice its interval, there must be a queue to take from, and the
-    /// health endpoint needs an address of its own.
+    /// TTL must be at least twice its interval, there must be a queue to take from, the
+    /// health endpoint needs an address of its own, and the capsules must have distinct names,
+    /// a concurrency above 0, queues, and no queue in two of them.
     pub fn validate(&self) -> Result<(), Error> {
         let error = |reason: String| Error::Config {
             origin: "the worker's settings".to_owned(),
@@ -164,7 +173,49 @@ impl WorkerConfig {
                     .to_owned(),
             ));
         }
-        Ok(())
+        capsule::check(&self.all_capsules()).map_err(error)
+    }
+
+    /// Every capsule, the default one first: the top-level [`queues`](Self::queues) and
+    /// [`concurrency`](Self::concurrency) named `default`, then [`capsules`](Self::capsules).
+    pub fn all_capsules(&self) -> Vec<Capsule> {
+        let default = Capsule::new(DEFAULT_CAPSULE)
+            .weighted_queues(self.queues.iter().cloned())
+            .concurrency(self.concurrency);
+        std::iter::once(default)
+            .chain(self.capsules.iter().cloned())
+            .collect()
+    }
+
+    /// How many jobs the process runs at once: the concurrency of every capsule, added up
+    /// (what its heartbeat shows).
+    pub fn total_concurrency(&self) -> usize {
+        self.concurrency
+            + self
+                .capsules
+                .iter()
+                .map(|capsule| capsule.concurrency)
+                .sum::<usize>()
+    }
+
+    /// Adds `capsule`, or replaces the one of its name; the capsule `default` sets the
+    /// top-level concurrency and, when it names any, queues.
+    pub(crate) fn set_capsule(&mut self, capsule: Capsule) {
+        if capsule.name == DEFAULT_CAPSULE {
+            self.concurrency = capsule.concurrency;
+            if !capsule.queues.is_empty() {
+                self.queues = capsule.queues;
+            }
+            return;
+        }
+        match self
+            .capsules
+            .iter_mut()
+            .find(|known| known.name == capsule.name)
+        {
+            Some(known) => *known = capsule,
+            None => self.capsules.push(capsule),
+        }
     }
 
     /// How long a process stays alive to crash recovery without renewing its liveness key:
@@ -230,10 +281,17 @@ impl WorkerConfig {
             }
         };
         let mut section = None;
+        // Read after the other keys of their level, so they win over its `:queues:` and
+        // `:concurrency:` wherever they stand (as Sidekiq applies them last).
+        let mut capsules = None;
         for (key, value) in &root {
             let name = key_name(key).ok_or_else(|| error(format!("{key:?} is not a key")))?;
             if name == "periodic" {
                 self.periodic = crate::periodic::read_section(value, origin).map_err(error)?;
+                continue;
+            }
+            if name == "capsules" {
+                capsules = Some(value);
                 continue;
             }
             if matches!(value, Yaml::Hash(_)) {
@@ -244,7 +302,11 @@ impl WorkerConfig {
             }
             self.apply(name, value).map_err(error)?;
         }
+        if let Some(capsules) = capsules {
+            self.apply("capsules", capsules).map_err(error)?;
+        }
         if let Some(Yaml::Hash(section)) = section {
+            let mut capsules = None;
             for (key, value) in &section {
                 let name = key_name(key).ok_or_else(|| error(format!("{key:?} is not a key")))?;
                 if name == "periodic" {
@@ -255,7 +317,15 @@ impl WorkerConfig {
                     }
                     continue;
                 }
+                if name == "capsules" {
+                    capsules = Some(value);
+                    continue;
+                }
                 self.apply(name, value).map_err(error)?;
+            }
+            if let Some(capsules) = capsules {
+                // An environment's capsules join those of the whole file, by name.
+                self.apply("capsules", capsules).map_err(error)?;
             }
         }
         Ok(())
@@ -270,6 +340,14 @@ impl WorkerConfig {
                     as usize;
             }
             "queues" => self.queues = queues(value)?,
+            "capsules" => {
+                for mut capsule in capsules(value)? {
+                    if capsule.name == DEFAULT_CAPSULE && capsule.concurrency == 0 {
+                        capsule.concurrency = self.concurrency;
+                    }
+                    self.set_capsule(capsule);
+                }
+            }
             "timeout" => {
                 self.timeout = seconds(value)
                     .ok_or_else(|| bad(name, value, "a number of seconds, like 25"))?;
@@ -398,6 +476,88 @@ fn strings(value: &Yaml) -> Option<Vec<String>> {
     }
 }
 
+/// `:capsules:`: a map of capsule names to `{queues: [...], concurrency: n}`. The capsule
+/// `default` may leave either out (the top-level value stays); any other needs both.
+fn capsules(value: &Yaml) -> Result<Vec<Capsule>, String> {
+    let expected = "a map of capsule names to their `queues` and `concurrency`, like \
+                    `single: {queues: [single], concurrency: 1}`";
+    let Yaml::Hash(entries) = value else {
+        return Err(bad("capsules", value, expected));
+    };
+    let mut read = Vec::new();
+    for (key, settings) in entries {
+        let name = match key {
+            Yaml::String(name) => name.strip_prefix(':').unwrap_or(name).to_owned(),
+            Yaml::Integer(number) => number.to_string(),
+            _ => return Err(bad("capsules", key, expected)),
+        };
+        let Yaml::Hash(settings) = settings else {
+            return Err(format!(
+                "`:capsules:` → `{name}` must be a map with `queues` and `concurrency`, not {}",
+                show(settings)
+            ));
+        };
+        let mut capsule = Capsule::new(name.clone());
+        let (mut has_queues, mut has_concurrency) = (false, false);
+        for (key, value) in settings {
+            match key_name(key) {
+                Some("queues") => {
+                    capsule.queues = queues(value)
+                        .map_err(|reason| format!("`:capsules:` → `{name}`: {reason}"))?;
+                    has_queues = true;
+                }
+                Some("concurrency") => {
+                    capsule.concurrency = whole(value)
+                        .filter(|n| *n > 0)
+                        .and_then(|n| usize::try_from(n).ok())
+                        .ok_or_else(|| {
+                            format!(
+                                "`:capsules:` → `{name}`: `concurrency` must be a whole number \
+                                 above 0, like 1, not {}",
+                                show(value)
+                            )
+                        })?;
+                    has_concurrency = true;
+                }
+                _ => {
+                    return Err(format!(
+                        "`:capsules:` → `{name}`: unknown key {}; a capsule takes `queues` and \
+                         `concurrency`",
+                        show(key)
+                    ));
+                }
+            }
+        }
+        if name != DEFAULT_CAPSULE {
+            if !has_queues {
+                return Err(format!(
+                    "`:capsules:` → `{name}` has no `queues`; name at least one, like \
+                     `queues: [{name}]`"
+                ));
+            }
+            if !has_concurrency {
+                return Err(format!(
+                    "`:capsules:` → `{name}` has no `concurrency`: how many of its jobs run at \
+                     once, like `concurrency: 1`"
+                ));
+            }
+        } else if !has_concurrency {
+            // The default capsule keeps the top-level concurrency when it names none.
+            capsule.concurrency = 0;
+        }
+        if read
+            .iter()
+            .any(|known: &Capsule| known.name == capsule.name)
+        {
+            return Err(format!(
+                "`:capsules:` names `{name}` twice (`{name}:` and `:{name}:` are the same name)"
+            ));
+        }
+        read.push(capsule);
+    }
+    Ok(read)
+}
+
 fn queues(value: &Yaml) -> Result<Vec<QueueSpec>, String> {
     let expected = "a list of queue names or [name, weight] pairs, like `- critical` and \
                     `- [default, 2]`";
@@ -436,6 +596,7 @@ mod tests {
     use std::time::Duration;
 
     use super::WorkerConfig;
+    use crate::worker::capsule::Capsule;
     use crate::worker::order::QueueSpec;
 
     const SIDEKIQ_STYLE: &str = "
@@ -517,6 +678,165 @@ staging:
         let error = load(":concurency: 10\n", "development").unwrap_err();
         assert!(error.contains("unknown key `:concurency:`"), "{error}");
         assert!(error.contains("concurrency, queues, timeout"), "{error}");
+    }
+
+    /// Sidekiq 7's `test/cfg/config_capsules.yml` shape.
+    const CAPSULES: &str = "
+:concurrency: 5
+:queues:
+  - default
+:capsules:
+  :single:
+    :queues:
+      - single
+    :concurrency: 1
+  weighted:
+    queues: [[a, 3], \"b,1\"]
+    concurrency: 4
+";
+
+    #[test]
+    fn reads_sidekiq_7_capsules() {
+        let config = load(CAPSULES, "development").unwrap();
+        assert_eq!(config.concurrency, 5);
+        assert_eq!(config.queues, [QueueSpec::new("default")]);
+        assert_eq!(
+            config.capsules,
+            [
+                Capsule::new("single").queues(["single"]).concurrency(1),
+                Capsule::new("weighted")
+                    .weighted_queues([QueueSpec::weighted("a", 3), QueueSpec::weighted("b", 1)])
+                    .concurrency(4),
+            ]
+        );
+        assert_eq!(config.total_concurrency(), 10);
+        let names: Vec<String> = config.all_capsules().into_iter().map(|c| c.name).collect();
+        assert_eq!(names, ["default", "single", "weighted"]);
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn the_default_capsule_is_the_top_level_one() {
+        let text = ":capsules:\n  default: {queues: [critical, default], concurrency: 8}\n\
+                    :queues: [ignored]\n";
+        let config = load(text, "development").unwrap();
+        assert!(config.capsules.is_empty());
+        assert_eq!(config.concurrency, 8);
+        assert_eq!(
+            config.queues.len(),
+            2,
+            "capsules apply after the other keys"
+        );
+        // Named without concurrency, it keeps the top-level one.
+        let config = load(
+            ":concurrency: 3\n:capsules: {default: {queues: [a]}}\n",
+            "development",
+        )
+        .unwrap();
+        assert_eq!(
+            (config.concurrency, config.queues[0].name.as_str()),
+            (3, "a")
+        );
+    }
+
+    #[test]
+    fn an_environment_adds_and_replaces_capsules_by_name() {
+        let text = format!(
+            "{CAPSULES}production:\n  :capsules:\n    single: {{queues: [single], concurrency: 2}}\n    bulk: {{queues: [bulk], concurrency: 9}}\n"
+        );
+        let config = load(&text, "production").unwrap();
+        let capsules: Vec<(&str, usize)> = config
+            .capsules
+            .iter()
+            .map(|capsule| (capsule.name.as_str(), capsule.concurrency))
+            .collect();
+        assert_eq!(capsules, [("single", 2), ("weighted", 4), ("bulk", 9)]);
+    }
+
+    #[test]
+    fn a_bad_capsule_says_what_is_wrong() {
+        let cases = [
+            (
+                ":capsules: [a]\n",
+                "`:capsules:` must be a map of capsule names",
+            ),
+            (
+                ":capsules: {a: 1}\n",
+                "`a` must be a map with `queues` and `concurrency`",
+            ),
+            (":capsules: {a: {concurrency: 1}}\n", "`a` has no `queues`"),
+            (
+                ":capsules: {a: {queues: [a]}}\n",
+                "`a` has no `concurrency`",
+            ),
+            (
+                ":capsules: {a: {queues: [a], concurrency: 0}}\n",
+                "`concurrency` must be a whole number above 0",
+            ),
+            (
+                ":capsules: {a: {queues: [], concurrency: 1}}\n",
+                "must name at least one queue",
+            ),
+            (
+                ":capsules: {a: {queues: [a], concurrency: 1, strict: true}}\n",
+                "unknown key",
+            ),
+            (
+                ":capsules: {a: {queues: [a], concurrency: 1}, :a: {queues: [b], concurrency: 1}}\n",
+                "names `a` twice",
+            ),
+        ];
+        for (text, expected) in cases {
+            let error = load(text, "development").unwrap_err();
+            assert!(error.starts_with("config/jobs.yml: "), "{error}");
+            assert!(error.contains(expected), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn validation_refuses_a_queue_in_two_capsules_and_explains_why() {
+        let config = load(
+            ":queues: [default, shared]\n:capsules: {b: {queues: [shared], concurrency: 1}}\n",
+            "development",
+        )
+        .unwrap();
+        let error = config.validate().unwrap_err().to_string();
+        assert!(
+            error.contains("the queue `shared` is in two capsules, `default` and `b`"),
+            "{error}"
+        );
+        assert!(error.contains("working list"), "{error}");
+        assert!(error.contains("8.1.3"), "{error}");
+    }
+
+    #[test]
+    fn validation_refuses_what_the_code_can_get_wrong() {
+        let with = |capsules: Vec<Capsule>| WorkerConfig {
+            capsules,
+            ..WorkerConfig::default()
+        };
+        let cases = [
+            (vec![Capsule::new("a")], "has no queues"),
+            (
+                vec![Capsule::new("a").queues(["a"]).concurrency(0)],
+                "has concurrency 0",
+            ),
+            (
+                vec![
+                    Capsule::new("a").queues(["a"]),
+                    Capsule::new("a").queues(["b"]),
+                ],
+                "two capsules are named `a`",
+            ),
+            (
+                vec![Capsule::new("default").queues(["a"])],
+                "is the top-level `queues` and `concurrency`",
+            ),
+        ];
+        for (capsules, expected) in cases {
+            let error = with(capsules).validate().unwrap_err().to_string();
+            assert!(error.contains(expected), "{error}");
+        }
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! Every `heartbeat_interval` (10 s), in one `MULTI`:
 //! - `SADD processes <identity>`;
 //! - `HSET <identity>` with `info` (JSON), `busy`, `beat`, `quiet`, `rss`, `rtt_us`,
-//!   `concurrency` and `jobs_liveness`, expiring after `heartbeat_ttl` (60 s);
+//!   `concurrency` (every capsule's, added up) and `jobs_liveness`, expiring after
+//!   `heartbeat_ttl` (60 s); `info` lists every capsule's queues in `queues`, and each capsule
+//!   in Sidekiq 7's `weights` and Sidekiq 8's `capsules`;
 //! - `<identity>:work` (and `<identity>:workers`, which Sidekiq 6.4.0–6.4.1 read) rewritten with
 //!   one field per running job, expiring after `heartbeat_ttl` but never under [`WORK_TTL_MIN`]:
 //!   crash recovery reads a dead process's `:work` to tell the jobs it was running from those it
@@ -19,14 +21,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
+use serde::ser::SerializeMap;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use super::capsule::Plan;
 use super::config::WorkerConfig;
 use super::control::Control;
 use super::hooks::Lifecycle;
 use super::identity;
-use super::order::QueueOrder;
 use super::shared::Shared;
 use super::tasks::sleep_or;
 use crate::error::Error;
@@ -54,14 +58,15 @@ pub(crate) struct Heartbeat {
 }
 
 impl Heartbeat {
-    /// The heartbeat of the process `shared`, configured by `config`, taking from `order`.
+    /// The heartbeat of the process `shared`, configured by `config`, running `capsules` (the
+    /// default one first).
     pub(crate) fn new(
         shared: Arc<Shared>,
         control: Control,
         config: &WorkerConfig,
-        order: &QueueOrder,
+        capsules: &[Plan],
     ) -> Self {
-        let info = process_info(&shared.identity, config, order).to_string();
+        let info = process_info(&shared.identity, config, capsules);
         Self {
             shared,
             control,
@@ -197,19 +202,88 @@ impl Heartbeat {
     }
 }
 
-/// The heartbeat's `info` JSON, with Sidekiq's fields.
-fn process_info(identity: &str, config: &WorkerConfig, order: &QueueOrder) -> serde_json::Value {
-    json!({
-        "hostname": identity::hostname(),
-        "started_at": Timestamp::now(),
-        "pid": std::process::id(),
-        "tag": config.tag.clone().unwrap_or_default(),
-        "concurrency": config.concurrency,
-        "queues": order.names(),
-        "labels": config.labels,
-        "identity": identity,
-        "version": concat!("jobs ", env!("CARGO_PKG_VERSION")),
-    })
+/// The heartbeat's `info` JSON, with Sidekiq's fields: `concurrency` is every capsule's added
+/// up, `queues` every capsule's queues (the default capsule's first), `weights` (Sidekiq 7)
+/// one `{queue: weight}` per capsule, and `capsules` (Sidekiq 8.0.9+) each capsule by name,
+/// with its `concurrency`, `mode` and `weights`. Written in order (queues in each capsule's
+/// order), which a `serde_json::Value` would sort.
+fn process_info(identity: &str, config: &WorkerConfig, capsules: &[Plan]) -> String {
+    let mut queues: Vec<&str> = Vec::new();
+    for plan in capsules {
+        for name in plan.order.names() {
+            if !queues.contains(&name.as_str()) {
+                queues.push(name);
+            }
+        }
+    }
+    let info = Info {
+        hostname: identity::hostname(),
+        started_at: Timestamp::now(),
+        pid: std::process::id(),
+        tag: config.tag.clone().unwrap_or_default(),
+        concurrency: capsules.iter().map(|plan| plan.scope.concurrency).sum(),
+        queues,
+        labels: &config.labels,
+        identity,
+        version: concat!("jobs ", env!("CARGO_PKG_VERSION")),
+        weights: capsules.iter().map(|plan| Weights(&plan.weights)).collect(),
+        capsules: Capsules(capsules),
+    };
+    serde_json::to_string(&info).unwrap_or_else(|_| json!({ "identity": identity }).to_string())
+}
+
+/// The `info` JSON's fields, in Sidekiq's order.
+#[derive(Serialize)]
+struct Info<'a> {
+    hostname: String,
+    started_at: Timestamp,
+    pid: u32,
+    tag: String,
+    concurrency: usize,
+    queues: Vec<&'a str>,
+    labels: &'a [String],
+    identity: &'a str,
+    version: &'static str,
+    weights: Vec<Weights<'a>>,
+    capsules: Capsules<'a>,
+}
+
+/// One capsule's `{queue: weight}`, in its queue order.
+struct Weights<'a>(&'a [(String, u32)]);
+
+impl Serialize for Weights<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (queue, weight) in self.0 {
+            map.serialize_entry(queue, weight)?;
+        }
+        map.end()
+    }
+}
+
+/// Sidekiq 8's `capsules`: `{name: {concurrency, mode, weights}}`, the default one first.
+struct Capsules<'a>(&'a [Plan]);
+
+impl Serialize for Capsules<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        /// One capsule's entry.
+        #[derive(Serialize)]
+        struct Entry<'a> {
+            concurrency: usize,
+            mode: &'static str,
+            weights: Weights<'a>,
+        }
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for plan in self.0 {
+            let entry = Entry {
+                concurrency: plan.scope.concurrency,
+                mode: plan.mode,
+                weights: Weights(&plan.weights),
+            };
+            map.serialize_entry(&plan.scope.name, &entry)?;
+        }
+        map.end()
+    }
 }
 
 /// This process's resident memory in kilobytes, from `/proc/self/status` (0 where unknown).

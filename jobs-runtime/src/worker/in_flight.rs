@@ -17,6 +17,9 @@ pub(crate) struct InFlight {
     jobs: Mutex<HashMap<u64, Held>>,
     /// The next ticket; tickets also name a job's "thread" in the work hash (Sidekiq's `tid`).
     next_ticket: AtomicU64,
+    /// How many times a job started, finished or was settled: `Worker::drain` knows from it
+    /// whether any job ran (and so may have pushed more) while a capsule looked at its queues.
+    changes: AtomicU64,
 }
 
 /// A job this process took and has not settled yet.
@@ -52,6 +55,7 @@ impl InFlight {
             finished: false,
         };
         self.jobs().insert(ticket, held);
+        self.changes.fetch_add(1, Ordering::SeqCst);
         ticket
     }
 
@@ -60,11 +64,18 @@ impl InFlight {
         if let Some(held) = self.jobs().get_mut(&ticket) {
             held.finished = true;
         }
+        self.changes.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Notes a job as settled: no longer held.
     pub(crate) fn untrack(&self, ticket: u64) {
         self.jobs().remove(&ticket);
+        self.changes.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A count that moves whenever a job starts, finishes or is settled.
+    pub(crate) fn changes(&self) -> u64 {
+        self.changes.load(Ordering::SeqCst)
     }
 
     /// How many jobs are held, running or finished, for each JSON.

@@ -9,11 +9,11 @@
 //! 4. [`serve_dashboard`](Launcher::serve_dashboard): bind `--web` before any job is taken;
 //! 5. [`first_beat`](Launcher::first_beat): no job is taken before the process is known to
 //!    crash recovery;
-//! 6. [`start_loops`](Launcher::start_loops): the fetcher, the scheduler, the periodic loop, the
-//!    outbox's relay (feature `postgres`),
+//! 6. [`start_loops`](Launcher::start_loops): one fetcher per capsule (`capsule.rs`), the
+//!    scheduler, the periodic loop, the outbox's relay (feature `postgres`),
 //!    crash recovery, the heartbeat and systemd's watchdog;
-//! 7. [`steady`](Launcher::steady): until the stop phase (or, draining, until the queues are
-//!    empty);
+//! 7. [`steady`](Launcher::steady): until the stop phase (or, draining, until every capsule's
+//!    queues are empty);
 //! 8. [`shutdown`](Launcher::shutdown): quiet, wait up to the timeout for running jobs, hand
 //!    back the rest, flush the acknowledgements, hand back what is left in the working list,
 //!    stop the heartbeat, flush the counters, clear the heartbeat, stop the watchdog and the
@@ -28,9 +28,11 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio::task::{JoinError, JoinHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
 
 use super::ack::{AckLoop, Acker};
 use super::backoff::Backoff;
+use super::capsule::{self, Plan};
 use super::config::WorkerConfig;
 use super::control::{Control, Signals};
 use super::dashboard::DashboardServer;
@@ -42,7 +44,6 @@ use super::identity;
 use super::in_flight::InFlight;
 use super::liveness::{Liveness, Pulse};
 use super::middleware::DynServerMiddleware;
-use super::order::QueueOrder;
 use super::periodic::PeriodicLoop;
 use super::preflight;
 use super::recovery::Recovery;
@@ -117,14 +118,19 @@ impl StopRequest<'_> {
     }
 }
 
-/// What the fetcher left when it ended: the tasks of the jobs it started, and the hand-back of
-/// what its idle fetch brought after quiet (how many jobs).
-type FetcherEnd = Result<(JoinSet<()>, JoinHandle<usize>), JoinError>;
+/// What one capsule's fetcher left when it ended: the tasks of the jobs it started, and its
+/// idle fetch, with what it brought after quiet.
+type FetcherLeft = Result<(JoinSet<()>, IdleFetch), JoinError>;
+
+/// What the fetchers left when they ended: the tasks of the jobs they started (one set per
+/// capsule), and the hand-back of what their idle fetches brought after quiet (how many jobs).
+type FetcherEnd = Result<(Vec<JoinSet<()>>, JoinHandle<usize>), JoinError>;
 
 /// The loops that run until shutdown stops them, each at its moment.
 struct Loops {
-    /// The fetcher: ends at quiet with the running jobs' tasks.
-    fetcher: Running<(JoinSet<()>, IdleFetch)>,
+    /// The fetchers, one per capsule, on a task that ends at quiet (or, draining, once every
+    /// capsule is idle) with what each left.
+    fetcher: Running<Vec<FetcherLeft>>,
     /// The scheduler (ends at quiet) and crash recovery (ends at stop), when running until
     /// stopped.
     pollers: Vec<Running<()>>,
@@ -169,18 +175,18 @@ pub(crate) async fn launch(
     }
     preflight::check(&launcher.shared).await?;
     early.dashboard = launcher.serve_dashboard().await?;
-    let order = QueueOrder::new(&launcher.config.queues);
+    let plans = capsule::plans(&launcher.config.all_capsules());
     let heartbeat = Heartbeat::new(
         Arc::clone(&launcher.shared),
         launcher.control.clone(),
         &launcher.config,
-        &order,
+        &plans,
     );
     launcher.shared.hooks.fire(Lifecycle::Startup);
     if !launcher.first_beat(&heartbeat, &mut stop).await {
         return Ok(());
     }
-    let mut loops = launcher.start_loops(order, heartbeat);
+    let mut loops = launcher.start_loops(plans, heartbeat);
     let fetched = launcher.steady(&mut loops.fetcher, &mut stop).await;
     launcher.shutdown(early, loops, fetched).await
 }
@@ -200,13 +206,14 @@ fn prepare(parts: Parts, mode: Mode, os_signals: bool) -> Result<(Launcher, AckL
         None => Client::global()?,
     };
     let config = parts.config;
+    let concurrency = config.total_concurrency();
     let identity = identity::new_identity();
     let working = client.keys().working(&identity);
     let in_flight = Arc::new(InFlight::default());
     let busy = Arc::clone(&in_flight);
     parts
         .metrics
-        .attach(config.concurrency, move || busy.running().len());
+        .attach(concurrency, move || busy.running().len());
     let (acker, ack_loop) = Acker::new(client.clone(), working.clone(), Arc::clone(&in_flight));
     let settler = Settler::new(client.clone(), working.clone(), config.dead_limits());
     let shared = Arc::new(Shared {
@@ -223,7 +230,7 @@ fn prepare(parts: Parts, mode: Mode, os_signals: bool) -> Result<(Launcher, AckL
             max_retries: config.max_retries,
         },
         settler,
-        concurrency: config.concurrency,
+        concurrency,
         max_recoveries: config.max_recoveries,
         stuck: AtomicBool::new(false),
         in_flight,
@@ -381,15 +388,31 @@ impl Launcher {
         true
     }
 
-    /// Step 6: starts taking jobs from `order`'s queues, and the loops beside the fetcher.
-    fn start_loops(&self, order: QueueOrder, heartbeat: Heartbeat) -> Loops {
+    /// Step 6: starts taking jobs for each capsule of `plans`, and the loops beside the
+    /// fetchers.
+    fn start_loops(&self, plans: Vec<Plan>, heartbeat: Heartbeat) -> Loops {
         let shared = &self.shared;
         let config = &self.config;
+        let default = &plans[0];
+        // `capsules`: every capsule as `name: concurrency [queues] mode`, the default first.
+        let capsules: Vec<String> = plans
+            .iter()
+            .map(|plan| {
+                format!(
+                    "{}: {} {:?} {}",
+                    plan.scope.name,
+                    plan.scope.concurrency,
+                    plan.order.names(),
+                    plan.mode
+                )
+            })
+            .collect();
         tracing::info!(
             identity = %shared.identity,
-            concurrency = config.concurrency,
-            queues = ?order.names(),
-            order = if order.is_strict() { "strict" } else { "weighted" },
+            concurrency = shared.concurrency,
+            queues = ?default.order.names(),
+            order = if default.order.is_strict() { "strict" } else { "weighted" },
+            capsules = ?capsules,
             jobs = ?shared.registry.iter().map(|job| job.name()).collect::<Vec<_>>(),
             redis = %shared.client.url(),
             "worker started"
@@ -402,15 +425,21 @@ impl Launcher {
         if until_stopped {
             self.notifier.ready();
         }
-        let slots = Arc::new(Semaphore::new(config.concurrency));
-        let fetcher = Fetcher::new(
-            Arc::clone(shared),
-            order,
-            slots,
-            !until_stopped,
-            config.timeout,
-        );
-        let fetcher = Running::spawn(self.control.quiet_phase(), |s| fetcher.run(s));
+        let fetchers: Vec<Fetcher> = plans
+            .into_iter()
+            .map(|plan| {
+                let slots = Arc::new(Semaphore::new(plan.scope.concurrency));
+                Fetcher::new(
+                    Arc::clone(shared),
+                    plan.scope,
+                    plan.order,
+                    slots,
+                    !until_stopped,
+                    config.timeout,
+                )
+            })
+            .collect();
+        let fetcher = Running::spawn(self.control.quiet_phase(), |s| run_fetchers(fetchers, s));
         let mut pollers = Vec::new();
         if until_stopped {
             let scheduler = Scheduler::new(
@@ -458,12 +487,12 @@ impl Launcher {
         }
     }
 
-    /// Step 7: runs until the stop phase (or, draining, until the fetcher ends). Announces
-    /// quiet once; when the fetcher ends at quiet, hands back what its idle fetch brings, on a
-    /// task of its own: a stop arriving meanwhile must not wait behind blocking fetches.
+    /// Step 7: runs until the stop phase (or, draining, until the fetchers end). Announces
+    /// quiet once; when the fetchers end at quiet, hands back what their idle fetches bring, on
+    /// a task of its own: a stop arriving meanwhile must not wait behind blocking fetches.
     async fn steady(
         &mut self,
-        fetcher: &mut Running<(JoinSet<()>, IdleFetch)>,
+        fetcher: &mut Running<Vec<FetcherLeft>>,
         stop: &mut StopRequest<'_>,
     ) -> Option<FetcherEnd> {
         let mut fetched = None;
@@ -477,7 +506,7 @@ impl Launcher {
                     self.shared.hooks.fire(Lifecycle::Quiet);
                 }
                 finished = fetcher.task(), if fetched.is_none() => {
-                    fetched = Some(finished.map(|(tasks, idle)| (tasks, self.hand_back_idle(idle))));
+                    fetched = Some(finished.and_then(|left| self.collect_fetchers(left)));
                     if self.mode == Mode::UntilIdle {
                         break;
                     }
@@ -501,7 +530,7 @@ impl Launcher {
             Some(fetched) => fetched,
             None => {
                 let finished = loops.fetcher.join().await;
-                finished.map(|(tasks, idle)| (tasks, self.hand_back_idle(idle)))
+                finished.and_then(|left| self.collect_fetchers(left))
             }
         };
         let (tasks, handing_back) = fetched.map_err(|error| Error::Worker {
@@ -560,13 +589,37 @@ impl Launcher {
         self.shared.hooks.fire(Lifecycle::Shutdown);
     }
 
-    /// Hands back, on a task of its own, the jobs the idle fetch brought or took ahead after
-    /// the fetcher stopped; the task returns how many.
-    fn hand_back_idle(&self, idle: IdleFetch) -> JoinHandle<usize> {
+    /// Splits what the fetchers left into their jobs' tasks, to wait for, and the hand-back of
+    /// their idle fetches; an error when a fetcher's task failed.
+    fn collect_fetchers(&self, left: Vec<FetcherLeft>) -> FetcherEnd {
+        let mut tasks = Vec::with_capacity(left.len());
+        let mut idles = Vec::with_capacity(left.len());
+        for end in left {
+            let (set, idle) = end?;
+            tasks.push(set);
+            idles.push(idle);
+        }
+        Ok((tasks, self.hand_back_idle(idles)))
+    }
+
+    /// Hands back, on a task of its own, the jobs the idle fetches brought or took ahead after
+    /// the fetchers stopped; the task returns how many.
+    fn hand_back_idle(&self, idles: Vec<IdleFetch>) -> JoinHandle<usize> {
         let shared = Arc::clone(&self.shared);
         let deadline = tokio::time::Instant::now() + BLOCK + HAND_BACK_FOR;
         tokio::spawn(async move {
-            let jobs = idle.finish(&shared).await;
+            // Each capsule's waits end at once, side by side rather than one after another.
+            let finishing: Vec<JoinHandle<Vec<Fetched>>> = idles
+                .into_iter()
+                .map(|idle| {
+                    let shared = Arc::clone(&shared);
+                    tokio::spawn(async move { idle.finish(&shared).await })
+                })
+                .collect();
+            let mut jobs = Vec::new();
+            for finished in finishing {
+                jobs.extend(finished.await.unwrap_or_default());
+            }
             // Bounded as a whole: what is not handed back by then, recovery hands back.
             let handing_back = async {
                 for job in &jobs {
@@ -582,12 +635,16 @@ impl Launcher {
     /// their queues, then cancels them. Handing back first means a task that settles late finds
     /// its job gone and changes nothing; cancelling is bounded, because a job blocking its
     /// thread does not stop at cancellation.
-    async fn finish_running(&self, mut tasks: JoinSet<()>) {
-        let running = tasks.len();
+    async fn finish_running(&self, mut tasks: Vec<JoinSet<()>>) {
+        let running: usize = tasks.iter().map(JoinSet::len).sum();
         if running > 0 {
             tracing::info!(running, "waiting for running jobs");
         }
-        let all_done = async { while tasks.join_next().await.is_some() {} };
+        let all_done = async {
+            for capsule in &mut tasks {
+                while capsule.join_next().await.is_some() {}
+            }
+        };
         let finished = tokio::select! {
             done = tokio::time::timeout(self.config.timeout, all_done) => done.is_ok(),
             () = self.control.stopped_now() => false,
@@ -614,8 +671,14 @@ impl Launcher {
             count = unfinished.len(),
             "handed unfinished jobs back to the front of their queues"
         );
-        tasks.abort_all();
-        let all_cancelled = async { while tasks.join_next().await.is_some() {} };
+        for capsule in &mut tasks {
+            capsule.abort_all();
+        }
+        let all_cancelled = async {
+            for capsule in &mut tasks {
+                while capsule.join_next().await.is_some() {}
+            }
+        };
         if tokio::time::timeout(CANCEL_FOR, all_cancelled)
             .await
             .is_err()
@@ -670,4 +733,30 @@ impl Launcher {
             tracing::warn!(%error, "cannot clear the heartbeat; it expires by itself");
         }
     }
+}
+
+/// Runs the capsules' fetchers side by side, each on a task of its own, until `shutdown` (the
+/// quiet phase) or, draining, until every capsule is idle; returns what each left, in order.
+/// A fetcher that fails quiets the others, so the launcher learns of it without waiting for a
+/// quiet (or, draining, for an idle moment that one could no longer report).
+async fn run_fetchers(fetchers: Vec<Fetcher>, shutdown: CancellationToken) -> Vec<FetcherLeft> {
+    let quiet = shutdown.child_token();
+    let running: Vec<JoinHandle<FetcherLeft>> = fetchers
+        .into_iter()
+        .map(|fetcher| {
+            let quiet = quiet.clone();
+            tokio::spawn(async move {
+                let left = tokio::spawn(fetcher.run(quiet.clone())).await;
+                if left.is_err() {
+                    quiet.cancel();
+                }
+                left
+            })
+        })
+        .collect();
+    let mut left = Vec::with_capacity(running.len());
+    for fetcher in running {
+        left.push(fetcher.await.unwrap_or_else(Err));
+    }
+    left
 }

@@ -14,7 +14,7 @@
 //! runs only those still its own.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
@@ -35,8 +35,10 @@ pub(crate) struct Pulse {
     /// When the last heartbeat that landed was sent, counted as `last_sent` (0: none yet):
     /// what the health endpoint's liveness reads (`health.rs`).
     last_beat: AtomicU64,
-    /// A renewal found the key gone: the process may have been presumed dead meanwhile.
-    lapsed: AtomicBool,
+    /// How many lapses were seen (a renewal found the key gone, or came a TTL after the one
+    /// before): the process may have been presumed dead meanwhile. A count rather than a flag,
+    /// so that each capsule's fetcher sees every lapse ([`LapsesSeen`]).
+    lapses: AtomicU64,
     /// How long the key lives.
     ttl: Duration,
 }
@@ -48,7 +50,7 @@ impl Pulse {
             origin: Instant::now(),
             last_sent: AtomicU64::new(0),
             last_beat: AtomicU64::new(0),
-            lapsed: AtomicBool::new(false),
+            lapses: AtomicU64::new(0),
             ttl,
         }
     }
@@ -79,12 +81,15 @@ impl Pulse {
         self.age().is_some_and(|age| age >= self.ttl / 2)
     }
 
-    /// Whether the process may have been presumed dead since this was last asked: the key
-    /// may have expired (no renewal landed for the TTL, or two landed a TTL apart), or a
-    /// renewal found it gone.
-    pub(crate) fn take_lapse(&self) -> bool {
+    /// Whether the process may have been presumed dead since `seen` last asked: the key may
+    /// have expired (no renewal landed for the TTL, or two landed a TTL apart), or a renewal
+    /// found it gone. Each reader keeps its own `seen`, so every reader learns of every lapse.
+    pub(crate) fn take_lapse(&self, seen: &mut LapsesSeen) -> bool {
         let stale = self.age().is_some_and(|age| age >= self.ttl);
-        self.lapsed.swap(false, Ordering::SeqCst) || stale
+        let lapses = self.lapses.load(Ordering::SeqCst);
+        let new = lapses != seen.0;
+        seen.0 = lapses;
+        new || stale
     }
 
     /// Notes a renewal sent at `sent` by the heartbeat, which does not ask whether the key
@@ -113,10 +118,14 @@ impl Pulse {
         let ttl = u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX);
         let gap = previous != 0 && millis.saturating_sub(previous) >= ttl;
         if previous != 0 && (!found || gap) {
-            self.lapsed.store(true, Ordering::SeqCst);
+            self.lapses.fetch_add(1, Ordering::SeqCst);
         }
     }
 }
+
+/// The lapses one reader of a [`Pulse`] (a capsule's fetcher) has seen.
+#[derive(Debug, Default)]
+pub(crate) struct LapsesSeen(u64);
 
 /// The loop that renews the liveness key.
 pub(crate) struct Liveness {
@@ -190,21 +199,39 @@ impl Liveness {
 mod tests {
     use std::time::{Duration, Instant};
 
-    use super::Pulse;
+    use super::{LapsesSeen, Pulse};
 
     #[test]
     fn a_renewal_that_finds_the_key_gone_is_a_lapse() {
         let pulse = Pulse::new(Duration::from_secs(10));
         assert_eq!(pulse.age(), None);
         assert!(!pulse.is_faltering());
+        let mut seen = LapsesSeen::default();
         pulse.landed(Instant::now(), false);
         assert!(
-            !pulse.take_lapse(),
+            !pulse.take_lapse(&mut seen),
             "the first renewal finds no key, as it should"
         );
         pulse.landed(Instant::now(), false);
-        assert!(pulse.take_lapse());
-        assert!(!pulse.take_lapse(), "a lapse is reported once");
+        assert!(pulse.take_lapse(&mut seen));
+        assert!(
+            !pulse.take_lapse(&mut seen),
+            "a lapse is reported once to each reader"
+        );
+    }
+
+    #[test]
+    fn every_reader_sees_every_lapse() {
+        let pulse = Pulse::new(Duration::from_secs(10));
+        let (mut first, mut second) = (LapsesSeen::default(), LapsesSeen::default());
+        pulse.landed(Instant::now(), true);
+        pulse.landed(Instant::now(), false);
+        assert!(pulse.take_lapse(&mut first));
+        assert!(
+            pulse.take_lapse(&mut second),
+            "the first reader's look does not hide the lapse from the second"
+        );
+        assert!(!pulse.take_lapse(&mut first) && !pulse.take_lapse(&mut second));
     }
 
     #[test]
@@ -217,7 +244,7 @@ mod tests {
         // The heartbeat renewed first, so the liveness thread finds the key: still a lapse.
         pulse.renewed_at(after);
         pulse.landed(after, true);
-        assert!(pulse.take_lapse());
+        assert!(pulse.take_lapse(&mut LapsesSeen::default()));
         // A renewal sent before the pause that lands late does not turn the clock back.
         pulse.landed(before, true);
         assert!(pulse.age().unwrap() < Duration::from_millis(30));
@@ -250,8 +277,9 @@ mod tests {
         assert!(!pulse.is_faltering());
         std::thread::sleep(Duration::from_millis(25));
         assert!(pulse.is_faltering());
-        assert!(!pulse.take_lapse());
+        let mut seen = LapsesSeen::default();
+        assert!(!pulse.take_lapse(&mut seen));
         std::thread::sleep(Duration::from_millis(20));
-        assert!(pulse.take_lapse());
+        assert!(pulse.take_lapse(&mut seen));
     }
 }

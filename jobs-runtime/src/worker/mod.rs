@@ -7,9 +7,10 @@
 //! }
 //! ```
 //!
-//! One fetcher takes jobs into this process's working list and starts a task per job, at most
-//! `concurrency` at once; each job is decoded, run through the server middleware with its
-//! timeout, and settled in one atomic step. A scheduler moves due scheduled and retried jobs to
+//! One fetcher per capsule (the default one, and those of [`Worker::capsule`]) takes jobs into
+//! this process's working list and starts a task per job, at most the capsule's `concurrency`
+//! at once; each job is decoded, run through the server middleware with its timeout, and
+//! settled in one atomic step. A scheduler moves due scheduled and retried jobs to
 //! their queues, a heartbeat keeps the process visible and alive, and crash recovery hands back
 //! the jobs of processes that died. `docs/worker.md` describes the whole life of a job.
 //!
@@ -18,12 +19,13 @@
 //! Each file imports only from the groups above its own (and from its own group's leaves), so
 //! the folder reads from the top of this list down:
 //!
-//! - **Process setup**: `cli`, `config` ([`WorkerConfig`]), `logging`, `identity`, `preflight`
-//!   (checks of the Redis server), `systemd`.
+//! - **Process setup**: `cli`, `config` ([`WorkerConfig`]), `capsule` ([`Capsule`]: a
+//!   process's pools of concurrency), `logging`, `identity`, `preflight` (checks of the Redis
+//!   server), `systemd`.
 //! - **Leaves**: `unit` (a job as taken, Sidekiq's `UnitOfWork`), `in_flight` (the jobs this
 //!   process holds), `control` (the shutdown phases and the signal listener), `tasks` (the one
 //!   loop shape), `backoff`, `hooks`, `middleware`, `order`, `retry` (Sidekiq's retry rules),
-//!   `stats` (counters).
+//!   `stats` (counters), `drain` (when `Worker::drain` is done across capsules).
 //! - **One job's path**: `settle` (out of the working list, one atomic step), `ack` (batched
 //!   acknowledgements), `shared` (what the tasks share), `execute` (run a job's code),
 //!   `processor` (run, log, count and settle one job).
@@ -34,6 +36,7 @@
 //! - **The builder**: [`Worker`], here.
 
 // The setup of a process.
+mod capsule;
 mod cli;
 mod config;
 mod erb;
@@ -45,6 +48,7 @@ mod systemd;
 // Leaves: shared by the rest, importing none of it.
 mod backoff;
 mod control;
+mod drain;
 mod hooks;
 mod in_flight;
 mod liveness;
@@ -77,6 +81,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use capsule::{Capsule, DEFAULT_CAPSULE};
 pub use config::WorkerConfig;
 pub use hooks::{Exhausted, Lifecycle};
 pub use logging::{LOG_FORMAT_VAR, LogFormat, init_logging};
@@ -247,6 +252,33 @@ impl Worker {
     /// Takes jobs from these weighted queues, replacing the list.
     pub fn weighted_queues(mut self, queues: impl IntoIterator<Item = QueueSpec>) -> Self {
         self.config.queues = queues.into_iter().collect();
+        self
+    }
+
+    /// Adds a capsule (Sidekiq 7's `config.capsule`): its queues' jobs run in a pool of their
+    /// own, at most its concurrency at once, beside the default capsule (the
+    /// [`queues`](Self::queues) and [`concurrency`](Self::concurrency) above) and the others.
+    /// A capsule of a name given before replaces it; the capsule named
+    /// [`DEFAULT_CAPSULE`] sets the default capsule's concurrency and, when it names any,
+    /// queues.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), jobs_runtime::Error> {
+    /// use jobs_runtime::{Worker, worker::Capsule};
+    ///
+    /// Worker::new()
+    ///     .queues(["default"])
+    ///     .concurrency(5)
+    ///     .capsule(Capsule::new("single").queues(["single"]).concurrency(1))
+    ///     .run()
+    ///     .await
+    /// # }
+    /// ```
+    ///
+    /// The worker refuses to start (an [`Error::Config`]) when a capsule has concurrency 0 or
+    /// no queue, or when a queue is in two capsules. See `docs/capsules.md`.
+    pub fn capsule(mut self, capsule: Capsule) -> Self {
+        self.config.set_capsule(capsule);
         self
     }
 

@@ -157,15 +157,21 @@ pub struct ChildWorker {
 impl ChildWorker {
     /// Starts one with the given extra environment (`JOBS_TEST_CONCURRENCY`, …).
     pub fn spawn(redis_url: &str, ledger: &std::path::Path, env: &[(&str, &str)]) -> Self {
+        Self::spawn_entry("lifecycle::child_worker", redis_url, ledger, env)
+    }
+
+    /// [`spawn`](Self::spawn) running another ignored test of this binary as the process
+    /// (`capsules::child_worker`, say), given the same environment.
+    pub fn spawn_entry(
+        entry: &str,
+        redis_url: &str,
+        ledger: &std::path::Path,
+        env: &[(&str, &str)],
+    ) -> Self {
         let log = ledger.with_extension(format!("log-{}", free_port()));
         let mut command = Command::new(std::env::current_exe().expect("the test binary"));
         command
-            .args([
-                "--exact",
-                "lifecycle::child_worker",
-                "--ignored",
-                "--nocapture",
-            ])
+            .args(["--exact", entry, "--ignored", "--nocapture"])
             .env("JOBS_TEST_CHILD", "1")
             .env("REDIS_URL", redis_url)
             .env("JOBS_TEST_LEDGER", ledger)

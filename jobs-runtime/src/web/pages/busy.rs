@@ -1,4 +1,6 @@
-//! The busy tab: processes, with quiet and stop buttons, and the jobs running now.
+//! The busy tab: processes (each capsule of a process with its queues and its jobs running of
+//! its concurrency, when it has several), with quiet and stop buttons, and the jobs running
+//! now.
 
 use axum::response::Response;
 use maud::html;
@@ -58,7 +60,22 @@ pub(crate) async fn page(ctx: Ctx) -> Result<Response, Failure> {
                                 @if let Some(version) = process.version() { br; span.muted.mono { (version) } }
                                 br; span.muted.mono { (process.identity) }
                             }
-                            td { @for queue in process.queues() { span.tag { (queue) } } }
+                            td {
+                                @let capsules = process.capsules();
+                                @if capsules.len() > 1 {
+                                    // Each capsule: its name, its jobs running of its concurrency, its queues.
+                                    @for capsule in &capsules {
+                                        div.capsule {
+                                            strong { (capsule.name) } " "
+                                            span.muted.num { (capsule.running(&running)) " / " (capsule.concurrency.map(|c| c.to_string()).unwrap_or_else(|| "?".to_owned())) }
+                                            " "
+                                            @for queue in capsule.queues() { span.tag { (queue) } }
+                                        }
+                                    }
+                                } @else {
+                                    @for queue in process.queues() { span.tag { (queue) } }
+                                }
+                            }
                             td.num { (process.busy) " / " (process.concurrency().map(|c| c.to_string()).unwrap_or_else(|| "?".to_owned())) }
                             td.num.hide-small { (process.rss_kb.map(format::kilobytes).unwrap_or_default()) }
                             td.hide-small { (layout::time(&ctx, process.started_at())) }

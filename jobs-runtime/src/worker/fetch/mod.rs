@@ -31,6 +31,8 @@ use paused::{ALL_PAUSED_WAIT, PausedQueues};
 use round::Round;
 
 use super::ack::Finished;
+use super::capsule::Scope;
+use super::liveness::LapsesSeen;
 use super::order::QueueOrder;
 use super::processor::{Processed, process};
 use super::settle::HAND_BACK_FOR;
@@ -52,10 +54,14 @@ const PREFETCH_MIN: usize = 20;
 /// A fetch running on a task of its own.
 type Refill = tokio::task::JoinHandle<Result<Round, Error>>;
 
-/// Takes jobs and starts a task for each: the worker's main loop while it takes jobs.
+/// Takes jobs and starts a task for each: the main loop of one capsule while it takes jobs.
 pub(crate) struct Fetcher {
     /// What every job's task is given.
     shared: Arc<Shared>,
+    /// The capsule it takes for: its concurrency, and which working-list entries are its own.
+    capsule: Scope,
+    /// The lapses of this process's liveness this fetcher has seen.
+    lapses: LapsesSeen,
     /// The queues, and the order to take from them in.
     order: QueueOrder,
     /// The queues' keys, in the order of [`QueueOrder::names`].
@@ -85,11 +91,12 @@ pub(crate) struct Fetcher {
 }
 
 impl Fetcher {
-    /// A fetcher taking from `order`'s queues while `slots` has room; with `until_idle`, it
-    /// stops once the queues are empty and no job runs. A job one crash from the dead set waits
-    /// at most `suspect_wait` to run alone.
+    /// A fetcher for `capsule`, taking from `order`'s queues while `slots` has room; with
+    /// `until_idle`, it stops once every capsule's queues are empty and no job runs. A job one
+    /// crash from the dead set waits at most `suspect_wait` to run alone.
     pub(crate) fn new(
         shared: Arc<Shared>,
+        capsule: Scope,
         order: QueueOrder,
         slots: Arc<Semaphore>,
         until_idle: bool,
@@ -102,6 +109,8 @@ impl Fetcher {
             .collect();
         Self {
             shared,
+            capsule,
+            lapses: LapsesSeen::default(),
             order,
             queue_keys,
             slots,
@@ -162,6 +171,8 @@ impl Fetcher {
             if self.idle.pending.len() < permits.len() && self.refill.is_some() {
                 self.land_refill().await;
             }
+            // Before the look at the queues: a job started or ended since means looking again.
+            let looked_at = self.shared.in_flight.changes();
             let short = permits.len().saturating_sub(self.idle.pending.len());
             if short > 0 || self.paused.is_stale() {
                 // A fetch round: takes what the free slots lack, and more, and says which
@@ -203,7 +214,16 @@ impl Fetcher {
                     // its resume, not for this worker) and no job runs.
                     drop(permits);
                     if tasks.is_empty() && self.idle.outstanding() == 0 {
-                        break;
+                        // This capsule is idle; the drain ends once every capsule is.
+                        let drain = &self.capsule.drain;
+                        let index = self.capsule.index;
+                        if drain
+                            .idle(index, looked_at, &self.shared.in_flight, &quiet)
+                            .await
+                        {
+                            break;
+                        }
+                        continue;
                     }
                     if let Some(finished) = tasks.join_next().await {
                         log_task_end(finished);
@@ -221,7 +241,7 @@ impl Fetcher {
                 // Its queue was not paused right after the move (one that was is handed back on
                 // the next pass): it starts now, as a job taken before a pause would.
                 if let Some(job) = self.idle.pending.pop_front() {
-                    if self.shared.pulse.take_lapse() {
+                    if self.shared.pulse.take_lapse(&mut self.lapses) {
                         // Brought while this process may have been presumed dead: it starts
                         // only if the sweep finds it still in the working list.
                         self.forget_taken_ahead();
@@ -235,7 +255,7 @@ impl Fetcher {
                 }
                 continue;
             }
-            if self.shared.pulse.take_lapse() {
+            if self.shared.pulse.take_lapse(&mut self.lapses) {
                 // Presumed dead while this pass ran (a pause): these jobs may be another
                 // process's by now. Those still in the working list come back by the sweep.
                 self.forget_taken_ahead();
@@ -311,7 +331,7 @@ impl Fetcher {
     /// would skew them.
     fn prefetch(&self) -> usize {
         if self.order.is_strict() {
-            (self.shared.concurrency * 4).clamp(PREFETCH_MIN, MAX_BATCH)
+            (self.capsule.concurrency * 4).clamp(PREFETCH_MIN, MAX_BATCH)
         } else {
             0
         }
@@ -334,11 +354,13 @@ impl Fetcher {
     }
 
     /// Runs `suspect` (a job one crash from the dead set, handed back a moment ago) with no
-    /// other job in this process: waits until every slot is free, hands back whatever the idle
-    /// `BLMOVE`s still bring, then takes that very job back (by its bytes, whatever was handed
-    /// back in front of it) and holds every slot while it runs. If it kills this process too,
-    /// it is the only job recovered. On quiet it stays in its queue. Waiting is bounded by
-    /// `suspect_wait`; after that it runs beside the running jobs.
+    /// other job of its capsule: waits until every slot of the capsule is free, hands back
+    /// whatever its idle `BLMOVE`s still bring, then takes that very job back (by its bytes,
+    /// whatever was handed back in front of it) and holds every slot of the capsule while it
+    /// runs. If it kills this process too, it is the only job of its capsule recovered; the
+    /// other capsules of the process keep running theirs, which a crash then counts too. On
+    /// quiet it stays in its queue. Waiting is bounded by `suspect_wait`; after that it runs
+    /// beside the running jobs.
     async fn run_alone(
         &mut self,
         tasks: &mut JoinSet<()>,
@@ -347,7 +369,7 @@ impl Fetcher {
         quiet: &CancellationToken,
     ) {
         let queue = &suspect.queue;
-        let all = u32::try_from(self.shared.concurrency).unwrap_or(u32::MAX);
+        let all = u32::try_from(self.capsule.concurrency).unwrap_or(u32::MAX);
         let every_slot =
             tokio::time::timeout(self.suspect_wait, Arc::clone(slots).acquire_many_owned(all));
         let permits = tokio::select! {
@@ -491,14 +513,17 @@ impl Fetcher {
         Ok(taken == 1)
     }
 
-    /// Rebuilds the jobs waiting to start from the working list itself: every entry no task
-    /// holds. Needed after a reply was lost (a `BLMOVE` or a fetch moved a job without our
-    /// knowing) and after a lapse of this process's liveness (jobs taken ahead may have been
-    /// recovered elsewhere: only those still in the list are ours).
+    /// Rebuilds the jobs waiting to start from the working list itself: every entry of this
+    /// capsule's queues that no task holds. Needed after a reply was lost (a `BLMOVE` or a
+    /// fetch moved a job without our knowing) and after a lapse of this process's liveness
+    /// (jobs taken ahead may have been recovered elsewhere: only those still in the list are
+    /// ours). The entries of other capsules' queues are theirs, taken ahead or just moved by
+    /// their fetchers, never this one's to start.
     async fn sweep(&mut self) -> bool {
         // What tasks hold is read before the list: a task that settles in between only makes
-        // the list shorter, never makes a held job look orphaned. Only this loop starts tasks,
-        // and no BLMOVE is outstanding, so nothing new enters the list meanwhile.
+        // the list shorter, never makes a held job look orphaned. Only this loop starts tasks
+        // of this capsule's queues, and no BLMOVE of its own is outstanding, so nothing of its
+        // queues enters the list meanwhile (other capsules' fetchers add only their own).
         let mut held = self.shared.in_flight.held();
         let listed = match self.shared.working_list().await {
             Ok(listed) => listed,
@@ -512,6 +537,10 @@ impl Fetcher {
         let mut unheld = Vec::new();
         // Oldest first: the list's tail is where jobs taken first sit.
         for job in listed.into_iter().rev() {
+            // Its own pending jobs stay its own even if their JSON names another queue.
+            if !self.capsule.owns(&job.queue) && !known.contains(&job.json) {
+                continue;
+            }
             if let Some(count) = held.get_mut(&job.json).filter(|count| **count > 0) {
                 *count -= 1;
                 continue;
@@ -560,7 +589,7 @@ impl Fetcher {
     async fn wait_while_faltering(&mut self, quiet: &CancellationToken) -> bool {
         let mut told = false;
         loop {
-            if self.shared.pulse.take_lapse() {
+            if self.shared.pulse.take_lapse(&mut self.lapses) {
                 self.forget_taken_ahead();
             }
             if !self.shared.pulse.is_faltering() {
