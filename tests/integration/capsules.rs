@@ -1,8 +1,8 @@
 //! Capsules (Sidekiq 7's pools of concurrency within one process): a real worker process
 //! started with `-C` on a Sidekiq 7 YAML file, its capsules' limits measured from a ledger its
 //! jobs write, its heartbeat read through the API and by Ruby Sidekiq 6.4; a pause that makes
-//! every capsule's fetcher rebuild its jobs from the shared working list; and `Worker::drain`
-//! across capsules.
+//! every capsule's fetcher rebuild its jobs from the shared working list; `Worker::drain`
+//! across capsules; and the Busy page in Chromium, with a screenshot (`busy-capsules.png`).
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -13,9 +13,9 @@ use jobs::Worker;
 use jobs::api::{ProcessSet, WorkSet};
 use jobs::worker::Capsule;
 
-use crate::support::jobs::{CallLog, Gauge, Ledger, Ledgered, Record, worker};
+use crate::support::jobs::{CallLog, Gauge, Ledger, Ledgered, Record, Slow, worker};
 use crate::support::{
-    ChildWorker, LedgerView, TestRedis, eventually, free_port, ledger_path, ruby,
+    ChildWorker, LedgerView, RunningWorker, TestRedis, eventually, free_port, ledger_path, ruby,
 };
 
 /// Sidekiq 7's shape (`test/cfg/config_capsules.yml`): the top-level queues and concurrency
@@ -351,4 +351,57 @@ async fn a_queue_in_two_capsules_is_refused_at_start() {
         error.contains("the queue `single` is in two capsules, `default` and `single`"),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn the_busy_page_shows_each_capsule_in_chromium() {
+    use crate::web_browser::{ChromeDriver, open_browser, screenshot, serve_dashboard, text_of};
+
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let log = CallLog::default();
+    // One job running in each capsule until the worker stops.
+    for queue in ["single", "default"] {
+        Setter::<Slow>::new()
+            .client(&client)
+            .queue(queue)
+            .perform_async(Slow { millis: 60_000 })
+            .await
+            .unwrap();
+    }
+    let running = RunningWorker::start(
+        worker(&redis, &log)
+            .queues(["default", "low"])
+            .concurrency(3)
+            .capsule(Capsule::new("single").queues(["single"]).concurrency(1)),
+    );
+    eventually(
+        Duration::from_secs(10),
+        "both jobs in the work set",
+        async || WorkSet::new(&client).list().await.unwrap().len() == 2,
+    )
+    .await;
+
+    let driver = ChromeDriver::start();
+    let browser = open_browser(&driver).await;
+    let (base, stop, server) = serve_dashboard(&client).await;
+    browser.goto(&format!("{base}/busy")).await.unwrap();
+    let busy = text_of(&browser, "main").await;
+    // The process's total, then each capsule with its jobs running of its concurrency.
+    assert!(busy.contains("2 / 4"), "{busy}");
+    assert!(busy.contains("default 1 / 3"), "{busy}");
+    assert!(busy.contains("single 1 / 1"), "{busy}");
+    let capsules = browser
+        .find_all(fantoccini::Locator::Css("td div.capsule"))
+        .await
+        .unwrap();
+    assert_eq!(capsules.len(), 2);
+    assert!(capsules[0].text().await.unwrap().contains("low"));
+    screenshot(&browser, "busy-capsules").await;
+
+    browser.close().await.unwrap();
+    let _ = stop.send(());
+    let _ = server.await;
+    drop(driver);
+    running.stop(Duration::from_secs(20)).await;
 }
