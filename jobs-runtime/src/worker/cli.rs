@@ -300,12 +300,12 @@ mod tests {
             ":concurrency: 5\n:queues: [default]\n:capsules:\n  single: {queues: [single], concurrency: 1}\n",
         )
         .unwrap();
-        let config = config(&["-C", file.to_str().unwrap(), "-c", "7", "-q", "critical"]);
-        assert_eq!(config.concurrency, 7);
-        assert_eq!(config.queues, [QueueSpec::new("critical")]);
-        assert_eq!(config.capsules.len(), 1);
-        assert_eq!(config.capsules[0].concurrency, 1);
-        assert_eq!(config.total_concurrency(), 8);
+        let flagged = config(&["-C", file.to_str().unwrap(), "-c", "7", "-q", "critical"]);
+        assert_eq!(flagged.concurrency, 7);
+        assert_eq!(flagged.queues, [QueueSpec::new("critical")]);
+        assert_eq!(flagged.capsules.len(), 1);
+        assert_eq!(flagged.capsules[0].concurrency, 1);
+        assert_eq!(flagged.total_concurrency(), 8);
         // A default capsule in the file without a concurrency leaves it to RAILS_MAX_THREADS
         // and 5, as the top-level key would.
         std::fs::write(&file, ":capsules:\n  default: {queues: [a]}\n").unwrap();

@@ -119,11 +119,11 @@ impl Default for WorkerConfig {
 }
 
 /// The keys `jobs` reads, for error messages.
-const KNOWN_KEYS: &str = "concurrency, queues, capsules, timeout, tag, labels, verbose, max_retries, \
+const KNOWN_KEYS: &str = "concurrency, queues, timeout, tag, labels, verbose, max_retries, \
                           dead_max_jobs, dead_timeout_in_seconds, \
                           average_scheduled_poll_interval, poll_interval_average, \
                           heartbeat_interval, heartbeat_ttl, recovery_interval, max_recoveries, \
-                          periodic";
+                          periodic, capsules";
 
 /// Sidekiq settings that only mean something to Ruby.
 const RUBY_ONLY_KEYS: &[&str] = &[

@@ -48,7 +48,8 @@ pub(crate) struct Shared {
     pub(crate) policy: RetryPolicy,
     /// Moves jobs out of working lists.
     pub(crate) settler: Settler,
-    /// The most jobs run at once.
+    /// The most jobs run at once: every capsule's concurrency, added up (each capsule's
+    /// fetcher knows its own, `capsule.rs`).
     pub(crate) concurrency: usize,
     /// How many recoveries from dead processes bury a job; one short of it, a job runs alone.
     pub(crate) max_recoveries: u32,

@@ -126,7 +126,8 @@ impl Fetcher {
     }
 
     /// Takes jobs while slots are free and starts one task per job, until `shutdown` (the
-    /// quiet phase) or, with `until_idle`, until the queues are empty and no job runs. Returns
+    /// quiet phase) or, with `until_idle`, until every capsule's queues are empty and no job
+    /// runs. Returns
     /// the running tasks and the idle fetch, for shutdown to wait on and hand back.
     /// Cancellation-safe only through `shutdown`: dropping the future could drop jobs already
     /// taken.
