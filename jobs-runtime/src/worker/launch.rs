@@ -13,11 +13,11 @@
 //!    scheduler, the periodic loop, the outbox's relay (feature `postgres`),
 //!    crash recovery, the heartbeat and systemd's watchdog;
 //! 7. [`steady`](Launcher::steady): until the stop phase (or, draining, until every capsule's
-//!    queues are empty);
+//!    queues are empty); a capsule's fetcher that fails stops the worker;
 //! 8. [`shutdown`](Launcher::shutdown): quiet, wait up to the timeout for running jobs, hand
 //!    back the rest, flush the acknowledgements, hand back what is left in the working list,
 //!    stop the heartbeat, flush the counters, clear the heartbeat, stop the watchdog and the
-//!    signal listener.
+//!    signal listener; all of it even when a fetcher failed, whose failure is returned last.
 //!
 //! Which loop ends in which phase is in `tasks.rs`; what each phase means, in `control.rs`.
 
@@ -119,12 +119,48 @@ impl StopRequest<'_> {
 }
 
 /// What one capsule's fetcher left when it ended: the tasks of the jobs it started, and its
-/// idle fetch, with what it brought after quiet.
-type FetcherLeft = Result<(JoinSet<()>, IdleFetch), JoinError>;
+/// idle fetch, with what it brought after quiet; or, when its task failed, its capsule's name
+/// and the failure (its jobs' tasks went with it, and their jobs stay in the working list).
+type FetcherLeft = Result<(JoinSet<()>, IdleFetch), (String, JoinError)>;
 
-/// What the fetchers left when they ended: the tasks of the jobs they started (one set per
-/// capsule), and the hand-back of what their idle fetches brought after quiet (how many jobs).
-type FetcherEnd = Result<(Vec<JoinSet<()>>, JoinHandle<usize>), JoinError>;
+/// What the fetchers left when they ended.
+struct FetcherEnd {
+    /// The tasks of the jobs they started, one set per capsule whose fetcher ended well.
+    tasks: Vec<JoinSet<()>>,
+    /// The hand-back of what their idle fetches brought after quiet (how many jobs).
+    handing_back: JoinHandle<usize>,
+    /// The first fetcher that failed, if any: the capsule's name and the failure. Shutdown
+    /// still waits for the others' jobs and hands back every job left; then `run` and `drain`
+    /// return it as an error.
+    failed: Option<(String, JoinError)>,
+}
+
+/// What the fetchers that ended well left, split: their jobs' tasks and their idle fetches;
+/// and the first failure. A failed fetcher must not cost the others their jobs: dropping a
+/// `JoinSet` would cancel its running jobs mid-run and drop the jobs it took ahead.
+fn split_fetchers(
+    left: Vec<FetcherLeft>,
+) -> (
+    Vec<JoinSet<()>>,
+    Vec<IdleFetch>,
+    Option<(String, JoinError)>,
+) {
+    let mut tasks = Vec::with_capacity(left.len());
+    let mut idles = Vec::with_capacity(left.len());
+    let mut failed = None;
+    for end in left {
+        match end {
+            Ok((set, idle)) => {
+                tasks.push(set);
+                idles.push(idle);
+            }
+            Err(failure) => {
+                failed.get_or_insert(failure);
+            }
+        }
+    }
+    (tasks, idles, failed)
+}
 
 /// The loops that run until shutdown stops them, each at its moment.
 struct Loops {
@@ -489,7 +525,9 @@ impl Launcher {
 
     /// Step 7: runs until the stop phase (or, draining, until the fetchers end). Announces
     /// quiet once; when the fetchers end at quiet, hands back what their idle fetches bring, on
-    /// a task of its own: a stop arriving meanwhile must not wait behind blocking fetches.
+    /// a task of its own: a stop arriving meanwhile must not wait behind blocking fetches. A
+    /// fetcher that fails, running until stopped, stops the process: it would otherwise go on
+    /// without fetchers, alive to its orchestrator and taking no job.
     async fn steady(
         &mut self,
         fetcher: &mut Running<Vec<FetcherLeft>>,
@@ -506,9 +544,17 @@ impl Launcher {
                     self.shared.hooks.fire(Lifecycle::Quiet);
                 }
                 finished = fetcher.task(), if fetched.is_none() => {
-                    fetched = Some(finished.and_then(|left| self.collect_fetchers(left)));
+                    let end = self.end_fetchers(finished);
+                    let failed = end.failed.is_some();
+                    fetched = Some(end);
                     if self.mode == Mode::UntilIdle {
                         break;
+                    }
+                    if failed {
+                        tracing::error!(
+                            "a capsule's fetcher stopped unexpectedly; stopping the worker"
+                        );
+                        self.control.stop();
                     }
                 }
             }
@@ -526,16 +572,17 @@ impl Launcher {
         self.begin_shutdown();
         // The dashboard ends with the stop phase; open requests may finish on their own.
         drop(early.dashboard);
-        let fetched = match fetched {
+        let FetcherEnd {
+            tasks,
+            handing_back,
+            failed,
+        } = match fetched {
             Some(fetched) => fetched,
-            None => {
-                let finished = loops.fetcher.join().await;
-                finished.and_then(|left| self.collect_fetchers(left))
-            }
+            None => self.end_fetchers(loops.fetcher.join().await),
         };
-        let (tasks, handing_back) = fetched.map_err(|error| Error::Worker {
-            reason: format!("the fetcher stopped unexpectedly: {error}"),
-        })?;
+        // A failed fetcher's capsule lost its jobs' tasks; the others' jobs still finish, are
+        // acknowledged, and every job left in the working list is handed back, as in any
+        // shutdown.
         let (handed_back, ()) = tokio::join!(
             async { handing_back.await.unwrap_or_default() },
             self.finish_running(tasks),
@@ -567,13 +614,20 @@ impl Launcher {
         // The health endpoint ends with the exit phase; open requests may finish on their own.
         drop(early.health);
         tracing::info!("worker stopped");
+        let failed = failed.map(|(capsule, error)| Error::Worker {
+            reason: format!("the fetcher of the capsule `{capsule}` stopped unexpectedly: {error}"),
+        });
         if self.os_signals && self.shared.stuck.load(Ordering::Relaxed) {
             // A job blocking its thread would keep the runtime from shutting down; its job is
             // already handed back, so the process exits now, as Sidekiq does after its timeout.
             tracing::warn!("exiting with jobs still blocking their threads");
+            if let Some(error) = &failed {
+                tracing::error!(%error, "the worker failed");
+                std::process::exit(1);
+            }
             std::process::exit(0);
         }
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 
     /// Enters the stop phase, tells systemd, and runs the quiet and shutdown hooks.
@@ -590,16 +644,21 @@ impl Launcher {
     }
 
     /// Splits what the fetchers left into their jobs' tasks, to wait for, and the hand-back of
-    /// their idle fetches; an error when a fetcher's task failed.
-    fn collect_fetchers(&self, left: Vec<FetcherLeft>) -> FetcherEnd {
-        let mut tasks = Vec::with_capacity(left.len());
-        let mut idles = Vec::with_capacity(left.len());
-        for end in left {
-            let (set, idle) = end?;
-            tasks.push(set);
-            idles.push(idle);
+    /// their idle fetches, keeping every capsule's whatever another's did; with the first
+    /// failure, when a fetcher's task (or the task running them) failed.
+    fn end_fetchers(&self, finished: Result<Vec<FetcherLeft>, JoinError>) -> FetcherEnd {
+        let (tasks, idles, failed) = match finished {
+            Ok(left) => split_fetchers(left),
+            Err(error) => (Vec::new(), Vec::new(), Some(("every".to_owned(), error))),
+        };
+        if let Some((capsule, error)) = &failed {
+            tracing::error!(%capsule, %error, "a capsule's fetcher stopped unexpectedly");
         }
-        Ok((tasks, self.hand_back_idle(idles)))
+        FetcherEnd {
+            tasks,
+            handing_back: self.hand_back_idle(idles),
+            failed,
+        }
     }
 
     /// Hands back, on a task of its own, the jobs the idle fetches brought or took ahead after
@@ -741,22 +800,60 @@ impl Launcher {
 /// quiet (or, draining, for an idle moment that one could no longer report).
 async fn run_fetchers(fetchers: Vec<Fetcher>, shutdown: CancellationToken) -> Vec<FetcherLeft> {
     let quiet = shutdown.child_token();
-    let running: Vec<JoinHandle<FetcherLeft>> = fetchers
+    let running: Vec<(String, JoinHandle<FetcherLeft>)> = fetchers
         .into_iter()
         .map(|fetcher| {
             let quiet = quiet.clone();
-            tokio::spawn(async move {
+            let capsule = fetcher.capsule_name().to_owned();
+            let name = capsule.clone();
+            let running = tokio::spawn(async move {
                 let left = tokio::spawn(fetcher.run(quiet.clone())).await;
                 if left.is_err() {
                     quiet.cancel();
                 }
-                left
-            })
+                left.map_err(|error| (name, error))
+            });
+            (capsule, running)
         })
         .collect();
     let mut left = Vec::with_capacity(running.len());
-    for fetcher in running {
-        left.push(fetcher.await.unwrap_or_else(Err));
+    for (capsule, fetcher) in running {
+        left.push(fetcher.await.unwrap_or_else(|error| Err((capsule, error))));
     }
     left
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::oneshot;
+    use tokio::task::JoinSet;
+
+    use super::{FetcherLeft, split_fetchers};
+    use crate::worker::fetch::IdleFetch;
+
+    #[tokio::test]
+    async fn a_failed_fetcher_leaves_the_others_jobs_running() {
+        // The default capsule's fetcher failed; `single`'s ended well with a job still running.
+        let failed = tokio::spawn(async { panic!("a fetcher's bug") })
+            .await
+            .unwrap_err();
+        let (finish, finished) = oneshot::channel::<()>();
+        let mut running = JoinSet::new();
+        running.spawn(async move {
+            let _ = finished.await;
+        });
+        let left: Vec<FetcherLeft> = vec![
+            Err(("default".to_owned(), failed)),
+            Ok((running, IdleFetch::new())),
+        ];
+        let (mut tasks, idles, failure) = split_fetchers(left);
+        let (capsule, error) = failure.expect("the failure is kept");
+        assert_eq!(capsule, "default");
+        assert!(error.is_panic());
+        assert_eq!((tasks.len(), idles.len()), (1, 1), "single's are kept");
+        // Its job was not cancelled: it runs to its end.
+        finish.send(()).unwrap();
+        let ended = tasks[0].join_next().await.expect("the job's task");
+        assert!(ended.is_ok(), "the job ran to its end: {ended:?}");
+    }
 }

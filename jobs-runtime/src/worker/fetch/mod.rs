@@ -282,6 +282,11 @@ impl Fetcher {
         (tasks, self.idle)
     }
 
+    /// The name of its capsule, for logs and errors.
+    pub(crate) fn capsule_name(&self) -> &str {
+        &self.capsule.name
+    }
+
     /// Starts taking the next batch while this one runs, when few jobs wait: the round trip
     /// then overlaps the work instead of stalling it.
     fn start_refill(&mut self) {
