@@ -11,11 +11,18 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use yaml_rust2::Yaml;
+
+use super::config::{bad, key_name, queues, show, whole};
 use super::drain::Drain;
-use super::order::{QueueOrder, QueueSpec};
+use super::order::{self, QueueOrder, QueueSpec};
 
 /// The name of the capsule made of the top-level `queues` and `concurrency` (Sidekiq's too).
 pub const DEFAULT_CAPSULE: &str = "default";
+
+/// How many jobs of a capsule other than the default one run at once when it names no
+/// concurrency (Sidekiq's default).
+pub const DEFAULT_CONCURRENCY: usize = 5;
 
 /// One capsule: a name, its queues and how many of their jobs run at once.
 ///
@@ -39,17 +46,19 @@ pub struct Capsule {
     /// Its queues, with weights as the top-level queues take them; none of them may be
     /// another capsule's.
     pub queues: Vec<QueueSpec>,
-    /// How many of its jobs run at once; at least 1.
-    pub concurrency: usize,
+    /// How many of its jobs run at once, at least 1; `None` when not given: the default
+    /// capsule then keeps the top-level concurrency, any other runs
+    /// [`DEFAULT_CONCURRENCY`] (5).
+    pub concurrency: Option<usize>,
 }
 
 impl Capsule {
-    /// A capsule with no queue yet and concurrency 5 (Sidekiq's default).
+    /// A capsule with no queue and no concurrency yet (see [`concurrency`](Self::concurrency)).
     pub fn new(name: impl Into<String>) -> Self {
         Self {
             name: name.into(),
             queues: Vec::new(),
-            concurrency: 5,
+            concurrency: None,
         }
     }
 
@@ -68,10 +77,19 @@ impl Capsule {
     }
 
     /// Runs at most this many of its jobs at once (0 is refused when the worker starts).
+    /// Without it, the capsule `default` keeps the top-level concurrency and any other runs
+    /// [`DEFAULT_CONCURRENCY`] (5) at once.
     #[must_use]
     pub fn concurrency(mut self, concurrency: usize) -> Self {
-        self.concurrency = concurrency;
+        self.concurrency = Some(concurrency);
         self
+    }
+
+    /// How many of its jobs run at once: its concurrency, or [`DEFAULT_CONCURRENCY`] when it
+    /// names none (the default capsule's is always named, by
+    /// [`WorkerConfig::all_capsules`](super::WorkerConfig::all_capsules)).
+    pub(crate) fn slots(&self) -> usize {
+        self.concurrency.unwrap_or(DEFAULT_CONCURRENCY)
     }
 
     /// Sidekiq 7's mode for these weights: `strict` when all are 0, `random` when all are 1,
@@ -86,16 +104,13 @@ impl Capsule {
         }
     }
 
-    /// Its queues, each once (a repeated queue keeps its first place and the larger weight).
+    /// Its queues, each once (a repeated queue keeps its first place and the larger weight,
+    /// as in its [`QueueOrder`]).
     pub(crate) fn weights(&self) -> Vec<(String, u32)> {
-        let mut weights: Vec<(String, u32)> = Vec::new();
-        for spec in &self.queues {
-            match weights.iter_mut().find(|(name, _)| *name == spec.name) {
-                Some((_, weight)) => *weight = (*weight).max(spec.weight),
-                None => weights.push((spec.name.clone(), spec.weight)),
-            }
-        }
-        weights
+        order::unique(&self.queues)
+            .into_iter()
+            .map(|spec| (spec.name, spec.weight))
+            .collect()
     }
 }
 
@@ -122,7 +137,7 @@ pub(crate) fn check(capsules: &[Capsule]) -> Result<(), String> {
                 "two capsules are named `{name}`; give each capsule a name of its own"
             ));
         }
-        if capsule.concurrency == 0 {
+        if capsule.concurrency == Some(0) {
             return Err(format!(
                 "the capsule `{name}` has concurrency 0; it must run at least 1 job at once"
             ));
@@ -150,6 +165,89 @@ pub(crate) fn check(capsules: &[Capsule]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// `:capsules:` of a config file: a map of capsule names to `{queues: [...], concurrency: n}`.
+/// The capsule `default` may leave either out (the top-level value stays); any other needs
+/// both. An empty key (nothing, or every entry commented out) is no capsule.
+pub(super) fn from_yaml(value: &Yaml) -> Result<Vec<Capsule>, String> {
+    let expected = "a map of capsule names to their `queues` and `concurrency`, like \
+                    `single: {queues: [single], concurrency: 1}`";
+    let entries = match value {
+        Yaml::Null => return Ok(Vec::new()),
+        Yaml::Hash(entries) => entries,
+        _ => return Err(bad("capsules", value, expected)),
+    };
+    let mut read = Vec::new();
+    for (key, settings) in entries {
+        let name = match key {
+            Yaml::String(name) => name.strip_prefix(':').unwrap_or(name).to_owned(),
+            Yaml::Integer(number) => number.to_string(),
+            _ => return Err(bad("capsules", key, expected)),
+        };
+        let Yaml::Hash(settings) = settings else {
+            return Err(format!(
+                "`:capsules:` → `{name}` must be a map with `queues` and `concurrency`, not {}",
+                show(settings)
+            ));
+        };
+        let mut capsule = Capsule::new(name.clone());
+        let mut has_queues = false;
+        for (key, value) in settings {
+            match key_name(key) {
+                Some("queues") => {
+                    capsule.queues = queues(value)
+                        .map_err(|reason| format!("`:capsules:` → `{name}`: {reason}"))?;
+                    has_queues = true;
+                }
+                Some("concurrency") => {
+                    let concurrency = whole(value)
+                        .filter(|n| *n > 0)
+                        .and_then(|n| usize::try_from(n).ok())
+                        .ok_or_else(|| {
+                            format!(
+                                "`:capsules:` → `{name}`: `concurrency` must be a whole number \
+                                 above 0, like 1, not {}",
+                                show(value)
+                            )
+                        })?;
+                    capsule.concurrency = Some(concurrency);
+                }
+                _ => {
+                    return Err(format!(
+                        "`:capsules:` → `{name}`: unknown key {}; a capsule takes `queues` and \
+                         `concurrency`",
+                        show(key)
+                    ));
+                }
+            }
+        }
+        // The default capsule keeps the top-level value of what it leaves out.
+        if name != DEFAULT_CAPSULE {
+            if !has_queues {
+                return Err(format!(
+                    "`:capsules:` → `{name}` has no `queues`; name at least one, like \
+                     `queues: [{name}]`"
+                ));
+            }
+            if capsule.concurrency.is_none() {
+                return Err(format!(
+                    "`:capsules:` → `{name}` has no `concurrency`: how many of its jobs run at \
+                     once, like `concurrency: 1`"
+                ));
+            }
+        }
+        if read
+            .iter()
+            .any(|known: &Capsule| known.name == capsule.name)
+        {
+            return Err(format!(
+                "`:capsules:` names `{name}` twice (`{name}:` and `:{name}:` are the same name)"
+            ));
+        }
+        read.push(capsule);
+    }
+    Ok(read)
 }
 
 /// What one capsule's fetcher knows of its capsule.
@@ -204,7 +302,7 @@ pub(crate) fn plans(capsules: &[Capsule]) -> Vec<Plan> {
             Plan {
                 scope: Scope {
                     name: capsule.name.clone(),
-                    concurrency: capsule.concurrency,
+                    concurrency: capsule.slots(),
                     index,
                     owned,
                     drain: Arc::clone(&drain),

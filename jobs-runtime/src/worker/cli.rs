@@ -304,7 +304,7 @@ mod tests {
         assert_eq!(flagged.concurrency, 7);
         assert_eq!(flagged.queues, [QueueSpec::new("critical")]);
         assert_eq!(flagged.capsules.len(), 1);
-        assert_eq!(flagged.capsules[0].concurrency, 1);
+        assert_eq!(flagged.capsules[0].concurrency, Some(1));
         assert_eq!(flagged.total_concurrency(), 8);
         // A default capsule in the file without a concurrency leaves it to RAILS_MAX_THREADS
         // and 5, as the top-level key would.

@@ -2,8 +2,9 @@
 //!
 //! The file is Sidekiq's (`config/jobs.yml`, or the path given with `-C`): keys with or without a
 //! leading colon (`:concurrency: 10` or `concurrency: 10`), `:queues:` as names or
-//! `[name, weight]`, `:capsules:` (Sidekiq 7's, see [`Capsule`]), and a section per environment
-//! (`production:`) merged over the rest.
+//! `[name, weight]`, `:capsules:` (Sidekiq 7's, see [`Capsule`]; read in `capsule.rs`), and a
+//! section per environment (`production:`) merged over the rest, shallowly as Sidekiq merges it:
+//! an environment's `:capsules:` replaces the whole map.
 //! The file goes through the ERB forms Rails apps use to read the environment
 //! (`<%= ENV.fetch("RAILS_MAX_THREADS", 5) %>` …; see [`erb`](super::erb)) before its YAML is
 //! read. Settings only Ruby understands (`:require:`, `:pidfile:` …) are ignored with a warning; any
@@ -177,32 +178,34 @@ impl WorkerConfig {
     }
 
     /// Every capsule, the default one first: the top-level [`queues`](Self::queues) and
-    /// [`concurrency`](Self::concurrency) named `default`, then [`capsules`](Self::capsules).
+    /// [`concurrency`](Self::concurrency) named `default`, then [`capsules`](Self::capsules),
+    /// each with its concurrency given ([`DEFAULT_CONCURRENCY`](super::DEFAULT_CONCURRENCY)
+    /// where it named none).
     pub fn all_capsules(&self) -> Vec<Capsule> {
         let default = Capsule::new(DEFAULT_CAPSULE)
             .weighted_queues(self.queues.iter().cloned())
             .concurrency(self.concurrency);
-        std::iter::once(default)
-            .chain(self.capsules.iter().cloned())
-            .collect()
+        // A capsule given no concurrency runs the default number of jobs at once.
+        let others = self
+            .capsules
+            .iter()
+            .map(|capsule| capsule.clone().concurrency(capsule.slots()));
+        std::iter::once(default).chain(others).collect()
     }
 
     /// How many jobs the process runs at once: the concurrency of every capsule, added up
     /// (what its heartbeat shows).
     pub fn total_concurrency(&self) -> usize {
-        self.concurrency
-            + self
-                .capsules
-                .iter()
-                .map(|capsule| capsule.concurrency)
-                .sum::<usize>()
+        self.concurrency + self.capsules.iter().map(Capsule::slots).sum::<usize>()
     }
 
     /// Adds `capsule`, or replaces the one of its name; the capsule `default` sets the
-    /// top-level concurrency and, when it names any, queues.
+    /// top-level concurrency and queues, each only when it names them.
     pub(crate) fn set_capsule(&mut self, capsule: Capsule) {
         if capsule.name == DEFAULT_CAPSULE {
-            self.concurrency = capsule.concurrency;
+            if let Some(concurrency) = capsule.concurrency {
+                self.concurrency = concurrency;
+            }
             if !capsule.queues.is_empty() {
                 self.queues = capsule.queues;
             }
@@ -281,8 +284,9 @@ impl WorkerConfig {
             }
         };
         let mut section = None;
-        // Read after the other keys of their level, so they win over its `:queues:` and
-        // `:concurrency:` wherever they stand (as Sidekiq applies them last).
+        // Read after every other key, the environment's included, so a capsule `default` wins
+        // over `:queues:` and `:concurrency:` wherever they stand (as Sidekiq applies capsules
+        // last, from its merged options).
         let mut capsules = None;
         for (key, value) in &root {
             let name = key_name(key).ok_or_else(|| error(format!("{key:?} is not a key")))?;
@@ -302,12 +306,8 @@ impl WorkerConfig {
             }
             self.apply(name, value).map_err(error)?;
         }
-        if let Some(capsules) = capsules {
-            self.apply("capsules", capsules).map_err(error)?;
-        }
-        if let Some(Yaml::Hash(section)) = section {
-            let mut capsules = None;
-            for (key, value) in &section {
+        if let Some(Yaml::Hash(section)) = &section {
+            for (key, value) in section {
                 let name = key_name(key).ok_or_else(|| error(format!("{key:?} is not a key")))?;
                 if name == "periodic" {
                     // An environment's entries join those of the whole file, by name.
@@ -318,15 +318,16 @@ impl WorkerConfig {
                     continue;
                 }
                 if name == "capsules" {
+                    // The whole map, as Sidekiq merges an environment's section shallowly: a
+                    // capsule of the file's map that the environment's leaves out does not run.
                     capsules = Some(value);
                     continue;
                 }
                 self.apply(name, value).map_err(error)?;
             }
-            if let Some(capsules) = capsules {
-                // An environment's capsules join those of the whole file, by name.
-                self.apply("capsules", capsules).map_err(error)?;
-            }
+        }
+        if let Some(capsules) = capsules {
+            self.apply("capsules", capsules).map_err(error)?;
         }
         Ok(())
     }
@@ -341,10 +342,9 @@ impl WorkerConfig {
             }
             "queues" => self.queues = queues(value)?,
             "capsules" => {
-                for mut capsule in capsules(value)? {
-                    if capsule.name == DEFAULT_CAPSULE && capsule.concurrency == 0 {
-                        capsule.concurrency = self.concurrency;
-                    }
+                // The map replaces any given before (`Worker::capsule` adds to it afterwards).
+                self.capsules.clear();
+                for capsule in capsule::from_yaml(value)? {
                     self.set_capsule(capsule);
                 }
             }
@@ -422,18 +422,18 @@ impl WorkerConfig {
 }
 
 /// `:concurrency` and `concurrency` are the same key.
-fn key_name(key: &Yaml) -> Option<&str> {
+pub(super) fn key_name(key: &Yaml) -> Option<&str> {
     match key {
         Yaml::String(name) => Some(name.strip_prefix(':').unwrap_or(name)),
         _ => None,
     }
 }
 
-fn bad(name: &str, value: &Yaml, expected: &str) -> String {
+pub(super) fn bad(name: &str, value: &Yaml, expected: &str) -> String {
     format!("`:{name}:` must be {expected}, not {}", show(value))
 }
 
-fn show(value: &Yaml) -> String {
+pub(super) fn show(value: &Yaml) -> String {
     match value {
         Yaml::String(text) => format!("{text:?}"),
         Yaml::Integer(number) => number.to_string(),
@@ -446,7 +446,7 @@ fn show(value: &Yaml) -> String {
     }
 }
 
-fn whole(value: &Yaml) -> Option<i64> {
+pub(super) fn whole(value: &Yaml) -> Option<i64> {
     match value {
         Yaml::Integer(number) => Some(*number),
         _ => None,
@@ -476,89 +476,7 @@ fn strings(value: &Yaml) -> Option<Vec<String>> {
     }
 }
 
-/// `:capsules:`: a map of capsule names to `{queues: [...], concurrency: n}`. The capsule
-/// `default` may leave either out (the top-level value stays); any other needs both.
-fn capsules(value: &Yaml) -> Result<Vec<Capsule>, String> {
-    let expected = "a map of capsule names to their `queues` and `concurrency`, like \
-                    `single: {queues: [single], concurrency: 1}`";
-    let Yaml::Hash(entries) = value else {
-        return Err(bad("capsules", value, expected));
-    };
-    let mut read = Vec::new();
-    for (key, settings) in entries {
-        let name = match key {
-            Yaml::String(name) => name.strip_prefix(':').unwrap_or(name).to_owned(),
-            Yaml::Integer(number) => number.to_string(),
-            _ => return Err(bad("capsules", key, expected)),
-        };
-        let Yaml::Hash(settings) = settings else {
-            return Err(format!(
-                "`:capsules:` → `{name}` must be a map with `queues` and `concurrency`, not {}",
-                show(settings)
-            ));
-        };
-        let mut capsule = Capsule::new(name.clone());
-        let (mut has_queues, mut has_concurrency) = (false, false);
-        for (key, value) in settings {
-            match key_name(key) {
-                Some("queues") => {
-                    capsule.queues = queues(value)
-                        .map_err(|reason| format!("`:capsules:` → `{name}`: {reason}"))?;
-                    has_queues = true;
-                }
-                Some("concurrency") => {
-                    capsule.concurrency = whole(value)
-                        .filter(|n| *n > 0)
-                        .and_then(|n| usize::try_from(n).ok())
-                        .ok_or_else(|| {
-                            format!(
-                                "`:capsules:` → `{name}`: `concurrency` must be a whole number \
-                                 above 0, like 1, not {}",
-                                show(value)
-                            )
-                        })?;
-                    has_concurrency = true;
-                }
-                _ => {
-                    return Err(format!(
-                        "`:capsules:` → `{name}`: unknown key {}; a capsule takes `queues` and \
-                         `concurrency`",
-                        show(key)
-                    ));
-                }
-            }
-        }
-        if name != DEFAULT_CAPSULE {
-            if !has_queues {
-                return Err(format!(
-                    "`:capsules:` → `{name}` has no `queues`; name at least one, like \
-                     `queues: [{name}]`"
-                ));
-            }
-            if !has_concurrency {
-                return Err(format!(
-                    "`:capsules:` → `{name}` has no `concurrency`: how many of its jobs run at \
-                     once, like `concurrency: 1`"
-                ));
-            }
-        } else if !has_concurrency {
-            // The default capsule keeps the top-level concurrency when it names none.
-            capsule.concurrency = 0;
-        }
-        if read
-            .iter()
-            .any(|known: &Capsule| known.name == capsule.name)
-        {
-            return Err(format!(
-                "`:capsules:` names `{name}` twice (`{name}:` and `:{name}:` are the same name)"
-            ));
-        }
-        read.push(capsule);
-    }
-    Ok(read)
-}
-
-fn queues(value: &Yaml) -> Result<Vec<QueueSpec>, String> {
+pub(super) fn queues(value: &Yaml) -> Result<Vec<QueueSpec>, String> {
     let expected = "a list of queue names or [name, weight] pairs, like `- critical` and \
                     `- [default, 2]`";
     let Yaml::Array(items) = value else {
@@ -740,17 +658,79 @@ staging:
     }
 
     #[test]
-    fn an_environment_adds_and_replaces_capsules_by_name() {
+    fn an_environment_replaces_the_capsules_as_sidekiq_does() {
+        // Sidekiq's `parse_config` merges an environment's section shallowly: its `:capsules:`
+        // is the whole map, and `weighted`, at the top of the file only, does not run there.
         let text = format!(
             "{CAPSULES}production:\n  :capsules:\n    single: {{queues: [single], concurrency: 2}}\n    bulk: {{queues: [bulk], concurrency: 9}}\n"
         );
-        let config = load(&text, "production").unwrap();
-        let capsules: Vec<(&str, usize)> = config
-            .capsules
-            .iter()
-            .map(|capsule| (capsule.name.as_str(), capsule.concurrency))
-            .collect();
-        assert_eq!(capsules, [("single", 2), ("weighted", 4), ("bulk", 9)]);
+        let capsules = |environment: &str| -> Vec<(String, Option<usize>)> {
+            load(&text, environment)
+                .unwrap()
+                .capsules
+                .into_iter()
+                .map(|capsule| (capsule.name, capsule.concurrency))
+                .collect()
+        };
+        assert_eq!(
+            capsules("production"),
+            [("single".to_owned(), Some(2)), ("bulk".to_owned(), Some(9))]
+        );
+        assert_eq!(
+            capsules("development"),
+            [
+                ("single".to_owned(), Some(1)),
+                ("weighted".to_owned(), Some(4))
+            ]
+        );
+        // The file's `default` capsule goes too: the top-level keys make the default capsule.
+        let text = ":concurrency: 3\n:capsules: {default: {queues: [a], concurrency: 8}}\n\
+                    production:\n  :capsules: {b: {queues: [b], concurrency: 1}}\n";
+        let config = load(text, "production").unwrap();
+        assert_eq!(
+            (config.concurrency, config.queues[0].name.as_str()),
+            (3, "default")
+        );
+        assert_eq!(config.capsules.len(), 1);
+    }
+
+    #[test]
+    fn an_empty_capsules_key_adds_no_capsule() {
+        let cases = [
+            ":capsules:\n".to_owned(),
+            ":capsules:\n#  single: {queues: [single], concurrency: 1}\n".to_owned(),
+            format!(
+                "{CAPSULES}production:\n  :capsules:\n  #  bulk: {{queues: [bulk], concurrency: 9}}\n"
+            ),
+        ];
+        for text in cases {
+            let config =
+                load(&text, "production").unwrap_or_else(|error| panic!("{text}: {error}"));
+            assert!(config.capsules.is_empty(), "{text}: {:?}", config.capsules);
+        }
+    }
+
+    #[test]
+    fn the_default_capsule_keeps_the_top_level_concurrency_unless_it_names_one() {
+        // `Worker::new().concurrency(10).capsule(Capsule::new("default").queues(["a"]))`.
+        let mut config = WorkerConfig {
+            concurrency: 10,
+            ..WorkerConfig::default()
+        };
+        config.set_capsule(Capsule::new("default").queues(["a"]));
+        assert_eq!(
+            (config.concurrency, config.queues.clone()),
+            (10, vec![QueueSpec::new("a")])
+        );
+        config.set_capsule(Capsule::new("default").concurrency(3));
+        assert_eq!(
+            (config.concurrency, config.queues.clone()),
+            (3, vec![QueueSpec::new("a")])
+        );
+        // Another capsule given no concurrency runs 5 at once, as Sidekiq's default.
+        config.set_capsule(Capsule::new("b").queues(["b"]));
+        assert_eq!(config.total_concurrency(), 8);
+        config.validate().unwrap();
     }
 
     #[test]

@@ -81,7 +81,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use capsule::{Capsule, DEFAULT_CAPSULE};
+pub use capsule::{Capsule, DEFAULT_CAPSULE, DEFAULT_CONCURRENCY};
 pub use config::WorkerConfig;
 pub use hooks::{Exhausted, Lifecycle};
 pub use logging::{LOG_FORMAT_VAR, LogFormat, init_logging};
@@ -259,8 +259,9 @@ impl Worker {
     /// own, at most its concurrency at once, beside the default capsule (the
     /// [`queues`](Self::queues) and [`concurrency`](Self::concurrency) above) and the others.
     /// A capsule of a name given before replaces it; the capsule named
-    /// [`DEFAULT_CAPSULE`] sets the default capsule's concurrency and, when it names any,
-    /// queues.
+    /// [`DEFAULT_CAPSULE`] sets the default capsule's concurrency and queues, each only when
+    /// it names them. A capsule given no concurrency runs [`DEFAULT_CONCURRENCY`] (5) jobs at
+    /// once.
     ///
     /// ```no_run
     /// # async fn example() -> Result<(), jobs_runtime::Error> {

@@ -66,6 +66,18 @@ impl QueueSpec {
     }
 }
 
+/// `specs` with each queue once: a repeated name keeps its first place and the larger weight.
+pub(crate) fn unique(specs: &[QueueSpec]) -> Vec<QueueSpec> {
+    let mut unique: Vec<QueueSpec> = Vec::new();
+    for spec in specs {
+        match unique.iter_mut().find(|seen| seen.name == spec.name) {
+            Some(seen) => seen.weight = seen.weight.max(spec.weight),
+            None => unique.push(spec.clone()),
+        }
+    }
+    unique
+}
+
 /// The queues a worker takes from, and in which order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct QueueOrder {
@@ -76,15 +88,9 @@ pub(crate) struct QueueOrder {
 
 impl QueueOrder {
     /// The order for these queues; a repeated name keeps its first place (and the larger
-    /// weight).
+    /// weight), as [`unique`] says.
     pub(crate) fn new(specs: &[QueueSpec]) -> Self {
-        let mut unique: Vec<QueueSpec> = Vec::new();
-        for spec in specs {
-            match unique.iter_mut().find(|seen| seen.name == spec.name) {
-                Some(seen) => seen.weight = seen.weight.max(spec.weight),
-                None => unique.push(spec.clone()),
-            }
-        }
+        let unique = unique(specs);
         let strict = unique.iter().all(|spec| spec.weight == 0);
         let weighted = (!strict).then(|| {
             unique
