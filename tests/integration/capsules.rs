@@ -8,10 +8,10 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use jobs::Setter;
-use jobs::Worker;
 use jobs::api::{ProcessSet, WorkSet};
 use jobs::worker::Capsule;
+use jobs::{Payload, Setter, Worker};
+use serde_json::json;
 
 use crate::support::jobs::{CallLog, Gauge, Ledger, Ledgered, Record, Slow, worker};
 use crate::support::{
@@ -333,6 +333,54 @@ async fn drain_runs_every_capsules_jobs_then_stops() {
             "single 0",
             "single 1",
             "single 2"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_job_one_crash_from_the_dead_set_runs_alone_in_the_whole_process() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let log = CallLog::default();
+    client.perform_async(Slow { millis: 2_000 }).await.unwrap();
+    let running = RunningWorker::start(
+        worker(&redis, &log)
+            .queues(["default"])
+            .capsule(Capsule::new("single").queues(["single"]).concurrency(1)),
+    );
+    eventually(
+        Duration::from_secs(10),
+        "the default capsule's job to start",
+        async || log.entries() == ["started 2000"],
+    )
+    .await;
+    // A job of `single` one crash from the dead set (the test worker buries at 3 recoveries):
+    // if it ran beside the default capsule's job and the process crashed, it would be buried
+    // for a crash that may be its neighbour's. It waits for that job, then runs alone.
+    let mut suspect = Payload::new("Slow", vec![json!(1_000)]).queue("single");
+    suspect.extra.insert("jobs_recoveries".into(), json!(3));
+    client.push(suspect).await.unwrap();
+    // While it waits, and while it runs, no capsule starts a job.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    client
+        .perform_async(Record {
+            label: "pushed while the suspect waits".into(),
+        })
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(15), "every job to run", async || {
+        log.entries().len() == 5
+    })
+    .await;
+    running.stop(Duration::from_secs(10)).await;
+    assert_eq!(
+        log.entries(),
+        [
+            "started 2000",
+            "finished 2000",
+            "started 1000",
+            "finished 1000",
+            "pushed while the suspect waits"
         ]
     );
 }

@@ -268,6 +268,7 @@ fn prepare(parts: Parts, mode: Mode, os_signals: bool) -> Result<(Launcher, AckL
         settler,
         concurrency,
         max_recoveries: config.max_recoveries,
+        gate: Arc::default(),
         stuck: AtomicBool::new(false),
         in_flight,
         acker,

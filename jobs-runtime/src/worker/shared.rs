@@ -53,6 +53,12 @@ pub(crate) struct Shared {
     pub(crate) concurrency: usize,
     /// How many recoveries from dead processes bury a job; one short of it, a job runs alone.
     pub(crate) max_recoveries: u32,
+    /// The process-wide gate of running jobs: every job's task holds it for reading while its
+    /// job runs (until its acknowledgement is queued); a job one crash from the dead set takes
+    /// it for writing to run alone in the whole process, every capsule included
+    /// (`fetch/mod.rs`, `Fetcher::run_alone`). While one waits for it or holds it, no fetcher
+    /// starts a job. Uncontended, a read costs one atomic step per job, and no Redis command.
+    pub(crate) gate: Arc<tokio::sync::RwLock<()>>,
     /// Set when cancelled jobs would not stop (blocking code): `run()` then exits the process.
     pub(crate) stuck: AtomicBool,
     /// The jobs held: for shutdown to hand back, for the heartbeat's work hash, and for the

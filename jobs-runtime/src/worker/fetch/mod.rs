@@ -142,6 +142,9 @@ impl Fetcher {
             if self.wait_while_faltering(&quiet).await {
                 break;
             }
+            if self.wait_at_gate(&quiet).await {
+                break;
+            }
             if self.resync && !self.resync().await {
                 if sleep_or(&quiet, Duration::from_secs(1)).await {
                     break;
@@ -250,8 +253,11 @@ impl Fetcher {
                         drop(permits);
                         self.hand_back(&job).await;
                         self.run_alone(&mut tasks, job, &slots, &quiet).await;
+                    } else if let Ok(gate) = Arc::clone(&self.shared.gate).try_read_owned() {
+                        self.start(&mut tasks, job, permits.pop(), gate);
                     } else {
-                        self.start(&mut tasks, job, permits.pop());
+                        // A job waits to run alone in the process (or runs): this one waits.
+                        self.idle.pending.push_front(job);
                     }
                 }
                 continue;
@@ -263,17 +269,30 @@ impl Fetcher {
                 continue;
             }
             let mut suspect = self.suspect.take();
+            // Jobs that wait because a job of another capsule waits to run alone in the
+            // process (or runs): the first that finds the gate closed, and every one after it.
+            let mut held_back = Vec::new();
             for (job, permit) in jobs.into_iter().zip(permits) {
-                if self.is_suspect(&job) {
+                if !held_back.is_empty() {
+                    held_back.push(job);
+                } else if self.is_suspect(&job) {
                     drop(permit);
                     self.hand_back(&job).await;
                     suspect.get_or_insert(job);
+                } else if let Ok(gate) = Arc::clone(&self.shared.gate).try_read_owned() {
+                    self.start(&mut tasks, job, Some(permit), gate);
                 } else {
-                    self.start(&mut tasks, job, Some(permit));
+                    held_back.push(job);
                 }
+            }
+            let gated = !held_back.is_empty();
+            // Back in front of the pending jobs, in their order, for the gate to open.
+            for job in held_back.into_iter().rev() {
+                self.idle.pending.push_front(job);
             }
             match suspect {
                 Some(job) => self.run_alone(&mut tasks, job, &slots, &quiet).await,
+                None if gated => {}
                 None => self.start_refill(),
             }
         }
@@ -359,14 +378,18 @@ impl Fetcher {
         }
     }
 
-    /// Runs `suspect` (a job one crash from the dead set, handed back a moment ago) with no
-    /// other job of its capsule: waits until every slot of the capsule is free, hands back
-    /// whatever its idle `BLMOVE`s still bring, then takes that very job back (by its bytes,
-    /// whatever was handed back in front of it) and holds every slot of the capsule while it
-    /// runs. If it kills this process too, it is the only job of its capsule recovered; the
-    /// other capsules of the process keep running theirs, which a crash then counts too. On
-    /// quiet it stays in its queue. Waiting is bounded by `suspect_wait`; after that it runs
-    /// beside the running jobs.
+    /// Runs `suspect` (a job one crash from the dead set, handed back a moment ago) alone in
+    /// the whole process, every capsule included: takes the process's gate
+    /// ([`Shared::gate`]) for writing, which waits until no job of any capsule runs and, from
+    /// the moment it is asked for, keeps every other capsule's fetcher from starting one (they
+    /// hold their jobs pending); then every slot of its own capsule; hands back whatever its
+    /// idle `BLMOVE`s still bring, takes that very job back (by its bytes, whatever was handed
+    /// back in front of it) and holds the gate and the slots while it runs. If it kills this
+    /// process too, it is the only job recovered that was seen running: the other capsules'
+    /// jobs taken ahead (or brought by their `BLMOVE`s) stay in the working list, but crash
+    /// recovery does not count a job the dead process was never seen running, the first time
+    /// (`recovery.rs`). On quiet it stays in its queue. Waiting is bounded by `suspect_wait`;
+    /// after that it runs beside the running jobs, and the other capsules start jobs again.
     async fn run_alone(
         &mut self,
         tasks: &mut JoinSet<()>,
@@ -376,34 +399,44 @@ impl Fetcher {
     ) {
         let queue = &suspect.queue;
         let all = u32::try_from(self.capsule.concurrency).unwrap_or(u32::MAX);
-        let every_slot =
-            tokio::time::timeout(self.suspect_wait, Arc::clone(slots).acquire_many_owned(all));
-        let permits = tokio::select! {
-            () = quiet.cancelled() => return,
-            permits = every_slot => permits,
+        let gate = Arc::clone(&self.shared.gate);
+        let alone = async {
+            let gate = gate.write_owned().await;
+            let permits = Arc::clone(slots).acquire_many_owned(all).await;
+            permits.map(|permits| (gate, permits))
         };
-        let permits = match permits {
-            Ok(Ok(permits)) => permits,
+        let alone = tokio::select! {
+            () = quiet.cancelled() => return,
+            alone = tokio::time::timeout(self.suspect_wait, alone) => alone,
+        };
+        let admitted = match alone {
+            Ok(Ok((gate, permits))) => Ok((gate, permits)),
             Ok(Err(_)) => return,
             Err(_) => {
                 // Bounded: hour-long neighbours must not stall the process. Beside them, a
                 // crash counts for them too, but none is one crash from the dead set.
                 tracing::warn!(
+                    capsule = %self.capsule.name,
                     %queue,
                     waited = ?self.suspect_wait,
                     "a job recovered from dead processes could not run alone; running it beside the running jobs"
                 );
-                let one = tokio::select! {
-                    () = quiet.cancelled() => return,
-                    permit = Arc::clone(slots).acquire_many_owned(1) => permit,
+                let beside = async {
+                    let permit = Arc::clone(slots).acquire_many_owned(1).await;
+                    let gate = Arc::clone(&self.shared.gate).read_owned().await;
+                    permit.map(|permit| (gate, permit))
                 };
-                let Ok(one) = one else { return };
-                one
+                let beside = tokio::select! {
+                    () = quiet.cancelled() => return,
+                    beside = beside => beside,
+                };
+                let Ok(beside) = beside else { return };
+                Err(beside)
             }
         };
-        // Nothing else stays in the working list beside the suspect (a crash would count it as
-        // recovered too): not the jobs that finished but wait for their acknowledgement, nor
-        // those taken ahead, nor what the idle `BLMOVE`s bring.
+        // Nothing else of its capsule stays in the working list beside the suspect (a crash
+        // would count it as recovered too): not the jobs that finished but wait for their
+        // acknowledgement, nor those taken ahead, nor what the idle `BLMOVE`s bring.
         let flushed = tokio::time::timeout(FLUSH_FOR, self.shared.acker.flush());
         tokio::select! {
             () = quiet.cancelled() => return,
@@ -419,25 +452,46 @@ impl Fetcher {
             return;
         }
         match self.claim(&suspect).await {
-            Ok(true) => {
-                tracing::info!(%queue, "running a job recovered from dead processes alone");
-                self.start(tasks, suspect, Some(permits));
-            }
+            Ok(true) => match admitted {
+                Ok((gate, permits)) => {
+                    tracing::info!(capsule = %self.capsule.name, %queue, "running a job recovered from dead processes alone");
+                    self.start(tasks, suspect, Some(permits), gate);
+                }
+                Err((gate, permit)) => self.start(tasks, suspect, Some(permit), gate),
+            },
             Ok(false) => {}
             Err(error) => {
                 self.idle.sweep = true;
-                tracing::warn!(%error, "cannot take a recovered job; trying again later");
+                tracing::warn!(capsule = %self.capsule.name, %error, "cannot take a recovered job; trying again later");
             }
         }
     }
 
+    /// Waits while a job of any capsule waits to run alone in the process, or runs alone
+    /// ([`run_alone`](Self::run_alone)): no job starts meanwhile, and none is taken ahead.
+    /// Returns `true` when `quiet` came meanwhile. One atomic step when the gate is open.
+    async fn wait_at_gate(&self, quiet: &CancellationToken) -> bool {
+        if self.shared.gate.try_read().is_ok() {
+            return false;
+        }
+        tokio::select! {
+            biased;
+            () = quiet.cancelled() => true,
+            // Fair: granted once the job waiting before it has run; let go at once.
+            _open = self.shared.gate.read() => false,
+        }
+    }
+
     /// Starts the task that runs `job`, holding its concurrency slot until it is settled (or,
-    /// for a success, until its acknowledgement is queued).
+    /// for a success, until its acknowledgement is queued), and `gate`, its hold on the
+    /// process's gate ([`Shared::gate`]: read for a job beside others, write for one alone),
+    /// as long.
     fn start(
         &self,
         tasks: &mut JoinSet<()>,
         job: Fetched,
         permit: Option<tokio::sync::OwnedSemaphorePermit>,
+        gate: impl Send + 'static,
     ) {
         let shared = Arc::clone(&self.shared);
         let ticket = shared.in_flight.track(job.clone());
@@ -456,6 +510,7 @@ impl Fetcher {
                 }
                 Processed::Settled => shared.in_flight.untrack(ticket),
             }
+            drop(gate);
             drop(permit);
         });
     }
