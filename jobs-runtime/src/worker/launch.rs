@@ -845,7 +845,7 @@ mod tests {
         });
         let left: Vec<FetcherLeft> = vec![
             Err(("default".to_owned(), failed)),
-            Ok((running, IdleFetch::new())),
+            Ok((running, IdleFetch::new(Default::default()))),
         ];
         let (mut tasks, idles, failure) = split_fetchers(left);
         let (capsule, error) = failure.expect("the failure is kept");

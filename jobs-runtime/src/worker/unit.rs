@@ -13,7 +13,7 @@ pub(crate) const RECOVERIES: &str = "jobs_recoveries";
 pub(crate) const UNSEEN_RECOVERIES: &str = "jobs_recovered_unseen";
 
 /// A job taken from a queue, exactly as it was stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Fetched {
     /// The queue it was taken from (`<q>` of `queue:<q>`).
     pub(crate) queue: String,

@@ -6,7 +6,8 @@
 //! quiet cuts the waits short with `CLIENT UNBLOCK` where Redis allows it, so quiet and stop
 //! take milliseconds, not up to [`BLOCK`]. The jobs taken ahead by the busy way in wait here
 //! too ([`IdleFetch::pending`]), so that every job in the working list that no task holds yet
-//! is in one place. Only unpaused queues are waited on. Each `BLMOVE` has a `SISMEMBER paused
+//! is in one place; each is held in the process's [`InFlight`] as pending while it waits
+//! ([`Taken`]), so that no other capsule's sweep takes it up. Only unpaused queues are waited on. Each `BLMOVE` has a `SISMEMBER paused
 //! <q>` pipelined behind it, which Redis runs right after the move, so a job taken from a queue
 //! paused meanwhile (by a `BLMOVE` sent before the pause) is known as such at no extra round
 //! trip, and handed back by the fetcher instead of run ([`IdleFetch::take_paused`]).
@@ -22,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
 use crate::redis::is_connection_error;
+use crate::worker::in_flight::{InFlight, Taken};
 use crate::worker::shared::Shared;
 use crate::worker::tasks::sleep_or;
 use crate::worker::unit::Fetched;
@@ -70,10 +72,16 @@ pub(crate) struct IdleFetch {
     busy: HashMap<String, Option<i64>>,
     /// Jobs in the working list that no task runs yet: brought by a `BLMOVE`, taken ahead by a
     /// fetch, or found by a sweep.
-    pub(crate) pending: VecDeque<Fetched>,
+    pub(crate) pending: VecDeque<Taken>,
+    /// Jobs that were pending when this process may have been presumed dead: never started
+    /// from memory, still held (so no other capsule takes them up) until the next sweep finds
+    /// which are still in the working list.
+    pub(crate) forgotten: Vec<Taken>,
     /// Jobs a `BLMOVE` brought from a queue that was paused by then: never started, handed
     /// back by the fetcher.
-    brought_paused: Vec<Fetched>,
+    brought_paused: Vec<Taken>,
+    /// Where the jobs taken are held as pending.
+    in_flight: Arc<InFlight>,
     /// Where each `BLMOVE`'s task reports.
     sender: mpsc::UnboundedSender<Reply>,
     /// What the `BLMOVE`s reported.
@@ -84,14 +92,16 @@ pub(crate) struct IdleFetch {
 }
 
 impl IdleFetch {
-    /// No `BLMOVE` waiting, and nothing pending.
-    pub(crate) fn new() -> Self {
+    /// No `BLMOVE` waiting, and nothing pending; the jobs taken are held in `in_flight`.
+    pub(crate) fn new(in_flight: Arc<InFlight>) -> Self {
         let (sender, receiver) = mpsc::unbounded_channel();
         Self {
             idle: HashMap::new(),
             busy: HashMap::new(),
             pending: VecDeque::new(),
+            forgotten: Vec::new(),
             brought_paused: Vec::new(),
+            in_flight,
             sender,
             receiver,
             sweep: false,
@@ -124,11 +134,13 @@ impl IdleFetch {
         }
         match reply.result {
             Ok(Some(json)) if reply.paused => {
-                self.brought_paused.push(Fetched::new(reply.queue, json));
+                let taken = self.take(Fetched::new(reply.queue, json));
+                self.brought_paused.push(taken);
                 false
             }
             Ok(Some(json)) => {
-                self.pending.push_back(Fetched::new(reply.queue, json));
+                let taken = self.take(Fetched::new(reply.queue, json));
+                self.pending.push_back(taken);
                 false
             }
             Ok(None) => false,
@@ -140,9 +152,14 @@ impl IdleFetch {
         }
     }
 
+    /// Holds `job`, just moved into the working list, as pending.
+    pub(crate) fn take(&self, job: Fetched) -> Taken {
+        self.in_flight.take(job)
+    }
+
     /// Up to `max` of the jobs pending, oldest first (replies not yet
     /// [received](Self::receive_all) are left for later).
-    pub(crate) fn ready(&mut self, max: usize) -> Vec<Fetched> {
+    pub(crate) fn ready(&mut self, max: usize) -> Vec<Taken> {
         let count = max.min(self.pending.len());
         self.pending.drain(..count).collect()
     }
@@ -150,11 +167,11 @@ impl IdleFetch {
     /// Takes out the jobs to hand back for a pause: those a `BLMOVE` brought from a queue
     /// paused by then, and the pending jobs `paused` chooses; oldest first (the pending ones
     /// keep their order).
-    pub(crate) fn take_paused(&mut self, paused: impl Fn(&Fetched) -> bool) -> Vec<Fetched> {
-        let mut back: Vec<Fetched> = self.brought_paused.drain(..).collect();
+    pub(crate) fn take_paused(&mut self, paused: impl Fn(&Fetched) -> bool) -> Vec<Taken> {
+        let mut back: Vec<Taken> = self.brought_paused.drain(..).collect();
         // Most passes find nothing to take out: the list is left as it is.
-        if self.pending.iter().any(&paused) {
-            let (picked, kept): (VecDeque<Fetched>, VecDeque<Fetched>) =
+        if self.pending.iter().any(|job| paused(job)) {
+            let (picked, kept): (VecDeque<Taken>, VecDeque<Taken>) =
                 self.pending.drain(..).partition(|job| paused(job));
             self.pending = kept;
             back.extend(picked);
@@ -217,8 +234,8 @@ impl IdleFetch {
     }
 
     /// Waits for every outstanding `BLMOVE` (at most [`BLOCK`] plus a reply timeout) and
-    /// returns every pending job, those they brought included.
-    pub(crate) async fn collect(&mut self) -> Vec<Fetched> {
+    /// returns every pending job, those they brought included (the forgotten ones stay).
+    pub(crate) async fn collect(&mut self) -> Vec<Taken> {
         while !self.busy.is_empty() {
             match self.receiver.recv().await {
                 Some(reply) => {
@@ -227,18 +244,23 @@ impl IdleFetch {
                 None => break,
             }
         }
-        let mut jobs: Vec<Fetched> = self.brought_paused.drain(..).collect();
+        let mut jobs: Vec<Taken> = self.brought_paused.drain(..).collect();
         jobs.extend(self.pending.drain(..));
         jobs
     }
 
-    /// [`collect`](Self::collect) once the fetcher has stopped, for the caller to hand the jobs
-    /// back. The waiting `BLMOVE`s are unblocked first, so this takes a round trip rather than
-    /// up to [`BLOCK`]; where Redis refuses `CLIENT UNBLOCK` (a managed service, an ACL), they
-    /// are waited out.
+    /// [`collect`](Self::collect) once every capsule's fetcher has stopped (no sweep runs any
+    /// more), for the caller to hand the jobs back. The waiting `BLMOVE`s are unblocked first,
+    /// so this takes a round trip rather than up to [`BLOCK`]; where Redis refuses
+    /// `CLIENT UNBLOCK` (a managed service, an ACL), they are waited out. The forgotten jobs
+    /// still in the working list are handed back from there.
     pub(crate) async fn finish(mut self, shared: &Shared) -> Vec<Fetched> {
         self.unblock(shared).await;
-        self.collect().await
+        self.collect()
+            .await
+            .into_iter()
+            .map(Taken::release)
+            .collect()
     }
 
     /// Ends the waiting `BLMOVE`s as if their block had run out. One that has already taken a

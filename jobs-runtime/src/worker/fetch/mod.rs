@@ -18,6 +18,7 @@
 mod idle;
 mod paused;
 mod round;
+mod sweep;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +33,7 @@ use round::Round;
 
 use super::ack::Finished;
 use super::capsule::Scope;
+use super::in_flight::Taken;
 use super::liveness::LapsesSeen;
 use super::order::QueueOrder;
 use super::processor::{Processed, process};
@@ -107,6 +109,7 @@ impl Fetcher {
             .iter()
             .map(|queue| shared.keys().queue(queue))
             .collect();
+        let idle = IdleFetch::new(Arc::clone(&shared.in_flight));
         Self {
             shared,
             capsule,
@@ -118,7 +121,7 @@ impl Fetcher {
             suspect_wait,
             suspect: None,
             resync: false,
-            idle: IdleFetch::new(),
+            idle,
             refill: None,
             backlog: false,
             paused: PausedQueues::new(),
@@ -248,11 +251,13 @@ impl Fetcher {
                     if self.shared.pulse.take_lapse(&mut self.lapses) {
                         // Brought while this process may have been presumed dead: it starts
                         // only if the sweep finds it still in the working list.
+                        self.idle.pending.push_front(job);
                         self.forget_taken_ahead();
                     } else if self.is_suspect(&job) {
                         drop(permits);
                         self.hand_back(&job).await;
-                        self.run_alone(&mut tasks, job, &slots, &quiet).await;
+                        self.run_alone(&mut tasks, job.release(), &slots, &quiet)
+                            .await;
                     } else if let Ok(gate) = Arc::clone(&self.shared.gate).try_read_owned() {
                         self.start(&mut tasks, job, permits.pop(), gate);
                     } else {
@@ -278,7 +283,7 @@ impl Fetcher {
                 } else if self.is_suspect(&job) {
                     drop(permit);
                     self.hand_back(&job).await;
-                    suspect.get_or_insert(job);
+                    suspect.get_or_insert(job.release());
                 } else if let Ok(gate) = Arc::clone(&self.shared.gate).try_read_owned() {
                     self.start(&mut tasks, job, Some(permit), gate);
                 } else {
@@ -452,13 +457,20 @@ impl Fetcher {
             return;
         }
         match self.claim(&suspect).await {
-            Ok(true) => match admitted {
-                Ok((gate, permits)) => {
-                    tracing::info!(capsule = %self.capsule.name, %queue, "running a job recovered from dead processes alone");
-                    self.start(tasks, suspect, Some(permits), gate);
+            Ok(true) => {
+                if admitted.is_ok() {
+                    tracing::info!(
+                        capsule = %self.capsule.name,
+                        %queue,
+                        "running a job recovered from dead processes alone"
+                    );
                 }
-                Err((gate, permit)) => self.start(tasks, suspect, Some(permit), gate),
-            },
+                let suspect = self.idle.take(suspect);
+                match admitted {
+                    Ok((gate, permits)) => self.start(tasks, suspect, Some(permits), gate),
+                    Err((gate, permit)) => self.start(tasks, suspect, Some(permit), gate),
+                }
+            }
             Ok(false) => {}
             Err(error) => {
                 self.idle.sweep = true;
@@ -489,12 +501,13 @@ impl Fetcher {
     fn start(
         &self,
         tasks: &mut JoinSet<()>,
-        job: Fetched,
+        job: Taken,
         permit: Option<tokio::sync::OwnedSemaphorePermit>,
         gate: impl Send + 'static,
     ) {
         let shared = Arc::clone(&self.shared);
-        let ticket = shared.in_flight.track(job.clone());
+        // Pending until now, running from now: no sweep sees it unheld in between.
+        let (ticket, job) = shared.in_flight.start(job);
         tasks.spawn(async move {
             match process(&shared, job).await {
                 Processed::Succeeded(job, release, ending) => {
@@ -575,44 +588,44 @@ impl Fetcher {
     }
 
     /// Rebuilds the jobs waiting to start from the working list itself: every entry of this
-    /// capsule's queues that no task holds. Needed after a reply was lost (a `BLMOVE` or a
-    /// fetch moved a job without our knowing) and after a lapse of this process's liveness
-    /// (jobs taken ahead may have been recovered elsewhere: only those still in the list are
-    /// ours). The entries of other capsules' queues are theirs, taken ahead or just moved by
-    /// their fetchers, never this one's to start.
+    /// capsule's queues, and of the jobs it had pending, that nothing else in the process holds
+    /// (`sweep.rs`). Needed after a reply was lost (a `BLMOVE` or a fetch moved a job without
+    /// our knowing) and after a lapse of this process's liveness (jobs taken ahead may have been
+    /// recovered elsewhere: only those still in the list are ours). The entries of other
+    /// capsules' queues are theirs, taken ahead or just moved by their fetchers, never this
+    /// one's to start; so is a job another capsule holds pending whose JSON names one of this
+    /// capsule's queues.
     async fn sweep(&mut self) -> bool {
-        // What tasks hold is read before the list: a task that settles in between only makes
-        // the list shorter, never makes a held job look orphaned. Only this loop starts tasks
-        // of this capsule's queues, and no BLMOVE of its own is outstanding, so nothing of its
-        // queues enters the list meanwhile (other capsules' fetchers add only their own).
-        let mut held = self.shared.in_flight.held();
+        // Only this loop starts tasks of this capsule's queues, and no BLMOVE of its own is
+        // outstanding, so nothing of its queues enters the list meanwhile but what other
+        // capsules' fetchers take (of their own queues, whatever their JSON names).
+        let own = || self.idle.pending.iter().chain(&self.idle.forgotten);
+        let before = sweep::held_by_others(&self.shared.in_flight, own());
         let listed = match self.shared.working_list().await {
             Ok(listed) => listed,
             Err(error) => {
-                tracing::warn!(%error, "cannot read the working list; will try again");
+                tracing::warn!(capsule = %self.capsule.name, %error, "cannot read the working list; will try again");
                 return false;
             }
         };
-        let known: std::collections::HashSet<Vec<u8>> =
-            self.idle.pending.drain(..).map(|job| job.json).collect();
-        let mut unheld = Vec::new();
-        // Oldest first: the list's tail is where jobs taken first sit.
-        for job in listed.into_iter().rev() {
-            // Its own pending jobs stay its own even if their JSON names another queue.
-            if !self.capsule.owns(&job.queue) && !known.contains(&job.json) {
-                continue;
-            }
-            if let Some(count) = held.get_mut(&job.json).filter(|count| **count > 0) {
-                *count -= 1;
-                continue;
-            }
-            if !known.contains(&job.json) {
-                tracing::info!(queue = %job.queue, "recovered a job whose fetch reply was lost");
-            }
-            unheld.push(job);
-        }
+        let after = sweep::held_by_others(&self.shared.in_flight, own());
+        let known: Vec<Taken> = self
+            .idle
+            .pending
+            .drain(..)
+            .chain(self.idle.forgotten.drain(..))
+            .collect();
+        let capsule = &self.capsule;
+        let found = sweep::take_up(
+            &capsule.name,
+            &self.shared.in_flight,
+            listed,
+            known,
+            sweep::either(before, after),
+            |queue| capsule.owns(queue),
+        );
         self.idle.sweep = false;
-        self.take_ahead(unheld).await;
+        self.keep_pending(found).await;
         true
     }
 
@@ -623,7 +636,8 @@ impl Fetcher {
         self.land_refill().await;
         self.idle.unblock(&self.shared).await;
         // What they brought is in the working list, where the sweep finds it if still ours.
-        let _ = self.idle.collect().await;
+        let brought = self.idle.collect().await;
+        self.idle.forgotten.extend(brought);
         let swept = self.sweep().await;
         self.resync = !swept;
         swept
@@ -634,10 +648,17 @@ impl Fetcher {
     /// share this process's fate with every job beside it), and its queue's next job runs
     /// alone.
     async fn take_ahead(&mut self, jobs: Vec<Fetched>) {
+        // Held as pending at once, so that no other capsule's sweep takes them up.
+        let taken = jobs.into_iter().map(|job| self.idle.take(job)).collect();
+        self.keep_pending(taken).await;
+    }
+
+    /// [`take_ahead`](Self::take_ahead) for jobs held already.
+    async fn keep_pending(&mut self, jobs: Vec<Taken>) {
         for job in jobs {
             if self.is_suspect(&job) {
                 self.hand_back(&job).await;
-                self.suspect.get_or_insert(job);
+                self.suspect.get_or_insert(job.release());
             } else {
                 self.idle.pending.push_back(job);
             }
@@ -669,15 +690,18 @@ impl Fetcher {
     }
 
     /// After a lapse of liveness: the jobs taken ahead may have been recovered by another
-    /// process, so none starts from memory; a sweep finds those still in the working list.
+    /// process, so none starts from memory; a sweep finds those still in the working list
+    /// (held as this capsule's meanwhile, so that no other capsule takes them up).
     fn forget_taken_ahead(&mut self) {
         if !self.idle.pending.is_empty() {
             tracing::warn!(
+                capsule = %self.capsule.name,
                 count = self.idle.pending.len(),
                 "this process may have been presumed dead; its jobs taken ahead start only if still in its working list"
             );
         }
-        self.idle.pending.clear();
+        let forgotten = self.idle.pending.drain(..);
+        self.idle.forgotten.extend(forgotten);
         self.idle.sweep = true;
         self.resync = true;
     }
