@@ -13,7 +13,9 @@ use jobs::worker::Capsule;
 use jobs::{Payload, Setter, Worker};
 use serde_json::json;
 
-use crate::support::jobs::{CallLog, Gauge, Ledger, Ledgered, Record, Slow, worker};
+use crate::support::jobs::{
+    CallLog, Gauge, Ledger, Ledgered, LedgeredTogether, Record, RecordThenPush, Slow, worker,
+};
 use crate::support::{
     ChildWorker, LedgerView, RunningWorker, TestRedis, eventually, free_port, ledger_path, ruby,
 };
@@ -140,12 +142,28 @@ async fn capsules_from_a_sidekiq_7_yaml_file() {
     let redis = TestRedis::start();
     let ledger = ledger_path("capsules");
     let config = config_file(&ledger, SIDEKIQ_7_YAML);
-    let single = push_to(&redis, "single", 6, 200).await;
-    let default = push_to(&redis, "default", 15, 300).await;
+    // Long enough (3 s in each capsule) for the heartbeat (every second) to show them running.
+    let single = push_to(&redis, "single", 6, 500).await;
+    // Each waits until two of them have started before it goes on: the default capsule runs
+    // them side by side, or the test fails after 30 s (not by a race).
+    let client = redis.client();
+    let mut default = HashSet::new();
+    for _ in 0..15 {
+        let pushed = Setter::<LedgeredTogether>::new()
+            .client(&client)
+            .queue("default")
+            .perform_async(LedgeredTogether {
+                group: "default".into(),
+                together: 2,
+                millis: 1_000,
+            })
+            .await
+            .expect("push a ledger job");
+        default.insert(pushed.jid().to_string());
+    }
     let mut worker = start_worker(&redis, &ledger, &config);
 
     // The heartbeat, through the API: the total, and each capsule.
-    let client = redis.client();
     eventually(
         Duration::from_secs(15),
         "the process's heartbeat",
@@ -178,16 +196,28 @@ async fn capsules_from_a_sidekiq_7_yaml_file() {
     );
 
     // While the jobs run, each capsule's running jobs (from the work entries) stay within its
-    // concurrency.
-    let work = WorkSet::new(&client).list().await.unwrap();
-    for capsule in &listed {
-        let running = capsule.running(&work) as u64;
-        assert!(
-            running <= capsule.concurrency.unwrap(),
-            "{}: {running}",
-            capsule.name
-        );
-    }
+    // concurrency, until the work set has shown jobs running in each.
+    let mut seen_running = HashSet::new();
+    eventually(
+        Duration::from_secs(20),
+        "the work set to show jobs running in each capsule",
+        async || {
+            let work = WorkSet::new(&client).list().await.unwrap();
+            for capsule in &listed {
+                let running = capsule.running(&work) as u64;
+                assert!(
+                    running <= capsule.concurrency.unwrap(),
+                    "{}: {running}",
+                    capsule.name
+                );
+                if running > 0 {
+                    seen_running.insert(capsule.name.clone());
+                }
+            }
+            seen_running.len() == listed.len()
+        },
+    )
+    .await;
 
     // Ruby Sidekiq 6.4 reads the process, and passes the newer fields through.
     let seen = ruby(
@@ -225,7 +255,7 @@ async fn capsules_from_a_sidekiq_7_yaml_file() {
     let default_most = most_at_once(&ledger, &default);
     assert!(
         (2..=5).contains(&default_most),
-        "the default capsule runs up to 5 at once: {default_most}"
+        "the default capsule runs several jobs at once, up to 5: {default_most}"
     );
     let log = without_colours(&worker.log());
     let started = log
@@ -276,12 +306,15 @@ async fn after_a_pause_each_capsule_takes_up_only_its_own_jobs() {
         async || LedgerView::read(&ledger).done == all,
     )
     .await;
-    let log = worker.log();
-    let forgotten = log.matches("may have been presumed dead").count();
-    assert!(
-        forgotten >= 2,
-        "both capsules' fetchers saw the lapse and forgot what they took ahead:\n{log}"
-    );
+    let log = without_colours(&worker.log());
+    for capsule in ["default", "single"] {
+        assert!(
+            log.lines()
+                .any(|line| line.contains("may have been presumed dead")
+                    && line.contains(&format!("capsule={capsule}"))),
+            "the `{capsule}` capsule's fetcher saw the lapse and forgot what it took ahead:\n{log}"
+        );
+    }
     let view = LedgerView::read(&ledger);
     let twice: HashMap<&String, &usize> = view.runs.iter().filter(|(_, runs)| **runs > 1).collect();
     assert!(twice.is_empty(), "jobs ran twice: {twice:?}");
@@ -296,11 +329,16 @@ async fn drain_runs_every_capsules_jobs_then_stops() {
     let log = CallLog::default();
     let client = redis.client();
     for i in 0..3 {
-        Setter::<Record>::new()
+        // Each `single` job gives the default capsule a job, after it may have found its own
+        // queue empty: the drain must not end before those run.
+        Setter::<RecordThenPush>::new()
             .client(&client)
             .queue("single")
-            .perform_async(Record {
+            .perform_async(RecordThenPush {
                 label: format!("single {i}"),
+                millis: 200,
+                redis_url: redis.url(),
+                then: format!("default from single {i}"),
             })
             .await
             .unwrap();
@@ -330,6 +368,9 @@ async fn drain_runs_every_capsules_jobs_then_stops() {
             "default 0",
             "default 1",
             "default 2",
+            "default from single 0",
+            "default from single 1",
+            "default from single 2",
             "single 0",
             "single 1",
             "single 2"

@@ -233,6 +233,68 @@ pub async fn ledgered(#[context] ctx: JobContext, #[state] ledger: Ledger, milli
     ledger.write("done", ctx.jid());
 }
 
+/// [`ledgered`] that runs beside others whatever the timing: after its `run` line it counts
+/// itself in the Redis key `barrier:<group>` (of `$REDIS_URL`, which the child workers are
+/// given) and waits, up to 30 s, until `together` jobs of its group have started; then sleeps
+/// `millis` and writes `done`. Run `together` at once or more, they overlap; run one at a time,
+/// each waits out the 30 s alone.
+#[job(queue = "faults")]
+pub async fn ledgered_together(
+    #[context] ctx: JobContext,
+    #[state] ledger: Ledger,
+    group: String,
+    together: u64,
+    millis: u64,
+) -> Result<(), JobError> {
+    use redis::AsyncCommands;
+    ledger.write("run", ctx.jid());
+    let url = std::env::var("REDIS_URL").map_err(|_| JobError::msg("REDIS_URL is not set"))?;
+    let redis = redis::Client::open(url).map_err(|error| JobError::msg(error.to_string()))?;
+    let mut connection = redis
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|error| JobError::msg(error.to_string()))?;
+    let key = format!("barrier:{group}");
+    let mut started: u64 = connection
+        .incr(&key, 1)
+        .await
+        .map_err(|error| JobError::msg(error.to_string()))?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while started < together && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        started = connection
+            .get(&key)
+            .await
+            .map_err(|error| JobError::msg(error.to_string()))?;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+    ledger.write("done", ctx.jid());
+    Ok(())
+}
+
+/// Records its label, waits `millis`, then pushes a [`Record`] labelled `then` to queue
+/// `default` through the Redis at `redis_url`: a job of one queue that gives work to another.
+#[job]
+pub async fn record_then_push(
+    #[state] log: CallLog,
+    label: String,
+    millis: u64,
+    redis_url: String,
+    then: String,
+) -> Result<(), JobError> {
+    log.0.lock().expect("call log").push(label);
+    tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+    let client = jobs::Client::builder()
+        .url(redis_url)
+        .build()
+        .map_err(|error| JobError::msg(error.to_string()))?;
+    client
+        .perform_async(Record { label: then })
+        .await
+        .map_err(|error| JobError::msg(error.to_string()))?;
+    Ok(())
+}
+
 /// Kills the process running it: a job that crashes its worker.
 #[job(queue = "faults")]
 pub async fn abort_process(#[context] ctx: JobContext, #[state] ledger: Ledger) {

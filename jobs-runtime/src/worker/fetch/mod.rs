@@ -202,7 +202,7 @@ impl Fetcher {
                     Err(error) => {
                         // The script may have moved jobs whose reply never came: look for them.
                         self.idle.sweep = true;
-                        tracing::warn!(%error, "cannot fetch jobs; trying again in 1 s");
+                        tracing::warn!(capsule = %self.capsule.name, %error, "cannot fetch jobs; trying again in 1 s");
                         if self.idle.pending.is_empty() {
                             drop(permits);
                             sleep_or(&quiet, Duration::from_secs(1)).await;
@@ -345,11 +345,11 @@ impl Fetcher {
             Ok(Err(error)) => {
                 // The script may have moved jobs whose reply never came: look for them.
                 self.idle.sweep = true;
-                tracing::warn!(%error, "cannot fetch jobs; will look in the working list");
+                tracing::warn!(capsule = %self.capsule.name, %error, "cannot fetch jobs; will look in the working list");
             }
             Err(error) => {
                 self.idle.sweep = true;
-                tracing::warn!(%error, "the fetch task failed; will look in the working list");
+                tracing::warn!(capsule = %self.capsule.name, %error, "the fetch task failed; will look in the working list");
             }
         }
     }
@@ -549,7 +549,7 @@ impl Fetcher {
     async fn learn(&mut self, round: Round) -> Vec<Fetched> {
         let newly = self.paused.record(round.asked_at, round.paused);
         if !newly.is_empty() {
-            tracing::info!(queues = ?newly, "paused: taking no more of their jobs");
+            tracing::info!(capsule = %self.capsule.name, queues = ?newly, "paused: taking no more of their jobs");
             self.idle.unblock_queues(&self.shared, &newly).await;
         }
         round.jobs
@@ -565,6 +565,7 @@ impl Fetcher {
             return;
         }
         tracing::info!(
+            capsule = %self.capsule.name,
             count = back.len(),
             "handing back jobs taken ahead from paused queues"
         );
@@ -679,6 +680,7 @@ impl Fetcher {
             }
             if !told {
                 tracing::warn!(
+                    capsule = %self.capsule.name,
                     "this process's liveness is not being renewed; taking no jobs until it is"
                 );
                 told = true;
