@@ -235,16 +235,28 @@ fn process_info(identity: &str, config: &WorkerConfig, capsules: &[Plan]) -> Str
 /// The `info` JSON's fields, in Sidekiq's order.
 #[derive(Serialize)]
 struct Info<'a> {
+    /// The machine's host name.
     hostname: String,
+    /// When the process started, in epoch seconds with a fraction.
     started_at: Timestamp,
+    /// The process id.
     pid: u32,
+    /// The `-g` / `:tag:` name, or empty.
     tag: String,
+    /// How many jobs run at once: every capsule's concurrency, added up.
     concurrency: usize,
+    /// Every capsule's queues, each once, the default capsule's first.
     queues: Vec<&'a str>,
+    /// The `:labels:`.
     labels: &'a [String],
+    /// The process's identity (`hostname:pid:<12 hex>`), as its key names it.
     identity: &'a str,
+    /// `jobs <version>`, where Sidekiq writes its own version.
     version: &'static str,
+    /// Sidekiq 7's `weights`: one `{queue: weight}` per capsule, the default one first.
     weights: Vec<Weights<'a>>,
+    /// Sidekiq 8.0.9+'s `capsules`: each capsule by name with its concurrency, mode and
+    /// weights.
     capsules: Capsules<'a>,
 }
 
@@ -269,8 +281,11 @@ impl Serialize for Capsules<'_> {
         /// One capsule's entry.
         #[derive(Serialize)]
         struct Entry<'a> {
+            /// How many of its jobs run at once.
             concurrency: usize,
+            /// Sidekiq 7's name for its order: `strict`, `random` or `weighted`.
             mode: &'static str,
+            /// Its `{queue: weight}`, in its queue order.
             weights: Weights<'a>,
         }
         let mut map = serializer.serialize_map(Some(self.0.len()))?;
