@@ -121,7 +121,10 @@ impl StopRequest<'_> {
 /// What one capsule's fetcher left when it ended: the tasks of the jobs it started, and its
 /// idle fetch, with what it brought after quiet; or, when its task failed, its capsule's name
 /// and the failure (its jobs' tasks went with it, and their jobs stay in the working list).
-type FetcherLeft = Result<(JoinSet<()>, IdleFetch), (String, JoinError)>;
+type FetcherLeft = Result<(JoinSet<()>, IdleFetch), FetcherFailure>;
+
+/// A fetcher that failed: its capsule's name, and how its task failed.
+type FetcherFailure = (String, JoinError);
 
 /// What the fetchers left when they ended.
 struct FetcherEnd {
@@ -132,7 +135,7 @@ struct FetcherEnd {
     /// The first fetcher that failed, if any: the capsule's name and the failure. Shutdown
     /// still waits for the others' jobs and hands back every job left; then `run` and `drain`
     /// return it as an error.
-    failed: Option<(String, JoinError)>,
+    failed: Option<FetcherFailure>,
 }
 
 /// What the fetchers that ended well left, split: their jobs' tasks and their idle fetches;
@@ -140,11 +143,7 @@ struct FetcherEnd {
 /// `JoinSet` would cancel its running jobs mid-run and drop the jobs it took ahead.
 fn split_fetchers(
     left: Vec<FetcherLeft>,
-) -> (
-    Vec<JoinSet<()>>,
-    Vec<IdleFetch>,
-    Option<(String, JoinError)>,
-) {
+) -> (Vec<JoinSet<()>>, Vec<IdleFetch>, Option<FetcherFailure>) {
     let mut tasks = Vec::with_capacity(left.len());
     let mut idles = Vec::with_capacity(left.len());
     let mut failed = None;
