@@ -50,6 +50,8 @@ pub(crate) struct Finished {
     pub(crate) json: Vec<u8>,
     /// Its unique lock, if it still holds one.
     pub(crate) release: Option<Release>,
+    /// Its lease on its queue's global cap, if it holds one: released in the same round trip.
+    pub(crate) lease: Option<crate::cap::Lease>,
     /// How it ended, for a periodic job's entry: it succeeded, or expired unrun.
     pub(crate) ending: Ending,
 }
@@ -185,6 +187,11 @@ impl AckLoop {
                         .arg(&finished.json)
                         .ignore();
                 }
+            }
+            // A capped queue's slot, freed in the same round trip (the member is this job's
+            // own: releasing it never frees another job's slot).
+            if let Some(lease) = &finished.lease {
+                lease.add_release_to(&mut pipeline, self.client.keys());
             }
         }
         for release in releases.iter() {

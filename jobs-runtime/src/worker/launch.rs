@@ -168,6 +168,7 @@ pub(crate) async fn launch(
         return Ok(());
     }
     preflight::check(&launcher.shared).await?;
+    crate::cap::apply(&launcher.shared.client, &launcher.config.queue_caps).await?;
     early.dashboard = launcher.serve_dashboard().await?;
     let order = QueueOrder::new(&launcher.config.queues);
     let heartbeat = Heartbeat::new(
@@ -229,6 +230,7 @@ fn prepare(parts: Parts, mode: Mode, os_signals: bool) -> Result<(Launcher, AckL
         in_flight,
         acker,
         pulse: Arc::new(Pulse::new(config.liveness_ttl())),
+        leases: crate::cap::Leases::new(config.heartbeat_ttl),
     });
     let launcher = Launcher {
         shared,

@@ -14,7 +14,12 @@
 //! paused, the jobs of a paused queue taken ahead go back to the front of their queue, and a
 //! worker whose queues are all paused asks again every [`ALL_PAUSED_WAIT`] instead of waiting
 //! on any queue.
+//!
+//! A capped queue ([`capped`], [`crate::cap`]) gives each round at most its free room, each job
+//! with a lease, and only as many as start at once (never taken ahead); the idle wait takes
+//! nothing from a full one and, while one is full, lasts at most [`CAPPED_WAIT`].
 
+mod capped;
 mod idle;
 mod paused;
 mod round;
@@ -26,6 +31,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use capped::{CAPPED_WAIT, CappedQueues};
 pub(crate) use idle::{BLOCK, IdleFetch};
 use paused::{ALL_PAUSED_WAIT, PausedQueues};
 use round::Round;
@@ -82,6 +88,8 @@ pub(crate) struct Fetcher {
     backlog: bool,
     /// Which of the queues are paused, as the newest fetch round said.
     paused: PausedQueues,
+    /// Which of the queues are capped, and full, as the newest fetch round said.
+    capped: CappedQueues,
 }
 
 impl Fetcher {
@@ -113,6 +121,7 @@ impl Fetcher {
             refill: None,
             backlog: false,
             paused: PausedQueues::new(),
+            capped: CappedQueues::new(),
         }
     }
 
@@ -171,7 +180,7 @@ impl Fetcher {
                 } else {
                     short.max(self.prefetch())
                 };
-                match self.take(wanted).await {
+                match self.take(wanted, short).await {
                     Ok(taken) => {
                         if wanted > 0 {
                             self.backlog = taken.len() >= wanted;
@@ -198,11 +207,18 @@ impl Fetcher {
             if jobs.is_empty() && self.suspect.is_none() {
                 // Keep one slot for the job the idle wait may bring; free the others.
                 permits.truncate(1);
+                let unpaused = self.paused.unpaused(self.order.names());
+                let capped_full = self.capped.any_full(&unpaused);
                 if self.until_idle {
                     // Drained: the unpaused queues are empty (a paused queue's jobs wait for
-                    // its resume, not for this worker) and no job runs.
+                    // its resume, not for this worker) and no job runs. A full capped queue's
+                    // jobs wait for room held elsewhere: asked again after a short wait.
                     drop(permits);
                     if tasks.is_empty() && self.idle.outstanding() == 0 {
+                        if capped_full {
+                            sleep_or(&quiet, CAPPED_WAIT).await;
+                            continue;
+                        }
                         break;
                     }
                     if let Some(finished) = tasks.join_next().await {
@@ -210,14 +226,21 @@ impl Fetcher {
                     }
                     continue;
                 }
-                let queues = self.paused.unpaused(self.order.names());
-                if queues.is_empty() {
+                if unpaused.is_empty() {
                     // Every queue paused: no `BLMOVE`, one round per wait, as Sidekiq sleeps.
                     drop(permits);
                     sleep_or(&quiet, ALL_PAUSED_WAIT).await;
                     continue;
                 }
-                self.idle.wait(&self.shared, &queues, &quiet).await;
+                // No `BLMOVE` on a full capped queue: its jobs wait in it for room.
+                let queues = self.capped.with_room(&unpaused);
+                if queues.is_empty() {
+                    drop(permits);
+                    sleep_or(&quiet, CAPPED_WAIT).await;
+                    continue;
+                }
+                let bound = capped_full.then_some(CAPPED_WAIT);
+                self.idle.wait(&self.shared, &queues, &quiet, bound).await;
                 // Its queue was not paused right after the move (one that was is handed back on
                 // the next pass): it starts now, as a job taken before a pause would.
                 if let Some(job) = self.idle.pending.pop_front() {
@@ -276,7 +299,8 @@ impl Fetcher {
         let keys = self.queue_keys.clone();
         let names = self.order.names().to_vec();
         let refill =
-            tokio::spawn(async move { round::run(&shared, &keys, &names, prefetch).await });
+            // Free slots 0: a refill takes no capped queue's job (it would wait to start).
+            tokio::spawn(async move { round::run(&shared, &keys, &names, prefetch, 0).await });
         self.refill = Some((prefetch, refill));
     }
 
@@ -421,6 +445,7 @@ impl Fetcher {
                     let finished = Finished {
                         ticket,
                         json: job.json,
+                        lease: job.lease,
                         release,
                         ending,
                     };
@@ -432,9 +457,10 @@ impl Fetcher {
         });
     }
 
-    /// Moves up to `wanted` jobs into the working list in one atomic step, and learns which
-    /// queues are paused.
-    async fn take(&mut self, wanted: usize) -> Result<Vec<Fetched>, Error> {
+    /// Moves up to `wanted` jobs into the working list in one atomic step (of a capped queue,
+    /// only while fewer than `free` were taken, so that they start at once), and learns which
+    /// queues are paused and which capped.
+    async fn take(&mut self, wanted: usize, free: usize) -> Result<Vec<Fetched>, Error> {
         let order = self.order.next(&mut rand::rng());
         let keys: Vec<String> = order
             .iter()
@@ -444,13 +470,14 @@ impl Fetcher {
             .iter()
             .map(|&position| self.order.names()[position].clone())
             .collect();
-        let round = round::run(&self.shared, &keys, &names, wanted).await?;
+        let round = round::run(&self.shared, &keys, &names, wanted, free).await?;
         Ok(self.learn(round).await)
     }
 
     /// Keeps what `round` says of the paused queues, and returns the jobs it took. A `BLMOVE`
     /// waiting on a queue newly paused is ended, so it brings no more of its jobs.
     async fn learn(&mut self, round: Round) -> Vec<Fetched> {
+        self.capped.record(round.asked_at, round.capped);
         let newly = self.paused.record(round.asked_at, round.paused);
         if !newly.is_empty() {
             tracing::info!(queues = ?newly, "paused: taking no more of their jobs");
