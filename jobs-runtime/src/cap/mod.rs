@@ -300,6 +300,26 @@ mod tests {
     }
 
     #[test]
+    fn the_config_files_caps_section() {
+        let yaml = yaml_rust2::YamlLoader::load_from_str("imports: 2\nmail: 5\nimports: 3")
+            .unwrap()
+            .remove(0);
+        let mut caps = vec![("mail".to_owned(), 1)];
+        super::read_section(&yaml, &mut caps).unwrap();
+        caps.sort();
+        assert_eq!(caps, [("imports".to_owned(), 3), ("mail".to_owned(), 5)]);
+        let zero = yaml_rust2::YamlLoader::load_from_str("imports: 0")
+            .unwrap()
+            .remove(0);
+        let error = super::read_section(&zero, &mut caps).unwrap_err();
+        assert!(error.contains("pause it"), "{error}");
+        let list = yaml_rust2::YamlLoader::load_from_str("[imports]")
+            .unwrap()
+            .remove(0);
+        assert!(super::read_section(&list, &mut caps).is_err());
+    }
+
+    #[test]
     fn members_and_counters() {
         assert_eq!(member_of_queue("a:b"), "queue:a:b");
         assert_eq!(queue_of_member("queue:a:b"), Some("a:b"));
