@@ -60,13 +60,17 @@ impl Lease {
     }
 }
 
-/// This process's side of the caps: its lease counter and its leases' lifetime.
+/// This process's side of the caps: its lease counter, its leases' lifetime, and the signal
+/// that one of its leases was released.
 #[derive(Debug)]
 pub(crate) struct Leases {
     /// How long a lease lives without renewal (the heartbeat TTL).
     lifetime: Duration,
     /// The next lease counter.
     next: AtomicU64,
+    /// Told when a lease of this process was released, so that a fetcher waiting for room on
+    /// a full queue asks again at once instead of after its bounded wait.
+    freed: tokio::sync::Notify,
 }
 
 impl Leases {
@@ -75,7 +79,19 @@ impl Leases {
         Self {
             lifetime,
             next: AtomicU64::new(0),
+            freed: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Says that a lease of this process was released (its settle or acknowledgement landed).
+    /// Kept until someone waits, so a release just before the wait is not missed.
+    pub(crate) fn freed(&self) {
+        self.freed.notify_one();
+    }
+
+    /// Waits until a lease of this process is released (or was since the last wait).
+    pub(crate) async fn wait_freed(&self) {
+        self.freed.notified().await;
     }
 
     /// A lease's lifetime in ms, as the scripts take it.

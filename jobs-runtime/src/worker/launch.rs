@@ -208,7 +208,13 @@ fn prepare(parts: Parts, mode: Mode, os_signals: bool) -> Result<(Launcher, AckL
     parts
         .metrics
         .attach(config.concurrency, move || busy.running().len());
-    let (acker, ack_loop) = Acker::new(client.clone(), working.clone(), Arc::clone(&in_flight));
+    let leases = Arc::new(crate::cap::Leases::new(config.heartbeat_ttl));
+    let (acker, ack_loop) = Acker::new(
+        client.clone(),
+        working.clone(),
+        Arc::clone(&in_flight),
+        Arc::clone(&leases),
+    );
     let settler = Settler::new(client.clone(), working.clone(), config.dead_limits());
     let shared = Arc::new(Shared {
         identity,
@@ -230,7 +236,7 @@ fn prepare(parts: Parts, mode: Mode, os_signals: bool) -> Result<(Launcher, AckL
         in_flight,
         acker,
         pulse: Arc::new(Pulse::new(config.liveness_ttl())),
-        leases: crate::cap::Leases::new(config.heartbeat_ttl),
+        leases,
     });
     let launcher = Launcher {
         shared,

@@ -63,7 +63,7 @@ pub(crate) struct Shared {
     /// while they falter, and forgets the jobs it took ahead after a lapse.
     pub(crate) pulse: Arc<Pulse>,
     /// This process's leases on capped queues: their counter and lifetime (`crate::cap`).
-    pub(crate) leases: crate::cap::Leases,
+    pub(crate) leases: Arc<crate::cap::Leases>,
 }
 
 impl Shared {

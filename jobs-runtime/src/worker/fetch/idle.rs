@@ -212,9 +212,14 @@ impl IdleFetch {
             if !self.pending.is_empty() || !self.brought_paused.is_empty() || self.busy.is_empty() {
                 return;
             }
+            // A full capped queue may get room: after `bound`, or as soon as this process
+            // releases a lease.
             let bounded = async {
                 match deadline {
-                    Some(deadline) => tokio::time::sleep_until(deadline).await,
+                    Some(deadline) => tokio::select! {
+                        () = tokio::time::sleep_until(deadline) => {}
+                        () = shared.leases.wait_freed() => {}
+                    },
                     None => std::future::pending().await,
                 }
             };

@@ -216,7 +216,7 @@ impl Fetcher {
                     drop(permits);
                     if tasks.is_empty() && self.idle.outstanding() == 0 {
                         if capped_full {
-                            sleep_or(&quiet, CAPPED_WAIT).await;
+                            self.wait_for_room(&quiet).await;
                             continue;
                         }
                         break;
@@ -236,7 +236,7 @@ impl Fetcher {
                 let queues = self.capped.with_room(&unpaused);
                 if queues.is_empty() {
                     drop(permits);
-                    sleep_or(&quiet, CAPPED_WAIT).await;
+                    self.wait_for_room(&quiet).await;
                     continue;
                 }
                 let bound = capped_full.then_some(CAPPED_WAIT);
@@ -282,6 +282,16 @@ impl Fetcher {
         // Jobs a refill brought are pending, to be handed back with the others.
         self.land_refill().await;
         (tasks, self.idle)
+    }
+
+    /// Waits, while every queue with jobs may be a full capped one, until this process releases
+    /// a lease, [`CAPPED_WAIT`] passes (room freed by another process), or `quiet`.
+    async fn wait_for_room(&self, quiet: &CancellationToken) {
+        tokio::select! {
+            () = quiet.cancelled() => {}
+            () = tokio::time::sleep(CAPPED_WAIT) => {}
+            () = self.shared.leases.wait_freed() => {}
+        }
     }
 
     /// Starts taking the next batch while this one runs, when few jobs wait: the round trip
@@ -437,6 +447,7 @@ impl Fetcher {
     ) {
         let shared = Arc::clone(&self.shared);
         let ticket = shared.in_flight.track(job.clone());
+        let leased = job.lease.is_some();
         tasks.spawn(async move {
             match process(&shared, job).await {
                 Processed::Succeeded(job, release, ending) => {
@@ -451,7 +462,13 @@ impl Fetcher {
                     };
                     shared.acker.ack(finished).await;
                 }
-                Processed::Settled => shared.in_flight.untrack(ticket),
+                Processed::Settled => {
+                    shared.in_flight.untrack(ticket);
+                    if leased {
+                        // Its settle released the lease: a fetcher waiting for room may go on.
+                        shared.leases.freed();
+                    }
+                }
             }
             drop(permit);
         });
