@@ -28,51 +28,52 @@ const FREE: &str = "free";
 /// The Redis list the jobs write their ledger into.
 const EVENTS: &str = "caps-test:events";
 
-/// Where a job writes its ledger: a connection to the Redis under test.
-#[derive(Clone)]
-pub struct CapProbe(redis::aio::MultiplexedConnection);
+/// The connections the jobs write their ledger through, one per Redis URL (a `#[state]` would
+/// have to be given to every other test's worker too).
+static PROBES: tokio::sync::Mutex<Option<HashMap<String, redis::aio::MultiplexedConnection>>> =
+    tokio::sync::Mutex::const_new(None);
 
-impl CapProbe {
-    async fn connect(url: &str) -> Self {
-        let client = redis::Client::open(url).expect("a Redis URL");
-        Self(
-            client
-                .get_multiplexed_async_connection()
-                .await
-                .expect("a connection"),
-        )
-    }
-
-    /// Records the start, waits `millis`, records the end.
-    async fn step(&self, ctx: &JobContext, millis: u64) {
-        let mut conn = self.0.clone();
-        let tail = format!("{}|{}|{}", ctx.queue(), ctx.jid(), std::process::id());
-        let _: () = conn.rpush(EVENTS, format!("start|{tail}")).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(millis)).await;
-        let _: () = conn.rpush(EVENTS, format!("end|{tail}")).await.unwrap();
-    }
+/// Records the start, waits `millis`, records the end, in the ledger of the Redis at `url`.
+async fn step(url: &str, ctx: &JobContext, millis: u64) {
+    let mut conn = {
+        let mut probes = PROBES.lock().await;
+        let probes = probes.get_or_insert_with(HashMap::new);
+        match probes.get(url) {
+            Some(conn) => conn.clone(),
+            None => {
+                let client = redis::Client::open(url).expect("a Redis URL");
+                let conn = client
+                    .get_multiplexed_async_connection()
+                    .await
+                    .expect("a connection");
+                probes.insert(url.to_owned(), conn.clone());
+                conn
+            }
+        }
+    };
+    let tail = format!("{}|{}|{}", ctx.queue(), ctx.jid(), std::process::id());
+    let _: () = conn.rpush(EVENTS, format!("start|{tail}")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(millis)).await;
+    let _: () = conn.rpush(EVENTS, format!("end|{tail}")).await.unwrap();
 }
 
 /// A job of the capped queue.
 #[job(queue = "capped")]
-pub async fn capped_step(#[context] ctx: JobContext, #[state] probe: CapProbe, millis: u64) {
-    probe.step(&ctx, millis).await;
+pub async fn capped_step(#[context] ctx: JobContext, url: String, millis: u64) {
+    step(&url, &ctx, millis).await;
 }
 
 /// A job of the uncapped queue.
 #[job(queue = "free")]
-pub async fn free_step(#[context] ctx: JobContext, #[state] probe: CapProbe, millis: u64) {
-    probe.step(&ctx, millis).await;
+pub async fn free_step(#[context] ctx: JobContext, url: String, millis: u64) {
+    step(&url, &ctx, millis).await;
 }
 
 /// A job of the capped queue that fails once it has recorded its run (`retry = false`: it is
 /// dropped, the acknowledgement path of a failure).
 #[job(queue = "capped", retry = false)]
-pub async fn capped_dropped(
-    #[context] ctx: JobContext,
-    #[state] probe: CapProbe,
-) -> Result<(), JobError> {
-    probe.step(&ctx, 10).await;
+pub async fn capped_dropped(#[context] ctx: JobContext, url: String) -> Result<(), JobError> {
+    step(&url, &ctx, 10).await;
     Err(JobError::msg("dropped on purpose"))
 }
 
@@ -87,7 +88,6 @@ async fn cap_child() {
         "run by the caps tests, not directly"
     );
     let _ = tracing_subscriber::fmt().with_env_filter("info").try_init();
-    let url = std::env::var("REDIS_URL").expect("REDIS_URL");
     let client = jobs::Client::from_env().expect("REDIS_URL");
     crate::support::jobs::with_test_jobs(Worker::new().client(&client), &CallLog::default())
         .queues([CAPPED, FREE])
@@ -96,7 +96,6 @@ async fn cap_child() {
         .heartbeat(Duration::from_secs(1), Duration::from_secs(3))
         .recovery(Duration::from_secs(1), 100)
         .timeout(Duration::from_secs(2))
-        .state(CapProbe::connect(&url).await)
         .run()
         .await
         .expect("the worker runs until stopped");
@@ -210,11 +209,17 @@ async fn leases_held(redis: &TestRedis) -> u64 {
 async fn push_steps(redis: &TestRedis, capped: usize, free: usize, millis: u64) {
     let client = redis.client();
     client
-        .perform_bulk((0..capped).map(|_| CappedStep { millis }))
+        .perform_bulk((0..capped).map(|_| CappedStep {
+            url: redis.url(),
+            millis,
+        }))
         .await
         .unwrap();
     client
-        .perform_bulk((0..free).map(|_| FreeStep { millis: millis / 2 }))
+        .perform_bulk((0..free).map(|_| FreeStep {
+            url: redis.url(),
+            millis: millis / 2,
+        }))
         .await
         .unwrap();
 }
@@ -273,7 +278,10 @@ async fn a_kill_9_gives_the_slots_back_within_the_lease_lifetime() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let client = redis.client();
     let jids: HashSet<String> = client
-        .perform_bulk((0..10).map(|_| CappedStep { millis: 1_500 }))
+        .perform_bulk((0..10).map(|_| CappedStep {
+            url: redis.url(),
+            millis: 1_500,
+        }))
         .await
         .unwrap()
         .into_iter()
@@ -331,19 +339,17 @@ async fn a_kill_9_gives_the_slots_back_within_the_lease_lifetime() {
 
 /// An in-process worker taking the capped queue (capped at 1), with a 1-second shutdown
 /// timeout.
-fn capped_worker(redis: &TestRedis, probe: CapProbe) -> Worker {
+fn capped_worker(redis: &TestRedis) -> Worker {
     crate::support::jobs::worker(redis, &CallLog::default())
         .queues([CAPPED])
         .cap_queue(CAPPED, 1)
         .timeout(Duration::from_secs(1))
-        .state(probe)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_way_a_job_is_settled_releases_its_lease() {
     let redis = TestRedis::start();
     let client = redis.client();
-    let probe = CapProbe::connect(&redis.url()).await;
     let mut raw = redis.raw().await;
     // The test holds the limiter `busy`, so `TakeBusyCapped` is over its limit: rescheduled.
     let (release, held) = tokio::sync::oneshot::channel::<()>();
@@ -360,14 +366,20 @@ async fn every_way_a_job_is_settled_releases_its_lease() {
     });
     is_taken.await.unwrap();
 
-    let running = RunningWorker::start(capped_worker(&redis, probe.clone()));
+    let running = RunningWorker::start(capped_worker(&redis));
     // Success (the batched acknowledgement), a failure dropped (acknowledged), a retry, a
     // death, an over-limit reschedule: each in turn, at most one running (cap 1).
     client
-        .perform_async(CappedStep { millis: 10 })
+        .perform_async(CappedStep {
+            url: redis.url(),
+            millis: 10,
+        })
         .await
         .unwrap();
-    client.perform_async(CappedDropped {}).await.unwrap();
+    client
+        .perform_async(CappedDropped { url: redis.url() })
+        .await
+        .unwrap();
     Explode::set()
         .client(&client)
         .queue(CAPPED)
@@ -413,7 +425,10 @@ async fn every_way_a_job_is_settled_releases_its_lease() {
 
     // A job cut short by shutdown goes back to its queue, and gives its lease back.
     client
-        .perform_async(CappedStep { millis: 30_000 })
+        .perform_async(CappedStep {
+            url: redis.url(),
+            millis: 30_000,
+        })
         .await
         .unwrap();
     eventually(Duration::from_secs(10), "the long job runs", async || {
@@ -433,7 +448,6 @@ async fn a_full_cap_leaves_jobs_in_their_queue_and_clearing_it_lets_them_flow() 
     let redis = TestRedis::start();
     let client = redis.client();
     let caps = Caps::new(&client);
-    let probe = CapProbe::connect(&redis.url()).await;
     // Cap 1, held by a job of another (fake) process: the worker takes nothing.
     caps.set(CAPPED, 1).await.unwrap();
     let mut raw = redis.raw().await;
@@ -442,12 +456,13 @@ async fn a_full_cap_leaves_jobs_in_their_queue_and_clearing_it_lets_them_flow() 
         .zadd(format!("jobs:lease:queue:{CAPPED}"), "elsewhere|1", far)
         .await
         .unwrap();
-    let worker = crate::support::jobs::worker(&redis, &CallLog::default())
-        .queues([CAPPED])
-        .state(probe);
+    let worker = crate::support::jobs::worker(&redis, &CallLog::default()).queues([CAPPED]);
     let running = RunningWorker::start(worker);
     client
-        .perform_bulk((0..3).map(|_| CappedStep { millis: 10 }))
+        .perform_bulk((0..3).map(|_| CappedStep {
+            url: redis.url(),
+            millis: 10,
+        }))
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -484,7 +499,10 @@ async fn the_queues_page_sets_and_clears_a_cap() {
     let redis = TestRedis::start();
     let client = redis.client();
     client
-        .perform_async(CappedStep { millis: 1 })
+        .perform_async(CappedStep {
+            url: redis.url(),
+            millis: 1,
+        })
         .await
         .unwrap();
     let app = app(&client);

@@ -317,7 +317,7 @@ mod tests {
 
     #[test]
     fn the_config_files_caps_section() {
-        let yaml = yaml_rust2::YamlLoader::load_from_str("imports: 2\nmail: 5\nimports: 3")
+        let yaml = yaml_rust2::YamlLoader::load_from_str("imports: 3\nmail: 5")
             .unwrap()
             .remove(0);
         let mut caps = vec![("mail".to_owned(), 1)];
