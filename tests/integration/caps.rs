@@ -541,3 +541,64 @@ async fn the_queues_page_sets_and_clears_a_cap() {
     assert_eq!(cleared.status, StatusCode::SEE_OTHER, "{}", cleared.body);
     assert!(caps.get(CAPPED).await.unwrap().is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_an_idle_wait_brings_to_a_full_cap_goes_back_to_the_front_of_its_queue() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let caps = Caps::new(&client);
+    caps.set(CAPPED, 1).await.unwrap();
+    let worker = crate::support::jobs::worker(&redis, &CallLog::default()).queues([CAPPED]);
+    let running = RunningWorker::start(worker);
+    // Idle, with room: the worker waits in `BLMOVE` on the capped queue.
+    eventually(
+        Duration::from_secs(10),
+        "the worker waits in BLMOVE",
+        async || {
+            let mut raw = redis.raw().await;
+            let clients: String = redis::cmd("CLIENT")
+                .arg("LIST")
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+            clients.contains("cmd=blmove")
+        },
+    )
+    .await;
+    // In one transaction, another process takes the one slot and a job arrives: the `BLMOVE`
+    // is served after it, when the cap is already full.
+    let job = serde_json::json!({
+        "class": "CappedStep", "args": [redis.url(), 10], "queue": CAPPED,
+        "jid": "0123456789abcdef01234567", "created_at": 1.7e9, "enqueued_at": 1.7e9,
+    })
+    .to_string();
+    let far = crate::support::now() as i64 * 1000 + 600_000;
+    let mut raw = redis.raw().await;
+    let _: () = redis::pipe()
+        .atomic()
+        .zadd(format!("jobs:lease:queue:{CAPPED}"), "elsewhere|1", far)
+        .lpush(format!("queue:{CAPPED}"), &job)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let queued: Vec<String> = raw.lrange(format!("queue:{CAPPED}"), 0, -1).await.unwrap();
+    assert_eq!(queued, [job.clone()], "handed back, unchanged");
+    assert!(read_ledger(&redis).await.last_start.is_empty(), "not run");
+    let leases: Vec<String> = raw
+        .zrange(format!("jobs:lease:queue:{CAPPED}"), 0, -1)
+        .await
+        .unwrap();
+    assert_eq!(leases, ["elsewhere|1"]);
+    // The slot comes back: the job runs, within a fetch round.
+    let _: () = raw
+        .zrem(format!("jobs:lease:queue:{CAPPED}"), "elsewhere|1")
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(5), "the job runs", async || {
+        read_ledger(&redis).await.done.contains_key(CAPPED)
+    })
+    .await;
+    running.stop(Duration::from_secs(10)).await;
+    assert_eq!(leases_held(&redis).await, 0);
+}
