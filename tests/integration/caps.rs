@@ -583,7 +583,7 @@ async fn a_job_an_idle_wait_brings_to_a_full_cap_goes_back_to_the_front_of_its_q
         .unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let queued: Vec<String> = raw.lrange(format!("queue:{CAPPED}"), 0, -1).await.unwrap();
-    assert_eq!(queued, [job.clone()], "handed back, unchanged");
+    assert_eq!(queued, [job], "handed back, unchanged");
     assert!(read_ledger(&redis).await.last_start.is_empty(), "not run");
     let leases: Vec<String> = raw
         .zrange(format!("jobs:lease:queue:{CAPPED}"), 0, -1)
