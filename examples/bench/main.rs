@@ -16,6 +16,9 @@
 //! `unique [N]` prints the unique jobs' figures: one-at-a-time unique pushes against plain ones,
 //! refused duplicates, and a worker draining N unique jobs against N plain ones.
 //!
+//! `caps [N]` prints what a global cap costs the fetch: N no-op jobs drained uncapped, under a
+//! cap of 1,000 that never binds, and under a cap of 5 (`caps.rs`).
+//!
 //! `limits [N]` prints the limiters' figures: N uncontended `within_limit` calls of each kind
 //! (round trips and Redis commands per call), and a worker draining N no-op jobs that take an
 //! uncontended limiter against N that take none.
@@ -43,6 +46,7 @@
 #![allow(clippy::print_stdout)]
 
 mod active_job;
+mod caps;
 mod figures;
 mod limits;
 mod measure;
@@ -161,6 +165,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
         "unique" => unique::figures(number(1, 20_000)?).await,
         "limits" => limits::figures(number(1, 20_000)?).await,
+        "caps" => caps::figures(number(1, 20_000)?).await,
         "active-job" => active_job::figures(number(1, 20_000)?, number(2, 4)?).await,
         "paused" => paused::run(number(1, 5)?).await,
         #[cfg(feature = "postgres")]
@@ -176,7 +181,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
         other => Err(format!(
             "unknown command `{other}`; use `all [N]`, `extras [N]`, `periodic [ENTRIES]`, \
-             `unique [N]`, `limits [N]`, `active-job [N] [ROUNDS]`, `outbox [N] [ROWS]` (with \
+             `unique [N]`, `limits [N]`, `caps [N]`, `active-job [N] [ROUNDS]`, `outbox [N] [ROWS]` (with \
              --features postgres), `produce MODE N [GAP_MS]` or `work MODE N CONCURRENCY`"
         )
         .into()),

@@ -250,6 +250,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// A global cap that cannot be set: a cap of 0, or a queue with no name (see
+    /// [`Caps`](crate::api::Caps)).
+    #[error("cannot cap the queue `{name}`: {reason}")]
+    InvalidCap {
+        /// The queue's name.
+        name: String,
+        /// What is wrong, and what to do instead.
+        reason: String,
+    },
+
     /// The worker itself failed (a bug: please report it).
     #[error("the worker failed: {reason}")]
     Worker {
@@ -474,6 +484,13 @@ mod tests {
                 },
                 Some("a name has no spaces"),
             ),
+            (
+                Error::InvalidCap {
+                    name: "imports".to_owned(),
+                    reason: "a cap must be 1 or more".to_owned(),
+                },
+                Some("a cap must be 1 or more"),
+            ),
         ]
     }
 
@@ -504,6 +521,7 @@ mod tests {
             Error::Postgres { .. } => 20,
             Error::OverLimit { .. } => 21,
             Error::InvalidLimiter { .. } => 22,
+            Error::InvalidCap { .. } => 23,
         }
     }
 
@@ -525,7 +543,7 @@ mod tests {
             .iter()
             .map(|(error, _)| variant(error))
             .collect();
-        assert_eq!(covered, (0..23).collect::<BTreeSet<_>>());
+        assert_eq!(covered, (0..24).collect::<BTreeSet<_>>());
     }
 
     #[test]

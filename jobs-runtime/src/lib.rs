@@ -29,6 +29,7 @@
 pub mod active_job;
 pub mod api;
 mod backtrace;
+mod cap;
 mod client;
 mod context;
 mod error;

@@ -33,12 +33,16 @@
 //! [`Limits`] lists the limiters ([`crate::limit`]) with their use and over-limit counts, and
 //! resets one.
 //!
+//! [`Caps`] lists the global caps on queues with how many of each queue's jobs run now, and
+//! sets or clears one (`docs/limits.md`, "Global caps").
+//!
 //! [`Metrics`] reads the execution metrics per job class (Sidekiq 8's Metrics pages).
 //!
 //! Every change is one atomic Redis step that acts only if the job is still where it was read:
 //! a job that a worker or another dashboard moved in the meantime is left alone, and the call
 //! says so (`Ok(false)` or a smaller count). Reads never write.
 
+mod caps;
 mod limits;
 mod metrics;
 mod names;
@@ -54,6 +58,7 @@ mod time;
 mod unique;
 mod work;
 
+pub use caps::{CapInfo, Caps};
 pub use limits::{LimiterInfo, LimiterListing, Limits, MAX_LIMITERS_LISTED, MAX_SCAN_STEPS};
 pub use metrics::{
     ClassMetrics, DeployMark, MAX_CLASS_CHARS, MAX_CLASSES_REPORTED, MAX_FILTER_CHARS, Metrics,

@@ -183,6 +183,28 @@ impl Keys {
         format!("{}jobs:limit:{{{name}}}:held", self.prefix)
     }
 
+    /// `jobs:caps`: the set of every global cap set, one member per cap: `queue:<name>` for a
+    /// queue's (see [`cap_queue`](Self::cap_queue)). Read by the fetch script first, so that a
+    /// Redis with no cap pays one command per fetch round and nothing more; listed by the
+    /// dashboard.
+    pub(crate) fn caps(&self) -> String {
+        format!("{}jobs:caps", self.prefix)
+    }
+
+    /// `jobs:cap:queue:<name>`: a queue's global cap, the most of its jobs running at once
+    /// across every process (an integer string). The `queue:` segment keeps a queue's cap
+    /// apart from any other kind of cap.
+    pub(crate) fn cap_queue(&self, name: &str) -> String {
+        format!("{}jobs:cap:queue:{name}", self.prefix)
+    }
+
+    /// `jobs:lease:queue:<name>`: the leases of a capped queue's running jobs, a sorted set of
+    /// `<identity>|<counter>` scored by when each runs out (epoch ms, Redis's clock). Another
+    /// prefix than the cap's, so that no queue name makes one key the other's.
+    pub(crate) fn cap_queue_leases(&self, name: &str) -> String {
+        format!("{}jobs:lease:queue:{name}", self.prefix)
+    }
+
     /// The `SCAN` pattern of every limiter's hash (the namespace is glob-escaped).
     pub(crate) fn limit_pattern(&self) -> String {
         format!("{}jobs:limit:{{*}}", escape_glob(&self.prefix))
@@ -286,6 +308,10 @@ mod tests {
         assert_eq!(keys.limit("customer:7"), "jobs:limit:{customer:7}");
         assert_eq!(keys.limit_held("stripe"), "jobs:limit:{stripe}:held");
         assert_eq!(keys.limit_pattern(), "jobs:limit:{*}");
+        assert_eq!(keys.caps(), "jobs:caps");
+        assert_eq!(keys.cap_queue("imports"), "jobs:cap:queue:imports");
+        assert_eq!(keys.cap_queue_leases("imports"), "jobs:lease:queue:imports");
+        assert_ne!(keys.cap_queue("a:leases"), keys.cap_queue_leases("a"));
         assert_eq!(keys.namespace(), None);
     }
 

@@ -23,6 +23,16 @@ pub(crate) static CLAIM: LazyLock<Script> =
 pub(crate) static SETTLE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/settle.lua")));
 
+/// A job an idle `BLMOVE` brought from a capped queue -> given a lease, or handed back when the
+/// cap is full (`scripts/cap_claim.lua`).
+pub(crate) static CAP_CLAIM: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/cap_claim.lua")));
+
+/// `scripts/cap_renew.lua` without its comments: the leases of this process's running jobs on
+/// one capped queue renewed, sent whole with `EVAL` inside the heartbeat's pipeline.
+pub(crate) static CAP_RENEW_SOURCE: LazyLock<String> =
+    LazyLock::new(|| code_only(include_str!("scripts/cap_renew.lua")));
+
 /// Due schedule/retry members -> their queues (`scripts/promote.lua`); see [`Promotion`].
 pub(crate) static PROMOTE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/promote.lua")));

@@ -195,6 +195,8 @@ impl Dashboard {
             .route("/queues/{name}/delete", post(pages::queues::delete_job))
             .route("/queues/{name}/pause", post(pages::queues::pause))
             .route("/queues/{name}/unpause", post(pages::queues::unpause))
+            .route("/queues/{name}/cap", post(pages::queues::cap))
+            .route("/queues/{name}/uncap", post(pages::queues::uncap))
             .route(
                 "/periodic",
                 get(pages::periodic::page).post(pages::periodic::act),

@@ -50,6 +50,8 @@ pub(crate) struct Finished {
     pub(crate) json: Vec<u8>,
     /// Its unique lock, if it still holds one.
     pub(crate) release: Option<Release>,
+    /// Its lease on its queue's global cap, if it holds one: released in the same round trip.
+    pub(crate) lease: Option<crate::cap::Lease>,
     /// How it ended, for a periodic job's entry: it succeeded, or expired unrun.
     pub(crate) ending: Ending,
 }
@@ -71,15 +73,18 @@ pub(crate) struct AckLoop {
     working: String,
     /// The held jobs, which an acknowledgement releases.
     in_flight: Arc<InFlight>,
+    /// Told when a batch released leases on capped queues (the fetcher may be waiting for room).
+    leases: Arc<crate::cap::Leases>,
 }
 
 impl Acker {
     /// An acker and the loop that serves it, acknowledging jobs of `working` held in
-    /// `in_flight`.
+    /// `in_flight`, and telling `leases` when a batch released some.
     pub(crate) fn new(
         client: Client,
         working: String,
         in_flight: Arc<InFlight>,
+        leases: Arc<crate::cap::Leases>,
     ) -> (Self, AckLoop) {
         let (sender, receiver) = mpsc::channel(QUEUE);
         let ack_loop = AckLoop {
@@ -87,6 +92,7 @@ impl Acker {
             client,
             working,
             in_flight,
+            leases,
         };
         (Self { sender }, ack_loop)
     }
@@ -186,6 +192,11 @@ impl AckLoop {
                         .ignore();
                 }
             }
+            // A capped queue's slot, freed in the same round trip (the member is this job's
+            // own: releasing it never frees another job's slot).
+            if let Some(lease) = &finished.lease {
+                lease.add_release_to(&mut pipeline, self.client.keys());
+            }
         }
         for release in releases.iter() {
             release.add_to(&mut pipeline, self.client.keys());
@@ -203,6 +214,9 @@ impl AckLoop {
         // Periodic jobs' endings, for their entries' page: after the acknowledgements and
         // apart from them, so that an entry's key of another type never holds them back.
         releases.clear();
+        if batch.iter().any(|finished| finished.lease.is_some()) {
+            self.leases.freed();
+        }
         let mut endings = redis::pipe();
         let mut any = false;
         for finished in batch.drain(..) {

@@ -89,6 +89,9 @@ pub struct WorkerConfig {
     /// Periodic jobs of the config file (`:periodic:`, a map of named entries; see
     /// `docs/periodic.md`), beside those of the code.
     pub periodic: Vec<crate::periodic::FileEntry>,
+    /// Global caps on queues, written to Redis at start (`:caps:`, a map of queue name to the
+    /// most of its jobs running at once across every process; see `docs/limits.md`).
+    pub queue_caps: Vec<(String, u32)>,
 }
 
 impl Default for WorkerConfig {
@@ -115,6 +118,7 @@ impl Default for WorkerConfig {
             recovery_interval: Duration::from_secs(5),
             max_recoveries: 3,
             periodic: Vec::new(),
+            queue_caps: Vec::new(),
         }
     }
 }
@@ -298,6 +302,11 @@ impl WorkerConfig {
                 capsules = Some(value);
                 continue;
             }
+            if name == "caps" {
+                // Global queue caps (`crate::cap`); an environment's section may name them too.
+                crate::cap::read_section(value, &mut self.queue_caps).map_err(error)?;
+                continue;
+            }
             if matches!(value, Yaml::Hash(_)) {
                 if name == self.environment {
                     section = Some(value.clone());
@@ -321,6 +330,10 @@ impl WorkerConfig {
                     // The whole map, as Sidekiq merges an environment's section shallowly: a
                     // capsule of the file's map that the environment's leaves out does not run.
                     capsules = Some(value);
+                    continue;
+                }
+                if name == "caps" {
+                    crate::cap::read_section(value, &mut self.queue_caps).map_err(error)?;
                     continue;
                 }
                 self.apply(name, value).map_err(error)?;

@@ -156,6 +156,10 @@ impl Heartbeat {
             }
         }
         pipeline.sadd(keys.workers(), identity).ignore();
+        let held = running
+            .iter()
+            .filter_map(|running| running.job.lease.as_ref());
+        shared.leases.add_renewals_to(&mut pipeline, keys, held);
         pipeline.rpop(keys.process_signals(identity), None);
         let sent = Instant::now();
         let (signal,): (Option<String>,) = shared.redis().query(&pipeline).await?;

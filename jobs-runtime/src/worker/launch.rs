@@ -209,6 +209,7 @@ pub(crate) async fn launch(
         return Ok(());
     }
     preflight::check(&launcher.shared).await?;
+    crate::cap::apply(&launcher.shared.client, &launcher.config.queue_caps).await?;
     early.dashboard = launcher.serve_dashboard().await?;
     let plans = capsule::plans(&launcher.config.all_capsules());
     let heartbeat = Heartbeat::new(
@@ -249,7 +250,13 @@ fn prepare(parts: Parts, mode: Mode, os_signals: bool) -> Result<(Launcher, AckL
     parts
         .metrics
         .attach(concurrency, move || busy.running().len());
-    let (acker, ack_loop) = Acker::new(client.clone(), working.clone(), Arc::clone(&in_flight));
+    let leases = Arc::new(crate::cap::Leases::new(config.heartbeat_ttl));
+    let (acker, ack_loop) = Acker::new(
+        client.clone(),
+        working.clone(),
+        Arc::clone(&in_flight),
+        Arc::clone(&leases),
+    );
     let settler = Settler::new(client.clone(), working.clone(), config.dead_limits());
     let shared = Arc::new(Shared {
         identity,
@@ -272,6 +279,7 @@ fn prepare(parts: Parts, mode: Mode, os_signals: bool) -> Result<(Launcher, AckL
         in_flight,
         acker,
         pulse: Arc::new(Pulse::new(config.liveness_ttl())),
+        leases,
     });
     let launcher = Launcher {
         shared,

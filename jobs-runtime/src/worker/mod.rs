@@ -212,6 +212,29 @@ impl Worker {
         self
     }
 
+    /// Caps `queue` across every process: at most `cap` of its jobs run at once anywhere (one
+    /// job per lease in Redis; see `docs/limits.md`, "Global caps"). Written to Redis when the
+    /// worker starts, for every worker to enforce, as the dashboard's cap form and
+    /// [`Caps::set`](crate::api::Caps::set) do; the queue's jobs wait in their queue for room
+    /// while other queues keep flowing. A cap of 0 is refused when the worker starts (pause
+    /// the queue instead); naming a queue again replaces its cap.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), jobs_runtime::Error> {
+    /// jobs_runtime::Worker::new()
+    ///     .queues(["default", "imports"])
+    ///     .cap_queue("imports", 2)
+    ///     .run()
+    ///     .await
+    /// # }
+    /// ```
+    pub fn cap_queue(mut self, queue: impl Into<String>, cap: u32) -> Self {
+        let queue = queue.into();
+        self.config.queue_caps.retain(|(known, _)| *known != queue);
+        self.config.queue_caps.push((queue, cap));
+        self
+    }
+
     /// Records execution metrics (on by default): per job class and minute, runs, failures,
     /// time and a time histogram, in Sidekiq 8's keys, written with the heartbeat
     /// (`docs/metrics.md`). `false` turns them off, and the `--web` Prometheus endpoint then

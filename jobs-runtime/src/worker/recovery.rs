@@ -238,7 +238,20 @@ async fn recover_one(
         forget.key(key);
     }
     forget.arg(identity);
-    shared.redis().script::<i64>(&forget).await?;
+    let forgotten = shared.redis().script::<i64>(&forget).await?;
+    if forgotten == 1 {
+        // Dead for sure and its jobs handed back: its slots on capped queues come back now
+        // rather than when its leases run out.
+        match crate::cap::forget(&shared.client, identity).await {
+            Ok(0) => {}
+            Ok(count) => {
+                tracing::info!(process = %identity, leases = count, "released the leases of a dead process")
+            }
+            Err(error) => {
+                tracing::warn!(process = %identity, %error, "cannot release a dead process's leases; they run out by themselves")
+            }
+        }
+    }
     Ok(jobs.len())
 }
 

@@ -84,6 +84,10 @@ impl Settler {
                     .ignore();
             }
         }
+        if let Some(lease) = &fetched.lease {
+            // In the same round trip; the member is this job's own (see `crate::cap::Lease`).
+            lease.add_release_to(&mut pipeline, self.client.keys());
+        }
         persist("acknowledge", Until::Done, || {
             self.client.redis().query::<()>(&pipeline)
         })
@@ -188,6 +192,12 @@ impl Settler {
             _ => None,
         };
         invocation.arg(release.map_or("", |release| release.jid.as_str()));
+        // How many arguments the outcome passes: a lease (ARGV[8]) comes after blanks.
+        let used = match outcome {
+            Outcome::Requeue => 4,
+            Outcome::Move { .. } | Outcome::Retry { .. } | Outcome::Reschedule { .. } => 5,
+            Outcome::Dead { .. } => 7,
+        };
         match outcome {
             Outcome::Requeue => {
                 invocation
@@ -236,6 +246,13 @@ impl Settler {
         invocation.key(keys.queues());
         if let Some(release) = release {
             invocation.key(keys.unique(&release.digest));
+        }
+        if let Some(lease) = &fetched.lease {
+            // Released in this very step (`scripts/settle.lua`, ARGV[8]).
+            for _ in used..7 {
+                invocation.arg("");
+            }
+            invocation.arg(&lease.member).key(lease.key(keys));
         }
         for guard in alive_guard {
             invocation.key(guard);

@@ -1,7 +1,7 @@
 //! A unit of work: one job in this process's working list, exactly as it was taken (Sidekiq's
 //! `UnitOfWork`), and the two fields the worker itself adds to a job, its recovery counts.
 //!
-//! A leaf: it imports nothing from the rest of the worker, so every other file can use it.
+//! A leaf: it imports nothing from the rest of the worker (only the cap's [`Lease`](crate::cap::Lease)), so every other file can use it.
 
 /// The payload key counting how often a job was recovered from a dead process (`recovery.rs`
 /// writes it; the fetcher reads it to run a job one crash from the dead set alone).
@@ -20,6 +20,9 @@ pub(crate) struct Fetched {
     /// Its JSON, byte for byte, as bytes: an entry need not be UTF-8 to be taken, run or
     /// buried, and these bytes are the key for removing it from the working list.
     pub(crate) json: Vec<u8>,
+    /// The lease it holds on its queue's global cap, released when it is settled; `None` for a
+    /// queue with no cap (and for a job found in the working list without its fetch reply).
+    pub(crate) lease: Option<crate::cap::Lease>,
 }
 
 impl Fetched {
@@ -28,7 +31,14 @@ impl Fetched {
         Self {
             queue: queue.into(),
             json: json.into(),
+            lease: None,
         }
+    }
+
+    /// The same job, holding `lease`.
+    pub(crate) fn with_lease(mut self, lease: Option<crate::cap::Lease>) -> Self {
+        self.lease = lease;
+        self
     }
 
     /// How often this job was recovered from a dead process: its top-level `jobs_recoveries`,

@@ -15,6 +15,8 @@
 --          `queues` key of the wrong type cannot stop the step half-way)
 -- KEYS[4]  when ARGV[1] is not empty: the unique lock the job holds, released with the step
 --          if the job still holds it (a job that dies lets a job like it be pushed again)
+-- KEYS[..] when ARGV[8] is not empty, next: the leases of the job's capped queue
+--          (jobs:lease:queue:<name>), whose member ARGV[8] the job holds
 -- KEYS[..] recovery only, after those: the dead owner's liveness keys; nothing happens if any
 --          exists (the owner beat again since it was presumed dead, so its jobs are its own)
 -- ARGV[1]  the jid holding the lock at KEYS[4], or '' when no lock is released
@@ -24,14 +26,27 @@
 -- ARGV[5]  move/retry/dead: the job to store (requeue stores ARGV[2] unchanged)
 -- ARGV[6]  dead: drop members scored at or below this (the oldest allowed time)
 -- ARGV[7]  dead: the rank to trim to, a negative integer (-(most members kept + 1)), computed
---          by the caller so that no large number passes through Lua's floats
+--          by the caller so that no large number passes through Lua's floats ('' unless dead)
+-- ARGV[8]  the job's lease on its queue's cap, or '' when it holds none. Released whenever the
+--          step runs, even when the job is no longer in the working list: the member is this
+--          job's own (<identity>|<counter>), so it never frees another job's slot, and this
+--          run of the job is over either way.
 --
 -- Returns 1 when the job was settled, 0 when it was no longer this process's.
 local lock = ARGV[1] ~= '' and KEYS[4] or nil
-for guard = lock and 5 or 4, #KEYS do
+local next_key = lock and 5 or 4
+local leases = nil
+if ARGV[8] and ARGV[8] ~= '' then
+  leases = KEYS[next_key]
+  next_key = next_key + 1
+end
+for guard = next_key, #KEYS do
   if redis.call('EXISTS', KEYS[guard]) == 1 then
     return 0
   end
+end
+if leases then
+  redis.pcall('ZREM', leases, ARGV[8])
 end
 local taken = ARGV[2]
 if not redis.call('LPOS', KEYS[1], taken) then

@@ -1,8 +1,10 @@
 //! The queues tab: every queue with its size and latency, paused or not; one queue's jobs.
-//! Pause and Resume write the `paused` set, as Sidekiq Pro's buttons do.
+//! Pause and Resume write the `paused` set, as Sidekiq Pro's buttons do. The Cap column shows a
+//! queue's global cap and how many of its jobs run under it now, with a form to set or clear
+//! it (`api::Caps`).
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use axum::extract::{Path, Query};
 use axum::response::Response;
@@ -11,7 +13,7 @@ use base64::engine::general_purpose::STANDARD;
 use maud::{Markup, html};
 
 use super::{ListQuery, PAGE_SIZE, segment};
-use crate::api::{JobRecord, Order, Page, Queue, Stats};
+use crate::api::{CapInfo, Caps, JobRecord, Order, Page, Queue, Stats};
 use crate::web::context::{Ctx, Form};
 use crate::web::failure::Failure;
 use crate::web::format;
@@ -23,6 +25,12 @@ pub(crate) async fn list(ctx: Ctx) -> Result<Response, Failure> {
     let stats = Stats::fetch(client).await?;
     let queues = Stats::queues(client).await?;
     let paused: HashSet<String> = Queue::paused_names(client).await?.into_iter().collect();
+    let caps: HashMap<String, CapInfo> = Caps::new(client)
+        .list()
+        .await?
+        .into_iter()
+        .map(|cap| (cap.queue.clone(), cap))
+        .collect();
     let content = html! {
         h1 { "Queues" }
         div.panel.scroll {
@@ -30,7 +38,7 @@ pub(crate) async fn list(ctx: Ctx) -> Result<Response, Failure> {
                 p.empty { "No queue yet: queues appear when a job is pushed." }
             } @else {
                 table {
-                    tr { th { "Queue" } th.num { "Size" } th.num { "Latency" } th {} }
+                    tr { th { "Queue" } th.num { "Size" } th.num { "Latency" } th { "Cap" } th {} }
                     @for (queue, size, latency) in &queues {
                         @let path = format!("/queues/{}", segment(queue.name()));
                         @let is_paused = paused.contains(queue.name());
@@ -41,6 +49,7 @@ pub(crate) async fn list(ctx: Ctx) -> Result<Response, Failure> {
                             }
                             td.num { (format::number(*size as u64)) }
                             td.num { (format::latency(*latency)) }
+                            td { (cap_form(&ctx, &path, caps.get(queue.name()))) }
                             td.num {
                                 (pause_button(&ctx, &path, is_paused, false))
                                 " "
@@ -132,6 +141,59 @@ pub(crate) async fn show(
         queue.name(),
         content,
     )))
+}
+
+/// A queue's global cap (`in use / cap`, or none) with the form that sets it (`POST
+/// <path>/cap`, field `cap`) and, when it has one, the button that clears it (`POST
+/// <path>/uncap`); both carry the page's CSRF token.
+fn cap_form(ctx: &Ctx, path: &str, cap: Option<&CapInfo>) -> Markup {
+    html! {
+        @if let Some(cap) = cap {
+            span.tag title="at most this many of its jobs run at once, across every process" {
+                (cap.in_use) " / " (cap.cap)
+            }
+            " "
+        }
+        form.inline method="post" action=(ctx.url(&format!("{path}/cap"))) {
+            (layout::csrf(ctx))
+            input type="number" name="cap" min="1" step="1" required
+                value=[cap.map(|cap| cap.cap)] aria-label="cap" style="width:5em";
+            button type="submit" { "Cap" }
+        }
+        @if cap.is_some() {
+            " "
+            (layout::post_button(ctx, &format!("{path}/uncap"), &[], "Uncap", "", None))
+        }
+    }
+}
+
+/// `POST /queues/{name}/cap`: caps the queue at the form's `cap` jobs running at once across
+/// every process.
+pub(crate) async fn cap(
+    ctx: Ctx,
+    Path(name): Path<String>,
+    form: Form,
+) -> Result<Response, Failure> {
+    let cap: u32 = form
+        .get("cap")
+        .and_then(|cap| cap.trim().parse().ok())
+        .ok_or_else(|| Failure::bad_request("the cap must be a whole number of 1 or more"))?;
+    if let Err(error) = crate::cap::check(&name, cap) {
+        return Err(Failure::bad_request(error.to_string()));
+    }
+    Caps::new(ctx.client()).set(&name, cap).await?;
+    Ok(ctx.redirect("/queues"))
+}
+
+/// `POST /queues/{name}/uncap`: removes the queue's cap; it flows freely from the workers'
+/// next fetch round.
+pub(crate) async fn uncap(
+    ctx: Ctx,
+    Path(name): Path<String>,
+    _form: Form,
+) -> Result<Response, Failure> {
+    Caps::new(ctx.client()).clear(&name).await?;
+    Ok(ctx.redirect("/queues"))
 }
 
 /// The badge of a paused queue.

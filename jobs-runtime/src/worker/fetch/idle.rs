@@ -10,7 +10,10 @@
 //! ([`Taken`]), so that no other capsule's sweep takes it up. Only unpaused queues are waited on. Each `BLMOVE` has a `SISMEMBER paused
 //! <q>` pipelined behind it, which Redis runs right after the move, so a job taken from a queue
 //! paused meanwhile (by a `BLMOVE` sent before the pause) is known as such at no extra round
-//! trip, and handed back by the fetcher instead of run ([`IdleFetch::take_paused`]).
+//! trip, and handed back by the fetcher instead of run ([`IdleFetch::take_paused`]). A `GET` of
+//! the queue's cap rides behind it too: a job brought from a capped queue gets its lease before
+//! it is reported (`scripts/cap_claim.lua`), or goes back to the front of its queue when the cap
+//! filled meanwhile; the fetcher never waits on a queue it knows to be full.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -41,6 +44,8 @@ struct Reply {
     result: Result<Option<Vec<u8>>, Error>,
     /// Whether the queue was paused right after the move.
     paused: bool,
+    /// The lease the job holds on its queue's cap, if the queue is capped.
+    lease: Option<crate::cap::Lease>,
 }
 
 /// A connection of a queue's own for its `BLMOVE`.
@@ -134,12 +139,12 @@ impl IdleFetch {
         }
         match reply.result {
             Ok(Some(json)) if reply.paused => {
-                let taken = self.take(Fetched::new(reply.queue, json));
+                let taken = self.take(Fetched::new(reply.queue, json).with_lease(reply.lease));
                 self.brought_paused.push(taken);
                 false
             }
             Ok(Some(json)) => {
-                let taken = self.take(Fetched::new(reply.queue, json));
+                let taken = self.take(Fetched::new(reply.queue, json).with_lease(reply.lease));
                 self.pending.push_back(taken);
                 false
             }
@@ -180,14 +185,17 @@ impl IdleFetch {
     }
 
     /// Waits on every queue of `queues` until one brings a job (left in
-    /// [`pending`](Self::pending), or to hand back when its queue was paused), all time out, or
-    /// `quiet` is cancelled.
+    /// [`pending`](Self::pending), or to hand back when its queue was paused), all time out,
+    /// `bound` (when given) passes, or `quiet` is cancelled. The `BLMOVE`s still waiting when
+    /// `bound` passes are left to finish, as when another one returns.
     pub(crate) async fn wait(
         &mut self,
         shared: &Arc<Shared>,
         queues: &[String],
         quiet: &CancellationToken,
+        bound: Option<Duration>,
     ) {
+        let deadline = bound.map(|bound| tokio::time::Instant::now() + bound);
         // A BLMOVE puts jobs in the working list without the fetch script. The fetcher comes
         // here only after the script found every queue empty, in the same pass, and the script
         // registers this process for crash recovery (`jobs:workers`), so recovery knows whose
@@ -219,8 +227,20 @@ impl IdleFetch {
             if !self.pending.is_empty() || !self.brought_paused.is_empty() || self.busy.is_empty() {
                 return;
             }
+            // A full capped queue may get room: after `bound`, or as soon as this process
+            // releases a lease.
+            let bounded = async {
+                match deadline {
+                    Some(deadline) => tokio::select! {
+                        () = tokio::time::sleep_until(deadline) => {}
+                        () = shared.leases.wait_freed() => {}
+                    },
+                    None => std::future::pending().await,
+                }
+            };
             let failed = tokio::select! {
                 () = quiet.cancelled() => return,
+                () = bounded => return,
                 reply = self.receiver.recv() => match reply {
                     Some(reply) => self.receive(reply),
                     None => return,
@@ -313,11 +333,13 @@ async fn blocking_move(
         .arg(BLOCK.as_secs_f64())
         .cmd("SISMEMBER")
         .arg(shared.keys().paused())
-        .arg(&queue);
+        .arg(&queue)
+        .cmd("GET")
+        .arg(shared.keys().cap_queue(&queue));
     let replies = pipeline
         .query_async::<Vec<RedisResult<Value>>>(&mut blocking.connection)
         .await;
-    let (result, paused) = match replies {
+    let (result, paused, capped) = match replies {
         Ok(replies) => {
             let mut replies = replies.into_iter();
             let moved = replies.next().unwrap_or(Ok(Value::Nil)).and_then(|value| {
@@ -329,26 +351,73 @@ async fn blocking_move(
                 .and_then(|reply| reply.ok())
                 .and_then(|value| bool::from_redis_value(value).ok())
                 .unwrap_or(false);
-            (moved, paused)
+            // Any value counts as a cap: the claim script reads it again, atomically.
+            let capped = replies
+                .next()
+                .and_then(|reply| reply.ok())
+                .is_some_and(|value| value != Value::Nil);
+            (moved, paused, capped)
         }
-        Err(error) => (Err(error), false),
+        Err(error) => (Err(error), false, false),
     };
-    let reply = match result {
-        Ok(job) => Reply {
-            queue,
-            connection: Some(blocking),
-            result: Ok(job),
-            paused,
+    // A refused command leaves the connection usable; a broken one is replaced.
+    let connection = match &result {
+        Err(error) if is_connection_error(error) => None,
+        _ => Some(blocking),
+    };
+    let result = result.map_err(|error| shared.redis().error(error));
+    // A job of a capped queue needs a lease before it starts (one that was paused meanwhile
+    // is handed back unstarted, and needs none).
+    let (result, lease) = match result {
+        Ok(Some(json)) if capped && !paused => match claim(&shared, &queue, &json).await {
+            Ok(Claimed::Leased(lease)) => (Ok(Some(json)), Some(lease)),
+            Ok(Claimed::Uncapped) => (Ok(Some(json)), None),
+            Ok(Claimed::HandedBack) => (Ok(None), None),
+            // The job is in the working list with no lease: the sweep finds it (and runs it).
+            Err(error) => (Err(error), None),
         },
-        Err(error) => Reply {
-            queue,
-            // A refused command leaves the connection usable; a broken one is replaced.
-            connection: (!is_connection_error(&error)).then_some(blocking),
-            result: Err(shared.redis().error(error)),
-            paused,
-        },
+        other => (other, None),
+    };
+    let reply = Reply {
+        queue,
+        connection,
+        result,
+        paused,
+        lease,
     };
     // The receiver is gone only when the worker has stopped; a job brought now stays in the
     // working list, which shutdown hands back.
     let _ = sender.send(reply);
+}
+
+/// What [`claim`] did with a job a `BLMOVE` brought from a capped queue.
+enum Claimed {
+    /// It holds this lease.
+    Leased(crate::cap::Lease),
+    /// The queue's cap was removed meanwhile: it runs without a lease.
+    Uncapped,
+    /// The cap was full: it went back to the front of its queue (or was no longer ours).
+    HandedBack,
+}
+
+/// Gives `json`, just moved from the capped `queue`, a lease, or hands it back to the front of
+/// its queue when the cap is full, in one atomic step (`scripts/cap_claim.lua`).
+async fn claim(shared: &Shared, queue: &str, json: &[u8]) -> Result<Claimed, Error> {
+    let keys = shared.keys();
+    let member = crate::cap::Leases::member(&shared.identity, shared.leases.reserve(1));
+    let mut invocation = crate::redis::scripts::CAP_CLAIM.prepare_invoke();
+    invocation
+        .key(&shared.working)
+        .key(keys.queue(queue))
+        .key(keys.cap_queue(queue))
+        .key(keys.cap_queue_leases(queue))
+        .arg(json)
+        .arg(&member)
+        .arg(shared.leases.lifetime_ms());
+    let claimed: i64 = shared.redis().script_once(&invocation).await?;
+    Ok(match claimed {
+        1 => Claimed::Leased(crate::cap::Lease::new(queue, member)),
+        2 => Claimed::Uncapped,
+        _ => Claimed::HandedBack,
+    })
 }

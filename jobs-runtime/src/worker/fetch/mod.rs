@@ -14,7 +14,12 @@
 //! paused, the jobs of a paused queue taken ahead go back to the front of their queue, and a
 //! worker whose queues are all paused asks again every [`ALL_PAUSED_WAIT`] instead of waiting
 //! on any queue.
+//!
+//! A capped queue ([`capped`], [`crate::cap`]) gives each round at most its free room, each job
+//! with a lease, and only as many as start at once (never taken ahead); the idle wait takes
+//! nothing from a full one and, while one is full, lasts at most [`CAPPED_WAIT`].
 
+mod capped;
 mod idle;
 mod paused;
 mod round;
@@ -27,6 +32,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use capped::{CAPPED_WAIT, CappedQueues};
 pub(crate) use idle::{BLOCK, IdleFetch};
 use paused::{ALL_PAUSED_WAIT, PausedQueues};
 use round::Round;
@@ -90,6 +96,8 @@ pub(crate) struct Fetcher {
     backlog: bool,
     /// Which of the queues are paused, as the newest fetch round said.
     paused: PausedQueues,
+    /// Which of the queues are capped, and full, as the newest fetch round said.
+    capped: CappedQueues,
 }
 
 impl Fetcher {
@@ -125,6 +133,7 @@ impl Fetcher {
             refill: None,
             backlog: false,
             paused: PausedQueues::new(),
+            capped: CappedQueues::new(),
         }
     }
 
@@ -189,7 +198,7 @@ impl Fetcher {
                 } else {
                     short.max(self.prefetch())
                 };
-                match self.take(wanted).await {
+                match self.take(wanted, short).await {
                     Ok(taken) => {
                         if wanted > 0 {
                             self.backlog = taken.len() >= wanted;
@@ -216,11 +225,18 @@ impl Fetcher {
             if jobs.is_empty() && self.suspect.is_none() {
                 // Keep one slot for the job the idle wait may bring; free the others.
                 permits.truncate(1);
+                let unpaused = self.paused.unpaused(self.order.names());
+                let capped_full = self.capped.any_full(&unpaused);
                 if self.until_idle {
                     // Drained: the unpaused queues are empty (a paused queue's jobs wait for
-                    // its resume, not for this worker) and no job runs.
+                    // its resume, not for this worker) and no job runs. A full capped queue's
+                    // jobs wait for room held elsewhere: asked again after a short wait.
                     drop(permits);
                     if tasks.is_empty() && self.idle.outstanding() == 0 {
+                        if capped_full {
+                            self.wait_for_room(&quiet).await;
+                            continue;
+                        }
                         // This capsule is idle; the drain ends once every capsule is.
                         let drain = &self.capsule.drain;
                         let index = self.capsule.index;
@@ -237,14 +253,21 @@ impl Fetcher {
                     }
                     continue;
                 }
-                let queues = self.paused.unpaused(self.order.names());
-                if queues.is_empty() {
+                if unpaused.is_empty() {
                     // Every queue paused: no `BLMOVE`, one round per wait, as Sidekiq sleeps.
                     drop(permits);
                     sleep_or(&quiet, ALL_PAUSED_WAIT).await;
                     continue;
                 }
-                self.idle.wait(&self.shared, &queues, &quiet).await;
+                // No `BLMOVE` on a full capped queue: its jobs wait in it for room.
+                let queues = self.capped.with_room(&unpaused);
+                if queues.is_empty() {
+                    drop(permits);
+                    self.wait_for_room(&quiet).await;
+                    continue;
+                }
+                let bound = capped_full.then_some(CAPPED_WAIT);
+                self.idle.wait(&self.shared, &queues, &quiet, bound).await;
                 // Its queue was not paused right after the move (one that was is handed back on
                 // the next pass): it starts now, as a job taken before a pause would.
                 if let Some(job) = self.idle.pending.pop_front() {
@@ -311,6 +334,16 @@ impl Fetcher {
         &self.capsule.name
     }
 
+    /// Waits, while every queue with jobs may be a full capped one, until this process releases
+    /// a lease, [`CAPPED_WAIT`] passes (room freed by another process), or `quiet`.
+    async fn wait_for_room(&self, quiet: &CancellationToken) {
+        tokio::select! {
+            () = quiet.cancelled() => {}
+            () = tokio::time::sleep(CAPPED_WAIT) => {}
+            () = self.shared.leases.wait_freed() => {}
+        }
+    }
+
     /// Starts taking the next batch while this one runs, when few jobs wait: the round trip
     /// then overlaps the work instead of stalling it.
     fn start_refill(&mut self) {
@@ -326,7 +359,8 @@ impl Fetcher {
         let keys = self.queue_keys.clone();
         let names = self.order.names().to_vec();
         let refill =
-            tokio::spawn(async move { round::run(&shared, &keys, &names, prefetch).await });
+            // Free slots 0: a refill takes no capped queue's job (it would wait to start).
+            tokio::spawn(async move { round::run(&shared, &keys, &names, prefetch, 0).await });
         self.refill = Some((prefetch, refill));
     }
 
@@ -508,6 +542,7 @@ impl Fetcher {
         let shared = Arc::clone(&self.shared);
         // Pending until now, running from now: no sweep sees it unheld in between.
         let (ticket, job) = shared.in_flight.start(job);
+        let leased = job.lease.is_some();
         tasks.spawn(async move {
             match process(&shared, job).await {
                 Processed::Succeeded(job, release, ending) => {
@@ -516,21 +551,29 @@ impl Fetcher {
                     let finished = Finished {
                         ticket,
                         json: job.json,
+                        lease: job.lease,
                         release,
                         ending,
                     };
                     shared.acker.ack(finished).await;
                 }
-                Processed::Settled => shared.in_flight.untrack(ticket),
+                Processed::Settled => {
+                    shared.in_flight.untrack(ticket);
+                    if leased {
+                        // Its settle released the lease: a fetcher waiting for room may go on.
+                        shared.leases.freed();
+                    }
+                }
             }
             drop(gate);
             drop(permit);
         });
     }
 
-    /// Moves up to `wanted` jobs into the working list in one atomic step, and learns which
-    /// queues are paused.
-    async fn take(&mut self, wanted: usize) -> Result<Vec<Fetched>, Error> {
+    /// Moves up to `wanted` jobs into the working list in one atomic step (of a capped queue,
+    /// only while fewer than `free` were taken, so that they start at once), and learns which
+    /// queues are paused and which capped.
+    async fn take(&mut self, wanted: usize, free: usize) -> Result<Vec<Fetched>, Error> {
         let order = self.order.next(&mut rand::rng());
         let keys: Vec<String> = order
             .iter()
@@ -540,13 +583,14 @@ impl Fetcher {
             .iter()
             .map(|&position| self.order.names()[position].clone())
             .collect();
-        let round = round::run(&self.shared, &keys, &names, wanted).await?;
+        let round = round::run(&self.shared, &keys, &names, wanted, free).await?;
         Ok(self.learn(round).await)
     }
 
     /// Keeps what `round` says of the paused queues, and returns the jobs it took. A `BLMOVE`
     /// waiting on a queue newly paused is ended, so it brings no more of its jobs.
     async fn learn(&mut self, round: Round) -> Vec<Fetched> {
+        self.capped.record(round.asked_at, round.capped);
         let newly = self.paused.record(round.asked_at, round.paused);
         if !newly.is_empty() {
             tracing::info!(capsule = %self.capsule.name, queues = ?newly, "paused: taking no more of their jobs");

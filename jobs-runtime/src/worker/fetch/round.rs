@@ -1,5 +1,6 @@
 //! One fetch round: the fetch script (`scripts/fetch.lua`) moves jobs from the queues into the
-//! working list, skipping the paused ones, and says which of the queues asked are paused, in
+//! working list, skipping the paused ones and taking no more of a capped queue's jobs than its
+//! room (each with a lease), and says which of the queues asked are paused and which capped, in
 //! the one round trip a fetch already costs.
 
 use std::collections::HashSet;
@@ -19,37 +20,71 @@ pub(crate) struct Round {
     pub(crate) jobs: Vec<Fetched>,
     /// The queues asked that are named in `paused`.
     pub(crate) paused: HashSet<String>,
+    /// The capped queues asked, and the room each had left after this round.
+    pub(crate) capped: Vec<Capped>,
     /// When the round was sent: what it says of the paused queues is at least this recent.
     pub(crate) asked_at: Instant,
 }
 
-/// Moves up to `wanted` jobs (none: only looks at which queues are paused) from the queues
-/// `keys` (named `names`), in that order, into the working list in one atomic step.
+/// A capped queue, as one round saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Capped {
+    /// The queue's name.
+    pub(crate) queue: String,
+    /// Its cap.
+    pub(crate) cap: u64,
+    /// Its room left after the round: 0 when its jobs wait for a running one to end.
+    pub(crate) room: u64,
+}
+
+/// Moves up to `wanted` jobs (none: only looks at which queues are paused or capped) from the
+/// queues `keys` (named `names`), in that order, into the working list in one atomic step. A
+/// capped queue's job is taken only while fewer than `free` jobs were taken, so that it starts
+/// at once.
 pub(crate) async fn run(
     shared: &Shared,
     keys: &[String],
     names: &[String],
     wanted: usize,
+    free: usize,
 ) -> Result<Round, Error> {
+    let keyring = shared.keys();
     let mut invocation = scripts::FETCH.prepare_invoke();
     invocation
         .key(&shared.working)
-        .key(shared.keys().workers())
-        .key(shared.keys().paused());
-    for key in keys {
-        invocation.key(key);
+        .key(keyring.workers())
+        .key(keyring.paused())
+        .key(keyring.caps());
+    for (key, name) in keys.iter().zip(names) {
+        invocation
+            .key(key)
+            .key(keyring.cap_queue(name))
+            .key(keyring.cap_queue_leases(name));
     }
-    invocation.arg(wanted).arg(&shared.identity);
+    // Counters for as many leases as jobs could be leased: none is ever used twice.
+    let first_lease = shared.leases.reserve(free.min(wanted));
+    invocation
+        .arg(wanted)
+        .arg(&shared.identity)
+        .arg(free)
+        .arg(first_lease)
+        .arg(shared.leases.lifetime_ms());
     for name in names {
         invocation.arg(name);
     }
     let asked_at = Instant::now();
     let reply: Reply = shared.redis().script_once(&invocation).await?;
     let queue = |position: usize| position.checked_sub(1).and_then(|index| names.get(index));
+    let mut leases: std::collections::HashMap<usize, String> = reply.leases.into_iter().collect();
     let mut jobs = Vec::with_capacity(reply.taken.len());
-    for (position, json) in reply.taken {
+    for (index, (position, json)) in reply.taken.into_iter().enumerate() {
         match queue(position) {
-            Some(queue) => jobs.push(Fetched::new(queue.clone(), json)),
+            Some(queue) => {
+                let lease = leases
+                    .remove(&(index + 1))
+                    .map(|member| crate::cap::Lease::new(queue.clone(), member));
+                jobs.push(Fetched::new(queue.clone(), json).with_lease(lease));
+            }
             // `json` is the error message of a key the script could not read.
             None => tracing::error!(
                 error = %String::from_utf8_lossy(&json),
@@ -62,9 +97,21 @@ pub(crate) async fn run(
         .into_iter()
         .filter_map(|position| queue(position).cloned())
         .collect();
+    let capped = reply
+        .capped
+        .into_iter()
+        .filter_map(|(position, cap, room)| {
+            queue(position).map(|queue| Capped {
+                queue: queue.clone(),
+                cap,
+                room,
+            })
+        })
+        .collect();
     Ok(Round {
         jobs,
         paused,
+        capped,
         asked_at,
     })
 }
@@ -77,6 +124,10 @@ struct Reply {
     taken: Vec<(usize, Vec<u8>)>,
     /// The positions of the paused queues.
     paused: Vec<usize>,
+    /// `{index into taken (1-based), lease member}` for each job taken from a capped queue.
+    leases: Vec<(usize, String)>,
+    /// `{queue position, cap, room left}` for each capped queue asked.
+    capped: Vec<(usize, u64, u64)>,
 }
 
 impl FromRedisValue for Reply {
@@ -90,7 +141,14 @@ impl FromRedisValue for Reply {
         let mut section = || sections.next().unwrap_or(Value::Array(Vec::new()));
         let taken = Vec::<(usize, Vec<u8>)>::from_redis_value(section())?;
         let paused = Vec::<usize>::from_redis_value(section())?;
-        Ok(Self { taken, paused })
+        let leases = Vec::<(usize, String)>::from_redis_value(section())?;
+        let capped = Vec::<(usize, u64, u64)>::from_redis_value(section())?;
+        Ok(Self {
+            taken,
+            paused,
+            leases,
+            capped,
+        })
     }
 }
 
@@ -120,20 +178,54 @@ mod tests {
                     (0, b"queue:x: WRONGTYPE".to_vec())
                 ],
                 paused: vec![2, 3],
+                leases: Vec::new(),
+                capped: Vec::new(),
             }
         );
     }
 
     #[test]
+    fn reads_the_leases_and_the_capped_queues() {
+        let taken = Value::Array(vec![
+            Value::Array(vec![Value::Int(2), data("{\"jid\":\"a\"}")]),
+            Value::Array(vec![Value::Int(1), data("{\"jid\":\"b\"}")]),
+        ]);
+        let leases = Value::Array(vec![Value::Array(vec![Value::Int(2), data("h:1:a|7")])]);
+        let capped = Value::Array(vec![
+            Value::Array(vec![Value::Int(1), Value::Int(2), Value::Int(0)]),
+            Value::Array(vec![Value::Int(3), Value::Int(5), Value::Int(4)]),
+        ]);
+        let reply = Reply::from_redis_value(Value::Array(vec![
+            taken,
+            Value::Array(Vec::new()),
+            leases,
+            capped,
+            data("a later section"),
+        ]))
+        .unwrap();
+        assert_eq!(reply.leases, vec![(2, "h:1:a|7".to_owned())]);
+        assert_eq!(reply.capped, vec![(1, 2, 0), (3, 5, 4)]);
+        assert_eq!(reply.taken.len(), 2);
+    }
+
+    #[test]
     fn ignores_sections_it_does_not_know_and_empty_ones() {
         let empty = || Value::Array(Vec::new());
-        let reply =
-            Reply::from_redis_value(Value::Array(vec![empty(), empty(), data("later")])).unwrap();
+        let reply = Reply::from_redis_value(Value::Array(vec![
+            empty(),
+            empty(),
+            empty(),
+            empty(),
+            data("later"),
+        ]))
+        .unwrap();
         assert_eq!(
             reply,
             Reply {
                 taken: Vec::new(),
                 paused: Vec::new(),
+                leases: Vec::new(),
+                capped: Vec::new(),
             }
         );
         assert!(Reply::from_redis_value(Value::Int(1)).is_err());

@@ -1,0 +1,349 @@
+//! Global caps: at most `n` of a queue's jobs running at once, across every process.
+//!
+//! A cap lives in Redis (`jobs:cap:queue:<name>`, listed in `jobs:caps`), so every worker
+//! enforces the same number and a dashboard can set or clear it while workers run. It is
+//! enforced where jobs are taken: the fetch script (`scripts/fetch.lua`) drops a capped queue's
+//! expired leases, takes at most its free room, and adds one lease per job taken to
+//! `jobs:lease:queue:<name>`, all in the step that moves the jobs. A capped queue's jobs that
+//! find no room wait in their queue, in their order; other queues keep flowing.
+//!
+//! A lease is `<identity>|<counter>`, unique per job taken, and runs out after the heartbeat's
+//! TTL unless the heartbeat renews it ([`Leases::add_renewals_to`]). It is released in the step
+//! that settles its job: the batched acknowledgement, and `scripts/settle.lua` for a retry, a
+//! death, a hand-back or a reschedule. A process killed with `kill -9` stops renewing, so its
+//! leases run out within the heartbeat TTL; crash recovery drops them sooner
+//! ([`add_forget_to`]). `docs/limits.md` ("Global caps") describes it for users; the admin API
+//! is [`crate::api::Caps`].
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::client::Client;
+use crate::error::Error;
+use crate::redis::keys::Keys;
+use crate::redis::scripts;
+
+/// The separator between a lease's identity and its counter.
+const SEPARATOR: char = '|';
+
+/// The lease one job taken from a capped queue holds until it is settled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Lease {
+    /// The capped queue.
+    pub(crate) queue: String,
+    /// Its member in the queue's leases: `<identity>|<counter>`.
+    pub(crate) member: String,
+}
+
+impl Lease {
+    /// The lease `member` on `queue`'s cap.
+    pub(crate) fn new(queue: impl Into<String>, member: impl Into<String>) -> Self {
+        Self {
+            queue: queue.into(),
+            member: member.into(),
+        }
+    }
+
+    /// The sorted set the lease is in.
+    pub(crate) fn key(&self, keys: &Keys) -> String {
+        keys.cap_queue_leases(&self.queue)
+    }
+
+    /// Adds its release (`ZREM`) to `pipeline`. The member is this job's own, so releasing it
+    /// never frees another job's slot, whether or not the job was still in the working list.
+    pub(crate) fn add_release_to(&self, pipeline: &mut redis::Pipeline, keys: &Keys) {
+        pipeline
+            .cmd("ZREM")
+            .arg(self.key(keys))
+            .arg(&self.member)
+            .ignore();
+    }
+}
+
+/// This process's side of the caps: its lease counter, its leases' lifetime, and the signal
+/// that one of its leases was released.
+#[derive(Debug)]
+pub(crate) struct Leases {
+    /// How long a lease lives without renewal (the heartbeat TTL).
+    lifetime: Duration,
+    /// The next lease counter.
+    next: AtomicU64,
+    /// Told when a lease of this process was released, so that a fetcher waiting for room on
+    /// a full queue asks again at once instead of after its bounded wait.
+    freed: tokio::sync::Notify,
+}
+
+impl Leases {
+    /// Leases living `lifetime` unless renewed.
+    pub(crate) fn new(lifetime: Duration) -> Self {
+        Self {
+            lifetime,
+            next: AtomicU64::new(0),
+            freed: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Says that a lease of this process was released (its settle or acknowledgement landed).
+    /// Kept until someone waits, so a release just before the wait is not missed.
+    pub(crate) fn freed(&self) {
+        self.freed.notify_one();
+    }
+
+    /// Waits until a lease of this process is released (or was since the last wait).
+    pub(crate) async fn wait_freed(&self) {
+        self.freed.notified().await;
+    }
+
+    /// A lease's lifetime in ms, as the scripts take it.
+    pub(crate) fn lifetime_ms(&self) -> u64 {
+        u64::try_from(self.lifetime.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+
+    /// Reserves `count` counters for one step's leases; returns the first.
+    pub(crate) fn reserve(&self, count: usize) -> u64 {
+        self.next.fetch_add(count as u64, Ordering::Relaxed)
+    }
+
+    /// The member of the lease numbered `counter` of process `identity`.
+    pub(crate) fn member(identity: &str, counter: u64) -> String {
+        format!("{identity}{SEPARATOR}{counter}")
+    }
+
+    /// Adds to `pipeline` the renewal of the leases `held` (the running jobs' leases): one
+    /// `EVAL` of `scripts/cap_renew.lua` per capped queue, by Redis's clock; nothing when no
+    /// running job holds a lease. Called by the heartbeat, in the pipeline it already sends.
+    pub(crate) fn add_renewals_to<'a>(
+        &self,
+        pipeline: &mut redis::Pipeline,
+        keys: &Keys,
+        held: impl Iterator<Item = &'a Lease>,
+    ) {
+        let mut by_queue: std::collections::BTreeMap<&str, Vec<&str>> =
+            std::collections::BTreeMap::new();
+        for lease in held {
+            by_queue
+                .entry(lease.queue.as_str())
+                .or_default()
+                .push(lease.member.as_str());
+        }
+        for (queue, members) in by_queue {
+            pipeline
+                .cmd("EVAL")
+                .arg(scripts::CAP_RENEW_SOURCE.as_str())
+                .arg(1)
+                .arg(keys.cap_queue_leases(queue))
+                .arg(self.lifetime_ms())
+                .arg(members)
+                .ignore();
+        }
+    }
+}
+
+/// Refuses a cap a queue cannot have: a cap of 0 (it would stop the queue for good: pause it
+/// instead) or an empty queue name.
+pub(crate) fn check(queue: &str, cap: u32) -> Result<(), Error> {
+    let reason = if queue.is_empty() {
+        "a queue's name cannot be empty"
+    } else if cap == 0 {
+        "a cap must be 1 or more: a cap of 0 would let no job of the queue run, ever; to stop a \
+         queue for a while, pause it instead"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidCap {
+        name: queue.to_owned(),
+        reason: reason.to_owned(),
+    })
+}
+
+/// Sets `queue`'s cap to `cap` in one step (`jobs:cap:queue:<name>` and `jobs:caps`); workers
+/// apply it from their next fetch round.
+pub(crate) async fn set(client: &Client, queue: &str, cap: u32) -> Result<(), Error> {
+    check(queue, cap)?;
+    let keys = client.keys();
+    let mut pipeline = redis::pipe();
+    pipeline
+        .atomic()
+        .cmd("SET")
+        .arg(keys.cap_queue(queue))
+        .arg(cap)
+        .ignore()
+        .cmd("SADD")
+        .arg(keys.caps())
+        .arg(member_of_queue(queue))
+        .ignore();
+    client.redis().query::<()>(&pipeline).await
+}
+
+/// Sets the caps a worker was given (`Worker::cap_queue`, the config file's `caps:`), at its
+/// start, before it takes a job. Every cap is checked first, so none is written when one is
+/// refused.
+pub(crate) async fn apply(client: &Client, caps: &[(String, u32)]) -> Result<(), Error> {
+    for (queue, cap) in caps {
+        check(queue, *cap)?;
+    }
+    for (queue, cap) in caps {
+        set(client, queue, *cap).await?;
+        tracing::info!(%queue, cap, "queue capped across every process");
+    }
+    Ok(())
+}
+
+/// Removes `queue`'s cap: workers take its jobs freely from their next fetch round. The leases
+/// of its running jobs are left to be released as they end. `false` when it had none.
+pub(crate) async fn clear(client: &Client, queue: &str) -> Result<bool, Error> {
+    let keys = client.keys();
+    let mut pipeline = redis::pipe();
+    pipeline
+        .atomic()
+        .cmd("DEL")
+        .arg(keys.cap_queue(queue))
+        .cmd("SREM")
+        .arg(keys.caps())
+        .arg(member_of_queue(queue))
+        .ignore();
+    let (deleted,): (u64,) = client.redis().query(&pipeline).await?;
+    Ok(deleted > 0)
+}
+
+/// Reads the config file's `:caps:` section (queue name to cap) into `caps`, a queue named
+/// again replacing its earlier cap; the error says what is wrong.
+pub(crate) fn read_section(
+    section: &yaml_rust2::Yaml,
+    caps: &mut Vec<(String, u32)>,
+) -> Result<(), String> {
+    use yaml_rust2::Yaml;
+    let Yaml::Hash(entries) = section else {
+        return Err("`:caps:` must be a map of queue name to cap, like `imports: 2`".to_owned());
+    };
+    for (queue, cap) in entries {
+        let queue = match queue {
+            Yaml::String(queue) => queue.clone(),
+            Yaml::Integer(queue) => queue.to_string(),
+            other => {
+                return Err(format!(
+                    "`:caps:` has a key that is not a queue name: {other:?}"
+                ));
+            }
+        };
+        let cap = match cap {
+            Yaml::Integer(cap) => u32::try_from(*cap).ok(),
+            _ => None,
+        }
+        .ok_or_else(|| {
+            format!(
+                "`:caps:` gives the queue `{queue}` a cap that is not a whole number of 1 or more"
+            )
+        })?;
+        check(&queue, cap).map_err(|error| error.to_string())?;
+        caps.retain(|(known, _)| *known != queue);
+        caps.push((queue, cap));
+    }
+    Ok(())
+}
+
+/// A queue's member in `jobs:caps`: `queue:<name>`.
+pub(crate) fn member_of_queue(queue: &str) -> String {
+    format!("queue:{queue}")
+}
+
+/// The queue a `jobs:caps` member names, if it names one.
+pub(crate) fn queue_of_member(member: &str) -> Option<&str> {
+    member.strip_prefix("queue:")
+}
+
+/// Removes every lease `identity` (a process presumed dead, whose jobs crash recovery hands
+/// back) holds, so its slots come back at once rather than when its leases run out. Two round
+/// trips, on the recovery path only: the lease sets are small (a cap's worth of members each).
+/// Returns how many leases were removed.
+pub(crate) async fn forget(client: &Client, identity: &str) -> Result<usize, Error> {
+    let keys = client.keys();
+    let members: Vec<String> = client
+        .redis()
+        .command(redis::cmd("SMEMBERS").arg(keys.caps()))
+        .await?;
+    let queues: Vec<&str> = members.iter().filter_map(|m| queue_of_member(m)).collect();
+    if queues.is_empty() {
+        return Ok(0);
+    }
+    let mut reads = redis::pipe();
+    for queue in &queues {
+        reads
+            .cmd("ZRANGE")
+            .arg(keys.cap_queue_leases(queue))
+            .arg(0)
+            .arg(-1);
+    }
+    let held: Vec<Vec<String>> = client.redis().query(&reads).await?;
+    let prefix = format!("{identity}{SEPARATOR}");
+    let mut removals = redis::pipe();
+    let mut count = 0;
+    for (queue, members) in queues.iter().zip(held) {
+        let theirs: Vec<String> = members
+            .into_iter()
+            .filter(|member| member.starts_with(&prefix))
+            .collect();
+        if !theirs.is_empty() {
+            count += theirs.len();
+            removals
+                .cmd("ZREM")
+                .arg(keys.cap_queue_leases(queue))
+                .arg(theirs)
+                .ignore();
+        }
+    }
+    if count > 0 {
+        client.redis().query::<()>(&removals).await?;
+    }
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Leases, check, member_of_queue, queue_of_member};
+
+    #[test]
+    fn a_cap_of_zero_is_refused_and_says_why() {
+        assert!(check("imports", 1).is_ok());
+        let error = check("imports", 0).unwrap_err().to_string();
+        assert!(
+            error.contains("imports") && error.contains("pause it"),
+            "{error}"
+        );
+        assert!(check("", 3).is_err());
+    }
+
+    #[test]
+    fn the_config_files_caps_section() {
+        let yaml = yaml_rust2::YamlLoader::load_from_str("imports: 3\nmail: 5")
+            .unwrap()
+            .remove(0);
+        let mut caps = vec![("mail".to_owned(), 1)];
+        super::read_section(&yaml, &mut caps).unwrap();
+        caps.sort();
+        assert_eq!(caps, [("imports".to_owned(), 3), ("mail".to_owned(), 5)]);
+        let zero = yaml_rust2::YamlLoader::load_from_str("imports: 0")
+            .unwrap()
+            .remove(0);
+        let error = super::read_section(&zero, &mut caps).unwrap_err();
+        assert!(error.contains("pause it"), "{error}");
+        let list = yaml_rust2::YamlLoader::load_from_str("[imports]")
+            .unwrap()
+            .remove(0);
+        assert!(super::read_section(&list, &mut caps).is_err());
+    }
+
+    #[test]
+    fn members_and_counters() {
+        assert_eq!(member_of_queue("a:b"), "queue:a:b");
+        assert_eq!(queue_of_member("queue:a:b"), Some("a:b"));
+        assert_eq!(queue_of_member("class:A"), None);
+        let leases = Leases::new(std::time::Duration::from_secs(60));
+        assert_eq!(leases.reserve(3), 0);
+        assert_eq!(leases.reserve(1), 3);
+        assert_eq!(Leases::member("h:1:abc", 7), "h:1:abc|7");
+        assert_eq!(leases.lifetime_ms(), 60_000);
+    }
+}

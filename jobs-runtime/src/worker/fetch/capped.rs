@@ -1,0 +1,100 @@
+//! Capped queues, as the fetcher last saw them.
+//!
+//! A queue is capped while `jobs:cap:queue:<name>` holds a number (see [`crate::cap`]). Every
+//! fetch round says which of this worker's queues are capped and how much room each has left,
+//! at no extra round trip ([`super::round`]), and the fetcher keeps the newest answer here. The
+//! idle wait takes no job from a queue that is full (no `BLMOVE` on it), and while one is, it
+//! waits at most [`CAPPED_WAIT`], so that room freed by another process is seen within that.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::round::Capped;
+
+/// The longest idle wait while one of the worker's queues is capped and full: room freed
+/// anywhere is seen within this, with one fetch round per wait (no busy loop).
+pub(crate) const CAPPED_WAIT: Duration = Duration::from_secs(1);
+
+/// This worker's capped queues, from the newest fetch round.
+#[derive(Debug, Default)]
+pub(crate) struct CappedQueues {
+    /// Each capped queue's room left, by name, as the newest round found it.
+    room: HashMap<String, u64>,
+    /// When the newest round was sent; `None` before the first.
+    seen_at: Option<Instant>,
+}
+
+impl CappedQueues {
+    /// Nothing known yet.
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// Keeps what a round sent at `asked_at` found, unless a newer round is already kept.
+    pub(crate) fn record(&mut self, asked_at: Instant, capped: Vec<Capped>) {
+        if self.seen_at.is_some_and(|seen| seen > asked_at) {
+            return;
+        }
+        self.room = capped
+            .into_iter()
+            .map(|capped| (capped.queue, capped.room))
+            .collect();
+        self.seen_at = Some(asked_at);
+    }
+
+    /// Whether the newest round found `queue` capped with no room left.
+    pub(crate) fn is_full(&self, queue: &str) -> bool {
+        self.room.get(queue) == Some(&0)
+    }
+
+    /// The queues of `names` that are not full, in their order.
+    pub(crate) fn with_room(&self, names: &[String]) -> Vec<String> {
+        names
+            .iter()
+            .filter(|name| !self.is_full(name))
+            .cloned()
+            .collect()
+    }
+
+    /// Whether any queue of `names` is full: its jobs may be waiting for room.
+    pub(crate) fn any_full(&self, names: &[String]) -> bool {
+        names.iter().any(|name| self.is_full(name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    use super::super::round::Capped;
+    use super::CappedQueues;
+
+    fn capped(queue: &str, room: u64) -> Capped {
+        Capped {
+            queue: queue.to_owned(),
+            cap: 2,
+            room,
+        }
+    }
+
+    #[test]
+    fn a_full_queue_is_not_waited_on_and_the_newest_round_wins() {
+        let names: Vec<String> = ["a", "b", "c"].iter().map(|n| (*n).to_owned()).collect();
+        let mut caps = CappedQueues::new();
+        assert!(!caps.any_full(&names));
+        let first = Instant::now();
+        caps.record(first, vec![capped("a", 0), capped("b", 1)]);
+        assert!(caps.is_full("a") && !caps.is_full("b") && !caps.is_full("c"));
+        assert_eq!(caps.with_room(&names), ["b", "c"]);
+        assert!(caps.any_full(&names));
+        // An older round landing late changes nothing; a newer one without caps clears them.
+        caps.record(first - Duration::from_millis(1), Vec::new());
+        assert!(caps.is_full("a"));
+        caps.record(first + Duration::from_millis(1), Vec::new());
+        assert!(!caps.any_full(&names));
+    }
+}

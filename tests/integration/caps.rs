@@ -1,0 +1,604 @@
+//! Global caps on queues: a queue capped at 2 across three worker processes never runs more
+//! than 2 of its jobs at once while an uncapped queue beside it runs at full speed; a `kill -9`
+//! gives its slots back within the lease lifetime; every way a job is settled releases its lease;
+//! the admin API and the dashboard's form set and clear a cap.
+//!
+//! The jobs write a ledger into Redis itself (`RPUSH`, so Redis orders the events of every
+//! process): `start|<queue>|<jid>|<pid>` once the job runs and `end|…` before it returns, both
+//! inside the time its lease is held. The test adds `kill|<pid>` right after a `kill -9`.
+
+use std::collections::{HashMap, HashSet};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use jobs::api::Caps;
+use jobs::{JobContext, JobError, Limiter, Worker, job};
+use redis::AsyncCommands;
+
+use crate::limits::TakeBusy;
+use crate::support::jobs::{CallLog, Explode};
+use crate::support::{RunningWorker, TestRedis, eventually};
+
+/// The capped queue.
+const CAPPED: &str = "capped";
+
+/// The uncapped queue beside it.
+const FREE: &str = "free";
+
+/// The Redis list the jobs write their ledger into.
+const EVENTS: &str = "caps-test:events";
+
+/// The connections the jobs write their ledger through, one per Redis URL (a `#[state]` would
+/// have to be given to every other test's worker too).
+static PROBES: tokio::sync::Mutex<Option<HashMap<String, redis::aio::MultiplexedConnection>>> =
+    tokio::sync::Mutex::const_new(None);
+
+/// Records the start, waits `millis`, records the end, in the ledger of the Redis at `url`.
+async fn step(url: &str, ctx: &JobContext, millis: u64) {
+    let mut conn = {
+        let mut probes = PROBES.lock().await;
+        let probes = probes.get_or_insert_with(HashMap::new);
+        match probes.get(url) {
+            Some(conn) => conn.clone(),
+            None => {
+                let client = redis::Client::open(url).expect("a Redis URL");
+                let conn = client
+                    .get_multiplexed_async_connection()
+                    .await
+                    .expect("a connection");
+                probes.insert(url.to_owned(), conn.clone());
+                conn
+            }
+        }
+    };
+    let tail = format!("{}|{}|{}", ctx.queue(), ctx.jid(), std::process::id());
+    let _: () = conn.rpush(EVENTS, format!("start|{tail}")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(millis)).await;
+    let _: () = conn.rpush(EVENTS, format!("end|{tail}")).await.unwrap();
+}
+
+/// A job of the capped queue.
+#[job(queue = "capped")]
+pub async fn capped_step(#[context] ctx: JobContext, url: String, millis: u64) {
+    step(&url, &ctx, millis).await;
+}
+
+/// A job of the uncapped queue.
+#[job(queue = "free")]
+pub async fn free_step(#[context] ctx: JobContext, url: String, millis: u64) {
+    step(&url, &ctx, millis).await;
+}
+
+/// A job of the capped queue that fails once it has recorded its run (`retry = false`: it is
+/// dropped, the acknowledgement path of a failure).
+#[job(queue = "capped", retry = false)]
+pub async fn capped_dropped(#[context] ctx: JobContext, url: String) -> Result<(), JobError> {
+    step(&url, &ctx, 10).await;
+    Err(JobError::msg("dropped on purpose"))
+}
+
+/// The worker process the multi-process tests start: queues `capped` (capped at 2 through the
+/// builder, as every process of a deployment would say) and `free`, concurrency 5, heartbeat
+/// every second expiring after 3 (so a lease lives 3 s), recovery every second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run as a worker process by the other tests of this module"]
+async fn cap_child() {
+    assert!(
+        std::env::var("JOBS_TEST_CHILD").is_ok(),
+        "run by the caps tests, not directly"
+    );
+    let _ = tracing_subscriber::fmt().with_env_filter("info").try_init();
+    let client = jobs::Client::from_env().expect("REDIS_URL");
+    crate::support::jobs::with_test_jobs(Worker::new().client(&client), &CallLog::default())
+        .queues([CAPPED, FREE])
+        .cap_queue(CAPPED, 2)
+        .concurrency(5)
+        .heartbeat(Duration::from_secs(1), Duration::from_secs(3))
+        .recovery(Duration::from_secs(1), 100)
+        .timeout(Duration::from_secs(2))
+        .run()
+        .await
+        .expect("the worker runs until stopped");
+}
+
+/// A [`cap_child`] process, killed when dropped.
+struct CapChild(std::process::Child);
+
+impl CapChild {
+    fn spawn(redis_url: &str) -> Self {
+        let child = Command::new(std::env::current_exe().expect("the test binary"))
+            .args(["--exact", "caps::cap_child", "--ignored", "--nocapture"])
+            .env("JOBS_TEST_CHILD", "1")
+            .env("REDIS_URL", redis_url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start a worker process");
+        Self(child)
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// `kill -9`, and waits for the process to be gone.
+    fn kill9(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for CapChild {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// What the ledger says.
+#[derive(Debug, Default)]
+struct Ledger {
+    /// The most jobs of each queue running at once.
+    peak: HashMap<String, usize>,
+    /// The jids of each queue that ended.
+    done: HashMap<String, HashSet<String>>,
+    /// The position of each queue's last start and last end event.
+    last_start: HashMap<String, usize>,
+    last_end: HashMap<String, usize>,
+    /// For each `kill` event, the most capped jobs running at once after it.
+    peak_after_kill: Option<(usize, Instant)>,
+    /// The pids each capped job started in.
+    capped_pids: HashMap<u32, usize>,
+}
+
+async fn read_ledger(redis: &TestRedis) -> Ledger {
+    let mut raw = redis.raw().await;
+    let events: Vec<String> = raw.lrange(EVENTS, 0, -1).await.unwrap();
+    let mut ledger = Ledger::default();
+    let mut open: HashMap<String, HashSet<(String, String)>> = HashMap::new();
+    let mut killed_at = None;
+    for (position, event) in events.iter().enumerate() {
+        let parts: Vec<&str> = event.split('|').collect();
+        match parts.as_slice() {
+            ["start", queue, jid, pid] => {
+                let running = open.entry((*queue).to_owned()).or_default();
+                running.insert(((*jid).to_owned(), (*pid).to_owned()));
+                let peak = ledger.peak.entry((*queue).to_owned()).or_default();
+                *peak = (*peak).max(running.len());
+                ledger.last_start.insert((*queue).to_owned(), position);
+                if *queue == CAPPED {
+                    *ledger.capped_pids.entry(pid.parse().unwrap()).or_default() += 1;
+                    if killed_at.is_some() {
+                        let after = ledger.peak_after_kill.get_or_insert((0, Instant::now()));
+                        after.0 = after.0.max(running.len());
+                    }
+                }
+            }
+            ["end", queue, jid, pid] => {
+                if let Some(running) = open.get_mut(*queue) {
+                    running.remove(&((*jid).to_owned(), (*pid).to_owned()));
+                }
+                ledger
+                    .done
+                    .entry((*queue).to_owned())
+                    .or_default()
+                    .insert((*jid).to_owned());
+                ledger.last_end.insert((*queue).to_owned(), position);
+            }
+            ["kill", pid] => {
+                // Its jobs stopped running with it.
+                for running in open.values_mut() {
+                    running.retain(|(_, owner)| owner != pid);
+                }
+                killed_at = Some(position);
+            }
+            other => panic!("an unknown ledger event {other:?}"),
+        }
+    }
+    ledger
+}
+
+async fn leases_held(redis: &TestRedis) -> u64 {
+    let mut raw = redis.raw().await;
+    raw.zcard(format!("jobs:lease:queue:{CAPPED}"))
+        .await
+        .unwrap()
+}
+
+async fn push_steps(redis: &TestRedis, capped: usize, free: usize, millis: u64) {
+    let client = redis.client();
+    client
+        .perform_bulk((0..capped).map(|_| CappedStep {
+            url: redis.url(),
+            millis,
+        }))
+        .await
+        .unwrap();
+    client
+        .perform_bulk((0..free).map(|_| FreeStep {
+            url: redis.url(),
+            millis: millis / 2,
+        }))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_capped_at_2_across_3_processes_never_runs_more_than_2() {
+    let redis = TestRedis::start();
+    // The processes start first, so that none takes the whole queue alone.
+    let workers: Vec<CapChild> = (0..3).map(|_| CapChild::spawn(&redis.url())).collect();
+    let caps = Caps::new(&redis.client());
+    eventually(
+        Duration::from_secs(20),
+        "the workers cap the queue",
+        async || caps.get(CAPPED).await.unwrap().is_some(),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    push_steps(&redis, 12, 40, 400).await;
+    eventually(Duration::from_secs(60), "every job done", async || {
+        let ledger = read_ledger(&redis).await;
+        ledger.done.get(CAPPED).map_or(0, HashSet::len) == 12
+            && ledger.done.get(FREE).map_or(0, HashSet::len) == 40
+    })
+    .await;
+    let ledger = read_ledger(&redis).await;
+    drop(workers);
+    println!("{ledger:?}");
+    assert_eq!(ledger.peak[CAPPED], 2, "the cap holds, and is reached");
+    assert!(
+        ledger.peak[FREE] > 2,
+        "the uncapped queue runs at full speed"
+    );
+    assert!(
+        ledger.last_end[FREE] < ledger.last_start[CAPPED],
+        "the uncapped queue finished while capped jobs still waited"
+    );
+    assert!(
+        ledger.capped_pids.len() > 1,
+        "the capped jobs ran in several processes: {:?}",
+        ledger.capped_pids
+    );
+    assert_eq!(leases_held(&redis).await, 0, "no lease outlives its job");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_9_gives_the_slots_back_within_the_lease_lifetime() {
+    let redis = TestRedis::start();
+    let mut workers: Vec<CapChild> = (0..2).map(|_| CapChild::spawn(&redis.url())).collect();
+    let caps = Caps::new(&redis.client());
+    eventually(
+        Duration::from_secs(20),
+        "the workers cap the queue",
+        async || caps.get(CAPPED).await.unwrap().is_some(),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let client = redis.client();
+    let jids: HashSet<String> = client
+        .perform_bulk((0..10).map(|_| CappedStep {
+            url: redis.url(),
+            millis: 1_500,
+        }))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|jid| jid.to_string())
+        .collect();
+    // Kill the process running capped jobs, as soon as one runs.
+    let mut victim = None;
+    eventually(Duration::from_secs(20), "a capped job runs", async || {
+        let ledger = read_ledger(&redis).await;
+        victim = workers
+            .iter()
+            .position(|worker| ledger.capped_pids.contains_key(&worker.pid()));
+        victim.is_some()
+    })
+    .await;
+    let victim = victim.unwrap();
+    let pid = workers[victim].pid();
+    workers[victim].kill9();
+    let killed_at = Instant::now();
+    let mut raw = redis.raw().await;
+    let _: () = raw.rpush(EVENTS, format!("kill|{pid}")).await.unwrap();
+    // The survivor runs 2 at once again once the dead process's leases are gone.
+    eventually(
+        Duration::from_secs(20),
+        "2 capped jobs run after the kill",
+        async || {
+            read_ledger(&redis)
+                .await
+                .peak_after_kill
+                .is_some_and(|(peak, _)| peak == 2)
+        },
+    )
+    .await;
+    let back_after = killed_at.elapsed();
+    eventually(Duration::from_secs(60), "every job done", async || {
+        let ledger = read_ledger(&redis).await;
+        ledger
+            .done
+            .get(CAPPED)
+            .is_some_and(|done| done.is_superset(&jids))
+    })
+    .await;
+    let ledger = read_ledger(&redis).await;
+    drop(workers);
+    println!("slots back {back_after:?} after the kill; {ledger:?}");
+    assert_eq!(ledger.peak[CAPPED], 2, "never over the cap, kill included");
+    // The lease lifetime is the heartbeat TTL (3 s); a job ends within 1.5 s, a fetch round
+    // sees the room within 1 s; the rest is slack for a loaded machine.
+    assert!(back_after < Duration::from_secs(10), "{back_after:?}");
+    eventually(Duration::from_secs(10), "no lease left", async || {
+        leases_held(&redis).await == 0
+    })
+    .await;
+}
+
+/// An in-process worker taking the capped queue (capped at 1), with a 1-second shutdown
+/// timeout.
+fn capped_worker(redis: &TestRedis) -> Worker {
+    crate::support::jobs::worker(redis, &CallLog::default())
+        .queues([CAPPED])
+        .cap_queue(CAPPED, 1)
+        .timeout(Duration::from_secs(1))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_way_a_job_is_settled_releases_its_lease() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let mut raw = redis.raw().await;
+    // The test holds the limiter `busy`, so `TakeBusyCapped` is over its limit: rescheduled.
+    let (release, held) = tokio::sync::oneshot::channel::<()>();
+    let (taken, is_taken) = tokio::sync::oneshot::channel::<()>();
+    let holder_client = client.clone();
+    let holder = tokio::spawn(async move {
+        Limiter::concurrent("busy", 1)
+            .client(&holder_client)
+            .within_limit(|| async move {
+                taken.send(()).unwrap();
+                let _ = held.await;
+            })
+            .await
+    });
+    is_taken.await.unwrap();
+
+    let running = RunningWorker::start(capped_worker(&redis));
+    // Success (the batched acknowledgement), a failure dropped (acknowledged), a retry, a
+    // death, an over-limit reschedule: each in turn, at most one running (cap 1).
+    client
+        .perform_async(CappedStep {
+            url: redis.url(),
+            millis: 10,
+        })
+        .await
+        .unwrap();
+    client
+        .perform_async(CappedDropped { url: redis.url() })
+        .await
+        .unwrap();
+    Explode::set()
+        .client(&client)
+        .queue(CAPPED)
+        .perform_async(Explode {
+            message: "retry me".to_owned(),
+        })
+        .await
+        .unwrap();
+    Explode::set()
+        .client(&client)
+        .queue(CAPPED)
+        .retry(0)
+        .perform_async(Explode {
+            message: "bury me".to_owned(),
+        })
+        .await
+        .unwrap();
+    TakeBusy::set()
+        .client(&client)
+        .queue(CAPPED)
+        .perform_async(TakeBusy {
+            redis_url: redis.url(),
+        })
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(20), "every job settled", async || {
+        let retry: u64 = raw.clone().zcard("retry").await.unwrap();
+        let dead: u64 = raw.clone().zcard("dead").await.unwrap();
+        let scheduled: u64 = raw.clone().zcard("schedule").await.unwrap();
+        let queued: u64 = raw.clone().llen(format!("queue:{CAPPED}")).await.unwrap();
+        let done = read_ledger(&redis)
+            .await
+            .done
+            .get(CAPPED)
+            .map_or(0, HashSet::len);
+        retry == 1 && dead == 1 && scheduled == 1 && queued == 0 && done == 2
+    })
+    .await;
+    eventually(Duration::from_secs(5), "every lease released", async || {
+        leases_held(&redis).await == 0
+    })
+    .await;
+
+    // A job cut short by shutdown goes back to its queue, and gives its lease back.
+    client
+        .perform_async(CappedStep {
+            url: redis.url(),
+            millis: 30_000,
+        })
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(10), "the long job runs", async || {
+        read_ledger(&redis).await.last_start.contains_key(CAPPED) && leases_held(&redis).await == 1
+    })
+    .await;
+    running.stop(Duration::from_secs(15)).await;
+    let queued: u64 = raw.llen(format!("queue:{CAPPED}")).await.unwrap();
+    assert_eq!(queued, 1, "handed back to its queue");
+    assert_eq!(leases_held(&redis).await, 0, "and its lease released");
+    let _ = release.send(());
+    let _ = holder.await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_cap_leaves_jobs_in_their_queue_and_clearing_it_lets_them_flow() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let caps = Caps::new(&client);
+    // Cap 1, held by a job of another (fake) process: the worker takes nothing.
+    caps.set(CAPPED, 1).await.unwrap();
+    let mut raw = redis.raw().await;
+    let far = crate::support::now() as i64 * 1000 + 600_000;
+    let _: () = raw
+        .zadd(format!("jobs:lease:queue:{CAPPED}"), "elsewhere|1", far)
+        .await
+        .unwrap();
+    let worker = crate::support::jobs::worker(&redis, &CallLog::default()).queues([CAPPED]);
+    let running = RunningWorker::start(worker);
+    client
+        .perform_bulk((0..3).map(|_| CappedStep {
+            url: redis.url(),
+            millis: 10,
+        }))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let queued: u64 = raw.llen(format!("queue:{CAPPED}")).await.unwrap();
+    assert_eq!(queued, 3, "the jobs wait in their queue, in order");
+    let scheduled: u64 = raw.zcard("schedule").await.unwrap();
+    assert_eq!(scheduled, 0, "never rescheduled");
+    let info = caps.get(CAPPED).await.unwrap().unwrap();
+    assert_eq!((info.cap, info.in_use), (1, 1));
+    // Cleared: the queue flows at once (within a fetch round).
+    assert!(caps.clear(CAPPED).await.unwrap());
+    assert!(caps.get(CAPPED).await.unwrap().is_none());
+    eventually(Duration::from_secs(5), "the jobs run", async || {
+        read_ledger(&redis)
+            .await
+            .done
+            .get(CAPPED)
+            .map_or(0, HashSet::len)
+            == 3
+    })
+    .await;
+    running.stop(Duration::from_secs(10)).await;
+    // A cap of 0 is refused, and says why.
+    let refused = caps.set(CAPPED, 0).await.unwrap_err().to_string();
+    assert!(refused.contains("pause"), "{refused}");
+}
+
+#[tokio::test]
+async fn the_queues_page_sets_and_clears_a_cap() {
+    use axum::http::StatusCode;
+
+    use crate::web_http::{app, get, post, post_with};
+
+    let redis = TestRedis::start();
+    let client = redis.client();
+    client
+        .perform_async(CappedStep {
+            url: redis.url(),
+            millis: 1,
+        })
+        .await
+        .unwrap();
+    let app = app(&client);
+    let caps = Caps::new(&client);
+    let page = get(&app, "/jobs/queues").await;
+    assert!(
+        page.body.contains(r#"action="/jobs/queues/capped/cap""#),
+        "{}",
+        page.body
+    );
+
+    // A POST from elsewhere caps nothing (the page's CSRF protection).
+    let cross = post_with(
+        &app,
+        "/jobs/queues/capped/cap",
+        &[("cap", "3")],
+        &[("sec-fetch-site", "cross-site")],
+    )
+    .await;
+    assert_eq!(cross.status, StatusCode::FORBIDDEN);
+    assert!(caps.get(CAPPED).await.unwrap().is_none());
+
+    let set = post(&app, "/jobs/queues/capped/cap", &[("cap", "3")]).await;
+    assert_eq!(set.status, StatusCode::SEE_OTHER, "{}", set.body);
+    assert_eq!(caps.get(CAPPED).await.unwrap().unwrap().cap, 3);
+    let page = get(&app, "/jobs/queues").await;
+    assert!(page.body.contains("0 / 3"), "{}", page.body);
+    assert!(page.body.contains(r#"action="/jobs/queues/capped/uncap""#));
+
+    let refused = post(&app, "/jobs/queues/capped/cap", &[("cap", "0")]).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(refused.body.contains("pause"), "{}", refused.body);
+    assert_eq!(caps.get(CAPPED).await.unwrap().unwrap().cap, 3);
+
+    let cleared = post(&app, "/jobs/queues/capped/uncap", &[]).await;
+    assert_eq!(cleared.status, StatusCode::SEE_OTHER, "{}", cleared.body);
+    assert!(caps.get(CAPPED).await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_an_idle_wait_brings_to_a_full_cap_goes_back_to_the_front_of_its_queue() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let caps = Caps::new(&client);
+    caps.set(CAPPED, 1).await.unwrap();
+    let worker = crate::support::jobs::worker(&redis, &CallLog::default()).queues([CAPPED]);
+    let running = RunningWorker::start(worker);
+    // Idle, with room: the worker waits in `BLMOVE` on the capped queue.
+    eventually(
+        Duration::from_secs(10),
+        "the worker waits in BLMOVE",
+        async || {
+            let mut raw = redis.raw().await;
+            let clients: String = redis::cmd("CLIENT")
+                .arg("LIST")
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+            clients.contains("cmd=blmove")
+        },
+    )
+    .await;
+    // In one transaction, another process takes the one slot and a job arrives: the `BLMOVE`
+    // is served after it, when the cap is already full.
+    let job = serde_json::json!({
+        "class": "CappedStep", "args": [redis.url(), 10], "queue": CAPPED,
+        "jid": "0123456789abcdef01234567", "created_at": 1.7e9, "enqueued_at": 1.7e9,
+    })
+    .to_string();
+    let far = crate::support::now() as i64 * 1000 + 600_000;
+    let mut raw = redis.raw().await;
+    let _: () = redis::pipe()
+        .atomic()
+        .zadd(format!("jobs:lease:queue:{CAPPED}"), "elsewhere|1", far)
+        .lpush(format!("queue:{CAPPED}"), &job)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let queued: Vec<String> = raw.lrange(format!("queue:{CAPPED}"), 0, -1).await.unwrap();
+    assert_eq!(queued, [job], "handed back, unchanged");
+    assert!(read_ledger(&redis).await.last_start.is_empty(), "not run");
+    let leases: Vec<String> = raw
+        .zrange(format!("jobs:lease:queue:{CAPPED}"), 0, -1)
+        .await
+        .unwrap();
+    assert_eq!(leases, ["elsewhere|1"]);
+    // The slot comes back: the job runs, within a fetch round.
+    let _: () = raw
+        .zrem(format!("jobs:lease:queue:{CAPPED}"), "elsewhere|1")
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(5), "the job runs", async || {
+        read_ledger(&redis).await.done.contains_key(CAPPED)
+    })
+    .await;
+    running.stop(Duration::from_secs(10)).await;
+    assert_eq!(leases_held(&redis).await, 0);
+}
