@@ -76,6 +76,16 @@ impl InFlight {
         held
     }
 
+    /// The leases the held jobs hold (members), running or finished: no sweep gives them to
+    /// another job.
+    pub(crate) fn leases(&self) -> std::collections::HashSet<String> {
+        self.jobs()
+            .values()
+            .filter_map(|held| held.job.lease.as_ref())
+            .map(|lease| lease.member.clone())
+            .collect()
+    }
+
     /// The jobs still running (not the finished ones waiting for their acknowledgement).
     pub(crate) fn running(&self) -> Vec<RunningJob> {
         self.jobs()

@@ -32,6 +32,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use capped::{CAPPED_WAIT, CappedQueues};
+use idle::Claimed;
 pub(crate) use idle::{BLOCK, IdleFetch};
 use paused::{ALL_PAUSED_WAIT, PausedQueues};
 use round::Round;
@@ -147,6 +148,9 @@ impl Fetcher {
                 }
                 continue;
             }
+            // A job holding a lease that waits for a slot wastes one of its cap's: if no slot
+            // frees within `CAPPED_WAIT`, it goes back to its queue for any process with room.
+            let leased_waiting = self.idle.pending.iter().any(|job| job.lease.is_some());
             let first = tokio::select! {
                 biased;
                 () = quiet.cancelled() => break,
@@ -154,6 +158,10 @@ impl Fetcher {
                     Ok(permit) => permit,
                     Err(_) => break,
                 },
+                () = tokio::time::sleep(CAPPED_WAIT), if leased_waiting => {
+                    self.hand_back_leased_pending().await;
+                    continue;
+                }
             };
             let mut permits = vec![first];
             while permits.len() < MAX_BATCH {
@@ -250,7 +258,8 @@ impl Fetcher {
                         self.forget_taken_ahead();
                     } else if self.is_suspect(&job) {
                         drop(permits);
-                        self.hand_back(&job).await;
+                        let mut job = job;
+                        self.hand_back(&mut job).await;
                         self.run_alone(&mut tasks, job, &slots, &quiet).await;
                     } else {
                         self.start(&mut tasks, job, permits.pop());
@@ -265,10 +274,10 @@ impl Fetcher {
                 continue;
             }
             let mut suspect = self.suspect.take();
-            for (job, permit) in jobs.into_iter().zip(permits) {
+            for (mut job, permit) in jobs.into_iter().zip(permits) {
                 if self.is_suspect(&job) {
                     drop(permit);
-                    self.hand_back(&job).await;
+                    self.hand_back(&mut job).await;
                     suspect.get_or_insert(job);
                 } else {
                     self.start(&mut tasks, job, Some(permit));
@@ -358,12 +367,32 @@ impl Fetcher {
         job.recoveries() >= self.shared.max_recoveries.max(1)
     }
 
-    /// Hands a job back to the front of its queue; if that fails, the working list is swept
-    /// later so the job still runs.
-    async fn hand_back(&mut self, job: &Fetched) {
+    /// Hands a job back to the front of its queue, releasing its lease in the same step; if
+    /// that fails, the working list is swept later so the job still runs (with its lease, which
+    /// stays noted in `shared.leases`). Either way `job` holds no lease any more: taken again, it
+    /// needs a new one.
+    async fn hand_back(&mut self, job: &mut Fetched) {
         let deadline = tokio::time::Instant::now() + HAND_BACK_FOR;
         if !self.shared.settler.requeue(job, deadline).await {
             self.idle.sweep = true;
+        }
+        job.lease = None;
+    }
+
+    /// Hands back the pending jobs that hold a lease (brought by idle `BLMOVE`s while every
+    /// slot was taken), newest first, so that their slots on the cap go to a process that can
+    /// run them now.
+    async fn hand_back_leased_pending(&mut self) {
+        let mut back = self.idle.take_paused(|job| job.lease.is_some());
+        if back.is_empty() {
+            return;
+        }
+        tracing::info!(
+            count = back.len(),
+            "handing back jobs of capped queues that got no slot in time"
+        );
+        for job in back.iter_mut().rev() {
+            self.hand_back(job).await;
         }
     }
 
@@ -417,19 +446,19 @@ impl Fetcher {
         }
         self.land_refill().await;
         self.idle.unblock(&self.shared).await;
-        for job in self.idle.collect().await {
-            self.hand_back(&job).await;
+        for mut job in self.idle.collect().await {
+            self.hand_back(&mut job).await;
         }
         if self.paused.contains(queue) {
             // Paused meanwhile: it waits in its queue for the resume, like its neighbours.
             return;
         }
         match self.claim(&suspect).await {
-            Ok(true) => {
+            Ok(Some(lease)) => {
                 tracing::info!(%queue, "running a job recovered from dead processes alone");
-                self.start(tasks, suspect, Some(permits));
+                self.start(tasks, suspect.with_lease(lease), Some(permits));
             }
-            Ok(false) => {}
+            Ok(None) => {}
             Err(error) => {
                 self.idle.sweep = true;
                 tracing::warn!(%error, "cannot take a recovered job; trying again later");
@@ -447,7 +476,6 @@ impl Fetcher {
     ) {
         let shared = Arc::clone(&self.shared);
         let ticket = shared.in_flight.track(job.clone());
-        let leased = job.lease.is_some();
         tasks.spawn(async move {
             match process(&shared, job).await {
                 Processed::Succeeded(job, release, ending) => {
@@ -462,13 +490,8 @@ impl Fetcher {
                     };
                     shared.acker.ack(finished).await;
                 }
-                Processed::Settled => {
-                    shared.in_flight.untrack(ticket);
-                    if leased {
-                        // Its settle released the lease: a fetcher waiting for room may go on.
-                        shared.leases.freed();
-                    }
-                }
+                // Its settle released its lease, if any, and said so (`Settler`).
+                Processed::Settled => shared.in_flight.untrack(ticket),
             }
             drop(permit);
         });
@@ -508,7 +531,7 @@ impl Fetcher {
     /// paused by then; newest first, so that each queue gets its jobs back in their order.
     async fn hand_back_paused(&mut self) {
         let paused = &self.paused;
-        let back = self.idle.take_paused(|job| paused.contains(&job.queue));
+        let mut back = self.idle.take_paused(|job| paused.contains(&job.queue));
         if back.is_empty() {
             return;
         }
@@ -516,34 +539,71 @@ impl Fetcher {
             count = back.len(),
             "handing back jobs taken ahead from paused queues"
         );
-        for job in back.iter().rev() {
+        for job in back.iter_mut().rev() {
             self.hand_back(job).await;
         }
     }
 
     /// Moves `job` from its queue into the working list by its exact bytes (`scripts/
-    /// claim.lua`); `false` when it was no longer there.
-    async fn claim(&self, job: &Fetched) -> Result<bool, Error> {
+    /// claim.lua`), with a new lease if its queue is capped and has room; `None` when it was no
+    /// longer there or its cap is full (it stays in its queue), `Some(lease)` when taken.
+    async fn claim(&self, job: &Fetched) -> Result<Option<Option<crate::cap::Lease>>, Error> {
+        let keys = self.shared.keys();
+        let lease = crate::cap::Lease::new(
+            job.queue.clone(),
+            crate::cap::Leases::member(&self.shared.identity, self.shared.leases.reserve(1)),
+        );
         let mut invocation = scripts::CLAIM.prepare_invoke();
         invocation
-            .key(self.shared.keys().queue(&job.queue))
+            .key(keys.queue(&job.queue))
             .key(&self.shared.working)
-            .key(self.shared.keys().workers())
+            .key(keys.workers())
+            .key(keys.cap_queue(&job.queue))
+            .key(keys.cap_queue_leases(&job.queue))
             .arg(&job.json[..])
-            .arg(&self.shared.identity);
+            .arg(&self.shared.identity)
+            .arg(&lease.member)
+            .arg(self.shared.leases.lifetime_ms());
+        // Noted before it is sent: a lost reply leaves it known (renewed, and released or
+        // re-attached by the sweep).
+        self.shared.leases.hold(&job.json, &lease);
         let taken: i64 = self.shared.redis().script_once(&invocation).await?;
-        Ok(taken == 1)
+        if taken != 3 {
+            self.shared.leases.let_go(&job.json, &lease);
+        }
+        Ok(match taken {
+            1 => Some(None),
+            3 => Some(Some(lease)),
+            2 => {
+                tracing::info!(queue = %job.queue, "a job recovered from dead processes waits for room under its queue's cap");
+                None
+            }
+            _ => None,
+        })
     }
 
     /// Rebuilds the jobs waiting to start from the working list itself: every entry no task
     /// holds. Needed after a reply was lost (a `BLMOVE` or a fetch moved a job without our
     /// knowing) and after a lapse of this process's liveness (jobs taken ahead may have been
     /// recovered elsewhere: only those still in the list are ours).
+    ///
+    /// The leases this process holds ([`crate::cap::Leases`]) follow their jobs: a job of a
+    /// capped queue found again (or one holding a noted lease) goes through
+    /// `scripts/cap_claim.lua` with its lease, if one is noted for its bytes, before it may start:
+    /// the lease is confirmed (or given anew when it ran out and there is room), or the job goes
+    /// back to its queue when the cap is full. One round trip per such job, on this rare path
+    /// only. A noted lease whose job is no longer in the list is released.
     async fn sweep(&mut self) -> bool {
-        // What tasks hold is read before the list: a task that settles in between only makes
-        // the list shorter, never makes a held job look orphaned. Only this loop starts tasks,
-        // and no BLMOVE is outstanding, so nothing new enters the list meanwhile.
+        // What tasks hold is read before the leases and the list: a task that settles in
+        // between only makes them shorter (its lease is let go before it is untracked), never
+        // makes a held job or lease look orphaned. Only this loop starts tasks, and no BLMOVE
+        // or refill is outstanding, so nothing new enters the list meanwhile.
         let mut held = self.shared.in_flight.held();
+        let held_leases = self.shared.in_flight.leases();
+        let mut noted = self.shared.leases.snapshot();
+        for leases in noted.values_mut() {
+            leases.retain(|lease| !held_leases.contains(&lease.member));
+        }
         let listed = match self.shared.working_list().await {
             Ok(listed) => listed,
             Err(error) => {
@@ -554,8 +614,9 @@ impl Fetcher {
         let known: std::collections::HashSet<Vec<u8>> =
             self.idle.pending.drain(..).map(|job| job.json).collect();
         let mut unheld = Vec::new();
+        let mut claims_failed = false;
         // Oldest first: the list's tail is where jobs taken first sit.
-        for job in listed.into_iter().rev() {
+        for mut job in listed.into_iter().rev() {
             if let Some(count) = held.get_mut(&job.json).filter(|count| **count > 0) {
                 *count -= 1;
                 continue;
@@ -563,9 +624,54 @@ impl Fetcher {
             if !known.contains(&job.json) {
                 tracing::info!(queue = %job.queue, "recovered a job whose fetch reply was lost");
             }
+            let lease = noted.get_mut(&job.json).and_then(Vec::pop);
+            if lease.is_some() || self.capped.is_capped(&job.queue) {
+                if claims_failed {
+                    // Left in the list for the next sweep, its lease still noted.
+                    continue;
+                }
+                let queue = lease.as_ref().map_or(&job.queue, |lease| &lease.queue).clone();
+                let member = lease.map(|lease| lease.member);
+                match idle::claim(&self.shared, &queue, &job.json, member).await {
+                    Ok(Claimed::Leased(lease)) => job.lease = Some(lease),
+                    Ok(Claimed::Uncapped) => {}
+                    Ok(Claimed::HandedBack) => {
+                        tracing::info!(%queue, "a job found again went back to its queue: its cap is full");
+                        continue;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot give a job found again its lease; will try again");
+                        claims_failed = true;
+                        continue;
+                    }
+                }
+            }
             unheld.push(job);
         }
-        self.idle.sweep = false;
+        // Noted leases of jobs no longer in the list (settled, or recovered elsewhere after a
+        // lapse): released, so their slots come back now.
+        let mut releases = redis::pipe();
+        let mut orphans = Vec::new();
+        for (json, leases) in noted {
+            for lease in leases {
+                lease.add_release_to(&mut releases, self.shared.keys());
+                orphans.push((json.clone(), lease));
+            }
+        }
+        if !orphans.is_empty() {
+            match self.shared.redis().query::<()>(&releases).await {
+                Ok(()) => {
+                    for (json, lease) in &orphans {
+                        self.shared.leases.let_go(json, lease);
+                    }
+                    self.shared.leases.freed();
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot release leases of jobs no longer ours; they run out");
+                }
+            }
+        }
+        self.idle.sweep = claims_failed;
         self.take_ahead(unheld).await;
         true
     }
@@ -588,9 +694,9 @@ impl Fetcher {
     /// share this process's fate with every job beside it), and its queue's next job runs
     /// alone.
     async fn take_ahead(&mut self, jobs: Vec<Fetched>) {
-        for job in jobs {
+        for mut job in jobs {
             if self.is_suspect(&job) {
-                self.hand_back(&job).await;
+                self.hand_back(&mut job).await;
                 self.suspect.get_or_insert(job);
             } else {
                 self.idle.pending.push_back(job);
