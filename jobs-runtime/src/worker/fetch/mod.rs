@@ -150,7 +150,11 @@ impl Fetcher {
             }
             // A job holding a lease that waits for a slot wastes one of its cap's: if no slot
             // frees within `CAPPED_WAIT`, it goes back to its queue for any process with room.
-            let leased_waiting = self.idle.pending.iter().any(|job| job.lease.is_some());
+            // A `BLMOVE` still out may bring such a job while every slot is taken: looked at
+            // after the same wait.
+            self.idle.receive_all();
+            let leased_waiting = self.idle.outstanding() > 0
+                || self.idle.pending.iter().any(|job| job.lease.is_some());
             let first = tokio::select! {
                 biased;
                 () = quiet.cancelled() => break,
@@ -159,6 +163,7 @@ impl Fetcher {
                     Err(_) => break,
                 },
                 () = tokio::time::sleep(CAPPED_WAIT), if leased_waiting => {
+                    self.idle.receive_all();
                     self.hand_back_leased_pending().await;
                     continue;
                 }
