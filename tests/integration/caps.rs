@@ -360,12 +360,20 @@ async fn working_len(redis: &TestRedis) -> usize {
 
 /// Waits until `settled` says the job just pushed was settled and the working list is empty,
 /// then checks at once, with leases living a minute, that no lease is left.
-async fn settled_without_lease(redis: &TestRedis, what: &str, mut settled: impl AsyncFnMut() -> bool) {
+async fn settled_without_lease(
+    redis: &TestRedis,
+    what: &str,
+    mut settled: impl AsyncFnMut() -> bool,
+) {
     eventually(Duration::from_secs(20), what, async || {
         settled().await && working_len(redis).await == 0
     })
     .await;
-    assert_eq!(leases_held(redis).await, 0, "{what}: its lease was released with it");
+    assert_eq!(
+        leases_held(redis).await,
+        0,
+        "{what}: its lease was released with it"
+    );
 }
 
 /// A job of the capped queue as a Ruby client would push it, with `extra` fields.
@@ -481,7 +489,10 @@ async fn every_way_a_job_is_settled_releases_its_lease() {
         10,
         serde_json::json!({ "jobs_expires_at": 1.0 }),
     );
-    let _: () = raw.lpush(format!("queue:{CAPPED}"), &expired).await.unwrap();
+    let _: () = raw
+        .lpush(format!("queue:{CAPPED}"), &expired)
+        .await
+        .unwrap();
     settled_without_lease(&redis, "an expired job", async || {
         raw.clone()
             .llen::<_, u64>(format!("queue:{CAPPED}"))
@@ -517,9 +528,13 @@ async fn live_leases(redis: &TestRedis) -> u64 {
     let mut raw = redis.raw().await;
     let (seconds, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut raw).await.unwrap();
     let now_ms = seconds * 1000 + micros / 1000;
-    raw.zcount(format!("jobs:lease:queue:{CAPPED}"), format!("({now_ms}"), "+inf")
-        .await
-        .unwrap()
+    raw.zcount(
+        format!("jobs:lease:queue:{CAPPED}"),
+        format!("({now_ms}"),
+        "+inf",
+    )
+    .await
+    .unwrap()
 }
 
 /// How many capped jobs sit in the working lists (running or waiting for a slot).
@@ -553,16 +568,20 @@ async fn a_capped_job_brought_while_every_slot_is_taken_never_waits_with_a_lapse
         .await
         .unwrap();
     // One long job runs; the idle wait has a `BLMOVE` on each queue.
-    eventually(Duration::from_secs(10), "a BLMOVE on each queue", async || {
-        let mut raw = redis.raw().await;
-        let clients: String = redis::cmd("CLIENT")
-            .arg("LIST")
-            .query_async(&mut raw)
-            .await
-            .unwrap();
-        read_ledger(&redis).await.last_start.contains_key(FREE)
-            && clients.matches("cmd=blmove").count() == 2
-    })
+    eventually(
+        Duration::from_secs(10),
+        "a BLMOVE on each queue",
+        async || {
+            let mut raw = redis.raw().await;
+            let clients: String = redis::cmd("CLIENT")
+                .arg("LIST")
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+            read_ledger(&redis).await.last_start.contains_key(FREE)
+                && clients.matches("cmd=blmove").count() == 2
+        },
+    )
     .await;
     // At once: a free job, which takes the last slot, and a capped one, which the other
     // `BLMOVE` brings and `cap_claim` gives a lease (its reply comes a round trip later).
@@ -571,7 +590,12 @@ async fn a_capped_job_brought_while_every_slot_is_taken_never_waits_with_a_lapse
         "jid": "free0123456789abcdef0123", "created_at": 1.7e9, "enqueued_at": 1.7e9,
     })
     .to_string();
-    let capped = capped_json(&redis, "capped0123456789abcdef01", 10, serde_json::json!({}));
+    let capped = capped_json(
+        &redis,
+        "capped0123456789abcdef01",
+        10,
+        serde_json::json!({}),
+    );
     let mut raw = redis.raw().await;
     let _: () = redis::pipe()
         .atomic()
@@ -613,12 +637,19 @@ async fn a_job_one_crash_from_the_dead_set_runs_alone_holding_a_lease() {
         serde_json::json!({ "jobs_recoveries": 3 }),
     );
     let mut raw = redis.raw().await;
-    let _: () = raw.lpush(format!("queue:{CAPPED}"), &suspect).await.unwrap();
+    let _: () = raw
+        .lpush(format!("queue:{CAPPED}"), &suspect)
+        .await
+        .unwrap();
     eventually(Duration::from_secs(10), "the suspect runs", async || {
         read_ledger(&redis).await.last_start.contains_key(CAPPED)
     })
     .await;
-    assert_eq!(leases_held(&redis).await, 1, "it holds a lease while it runs");
+    assert_eq!(
+        leases_held(&redis).await,
+        1,
+        "it holds a lease while it runs"
+    );
     eventually(Duration::from_secs(10), "the suspect ends", async || {
         read_ledger(&redis).await.done.contains_key(CAPPED)
     })

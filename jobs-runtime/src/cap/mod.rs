@@ -102,7 +102,10 @@ impl Leases {
     /// Notes that the job stored as `json` holds `lease` (a fetch round or a claim granted it,
     /// or may have: a claim is noted before it is sent).
     pub(crate) fn hold(&self, json: &[u8], lease: &Lease) {
-        self.held().entry(json.to_vec()).or_default().push(lease.clone());
+        self.held()
+            .entry(json.to_vec())
+            .or_default()
+            .push(lease.clone());
     }
 
     /// Notes that `lease`, held by the job stored as `json`, is released (the step releasing it
@@ -126,7 +129,11 @@ impl Leases {
 
     /// Adds to `pipeline` the release of every lease held, and forgets them all (shutdown,
     /// once no job runs or waits any more); `false` when none was held.
-    pub(crate) fn add_release_of_all_to(&self, pipeline: &mut redis::Pipeline, keys: &Keys) -> bool {
+    pub(crate) fn add_release_of_all_to(
+        &self,
+        pipeline: &mut redis::Pipeline,
+        keys: &Keys,
+    ) -> bool {
         let held = std::mem::take(&mut *self.held());
         let mut any = false;
         for lease in held.values().flatten() {

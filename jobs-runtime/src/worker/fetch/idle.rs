@@ -394,9 +394,8 @@ pub(super) async fn claim(
     member: Option<String>,
 ) -> Result<Claimed, Error> {
     let keys = shared.keys();
-    let member = member.unwrap_or_else(|| {
-        crate::cap::Leases::member(&shared.identity, shared.leases.reserve(1))
-    });
+    let member = member
+        .unwrap_or_else(|| crate::cap::Leases::member(&shared.identity, shared.leases.reserve(1)));
     let lease = crate::cap::Lease::new(queue, member);
     shared.leases.hold(json, &lease);
     let mut invocation = crate::redis::scripts::CAP_CLAIM.prepare_invoke();

@@ -17,7 +17,10 @@
 //!
 //! A capped queue ([`capped`], [`crate::cap`]) gives each round at most its free room, each job
 //! with a lease, and only as many as start at once (never taken ahead); the idle wait takes
-//! nothing from a full one and, while one is full, lasts at most [`CAPPED_WAIT`].
+//! nothing from a full one and, while one is full, lasts at most [`CAPPED_WAIT`]. A job with a
+//! lease that an idle `BLMOVE` brought while every slot was taken goes back to its queue if no
+//! slot frees within [`CAPPED_WAIT`]; a hand-back always releases the job's lease; a sweep gives
+//! each job it finds again its lease (`scripts/cap_claim.lua`) before it starts.
 
 mod capped;
 mod idle;
@@ -635,7 +638,10 @@ impl Fetcher {
                     // Left in the list for the next sweep, its lease still noted.
                     continue;
                 }
-                let queue = lease.as_ref().map_or(&job.queue, |lease| &lease.queue).clone();
+                let queue = lease
+                    .as_ref()
+                    .map_or(&job.queue, |lease| &lease.queue)
+                    .clone();
                 let member = lease.map(|lease| lease.member);
                 match idle::claim(&self.shared, &queue, &job.json, member).await {
                     Ok(Claimed::Leased(lease)) => job.lease = Some(lease),

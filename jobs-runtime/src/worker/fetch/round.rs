@@ -199,8 +199,18 @@ mod tests {
         ]);
         let leases = Value::Array(vec![Value::Array(vec![Value::Int(2), data("h:1:a|7")])]);
         let capped = Value::Array(vec![
-            Value::Array(vec![Value::Int(1), Value::Int(2), Value::Int(0), Value::Int(7)]),
-            Value::Array(vec![Value::Int(3), Value::Int(5), Value::Int(4), Value::Int(0)]),
+            Value::Array(vec![
+                Value::Int(1),
+                Value::Int(2),
+                Value::Int(0),
+                Value::Int(7),
+            ]),
+            Value::Array(vec![
+                Value::Int(3),
+                Value::Int(5),
+                Value::Int(4),
+                Value::Int(0),
+            ]),
         ]);
         let reply = Reply::from_redis_value(Value::Array(vec![
             taken,
