@@ -146,8 +146,8 @@ struct Ledger {
     /// The position of each queue's last start and last end event.
     last_start: HashMap<String, usize>,
     last_end: HashMap<String, usize>,
-    /// For each `kill` event, the most capped jobs running at once after it.
-    peak_after_kill: Option<(usize, Instant)>,
+    /// The most capped jobs running at once after a `kill` event, if one was recorded.
+    peak_after_kill: Option<usize>,
     /// The pids each capped job started in.
     capped_pids: HashMap<u32, usize>,
 }
@@ -170,8 +170,8 @@ async fn read_ledger(redis: &TestRedis) -> Ledger {
                 if *queue == CAPPED {
                     *ledger.capped_pids.entry(pid.parse().unwrap()).or_default() += 1;
                     if killed_at.is_some() {
-                        let after = ledger.peak_after_kill.get_or_insert((0, Instant::now()));
-                        after.0 = after.0.max(running.len());
+                        let after = ledger.peak_after_kill.get_or_insert(0);
+                        *after = (*after).max(running.len());
                     }
                 }
             }
@@ -311,7 +311,7 @@ async fn a_kill_9_gives_the_slots_back_within_the_lease_lifetime() {
             read_ledger(&redis)
                 .await
                 .peak_after_kill
-                .is_some_and(|(peak, _)| peak == 2)
+                .is_some_and(|peak| peak == 2)
         },
     )
     .await;
@@ -346,6 +346,48 @@ fn capped_worker(redis: &TestRedis) -> Worker {
         .timeout(Duration::from_secs(1))
 }
 
+/// How many jobs wait in every working list (the worker's own: its identity is not known here).
+async fn working_len(redis: &TestRedis) -> usize {
+    let mut raw = redis.raw().await;
+    let lists: Vec<String> = raw.keys("jobs:working:*").await.unwrap();
+    let mut total = 0;
+    for list in lists {
+        let len: usize = raw.llen(list).await.unwrap();
+        total += len;
+    }
+    total
+}
+
+/// Waits until `settled` says the job just pushed was settled and the working list is empty,
+/// then checks at once, with leases living a minute, that no lease is left.
+async fn settled_without_lease(
+    redis: &TestRedis,
+    what: &str,
+    mut settled: impl AsyncFnMut() -> bool,
+) {
+    eventually(Duration::from_secs(20), what, async || {
+        settled().await && working_len(redis).await == 0
+    })
+    .await;
+    assert_eq!(
+        leases_held(redis).await,
+        0,
+        "{what}: its lease was released with it"
+    );
+}
+
+/// A job of the capped queue as a Ruby client would push it, with `extra` fields.
+fn capped_json(redis: &TestRedis, jid: &str, millis: u64, extra: serde_json::Value) -> String {
+    let mut job = serde_json::json!({
+        "class": "CappedStep", "args": [redis.url(), millis], "queue": CAPPED,
+        "jid": jid, "created_at": 1.7e9, "enqueued_at": 1.7e9,
+    });
+    if let (Some(job), Some(extra)) = (job.as_object_mut(), extra.as_object()) {
+        job.extend(extra.clone());
+    }
+    job.to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_way_a_job_is_settled_releases_its_lease() {
     let redis = TestRedis::start();
@@ -366,9 +408,17 @@ async fn every_way_a_job_is_settled_releases_its_lease() {
     });
     is_taken.await.unwrap();
 
-    let running = RunningWorker::start(capped_worker(&redis));
-    // Success (the batched acknowledgement), a failure dropped (acknowledged), a retry, a
-    // death, an over-limit reschedule: each in turn, at most one running (cap 1).
+    // Leases live a minute: no fetch round drops a leaked one before it is seen.
+    let worker = capped_worker(&redis).heartbeat(Duration::from_secs(1), Duration::from_secs(60));
+    let running = RunningWorker::start(worker);
+    let done = async || {
+        read_ledger(&redis)
+            .await
+            .done
+            .get(CAPPED)
+            .map_or(0, HashSet::len)
+    };
+    // Success (the batched acknowledgement).
     client
         .perform_async(CappedStep {
             url: redis.url(),
@@ -376,10 +426,14 @@ async fn every_way_a_job_is_settled_releases_its_lease() {
         })
         .await
         .unwrap();
+    settled_without_lease(&redis, "a success", async || done().await == 1).await;
+    // A failure dropped (acknowledged).
     client
         .perform_async(CappedDropped { url: redis.url() })
         .await
         .unwrap();
+    settled_without_lease(&redis, "a failure dropped", async || done().await == 2).await;
+    // A retry.
     Explode::set()
         .client(&client)
         .queue(CAPPED)
@@ -388,6 +442,11 @@ async fn every_way_a_job_is_settled_releases_its_lease() {
         })
         .await
         .unwrap();
+    settled_without_lease(&redis, "a retry", async || {
+        raw.clone().zcard::<_, u64>("retry").await.unwrap() == 1
+    })
+    .await;
+    // A death.
     Explode::set()
         .client(&client)
         .queue(CAPPED)
@@ -397,6 +456,11 @@ async fn every_way_a_job_is_settled_releases_its_lease() {
         })
         .await
         .unwrap();
+    settled_without_lease(&redis, "a death", async || {
+        raw.clone().zcard::<_, u64>("dead").await.unwrap() == 1
+    })
+    .await;
+    // An over-limit reschedule.
     TakeBusy::set()
         .client(&client)
         .queue(CAPPED)
@@ -405,23 +469,39 @@ async fn every_way_a_job_is_settled_releases_its_lease() {
         })
         .await
         .unwrap();
-    eventually(Duration::from_secs(20), "every job settled", async || {
-        let retry: u64 = raw.clone().zcard("retry").await.unwrap();
-        let dead: u64 = raw.clone().zcard("dead").await.unwrap();
-        let scheduled: u64 = raw.clone().zcard("schedule").await.unwrap();
-        let queued: u64 = raw.clone().llen(format!("queue:{CAPPED}")).await.unwrap();
-        let done = read_ledger(&redis)
+    settled_without_lease(&redis, "a reschedule", async || {
+        raw.clone().zcard::<_, u64>("schedule").await.unwrap() == 1
+    })
+    .await;
+    // An entry that is no job (buried as an invalid payload).
+    let _: () = raw
+        .lpush(format!("queue:{CAPPED}"), "not a job {")
+        .await
+        .unwrap();
+    settled_without_lease(&redis, "an invalid payload", async || {
+        raw.clone().zcard::<_, u64>("dead").await.unwrap() == 2
+    })
+    .await;
+    // A job expired before it ran (dropped unrun).
+    let expired = capped_json(
+        &redis,
+        "expired0123456789abcdef0",
+        10,
+        serde_json::json!({ "jobs_expires_at": 1.0 }),
+    );
+    let _: () = raw
+        .lpush(format!("queue:{CAPPED}"), &expired)
+        .await
+        .unwrap();
+    settled_without_lease(&redis, "an expired job", async || {
+        raw.clone()
+            .llen::<_, u64>(format!("queue:{CAPPED}"))
             .await
-            .done
-            .get(CAPPED)
-            .map_or(0, HashSet::len);
-        retry == 1 && dead == 1 && scheduled == 1 && queued == 0 && done == 2
+            .unwrap()
+            == 0
     })
     .await;
-    eventually(Duration::from_secs(5), "every lease released", async || {
-        leases_held(&redis).await == 0
-    })
-    .await;
+    assert_eq!(done().await, 2, "the expired job did not run");
 
     // A job cut short by shutdown goes back to its queue, and gives its lease back.
     client
@@ -441,6 +521,160 @@ async fn every_way_a_job_is_settled_releases_its_lease() {
     assert_eq!(leases_held(&redis).await, 0, "and its lease released");
     let _ = release.send(());
     let _ = holder.await;
+}
+
+/// The live leases of the capped queue, by Redis's clock.
+async fn live_leases(redis: &TestRedis) -> u64 {
+    let mut raw = redis.raw().await;
+    let (seconds, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut raw).await.unwrap();
+    let now_ms = seconds * 1000 + micros / 1000;
+    raw.zcount(
+        format!("jobs:lease:queue:{CAPPED}"),
+        format!("({now_ms}"),
+        "+inf",
+    )
+    .await
+    .unwrap()
+}
+
+/// How many capped jobs sit in the working lists (running or waiting for a slot).
+async fn capped_in_working_lists(redis: &TestRedis) -> usize {
+    let mut raw = redis.raw().await;
+    let lists: Vec<String> = raw.keys("jobs:working:*").await.unwrap();
+    let mut count = 0;
+    for list in lists {
+        let jobs: Vec<String> = raw.lrange(list, 0, -1).await.unwrap();
+        count += jobs.iter().filter(|job| job.contains("CappedStep")).count();
+    }
+    count
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capped_job_brought_while_every_slot_is_taken_never_waits_with_a_lapsed_lease() {
+    let redis = TestRedis::start();
+    // Concurrency 2, leases living 2 s.
+    let worker = crate::support::jobs::worker(&redis, &CallLog::default())
+        .queues([CAPPED, FREE])
+        .concurrency(2)
+        .cap_queue(CAPPED, 1)
+        .heartbeat(Duration::from_secs(1), Duration::from_secs(2));
+    let running = RunningWorker::start(worker);
+    let client = redis.client();
+    client
+        .perform_async(FreeStep {
+            url: redis.url(),
+            millis: 8_000,
+        })
+        .await
+        .unwrap();
+    // One long job runs; the idle wait has a `BLMOVE` on each queue.
+    eventually(
+        Duration::from_secs(10),
+        "a BLMOVE on each queue",
+        async || {
+            let mut raw = redis.raw().await;
+            let clients: String = redis::cmd("CLIENT")
+                .arg("LIST")
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+            read_ledger(&redis).await.last_start.contains_key(FREE)
+                && clients.matches("cmd=blmove").count() == 2
+        },
+    )
+    .await;
+    // At once: a free job, which takes the last slot, and a capped one, which the other
+    // `BLMOVE` brings and `cap_claim` gives a lease (its reply comes a round trip later).
+    let free = serde_json::json!({
+        "class": "FreeStep", "args": [redis.url(), 8_000], "queue": FREE,
+        "jid": "free0123456789abcdef0123", "created_at": 1.7e9, "enqueued_at": 1.7e9,
+    })
+    .to_string();
+    let capped = capped_json(
+        &redis,
+        "capped0123456789abcdef01",
+        10,
+        serde_json::json!({}),
+    );
+    let mut raw = redis.raw().await;
+    let _: () = redis::pipe()
+        .atomic()
+        .lpush(format!("queue:{FREE}"), &free)
+        .lpush(format!("queue:{CAPPED}"), &capped)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    // Past the lease lifetime, the two free jobs still running: a capped job waiting in the
+    // working list holds a live lease (renewed), or it went back to its queue.
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    assert_eq!(read_ledger(&redis).await.peak.get(FREE), Some(&2));
+    let waiting = capped_in_working_lists(&redis).await;
+    assert_eq!(
+        live_leases(&redis).await,
+        waiting as u64,
+        "every capped job waiting for a slot holds a live lease"
+    );
+    eventually(Duration::from_secs(20), "the capped job runs", async || {
+        read_ledger(&redis).await.done.contains_key(CAPPED)
+    })
+    .await;
+    running.stop(Duration::from_secs(10)).await;
+    assert_eq!(read_ledger(&redis).await.peak[CAPPED], 1);
+    assert_eq!(leases_held(&redis).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_one_crash_from_the_dead_set_runs_alone_holding_a_lease() {
+    let redis = TestRedis::start();
+    let worker = capped_worker(&redis)
+        .concurrency(2)
+        .heartbeat(Duration::from_secs(1), Duration::from_secs(60));
+    let running = RunningWorker::start(worker);
+    let suspect = capped_json(
+        &redis,
+        "suspect0123456789abcdef0",
+        3_000,
+        serde_json::json!({ "jobs_recoveries": 3 }),
+    );
+    let mut raw = redis.raw().await;
+    let _: () = raw
+        .lpush(format!("queue:{CAPPED}"), &suspect)
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(10), "the suspect runs", async || {
+        read_ledger(&redis).await.last_start.contains_key(CAPPED)
+    })
+    .await;
+    assert_eq!(
+        leases_held(&redis).await,
+        1,
+        "it holds a lease while it runs"
+    );
+    eventually(Duration::from_secs(10), "the suspect ends", async || {
+        read_ledger(&redis).await.done.contains_key(CAPPED)
+    })
+    .await;
+    running.stop(Duration::from_secs(10)).await;
+    assert_eq!(leases_held(&redis).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_ends_when_an_empty_capped_queue_has_no_room() {
+    let redis = TestRedis::start();
+    let caps = Caps::new(&redis.client());
+    caps.set(CAPPED, 1).await.unwrap();
+    let mut raw = redis.raw().await;
+    let far = crate::support::now() as i64 * 1000 + 600_000;
+    let _: () = raw
+        .zadd(format!("jobs:lease:queue:{CAPPED}"), "elsewhere|1", far)
+        .await
+        .unwrap();
+    // The cap is full, held elsewhere, and no job of the queue waits: nothing to drain.
+    let worker = crate::support::jobs::worker(&redis, &CallLog::default()).queues([CAPPED]);
+    tokio::time::timeout(Duration::from_secs(10), worker.drain())
+        .await
+        .expect("the drain ends")
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

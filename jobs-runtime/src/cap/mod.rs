@@ -8,14 +8,17 @@
 //! find no room wait in their queue, in their order; other queues keep flowing.
 //!
 //! A lease is `<identity>|<counter>`, unique per job taken, and runs out after the heartbeat's
-//! TTL unless the heartbeat renews it ([`Leases::add_renewals_to`]). It is released in the step
-//! that settles its job: the batched acknowledgement, and `scripts/settle.lua` for a retry, a
-//! death, a hand-back or a reschedule. A process killed with `kill -9` stops renewing, so its
-//! leases run out within the heartbeat TTL; crash recovery drops them sooner
-//! ([`add_forget_to`]). `docs/limits.md` ("Global caps") describes it for users; the admin API
+//! TTL unless the heartbeat renews it ([`Leases::renew`]): every lease the process holds is
+//! renewed, its job running or waiting for a slot ([`Leases`] keeps them all, by the job's
+//! bytes). It is released in the step that settles its job: the batched acknowledgement, and
+//! `scripts/settle.lua` for a retry, a death, a hand-back or a reschedule; shutdown releases
+//! whatever is left. A process killed with `kill -9` stops renewing, so its leases run out one
+//! heartbeat TTL after its last renewal; crash recovery drops them sooner ([`forget`]). `docs/limits.md` ("Global caps") describes it for users; the admin API
 //! is [`crate::api::Caps`].
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use crate::client::Client;
@@ -23,7 +26,9 @@ use crate::error::Error;
 use crate::redis::keys::Keys;
 use crate::redis::scripts;
 
-/// The separator between a lease's identity and its counter.
+/// The separator between a lease's identity and its counter. `scripts/fetch.lua` writes the
+/// same character into the members it adds (`ARGV[2] .. '|' .. counter`): the two must match,
+/// or [`forget`] would miss the leases of a dead process.
 const SEPARATOR: char = '|';
 
 /// The lease one job taken from a capped queue holds until it is settled.
@@ -60,12 +65,18 @@ impl Lease {
     }
 }
 
-/// This process's side of the caps: its lease counter, its leases' lifetime, and the signal
-/// that one of its leases was released.
+/// This process's side of the caps: its lease counter, its leases' lifetime, the signal that
+/// one of its leases was released, and every lease it holds.
 #[derive(Debug)]
 pub(crate) struct Leases {
     /// How long a lease lives without renewal (the heartbeat TTL).
     lifetime: Duration,
+    /// Every lease this process holds (or may hold: a claim whose reply was lost), by the
+    /// bytes of the job holding it: added when a fetch round or a claim grants one, removed
+    /// once the step releasing it landed. The heartbeat renews all of them, whether their job
+    /// runs or waits for a slot; a sweep re-attaches them to the jobs it finds again; shutdown
+    /// releases those left.
+    held: Mutex<HashMap<Vec<u8>, Vec<Lease>>>,
     /// The next lease counter.
     next: AtomicU64,
     /// Told when a lease of this process was released, so that a fetcher waiting for room on
@@ -80,7 +91,56 @@ impl Leases {
             lifetime,
             next: AtomicU64::new(0),
             freed: tokio::sync::Notify::new(),
+            held: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn held(&self) -> MutexGuard<'_, HashMap<Vec<u8>, Vec<Lease>>> {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Notes that the job stored as `json` holds `lease` (a fetch round or a claim granted it,
+    /// or may have: a claim is noted before it is sent).
+    pub(crate) fn hold(&self, json: &[u8], lease: &Lease) {
+        self.held()
+            .entry(json.to_vec())
+            .or_default()
+            .push(lease.clone());
+    }
+
+    /// Notes that `lease`, held by the job stored as `json`, is released (the step releasing it
+    /// landed) or was never granted.
+    pub(crate) fn let_go(&self, json: &[u8], lease: &Lease) {
+        let mut held = self.held();
+        if let Some(leases) = held.get_mut(json) {
+            if let Some(index) = leases.iter().position(|known| known == lease) {
+                leases.swap_remove(index);
+            }
+            if leases.is_empty() {
+                held.remove(json);
+            }
+        }
+    }
+
+    /// Every lease held now, by the bytes of its job.
+    pub(crate) fn snapshot(&self) -> HashMap<Vec<u8>, Vec<Lease>> {
+        self.held().clone()
+    }
+
+    /// Adds to `pipeline` the release of every lease held, and forgets them all (shutdown,
+    /// once no job runs or waits any more); `false` when none was held.
+    pub(crate) fn add_release_of_all_to(
+        &self,
+        pipeline: &mut redis::Pipeline,
+        keys: &Keys,
+    ) -> bool {
+        let held = std::mem::take(&mut *self.held());
+        let mut any = false;
+        for lease in held.values().flatten() {
+            lease.add_release_to(pipeline, keys);
+            any = true;
+        }
+        any
     }
 
     /// Says that a lease of this process was released (its settle or acknowledgement landed).
@@ -111,33 +171,29 @@ impl Leases {
         format!("{identity}{SEPARATOR}{counter}")
     }
 
-    /// Adds to `pipeline` the renewal of the leases `held` (the running jobs' leases): one
-    /// `EVAL` of `scripts/cap_renew.lua` per capped queue, by Redis's clock; nothing when no
-    /// running job holds a lease. Called by the heartbeat, in the pipeline it already sends.
-    pub(crate) fn add_renewals_to<'a>(
-        &self,
-        pipeline: &mut redis::Pipeline,
-        keys: &Keys,
-        held: impl Iterator<Item = &'a Lease>,
-    ) {
-        let mut by_queue: std::collections::BTreeMap<&str, Vec<&str>> =
-            std::collections::BTreeMap::new();
-        for lease in held {
+    /// Renews every lease held, whether its job runs or waits for a slot: one run of
+    /// `scripts/cap_renew.lua` (`EVALSHA`, loaded on `NOSCRIPT`) per capped queue, by Redis's
+    /// clock; nothing when no lease is held. Called by the heartbeat after each beat: per beat,
+    /// never per job. Returns how many leases were renewed.
+    pub(crate) async fn renew(&self, client: &Client) -> Result<u64, Error> {
+        let mut by_queue: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for lease in self.held().values().flatten() {
             by_queue
-                .entry(lease.queue.as_str())
+                .entry(lease.queue.clone())
                 .or_default()
-                .push(lease.member.as_str());
+                .push(lease.member.clone());
         }
+        let keys = client.keys();
+        let mut renewed = 0;
         for (queue, members) in by_queue {
-            pipeline
-                .cmd("EVAL")
-                .arg(scripts::CAP_RENEW_SOURCE.as_str())
-                .arg(1)
-                .arg(keys.cap_queue_leases(queue))
+            let mut invocation = scripts::CAP_RENEW.prepare_invoke();
+            invocation
+                .key(keys.cap_queue_leases(&queue))
                 .arg(self.lifetime_ms())
-                .arg(members)
-                .ignore();
+                .arg(members);
+            renewed += client.redis().script::<u64>(&invocation).await?;
         }
+        Ok(renewed)
     }
 }
 

@@ -28,10 +28,10 @@ pub(crate) static SETTLE: LazyLock<Script> =
 pub(crate) static CAP_CLAIM: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/cap_claim.lua")));
 
-/// `scripts/cap_renew.lua` without its comments: the leases of this process's running jobs on
-/// one capped queue renewed, sent whole with `EVAL` inside the heartbeat's pipeline.
-pub(crate) static CAP_RENEW_SOURCE: LazyLock<String> =
-    LazyLock::new(|| code_only(include_str!("scripts/cap_renew.lua")));
+/// The leases this process holds on one capped queue -> renewed, by Redis's clock
+/// (`scripts/cap_renew.lua`), once per beat.
+pub(crate) static CAP_RENEW: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/cap_renew.lua")));
 
 /// Due schedule/retry members -> their queues (`scripts/promote.lua`); see [`Promotion`].
 pub(crate) static PROMOTE: LazyLock<Script> =

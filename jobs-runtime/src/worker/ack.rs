@@ -214,7 +214,15 @@ impl AckLoop {
         // Periodic jobs' endings, for their entries' page: after the acknowledgements and
         // apart from them, so that an entry's key of another type never holds them back.
         releases.clear();
-        if batch.iter().any(|finished| finished.lease.is_some()) {
+        let mut freed = false;
+        for finished in batch.iter() {
+            if let Some(lease) = &finished.lease {
+                // Before the job is untracked: a sweep never sees it unheld with its lease.
+                self.leases.let_go(&finished.json, lease);
+                freed = true;
+            }
+        }
+        if freed {
             self.leases.freed();
         }
         let mut endings = redis::pipe();

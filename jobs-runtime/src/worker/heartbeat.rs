@@ -15,8 +15,9 @@
 //! - `SADD jobs:workers <identity>`, and `RPOP <identity>-signals`, whose `TSTP`, `TERM` or
 //!   `TTIN` it obeys.
 //!
-//! Then it flushes the counters and the execution metrics (`crate::metrics`). It beats through shutdown, and on a clean exit the process
-//! removes itself.
+//! Then it renews the leases this process holds on capped queues (`crate::cap`), and flushes the
+//! counters and the execution metrics (`crate::metrics`). It beats through shutdown, and on a
+//! clean exit the process removes itself.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -156,14 +157,14 @@ impl Heartbeat {
             }
         }
         pipeline.sadd(keys.workers(), identity).ignore();
-        let held = running
-            .iter()
-            .filter_map(|running| running.job.lease.as_ref());
-        shared.leases.add_renewals_to(&mut pipeline, keys, held);
         pipeline.rpop(keys.process_signals(identity), None);
         let sent = Instant::now();
         let (signal,): (Option<String>,) = shared.redis().query(&pipeline).await?;
         shared.pulse.renewed_at(sent);
+        // Every lease this process holds, its job running or waiting for a slot (`crate::cap`).
+        if let Err(error) = shared.leases.renew(&shared.client).await {
+            tracing::warn!(%error, "cannot renew the leases on capped queues; will try again");
+        }
         // Counters after the heartbeat, so a slow flush never delays the beat.
         if let Err(error) = shared.counters.flush(shared.redis(), shared.keys()).await {
             tracing::warn!(%error, "cannot write counters; will try again");

@@ -70,6 +70,17 @@ impl Taken {
         std::mem::take(&mut self.job)
     }
 
+    /// Sets the lease the job holds, here and in [`InFlight`]'s copy (which
+    /// [`InFlight::leases`] reads).
+    pub(crate) fn set_lease(&mut self, lease: Option<crate::cap::Lease>) {
+        if self.held
+            && let Some(held) = self.in_flight.jobs().get_mut(&self.ticket)
+        {
+            held.job.lease = lease.clone();
+        }
+        self.job.lease = lease;
+    }
+
     fn let_go(&mut self) {
         if std::mem::replace(&mut self.held, false) {
             self.in_flight.jobs().remove(&self.ticket);
@@ -184,6 +195,16 @@ impl InFlight {
             *held.entry(entry.job.json.clone()).or_insert(0) += 1;
         }
         held
+    }
+
+    /// The leases the held jobs hold (members), running or finished: no sweep gives them to
+    /// another job.
+    pub(crate) fn leases(&self) -> std::collections::HashSet<String> {
+        self.jobs()
+            .values()
+            .filter_map(|held| held.job.lease.as_ref())
+            .map(|lease| lease.member.clone())
+            .collect()
     }
 
     /// The jobs still running (not the finished ones waiting for their acknowledgement).

@@ -257,7 +257,12 @@ fn prepare(parts: Parts, mode: Mode, os_signals: bool) -> Result<(Launcher, AckL
         Arc::clone(&in_flight),
         Arc::clone(&leases),
     );
-    let settler = Settler::new(client.clone(), working.clone(), config.dead_limits());
+    let settler = Settler::new(
+        client.clone(),
+        working.clone(),
+        config.dead_limits(),
+        Arc::clone(&leases),
+    );
     let shared = Arc::new(Shared {
         identity,
         working,
@@ -755,8 +760,12 @@ impl Launcher {
         }
     }
 
-    /// Hands back anything still in the working list (a reply lost on the way), so a stopped
-    /// worker leaves nothing behind; `already` were handed back from the idle fetch.
+    /// Hands back anything still in the working list (a reply lost on the way, an
+    /// acknowledgement that never landed), so a stopped worker leaves nothing behind; `already`
+    /// were handed back from the idle fetch. A leftover whose lease is noted
+    /// ([`crate::cap::Leases`]) gives it back in its hand-back step; the leases still noted
+    /// after that (their jobs gone, or not handed back in time) are released too, so a stopped
+    /// worker holds no slot of any cap.
     async fn hand_back_leftovers(&self, already: usize) {
         let deadline = tokio::time::Instant::now() + HAND_BACK_FOR;
         let listed = tokio::time::timeout_at(deadline, self.shared.working_list()).await;
@@ -764,13 +773,21 @@ impl Launcher {
             Ok(Ok(leftovers)) => leftovers,
             Ok(Err(error)) => {
                 tracing::warn!(%error, "cannot check the working list; recovery will");
-                return;
+                Vec::new()
             }
             Err(_) => {
                 tracing::warn!("cannot check the working list in time; recovery will");
-                return;
+                Vec::new()
             }
         };
+        let mut noted = self.shared.leases.snapshot();
+        let leftovers: Vec<Fetched> = leftovers
+            .into_iter()
+            .map(|job| {
+                let lease = noted.get_mut(&job.json).and_then(Vec::pop);
+                job.with_lease(lease)
+            })
+            .collect();
         let handing_back = async {
             for job in &leftovers {
                 self.shared.settler.requeue(job, deadline).await;
@@ -778,11 +795,34 @@ impl Launcher {
         };
         // Bounded as a whole: what is not handed back by then, recovery hands back.
         let _ = tokio::time::timeout_at(deadline, handing_back).await;
+        self.release_leases_left(deadline).await;
         if already + leftovers.len() > 0 {
             tracing::info!(
                 count = already + leftovers.len(),
                 "handed jobs taken after quiet back to their queues"
             );
+        }
+    }
+
+    /// Releases every lease this process still holds (shutdown, once no job of it runs or
+    /// waits): otherwise each would keep its slot until it ran out.
+    async fn release_leases_left(&self, deadline: tokio::time::Instant) {
+        let mut pipeline = redis::pipe();
+        if !self
+            .shared
+            .leases
+            .add_release_of_all_to(&mut pipeline, self.shared.keys())
+        {
+            return;
+        }
+        let released =
+            tokio::time::timeout_at(deadline, self.shared.redis().query::<()>(&pipeline)).await;
+        match released {
+            Ok(Ok(())) => tracing::info!("released the leases left on capped queues"),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "cannot release the leases left; they run out by themselves")
+            }
+            Err(_) => tracing::warn!("cannot release the leases left in time; they run out"),
         }
     }
 

@@ -217,7 +217,9 @@ impl Worker {
     /// worker starts, for every worker to enforce, as the dashboard's cap form and
     /// [`Caps::set`](crate::api::Caps::set) do; the queue's jobs wait in their queue for room
     /// while other queues keep flowing. A cap of 0 is refused when the worker starts (pause
-    /// the queue instead); naming a queue again replaces its cap.
+    /// the queue instead); naming a queue again replaces its cap. Only the queues named here
+    /// are written, and each start writes over the cap Redis holds (one changed on the
+    /// dashboard meanwhile included); caps not named here are left alone.
     ///
     /// ```no_run
     /// # async fn example() -> Result<(), jobs_runtime::Error> {

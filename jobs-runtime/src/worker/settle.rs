@@ -5,11 +5,13 @@
 //! away, the job stays in the working list, where recovery finds it: never lost, at worst run
 //! again.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::backoff::{Until, persist};
 use super::unit::Fetched;
 use crate::api::DeadLimits;
+use crate::cap::Leases;
 use crate::client::Client;
 use crate::payload::invalid_entry;
 use crate::raw_job::RawJob;
@@ -48,15 +50,33 @@ pub(crate) struct Settler {
     working: String,
     /// How the dead set is trimmed when a job is buried.
     dead: DeadLimits,
+    /// This process's leases on capped queues: a settle that released one says so there.
+    leases: Arc<Leases>,
 }
 
 impl Settler {
-    /// Settles jobs of the working list `working`, trimming the dead set by `dead`.
-    pub(crate) fn new(client: Client, working: String, dead: DeadLimits) -> Self {
+    /// Settles jobs of the working list `working`, trimming the dead set by `dead`, and tells
+    /// `leases` of each lease released.
+    pub(crate) fn new(
+        client: Client,
+        working: String,
+        dead: DeadLimits,
+        leases: Arc<Leases>,
+    ) -> Self {
         Self {
             client,
             working,
             dead,
+            leases,
+        }
+    }
+
+    /// Notes that the step settling `fetched` landed: its lease, if any, is released.
+    fn released(&self, fetched: &Fetched) {
+        if let Some(lease) = &fetched.lease {
+            self.leases.let_go(&fetched.json, lease);
+            // A fetcher waiting for room may go on.
+            self.leases.freed();
         }
     }
 
@@ -92,6 +112,7 @@ impl Settler {
             self.client.redis().query::<()>(&pipeline)
         })
         .await;
+        self.released(fetched);
     }
 
     /// Hands the job back to the front of its queue, unchanged (shutdown), trying until
@@ -266,6 +287,9 @@ impl Settler {
                 "the job was no longer in this worker's working list (handed back or recovered \
                  elsewhere); left as it is"
             );
+        }
+        if settled.is_some() {
+            self.released(fetched);
         }
         settled.is_some()
     }

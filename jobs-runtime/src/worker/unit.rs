@@ -1,7 +1,8 @@
 //! A unit of work: one job in this process's working list, exactly as it was taken (Sidekiq's
 //! `UnitOfWork`), and the two fields the worker itself adds to a job, its recovery counts.
 //!
-//! A leaf: it imports nothing from the rest of the worker (only the cap's [`Lease`](crate::cap::Lease)), so every other file can use it.
+//! A leaf: it imports nothing from the rest of the worker (only the cap's
+//! [`Lease`](crate::cap::Lease)), so every other file can use it.
 
 /// The payload key counting how often a job was recovered from a dead process (`recovery.rs`
 /// writes it; the fetcher reads it to run a job one crash from the dead set alone).

@@ -34,8 +34,9 @@
 --               wanted, so the caller knows the paused state of all its queues as of this step.
 --   [3] leases: pairs {index into section 1 (1-based), lease member}, one per job taken from a
 --               capped queue: the lease the job holds until it is settled.
---   [4] capped: triples {queue position, cap, room left after this step} for every capped
---               queue asked (room 0: full; its jobs wait in their queue).
+--   [4] capped: {queue position, cap, room left after this step, jobs left in the queue
+--               (LLEN)} for every capped queue asked (room 0 with jobs left: full, its jobs
+--               wait in their queue; room 0 and none left: nothing waits for room).
 -- Jobs leave the right end of a queue (the oldest) and enter the left end of the working list.
 local working = KEYS[1]
 local wanted = tonumber(ARGV[1])
@@ -95,7 +96,7 @@ if any_cap > 0 then
         skip[position] = true
       else
         room[position] = math.max(0, limit - live)
-        capped[#capped + 1] = {position, limit, 0}
+        capped[#capped + 1] = {position, limit, 0, 0}
       end
     end
   end
@@ -119,6 +120,7 @@ for position = 1, queues do
     count = count + 1
     taken[#taken + 1] = {position, job}
     if left then
+      -- The separator is `crate::cap`'s SEPARATOR: the two must match.
       local lease = ARGV[2] .. '|' .. (counter + leased)
       leased = leased + 1
       redis.call('ZADD', leases_key(position), now + lifetime, lease)
@@ -132,5 +134,7 @@ for position = 1, queues do
 end
 for _, entry in ipairs(capped) do
   entry[3] = room[entry[1]]
+  local waiting = redis.pcall('LLEN', list_key(entry[1]))
+  entry[4] = type(waiting) == 'number' and waiting or 0
 end
 return {taken, paused, leases, capped}

@@ -20,8 +20,8 @@ pub(crate) const CAPPED_WAIT: Duration = Duration::from_secs(1);
 /// This worker's capped queues, from the newest fetch round.
 #[derive(Debug, Default)]
 pub(crate) struct CappedQueues {
-    /// Each capped queue's room left, by name, as the newest round found it.
-    room: HashMap<String, u64>,
+    /// Each capped queue's room left and jobs waiting, by name, as the newest round found it.
+    room: HashMap<String, (u64, u64)>,
     /// When the newest round was sent; `None` before the first.
     seen_at: Option<Instant>,
 }
@@ -39,14 +39,24 @@ impl CappedQueues {
         }
         self.room = capped
             .into_iter()
-            .map(|capped| (capped.queue, capped.room))
+            .map(|capped| (capped.queue, (capped.room, capped.waiting)))
             .collect();
         self.seen_at = Some(asked_at);
     }
 
-    /// Whether the newest round found `queue` capped with no room left.
+    /// Whether the newest round found `queue` capped with no room left and jobs waiting in it
+    /// for room. A queue with no room and no job is not full: nothing waits, so a drain may end
+    /// and an idle wait is not cut short for it; a `BLMOVE` on it hands back what it brings
+    /// while there is no room (`scripts/cap_claim.lua`).
     pub(crate) fn is_full(&self, queue: &str) -> bool {
-        self.room.get(queue) == Some(&0)
+        self.room
+            .get(queue)
+            .is_some_and(|&(room, waiting)| room == 0 && waiting > 0)
+    }
+
+    /// Whether the newest round found `queue` capped (whatever its room).
+    pub(crate) fn is_capped(&self, queue: &str) -> bool {
+        self.room.contains_key(queue)
     }
 
     /// The queues of `names` that are not full, in their order.
@@ -78,7 +88,22 @@ mod tests {
             queue: queue.to_owned(),
             cap: 2,
             room,
+            waiting: 3,
         }
+    }
+
+    #[test]
+    fn a_queue_with_no_room_and_no_job_waiting_is_not_full() {
+        let names: Vec<String> = ["a", "b"].iter().map(|n| (*n).to_owned()).collect();
+        let mut caps = CappedQueues::new();
+        let empty = Capped {
+            waiting: 0,
+            ..capped("a", 0)
+        };
+        caps.record(Instant::now(), vec![empty, capped("b", 1)]);
+        assert!(!caps.is_full("a") && caps.is_capped("a"));
+        assert!(!caps.any_full(&names), "a drain of empty queues ends");
+        assert_eq!(caps.with_room(&names), ["a", "b"]);
     }
 
     #[test]

@@ -369,11 +369,12 @@ async fn blocking_move(
     // A job of a capped queue needs a lease before it starts (one that was paused meanwhile
     // is handed back unstarted, and needs none).
     let (result, lease) = match result {
-        Ok(Some(json)) if capped && !paused => match claim(&shared, &queue, &json).await {
+        Ok(Some(json)) if capped && !paused => match claim(&shared, &queue, &json, None).await {
             Ok(Claimed::Leased(lease)) => (Ok(Some(json)), Some(lease)),
             Ok(Claimed::Uncapped) => (Ok(Some(json)), None),
             Ok(Claimed::HandedBack) => (Ok(None), None),
-            // The job is in the working list with no lease: the sweep finds it (and runs it).
+            // The job is in the working list, its lease unknown (noted as held): the sweep
+            // finds it and claims again with the same lease before it starts.
             Err(error) => (Err(error), None),
         },
         other => (other, None),
@@ -390,8 +391,8 @@ async fn blocking_move(
     let _ = sender.send(reply);
 }
 
-/// What [`claim`] did with a job a `BLMOVE` brought from a capped queue.
-enum Claimed {
+/// What [`claim`] did with a job of a capped queue found without a lease.
+pub(super) enum Claimed {
     /// It holds this lease.
     Leased(crate::cap::Lease),
     /// The queue's cap was removed meanwhile: it runs without a lease.
@@ -400,11 +401,23 @@ enum Claimed {
     HandedBack,
 }
 
-/// Gives `json`, just moved from the capped `queue`, a lease, or hands it back to the front of
-/// its queue when the cap is full, in one atomic step (`scripts/cap_claim.lua`).
-async fn claim(shared: &Shared, queue: &str, json: &[u8]) -> Result<Claimed, Error> {
+/// Gives `json`, in the working list without a lease, of the capped `queue`, a lease, or hands
+/// it back to the front of its queue when the cap is full, in one atomic step
+/// (`scripts/cap_claim.lua`). `member` is the lease asked for: a new one, or one noted for this
+/// job whose claim's reply was lost (the script is idempotent by it). The lease is noted as held
+/// before the script is sent, so that a lost reply leaves it known: renewed, then re-attached
+/// or released by the sweep.
+pub(super) async fn claim(
+    shared: &Shared,
+    queue: &str,
+    json: &[u8],
+    member: Option<String>,
+) -> Result<Claimed, Error> {
     let keys = shared.keys();
-    let member = crate::cap::Leases::member(&shared.identity, shared.leases.reserve(1));
+    let member = member
+        .unwrap_or_else(|| crate::cap::Leases::member(&shared.identity, shared.leases.reserve(1)));
+    let lease = crate::cap::Lease::new(queue, member);
+    shared.leases.hold(json, &lease);
     let mut invocation = crate::redis::scripts::CAP_CLAIM.prepare_invoke();
     invocation
         .key(&shared.working)
@@ -412,11 +425,14 @@ async fn claim(shared: &Shared, queue: &str, json: &[u8]) -> Result<Claimed, Err
         .key(keys.cap_queue(queue))
         .key(keys.cap_queue_leases(queue))
         .arg(json)
-        .arg(&member)
+        .arg(&lease.member)
         .arg(shared.leases.lifetime_ms());
     let claimed: i64 = shared.redis().script_once(&invocation).await?;
+    if claimed != 1 {
+        shared.leases.let_go(json, &lease);
+    }
     Ok(match claimed {
-        1 => Claimed::Leased(crate::cap::Lease::new(queue, member)),
+        1 => Claimed::Leased(lease),
         2 => Claimed::Uncapped,
         _ => Claimed::HandedBack,
     })

@@ -17,7 +17,10 @@
 //!
 //! A capped queue ([`capped`], [`crate::cap`]) gives each round at most its free room, each job
 //! with a lease, and only as many as start at once (never taken ahead); the idle wait takes
-//! nothing from a full one and, while one is full, lasts at most [`CAPPED_WAIT`].
+//! nothing from a full one and, while one is full, lasts at most [`CAPPED_WAIT`]. A job with a
+//! lease that an idle `BLMOVE` brought while every slot was taken goes back to its queue if no
+//! slot frees within [`CAPPED_WAIT`]; a hand-back always releases the job's lease; a sweep gives
+//! each job it finds again its lease (`scripts/cap_claim.lua`) before it starts.
 
 mod capped;
 mod idle;
@@ -25,6 +28,7 @@ mod paused;
 mod round;
 mod sweep;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +37,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use capped::{CAPPED_WAIT, CappedQueues};
+use idle::Claimed;
 pub(crate) use idle::{BLOCK, IdleFetch};
 use paused::{ALL_PAUSED_WAIT, PausedQueues};
 use round::Round;
@@ -47,6 +52,7 @@ use super::settle::HAND_BACK_FOR;
 use super::shared::Shared;
 use super::tasks::sleep_or;
 use super::unit::Fetched;
+use crate::cap::Lease;
 use crate::error::Error;
 use crate::redis::scripts;
 
@@ -163,6 +169,13 @@ impl Fetcher {
                 }
                 continue;
             }
+            // A job holding a lease that waits for a slot wastes one of its cap's: if no slot
+            // frees within `CAPPED_WAIT`, it goes back to its queue for any process with room.
+            // A `BLMOVE` still out may bring such a job while every slot is taken: looked at
+            // after the same wait.
+            self.idle.receive_all();
+            let leased_waiting = self.idle.outstanding() > 0
+                || self.idle.pending.iter().any(|job| job.lease.is_some());
             let first = tokio::select! {
                 biased;
                 () = quiet.cancelled() => break,
@@ -170,6 +183,11 @@ impl Fetcher {
                     Ok(permit) => permit,
                     Err(_) => break,
                 },
+                () = tokio::time::sleep(CAPPED_WAIT), if leased_waiting => {
+                    self.idle.receive_all();
+                    self.hand_back_leased_pending().await;
+                    continue;
+                }
             };
             let mut permits = vec![first];
             while permits.len() < MAX_BATCH {
@@ -279,7 +297,7 @@ impl Fetcher {
                     } else if self.is_suspect(&job) {
                         drop(permits);
                         self.hand_back(&job).await;
-                        self.run_alone(&mut tasks, job.release(), &slots, &quiet)
+                        self.run_alone(&mut tasks, handed_back(job), &slots, &quiet)
                             .await;
                     } else if let Ok(gate) = Arc::clone(&self.shared.gate).try_read_owned() {
                         self.start(&mut tasks, job, permits.pop(), gate);
@@ -306,7 +324,7 @@ impl Fetcher {
                 } else if self.is_suspect(&job) {
                     drop(permit);
                     self.hand_back(&job).await;
-                    suspect.get_or_insert(job.release());
+                    suspect.get_or_insert(handed_back(job));
                 } else if let Ok(gate) = Arc::clone(&self.shared.gate).try_read_owned() {
                     self.start(&mut tasks, job, Some(permit), gate);
                 } else {
@@ -408,12 +426,31 @@ impl Fetcher {
         job.recoveries() >= self.shared.max_recoveries.max(1)
     }
 
-    /// Hands a job back to the front of its queue; if that fails, the working list is swept
-    /// later so the job still runs.
+    /// Hands a job back to the front of its queue, releasing its lease in the same step; if
+    /// that fails, the working list is swept later so the job still runs (with its lease, which
+    /// stays noted in `shared.leases`). Either way the job holds no lease any more: taken again,
+    /// it needs a new one ([`handed_back`]).
     async fn hand_back(&mut self, job: &Fetched) {
         let deadline = tokio::time::Instant::now() + HAND_BACK_FOR;
         if !self.shared.settler.requeue(job, deadline).await {
             self.idle.sweep = true;
+        }
+    }
+
+    /// Hands back the pending jobs that hold a lease (brought by idle `BLMOVE`s while every
+    /// slot was taken), newest first, so that their slots on the cap go to a process that can
+    /// run them now.
+    async fn hand_back_leased_pending(&mut self) {
+        let back = self.idle.take_paused(|job| job.lease.is_some());
+        if back.is_empty() {
+            return;
+        }
+        tracing::info!(
+            count = back.len(),
+            "handing back jobs of capped queues that got no slot in time"
+        );
+        for job in back.iter().rev() {
+            self.hand_back(job).await;
         }
     }
 
@@ -491,7 +528,7 @@ impl Fetcher {
             return;
         }
         match self.claim(&suspect).await {
-            Ok(true) => {
+            Ok(Some(lease)) => {
                 if admitted.is_ok() {
                     tracing::info!(
                         capsule = %self.capsule.name,
@@ -499,13 +536,13 @@ impl Fetcher {
                         "running a job recovered from dead processes alone"
                     );
                 }
-                let suspect = self.idle.take(suspect);
+                let suspect = self.idle.take(suspect.with_lease(lease));
                 match admitted {
                     Ok((gate, permits)) => self.start(tasks, suspect, Some(permits), gate),
                     Err((gate, permit)) => self.start(tasks, suspect, Some(permit), gate),
                 }
             }
-            Ok(false) => {}
+            Ok(None) => {}
             Err(error) => {
                 self.idle.sweep = true;
                 tracing::warn!(capsule = %self.capsule.name, %error, "cannot take a recovered job; trying again later");
@@ -542,7 +579,6 @@ impl Fetcher {
         let shared = Arc::clone(&self.shared);
         // Pending until now, running from now: no sweep sees it unheld in between.
         let (ticket, job) = shared.in_flight.start(job);
-        let leased = job.lease.is_some();
         tasks.spawn(async move {
             match process(&shared, job).await {
                 Processed::Succeeded(job, release, ending) => {
@@ -557,13 +593,8 @@ impl Fetcher {
                     };
                     shared.acker.ack(finished).await;
                 }
-                Processed::Settled => {
-                    shared.in_flight.untrack(ticket);
-                    if leased {
-                        // Its settle released the lease: a fetcher waiting for room may go on.
-                        shared.leases.freed();
-                    }
-                }
+                // Its settle released its lease, if any, and said so (`Settler`).
+                Processed::Settled => shared.in_flight.untrack(ticket),
             }
             drop(gate);
             drop(permit);
@@ -619,17 +650,41 @@ impl Fetcher {
     }
 
     /// Moves `job` from its queue into the working list by its exact bytes (`scripts/
-    /// claim.lua`); `false` when it was no longer there.
-    async fn claim(&self, job: &Fetched) -> Result<bool, Error> {
+    /// claim.lua`), with a new lease if its queue is capped and has room; `None` when it was no
+    /// longer there or its cap is full (it stays in its queue), `Some(lease)` when taken.
+    async fn claim(&self, job: &Fetched) -> Result<Option<Option<crate::cap::Lease>>, Error> {
+        let keys = self.shared.keys();
+        let lease = crate::cap::Lease::new(
+            job.queue.clone(),
+            crate::cap::Leases::member(&self.shared.identity, self.shared.leases.reserve(1)),
+        );
         let mut invocation = scripts::CLAIM.prepare_invoke();
         invocation
-            .key(self.shared.keys().queue(&job.queue))
+            .key(keys.queue(&job.queue))
             .key(&self.shared.working)
-            .key(self.shared.keys().workers())
+            .key(keys.workers())
+            .key(keys.cap_queue(&job.queue))
+            .key(keys.cap_queue_leases(&job.queue))
             .arg(&job.json[..])
-            .arg(&self.shared.identity);
+            .arg(&self.shared.identity)
+            .arg(&lease.member)
+            .arg(self.shared.leases.lifetime_ms());
+        // Noted before it is sent: a lost reply leaves it known (renewed, and released or
+        // re-attached by the sweep).
+        self.shared.leases.hold(&job.json, &lease);
         let taken: i64 = self.shared.redis().script_once(&invocation).await?;
-        Ok(taken == 1)
+        if taken != 3 {
+            self.shared.leases.let_go(&job.json, &lease);
+        }
+        Ok(match taken {
+            1 => Some(None),
+            3 => Some(Some(lease)),
+            2 => {
+                tracing::info!(queue = %job.queue, "a job recovered from dead processes waits for room under its queue's cap");
+                None
+            }
+            _ => None,
+        })
     }
 
     /// Rebuilds the jobs waiting to start from the working list itself: every entry of this
@@ -640,12 +695,25 @@ impl Fetcher {
     /// capsules' queues are theirs, taken ahead or just moved by their fetchers, never this
     /// one's to start; so is a job another capsule holds pending whose JSON names one of this
     /// capsule's queues.
+    ///
+    /// The leases this process holds ([`crate::cap::Leases`]) follow their jobs: a job taken
+    /// up that holds a lease, has one noted for its bytes, or is of a capped queue goes through
+    /// `scripts/cap_claim.lua` before it may start ([`confirm_leases`](Self::confirm_leases)).
+    /// A noted lease whose job is no longer in the list at all is released.
     async fn sweep(&mut self) -> bool {
         // Only this loop starts tasks of this capsule's queues, and no BLMOVE of its own is
         // outstanding, so nothing of its queues enters the list meanwhile but what other
         // capsules' fetchers take (of their own queues, whatever their JSON names).
         let own = || self.idle.pending.iter().chain(&self.idle.forgotten);
         let before = sweep::held_by_others(&self.shared.in_flight, own());
+        // Read after what is held: a task that settles in between lets its lease go before it
+        // is untracked, so no held job's lease looks orphaned. Every held job (pending ones
+        // included) carries its own lease; the others noted are of jobs found again, or gone.
+        let held_leases = self.shared.in_flight.leases();
+        let mut noted = self.shared.leases.snapshot();
+        for leases in noted.values_mut() {
+            leases.retain(|lease| !held_leases.contains(&lease.member));
+        }
         let listed = match self.shared.working_list().await {
             Ok(listed) => listed,
             Err(error) => {
@@ -660,6 +728,8 @@ impl Fetcher {
             .drain(..)
             .chain(self.idle.forgotten.drain(..))
             .collect();
+        let in_list: std::collections::HashSet<Vec<u8>> =
+            listed.iter().map(|job| job.json.clone()).collect();
         let capsule = &self.capsule;
         let found = sweep::take_up(
             &capsule.name,
@@ -669,9 +739,95 @@ impl Fetcher {
             sweep::either(before, after),
             |queue| capsule.owns(queue),
         );
-        self.idle.sweep = false;
+        let (found, claims_failed) = self.confirm_leases(found, &mut noted).await;
+        // Noted leases of jobs no longer in the list (settled, or recovered elsewhere after a
+        // lapse): released, so their slots come back now. Those of jobs still listed are left
+        // to whichever capsule holds them.
+        noted.retain(|json, _| !in_list.contains(json));
+        self.release_orphans(noted).await;
+        self.idle.sweep = claims_failed;
         self.keep_pending(found).await;
         true
+    }
+
+    /// Gives each job a sweep took up the lease it must hold before it starts. One that holds a
+    /// lease, has one noted for its bytes (a claim whose reply was lost), or is of a capped
+    /// queue goes through `scripts/cap_claim.lua` (one round trip each, on this rare path): its
+    /// lease is confirmed, or given anew when it ran out and there is room; when the cap is full
+    /// the job goes back to its queue. Returns the jobs to keep, and whether a claim failed: the
+    /// capped jobs after it are let go, left in the list (their leases still noted) for the
+    /// next sweep.
+    async fn confirm_leases(
+        &mut self,
+        found: Vec<Taken>,
+        noted: &mut HashMap<Vec<u8>, Vec<Lease>>,
+    ) -> (Vec<Taken>, bool) {
+        let mut kept = Vec::with_capacity(found.len());
+        let mut claims_failed = false;
+        for mut job in found {
+            let lease = job
+                .lease
+                .clone()
+                .or_else(|| noted.get_mut(&job.json).and_then(Vec::pop));
+            if lease.is_none() && !self.capped.is_capped(&job.queue) {
+                kept.push(job);
+                continue;
+            }
+            if claims_failed {
+                continue;
+            }
+            let queue = lease
+                .as_ref()
+                .map_or(&job.queue, |lease| &lease.queue)
+                .clone();
+            let member = lease.map(|lease| lease.member);
+            match idle::claim(&self.shared, &queue, &job.json, member).await {
+                Ok(Claimed::Leased(lease)) => {
+                    job.set_lease(Some(lease));
+                    kept.push(job);
+                }
+                Ok(Claimed::Uncapped) => {
+                    job.set_lease(None);
+                    kept.push(job);
+                }
+                Ok(Claimed::HandedBack) => {
+                    tracing::info!(capsule = %self.capsule.name, %queue, "a job found again went back to its queue: its cap is full");
+                }
+                Err(error) => {
+                    tracing::warn!(capsule = %self.capsule.name, %error, "cannot give a job found again its lease; will try again");
+                    claims_failed = true;
+                }
+            }
+        }
+        (kept, claims_failed)
+    }
+
+    /// Releases `orphans`, noted leases of jobs no longer in the working list (settled, or
+    /// recovered elsewhere after a lapse), so their slots come back now; if that fails they run
+    /// out by themselves.
+    async fn release_orphans(&self, orphans: HashMap<Vec<u8>, Vec<Lease>>) {
+        let mut releases = redis::pipe();
+        let mut released = Vec::new();
+        for (json, leases) in orphans {
+            for lease in leases {
+                lease.add_release_to(&mut releases, self.shared.keys());
+                released.push((json.clone(), lease));
+            }
+        }
+        if released.is_empty() {
+            return;
+        }
+        match self.shared.redis().query::<()>(&releases).await {
+            Ok(()) => {
+                for (json, lease) in &released {
+                    self.shared.leases.let_go(json, lease);
+                }
+                self.shared.leases.freed();
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot release leases of jobs no longer ours; they run out");
+            }
+        }
     }
 
     /// After a lapse of liveness: ends the idle `BLMOVE`s and waits for a refill in flight, so
@@ -703,7 +859,7 @@ impl Fetcher {
         for job in jobs {
             if self.is_suspect(&job) {
                 self.hand_back(&job).await;
-                self.suspect.get_or_insert(job.release());
+                self.suspect.get_or_insert(handed_back(job));
             } else {
                 self.idle.pending.push_back(job);
             }
@@ -751,6 +907,14 @@ impl Fetcher {
         self.idle.sweep = true;
         self.resync = true;
     }
+}
+
+/// A job [handed back](Fetcher::hand_back) while held pending, let go: its lease was released
+/// with the hand-back, so it holds none.
+fn handed_back(job: Taken) -> Fetched {
+    let mut job = job.release();
+    job.lease = None;
+    job
 }
 
 fn log_task_end(finished: Result<(), tokio::task::JoinError>) {

@@ -35,6 +35,9 @@ pub(crate) struct Capped {
     pub(crate) cap: u64,
     /// Its room left after the round: 0 when its jobs wait for a running one to end.
     pub(crate) room: u64,
+    /// How many of its jobs wait in it after the round (`LLEN`): a queue with no room is full
+    /// (worth asking again soon) only while jobs wait in it.
+    pub(crate) waiting: u64,
 }
 
 /// Moves up to `wanted` jobs (none: only looks at which queues are paused or capped) from the
@@ -83,6 +86,9 @@ pub(crate) async fn run(
                 let lease = leases
                     .remove(&(index + 1))
                     .map(|member| crate::cap::Lease::new(queue.clone(), member));
+                if let Some(lease) = &lease {
+                    shared.leases.hold(&json, lease);
+                }
                 jobs.push(Fetched::new(queue.clone(), json).with_lease(lease));
             }
             // `json` is the error message of a key the script could not read.
@@ -100,11 +106,12 @@ pub(crate) async fn run(
     let capped = reply
         .capped
         .into_iter()
-        .filter_map(|(position, cap, room)| {
+        .filter_map(|(position, cap, room, waiting)| {
             queue(position).map(|queue| Capped {
                 queue: queue.clone(),
                 cap,
                 room,
+                waiting,
             })
         })
         .collect();
@@ -126,8 +133,8 @@ struct Reply {
     paused: Vec<usize>,
     /// `{index into taken (1-based), lease member}` for each job taken from a capped queue.
     leases: Vec<(usize, String)>,
-    /// `{queue position, cap, room left}` for each capped queue asked.
-    capped: Vec<(usize, u64, u64)>,
+    /// `{queue position, cap, room left, jobs waiting}` for each capped queue asked.
+    capped: Vec<(usize, u64, u64, u64)>,
 }
 
 impl FromRedisValue for Reply {
@@ -142,7 +149,7 @@ impl FromRedisValue for Reply {
         let taken = Vec::<(usize, Vec<u8>)>::from_redis_value(section())?;
         let paused = Vec::<usize>::from_redis_value(section())?;
         let leases = Vec::<(usize, String)>::from_redis_value(section())?;
-        let capped = Vec::<(usize, u64, u64)>::from_redis_value(section())?;
+        let capped = Vec::<(usize, u64, u64, u64)>::from_redis_value(section())?;
         Ok(Self {
             taken,
             paused,
@@ -192,8 +199,18 @@ mod tests {
         ]);
         let leases = Value::Array(vec![Value::Array(vec![Value::Int(2), data("h:1:a|7")])]);
         let capped = Value::Array(vec![
-            Value::Array(vec![Value::Int(1), Value::Int(2), Value::Int(0)]),
-            Value::Array(vec![Value::Int(3), Value::Int(5), Value::Int(4)]),
+            Value::Array(vec![
+                Value::Int(1),
+                Value::Int(2),
+                Value::Int(0),
+                Value::Int(7),
+            ]),
+            Value::Array(vec![
+                Value::Int(3),
+                Value::Int(5),
+                Value::Int(4),
+                Value::Int(0),
+            ]),
         ]);
         let reply = Reply::from_redis_value(Value::Array(vec![
             taken,
@@ -204,7 +221,7 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(reply.leases, vec![(2, "h:1:a|7".to_owned())]);
-        assert_eq!(reply.capped, vec![(1, 2, 0), (3, 5, 4)]);
+        assert_eq!(reply.capped, vec![(1, 2, 0, 7), (3, 5, 4, 0)]);
         assert_eq!(reply.taken.len(), 2);
     }
 
