@@ -11,13 +11,13 @@ use crate::combine;
 /// Every option `#[job]` takes, for the "expected one of" message.
 const OPTIONS: &str = "`queue`, `retry`, `name`, `backtrace`, `retry_queue`, `retry_for`, \
                        `retry_in`, `retries_exhausted`, `dead`, `tags`, `timeout`, `cron`, `unique_for`, `unique_until`, `unique_key`, \
-                       `expires_in`, `log_level`, `active_job`, `crate`";
+                       `expires_in`, `log_level`, `active_job`, `concurrency`, `crate`";
 
 /// The longest `unique_for` or `expires_in`, in seconds: a year (the runtime's `MAX_PERIOD`).
 const MAX_PERIOD_SECONDS: u64 = 365 * 24 * 60 * 60;
 
 /// The option names, in the order the docs list them.
-const KEYS: [&str; 19] = [
+const KEYS: [&str; 20] = [
     "queue",
     "retry",
     "name",
@@ -36,6 +36,7 @@ const KEYS: [&str; 19] = [
     "expires_in",
     "log_level",
     "active_job",
+    "concurrency",
     "crate",
 ];
 
@@ -57,6 +58,7 @@ fn example(key: &str) -> &'static str {
         "retries_exhausted" => "notify_support",
         "expires_in" | "retry_for" => "3600",
         "log_level" => "\"warn\"",
+        "concurrency" => "2",
         _ => "my_jobs",
     }
 }
@@ -122,6 +124,9 @@ pub(crate) struct JobArgs {
     pub(crate) log_level: Option<String>,
     /// `active_job`: the flag's token, for errors about it.
     pub(crate) active_job: Option<Span>,
+    /// `concurrency`: at most this many of the class's jobs run at once, across every process
+    /// (a class cap, `docs/limits.md`); 1 or more.
+    pub(crate) concurrency: Option<u32>,
     pub(crate) crate_path: Option<syn::Path>,
     /// `crate` was written but not read (a bad value, or a syntax error before it): where `jobs`
     /// is cannot be known, so nothing may be emitted that names it.
@@ -258,6 +263,7 @@ impl JobArgs {
             "unique_key" => set(meta, &mut self.unique_key, unique_key(&value)?),
             "expires_in" => set(meta, &mut self.expires_in, period(&value, "expires_in")?),
             "log_level" => set(meta, &mut self.log_level, log_level(&value)?),
+            "concurrency" => set(meta, &mut self.concurrency, concurrency(&value)?),
             _ => set(meta, &mut self.crate_path, crate_path(&value)?),
         }
     }
@@ -423,6 +429,27 @@ fn count(number: &syn::LitInt, key: &str, what: &str) -> syn::Result<u32> {
             number.span(),
             format!("`{key}` expects a whole number of {what}: {error}"),
         )),
+    }
+}
+
+/// `concurrency = n`: a whole number of 1 or more (a cap of 0 would never run the class).
+fn concurrency(value: &Expr) -> syn::Result<u32> {
+    let expected = "`concurrency` expects a whole number of jobs of 1 or more, like \
+                    `concurrency = 2`: at most that many of this class run at once, across \
+                    every process";
+    if negative(value) {
+        return Err(syn::Error::new_spanned(value, expected));
+    }
+    match literal(value) {
+        Some(Lit::Int(number)) => match count(number, "concurrency", "jobs")? {
+            0 => Err(syn::Error::new(
+                number.span(),
+                "`concurrency = 0` would let no job of this class run, ever: write 1 or more \
+                 (to stop a class for a while, pause its queue)",
+            )),
+            cap => Ok(cap),
+        },
+        _ => Err(syn::Error::new_spanned(value, expected)),
     }
 }
 

@@ -298,6 +298,9 @@ fn options(args: &JobArgs, p: &TokenStream) -> TokenStream {
     if let Some(millis) = args.timeout_millis {
         options = quote!(#options.with_timeout(::core::time::Duration::from_millis(#millis)));
     }
+    if let Some(cap) = args.concurrency {
+        options = quote!(#options.with_concurrency(#cap));
+    }
     if let Some(cron) = &args.cron {
         options = quote!(#options.with_cron(#cron));
     }

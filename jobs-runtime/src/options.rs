@@ -311,6 +311,10 @@ pub struct JobOptions {
     /// ActiveJob's envelope under Rails's Sidekiq adapter class, its arguments serialized as
     /// ActiveJob serializes them, so a Rails process runs it (`docs/active-job.md`).
     pub active_job: bool,
+    /// A class cap (`concurrency`): at most this many jobs of the class run at once, across
+    /// every process sharing the Redis; the jobs beyond it wait, parked, until a slot frees
+    /// (`docs/limits.md`, "Class caps"). Never 0.
+    pub concurrency: Option<u32>,
 }
 
 impl JobOptions {
@@ -330,7 +334,15 @@ impl JobOptions {
         log_level: None,
         retry_for: None,
         active_job: false,
+        concurrency: None,
     };
+
+    /// These options with a class cap: at most `cap` jobs of the class running at once, across
+    /// every process (`concurrency`). A cap of 0 is refused when the worker starts.
+    pub const fn with_concurrency(mut self, cap: u32) -> Self {
+        self.concurrency = Some(cap);
+        self
+    }
 
     /// These options with another queue.
     pub const fn with_queue(mut self, queue: &'static str) -> Self {

@@ -17,6 +17,7 @@ mod admin_api;
 mod api_hostile;
 mod caps;
 mod capsules;
+mod class_caps;
 mod client_connection;
 mod client_default;
 mod client_errors;

@@ -34,7 +34,8 @@
 //! resets one.
 //!
 //! [`Caps`] lists the global caps on queues with how many of each queue's jobs run now, and
-//! sets or clears one (`docs/limits.md`, "Global caps").
+//! sets or clears one (`docs/limits.md`, "Global caps"); the same for job classes
+//! ([`ClassCapInfo`]: in use and parked jobs too; clearing sends the parked jobs back at once).
 //!
 //! [`Metrics`] reads the execution metrics per job class (Sidekiq 8's Metrics pages).
 //!
@@ -58,7 +59,7 @@ mod time;
 mod unique;
 mod work;
 
-pub use caps::{CapInfo, Caps};
+pub use caps::{CapInfo, Caps, ClassCapInfo};
 pub use limits::{LimiterInfo, LimiterListing, Limits, MAX_LIMITERS_LISTED, MAX_SCAN_STEPS};
 pub use metrics::{
     ClassMetrics, DeployMark, MAX_CLASS_CHARS, MAX_CLASSES_REPORTED, MAX_FILTER_CHARS, Metrics,

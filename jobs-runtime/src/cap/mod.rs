@@ -14,7 +14,10 @@
 //! `scripts/settle.lua` for a retry, a death, a hand-back or a reschedule; shutdown releases
 //! whatever is left. A process killed with `kill -9` stops renewing, so its leases run out one
 //! heartbeat TTL after its last renewal; crash recovery drops them sooner ([`forget`]). `docs/limits.md` ("Global caps") describes it for users; the admin API
-//! is [`crate::api::Caps`].
+//! is [`crate::api::Caps`]. Caps per job class are in [`class`]: their leases are held by a
+//! running task, never by a pending job (see [`LeaseKind`]).
+
+pub(crate) mod class;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,12 +34,35 @@ use crate::redis::scripts;
 /// or [`forget`] would miss the leases of a dead process.
 const SEPARATOR: char = '|';
 
-/// The lease one job taken from a capped queue holds until it is settled.
+/// What a lease is held on: a queue's cap or a job class's. The two never share a key
+/// (`jobs:lease:queue:` and `jobs:lease:class:`), and they are held differently:
+///
+/// - a **queue** lease is granted when a job is *taken* (the fetch script, a claim) and follows
+///   the job while it is pending or running: the sweep of the working list re-attaches it to a
+///   job found again (`confirm_leases`), releases it when its job left the list
+///   (`release_orphans`), and a hand-back or a settle releases it;
+/// - a **class** lease is granted when a job is about to *start* (`cap_class_take.lua`) and held
+///   by the running task alone, which releases it when the job's body ended
+///   (`cap_class_release.lua`). No pending job ever holds one, so the sweep and the shutdown's
+///   hand-back leave class leases alone (only renewal and the final release of everything left
+///   see them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum LeaseKind {
+    /// On a capped queue (`jobs:lease:queue:<name>`).
+    Queue,
+    /// On a capped job class (`jobs:lease:class:<Class>`).
+    Class,
+}
+
+/// A lease one job holds on a cap: on its queue's from when it is taken until it is settled,
+/// or on its class's while it runs (see [`LeaseKind`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Lease {
-    /// The capped queue.
-    pub(crate) queue: String,
-    /// Its member in the queue's leases: `<identity>|<counter>`.
+    /// Whether it is on a queue's cap or a class's.
+    pub(crate) kind: LeaseKind,
+    /// The capped queue, or class.
+    pub(crate) name: String,
+    /// Its member in the cap's leases: `<identity>|<counter>`.
     pub(crate) member: String,
 }
 
@@ -44,14 +70,30 @@ impl Lease {
     /// The lease `member` on `queue`'s cap.
     pub(crate) fn new(queue: impl Into<String>, member: impl Into<String>) -> Self {
         Self {
-            queue: queue.into(),
+            kind: LeaseKind::Queue,
+            name: queue.into(),
             member: member.into(),
         }
     }
 
+    /// The lease `member` on job class `class`'s cap.
+    pub(crate) fn of_class(class: impl Into<String>, member: impl Into<String>) -> Self {
+        Self {
+            kind: LeaseKind::Class,
+            name: class.into(),
+            member: member.into(),
+        }
+    }
+
+    /// Whether it is a queue's lease: the only kind the sweep of the working list and the
+    /// hand-backs deal with (see [`LeaseKind`]).
+    pub(crate) fn is_queue(&self) -> bool {
+        self.kind == LeaseKind::Queue
+    }
+
     /// The sorted set the lease is in.
     pub(crate) fn key(&self, keys: &Keys) -> String {
-        keys.cap_queue_leases(&self.queue)
+        leases_key(keys, self.kind, &self.name)
     }
 
     /// Adds its release (`ZREM`) to `pipeline`. The member is this job's own, so releasing it
@@ -63,6 +105,24 @@ impl Lease {
             .arg(&self.member)
             .ignore();
     }
+}
+
+/// The sorted set of the leases on `name`'s cap, a queue's or a class's.
+fn leases_key(keys: &Keys, kind: LeaseKind, name: &str) -> String {
+    match kind {
+        LeaseKind::Queue => keys.cap_queue_leases(name),
+        LeaseKind::Class => keys.cap_class_leases(name),
+    }
+}
+
+/// Keeps only the queue leases of `noted` (a [`Leases::snapshot`]), dropping the jobs left with
+/// none: what the sweep of the working list and the shutdown's hand-back may re-attach to a job
+/// or release as orphans. A class lease is its running task's alone (see [`LeaseKind`]).
+pub(crate) fn queue_leases_only(noted: &mut HashMap<Vec<u8>, Vec<Lease>>) {
+    noted.retain(|_, leases| {
+        leases.retain(Lease::is_queue);
+        !leases.is_empty()
+    });
 }
 
 /// This process's side of the caps: its lease counter, its leases' lifetime, the signal that
@@ -172,23 +232,23 @@ impl Leases {
     }
 
     /// Renews every lease held, whether its job runs or waits for a slot: one run of
-    /// `scripts/cap_renew.lua` (`EVALSHA`, loaded on `NOSCRIPT`) per capped queue, by Redis's
-    /// clock; nothing when no lease is held. Called by the heartbeat after each beat: per beat,
+    /// `scripts/cap_renew.lua` (`EVALSHA`, loaded on `NOSCRIPT`) per capped queue or class, by
+    /// Redis's clock; nothing when no lease is held. Called by the heartbeat after each beat: per beat,
     /// never per job. Returns how many leases were renewed.
     pub(crate) async fn renew(&self, client: &Client) -> Result<u64, Error> {
-        let mut by_queue: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut by_cap: BTreeMap<(LeaseKind, String), Vec<String>> = BTreeMap::new();
         for lease in self.held().values().flatten() {
-            by_queue
-                .entry(lease.queue.clone())
+            by_cap
+                .entry((lease.kind, lease.name.clone()))
                 .or_default()
                 .push(lease.member.clone());
         }
         let keys = client.keys();
         let mut renewed = 0;
-        for (queue, members) in by_queue {
+        for ((kind, name), members) in by_cap {
             let mut invocation = scripts::CAP_RENEW.prepare_invoke();
             invocation
-                .key(keys.cap_queue_leases(&queue))
+                .key(leases_key(keys, kind, &name))
                 .arg(self.lifetime_ms())
                 .arg(members);
             renewed += client.redis().script::<u64>(&invocation).await?;
@@ -311,7 +371,7 @@ pub(crate) fn queue_of_member(member: &str) -> Option<&str> {
 }
 
 /// Removes every lease `identity` (a process presumed dead, whose jobs crash recovery hands
-/// back) holds, so its slots come back at once rather than when its leases run out. Two round
+/// back) holds, on queues and classes alike, so its slots come back at once rather than when its leases run out. Two round
 /// trips, on the recovery path only: the lease sets are small (a cap's worth of members each).
 /// Returns how many leases were removed.
 pub(crate) async fn forget(client: &Client, identity: &str) -> Result<usize, Error> {
@@ -320,34 +380,34 @@ pub(crate) async fn forget(client: &Client, identity: &str) -> Result<usize, Err
         .redis()
         .command(redis::cmd("SMEMBERS").arg(keys.caps()))
         .await?;
-    let queues: Vec<&str> = members.iter().filter_map(|m| queue_of_member(m)).collect();
-    if queues.is_empty() {
+    // Queue and class leases alike: a dead process runs nothing any more.
+    let sets: Vec<String> = members
+        .iter()
+        .filter_map(|member| {
+            queue_of_member(member)
+                .map(|queue| keys.cap_queue_leases(queue))
+                .or_else(|| class::of_member(member).map(|class| keys.cap_class_leases(class)))
+        })
+        .collect();
+    if sets.is_empty() {
         return Ok(0);
     }
     let mut reads = redis::pipe();
-    for queue in &queues {
-        reads
-            .cmd("ZRANGE")
-            .arg(keys.cap_queue_leases(queue))
-            .arg(0)
-            .arg(-1);
+    for set in &sets {
+        reads.cmd("ZRANGE").arg(set).arg(0).arg(-1);
     }
     let held: Vec<Vec<String>> = client.redis().query(&reads).await?;
     let prefix = format!("{identity}{SEPARATOR}");
     let mut removals = redis::pipe();
     let mut count = 0;
-    for (queue, members) in queues.iter().zip(held) {
+    for (set, members) in sets.iter().zip(held) {
         let theirs: Vec<String> = members
             .into_iter()
             .filter(|member| member.starts_with(&prefix))
             .collect();
         if !theirs.is_empty() {
             count += theirs.len();
-            removals
-                .cmd("ZREM")
-                .arg(keys.cap_queue_leases(queue))
-                .arg(theirs)
-                .ignore();
+            removals.cmd("ZREM").arg(set).arg(theirs).ignore();
         }
     }
     if count > 0 {

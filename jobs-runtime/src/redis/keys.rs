@@ -18,6 +18,12 @@ impl Keys {
         Self { prefix }
     }
 
+    /// What every key starts with: `""`, or `"<namespace>:"` (for a script that builds a key
+    /// from a job's own fields).
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// The namespace, if any, without its trailing colon.
     pub(crate) fn namespace(&self) -> Option<&str> {
         self.prefix.strip_suffix(':')
@@ -184,7 +190,8 @@ impl Keys {
     }
 
     /// `jobs:caps`: the set of every global cap set, one member per cap: `queue:<name>` for a
-    /// queue's (see [`cap_queue`](Self::cap_queue)). Read by the fetch script first, so that a
+    /// queue's (see [`cap_queue`](Self::cap_queue)), `class:<Class>` for a job class's (see
+    /// [`cap_class`](Self::cap_class)). Read by the fetch script first, so that a
     /// Redis with no cap pays one command per fetch round and nothing more; listed by the
     /// dashboard.
     pub(crate) fn caps(&self) -> String {
@@ -203,6 +210,25 @@ impl Keys {
     /// prefix than the cap's, so that no queue name makes one key the other's.
     pub(crate) fn cap_queue_leases(&self, name: &str) -> String {
         format!("{}jobs:lease:queue:{name}", self.prefix)
+    }
+
+    /// `jobs:cap:class:<Class>`: a job class's global cap, the most of its jobs running at once
+    /// across every process (an integer string). A future Cluster layout (issue #19) would name
+    /// the three per-class keys with the hash tag `{class:<Class>}`.
+    pub(crate) fn cap_class(&self, class: &str) -> String {
+        format!("{}jobs:cap:class:{class}", self.prefix)
+    }
+
+    /// `jobs:lease:class:<Class>`: the leases of a capped class's running jobs, a sorted set of
+    /// `<identity>|<counter>` scored by when each runs out (epoch ms, Redis's clock).
+    pub(crate) fn cap_class_leases(&self, class: &str) -> String {
+        format!("{}jobs:lease:class:{class}", self.prefix)
+    }
+
+    /// `jobs:waiting:class:<Class>`: a capped class's parked jobs, a list of their exact bytes,
+    /// parked on the left and brought back from the right (oldest first).
+    pub(crate) fn cap_class_waiting(&self, class: &str) -> String {
+        format!("{}jobs:waiting:class:{class}", self.prefix)
     }
 
     /// The `SCAN` pattern of every limiter's hash (the namespace is glob-escaped).
@@ -312,6 +338,10 @@ mod tests {
         assert_eq!(keys.cap_queue("imports"), "jobs:cap:queue:imports");
         assert_eq!(keys.cap_queue_leases("imports"), "jobs:lease:queue:imports");
         assert_ne!(keys.cap_queue("a:leases"), keys.cap_queue_leases("a"));
+        assert_eq!(keys.cap_class("ImportJob"), "jobs:cap:class:ImportJob");
+        assert_eq!(keys.cap_class_leases("A::B"), "jobs:lease:class:A::B");
+        assert_eq!(keys.cap_class_waiting("A"), "jobs:waiting:class:A");
+        assert_ne!(keys.cap_class("A"), keys.cap_queue("A"));
         assert_eq!(keys.namespace(), None);
     }
 

@@ -33,6 +33,21 @@ pub(crate) static CAP_CLAIM: LazyLock<Script> =
 pub(crate) static CAP_RENEW: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/cap_renew.lua")));
 
+/// A job of a capped class about to start -> its class lease, or parked in the class's
+/// waiting list when the cap is full (`scripts/cap_class_take.lua`).
+pub(crate) static CAP_CLASS_TAKE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/cap_class_take.lua")));
+
+/// A capped class's lease -> released, and parked jobs -> back to their queues while there is
+/// room (`scripts/cap_class_release.lua`).
+pub(crate) static CAP_CLASS_RELEASE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/cap_class_release.lua")));
+
+/// A class's cap -> removed, and every parked job of it -> back to its queue
+/// (`scripts/cap_class_clear.lua`).
+pub(crate) static CAP_CLASS_CLEAR: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/cap_class_clear.lua")));
+
 /// Due schedule/retry members -> their queues (`scripts/promote.lua`); see [`Promotion`].
 pub(crate) static PROMOTE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/promote.lua")));

@@ -197,6 +197,7 @@ impl Dashboard {
             .route("/queues/{name}/unpause", post(pages::queues::unpause))
             .route("/queues/{name}/cap", post(pages::queues::cap))
             .route("/queues/{name}/uncap", post(pages::queues::uncap))
+            .route("/class_caps", post(pages::queues::class_cap))
             .route(
                 "/periodic",
                 get(pages::periodic::page).post(pages::periodic::act),

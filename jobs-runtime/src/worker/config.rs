@@ -92,6 +92,11 @@ pub struct WorkerConfig {
     /// Global caps on queues, written to Redis at start (`:caps:`, a map of queue name to the
     /// most of its jobs running at once across every process; see `docs/limits.md`).
     pub queue_caps: Vec<(String, u32)>,
+    /// Global caps on job classes, beside those the jobs declare (`#[job(concurrency = n)]`),
+    /// replacing theirs: class name to the most of its jobs running at once across every
+    /// process, written to Redis at start ([`Worker::cap_class`](super::Worker::cap_class); see
+    /// `docs/limits.md`, "Class caps").
+    pub class_caps: Vec<(String, u32)>,
 }
 
 impl Default for WorkerConfig {
@@ -119,6 +124,7 @@ impl Default for WorkerConfig {
             max_recoveries: 3,
             periodic: Vec::new(),
             queue_caps: Vec::new(),
+            class_caps: Vec::new(),
         }
     }
 }

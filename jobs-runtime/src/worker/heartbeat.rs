@@ -15,8 +15,9 @@
 //! - `SADD jobs:workers <identity>`, and `RPOP <identity>-signals`, whose `TSTP`, `TERM` or
 //!   `TTIN` it obeys.
 //!
-//! Then it renews the leases this process holds on capped queues (`crate::cap`), and flushes the
-//! counters and the execution metrics (`crate::metrics`). It beats through shutdown, and on a
+//! Then it renews the leases this process holds on capped queues and classes (`crate::cap`),
+//! rereads which job classes are capped and brings back the parked jobs of those it runs that
+//! fit (`crate::cap::class`), and flushes the counters and the execution metrics (`crate::metrics`). It beats through shutdown, and on a
 //! clean exit the process removes itself.
 
 use std::sync::Arc;
@@ -163,8 +164,9 @@ impl Heartbeat {
         shared.pulse.renewed_at(sent);
         // Every lease this process holds, its job running or waiting for a slot (`crate::cap`).
         if let Err(error) = shared.leases.renew(&shared.client).await {
-            tracing::warn!(%error, "cannot renew the leases on capped queues; will try again");
+            tracing::warn!(%error, "cannot renew the leases on capped queues and classes; will try again");
         }
+        self.unpark().await;
         // Counters after the heartbeat, so a slow flush never delays the beat.
         if let Err(error) = shared.counters.flush(shared.redis(), shared.keys()).await {
             tracing::warn!(%error, "cannot write counters; will try again");
@@ -182,6 +184,34 @@ impl Heartbeat {
         }
         shared.hooks.fire(Lifecycle::Beat);
         Ok(())
+    }
+
+    /// Rereads which job classes are capped (one `SMEMBERS jobs:caps`), then, for each capped
+    /// class this worker runs, brings its parked jobs back to their queues while there is room
+    /// (`scripts/cap_class_release.lua`, releasing nothing): so that jobs parked while a holder
+    /// was killed come back once its lease ran out. Once per beat, never per job.
+    async fn unpark(&self) {
+        let shared = &self.shared;
+        let capped = match shared.class_caps.refresh(&shared.client).await {
+            Ok(capped) => capped,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the job classes' caps; will try again");
+                return;
+            }
+        };
+        let declared = shared.class_caps.declared();
+        let runs = |class: &str| {
+            shared.registry.get(class).is_some() || declared.iter().any(|(known, _)| known == class)
+        };
+        for class in capped.iter().filter(|class| runs(class)) {
+            match crate::cap::class::unpark(&shared.client, class).await {
+                Ok(0) => {}
+                Ok(moved) => tracing::info!(%class, moved, "parked jobs back in their queues"),
+                Err(error) => {
+                    tracing::warn!(%class, %error, "cannot bring parked jobs back; will try again");
+                }
+            }
+        }
     }
 
     /// Removes this process from `processes` and deletes its heartbeat and work hash, as

@@ -210,6 +210,8 @@ pub(crate) async fn launch(
     }
     preflight::check(&launcher.shared).await?;
     crate::cap::apply(&launcher.shared.client, &launcher.config.queue_caps).await?;
+    let class_caps = launcher.shared.class_caps.declared();
+    crate::cap::class::apply(&launcher.shared.client, class_caps).await?;
     early.dashboard = launcher.serve_dashboard().await?;
     let plans = capsule::plans(&launcher.config.all_capsules());
     let heartbeat = Heartbeat::new(
@@ -225,6 +227,21 @@ pub(crate) async fn launch(
     let mut loops = launcher.start_loops(plans, heartbeat);
     let fetched = launcher.steady(&mut loops.fetcher, &mut stop).await;
     launcher.shutdown(early, loops, fetched).await
+}
+
+/// The class caps a worker declares: its jobs' `#[job(concurrency = n)]` (under the name the
+/// worker looks them up by), then [`Worker::cap_class`](super::Worker::cap_class), which
+/// replaces a class's cap.
+fn declared_class_caps(registry: &Registry, config: &WorkerConfig) -> Vec<(String, u32)> {
+    let mut caps: Vec<(String, u32)> = registry
+        .iter()
+        .filter_map(|job| Some((job.name().to_owned(), job.options().concurrency?)))
+        .collect();
+    for (class, cap) in &config.class_caps {
+        caps.retain(|(known, _)| known != class);
+        caps.push((class.clone(), *cap));
+    }
+    caps
 }
 
 /// Step 1: checks the parts and builds the shared state; returns the launcher and the loop of
@@ -251,6 +268,7 @@ fn prepare(parts: Parts, mode: Mode, os_signals: bool) -> Result<(Launcher, AckL
         .metrics
         .attach(concurrency, move || busy.running().len());
     let leases = Arc::new(crate::cap::Leases::new(config.heartbeat_ttl));
+    let class_caps = crate::cap::class::ClassCaps::new(declared_class_caps(&registry, &config));
     let (acker, ack_loop) = Acker::new(
         client.clone(),
         working.clone(),
@@ -285,6 +303,7 @@ fn prepare(parts: Parts, mode: Mode, os_signals: bool) -> Result<(Launcher, AckL
         acker,
         pulse: Arc::new(Pulse::new(config.liveness_ttl())),
         leases,
+        class_caps,
     });
     let launcher = Launcher {
         shared,
@@ -763,9 +782,10 @@ impl Launcher {
     /// Hands back anything still in the working list (a reply lost on the way, an
     /// acknowledgement that never landed), so a stopped worker leaves nothing behind; `already`
     /// were handed back from the idle fetch. A leftover whose lease is noted
-    /// ([`crate::cap::Leases`]) gives it back in its hand-back step; the leases still noted
-    /// after that (their jobs gone, or not handed back in time) are released too, so a stopped
-    /// worker holds no slot of any cap.
+    /// ([`crate::cap::Leases`]) gives that queue lease back in its hand-back step (class leases
+    /// are never a pending job's: see [`crate::cap::LeaseKind`]); the leases still noted after
+    /// that, of either kind (their jobs gone, not handed back in time, or a class lease whose
+    /// release never landed) are released too, so a stopped worker holds no slot of any cap.
     async fn hand_back_leftovers(&self, already: usize) {
         let deadline = tokio::time::Instant::now() + HAND_BACK_FOR;
         let listed = tokio::time::timeout_at(deadline, self.shared.working_list()).await;
@@ -781,6 +801,9 @@ impl Launcher {
             }
         };
         let mut noted = self.shared.leases.snapshot();
+        // A leftover's hand-back releases its queue lease; a class lease still noted (its
+        // release never landed) is no job's to give back: released with the rest below.
+        crate::cap::queue_leases_only(&mut noted);
         let leftovers: Vec<Fetched> = leftovers
             .into_iter()
             .map(|job| {

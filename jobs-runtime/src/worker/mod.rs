@@ -237,6 +237,30 @@ impl Worker {
         self
     }
 
+    /// Caps job class `class` across every process: at most `cap` of its jobs run at once
+    /// anywhere (see `docs/limits.md`, "Class caps"), as `#[job(concurrency = n)]` does, which
+    /// this replaces for that class. For a class given by name: a job registered under another
+    /// name, a Ruby class this worker runs through a registration, or to override the code's
+    /// number. Written to Redis when the worker starts, over whatever Redis held (a cap changed
+    /// on the dashboard meanwhile included); the jobs beyond the cap are parked until a slot
+    /// frees. A cap of 0 is refused when the worker starts; naming a class again replaces its
+    /// cap.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), jobs_runtime::Error> {
+    /// jobs_runtime::Worker::new()
+    ///     .cap_class("ImportJob", 2)
+    ///     .run()
+    ///     .await
+    /// # }
+    /// ```
+    pub fn cap_class(mut self, class: impl Into<String>, cap: u32) -> Self {
+        let class = class.into();
+        self.config.class_caps.retain(|(known, _)| *known != class);
+        self.config.class_caps.push((class, cap));
+        self
+    }
+
     /// Records execution metrics (on by default): per job class and minute, runs, failures,
     /// time and a time histogram, in Sidekiq 8's keys, written with the heartbeat
     /// (`docs/metrics.md`). `false` turns them off, and the `--web` Prometheus endpoint then

@@ -29,6 +29,9 @@ pub(crate) enum Processed {
     Succeeded(Fetched, Option<Release>, Ending),
     /// It failed or was not a job, and is already settled (retried, buried, dropped).
     Settled,
+    /// It did not start: its class's cap was full and it was parked in the class's waiting
+    /// list (or it had left the working list meanwhile), so there is nothing to settle.
+    Parked,
 }
 
 /// Runs a job taken from a queue and settles it, except for the acknowledgement of a success,
@@ -87,6 +90,17 @@ async fn run_and_settle(shared: &Shared, fetched: Fetched, payload: Payload) -> 
         let release = held.map(|held| held.released_by(payload.jid.as_str()));
         return Processed::Succeeded(fetched, release, Ending::Expired);
     }
+    // A capped class's job takes its class lease or is parked (`crate::cap::class`): one round
+    // trip for such a job only; a job of an uncapped class pays one in-memory check.
+    let class = crate::active_job::job_name(&payload);
+    let class_lease = if shared.class_caps.is_capped(class) {
+        match Box::pin(take_class_slot(shared, &fetched, class)).await {
+            Some(lease) => lease,
+            None => return Processed::Parked,
+        }
+    } else {
+        None
+    };
     let release = match held {
         Some(held) if held.until == UniqueUntil::Start => {
             // With the next acknowledgements: the job does not wait for it.
@@ -109,6 +123,16 @@ async fn run_and_settle(shared: &Shared, fetched: Fetched, payload: Payload) -> 
     )
     .await;
     let elapsed = started.elapsed().as_secs_f64();
+    // Its body ended, whatever the outcome: the class's slot goes to a parked job at once.
+    if let Some(lease) = &class_lease {
+        Box::pin(crate::cap::class::release(
+            &shared.client,
+            &shared.leases,
+            &fetched.json,
+            lease,
+        ))
+        .await;
+    }
     // Over a limiter's limit, with reschedules left: a run, not a failure.
     let over = result
         .as_ref()
@@ -150,6 +174,35 @@ async fn run_and_settle(shared: &Shared, fetched: Fetched, payload: Payload) -> 
             shared.hooks.failed(&error, &payload);
             Box::pin(fail(shared, &fetched, payload, error, release.as_ref())).await;
             Processed::Settled
+        }
+    }
+}
+
+/// Lets a job of capped class `class` start (`Some`, with its class lease, or none when the
+/// class has no cap any more), or parks it (`None`: its task ends here, the job waiting in the
+/// class's waiting list; or it left the working list meanwhile).
+async fn take_class_slot(
+    shared: &Shared,
+    fetched: &Fetched,
+    class: &str,
+) -> Option<Option<crate::cap::Lease>> {
+    use crate::cap::class::{Starting, Taken, take};
+    let starting = Starting {
+        class,
+        json: &fetched.json,
+        working: &shared.working,
+        identity: &shared.identity,
+        queue_lease: fetched.lease.as_ref(),
+    };
+    match take(&shared.client, &shared.leases, &starting).await {
+        Taken::Run(lease) => Some(lease),
+        Taken::Parked => {
+            tracing::debug!("parked: its class's cap is full; back in its queue when a slot frees");
+            None
+        }
+        Taken::Gone => {
+            tracing::info!("no longer in this process's working list; not run");
+            None
         }
     }
 }

@@ -71,6 +71,8 @@ pub(crate) struct Shared {
     pub(crate) pulse: Arc<Pulse>,
     /// This process's leases on capped queues: their counter and lifetime (`crate::cap`).
     pub(crate) leases: Arc<crate::cap::Leases>,
+    /// Which job classes are capped (`crate::cap::class`), read when a job starts.
+    pub(crate) class_caps: crate::cap::class::ClassCaps,
 }
 
 impl Shared {

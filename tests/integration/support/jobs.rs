@@ -319,11 +319,14 @@ pub fn worker(redis: &TestRedis, log: &CallLog) -> jobs::Worker {
         .poll_interval(std::time::Duration::from_millis(100))
 }
 
-/// `worker` given every test job but the `#[job(cron)]` ones, the shared values they need
+/// `worker` given every test job but the `#[job(cron)]` and `#[job(concurrency)]` ones, the shared values they need
 /// (`log` among them), a 1-second heartbeat expiring after 3, a 1-second recovery sweep and a
 /// 5-second shutdown timeout: the test settings, for workers built from flags too.
 pub fn with_test_jobs(worker: jobs::Worker, log: &CallLog) -> jobs::Worker {
-    let not_periodic = jobs::registered_jobs().filter(|job| job.options().cron.is_none());
+    // Nor the class-capped ones (`class_caps.rs`): a worker declaring a class cap writes it to
+    // Redis at start, which no other test expects.
+    let not_periodic = jobs::registered_jobs()
+        .filter(|job| job.options().cron.is_none() && job.options().concurrency.is_none());
     worker
         .registry(jobs::Registry::from_registrations(not_periodic).expect("distinct job names"))
         .state(log.clone())

@@ -1,7 +1,8 @@
 //! The queues tab: every queue with its size and latency, paused or not; one queue's jobs.
 //! Pause and Resume write the `paused` set, as Sidekiq Pro's buttons do. The Cap column shows a
 //! queue's global cap and how many of its jobs run under it now, with a form to set or clear
-//! it (`api::Caps`).
+//! it (`api::Caps`). The Class caps table below lists each capped job class (`in use / cap`,
+//! its parked jobs) with a form to set or clear it, and one to cap another class.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -13,7 +14,7 @@ use base64::engine::general_purpose::STANDARD;
 use maud::{Markup, html};
 
 use super::{ListQuery, PAGE_SIZE, segment};
-use crate::api::{CapInfo, Caps, JobRecord, Order, Page, Queue, Stats};
+use crate::api::{CapInfo, Caps, ClassCapInfo, JobRecord, Order, Page, Queue, Stats};
 use crate::web::context::{Ctx, Form};
 use crate::web::failure::Failure;
 use crate::web::format;
@@ -31,6 +32,7 @@ pub(crate) async fn list(ctx: Ctx) -> Result<Response, Failure> {
         .into_iter()
         .map(|cap| (cap.queue.clone(), cap))
         .collect();
+    let class_caps = Caps::new(client).list_classes().await?;
     let content = html! {
         h1 { "Queues" }
         div.panel.scroll {
@@ -61,6 +63,7 @@ pub(crate) async fn list(ctx: Ctx) -> Result<Response, Failure> {
                 }
             }
         }
+        (class_caps_table(&ctx, &class_caps))
     };
     Ok(ctx.html(layout::list_page(
         &ctx,
@@ -165,6 +168,97 @@ fn cap_form(ctx: &Ctx, path: &str, cap: Option<&CapInfo>) -> Markup {
             (layout::post_button(ctx, &format!("{path}/uncap"), &[], "Uncap", "", None))
         }
     }
+}
+
+/// The Class caps table: each capped job class with `in use / cap`, its parked jobs, a form to
+/// change its cap and a button to clear it (`POST /class_caps`, fields `class`, `cap` and
+/// `action`), then a form to cap another class; every form carries the page's CSRF token.
+fn class_caps_table(ctx: &Ctx, caps: &[ClassCapInfo]) -> Markup {
+    html! {
+        h2 { "Class caps" }
+        div.panel.scroll {
+            @if caps.is_empty() {
+                p.empty { "No job class is capped." }
+            } @else {
+                table {
+                    tr { th { "Class" } th.num { "In use / cap" } th.num { "Waiting" } th {} }
+                    @for cap in caps {
+                        tr data-class=(cap.class) {
+                            td { code { (cap.class) } }
+                            td.num {
+                                span.tag title="at most this many of its jobs run at once, across every process" {
+                                    (cap.in_use) " / " (cap.cap)
+                                }
+                            }
+                            td.num title="parked: back in their queues as slots free" {
+                                (format::number(cap.waiting))
+                            }
+                            td.num {
+                                form.inline method="post" action=(ctx.url("/class_caps")) {
+                                    (layout::csrf(ctx))
+                                    input type="hidden" name="class" value=(cap.class);
+                                    input type="hidden" name="action" value="cap";
+                                    input type="number" name="cap" min="1" step="1" required
+                                        value=(cap.cap) aria-label="cap" style="width:5em";
+                                    button type="submit" { "Cap" }
+                                }
+                                " "
+                                (layout::post_button(ctx, "/class_caps",
+                                    &[("class", cap.class.as_str()), ("action", "uncap")], "Uncap", "",
+                                    Some("Remove this cap? Its parked jobs go back to their queues at once.")))
+                            }
+                        }
+                    }
+                }
+            }
+            form.inline method="post" action=(ctx.url("/class_caps")) {
+                (layout::csrf(ctx))
+                input type="hidden" name="action" value="cap";
+                input type="text" name="class" required placeholder="Job class" aria-label="class";
+                " "
+                input type="number" name="cap" min="1" step="1" required placeholder="cap"
+                    aria-label="cap" style="width:5em";
+                " "
+                button type="submit" { "Cap class" }
+            }
+        }
+    }
+}
+
+/// `POST /class_caps`: caps the form's `class` at its `cap` jobs running at once across every
+/// process (`action=cap`), or removes the class's cap, its parked jobs going back to their
+/// queues at once (`action=uncap`).
+pub(crate) async fn class_cap(ctx: Ctx, form: Form) -> Result<Response, Failure> {
+    let class = form
+        .get("class")
+        .map(str::trim)
+        .filter(|class| !class.is_empty())
+        .ok_or_else(|| Failure::bad_request("the job class's name is missing"))?
+        .to_owned();
+    let caps = Caps::new(ctx.client());
+    match form.get("action") {
+        Some("uncap") => {
+            caps.clear_class(&class).await?;
+        }
+        Some("cap") => {
+            let cap: u32 = form
+                .get("cap")
+                .and_then(|cap| cap.trim().parse().ok())
+                .ok_or_else(|| {
+                    Failure::bad_request("the cap must be a whole number of 1 or more")
+                })?;
+            if let Err(error) = crate::cap::class::check(&class, cap) {
+                return Err(Failure::bad_request(error.to_string()));
+            }
+            caps.set_class(&class, cap).await?;
+        }
+        _ => {
+            return Err(Failure::bad_request(
+                "unknown action: expected `cap` or `uncap`",
+            ));
+        }
+    }
+    Ok(ctx.redirect("/queues"))
 }
 
 /// `POST /queues/{name}/cap`: caps the queue at the form's `cap` jobs running at once across

@@ -595,6 +595,8 @@ impl Fetcher {
                 }
                 // Its settle released its lease, if any, and said so (`Settler`).
                 Processed::Settled => shared.in_flight.untrack(ticket),
+                // Parked by its class's cap (its queue lease released with it), or gone.
+                Processed::Parked => shared.in_flight.untrack(ticket),
             }
             drop(gate);
             drop(permit);
@@ -711,6 +713,10 @@ impl Fetcher {
         // included) carries its own lease; the others noted are of jobs found again, or gone.
         let held_leases = self.shared.in_flight.leases();
         let mut noted = self.shared.leases.snapshot();
+        // Queue leases only: a class lease is held by a running task, never by a job the sweep
+        // may find (`crate::cap::LeaseKind`); its task releases it. Seen here, it would be
+        // re-attached to a job as a queue's, or released as an orphan under its running job.
+        crate::cap::queue_leases_only(&mut noted);
         for leases in noted.values_mut() {
             leases.retain(|lease| !held_leases.contains(&lease.member));
         }
@@ -776,9 +782,10 @@ impl Fetcher {
             if claims_failed {
                 continue;
             }
+            // A queue's lease: `noted` holds no other kind (see `sweep`).
             let queue = lease
                 .as_ref()
-                .map_or(&job.queue, |lease| &lease.queue)
+                .map_or(&job.queue, |lease| &lease.name)
                 .clone();
             let member = lease.map(|lease| lease.member);
             match idle::claim(&self.shared, &queue, &job.json, member).await {
@@ -802,14 +809,14 @@ impl Fetcher {
         (kept, claims_failed)
     }
 
-    /// Releases `orphans`, noted leases of jobs no longer in the working list (settled, or
+    /// Releases `orphans`, noted queue leases of jobs no longer in the working list (settled, or
     /// recovered elsewhere after a lapse), so their slots come back now; if that fails they run
-    /// out by themselves.
+    /// out by themselves. Never a class lease: those are their running tasks' to release.
     async fn release_orphans(&self, orphans: HashMap<Vec<u8>, Vec<Lease>>) {
         let mut releases = redis::pipe();
         let mut released = Vec::new();
         for (json, leases) in orphans {
-            for lease in leases {
+            for lease in leases.into_iter().filter(crate::cap::Lease::is_queue) {
                 lease.add_release_to(&mut releases, self.shared.keys());
                 released.push((json.clone(), lease));
             }

@@ -1,0 +1,420 @@
+//! Global caps per job class (`#[job(concurrency = n)]`): a class capped at 1 across two worker
+//! processes never runs more than 1 job at once, while another class of the same queue runs
+//! beside it at full speed; a `kill -9` of a holder gives the slot back within the lease
+//! lifetime; clearing the cap through the admin API sends the parked jobs back at once.
+//!
+//! The jobs write a ledger into Redis itself (`RPUSH`, so Redis orders the events of every
+//! process): `start|<class>|<jid>|<pid>` once the job runs and `end|…` before it returns, both
+//! inside the time its class lease is held. The test adds `kill|<pid>` right after a `kill -9`.
+
+use std::collections::{HashMap, HashSet};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use jobs::api::Caps;
+use jobs::{JobContext, Worker, job};
+use redis::AsyncCommands;
+
+use crate::support::jobs::CallLog;
+use crate::support::{RunningWorker, TestRedis, eventually};
+
+/// The queue both classes share.
+const QUEUE: &str = "classes";
+
+/// The capped class.
+const CAPPED: &str = "ClassCapped";
+
+/// The uncapped class beside it.
+const FREE: &str = "ClassFree";
+
+/// The Redis list the jobs write their ledger into.
+const EVENTS: &str = "class-caps-test:events";
+
+/// The connections the jobs write their ledger through, one per Redis URL.
+static PROBES: tokio::sync::Mutex<Option<HashMap<String, redis::aio::MultiplexedConnection>>> =
+    tokio::sync::Mutex::const_new(None);
+
+/// Records the start, waits `millis`, records the end, in the ledger of the Redis at `url`.
+async fn step(url: &str, class: &str, ctx: &JobContext, millis: u64) {
+    let mut conn = {
+        let mut probes = PROBES.lock().await;
+        let probes = probes.get_or_insert_with(HashMap::new);
+        match probes.get(url) {
+            Some(conn) => conn.clone(),
+            None => {
+                let client = redis::Client::open(url).expect("a Redis URL");
+                let conn = client
+                    .get_multiplexed_async_connection()
+                    .await
+                    .expect("a connection");
+                probes.insert(url.to_owned(), conn.clone());
+                conn
+            }
+        }
+    };
+    let tail = format!("{class}|{}|{}", ctx.jid(), std::process::id());
+    let _: () = conn.rpush(EVENTS, format!("start|{tail}")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(millis)).await;
+    let _: () = conn.rpush(EVENTS, format!("end|{tail}")).await.unwrap();
+}
+
+/// The capped class: at most one of its jobs runs at once, anywhere.
+#[job(queue = "classes", concurrency = 1)]
+pub async fn class_capped(#[context] ctx: JobContext, url: String, millis: u64) {
+    step(&url, CAPPED, &ctx, millis).await;
+}
+
+/// The uncapped class, in the same queue.
+#[job(queue = "classes")]
+pub async fn class_free(#[context] ctx: JobContext, url: String, millis: u64) {
+    step(&url, FREE, &ctx, millis).await;
+}
+
+/// A worker of the queue `classes` given every test job but the periodic ones, the class-capped
+/// ones included (`with_test_jobs` leaves those out), concurrency 5, heartbeat every second
+/// expiring after 3 (so a lease lives 3 s), recovery every second.
+fn class_worker(client: &jobs::Client) -> Worker {
+    let jobs = jobs::registered_jobs().filter(|job| job.options().cron.is_none());
+    crate::support::jobs::with_test_jobs(Worker::new().client(client), &CallLog::default())
+        .registry(jobs::Registry::from_registrations(jobs).expect("distinct job names"))
+        .queues([QUEUE])
+        .concurrency(5)
+        .heartbeat(Duration::from_secs(1), Duration::from_secs(3))
+        .recovery(Duration::from_secs(1), 100)
+        .timeout(Duration::from_secs(2))
+}
+
+/// The worker process the multi-process tests start ([`class_worker`]).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run as a worker process by the other tests of this module"]
+async fn class_cap_child() {
+    assert!(
+        std::env::var("JOBS_TEST_CHILD").is_ok(),
+        "run by the class caps tests, not directly"
+    );
+    let _ = tracing_subscriber::fmt().with_env_filter("info").try_init();
+    let client = jobs::Client::from_env().expect("REDIS_URL");
+    class_worker(&client)
+        .run()
+        .await
+        .expect("the worker runs until stopped");
+}
+
+/// A [`class_cap_child`] process, killed (by its PID) when dropped, even on a failed assert.
+struct Child(std::process::Child);
+
+impl Child {
+    fn spawn(redis_url: &str) -> Self {
+        let child = Command::new(std::env::current_exe().expect("the test binary"))
+            .args([
+                "--exact",
+                "class_caps::class_cap_child",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env("JOBS_TEST_CHILD", "1")
+            .env("REDIS_URL", redis_url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start a worker process");
+        Self(child)
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// `kill -9`, and waits for the process to be gone.
+    fn kill9(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// What the ledger says.
+#[derive(Debug, Default)]
+struct Ledger {
+    /// The most jobs of each class running at once.
+    peak: HashMap<String, usize>,
+    /// How many times each jid of each class ended.
+    ends: HashMap<String, HashMap<String, usize>>,
+    /// The position of each class's first and last start and last end event.
+    first_start: HashMap<String, usize>,
+    last_start: HashMap<String, usize>,
+    last_end: HashMap<String, usize>,
+    /// The pids each capped job started in.
+    capped_pids: HashMap<u32, usize>,
+    /// The position of the first capped start after a `kill` event.
+    capped_start_after_kill: Option<usize>,
+}
+
+impl Ledger {
+    /// The jids of `class` that ended.
+    fn done(&self, class: &str) -> HashSet<String> {
+        self.ends
+            .get(class)
+            .map(|ends| ends.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+async fn read_ledger(redis: &TestRedis) -> Ledger {
+    let mut raw = redis.raw().await;
+    let events: Vec<String> = raw.lrange(EVENTS, 0, -1).await.unwrap();
+    let mut ledger = Ledger::default();
+    let mut open: HashMap<String, HashSet<(String, String)>> = HashMap::new();
+    let mut killed = false;
+    for (position, event) in events.iter().enumerate() {
+        let parts: Vec<&str> = event.split('|').collect();
+        match parts.as_slice() {
+            ["start", class, jid, pid] => {
+                let running = open.entry((*class).to_owned()).or_default();
+                running.insert(((*jid).to_owned(), (*pid).to_owned()));
+                let peak = ledger.peak.entry((*class).to_owned()).or_default();
+                *peak = (*peak).max(running.len());
+                ledger
+                    .first_start
+                    .entry((*class).to_owned())
+                    .or_insert(position);
+                ledger.last_start.insert((*class).to_owned(), position);
+                if *class == CAPPED {
+                    *ledger.capped_pids.entry(pid.parse().unwrap()).or_default() += 1;
+                    if killed {
+                        ledger.capped_start_after_kill.get_or_insert(position);
+                    }
+                }
+            }
+            ["end", class, jid, pid] => {
+                if let Some(running) = open.get_mut(*class) {
+                    running.remove(&((*jid).to_owned(), (*pid).to_owned()));
+                }
+                *ledger
+                    .ends
+                    .entry((*class).to_owned())
+                    .or_default()
+                    .entry((*jid).to_owned())
+                    .or_default() += 1;
+                ledger.last_end.insert((*class).to_owned(), position);
+            }
+            ["kill", pid] => {
+                // Its jobs stopped running with it.
+                for running in open.values_mut() {
+                    running.retain(|(_, owner)| owner != pid);
+                }
+                killed = true;
+            }
+            other => panic!("an unknown ledger event {other:?}"),
+        }
+    }
+    ledger
+}
+
+/// The capped class's live and expired leases, and its parked jobs.
+async fn leases_and_waiting(redis: &TestRedis) -> (u64, u64) {
+    let mut raw = redis.raw().await;
+    let leases: u64 = raw
+        .zcard(format!("jobs:lease:class:{CAPPED}"))
+        .await
+        .unwrap();
+    let waiting: u64 = raw
+        .llen(format!("jobs:waiting:class:{CAPPED}"))
+        .await
+        .unwrap();
+    (leases, waiting)
+}
+
+/// Pushes `capped` capped jobs and `free` free ones, interleaved in one bulk push to the
+/// shared queue; returns the capped jids.
+async fn push(
+    redis: &TestRedis,
+    capped: usize,
+    capped_ms: u64,
+    free: usize,
+    free_ms: u64,
+) -> HashSet<String> {
+    let client = redis.client();
+    let mut jids = HashSet::new();
+    for i in 0..capped.max(free) {
+        if i < capped {
+            let jid = client
+                .perform_async(ClassCapped {
+                    url: redis.url(),
+                    millis: capped_ms,
+                })
+                .await
+                .unwrap();
+            jids.insert(jid.to_string());
+        }
+        if i < free {
+            client
+                .perform_async(ClassFree {
+                    url: redis.url(),
+                    millis: free_ms,
+                })
+                .await
+                .unwrap();
+        }
+    }
+    jids
+}
+
+/// Waits until the workers have written the class's cap.
+async fn capped_by_workers(redis: &TestRedis) {
+    let caps = Caps::new(&redis.client());
+    eventually(
+        Duration::from_secs(30),
+        "the workers cap the class",
+        async || caps.get_class(CAPPED).await.unwrap().is_some(),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_class_capped_at_1_across_2_processes_runs_one_at_a_time_beside_a_free_class() {
+    let redis = TestRedis::start();
+    let workers: Vec<Child> = (0..2).map(|_| Child::spawn(&redis.url())).collect();
+    capped_by_workers(&redis).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let capped = push(&redis, 8, 300, 40, 150).await;
+    eventually(Duration::from_secs(60), "every job done", async || {
+        let ledger = read_ledger(&redis).await;
+        ledger.done(CAPPED).len() == 8 && ledger.done(FREE).len() == 40
+    })
+    .await;
+    let ledger = read_ledger(&redis).await;
+    println!("{ledger:?}");
+    assert_eq!(
+        ledger.peak[CAPPED], 1,
+        "the class cap holds, and is reached"
+    );
+    assert!(ledger.peak[FREE] > 1, "the free class runs many at once");
+    assert!(
+        ledger.last_end[FREE] < ledger.last_start[CAPPED],
+        "the free class finished while capped jobs still waited: not held up behind them"
+    );
+    assert_eq!(ledger.done(CAPPED), capped);
+    for (class, ends) in &ledger.ends {
+        for (jid, count) in ends {
+            assert_eq!(*count, 1, "{class} {jid} ran exactly once");
+        }
+    }
+    eventually(
+        Duration::from_secs(10),
+        "no lease nor parked job left",
+        async || leases_and_waiting(&redis).await == (0, 0),
+    )
+    .await;
+    let mut raw = redis.raw().await;
+    let scheduled: u64 = raw.zcard("schedule").await.unwrap();
+    let retries: u64 = raw.zcard("retry").await.unwrap();
+    assert_eq!(
+        (scheduled, retries),
+        (0, 0),
+        "none rescheduled, no retry used"
+    );
+    let queued: u64 = raw.llen(format!("queue:{QUEUE}")).await.unwrap();
+    assert_eq!(queued, 0);
+    drop(workers);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_9_of_the_holder_gives_the_class_slot_back_within_the_lease_lifetime() {
+    let redis = TestRedis::start();
+    let mut workers: Vec<Child> = (0..2).map(|_| Child::spawn(&redis.url())).collect();
+    capped_by_workers(&redis).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let jids = push(&redis, 6, 1_500, 0, 0).await;
+    let mut victim = None;
+    eventually(Duration::from_secs(20), "a capped job runs", async || {
+        let ledger = read_ledger(&redis).await;
+        victim = workers
+            .iter()
+            .position(|worker| ledger.capped_pids.contains_key(&worker.pid()));
+        victim.is_some()
+    })
+    .await;
+    // Some jobs are parked behind the running one by now.
+    eventually(Duration::from_secs(10), "jobs parked", async || {
+        leases_and_waiting(&redis).await.1 > 0
+    })
+    .await;
+    let victim = victim.unwrap();
+    let pid = workers[victim].pid();
+    workers[victim].kill9();
+    let killed_at = Instant::now();
+    let mut raw = redis.raw().await;
+    let _: () = raw.rpush(EVENTS, format!("kill|{pid}")).await.unwrap();
+    eventually(
+        Duration::from_secs(20),
+        "a capped job starts after the kill",
+        async || read_ledger(&redis).await.capped_start_after_kill.is_some(),
+    )
+    .await;
+    let back_after = killed_at.elapsed();
+    eventually(Duration::from_secs(60), "every job done", async || {
+        read_ledger(&redis).await.done(CAPPED).is_superset(&jids)
+    })
+    .await;
+    let ledger = read_ledger(&redis).await;
+    println!("slot back {back_after:?} after the kill; {ledger:?}");
+    assert_eq!(ledger.peak[CAPPED], 1, "never over the cap, kill included");
+    // The lease lifetime is the heartbeat TTL (3 s), the survivor's heartbeat brings parked jobs
+    // back every second; the rest is slack for a loaded machine.
+    assert!(back_after < Duration::from_secs(8), "{back_after:?}");
+    eventually(
+        Duration::from_secs(10),
+        "no lease nor parked job left",
+        async || leases_and_waiting(&redis).await == (0, 0),
+    )
+    .await;
+    drop(workers);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clearing_a_class_cap_sends_its_parked_jobs_back_at_once() {
+    let redis = TestRedis::start();
+    let running = RunningWorker::start(class_worker(&redis.client()));
+    capped_by_workers(&redis).await;
+    // One long job holds the slot; the others park behind it.
+    let _ = push(&redis, 1, 6_000, 0, 0).await;
+    eventually(Duration::from_secs(10), "the long job runs", async || {
+        read_ledger(&redis).await.peak.contains_key(CAPPED)
+    })
+    .await;
+    let parked = push(&redis, 3, 50, 0, 0).await;
+    eventually(Duration::from_secs(10), "3 jobs parked", async || {
+        leases_and_waiting(&redis).await == (1, 3)
+    })
+    .await;
+    let caps = Caps::new(&redis.client());
+    let info = caps.get_class(CAPPED).await.unwrap().unwrap();
+    assert_eq!((info.cap, info.in_use, info.waiting), (1, 1, 3));
+    assert_eq!(caps.list_classes().await.unwrap(), [info]);
+    let cleared_at = Instant::now();
+    assert_eq!(caps.clear_class(CAPPED).await.unwrap(), Some(3));
+    assert_eq!(
+        leases_and_waiting(&redis).await.1,
+        0,
+        "none parked any more"
+    );
+    assert_eq!(caps.get_class(CAPPED).await.unwrap(), None);
+    eventually(Duration::from_secs(10), "the parked jobs ran", async || {
+        read_ledger(&redis).await.done(CAPPED).is_superset(&parked)
+    })
+    .await;
+    assert!(
+        cleared_at.elapsed() < Duration::from_secs(3),
+        "they ran beside the long job, not after it"
+    );
+    assert_eq!(caps.clear_class(CAPPED).await.unwrap(), None);
+    running.stop(Duration::from_secs(15)).await;
+}

@@ -1,0 +1,6 @@
+use jobs::job;
+
+#[job(concurrency = 0)]
+async fn import() {}
+
+fn main() {}
