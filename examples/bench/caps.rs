@@ -2,7 +2,8 @@
 //!
 //! A worker in this process (concurrency 10) drains N no-op jobs from the queue `bench`:
 //! uncapped; capped at 1,000 (a cap that never binds: the cost of the leases alone); and capped
-//! at 5 (a cap that binds: half the worker's slots). Alternating rounds, so a slower moment of
+//! at 5 (a cap that binds: half the worker's slots); and its job class (`NoOp`) capped at 1,000
+//! (a class cap that never binds: its take and release steps alone). Alternating rounds, so a slower moment of
 //! the machine weighs on each. For each: jobs per second and Redis commands per job (those
 //! inside the scripts included), from `INFO commandstats`.
 
@@ -14,8 +15,25 @@ use super::{ARGUMENT, NoOp};
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
 
-/// The caps measured: none, one that never binds, one that binds.
-const CAPS: [Option<u32>; 3] = [None, Some(1_000), Some(5)];
+/// A cap measured.
+#[derive(Clone, Copy)]
+enum Cap {
+    /// No cap at all.
+    None,
+    /// The queue `bench` capped.
+    Queue(u32),
+    /// The job class `NoOp` capped.
+    Class(u32),
+}
+
+/// The caps measured: none, a queue's that never binds, one that binds, a class's that never
+/// binds.
+const CAPS: [Cap; 4] = [
+    Cap::None,
+    Cap::Queue(1_000),
+    Cap::Queue(5),
+    Cap::Class(1_000),
+];
 
 /// Prints the figures for `n` jobs of each kind.
 pub(crate) async fn figures(n: usize) -> Result {
@@ -33,8 +51,11 @@ pub(crate) async fn figures(n: usize) -> Result {
     for _ in 0..ROUNDS {
         for (index, cap) in CAPS.into_iter().enumerate() {
             flush(&url).await?;
-            if let Some(cap) = cap {
-                Caps::new(&client).set("bench", cap).await?;
+            match cap {
+                Cap::None => {}
+                Cap::Queue(cap) => Caps::new(&client).set("bench", cap).await?,
+                // The worker learns it from `jobs:caps` at its first beat, before it takes a job.
+                Cap::Class(cap) => Caps::new(&client).set_class("NoOp", cap).await?,
             }
             let jobs = (0..per_round).map(|_| NoOp {
                 date: ARGUMENT.to_owned(),
@@ -46,9 +67,14 @@ pub(crate) async fn figures(n: usize) -> Result {
         }
     }
     let total = per_round * ROUNDS;
-    for (index, op) in ["process_uncapped", "process_cap_1000", "process_cap_5"]
-        .into_iter()
-        .enumerate()
+    for (index, op) in [
+        "process_uncapped",
+        "process_cap_1000",
+        "process_cap_5",
+        "process_class_cap_1000",
+    ]
+    .into_iter()
+    .enumerate()
     {
         println!(
             "RESULT peer=jobs op={op} n={total} conc=10 jobs_per_s={:.0} of_uncapped={:.2} \

@@ -418,3 +418,60 @@ async fn clearing_a_class_cap_sends_its_parked_jobs_back_at_once() {
     assert_eq!(caps.clear_class(CAPPED).await.unwrap(), None);
     running.stop(Duration::from_secs(15)).await;
 }
+
+#[tokio::test]
+async fn the_queues_page_sets_and_clears_a_class_cap() {
+    use axum::http::StatusCode;
+
+    use crate::web_http::{app, get, post, post_with};
+
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let app = app(&client);
+    let caps = Caps::new(&client);
+    let page = get(&app, "/jobs/queues").await;
+    assert!(page.body.contains("Class caps"), "{}", page.body);
+    assert!(page.body.contains("No job class is capped."));
+
+    // A POST from elsewhere caps nothing (the page's CSRF protection).
+    let fields = [("class", "ImportJob"), ("cap", "2"), ("action", "cap")];
+    let cross = post_with(
+        &app,
+        "/jobs/class_caps",
+        &fields,
+        &[("sec-fetch-site", "cross-site")],
+    )
+    .await;
+    assert_eq!(cross.status, StatusCode::FORBIDDEN);
+    assert!(caps.get_class("ImportJob").await.unwrap().is_none());
+
+    let set = post(&app, "/jobs/class_caps", &fields).await;
+    assert_eq!(set.status, StatusCode::SEE_OTHER, "{}", set.body);
+    assert_eq!(caps.get_class("ImportJob").await.unwrap().unwrap().cap, 2);
+    let page = get(&app, "/jobs/queues").await;
+    assert!(
+        page.body.contains(r#"data-class="ImportJob""#),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("0 / 2"), "{}", page.body);
+
+    let zero = [("class", "ImportJob"), ("cap", "0"), ("action", "cap")];
+    let refused = post(&app, "/jobs/class_caps", &zero).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert_eq!(caps.get_class("ImportJob").await.unwrap().unwrap().cap, 2);
+
+    // A parked job goes back to its queue when the cap is cleared.
+    let mut raw = redis.raw().await;
+    let parked = r#"{"class":"ImportJob","args":[],"queue":"imports","jid":"abc"}"#;
+    let _: () = raw
+        .lpush("jobs:waiting:class:ImportJob", parked)
+        .await
+        .unwrap();
+    let uncap = [("class", "ImportJob"), ("action", "uncap")];
+    let cleared = post(&app, "/jobs/class_caps", &uncap).await;
+    assert_eq!(cleared.status, StatusCode::SEE_OTHER, "{}", cleared.body);
+    assert!(caps.get_class("ImportJob").await.unwrap().is_none());
+    let queued: Vec<String> = raw.lrange("queue:imports", 0, -1).await.unwrap();
+    assert_eq!(queued, [parked], "back in its queue, byte for byte");
+}

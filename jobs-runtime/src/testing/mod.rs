@@ -60,6 +60,10 @@
 //! job reacts: run by [`Fake::drain`], it fails with an error whose
 //! [`is_over_limit`](crate::Error::is_over_limit) is `true` (a worker would reschedule it).
 //!
+//! Global caps, on queues (`Worker::cap_queue`) and on job classes (`#[job(concurrency = n)]`,
+//! `Worker::cap_class`), do nothing in either mode: [`Fake::drain`] runs every job as if nothing
+//! were capped (see `docs/limits.md`, "Global caps").
+//!
 //! # Periodic jobs in tests
 //!
 //! A fake follows the periodic entries a worker of the test binary would: every

@@ -91,7 +91,8 @@ async fn run_and_settle(shared: &Shared, fetched: Fetched, payload: Payload) -> 
         return Processed::Succeeded(fetched, release, Ending::Expired);
     }
     // A capped class's job takes its class lease or is parked (`crate::cap::class`): one round
-    // trip for such a job only; a job of an uncapped class pays one in-memory check.
+    // trip here and one for the release below, for such a job only; a job of an uncapped class
+    // pays one in-memory check.
     let class = crate::active_job::job_name(&payload);
     let class_lease = if shared.class_caps.is_capped(class) {
         match Box::pin(take_class_slot(shared, &fetched, class)).await {
