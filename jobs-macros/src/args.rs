@@ -444,8 +444,7 @@ fn concurrency(value: &Expr) -> syn::Result<u32> {
         Some(Lit::Int(number)) => match count(number, "concurrency", "jobs")? {
             0 => Err(syn::Error::new(
                 number.span(),
-                "`concurrency = 0` would let no job of this class run, ever: write 1 or more \
-                 (to stop a class for a while, pause its queue)",
+                "`concurrency = 0` would let no job of this class run, ever: write 1 or more",
             )),
             cap => Ok(cap),
         },
@@ -630,5 +629,30 @@ fn crate_path(value: &Expr) -> syn::Result<syn::Path> {
                 "`crate` expects the path `jobs` is known by, like `crate = my_jobs`",
             )),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::concurrency;
+
+    fn parse(value: &str) -> syn::Result<u32> {
+        concurrency(&syn::parse_str(value).expect("an expression"))
+    }
+
+    #[test]
+    fn concurrency_is_a_whole_number_of_1_or_more() {
+        assert_eq!(parse("1").unwrap(), 1);
+        assert_eq!(parse("1_000").unwrap(), 1_000);
+        let zero = parse("0").unwrap_err().to_string();
+        assert!(zero.contains("no job of this class run"), "{zero}");
+        for bad in ["\"2\"", "-1", "2.5", "true", "n"] {
+            let error = parse(bad).unwrap_err().to_string();
+            assert!(
+                error.contains("whole number of jobs of 1 or more"),
+                "{bad}: {error}"
+            );
+        }
+        assert!(parse("4294967296").is_err(), "over u32");
     }
 }
