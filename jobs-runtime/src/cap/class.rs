@@ -246,7 +246,14 @@ pub(crate) async fn take(client: &Client, leases: &Leases, job: &Starting<'_>) -
             }
             Taken::Parked
         }
-        _ => Taken::Gone,
+        _ => {
+            // Recovered elsewhere (its queue lease then runs out within one TTL), or parked by
+            // a try whose reply was lost (which released it): no longer this process's to renew.
+            if let Some(queue_lease) = job.queue_lease {
+                leases.let_go(job.json, queue_lease);
+            }
+            Taken::Gone
+        }
     }
 }
 

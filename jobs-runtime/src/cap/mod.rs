@@ -7,15 +7,15 @@
 //! `jobs:lease:queue:<name>`, all in the step that moves the jobs. A capped queue's jobs that
 //! find no room wait in their queue, in their order; other queues keep flowing.
 //!
-//! A lease is `<identity>|<counter>`, unique per job taken, and runs out after the heartbeat's
-//! TTL unless the heartbeat renews it ([`Leases::renew`]): every lease the process holds is
-//! renewed, its job running or waiting for a slot ([`Leases`] keeps them all, by the job's
-//! bytes). It is released in the step that settles its job: the batched acknowledgement, and
-//! `scripts/settle.lua` for a retry, a death, a hand-back or a reschedule; shutdown releases
-//! whatever is left. A process killed with `kill -9` stops renewing, so its leases run out one
-//! heartbeat TTL after its last renewal; crash recovery drops them sooner ([`forget`]). `docs/limits.md` ("Global caps") describes it for users; the admin API
-//! is [`crate::api::Caps`]. Caps per job class are in [`class`]: their leases are held by a
-//! running task, never by a pending job (see [`LeaseKind`]).
+//! A lease is `<identity>|<counter>`, unique per job taken, and runs out after the heartbeat's TTL
+//! unless the heartbeat renews it ([`Leases::renew`]): every lease the process holds is renewed,
+//! its job running or waiting for a slot ([`Leases`] keeps them all, by the job's bytes). It is
+//! released in the step that settles its job: the batched acknowledgement, and `scripts/settle.lua`
+//! for a retry, a death, a hand-back or a reschedule; shutdown releases whatever is left. A process
+//! killed with `kill -9` stops renewing, so its leases run out one heartbeat TTL after its last
+//! renewal; crash recovery drops them sooner ([`forget`]). `docs/limits.md` ("Global caps")
+//! describes it for users; the admin API is [`crate::api::Caps`]. Caps per job class are in
+//! [`class`]: their leases are held by a running task, never by a pending job (see [`LeaseKind`]).
 
 pub(crate) mod class;
 
@@ -369,10 +369,10 @@ pub(crate) fn member_of_queue(queue: &str) -> String {
 pub(crate) fn queue_of_member(member: &str) -> Option<&str> {
     member.strip_prefix("queue:")
 }
-
-/// Removes every lease `identity` (a process presumed dead, whose jobs crash recovery hands
-/// back) holds, on queues and classes alike, so its slots come back at once rather than when its leases run out. Two round
-/// trips, on the recovery path only: the lease sets are small (a cap's worth of members each).
+///  Removes every lease `identity` (a process presumed dead, whose jobs crash recovery hands back)
+/// holds, on queues and classes alike, so its slots come back at once rather than when its leases
+/// run out. Two round trips, on the recovery path only: the lease sets are small (a cap's worth of
+/// members each).
 /// Returns how many leases were removed.
 pub(crate) async fn forget(client: &Client, identity: &str) -> Result<usize, Error> {
     let keys = client.keys();

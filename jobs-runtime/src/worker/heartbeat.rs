@@ -16,9 +16,9 @@
 //!   `TTIN` it obeys.
 //!
 //! Then it renews the leases this process holds on capped queues and classes (`crate::cap`),
-//! rereads which job classes are capped and brings back the parked jobs of those it runs that
-//! fit (`crate::cap::class`), and flushes the counters and the execution metrics (`crate::metrics`). It beats through shutdown, and on a
-//! clean exit the process removes itself.
+//! rereads which job classes are capped and brings back the parked jobs of those it runs once no
+//! live lease of theirs is left (`crate::cap::class`), and flushes the counters and the execution metrics (`crate::metrics`). It
+//! beats through shutdown, and on a clean exit the process removes itself.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

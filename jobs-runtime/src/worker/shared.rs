@@ -69,7 +69,8 @@ pub(crate) struct Shared {
     /// Whether this process's liveness renewals land (`liveness.rs`): the fetcher takes no job
     /// while they falter, and forgets the jobs it took ahead after a lapse.
     pub(crate) pulse: Arc<Pulse>,
-    /// This process's leases on capped queues: their counter and lifetime (`crate::cap`).
+    /// This process's leases on capped queues and classes: their counter and lifetime
+    /// (`crate::cap`).
     pub(crate) leases: Arc<crate::cap::Leases>,
     /// Which job classes are capped (`crate::cap::class`), read when a job starts.
     pub(crate) class_caps: crate::cap::class::ClassCaps,

@@ -8,6 +8,10 @@
 -- than the room left under the cap (every parked job when the class has no cap any more). A
 -- job's queue is its JSON's `queue` field, `default` when that is missing or unreadable.
 --
+-- With no lease to release (the heartbeat's call), jobs move only when no live lease is left:
+-- while a holder lives, its own release brings the next parked job back when it ends, and a
+-- heartbeat sending jobs back beside it would only have them parked again, behind the others.
+--
 -- The queue keys are built here from the job (ARGV[2] .. 'queue:' .. name), not passed in KEYS:
 -- fine on one Redis, and what a Cluster layout (issue #19) would have to change.
 --
@@ -36,7 +40,11 @@ else
   local clock = redis.call('TIME')
   local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-  room = cap - redis.call('ZCARD', KEYS[2])
+  local live = redis.call('ZCARD', KEYS[2])
+  if ARGV[1] == '' and live > 0 then
+    return 0
+  end
+  room = cap - live
 end
 local moved = 0
 while moved < room do
