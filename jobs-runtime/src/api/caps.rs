@@ -97,13 +97,13 @@ impl Caps {
         crate::cap::clear(&self.client, queue).await
     }
 
-    /// Every capped job class (`jobs:caps`), by name, with its cap, use and parked jobs. A name
-    /// that is not UTF-8 is left out.
+    /// Every capped job class (`jobs:caps:class`), by name, with its cap, use and parked jobs.
+    /// A name that is not UTF-8 is left out.
     pub async fn list_classes(&self) -> Result<Vec<ClassCapInfo>, Error> {
         let members: Vec<Vec<u8>> = self
             .client
             .redis()
-            .command(redis::cmd("SMEMBERS").arg(self.client.keys().caps()))
+            .command(redis::cmd("SMEMBERS").arg(self.client.keys().class_caps()))
             .await?;
         let mut classes: Vec<String> = utf8_only(members)
             .iter()

@@ -14,9 +14,9 @@
 //! (with no lease to release), so jobs parked while a holder was killed come back once its lease
 //! ran out.
 //!
-//! Which classes are capped is known without a Redis command per job ([`ClassCaps`]): the caps
-//! the worker declares (`#[job(concurrency)]`, `Worker::cap_class`), which it writes at start,
-//! and those listed in `jobs:caps`, read once per beat (a cap set on the dashboard for another
+//! Which classes are capped is known without a Redis command per job ([`ClassCaps`]): the caps the
+//! worker declares (`#[job(concurrency)]`, `Worker::cap_class`), which it writes at start, and
+//! those listed in `jobs:caps:class`, read once per beat (a cap set on the dashboard for another
 //! class applies from the next beat). The number itself is read inside the take script, so a
 //! changed number applies to the next job at once. Jobs of an uncapped class pay nothing.
 
@@ -45,18 +45,18 @@ pub(crate) fn check(class: &str, cap: u32) -> Result<(), Error> {
     })
 }
 
-/// A class's member in `jobs:caps`: `class:<Class>`.
+/// A class's member in `jobs:caps:class`: `class:<Class>`.
 pub(crate) fn member_of(class: &str) -> String {
     format!("class:{class}")
 }
 
-/// The class a `jobs:caps` member names, if it names one.
+/// The class a `jobs:caps:class` member names, if it names one.
 pub(crate) fn of_member(member: &str) -> Option<&str> {
     member.strip_prefix("class:")
 }
 
-/// Sets `class`'s cap to `cap` in one step (`jobs:cap:class:<Class>` and `jobs:caps`); the next
-/// job of the class to start is held to it.
+/// Sets `class`'s cap to `cap` in one step (`jobs:cap:class:<Class>` and `jobs:caps:class`); the
+/// next job of the class to start is held to it.
 pub(crate) async fn set(client: &Client, class: &str, cap: u32) -> Result<(), Error> {
     check(class, cap)?;
     let keys = client.keys();
@@ -68,7 +68,7 @@ pub(crate) async fn set(client: &Client, class: &str, cap: u32) -> Result<(), Er
         .arg(cap)
         .ignore()
         .cmd("SADD")
-        .arg(keys.caps())
+        .arg(keys.class_caps())
         .arg(member_of(class))
         .ignore();
     client.redis().query::<()>(&pipeline).await
@@ -96,7 +96,7 @@ pub(crate) async fn clear(client: &Client, class: &str) -> Result<(bool, u64), E
     let mut invocation = scripts::CAP_CLASS_CLEAR.prepare_invoke();
     invocation
         .key(keys.cap_class(class))
-        .key(keys.caps())
+        .key(keys.class_caps())
         .key(keys.cap_class_waiting(class))
         .key(keys.queues())
         .arg(member_of(class))
@@ -111,7 +111,7 @@ pub(crate) async fn clear(client: &Client, class: &str) -> Result<(bool, u64), E
 pub(crate) struct ClassCaps {
     /// The caps the worker declares, written at its start.
     declared: Vec<(String, u32)>,
-    /// Every class known to be capped: the declared ones, and those `jobs:caps` listed at the
+    /// Every class known to be capped: the declared ones, and those `jobs:caps:class` listed at the
     /// last beat.
     capped: RwLock<HashSet<String>>,
     /// Whether any class is capped at all: the one check a job pays when none is.
@@ -145,12 +145,12 @@ impl ClassCaps {
                 .contains(class)
     }
 
-    /// Rereads the capped classes from `jobs:caps` (one `SMEMBERS`, once per beat), keeping the
-    /// declared ones; returns every capped class, sorted.
+    /// Rereads the capped classes from `jobs:caps:class` (one `SMEMBERS`, once per beat), keeping
+    /// the declared ones; returns every capped class, sorted.
     pub(crate) async fn refresh(&self, client: &Client) -> Result<BTreeSet<String>, Error> {
         let members: Vec<String> = client
             .redis()
-            .command(redis::cmd("SMEMBERS").arg(client.keys().caps()))
+            .command(redis::cmd("SMEMBERS").arg(client.keys().class_caps()))
             .await?;
         let mut capped: BTreeSet<String> = members
             .iter()

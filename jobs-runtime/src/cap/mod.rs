@@ -376,10 +376,14 @@ pub(crate) fn queue_of_member(member: &str) -> Option<&str> {
 /// Returns how many leases were removed.
 pub(crate) async fn forget(client: &Client, identity: &str) -> Result<usize, Error> {
     let keys = client.keys();
-    let members: Vec<String> = client
-        .redis()
-        .command(redis::cmd("SMEMBERS").arg(keys.caps()))
-        .await?;
+    let mut reading = redis::pipe();
+    reading
+        .cmd("SMEMBERS")
+        .arg(keys.caps())
+        .cmd("SMEMBERS")
+        .arg(keys.class_caps());
+    let (queues, classes): (Vec<String>, Vec<String>) = client.redis().query(&reading).await?;
+    let members: Vec<String> = queues.into_iter().chain(classes).collect();
     // Queue and class leases alike: a dead process runs nothing any more.
     let sets: Vec<String> = members
         .iter()

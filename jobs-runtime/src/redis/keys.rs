@@ -189,13 +189,19 @@ impl Keys {
         format!("{}jobs:limit:{{{name}}}:held", self.prefix)
     }
 
-    /// `jobs:caps`: the set of every global cap set, one member per cap: `queue:<name>` for a
-    /// queue's (see [`cap_queue`](Self::cap_queue)), `class:<Class>` for a job class's (see
-    /// [`cap_class`](Self::cap_class)). Read by the fetch script first, so that a
-    /// Redis with no cap pays one command per fetch round and nothing more; listed by the
-    /// dashboard.
+    /// `jobs:caps`: the set of the queues' global caps, one member per capped queue:
+    /// `queue:<name>` (see [`cap_queue`](Self::cap_queue)). Read by the fetch script first, so
+    /// that a Redis with no queue cap pays one command per fetch round and nothing more; listed
+    /// by the dashboard.
     pub(crate) fn caps(&self) -> String {
         format!("{}jobs:caps", self.prefix)
+    }
+
+    /// `jobs:caps:class`: the set of the job classes' global caps, one member per capped class:
+    /// `class:<Class>` (see [`cap_class`](Self::cap_class)). Apart from [`caps`](Self::caps), so
+    /// that a class cap costs the fetch of every worker nothing: only the heartbeat reads it.
+    pub(crate) fn class_caps(&self) -> String {
+        format!("{}jobs:caps:class", self.prefix)
     }
 
     /// `jobs:cap:queue:<name>`: a queue's global cap, the most of its jobs running at once
@@ -335,6 +341,7 @@ mod tests {
         assert_eq!(keys.limit_held("stripe"), "jobs:limit:{stripe}:held");
         assert_eq!(keys.limit_pattern(), "jobs:limit:{*}");
         assert_eq!(keys.caps(), "jobs:caps");
+        assert_eq!(keys.class_caps(), "jobs:caps:class");
         assert_eq!(keys.cap_queue("imports"), "jobs:cap:queue:imports");
         assert_eq!(keys.cap_queue_leases("imports"), "jobs:lease:queue:imports");
         assert_ne!(keys.cap_queue("a:leases"), keys.cap_queue_leases("a"));

@@ -186,7 +186,7 @@ impl Heartbeat {
         Ok(())
     }
 
-    /// Rereads which job classes are capped (one `SMEMBERS jobs:caps`), then, for each capped
+    /// Rereads which job classes are capped (one `SMEMBERS jobs:caps:class`), then, for each capped
     /// class this worker runs, brings its parked jobs back to their queues while there is room
     /// (`scripts/cap_class_release.lua`, releasing nothing): so that jobs parked while a holder
     /// was killed come back once its lease ran out. Once per beat, never per job.

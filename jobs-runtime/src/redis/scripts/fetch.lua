@@ -5,7 +5,7 @@
 -- KEYS[1]     the working list (jobs:working:<identity>)
 -- KEYS[2]     jobs:workers, the set crash recovery reads
 -- KEYS[3]     paused, the set of paused queue names (Sidekiq Pro's)
--- KEYS[4]     jobs:caps, the set of every global cap (read first: without caps, nothing more)
+-- KEYS[4]     jobs:caps, the set of the queues' caps (read first: without one, nothing more)
 -- KEYS[5..n]  three keys per queue, in the order to take from for this batch: its list
 --             (queue:<name>), its cap (jobs:cap:queue:<name>) and its leases
 --             (jobs:lease:queue:<name>); queue position p (1-based) is KEYS[2 + 3p] and so on
