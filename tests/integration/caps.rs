@@ -8,8 +8,7 @@
 //! inside the time its lease is held. The test adds `kill|<pid>` right after a `kill -9`.
 
 use std::collections::{HashMap, HashSet};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jobs::api::Caps;
 use jobs::{JobContext, JobError, Limiter, Worker, job};
@@ -17,7 +16,8 @@ use redis::AsyncCommands;
 
 use crate::limits::TakeBusy;
 use crate::support::jobs::{CallLog, Explode};
-use crate::support::{RunningWorker, TestRedis, eventually};
+use crate::support::ledger::{self, Ledger};
+use crate::support::{ChildWorker, RunningWorker, TestRedis, eventually};
 
 /// The capped queue.
 const CAPPED: &str = "capped";
@@ -101,102 +101,29 @@ async fn cap_child() {
         .expect("the worker runs until stopped");
 }
 
-/// A [`cap_child`] process, killed when dropped.
-struct CapChild(std::process::Child);
-
-impl CapChild {
-    fn spawn(redis_url: &str) -> Self {
-        let child = Command::new(std::env::current_exe().expect("the test binary"))
-            .args(["--exact", "caps::cap_child", "--ignored", "--nocapture"])
-            .env("JOBS_TEST_CHILD", "1")
-            .env("REDIS_URL", redis_url)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start a worker process");
-        Self(child)
-    }
-
-    fn pid(&self) -> u32 {
-        self.0.id()
-    }
-
-    /// `kill -9`, and waits for the process to be gone.
-    fn kill9(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// A [`cap_child`] process, killed (by its pid) when dropped, even on a failed assert.
+fn spawn_child(redis: &TestRedis) -> ChildWorker {
+    ChildWorker::spawn_entry_without_ledger("caps::cap_child", &redis.url())
 }
 
-impl Drop for CapChild {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// Starts `count` [`cap_child`] processes, and waits until they have capped the queue and
+/// had half a second more to settle in.
+async fn start_children(redis: &TestRedis, count: usize) -> Vec<ChildWorker> {
+    let workers: Vec<ChildWorker> = (0..count).map(|_| spawn_child(redis)).collect();
+    let caps = Caps::new(&redis.client());
+    eventually(
+        Duration::from_secs(20),
+        "the workers cap the queue",
+        async || caps.get(CAPPED).await.unwrap().is_some(),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    workers
 }
 
-/// What the ledger says.
-#[derive(Debug, Default)]
-struct Ledger {
-    /// The most jobs of each queue running at once.
-    peak: HashMap<String, usize>,
-    /// The jids of each queue that ended.
-    done: HashMap<String, HashSet<String>>,
-    /// The position of each queue's last start and last end event.
-    last_start: HashMap<String, usize>,
-    last_end: HashMap<String, usize>,
-    /// The most capped jobs running at once after a `kill` event, if one was recorded.
-    peak_after_kill: Option<usize>,
-    /// The pids each capped job started in.
-    capped_pids: HashMap<u32, usize>,
-}
-
+/// What the ledger says, by queue.
 async fn read_ledger(redis: &TestRedis) -> Ledger {
-    let mut raw = redis.raw().await;
-    let events: Vec<String> = raw.lrange(EVENTS, 0, -1).await.unwrap();
-    let mut ledger = Ledger::default();
-    let mut open: HashMap<String, HashSet<(String, String)>> = HashMap::new();
-    let mut killed_at = None;
-    for (position, event) in events.iter().enumerate() {
-        let parts: Vec<&str> = event.split('|').collect();
-        match parts.as_slice() {
-            ["start", queue, jid, pid] => {
-                let running = open.entry((*queue).to_owned()).or_default();
-                running.insert(((*jid).to_owned(), (*pid).to_owned()));
-                let peak = ledger.peak.entry((*queue).to_owned()).or_default();
-                *peak = (*peak).max(running.len());
-                ledger.last_start.insert((*queue).to_owned(), position);
-                if *queue == CAPPED {
-                    *ledger.capped_pids.entry(pid.parse().unwrap()).or_default() += 1;
-                    if killed_at.is_some() {
-                        let after = ledger.peak_after_kill.get_or_insert(0);
-                        *after = (*after).max(running.len());
-                    }
-                }
-            }
-            ["end", queue, jid, pid] => {
-                if let Some(running) = open.get_mut(*queue) {
-                    running.remove(&((*jid).to_owned(), (*pid).to_owned()));
-                }
-                ledger
-                    .done
-                    .entry((*queue).to_owned())
-                    .or_default()
-                    .insert((*jid).to_owned());
-                ledger.last_end.insert((*queue).to_owned(), position);
-            }
-            ["kill", pid] => {
-                // Its jobs stopped running with it.
-                for running in open.values_mut() {
-                    running.retain(|(_, owner)| owner != pid);
-                }
-                killed_at = Some(position);
-            }
-            other => panic!("an unknown ledger event {other:?}"),
-        }
-    }
-    ledger
+    Ledger::read(redis, EVENTS).await
 }
 
 async fn leases_held(redis: &TestRedis) -> u64 {
@@ -228,20 +155,11 @@ async fn push_steps(redis: &TestRedis, capped: usize, free: usize, millis: u64) 
 async fn a_queue_capped_at_2_across_3_processes_never_runs_more_than_2() {
     let redis = TestRedis::start();
     // The processes start first, so that none takes the whole queue alone.
-    let workers: Vec<CapChild> = (0..3).map(|_| CapChild::spawn(&redis.url())).collect();
-    let caps = Caps::new(&redis.client());
-    eventually(
-        Duration::from_secs(20),
-        "the workers cap the queue",
-        async || caps.get(CAPPED).await.unwrap().is_some(),
-    )
-    .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let workers = start_children(&redis, 3).await;
     push_steps(&redis, 12, 40, 400).await;
     eventually(Duration::from_secs(60), "every job done", async || {
         let ledger = read_ledger(&redis).await;
-        ledger.done.get(CAPPED).map_or(0, HashSet::len) == 12
-            && ledger.done.get(FREE).map_or(0, HashSet::len) == 40
+        ledger.done(CAPPED).len() == 12 && ledger.done(FREE).len() == 40
     })
     .await;
     let ledger = read_ledger(&redis).await;
@@ -258,22 +176,17 @@ async fn a_queue_capped_at_2_across_3_processes_never_runs_more_than_2() {
     );
     // Which processes ran the capped jobs is left to timing: a process that releases a lease
     // looks for room at once, so one process may run them all, and the cap holds either way.
-    println!("capped jobs per process: {:?}", ledger.capped_pids);
+    println!(
+        "capped jobs per process: {:?}",
+        ledger.starts_in.get(CAPPED)
+    );
     assert_eq!(leases_held(&redis).await, 0, "no lease outlives its job");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_9_gives_the_slots_back_within_the_lease_lifetime() {
     let redis = TestRedis::start();
-    let mut workers: Vec<CapChild> = (0..2).map(|_| CapChild::spawn(&redis.url())).collect();
-    let caps = Caps::new(&redis.client());
-    eventually(
-        Duration::from_secs(20),
-        "the workers cap the queue",
-        async || caps.get(CAPPED).await.unwrap().is_some(),
-    )
-    .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut workers = start_children(&redis, 2).await;
     let client = redis.client();
     let jids: HashSet<String> = client
         .perform_bulk((0..10).map(|_| CappedStep {
@@ -289,37 +202,21 @@ async fn a_kill_9_gives_the_slots_back_within_the_lease_lifetime() {
     let mut victim = None;
     eventually(Duration::from_secs(20), "a capped job runs", async || {
         let ledger = read_ledger(&redis).await;
-        victim = workers
-            .iter()
-            .position(|worker| ledger.capped_pids.contains_key(&worker.pid()));
+        victim = ledger.worker_of(CAPPED, &workers);
         victim.is_some()
     })
     .await;
-    let victim = victim.unwrap();
-    let pid = workers[victim].pid();
-    workers[victim].kill9();
-    let killed_at = Instant::now();
-    let mut raw = redis.raw().await;
-    let _: () = raw.rpush(EVENTS, format!("kill|{pid}")).await.unwrap();
+    let killed_at = ledger::kill9(&redis, EVENTS, &mut workers[victim.unwrap()]).await;
     // The survivor runs 2 at once again once the dead process's leases are gone.
     eventually(
         Duration::from_secs(20),
         "2 capped jobs run after the kill",
-        async || {
-            read_ledger(&redis)
-                .await
-                .peak_after_kill
-                .is_some_and(|peak| peak == 2)
-        },
+        async || read_ledger(&redis).await.peak_after_kill.get(CAPPED) == Some(&2),
     )
     .await;
     let back_after = killed_at.elapsed();
     eventually(Duration::from_secs(60), "every job done", async || {
-        let ledger = read_ledger(&redis).await;
-        ledger
-            .done
-            .get(CAPPED)
-            .is_some_and(|done| done.is_superset(&jids))
+        read_ledger(&redis).await.done(CAPPED).is_superset(&jids)
     })
     .await;
     let ledger = read_ledger(&redis).await;
@@ -374,6 +271,15 @@ async fn settled_without_lease(
     );
 }
 
+/// [`settled_without_lease`], the job settled once the sorted set `set` holds `count` entries.
+async fn settled_into(redis: &TestRedis, what: &str, set: &str, count: u64) {
+    let raw = redis.raw().await;
+    settled_without_lease(redis, what, async || {
+        raw.clone().zcard::<_, u64>(set).await.unwrap() == count
+    })
+    .await;
+}
+
 /// A job of the capped queue as a Ruby client would push it, with `extra` fields.
 fn capped_json(redis: &TestRedis, jid: &str, millis: u64, extra: serde_json::Value) -> String {
     let mut job = serde_json::json!({
@@ -409,13 +315,7 @@ async fn every_way_a_job_is_settled_releases_its_lease() {
     // Leases live a minute: no fetch round drops a leaked one before it is seen.
     let worker = capped_worker(&redis).heartbeat(Duration::from_secs(1), Duration::from_secs(60));
     let running = RunningWorker::start(worker);
-    let done = async || {
-        read_ledger(&redis)
-            .await
-            .done
-            .get(CAPPED)
-            .map_or(0, HashSet::len)
-    };
+    let done = async || read_ledger(&redis).await.done(CAPPED).len();
     // Success (the batched acknowledgement).
     client
         .perform_async(CappedStep {
@@ -431,33 +331,23 @@ async fn every_way_a_job_is_settled_releases_its_lease() {
         .await
         .unwrap();
     settled_without_lease(&redis, "a failure dropped", async || done().await == 2).await;
-    // A retry.
-    Explode::set()
-        .client(&client)
-        .queue(CAPPED)
-        .perform_async(Explode {
-            message: "retry me".to_owned(),
-        })
-        .await
-        .unwrap();
-    settled_without_lease(&redis, "a retry", async || {
-        raw.clone().zcard::<_, u64>("retry").await.unwrap() == 1
-    })
-    .await;
-    // A death.
-    Explode::set()
-        .client(&client)
-        .queue(CAPPED)
-        .retry(0)
-        .perform_async(Explode {
-            message: "bury me".to_owned(),
-        })
-        .await
-        .unwrap();
-    settled_without_lease(&redis, "a death", async || {
-        raw.clone().zcard::<_, u64>("dead").await.unwrap() == 1
-    })
-    .await;
+    // A retry, then a death (no retry allowed): each lands in its sorted set.
+    for (what, message, retry, set) in [
+        ("a retry", "retry me", None, "retry"),
+        ("a death", "bury me", Some(0_u32), "dead"),
+    ] {
+        let mut setter = Explode::set().client(&client).queue(CAPPED);
+        if let Some(retry) = retry {
+            setter = setter.retry(retry);
+        }
+        setter
+            .perform_async(Explode {
+                message: message.to_owned(),
+            })
+            .await
+            .unwrap();
+        settled_into(&redis, what, set, 1).await;
+    }
     // An over-limit reschedule.
     TakeBusy::set()
         .client(&client)
@@ -467,19 +357,13 @@ async fn every_way_a_job_is_settled_releases_its_lease() {
         })
         .await
         .unwrap();
-    settled_without_lease(&redis, "a reschedule", async || {
-        raw.clone().zcard::<_, u64>("schedule").await.unwrap() == 1
-    })
-    .await;
+    settled_into(&redis, "a reschedule", "schedule", 1).await;
     // An entry that is no job (buried as an invalid payload).
     let _: () = raw
         .lpush(format!("queue:{CAPPED}"), "not a job {")
         .await
         .unwrap();
-    settled_without_lease(&redis, "an invalid payload", async || {
-        raw.clone().zcard::<_, u64>("dead").await.unwrap() == 2
-    })
-    .await;
+    settled_into(&redis, "an invalid payload", "dead", 2).await;
     // A job expired before it ran (dropped unrun).
     let expired = capped_json(
         &redis,
@@ -535,6 +419,25 @@ async fn live_leases(redis: &TestRedis) -> u64 {
     .unwrap()
 }
 
+/// How many clients of the Redis wait in a `BLMOVE` (a worker's idle wait, one per queue).
+async fn blmoves_waiting(redis: &TestRedis) -> usize {
+    let mut raw = redis.raw().await;
+    let clients: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    clients.matches("cmd=blmove").count()
+}
+
+/// A lease of the capped queue held by a job of another (fake) process.
+const ELSEWHERE: &str = "elsewhere|1";
+
+/// When a lease that lives 10 minutes from now expires (Redis's lease scores, in ms).
+fn far_lease() -> i64 {
+    crate::support::now() as i64 * 1000 + 600_000
+}
+
 /// How many capped jobs sit in the working lists (running or waiting for a slot).
 async fn capped_in_working_lists(redis: &TestRedis) -> usize {
     let mut raw = redis.raw().await;
@@ -570,14 +473,8 @@ async fn a_capped_job_brought_while_every_slot_is_taken_never_waits_with_a_lapse
         Duration::from_secs(10),
         "a BLMOVE on each queue",
         async || {
-            let mut raw = redis.raw().await;
-            let clients: String = redis::cmd("CLIENT")
-                .arg("LIST")
-                .query_async(&mut raw)
-                .await
-                .unwrap();
             read_ledger(&redis).await.last_start.contains_key(FREE)
-                && clients.matches("cmd=blmove").count() == 2
+                && blmoves_waiting(&redis).await == 2
         },
     )
     .await;
@@ -613,7 +510,7 @@ async fn a_capped_job_brought_while_every_slot_is_taken_never_waits_with_a_lapse
         "every capped job waiting for a slot holds a live lease"
     );
     eventually(Duration::from_secs(20), "the capped job runs", async || {
-        read_ledger(&redis).await.done.contains_key(CAPPED)
+        !read_ledger(&redis).await.done(CAPPED).is_empty()
     })
     .await;
     running.stop(Duration::from_secs(10)).await;
@@ -649,7 +546,7 @@ async fn a_job_one_crash_from_the_dead_set_runs_alone_holding_a_lease() {
         "it holds a lease while it runs"
     );
     eventually(Duration::from_secs(10), "the suspect ends", async || {
-        read_ledger(&redis).await.done.contains_key(CAPPED)
+        !read_ledger(&redis).await.done(CAPPED).is_empty()
     })
     .await;
     running.stop(Duration::from_secs(10)).await;
@@ -662,9 +559,8 @@ async fn a_drain_ends_when_an_empty_capped_queue_has_no_room() {
     let caps = Caps::new(&redis.client());
     caps.set(CAPPED, 1).await.unwrap();
     let mut raw = redis.raw().await;
-    let far = crate::support::now() as i64 * 1000 + 600_000;
     let _: () = raw
-        .zadd(format!("jobs:lease:queue:{CAPPED}"), "elsewhere|1", far)
+        .zadd(format!("jobs:lease:queue:{CAPPED}"), ELSEWHERE, far_lease())
         .await
         .unwrap();
     // The cap is full, held elsewhere, and no job of the queue waits: nothing to drain.
@@ -683,9 +579,8 @@ async fn a_full_cap_leaves_jobs_in_their_queue_and_clearing_it_lets_them_flow() 
     // Cap 1, held by a job of another (fake) process: the worker takes nothing.
     caps.set(CAPPED, 1).await.unwrap();
     let mut raw = redis.raw().await;
-    let far = crate::support::now() as i64 * 1000 + 600_000;
     let _: () = raw
-        .zadd(format!("jobs:lease:queue:{CAPPED}"), "elsewhere|1", far)
+        .zadd(format!("jobs:lease:queue:{CAPPED}"), ELSEWHERE, far_lease())
         .await
         .unwrap();
     let worker = crate::support::jobs::worker(&redis, &CallLog::default()).queues([CAPPED]);
@@ -708,12 +603,7 @@ async fn a_full_cap_leaves_jobs_in_their_queue_and_clearing_it_lets_them_flow() 
     assert!(caps.clear(CAPPED).await.unwrap());
     assert!(caps.get(CAPPED).await.unwrap().is_none());
     eventually(Duration::from_secs(5), "the jobs run", async || {
-        read_ledger(&redis)
-            .await
-            .done
-            .get(CAPPED)
-            .map_or(0, HashSet::len)
-            == 3
+        read_ledger(&redis).await.done(CAPPED).len() == 3
     })
     .await;
     running.stop(Duration::from_secs(10)).await;
@@ -786,15 +676,7 @@ async fn a_job_an_idle_wait_brings_to_a_full_cap_goes_back_to_the_front_of_its_q
     eventually(
         Duration::from_secs(10),
         "the worker waits in BLMOVE",
-        async || {
-            let mut raw = redis.raw().await;
-            let clients: String = redis::cmd("CLIENT")
-                .arg("LIST")
-                .query_async(&mut raw)
-                .await
-                .unwrap();
-            clients.contains("cmd=blmove")
-        },
+        async || blmoves_waiting(&redis).await > 0,
     )
     .await;
     // In one transaction, another process takes the one slot and a job arrives: the `BLMOVE`
@@ -804,11 +686,10 @@ async fn a_job_an_idle_wait_brings_to_a_full_cap_goes_back_to_the_front_of_its_q
         "jid": "0123456789abcdef01234567", "created_at": 1.7e9, "enqueued_at": 1.7e9,
     })
     .to_string();
-    let far = crate::support::now() as i64 * 1000 + 600_000;
     let mut raw = redis.raw().await;
     let _: () = redis::pipe()
         .atomic()
-        .zadd(format!("jobs:lease:queue:{CAPPED}"), "elsewhere|1", far)
+        .zadd(format!("jobs:lease:queue:{CAPPED}"), ELSEWHERE, far_lease())
         .lpush(format!("queue:{CAPPED}"), &job)
         .query_async(&mut raw)
         .await
@@ -821,14 +702,14 @@ async fn a_job_an_idle_wait_brings_to_a_full_cap_goes_back_to_the_front_of_its_q
         .zrange(format!("jobs:lease:queue:{CAPPED}"), 0, -1)
         .await
         .unwrap();
-    assert_eq!(leases, ["elsewhere|1"]);
+    assert_eq!(leases, [ELSEWHERE]);
     // The slot comes back: the job runs, within a fetch round.
     let _: () = raw
-        .zrem(format!("jobs:lease:queue:{CAPPED}"), "elsewhere|1")
+        .zrem(format!("jobs:lease:queue:{CAPPED}"), ELSEWHERE)
         .await
         .unwrap();
     eventually(Duration::from_secs(5), "the job runs", async || {
-        read_ledger(&redis).await.done.contains_key(CAPPED)
+        !read_ledger(&redis).await.done(CAPPED).is_empty()
     })
     .await;
     running.stop(Duration::from_secs(10)).await;

@@ -119,6 +119,14 @@ fn most_at_once(ledger: &Path, jids: &HashSet<String>) -> usize {
     usize::try_from(most).unwrap_or(0)
 }
 
+/// The test worker on `queues` (its default capsule) beside a capsule `single` running the
+/// queue `single` one job at a time.
+fn with_single(redis: &TestRedis, log: &CallLog, queues: &[&str]) -> Worker {
+    worker(redis, log)
+        .queues(queues.iter().copied())
+        .capsule(Capsule::new("single").queues(["single"]).concurrency(1))
+}
+
 /// `text` without its terminal colour codes (`ESC [ … m`).
 fn without_colours(text: &str) -> String {
     let mut plain = String::with_capacity(text.len());
@@ -352,10 +360,7 @@ async fn drain_runs_every_capsules_jobs_then_stops() {
     }
     tokio::time::timeout(
         Duration::from_secs(20),
-        worker(&redis, &log)
-            .queues(["default"])
-            .capsule(Capsule::new("single").queues(["single"]).concurrency(1))
-            .drain(),
+        with_single(&redis, &log, &["default"]).drain(),
     )
     .await
     .expect("the drain ends")
@@ -384,11 +389,7 @@ async fn a_job_one_crash_from_the_dead_set_runs_alone_in_the_whole_process() {
     let client = redis.client();
     let log = CallLog::default();
     client.perform_async(Slow { millis: 2_000 }).await.unwrap();
-    let running = RunningWorker::start(
-        worker(&redis, &log)
-            .queues(["default"])
-            .capsule(Capsule::new("single").queues(["single"]).concurrency(1)),
-    );
+    let running = RunningWorker::start(with_single(&redis, &log, &["default"]));
     eventually(
         Duration::from_secs(10),
         "the default capsule's job to start",
@@ -429,9 +430,7 @@ async fn a_job_one_crash_from_the_dead_set_runs_alone_in_the_whole_process() {
 #[tokio::test]
 async fn a_queue_in_two_capsules_is_refused_at_start() {
     let redis = TestRedis::start();
-    let error = worker(&redis, &CallLog::default())
-        .queues(["default", "single"])
-        .capsule(Capsule::new("single").queues(["single"]).concurrency(1))
+    let error = with_single(&redis, &CallLog::default(), &["default", "single"])
         .drain()
         .await
         .unwrap_err()
@@ -458,12 +457,8 @@ async fn the_busy_page_shows_each_capsule_in_chromium() {
             .await
             .unwrap();
     }
-    let running = RunningWorker::start(
-        worker(&redis, &log)
-            .queues(["default", "low"])
-            .concurrency(3)
-            .capsule(Capsule::new("single").queues(["single"]).concurrency(1)),
-    );
+    let running =
+        RunningWorker::start(with_single(&redis, &log, &["default", "low"]).concurrency(3));
     eventually(
         Duration::from_secs(10),
         "both jobs in the work set",

@@ -8,15 +8,15 @@
 //! inside the time its class lease is held. The test adds `kill|<pid>` right after a `kill -9`.
 
 use std::collections::{HashMap, HashSet};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jobs::api::Caps;
 use jobs::{JobContext, Worker, job};
 use redis::AsyncCommands;
 
 use crate::support::jobs::CallLog;
-use crate::support::{RunningWorker, TestRedis, eventually};
+use crate::support::ledger::{self, Ledger};
+use crate::support::{ChildWorker, RunningWorker, TestRedis, eventually};
 
 /// The queue both classes share.
 const QUEUE: &str = "classes";
@@ -101,121 +101,13 @@ async fn class_cap_child() {
 }
 
 /// A [`class_cap_child`] process, killed (by its PID) when dropped, even on a failed assert.
-struct Child(std::process::Child);
-
-impl Child {
-    fn spawn(redis_url: &str) -> Self {
-        let child = Command::new(std::env::current_exe().expect("the test binary"))
-            .args([
-                "--exact",
-                "class_caps::class_cap_child",
-                "--ignored",
-                "--nocapture",
-            ])
-            .env("JOBS_TEST_CHILD", "1")
-            .env("REDIS_URL", redis_url)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start a worker process");
-        Self(child)
-    }
-
-    fn pid(&self) -> u32 {
-        self.0.id()
-    }
-
-    /// `kill -9`, and waits for the process to be gone.
-    fn kill9(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+fn spawn_child(redis: &TestRedis) -> ChildWorker {
+    ChildWorker::spawn_entry_without_ledger("class_caps::class_cap_child", &redis.url())
 }
 
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// What the ledger says.
-#[derive(Debug, Default)]
-struct Ledger {
-    /// The most jobs of each class running at once.
-    peak: HashMap<String, usize>,
-    /// How many times each jid of each class ended.
-    ends: HashMap<String, HashMap<String, usize>>,
-    /// The position of each class's first and last start and last end event.
-    first_start: HashMap<String, usize>,
-    last_start: HashMap<String, usize>,
-    last_end: HashMap<String, usize>,
-    /// The pids each capped job started in.
-    capped_pids: HashMap<u32, usize>,
-    /// The position of the first capped start after a `kill` event.
-    capped_start_after_kill: Option<usize>,
-}
-
-impl Ledger {
-    /// The jids of `class` that ended.
-    fn done(&self, class: &str) -> HashSet<String> {
-        self.ends
-            .get(class)
-            .map(|ends| ends.keys().cloned().collect())
-            .unwrap_or_default()
-    }
-}
-
+/// What the ledger says, by class.
 async fn read_ledger(redis: &TestRedis) -> Ledger {
-    let mut raw = redis.raw().await;
-    let events: Vec<String> = raw.lrange(EVENTS, 0, -1).await.unwrap();
-    let mut ledger = Ledger::default();
-    let mut open: HashMap<String, HashSet<(String, String)>> = HashMap::new();
-    let mut killed = false;
-    for (position, event) in events.iter().enumerate() {
-        let parts: Vec<&str> = event.split('|').collect();
-        match parts.as_slice() {
-            ["start", class, jid, pid] => {
-                let running = open.entry((*class).to_owned()).or_default();
-                running.insert(((*jid).to_owned(), (*pid).to_owned()));
-                let peak = ledger.peak.entry((*class).to_owned()).or_default();
-                *peak = (*peak).max(running.len());
-                ledger
-                    .first_start
-                    .entry((*class).to_owned())
-                    .or_insert(position);
-                ledger.last_start.insert((*class).to_owned(), position);
-                if *class == CAPPED {
-                    *ledger.capped_pids.entry(pid.parse().unwrap()).or_default() += 1;
-                    if killed {
-                        ledger.capped_start_after_kill.get_or_insert(position);
-                    }
-                }
-            }
-            ["end", class, jid, pid] => {
-                if let Some(running) = open.get_mut(*class) {
-                    running.remove(&((*jid).to_owned(), (*pid).to_owned()));
-                }
-                *ledger
-                    .ends
-                    .entry((*class).to_owned())
-                    .or_default()
-                    .entry((*jid).to_owned())
-                    .or_default() += 1;
-                ledger.last_end.insert((*class).to_owned(), position);
-            }
-            ["kill", pid] => {
-                // Its jobs stopped running with it.
-                for running in open.values_mut() {
-                    running.retain(|(_, owner)| owner != pid);
-                }
-                killed = true;
-            }
-            other => panic!("an unknown ledger event {other:?}"),
-        }
-    }
-    ledger
+    Ledger::read(redis, EVENTS).await
 }
 
 /// The capped class's live and expired leases, and its parked jobs.
@@ -281,7 +173,7 @@ async fn capped_by_workers(redis: &TestRedis) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_class_capped_at_1_across_2_processes_runs_one_at_a_time_beside_a_free_class() {
     let redis = TestRedis::start();
-    let workers: Vec<Child> = (0..2).map(|_| Child::spawn(&redis.url())).collect();
+    let workers: Vec<ChildWorker> = (0..2).map(|_| spawn_child(&redis)).collect();
     capped_by_workers(&redis).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let capped = push(&redis, 8, 300, 40, 150).await;
@@ -329,16 +221,14 @@ async fn a_class_capped_at_1_across_2_processes_runs_one_at_a_time_beside_a_free
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_9_of_the_holder_gives_the_class_slot_back_within_the_lease_lifetime() {
     let redis = TestRedis::start();
-    let mut workers: Vec<Child> = (0..2).map(|_| Child::spawn(&redis.url())).collect();
+    let mut workers: Vec<ChildWorker> = (0..2).map(|_| spawn_child(&redis)).collect();
     capped_by_workers(&redis).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let jids = push(&redis, 6, 1_500, 0, 0).await;
     let mut victim = None;
     eventually(Duration::from_secs(20), "a capped job runs", async || {
         let ledger = read_ledger(&redis).await;
-        victim = workers
-            .iter()
-            .position(|worker| ledger.capped_pids.contains_key(&worker.pid()));
+        victim = ledger.worker_of(CAPPED, &workers);
         victim.is_some()
     })
     .await;
@@ -347,16 +237,16 @@ async fn a_kill_9_of_the_holder_gives_the_class_slot_back_within_the_lease_lifet
         leases_and_waiting(&redis).await.1 > 0
     })
     .await;
-    let victim = victim.unwrap();
-    let pid = workers[victim].pid();
-    workers[victim].kill9();
-    let killed_at = Instant::now();
-    let mut raw = redis.raw().await;
-    let _: () = raw.rpush(EVENTS, format!("kill|{pid}")).await.unwrap();
+    let killed_at = ledger::kill9(&redis, EVENTS, &mut workers[victim.unwrap()]).await;
     eventually(
         Duration::from_secs(20),
         "a capped job starts after the kill",
-        async || read_ledger(&redis).await.capped_start_after_kill.is_some(),
+        async || {
+            read_ledger(&redis)
+                .await
+                .first_start_after_kill
+                .contains_key(CAPPED)
+        },
     )
     .await;
     let back_after = killed_at.elapsed();

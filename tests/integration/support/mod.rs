@@ -1,10 +1,12 @@
 //! Test support, shared by every module of the integration binary: a private Redis per test
-//! (`redis.rs`), the jobs the tests push and run (`jobs.rs`), periodic entries (`periodic.rs`),
+//! (`redis.rs`), the jobs the tests push and run (`jobs.rs`), the cap tests' ledger in Redis
+//! (`ledger.rs`), periodic entries (`periodic.rs`),
 //! a fault proxy (`proxy.rs`), a private PostgreSQL for the outbox's tests (`postgres.rs`,
 //! feature `postgres`), and helpers for workers in the background, worker processes and
 //! Ruby Sidekiq (here).
 
 pub mod jobs;
+pub mod ledger;
 pub mod periodic;
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -148,10 +150,12 @@ impl RunningWorker {
 
 /// A worker process: this test binary re-run as `lifecycle::child_worker`, a real process the
 /// test can signal and kill, running the test jobs against `redis_url` with short heartbeats
-/// (1 s, expiring after 3 s) and recovery sweeps (1 s). Killed when dropped.
+/// (1 s, expiring after 3 s) and recovery sweeps (1 s). Killed (by its pid) when dropped, even
+/// on a failed assert.
 pub struct ChildWorker {
     child: std::process::Child,
-    log: std::path::PathBuf,
+    /// Where its output goes, if it is kept.
+    log: Option<std::path::PathBuf>,
 }
 
 impl ChildWorker {
@@ -169,27 +173,49 @@ impl ChildWorker {
         env: &[(&str, &str)],
     ) -> Self {
         let log = ledger.with_extension(format!("log-{}", free_port()));
-        let mut command = Command::new(std::env::current_exe().expect("the test binary"));
+        let mut command = Self::command(entry, redis_url);
         command
-            .args(["--exact", entry, "--ignored", "--nocapture"])
-            .env("JOBS_TEST_CHILD", "1")
-            .env("REDIS_URL", redis_url)
             .env("JOBS_TEST_LEDGER", ledger)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log).expect("a log file"))
-            .stderr(Stdio::null());
+            .stdout(std::fs::File::create(&log).expect("a log file"));
         for (name, value) in env {
             command.env(name, value);
         }
         Self {
             child: command.spawn().expect("start a worker process"),
-            log,
+            log: Some(log),
         }
     }
 
-    /// What the process has logged so far.
+    /// [`spawn_entry`](Self::spawn_entry) without a ledger file nor a log (its jobs keep their
+    /// ledger elsewhere, in Redis, say): the ignored test `entry` of this binary, with
+    /// `JOBS_TEST_CHILD` and `REDIS_URL` alone.
+    pub fn spawn_entry_without_ledger(entry: &str, redis_url: &str) -> Self {
+        let mut command = Self::command(entry, redis_url);
+        command.stdout(Stdio::null());
+        Self {
+            child: command.spawn().expect("start a worker process"),
+            log: None,
+        }
+    }
+
+    /// This test binary running the ignored test `entry` alone, as a child on `redis_url`.
+    fn command(entry: &str, redis_url: &str) -> Command {
+        let mut command = Command::new(std::env::current_exe().expect("the test binary"));
+        command
+            .args(["--exact", entry, "--ignored", "--nocapture"])
+            .env("JOBS_TEST_CHILD", "1")
+            .env("REDIS_URL", redis_url)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null());
+        command
+    }
+
+    /// What the process has logged so far (nothing when its output is not kept).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.log
+            .as_ref()
+            .and_then(|log| std::fs::read_to_string(log).ok())
+            .unwrap_or_default()
     }
 
     /// The process id.
