@@ -7,7 +7,7 @@
 //! process): `start|<class>|<jid>|<pid>` once the job runs and `end|…` before it returns, both
 //! inside the time its class lease is held. The test adds `kill|<pid>` right after a `kill -9`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::Duration;
 
 use jobs::api::Caps;
@@ -30,32 +30,9 @@ const FREE: &str = "ClassFree";
 /// The Redis list the jobs write their ledger into.
 const EVENTS: &str = "class-caps-test:events";
 
-/// The connections the jobs write their ledger through, one per Redis URL.
-static PROBES: tokio::sync::Mutex<Option<HashMap<String, redis::aio::MultiplexedConnection>>> =
-    tokio::sync::Mutex::const_new(None);
-
 /// Records the start, waits `millis`, records the end, in the ledger of the Redis at `url`.
 async fn step(url: &str, class: &str, ctx: &JobContext, millis: u64) {
-    let mut conn = {
-        let mut probes = PROBES.lock().await;
-        let probes = probes.get_or_insert_with(HashMap::new);
-        match probes.get(url) {
-            Some(conn) => conn.clone(),
-            None => {
-                let client = redis::Client::open(url).expect("a Redis URL");
-                let conn = client
-                    .get_multiplexed_async_connection()
-                    .await
-                    .expect("a connection");
-                probes.insert(url.to_owned(), conn.clone());
-                conn
-            }
-        }
-    };
-    let tail = format!("{class}|{}|{}", ctx.jid(), std::process::id());
-    let _: () = conn.rpush(EVENTS, format!("start|{tail}")).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(millis)).await;
-    let _: () = conn.rpush(EVENTS, format!("end|{tail}")).await.unwrap();
+    ledger::record(url, EVENTS, class, ctx.jid().as_str(), millis).await;
 }
 
 /// The capped class: at most one of its jobs runs at once, anywhere.

@@ -5,11 +5,42 @@
 //! The jobs that write it stay in each test module; this reads it, and the figures from it.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
+use redis::aio::MultiplexedConnection;
 
 use super::{ChildWorker, TestRedis};
+
+/// The connections jobs write ledgers through, one per Redis URL (a `#[state]` would have to be
+/// given to every other test's worker too).
+static WRITERS: tokio::sync::Mutex<Option<HashMap<String, MultiplexedConnection>>> =
+    tokio::sync::Mutex::const_new(None);
+
+/// What a job of a cap test does: writes `start|<group>|<jid>|<pid>` to the list `events` of the
+/// Redis at `url`, waits `millis`, writes `end|…`.
+pub async fn record(url: &str, events: &str, group: &str, jid: &str, millis: u64) {
+    let mut conn = {
+        let mut writers = WRITERS.lock().await;
+        let writers = writers.get_or_insert_with(HashMap::new);
+        match writers.get(url) {
+            Some(conn) => conn.clone(),
+            None => {
+                let client = redis::Client::open(url).expect("a Redis URL");
+                let conn = client
+                    .get_multiplexed_async_connection()
+                    .await
+                    .expect("a connection");
+                writers.insert(url.to_owned(), conn.clone());
+                conn
+            }
+        }
+    };
+    let tail = format!("{group}|{jid}|{}", std::process::id());
+    let _: () = conn.rpush(events, format!("start|{tail}")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(millis)).await;
+    let _: () = conn.rpush(events, format!("end|{tail}")).await.unwrap();
+}
 
 /// What the ledger says, by group.
 #[derive(Debug, Default)]
