@@ -267,6 +267,25 @@ pub enum Error {
         reason: String,
     },
 
+    /// Fewer replicas acknowledged a push than `ClientBuilder::wait_replicas` asks for: the job
+    /// is on the master, but a failover now could lose it.
+    #[error(
+        "the master at {url} took the write, but only {acknowledged} of the {wanted} replicas \
+         wanted acknowledged it within {timeout:?}; it may be lost if the master fails now \
+         (pushing again may run it twice); check the replicas' health and lag (INFO \
+         replication)"
+    )]
+    NotReplicated {
+        /// The URL, with any password replaced by `***`.
+        url: String,
+        /// The replicas wanted.
+        wanted: u32,
+        /// The replicas that acknowledged the write.
+        acknowledged: u32,
+        /// How long it waited for them.
+        timeout: std::time::Duration,
+    },
+
     /// Two job types linked into one binary share a wire name.
     #[error(
         "two jobs share the wire name `{name}`: {first} and {second}; give one of them another \
@@ -491,6 +510,15 @@ mod tests {
                 },
                 Some("a cap must be 1 or more"),
             ),
+            (
+                Error::NotReplicated {
+                    url: url(),
+                    wanted: 1,
+                    acknowledged: 0,
+                    timeout: std::time::Duration::from_millis(500),
+                },
+                None,
+            ),
         ]
     }
 
@@ -522,6 +550,7 @@ mod tests {
             Error::OverLimit { .. } => 21,
             Error::InvalidLimiter { .. } => 22,
             Error::InvalidCap { .. } => 23,
+            Error::NotReplicated { .. } => 24,
         }
     }
 
@@ -543,7 +572,7 @@ mod tests {
             .iter()
             .map(|(error, _)| variant(error))
             .collect();
-        assert_eq!(covered, (0..24).collect::<BTreeSet<_>>());
+        assert_eq!(covered, (0..25).collect::<BTreeSet<_>>());
     }
 
     #[test]

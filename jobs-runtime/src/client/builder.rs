@@ -7,7 +7,7 @@ use super::middleware::{ClientMiddleware, DynClientMiddleware};
 use super::{Client, Inner, global};
 use crate::error::Error;
 use crate::redis::keys::Keys;
-use crate::redis::{Connection, Timeouts, url};
+use crate::redis::{Connection, Replicas, Timeouts, sentinel, url};
 
 /// The largest job JSON a client pushes unless told otherwise: 1 MiB.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
@@ -19,6 +19,7 @@ pub struct ClientBuilder {
     url: Option<String>,
     namespace: Option<String>,
     timeouts: Timeouts,
+    replicas: Option<Replicas>,
     max_payload_bytes: usize,
     middleware: Vec<Arc<dyn DynClientMiddleware>>,
 }
@@ -33,16 +34,54 @@ impl ClientBuilder {
                 response: Duration::from_secs(5),
                 reconnect_attempts: 2,
             },
+            replicas: None,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             middleware: Vec::new(),
         }
     }
 
     /// The Redis to use: `redis://[user:password@]host[:port][/db]`, or `rediss://` for TLS
-    /// (append `#insecure` to skip certificate checks). Default: from the environment, as
-    /// [`Client::from_env`].
+    /// (append `#insecure` to skip certificate checks), or, through Redis Sentinel,
+    /// `redis+sentinel://[[user]:password@]host1[:port1][,host2[:port2]…]/<master-name>[/db]`
+    /// (see `docs/sentinel.md`). Default: from the environment, as [`Client::from_env`].
     pub fn url(mut self, url: impl Into<String>) -> Self {
         self.url = Some(url.into());
+        self
+    }
+
+    /// Uses the master that these sentinels (`host:port` each; the port defaults to 26379)
+    /// know as `master`, and follows it through failovers: the same as the URL
+    /// `redis+sentinel://host1:port1,host2:port2/<master>`, which to use for a password or a
+    /// database other than 0.
+    ///
+    /// ```no_run
+    /// # fn example() -> Result<(), jobs_runtime::Error> {
+    /// let client = jobs_runtime::Client::builder()
+    ///     .sentinel(["10.0.0.1:26379", "10.0.0.2:26379", "10.0.0.3:26379"], "mymaster")
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn sentinel<S: Into<String>>(
+        self,
+        sentinels: impl IntoIterator<Item = S>,
+        master: impl AsRef<str>,
+    ) -> Self {
+        let sentinels: Vec<String> = sentinels.into_iter().map(Into::into).collect();
+        self.url(sentinel::url_for(&sentinels, master.as_ref()))
+    }
+
+    /// Makes every push, and a worker's settling of every job, wait until `replicas` replicas
+    /// hold it (Redis's `WAIT`, sent in the same round trip), for up to `timeout`: what was
+    /// acknowledged then survives a failover. A push that fewer replicas acknowledged in time
+    /// fails with [`Error::NotReplicated`] (the job is on the master, and may be lost if it
+    /// fails now); a settle logs a warning (lost, it would run the job again, never lose it).
+    /// Keep `timeout` below the response timeout (5 s by default). Off by default: its cost
+    /// is in `BENCHMARKS.md`.
+    pub fn wait_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
+        self.replicas = (replicas > 0).then_some(Replicas {
+            count: replicas,
+            timeout,
+        });
         self
     }
 
@@ -99,7 +138,7 @@ impl ClientBuilder {
         }
         Ok(Client {
             inner: Arc::new(Inner {
-                redis: Connection::open(&url, self.timeouts)?,
+                redis: Connection::open(&url, self.timeouts, self.replicas)?,
                 keys: Keys::new(self.namespace.as_deref()),
                 middleware: self.middleware,
                 max_payload_bytes: self.max_payload_bytes,
@@ -122,6 +161,7 @@ impl std::fmt::Debug for ClientBuilder {
             .field("url", &self.url.as_deref().map(url::redact))
             .field("namespace", &self.namespace)
             .field("timeouts", &self.timeouts)
+            .field("replicas", &self.replicas)
             .field("max_payload_bytes", &self.max_payload_bytes)
             .field("middleware", &self.middleware.len())
             .finish()

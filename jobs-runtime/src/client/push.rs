@@ -14,7 +14,7 @@ use super::pushed::Pushed;
 use crate::error::Error;
 use crate::jid::Jid;
 use crate::payload::Payload;
-use crate::redis::scripts;
+use crate::redis::{Shortfall, scripts};
 use crate::timestamp::Timestamp;
 use crate::unique;
 
@@ -190,10 +190,11 @@ impl Client {
                 invocation.arg(arg.as_ref());
             }
             let holder: Option<String> = redis.script(&invocation).await?;
+            redis.wait_replicas(Shortfall::Fail).await?;
             return Ok(vec![answer(&prepared.jid, holder)]);
         }
         let pipeline = self.commands(batch);
-        let replies: Vec<Value> = redis.query(&pipeline).await?;
+        let replies: Vec<Value> = redis.query_replicated(&pipeline, Shortfall::Fail).await?;
         let mut replies = replies.into_iter();
         Ok(batch
             .iter()

@@ -7,16 +7,21 @@
 //! (Redis may have run it), except the scripts that check before they act.
 
 pub(crate) mod keys;
+pub(crate) mod replicas;
 pub(crate) mod scripts;
+pub(crate) mod sentinel;
 pub(crate) mod url;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::sentinel::SentinelClient;
 use redis::{AsyncConnectionConfig, Cmd, FromRedisValue, Pipeline, RedisError, ScriptInvocation};
-use tokio::sync::OnceCell;
 
 use crate::error::Error;
+pub(crate) use replicas::{Replicas, Shortfall};
 
 /// How long to wait for Redis.
 #[derive(Debug, Clone, Copy)]
@@ -29,32 +34,76 @@ pub(crate) struct Timeouts {
     pub(crate) reconnect_attempts: usize,
 }
 
-/// A lazily opened, self-reconnecting connection to one Redis.
+/// A lazily opened, self-reconnecting connection to one Redis: the one a `redis://` URL names,
+/// or the master the sentinels of a `redis+sentinel://` URL name (see `docs/sentinel.md`).
 pub(crate) struct Connection {
-    client: redis::Client,
+    /// How the server is found; held while a connection is opened, so that one task opens it
+    /// (or asks the sentinels) while the others wait for it.
+    finder: tokio::sync::Mutex<Finder>,
+    /// Whether the server is found through sentinels.
+    sentinel: bool,
+    /// The connection in use, once opened.
+    current: Mutex<Option<Arc<Current>>>,
+    /// How long to wait for Redis.
     timeouts: Timeouts,
-    manager: OnceCell<ConnectionManager>,
+    /// How many replicas must acknowledge a write, if any.
+    replicas: Option<Replicas>,
     /// The URL with its password redacted.
     url: String,
 }
 
+/// How the server is found.
+enum Finder {
+    /// At a fixed address.
+    Direct(redis::Client),
+    /// As the master the sentinels name.
+    Sentinel(Box<SentinelClient>),
+}
+
+/// An open connection to the server (the master, through sentinels).
+struct Current {
+    /// The server's client, for connections of their own.
+    client: redis::Client,
+    /// The shared connection.
+    manager: ConnectionManager,
+    /// Set when a command found this server gone or no longer master: the next command asks
+    /// the sentinels again.
+    stale: AtomicBool,
+}
+
 impl Connection {
     /// Checks `url` without connecting.
-    pub(crate) fn open(url: &str, timeouts: Timeouts) -> Result<Self, Error> {
+    pub(crate) fn open(
+        url: &str,
+        timeouts: Timeouts,
+        replicas: Option<Replicas>,
+    ) -> Result<Self, Error> {
         let redacted = url::redact(url);
-        let client = redis::Client::open(url).map_err(|error| Error::InvalidUrl {
+        let invalid = |reason: String| Error::InvalidUrl {
             url: redacted.clone(),
-            reason: match error.to_string() {
-                reason if reason.contains("TLS") => format!(
-                    "{reason}; rediss:// URLs need the `tls` feature of jobs (on by default)"
-                ),
-                reason => reason,
-            },
-        })?;
+            reason,
+        };
+        let (finder, sentinel) = if sentinel::is_sentinel_url(url) {
+            let parsed = sentinel::parse(url).map_err(invalid)?;
+            let client = sentinel::client(&parsed).map_err(|error| invalid(error.to_string()))?;
+            (Finder::Sentinel(Box::new(client)), true)
+        } else {
+            let client = redis::Client::open(url).map_err(|error| {
+                invalid(match error.to_string() {
+                    reason if reason.contains("TLS") => format!(
+                        "{reason}; rediss:// URLs need the `tls` feature of jobs (on by default)"
+                    ),
+                    reason => reason,
+                })
+            })?;
+            (Finder::Direct(client), false)
+        };
         Ok(Self {
-            client,
+            finder: tokio::sync::Mutex::new(finder),
+            sentinel,
+            current: Mutex::new(None),
             timeouts,
-            manager: OnceCell::new(),
+            replicas,
             url: redacted,
         })
     }
@@ -64,22 +113,90 @@ impl Connection {
         &self.url
     }
 
+    /// How many replicas must acknowledge a write, if any.
+    pub(crate) fn replicas(&self) -> Option<Replicas> {
+        self.replicas
+    }
+
     /// The shared connection, opened on first use.
     pub(crate) async fn manager(&self) -> Result<ConnectionManager, Error> {
-        let manager = self
-            .manager
-            .get_or_try_init(|| async {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(self.timeouts.connect))
-                    .set_response_timeout(Some(self.timeouts.response))
-                    .set_number_of_retries(self.timeouts.reconnect_attempts)
-                    .set_max_delay(Duration::from_secs(1));
-                ConnectionManager::new_with_config(self.client.clone(), config)
-                    .await
-                    .map_err(|error| self.error(error))
-            })
-            .await?;
-        Ok(manager.clone())
+        Ok(self.current().await?.manager.clone())
+    }
+
+    /// The connection in use; opened on first use, and again (after asking the sentinels)
+    /// once a command found the master gone or demoted.
+    async fn current(&self) -> Result<Arc<Current>, Error> {
+        if let Some(current) = self.usable() {
+            return Ok(current);
+        }
+        let mut finder = self.finder.lock().await;
+        // Another task may have opened it while this one waited.
+        if let Some(current) = self.usable() {
+            return Ok(current);
+        }
+        let client = match &mut *finder {
+            Finder::Direct(client) => client.clone(),
+            Finder::Sentinel(sentinels) => self.ask_sentinels(sentinels).await?,
+        };
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeouts.connect))
+            .set_response_timeout(Some(self.timeouts.response))
+            .set_number_of_retries(self.timeouts.reconnect_attempts)
+            .set_max_delay(Duration::from_secs(1));
+        let manager = ConnectionManager::new_with_config(client.clone(), config)
+            .await
+            .map_err(|error| self.error(error))?;
+        if self.sentinel {
+            tracing::info!(
+                url = %self.url,
+                master = %client.get_connection_info().addr(),
+                "connected to the master the sentinels name"
+            );
+        }
+        let current = Arc::new(Current {
+            client,
+            manager,
+            stale: AtomicBool::new(false),
+        });
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&current));
+        Ok(current)
+    }
+
+    /// The connection in use, unless there is none yet or it is stale.
+    fn usable(&self) -> Option<Arc<Current>> {
+        self.current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .filter(|current| !current.stale.load(Ordering::Relaxed))
+    }
+
+    /// A client for the master the sentinels name now (they check it says it is master).
+    async fn ask_sentinels(&self, sentinels: &mut SentinelClient) -> Result<redis::Client, Error> {
+        let limit = self.timeouts.connect + self.timeouts.response;
+        let no_master = |reason: String| Error::Connect {
+            url: self.url.clone(),
+            reason: format!(
+                "no sentinel named a master that answers as master ({reason}); during a \
+                 failover this lasts until the sentinels promote a replica"
+            ),
+        };
+        match tokio::time::timeout(limit, sentinels.async_get_client()).await {
+            Ok(Ok(client)) => Ok(client),
+            Ok(Err(error)) => Err(no_master(describe(&error))),
+            Err(_) => Err(no_master(format!("no answer within {limit:?}"))),
+        }
+    }
+
+    /// Marks the connection in use stale after `error`, when it says the master is gone or was
+    /// demoted; only through sentinels (a fixed address has nowhere else to go).
+    fn note(&self, error: &RedisError) {
+        if self.sentinel
+            && needs_new_master(error)
+            && let Some(current) = &*self.current.lock().unwrap_or_else(PoisonError::into_inner)
+        {
+            current.stale.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Sends `pipeline` in one round trip, once more if the connection had broken before it
@@ -128,24 +245,38 @@ impl Connection {
     }
 
     /// Runs `send` on the shared connection; when the connection had broken, runs it once more
-    /// on the reconnected one, as Sidekiq's client does.
+    /// on the reconnected one, as Sidekiq's client does. Through sentinels, "reconnected" means
+    /// to the master they name now, and a `READONLY` refusal (the master was demoted, so
+    /// nothing ran) is sent once more too.
     async fn retry_once<T, F, Fut>(&self, resend: Resend, send: F) -> Result<T, Error>
     where
         F: Fn(ConnectionManager) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
-        let connection = self.manager().await?;
-        match send(connection.clone()).await {
-            Err(error) if resend.after(&error) => {
-                send(connection).await.map_err(|error| self.error(error))
+        let current = self.current().await?;
+        match send(current.manager.clone()).await {
+            Err(error) if self.sentinel && needs_new_master(&error) => {
+                current.stale.store(true, Ordering::Relaxed);
+                if resend.after(&error) || is_readonly(&error) {
+                    let fresh = self.current().await?;
+                    send(fresh.manager.clone())
+                        .await
+                        .map_err(|error| self.error(error))
+                } else {
+                    Err(self.error(error))
+                }
             }
+            Err(error) if resend.after(&error) => send(current.manager.clone())
+                .await
+                .map_err(|error| self.error(error)),
             result => result.map_err(|error| self.error(error)),
         }
     }
 
     /// A connection of its own for blocking commands that wait up to `block` on the server: its
     /// reply timeout is longer than the block, so a reply is never abandoned while the server
-    /// may still act on the command (see `docs/worker.md`).
+    /// may still act on the command (see `docs/worker.md`). Through sentinels, to the master
+    /// they name.
     pub(crate) async fn blocking_connection(
         &self,
         block: Duration,
@@ -153,15 +284,29 @@ impl Connection {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.timeouts.connect))
             .set_response_timeout(Some(block + self.timeouts.response));
-        self.client
+        let current = self.current().await?;
+        match current
+            .client
             .get_multiplexed_async_connection_with_config(&config)
             .await
-            .map_err(|error| self.error(error))
+        {
+            Err(error) if self.sentinel && needs_new_master(&error) => {
+                current.stale.store(true, Ordering::Relaxed);
+                self.current()
+                    .await?
+                    .client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await
+                    .map_err(|error| self.error(error))
+            }
+            result => result.map_err(|error| self.error(error)),
+        }
     }
 
     /// Turns a driver error into ours, naming the URL; the driver's error is kept as its text
     /// (see "Causes" on [`Error`]).
     pub(crate) fn error(&self, error: RedisError) -> Error {
+        self.note(&error);
         if is_connection_error(&error) || error.kind() == redis::ErrorKind::AuthenticationFailed {
             Error::Connect {
                 url: self.url.clone(),
@@ -203,6 +348,20 @@ pub(crate) fn is_connection_error(error: &RedisError) -> bool {
         || error.is_connection_dropped()
         || error.is_connection_refusal()
         || error.is_timeout()
+}
+
+/// Whether the error means the connection broke or the server is no longer master (a
+/// `READONLY` refusal): a blocking connection is opened again, and through sentinels the
+/// master is looked up again.
+pub(crate) fn needs_new_master(error: &RedisError) -> bool {
+    is_connection_error(error) || is_readonly(error)
+}
+
+/// Whether the server refused a write because it is a replica now (the master was demoted by a
+/// failover): nothing ran.
+fn is_readonly(error: &RedisError) -> bool {
+    error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
+        || error.to_string().contains("READONLY")
 }
 
 /// A few words on what went wrong.

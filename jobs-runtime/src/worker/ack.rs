@@ -18,6 +18,7 @@ use super::backoff::{Until, persist};
 use super::in_flight::InFlight;
 use crate::client::Client;
 use crate::periodic::{Ending, record_ending};
+use crate::redis::Shortfall;
 use crate::unique::Release;
 
 /// The most acknowledgements one round trip carries.
@@ -203,7 +204,9 @@ impl AckLoop {
         }
         let until = Until::Deadline(tokio::time::Instant::now() + TRY_FOR);
         let sent = persist("acknowledge", until, || {
-            self.client.redis().query::<()>(&pipeline)
+            self.client
+                .redis()
+                .query_replicated::<()>(&pipeline, Shortfall::Warn)
         })
         .await;
         if sent.is_none() {

@@ -15,7 +15,7 @@ use crate::cap::Leases;
 use crate::client::Client;
 use crate::payload::invalid_entry;
 use crate::raw_job::RawJob;
-use crate::redis::scripts;
+use crate::redis::{Shortfall, scripts};
 use crate::timestamp::Timestamp;
 use crate::unique::Release;
 
@@ -109,7 +109,9 @@ impl Settler {
             lease.add_release_to(&mut pipeline, self.client.keys());
         }
         persist("acknowledge", Until::Done, || {
-            self.client.redis().query::<()>(&pipeline)
+            self.client
+                .redis()
+                .query_replicated::<()>(&pipeline, Shortfall::Warn)
         })
         .await;
         self.released(fetched);
@@ -282,6 +284,12 @@ impl Settler {
             self.client.redis().script::<i64>(&invocation)
         })
         .await;
+        // Retries and deaths are rare: their `WAIT` goes in a round trip of its own.
+        if settled.is_some()
+            && let Err(error) = self.client.redis().wait_replicas(Shortfall::Warn).await
+        {
+            tracing::warn!(%error, "cannot wait for replicas to take the settled job");
+        }
         if settled == Some(0) && alive_guard.is_empty() {
             tracing::warn!(
                 "the job was no longer in this worker's working list (handed back or recovered \

@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
-use crate::redis::is_connection_error;
+use crate::redis::needs_new_master;
 use crate::worker::in_flight::{InFlight, Taken};
 use crate::worker::shared::Shared;
 use crate::worker::tasks::sleep_or;
@@ -362,7 +362,7 @@ async fn blocking_move(
     };
     // A refused command leaves the connection usable; a broken one is replaced.
     let connection = match &result {
-        Err(error) if is_connection_error(error) => None,
+        Err(error) if needs_new_master(error) => None,
         _ => Some(blocking),
     };
     let result = result.map_err(|error| shared.redis().error(error));
