@@ -56,6 +56,7 @@ mod rails_config;
 mod registry;
 mod retry_hooks;
 mod rewrite_exact;
+mod sentinel;
 mod testing_fake;
 mod testing_inline;
 mod unique_jobs;

@@ -46,12 +46,14 @@ pub(crate) fn is_sentinel_url(url: &str) -> bool {
 /// Reads a `redis+sentinel://` URL; the error says what is wrong with it, in a few words.
 pub(crate) fn parse(url: &str) -> Result<SentinelUrl, String> {
     let Some(rest) = strip_scheme(url) else {
-        return Err(if url.to_ascii_lowercase().starts_with("rediss+sentinel://") {
-            "TLS to sentinels (rediss+sentinel://) is not supported; use redis+sentinel://"
-                .to_owned()
-        } else {
-            format!("a Sentinel URL starts with {SCHEME}")
-        });
+        return Err(
+            if url.to_ascii_lowercase().starts_with("rediss+sentinel://") {
+                "TLS to sentinels (rediss+sentinel://) is not supported; use redis+sentinel://"
+                    .to_owned()
+            } else {
+                format!("a Sentinel URL starts with {SCHEME}")
+            },
+        );
     };
     let (rest, query) = match rest.split_once('?') {
         Some((rest, query)) => (rest, Some(query)),
@@ -75,18 +77,18 @@ pub(crate) fn parse(url: &str) -> Result<SentinelUrl, String> {
         .map(address)
         .collect::<Result<Vec<_>, _>>()?;
     let mut segments = path.split('/').filter(|segment| !segment.is_empty());
-    let master = segments
-        .next()
-        .map(decode)
-        .transpose()?
-        .ok_or("it names no master: add its name as the path, like redis+sentinel://host:26379/mymaster")?;
+    let master = segments.next().map(decode).transpose()?.ok_or(
+        "it names no master: add its name as the path, like redis+sentinel://host:26379/mymaster",
+    )?;
     let db = match segments.next() {
         None => 0,
         Some(db) => db
             .parse::<i64>()
             .ok()
             .filter(|db| *db >= 0)
-            .ok_or_else(|| format!("the database `{db}` after the master's name is not a number"))?,
+            .ok_or_else(|| {
+                format!("the database `{db}` after the master's name is not a number")
+            })?,
     };
     if let Some(extra) = segments.next() {
         return Err(format!(
@@ -94,7 +96,11 @@ pub(crate) fn parse(url: &str) -> Result<SentinelUrl, String> {
         ));
     }
     let mut sentinel_password = None;
-    for pair in query.unwrap_or("").split('&').filter(|pair| !pair.is_empty()) {
+    for pair in query
+        .unwrap_or("")
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+    {
         match pair.split_once('=') {
             Some(("sentinel_password", value)) => sentinel_password = non_empty(decode(value)?),
             _ => {
@@ -265,8 +271,8 @@ mod tests {
 
     #[test]
     fn reads_the_sentinels_the_master_and_the_database() {
-        let url = parse("redis+sentinel://10.0.0.1:26379,10.0.0.2:26380,sentinel-3/mymaster/2")
-            .unwrap();
+        let url =
+            parse("redis+sentinel://10.0.0.1:26379,10.0.0.2:26380,sentinel-3/mymaster/2").unwrap();
         assert_eq!(
             url,
             SentinelUrl {
@@ -286,8 +292,8 @@ mod tests {
 
     #[test]
     fn reads_passwords_for_the_master_and_for_the_sentinels() {
-        let url = parse("redis+sentinel://:p%40ss@[::1]:5000/cache?sentinel_password=s3cret")
-            .unwrap();
+        let url =
+            parse("redis+sentinel://:p%40ss@[::1]:5000/cache?sentinel_password=s3cret").unwrap();
         assert_eq!(url.sentinels, sentinels(&[("::1", 5000)]));
         assert_eq!(url.password.as_deref(), Some("p@ss"));
         assert_eq!(url.username, None);
@@ -306,8 +312,14 @@ mod tests {
             ("redis+sentinel://s1:port/mymaster", "not a port number"),
             ("redis+sentinel://s1,,s2/mymaster", "address is empty"),
             ("redis+sentinel://s1/mymaster/x", "is not a number"),
-            ("redis+sentinel://s1/mymaster/0/extra", "unexpected `/extra`"),
-            ("redis+sentinel://s1/mymaster?password=x", "unknown parameter `password`"),
+            (
+                "redis+sentinel://s1/mymaster/0/extra",
+                "unexpected `/extra`",
+            ),
+            (
+                "redis+sentinel://s1/mymaster?password=x",
+                "unknown parameter `password`",
+            ),
             ("rediss+sentinel://s1/mymaster", "not supported"),
         ] {
             let error = parse(url).unwrap_err();

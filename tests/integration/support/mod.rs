@@ -12,6 +12,7 @@ pub mod periodic;
 pub mod postgres;
 pub mod proxy;
 mod redis;
+pub mod sentinel;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
