@@ -30,6 +30,10 @@
 //! of one push each (rate, and commit-to-Redis latency) and a relay's catch-up of ROWS rows left
 //! behind (100,000), against a private PostgreSQL cluster (or `DATABASE_URL`).
 //!
+//! `sentinel [N]` prints what waiting for a replica costs (`wait_replicas`, Redis's `WAIT 1`):
+//! pushes one at a time, from 10 tasks and in bulk, and a worker draining N jobs, without and
+//! with it, against a private master and its replica.
+//!
 //! `paused [ROUNDS]` prints how soon a pause and a resume take effect, busy and idle (about 10 s
 //! a round, 5 rounds).
 //!
@@ -56,6 +60,7 @@ mod outbox;
 mod paused;
 mod peer;
 mod periodic;
+mod sentinel;
 mod unique;
 
 use std::sync::Arc;
@@ -166,6 +171,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         "unique" => unique::figures(number(1, 20_000)?).await,
         "limits" => limits::figures(number(1, 20_000)?).await,
         "caps" => caps::figures(number(1, 20_000)?).await,
+        "sentinel" => sentinel::figures(number(1, 20_000)?).await,
         "active-job" => active_job::figures(number(1, 20_000)?, number(2, 4)?).await,
         "paused" => paused::run(number(1, 5)?).await,
         #[cfg(feature = "postgres")]
@@ -181,7 +187,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
         other => Err(format!(
             "unknown command `{other}`; use `all [N]`, `extras [N]`, `periodic [ENTRIES]`, \
-             `unique [N]`, `limits [N]`, `caps [N]`, `active-job [N] [ROUNDS]`, `outbox [N] [ROWS]` (with \
+             `unique [N]`, `limits [N]`, `caps [N]`, `sentinel [N]`, `active-job [N] [ROUNDS]`, `outbox [N] [ROWS]` (with \
              --features postgres), `produce MODE N [GAP_MS]` or `work MODE N CONCURRENCY`"
         )
         .into()),

@@ -16,6 +16,11 @@ pub(crate) struct PrivateRedis {
 impl PrivateRedis {
     /// Starts one with no persistence, as the peers' runs use.
     pub(crate) fn start() -> Result<Self, String> {
+        Self::start_with(&[])
+    }
+
+    /// Starts one with extra arguments (`--replicaof 127.0.0.1 <port>` for a replica).
+    pub(crate) fn start_with(extra: &[&str]) -> Result<Self, String> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .map_err(|error| format!("no free port: {error}"))?
@@ -29,6 +34,7 @@ impl PrivateRedis {
                 "--appendonly",
                 "no",
             ])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -46,6 +52,11 @@ impl PrivateRedis {
             std::thread::sleep(Duration::from_millis(10));
         }
         Ok(redis)
+    }
+
+    /// Its port.
+    pub(crate) fn port(&self) -> u16 {
+        self.port
     }
 
     /// Its URL.
