@@ -37,7 +37,11 @@ pub(crate) async fn figures(n: usize) -> Result {
         std::thread::available_parallelism().map_or(0, usize::from)
     );
     let per_round = (n / ROUNDS).max(1);
-    for (op, conc) in [("enqueue", 1), ("enqueue_concurrent", 10), ("enqueue_bulk", 1)] {
+    for (op, conc) in [
+        ("enqueue", 1),
+        ("enqueue_concurrent", 10),
+        ("enqueue_bulk", 1),
+    ] {
         let mut rates = [Vec::new(), Vec::new()];
         for _ in 0..ROUNDS {
             for (index, client) in [&plain, &waiting].into_iter().enumerate() {

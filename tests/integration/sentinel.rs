@@ -219,6 +219,91 @@ async fn after_kill_9_of_the_master_client_and_worker_carry_on_and_no_acknowledg
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planned_failover_moves_pushes_to_the_new_master_and_wait_replicas_keeps_every_acknowledged_one()
+ {
+    let deployment = TestSentinels::start().await;
+    let client = Client::builder().url(deployment.url()).build().unwrap();
+    let waiting = Client::builder()
+        .url(deployment.url())
+        .wait_replicas(1, Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let first = client.perform_async(Ledgered { millis: 1 }).await.unwrap();
+    let second = waiting.perform_async(Ledgered { millis: 1 }).await.unwrap();
+    deployment.fail_over().await;
+    let promoted = deployment.replica.port();
+    eventually(
+        Duration::from_secs(20),
+        "the sentinels to promote the replica",
+        async || deployment.master_port().await == Some(promoted),
+    )
+    .await;
+    // Until the sentinels demote the old master, it still takes writes, which its demotion
+    // then discards: acknowledged, then lost, unless the push waits for a replica, which the
+    // old master no longer has.
+    let unsafe_push = client.perform_async(Ledgered { millis: 1 }).await.unwrap();
+    let safe_push = waiting.perform_async(Ledgered { millis: 1 }).await;
+    // Once it is a replica, the clients' connections to it were closed; they reconnect there to
+    // find a replica answering READONLY, ask the sentinels again and send the push once more.
+    eventually(
+        Duration::from_secs(20),
+        "the old master to be a replica",
+        async || role(&deployment.master).await == "slave",
+    )
+    .await;
+    let third = client.perform_async(Ledgered { millis: 1 }).await.unwrap();
+    // The demoted master is the new master's only replica once it has synced.
+    let started = Instant::now();
+    let fourth = loop {
+        match waiting.perform_async(Ledgered { millis: 1 }).await {
+            Ok(pushed) => break pushed,
+            Err(Error::NotReplicated { .. }) if started.elapsed() < Duration::from_secs(10) => {}
+            Err(error) => panic!("{error}"),
+        }
+    };
+    let on_new_master = deployment.replica.queued_jids("faults").await;
+    for pushed in [&first, &second, &third, &fourth] {
+        assert!(on_new_master.contains(&pushed.to_string()), "{pushed} lost");
+    }
+    match &safe_push {
+        Ok(pushed) => assert!(on_new_master.contains(&pushed.to_string()), "{pushed} lost"),
+        Err(error) => assert!(matches!(error, Error::NotReplicated { .. }), "{error}"),
+    }
+    println!(
+        "planned failover: a push without wait_replicas between promotion and demotion was {}; \
+         with wait_replicas(1) it was {}",
+        if on_new_master.contains(&unsafe_push.to_string()) {
+            "kept"
+        } else {
+            "acknowledged, then lost"
+        },
+        match &safe_push {
+            Ok(_) => "acknowledged and kept".to_owned(),
+            Err(error) => format!("refused: {error}"),
+        }
+    );
+}
+
+/// What `ROLE` says the server is: `master` or `slave`.
+async fn role(redis: &TestRedis) -> String {
+    let Ok(mut connection) = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+    else {
+        return String::new();
+    };
+    let reply: Vec<redis::Value> = redis::cmd("ROLE")
+        .query_async(&mut connection)
+        .await
+        .unwrap_or_default();
+    reply
+        .first()
+        .and_then(|role| redis::from_redis_value::<String>(role.clone()).ok())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_builder_names_sentinels_and_pushes_land_on_the_master() {
     let deployment = TestSentinels::start().await;
     let client = Client::builder()

@@ -97,6 +97,15 @@ impl TestSentinels {
         )
     }
 
+    /// Asks a sentinel for a failover without waiting for a failure (`SENTINEL FAILOVER`): the
+    /// master is demoted to a replica, its clients disconnected.
+    pub async fn fail_over(&self) {
+        let _: () = self.sentinels[0]
+            .query(redis::cmd("SENTINEL").arg("FAILOVER").arg(MASTER_NAME))
+            .await
+            .expect("SENTINEL FAILOVER");
+    }
+
     /// The port of the master the first sentinel that answers names now.
     pub async fn master_port(&self) -> Option<u16> {
         for sentinel in &self.sentinels {
