@@ -57,7 +57,7 @@ enum Finder {
     /// At a fixed address.
     Direct(redis::Client),
     /// As the master the sentinels name.
-    Sentinel(Box<SentinelClient>),
+    Sentinel(SentinelClient),
 }
 
 /// An open connection to the server (the master, through sentinels).
@@ -86,7 +86,7 @@ impl Connection {
         let (finder, sentinel) = if sentinel::is_sentinel_url(url) {
             let parsed = sentinel::parse(url).map_err(invalid)?;
             let client = sentinel::client(&parsed).map_err(|error| invalid(error.to_string()))?;
-            (Finder::Sentinel(Box::new(client)), true)
+            (Finder::Sentinel(client), true)
         } else {
             let client = redis::Client::open(url).map_err(|error| {
                 invalid(match error.to_string() {
