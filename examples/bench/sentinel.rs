@@ -22,9 +22,12 @@ const TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Prints the figures, `n` jobs each.
 pub(crate) async fn figures(n: usize) -> Result {
-    let master = PrivateRedis::start()?;
+    // The RDB files of the replica's sync go to the temporary directory, not the current one.
+    let dir = std::env::temp_dir();
+    let dir = dir.to_str().ok_or("a temporary directory with a UTF-8 path")?;
+    let master = PrivateRedis::start_with(&["--dir", dir])?;
     let port = master.port().to_string();
-    let replica = PrivateRedis::start_with(&["--replicaof", "127.0.0.1", &port])?;
+    let replica = PrivateRedis::start_with(&["--replicaof", "127.0.0.1", &port, "--dir", dir])?;
     let url = master.url();
     wait_for_sync(&replica.url()).await?;
     let plain = jobs::Client::builder().url(&url).build()?;
