@@ -24,7 +24,9 @@ const TIMEOUT: Duration = Duration::from_secs(1);
 pub(crate) async fn figures(n: usize) -> Result {
     // The RDB files of the replica's sync go to the temporary directory, not the current one.
     let dir = std::env::temp_dir();
-    let dir = dir.to_str().ok_or("a temporary directory with a UTF-8 path")?;
+    let dir = dir
+        .to_str()
+        .ok_or("a temporary directory with a UTF-8 path")?;
     let master = PrivateRedis::start_with(&["--dir", dir])?;
     let port = master.port().to_string();
     let replica = PrivateRedis::start_with(&["--replicaof", "127.0.0.1", &port, "--dir", dir])?;

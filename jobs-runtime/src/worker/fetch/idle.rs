@@ -360,7 +360,9 @@ async fn blocking_move(
         }
         Err(error) => (Err(error), false, false),
     };
-    // A refused command leaves the connection usable; a broken one is replaced.
+    // A refused command leaves the connection usable; a broken one is replaced, and so is one
+    // to a server demoted to replica (`READONLY`: through sentinels, the new one goes to the
+    // new master).
     let connection = match &result {
         Err(error) if needs_new_master(error) => None,
         _ => Some(blocking),
