@@ -376,3 +376,26 @@ fn describe(error: &RedisError) -> String {
         error.to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use redis::{ErrorKind, RedisError, ServerErrorKind};
+
+    use super::needs_new_master;
+
+    #[test]
+    fn a_broken_connection_or_a_demoted_master_calls_for_a_new_master() {
+        let readonly = RedisError::from((
+            ErrorKind::Server(ServerErrorKind::ReadOnly),
+            "You can't write against a read only replica.",
+        ));
+        assert!(needs_new_master(&readonly));
+        let dropped = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert!(needs_new_master(&dropped));
+        let refused = RedisError::from((
+            ErrorKind::Server(ServerErrorKind::ResponseError),
+            "WRONGTYPE Operation against a key holding the wrong kind of value",
+        ));
+        assert!(!needs_new_master(&refused));
+    }
+}
