@@ -246,8 +246,8 @@ impl Connection {
 
     /// Runs `send` on the shared connection; when the connection had broken, runs it once more
     /// on the reconnected one, as Sidekiq's client does. Through sentinels, "reconnected" means
-    /// to the master they name now, and a `READONLY` refusal (the master was demoted, so
-    /// nothing ran) is sent once more too.
+    /// to the master they name now, and a `READONLY` or `NOREPLICAS` refusal (the master was
+    /// demoted or lost its replicas; nothing ran) is sent once more too.
     async fn retry_once<T, F, Fut>(&self, resend: Resend, send: F) -> Result<T, Error>
     where
         F: Fn(ConnectionManager) -> Fut,
@@ -350,18 +350,21 @@ pub(crate) fn is_connection_error(error: &RedisError) -> bool {
         || error.is_timeout()
 }
 
-/// Whether the error means the connection broke or the server is no longer master (a
-/// `READONLY` refusal): a blocking connection is opened again, and through sentinels the
-/// master is looked up again.
+/// Whether the error means the connection broke or the server may no longer be master (a
+/// `READONLY` or `NOREPLICAS` refusal): a blocking connection is opened again, and through
+/// sentinels the master is looked up again.
 pub(crate) fn needs_new_master(error: &RedisError) -> bool {
     is_connection_error(error) || is_readonly(error)
 }
 
-/// Whether the server refused a write because it is a replica now (the master was demoted by a
-/// failover): nothing ran.
+/// Whether the server refused a write for its role, so nothing ran: `READONLY`, it is a replica
+/// now (a failover demoted it); `NOREPLICAS`, it has too few replicas for its
+/// `min-replicas-to-write` (as an old master has once its replica was promoted away).
 fn is_readonly(error: &RedisError) -> bool {
+    let text = error.to_string();
     error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
-        || error.to_string().contains("READONLY")
+        || text.contains("READONLY")
+        || text.contains("NOREPLICAS")
 }
 
 /// A few words on what went wrong.
@@ -390,6 +393,11 @@ mod tests {
             "You can't write against a read only replica.",
         ));
         assert!(needs_new_master(&readonly));
+        let no_replicas = RedisError::from((
+            ErrorKind::Server(ServerErrorKind::ResponseError),
+            "NOREPLICAS Not enough good replicas to write.",
+        ));
+        assert!(needs_new_master(&no_replicas));
         let dropped = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
         assert!(needs_new_master(&dropped));
         let refused = RedisError::from((
