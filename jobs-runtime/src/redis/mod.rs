@@ -5,6 +5,11 @@
 //! once more after the reconnect, as Sidekiq's client does, and a second failure becomes an
 //! [`Error::Connect`] that names the URL. A command whose reply timed out is not sent again
 //! (Redis may have run it), except the scripts that check before they act.
+//!
+//! Through Redis Sentinel (`redis+sentinel://`, [`sentinel`]), the server is the master the
+//! sentinels name: a command that finds it gone or demoted (`READONLY`) marks the connection
+//! stale, and the next one (the resend included) asks the sentinels again. With
+//! [`Replicas`] set, pushes and settles wait for replicas ([`replicas`]).
 
 pub(crate) mod keys;
 pub(crate) mod replicas;
