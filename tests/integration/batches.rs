@@ -304,7 +304,7 @@ async fn every_callback_fires_once_across_killed_workers() {
         }))
         .await
         .unwrap();
-    let mut workers = vec![spawn(), spawn()];
+    let mut workers = [spawn(), spawn()];
     let _retries = retry_quickly(&redis);
     // Five kill -9s, spread over the run; each killed process is replaced at once.
     for kill in 0..5 {
