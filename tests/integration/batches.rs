@@ -83,6 +83,12 @@ pub async fn batch_gate(
     }
 }
 
+/// A batch's job dropped unrun if it has not started within a second of being due.
+#[job(expires_in = 1)]
+pub async fn batch_expiring(#[context] ctx: JobContext, url: String) {
+    ledger::record(&url, EVENTS, "ok", ctx.jid().as_str(), 0).await;
+}
+
 /// A batch's job whose one run goes to the dead set (no retries).
 #[job(retry = 0)]
 pub async fn batch_buried(#[context] ctx: JobContext, url: String) -> Result<(), JobError> {
@@ -296,11 +302,12 @@ async fn every_callback_fires_once_across_killed_workers() {
     let redis = TestRedis::start();
     let url = redis.url();
     let spawn = || ChildWorker::spawn_entry_without_ledger("batches::batch_child", &url);
+    // Two chunks of the creation script: 1,000 and 500.
     let bid = batch_with_callbacks(&redis)
-        .push_all((0..1_000).map(|i| BatchStep {
+        .push_all((0..1_500).map(|i| BatchStep {
             url: url.clone(),
-            fail_runs: if i % 250 == 0 { 2 } else { 0 },
-            millis: 150,
+            fail_runs: if i % 375 == 0 { 2 } else { 0 },
+            millis: 100,
         }))
         .await
         .unwrap();
@@ -324,9 +331,9 @@ async fn every_callback_fires_once_across_killed_workers() {
     let done = status(&redis, &bid).await;
     assert_eq!(
         (done.total, done.pending, done.failures, done.dead),
-        (1_000, 0, 0, 0)
+        (1_500, 0, 0, 0)
     );
-    assert_eq!(ledger.done("ok").len(), 1_000, "every job succeeded");
+    assert_eq!(ledger.done("ok").len(), 1_500, "every job succeeded");
     assert_eq!(ledger.done("fail").len(), 4);
     assert_eq!(pushed(&ledger, "complete"), 1);
     assert_eq!(pushed(&ledger, "success"), 1);
@@ -560,4 +567,22 @@ async fn an_empty_batch_succeeds_at_once_and_a_bid_is_created_once() {
             .unwrap(),
         None
     );
+}
+
+#[tokio::test]
+async fn a_job_that_expired_unrun_counts_as_a_success() {
+    let redis = TestRedis::start();
+    let bid = batch_with_callbacks(&redis)
+        .push(BatchExpiring { url: redis.url() })
+        .commit()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let running = RunningWorker::start(worker(&redis, &CallLog::default()));
+    callback_ran(&redis, "success").await;
+    running.stop(Duration::from_secs(10)).await;
+    let ledger = Ledger::read(&redis, EVENTS).await;
+    assert_eq!(runs(&ledger, "ok"), 0, "the job did not run");
+    let status = status(&redis, &bid).await;
+    assert_eq!((status.total, status.pending, status.failures), (1, 0, 0));
 }
