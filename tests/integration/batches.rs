@@ -16,9 +16,9 @@ use jobs::{Batch, BatchStatus, Bid, JobContext, JobError, Worker, job};
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
 
-use crate::support::jobs::{CallLog, worker};
+use crate::support::jobs::{AbortProcess, CallLog, worker};
 use crate::support::ledger::{self, Ledger};
-use crate::support::{ChildWorker, RunningWorker, TestRedis, eventually};
+use crate::support::{ChildWorker, RunningWorker, TestRedis, eventually, ledger_path};
 
 /// The Redis list the jobs write their ledger into.
 const EVENTS: &str = "batches-test:events";
@@ -585,4 +585,46 @@ async fn a_job_that_expired_unrun_counts_as_a_success() {
     assert_eq!(runs(&ledger, "ok"), 0, "the job did not run");
     let status = status(&redis, &bid).await;
     assert_eq!((status.total, status.pending, status.failures), (1, 0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_keeps_crashing_its_worker_is_a_death_of_its_batch() {
+    let redis = TestRedis::start();
+    let url = redis.url();
+    let bid = batch_with_callbacks(&redis)
+        .push(AbortProcess {})
+        .push_all((0..5).map(|_| BatchStep {
+            url: url.clone(),
+            fail_runs: 0,
+            millis: 0,
+        }))
+        .await
+        .unwrap();
+    let ledger_file = ledger_path("batch-poison");
+    // Buried by recovery at its second counted recovery.
+    let env = [("JOBS_TEST_MAX_RECOVERIES", "1")];
+    let mut worker = ChildWorker::spawn(&url, &ledger_file, &env);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while status(&redis, &bid).await.death_at.is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the poison job never killed its batch"
+        );
+        if !worker.is_running() {
+            worker = ChildWorker::spawn(&url, &ledger_file, &env);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    callback_ran(&redis, "death").await;
+    callback_ran(&redis, "complete").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(worker);
+    let ledger = Ledger::read(&redis, EVENTS).await;
+    assert_eq!(runs(&ledger, "cb-death"), 1);
+    assert_eq!(runs(&ledger, "cb-complete"), 1);
+    assert_eq!(runs(&ledger, "cb-success"), 0);
+    let status = status(&redis, &bid).await;
+    assert_eq!((status.total, status.pending, status.dead), (6, 1, 1));
+    assert_eq!(status.failed[0].error_class, "jobs::Abandoned");
+    assert!(status.failed[0].dead);
 }
