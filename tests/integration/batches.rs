@@ -326,6 +326,7 @@ async fn every_callback_fires_once_across_killed_workers() {
     })
     .await;
     callback_ran(&redis, "success").await;
+    callback_ran(&redis, "complete").await;
     // A moment for a callback pushed twice to show.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let ledger = Ledger::read(&redis, EVENTS).await;
