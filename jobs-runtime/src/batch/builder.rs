@@ -215,7 +215,8 @@ impl Batch {
     }
 
     /// What the batch hash starts with: description, retention, callbacks (each through the
-    /// client middleware, stored without `enqueued_at`, which their push stamps), workflow.
+    /// client middleware, stored without `enqueued_at`, which their push stamps, nor an
+    /// `expires_in` deadline), workflow.
     async fn creation(&mut self, client: &Client, bid: &Bid) -> Result<Creation, Error> {
         let retention = self.retention.unwrap_or(DEFAULT_RETENTION).as_secs().max(1);
         let mut fields = vec![("retention".to_owned(), retention.to_string())];
@@ -244,6 +245,9 @@ impl Batch {
                 reason: error.to_string(),
             })?;
             stored.remove("enqueued_at");
+            // Its deadline would count from the batch's creation, not from when it fires: a
+            // callback never expires.
+            stored.remove(crate::expiry::EXPIRES_AT);
             fields.push((format!("cb:{}", event.as_str()), stored.to_json()));
         }
         Ok(Creation {
