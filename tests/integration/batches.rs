@@ -674,3 +674,21 @@ async fn a_job_that_keeps_crashing_its_worker_is_a_death_of_its_batch() {
     assert_eq!(status.failed[0].error_class, "jobs::Abandoned");
     assert!(status.failed[0].dead);
 }
+
+#[tokio::test]
+async fn a_testing_mode_refuses_a_batch_with_what_to_do() {
+    let _fake = jobs::testing::fake();
+    // Where nothing listens: the refusal comes before any connection.
+    let nowhere = jobs::Client::builder()
+        .url("redis://127.0.0.1:1")
+        .build()
+        .unwrap();
+    let refused = Batch::new().client(&nowhere).commit().await.unwrap_err();
+    assert!(matches!(refused, jobs::Error::Batch { .. }), "{refused}");
+    assert!(
+        refused
+            .to_string()
+            .contains("fake and inline modes do not run batches"),
+        "{refused}"
+    );
+}

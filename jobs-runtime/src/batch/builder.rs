@@ -181,6 +181,7 @@ impl Batch {
             None => Client::global()?,
         };
         let bid = self.bid.take().unwrap_or_else(Bid::generate);
+        push::refuse_in_testing_mode("create", &bid)?;
         let creation = self.creation(&client, &bid).await?;
         let now = crate::testing::now();
         let jobs = std::mem::take(&mut self.jobs);
