@@ -773,3 +773,38 @@ async fn success_climbs_a_chain_of_nested_batches() {
     assert!(bottom.success_at <= middle.success_at);
     assert!(middle.success_at <= top.success_at);
 }
+
+#[tokio::test]
+async fn a_batch_expires_only_its_own_keys_never_a_queue() {
+    let redis = TestRedis::start();
+    let mut raw = redis.raw().await;
+    // A backlog the batch has nothing to do with.
+    let _: () = raw
+        .lpush(
+            "queue:default",
+            r#"{"class":"Other","args":[],"jid":"other","queue":"default"}"#,
+        )
+        .await
+        .unwrap();
+    let _: () = raw.sadd("queues", "default").await.unwrap();
+    let bid = Batch::new()
+        .client(&redis.client())
+        .retention(Duration::from_secs(60))
+        .push(BatchStep {
+            url: redis.url(),
+            fail_runs: 0,
+            millis: 0,
+        })
+        .commit()
+        .await
+        .unwrap();
+    for key in ["queue:default", "queues", "batches"] {
+        let ttl: i64 = raw.ttl(key).await.unwrap();
+        assert_eq!(ttl, -1, "{key} has no expiry");
+    }
+    let ttl: i64 = raw.ttl(format!("batch:{bid}")).await.unwrap();
+    assert!(
+        (1..=60).contains(&ttl),
+        "the batch's own hash expires: {ttl}"
+    );
+}

@@ -84,14 +84,16 @@ local function fire(keys, now_ms, prefix)
   return fired
 end
 
--- Renews the expiry of the batch's keys (its `retention`, seconds), whichever exist.
+-- Renews the expiry of the batch's four keys (its `retention`, seconds), whichever exist.
+-- Only keys[1..4]: a script's KEYS go on with queue lists, `queues`, `batches` or liveness
+-- keys, which must never expire with a batch.
 local function renew(keys)
   local retention = tonumber(redis.call('HGET', keys[1], 'retention') or '')
   if not retention or retention <= 0 then
     retention = 2592000
   end
-  for _, key in ipairs(keys) do
-    redis.call('EXPIRE', key, retention)
+  for i = 1, 4 do
+    redis.call('EXPIRE', keys[i], retention)
   end
 end
 
