@@ -103,6 +103,31 @@ pub async fn batch_dropped(#[context] ctx: JobContext, url: String) -> Result<()
     Err(JobError::msg("dropped on purpose"))
 }
 
+/// A batch's job, never retried, that takes its own entry off every working list (as recovery
+/// elsewhere would from a worker it presumed dead) and then fails.
+#[job(retry = false)]
+pub async fn batch_recovered_elsewhere(
+    #[context] ctx: JobContext,
+    url: String,
+) -> Result<(), JobError> {
+    let mut conn = connection(&url).await;
+    let lists: Vec<String> = redis::cmd("KEYS")
+        .arg("jobs:working:*")
+        .query_async(&mut conn)
+        .await?;
+    for list in lists {
+        let entries: Vec<String> = conn.lrange(&list, 0, -1).await?;
+        for entry in entries
+            .iter()
+            .filter(|entry| entry.contains(ctx.jid().as_str()))
+        {
+            let _: i64 = conn.lrem(&list, 0, entry).await?;
+        }
+    }
+    ledger::record(&url, EVENTS, "fail", ctx.jid().as_str(), 0).await;
+    Err(JobError::msg("failing after its entry was taken"))
+}
+
 /// A callback: records `cb-<event>` under its own jid.
 #[job]
 pub async fn record_batch_event(#[context] ctx: JobContext, url: String, event: String) {
@@ -807,4 +832,27 @@ async fn a_batch_expires_only_its_own_keys_never_a_queue() {
         (1..=60).contains(&ttl),
         "the batch's own hash expires: {ttl}"
     );
+}
+
+#[tokio::test]
+async fn an_outcome_counts_only_while_the_job_is_in_the_working_list() {
+    let redis = TestRedis::start();
+    let bid = batch_with_callbacks(&redis)
+        .push(BatchRecoveredElsewhere { url: redis.url() })
+        .commit()
+        .await
+        .unwrap();
+    let running = RunningWorker::start(worker(&redis, &CallLog::default()));
+    eventually(Duration::from_secs(10), "the job ran", async || {
+        runs(&Ledger::read(&redis, EVENTS).await, "fail") == 1
+    })
+    .await;
+    // Its settle (and any update) lands before the worker stops.
+    running.stop(Duration::from_secs(10)).await;
+    let status = status(&redis, &bid).await;
+    assert_eq!(
+        status.death_at, None,
+        "a job recovered elsewhere is not this worker's to count"
+    );
+    assert_eq!((status.pending, status.dead), (1, 0));
 }

@@ -183,7 +183,12 @@ impl AckLoop {
                     member::add_script_to(&mut pipeline);
                     loaded = true;
                 }
-                update.add_to(&mut pipeline, self.client.keys());
+                update.add_to(
+                    &mut pipeline,
+                    self.client.keys(),
+                    &self.working,
+                    &finished.json,
+                );
             }
             // From the tail: jobs enter the working list at its head, so a finished job,
             // taken before the ones still waiting, is found within a few entries. A unique

@@ -96,7 +96,12 @@ impl Settler {
             MemberUpdate::of_job(&fetched.json, MemberOutcome::Death, None, Some(error))
         {
             member::add_script_to(&mut pipeline);
-            update.add_to(&mut pipeline, self.client.keys());
+            update.add_to(
+                &mut pipeline,
+                self.client.keys(),
+                &self.working,
+                &fetched.json,
+            );
         }
         match release {
             Some(release) => {
@@ -310,7 +315,7 @@ impl Settler {
                 // is the one read.
                 let mut pipeline = redis::pipe();
                 member::add_script_to(&mut pipeline);
-                update.add_guarded_to(&mut pipeline, keys, alive_guard);
+                update.add_guarded_to(&mut pipeline, keys, list, taken, alive_guard);
                 call.add_eval_to(&mut pipeline);
                 persist("settle", until, || {
                     self.client.redis().query::<(i64,)>(&pipeline)
