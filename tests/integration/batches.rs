@@ -856,3 +856,50 @@ async fn an_outcome_counts_only_while_the_job_is_in_the_working_list() {
     );
     assert_eq!((status.pending, status.dead), (1, 0));
 }
+
+#[tokio::test]
+async fn a_child_batch_s_death_does_not_complete_its_parent_before_the_child_completes() {
+    let redis = TestRedis::start();
+    let url = redis.url();
+    let client = redis.client();
+    let parent = Batch::new()
+        .client(&client)
+        .on_complete(callback(&redis, "p-complete"))
+        .on_death(callback(&redis, "p-death"))
+        .push(BatchStep {
+            url: url.clone(),
+            fail_runs: 0,
+            millis: 0,
+        })
+        .commit()
+        .await
+        .unwrap();
+    let child = Batch::new()
+        .client(&client)
+        .parent(&parent)
+        .push(BatchDropped { url: url.clone() })
+        .push(BatchStep {
+            url: url.clone(),
+            fail_runs: 0,
+            millis: 1_500,
+        })
+        .commit()
+        .await
+        .unwrap();
+    let running = RunningWorker::start(worker(&redis, &CallLog::default()).concurrency(4));
+    callback_ran(&redis, "p-complete").await;
+    callback_ran(&redis, "p-death").await;
+    running.stop(Duration::from_secs(10)).await;
+    let ledger = Ledger::read(&redis, EVENTS).await;
+    assert_eq!(runs(&ledger, "ok"), 2);
+    assert!(
+        ledger.first_start["cb-p-complete"] > ledger.last_end["ok"],
+        "the parent completes only after the child's slow job ended"
+    );
+    let parent = status(&redis, &parent).await;
+    assert_eq!(parent.success_at, None);
+    assert!(parent.death_at.is_some() && parent.complete_at.is_some());
+    assert_eq!((parent.pending, parent.failures, parent.dead), (1, 1, 1));
+    assert_eq!(parent.failed[0].member, format!("batch:{child}"));
+    assert!(parent.failed[0].dead, "the child's failure keeps its death");
+}

@@ -20,8 +20,11 @@ end
 -- Applies `outcome` of `member` to the batch whose keys are `keys`, as sets (so that applying
 -- it twice changes nothing, and nothing after a success changes anything):
 --   success: no longer pending, failed or dead;
---   failure: its last failure recorded, while pending;
---   death:   its last failure recorded and marked dead, while pending.
+--   failure: its last failure recorded, while pending (still marked `dead` in the info if the
+--            member died before);
+--   death:   its last failure recorded and marked dead, while pending;
+--   died:    marked dead only, while pending (a child batch whose member died: the child is
+--            not done yet, so the parent records its failure only when the child completes).
 local function apply(keys, member, outcome, info)
   if outcome == 'success' then
     if redis.call('SREM', keys[2], member) == 1 then
@@ -30,7 +33,25 @@ local function apply(keys, member, outcome, info)
     end
   elseif outcome == 'failure' then
     if redis.call('SISMEMBER', keys[2], member) == 1 then
+      if redis.call('SISMEMBER', keys[4], member) == 1 then
+        local ok, decoded = pcall(cjson.decode, info)
+        if ok and type(decoded) == 'table' then
+          decoded.dead = true
+          info = cjson.encode(decoded)
+        end
+      end
       redis.call('HSET', keys[3], member, info)
+    end
+  elseif outcome == 'died' then
+    if redis.call('SISMEMBER', keys[2], member) == 1 then
+      redis.call('SADD', keys[4], member)
+      -- A failure recorded before (the child completed, then a member died): now dead too.
+      local known = redis.call('HGET', keys[3], member)
+      local ok, decoded = pcall(cjson.decode, known or '')
+      if known and ok and type(decoded) == 'table' then
+        decoded.dead = true
+        redis.call('HSET', keys[3], member, cjson.encode(decoded))
+      end
     end
   elseif outcome == 'death' then
     if redis.call('SISMEMBER', keys[2], member) == 1 then
@@ -97,21 +118,26 @@ local function renew(keys)
   end
 end
 
--- What the parent of a batch that fired `fired` hears of it: its success, else its death,
--- else (complete without success) a failure; nil when nothing the parent counts fired.
-local function parent_outcome(fired)
+-- What the parent of a batch that fired `fired` hears of it, as the outcomes to apply to its
+-- member, in order: its success; else its death alone marks it dead (the child still runs its
+-- other jobs, so the parent's `complete` must wait), and its complete (without success)
+-- records its failure. Empty when nothing the parent counts fired.
+local function parent_outcomes(fired)
   local seen = {}
   for _, event in ipairs(fired) do
     seen[event] = true
   end
   if seen.success then
-    return 'success'
-  elseif seen.death then
-    return 'death'
-  elseif seen.complete then
-    return 'failure'
+    return {'success'}
   end
-  return nil
+  local outcomes = {}
+  if seen.death then
+    outcomes[#outcomes + 1] = 'died'
+  end
+  if seen.complete then
+    outcomes[#outcomes + 1] = 'failure'
+  end
+  return outcomes
 end
 
 -- Fires what came true of the batch `bid` (keys `keys`) and passes it on up the chain of
@@ -126,28 +152,31 @@ local function settle_chain(keys, bid, now_ms, prefix)
     for _, event in ipairs(fired) do
       all[#all + 1] = bid .. ':' .. event
     end
-    local outcome = parent_outcome(fired)
+    local outcomes = parent_outcomes(fired)
     local parent = redis.call('HGET', keys[1], 'parent')
     depth = depth + 1
-    if not outcome or not parent or parent == '' or depth > MAX_DEPTH then
+    if #outcomes == 0 or not parent or parent == '' or depth > MAX_DEPTH then
       return all
     end
     local parent_keys = batch_keys(prefix, parent)
     if redis.call('EXISTS', parent_keys[1]) == 0 then
       return all
     end
-    local info = ''
-    if outcome ~= 'success' then
-      info = cjson.encode({
-        class = 'batch',
-        error_class = outcome == 'death' and 'jobs::BatchDied' or 'jobs::BatchFailed',
-        error_message = outcome == 'death' and ('a member of batch ' .. bid .. ' died')
-          or ('batch ' .. bid .. ' completed with failures'),
-        failed_at = tonumber(now_ms) / 1000,
-        dead = outcome == 'death',
-      })
+    for _, outcome in ipairs(outcomes) do
+      local info = ''
+      if outcome == 'failure' then
+        local died = redis.call('SCARD', keys[4]) > 0
+        info = cjson.encode({
+          class = 'batch',
+          error_class = died and 'jobs::BatchDied' or 'jobs::BatchFailed',
+          error_message = died and ('a member of batch ' .. bid .. ' died')
+            or ('batch ' .. bid .. ' completed with failures'),
+          failed_at = tonumber(now_ms) / 1000,
+          dead = died,
+        })
+      end
+      apply(parent_keys, 'batch:' .. bid, outcome, info)
     end
-    apply(parent_keys, 'batch:' .. bid, outcome, info)
     keys, bid = parent_keys, parent
   end
 end
