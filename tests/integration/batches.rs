@@ -903,3 +903,89 @@ async fn a_child_batch_s_death_does_not_complete_its_parent_before_the_child_com
     assert_eq!(parent.failed[0].member, format!("batch:{child}"));
     assert!(parent.failed[0].dead, "the child's failure keeps its death");
 }
+
+/// A client middleware that fails the `nth` job it sees (from 1), once.
+struct FailNth {
+    nth: usize,
+    seen: std::sync::atomic::AtomicUsize,
+}
+
+impl jobs::ClientMiddleware for FailNth {
+    async fn call(&self, _job: &mut jobs::Payload) -> Result<jobs::Flow, jobs::BoxError> {
+        let seen = self.seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if seen == self.nth {
+            return Err("a crash mid-creation".into());
+        }
+        Ok(jobs::Flow::Continue)
+    }
+}
+
+#[tokio::test]
+async fn a_creation_with_a_fixed_bid_run_again_after_failing_half_way_completes_it() {
+    let redis = TestRedis::start();
+    let url = redis.url();
+    let bid = Bid::generate();
+    // The step's `millis` numbers the jobs (no worker runs them).
+    let jobs = || {
+        (0..2_500).map(|i| BatchStep {
+            url: url.clone(),
+            fail_runs: 0,
+            millis: i,
+        })
+    };
+    let failing = jobs::Client::builder()
+        .url(redis.url())
+        .middleware(FailNth {
+            nth: 1_500,
+            seen: std::sync::atomic::AtomicUsize::new(0),
+        })
+        .build()
+        .unwrap();
+    let crashed = Batch::new()
+        .client(&failing)
+        .bid(bid.clone())
+        .push_all(jobs())
+        .await;
+    assert!(crashed.is_err(), "the middleware fails job #1,500");
+    let half = status(&redis, &bid).await;
+    assert!(!half.sealed);
+    assert_eq!(half.total, 1_000, "the first chunk was pushed");
+
+    let again = Batch::new()
+        .client(&redis.client())
+        .bid(bid.clone())
+        .push_all(jobs())
+        .await
+        .unwrap();
+    assert_eq!(again, bid);
+    let done = status(&redis, &bid).await;
+    assert!(done.sealed, "the re-run completes the creation");
+    assert_eq!(done.total, 2_500);
+    let queued = redis.queue("default").await;
+    assert_eq!(queued.len(), 2_500);
+    let mut numbers: Vec<u64> = queued
+        .iter()
+        .map(|job| job["args"][2].as_u64().expect("the step's millis"))
+        .collect();
+    numbers.sort_unstable();
+    assert_eq!(
+        numbers,
+        (0..2_500).collect::<Vec<u64>>(),
+        "each job queued once"
+    );
+
+    // A third creation with the bid (more jobs this time) pushes nothing.
+    let third = Batch::new()
+        .client(&redis.client())
+        .bid(bid.clone())
+        .push_all((0..3_500).map(|i| BatchStep {
+            url: url.clone(),
+            fail_runs: 0,
+            millis: i,
+        }))
+        .await
+        .unwrap();
+    assert_eq!(third, bid);
+    assert_eq!(redis.queue("default").await.len(), 2_500);
+    assert_eq!(status(&redis, &bid).await.total, 2_500);
+}

@@ -40,8 +40,9 @@ pub(crate) type Member = (Jid, String, String);
 /// What the batch hash starts with, for [`Mode::Create`].
 #[derive(Debug)]
 pub(crate) struct Creation {
-    /// A random token of this creation, so that a chunk sent again after a lost reply is
-    /// known as pushed (`batch_push.lua`).
+    /// The token of the batch's creations (derived from its bid), so that a chunk sent again
+    /// after a lost reply, or by a creation run again, is known as pushed
+    /// (`batch_push.lua`).
     pub(crate) token: String,
     /// The parent batch, if nested.
     pub(crate) parent: Option<Bid>,

@@ -20,15 +20,18 @@
 -- ARGV[3]  the key prefix ('' or '<namespace>:')
 -- ARGV[4]  '1' to seal the batch after this chunk (its creation's last chunk), else '0'
 -- ARGV[5]  create: the parent's bid, or ''
--- ARGV[6]  create, chunk: the creation's token (random, one per creation), stored as `creator`
+-- ARGV[6]  create, chunk: the creation's token (derived from the bid: a creation run again
+--          with the same bid, after a crash half-way, resumes it), stored as `creator`
 -- ARGV[7]  create, chunk: the chunk's number, from 1, stored as `chunks` once pushed: a call
 --          sent again after a lost reply finds its chunk pushed and pushes nothing
 -- ARGV[8]  create: n, how many field/value pairs of the batch's hash follow (0 otherwise)
 -- ARGV[9…] create: the n pairs; then, for each job: its queue's position in KEYS, its jid, its
 --          JSON
 --
--- Returns 1 when done (or done before by this creation); 0 when 'create' found the batch
--- created by another creation (nothing pushed); -1 when the batch is gone (expired, or never
+-- Returns 1 when done (or done before by this creation: 'create' of a batch this creation's
+-- token made, still unsealed, answers 1 and the creation goes on with its later chunks, each
+-- pushed once by number); 0 when 'create' found the batch created by another creation, or
+-- already sealed, and when 'chunk' found it sealed (nothing pushed: the creation is over); -1 when the batch is gone (expired, or never
 -- created); -2 when its success already fired (adding to it is refused); -3 when the parent is
 -- gone; -4 when the parent's success already fired.
 local mode = ARGV[1]
@@ -42,7 +45,8 @@ local bid = string.sub(KEYS[1], string.len(prefix) + string.len('batch:') + 1)
 
 if mode == 'create' then
   if redis.call('EXISTS', KEYS[1]) == 1 then
-    if redis.call('HGET', KEYS[1], 'creator') == token then
+    if redis.call('HGET', KEYS[1], 'creator') == token
+      and redis.call('HGET', KEYS[1], 'sealed') ~= '1' then
       return 1
     end
     return 0
@@ -81,6 +85,10 @@ else
   end
   if mode == 'chunk' and (tonumber(redis.call('HGET', KEYS[1], 'chunks')) or 0) >= chunk then
     return 1
+  end
+  if mode == 'chunk' and redis.call('HGET', KEYS[1], 'sealed') == '1' then
+    -- Sealed by a creation with this bid that had fewer chunks: nothing more joins it.
+    return 0
   end
 end
 
