@@ -128,6 +128,30 @@ pub async fn batch_recovered_elsewhere(
     Err(JobError::msg("failing after its entry was taken"))
 }
 
+/// A batch's job that adds `leaves` quick steps to its own batch, one call each, then records
+/// `fan-out`.
+#[job]
+pub async fn batch_add_leaves(
+    #[context] ctx: JobContext,
+    url: String,
+    leaves: u32,
+) -> Result<(), JobError> {
+    let batch = ctx
+        .batch()
+        .ok_or_else(|| JobError::msg("add_leaves runs in a batch"))?;
+    for _ in 0..leaves {
+        batch
+            .push(BatchStep {
+                url: url.clone(),
+                fail_runs: 0,
+                millis: 0,
+            })
+            .await?;
+    }
+    ledger::record(&url, EVENTS, "fan-out", ctx.jid().as_str(), 0).await;
+    Ok(())
+}
+
 /// A callback: records `cb-<event>` under its own jid.
 #[job]
 pub async fn record_batch_event(#[context] ctx: JobContext, url: String, event: String) {
@@ -988,4 +1012,51 @@ async fn a_creation_with_a_fixed_bid_run_again_after_failing_half_way_completes_
     assert_eq!(third, bid);
     assert_eq!(redis.queue("default").await.len(), 2_500);
     assert_eq!(status(&redis, &bid).await.total, 2_500);
+}
+
+#[tokio::test]
+async fn jobs_added_by_a_job_that_runs_again_are_added_once() {
+    let redis = TestRedis::start();
+    let url = redis.url();
+    let bid = batch_with_callbacks(&redis)
+        .push(BatchAddLeaves {
+            url: url.clone(),
+            leaves: 3,
+        })
+        // Holds the batch open.
+        .push(BatchGate {
+            url: url.clone(),
+            gate: "gate".to_owned(),
+        })
+        .commit()
+        .await
+        .unwrap();
+    let mut raw = redis.raw().await;
+    let queued: Vec<String> = raw.lrange("queue:default", 0, -1).await.unwrap();
+    let fan_out = queued
+        .iter()
+        .find(|json| json.contains("BatchAddLeaves"))
+        .unwrap()
+        .clone();
+    // The same adding job twice at once: each add arrives twice, as a resend would.
+    let _: () = raw.lpush("queue:default", &fan_out).await.unwrap();
+    let running = RunningWorker::start(worker(&redis, &CallLog::default()).concurrency(4));
+    eventually(Duration::from_secs(10), "both copies ran", async || {
+        runs(&Ledger::read(&redis, EVENTS).await, "fan-out") == 2
+    })
+    .await;
+    // Run again after it finished (its entry queued again, as recovery would).
+    let _: () = raw.lpush("queue:default", &fan_out).await.unwrap();
+    eventually(Duration::from_secs(10), "the third run", async || {
+        runs(&Ledger::read(&redis, EVENTS).await, "fan-out") == 3
+    })
+    .await;
+    // Let any added job run.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    running.stop(Duration::from_secs(10)).await;
+    let ledger = Ledger::read(&redis, EVENTS).await;
+    assert_eq!(runs(&ledger, "ok"), 3, "each leaf pushed and run once");
+    let status = status(&redis, &bid).await;
+    assert_eq!(status.total, 5, "the adding job, the gate, three leaves");
+    assert_eq!(status.pending, 1, "the gate");
 }

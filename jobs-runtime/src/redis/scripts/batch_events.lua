@@ -116,6 +116,8 @@ local function renew(keys)
   for i = 1, 4 do
     redis.call('EXPIRE', keys[i], retention)
   end
+  -- The jids added by running jobs (`batch_push.lua`, mode 'add'), built from the hash's name.
+  redis.call('EXPIRE', keys[1] .. ':added', retention)
 end
 
 -- What the parent of a batch that fired `fired` hears of it, as the outcomes to apply to its

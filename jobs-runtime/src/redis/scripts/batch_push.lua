@@ -12,7 +12,8 @@
 -- KEYS[4]  batch:<bid>:dead
 -- KEYS[5]  batches              the index of batches (sorted set, creation epoch seconds)
 -- KEYS[6]  queues               the set of queue names
--- KEYS[7…] the queue lists the jobs go to
+-- KEYS[7]  batch:<bid>:added    add: every jid ever added by a running job (pushed once each)
+-- KEYS[8…] the queue lists the jobs go to
 -- ARGV[1]  mode: 'create' (the first chunk of a new batch: nothing happens, and 0 is returned,
 --          if the batch exists already), 'chunk' (a later chunk of a batch being created) or
 --          'add' (jobs added to an existing batch from one of its running jobs)
@@ -96,11 +97,15 @@ local added = 0
 for i = 9 + 2 * pairs_count, #ARGV, 3 do
   local queue_key = KEYS[tonumber(ARGV[i])]
   local jid, json = ARGV[i + 1], ARGV[i + 2]
-  if redis.call('SADD', KEYS[2], jid) == 1 then
-    added = added + 1
+  -- An added job whose jid was added before (the add sent again, or made again by its job run
+  -- again) is not pushed again, even after it succeeded and left `pending`.
+  if mode ~= 'add' or redis.call('SADD', KEYS[7], jid) == 1 then
+    if redis.call('SADD', KEYS[2], jid) == 1 then
+      added = added + 1
+    end
+    redis.call('LPUSH', queue_key, json)
+    redis.call('SADD', KEYS[6], string.sub(queue_key, string.len(prefix) + string.len('queue:') + 1))
   end
-  redis.call('LPUSH', queue_key, json)
-  redis.call('SADD', KEYS[6], string.sub(queue_key, string.len(prefix) + string.len('queue:') + 1))
 end
 if added > 0 then
   redis.call('HINCRBY', KEYS[1], 'total', added)
