@@ -1060,3 +1060,32 @@ async fn jobs_added_by_a_job_that_runs_again_are_added_once() {
     assert_eq!(status.total, 5, "the adding job, the gate, three leaves");
     assert_eq!(status.pending, 1, "the gate");
 }
+
+#[tokio::test]
+async fn a_retry_killed_by_hand_is_a_death_of_its_batch() {
+    let redis = TestRedis::start();
+    let bid = batch_with_callbacks(&redis)
+        .push(BatchGate {
+            url: redis.url(),
+            gate: "gate".to_owned(),
+        })
+        .commit()
+        .await
+        .unwrap();
+    let running = RunningWorker::start(worker(&redis, &CallLog::default()));
+    let retries = JobSet::new(&redis.client(), SetKind::Retry);
+    eventually(Duration::from_secs(10), "the gate's failure", async || {
+        retries.size().await.unwrap() == 1
+    })
+    .await;
+    assert_eq!(retries.kill_all().await.unwrap(), 1);
+    callback_ran(&redis, "death").await;
+    callback_ran(&redis, "complete").await;
+    running.stop(Duration::from_secs(10)).await;
+    let status = status(&redis, &bid).await;
+    assert!(status.death_at.is_some());
+    assert_eq!((status.pending, status.dead), (1, 1));
+    assert!(status.failed[0].dead);
+    assert_eq!(status.failed[0].error_message, "the gate is shut");
+    assert_eq!(status.success_at, None);
+}
