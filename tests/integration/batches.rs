@@ -152,10 +152,14 @@ pub async fn batch_add_leaves(
     Ok(())
 }
 
-/// A callback: records `cb-<event>` under its own jid.
+/// A callback: records `cb-<event>` under its own jid and its `enqueued_at` (stamped by each
+/// push: a callback pushed twice shows twice, while a push run twice after a crash, the same
+/// JSON, shows once).
 #[job]
 pub async fn record_batch_event(#[context] ctx: JobContext, url: String, event: String) {
-    ledger::record(&url, EVENTS, &format!("cb-{event}"), ctx.jid().as_str(), 0).await;
+    let pushed_at = ctx.enqueued_at().map_or(0, |at| at.timestamp_micros());
+    let id = format!("{}@{pushed_at}", ctx.jid());
+    ledger::record(&url, EVENTS, &format!("cb-{event}"), &id, 0).await;
 }
 
 /// A batch's job that fans out: adds `leaves` slow jobs to its own batch, and a child batch of
@@ -214,8 +218,8 @@ async fn status(redis: &TestRedis, bid: &Bid) -> BatchStatus {
         .expect("the batch exists")
 }
 
-/// How many different callback jobs of `event` ran (a callback pushed once has one jid,
-/// however often a crash makes it run).
+/// How many pushes of the callback of `event` ran: distinct `<jid>@<enqueued_at>` (a callback
+/// pushed once shows once, however often a crash makes it run; pushed twice, twice).
 fn pushed(ledger: &Ledger, event: &str) -> usize {
     ledger.done(&format!("cb-{event}")).len()
 }
@@ -1088,4 +1092,36 @@ async fn a_retry_killed_by_hand_is_a_death_of_its_batch() {
     assert!(status.failed[0].dead);
     assert_eq!(status.failed[0].error_message, "the gate is shut");
     assert_eq!(status.success_at, None);
+}
+
+#[tokio::test]
+async fn callbacks_fire_once_after_sealing_while_workers_run_during_the_creation() {
+    let redis = TestRedis::start();
+    let url = redis.url();
+    // Workers first: the first chunk's jobs run (and settle) while the second is sent.
+    let running = RunningWorker::start(worker(&redis, &CallLog::default()).concurrency(20));
+    let bid = batch_with_callbacks(&redis)
+        .push_all((0..1_500).map(|_| BatchStep {
+            url: url.clone(),
+            fail_runs: 0,
+            millis: 0,
+        }))
+        .await
+        .unwrap();
+    callback_ran(&redis, "success").await;
+    callback_ran(&redis, "complete").await;
+    // A moment for a callback pushed twice to show.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    running.stop(Duration::from_secs(10)).await;
+    let ledger = Ledger::read(&redis, EVENTS).await;
+    assert_eq!(ledger.done("ok").len(), 1_500);
+    assert_eq!(pushed(&ledger, "complete"), 1);
+    assert_eq!(pushed(&ledger, "success"), 1);
+    assert_eq!(pushed(&ledger, "death"), 0);
+    // Fired after the seal: after the last chunk's jobs, not when the first chunk's were done.
+    assert!(ledger.first_start["cb-complete"] > ledger.last_end["ok"]);
+    assert!(ledger.first_start["cb-success"] > ledger.last_end["ok"]);
+    let done = status(&redis, &bid).await;
+    assert!(done.sealed);
+    assert_eq!((done.total, done.pending), (1_500, 0));
 }
