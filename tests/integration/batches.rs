@@ -346,6 +346,12 @@ async fn batch_child() {
         std::env::var("JOBS_TEST_CHILD").is_ok(),
         "run by the batch tests, not directly"
     );
+    // Warnings to stdout, which a test reads when it keeps the output.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("warn")
+        .with_writer(std::io::stdout)
+        .with_ansi(false)
+        .try_init();
     let client = jobs::Client::from_env().expect("REDIS_URL");
     crate::support::jobs::with_test_jobs(Worker::new().client(&client), &CallLog::default())
         .concurrency(10)
@@ -1124,4 +1130,40 @@ async fn callbacks_fire_once_after_sealing_while_workers_run_during_the_creation
     let done = status(&redis, &bid).await;
     assert!(done.sealed);
     assert_eq!((done.total, done.pending), (1_500, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_update_redis_refused_is_logged() {
+    let redis = TestRedis::start();
+    let bid = batch_with_callbacks(&redis)
+        .push(BatchGate {
+            url: redis.url(),
+            gate: "gate".to_owned(),
+        })
+        .commit()
+        .await
+        .unwrap();
+    // A key of another type where the batch's failures go: Redis refuses the update's HSET.
+    let mut raw = redis.raw().await;
+    let _: () = raw.del(format!("batch:{bid}:failed")).await.unwrap();
+    let _: () = raw.set(format!("batch:{bid}:failed"), "x").await.unwrap();
+    let mut child = ChildWorker::spawn_entry(
+        "batches::batch_child",
+        &redis.url(),
+        &ledger_path("batch-update-error"),
+        &[],
+    );
+    let retries = JobSet::new(&redis.client(), SetKind::Retry);
+    eventually(Duration::from_secs(20), "the gate's failure", async || {
+        retries.size().await.unwrap() == 1
+    })
+    .await;
+    eventually(Duration::from_secs(5), "the refusal logged", async || {
+        child.log().contains("batch update")
+    })
+    .await;
+    let log = child.log();
+    child.kill9();
+    assert!(log.contains(bid.as_str()), "{log}");
+    assert!(log.contains("WRONGTYPE"), "{log}");
 }

@@ -91,9 +91,9 @@ impl MemberUpdate {
         })
     }
 
-    /// Adds the update to `pipeline` with `EVALSHA` (its reply ignored): the pipeline must
-    /// hold [`add_script_to`] before it. The script never fails, so it cannot hold back the
-    /// settle that follows it. It applies only while `taken` (the job's entry, as taken) is
+    /// Adds the update to `pipeline` with `EVALSHA`: the pipeline must hold [`add_script_to`]
+    /// before it. Its reply is kept (the pipeline's reader passes it to [`log_errors`]). The
+    /// script never fails, so it cannot hold back the settle that follows it. It applies only while `taken` (the job's entry, as taken) is
     /// in `working`: the settle must come after it in the pipeline.
     pub(crate) fn add_to(
         &self,
@@ -133,8 +133,29 @@ impl MemberUpdate {
             .arg(&self.info)
             .arg(super::now_ms())
             .arg(keys.prefix())
-            .arg(taken)
-            .ignore();
+            .arg(taken);
+    }
+}
+
+/// Logs each reply in `replies` that is a `batch_update.lua` refusal (`{'error', <message>}`,
+/// a key of another type, say): the script swallows it, so that the settles it travels with
+/// land, and this is where it shows. Other replies are passed over.
+pub(crate) fn log_errors(replies: &[redis::Value]) {
+    for reply in replies {
+        let redis::Value::Array(items) = reply else {
+            continue;
+        };
+        let text = |item: &redis::Value| match item {
+            redis::Value::BulkString(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+            redis::Value::SimpleString(text) => Some(text.clone()),
+            _ => None,
+        };
+        if items.len() == 2 && text(&items[0]).as_deref() == Some("error") {
+            tracing::warn!(
+                error = text(&items[1]).unwrap_or_default(),
+                "a batch update was refused by Redis; the batch's counts miss this outcome"
+            );
+        }
     }
 }
 

@@ -222,9 +222,13 @@ impl AckLoop {
         }
         let until = Until::Deadline(tokio::time::Instant::now() + TRY_FOR);
         let sent = persist("acknowledge", until, || {
-            self.client.redis().query::<()>(&pipeline)
+            // The replies kept are the batch updates' (everything else is ignored).
+            self.client.redis().query::<Vec<redis::Value>>(&pipeline)
         })
         .await;
+        if let Some(replies) = &sent {
+            member::log_errors(replies);
+        }
         if sent.is_none() {
             // At shutdown, what is still unsent is handed back from the working list and runs
             // again: at least once, never lost.

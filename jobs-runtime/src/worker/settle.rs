@@ -126,10 +126,14 @@ impl Settler {
             // In the same round trip; the member is this job's own (see `crate::cap::Lease`).
             lease.add_release_to(&mut pipeline, self.client.keys());
         }
-        persist("acknowledge", Until::Done, || {
-            self.client.redis().query::<()>(&pipeline)
+        let replies = persist("acknowledge", Until::Done, || {
+            // The replies kept are the batch update's (everything else is ignored).
+            self.client.redis().query::<Vec<redis::Value>>(&pipeline)
         })
         .await;
+        if let Some(replies) = &replies {
+            member::log_errors(replies);
+        }
         self.released(fetched);
     }
 
@@ -318,10 +322,13 @@ impl Settler {
                 update.add_guarded_to(&mut pipeline, keys, list, taken, alive_guard);
                 call.add_eval_to(&mut pipeline);
                 persist("settle", until, || {
-                    self.client.redis().query::<(i64,)>(&pipeline)
+                    self.client.redis().query::<(redis::Value, i64)>(&pipeline)
                 })
                 .await
-                .map(|(settled,)| settled)
+                .map(|(update, settled)| {
+                    member::log_errors(std::slice::from_ref(&update));
+                    settled
+                })
             }
         };
         if settled == Some(0) && alive_guard.is_empty() {

@@ -27,7 +27,7 @@
 --
 -- Returns the events fired, each `<bid>:<event>` (the batch's own and its parents'), or
 -- {'error', <message>} when Redis refused a command (a key of another type): it never raises,
--- so it cannot hold back the acknowledgements it travels with.
+-- so it cannot hold back the acknowledgements it travels with; the worker logs the message.
 local bid = string.sub(KEYS[1], string.len(ARGV[5]) + string.len('batch:') + 1)
 local ok, result = pcall(function()
   if not redis.call('LPOS', KEYS[5], ARGV[6]) then
@@ -49,4 +49,4 @@ end)
 if ok then
   return result
 end
-return {'error', tostring(result)}
+return {'error', 'batch ' .. bid .. ', member ' .. ARGV[1] .. ': ' .. tostring(result)}
