@@ -63,7 +63,7 @@ if mode == 'create' then
     if redis.call('SADD', parent_keys[2], 'batch:' .. bid) == 1 then
       redis.call('HINCRBY', parent_keys[1], 'total', 1)
     end
-    renew(parent_keys)
+    renew(parent_keys, nil, now_ms, true)
   end
   local fields = {'created_at', now_ms, 'total', 0, 'sealed', '0', 'creator', token}
   for i = 9, 8 + 2 * pairs_count do
@@ -115,8 +115,8 @@ if mode ~= 'add' then
 end
 if ARGV[4] == '1' then
   redis.call('HSET', KEYS[1], 'sealed', '1')
-  settle_chain(KEYS, bid, now_ms, prefix)
+  settle_chain(KEYS, bid, now_ms, prefix, nil)
 else
-  renew(KEYS)
+  renew(KEYS, nil, now_ms, true)
 end
 return 1

@@ -39,12 +39,12 @@ local ok, result = pcall(function()
       return {}
     end
   end
-  if redis.call('EXISTS', KEYS[1]) == 0 then
-    -- Unknown or expired: nothing to count.
+  -- Nothing changed (the batch is unknown or expired, or this outcome was counted before): no
+  -- moment can have come true.
+  if not apply(KEYS, ARGV[1], ARGV[2], ARGV[3]) then
     return {}
   end
-  apply(KEYS, ARGV[1], ARGV[2], ARGV[3])
-  return settle_chain(KEYS, bid, ARGV[4], ARGV[5])
+  return settle_chain(KEYS, bid, ARGV[4], ARGV[5], ARGV[2])
 end)
 if ok then
   return result

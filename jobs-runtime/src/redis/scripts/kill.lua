@@ -48,8 +48,9 @@ local function batch_death(member)
     dead = true,
   })
   local now_ms = string.format('%d', math.floor(tonumber(ARGV[1]) * 1000))
-  apply(keys, job.jid, 'death', info)
-  settle_chain(keys, job.bid, now_ms, prefix)
+  if apply(keys, job.jid, 'death', info) then
+    settle_chain(keys, job.bid, now_ms, prefix, 'death')
+  end
 end
 
 local killed = 0
