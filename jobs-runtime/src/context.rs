@@ -2,6 +2,8 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::batch::{BatchEvent, BatchHandle, Bid};
+use crate::client::Client;
 use crate::jid::Jid;
 use crate::payload::Payload;
 
@@ -20,6 +22,10 @@ use crate::payload::Payload;
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobContext {
+    bid: Option<Bid>,
+    batch_callback: Option<(Bid, BatchEvent)>,
+    client: WorkerClient,
+    adds: AddCounter,
     jid: Jid,
     class: String,
     queue: String,
@@ -32,7 +38,21 @@ pub struct JobContext {
 impl JobContext {
     /// The context of the job `payload` describes.
     pub fn from_payload(payload: &Payload) -> Self {
+        let bid = payload
+            .extra
+            .get("bid")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|bid| bid.parse().ok());
+        let batch_callback = payload.extra.get("batch_callback").and_then(|callback| {
+            let bid = callback.get("bid")?.as_str()?.parse().ok()?;
+            let event = callback.get("event")?.as_str()?.parse().ok()?;
+            Some((bid, event))
+        });
         Self {
+            bid,
+            batch_callback,
+            client: WorkerClient(None),
+            adds: AddCounter::default(),
             jid: payload.jid.clone(),
             class: payload.class.clone(),
             queue: payload.queue.clone(),
@@ -82,12 +102,86 @@ impl JobContext {
     pub fn tags(&self) -> &[String] {
         &self.tags
     }
+
+    /// The job's batch, when it is a batch's job (its payload carries `"bid"`): to add jobs
+    /// to it, or nest a batch in it. Pushes through the worker's client (the global client
+    /// outside a worker).
+    pub fn batch(&self) -> Option<BatchHandle> {
+        self.bid.clone().map(|bid| {
+            BatchHandle::new(
+                bid,
+                self.client.0.clone(),
+                self.jid.clone(),
+                self.adds.0.clone(),
+            )
+        })
+    }
+
+    /// For a batch's callback job (its payload carries `"batch_callback"`): the batch whose
+    /// moment pushed it, and which moment.
+    pub fn batch_callback(&self) -> Option<&(Bid, BatchEvent)> {
+        self.batch_callback.as_ref()
+    }
+
+    /// The context with the client of the worker running the job, which [`batch`](Self::batch)
+    /// pushes through.
+    pub(crate) fn with_client(mut self, client: Client) -> Self {
+        self.client = WorkerClient(Some(client));
+        self
+    }
+}
+
+/// The client of the worker running a job, if any: not part of a context's equality (it is
+/// how the job reaches Redis, not a fact about the job).
+#[derive(Debug, Clone)]
+struct WorkerClient(Option<Client>);
+
+impl PartialEq for WorkerClient {
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
+
+/// How many adds this run of the job made through its batch handles (shared by every
+/// handle and clone of the context): with the job's jid, what the added jobs' jids are derived
+/// from, so a run made again adds the same jids. Not part of a context's equality.
+#[derive(Debug, Clone, Default)]
+struct AddCounter(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl PartialEq for AddCounter {
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::JobContext;
     use crate::payload::Payload;
+
+    #[test]
+    fn a_batch_job_knows_its_batch_and_a_callback_its_moment() {
+        let mut payload = Payload::new("A", vec![]);
+        assert!(JobContext::from_payload(&payload).batch().is_none());
+        payload
+            .extra
+            .insert("bid".to_owned(), "b-Zx_09azAZ1-2".into());
+        let context = JobContext::from_payload(&payload);
+        assert_eq!(context.batch().unwrap().bid().as_str(), "b-Zx_09azAZ1-2");
+        assert_eq!(context.batch_callback(), None);
+        let mut callback = Payload::new("C", vec![]);
+        callback.extra.insert(
+            "batch_callback".to_owned(),
+            serde_json::json!({"bid": "b-Zx_09azAZ1-2", "event": "success"}),
+        );
+        let context = JobContext::from_payload(&callback);
+        assert!(context.batch().is_none());
+        let (bid, event) = context.batch_callback().unwrap();
+        assert_eq!(
+            (bid.as_str(), *event),
+            ("b-Zx_09azAZ1-2", crate::BatchEvent::Success)
+        );
+    }
 
     #[test]
     fn attempt_counts_from_one() {

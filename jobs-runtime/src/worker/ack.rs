@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use super::backoff::{Until, persist};
 use super::in_flight::InFlight;
+use crate::batch::member::{self, MemberOutcome, MemberUpdate};
 use crate::client::Client;
 use crate::periodic::{Ending, record_ending};
 use crate::redis::Shortfall;
@@ -171,7 +172,25 @@ impl AckLoop {
     /// again), to be sent again with the next.
     async fn send(&self, batch: &mut Vec<Finished>, releases: &mut Vec<Release>) {
         let mut pipeline = redis::pipe();
+        let mut loaded = false;
         for finished in batch.iter() {
+            // A batch job's success (or expiry unrun) is counted first, in this round trip
+            // (`docs/batches.md`): a crash before the acknowledgement lands runs the job again,
+            // and its next settle repeats the (idempotent) update.
+            if let Some(update) =
+                MemberUpdate::of_job(&finished.json, MemberOutcome::Success, None, None)
+            {
+                if !loaded {
+                    member::add_script_to(&mut pipeline);
+                    loaded = true;
+                }
+                update.add_to(
+                    &mut pipeline,
+                    self.client.keys(),
+                    &self.working,
+                    &finished.json,
+                );
+            }
             // From the tail: jobs enter the working list at its head, so a finished job,
             // taken before the ones still waiting, is found within a few entries. A unique
             // job's lock is released in the same step, only if the job was still there; the
@@ -204,11 +223,15 @@ impl AckLoop {
         }
         let until = Until::Deadline(tokio::time::Instant::now() + TRY_FOR);
         let sent = persist("acknowledge", until, || {
+            // The replies kept are the batch updates' (everything else is ignored).
             self.client
                 .redis()
-                .query_replicated::<()>(&pipeline, Shortfall::Warn)
+                .query_replicated::<Vec<redis::Value>>(&pipeline, Shortfall::Warn)
         })
         .await;
+        if let Some(replies) = &sent {
+            member::log_errors(replies);
+        }
         if sent.is_none() {
             // At shutdown, what is still unsent is handed back from the working list and runs
             // again: at least once, never lost.
