@@ -1,0 +1,469 @@
+//! Batches as the dashboard shows them: every batch newest first, one batch's counts and the
+//! moments it reached, its failed members with where each job waits now (the retry or dead
+//! set), and deleting a batch's data. `docs/batches.md` describes the keys read here.
+//!
+//! What Redis holds is not trusted: a key of the wrong type or a field that does not parse
+//! reads as missing, and a batch listed in `batches` whose hash expired is listed as
+//! [`expired`](BatchInfo::expired) rather than left out.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use redis::FromRedisValue;
+use serde_json::Value;
+
+use super::page::Page;
+use super::sorted::{JobSet, SetKind, SortedEntry};
+use super::time;
+use crate::client::Client;
+use crate::error::Error;
+
+/// The most failed members [`Batches::failed`] reads from one batch.
+pub const MAX_FAILED_LISTED: usize = 500;
+
+/// The prefix of a member that is a child batch: `batch:<bid>`.
+const CHILD_PREFIX: &str = "batch:";
+
+/// The batches in `client`'s Redis, as Sidekiq Pro's `Sidekiq::BatchSet`.
+///
+/// ```no_run
+/// # async fn example() -> Result<(), jobs_runtime::Error> {
+/// use jobs_runtime::api::{Batches, Page};
+///
+/// let batches = Batches::new(&jobs_runtime::Client::global()?);
+/// for batch in batches.page(Page::first(25)).await? {
+///     println!("{}: {}/{} done, {} failed", batch.description, batch.done(), batch.total, batch.failed);
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Batches {
+    /// The Redis it reads.
+    client: Client,
+}
+
+/// One batch: its description, counts and the moments it reached, as stored in `batch:<bid>`
+/// and its sets.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BatchInfo {
+    /// Its id, 14 characters of URL-safe base64.
+    pub bid: String,
+    /// What the pushing code called it (empty when it gave no description).
+    pub description: String,
+    /// When it was created.
+    pub created_at: Option<DateTime<Utc>>,
+    /// Members ever registered (jobs and child batches).
+    pub total: u64,
+    /// Members not yet succeeded.
+    pub pending: u64,
+    /// Pending members that failed at least once.
+    pub failed: u64,
+    /// Pending members that died (retries ran out, or discarded).
+    pub dead: u64,
+    /// The batch it is nested in, if any.
+    pub parent: Option<String>,
+    /// Whether its creation finished (no callback fires before).
+    pub sealed: bool,
+    /// When `complete` fired (every member ran at least once).
+    pub complete_at: Option<DateTime<Utc>>,
+    /// When `success` fired (every member succeeded).
+    pub success_at: Option<DateTime<Utc>>,
+    /// When `death` fired (a member died).
+    pub death_at: Option<DateTime<Utc>>,
+    /// The events it has a callback for: `complete`, `success`, `death`, in this order.
+    pub callbacks: Vec<String>,
+    /// The workflow whose step this batch is, if any.
+    pub workflow: Option<String>,
+    /// The name of that workflow step.
+    pub step: Option<String>,
+    /// Its data expired (or was deleted) while `batches` still lists it: only the bid and
+    /// creation time are known.
+    pub expired: bool,
+}
+
+impl BatchInfo {
+    /// Members that succeeded: `total - pending`.
+    pub fn done(&self) -> u64 {
+        self.total.saturating_sub(self.pending)
+    }
+
+    /// The callback of `event` (`complete`, `success` or `death`) and when it fired: `None`
+    /// when the batch has no such callback and the moment was not reached.
+    pub fn fired_at(&self, event: &str) -> Option<DateTime<Utc>> {
+        match event {
+            "complete" => self.complete_at,
+            "success" => self.success_at,
+            "death" => self.death_at,
+            _ => None,
+        }
+    }
+}
+
+/// A failed member of a batch: its last failure, and where the job waits now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailedMember {
+    /// The member as stored: a jid, or `batch:<bid>` for a child batch.
+    pub member: String,
+    /// The child batch's bid when the member is one.
+    pub child: Option<String>,
+    /// The job's class (empty for a child batch, or when not recorded).
+    pub class: String,
+    /// The class of its last error.
+    pub error_class: String,
+    /// The message of its last error.
+    pub error_message: String,
+    /// When it last failed.
+    pub failed_at: Option<DateTime<Utc>>,
+    /// Whether it died.
+    pub dead: bool,
+    /// Its entry in the retry set, or else in the dead set, when one holds it.
+    pub entry: Option<(SetKind, SortedEntry)>,
+}
+
+impl Batches {
+    /// The batches in `client`'s Redis.
+    pub fn new(client: &Client) -> Self {
+        Self {
+            client: client.clone(),
+        }
+    }
+
+    fn index(&self) -> String {
+        format!("{}batches", self.client.keys().prefix())
+    }
+
+    fn key(&self, bid: &str, suffix: &str) -> String {
+        format!("{}batch:{bid}{suffix}", self.client.keys().prefix())
+    }
+
+    /// How many batches `batches` lists (those expired since included, until trimmed).
+    pub async fn size(&self) -> Result<usize, Error> {
+        self.client
+            .redis()
+            .command(redis::cmd("ZCARD").arg(self.index()))
+            .await
+    }
+
+    /// A page of batches, newest first by default (as [`Page`] orders it), each with its
+    /// counts; an entry whose data expired is [`expired`](BatchInfo::expired).
+    pub async fn page(&self, page: Page) -> Result<Vec<BatchInfo>, Error> {
+        let len = self.size().await?;
+        let Some((start, stop)) = page.oldest_first_range(len) else {
+            return Ok(Vec::new());
+        };
+        let members: Vec<(Vec<u8>, f64)> = self
+            .client
+            .redis()
+            .command(
+                redis::cmd("ZRANGE")
+                    .arg(self.index())
+                    .arg(start)
+                    .arg(stop)
+                    .arg("WITHSCORES"),
+            )
+            .await?;
+        let mut members: Vec<(String, f64)> = members
+            .into_iter()
+            .filter_map(|(bid, score)| Some((String::from_utf8(bid).ok()?, score)))
+            .collect();
+        if page.order == super::Order::NewestFirst {
+            members.reverse();
+        }
+        self.read(members).await
+    }
+
+    /// The batch `bid`, or `None` when Redis holds nothing of it.
+    pub async fn get(&self, bid: &str) -> Result<Option<BatchInfo>, Error> {
+        let score: Option<f64> = self
+            .client
+            .redis()
+            .command(redis::cmd("ZSCORE").arg(self.index()).arg(bid))
+            .await?;
+        let mut found = self
+            .read(vec![(bid.to_owned(), score.unwrap_or(f64::NAN))])
+            .await?;
+        Ok(found.pop().filter(|batch| !batch.expired || score.is_some()))
+    }
+
+    /// Reads each batch's hash and counts, one round trip for all.
+    async fn read(&self, members: Vec<(String, f64)>) -> Result<Vec<BatchInfo>, Error> {
+        if members.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipeline = redis::pipe();
+        // Each reply on its own: a key of another type reads as missing, not as an error.
+        pipeline.ignore_errors();
+        for (bid, _) in &members {
+            pipeline.cmd("HGETALL").arg(self.key(bid, ""));
+            pipeline.cmd("SCARD").arg(self.key(bid, ":pending"));
+            pipeline.cmd("HLEN").arg(self.key(bid, ":failed"));
+            pipeline.cmd("SCARD").arg(self.key(bid, ":dead"));
+        }
+        let replies: Vec<redis::RedisResult<redis::Value>> =
+            self.client.redis().query(&pipeline).await?;
+        let mut replies = replies.into_iter();
+        let mut next = || replies.next().and_then(Result::ok);
+        let count = |value: Option<redis::Value>| {
+            value
+                .and_then(|value| u64::from_redis_value(value).ok())
+                .unwrap_or(0)
+        };
+        Ok(members
+            .into_iter()
+            .map(|(bid, score)| {
+                let hash = next()
+                    .and_then(|value| HashMap::<String, Vec<u8>>::from_redis_value(value).ok())
+                    .unwrap_or_default();
+                let (pending, failed, dead) = (count(next()), count(next()), count(next()));
+                BatchInfo::read(bid, score, &hash, pending, failed, dead)
+            })
+            .collect())
+    }
+
+    /// The failed members of batch `bid` (at most [`MAX_FAILED_LISTED`], sorted by when they
+    /// failed, newest first), each job with its entry in the retry set or, failing that, the
+    /// dead set, when one holds it.
+    pub async fn failed(&self, bid: &str) -> Result<Vec<FailedMember>, Error> {
+        let stored: Vec<(Vec<u8>, Vec<u8>)> = self
+            .client
+            .redis()
+            .command(redis::cmd("HGETALL").arg(self.key(bid, ":failed")))
+            .await
+            .unwrap_or_default();
+        let dead: Vec<Vec<u8>> = self
+            .client
+            .redis()
+            .command(redis::cmd("SMEMBERS").arg(self.key(bid, ":dead")))
+            .await
+            .unwrap_or_default();
+        let dead: Vec<String> = dead
+            .into_iter()
+            .map(|member| String::from_utf8_lossy(&member).into_owned())
+            .collect();
+        let mut members: Vec<FailedMember> = stored
+            .into_iter()
+            .map(|(member, info)| {
+                let member = String::from_utf8_lossy(&member).into_owned();
+                let is_dead = dead.contains(&member);
+                FailedMember::read(member, &info, is_dead)
+            })
+            .collect();
+        members.sort_by(|a, b| b.failed_at.cmp(&a.failed_at).then(a.member.cmp(&b.member)));
+        members.truncate(MAX_FAILED_LISTED);
+        let retries = JobSet::new(&self.client, SetKind::Retry);
+        let morgue = JobSet::new(&self.client, SetKind::Dead);
+        for member in &mut members {
+            if member.child.is_some() {
+                continue;
+            }
+            member.entry = match retries.find_job(&member.member).await? {
+                Some(entry) => Some((SetKind::Retry, entry)),
+                None => morgue
+                    .find_job(&member.member)
+                    .await?
+                    .map(|entry| (SetKind::Dead, entry)),
+            };
+        }
+        Ok(members)
+    }
+
+    /// The child batches of `bid` still pending or failed (a child that succeeded is no
+    /// longer a member), as bids: Redis scans the pending set for `batch:*` members, at most
+    /// [`MAX_FAILED_LISTED`].
+    pub async fn pending_children(&self, bid: &str) -> Result<Vec<String>, Error> {
+        let mut cursor: u64 = 0;
+        let mut children = Vec::new();
+        for _ in 0..100 {
+            let reply: Result<(u64, Vec<Vec<u8>>), Error> = self
+                .client
+                .redis()
+                .command(
+                    redis::cmd("SSCAN")
+                        .arg(self.key(bid, ":pending"))
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(format!("{CHILD_PREFIX}*"))
+                        .arg("COUNT")
+                        .arg(1_000),
+                )
+                .await;
+            let Ok((next, members)) = reply else { break };
+            children.extend(members.into_iter().filter_map(|member| {
+                let member = String::from_utf8(member).ok()?;
+                Some(member.strip_prefix(CHILD_PREFIX)?.to_owned())
+            }));
+            cursor = next;
+            if cursor == 0 || children.len() >= MAX_FAILED_LISTED {
+                break;
+            }
+        }
+        children.sort();
+        children.truncate(MAX_FAILED_LISTED);
+        Ok(children)
+    }
+
+    /// Deletes the batch's data (its hash and sets) and its entry in `batches`, leaving its
+    /// jobs where they are: they run as jobs of no batch would, and no callback fires.
+    /// `false` when Redis held nothing of it.
+    pub async fn delete(&self, bid: &str) -> Result<bool, Error> {
+        let mut pipeline = redis::pipe();
+        pipeline.atomic();
+        pipeline
+            .cmd("DEL")
+            .arg(self.key(bid, ""))
+            .arg(self.key(bid, ":pending"))
+            .arg(self.key(bid, ":failed"))
+            .arg(self.key(bid, ":dead"));
+        pipeline.cmd("ZREM").arg(self.index()).arg(bid);
+        let (keys, listed): (u64, u64) = self.client.redis().query(&pipeline).await?;
+        Ok(keys + listed > 0)
+    }
+}
+
+impl BatchInfo {
+    /// The batch `bid`, listed at `score` (epoch seconds; NaN when not listed), from its hash
+    /// and the sizes of its sets.
+    fn read(
+        bid: String,
+        score: f64,
+        hash: &HashMap<String, Vec<u8>>,
+        pending: u64,
+        failed: u64,
+        dead: u64,
+    ) -> Self {
+        let text = |field: &str| {
+            hash.get(field)
+                .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
+                .filter(|text| !text.is_empty())
+        };
+        let millis = |field: &str| {
+            text(field)
+                .and_then(|text| text.trim().parse::<f64>().ok())
+                .and_then(|ms| time::from_epoch_seconds(ms / 1_000.0))
+        };
+        let created_at = millis("created_at").or_else(|| time::from_epoch_seconds(score));
+        let callbacks = ["complete", "success", "death"]
+            .into_iter()
+            .filter(|event| hash.contains_key(&format!("cb:{event}")))
+            .map(str::to_owned)
+            .collect();
+        Self {
+            expired: hash.is_empty(),
+            description: text("description").unwrap_or_default(),
+            created_at,
+            total: text("total")
+                .and_then(|total| total.trim().parse().ok())
+                .unwrap_or(0),
+            pending,
+            failed,
+            dead,
+            parent: text("parent"),
+            sealed: text("sealed").as_deref() == Some("1"),
+            complete_at: millis("complete_at"),
+            success_at: millis("success_at"),
+            death_at: millis("death_at"),
+            callbacks,
+            workflow: text("workflow"),
+            step: text("step"),
+            bid,
+        }
+    }
+}
+
+impl FailedMember {
+    /// The member `member`, from the JSON of its last failure (`info`).
+    fn read(member: String, info: &[u8], dead: bool) -> Self {
+        let info: Value = serde_json::from_slice(info).unwrap_or(Value::Null);
+        let text = |field: &str| {
+            info.get(field)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let failed_at = info.get("failed_at").and_then(|value| match value.as_f64() {
+            // Epoch milliseconds, as every time of a batch's hash.
+            Some(ms) if ms > 100_000_000_000.0 => time::from_epoch_seconds(ms / 1_000.0),
+            _ => time::from_json(value),
+        });
+        Self {
+            child: member.strip_prefix(CHILD_PREFIX).map(str::to_owned),
+            class: text("class"),
+            error_class: text("error_class"),
+            error_message: text("error_message"),
+            failed_at,
+            dead: dead || info.get("dead").and_then(Value::as_bool).unwrap_or(false),
+            entry: None,
+            member,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::{BatchInfo, FailedMember};
+
+    fn hash(fields: &[(&str, &str)]) -> HashMap<String, Vec<u8>> {
+        fields
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), value.as_bytes().to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_reads_from_its_hash() {
+        let fields = hash(&[
+            ("description", "nightly scores"),
+            ("created_at", "1796000000000"),
+            ("total", "10"),
+            ("sealed", "1"),
+            ("cb:success", "{}"),
+            ("cb:complete", "{}"),
+            ("complete_at", "1796000060000"),
+            ("parent", "abcdefghijklmn"),
+        ]);
+        let batch = BatchInfo::read("b1".into(), 1.0, &fields, 3, 2, 1);
+        assert_eq!(batch.description, "nightly scores");
+        assert_eq!(batch.done(), 7);
+        assert_eq!(batch.created_at.unwrap().timestamp(), 1_796_000_000);
+        assert_eq!(batch.callbacks, ["complete", "success"]);
+        assert_eq!(
+            batch.fired_at("complete").unwrap().timestamp(),
+            1_796_000_060
+        );
+        assert!(batch.fired_at("success").is_none());
+        assert!(batch.sealed && !batch.expired);
+        assert_eq!(batch.parent.as_deref(), Some("abcdefghijklmn"));
+    }
+
+    #[test]
+    fn a_batch_whose_hash_expired_keeps_its_listing_time() {
+        let batch = BatchInfo::read("b1".into(), 1_796_000_000.0, &hash(&[]), 0, 0, 0);
+        assert!(batch.expired);
+        assert_eq!(batch.created_at.unwrap().timestamp(), 1_796_000_000);
+        assert_eq!(batch.done(), 0);
+    }
+
+    #[test]
+    fn garbage_reads_as_missing() {
+        let fields = hash(&[("total", "many"), ("created_at", "soon")]);
+        let batch = BatchInfo::read("b1".into(), f64::NAN, &fields, 5, 0, 0);
+        assert_eq!(batch.total, 0);
+        assert_eq!(batch.done(), 0);
+        assert!(batch.created_at.is_none());
+        let failed = FailedMember::read("batch:child".into(), b"not json", false);
+        assert_eq!(failed.child.as_deref(), Some("child"));
+        assert!(failed.error_message.is_empty() && !failed.dead);
+    }
+
+    #[test]
+    fn a_failed_member_reads_its_failure() {
+        let info = br#"{"class":"ScoreUser","error_class":"Timeout","error_message":"slow","failed_at":1796000000000,"dead":true}"#;
+        let failed = FailedMember::read("jid1".into(), info, false);
+        assert_eq!(failed.class, "ScoreUser");
+        assert_eq!(failed.error_message, "slow");
+        assert_eq!(failed.failed_at.unwrap().timestamp(), 1_796_000_000);
+        assert!(failed.dead && failed.child.is_none());
+    }
+}
