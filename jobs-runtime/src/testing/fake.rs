@@ -9,6 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::Active;
+use super::batches::{self, FakeBatches, Outcome};
 use super::enqueued::EnqueuedJob;
 use super::locks::Taken;
 use super::periodic::{self, Entries};
@@ -50,6 +51,9 @@ pub(crate) struct FakeShared {
     settings: Settings,
     /// The periodic entries, locked apart from the store: their jobs are pushed into it.
     periodic: Mutex<Entries>,
+    /// The batches pushed in this fake, locked apart from the store: their callbacks are
+    /// recorded into it.
+    batches: Mutex<FakeBatches>,
 }
 
 struct Store {
@@ -108,6 +112,11 @@ impl FakeShared {
         self.store.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The batches pushed in this fake.
+    pub(crate) fn batches(&self) -> MutexGuard<'_, FakeBatches> {
+        self.batches.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn periodic(&self) -> MutexGuard<'_, Entries> {
         self.periodic.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -137,6 +146,7 @@ impl Fake {
             }),
             settings: Settings::default(),
             periodic: Mutex::new(Entries::default()),
+            batches: Mutex::new(FakeBatches::default()),
         });
         Self {
             _guard: ThreadGuard::install(Active::Fake(Arc::clone(&shared))),
@@ -572,6 +582,22 @@ impl Fake {
         locks.release_at_start(&job.payload);
         let ran = super::scope::scope(mode, runner.run(&job.payload)).await;
         locks.release(&job.payload);
+        if let Some(bid) = batches::bid_of(&job.payload) {
+            // A fake retries nothing: a batch job that failed is dead.
+            let outcome = if ran.is_ok() {
+                Outcome::Success
+            } else {
+                Outcome::Death
+            };
+            let now = self.shared.now().to_datetime();
+            let callbacks =
+                self.shared
+                    .batches()
+                    .settle(bid, job.payload.jid.as_str(), outcome, now);
+            for callback in callbacks {
+                batches::record_callback(&self.shared, &callback);
+            }
+        }
         ran?;
         // Let other tasks run between jobs: a drain of a job that pushes itself again never
         // ends, but it does not starve the runtime.

@@ -202,6 +202,11 @@ impl Dashboard {
                 "/periodic",
                 get(pages::periodic::page).post(pages::periodic::act),
             )
+            .route("/batches", get(pages::batches::list))
+            .route(
+                "/batches/{bid}",
+                get(pages::batches::show).post(pages::batches::act),
+            )
             .route("/limits", get(pages::limits::page).post(pages::limits::act))
             .route(pages::metrics::PATH, get(pages::metrics::overview))
             .route("/metrics/classes/{name}", get(pages::metrics::class))

@@ -1,5 +1,6 @@
 //! One module per tab. Handlers read through [`crate::api`] only.
 
+pub(crate) mod batches;
 pub(crate) mod busy;
 pub(crate) mod dashboard;
 pub(crate) mod limits;

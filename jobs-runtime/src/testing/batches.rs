@@ -1,0 +1,360 @@
+//! Batches in fake mode: what `batch_push.lua` and `batch_update.lua` do in Redis, done in
+//! memory with the same rules (`docs/batches.md`), so a test sees its callbacks run.
+//!
+//! A batch's jobs are recorded in the fake with their `bid`; when the fake runs one, its
+//! outcome updates the batch, and a moment that becomes true (complete, success, death, each
+//! once) records its callback job in the fake, for [`Fake::drain`](super::Fake::drain) to run.
+//! The fake retries nothing, so a batch job that fails is dead at once: `complete` and `death`
+//! fire, `success` never does.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+
+use super::Active;
+use super::enqueued::EnqueuedJob;
+use crate::error::Error;
+use crate::jid::Jid;
+use crate::payload::Payload;
+use crate::timestamp::Timestamp;
+
+/// The events, in the order they fire when several come true together.
+const EVENTS: [&str; 3] = ["complete", "success", "death"];
+
+/// The prefix of a member that is a child batch.
+const CHILD_PREFIX: &str = "batch:";
+
+/// Every batch a fake holds, by bid.
+#[derive(Debug, Default)]
+pub(crate) struct FakeBatches {
+    batches: HashMap<String, FakeBatch>,
+}
+
+/// One batch in memory: the fields of its hash that matter, and its sets.
+#[derive(Debug, Default, Clone)]
+#[allow(dead_code, reason = "read by Fake::batch once core's Batch lands")]
+pub(crate) struct FakeBatch {
+    /// Its description, if given.
+    pub(crate) description: Option<String>,
+    /// Its parent batch, if nested.
+    pub(crate) parent: Option<String>,
+    /// The callback job's JSON, by event (without `enqueued_at`).
+    callbacks: HashMap<String, String>,
+    /// Members ever registered.
+    pub(crate) total: u64,
+    /// Members not yet succeeded.
+    pub(crate) pending: BTreeSet<String>,
+    /// Pending members that failed.
+    pub(crate) failed: BTreeSet<String>,
+    /// Pending members that died.
+    pub(crate) dead: BTreeSet<String>,
+    /// Whether its creation finished.
+    pub(crate) sealed: bool,
+    /// When each event fired (on the fake clock).
+    pub(crate) fired: BTreeMap<String, DateTime<Utc>>,
+}
+
+/// What became of a member when it ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// It succeeded.
+    Success,
+    /// It failed and will be retried.
+    Failure,
+    /// It failed for good.
+    Death,
+}
+
+impl FakeBatches {
+    /// The batch `bid`, if the fake holds it.
+    #[allow(dead_code, reason = "read by Fake::batch once core's Batch lands")]
+    pub(crate) fn get(&self, bid: &str) -> Option<&FakeBatch> {
+        self.batches.get(bid)
+    }
+
+    /// What `batch_push.lua` answers, and does: `mode` is `create`, `chunk` or `add`; 1 done,
+    /// 0 the batch existed (create), -1 no such batch, -2 its success fired, -3 no such parent,
+    /// -4 the parent succeeded. The members' jobs are registered pending; the caller records
+    /// them. Returns the answer and the callback jobs to record.
+    #[allow(dead_code, reason = "called by core's batch::push::send, once hooked")]
+    pub(crate) fn push(
+        &mut self,
+        bid: &str,
+        mode: &str,
+        seal: bool,
+        parent: Option<&str>,
+        fields: &[(String, String)],
+        members: &[String],
+        now: DateTime<Utc>,
+    ) -> (i64, Vec<String>) {
+        match mode {
+            "create" => {
+                if self.batches.contains_key(bid) {
+                    return (0, Vec::new());
+                }
+                if let Some(parent) = parent {
+                    match self.batches.get_mut(parent) {
+                        None => return (-3, Vec::new()),
+                        Some(found) if found.fired.contains_key("success") => {
+                            return (-4, Vec::new());
+                        }
+                        Some(found) => {
+                            found.total += 1;
+                            found.pending.insert(format!("{CHILD_PREFIX}{bid}"));
+                        }
+                    }
+                }
+                let mut batch = FakeBatch {
+                    parent: parent.map(str::to_owned),
+                    ..FakeBatch::default()
+                };
+                for (field, value) in fields {
+                    if field == "description" {
+                        batch.description = Some(value.clone());
+                    } else if let Some(event) = field.strip_prefix("cb:") {
+                        batch.callbacks.insert(event.to_owned(), value.clone());
+                    }
+                }
+                self.batches.insert(bid.to_owned(), batch);
+            }
+            _ => match self.batches.get(bid) {
+                None => return (-1, Vec::new()),
+                Some(found) if mode == "add" && found.fired.contains_key("success") => {
+                    return (-2, Vec::new());
+                }
+                Some(_) => {}
+            },
+        }
+        let Some(batch) = self.batches.get_mut(bid) else {
+            return (-1, Vec::new());
+        };
+        for member in members {
+            if batch.pending.insert(member.clone()) {
+                batch.total += 1;
+            }
+        }
+        if seal {
+            batch.sealed = true;
+        }
+        let mut callbacks = Vec::new();
+        self.check(bid, now, &mut callbacks);
+        (1, callbacks)
+    }
+
+    /// What `batch_update.lua` does when member `member` of batch `bid` ran with `outcome`:
+    /// returns the callback jobs to record. A member no longer pending changes nothing.
+    pub(crate) fn settle(
+        &mut self,
+        bid: &str,
+        member: &str,
+        outcome: Outcome,
+        now: DateTime<Utc>,
+    ) -> Vec<String> {
+        let mut callbacks = Vec::new();
+        self.update(bid, member, outcome, now, &mut callbacks);
+        callbacks
+    }
+
+    fn update(
+        &mut self,
+        bid: &str,
+        member: &str,
+        outcome: Outcome,
+        now: DateTime<Utc>,
+        callbacks: &mut Vec<String>,
+    ) {
+        let Some(batch) = self.batches.get_mut(bid) else {
+            return;
+        };
+        if !batch.pending.contains(member) {
+            return;
+        }
+        match outcome {
+            Outcome::Success => {
+                batch.pending.remove(member);
+                batch.failed.remove(member);
+                batch.dead.remove(member);
+            }
+            Outcome::Failure => {
+                batch.failed.insert(member.to_owned());
+            }
+            Outcome::Death => {
+                batch.failed.insert(member.to_owned());
+                batch.dead.insert(member.to_owned());
+            }
+        }
+        self.check(bid, now, callbacks);
+    }
+
+    /// Fires the moments of `bid` that became true (each once), collecting their callbacks,
+    /// and passes a nested batch's moments to its parent.
+    fn check(&mut self, bid: &str, now: DateTime<Utc>, callbacks: &mut Vec<String>) {
+        let Some(batch) = self.batches.get_mut(bid) else {
+            return;
+        };
+        if !batch.sealed {
+            return;
+        }
+        let complete = batch
+            .pending
+            .iter()
+            .all(|member| batch.failed.contains(member));
+        let success = batch.pending.is_empty();
+        let death = !batch.dead.is_empty();
+        let mut fired = Vec::new();
+        for (event, reached) in EVENTS.into_iter().zip([complete, success, death]) {
+            if reached && !batch.fired.contains_key(event) {
+                batch.fired.insert(event.to_owned(), now);
+                if let Some(callback) = batch.callbacks.get(event) {
+                    callbacks.push(callback.clone());
+                }
+                fired.push(event);
+            }
+        }
+        let Some(parent) = batch.parent.clone() else {
+            return;
+        };
+        let member = format!("{CHILD_PREFIX}{bid}");
+        for event in fired {
+            let outcome = match event {
+                "success" => Outcome::Success,
+                "death" => Outcome::Death,
+                _ if success => continue,
+                _ => Outcome::Failure,
+            };
+            self.update(&parent, &member, outcome, now, callbacks);
+        }
+    }
+}
+
+/// In a testing mode, what `batch_push.lua` does, in memory; `None` when no mode is on (the
+/// batch goes to Redis). `mode` is `create`, `chunk` or `add`, `seal` whether this call
+/// finishes the batch's creation, `parent` and `fields` the creation's (the batch hash's
+/// fields, `cb:<event>` included), `members` the prepared jobs (jid, queue, JSON carrying
+/// `bid`). Answers as the script does.
+///
+/// In fake mode the jobs are recorded with their `bid` and the batch kept in memory: running
+/// its jobs ([`Fake::drain`](super::Fake::drain)) fires its callbacks as a worker would. In
+/// inline mode each job runs at once, as any inline push; no callback fires.
+#[allow(dead_code, reason = "called by core's batch::push::send, once hooked")]
+pub(crate) async fn push(
+    bid: &str,
+    mode: &str,
+    seal: bool,
+    parent: Option<&str>,
+    fields: &[(String, String)],
+    members: &[(Jid, String, String)],
+) -> Option<Result<i64, Error>> {
+    let active = super::active()?;
+    if let Active::Inline(_) = active {
+        for (_, _, json) in members {
+            if let Err(error) = super::deliver(&active, json, None, None).await {
+                return Some(Err(error));
+            }
+        }
+        return Some(Ok(1));
+    }
+    let Active::Fake(shared) = &active else {
+        return None;
+    };
+    let jids: Vec<String> = members
+        .iter()
+        .map(|(jid, _, _)| jid.as_str().to_owned())
+        .collect();
+    let now = shared.now().to_datetime();
+    let (answer, callbacks) =
+        shared
+            .batches()
+            .push(bid, mode, seal, parent, fields, &jids, now);
+    if answer == 1 {
+        for (_, _, json) in members {
+            if let Err(error) = super::deliver(&active, json, None, None).await {
+                return Some(Err(error));
+            }
+        }
+    }
+    for callback in callbacks {
+        record_callback(shared, &callback);
+    }
+    Some(Ok(answer))
+}
+
+/// Records a callback job (its stored JSON) in the fake, stamped `enqueued_at` now, as
+/// `batch_events.lua` pushes it. A callback that does not parse is dropped, as the script
+/// drops it.
+pub(super) fn record_callback(shared: &super::fake::FakeShared, json: &str) {
+    let Ok(mut payload) = Payload::from_json(json) else {
+        return;
+    };
+    let now: Timestamp = shared.now();
+    payload.enqueued_at = Some(now);
+    shared.record(EnqueuedJob { payload, at: None }, None);
+}
+
+/// The batch a recorded job belongs to: its `bid`, unless it is a callback.
+pub(super) fn bid_of(payload: &Payload) -> Option<&str> {
+    payload.extra.get("bid")?.as_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::{FakeBatches, Outcome};
+
+    fn callbacks() -> Vec<(String, String)> {
+        ["complete", "success", "death"]
+            .iter()
+            .map(|event| (format!("cb:{event}"), (*event).to_owned()))
+            .collect()
+    }
+
+    fn members(jids: &[&str]) -> Vec<String> {
+        jids.iter().map(|jid| (*jid).to_owned()).collect()
+    }
+
+    #[test]
+    fn success_fires_complete_then_success_once() {
+        let mut batches = FakeBatches::default();
+        let now = Utc::now();
+        let (answer, fired) =
+            batches.push("b", "create", true, None, &callbacks(), &members(&["a", "b"]), now);
+        assert_eq!((answer, fired.len()), (1, 0));
+        assert!(batches.settle("b", "a", Outcome::Success, now).is_empty());
+        assert_eq!(
+            batches.settle("b", "b", Outcome::Success, now),
+            ["complete", "success"]
+        );
+        assert!(batches.settle("b", "b", Outcome::Success, now).is_empty());
+        assert_eq!(batches.get("b").unwrap().total, 2);
+    }
+
+    #[test]
+    fn a_death_fires_complete_and_death_never_success() {
+        let mut batches = FakeBatches::default();
+        let now = Utc::now();
+        batches.push("b", "create", true, None, &callbacks(), &members(&["a", "b"]), now);
+        assert!(batches.settle("b", "a", Outcome::Failure, now).is_empty());
+        assert_eq!(batches.settle("b", "b", Outcome::Death, now), ["complete", "death"]);
+        assert!(batches.settle("b", "a", Outcome::Death, now).is_empty());
+    }
+
+    #[test]
+    fn an_empty_batch_succeeds_when_sealed_and_nesting_reaches_the_parent() {
+        let mut batches = FakeBatches::default();
+        let now = Utc::now();
+        batches.push("p", "create", false, None, &callbacks(), &members(&["x"]), now);
+        let (answer, fired) = batches.push("c", "create", true, Some("p"), &[], &[], now);
+        assert_eq!((answer, fired.len()), (1, 0));
+        // The parent is not sealed yet: its moments wait.
+        assert_eq!(batches.get("p").unwrap().pending.len(), 1);
+        let (_, fired) = batches.push("p", "chunk", true, None, &[], &[], now);
+        assert!(fired.is_empty());
+        assert_eq!(
+            batches.settle("p", "x", Outcome::Success, now),
+            ["complete", "success"]
+        );
+        assert_eq!(batches.push("q", "create", true, Some("p"), &[], &[], now).0, -4);
+        assert_eq!(batches.push("r", "add", true, None, &[], &[], now).0, -1);
+    }
+}
