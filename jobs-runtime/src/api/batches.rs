@@ -182,7 +182,9 @@ impl Batches {
         let mut found = self
             .read(vec![(bid.to_owned(), score.unwrap_or(f64::NAN))])
             .await?;
-        Ok(found.pop().filter(|batch| !batch.expired || score.is_some()))
+        Ok(found
+            .pop()
+            .filter(|batch| !batch.expired || score.is_some()))
     }
 
     /// Reads each batch's hash and counts, one round trip for all.
@@ -380,11 +382,13 @@ impl FailedMember {
                 .unwrap_or_default()
                 .to_owned()
         };
-        let failed_at = info.get("failed_at").and_then(|value| match value.as_f64() {
-            // Epoch milliseconds, as every time of a batch's hash.
-            Some(ms) if ms > 100_000_000_000.0 => time::from_epoch_seconds(ms / 1_000.0),
-            _ => time::from_json(value),
-        });
+        let failed_at = info
+            .get("failed_at")
+            .and_then(|value| match value.as_f64() {
+                // Epoch milliseconds, as every time of a batch's hash.
+                Some(ms) if ms > 100_000_000_000.0 => time::from_epoch_seconds(ms / 1_000.0),
+                _ => time::from_json(value),
+            });
         Self {
             child: member.strip_prefix(CHILD_PREFIX).map(str::to_owned),
             class: text("class"),

@@ -262,10 +262,9 @@ pub(crate) async fn push(
         .map(|(jid, _, _)| jid.as_str().to_owned())
         .collect();
     let now = shared.now().to_datetime();
-    let (answer, callbacks) =
-        shared
-            .batches()
-            .push(bid, mode, seal, parent, fields, &jids, now);
+    let (answer, callbacks) = shared
+        .batches()
+        .push(bid, mode, seal, parent, fields, &jids, now);
     if answer == 1 {
         for (_, _, json) in members {
             if let Err(error) = super::deliver(&active, json, None, None).await {
@@ -317,8 +316,15 @@ mod tests {
     fn success_fires_complete_then_success_once() {
         let mut batches = FakeBatches::default();
         let now = Utc::now();
-        let (answer, fired) =
-            batches.push("b", "create", true, None, &callbacks(), &members(&["a", "b"]), now);
+        let (answer, fired) = batches.push(
+            "b",
+            "create",
+            true,
+            None,
+            &callbacks(),
+            &members(&["a", "b"]),
+            now,
+        );
         assert_eq!((answer, fired.len()), (1, 0));
         assert!(batches.settle("b", "a", Outcome::Success, now).is_empty());
         assert_eq!(
@@ -333,9 +339,20 @@ mod tests {
     fn a_death_fires_complete_and_death_never_success() {
         let mut batches = FakeBatches::default();
         let now = Utc::now();
-        batches.push("b", "create", true, None, &callbacks(), &members(&["a", "b"]), now);
+        batches.push(
+            "b",
+            "create",
+            true,
+            None,
+            &callbacks(),
+            &members(&["a", "b"]),
+            now,
+        );
         assert!(batches.settle("b", "a", Outcome::Failure, now).is_empty());
-        assert_eq!(batches.settle("b", "b", Outcome::Death, now), ["complete", "death"]);
+        assert_eq!(
+            batches.settle("b", "b", Outcome::Death, now),
+            ["complete", "death"]
+        );
         assert!(batches.settle("b", "a", Outcome::Death, now).is_empty());
     }
 
@@ -343,7 +360,15 @@ mod tests {
     fn an_empty_batch_succeeds_when_sealed_and_nesting_reaches_the_parent() {
         let mut batches = FakeBatches::default();
         let now = Utc::now();
-        batches.push("p", "create", false, None, &callbacks(), &members(&["x"]), now);
+        batches.push(
+            "p",
+            "create",
+            false,
+            None,
+            &callbacks(),
+            &members(&["x"]),
+            now,
+        );
         let (answer, fired) = batches.push("c", "create", true, Some("p"), &[], &[], now);
         assert_eq!((answer, fired.len()), (1, 0));
         // The parent is not sealed yet: its moments wait.
@@ -354,7 +379,12 @@ mod tests {
             batches.settle("p", "x", Outcome::Success, now),
             ["complete", "success"]
         );
-        assert_eq!(batches.push("q", "create", true, Some("p"), &[], &[], now).0, -4);
+        assert_eq!(
+            batches
+                .push("q", "create", true, Some("p"), &[], &[], now)
+                .0,
+            -4
+        );
         assert_eq!(batches.push("r", "add", true, None, &[], &[], now).0, -1);
     }
 }

@@ -241,7 +241,11 @@ fn failed_row(ctx: &Ctx, member: &FailedMember) -> Markup {
 }
 
 /// `POST /batches/{bid}`: `action` is `delete`.
-pub(crate) async fn act(ctx: Ctx, Path(bid): Path<String>, form: Form) -> Result<Response, Failure> {
+pub(crate) async fn act(
+    ctx: Ctx,
+    Path(bid): Path<String>,
+    form: Form,
+) -> Result<Response, Failure> {
     if form.get("action") != Some("delete") {
         return Err(Failure::bad_request("the action must be delete"));
     }

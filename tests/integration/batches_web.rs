@@ -1,0 +1,212 @@
+//! The batches' admin API and dashboard pages, over a real Redis: the list, a batch's page,
+//! its failed jobs linked to their retry and dead entries, escaping, expired and deleted
+//! batches. The batch keys are written as `docs/batches.md` lays them out; `batches_browser`
+//! pushes a real batch and runs it with a real worker.
+
+use jobs::api::{Batches, Page, SetKind};
+use redis::AsyncCommands;
+use serde_json::json;
+
+use crate::support::{TestRedis, now};
+use crate::web_http::{app, get, post};
+
+/// Writes batch `bid` as the batch scripts store it: created `age` seconds ago with `total`
+/// members, `pending` of them pending, `failed` failed (member -> dead?).
+async fn write_batch(
+    redis: &TestRedis,
+    bid: &str,
+    description: &str,
+    age: f64,
+    total: u64,
+    pending: &[&str],
+    failed: &[(&str, bool)],
+    extra: &[(&str, String)],
+) {
+    let mut raw = redis.raw().await;
+    let created = now() - age;
+    let mut fields: Vec<(String, String)> = vec![
+        ("description".into(), description.into()),
+        ("created_at".into(), ((created * 1000.0) as u64).to_string()),
+        ("total".into(), total.to_string()),
+        ("sealed".into(), "1".into()),
+        ("cb:success".into(), "{}".into()),
+        ("cb:death".into(), "{}".into()),
+    ];
+    fields.extend(
+        extra
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), value.clone())),
+    );
+    let _: () = raw
+        .hset_multiple(format!("batch:{bid}"), &fields)
+        .await
+        .unwrap();
+    for member in pending {
+        let _: () = raw
+            .sadd(format!("batch:{bid}:pending"), *member)
+            .await
+            .unwrap();
+    }
+    for (member, dead) in failed {
+        let info = json!({
+            "class": "ScoreUser", "error_class": "RuntimeError",
+            "error_message": format!("no score for {member}"),
+            "failed_at": ((now() - 5.0) * 1000.0) as u64, "dead": dead,
+        });
+        let _: () = raw
+            .hset(format!("batch:{bid}:failed"), *member, info.to_string())
+            .await
+            .unwrap();
+        if *dead {
+            let _: () = raw
+                .sadd(format!("batch:{bid}:dead"), *member)
+                .await
+                .unwrap();
+        }
+    }
+    let _: () = raw.zadd("batches", bid, created).await.unwrap();
+}
+
+/// A job of batch `bid` as the worker stores it in a sorted set after a failure.
+fn failed_job(jid: &str, bid: &str) -> String {
+    json!({
+        "class": "ScoreUser", "args": [jid], "jid": jid, "queue": "default", "retry": true,
+        "bid": bid, "created_at": now() - 60.0, "enqueued_at": now() - 30.0,
+        "failed_at": now() - 5.0, "retry_count": 0, "error_class": "RuntimeError",
+        "error_message": "boom",
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn batches_web_api_lists_newest_first_and_reads_failures() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    write_batch(&redis, "older", "first", 60.0, 2, &[], &[], &[]).await;
+    write_batch(
+        &redis,
+        "newer",
+        "second",
+        10.0,
+        4,
+        &["j1", "j2", "batch:kid"],
+        &[("j1", false), ("j2", true)],
+        &[("complete_at", ((now() * 1000.0) as u64).to_string())],
+    )
+    .await;
+    // Listed, but its data expired.
+    let mut raw = redis.raw().await;
+    let _: () = raw.zadd("batches", "gone", now() - 120.0).await.unwrap();
+    redis
+        .zadd("retry", now() + 60.0, &failed_job("j1", "newer"))
+        .await;
+    redis
+        .zadd("dead", now() - 1.0, &failed_job("j2", "newer"))
+        .await;
+
+    let batches = Batches::new(&client);
+    assert_eq!(batches.size().await.unwrap(), 3);
+    let listed = batches.page(Page::first(10)).await.unwrap();
+    let bids: Vec<&str> = listed.iter().map(|batch| batch.bid.as_str()).collect();
+    assert_eq!(bids, ["newer", "older", "gone"]);
+    let newer = &listed[0];
+    assert_eq!((newer.total, newer.pending, newer.done()), (4, 3, 1));
+    assert_eq!((newer.failed, newer.dead), (2, 1));
+    assert!(newer.complete_at.is_some() && newer.success_at.is_none());
+    assert_eq!(newer.callbacks, ["success", "death"]);
+    assert!(listed[2].expired && !listed[1].expired);
+
+    let failed = batches.failed("newer").await.unwrap();
+    let by_member = |member: &str| failed.iter().find(|f| f.member == member).unwrap();
+    let (kind, entry) = by_member("j1").entry.clone().unwrap();
+    assert_eq!((kind, entry.record.jid()), (SetKind::Retry, "j1"));
+    let (kind, _) = by_member("j2").entry.clone().unwrap();
+    assert_eq!(kind, SetKind::Dead);
+    assert!(by_member("j2").dead);
+    assert_eq!(batches.pending_children("newer").await.unwrap(), ["kid"]);
+
+    assert!(batches.get("missing").await.unwrap().is_none());
+    assert!(batches.delete("newer").await.unwrap());
+    assert!(batches.get("newer").await.unwrap().is_none());
+    assert!(!batches.delete("newer").await.unwrap());
+    let keys = redis.keys().await;
+    assert!(
+        !keys.iter().any(|key| key.starts_with("batch:newer")),
+        "{keys:?}"
+    );
+}
+
+#[tokio::test]
+async fn batches_web_pages_show_progress_failures_and_escape_descriptions() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let hostile = "<script>alert('x')</script>";
+    write_batch(
+        &redis,
+        "b1",
+        hostile,
+        10.0,
+        4,
+        &["j1", "j2"],
+        &[("j1", false)],
+        &[
+            ("parent", "p1".to_owned()),
+            ("workflow", "w1".to_owned()),
+            ("step", "tally".to_owned()),
+        ],
+    )
+    .await;
+    redis
+        .zadd("retry", now() + 60.0, &failed_job("j1", "b1"))
+        .await;
+    let app = app(&client);
+
+    let list = get(&app, "/jobs/batches").await;
+    assert_eq!(list.status, 200);
+    assert!(list.body.contains("2 of 4 done"), "{}", list.body);
+    assert!(!list.body.contains(hostile));
+    assert!(
+        list.body
+            .contains("&lt;script&gt;alert('x')&lt;/script&gt;")
+    );
+    assert!(list.body.contains(r#"href="/jobs/batches/b1""#));
+
+    let page = get(&app, "/jobs/batches/b1").await;
+    assert_eq!(page.status, 200);
+    assert!(!page.body.contains(hostile));
+    assert!(page.body.contains("2 of 4 done"));
+    assert!(
+        page.body.contains(r#"href="/jobs/batches/p1""#),
+        "parent link"
+    );
+    assert!(
+        page.body.contains(r#"href="/jobs/workflows/w1""#),
+        "workflow link"
+    );
+    let entry = crate::support::first_entry(&client, SetKind::Retry).await;
+    let retry_link = format!(
+        r#"href="/jobs/retries/{}""#,
+        entry.key().replace('.', "%2E").replace('-', "%2D")
+    );
+    assert!(
+        page.body.contains(&retry_link),
+        "{}\n{retry_link}",
+        page.body
+    );
+    assert!(page.body.contains("no score for j1"));
+
+    // The retry entry's page links back to the batch.
+    let entry_page = get(&app, &format!("/jobs/retries/{}", entry.key())).await;
+    assert!(entry_page.body.contains(r#"href="/jobs/batches/b1""#));
+
+    assert_eq!(get(&app, "/jobs/batches/nope").await.status, 404);
+    let deleted = post(&app, "/jobs/batches/b1", &[("action", "delete")]).await;
+    assert_eq!(deleted.status, 303, "{}", deleted.body);
+    assert_eq!(get(&app, "/jobs/batches/b1").await.status, 404);
+    assert!(
+        get(&app, "/jobs/batches")
+            .await
+            .body
+            .contains("No batch yet")
+    );
+}
