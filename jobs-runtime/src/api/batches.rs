@@ -13,6 +13,7 @@ use redis::FromRedisValue;
 use serde_json::Value;
 
 use super::page::Page;
+use super::record::JobRecord;
 use super::sorted::{JobSet, SetKind, SortedEntry};
 use super::time;
 use crate::client::Client;
@@ -70,8 +71,8 @@ pub struct BatchInfo {
     pub success_at: Option<DateTime<Utc>>,
     /// When `death` fired (a member died).
     pub death_at: Option<DateTime<Utc>>,
-    /// The events it has a callback for: `complete`, `success`, `death`, in this order.
-    pub callbacks: Vec<String>,
+    /// Its callbacks, in the order their events fire (`complete`, `success`, `death`).
+    pub callbacks: Vec<BatchCallback>,
     /// The workflow whose step this batch is, if any.
     pub workflow: Option<String>,
     /// The name of that workflow step.
@@ -96,6 +97,25 @@ impl BatchInfo {
             "death" => self.death_at,
             _ => None,
         }
+    }
+}
+
+/// A batch's callback: the job pushed once its event comes true.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchCallback {
+    /// Its event: `complete`, `success` or `death`.
+    pub event: String,
+    /// The callback job's class, as the dashboard shows classes (empty when its stored JSON
+    /// cannot be read).
+    pub class: String,
+}
+
+impl BatchInfo {
+    /// Whether it has a callback for `event`.
+    pub fn has_callback(&self, event: &str) -> bool {
+        self.callbacks
+            .iter()
+            .any(|callback| callback.event == event)
     }
 }
 
@@ -346,8 +366,19 @@ impl BatchInfo {
         let created_at = millis("created_at").or_else(|| time::from_epoch_seconds(score));
         let callbacks = ["complete", "success", "death"]
             .into_iter()
-            .filter(|event| hash.contains_key(&format!("cb:{event}")))
-            .map(str::to_owned)
+            .filter_map(|event| {
+                let json = hash.get(&format!("cb:{event}"))?;
+                let record = JobRecord::from_bytes(json.clone());
+                let class = if record.is_job() {
+                    record.display_class()
+                } else {
+                    String::new()
+                };
+                Some(BatchCallback {
+                    event: event.to_owned(),
+                    class,
+                })
+            })
             .collect();
         Self {
             expired: hash.is_empty(),
@@ -422,8 +453,8 @@ mod tests {
             ("created_at", "1796000000000"),
             ("total", "10"),
             ("sealed", "1"),
-            ("cb:success", "{}"),
-            ("cb:complete", "{}"),
+            ("cb:success", r#"{"class":"ScoresPublished","args":[]}"#),
+            ("cb:complete", "not json"),
             ("complete_at", "1796000060000"),
             ("parent", "abcdefghijklmn"),
         ]);
@@ -431,7 +462,16 @@ mod tests {
         assert_eq!(batch.description, "nightly scores");
         assert_eq!(batch.done(), 7);
         assert_eq!(batch.created_at.unwrap().timestamp(), 1_796_000_000);
-        assert_eq!(batch.callbacks, ["complete", "success"]);
+        let callbacks: Vec<(&str, &str)> = batch
+            .callbacks
+            .iter()
+            .map(|callback| (callback.event.as_str(), callback.class.as_str()))
+            .collect();
+        assert_eq!(
+            callbacks,
+            [("complete", ""), ("success", "ScoresPublished")]
+        );
+        assert!(batch.has_callback("success") && !batch.has_callback("death"));
         assert_eq!(
             batch.fired_at("complete").unwrap().timestamp(),
             1_796_000_060

@@ -107,9 +107,9 @@ fn callbacks(batch: &BatchInfo) -> Markup {
     html! {
         @for event in EVENTS {
             @let fired = batch.fired_at(event).is_some();
-            @if fired || batch.callbacks.iter().any(|has| has == event) {
-                span class=(if fired { "tag fired" } else { "tag quiet" })
-                    title=(if fired { "fired" } else { "not fired yet" }) {
+            @if fired || batch.has_callback(event) {
+                span class=(if fired { "tag fired" } else { "tag" })
+                    title=(if fired { "reached" } else { "not reached yet" }) {
                     @if fired { "✓ " } (event)
                 }
             }
@@ -144,45 +144,63 @@ pub(crate) async fn show(ctx: Ctx, Path(bid): Path<String>) -> Result<Response, 
         @if batch.expired {
             p.muted { "This batch's data expired (retention ran out) or was deleted; only its listing is left." }
         }
-        div.panel {
-            dl.fields {
-                dt { "Bid" } dd.mono { (batch.bid) }
-                dt { "Description" } dd { @if batch.description.is_empty() { span.muted { "—" } } @else { (batch.description) } }
-                dt { "Progress" } dd.progress { (progress(&batch)) }
-                dt { "Pending" } dd { (format::number(batch.pending)) }
-                dt { "Failures" } dd { (format::number(batch.failed)) @if batch.dead > 0 { ", " span.error { (format::number(batch.dead)) " dead" } } }
-                dt { "Created" } dd { (layout::time(&ctx, batch.created_at)) }
-                @if !batch.sealed && !batch.expired {
-                    dt { "Sealed" } dd { span.tag.quiet { "still being created" } }
-                }
-                dt { "Parent" } dd {
-                    @match &batch.parent {
-                        Some(parent) => a.mono href=(batch_url(&ctx, parent)) { (parent) },
-                        None => span.muted { "none" },
-                    }
-                }
-                dt { "Children" } dd {
-                    @if children.is_empty() { span.muted { "none pending" } }
-                    @for child in &children { a.mono href=(batch_url(&ctx, child)) { (child) } " " }
-                }
-                @if let Some(workflow) = &batch.workflow {
-                    dt { "Workflow" } dd {
-                        a href=(ctx.url(&format!("/workflows/{}", segment(workflow)))) { span.mono { (workflow) } }
-                        @if let Some(step) = &batch.step { ", step " strong { (step) } }
+        div.columns {
+            div {
+                h2 { "Batch" }
+                div.panel {
+                    dl.fields {
+                        dt { "Bid" } dd.mono { (batch.bid) }
+                        dt { "Progress" } dd.progress { (progress(&batch)) }
+                        dt { "Pending" } dd { (format::number(batch.pending)) }
+                        dt { "Failures" } dd {
+                            @if batch.failed > 0 { span.error { (format::number(batch.failed)) } } @else { "0" }
+                            @if batch.dead > 0 { ", " span.error { (format::number(batch.dead)) " dead" } }
+                        }
+                        dt { "Created" } dd { (layout::time(&ctx, batch.created_at)) }
+                        @if !batch.sealed && !batch.expired {
+                            dt { "Sealed" } dd { span.tag.quiet { "still being created" } }
+                        }
+                        dt { "Parent" } dd {
+                            @match &batch.parent {
+                                Some(parent) => a.mono href=(batch_url(&ctx, parent)) { (parent) },
+                                None => span.muted { "none" },
+                            }
+                        }
+                        dt { "Children" } dd {
+                            @if children.is_empty() { span.muted { "none pending" } }
+                            @for child in &children { a.mono href=(batch_url(&ctx, child)) { (child) } " " }
+                        }
+                        @if let Some(workflow) = &batch.workflow {
+                            dt { "Workflow" } dd {
+                                a href=(ctx.url(&format!("/workflows/{}", segment(workflow)))) { span.mono { (workflow) } }
+                                @if let Some(step) = &batch.step { ", step " strong { (step) } }
+                            }
+                        }
                     }
                 }
             }
-        }
-        h2 { "Callbacks" }
-        div.panel.scroll {
-            table.callbacks {
-                tr { th { "Event" } th { "Callback" } th { "Fired" } }
-                @for event in EVENTS {
-                    @let has = batch.callbacks.iter().any(|has| has == event);
-                    tr data-event=(event) {
-                        td { strong { (event) } }
-                        td { @if has { "set" } @else { span.muted { "none" } } }
-                        td { @if batch.fired_at(event).is_some() { (layout::time(&ctx, batch.fired_at(event))) } @else { span.muted { "not yet" } } }
+            div {
+                h2 { "Callbacks" }
+                div.panel.scroll {
+                    table.callbacks {
+                        tr { th { "Event" } th { "Job" } th { "Reached" } }
+                        @for event in EVENTS {
+                            @let callback = batch.callbacks.iter().find(|callback| callback.event == event);
+                            tr data-event=(event) {
+                                td { strong { (event) } }
+                                td {
+                                    @match callback {
+                                        Some(callback) if !callback.class.is_empty() => code { (format::truncate(&callback.class, 120)) },
+                                        Some(_) => span.muted { "unreadable" },
+                                        None => span.muted { "none" },
+                                    }
+                                }
+                                td.fired {
+                                    @if batch.fired_at(event).is_some() { "✓ " (layout::time(&ctx, batch.fired_at(event))) }
+                                    @else { span.muted { "not yet" } }
+                                }
+                            }
+                        }
                     }
                 }
             }
