@@ -260,6 +260,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// A batch could not be created, added to or read (`jobs::Batch`): the batch is gone, its
+    /// success already fired, or its parent is.
+    #[error("cannot {action} batch {bid}: {reason}")]
+    Batch {
+        /// What was asked: "add jobs to", "create", "read".
+        action: &'static str,
+        /// The batch's id.
+        bid: String,
+        /// What is wrong, and what to do instead.
+        reason: String,
+    },
+
     /// The worker itself failed (a bug: please report it).
     #[error("the worker failed: {reason}")]
     Worker {
@@ -491,6 +503,14 @@ mod tests {
                 },
                 Some("a cap must be 1 or more"),
             ),
+            (
+                Error::Batch {
+                    action: "add jobs to",
+                    bid: "b-Zx_09azAZ1-2".to_owned(),
+                    reason: "its success already fired; start a new batch".to_owned(),
+                },
+                Some("its success already fired; start a new batch"),
+            ),
         ]
     }
 
@@ -522,6 +542,7 @@ mod tests {
             Error::OverLimit { .. } => 21,
             Error::InvalidLimiter { .. } => 22,
             Error::InvalidCap { .. } => 23,
+            Error::Batch { .. } => 24,
         }
     }
 
@@ -543,7 +564,7 @@ mod tests {
             .iter()
             .map(|(error, _)| variant(error))
             .collect();
-        assert_eq!(covered, (0..24).collect::<BTreeSet<_>>());
+        assert_eq!(covered, (0..25).collect::<BTreeSet<_>>());
     }
 
     #[test]
