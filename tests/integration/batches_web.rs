@@ -3,6 +3,7 @@
 //! batches. The batch keys are written as `docs/batches.md` lays them out; `batches_browser`
 //! pushes a real batch and runs it with a real worker.
 
+use jobs::Bid;
 use jobs::api::{Batches, Page, SetKind};
 use redis::AsyncCommands;
 use serde_json::json;
@@ -51,7 +52,7 @@ async fn write_batch(
         let info = json!({
             "class": "ScoreUser", "error_class": "RuntimeError",
             "error_message": format!("no score for {member}"),
-            "failed_at": ((now() - 5.0) * 1000.0) as u64, "dead": dead,
+            "failed_at": now() - 5.0, "dead": dead,
         });
         let _: () = raw
             .hset(format!("batch:{bid}:failed"), *member, info.to_string())
@@ -65,6 +66,11 @@ async fn write_batch(
         }
     }
     let _: () = raw.zadd("batches", bid, created).await.unwrap();
+}
+
+/// `text` as a bid.
+fn bid(text: &str) -> Bid {
+    text.parse().unwrap()
 }
 
 /// A job of batch `bid` as the worker stores it in a sorted set after a failure.
@@ -82,33 +88,36 @@ fn failed_job(jid: &str, bid: &str) -> String {
 async fn batches_web_api_lists_newest_first_and_reads_failures() {
     let redis = TestRedis::start();
     let client = redis.client();
-    write_batch(&redis, "older", "first", 60.0, 2, &[], &[], &[]).await;
+    write_batch(&redis, "olderBatch0001", "first", 60.0, 2, &[], &[], &[]).await;
     write_batch(
         &redis,
-        "newer",
+        "newerBatch0001",
         "second",
         10.0,
         4,
-        &["j1", "j2", "batch:kid"],
+        &["j1", "j2", "batch:childBatch0001"],
         &[("j1", false), ("j2", true)],
         &[("complete_at", ((now() * 1000.0) as u64).to_string())],
     )
     .await;
     // Listed, but its data expired.
     let mut raw = redis.raw().await;
-    let _: () = raw.zadd("batches", "gone", now() - 120.0).await.unwrap();
+    let _: () = raw
+        .zadd("batches", "goneBatch00001", now() - 120.0)
+        .await
+        .unwrap();
     redis
-        .zadd("retry", now() + 60.0, &failed_job("j1", "newer"))
+        .zadd("retry", now() + 60.0, &failed_job("j1", "newerBatch0001"))
         .await;
     redis
-        .zadd("dead", now() - 1.0, &failed_job("j2", "newer"))
+        .zadd("dead", now() - 1.0, &failed_job("j2", "newerBatch0001"))
         .await;
 
     let batches = Batches::new(&client);
     assert_eq!(batches.size().await.unwrap(), 3);
     let listed = batches.page(Page::first(10)).await.unwrap();
     let bids: Vec<&str> = listed.iter().map(|batch| batch.bid.as_str()).collect();
-    assert_eq!(bids, ["newer", "older", "gone"]);
+    assert_eq!(bids, ["newerBatch0001", "olderBatch0001", "goneBatch00001"]);
     let newer = &listed[0];
     assert_eq!((newer.total, newer.pending, newer.done()), (4, 3, 1));
     assert_eq!((newer.failed, newer.dead), (2, 1));
@@ -116,20 +125,30 @@ async fn batches_web_api_lists_newest_first_and_reads_failures() {
     assert!(newer.has_callback("success") && newer.has_callback("death"));
     assert!(!newer.has_callback("complete"));
     assert!(listed[2].expired && !listed[1].expired);
+    let gone = batches.get(&bid("goneBatch00001")).await.unwrap().unwrap();
+    assert!(gone.expired);
+    let newer_read = batches.get(&bid("newerBatch0001")).await.unwrap().unwrap();
+    assert_eq!(&newer_read, newer, "one batch reads as the list reads it");
 
-    let failed = batches.failed("newer").await.unwrap();
+    let failed = batches.failed(&bid("newerBatch0001")).await.unwrap();
     let by_member = |member: &str| failed.iter().find(|f| f.member == member).unwrap();
     let (kind, entry) = by_member("j1").entry.clone().unwrap();
     assert_eq!((kind, entry.record.jid()), (SetKind::Retry, "j1"));
     let (kind, _) = by_member("j2").entry.clone().unwrap();
     assert_eq!(kind, SetKind::Dead);
     assert!(by_member("j2").dead);
-    assert_eq!(batches.pending_children("newer").await.unwrap(), ["kid"]);
+    assert_eq!(
+        batches
+            .pending_children(&bid("newerBatch0001"))
+            .await
+            .unwrap(),
+        ["childBatch0001"]
+    );
 
-    assert!(batches.get("missing").await.unwrap().is_none());
-    assert!(batches.delete("newer").await.unwrap());
-    assert!(batches.get("newer").await.unwrap().is_none());
-    assert!(!batches.delete("newer").await.unwrap());
+    assert!(batches.get(&bid("missingBatch01")).await.unwrap().is_none());
+    assert!(batches.delete(&bid("newerBatch0001")).await.unwrap());
+    assert!(batches.get(&bid("newerBatch0001")).await.unwrap().is_none());
+    assert!(!batches.delete(&bid("newerBatch0001")).await.unwrap());
     let keys = redis.keys().await;
     assert!(
         !keys.iter().any(|key| key.starts_with("batch:newer")),
@@ -144,21 +163,21 @@ async fn batches_web_pages_show_progress_failures_and_escape_descriptions() {
     let hostile = "<script>alert('x')</script>";
     write_batch(
         &redis,
-        "b1",
+        "hostileBatch01",
         hostile,
         10.0,
         4,
         &["j1", "j2"],
         &[("j1", false)],
         &[
-            ("parent", "p1".to_owned()),
+            ("parent", "parentBatch001".to_owned()),
             ("workflow", "w1".to_owned()),
             ("step", "tally".to_owned()),
         ],
     )
     .await;
     redis
-        .zadd("retry", now() + 60.0, &failed_job("j1", "b1"))
+        .zadd("retry", now() + 60.0, &failed_job("j1", "hostileBatch01"))
         .await;
     let app = app(&client);
 
@@ -170,14 +189,14 @@ async fn batches_web_pages_show_progress_failures_and_escape_descriptions() {
         list.body
             .contains("&lt;script&gt;alert('x')&lt;/script&gt;")
     );
-    assert!(list.body.contains(r#"href="/jobs/batches/b1""#));
+    assert!(list.body.contains(r#"href="/jobs/batches/hostileBatch01""#));
 
-    let page = get(&app, "/jobs/batches/b1").await;
+    let page = get(&app, "/jobs/batches/hostileBatch01").await;
     assert_eq!(page.status, 200);
     assert!(!page.body.contains(hostile));
     assert!(page.body.contains("2 of 4 done"));
     assert!(
-        page.body.contains(r#"href="/jobs/batches/p1""#),
+        page.body.contains(r#"href="/jobs/batches/parentBatch001""#),
         "parent link"
     );
     assert!(
@@ -198,12 +217,21 @@ async fn batches_web_pages_show_progress_failures_and_escape_descriptions() {
 
     // The retry entry's page links back to the batch.
     let entry_page = get(&app, &format!("/jobs/retries/{}", entry.key())).await;
-    assert!(entry_page.body.contains(r#"href="/jobs/batches/b1""#));
+    assert!(
+        entry_page
+            .body
+            .contains(r#"href="/jobs/batches/hostileBatch01""#)
+    );
 
     assert_eq!(get(&app, "/jobs/batches/nope").await.status, 404);
-    let deleted = post(&app, "/jobs/batches/b1", &[("action", "delete")]).await;
+    let deleted = post(
+        &app,
+        "/jobs/batches/hostileBatch01",
+        &[("action", "delete")],
+    )
+    .await;
     assert_eq!(deleted.status, 303, "{}", deleted.body);
-    assert_eq!(get(&app, "/jobs/batches/b1").await.status, 404);
+    assert_eq!(get(&app, "/jobs/batches/hostileBatch01").await.status, 404);
     assert!(
         get(&app, "/jobs/batches")
             .await

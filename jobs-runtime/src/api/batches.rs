@@ -10,17 +10,20 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use redis::FromRedisValue;
-use serde_json::Value;
 
 use super::page::Page;
 use super::record::JobRecord;
 use super::sorted::{JobSet, SetKind, SortedEntry};
 use super::time;
+use crate::batch::{Batch, BatchStatus, Bid, FailedMember};
 use crate::client::Client;
 use crate::error::Error;
 
 /// The most failed members [`Batches::failed`] reads from one batch.
 pub const MAX_FAILED_LISTED: usize = 500;
+
+/// The fields of a batch's hash holding its callbacks, in the order their events fire.
+const CALLBACK_FIELDS: [&str; 3] = ["cb:complete", "cb:success", "cb:death"];
 
 /// The prefix of a member that is a child batch: `batch:<bid>`.
 const CHILD_PREFIX: &str = "batch:";
@@ -121,7 +124,7 @@ impl BatchInfo {
 
 /// A failed member of a batch: its last failure, and where the job waits now.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FailedMember {
+pub struct BatchFailure {
     /// The member as stored: a jid, or `batch:<bid>` for a child batch.
     pub member: String,
     /// The child batch's bid when the member is one.
@@ -149,11 +152,7 @@ impl Batches {
     }
 
     fn index(&self) -> String {
-        format!("{}batches", self.client.keys().prefix())
-    }
-
-    fn key(&self, bid: &str, suffix: &str) -> String {
-        format!("{}batch:{bid}{suffix}", self.client.keys().prefix())
+        self.client.keys().batches()
     }
 
     /// How many batches `batches` lists (those expired since included, until trimmed).
@@ -192,19 +191,40 @@ impl Batches {
         self.read(members).await
     }
 
-    /// The batch `bid`, or `None` when Redis holds nothing of it.
-    pub async fn get(&self, bid: &str) -> Result<Option<BatchInfo>, Error> {
-        let score: Option<f64> = self
+    /// The batch `bid` ([`Batch::status`] with its callbacks' classes), or `None` when Redis
+    /// holds nothing of it; a batch still listed whose data expired is
+    /// [`expired`](BatchInfo::expired).
+    pub async fn get(&self, bid: &Bid) -> Result<Option<BatchInfo>, Error> {
+        let Some(status) = Batch::status(&self.client, bid).await? else {
+            let score: Option<f64> = self
+                .client
+                .redis()
+                .command(redis::cmd("ZSCORE").arg(self.index()).arg(bid.as_str()))
+                .await?;
+            return Ok(score
+                .map(|score| BatchInfo::read(bid.to_string(), score, &HashMap::new(), 0, 0, 0)));
+        };
+        let stored: Vec<Option<Vec<u8>>> = self
             .client
             .redis()
-            .command(redis::cmd("ZSCORE").arg(self.index()).arg(bid))
-            .await?;
-        let mut found = self
-            .read(vec![(bid.to_owned(), score.unwrap_or(f64::NAN))])
-            .await?;
-        Ok(found
-            .pop()
-            .filter(|batch| !batch.expired || score.is_some()))
+            .command(
+                redis::cmd("HMGET")
+                    .arg(self.client.keys().batch(bid.as_str()))
+                    .arg(&CALLBACK_FIELDS),
+            )
+            .await
+            .unwrap_or_default();
+        let callbacks: HashMap<String, Vec<u8>> = CALLBACK_FIELDS
+            .iter()
+            .zip(stored)
+            .filter_map(|(field, json)| Some(((*field).to_owned(), json?)))
+            .collect();
+        Ok(Some(BatchInfo::from_status(status, &callbacks)))
+    }
+
+    /// The state of batch `bid` as the batch module reads it: [`Batch::status`].
+    pub async fn status(&self, bid: &Bid) -> Result<Option<BatchStatus>, Error> {
+        Batch::status(&self.client, bid).await
     }
 
     /// Reads each batch's hash and counts, one round trip for all.
@@ -212,14 +232,15 @@ impl Batches {
         if members.is_empty() {
             return Ok(Vec::new());
         }
+        let keys = self.client.keys();
         let mut pipeline = redis::pipe();
         // Each reply on its own: a key of another type reads as missing, not as an error.
         pipeline.ignore_errors();
         for (bid, _) in &members {
-            pipeline.cmd("HGETALL").arg(self.key(bid, ""));
-            pipeline.cmd("SCARD").arg(self.key(bid, ":pending"));
-            pipeline.cmd("HLEN").arg(self.key(bid, ":failed"));
-            pipeline.cmd("SCARD").arg(self.key(bid, ":dead"));
+            pipeline.cmd("HGETALL").arg(keys.batch(bid));
+            pipeline.cmd("SCARD").arg(keys.batch_pending(bid));
+            pipeline.cmd("HLEN").arg(keys.batch_failed(bid));
+            pipeline.cmd("SCARD").arg(keys.batch_dead(bid));
         }
         let replies: Vec<redis::RedisResult<redis::Value>> =
             self.client.redis().query(&pipeline).await?;
@@ -245,30 +266,14 @@ impl Batches {
     /// The failed members of batch `bid` (at most [`MAX_FAILED_LISTED`], sorted by when they
     /// failed, newest first), each job with its entry in the retry set or, failing that, the
     /// dead set, when one holds it.
-    pub async fn failed(&self, bid: &str) -> Result<Vec<FailedMember>, Error> {
-        let stored: Vec<(Vec<u8>, Vec<u8>)> = self
-            .client
-            .redis()
-            .command(redis::cmd("HGETALL").arg(self.key(bid, ":failed")))
-            .await
-            .unwrap_or_default();
-        let dead: Vec<Vec<u8>> = self
-            .client
-            .redis()
-            .command(redis::cmd("SMEMBERS").arg(self.key(bid, ":dead")))
-            .await
-            .unwrap_or_default();
-        let dead: Vec<String> = dead
-            .into_iter()
-            .map(|member| String::from_utf8_lossy(&member).into_owned())
-            .collect();
-        let mut members: Vec<FailedMember> = stored
-            .into_iter()
-            .map(|(member, info)| {
-                let member = String::from_utf8_lossy(&member).into_owned();
-                let is_dead = dead.contains(&member);
-                FailedMember::read(member, &info, is_dead)
-            })
+    pub async fn failed(&self, bid: &Bid) -> Result<Vec<BatchFailure>, Error> {
+        let Some(status) = Batch::status(&self.client, bid).await? else {
+            return Ok(Vec::new());
+        };
+        let mut members: Vec<BatchFailure> = status
+            .failed
+            .iter()
+            .map(BatchFailure::from_member)
             .collect();
         members.sort_by(|a, b| b.failed_at.cmp(&a.failed_at).then(a.member.cmp(&b.member)));
         members.truncate(MAX_FAILED_LISTED);
@@ -292,7 +297,9 @@ impl Batches {
     /// The child batches of `bid` still pending or failed (a child that succeeded is no
     /// longer a member), as bids: Redis scans the pending set for `batch:*` members, at most
     /// [`MAX_FAILED_LISTED`].
-    pub async fn pending_children(&self, bid: &str) -> Result<Vec<String>, Error> {
+    pub async fn pending_children(&self, bid: &Bid) -> Result<Vec<String>, Error> {
+        let keys = self.client.keys();
+        let bid = bid.as_str();
         let mut cursor: u64 = 0;
         let mut children = Vec::new();
         for _ in 0..100 {
@@ -301,7 +308,7 @@ impl Batches {
                 .redis()
                 .command(
                     redis::cmd("SSCAN")
-                        .arg(self.key(bid, ":pending"))
+                        .arg(keys.batch_pending(bid))
                         .arg(cursor)
                         .arg("MATCH")
                         .arg(format!("{CHILD_PREFIX}*"))
@@ -327,15 +334,17 @@ impl Batches {
     /// Deletes the batch's data (its hash and sets) and its entry in `batches`, leaving its
     /// jobs where they are: they run as jobs of no batch would, and no callback fires.
     /// `false` when Redis held nothing of it.
-    pub async fn delete(&self, bid: &str) -> Result<bool, Error> {
+    pub async fn delete(&self, bid: &Bid) -> Result<bool, Error> {
+        let keys = self.client.keys();
+        let bid = bid.as_str();
         let mut pipeline = redis::pipe();
         pipeline.atomic();
         pipeline
             .cmd("DEL")
-            .arg(self.key(bid, ""))
-            .arg(self.key(bid, ":pending"))
-            .arg(self.key(bid, ":failed"))
-            .arg(self.key(bid, ":dead"));
+            .arg(keys.batch(bid))
+            .arg(keys.batch_pending(bid))
+            .arg(keys.batch_failed(bid))
+            .arg(keys.batch_dead(bid));
         pipeline.cmd("ZREM").arg(self.index()).arg(bid);
         let (keys, listed): (u64, u64) = self.client.redis().query(&pipeline).await?;
         Ok(keys + listed > 0)
@@ -364,22 +373,7 @@ impl BatchInfo {
                 .and_then(|ms| time::from_epoch_seconds(ms / 1_000.0))
         };
         let created_at = millis("created_at").or_else(|| time::from_epoch_seconds(score));
-        let callbacks = ["complete", "success", "death"]
-            .into_iter()
-            .filter_map(|event| {
-                let json = hash.get(&format!("cb:{event}"))?;
-                let record = JobRecord::from_bytes(json.clone());
-                let class = if record.is_job() {
-                    record.display_class()
-                } else {
-                    String::new()
-                };
-                Some(BatchCallback {
-                    event: event.to_owned(),
-                    class,
-                })
-            })
-            .collect();
+        let callbacks = read_callbacks(hash);
         Self {
             expired: hash.is_empty(),
             description: text("description").unwrap_or_default(),
@@ -403,32 +397,62 @@ impl BatchInfo {
     }
 }
 
-impl FailedMember {
-    /// The member `member`, from the JSON of its last failure (`info`).
-    fn read(member: String, info: &[u8], dead: bool) -> Self {
-        let info: Value = serde_json::from_slice(info).unwrap_or(Value::Null);
-        let text = |field: &str| {
-            info.get(field)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
-        let failed_at = info
-            .get("failed_at")
-            .and_then(|value| match value.as_f64() {
-                // Epoch milliseconds, as every time of a batch's hash.
-                Some(ms) if ms > 100_000_000_000.0 => time::from_epoch_seconds(ms / 1_000.0),
-                _ => time::from_json(value),
-            });
+impl BatchInfo {
+    /// The batch [`Batch::status`] read, with its `cb:<event>` fields.
+    fn from_status(status: BatchStatus, callbacks: &HashMap<String, Vec<u8>>) -> Self {
         Self {
-            child: member.strip_prefix(CHILD_PREFIX).map(str::to_owned),
-            class: text("class"),
-            error_class: text("error_class"),
-            error_message: text("error_message"),
-            failed_at,
-            dead: dead || info.get("dead").and_then(Value::as_bool).unwrap_or(false),
+            bid: status.bid.to_string(),
+            description: status.description.unwrap_or_default(),
+            created_at: status.created_at,
+            total: status.total,
+            pending: status.pending,
+            failed: status.failures,
+            dead: status.dead,
+            parent: status.parent.map(|parent| parent.to_string()),
+            sealed: status.sealed,
+            complete_at: status.complete_at,
+            success_at: status.success_at,
+            death_at: status.death_at,
+            callbacks: read_callbacks(callbacks),
+            workflow: status.workflow,
+            step: status.step,
+            expired: false,
+        }
+    }
+}
+
+/// The callbacks among a batch hash's fields, each with its job's class.
+fn read_callbacks(hash: &HashMap<String, Vec<u8>>) -> Vec<BatchCallback> {
+    ["complete", "success", "death"]
+        .into_iter()
+        .filter_map(|event| {
+            let json = hash.get(&format!("cb:{event}"))?;
+            let record = JobRecord::from_bytes(json.clone());
+            let class = if record.is_job() {
+                record.display_class()
+            } else {
+                String::new()
+            };
+            Some(BatchCallback {
+                event: event.to_owned(),
+                class,
+            })
+        })
+        .collect()
+}
+
+impl BatchFailure {
+    /// A failed member as [`Batch::status`] read it.
+    fn from_member(member: &FailedMember) -> Self {
+        Self {
+            child: member.member.strip_prefix(CHILD_PREFIX).map(str::to_owned),
+            class: member.class.clone(),
+            error_class: member.error_class.clone(),
+            error_message: member.error_message.clone(),
+            failed_at: member.failed_at.and_then(time::from_epoch_seconds),
+            dead: member.dead,
             entry: None,
-            member,
+            member: member.member.clone(),
         }
     }
 }
@@ -437,7 +461,8 @@ impl FailedMember {
 mod tests {
     use std::collections::HashMap;
 
-    use super::{BatchInfo, FailedMember};
+    use super::{BatchFailure, BatchInfo};
+    use crate::batch::FailedMember;
 
     fn hash(fields: &[(&str, &str)]) -> HashMap<String, Vec<u8>> {
         fields
@@ -496,15 +521,15 @@ mod tests {
         assert_eq!(batch.total, 0);
         assert_eq!(batch.done(), 0);
         assert!(batch.created_at.is_none());
-        let failed = FailedMember::read("batch:child".into(), b"not json", false);
-        assert_eq!(failed.child.as_deref(), Some("child"));
-        assert!(failed.error_message.is_empty() && !failed.dead);
     }
 
     #[test]
     fn a_failed_member_reads_its_failure() {
-        let info = br#"{"class":"ScoreUser","error_class":"Timeout","error_message":"slow","failed_at":1796000000000,"dead":true}"#;
-        let failed = FailedMember::read("jid1".into(), info, false);
+        let member: FailedMember = serde_json::from_str(
+            r#"{"member":"jid1","class":"ScoreUser","error_class":"Timeout","error_message":"slow","failed_at":1796000000.0,"dead":true}"#,
+        )
+        .unwrap();
+        let failed = BatchFailure::from_member(&member);
         assert_eq!(failed.class, "ScoreUser");
         assert_eq!(failed.error_message, "slow");
         assert_eq!(failed.failed_at.unwrap().timestamp(), 1_796_000_000);

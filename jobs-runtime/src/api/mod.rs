@@ -64,7 +64,7 @@ mod time;
 mod unique;
 mod work;
 
-pub use batches::{BatchCallback, BatchInfo, Batches, FailedMember, MAX_FAILED_LISTED};
+pub use batches::{BatchCallback, BatchFailure, BatchInfo, Batches, MAX_FAILED_LISTED};
 pub use caps::{CapInfo, Caps, ClassCapInfo};
 pub use limits::{LimiterInfo, LimiterListing, Limits, MAX_LIMITERS_LISTED, MAX_SCAN_STEPS};
 pub use metrics::{

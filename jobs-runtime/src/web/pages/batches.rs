@@ -7,7 +7,8 @@ use axum::response::Response;
 use maud::{Markup, html};
 
 use super::{ListQuery, PAGE_SIZE, segment};
-use crate::api::{BatchInfo, Batches, FailedMember, Page, SetKind, Stats};
+use crate::api::{BatchFailure, BatchInfo, Batches, Page, SetKind, Stats};
+use crate::batch::Bid;
 use crate::web::context::{Ctx, Form};
 use crate::web::failure::Failure;
 use crate::web::format;
@@ -122,6 +123,8 @@ pub(crate) async fn show(ctx: Ctx, Path(bid): Path<String>) -> Result<Response, 
     let client = ctx.client();
     let stats = Stats::fetch(client).await?;
     let batches = Batches::new(client);
+    let not_found = || Failure::not_found("no such batch: it expired, was deleted, or never was");
+    let bid: Bid = bid.parse().map_err(|_| not_found())?;
     let Some(batch) = batches.get(&bid).await? else {
         return Err(Failure::not_found(
             "no such batch: it expired, was deleted, or never was",
@@ -223,7 +226,7 @@ pub(crate) async fn show(ctx: Ctx, Path(bid): Path<String>) -> Result<Response, 
 }
 
 /// One failed member's row: the job (or child batch), its last error, and where it waits.
-fn failed_row(ctx: &Ctx, member: &FailedMember) -> Markup {
+fn failed_row(ctx: &Ctx, member: &BatchFailure) -> Markup {
     html! {
         tr data-member=(member.member) {
             td {
@@ -245,7 +248,7 @@ fn failed_row(ctx: &Ctx, member: &FailedMember) -> Markup {
                             _ => ("retries", "retrying"),
                         };
                         a.entry href=(ctx.url(&format!("/{slug}/{}", segment(&entry.key())))) { (label) }
-                        @if *kind == SetKind::Retry { " " span.muted { (layout::time(ctx, entry.at())) } }
+                        @if matches!(kind, SetKind::Retry) { " " span.muted { (layout::time(ctx, entry.at())) } }
                     }
                     None => {
                         @if member.dead { span.error { "dead" } " " span.muted { "(no longer in the dead set)" } }
@@ -267,6 +270,9 @@ pub(crate) async fn act(
     if form.get("action") != Some("delete") {
         return Err(Failure::bad_request("the action must be delete"));
     }
+    let bid: Bid = bid
+        .parse()
+        .map_err(|_| Failure::not_found("no such batch"))?;
     if !Batches::new(ctx.client()).delete(&bid).await? {
         return Err(Failure::not_found("no such batch"));
     }
