@@ -164,7 +164,9 @@ impl Batches {
     }
 
     /// A page of batches, newest first by default (as [`Page`] orders it), each with its
-    /// counts; an entry whose data expired is [`expired`](BatchInfo::expired).
+    /// counts; an entry whose data expired is [`expired`](BatchInfo::expired). `batches` is
+    /// scored in whole seconds, so within a page batches created in the same second are
+    /// ordered by their hash's `created_at` (milliseconds).
     pub async fn page(&self, page: Page) -> Result<Vec<BatchInfo>, Error> {
         let len = self.size().await?;
         let Some((start, stop)) = page.oldest_first_range(len) else {
@@ -188,7 +190,13 @@ impl Batches {
         if page.order == super::Order::NewestFirst {
             members.reverse();
         }
-        self.read(members).await
+        let mut batches = self.read(members).await?;
+        // `batches` scores whole seconds: within one, the hash's `created_at` (ms) orders them.
+        batches.sort_by(|a, b| match page.order {
+            super::Order::NewestFirst => b.created_at.cmp(&a.created_at),
+            super::Order::OldestFirst => a.created_at.cmp(&b.created_at),
+        });
+        Ok(batches)
     }
 
     /// The batch `bid` ([`Batch::status`] with its callbacks' classes), or `None` when Redis
