@@ -2,6 +2,8 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::batch::{BatchHandle, Bid};
+use crate::client::Client;
 use crate::jid::Jid;
 use crate::payload::Payload;
 
@@ -20,6 +22,8 @@ use crate::payload::Payload;
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobContext {
+    bid: Option<Bid>,
+    client: WorkerClient,
     jid: Jid,
     class: String,
     queue: String,
@@ -32,7 +36,14 @@ pub struct JobContext {
 impl JobContext {
     /// The context of the job `payload` describes.
     pub fn from_payload(payload: &Payload) -> Self {
+        let bid = payload
+            .extra
+            .get("bid")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|bid| bid.parse().ok());
         Self {
+            bid,
+            client: WorkerClient(None),
             jid: payload.jid.clone(),
             class: payload.class.clone(),
             queue: payload.queue.clone(),
@@ -81,6 +92,39 @@ impl JobContext {
     /// The job's tags.
     pub fn tags(&self) -> &[String] {
         &self.tags
+    }
+
+    /// The job's batch, when it is a batch's job (its payload carries `"bid"`): to add jobs
+    /// to it, or nest a batch in it. Pushes through the worker's client (the global client
+    /// outside a worker).
+    pub fn batch(&self) -> Option<BatchHandle> {
+        self.bid
+            .clone()
+            .map(|bid| BatchHandle::new(bid, self.client.0.clone()))
+    }
+
+    /// The context with the client of the worker running the job, which [`batch`](Self::batch)
+    /// pushes through.
+    pub(crate) fn with_client(mut self, client: Client) -> Self {
+        self.client = WorkerClient(Some(client));
+        self
+    }
+
+    /// The client of the worker running the job, if any: what the runtime's own jobs (a
+    /// workflow's advance) write through.
+    pub(crate) fn worker_client(&self) -> Option<&Client> {
+        self.client.0.as_ref()
+    }
+}
+
+/// The client of the worker running a job, if any: not part of a context's equality (it is
+/// how the job reaches Redis, not a fact about the job).
+#[derive(Debug, Clone)]
+struct WorkerClient(Option<Client>);
+
+impl PartialEq for WorkerClient {
+    fn eq(&self, _other: &Self) -> bool {
+        true
     }
 }
 

@@ -260,6 +260,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// A batch could not be created, added to or read (`jobs::Batch`): the batch is gone, its
+    /// success already fired, or its parent is.
+    #[error("cannot {action} batch {bid}: {reason}")]
+    Batch {
+        /// What was asked: "add jobs to", "create", "read".
+        action: &'static str,
+        /// The batch's id.
+        bid: String,
+        /// What is wrong, and what to do instead.
+        reason: String,
+    },
+
     /// The worker itself failed (a bug: please report it).
     #[error("the worker failed: {reason}")]
     Worker {
@@ -502,6 +514,14 @@ mod tests {
                 Some("a cap must be 1 or more"),
             ),
             (
+                Error::Batch {
+                    action: "add jobs to",
+                    bid: "b-Zx_09azAZ1-2".to_owned(),
+                    reason: "its success already fired; start a new batch".to_owned(),
+                },
+                Some("its success already fired; start a new batch"),
+            ),
+            (
                 Error::InvalidWorkflow {
                     description: "nightly".to_owned(),
                     reason: "the step `b` depends on itself".to_owned(),
@@ -539,7 +559,8 @@ mod tests {
             Error::OverLimit { .. } => 21,
             Error::InvalidLimiter { .. } => 22,
             Error::InvalidCap { .. } => 23,
-            Error::InvalidWorkflow { .. } => 24,
+            Error::Batch { .. } => 24,
+            Error::InvalidWorkflow { .. } => 25,
         }
     }
 
@@ -561,7 +582,7 @@ mod tests {
             .iter()
             .map(|(error, _)| variant(error))
             .collect();
-        assert_eq!(covered, (0..25).collect::<BTreeSet<_>>());
+        assert_eq!(covered, (0..26).collect::<BTreeSet<_>>());
     }
 
     #[test]

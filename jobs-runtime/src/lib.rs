@@ -11,6 +11,8 @@
 //! - [`Worker`] (and the [`worker`] module): running jobs.
 //! - `web` (feature `web`, on by default): the dashboard, an axum router.
 //! - [`active_job`], [`GlobalId`]: ActiveJob jobs pushed by Rails, run by Rust jobs.
+//! - [`batch`], [`Batch`], [`Bid`]: jobs pushed together under one id, with callbacks when
+//!   the batch completes, succeeds or sees a job die.
 //! - [`periodic`]: jobs pushed on a cron schedule, once per tick across every worker.
 //! - [`unique`]: unique jobs, refused as duplicates while one like them is queued or runs.
 //! - `outbox` (feature `postgres`): jobs pushed inside a PostgreSQL transaction, moved to Redis
@@ -31,6 +33,7 @@
 pub mod active_job;
 pub mod api;
 mod backtrace;
+pub mod batch;
 mod cap;
 mod client;
 mod context;
@@ -72,6 +75,7 @@ pub mod __private {
 mod private_items;
 
 pub use active_job::GlobalId;
+pub use batch::{Batch, BatchEvent, BatchHandle, BatchStatus, Bid, FailedMember};
 pub use client::{
     Client, ClientBuilder, ClientMiddleware, DEFAULT_MAX_PAYLOAD_BYTES, Flow, Pushed, Setter,
 };

@@ -85,6 +85,30 @@ impl Client {
         }
     }
 
+    /// Runs the middleware, checks the job, stamps its times and encodes it, for a job that a
+    /// batch's script pushes to run now (`jobs::Batch`): its jid, its queue and its JSON.
+    /// `None` when a middleware stopped it. A unique job is refused: a batch's script pushes
+    /// without taking locks.
+    pub(crate) async fn prepare_batch_member(
+        &self,
+        payload: Payload,
+        now: Timestamp,
+    ) -> Result<Option<(Jid, String, String)>, Error> {
+        match self.prepare(payload, None, now).await {
+            Ok(prepared) if prepared.lock.is_some() => Err(Error::InvalidJob {
+                class: Payload::from_json(&prepared.json)
+                    .map(|payload| payload.class)
+                    .unwrap_or_default(),
+                reason: "a unique job (unique_for) cannot be a batch's job or callback; push it \
+                         without unique_for, or outside the batch"
+                    .to_owned(),
+            }),
+            Ok(prepared) => Ok(Some((prepared.jid, prepared.queue, prepared.json))),
+            Err(Error::Stopped { .. }) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
     /// Runs the middleware, checks the job, stamps its times and encodes it; with the `otel`
     /// feature, inside a `publish` span whose trace context the job carries.
     pub(super) async fn prepare(

@@ -237,6 +237,51 @@ impl Keys {
         format!("{}jobs:waiting:class:{class}", self.prefix)
     }
 
+    /// `batch:<bid>`: a batch's hash: `description`, `created_at` (epoch ms), `total`,
+    /// `parent`, `sealed`, `retention`, the callbacks (`cb:complete`, `cb:success`,
+    /// `cb:death`), when each fired (`complete_at`, `success_at`, `death_at`) and a workflow
+    /// step's `workflow` and `step` (see `docs/batches.md`). The Lua scripts build a parent's
+    /// keys as `<prefix>batch:<bid>` too (`scripts/batch_events.lua`).
+    pub(crate) fn batch(&self, bid: &str) -> String {
+        format!("{}batch:{bid}", self.prefix)
+    }
+
+    /// `batch:<bid>:pending`: the set of a batch's members that have not succeeded (jids, and
+    /// `batch:<child bid>` for a nested batch).
+    pub(crate) fn batch_pending(&self, bid: &str) -> String {
+        format!("{}batch:{bid}:pending", self.prefix)
+    }
+
+    /// `batch:<bid>:failed`: a hash of a batch's pending members that failed at least once,
+    /// each to the JSON of its last failure.
+    pub(crate) fn batch_failed(&self, bid: &str) -> String {
+        format!("{}batch:{bid}:failed", self.prefix)
+    }
+
+    /// `batch:<bid>:dead`: the set of a batch's pending members that died (retries exhausted,
+    /// discarded, or buried by recovery).
+    pub(crate) fn batch_dead(&self, bid: &str) -> String {
+        format!("{}batch:{bid}:dead", self.prefix)
+    }
+
+    /// A batch's four keys, in the order its scripts take them: [`batch`](Self::batch),
+    /// [`batch_pending`](Self::batch_pending), [`batch_failed`](Self::batch_failed),
+    /// [`batch_dead`](Self::batch_dead).
+    pub(crate) fn batch_keys(&self, bid: &str) -> [String; 4] {
+        [
+            self.batch(bid),
+            self.batch_pending(bid),
+            self.batch_failed(bid),
+            self.batch_dead(bid),
+        ]
+    }
+
+    /// `batches`: every batch's bid, scored by its creation (epoch seconds), for listing;
+    /// trimmed of batches older than the retention when a batch is created.
+    pub(crate) fn batches(&self) -> String {
+        format!("{}batches", self.prefix)
+    }
+
     /// The `SCAN` pattern of every limiter's hash (the namespace is glob-escaped).
     pub(crate) fn limit_pattern(&self) -> String {
         format!("{}jobs:limit:{{*}}", escape_glob(&self.prefix))
@@ -359,6 +404,17 @@ mod tests {
         #[cfg(feature = "postgres")]
         assert_eq!(keys.outbox_moved("ab12"), "jobs:outbox:ab12");
         assert_eq!(keys.overrated(), "jobs:stat:overrated");
+        assert_eq!(keys.batch("b1"), "batch:b1");
+        assert_eq!(
+            keys.batch_keys("b1"),
+            [
+                "batch:b1",
+                "batch:b1:pending",
+                "batch:b1:failed",
+                "batch:b1:dead"
+            ]
+        );
+        assert_eq!(keys.batches(), "batches");
         assert_eq!(keys.limit("customer:7"), "jobs:limit:{customer:7}");
         assert_eq!(keys.limit_held("stripe"), "jobs:limit:{stripe}:held");
         assert_eq!(keys.limit_pattern(), "jobs:limit:{*}");

@@ -19,9 +19,12 @@ pub(crate) static FETCH: LazyLock<Script> =
 pub(crate) static CLAIM: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/claim.lua")));
 
+/// The text of `scripts/settle.lua`, for a pipeline that sends it whole with `EVAL` (a batch
+/// job's settle, after its batch's update).
+pub(crate) const SETTLE_SOURCE: &str = include_str!("scripts/settle.lua");
+
 /// Working list -> queue, retry or dead, only if still ours (`scripts/settle.lua`).
-pub(crate) static SETTLE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/settle.lua")));
+pub(crate) static SETTLE: LazyLock<Script> = LazyLock::new(|| Script::new(SETTLE_SOURCE));
 
 /// A job an idle `BLMOVE` brought from a capped queue -> given a lease, or handed back when the
 /// cap is full (`scripts/cap_claim.lua`).
@@ -117,6 +120,33 @@ pub(crate) static UNIQUE_REMOVE_SOURCE: LazyLock<String> =
 /// (sent with `EVAL`, many to a pipeline).
 pub(crate) static UNIQUE_READ_SOURCE: LazyLock<String> =
     LazyLock::new(|| code_only(include_str!("scripts/unique_read.lua")));
+
+/// `scripts/batch_events.lua`: the part batch scripts share (a member's outcome applied,
+/// callbacks fired, parents told), prepended to each of them.
+const BATCH_EVENTS: &str = include_str!("scripts/batch_events.lua");
+
+/// `scripts/batch_update.lua` (after `batch_events.lua`) without its comments: a batch member's
+/// outcome counted and the callbacks whose moment came fired. Loaded with `SCRIPT LOAD` at the
+/// head of the pipeline that settles the member, then run with `EVALSHA` ([`BATCH_UPDATE`]).
+pub(crate) static BATCH_UPDATE_SOURCE: LazyLock<String> = LazyLock::new(|| {
+    code_only(&format!(
+        "{BATCH_EVENTS}\n{}",
+        include_str!("scripts/batch_update.lua")
+    ))
+});
+
+/// [`BATCH_UPDATE_SOURCE`] as a script, for its hash.
+pub(crate) static BATCH_UPDATE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(&BATCH_UPDATE_SOURCE));
+
+/// One chunk of a batch's jobs registered and pushed; a new batch created, the last chunk
+/// sealing it (`scripts/batch_push.lua`, after `batch_events.lua`).
+pub(crate) static BATCH_PUSH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&code_only(&format!(
+        "{BATCH_EVENTS}\n{}",
+        include_str!("scripts/batch_push.lua")
+    )))
+});
 
 /// A script's text without its comment lines and blank lines, for scripts sent whole with
 /// `EVAL` again and again: the comments stay in the file, not on the wire.

@@ -24,7 +24,7 @@ impl Runner {
     /// timeout), catch a panic. A failure is [`Error::Failed`].
     pub(crate) async fn run(&self, payload: &Payload) -> Result<(), Error> {
         let registry = Registry::from_inventory()?;
-        execute(&registry, &self.state, &self.middleware, payload)
+        execute(&registry, &self.state, &self.middleware, payload, None)
             .await
             .map_err(|error| Error::Failed {
                 class: payload.class.clone(),

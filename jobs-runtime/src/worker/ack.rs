@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use super::backoff::{Until, persist};
 use super::in_flight::InFlight;
+use crate::batch::member::{self, MemberOutcome, MemberUpdate};
 use crate::client::Client;
 use crate::periodic::{Ending, record_ending};
 use crate::unique::Release;
@@ -170,7 +171,20 @@ impl AckLoop {
     /// again), to be sent again with the next.
     async fn send(&self, batch: &mut Vec<Finished>, releases: &mut Vec<Release>) {
         let mut pipeline = redis::pipe();
+        let mut loaded = false;
         for finished in batch.iter() {
+            // A batch job's success (or expiry unrun) is counted first, in this round trip
+            // (`docs/batches.md`): a crash before the acknowledgement lands runs the job again,
+            // and its next settle repeats the (idempotent) update.
+            if let Some(update) =
+                MemberUpdate::of_job(&finished.json, MemberOutcome::Success, None, None)
+            {
+                if !loaded {
+                    member::add_script_to(&mut pipeline);
+                    loaded = true;
+                }
+                update.add_to(&mut pipeline, self.client.keys());
+            }
             // From the tail: jobs enter the working list at its head, so a finished job,
             // taken before the ones still waiting, is found within a few entries. A unique
             // job's lock is released in the same step, only if the job was still there; the

@@ -18,11 +18,13 @@ use crate::state::JobState;
 
 /// Finds the job type of `payload` in `registry`, decodes its arguments and runs it through
 /// `middleware`, with its timeout; a panic anywhere in there is a failure of class `Panic`.
+/// `client` is the worker's, which the job's context pushes through (its batch's jobs).
 pub(crate) async fn execute(
     registry: &Registry,
     state: &JobState,
     middleware: &[Arc<dyn DynServerMiddleware>],
     payload: &Payload,
+    client: Option<&crate::client::Client>,
 ) -> Result<(), JobError> {
     // An ActiveJob job runs the job it wraps, with the arguments of its envelope.
     let name = active_job::job_name(payload);
@@ -38,7 +40,10 @@ pub(crate) async fn execute(
         .with_class(error_class::ARGUMENT_ERROR)
     };
     let args = active_job::job_args(payload).map_err(argument_error)?;
-    let context = JobContext::from_payload(payload);
+    let mut context = JobContext::from_payload(payload);
+    if let Some(client) = client {
+        context = context.with_client(client.clone());
+    }
     // Decoding runs user `Deserialize` code, which may panic too.
     let decoded = catch_panic_now(|| registration.run(args, context, state))?;
     let job = decoded.map_err(argument_error)?;

@@ -121,6 +121,7 @@ async fn run_and_settle(shared: &Shared, fetched: Fetched, payload: Payload) -> 
         &shared.state,
         &shared.middleware,
         &payload,
+        Some(&shared.client),
     )
     .await;
     let elapsed = started.elapsed().as_secs_f64();
@@ -220,6 +221,8 @@ async fn fail(
     release: Option<&Release>,
 ) {
     let settler = &shared.settler;
+    let message = error.to_string();
+    let dropped = (error.class(), message.as_str());
     // `payload` was read from this very text, so it is a JSON object.
     let mut stored = match RawJob::parse(&fetched.json) {
         Ok(stored) => stored,
@@ -270,7 +273,7 @@ async fn fail(
                 || payload.dead == Some(false);
             if discard {
                 tracing::warn!(killed, "retries exhausted; discarded");
-                settler.acknowledge(fetched, release).await;
+                settler.acknowledge(fetched, release, dropped).await;
                 record_failure(shared, fetched, Ending::Dropped).await;
             } else {
                 tracing::warn!(killed, "retries exhausted; moved to the dead set");
@@ -286,7 +289,7 @@ async fn fail(
         }
         Decision::Discard => {
             tracing::warn!("not retried (retry: false or discarded); dropped");
-            settler.acknowledge(fetched, release).await;
+            settler.acknowledge(fetched, release, dropped).await;
             record_failure(shared, fetched, Ending::Dropped).await;
             shared.hooks.died(&payload, &error);
         }

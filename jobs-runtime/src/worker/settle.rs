@@ -11,6 +11,7 @@ use std::time::Duration;
 use super::backoff::{Until, persist};
 use super::unit::Fetched;
 use crate::api::DeadLimits;
+use crate::batch::member::{self, MemberOutcome, MemberUpdate};
 use crate::cap::Leases;
 use crate::client::Client;
 use crate::payload::invalid_entry;
@@ -82,9 +83,21 @@ impl Settler {
 
     /// The job is done with (dropped): take it off the working list and, if it was still
     /// there, release its unique lock if it holds one still, in one step, trying until Redis
-    /// takes it.
-    pub(crate) async fn acknowledge(&self, fetched: &Fetched, release: Option<&Release>) {
+    /// takes it. A batch job's drop is its death (`error`: the error's class and message),
+    /// counted first in the same round trip.
+    pub(crate) async fn acknowledge(
+        &self,
+        fetched: &Fetched,
+        release: Option<&Release>,
+        error: (&str, &str),
+    ) {
         let mut pipeline = redis::pipe();
+        if let Some(update) =
+            MemberUpdate::of_job(&fetched.json, MemberOutcome::Death, None, Some(error))
+        {
+            member::add_script_to(&mut pipeline);
+            update.add_to(&mut pipeline, self.client.keys());
+        }
         match release {
             Some(release) => {
                 release.add_ack_to(
@@ -205,14 +218,25 @@ impl Settler {
         alive_guard: &[String],
     ) -> bool {
         let keys = self.client.keys();
-        let mut invocation = scripts::SETTLE.prepare_invoke();
-        invocation.key(list);
+        let mut call = Call::default();
+        call.key(list);
         let taken = &fetched.json[..];
         let release = match outcome {
             Outcome::Dead { release, .. } => release,
             _ => None,
         };
-        invocation.arg(release.map_or("", |release| release.jid.as_str()));
+        // A batch job's retry is a failure of its member, its burial a death; the update goes
+        // before the settle, in the same round trip (`docs/batches.md`).
+        let update = match outcome {
+            Outcome::Retry { json, .. } => {
+                MemberUpdate::of_job(taken, MemberOutcome::Failure, Some(json), None)
+            }
+            Outcome::Dead { json, .. } => {
+                MemberUpdate::of_job(taken, MemberOutcome::Death, Some(json), None)
+            }
+            _ => None,
+        };
+        call.arg(release.map_or("", |release| release.jid.as_str()));
         // How many arguments the outcome passes: a lease (ARGV[8]) comes after blanks.
         let used = match outcome {
             Outcome::Requeue => 4,
@@ -221,23 +245,20 @@ impl Settler {
         };
         match outcome {
             Outcome::Requeue => {
-                invocation
-                    .key(keys.queue(&fetched.queue))
+                call.key(keys.queue(&fetched.queue))
                     .arg(taken)
                     .arg("requeue")
                     .arg(&fetched.queue);
             }
             Outcome::Move { json } => {
-                invocation
-                    .key(keys.queue(&fetched.queue))
+                call.key(keys.queue(&fetched.queue))
                     .arg(taken)
                     .arg("move")
                     .arg(&fetched.queue)
                     .arg(json);
             }
             Outcome::Retry { json, at } => {
-                invocation
-                    .key(keys.retry())
+                call.key(keys.retry())
                     .arg(taken)
                     .arg("retry")
                     .arg(at.as_epoch_seconds())
@@ -245,8 +266,7 @@ impl Settler {
             }
             Outcome::Reschedule { json, at } => {
                 // The retry step's ZADD, into the schedule set.
-                invocation
-                    .key(keys.schedule())
+                call.key(keys.schedule())
                     .arg(taken)
                     .arg("retry")
                     .arg(at.as_epoch_seconds())
@@ -254,8 +274,7 @@ impl Settler {
             }
             Outcome::Dead { json, .. } => {
                 let now = Timestamp::now().as_epoch_seconds();
-                invocation
-                    .key(keys.dead())
+                call.key(keys.dead())
                     .arg(taken)
                     .arg("dead")
                     .arg(now)
@@ -264,24 +283,42 @@ impl Settler {
                     .arg(trim_rank(self.dead.max_jobs));
             }
         }
-        invocation.key(keys.queues());
+        call.key(keys.queues());
         if let Some(release) = release {
-            invocation.key(keys.unique(&release.digest));
+            call.key(keys.unique(&release.digest));
         }
         if let Some(lease) = &fetched.lease {
             // Released in this very step (`scripts/settle.lua`, ARGV[8]).
             for _ in used..7 {
-                invocation.arg("");
+                call.arg("");
             }
-            invocation.arg(&lease.member).key(lease.key(keys));
+            call.arg(&lease.member).key(lease.key(keys));
         }
         for guard in alive_guard {
-            invocation.key(guard);
+            call.key(guard);
         }
-        let settled = persist("settle", until, || {
-            self.client.redis().script::<i64>(&invocation)
-        })
-        .await;
+        let settled = match &update {
+            None => {
+                let invocation = call.invocation();
+                persist("settle", until, || {
+                    self.client.redis().script::<i64>(&invocation)
+                })
+                .await
+            }
+            Some(update) => {
+                // Two steps, one round trip: the batch's update, then the settle, whose reply
+                // is the one read.
+                let mut pipeline = redis::pipe();
+                member::add_script_to(&mut pipeline);
+                update.add_to(&mut pipeline, keys);
+                call.add_eval_to(&mut pipeline);
+                persist("settle", until, || {
+                    self.client.redis().query::<(i64,)>(&pipeline)
+                })
+                .await
+                .map(|(settled,)| settled)
+            }
+        };
         if settled == Some(0) && alive_guard.is_empty() {
             tracing::warn!(
                 "the job was no longer in this worker's working list (handed back or recovered \
@@ -292,6 +329,54 @@ impl Settler {
             self.released(fetched);
         }
         settled.is_some()
+    }
+}
+
+/// One call of `scripts/settle.lua` being put together: its keys and arguments, for a script
+/// invocation or for an `EVAL` in a pipeline.
+#[derive(Default)]
+struct Call {
+    /// `KEYS`, in order.
+    keys: Vec<String>,
+    /// `ARGV`, in order, as Redis receives them.
+    args: Vec<Vec<u8>>,
+}
+
+impl Call {
+    fn key(&mut self, key: impl Into<String>) -> &mut Self {
+        self.keys.push(key.into());
+        self
+    }
+
+    fn arg(&mut self, arg: impl redis::ToRedisArgs) -> &mut Self {
+        self.args.extend(arg.to_redis_args());
+        self
+    }
+
+    /// The call as a script invocation (loading the script on `NOSCRIPT`).
+    fn invocation(&self) -> redis::ScriptInvocation<'static> {
+        let mut invocation = scripts::SETTLE.prepare_invoke();
+        for key in &self.keys {
+            invocation.key(key);
+        }
+        for arg in &self.args {
+            invocation.arg(arg);
+        }
+        invocation
+    }
+
+    /// Adds the call to `pipeline` as an `EVAL` of the script's text, its reply kept.
+    fn add_eval_to(&self, pipeline: &mut redis::Pipeline) {
+        let command = pipeline
+            .cmd("EVAL")
+            .arg(scripts::SETTLE_SOURCE)
+            .arg(self.keys.len());
+        for key in &self.keys {
+            command.arg(key);
+        }
+        for arg in &self.args {
+            command.arg(arg);
+        }
     }
 }
 

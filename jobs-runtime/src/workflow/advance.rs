@@ -60,9 +60,9 @@ impl Job for Advance {
         })
     }
 
-    fn perform(self, _context: JobContext, state: &JobState) -> JobFuture {
-        // The worker's own client when it shares it; the default one otherwise.
-        let client = state.get::<Client>();
+    fn perform(self, context: JobContext, _state: &JobState) -> JobFuture {
+        // The client of the worker running it; the default one outside a worker.
+        let client = context.worker_client().cloned();
         Box::pin(async move {
             let client = match client {
                 Some(client) => client,

@@ -1,0 +1,123 @@
+//! The worker's side of batches: a batch job's outcome, added to the pipeline that settles it
+//! (`scripts/batch_update.lua`), so it costs no round trip of its own (see `docs/batches.md`,
+//! exactly once).
+
+use crate::raw_job::RawJob;
+use crate::redis::keys::Keys;
+use crate::redis::scripts;
+
+/// What a member's run counts as, for its batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MemberOutcome {
+    /// It succeeded (or expired unrun): no longer pending.
+    Success,
+    /// It failed and will be retried.
+    Failure,
+    /// It will never succeed: its retries ran out, it was discarded or not retried, or
+    /// recovery buried it.
+    Death,
+}
+
+impl MemberOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure => "failure",
+            Self::Death => "death",
+        }
+    }
+}
+
+/// The update of one batch job's batch, to go in the pipeline that settles the job.
+#[derive(Debug, Clone)]
+pub(crate) struct MemberUpdate {
+    /// The batch's id, as the job carries it.
+    bid: String,
+    /// The job's jid: its member name.
+    jid: String,
+    /// What its run counts as.
+    outcome: MemberOutcome,
+    /// For a failure or death: the failure's JSON; else empty.
+    info: String,
+}
+
+impl MemberUpdate {
+    /// The update for the job stored as `json` ending with `outcome`, or `None` when it is not a
+    /// batch job (a byte check first, so other jobs pay no parse). `failed` is the job as it
+    /// goes to the retry or dead set (with its `error_class` and `error_message`), or, when it
+    /// goes nowhere, `error` gives the error's class and message.
+    pub(crate) fn of_job(
+        json: &[u8],
+        outcome: MemberOutcome,
+        failed: Option<&str>,
+        error: Option<(&str, &str)>,
+    ) -> Option<Self> {
+        const MARKER: &[u8] = b"\"bid\"";
+        if !json.windows(MARKER.len()).any(|window| window == MARKER) {
+            return None;
+        }
+        let job = RawJob::parse(json).ok()?;
+        let bid = job.get_as::<String>("bid")?;
+        let jid = job.get_as::<String>("jid")?;
+        let info = if outcome == MemberOutcome::Success {
+            String::new()
+        } else {
+            let stored = failed.and_then(|text| RawJob::parse(text).ok());
+            let field = |name: &str| {
+                stored
+                    .as_ref()
+                    .and_then(|stored| stored.get_as::<String>(name))
+                    .or_else(|| job.get_as::<String>(name))
+                    .unwrap_or_default()
+            };
+            let (error_class, error_message) = match error {
+                Some((class, message)) => (class.to_owned(), message.to_owned()),
+                None => (field("error_class"), field("error_message")),
+            };
+            serde_json::json!({
+                "class": job.get_as::<String>("class").unwrap_or_default(),
+                "error_class": error_class,
+                "error_message": error_message,
+                "failed_at": crate::timestamp::Timestamp::now(),
+                "dead": outcome == MemberOutcome::Death,
+            })
+            .to_string()
+        };
+        Some(Self {
+            bid,
+            jid,
+            outcome,
+            info,
+        })
+    }
+
+    /// Adds the update to `pipeline` with `EVALSHA` (its reply ignored): the pipeline must
+    /// hold [`add_script_to`] before it. The script never fails, so it cannot hold back the
+    /// settle that follows it.
+    pub(crate) fn add_to(&self, pipeline: &mut redis::Pipeline, keys: &Keys) {
+        let command = pipeline
+            .cmd("EVALSHA")
+            .arg(scripts::BATCH_UPDATE.get_hash())
+            .arg(4);
+        for key in keys.batch_keys(&self.bid) {
+            command.arg(key);
+        }
+        command
+            .arg(&self.jid)
+            .arg(self.outcome.as_str())
+            .arg(&self.info)
+            .arg(super::now_ms())
+            .arg(keys.prefix())
+            .ignore();
+    }
+}
+
+/// Adds the loading of `batch_update.lua` to `pipeline` (its reply ignored), so that the
+/// `EVALSHA`s after it in the same round trip never meet `NOSCRIPT`.
+pub(crate) fn add_script_to(pipeline: &mut redis::Pipeline) {
+    pipeline
+        .cmd("SCRIPT")
+        .arg("LOAD")
+        .arg(scripts::BATCH_UPDATE_SOURCE.as_str())
+        .ignore();
+}

@@ -1,0 +1,137 @@
+//! Sending a batch's jobs: chunks of 1,000, each registered and pushed in one atomic step
+//! (`scripts/batch_push.lua`).
+
+use crate::client::Client;
+use crate::error::Error;
+use crate::jid::Jid;
+use crate::payload::Payload;
+use crate::redis::scripts;
+use crate::timestamp::Timestamp;
+
+use super::Bid;
+
+/// How many jobs one call of the script carries.
+pub(crate) const CHUNK: usize = 1_000;
+
+/// What a call of `batch_push.lua` does to the batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// The first chunk of a new batch: creates it (nothing happens if it exists).
+    Create,
+    /// A later chunk of a batch being created.
+    Chunk,
+    /// Jobs added to an existing batch by one of its running jobs.
+    Add,
+}
+
+impl Mode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Chunk => "chunk",
+            Self::Add => "add",
+        }
+    }
+}
+
+/// One job ready for the script: its jid, queue and JSON (carrying `"bid"`).
+pub(crate) type Member = (Jid, String, String);
+
+/// What the batch hash starts with, for [`Mode::Create`].
+#[derive(Debug, Default)]
+pub(crate) struct Creation {
+    /// The parent batch, if nested.
+    pub(crate) parent: Option<Bid>,
+    /// Field/value pairs of the batch's hash.
+    pub(crate) fields: Vec<(String, String)>,
+}
+
+/// Turns `payload` into a member of batch `bid`: `"bid"` set, through the client middleware
+/// and checks as any push. `None` when a middleware stopped it.
+pub(crate) async fn prepare(
+    client: &Client,
+    bid: &Bid,
+    mut payload: Payload,
+    now: Timestamp,
+) -> Result<Option<Member>, Error> {
+    payload
+        .extra
+        .insert("bid".to_owned(), bid.as_str().to_owned().into());
+    client.prepare_batch_member(payload, now).await
+}
+
+/// Sends one chunk; returns the script's answer (see `batch_push.lua`): 1 done, 0 the batch
+/// existed (create), negative: refused.
+pub(crate) async fn send(
+    client: &Client,
+    bid: &Bid,
+    mode: Mode,
+    seal: bool,
+    creation: Option<&Creation>,
+    members: &[Member],
+) -> Result<i64, Error> {
+    let keys = client.keys();
+    let mut invocation = scripts::BATCH_PUSH.prepare_invoke();
+    for key in keys.batch_keys(bid.as_str()) {
+        invocation.key(key);
+    }
+    invocation.key(keys.batches()).key(keys.queues());
+    let mut queues: Vec<&str> = Vec::new();
+    for (_, queue, _) in members {
+        if !queues.contains(&queue.as_str()) {
+            queues.push(queue);
+        }
+    }
+    for queue in &queues {
+        invocation.key(keys.queue(queue));
+    }
+    invocation
+        .arg(mode.as_str())
+        .arg(super::now_ms())
+        .arg(keys.prefix())
+        .arg(if seal { "1" } else { "0" });
+    let parent = creation
+        .and_then(|creation| creation.parent.as_ref())
+        .map_or("", Bid::as_str);
+    invocation.arg(parent);
+    let fields = creation.map_or(&[][..], |creation| &creation.fields[..]);
+    invocation.arg(fields.len());
+    for (field, value) in fields {
+        invocation.arg(field).arg(value);
+    }
+    for (jid, queue, json) in members {
+        // KEYS[7] is the first queue list.
+        let position = queues.iter().position(|q| q == queue).unwrap_or_default() + 7;
+        invocation.arg(position).arg(jid.as_str()).arg(json);
+    }
+    // Safe to send again after a broken connection: members are a set, and a chunk pushed
+    // twice is the one case left (its jobs run twice, and count once).
+    client.redis().script::<i64>(&invocation).await
+}
+
+/// The error for a refusal `code` of the script, for batch `bid` (`parent`: its parent).
+pub(crate) fn refusal(code: i64, action: &'static str, bid: &Bid, parent: Option<&Bid>) -> Error {
+    let parent = parent.map_or_else(String::new, Bid::to_string);
+    let reason = match code {
+        -1 => "it does not exist (it was never created, or its retention ran out); create a \
+               new batch with jobs::Batch::new()"
+            .to_owned(),
+        -2 => "its success callback already fired, so it takes no more jobs; push them in a \
+               new batch (or in a child batch of a batch still running)"
+            .to_owned(),
+        -3 => format!(
+            "its parent batch {parent} does not exist (never created, or its retention ran \
+             out); create it without .parent(..), or under a live batch"
+        ),
+        -4 => format!(
+            "its parent batch {parent} already succeeded, so it takes no child batch; create \
+             it without .parent(..)"
+        ),
+        other => format!("the batch script answered {other}, which this version does not know"),
+    };
+    Error::Batch {
+        action,
+        bid: bid.to_string(),
+        reason,
+    }
+}

@@ -1,0 +1,145 @@
+//! Reading a batch's state: [`Batch::status`].
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::client::Client;
+use crate::error::Error;
+
+use super::{Batch, Bid};
+
+/// A batch's state, as [`Batch::status`] reads it.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct BatchStatus {
+    /// The batch's id.
+    pub bid: Bid,
+    /// Its description, if it was given one.
+    pub description: Option<String>,
+    /// When it was created.
+    pub created_at: Option<DateTime<Utc>>,
+    /// How many members were ever registered: jobs, and child batches (one each).
+    pub total: u64,
+    /// How many members have not succeeded yet.
+    pub pending: u64,
+    /// How many pending members failed at least once (dead ones included).
+    pub failures: u64,
+    /// How many pending members died.
+    pub dead: u64,
+    /// The pending members that failed, each with its last failure, sorted by member.
+    pub failed: Vec<FailedMember>,
+    /// The parent batch, if this one is nested.
+    pub parent: Option<Bid>,
+    /// Whether its creation finished (no callback fires before).
+    pub sealed: bool,
+    /// When `complete` fired, if it did.
+    pub complete_at: Option<DateTime<Utc>>,
+    /// When `success` fired, if it did.
+    pub success_at: Option<DateTime<Utc>>,
+    /// When `death` fired, if it did.
+    pub death_at: Option<DateTime<Utc>>,
+    /// The workflow this batch is a step of, if any.
+    pub workflow: Option<String>,
+    /// The workflow step this batch is, if any.
+    pub step: Option<String>,
+    /// How long its keys live after its last change.
+    pub retention: Duration,
+}
+
+/// A pending member of a batch that failed, with its last failure.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[non_exhaustive]
+pub struct FailedMember {
+    /// The member: a job's jid, or `batch:<bid>` for a child batch.
+    #[serde(default)]
+    pub member: String,
+    /// The job's class (`batch` for a child batch).
+    #[serde(default)]
+    pub class: String,
+    /// The error's class (`jobs::BatchFailed` or `jobs::BatchDied` for a child batch).
+    #[serde(default)]
+    pub error_class: String,
+    /// The error's message.
+    #[serde(default)]
+    pub error_message: String,
+    /// When it failed, epoch seconds.
+    #[serde(default)]
+    pub failed_at: Option<f64>,
+    /// Whether it died (it will not be retried).
+    #[serde(default)]
+    pub dead: bool,
+}
+
+impl Batch {
+    /// The state of batch `bid` through `client`, or `None` when there is no such batch (never
+    /// created, or its retention ran out). One round trip.
+    pub async fn status(client: &Client, bid: &Bid) -> Result<Option<BatchStatus>, Error> {
+        let [meta, pending, failed, dead] = client.keys().batch_keys(bid.as_str());
+        let (fields, pending, failed, dead): (
+            HashMap<String, String>,
+            u64,
+            HashMap<String, String>,
+            u64,
+        ) = client
+            .redis()
+            .query(
+                redis::pipe()
+                    .hgetall(&meta)
+                    .scard(&pending)
+                    .hgetall(&failed)
+                    .scard(&dead),
+            )
+            .await?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        let text = |field: &str| fields.get(field).cloned();
+        let time = |field: &str| {
+            fields
+                .get(field)
+                .and_then(|ms| ms.parse::<i64>().ok())
+                .and_then(DateTime::<Utc>::from_timestamp_millis)
+        };
+        let mut members: Vec<FailedMember> = failed
+            .into_iter()
+            .map(|(member, info)| {
+                let mut read =
+                    serde_json::from_str::<FailedMember>(&info).unwrap_or_else(|_| FailedMember {
+                        member: String::new(),
+                        class: String::new(),
+                        error_class: String::new(),
+                        error_message: info,
+                        failed_at: None,
+                        dead: false,
+                    });
+                read.member = member;
+                read
+            })
+            .collect();
+        members.sort_by(|a, b| a.member.cmp(&b.member));
+        Ok(Some(BatchStatus {
+            bid: bid.clone(),
+            description: text("description"),
+            created_at: time("created_at"),
+            total: text("total").and_then(|n| n.parse().ok()).unwrap_or(0),
+            pending,
+            failures: u64::try_from(members.len()).unwrap_or(u64::MAX),
+            dead,
+            failed: members,
+            parent: text("parent").and_then(|parent| parent.parse().ok()),
+            sealed: text("sealed").as_deref() == Some("1"),
+            complete_at: time("complete_at"),
+            success_at: time("success_at"),
+            death_at: time("death_at"),
+            workflow: text("workflow"),
+            step: text("step"),
+            retention: Duration::from_secs(
+                text("retention")
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(super::DEFAULT_RETENTION.as_secs()),
+            ),
+        }))
+    }
+}
