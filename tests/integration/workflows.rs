@@ -64,14 +64,15 @@ fn start_worker(client: &Client) -> RunningWorker {
 }
 
 /// Waits until the workflow is in `state`, moving any failed job waiting in the retry set to
-/// its queue meanwhile (so a retry does not wait out Sidekiq's backoff); returns its status.
+/// its queue meanwhile, its retry count kept (so a retry does not wait out Sidekiq's backoff);
+/// returns its status.
 async fn wait_for(client: &Client, wid: &WorkflowId, state: WorkflowState) -> WorkflowStatus {
     let retries = JobSet::new(client, SetKind::Retry);
     eventually(
         Duration::from_secs(30),
         &format!("the workflow reaches {}", state.as_str()),
         async || {
-            retries.retry_all().await.unwrap();
+            retries.add_all_to_queue().await.unwrap();
             let status = Workflow::status(client, wid).await.unwrap().unwrap();
             status.state == state
         },
