@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use jobs::api::{JobSet, SetKind};
 use jobs::workflow::{StepState, WorkflowState, WorkflowStatus};
-use jobs::{Client, JobContext, JobError, Workflow, WorkflowId, job};
+use jobs::{Client, JobContext, JobError, Payload, Workflow, WorkflowId, job};
 
 use crate::support::jobs::{CallLog, with_test_jobs};
 use crate::support::ledger::{self, Ledger};
@@ -200,7 +200,7 @@ async fn a_step_that_dies_blocks_its_dependents_and_marks_the_workflow_dead() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_chain_of_three_runs_one_after_the_other() {
+async fn a_chain_of_three_runs_one_after_the_other_and_a_repeated_advance_changes_nothing() {
     let redis = TestRedis::start();
     let client = redis.client();
     let worker = start_worker(&client);
@@ -214,6 +214,26 @@ async fn a_chain_of_three_runs_one_after_the_other() {
         .unwrap();
 
     wait_for(&client, &wid, WorkflowState::Succeeded).await;
+
+    // An advance delivered twice (at least once: a crash after it ran, before its
+    // acknowledgement) starts nothing twice.
+    for step in ["one", "two"] {
+        client
+            .push(Payload::new(
+                "Jobs::Workflow::Advance",
+                vec![wid.as_str().into(), step.into(), "success".into()],
+            ))
+            .await
+            .unwrap();
+    }
+    eventually(
+        Duration::from_secs(10),
+        "the repeated advances run",
+        async || redis.queue("default").await.is_empty(),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
     let ledger = Ledger::read(&redis, EVENTS).await;
     assert_eq!(
         ["one", "two", "three"].map(|label| runs(&ledger, label)),
@@ -221,6 +241,10 @@ async fn a_chain_of_three_runs_one_after_the_other() {
     );
     assert!(last_end(&ledger, "one") < first_start(&ledger, "two"));
     assert!(last_end(&ledger, "two") < first_start(&ledger, "three"));
+    let status = Workflow::status(&client, &wid).await.unwrap().unwrap();
+    assert_eq!(status.state, WorkflowState::Succeeded);
+    let failed = JobSet::new(&client, SetKind::Retry).size().await.unwrap();
+    assert_eq!(failed, 0, "the repeated advances succeeded");
     worker.stop(Duration::from_secs(10)).await;
 }
 
