@@ -74,3 +74,4 @@ mod worker_interop;
 mod worker_middleware;
 mod worker_run;
 mod worker_scheduler;
+mod workflows;

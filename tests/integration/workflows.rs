@@ -1,0 +1,295 @@
+//! Workflows against a real Redis and a real worker: a diamond A -> (B, C) -> D where C fails
+//! once, a step that dies, a chain of three and a fan-in. The order is read from a ledger the
+//! steps' jobs write into Redis (`start|<step>|<jid>|<pid>`, then `end|…`), not from timing.
+
+use std::time::Duration;
+
+use jobs::api::{JobSet, SetKind};
+use jobs::workflow::{StepState, WorkflowState, WorkflowStatus};
+use jobs::{Client, JobContext, JobError, Payload, Workflow, WorkflowId, job};
+
+use crate::support::jobs::{CallLog, with_test_jobs};
+use crate::support::ledger::{self, Ledger};
+use crate::support::{RunningWorker, TestRedis, eventually};
+
+/// The Redis list the steps write their ledger into.
+const EVENTS: &str = "workflows-test:events";
+
+/// A step: records its run under `label` in the ledger of the Redis at `url`, and fails on
+/// its first `fail_times` attempts.
+#[job]
+pub async fn flow_step(
+    #[context] ctx: JobContext,
+    url: String,
+    label: String,
+    fail_times: u32,
+) -> Result<(), JobError> {
+    ledger::record(&url, EVENTS, &label, ctx.jid().as_str(), 5).await;
+    if ctx.attempt() <= fail_times {
+        return Err(JobError::msg(format!("{label} fails on purpose")));
+    }
+    Ok(())
+}
+
+/// A step with no retries that always fails: it dies on its first run.
+#[job(retry = 0)]
+pub async fn flow_doomed(
+    #[context] ctx: JobContext,
+    url: String,
+    label: String,
+) -> Result<(), JobError> {
+    ledger::record(&url, EVENTS, &label, ctx.jid().as_str(), 5).await;
+    Err(JobError::msg(format!("{label} dies on purpose")))
+}
+
+fn step(redis: &TestRedis, label: &str) -> FlowStep {
+    failing(redis, label, 0)
+}
+
+fn failing(redis: &TestRedis, label: &str, fail_times: u32) -> FlowStep {
+    FlowStep {
+        url: redis.url(),
+        label: label.to_owned(),
+        fail_times,
+    }
+}
+
+/// A worker on `client` with every test job, polling for retries every 200 ms.
+fn start_worker(client: &Client) -> RunningWorker {
+    RunningWorker::start(
+        with_test_jobs(jobs::Worker::new().client(client), &CallLog::default())
+            .poll_interval(Duration::from_millis(200))
+            .concurrency(4),
+    )
+}
+
+/// Waits until the workflow is in `state`, moving any failed job waiting in the retry set to
+/// its queue meanwhile, its retry count kept (so a retry does not wait out Sidekiq's backoff);
+/// returns its status.
+async fn wait_for(client: &Client, wid: &WorkflowId, state: WorkflowState) -> WorkflowStatus {
+    let retries = JobSet::new(client, SetKind::Retry);
+    eventually(
+        Duration::from_secs(30),
+        &format!("the workflow reaches {}", state.as_str()),
+        async || {
+            retries.add_all_to_queue().await.unwrap();
+            let status = Workflow::status(client, wid).await.unwrap().unwrap();
+            status.state == state
+        },
+    )
+    .await;
+    Workflow::status(client, wid).await.unwrap().unwrap()
+}
+
+/// How many times each job of `label` ran to its end, summed: the step's runs.
+fn runs(ledger: &Ledger, label: &str) -> usize {
+    ledger.ends.get(label).map_or(0, |ends| ends.values().sum())
+}
+
+/// `label`'s first start in the ledger.
+fn first_start(ledger: &Ledger, label: &str) -> usize {
+    *ledger
+        .first_start
+        .get(label)
+        .unwrap_or_else(|| panic!("{label} never started"))
+}
+
+/// `label`'s last end in the ledger.
+fn last_end(ledger: &Ledger, label: &str) -> usize {
+    *ledger
+        .last_end
+        .get(label)
+        .unwrap_or_else(|| panic!("{label} never ended"))
+}
+
+fn states(status: &WorkflowStatus) -> Vec<(String, StepState)> {
+    status
+        .steps
+        .iter()
+        .map(|step| (step.name.clone(), step.state))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_diamond_whose_c_fails_once_runs_each_step_once_in_order() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let worker = start_worker(&client);
+    let wid = Workflow::new("diamond")
+        .client(&client)
+        .step("a", step(&redis, "a"))
+        .step_after("b", &["a"], step(&redis, "b"))
+        .step_after("c", &["a"], failing(&redis, "c", 1))
+        .step_after("d", &["b", "c"], step(&redis, "d"))
+        .push()
+        .await
+        .unwrap();
+
+    let status = wait_for(&client, &wid, WorkflowState::Succeeded).await;
+    let ledger = Ledger::read(&redis, EVENTS).await;
+    assert_eq!(
+        ["a", "b", "c", "d"].map(|label| runs(&ledger, label)),
+        [1, 1, 2, 1],
+        "each step runs once, C twice (it failed once): {ledger:?}"
+    );
+    assert!(last_end(&ledger, "a") < first_start(&ledger, "b"));
+    assert!(last_end(&ledger, "a") < first_start(&ledger, "c"));
+    assert!(last_end(&ledger, "b") < first_start(&ledger, "d"));
+    assert!(
+        last_end(&ledger, "c") < first_start(&ledger, "d"),
+        "D starts only after C's retry succeeded"
+    );
+
+    assert_eq!(status.description, "diamond");
+    assert!(status.succeeded_at.is_some());
+    assert_eq!(
+        states(&status),
+        ["a", "b", "c", "d"].map(|name| (name.to_owned(), StepState::Succeeded))
+    );
+    assert_eq!(status.step("d").unwrap().depends_on, ["b", "c"]);
+    assert_eq!(status.step("c").unwrap().class, "FlowStep");
+    worker.stop(Duration::from_secs(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_that_dies_blocks_its_dependents_and_marks_the_workflow_dead() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let worker = start_worker(&client);
+    let doomed = FlowDoomed {
+        url: redis.url(),
+        label: "a".to_owned(),
+    };
+    let wid = Workflow::new("doomed")
+        .client(&client)
+        .step("a", doomed)
+        .then("b", step(&redis, "b"))
+        .then("c", step(&redis, "c"))
+        .push()
+        .await
+        .unwrap();
+
+    let status = wait_for(&client, &wid, WorkflowState::Dead).await;
+    assert!(status.dead_at.is_some());
+    let a = status.step("a").unwrap();
+    assert_eq!(a.state, StepState::Dead);
+    assert!(
+        a.last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("a dies on purpose"),
+        "{a:?}"
+    );
+    // Whatever could still happen has had time to.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let ledger = Ledger::read(&redis, EVENTS).await;
+    assert_eq!(runs(&ledger, "a"), 1);
+    assert_eq!(runs(&ledger, "b"), 0, "B depends on the dead A: {ledger:?}");
+    assert_eq!(runs(&ledger, "c"), 0);
+    let status = Workflow::status(&client, &wid).await.unwrap().unwrap();
+    assert_eq!(status.state, WorkflowState::Dead);
+    assert_eq!(
+        states(&status),
+        [
+            ("a".to_owned(), StepState::Dead),
+            ("b".to_owned(), StepState::Waiting),
+            ("c".to_owned(), StepState::Waiting),
+        ]
+    );
+    worker.stop(Duration::from_secs(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_of_three_runs_one_after_the_other_and_a_repeated_advance_changes_nothing() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let worker = start_worker(&client);
+    let wid = Workflow::new("chain")
+        .client(&client)
+        .step("one", step(&redis, "one"))
+        .then("two", step(&redis, "two"))
+        .then("three", step(&redis, "three"))
+        .push()
+        .await
+        .unwrap();
+
+    wait_for(&client, &wid, WorkflowState::Succeeded).await;
+
+    // An advance delivered twice (at least once: a crash after it ran, before its
+    // acknowledgement) starts nothing twice.
+    for step in ["one", "two"] {
+        client
+            .push(Payload::new(
+                "Jobs::Workflow::Advance",
+                vec![wid.as_str().into(), step.into(), "success".into()],
+            ))
+            .await
+            .unwrap();
+    }
+    eventually(
+        Duration::from_secs(10),
+        "the repeated advances run",
+        async || redis.queue("default").await.is_empty(),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let ledger = Ledger::read(&redis, EVENTS).await;
+    assert_eq!(
+        ["one", "two", "three"].map(|label| runs(&ledger, label)),
+        [1, 1, 1]
+    );
+    assert!(last_end(&ledger, "one") < first_start(&ledger, "two"));
+    assert!(last_end(&ledger, "two") < first_start(&ledger, "three"));
+    let status = Workflow::status(&client, &wid).await.unwrap().unwrap();
+    assert_eq!(status.state, WorkflowState::Succeeded);
+    let failed = JobSet::new(&client, SetKind::Retry).size().await.unwrap();
+    assert_eq!(failed, 0, "the repeated advances succeeded");
+    worker.stop(Duration::from_secs(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fan_in_runs_after_every_step_of_its_group() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let worker = start_worker(&client);
+    let wid = Workflow::new("fan-in")
+        .client(&client)
+        .group("part", (0..4).map(|_| step(&redis, "part")))
+        .then("sum", step(&redis, "sum"))
+        .push()
+        .await
+        .unwrap();
+
+    let status = wait_for(&client, &wid, WorkflowState::Succeeded).await;
+    let ledger = Ledger::read(&redis, EVENTS).await;
+    assert_eq!(runs(&ledger, "part"), 4);
+    assert_eq!(ledger.done("part").len(), 4, "four distinct jobs");
+    assert_eq!(runs(&ledger, "sum"), 1);
+    assert!(last_end(&ledger, "part") < first_start(&ledger, "sum"));
+    assert_eq!(
+        status.step("sum").unwrap().depends_on,
+        ["part[0]", "part[1]", "part[2]", "part[3]"]
+    );
+    worker.stop(Duration::from_secs(10)).await;
+}
+
+#[tokio::test]
+async fn a_workflow_with_a_cycle_is_refused_before_anything_is_written() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let error = Workflow::new("loop")
+        .client(&client)
+        .step_after("a", &["b"], step(&redis, "a"))
+        .step_after("b", &["a"], step(&redis, "b"))
+        .push()
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().starts_with(
+            "cannot push the workflow `loop`: its steps depend on each other in a cycle"
+        ),
+        "{error}"
+    );
+    assert!(redis.keys().await.is_empty(), "{:?}", redis.keys().await);
+}
