@@ -39,7 +39,7 @@
 //!
 //! [`Batches`] lists the batches (`docs/batches.md`) newest first, with their counts and the
 //! moments they reached, lists a batch's failed jobs with their retry or dead entries, and
-//! deletes a batch's data.
+//! deletes a batch's data; [`Workflows`] lists the workflows and reads one with its steps.
 //!
 //! [`Metrics`] reads the execution metrics per job class (Sidekiq 8's Metrics pages).
 //!
@@ -63,6 +63,7 @@ mod stats;
 mod time;
 mod unique;
 mod work;
+mod workflows;
 
 pub use batches::{BatchCallback, BatchFailure, BatchInfo, Batches, MAX_FAILED_LISTED};
 pub use caps::{CapInfo, Caps, ClassCapInfo};
@@ -83,3 +84,4 @@ pub use sorted::{
 pub use stats::{DayStats, MAX_HISTORY_DAYS, RedisInfo, Stats};
 pub use unique::{MAX_LOCKS_LISTED, UniqueLock, UniqueLocks};
 pub use work::{Work, WorkSet};
+pub use workflows::Workflows;

@@ -31,6 +31,7 @@ pub(crate) async fn list(ctx: Ctx, Query(query): Query<ListQuery>) -> Result<Res
         div.toolbar {
             h1.grow { "Batches" }
             span.muted { (format::number(total as u64)) @if total == 1 { " batch" } @else { " batches" } }
+            a.button href=(ctx.url("/workflows")) { "Workflows" }
         }
         div.panel.scroll {
             @if listed.is_empty() {

@@ -8,6 +8,7 @@ pub(crate) mod metrics;
 pub(crate) mod periodic;
 pub(crate) mod queues;
 pub(crate) mod sets;
+pub(crate) mod workflows;
 
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
