@@ -1,16 +1,18 @@
 //! The Batches pages in a real browser: real batches pushed with `jobs::Batch`, run by a real
 //! worker (some jobs fail and wait to retry, one dies), then `/batches` and a batch's page in
-//! Chromium, as a user sees them; saves `batches.png` and `batch.png`.
+//! Chromium, as a user sees them; saves `batches.png` and `batch.png`. A workflow with a step
+//! that retries, on its page: `workflow.png`.
 
 use std::time::Duration;
 
 use fantoccini::Locator;
-use jobs::api::Batches;
-use jobs::{Batch, JobError, job};
+use jobs::api::{Batches, Workflows};
+use jobs::workflow::StepState;
+use jobs::{Batch, JobError, Workflow, job};
 
 use crate::support::jobs::{CallLog, worker};
 use crate::support::{RunningWorker, TestRedis, eventually};
-use crate::web_browser::{ChromeDriver, open_browser, screenshot, serve_dashboard, text_of};
+use crate::web_browser::{ChromeDriver, click, open_browser, screenshot, serve_dashboard, text_of};
 
 /// Scores one user; users 3 and 5 have no data yet, so their jobs fail and wait to retry.
 #[job(name = "BatchesWeb::ScoreUser", retry = 25)]
@@ -195,6 +197,79 @@ async fn batches_web_pages_in_chromium() {
     let url = browser.current_url().await.unwrap();
     assert!(url.path().starts_with("/jobs/morgue/"), "{url}");
     assert_eq!(text_of(&browser, "h1").await, "BatchesWeb::ImportFile");
+
+    browser.close().await.unwrap();
+    let _ = stop.send(());
+    let _ = server.await;
+}
+
+#[tokio::test]
+async fn batches_web_workflow_in_chromium() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    // Charging fails (user 3 has no data) and waits to retry: sending waits for it.
+    let wid = Workflow::new("monthly invoices")
+        .client(&client)
+        .step("fetch", BatchesWebScoreUser { id: 1 })
+        .step_after("render", &["fetch"], BatchesWebScoreUser { id: 2 })
+        .step_after("charge", &["fetch"], BatchesWebScoreUser { id: 3 })
+        .step_after("send", &["render", "charge"], BatchesWebScoreUser { id: 4 })
+        .push()
+        .await
+        .unwrap();
+    let running = RunningWorker::start(worker(&redis, &CallLog::default()).concurrency(4));
+    let workflows = Workflows::new(&client);
+    eventually(
+        Duration::from_secs(20),
+        "render to succeed and charge to fail",
+        async || {
+            let status = workflows.get(&wid).await.unwrap().unwrap();
+            let state = |name: &str| status.step(name).unwrap().state;
+            state("render") == StepState::Succeeded && state("charge") == StepState::Retrying
+        },
+    )
+    .await;
+    running.stop(Duration::from_secs(5)).await;
+
+    let (base, stop, server) = serve_dashboard(&client).await;
+    let driver = ChromeDriver::start();
+    let browser = open_browser(&driver).await;
+    browser.goto(&format!("{base}/workflows")).await.unwrap();
+    browser
+        .find(Locator::LinkText("monthly invoices"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(text_of(&browser, "h1").await, "monthly invoices");
+    assert_eq!(
+        text_of(&browser, "dd.progress .figures").await,
+        "2 of 4 steps done"
+    );
+    let state =
+        async |step: &str| text_of(&browser, &format!("tr[data-step={step}] td.state")).await;
+    assert_eq!(state("fetch").await, "succeeded");
+    assert!(
+        state("charge")
+            .await
+            .contains("no activity recorded for user 3"),
+        "the retrying step shows its error"
+    );
+    assert!(state("charge").await.starts_with("retrying"));
+    assert_eq!(state("send").await, "waiting");
+    let after = text_of(&browser, "tr[data-step=send] td:nth-child(2)").await;
+    assert_eq!(after, "render, charge");
+    screenshot(&browser, "workflow").await;
+
+    // The step's batch page links back to its workflow.
+    click(&browser, "tr[data-step=charge] td:last-child a").await;
+    let workflow_link = text_of(&browser, "dl.fields a[href*='/workflows/']").await;
+    assert_eq!(workflow_link, wid.as_str());
+    let step = text_of(&browser, "dl.fields strong").await;
+    assert_eq!(step, "charge");
+    click(&browser, "dl.fields a[href*='/workflows/']").await;
+    assert_eq!(text_of(&browser, "h1").await, "monthly invoices");
 
     browser.close().await.unwrap();
     let _ = stop.send(());
