@@ -15,6 +15,7 @@ mod active_job;
 mod active_job_push;
 mod admin_api;
 mod api_hostile;
+mod batches;
 mod batches_browser;
 mod batches_web;
 mod caps;
