@@ -59,6 +59,7 @@ mod rails_config;
 mod registry;
 mod retry_hooks;
 mod rewrite_exact;
+mod testing_batches;
 mod testing_fake;
 mod testing_inline;
 mod unique_jobs;

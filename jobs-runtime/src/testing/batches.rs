@@ -11,8 +11,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 
+use std::time::Duration;
+
 use super::Active;
 use super::enqueued::EnqueuedJob;
+use crate::batch::{BatchStatus, Bid, DEFAULT_RETENTION, FailedMember};
 use crate::error::Error;
 use crate::jid::Jid;
 use crate::payload::Payload;
@@ -32,42 +35,84 @@ pub(crate) struct FakeBatches {
 
 /// One batch in memory: the fields of its hash that matter, and its sets.
 #[derive(Debug, Default, Clone)]
-#[allow(dead_code, reason = "read by Fake::batch once core's Batch lands")]
 pub(crate) struct FakeBatch {
-    /// Its description, if given.
-    pub(crate) description: Option<String>,
+    /// When it was created (on the fake clock).
+    created_at: Option<DateTime<Utc>>,
+    /// The fields of its hash as created (`description`, `retention`, `workflow`, `step` …).
+    fields: HashMap<String, String>,
     /// Its parent batch, if nested.
-    pub(crate) parent: Option<String>,
+    parent: Option<String>,
     /// The callback job's JSON, by event (without `enqueued_at`).
     callbacks: HashMap<String, String>,
     /// Members ever registered.
-    pub(crate) total: u64,
+    total: u64,
     /// Members not yet succeeded.
-    pub(crate) pending: BTreeSet<String>,
-    /// Pending members that failed.
-    pub(crate) failed: BTreeSet<String>,
+    pending: BTreeSet<String>,
+    /// Pending members that failed, with their last failure.
+    failed: BTreeMap<String, FailedMember>,
     /// Pending members that died.
-    pub(crate) dead: BTreeSet<String>,
+    dead: BTreeSet<String>,
     /// Whether its creation finished.
-    pub(crate) sealed: bool,
+    sealed: bool,
     /// When each event fired (on the fake clock).
-    pub(crate) fired: BTreeMap<String, DateTime<Utc>>,
+    fired: BTreeMap<String, DateTime<Utc>>,
+}
+
+impl FakeBatch {
+    /// The batch as [`Batch::status`](crate::Batch::status) would read it from Redis.
+    pub(crate) fn status(&self, bid: &Bid) -> BatchStatus {
+        let field = |name: &str| self.fields.get(name).cloned();
+        let count = |len: usize| u64::try_from(len).unwrap_or(u64::MAX);
+        BatchStatus {
+            bid: bid.clone(),
+            description: field("description"),
+            created_at: self.created_at,
+            total: self.total,
+            pending: count(self.pending.len()),
+            failures: count(self.failed.len()),
+            dead: count(self.dead.len()),
+            failed: self.failed.values().cloned().collect(),
+            parent: self
+                .parent
+                .as_deref()
+                .and_then(|parent| parent.parse().ok()),
+            sealed: self.sealed,
+            complete_at: self.fired.get("complete").copied(),
+            success_at: self.fired.get("success").copied(),
+            death_at: self.fired.get("death").copied(),
+            workflow: field("workflow"),
+            step: field("step"),
+            retention: field("retention")
+                .and_then(|seconds| seconds.parse().ok())
+                .map_or(DEFAULT_RETENTION, Duration::from_secs),
+        }
+    }
 }
 
 /// What became of a member when it ran.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Outcome {
     /// It succeeded.
     Success,
-    /// It failed and will be retried.
-    Failure,
-    /// It failed for good.
-    Death,
+    /// It failed and will be retried: its class, error class and message.
+    Failure(Failure),
+    /// It failed for good: its class, error class and message.
+    Death(Failure),
+}
+
+/// A member's failure: its job's class, the error's class and message.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Failure {
+    /// The job's class (`batch` for a child batch).
+    pub(crate) class: String,
+    /// The error's class.
+    pub(crate) error_class: String,
+    /// The error's message.
+    pub(crate) error_message: String,
 }
 
 impl FakeBatches {
     /// The batch `bid`, if the fake holds it.
-    #[allow(dead_code, reason = "read by Fake::batch once core's Batch lands")]
     pub(crate) fn get(&self, bid: &str) -> Option<&FakeBatch> {
         self.batches.get(bid)
     }
@@ -76,7 +121,10 @@ impl FakeBatches {
     /// 0 the batch existed (create), -1 no such batch, -2 its success fired, -3 no such parent,
     /// -4 the parent succeeded. The members' jobs are registered pending; the caller records
     /// them. Returns the answer and the callback jobs to record.
-    #[allow(dead_code, reason = "called by core's batch::push::send, once hooked")]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the arguments of batch_push.lua, as batch::push::send has them"
+    )]
     pub(crate) fn push(
         &mut self,
         bid: &str,
@@ -106,14 +154,14 @@ impl FakeBatches {
                 }
                 let mut batch = FakeBatch {
                     parent: parent.map(str::to_owned),
+                    created_at: Some(now),
                     ..FakeBatch::default()
                 };
                 for (field, value) in fields {
-                    if field == "description" {
-                        batch.description = Some(value.clone());
-                    } else if let Some(event) = field.strip_prefix("cb:") {
-                        batch.callbacks.insert(event.to_owned(), value.clone());
-                    }
+                    match field.strip_prefix("cb:") {
+                        Some(event) => batch.callbacks.insert(event.to_owned(), value.clone()),
+                        None => batch.fields.insert(field.clone(), value.clone()),
+                    };
                 }
                 self.batches.insert(bid.to_owned(), batch);
             }
@@ -169,17 +217,29 @@ impl FakeBatches {
         if !batch.pending.contains(member) {
             return;
         }
+        let failed = |failure: Failure, dead: bool| FailedMember {
+            member: member.to_owned(),
+            class: failure.class,
+            error_class: failure.error_class,
+            error_message: failure.error_message,
+            failed_at: Some(now.timestamp_millis() as f64 / 1_000.0),
+            dead,
+        };
         match outcome {
             Outcome::Success => {
                 batch.pending.remove(member);
                 batch.failed.remove(member);
                 batch.dead.remove(member);
             }
-            Outcome::Failure => {
-                batch.failed.insert(member.to_owned());
+            Outcome::Failure(failure) => {
+                batch
+                    .failed
+                    .insert(member.to_owned(), failed(failure, false));
             }
-            Outcome::Death => {
-                batch.failed.insert(member.to_owned());
+            Outcome::Death(failure) => {
+                batch
+                    .failed
+                    .insert(member.to_owned(), failed(failure, true));
                 batch.dead.insert(member.to_owned());
             }
         }
@@ -198,7 +258,7 @@ impl FakeBatches {
         let complete = batch
             .pending
             .iter()
-            .all(|member| batch.failed.contains(member));
+            .all(|member| batch.failed.contains_key(member));
         let success = batch.pending.is_empty();
         let death = !batch.dead.is_empty();
         let mut fired = Vec::new();
@@ -216,11 +276,16 @@ impl FakeBatches {
         };
         let member = format!("{CHILD_PREFIX}{bid}");
         for event in fired {
+            let failure = |error_class: &str| Failure {
+                class: "batch".to_owned(),
+                error_class: error_class.to_owned(),
+                error_message: format!("batch {bid} reached {event} without success"),
+            };
             let outcome = match event {
                 "success" => Outcome::Success,
-                "death" => Outcome::Death,
+                "death" => Outcome::Death(failure("jobs::BatchDied")),
                 _ if success => continue,
-                _ => Outcome::Failure,
+                _ => Outcome::Failure(failure("jobs::BatchFailed")),
             };
             self.update(&parent, &member, outcome, now, callbacks);
         }
@@ -236,7 +301,18 @@ impl FakeBatches {
 /// In fake mode the jobs are recorded with their `bid` and the batch kept in memory: running
 /// its jobs ([`Fake::drain`](super::Fake::drain)) fires its callbacks as a worker would. In
 /// inline mode each job runs at once, as any inline push; no callback fires.
-#[allow(dead_code, reason = "called by core's batch::push::send, once hooked")]
+///
+/// `batch::push::send` calls it first, as its first statement:
+///
+/// ```ignore
+/// if let Some(answer) = crate::testing::batches::push(bid.as_str(), mode.as_str(), seal,
+///     creation.and_then(|c| c.parent.as_ref()).map(Bid::as_str),
+///     creation.map_or(&[][..], |c| &c.fields[..]), members).await { return answer; }
+/// ```
+#[allow(
+    dead_code,
+    reason = "called by batch::push::send once it consults the testing modes"
+)]
 pub(crate) async fn push(
     bid: &str,
     mode: &str,
@@ -299,7 +375,15 @@ pub(super) fn bid_of(payload: &Payload) -> Option<&str> {
 mod tests {
     use chrono::Utc;
 
-    use super::{FakeBatches, Outcome};
+    use super::{Failure, FakeBatches, Outcome};
+
+    fn failure() -> Failure {
+        Failure {
+            class: "ScoreUser".into(),
+            error_class: "JobError".into(),
+            error_message: "boom".into(),
+        }
+    }
 
     fn callbacks() -> Vec<(String, String)> {
         ["complete", "success", "death"]
@@ -348,12 +432,20 @@ mod tests {
             &members(&["a", "b"]),
             now,
         );
-        assert!(batches.settle("b", "a", Outcome::Failure, now).is_empty());
+        assert!(
+            batches
+                .settle("b", "a", Outcome::Failure(failure()), now)
+                .is_empty()
+        );
         assert_eq!(
-            batches.settle("b", "b", Outcome::Death, now),
+            batches.settle("b", "b", Outcome::Death(failure()), now),
             ["complete", "death"]
         );
-        assert!(batches.settle("b", "a", Outcome::Death, now).is_empty());
+        assert!(
+            batches
+                .settle("b", "a", Outcome::Death(failure()), now)
+                .is_empty()
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ use super::locks::Taken;
 use super::periodic::{self, Entries};
 use super::runner::Settings;
 use super::scope::{self, ThreadGuard};
+use crate::batch::{BatchStatus, Bid};
 use crate::client::{Client, Pushed};
 use crate::error::Error;
 use crate::jid::Jid;
@@ -432,6 +433,14 @@ impl Fake {
         Ok(ran)
     }
 
+    /// The batch `bid` pushed in this fake, as [`Batch::status`](crate::Batch::status) reads
+    /// one from Redis: its counts, failures and when its callbacks fired (on the fake clock).
+    /// `None` when no batch with this id was pushed in this fake.
+    pub fn batch(&self, bid: &Bid) -> Option<BatchStatus> {
+        let batches = self.shared.batches();
+        Some(batches.get(bid.as_str())?.status(bid))
+    }
+
     /// Fails the test unless a job of type `J` is recorded.
     #[track_caller]
     pub fn assert_enqueued<J: Job>(&self) {
@@ -584,10 +593,16 @@ impl Fake {
         locks.release(&job.payload);
         if let Some(bid) = batches::bid_of(&job.payload) {
             // A fake retries nothing: a batch job that failed is dead.
-            let outcome = if ran.is_ok() {
-                Outcome::Success
-            } else {
-                Outcome::Death
+            let outcome = match &ran {
+                Ok(()) => Outcome::Success,
+                Err(error) => Outcome::Death(batches::Failure {
+                    class: job.payload.class.clone(),
+                    error_class: "JobError".to_owned(),
+                    error_message: match error {
+                        Error::Failed { error, .. } => error.to_string(),
+                        other => other.to_string(),
+                    },
+                }),
             };
             let now = self.shared.now().to_datetime();
             let callbacks =

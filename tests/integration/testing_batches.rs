@@ -1,0 +1,180 @@
+//! Batches in `jobs::testing::fake`: a batch's jobs are recorded with their `bid`, never
+//! written to Redis, and `drain()` runs them and then the callbacks their outcomes fire, each
+//! once. No Redis: the client points where nothing listens.
+//!
+//! Ignored until `batch::push::send` hands a batch to the testing modes first
+//! (`crate::testing::batches::push`, whose doc comment has the line); with it, they pass.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jobs::testing;
+use jobs::{Batch, Client, JobContext, JobError, job};
+
+use crate::support::free_port;
+
+/// A client pointing where nothing listens: with a fake on, it must never be used.
+fn nowhere() -> Client {
+    Client::builder()
+        .url(format!("redis://127.0.0.1:{}/0", free_port()))
+        .connect_timeout(Duration::from_millis(200))
+        .reconnect_attempts(0)
+        .build()
+        .expect("a client")
+}
+
+/// What the jobs of these tests did, in order: shared through `#[state]`.
+#[derive(Clone, Default)]
+struct Journal(Arc<Mutex<Vec<String>>>);
+
+impl Journal {
+    fn add(&self, entry: String) {
+        self.0.lock().expect("journal").push(entry);
+    }
+
+    fn entries(&self) -> Vec<String> {
+        self.0.lock().expect("journal").clone()
+    }
+}
+
+/// Scores a user; user 0 has no data, and fails.
+#[job(name = "TestingBatches::Score")]
+async fn testing_batches_score(#[state] journal: Journal, user: u64) -> Result<(), JobError> {
+    if user == 0 {
+        return Err(JobError::msg("no data for user 0"));
+    }
+    journal.add(format!("score {user}"));
+    Ok(())
+}
+
+/// The success callback: publishes the scores.
+#[job(name = "TestingBatches::Publish")]
+async fn testing_batches_publish(#[state] journal: Journal, date: String) {
+    journal.add(format!("publish {date}"));
+}
+
+/// The death callback.
+#[job(name = "TestingBatches::Alert")]
+async fn testing_batches_alert(#[state] journal: Journal, what: String) {
+    journal.add(format!("alert {what}"));
+}
+
+/// A batch job that fans out: adds two more scores to its own batch.
+#[job(name = "TestingBatches::FanOut")]
+async fn testing_batches_fan_out(
+    #[context] ctx: JobContext,
+    #[state] journal: Journal,
+) -> Result<(), JobError> {
+    journal.add("fan out".to_owned());
+    let batch = ctx.batch().expect("a batch job");
+    batch
+        .push_all([
+            TestingBatchesScore { user: 8 },
+            TestingBatchesScore { user: 9 },
+        ])
+        .await
+        .map_err(JobError::from)?;
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs the one-line fake hook in batch::push::send: see testing/batches.rs, push"]
+async fn testing_batches_drain_runs_the_jobs_then_the_success_callback_once() {
+    let journal = Journal::default();
+    let fake = testing::fake().state(journal.clone());
+    let bid = Batch::new()
+        .client(&nowhere())
+        .description("nightly scores")
+        .on_success(TestingBatchesPublish {
+            date: "2026-12-06".into(),
+        })
+        .on_death(TestingBatchesAlert {
+            what: "scores".into(),
+        })
+        .push_all((1..=3).map(|user| TestingBatchesScore { user }))
+        .await
+        .unwrap();
+
+    // Recorded with their bid, the callback not yet.
+    let recorded = fake.enqueued_of::<TestingBatchesScore>();
+    assert_eq!(recorded.len(), 3);
+    for job in &recorded {
+        assert_eq!(
+            job.payload().extra.get("bid").and_then(|bid| bid.as_str()),
+            Some(bid.as_str())
+        );
+    }
+    fake.assert_not_enqueued::<TestingBatchesPublish>();
+    let status = fake.batch(&bid).unwrap();
+    assert_eq!((status.total, status.pending), (3, 3));
+    assert_eq!(status.description.as_deref(), Some("nightly scores"));
+
+    assert_eq!(
+        fake.drain().await.unwrap(),
+        4,
+        "three scores and the callback"
+    );
+    assert_eq!(
+        journal.entries(),
+        ["score 1", "score 2", "score 3", "publish 2026-12-06"]
+    );
+    let status = fake.batch(&bid).unwrap();
+    assert_eq!(status.pending, 0);
+    assert!(status.complete_at.is_some() && status.success_at.is_some());
+    assert!(status.death_at.is_none());
+    // Nothing left: the callback ran once.
+    assert_eq!(fake.drain().await.unwrap(), 0);
+}
+
+#[tokio::test]
+#[ignore = "needs the one-line fake hook in batch::push::send: see testing/batches.rs, push"]
+async fn testing_batches_a_failing_job_fires_death_not_success() {
+    let journal = Journal::default();
+    let fake = testing::fake().state(journal.clone());
+    let bid = Batch::new()
+        .client(&nowhere())
+        .on_success(TestingBatchesPublish {
+            date: "2026-12-06".into(),
+        })
+        .on_death(TestingBatchesAlert {
+            what: "scores".into(),
+        })
+        .push_all([0, 1, 2].map(|user| TestingBatchesScore { user }))
+        .await
+        .unwrap();
+
+    // The first job fails: drain stops there, as for any failure, with the batch updated.
+    let error = fake.drain().await.unwrap_err();
+    assert!(error.to_string().contains("no data for user 0"), "{error}");
+    let status = fake.batch(&bid).unwrap();
+    assert_eq!((status.failures, status.dead), (1, 1));
+    assert!(status.death_at.is_some());
+    assert_eq!(status.failed[0].error_message, "no data for user 0");
+
+    // The rest run, then the death callback; success never fires.
+    assert_eq!(fake.drain().await.unwrap(), 3);
+    assert_eq!(journal.entries(), ["score 1", "score 2", "alert scores"]);
+    let status = fake.batch(&bid).unwrap();
+    assert!(status.complete_at.is_some() && status.success_at.is_none());
+    fake.assert_not_enqueued::<TestingBatchesPublish>();
+}
+
+#[tokio::test]
+#[ignore = "needs the one-line fake hook in batch::push::send: see testing/batches.rs, push"]
+async fn testing_batches_jobs_added_by_a_running_job_hold_the_batch_open() {
+    let journal = Journal::default();
+    let fake = testing::fake().state(journal.clone());
+    let bid = Batch::new()
+        .client(&nowhere())
+        .on_success(TestingBatchesPublish { date: "fan".into() })
+        .push(TestingBatchesFanOut {})
+        .commit()
+        .await
+        .unwrap();
+    assert_eq!(fake.drain().await.unwrap(), 4);
+    assert_eq!(
+        journal.entries(),
+        ["fan out", "score 8", "score 9", "publish fan"]
+    );
+    assert_eq!(fake.batch(&bid).unwrap().total, 3);
+}
