@@ -11,18 +11,33 @@ use serde_json::json;
 use crate::support::{TestRedis, now};
 use crate::web_http::{app, get, post};
 
-/// Writes batch `bid` as the batch scripts store it: created `age` seconds ago with `total`
-/// members, `pending` of them pending, `failed` failed (member -> dead?).
-async fn write_batch(
-    redis: &TestRedis,
-    bid: &str,
-    description: &str,
+/// A batch to write as the batch scripts store it.
+struct Seed<'a> {
+    bid: &'a str,
+    description: &'a str,
+    /// Created this many seconds ago.
     age: f64,
+    /// Members ever registered.
     total: u64,
-    pending: &[&str],
-    failed: &[(&str, bool)],
-    extra: &[(&str, String)],
-) {
+    /// The pending members.
+    pending: &'a [&'a str],
+    /// The failed members, each with whether it died.
+    failed: &'a [(&'a str, bool)],
+    /// More fields of its hash.
+    extra: &'a [(&'a str, String)],
+}
+
+/// Writes `seed`'s keys.
+async fn write_batch(redis: &TestRedis, seed: Seed<'_>) {
+    let Seed {
+        bid,
+        description,
+        age,
+        total,
+        pending,
+        failed,
+        extra,
+    } = seed;
     let mut raw = redis.raw().await;
     let created = now() - age;
     let mut fields: Vec<(String, String)> = vec![
@@ -88,18 +103,26 @@ fn failed_job(jid: &str, bid: &str) -> String {
 async fn batches_web_api_lists_newest_first_and_reads_failures() {
     let redis = TestRedis::start();
     let client = redis.client();
-    write_batch(&redis, "olderBatch0001", "first", 60.0, 2, &[], &[], &[]).await;
-    write_batch(
-        &redis,
-        "newerBatch0001",
-        "second",
-        10.0,
-        4,
-        &["j1", "j2", "batch:childBatch0001"],
-        &[("j1", false), ("j2", true)],
-        &[("complete_at", ((now() * 1000.0) as u64).to_string())],
-    )
-    .await;
+    let older = Seed {
+        bid: "olderBatch0001",
+        description: "first",
+        age: 60.0,
+        total: 2,
+        pending: &[],
+        failed: &[],
+        extra: &[],
+    };
+    write_batch(&redis, older).await;
+    let newer = Seed {
+        bid: "newerBatch0001",
+        description: "second",
+        age: 10.0,
+        total: 4,
+        pending: &["j1", "j2", "batch:childBatch0001"],
+        failed: &[("j1", false), ("j2", true)],
+        extra: &[("complete_at", ((now() * 1000.0) as u64).to_string())],
+    };
+    write_batch(&redis, newer).await;
     // Listed, but its data expired.
     let mut raw = redis.raw().await;
     let _: () = raw
@@ -161,21 +184,20 @@ async fn batches_web_pages_show_progress_failures_and_escape_descriptions() {
     let redis = TestRedis::start();
     let client = redis.client();
     let hostile = "<script>alert('x')</script>";
-    write_batch(
-        &redis,
-        "hostileBatch01",
-        hostile,
-        10.0,
-        4,
-        &["j1", "j2"],
-        &[("j1", false)],
-        &[
+    let seed = Seed {
+        bid: "hostileBatch01",
+        description: hostile,
+        age: 10.0,
+        total: 4,
+        pending: &["j1", "j2"],
+        failed: &[("j1", false)],
+        extra: &[
             ("parent", "parentBatch001".to_owned()),
             ("workflow", "w1".to_owned()),
             ("step", "tally".to_owned()),
         ],
-    )
-    .await;
+    };
+    write_batch(&redis, seed).await;
     redis
         .zadd("retry", now() + 60.0, &failed_job("j1", "hostileBatch01"))
         .await;
