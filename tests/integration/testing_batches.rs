@@ -1,17 +1,18 @@
 //! Batches in `jobs::testing::fake`: a batch's jobs are recorded with their `bid`, never
 //! written to Redis, and `drain()` runs them and then the callbacks their outcomes fire, each
-//! once. No Redis: the client points where nothing listens.
+//! once. No Redis: the client points where nothing listens. The jobs share the test jobs'
+//! `CallLog` state, which every test worker has (a state of their own would stop them).
 //!
 //! Ignored until `batch::push::send` hands a batch to the testing modes first
 //! (`crate::testing::batches::push`, whose doc comment has the line); with it, they pass.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jobs::testing;
 use jobs::{Batch, Client, JobContext, JobError, job};
 
 use crate::support::free_port;
+use crate::support::jobs::CallLog;
 
 /// A client pointing where nothing listens: with a fake on, it must never be used.
 fn nowhere() -> Client {
@@ -23,49 +24,51 @@ fn nowhere() -> Client {
         .expect("a client")
 }
 
-/// What the jobs of these tests did, in order: shared through `#[state]`.
-#[derive(Clone, Default)]
-struct Journal(Arc<Mutex<Vec<String>>>);
-
-impl Journal {
-    fn add(&self, entry: String) {
-        self.0.lock().expect("journal").push(entry);
-    }
-
-    fn entries(&self) -> Vec<String> {
-        self.0.lock().expect("journal").clone()
-    }
-}
-
 /// Scores a user; user 0 has no data, and fails.
 #[job(name = "TestingBatches::Score")]
-async fn testing_batches_score(#[state] journal: Journal, user: u64) -> Result<(), JobError> {
+async fn testing_batches_score(#[state] journal: CallLog, user: u64) -> Result<(), JobError> {
     if user == 0 {
         return Err(JobError::msg("no data for user 0"));
     }
-    journal.add(format!("score {user}"));
+    journal
+        .0
+        .lock()
+        .expect("journal")
+        .push(format!("score {user}"));
     Ok(())
 }
 
 /// The success callback: publishes the scores.
 #[job(name = "TestingBatches::Publish")]
-async fn testing_batches_publish(#[state] journal: Journal, date: String) {
-    journal.add(format!("publish {date}"));
+async fn testing_batches_publish(#[state] journal: CallLog, date: String) {
+    journal
+        .0
+        .lock()
+        .expect("journal")
+        .push(format!("publish {date}"));
 }
 
 /// The death callback.
 #[job(name = "TestingBatches::Alert")]
-async fn testing_batches_alert(#[state] journal: Journal, what: String) {
-    journal.add(format!("alert {what}"));
+async fn testing_batches_alert(#[state] journal: CallLog, what: String) {
+    journal
+        .0
+        .lock()
+        .expect("journal")
+        .push(format!("alert {what}"));
 }
 
 /// A batch job that fans out: adds two more scores to its own batch.
 #[job(name = "TestingBatches::FanOut")]
 async fn testing_batches_fan_out(
     #[context] ctx: JobContext,
-    #[state] journal: Journal,
+    #[state] journal: CallLog,
 ) -> Result<(), JobError> {
-    journal.add("fan out".to_owned());
+    journal
+        .0
+        .lock()
+        .expect("journal")
+        .push("fan out".to_owned());
     let batch = ctx.batch().expect("a batch job");
     batch
         .push_all([
@@ -80,7 +83,7 @@ async fn testing_batches_fan_out(
 #[tokio::test]
 #[ignore = "needs the one-line fake hook in batch::push::send: see testing/batches.rs, push"]
 async fn testing_batches_drain_runs_the_jobs_then_the_success_callback_once() {
-    let journal = Journal::default();
+    let journal = CallLog::default();
     let fake = testing::fake().state(journal.clone());
     let bid = Batch::new()
         .client(&nowhere())
@@ -129,7 +132,7 @@ async fn testing_batches_drain_runs_the_jobs_then_the_success_callback_once() {
 #[tokio::test]
 #[ignore = "needs the one-line fake hook in batch::push::send: see testing/batches.rs, push"]
 async fn testing_batches_a_failing_job_fires_death_not_success() {
-    let journal = Journal::default();
+    let journal = CallLog::default();
     let fake = testing::fake().state(journal.clone());
     let bid = Batch::new()
         .client(&nowhere())
@@ -162,7 +165,7 @@ async fn testing_batches_a_failing_job_fires_death_not_success() {
 #[tokio::test]
 #[ignore = "needs the one-line fake hook in batch::push::send: see testing/batches.rs, push"]
 async fn testing_batches_jobs_added_by_a_running_job_hold_the_batch_open() {
-    let journal = Journal::default();
+    let journal = CallLog::default();
     let fake = testing::fake().state(journal.clone());
     let bid = Batch::new()
         .client(&nowhere())
