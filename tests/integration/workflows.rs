@@ -125,6 +125,23 @@ async fn a_diamond_whose_c_fails_once_runs_each_step_once_in_order() {
         .await
         .unwrap();
 
+    // C's first failure waits in the retry set (Sidekiq's backoff is 15 s and more) until the
+    // test moves it: meanwhile the status shows C retrying and D waiting.
+    let retries = JobSet::new(&client, SetKind::Retry);
+    eventually(Duration::from_secs(20), "C fails once", async || {
+        retries.size().await.unwrap() == 1
+    })
+    .await;
+    let status = Workflow::status(&client, &wid).await.unwrap().unwrap();
+    assert_eq!(status.state, WorkflowState::Running);
+    let c = status.step("c").unwrap();
+    assert_eq!(c.state, StepState::Retrying);
+    assert_eq!(
+        c.last_error.as_deref(),
+        Some("JobError: c fails on purpose")
+    );
+    assert_eq!(status.step("d").unwrap().state, StepState::Waiting);
+
     let status = wait_for(&client, &wid, WorkflowState::Succeeded).await;
     let ledger = Ledger::read(&redis, EVENTS).await;
     assert_eq!(
@@ -271,6 +288,8 @@ async fn a_fan_in_runs_after_every_step_of_its_group() {
         status.step("sum").unwrap().depends_on,
         ["part[0]", "part[1]", "part[2]", "part[3]"]
     );
+    let listed = Workflow::list(&client, 0, 10).await.unwrap();
+    assert_eq!(listed, [status]);
     worker.stop(Duration::from_secs(10)).await;
 }
 
