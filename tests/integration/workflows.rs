@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use jobs::api::{JobSet, SetKind};
+use jobs::api::{JobSet, Page, SetKind, Workflows};
 use jobs::workflow::{StepState, WorkflowState, WorkflowStatus};
 use jobs::{Client, JobContext, JobError, Payload, Workflow, WorkflowId, job};
 
@@ -288,7 +288,7 @@ async fn a_fan_in_runs_after_every_step_of_its_group() {
         status.step("sum").unwrap().depends_on,
         ["part[0]", "part[1]", "part[2]", "part[3]"]
     );
-    let listed = Workflow::list(&client, 0, 10).await.unwrap();
+    let listed = Workflows::new(&client).page(Page::first(10)).await.unwrap();
     assert_eq!(listed, [status]);
     worker.stop(Duration::from_secs(10)).await;
 }

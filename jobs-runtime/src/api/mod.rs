@@ -39,6 +39,8 @@
 //!
 //! [`Metrics`] reads the execution metrics per job class (Sidekiq 8's Metrics pages).
 //!
+//! [`Workflows`] lists the workflows ([`crate::Workflow`]) with each step's state.
+//!
 //! Every change is one atomic Redis step that acts only if the job is still where it was read:
 //! a job that a worker or another dashboard moved in the meantime is left alone, and the call
 //! says so (`Ok(false)` or a smaller count). Reads never write.
@@ -58,6 +60,7 @@ mod stats;
 mod time;
 mod unique;
 mod work;
+mod workflows;
 
 pub use caps::{CapInfo, Caps, ClassCapInfo};
 pub use limits::{LimiterInfo, LimiterListing, Limits, MAX_LIMITERS_LISTED, MAX_SCAN_STEPS};
@@ -77,3 +80,4 @@ pub use sorted::{
 pub use stats::{DayStats, MAX_HISTORY_DAYS, RedisInfo, Stats};
 pub use unique::{MAX_LOCKS_LISTED, UniqueLock, UniqueLocks};
 pub use work::{Work, WorkSet};
+pub use workflows::Workflows;
