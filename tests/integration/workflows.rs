@@ -1,5 +1,6 @@
 //! Workflows against a real Redis and a real worker: a diamond A -> (B, C) -> D where C fails
-//! once, a step that dies, a chain of three and a fan-in. The order is read from a ledger the
+//! once, a step that dies, a chain of three (and an advance delivered twice), a fan-in, a cycle
+//! refused, a namespaced workflow with its own queue. The order is read from a ledger the
 //! steps' jobs write into Redis (`start|<step>|<jid>|<pid>`, then `end|…`), not from timing.
 
 use std::time::Duration;
@@ -7,6 +8,7 @@ use std::time::Duration;
 use jobs::api::{JobSet, Page, SetKind, Workflows};
 use jobs::workflow::{StepState, WorkflowState, WorkflowStatus};
 use jobs::{Client, JobContext, JobError, Payload, Workflow, WorkflowId, job};
+use redis::AsyncCommands;
 
 use crate::support::jobs::{CallLog, with_test_jobs};
 use crate::support::ledger::{self, Ledger};
@@ -311,4 +313,59 @@ async fn a_workflow_with_a_cycle_is_refused_before_anything_is_written() {
         "{error}"
     );
     assert!(redis.keys().await.is_empty(), "{:?}", redis.keys().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespaced_workflow_keeps_every_key_in_its_namespace() {
+    let redis = TestRedis::start();
+    let client = Client::builder()
+        .url(redis.url())
+        .namespace("shop")
+        .build()
+        .unwrap();
+    let worker = start_worker(&client);
+    let wid = Workflow::new("namespaced")
+        .client(&client)
+        .queue("flows")
+        .step("first", step(&redis, "first"))
+        .then("second", step(&redis, "second"))
+        .push()
+        .await
+        .unwrap();
+    // The advance jobs go to `flows`, which this worker does not take: the second step waits.
+    let mut raw = redis.raw().await;
+    eventually(
+        Duration::from_secs(10),
+        "the first step's advance job is queued",
+        async || {
+            let queued: Vec<String> = raw.lrange("shop:queue:flows", 0, -1).await.unwrap();
+            queued.len() == 1 && queued[0].contains("Jobs::Workflow::Advance")
+        },
+    )
+    .await;
+    let status = Workflow::status(&client, &wid).await.unwrap().unwrap();
+    assert_eq!(status.queue, "flows");
+    assert_eq!(status.step("first").unwrap().state, StepState::Succeeded);
+    assert_eq!(status.step("second").unwrap().state, StepState::Waiting);
+    worker.stop(Duration::from_secs(10)).await;
+
+    let worker = RunningWorker::start(
+        with_test_jobs(jobs::Worker::new().client(&client), &CallLog::default())
+            .queues(["default", "flows"]),
+    );
+    wait_for(&client, &wid, WorkflowState::Succeeded).await;
+    let ledger = Ledger::read(&redis, EVENTS).await;
+    assert_eq!(runs(&ledger, "first"), 1);
+    assert_eq!(runs(&ledger, "second"), 1);
+    let keys = redis.keys().await;
+    let outside: Vec<&String> = keys
+        .iter()
+        .filter(|key| !key.starts_with("shop:") && key.as_str() != EVENTS)
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "keys outside the namespace: {outside:?}"
+    );
+    assert!(keys.contains(&format!("shop:workflow:{wid}")), "{keys:?}");
+    worker.stop(Duration::from_secs(10)).await;
 }
