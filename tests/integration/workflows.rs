@@ -44,6 +44,18 @@ pub async fn flow_doomed(
     Err(JobError::msg(format!("{label} dies on purpose")))
 }
 
+/// A step with `retry: false` that always fails: dropped on its first run, which a batch counts
+/// as a death.
+#[job(retry = false)]
+pub async fn flow_dropped(
+    #[context] ctx: JobContext,
+    url: String,
+    label: String,
+) -> Result<(), JobError> {
+    ledger::record(&url, EVENTS, &label, ctx.jid().as_str(), 5).await;
+    Err(JobError::msg(format!("{label} is dropped on purpose")))
+}
+
 fn step(redis: &TestRedis, label: &str) -> FlowStep {
     failing(redis, label, 0)
 }
@@ -214,6 +226,55 @@ async fn a_step_that_dies_blocks_its_dependents_and_marks_the_workflow_dead() {
             ("b".to_owned(), StepState::Waiting),
             ("c".to_owned(), StepState::Waiting),
         ]
+    );
+    worker.stop(Duration::from_secs(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_without_retries_that_fails_blocks_its_dependents_and_others_carry_on() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let worker = start_worker(&client);
+    let dropped = FlowDropped {
+        url: redis.url(),
+        label: "x".to_owned(),
+    };
+    let wid = Workflow::new("dropped")
+        .client(&client)
+        .step("x", dropped)
+        .then("y", step(&redis, "y"))
+        .step("z", step(&redis, "z"))
+        .then("w", step(&redis, "w"))
+        .push()
+        .await
+        .unwrap();
+
+    eventually(
+        Duration::from_secs(20),
+        "x dies and w, independent of it, succeeds",
+        async || {
+            let status = Workflow::status(&client, &wid).await.unwrap().unwrap();
+            status.step("x").unwrap().state == StepState::Dead
+                && status.step("w").unwrap().state == StepState::Succeeded
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let status = Workflow::status(&client, &wid).await.unwrap().unwrap();
+    assert_eq!(status.state, WorkflowState::Dead);
+    assert_eq!(
+        states(&status),
+        [
+            ("x".to_owned(), StepState::Dead),
+            ("y".to_owned(), StepState::Waiting),
+            ("z".to_owned(), StepState::Succeeded),
+            ("w".to_owned(), StepState::Succeeded),
+        ]
+    );
+    let ledger = Ledger::read(&redis, EVENTS).await;
+    assert_eq!(
+        ["x", "y", "z", "w"].map(|label| runs(&ledger, label)),
+        [1, 0, 1, 1]
     );
     worker.stop(Duration::from_secs(10)).await;
 }
