@@ -56,6 +56,31 @@ pub async fn flow_dropped(
     Err(JobError::msg(format!("{label} is dropped on purpose")))
 }
 
+/// A step with no retries that fails on its first run only (it reads the ledger for an earlier
+/// run): it dies, and succeeds once retried by hand.
+#[job(retry = 0)]
+pub async fn flow_dies_once(
+    #[context] ctx: JobContext,
+    url: String,
+    label: String,
+) -> Result<(), JobError> {
+    let mut raw = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let events: Vec<String> = raw.lrange(EVENTS, 0, -1).await.unwrap();
+    let ran_before = events
+        .iter()
+        .any(|event| event.starts_with(&format!("end|{label}|")));
+    ledger::record(&url, EVENTS, &label, ctx.jid().as_str(), 5).await;
+    if ran_before {
+        Ok(())
+    } else {
+        Err(JobError::msg(format!("{label} dies once on purpose")))
+    }
+}
+
 fn step(redis: &TestRedis, label: &str) -> FlowStep {
     failing(redis, label, 0)
 }
@@ -276,6 +301,48 @@ async fn a_step_without_retries_that_fails_blocks_its_dependents_and_others_carr
         ["x", "y", "z", "w"].map(|label| runs(&ledger, label)),
         [1, 0, 1, 1]
     );
+    worker.stop(Duration::from_secs(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_step_retried_by_hand_that_succeeds_lets_the_workflow_run_on() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let worker = start_worker(&client);
+    let once = FlowDiesOnce {
+        url: redis.url(),
+        label: "a".to_owned(),
+    };
+    let wid = Workflow::new("revived")
+        .client(&client)
+        .step("a", once)
+        .then("b", step(&redis, "b"))
+        .push()
+        .await
+        .unwrap();
+    wait_for(&client, &wid, WorkflowState::Dead).await;
+
+    // What the dashboard's Dead page's "Retry now" does.
+    let dead = JobSet::new(&client, SetKind::Dead);
+    eventually(
+        Duration::from_secs(10),
+        "a is in the dead set",
+        async || dead.size().await.unwrap() == 1,
+    )
+    .await;
+    assert_eq!(dead.retry_all().await.unwrap(), 1);
+
+    let status = wait_for(&client, &wid, WorkflowState::Succeeded).await;
+    assert_eq!(
+        states(&status),
+        [
+            ("a".to_owned(), StepState::Succeeded),
+            ("b".to_owned(), StepState::Succeeded),
+        ]
+    );
+    let ledger = Ledger::read(&redis, EVENTS).await;
+    assert_eq!(["a", "b"].map(|label| runs(&ledger, label)), [2, 1]);
+    assert!(last_end(&ledger, "a") < first_start(&ledger, "b"));
     worker.stop(Duration::from_secs(10)).await;
 }
 
