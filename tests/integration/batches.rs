@@ -16,9 +16,9 @@ use jobs::{Batch, BatchStatus, Bid, JobContext, JobError, Worker, job};
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
 
-use crate::support::jobs::{CallLog, worker};
+use crate::support::jobs::{AbortProcess, CallLog, worker};
 use crate::support::ledger::{self, Ledger};
-use crate::support::{ChildWorker, RunningWorker, TestRedis, eventually};
+use crate::support::{ChildWorker, RunningWorker, TestRedis, eventually, ledger_path};
 
 /// The Redis list the jobs write their ledger into.
 const EVENTS: &str = "batches-test:events";
@@ -81,6 +81,12 @@ pub async fn batch_gate(
     } else {
         Err(JobError::msg("the gate is shut"))
     }
+}
+
+/// A batch's job dropped unrun if it has not started within a second of being due.
+#[job(expires_in = 1)]
+pub async fn batch_expiring(#[context] ctx: JobContext, url: String) {
+    ledger::record(&url, EVENTS, "ok", ctx.jid().as_str(), 0).await;
 }
 
 /// A batch's job whose one run goes to the dead set (no retries).
@@ -296,11 +302,12 @@ async fn every_callback_fires_once_across_killed_workers() {
     let redis = TestRedis::start();
     let url = redis.url();
     let spawn = || ChildWorker::spawn_entry_without_ledger("batches::batch_child", &url);
+    // Two chunks of the creation script: 1,000 and 500.
     let bid = batch_with_callbacks(&redis)
-        .push_all((0..1_000).map(|i| BatchStep {
+        .push_all((0..1_500).map(|i| BatchStep {
             url: url.clone(),
-            fail_runs: if i % 250 == 0 { 2 } else { 0 },
-            millis: 150,
+            fail_runs: if i % 375 == 0 { 2 } else { 0 },
+            millis: 100,
         }))
         .await
         .unwrap();
@@ -324,9 +331,9 @@ async fn every_callback_fires_once_across_killed_workers() {
     let done = status(&redis, &bid).await;
     assert_eq!(
         (done.total, done.pending, done.failures, done.dead),
-        (1_000, 0, 0, 0)
+        (1_500, 0, 0, 0)
     );
-    assert_eq!(ledger.done("ok").len(), 1_000, "every job succeeded");
+    assert_eq!(ledger.done("ok").len(), 1_500, "every job succeeded");
     assert_eq!(ledger.done("fail").len(), 4);
     assert_eq!(pushed(&ledger, "complete"), 1);
     assert_eq!(pushed(&ledger, "success"), 1);
@@ -560,4 +567,64 @@ async fn an_empty_batch_succeeds_at_once_and_a_bid_is_created_once() {
             .unwrap(),
         None
     );
+}
+
+#[tokio::test]
+async fn a_job_that_expired_unrun_counts_as_a_success() {
+    let redis = TestRedis::start();
+    let bid = batch_with_callbacks(&redis)
+        .push(BatchExpiring { url: redis.url() })
+        .commit()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let running = RunningWorker::start(worker(&redis, &CallLog::default()));
+    callback_ran(&redis, "success").await;
+    running.stop(Duration::from_secs(10)).await;
+    let ledger = Ledger::read(&redis, EVENTS).await;
+    assert_eq!(runs(&ledger, "ok"), 0, "the job did not run");
+    let status = status(&redis, &bid).await;
+    assert_eq!((status.total, status.pending, status.failures), (1, 0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_keeps_crashing_its_worker_is_a_death_of_its_batch() {
+    let redis = TestRedis::start();
+    let url = redis.url();
+    let bid = batch_with_callbacks(&redis)
+        .push(AbortProcess {})
+        .push_all((0..5).map(|_| BatchStep {
+            url: url.clone(),
+            fail_runs: 0,
+            millis: 0,
+        }))
+        .await
+        .unwrap();
+    let ledger_file = ledger_path("batch-poison");
+    // Buried by recovery at its second counted recovery.
+    let env = [("JOBS_TEST_MAX_RECOVERIES", "1")];
+    let mut worker = ChildWorker::spawn(&url, &ledger_file, &env);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while status(&redis, &bid).await.death_at.is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the poison job never killed its batch"
+        );
+        if !worker.is_running() {
+            worker = ChildWorker::spawn(&url, &ledger_file, &env);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    callback_ran(&redis, "death").await;
+    callback_ran(&redis, "complete").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(worker);
+    let ledger = Ledger::read(&redis, EVENTS).await;
+    assert_eq!(runs(&ledger, "cb-death"), 1);
+    assert_eq!(runs(&ledger, "cb-complete"), 1);
+    assert_eq!(runs(&ledger, "cb-success"), 0);
+    let status = status(&redis, &bid).await;
+    assert_eq!((status.total, status.pending, status.dead), (6, 1, 1));
+    assert_eq!(status.failed[0].error_class, "jobs::Abandoned");
+    assert!(status.failed[0].dead);
 }

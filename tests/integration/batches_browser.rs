@@ -223,7 +223,7 @@ async fn batches_web_workflow_in_chromium() {
         Duration::from_secs(20),
         "render to succeed and charge to fail",
         async || {
-            let status = workflows.get(&wid).await.unwrap().unwrap();
+            let status = workflows.status(&wid).await.unwrap().unwrap();
             let state = |name: &str| status.step(name).unwrap().state;
             state("render") == StepState::Succeeded && state("charge") == StepState::Retrying
         },

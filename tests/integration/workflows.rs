@@ -1,12 +1,14 @@
 //! Workflows against a real Redis and a real worker: a diamond A -> (B, C) -> D where C fails
-//! once, a step that dies, a chain of three and a fan-in. The order is read from a ledger the
+//! once, a step that dies, a chain of three (and an advance delivered twice), a fan-in, a cycle
+//! refused, a namespaced workflow with its own queue. The order is read from a ledger the
 //! steps' jobs write into Redis (`start|<step>|<jid>|<pid>`, then `end|…`), not from timing.
 
 use std::time::Duration;
 
-use jobs::api::{JobSet, SetKind};
+use jobs::api::{JobSet, Page, SetKind, Workflows};
 use jobs::workflow::{StepState, WorkflowState, WorkflowStatus};
 use jobs::{Client, JobContext, JobError, Payload, Workflow, WorkflowId, job};
+use redis::AsyncCommands;
 
 use crate::support::jobs::{CallLog, with_test_jobs};
 use crate::support::ledger::{self, Ledger};
@@ -40,6 +42,43 @@ pub async fn flow_doomed(
 ) -> Result<(), JobError> {
     ledger::record(&url, EVENTS, &label, ctx.jid().as_str(), 5).await;
     Err(JobError::msg(format!("{label} dies on purpose")))
+}
+
+/// A step with `retry: false` that always fails: dropped on its first run, which a batch counts
+/// as a death.
+#[job(retry = false)]
+pub async fn flow_dropped(
+    #[context] ctx: JobContext,
+    url: String,
+    label: String,
+) -> Result<(), JobError> {
+    ledger::record(&url, EVENTS, &label, ctx.jid().as_str(), 5).await;
+    Err(JobError::msg(format!("{label} is dropped on purpose")))
+}
+
+/// A step with no retries that fails on its first run only (it reads the ledger for an earlier
+/// run): it dies, and succeeds once retried by hand.
+#[job(retry = 0)]
+pub async fn flow_dies_once(
+    #[context] ctx: JobContext,
+    url: String,
+    label: String,
+) -> Result<(), JobError> {
+    let mut raw = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let events: Vec<String> = raw.lrange(EVENTS, 0, -1).await.unwrap();
+    let ran_before = events
+        .iter()
+        .any(|event| event.starts_with(&format!("end|{label}|")));
+    ledger::record(&url, EVENTS, &label, ctx.jid().as_str(), 5).await;
+    if ran_before {
+        Ok(())
+    } else {
+        Err(JobError::msg(format!("{label} dies once on purpose")))
+    }
 }
 
 fn step(redis: &TestRedis, label: &str) -> FlowStep {
@@ -125,6 +164,23 @@ async fn a_diamond_whose_c_fails_once_runs_each_step_once_in_order() {
         .await
         .unwrap();
 
+    // C's first failure waits in the retry set (Sidekiq's backoff is 15 s and more) until the
+    // test moves it: meanwhile the status shows C retrying and D waiting.
+    let retries = JobSet::new(&client, SetKind::Retry);
+    eventually(Duration::from_secs(20), "C fails once", async || {
+        retries.size().await.unwrap() == 1
+    })
+    .await;
+    let status = Workflow::status(&client, &wid).await.unwrap().unwrap();
+    assert_eq!(status.state, WorkflowState::Running);
+    let c = status.step("c").unwrap();
+    assert_eq!(c.state, StepState::Retrying);
+    assert_eq!(
+        c.last_error.as_deref(),
+        Some("JobError: c fails on purpose")
+    );
+    assert_eq!(status.step("d").unwrap().state, StepState::Waiting);
+
     let status = wait_for(&client, &wid, WorkflowState::Succeeded).await;
     let ledger = Ledger::read(&redis, EVENTS).await;
     assert_eq!(
@@ -200,6 +256,97 @@ async fn a_step_that_dies_blocks_its_dependents_and_marks_the_workflow_dead() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_without_retries_that_fails_blocks_its_dependents_and_others_carry_on() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let worker = start_worker(&client);
+    let dropped = FlowDropped {
+        url: redis.url(),
+        label: "x".to_owned(),
+    };
+    let wid = Workflow::new("dropped")
+        .client(&client)
+        .step("x", dropped)
+        .then("y", step(&redis, "y"))
+        .step("z", step(&redis, "z"))
+        .then("w", step(&redis, "w"))
+        .push()
+        .await
+        .unwrap();
+
+    eventually(
+        Duration::from_secs(20),
+        "x dies and w, independent of it, succeeds",
+        async || {
+            let status = Workflow::status(&client, &wid).await.unwrap().unwrap();
+            status.step("x").unwrap().state == StepState::Dead
+                && status.step("w").unwrap().state == StepState::Succeeded
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let status = Workflow::status(&client, &wid).await.unwrap().unwrap();
+    assert_eq!(status.state, WorkflowState::Dead);
+    assert_eq!(
+        states(&status),
+        [
+            ("x".to_owned(), StepState::Dead),
+            ("y".to_owned(), StepState::Waiting),
+            ("z".to_owned(), StepState::Succeeded),
+            ("w".to_owned(), StepState::Succeeded),
+        ]
+    );
+    let ledger = Ledger::read(&redis, EVENTS).await;
+    assert_eq!(
+        ["x", "y", "z", "w"].map(|label| runs(&ledger, label)),
+        [1, 0, 1, 1]
+    );
+    worker.stop(Duration::from_secs(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_step_retried_by_hand_that_succeeds_lets_the_workflow_run_on() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let worker = start_worker(&client);
+    let once = FlowDiesOnce {
+        url: redis.url(),
+        label: "a".to_owned(),
+    };
+    let wid = Workflow::new("revived")
+        .client(&client)
+        .step("a", once)
+        .then("b", step(&redis, "b"))
+        .push()
+        .await
+        .unwrap();
+    wait_for(&client, &wid, WorkflowState::Dead).await;
+
+    // What the dashboard's Dead page's "Retry now" does.
+    let dead = JobSet::new(&client, SetKind::Dead);
+    eventually(
+        Duration::from_secs(10),
+        "a is in the dead set",
+        async || dead.size().await.unwrap() == 1,
+    )
+    .await;
+    assert_eq!(dead.retry_all().await.unwrap(), 1);
+
+    let status = wait_for(&client, &wid, WorkflowState::Succeeded).await;
+    assert_eq!(
+        states(&status),
+        [
+            ("a".to_owned(), StepState::Succeeded),
+            ("b".to_owned(), StepState::Succeeded),
+        ]
+    );
+    let ledger = Ledger::read(&redis, EVENTS).await;
+    assert_eq!(["a", "b"].map(|label| runs(&ledger, label)), [2, 1]);
+    assert!(last_end(&ledger, "a") < first_start(&ledger, "b"));
+    worker.stop(Duration::from_secs(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chain_of_three_runs_one_after_the_other_and_a_repeated_advance_changes_nothing() {
     let redis = TestRedis::start();
     let client = redis.client();
@@ -271,6 +418,8 @@ async fn a_fan_in_runs_after_every_step_of_its_group() {
         status.step("sum").unwrap().depends_on,
         ["part[0]", "part[1]", "part[2]", "part[3]"]
     );
+    let listed = Workflows::new(&client).page(Page::first(10)).await.unwrap();
+    assert_eq!(listed, [status]);
     worker.stop(Duration::from_secs(10)).await;
 }
 
@@ -292,4 +441,59 @@ async fn a_workflow_with_a_cycle_is_refused_before_anything_is_written() {
         "{error}"
     );
     assert!(redis.keys().await.is_empty(), "{:?}", redis.keys().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespaced_workflow_keeps_every_key_in_its_namespace() {
+    let redis = TestRedis::start();
+    let client = Client::builder()
+        .url(redis.url())
+        .namespace("shop")
+        .build()
+        .unwrap();
+    let worker = start_worker(&client);
+    let wid = Workflow::new("namespaced")
+        .client(&client)
+        .queue("flows")
+        .step("first", step(&redis, "first"))
+        .then("second", step(&redis, "second"))
+        .push()
+        .await
+        .unwrap();
+    // The advance jobs go to `flows`, which this worker does not take: the second step waits.
+    let mut raw = redis.raw().await;
+    eventually(
+        Duration::from_secs(10),
+        "the first step's advance job is queued",
+        async || {
+            let queued: Vec<String> = raw.lrange("shop:queue:flows", 0, -1).await.unwrap();
+            queued.len() == 1 && queued[0].contains("Jobs::Workflow::Advance")
+        },
+    )
+    .await;
+    let status = Workflow::status(&client, &wid).await.unwrap().unwrap();
+    assert_eq!(status.queue, "flows");
+    assert_eq!(status.step("first").unwrap().state, StepState::Succeeded);
+    assert_eq!(status.step("second").unwrap().state, StepState::Waiting);
+    worker.stop(Duration::from_secs(10)).await;
+
+    let worker = RunningWorker::start(
+        with_test_jobs(jobs::Worker::new().client(&client), &CallLog::default())
+            .queues(["default", "flows"]),
+    );
+    wait_for(&client, &wid, WorkflowState::Succeeded).await;
+    let ledger = Ledger::read(&redis, EVENTS).await;
+    assert_eq!(runs(&ledger, "first"), 1);
+    assert_eq!(runs(&ledger, "second"), 1);
+    let keys = redis.keys().await;
+    let outside: Vec<&String> = keys
+        .iter()
+        .filter(|key| !key.starts_with("shop:") && key.as_str() != EVENTS)
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "keys outside the namespace: {outside:?}"
+    );
+    assert!(keys.contains(&format!("shop:workflow:{wid}")), "{keys:?}");
+    worker.stop(Duration::from_secs(10)).await;
 }

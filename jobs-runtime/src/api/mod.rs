@@ -39,9 +39,11 @@
 //!
 //! [`Batches`] lists the batches (`docs/batches.md`) newest first, with their counts and the
 //! moments they reached, lists a batch's failed jobs with their retry or dead entries, and
-//! deletes a batch's data; [`Workflows`] lists the workflows and reads one with its steps.
+//! deletes a batch's data.
 //!
 //! [`Metrics`] reads the execution metrics per job class (Sidekiq 8's Metrics pages).
+//!
+//! [`Workflows`] lists the workflows ([`crate::Workflow`]) with each step's state.
 //!
 //! Every change is one atomic Redis step that acts only if the job is still where it was read:
 //! a job that a worker or another dashboard moved in the meantime is left alone, and the call

@@ -1,42 +1,38 @@
-//! Workflows as the dashboard shows them: every workflow newest first, and one workflow with
-//! its steps' states and dependencies, read by [`Workflow::status`] and [`Workflow::list`]
-//! (`docs/batches.md`, "Workflows").
+//! Workflows as the dashboard lists them: [`Workflows`].
 
-use super::page::{MAX_PAGE_SIZE, Page};
+use super::page::Page;
 use crate::client::Client;
 use crate::error::Error;
 use crate::workflow::{Workflow, WorkflowId, WorkflowStatus};
 
-/// The workflows in `client`'s Redis.
+/// The workflows in Redis (`jobs::Workflow`), listed by creation from the `workflows` index.
 ///
 /// ```no_run
-/// # async fn example() -> Result<(), jobs_runtime::Error> {
+/// # async fn example(client: jobs_runtime::Client) -> Result<(), jobs_runtime::Error> {
 /// use jobs_runtime::api::{Page, Workflows};
 ///
-/// let workflows = Workflows::new(&jobs_runtime::Client::global()?);
-/// for workflow in workflows.page(Page::first(25)).await? {
-///     println!("{}: {}", workflow.description, workflow.state.as_str());
+/// for workflow in Workflows::new(&client).page(Page::first(25)).await? {
+///     println!("{} {}: {}", workflow.id, workflow.description, workflow.state.as_str());
 ///     for step in &workflow.steps {
-///         println!("  {} after {:?}: {}", step.name, step.depends_on, step.state.as_str());
+///         println!("  {} {}", step.name, step.state.as_str());
 ///     }
 /// }
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
 pub struct Workflows {
-    /// The Redis it reads.
     client: Client,
 }
 
 impl Workflows {
-    /// The workflows in `client`'s Redis.
+    /// The workflows of `client`'s Redis (and namespace).
     pub fn new(client: &Client) -> Self {
         Self {
             client: client.clone(),
         }
     }
 
-    /// How many workflows `workflows` lists (those expired since included).
+    /// How many workflows the index lists (those pushed within their retention).
     pub async fn size(&self) -> Result<usize, Error> {
         self.client
             .redis()
@@ -44,14 +40,39 @@ impl Workflows {
             .await
     }
 
-    /// A page of workflows, newest first (the page's order is not used: the list is always
-    /// newest first), each with its steps; a workflow whose keys expired is left out.
+    /// One page of workflows, by creation (newest first unless the page says otherwise), each
+    /// with its steps as [`status`](Self::status) reads it; a workflow whose keys expired is
+    /// left out.
     pub async fn page(&self, page: Page) -> Result<Vec<WorkflowStatus>, Error> {
-        Workflow::list(&self.client, page.offset, page.count.min(MAX_PAGE_SIZE)).await
+        let len = self.size().await?;
+        let Some((start, stop)) = page.oldest_first_range(len) else {
+            return Ok(Vec::new());
+        };
+        let mut ids: Vec<String> = self
+            .client
+            .redis()
+            .command(
+                redis::cmd("ZRANGE")
+                    .arg(self.client.keys().workflows())
+                    .arg(start)
+                    .arg(stop),
+            )
+            .await?;
+        if page.order == super::Order::NewestFirst {
+            ids.reverse();
+        }
+        let mut listed = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(status) = self.status(&WorkflowId::from(id)).await? {
+                listed.push(status);
+            }
+        }
+        Ok(listed)
     }
 
-    /// The workflow `wid` with its steps, or `None` when Redis holds nothing of it.
-    pub async fn get(&self, wid: &WorkflowId) -> Result<Option<WorkflowStatus>, Error> {
+    /// Workflow `wid` with each step's state, or `None` when there is no such workflow
+    /// (never pushed, or its retention ran out): [`Workflow::status`].
+    pub async fn status(&self, wid: &WorkflowId) -> Result<Option<WorkflowStatus>, Error> {
         Workflow::status(&self.client, wid).await
     }
 }

@@ -186,7 +186,9 @@ impl Batch {
         let jobs = std::mem::take(&mut self.jobs);
         let mut jobs = jobs.into_iter().chain(more).peekable();
         let mut mode = Mode::Create;
+        let mut number = 0;
         loop {
+            number += 1;
             let mut chunk: Vec<Member> = Vec::with_capacity(CHUNK);
             while chunk.len() < CHUNK {
                 let Some(payload) = jobs.next() else { break };
@@ -195,8 +197,8 @@ impl Batch {
                 }
             }
             let last = jobs.peek().is_none();
-            let creating = (mode == Mode::Create).then_some(&creation);
-            let answer = push::send(&client, &bid, mode, last, creating, &chunk).await?;
+            let call = (mode, number, last);
+            let answer = push::send(&client, &bid, call, Some(&creation), &chunk).await?;
             match answer {
                 1 => {}
                 // It existed already: created before, by a creation with this id.
@@ -245,6 +247,7 @@ impl Batch {
             fields.push((format!("cb:{}", event.as_str()), stored.to_json()));
         }
         Ok(Creation {
+            token: Bid::generate().to_string(),
             parent: self.parent.clone(),
             fields,
         })

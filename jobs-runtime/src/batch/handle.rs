@@ -100,7 +100,7 @@ impl BatchHandle {
             if chunk.is_empty() {
                 continue;
             }
-            match push::send(&client, &self.bid, Mode::Add, false, None, &chunk).await? {
+            match push::send(&client, &self.bid, (Mode::Add, 0, false), None, &chunk).await? {
                 1 => jids.extend(chunk.into_iter().map(|(jid, _, _)| jid)),
                 code => return Err(push::refusal(code, "add jobs to", &self.bid, None)),
             }

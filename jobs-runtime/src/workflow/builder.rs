@@ -271,14 +271,18 @@ fn expand_groups(
         ));
     }
     for step in &mut steps {
-        let mut deps = Vec::with_capacity(step.deps.len());
+        let mut deps: Vec<String> = Vec::with_capacity(step.deps.len());
         for dep in step.deps.drain(..) {
-            match groups.get(&dep) {
-                Some(members) => deps.extend(members.iter().cloned()),
-                None => deps.push(dep),
+            let expanded = match groups.get(&dep) {
+                Some(members) => members.clone(),
+                None => vec![dep],
+            };
+            for dep in expanded {
+                if !deps.contains(&dep) {
+                    deps.push(dep);
+                }
             }
         }
-        deps.dedup();
         step.deps = deps;
     }
     Ok(steps)
@@ -380,7 +384,11 @@ mod tests {
             job: serde_json::Value::Null,
         };
         let groups = HashMap::from([("g".to_owned(), vec!["g[0]".to_owned(), "g[1]".to_owned()])]);
-        let steps = vec![step("g[0]", &[]), step("g[1]", &[]), step("d", &["g", "x"])];
+        let steps = vec![
+            step("g[0]", &[]),
+            step("g[1]", &[]),
+            step("d", &["g", "x", "g[0]"]),
+        ];
         let expanded = expand_groups(steps, &groups).unwrap();
         assert_eq!(expanded[2].deps, ["g[0]", "g[1]", "x"]);
         let clash = expand_groups(vec![step("g", &[])], &groups).unwrap_err();

@@ -3,8 +3,8 @@
 //!
 //! - [`Workflow`]: the builder; [`push`](Workflow::push) checks the steps and starts those
 //!   that depend on nothing.
-//! - [`Workflow::status`], [`Workflow::list`]: what the admin API and the dashboard show
-//!   ([`WorkflowStatus`]).
+//! - [`Workflow::status`] and [`api::Workflows`](crate::api::Workflows): what the admin API
+//!   and the dashboard show ([`WorkflowStatus`]).
 //!
 //! Each step runs as a one-job batch whose bid is derived from the workflow's id and the step's
 //! name, so creating it twice creates it once. The batch's `success` and `death` callbacks are
@@ -57,22 +57,6 @@ impl Workflow {
             queue: meta.queue,
             steps,
         }))
-    }
-
-    /// The newest workflows first: `count` of them after skipping `offset`, each as
-    /// [`status`](Self::status) reads it (a workflow whose keys expired is left out).
-    pub async fn list(
-        client: &Client,
-        offset: usize,
-        count: usize,
-    ) -> Result<Vec<WorkflowStatus>, Error> {
-        let mut listed = Vec::new();
-        for wid in store::list(client, offset, count).await? {
-            if let Some(status) = Self::status(client, &wid).await? {
-                listed.push(status);
-            }
-        }
-        Ok(listed)
     }
 }
 

@@ -187,27 +187,6 @@ pub(crate) async fn read(client: &Client, wid: &WorkflowId) -> Result<Option<Sto
     }))
 }
 
-/// The ids of the newest workflows, newest first: `count` of them, skipping `offset`.
-pub(crate) async fn list(
-    client: &Client,
-    offset: usize,
-    count: usize,
-) -> Result<Vec<WorkflowId>, Error> {
-    if count == 0 {
-        return Ok(Vec::new());
-    }
-    let ids: Vec<String> = client
-        .redis()
-        .command(
-            redis::cmd("ZREVRANGE")
-                .arg(client.keys().workflows())
-                .arg(offset)
-                .arg(offset + count - 1),
-        )
-        .await?;
-    Ok(ids.into_iter().map(WorkflowId::from).collect())
-}
-
 /// The description, queue and retention of a workflow's hash.
 pub(crate) fn meta(hash: &HashMap<String, String>) -> Meta {
     Meta {

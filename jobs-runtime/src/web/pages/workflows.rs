@@ -71,7 +71,7 @@ pub(crate) async fn show(ctx: Ctx, Path(wid): Path<String>) -> Result<Response, 
     let client = ctx.client();
     let stats = Stats::fetch(client).await?;
     let wid = WorkflowId::from(wid);
-    let Some(workflow) = Workflows::new(client).get(&wid).await? else {
+    let Some(workflow) = Workflows::new(client).status(&wid).await? else {
         return Err(Failure::not_found(
             "no such workflow: it expired, or never was",
         ));
