@@ -13,11 +13,12 @@ use redis::FromRedisValue;
 
 use super::page::Page;
 use super::record::JobRecord;
-use super::sorted::{JobSet, SetKind, SortedEntry};
+use super::sorted::{SetKind, SortedEntry};
 use super::time;
 use crate::batch::{Batch, BatchStatus, Bid, FailedMember};
 use crate::client::Client;
 use crate::error::Error;
+use crate::redis::keys::escape_glob;
 
 /// The most failed members [`Batches::failed`] reads from one batch.
 pub const MAX_FAILED_LISTED: usize = 500;
@@ -273,7 +274,7 @@ impl Batches {
 
     /// The failed members of batch `bid` (at most [`MAX_FAILED_LISTED`], sorted by when they
     /// failed, newest first), each job with its entry in the retry set or, failing that, the
-    /// dead set, when one holds it.
+    /// dead set, when one holds it: one pass over each set, for entries naming the batch.
     pub async fn failed(&self, bid: &Bid) -> Result<Vec<BatchFailure>, Error> {
         let Some(status) = Batch::status(&self.client, bid).await? else {
             return Ok(Vec::new());
@@ -285,21 +286,62 @@ impl Batches {
             .collect();
         members.sort_by(|a, b| b.failed_at.cmp(&a.failed_at).then(a.member.cmp(&b.member)));
         members.truncate(MAX_FAILED_LISTED);
-        let retries = JobSet::new(&self.client, SetKind::Retry);
-        let morgue = JobSet::new(&self.client, SetKind::Dead);
-        for member in &mut members {
-            if member.child.is_some() {
-                continue;
+        if members.iter().any(|member| member.child.is_none()) {
+            let retries = self.entries_of(SetKind::Retry, bid).await?;
+            let dead = self.entries_of(SetKind::Dead, bid).await?;
+            for member in &mut members {
+                let found =
+                    |entries: &HashMap<String, SortedEntry>| entries.get(&member.member).cloned();
+                member.entry = match found(&retries) {
+                    Some(entry) => Some((SetKind::Retry, entry)),
+                    None => found(&dead).map(|entry| (SetKind::Dead, entry)),
+                };
             }
-            member.entry = match retries.find_job(&member.member).await? {
-                Some(entry) => Some((SetKind::Retry, entry)),
-                None => morgue
-                    .find_job(&member.member)
-                    .await?
-                    .map(|entry| (SetKind::Dead, entry)),
-            };
         }
         Ok(members)
+    }
+
+    /// The entries of the set `kind` carrying `"bid": "<bid>"`, by jid: one pass of the set
+    /// (`ZSCAN MATCH` on the bid, so Redis sends back only the entries that name it).
+    async fn entries_of(
+        &self,
+        kind: SetKind,
+        bid: &Bid,
+    ) -> Result<HashMap<String, SortedEntry>, Error> {
+        let keys = self.client.keys();
+        let key = match kind {
+            SetKind::Retry => keys.retry(),
+            SetKind::Dead => keys.dead(),
+            SetKind::Scheduled => keys.schedule(),
+        };
+        let pattern = format!("*{}*", escape_glob(bid.as_str()));
+        let mut found = HashMap::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, members): (u64, Vec<(Vec<u8>, f64)>) = self
+                .client
+                .redis()
+                .command(
+                    redis::cmd("ZSCAN")
+                        .arg(&key)
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(1_000),
+                )
+                .await?;
+            for (member, score) in members {
+                let record = JobRecord::from_bytes(member);
+                if record.get("bid").and_then(serde_json::Value::as_str) == Some(bid.as_str()) {
+                    found.insert(record.jid().to_owned(), SortedEntry { score, record });
+                }
+            }
+            cursor = next;
+            if cursor == 0 {
+                return Ok(found);
+            }
+        }
     }
 
     /// The child batches of `bid` still pending or failed (a child that succeeded is no
