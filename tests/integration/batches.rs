@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use jobs::api::{JobSet, SetKind};
-use jobs::{Batch, BatchStatus, Bid, JobContext, JobError, Worker, job};
+use jobs::{Batch, BatchEvent, BatchStatus, Bid, JobContext, JobError, Worker, job};
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
 
@@ -233,6 +233,7 @@ async fn complete_fires_after_every_job_ran_once_and_success_after_the_retries()
     let failed = &complete.failed[0];
     assert_eq!(failed.class, "BatchStep");
     assert_eq!(failed.error_message, "failing on purpose");
+    assert!(failed.failed_at.is_some());
     assert!(!failed.dead);
     let ledger = Ledger::read(&redis, EVENTS).await;
     assert_eq!(ledger.done("ok").len(), 999);
@@ -325,6 +326,7 @@ async fn every_callback_fires_once_across_killed_workers() {
     })
     .await;
     callback_ran(&redis, "success").await;
+    callback_ran(&redis, "complete").await;
     // A moment for a callback pushed twice to show.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let ledger = Ledger::read(&redis, EVENTS).await;
@@ -546,6 +548,14 @@ async fn an_empty_batch_succeeds_at_once_and_a_bid_is_created_once() {
     assert_eq!(again, bid);
     let status = status(&redis, &bid).await;
     assert_eq!(status.total, 0, "the second creation pushed nothing");
+    assert_eq!(
+        status.callbacks,
+        [
+            (BatchEvent::Complete, "RecordBatchEvent".to_owned()),
+            (BatchEvent::Success, "RecordBatchEvent".to_owned()),
+            (BatchEvent::Death, "RecordBatchEvent".to_owned()),
+        ]
+    );
     assert!(status.complete_at.is_some() && status.success_at.is_some());
     let queued: HashSet<String> = redis
         .queue("default")
