@@ -604,3 +604,39 @@ async fn every_step_runs_in_order_across_killed_workers() {
         "no run was cut short ({starts} starts, {ended} ends)"
     );
 }
+
+#[tokio::test]
+async fn under_testing_inline_each_step_runs_after_its_dependencies_and_a_failure_stops_the_push() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let _inline = jobs::testing::inline();
+    Workflow::new("inline")
+        .client(&client)
+        .step_after("d", &["b", "c"], step(&redis, "d"))
+        .step("a", step(&redis, "a"))
+        .step_after("b", &["a"], step(&redis, "b"))
+        .step_after("c", &["a"], step(&redis, "c"))
+        .push()
+        .await
+        .unwrap();
+    let ledger = Ledger::read(&redis, EVENTS).await;
+    assert!(last_end(&ledger, "a") < first_start(&ledger, "b"));
+    assert!(last_end(&ledger, "c") < first_start(&ledger, "d"));
+
+    let error = Workflow::new("inline failure")
+        .client(&client)
+        .step("x", failing(&redis, "x", 1))
+        .then("y", step(&redis, "y"))
+        .push()
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("x fails on purpose"), "{error}");
+    let ledger = Ledger::read(&redis, EVENTS).await;
+    assert_eq!(runs(&ledger, "x"), 1);
+    assert_eq!(runs(&ledger, "y"), 0);
+    assert_eq!(
+        redis.keys().await,
+        [EVENTS],
+        "nothing but the ledger is in Redis"
+    );
+}
