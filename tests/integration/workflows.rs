@@ -1,8 +1,8 @@
 //! Workflows against a real Redis and a real worker: a diamond A -> (B, C) -> D where C fails
 //! once, a step that dies, a chain of three (and an advance delivered twice), a fan-in, a cycle
 //! refused, a namespaced workflow with its own queue, three layers of steps across `kill -9`s
-//! of the worker processes. The order is read from a ledger the
-//! steps' jobs write into Redis (`start|<step>|<jid>|<pid>`, then `end|…`), not from timing.
+//! of the worker processes, and `testing::inline`. The order is read from a ledger the steps'
+//! jobs write into Redis (`start|<step>|<jid>|<pid>`, then `end|…`), not from timing.
 
 use std::collections::HashMap;
 use std::time::Duration;
