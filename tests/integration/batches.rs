@@ -12,13 +12,13 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use jobs::api::{JobSet, SetKind};
-use jobs::{Batch, BatchStatus, Bid, JobContext, JobError, Worker, job};
+use jobs::{Batch, BatchEvent, BatchStatus, Bid, JobContext, JobError, Worker, job};
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
 
 use crate::support::jobs::{AbortProcess, CallLog, worker};
 use crate::support::ledger::{self, Ledger};
-use crate::support::{ChildWorker, RunningWorker, TestRedis, eventually, ledger_path};
+use crate::support::{ChildWorker, RunningWorker, TestRedis, eventually, ledger_path, sorted_set};
 
 /// The Redis list the jobs write their ledger into.
 const EVENTS: &str = "batches-test:events";
@@ -233,6 +233,7 @@ async fn complete_fires_after_every_job_ran_once_and_success_after_the_retries()
     let failed = &complete.failed[0];
     assert_eq!(failed.class, "BatchStep");
     assert_eq!(failed.error_message, "failing on purpose");
+    assert!(failed.failed_at.is_some());
     assert!(!failed.dead);
     let ledger = Ledger::read(&redis, EVENTS).await;
     assert_eq!(ledger.done("ok").len(), 999);
@@ -325,6 +326,7 @@ async fn every_callback_fires_once_across_killed_workers() {
     })
     .await;
     callback_ran(&redis, "success").await;
+    callback_ran(&redis, "complete").await;
     // A moment for a callback pushed twice to show.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let ledger = Ledger::read(&redis, EVENTS).await;
@@ -468,6 +470,42 @@ async fn jobs_added_by_a_running_job_and_a_child_batch_hold_the_batch_open() {
 }
 
 #[tokio::test]
+async fn a_batch_that_succeeded_refuses_more_jobs_and_its_counts_stay() {
+    let redis = TestRedis::start();
+    let url = redis.url();
+    let bid = batch_with_callbacks(&redis)
+        .push(BatchFanOut {
+            url: url.clone(),
+            leaves: 2,
+            child_leaves: 0,
+        })
+        .commit()
+        .await
+        .unwrap();
+    let mut raw = redis.raw().await;
+    let queued: Vec<String> = raw.lrange("queue:default", 0, -1).await.unwrap();
+    let running = RunningWorker::start(worker(&redis, &CallLog::default()));
+    callback_ran(&redis, "success").await;
+    let succeeded = status(&redis, &bid).await;
+    // The fan-out job runs again (a duplicate, say): its batch takes no more jobs.
+    let _: () = raw.lpush("queue:default", &queued[0]).await.unwrap();
+    let retries = JobSet::new(&redis.client(), SetKind::Retry);
+    eventually(Duration::from_secs(10), "the refused fan-out", async || {
+        retries.size().await.unwrap() == 1
+    })
+    .await;
+    running.stop(Duration::from_secs(10)).await;
+    let refused = &sorted_set(&redis, "retry").await[0].0;
+    let message = refused["error_message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("success callback already fired") && message.contains("new batch"),
+        "{message}"
+    );
+    // A failure after a success changes nothing.
+    assert_eq!(status(&redis, &bid).await, succeeded);
+}
+
+#[tokio::test]
 async fn an_update_repeated_after_a_lost_acknowledgement_counts_once() {
     let redis = TestRedis::start();
     let url = redis.url();
@@ -546,6 +584,14 @@ async fn an_empty_batch_succeeds_at_once_and_a_bid_is_created_once() {
     assert_eq!(again, bid);
     let status = status(&redis, &bid).await;
     assert_eq!(status.total, 0, "the second creation pushed nothing");
+    assert_eq!(
+        status.callbacks,
+        [
+            (BatchEvent::Complete, "RecordBatchEvent".to_owned()),
+            (BatchEvent::Success, "RecordBatchEvent".to_owned()),
+            (BatchEvent::Death, "RecordBatchEvent".to_owned()),
+        ]
+    );
     assert!(status.complete_at.is_some() && status.success_at.is_some());
     let queued: HashSet<String> = redis
         .queue("default")
@@ -627,4 +673,22 @@ async fn a_job_that_keeps_crashing_its_worker_is_a_death_of_its_batch() {
     assert_eq!((status.total, status.pending, status.dead), (6, 1, 1));
     assert_eq!(status.failed[0].error_class, "jobs::Abandoned");
     assert!(status.failed[0].dead);
+}
+
+#[tokio::test]
+async fn a_testing_mode_refuses_a_batch_with_what_to_do() {
+    let _fake = jobs::testing::fake();
+    // Where nothing listens: the refusal comes before any connection.
+    let nowhere = jobs::Client::builder()
+        .url("redis://127.0.0.1:1")
+        .build()
+        .unwrap();
+    let refused = Batch::new().client(&nowhere).commit().await.unwrap_err();
+    assert!(matches!(refused, jobs::Error::Batch { .. }), "{refused}");
+    assert!(
+        refused
+            .to_string()
+            .contains("fake and inline modes do not run batches"),
+        "{refused}"
+    );
 }

@@ -1,8 +1,10 @@
 //! Workflows against a real Redis and a real worker: a diamond A -> (B, C) -> D where C fails
 //! once, a step that dies, a chain of three (and an advance delivered twice), a fan-in, a cycle
-//! refused, a namespaced workflow with its own queue. The order is read from a ledger the
-//! steps' jobs write into Redis (`start|<step>|<jid>|<pid>`, then `end|…`), not from timing.
+//! refused, a namespaced workflow with its own queue, three layers of steps across `kill -9`s
+//! of the worker processes, and `testing::inline`. The order is read from a ledger the steps'
+//! jobs write into Redis (`start|<step>|<jid>|<pid>`, then `end|…`), not from timing.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use jobs::api::{JobSet, Page, SetKind, Workflows};
@@ -12,7 +14,7 @@ use redis::AsyncCommands;
 
 use crate::support::jobs::{CallLog, with_test_jobs};
 use crate::support::ledger::{self, Ledger};
-use crate::support::{RunningWorker, TestRedis, eventually};
+use crate::support::{ChildWorker, RunningWorker, TestRedis, eventually};
 
 /// The Redis list the steps write their ledger into.
 const EVENTS: &str = "workflows-test:events";
@@ -79,6 +81,13 @@ pub async fn flow_dies_once(
     } else {
         Err(JobError::msg(format!("{label} dies once on purpose")))
     }
+}
+
+/// A step that takes `millis` between its `start` and `end` records: long enough for a
+/// `kill -9` to cut some runs short.
+#[job]
+pub async fn flow_slow(#[context] ctx: JobContext, url: String, label: String, millis: u64) {
+    ledger::record(&url, EVENTS, &label, ctx.jid().as_str(), millis).await;
 }
 
 fn step(redis: &TestRedis, label: &str) -> FlowStep {
@@ -496,4 +505,138 @@ async fn a_namespaced_workflow_keeps_every_key_in_its_namespace() {
     );
     assert!(keys.contains(&format!("shop:workflow:{wid}")), "{keys:?}");
     worker.stop(Duration::from_secs(10)).await;
+}
+
+/// The worker process of [`every_step_runs_in_order_across_killed_workers`]: the test jobs,
+/// concurrency 10, heartbeat every second expiring after 3, recovery every second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run as a worker process by the workflow tests"]
+async fn workflow_child() {
+    assert!(
+        std::env::var("JOBS_TEST_CHILD").is_ok(),
+        "run by the workflow tests, not directly"
+    );
+    let client = Client::from_env().expect("REDIS_URL");
+    with_test_jobs(jobs::Worker::new().client(&client), &CallLog::default())
+        .concurrency(10)
+        .poll_interval(Duration::from_millis(100))
+        .recovery(Duration::from_secs(1), 1_000)
+        .timeout(Duration::from_secs(2))
+        .run()
+        .await
+        .expect("the worker runs until stopped");
+}
+
+/// For each label, the position of the first `end` of each of its jids in the ledger.
+fn first_ends(events: &[String]) -> HashMap<String, HashMap<String, usize>> {
+    let mut ends: HashMap<String, HashMap<String, usize>> = HashMap::new();
+    for (position, event) in events.iter().enumerate() {
+        if let ["end", label, jid, _] = event.split('|').collect::<Vec<_>>().as_slice() {
+            ends.entry((*label).to_owned())
+                .or_default()
+                .entry((*jid).to_owned())
+                .or_insert(position);
+        }
+    }
+    ends
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_step_runs_in_order_across_killed_workers() {
+    let redis = TestRedis::start();
+    let url = redis.url();
+    let spawn = || ChildWorker::spawn_entry_without_ledger("workflows::workflow_child", &url);
+    let layer = |label: &str| {
+        (0..12)
+            .map(|_| FlowSlow {
+                url: url.clone(),
+                label: label.to_owned(),
+                millis: 500,
+            })
+            .collect::<Vec<_>>()
+    };
+    let client = redis.client();
+    let wid = Workflow::new("killed")
+        .client(&client)
+        .group("l1", layer("l1"))
+        .group_after("l2", &["l1"], layer("l2"))
+        .group_after("l3", &["l2"], layer("l3"))
+        .then("end", step(&redis, "end"))
+        .push()
+        .await
+        .unwrap();
+    let mut workers = [spawn(), spawn()];
+    // Four kill -9s, spread over the run; each killed process is replaced at once.
+    for kill in 0..4 {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let victim = kill % 2;
+        ledger::kill9(&redis, EVENTS, &mut workers[victim]).await;
+        workers[victim] = spawn();
+    }
+    let status = wait_for(&client, &wid, WorkflowState::Succeeded).await;
+    assert!(
+        status
+            .steps
+            .iter()
+            .all(|step| step.state == StepState::Succeeded)
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let mut raw = redis.raw().await;
+    let events: Vec<String> = raw.lrange(EVENTS, 0, -1).await.unwrap();
+    let ends = first_ends(&events);
+    let ledger = Ledger::read(&redis, EVENTS).await;
+    for (before, after) in [("l1", "l2"), ("l2", "l3"), ("l3", "end")] {
+        let finished = &ends[before];
+        assert_eq!(finished.len(), if before == "end" { 1 } else { 12 });
+        let last = finished.values().max().unwrap();
+        assert!(
+            *last < first_start(&ledger, after),
+            "every step of {before} succeeded before {after} started"
+        );
+    }
+    assert_eq!(ends["end"].len(), 1);
+    // The kills cut runs short: those jobs ran again.
+    let starts = events.iter().filter(|e| e.starts_with("start|")).count();
+    let ended = events.iter().filter(|e| e.starts_with("end|")).count();
+    assert!(
+        starts > ended,
+        "no run was cut short ({starts} starts, {ended} ends)"
+    );
+}
+
+#[tokio::test]
+async fn under_testing_inline_each_step_runs_after_its_dependencies_and_a_failure_stops_the_push() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let _inline = jobs::testing::inline();
+    Workflow::new("inline")
+        .client(&client)
+        .step_after("d", &["b", "c"], step(&redis, "d"))
+        .step("a", step(&redis, "a"))
+        .step_after("b", &["a"], step(&redis, "b"))
+        .step_after("c", &["a"], step(&redis, "c"))
+        .push()
+        .await
+        .unwrap();
+    let ledger = Ledger::read(&redis, EVENTS).await;
+    assert!(last_end(&ledger, "a") < first_start(&ledger, "b"));
+    assert!(last_end(&ledger, "c") < first_start(&ledger, "d"));
+
+    let error = Workflow::new("inline failure")
+        .client(&client)
+        .step("x", failing(&redis, "x", 1))
+        .then("y", step(&redis, "y"))
+        .push()
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("x fails on purpose"), "{error}");
+    let ledger = Ledger::read(&redis, EVENTS).await;
+    assert_eq!(runs(&ledger, "x"), 1);
+    assert_eq!(runs(&ledger, "y"), 0);
+    assert_eq!(
+        redis.keys().await,
+        [EVENTS],
+        "nothing but the ledger is in Redis"
+    );
 }

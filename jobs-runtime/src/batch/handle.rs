@@ -80,6 +80,7 @@ impl BatchHandle {
         &self,
         payloads: impl Iterator<Item = Result<Payload, Error>>,
     ) -> Result<Vec<Jid>, Error> {
+        push::refuse_in_testing_mode("add jobs to", &self.bid)?;
         let client = match &self.client {
             Some(client) => client.clone(),
             None => Client::global()?,

@@ -120,6 +120,22 @@ pub(crate) async fn send(
     client.redis().script::<i64>(&invocation).await
 }
 
+/// Refuses a batch while a `jobs::testing` mode is on: its counts and callbacks live in Redis,
+/// which those modes keep jobs away from.
+pub(crate) fn refuse_in_testing_mode(action: &'static str, bid: &Bid) -> Result<(), Error> {
+    match crate::testing::active() {
+        None => Ok(()),
+        Some(_) => Err(Error::Batch {
+            action,
+            bid: bid.to_string(),
+            reason: "jobs::testing's fake and inline modes do not run batches (a batch's counts \
+                     and callbacks live in Redis); test code that makes batches against a Redis \
+                     with a worker, outside those modes"
+                .to_owned(),
+        }),
+    }
+}
+
 /// The error for a refusal `code` of the script, for batch `bid` (`parent`: its parent).
 pub(crate) fn refusal(code: i64, action: &'static str, bid: &Bid, parent: Option<&Bid>) -> Error {
     let parent = parent.map_or_else(String::new, Bid::to_string);

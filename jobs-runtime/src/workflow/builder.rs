@@ -213,7 +213,9 @@ impl Workflow {
     }
 
     /// Checks the workflow, writes it to Redis and starts the steps that depend on nothing;
-    /// returns its id. [`Error::InvalidWorkflow`] (with nothing written) when a step's name is
+    /// returns its id. Under [`testing::fake`](crate::testing::fake) every step's job is
+    /// recorded, and under [`testing::inline`](crate::testing::inline) run, each after the steps
+    /// it depends on (a failure is the push's error), with nothing written to Redis. [`Error::InvalidWorkflow`] (with nothing written) when a step's name is
     /// used twice, a dependency names no step nor group, or the steps depend on each other in
     /// a cycle.
     pub async fn push(self) -> Result<WorkflowId, Error> {
@@ -236,6 +238,15 @@ impl Workflow {
             None => Client::global()?,
         };
         let wid = WorkflowId::generate();
+        if crate::testing::active().is_some() {
+            // `testing::fake` records every step's job and `testing::inline` runs each (the
+            // first failure is the push's error), each after its dependencies; nothing is
+            // written to Redis.
+            for step in graph::in_order(&steps) {
+                client.push(super::step::job(&wid, step)?).await?;
+            }
+            return Ok(wid);
+        }
         let workflow = store::NewWorkflow {
             description: &self.description,
             queue: &self.queue,
@@ -352,6 +363,30 @@ mod tests {
         )
         .await;
         assert!(reason.contains("the step `a` is added twice"), "{reason}");
+    }
+
+    #[tokio::test]
+    async fn under_fake_every_step_is_recorded_after_its_dependencies() {
+        let fake = crate::testing::fake();
+        let client = crate::client::Client::builder()
+            .url("redis://127.0.0.1:1/0")
+            .build()
+            .unwrap();
+        Workflow::new("nightly")
+            .client(&client)
+            .step_payload("d", &["b", "c"], Payload::new("D", vec![]))
+            .step_payload("b", &["a"], Payload::new("B", vec![]))
+            .step_payload("c", &["a"], Payload::new("C", vec![]))
+            .step_payload("a", &[], Payload::new("A", vec![]))
+            .push()
+            .await
+            .unwrap();
+        let classes: Vec<String> = fake
+            .queue("default")
+            .iter()
+            .map(|job| job.payload().class.clone())
+            .collect();
+        assert_eq!(classes, ["A", "B", "C", "D"]);
     }
 
     #[test]

@@ -114,6 +114,29 @@ fn find_cycle(steps: &[StepDef]) -> Option<Vec<String>> {
     None
 }
 
+/// The steps of a valid graph in an order where each comes after its dependencies, otherwise
+/// in the order they were added.
+pub(crate) fn in_order(steps: &[StepDef]) -> Vec<&StepDef> {
+    let mut placed: HashSet<&str> = HashSet::new();
+    let mut ordered = Vec::with_capacity(steps.len());
+    while ordered.len() < steps.len() {
+        let before = ordered.len();
+        for step in steps {
+            if !placed.contains(step.name.as_str())
+                && step.deps.iter().all(|dep| placed.contains(dep.as_str()))
+            {
+                placed.insert(&step.name);
+                ordered.push(step);
+            }
+        }
+        if ordered.len() == before {
+            // A cycle, which `validate` refuses first: leave the rest out.
+            break;
+        }
+    }
+    ordered
+}
+
 /// The steps that depend on `finished` and whose dependencies have all succeeded (`done`),
 /// and that have not succeeded themselves, in the order they were added.
 pub(crate) fn ready_after<'a>(
@@ -133,7 +156,7 @@ pub(crate) fn ready_after<'a>(
 mod tests {
     use std::collections::HashSet;
 
-    use super::{StepDef, ready_after, validate};
+    use super::{StepDef, in_order, ready_after, validate};
 
     fn step(name: &str, deps: &[&str]) -> StepDef {
         StepDef {
@@ -202,6 +225,21 @@ mod tests {
     #[test]
     fn an_empty_workflow_is_refused() {
         assert!(validate(&[]).unwrap_err().starts_with("it has no step"));
+    }
+
+    #[test]
+    fn in_order_puts_each_step_after_its_dependencies() {
+        let steps = vec![
+            step("d", &["b", "c"]),
+            step("c", &["a"]),
+            step("a", &[]),
+            step("b", &["a"]),
+        ];
+        let names: Vec<&str> = in_order(&steps)
+            .into_iter()
+            .map(|step| step.name.as_str())
+            .collect();
+        assert_eq!(names, ["a", "b", "c", "d"]);
     }
 
     #[test]

@@ -92,11 +92,7 @@ async fn step_status(
         None
     };
     if let Some(batch) = batch {
-        let last_failure = batch.failed.iter().max_by(|a, b| {
-            a.failed_at
-                .unwrap_or_default()
-                .total_cmp(&b.failed_at.unwrap_or_default())
-        });
+        let last_failure = batch.failed.iter().max_by_key(|failure| failure.failed_at);
         if let Some(failure) = last_failure {
             last_error = Some(format!(
                 "{}: {}",

@@ -21,6 +21,15 @@ pub(crate) fn bid(wid: &WorkflowId, step: &str) -> Result<Bid, Error> {
         })
 }
 
+/// `step`'s job, as stored in the workflow.
+pub(crate) fn job(wid: &WorkflowId, step: &StepDef) -> Result<Payload, Error> {
+    serde_json::from_value(step.job.clone()).map_err(|error| Error::Decode {
+        class: format!("the step `{}` of the workflow {wid}", step.name),
+        jid: crate::jid::Jid::from(""),
+        reason: error.to_string(),
+    })
+}
+
 /// Creates `step`'s batch, which pushes its job; nothing when it exists already (a second
 /// advance, or one repeated after a crash).
 pub(crate) async fn start(
@@ -31,11 +40,7 @@ pub(crate) async fn start(
     retention: Duration,
     step: &StepDef,
 ) -> Result<(), Error> {
-    let job: Payload = serde_json::from_value(step.job.clone()).map_err(|error| Error::Decode {
-        class: format!("the step `{}` of the workflow {wid}", step.name),
-        jid: crate::jid::Jid::from(""),
-        reason: error.to_string(),
-    })?;
+    let job = job(wid, step)?;
     Batch::new()
         .client(client)
         .bid(bid(wid, &step.name)?)
