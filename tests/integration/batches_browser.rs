@@ -56,13 +56,16 @@ async fn batches_web_pages_in_chromium() {
         .await
         .unwrap();
     let hostile = "<script>alert('x')</script>";
+    tokio::time::sleep(Duration::from_millis(20)).await;
     Batch::new()
         .client(&client)
         .description(hostile)
         .push_all([BatchesWebScoreUser { id: 20 }])
         .await
         .unwrap();
-    // The batch the test looks at: 8 scores (two fail and retry) and an import that dies.
+    // The batch the test looks at, created last (the list orders by creation, in ms): 8
+    // scores (two fail and retry) and an import that dies.
+    tokio::time::sleep(Duration::from_millis(20)).await;
     let scores = Batch::new()
         .client(&client)
         .description("nightly scores 2026-12-06")

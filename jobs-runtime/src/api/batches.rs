@@ -23,9 +23,6 @@ use crate::redis::keys::escape_glob;
 /// The most failed members [`Batches::failed`] reads from one batch.
 pub const MAX_FAILED_LISTED: usize = 500;
 
-/// The fields of a batch's hash holding its callbacks, in the order their events fire.
-const CALLBACK_FIELDS: [&str; 3] = ["cb:complete", "cb:success", "cb:death"];
-
 /// The prefix of a member that is a child batch: `batch:<bid>`.
 const CHILD_PREFIX: &str = "batch:";
 
@@ -200,7 +197,7 @@ impl Batches {
         Ok(batches)
     }
 
-    /// The batch `bid` ([`Batch::status`] with its callbacks' classes), or `None` when Redis
+    /// The batch `bid` as [`Batch::status`] reads it, or `None` when Redis
     /// holds nothing of it; a batch still listed whose data expired is
     /// [`expired`](BatchInfo::expired).
     pub async fn get(&self, bid: &Bid) -> Result<Option<BatchInfo>, Error> {
@@ -213,22 +210,7 @@ impl Batches {
             return Ok(score
                 .map(|score| BatchInfo::read(bid.to_string(), score, &HashMap::new(), 0, 0, 0)));
         };
-        let stored: Vec<Option<Vec<u8>>> = self
-            .client
-            .redis()
-            .command(
-                redis::cmd("HMGET")
-                    .arg(self.client.keys().batch(bid.as_str()))
-                    .arg(&CALLBACK_FIELDS),
-            )
-            .await
-            .unwrap_or_default();
-        let callbacks: HashMap<String, Vec<u8>> = CALLBACK_FIELDS
-            .iter()
-            .zip(stored)
-            .filter_map(|(field, json)| Some(((*field).to_owned(), json?)))
-            .collect();
-        Ok(Some(BatchInfo::from_status(status, &callbacks)))
+        Ok(Some(BatchInfo::from_status(status)))
     }
 
     /// The state of batch `bid` as the batch module reads it: [`Batch::status`].
@@ -448,8 +430,16 @@ impl BatchInfo {
 }
 
 impl BatchInfo {
-    /// The batch [`Batch::status`] read, with its `cb:<event>` fields.
-    fn from_status(status: BatchStatus, callbacks: &HashMap<String, Vec<u8>>) -> Self {
+    /// The batch [`Batch::status`] read.
+    fn from_status(status: BatchStatus) -> Self {
+        let callbacks = status
+            .callbacks
+            .iter()
+            .map(|(event, class)| BatchCallback {
+                event: event.as_str().to_owned(),
+                class: class.clone(),
+            })
+            .collect();
         Self {
             bid: status.bid.to_string(),
             description: status.description.unwrap_or_default(),
@@ -463,7 +453,7 @@ impl BatchInfo {
             complete_at: status.complete_at,
             success_at: status.success_at,
             death_at: status.death_at,
-            callbacks: read_callbacks(callbacks),
+            callbacks,
             workflow: status.workflow,
             step: status.step,
             expired: false,
@@ -499,7 +489,7 @@ impl BatchFailure {
             class: member.class.clone(),
             error_class: member.error_class.clone(),
             error_message: member.error_message.clone(),
-            failed_at: member.failed_at.and_then(time::from_epoch_seconds),
+            failed_at: member.failed_at,
             dead: member.dead,
             entry: None,
             member: member.member.clone(),
@@ -575,10 +565,14 @@ mod tests {
 
     #[test]
     fn a_failed_member_reads_its_failure() {
-        let member: FailedMember = serde_json::from_str(
-            r#"{"member":"jid1","class":"ScoreUser","error_class":"Timeout","error_message":"slow","failed_at":1796000000.0,"dead":true}"#,
-        )
-        .unwrap();
+        let member = FailedMember {
+            member: "jid1".into(),
+            class: "ScoreUser".into(),
+            error_class: "Timeout".into(),
+            error_message: "slow".into(),
+            failed_at: chrono::DateTime::from_timestamp(1_796_000_000, 0),
+            dead: true,
+        };
         let failed = BatchFailure::from_member(&member);
         assert_eq!(failed.class, "ScoreUser");
         assert_eq!(failed.error_message, "slow");

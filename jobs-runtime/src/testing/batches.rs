@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use super::Active;
 use super::enqueued::EnqueuedJob;
-use crate::batch::{BatchStatus, Bid, DEFAULT_RETENTION, FailedMember};
+use crate::batch::{BatchEvent, BatchStatus, Bid, DEFAULT_RETENTION, FailedMember};
 use crate::error::Error;
 use crate::jid::Jid;
 use crate::payload::Payload;
@@ -85,6 +85,16 @@ impl FakeBatch {
             retention: field("retention")
                 .and_then(|seconds| seconds.parse().ok())
                 .map_or(DEFAULT_RETENTION, Duration::from_secs),
+            callbacks: BatchEvent::ALL
+                .into_iter()
+                .filter_map(|event| {
+                    let json = self.callbacks.get(event.as_str())?;
+                    let class = Payload::from_json(json)
+                        .map(|payload| payload.class)
+                        .unwrap_or_default();
+                    Some((event, class))
+                })
+                .collect(),
         }
     }
 }
@@ -222,7 +232,7 @@ impl FakeBatches {
             class: failure.class,
             error_class: failure.error_class,
             error_message: failure.error_message,
-            failed_at: Some(now.timestamp_millis() as f64 / 1_000.0),
+            failed_at: Some(now),
             dead,
         };
         match outcome {
@@ -292,17 +302,30 @@ impl FakeBatches {
     }
 }
 
-/// In a testing mode, what `batch_push.lua` does, in memory; `None` when no mode is on (the
+/// Whether the testing mode on now keeps batches itself: fake mode does (in memory, with their
+/// callbacks); inline mode does not. `batch::push::refuse_in_testing_mode` refuses a batch
+/// only when a mode is on and this is `false`:
+///
+/// ```ignore
+/// if crate::testing::active().is_some() && !crate::testing::batches::handles_batches() { /* refuse */ }
+/// ```
+#[allow(
+    dead_code,
+    reason = "called by batch::push::refuse_in_testing_mode once it lets the fake keep batches"
+)]
+pub(crate) fn handles_batches() -> bool {
+    matches!(super::active(), Some(Active::Fake(_)))
+}
+
+/// In fake mode, what `batch_push.lua` does, in memory; `None` when fake mode is not on (the
 /// batch goes to Redis). `mode` is `create`, `chunk` or `add`, `seal` whether this call
 /// finishes the batch's creation, `parent` and `fields` the creation's (the batch hash's
 /// fields, `cb:<event>` included), `members` the prepared jobs (jid, queue, JSON carrying
-/// `bid`). Answers as the script does.
+/// `bid`). Answers as the script does. The jobs are recorded with their `bid` and the batch
+/// kept in memory: running its jobs ([`Fake::drain`](super::Fake::drain)) fires its callbacks
+/// as a worker would.
 ///
-/// In fake mode the jobs are recorded with their `bid` and the batch kept in memory: running
-/// its jobs ([`Fake::drain`](super::Fake::drain)) fires its callbacks as a worker would. In
-/// inline mode each job runs at once, as any inline push; no callback fires.
-///
-/// `batch::push::send` calls it first, as its first statement:
+/// `batch::push::send` calls it as its first statement:
 ///
 /// ```ignore
 /// if let Some(answer) = crate::testing::batches::push(bid.as_str(), mode.as_str(), seal,
@@ -322,14 +345,6 @@ pub(crate) async fn push(
     members: &[(Jid, String, String)],
 ) -> Option<Result<i64, Error>> {
     let active = super::active()?;
-    if let Active::Inline(_) = active {
-        for (_, _, json) in members {
-            if let Err(error) = super::deliver(&active, json, None, None).await {
-                return Some(Err(error));
-            }
-        }
-        return Some(Ok(1));
-    }
     let Active::Fake(shared) = &active else {
         return None;
     };
