@@ -3,8 +3,10 @@
 //! once. No Redis: the client points where nothing listens. The jobs share the test jobs'
 //! `CallLog` state, which every test worker has (a state of their own would stop them).
 //!
-//! Ignored until `batch::push::send` hands a batch to the testing modes first
-//! (`crate::testing::batches::push`, whose doc comment has the line); with it, they pass.
+//! Ignored until `batch::push` lets the fake keep batches: `refuse_in_testing_mode` asks
+//! `crate::testing::batches::handles_batches`, and `send` hands a chunk to
+//! `crate::testing::batches::push` first (their doc comments have the lines); with both,
+//! they pass.
 
 use std::time::Duration;
 
@@ -81,7 +83,7 @@ async fn testing_batches_fan_out(
 }
 
 #[tokio::test]
-#[ignore = "needs the one-line fake hook in batch::push::send: see testing/batches.rs, push"]
+#[ignore = "needs batch::push to call testing::batches (handles_batches, push): see their docs"]
 async fn testing_batches_drain_runs_the_jobs_then_the_success_callback_once() {
     let journal = CallLog::default();
     let fake = testing::fake().state(journal.clone());
@@ -130,7 +132,7 @@ async fn testing_batches_drain_runs_the_jobs_then_the_success_callback_once() {
 }
 
 #[tokio::test]
-#[ignore = "needs the one-line fake hook in batch::push::send: see testing/batches.rs, push"]
+#[ignore = "needs batch::push to call testing::batches (handles_batches, push): see their docs"]
 async fn testing_batches_a_failing_job_fires_death_not_success() {
     let journal = CallLog::default();
     let fake = testing::fake().state(journal.clone());
@@ -163,7 +165,7 @@ async fn testing_batches_a_failing_job_fires_death_not_success() {
 }
 
 #[tokio::test]
-#[ignore = "needs the one-line fake hook in batch::push::send: see testing/batches.rs, push"]
+#[ignore = "needs batch::push to call testing::batches (handles_batches, push): see their docs"]
 async fn testing_batches_jobs_added_by_a_running_job_hold_the_batch_open() {
     let journal = CallLog::default();
     let fake = testing::fake().state(journal.clone());
