@@ -261,3 +261,39 @@ async fn batches_web_pages_show_progress_failures_and_escape_descriptions() {
             .contains("No batch yet")
     );
 }
+
+#[tokio::test]
+async fn batches_web_workflow_pages_list_steps_and_escape() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let hostile = "<img src=x onerror=alert(1)>";
+    let wid = jobs::Workflow::new(hostile)
+        .client(&client)
+        .step_payload("fetch", &[], jobs::Payload::new("Fetch", vec![]))
+        .step_payload(
+            "<b>render</b>",
+            &["fetch"],
+            jobs::Payload::new("Render", vec![]),
+        )
+        .push()
+        .await
+        .unwrap();
+    let app = app(&client);
+
+    let list = get(&app, "/jobs/workflows").await;
+    assert_eq!(list.status, 200);
+    assert!(!list.body.contains(hostile));
+    assert!(list.body.contains("&lt;img src=x onerror=alert(1)&gt;"));
+    assert!(list.body.contains("0 of 2 steps done"), "{}", list.body);
+
+    let page = get(&app, &format!("/jobs/workflows/{wid}")).await;
+    assert_eq!(page.status, 200);
+    assert!(!page.body.contains(hostile) && !page.body.contains("<b>render</b>"));
+    assert!(page.body.contains("&lt;b&gt;render&lt;/b&gt;"));
+    assert!(page.body.contains(r#"<tr data-step="fetch">"#));
+    assert!(
+        page.body.contains("waiting"),
+        "the second step waits for the first"
+    );
+    assert_eq!(get(&app, "/jobs/workflows/nope").await.status, 404);
+}
