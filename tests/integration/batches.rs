@@ -242,6 +242,12 @@ async fn complete_fires_after_every_job_ran_once_and_success_after_the_retries()
 
     // Its first retry fails too: nothing fires.
     let retries = JobSet::new(&redis.client(), SetKind::Retry);
+    eventually(
+        Duration::from_secs(10),
+        "the first failure's retry",
+        async || retries.size().await.unwrap() == 1,
+    )
+    .await;
     retries.retry_all().await.unwrap();
     eventually(Duration::from_secs(10), "the second failure", async || {
         runs(&Ledger::read(&redis, EVENTS).await, "fail") == 2 && retries.size().await.unwrap() == 1
@@ -691,4 +697,79 @@ async fn a_testing_mode_refuses_a_batch_with_what_to_do() {
             .contains("fake and inline modes do not run batches"),
         "{refused}"
     );
+}
+
+#[tokio::test]
+async fn success_climbs_a_chain_of_nested_batches() {
+    let redis = TestRedis::start();
+    let url = redis.url();
+    let step = || BatchStep {
+        url: url.clone(),
+        fail_runs: 0,
+        millis: 0,
+    };
+    let on_success = |event: &str| callback(&redis, event);
+    let client = redis.client();
+    let top = Batch::new()
+        .client(&client)
+        .on_success(on_success("top-success"))
+        .push(BatchGate {
+            url: url.clone(),
+            gate: "gate".to_owned(),
+        })
+        .commit()
+        .await
+        .unwrap();
+    let middle = Batch::new()
+        .client(&client)
+        .parent(&top)
+        .on_success(on_success("middle-success"))
+        .push(step())
+        .commit()
+        .await
+        .unwrap();
+    let bottom = Batch::new()
+        .client(&client)
+        .parent(&middle)
+        .on_success(on_success("bottom-success"))
+        .push_all([step(), step()])
+        .await
+        .unwrap();
+    let running = RunningWorker::start(worker(&redis, &CallLog::default()));
+    callback_ran(&redis, "middle-success").await;
+    let waiting = status(&redis, &top).await;
+    assert_eq!(
+        (waiting.total, waiting.pending),
+        (2, 1),
+        "the gate holds the top open"
+    );
+    assert_eq!(waiting.success_at, None);
+
+    let retries = JobSet::new(&client, SetKind::Retry);
+    eventually(Duration::from_secs(10), "the gate's failure", async || {
+        retries.size().await.unwrap() == 1
+    })
+    .await;
+    let mut raw = redis.raw().await;
+    let _: () = raw.set("gate", 1).await.unwrap();
+    retries.retry_all().await.unwrap();
+    callback_ran(&redis, "top-success").await;
+    running.stop(Duration::from_secs(10)).await;
+    let ledger = Ledger::read(&redis, EVENTS).await;
+    for event in ["bottom-success", "middle-success", "top-success"] {
+        assert_eq!(pushed(&ledger, event), 1, "{event}");
+    }
+    let [top, middle, bottom] = [
+        status(&redis, &top).await,
+        status(&redis, &middle).await,
+        status(&redis, &bottom).await,
+    ];
+    assert_eq!(
+        (middle.total, middle.pending),
+        (2, 0),
+        "its job and its child"
+    );
+    assert_eq!((bottom.total, bottom.pending), (2, 0));
+    assert!(bottom.success_at <= middle.success_at);
+    assert!(middle.success_at <= top.success_at);
 }

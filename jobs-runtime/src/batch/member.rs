@@ -95,12 +95,26 @@ impl MemberUpdate {
     /// hold [`add_script_to`] before it. The script never fails, so it cannot hold back the
     /// settle that follows it.
     pub(crate) fn add_to(&self, pipeline: &mut redis::Pipeline, keys: &Keys) {
+        self.add_guarded_to(pipeline, keys, &[]);
+    }
+
+    /// [`add_to`](Self::add_to), applied only while none of `alive_guard` exists: recovery's
+    /// burial of a presumed-dead process's job, whose settle has the same guard.
+    pub(crate) fn add_guarded_to(
+        &self,
+        pipeline: &mut redis::Pipeline,
+        keys: &Keys,
+        alive_guard: &[String],
+    ) {
         let command = pipeline
             .cmd("EVALSHA")
             .arg(scripts::BATCH_UPDATE.get_hash())
-            .arg(4);
+            .arg(4 + alive_guard.len());
         for key in keys.batch_keys(&self.bid) {
             command.arg(key);
+        }
+        for guard in alive_guard {
+            command.arg(guard);
         }
         command
             .arg(&self.jid)

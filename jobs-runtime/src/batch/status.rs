@@ -71,14 +71,19 @@ pub struct FailedMember {
 /// A failure as `batch:<bid>:failed` stores it.
 #[derive(serde::Deserialize)]
 struct StoredFailure {
+    /// The job's class.
     #[serde(default)]
     class: String,
+    /// The error's class.
     #[serde(default)]
     error_class: String,
+    /// The error's message.
     #[serde(default)]
     error_message: String,
+    /// When it failed, epoch seconds.
     #[serde(default)]
     failed_at: Option<f64>,
+    /// Whether it died.
     #[serde(default)]
     dead: bool,
 }

@@ -35,7 +35,8 @@ pub(crate) async fn create(
     })?;
     let now = crate::testing::now();
     let created_ms = (now.as_epoch_seconds() * 1000.0).round() as i64;
-    let retention = workflow.retention.as_secs().max(1);
+    // At most about 136 years: an `EXPIRE` that Redis takes, whatever the `Duration`.
+    let retention = workflow.retention.as_secs().clamp(1, u64::from(u32::MAX));
     let key = keys.workflow(wid.as_str());
     let index = keys.workflows();
     let mut pipe = redis::pipe();
