@@ -2,11 +2,6 @@
 //! written to Redis, and `drain()` runs them and then the callbacks their outcomes fire, each
 //! once. No Redis: the client points where nothing listens. The jobs share the test jobs'
 //! `CallLog` state, which every test worker has (a state of their own would stop them).
-//!
-//! Ignored until `batch::push` lets the fake keep batches: `refuse_in_testing_mode` asks
-//! `crate::testing::batches::handles_batches`, and `send` hands a chunk to
-//! `crate::testing::batches::push` first (their doc comments have the lines); with both,
-//! they pass.
 
 use std::time::Duration;
 
@@ -83,7 +78,6 @@ async fn testing_batches_fan_out(
 }
 
 #[tokio::test]
-#[ignore = "needs batch::push to call testing::batches (handles_batches, push): see their docs"]
 async fn testing_batches_drain_runs_the_jobs_then_the_success_callback_once() {
     let journal = CallLog::default();
     let fake = testing::fake().state(journal.clone());
@@ -132,7 +126,6 @@ async fn testing_batches_drain_runs_the_jobs_then_the_success_callback_once() {
 }
 
 #[tokio::test]
-#[ignore = "needs batch::push to call testing::batches (handles_batches, push): see their docs"]
 async fn testing_batches_a_failing_job_fires_death_not_success() {
     let journal = CallLog::default();
     let fake = testing::fake().state(journal.clone());
@@ -165,7 +158,6 @@ async fn testing_batches_a_failing_job_fires_death_not_success() {
 }
 
 #[tokio::test]
-#[ignore = "needs batch::push to call testing::batches (handles_batches, push): see their docs"]
 async fn testing_batches_jobs_added_by_a_running_job_hold_the_batch_open() {
     let journal = CallLog::default();
     let fake = testing::fake().state(journal.clone());

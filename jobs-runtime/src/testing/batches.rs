@@ -309,10 +309,6 @@ impl FakeBatches {
 /// ```ignore
 /// if crate::testing::active().is_some() && !crate::testing::batches::handles_batches() { /* refuse */ }
 /// ```
-#[allow(
-    dead_code,
-    reason = "called by batch::push::refuse_in_testing_mode once it lets the fake keep batches"
-)]
 pub(crate) fn handles_batches() -> bool {
     matches!(super::active(), Some(Active::Fake(_)))
 }
@@ -332,10 +328,6 @@ pub(crate) fn handles_batches() -> bool {
 ///     creation.and_then(|c| c.parent.as_ref()).map(Bid::as_str),
 ///     creation.map_or(&[][..], |c| &c.fields[..]), members).await { return answer; }
 /// ```
-#[allow(
-    dead_code,
-    reason = "called by batch::push::send once it consults the testing modes"
-)]
 pub(crate) async fn push(
     bid: &str,
     mode: &str,
