@@ -35,6 +35,34 @@ async fn testing_batches_score(#[state] journal: CallLog, user: u64) -> Result<(
     Ok(())
 }
 
+/// Scores a user with up to 25 retries; user 0 fails with an error of its own class.
+#[job(name = "TestingBatches::Retried", retry = 25)]
+async fn testing_batches_retried(#[state] journal: CallLog, user: u64) -> Result<(), JobError> {
+    if user == 0 {
+        return Err(JobError::msg("no data for user 0").with_class("NoData"));
+    }
+    journal
+        .0
+        .lock()
+        .expect("journal")
+        .push(format!("retried {user}"));
+    Ok(())
+}
+
+/// Scores a user with no retries (`retry = 0`): a failure is a death.
+#[job(name = "TestingBatches::Once", retry = 0)]
+async fn testing_batches_once(#[state] journal: CallLog, user: u64) -> Result<(), JobError> {
+    if user == 0 {
+        return Err(JobError::msg("no data for user 0"));
+    }
+    journal
+        .0
+        .lock()
+        .expect("journal")
+        .push(format!("score {user}"));
+    Ok(())
+}
+
 /// The success callback: publishes the scores.
 #[job(name = "TestingBatches::Publish")]
 async fn testing_batches_publish(#[state] journal: CallLog, date: String) {
@@ -126,7 +154,7 @@ async fn testing_batches_drain_runs_the_jobs_then_the_success_callback_once() {
 }
 
 #[tokio::test]
-async fn testing_batches_a_failing_job_fires_death_not_success() {
+async fn testing_batches_a_job_without_retries_that_fails_fires_death_not_success() {
     let journal = CallLog::default();
     let fake = testing::fake().state(journal.clone());
     let bid = Batch::new()
@@ -137,7 +165,7 @@ async fn testing_batches_a_failing_job_fires_death_not_success() {
         .on_death(TestingBatchesAlert {
             what: "scores".into(),
         })
-        .push_all([0, 1, 2].map(|user| TestingBatchesScore { user }))
+        .push_all([0, 1, 2].map(|user| TestingBatchesOnce { user }))
         .await
         .unwrap();
 
@@ -148,6 +176,7 @@ async fn testing_batches_a_failing_job_fires_death_not_success() {
     assert_eq!((status.failures, status.dead), (1, 1));
     assert!(status.death_at.is_some());
     assert_eq!(status.failed[0].error_message, "no data for user 0");
+    assert_eq!(status.failed[0].error_class, "JobError");
 
     // The rest run, then the death callback; success never fires.
     assert_eq!(fake.drain().await.unwrap(), 3);
@@ -155,6 +184,44 @@ async fn testing_batches_a_failing_job_fires_death_not_success() {
     let status = fake.batch(&bid).unwrap();
     assert!(status.complete_at.is_some() && status.success_at.is_none());
     fake.assert_not_enqueued::<TestingBatchesPublish>();
+}
+
+/// As in production, where only `complete` fires on a retryable job's first failure: the fake
+/// retries nothing, so the batch stays pending; death and success never fire.
+#[tokio::test]
+async fn testing_batches_a_retryable_job_that_fails_fires_complete_only() {
+    let journal = CallLog::default();
+    let fake = testing::fake().state(journal.clone());
+    let bid = Batch::new()
+        .client(&nowhere())
+        .on_complete(TestingBatchesPublish {
+            date: "complete".into(),
+        })
+        .on_death(TestingBatchesAlert {
+            what: "scores".into(),
+        })
+        .push_all([0, 1].map(|user| TestingBatchesRetried { user }))
+        .await
+        .unwrap();
+
+    let error = fake.drain().await.unwrap_err();
+    assert!(error.to_string().contains("no data for user 0"), "{error}");
+    let status = fake.batch(&bid).unwrap();
+    assert_eq!((status.failures, status.dead), (1, 0));
+    assert!(!status.failed[0].dead);
+    assert_eq!(status.failed[0].error_class, "NoData");
+
+    assert_eq!(
+        fake.drain().await.unwrap(),
+        2,
+        "user 1, then the complete callback"
+    );
+    assert_eq!(journal.entries(), ["retried 1", "publish complete"]);
+    let status = fake.batch(&bid).unwrap();
+    assert_eq!(status.pending, 1);
+    assert!(status.complete_at.is_some());
+    assert!(status.death_at.is_none() && status.success_at.is_none());
+    fake.assert_not_enqueued::<TestingBatchesAlert>();
 }
 
 #[tokio::test]

@@ -4,8 +4,11 @@
 //! A batch's jobs are recorded in the fake with their `bid`; when the fake runs one, its
 //! outcome updates the batch, and a moment that becomes true (complete, success, death, each
 //! once) records its callback job in the fake, for [`Fake::drain`](super::Fake::drain) to run.
-//! The fake retries nothing, so a batch job that fails is dead at once: `complete` and `death`
-//! fire, `success` never does.
+//! The fake retries nothing. A batch job that fails is dead when it has no retries
+//! (`retry = false` or `0`) or its error kills or discards it: `complete` and `death` fire,
+//! `success` never does. Any other failure is a failure, as on a retryable job's first failure
+//! in production: the job stays pending, `complete` fires once every pending job failed,
+//! `success` and `death` do not.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 

@@ -20,6 +20,8 @@ use crate::client::{Client, Pushed};
 use crate::error::Error;
 use crate::jid::Jid;
 use crate::job::Job;
+use crate::job_error::RetryOverride;
+use crate::options::Retry;
 use crate::periodic::{Entry, Periodic, Tz};
 use crate::timestamp::Timestamp;
 use crate::unique::Request;
@@ -592,17 +594,39 @@ impl Fake {
         let ran = super::scope::scope(mode, runner.run(&job.payload)).await;
         locks.release(&job.payload);
         if let Some(bid) = batches::bid_of(&job.payload) {
-            // A fake retries nothing: a batch job that failed is dead.
+            // As batch_update.lua sees it: a job that may be retried failed (the fake retries
+            // nothing, so it stays pending); one without retries, killed or discarded is dead.
             let outcome = match &ran {
                 Ok(()) => Outcome::Success,
-                Err(error) => Outcome::Death(batches::Failure {
-                    class: job.payload.class.clone(),
-                    error_class: "JobError".to_owned(),
-                    error_message: match error {
-                        Error::Failed { error, .. } => error.to_string(),
-                        other => other.to_string(),
-                    },
-                }),
+                Err(error) => {
+                    let (error_class, message, overridden) = match error {
+                        Error::Failed { error, .. } => (
+                            error.class().to_owned(),
+                            error.to_string(),
+                            error.retry_override(),
+                        ),
+                        other => (
+                            crate::error_class::JOB_ERROR.to_owned(),
+                            other.to_string(),
+                            None,
+                        ),
+                    };
+                    let failure = batches::Failure {
+                        class: job.payload.class.clone(),
+                        error_class,
+                        error_message: message,
+                    };
+                    let dead =
+                        matches!(
+                            overridden,
+                            Some(RetryOverride::Kill | RetryOverride::Discard)
+                        ) || matches!(job.payload.retry, Some(Retry::Disabled | Retry::Times(0)));
+                    if dead {
+                        Outcome::Death(failure)
+                    } else {
+                        Outcome::Failure(failure)
+                    }
+                }
             };
             let now = self.shared.now().to_datetime();
             let callbacks =
