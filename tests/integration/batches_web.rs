@@ -297,3 +297,19 @@ async fn batches_web_workflow_pages_list_steps_and_escape() {
     );
     assert_eq!(get(&app, "/jobs/workflows/nope").await.status, 404);
 }
+
+/// A workflow id that is not one (14 URL-safe base64 characters) is a 404, never a read of
+/// another key: `workflow:abc:done` is a set, which the page must not read as a workflow.
+#[tokio::test]
+async fn batches_web_an_invalid_workflow_id_is_a_404_not_a_read_of_another_key() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let mut raw = redis.raw().await;
+    let _: () = raw.sadd("workflow:abc:done", "fetch").await.unwrap();
+    let _: () = raw.sadd("workflow:abcdefghi:done", "fetch").await.unwrap();
+    let app = app(&client);
+    for probe in ["abc:done", "abcdefghi:done"] {
+        let page = get(&app, &format!("/jobs/workflows/{probe}")).await;
+        assert_eq!(page.status, 404, "{probe}: {}", page.body);
+    }
+}

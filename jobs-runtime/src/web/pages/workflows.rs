@@ -70,6 +70,12 @@ pub(crate) async fn list(ctx: Ctx, Query(query): Query<ListQuery>) -> Result<Res
 pub(crate) async fn show(ctx: Ctx, Path(wid): Path<String>) -> Result<Response, Failure> {
     let client = ctx.client();
     let stats = Stats::fetch(client).await?;
+    // Never a read of another key (`workflow:<x>:done` is a set): only an id's shape is read.
+    if !is_workflow_id(&wid) {
+        return Err(Failure::not_found(
+            "no such workflow: a workflow id is 14 URL-safe base64 characters",
+        ));
+    }
     let wid = WorkflowId::from(wid);
     let Some(workflow) = Workflows::new(client).status(&wid).await? else {
         return Err(Failure::not_found(
@@ -175,6 +181,15 @@ fn step_state(state: StepState) -> Markup {
         _ => "tag",
     };
     html! { span class=(class) { (state.as_str()) } }
+}
+
+/// Whether `text` has a workflow id's shape (`WorkflowId::generate`: 14 URL-safe base64
+/// characters). Until `WorkflowId` has its own `FromStr`.
+fn is_workflow_id(text: &str) -> bool {
+    text.len() == 14
+        && text
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
 }
 
 /// The address of the workflow `wid`'s page.
