@@ -246,6 +246,19 @@ async fn batches_web_pages_show_progress_failures_and_escape_descriptions() {
     );
 
     assert_eq!(get(&app, "/jobs/batches/nope").await.status, 404);
+    // A workflow step's (and nested) batch is not deleted; once it is neither, it is.
+    let refused = post(
+        &app,
+        "/jobs/batches/hostileBatch01",
+        &[("action", "delete")],
+    )
+    .await;
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    let mut raw = redis.raw().await;
+    let _: () = raw
+        .hdel("batch:hostileBatch01", &["parent", "workflow", "step"])
+        .await
+        .unwrap();
     let deleted = post(
         &app,
         "/jobs/batches/hostileBatch01",
@@ -312,4 +325,69 @@ async fn batches_web_an_invalid_workflow_id_is_a_404_not_a_read_of_another_key()
         let page = get(&app, &format!("/jobs/workflows/{probe}")).await;
         assert_eq!(page.status, 404, "{probe}: {}", page.body);
     }
+}
+
+/// Deleting a workflow step's batch would strand its workflow (its dependents never run), a
+/// nested batch's its parent (the child stays pending there), a parent's its pending children:
+/// the page refuses with 409, saying why, and the data stays.
+#[tokio::test]
+async fn batches_web_deleting_a_workflow_step_or_nested_batch_is_refused() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let step = Seed {
+        bid: "stepBatch00001",
+        description: "a step",
+        age: 10.0,
+        total: 1,
+        pending: &["j1"],
+        failed: &[],
+        extra: &[
+            ("workflow", "wflowAbcdefgh1".to_owned()),
+            ("step", "tally".to_owned()),
+        ],
+    };
+    write_batch(&redis, step).await;
+    let child = Seed {
+        bid: "childBatch0001",
+        description: "a child",
+        age: 10.0,
+        total: 1,
+        pending: &["j2"],
+        failed: &[],
+        extra: &[("parent", "parentBatch001".to_owned())],
+    };
+    write_batch(&redis, child).await;
+    let parent = Seed {
+        bid: "parentBatch001",
+        description: "a parent",
+        age: 10.0,
+        total: 1,
+        pending: &["batch:childBatch0001"],
+        failed: &[],
+        extra: &[],
+    };
+    write_batch(&redis, parent).await;
+    let app = app(&client);
+
+    for (bid, why) in [
+        ("stepBatch00001", "workflow"),
+        ("childBatch0001", "parent"),
+        ("parentBatch001", "child"),
+    ] {
+        let refused = post(
+            &app,
+            &format!("/jobs/batches/{bid}"),
+            &[("action", "delete")],
+        )
+        .await;
+        assert_eq!(refused.status, 409, "{bid}: {}", refused.body);
+        assert!(refused.body.contains(why), "{bid}: {}", refused.body);
+        assert_eq!(get(&app, &format!("/jobs/batches/{bid}")).await.status, 200);
+        assert!(redis.keys().await.contains(&format!("batch:{bid}")));
+    }
+    let page = get(&app, "/jobs/batches/stepBatch00001").await;
+    assert!(
+        page.body.contains("no callback fires"),
+        "the dialog says what it does"
+    );
 }

@@ -38,6 +38,14 @@ impl Failure {
         }
     }
 
+    /// 409: the action would leave other data inconsistent.
+    pub(crate) fn conflict(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::CONFLICT,
+            message: message.into(),
+        }
+    }
+
     /// 404: no such queue or job.
     pub(crate) fn not_found(message: impl Into<String>) -> Self {
         Self {

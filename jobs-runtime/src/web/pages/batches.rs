@@ -143,7 +143,7 @@ pub(crate) async fn show(ctx: Ctx, Path(bid): Path<String>) -> Result<Response, 
             h1.grow { (title) }
             (layout::post_button(&ctx, &format!("/batches/{}", segment(&batch.bid)), &[("action", "delete")],
                 "Delete batch data", "danger",
-                Some("Delete this batch's data? Its jobs stay where they are, and no callback fires.")))
+                Some("Delete this batch's data (its counts, failures and callbacks)? Its jobs stay where they are and run as jobs of no batch; no callback fires. A workflow step's batch, a nested batch and a batch with pending children are refused.")))
         }
         @if batch.expired {
             p.muted { "This batch's data expired (retention ran out) or was deleted; only its listing is left." }
@@ -274,10 +274,45 @@ pub(crate) async fn act(
     let bid: Bid = bid
         .parse()
         .map_err(|_| Failure::not_found("no such batch"))?;
-    if !Batches::new(ctx.client()).delete(&bid).await? {
+    let batches = Batches::new(ctx.client());
+    if let Some(batch) = batches.get(&bid).await? {
+        if let Some(reason) = delete_refusal(&batch, &batches.pending_children(&bid).await?) {
+            return Err(Failure::conflict(reason));
+        }
+    }
+    if !batches.delete(&bid).await? {
         return Err(Failure::not_found("no such batch"));
     }
     Ok(ctx.redirect("/batches"))
+}
+
+/// Why deleting `batch`'s data would strand other data, if it would: a workflow step's batch
+/// (its dependents never run; an advance sent again would re-create it and run the step
+/// twice), a nested batch (it stays pending in its parent for good), a batch with pending
+/// child batches (they would update a batch that is gone).
+fn delete_refusal(batch: &BatchInfo, children: &[String]) -> Option<String> {
+    if let Some(workflow) = &batch.workflow {
+        return Some(format!(
+            "batch {} is step {} of workflow {workflow}: deleting its data would leave the              workflow's later steps never running (and an advance sent again would run the              step twice). Let it finish, or let its retention run out with the workflow's",
+            batch.bid,
+            batch.step.as_deref().unwrap_or("?"),
+        ));
+    }
+    if let Some(parent) = &batch.parent {
+        return Some(format!(
+            "batch {} is nested in parent batch {parent}: deleting its data would leave it              pending in the parent for good (the parent's success never fires). Let it finish,              or delete the parent once nothing else needs it",
+            batch.bid
+        ));
+    }
+    if !children.is_empty() {
+        return Some(format!(
+            "batch {} has {} pending child batch(es) ({}): deleting its data would leave them              updating a parent that is gone. Let them finish first",
+            batch.bid,
+            children.len(),
+            children.join(", ")
+        ));
+    }
+    None
 }
 
 /// The address of the batch `bid`'s page.
