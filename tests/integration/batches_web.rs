@@ -391,3 +391,88 @@ async fn batches_web_deleting_a_workflow_step_or_nested_batch_is_refused() {
         "the dialog says what it does"
     );
 }
+
+/// The calls of `command` since the last `CONFIG RESETSTAT`, from `INFO commandstats`.
+fn calls(stats: &str, command: &str) -> u64 {
+    stats
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|calls| calls.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A batch with 20,000 failures and a retry set of 50,000 entries: a page view reads counts
+/// with HLEN/SCARD, the failed list with a capped HSCAN, and stops its search of the retry
+/// and dead sets after a bounded number of ZSCANs, saying so. No HGETALL of the failed hash.
+#[tokio::test]
+async fn batches_web_a_batch_page_reads_a_bounded_amount() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let seed = Seed {
+        bid: "bigBatch000001",
+        description: "big",
+        age: 10.0,
+        total: 20_000,
+        pending: &[],
+        failed: &[],
+        extra: &[],
+    };
+    write_batch(&redis, seed).await;
+    let mut raw = redis.raw().await;
+    for chunk in 0..20 {
+        let mut pipe = redis::pipe();
+        for i in chunk * 1_000..(chunk + 1) * 1_000 {
+            let info = json!({
+                "class": "ScoreUser", "error_class": "RuntimeError",
+                "error_message": format!("no score for f{i}"),
+                "failed_at": now() - 5.0, "dead": false,
+            });
+            pipe.hset(
+                "batch:bigBatch000001:failed",
+                format!("f{i}"),
+                info.to_string(),
+            )
+            .ignore();
+            pipe.sadd("batch:bigBatch000001:pending", format!("f{i}"))
+                .ignore();
+        }
+        let _: () = pipe.query_async(&mut raw).await.unwrap();
+    }
+    for chunk in 0..50 {
+        let mut pipe = redis::pipe();
+        for i in chunk * 1_000..(chunk + 1) * 1_000 {
+            pipe.zadd(
+                "retry",
+                failed_job(&format!("other{i}"), "otherBatch0001"),
+                now() + 60.0 + f64::from(i),
+            )
+            .ignore();
+        }
+        let _: () = pipe.query_async(&mut raw).await.unwrap();
+    }
+    let app = app(&client);
+
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let page = get(&app, "/jobs/batches/bigBatch000001").await;
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(page.status, 200, "{}", page.body);
+    // One HGETALL: the batch's own hash; never the failed hash.
+    assert!(calls(&stats, "hgetall") <= 1, "{stats}");
+    assert!(calls(&stats, "hscan") <= 50, "{stats}");
+    assert!(calls(&stats, "zscan") <= 20, "{stats}");
+    assert!(page.body.contains("showing 500 of 20,000"), "{}", page.body);
+    assert!(
+        page.body.contains("not found in the first"),
+        "{}",
+        page.body
+    );
+}

@@ -15,13 +15,24 @@ use super::page::Page;
 use super::record::JobRecord;
 use super::sorted::{SetKind, SortedEntry};
 use super::time;
-use crate::batch::{Batch, BatchStatus, Bid, FailedMember};
+use crate::batch::{Batch, BatchStatus, Bid};
 use crate::client::Client;
 use crate::error::Error;
 use crate::redis::keys::escape_glob;
 
 /// The most failed members [`Batches::failed`] reads from one batch.
 pub const MAX_FAILED_LISTED: usize = 500;
+
+/// The most `ZSCAN` calls (of 1,000 entries each) [`Batches::failures`] spends on each of the
+/// retry and dead sets looking for a batch's failed jobs: a page view stays bounded however
+/// large the sets grow.
+pub const MAX_ENTRY_SCANS: usize = 10;
+
+/// Entries of a sorted set one `ZSCAN` call asks for.
+const SCAN_COUNT: usize = 1_000;
+
+/// The most `HSCAN` calls [`Batches::failures`] spends reading a batch's failed hash.
+const MAX_FAILED_SCANS: usize = 20;
 
 /// The prefix of a member that is a child batch: `batch:<bid>`.
 const CHILD_PREFIX: &str = "batch:";
@@ -141,6 +152,18 @@ pub struct BatchFailure {
     pub entry: Option<(SetKind, SortedEntry)>,
 }
 
+/// A batch's failed members as its page shows them: [`Batches::failures`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchFailures {
+    /// At most [`MAX_FAILED_LISTED`] of them, newest failure first.
+    pub members: Vec<BatchFailure>,
+    /// How many failed members the batch has (`HLEN` of its failed hash).
+    pub total: u64,
+    /// `Some(n)` when the search of the retry and dead sets for their entries stopped after
+    /// about `n` entries of a set: a member with no entry may have one further on.
+    pub searched: Option<usize>,
+}
+
 impl Batches {
     /// The batches in `client`'s Redis.
     pub fn new(client: &Client) -> Self {
@@ -197,20 +220,23 @@ impl Batches {
         Ok(batches)
     }
 
-    /// The batch `bid` as [`Batch::status`] reads it, or `None` when Redis
-    /// holds nothing of it; a batch still listed whose data expired is
+    /// The batch `bid` as [`Batches::page`] reads it (its hash, and its sets' sizes), or
+    /// `None` when Redis holds nothing of it; a batch still listed whose data expired is
     /// [`expired`](BatchInfo::expired).
     pub async fn get(&self, bid: &Bid) -> Result<Option<BatchInfo>, Error> {
-        let Some(status) = Batch::status(&self.client, bid).await? else {
-            let score: Option<f64> = self
-                .client
-                .redis()
-                .command(redis::cmd("ZSCORE").arg(self.index()).arg(bid.as_str()))
-                .await?;
-            return Ok(score
-                .map(|score| BatchInfo::read(bid.to_string(), score, &HashMap::new(), 0, 0, 0)));
-        };
-        Ok(Some(BatchInfo::from_status(status)))
+        // Counts only (HLEN, SCARD), as the list reads them: never the failed hash whole.
+        let score: Option<f64> = self
+            .client
+            .redis()
+            .command(redis::cmd("ZSCORE").arg(self.index()).arg(bid.as_str()))
+            .await?;
+        let read = self
+            .read(vec![(bid.to_string(), score.unwrap_or(f64::NAN))])
+            .await?;
+        Ok(read
+            .into_iter()
+            .next()
+            .filter(|batch| !batch.expired || score.is_some()))
     }
 
     /// The state of batch `bid` as the batch module reads it: [`Batch::status`].
@@ -254,23 +280,63 @@ impl Batches {
             .collect())
     }
 
-    /// The failed members of batch `bid` (at most [`MAX_FAILED_LISTED`], sorted by when they
-    /// failed, newest first), each job with its entry in the retry set or, failing that, the
-    /// dead set, when one holds it: one pass over each set, for entries naming the batch.
+    /// The failed members of batch `bid` (at most [`MAX_FAILED_LISTED`]), as
+    /// [`Batches::failures`] reads them.
     pub async fn failed(&self, bid: &Bid) -> Result<Vec<BatchFailure>, Error> {
-        let Some(status) = Batch::status(&self.client, bid).await? else {
-            return Ok(Vec::new());
-        };
-        let mut members: Vec<BatchFailure> = status
-            .failed
-            .iter()
-            .map(BatchFailure::from_member)
-            .collect();
+        Ok(self.failures(bid).await?.members)
+    }
+
+    /// The failed members of batch `bid`, read in bounded steps: at most
+    /// [`MAX_FAILED_LISTED`] of them (`HSCAN` of the failed hash, sorted by when they failed,
+    /// newest first) of [`total`](BatchFailures::total) (`HLEN`), each job with its entry in
+    /// the retry set or, failing that, the dead set, searched with at most
+    /// [`MAX_ENTRY_SCANS`] `ZSCAN`s of each ([`searched`](BatchFailures::searched) says when
+    /// the search stopped before the end).
+    pub async fn failures(&self, bid: &Bid) -> Result<BatchFailures, Error> {
+        let keys = self.client.keys();
+        let key = keys.batch_failed(bid.as_str());
+        let total: u64 = self
+            .client
+            .redis()
+            .command(redis::cmd("HLEN").arg(&key))
+            .await
+            .unwrap_or(0);
+        let mut members: Vec<BatchFailure> = Vec::new();
+        let mut cursor: u64 = 0;
+        for _ in 0..MAX_FAILED_SCANS {
+            let reply: Result<(u64, Vec<(String, String)>), Error> = self
+                .client
+                .redis()
+                .command(
+                    redis::cmd("HSCAN")
+                        .arg(&key)
+                        .arg(cursor)
+                        .arg("COUNT")
+                        .arg(MAX_FAILED_LISTED),
+                )
+                .await;
+            // A key of another type reads as no failure.
+            let Ok((next, pairs)) = reply else { break };
+            members.extend(
+                pairs
+                    .into_iter()
+                    .map(|(member, info)| BatchFailure::from_stored(member, &info)),
+            );
+            cursor = next;
+            if cursor == 0 || members.len() >= MAX_FAILED_LISTED {
+                break;
+            }
+        }
         members.sort_by(|a, b| b.failed_at.cmp(&a.failed_at).then(a.member.cmp(&b.member)));
+        members.dedup_by(|a, b| a.member == b.member);
         members.truncate(MAX_FAILED_LISTED);
+        let mut searched = None;
         if members.iter().any(|member| member.child.is_none()) {
-            let retries = self.entries_of(SetKind::Retry, bid).await?;
-            let dead = self.entries_of(SetKind::Dead, bid).await?;
+            let (retries, retries_whole) = self.entries_of(SetKind::Retry, bid).await?;
+            let (dead, dead_whole) = self.entries_of(SetKind::Dead, bid).await?;
+            if !(retries_whole && dead_whole) {
+                searched = Some(MAX_ENTRY_SCANS * SCAN_COUNT);
+            }
             for member in &mut members {
                 let found =
                     |entries: &HashMap<String, SortedEntry>| entries.get(&member.member).cloned();
@@ -280,16 +346,21 @@ impl Batches {
                 };
             }
         }
-        Ok(members)
+        Ok(BatchFailures {
+            members,
+            total,
+            searched,
+        })
     }
 
-    /// The entries of the set `kind` carrying `"bid": "<bid>"`, by jid: one pass of the set
-    /// (`ZSCAN MATCH` on the bid, so Redis sends back only the entries that name it).
+    /// The entries of the set `kind` carrying `"bid": "<bid>"`, by jid (`ZSCAN MATCH` on the
+    /// bid, so Redis sends back only the entries that name it), at most [`MAX_ENTRY_SCANS`]
+    /// calls; `true` when the scan reached the set's end.
     async fn entries_of(
         &self,
         kind: SetKind,
         bid: &Bid,
-    ) -> Result<HashMap<String, SortedEntry>, Error> {
+    ) -> Result<(HashMap<String, SortedEntry>, bool), Error> {
         let keys = self.client.keys();
         let key = match kind {
             SetKind::Retry => keys.retry(),
@@ -299,7 +370,7 @@ impl Batches {
         let pattern = format!("*{}*", escape_glob(bid.as_str()));
         let mut found = HashMap::new();
         let mut cursor: u64 = 0;
-        loop {
+        for _ in 0..MAX_ENTRY_SCANS {
             let (next, members): (u64, Vec<(Vec<u8>, f64)>) = self
                 .client
                 .redis()
@@ -310,7 +381,7 @@ impl Batches {
                         .arg("MATCH")
                         .arg(&pattern)
                         .arg("COUNT")
-                        .arg(1_000),
+                        .arg(SCAN_COUNT),
                 )
                 .await?;
             for (member, score) in members {
@@ -321,9 +392,10 @@ impl Batches {
             }
             cursor = next;
             if cursor == 0 {
-                return Ok(found);
+                return Ok((found, true));
             }
         }
+        Ok((found, false))
     }
 
     /// The child batches of `bid` still pending or failed (a child that succeeded is no
@@ -429,38 +501,6 @@ impl BatchInfo {
     }
 }
 
-impl BatchInfo {
-    /// The batch [`Batch::status`] read.
-    fn from_status(status: BatchStatus) -> Self {
-        let callbacks = status
-            .callbacks
-            .iter()
-            .map(|(event, class)| BatchCallback {
-                event: event.as_str().to_owned(),
-                class: class.clone(),
-            })
-            .collect();
-        Self {
-            bid: status.bid.to_string(),
-            description: status.description.unwrap_or_default(),
-            created_at: status.created_at,
-            total: status.total,
-            pending: status.pending,
-            failed: status.failures,
-            dead: status.dead,
-            parent: status.parent.map(|parent| parent.to_string()),
-            sealed: status.sealed,
-            complete_at: status.complete_at,
-            success_at: status.success_at,
-            death_at: status.death_at,
-            callbacks,
-            workflow: status.workflow,
-            step: status.step,
-            expired: false,
-        }
-    }
-}
-
 /// The callbacks among a batch hash's fields, each with its job's class.
 fn read_callbacks(hash: &HashMap<String, Vec<u8>>) -> Vec<BatchCallback> {
     ["complete", "success", "death"]
@@ -481,18 +521,41 @@ fn read_callbacks(hash: &HashMap<String, Vec<u8>>) -> Vec<BatchCallback> {
         .collect()
 }
 
+/// A failure as `batch:<bid>:failed` stores it (`batch_update.lua`).
+#[derive(serde::Deserialize)]
+struct StoredFailure {
+    #[serde(default)]
+    class: String,
+    #[serde(default)]
+    error_class: String,
+    #[serde(default)]
+    error_message: String,
+    #[serde(default)]
+    failed_at: Option<f64>,
+    #[serde(default)]
+    dead: bool,
+}
+
 impl BatchFailure {
-    /// A failed member as [`Batch::status`] read it.
-    fn from_member(member: &FailedMember) -> Self {
+    /// The member `member` whose stored failure is `info` (kept as the message when it is
+    /// not the JSON the batch scripts write).
+    fn from_stored(member: String, info: &str) -> Self {
+        let stored = serde_json::from_str::<StoredFailure>(info).unwrap_or(StoredFailure {
+            class: String::new(),
+            error_class: String::new(),
+            error_message: info.to_owned(),
+            failed_at: None,
+            dead: false,
+        });
         Self {
-            child: member.member.strip_prefix(CHILD_PREFIX).map(str::to_owned),
-            class: member.class.clone(),
-            error_class: member.error_class.clone(),
-            error_message: member.error_message.clone(),
-            failed_at: member.failed_at,
-            dead: member.dead,
+            child: member.strip_prefix(CHILD_PREFIX).map(str::to_owned),
+            class: stored.class,
+            error_class: stored.error_class,
+            error_message: stored.error_message,
+            failed_at: stored.failed_at.and_then(time::from_epoch_seconds),
+            dead: stored.dead,
             entry: None,
-            member: member.member.clone(),
+            member,
         }
     }
 }
@@ -502,7 +565,6 @@ mod tests {
     use std::collections::HashMap;
 
     use super::{BatchFailure, BatchInfo};
-    use crate::batch::FailedMember;
 
     fn hash(fields: &[(&str, &str)]) -> HashMap<String, Vec<u8>> {
         fields
@@ -565,18 +627,16 @@ mod tests {
 
     #[test]
     fn a_failed_member_reads_its_failure() {
-        let member = FailedMember {
-            member: "jid1".into(),
-            class: "ScoreUser".into(),
-            error_class: "Timeout".into(),
-            error_message: "slow".into(),
-            failed_at: chrono::DateTime::from_timestamp(1_796_000_000, 0),
-            dead: true,
-        };
-        let failed = BatchFailure::from_member(&member);
+        let failed = BatchFailure::from_stored(
+            "jid1".into(),
+            r#"{"class":"ScoreUser","error_class":"Timeout","error_message":"slow","failed_at":1796000000,"dead":true}"#,
+        );
         assert_eq!(failed.class, "ScoreUser");
         assert_eq!(failed.error_message, "slow");
         assert_eq!(failed.failed_at.unwrap().timestamp(), 1_796_000_000);
         assert!(failed.dead && failed.child.is_none());
+        let garbage = BatchFailure::from_stored("batch:abcdefghijklmn".into(), "not json");
+        assert_eq!(garbage.error_message, "not json");
+        assert_eq!(garbage.child.as_deref(), Some("abcdefghijklmn"));
     }
 }

@@ -67,7 +67,10 @@ mod unique;
 mod work;
 mod workflows;
 
-pub use batches::{BatchCallback, BatchFailure, BatchInfo, Batches, MAX_FAILED_LISTED};
+pub use batches::{
+    BatchCallback, BatchFailure, BatchFailures, BatchInfo, Batches, MAX_ENTRY_SCANS,
+    MAX_FAILED_LISTED,
+};
 pub use caps::{CapInfo, Caps, ClassCapInfo};
 pub use limits::{LimiterInfo, LimiterListing, Limits, MAX_LIMITERS_LISTED, MAX_SCAN_STEPS};
 pub use metrics::{

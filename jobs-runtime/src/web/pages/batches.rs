@@ -131,7 +131,8 @@ pub(crate) async fn show(ctx: Ctx, Path(bid): Path<String>) -> Result<Response, 
             "no such batch: it expired, was deleted, or never was",
         ));
     };
-    let failed = batches.failed(&bid).await?;
+    let failures = batches.failures(&bid).await?;
+    let failed = &failures.members;
     let children = batches.pending_children(&bid).await?;
     let title = if batch.description.is_empty() {
         format!("Batch {}", batch.bid)
@@ -210,14 +211,17 @@ pub(crate) async fn show(ctx: Ctx, Path(bid): Path<String>) -> Result<Response, 
             }
         }
         h2 { "Failed jobs" }
+        @if failures.total > failed.len() as u64 {
+            p.muted { "showing " (format::number(failed.len() as u64)) " of " (format::number(failures.total)) " failed jobs" }
+        }
         div.panel.scroll {
             @if failed.is_empty() {
                 p.empty { "No failure." }
             } @else {
                 table.failed {
                     tr { th { "Job" } th { "Error" } th.hide-small { "Failed" } th { "Now" } }
-                    @for member in &failed {
-                        (failed_row(&ctx, member))
+                    @for member in failed {
+                        (failed_row(&ctx, member, failures.searched))
                     }
                 }
             }
@@ -227,7 +231,7 @@ pub(crate) async fn show(ctx: Ctx, Path(bid): Path<String>) -> Result<Response, 
 }
 
 /// One failed member's row: the job (or child batch), its last error, and where it waits.
-fn failed_row(ctx: &Ctx, member: &BatchFailure) -> Markup {
+fn failed_row(ctx: &Ctx, member: &BatchFailure, searched: Option<usize>) -> Markup {
     html! {
         tr data-member=(member.member) {
             td {
@@ -254,6 +258,9 @@ fn failed_row(ctx: &Ctx, member: &BatchFailure) -> Markup {
                     None => {
                         @if member.dead { span.error { "dead" } " " span.muted { "(no longer in the dead set)" } }
                         @else if member.child.is_some() { span.muted { "see its page" } }
+                        @else if let Some(searched) = searched {
+                            span.muted { "entry not found in the first " (format::number(searched as u64)) " of the retry and dead sets" }
+                        }
                         @else { span.muted { "running or queued" } }
                     }
                 }
@@ -275,10 +282,10 @@ pub(crate) async fn act(
         .parse()
         .map_err(|_| Failure::not_found("no such batch"))?;
     let batches = Batches::new(ctx.client());
-    if let Some(batch) = batches.get(&bid).await? {
-        if let Some(reason) = delete_refusal(&batch, &batches.pending_children(&bid).await?) {
-            return Err(Failure::conflict(reason));
-        }
+    if let Some(batch) = batches.get(&bid).await?
+        && let Some(reason) = delete_refusal(&batch, &batches.pending_children(&bid).await?)
+    {
+        return Err(Failure::conflict(reason));
     }
     if !batches.delete(&bid).await? {
         return Err(Failure::not_found("no such batch"));
