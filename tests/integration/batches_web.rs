@@ -476,3 +476,36 @@ async fn batches_web_a_batch_page_reads_a_bounded_amount() {
         page.body
     );
 }
+
+/// A step's batch is linked only when it exists: a pending step's batch may not be created
+/// yet (here: its data is gone), and the link would be a 404.
+#[tokio::test]
+async fn batches_web_a_step_links_its_batch_only_when_it_exists() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let wid = jobs::Workflow::new("links")
+        .client(&client)
+        .step_payload("fetch", &[], jobs::Payload::new("Fetch", vec![]))
+        .push()
+        .await
+        .unwrap();
+    let status = jobs::api::Workflows::new(&client)
+        .status(&wid)
+        .await
+        .unwrap()
+        .unwrap();
+    let bid = status.steps[0].bid.clone();
+    let app = app(&client);
+    // Only a step's batch link has this prefix (the tab's link is `/jobs/batches`).
+    let link = r#"href="/jobs/batches/"#;
+    let page = get(&app, &format!("/jobs/workflows/{wid}")).await;
+    let mut raw = redis.raw().await;
+    let exists: bool = raw.exists(format!("batch:{bid}")).await.unwrap();
+    assert_eq!(page.body.contains(link), exists, "{}", page.body);
+
+    let _: () = raw.del(format!("batch:{bid}")).await.unwrap();
+    let page = get(&app, &format!("/jobs/workflows/{wid}")).await;
+    assert_eq!(page.status, 200);
+    assert!(!page.body.contains(link), "{}", page.body);
+    assert!(page.body.contains(&bid), "the bid is still shown, unlinked");
+}

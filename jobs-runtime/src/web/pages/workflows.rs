@@ -2,6 +2,8 @@
 //! progress, and a workflow's page listing its steps with their states and dependencies, each
 //! step linked to its batch (`docs/batches.md`, "Workflows").
 
+use std::collections::HashSet;
+
 use axum::extract::{Path, Query};
 use axum::response::Response;
 use maud::{Markup, html};
@@ -82,6 +84,7 @@ pub(crate) async fn show(ctx: Ctx, Path(wid): Path<String>) -> Result<Response, 
             "no such workflow: it expired, or never was",
         ));
     };
+    let batches = existing_batches(client, &workflow).await?;
     let title = if workflow.description.is_empty() {
         format!("Workflow {}", workflow.id)
     } else {
@@ -112,7 +115,7 @@ pub(crate) async fn show(ctx: Ctx, Path(wid): Path<String>) -> Result<Response, 
             table.steps {
                 tr { th { "Step" } th { "Runs after" } th { "Job" } th { "State" } th { "Batch" } }
                 @for step in &workflow.steps {
-                    (step_row(&ctx, step))
+                    (step_row(&ctx, step, batches.contains(&step.bid)))
                 }
             }
         }
@@ -120,8 +123,39 @@ pub(crate) async fn show(ctx: Ctx, Path(wid): Path<String>) -> Result<Response, 
     Ok(ctx.html(layout::page(&ctx, &stats, Tab::Batches, &title, content)))
 }
 
-/// One step's row: name, dependencies, job, state (with its last error), batch.
-fn step_row(ctx: &Ctx, step: &StepStatus) -> Markup {
+/// The bids of `workflow`'s steps whose batch exists now: a started step's batch may not be
+/// created yet (or its data is gone), and a link to it would be a 404. One `EXISTS` per step
+/// not waiting, in one round trip.
+async fn existing_batches(
+    client: &crate::client::Client,
+    workflow: &WorkflowStatus,
+) -> Result<HashSet<String>, Failure> {
+    let started: Vec<&str> = workflow
+        .steps
+        .iter()
+        .filter(|step| step.state != StepState::Waiting && !step.bid.is_empty())
+        .map(|step| step.bid.as_str())
+        .collect();
+    if started.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let keys = client.keys();
+    let mut pipeline = redis::pipe();
+    for bid in &started {
+        pipeline.cmd("EXISTS").arg(keys.batch(bid));
+    }
+    let exists: Vec<bool> = client.redis().query(&pipeline).await?;
+    Ok(started
+        .into_iter()
+        .zip(exists)
+        .filter(|(_, exists)| *exists)
+        .map(|(bid, _)| bid.to_owned())
+        .collect())
+}
+
+/// One step's row: name, dependencies, job, state (with its last error), batch (linked when
+/// `batch_exists`).
+fn step_row(ctx: &Ctx, step: &StepStatus, batch_exists: bool) -> Markup {
     html! {
         tr data-step=(step.name) {
             td { strong { (format::truncate(&step.name, 120)) } }
@@ -141,7 +175,8 @@ fn step_row(ctx: &Ctx, step: &StepStatus) -> Markup {
             }
             td {
                 @if step.state == StepState::Waiting { span.muted { "not started" } }
-                @else { a.mono href=(ctx.url(&format!("/batches/{}", segment(&step.bid)))) { (step.bid) } }
+                @else if batch_exists { a.mono href=(ctx.url(&format!("/batches/{}", segment(&step.bid)))) { (step.bid) } }
+                @else { span.mono { (step.bid) } " " span.muted { "(no batch data: not created yet, or gone)" } }
             }
         }
     }
