@@ -509,3 +509,15 @@ async fn batches_web_a_step_links_its_batch_only_when_it_exists() {
     assert!(!page.body.contains(link), "{}", page.body);
     assert!(page.body.contains(&bid), "the bid is still shown, unlinked");
 }
+
+/// A key of another type than the page expects stays a 503, with a message saying so.
+#[tokio::test]
+async fn batches_web_a_key_of_another_type_is_a_503_that_says_so() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let mut raw = redis.raw().await;
+    let _: () = raw.sadd("workflow:AAAAAAAAAAAAAA", "x").await.unwrap();
+    let page = get(&app(&client), "/jobs/workflows/AAAAAAAAAAAAAA").await;
+    assert_eq!(page.status, 503, "{}", page.body);
+    assert!(page.body.contains("holds another type"), "{}", page.body);
+}

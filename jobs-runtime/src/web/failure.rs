@@ -61,9 +61,17 @@ impl From<Error> for Failure {
             return Self::bad_request(error.to_string());
         }
         tracing::warn!(%error, "the dashboard could not read Redis");
+        let mut message = error.to_string();
+        if let Error::Redis { reason, .. } = &error
+            && reason.contains("WRONGTYPE")
+        {
+            message = format!(
+                "a key this page reads holds another type of value than the one it expects                  (another program wrote it, or the Redis is shared with another app's data);                  Redis said: {message}"
+            );
+        }
         Self {
             status: StatusCode::SERVICE_UNAVAILABLE,
-            message: error.to_string(),
+            message,
         }
     }
 }
