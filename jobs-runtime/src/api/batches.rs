@@ -100,8 +100,9 @@ impl BatchInfo {
         self.total.saturating_sub(self.pending)
     }
 
-    /// The callback of `event` (`complete`, `success` or `death`) and when it fired: `None`
-    /// when the batch has no such callback and the moment was not reached.
+    /// When the moment `event` (`complete`, `success` or `death`) was reached: `None` when it
+    /// was not (or `event` is none of these). Whether the batch has a callback for it is
+    /// [`has_callback`](Self::has_callback).
     pub fn fired_at(&self, event: &str) -> Option<DateTime<Utc>> {
         match event {
             "complete" => self.complete_at,

@@ -57,7 +57,7 @@ pub(crate) async fn list(ctx: Ctx, Query(query): Query<ListQuery>) -> Result<Res
                 }
             }
         }
-        (layout::pager(&ctx, "/workflows", page_number, PAGE_SIZE, total, &[]))
+        (layout::pager(&ctx, "/workflows", page_number, PAGE_SIZE, total, &[("order", query.order_name())]))
     };
     Ok(ctx.html(layout::list_page(
         &ctx,
