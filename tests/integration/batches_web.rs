@@ -45,8 +45,17 @@ async fn write_batch(redis: &TestRedis, seed: Seed<'_>) {
         ("created_at".into(), ((created * 1000.0) as u64).to_string()),
         ("total".into(), total.to_string()),
         ("sealed".into(), "1".into()),
-        ("cb:success".into(), "{}".into()),
-        ("cb:death".into(), "{}".into()),
+        // An ActiveJob callback (shown as the class it wraps) and a plain one.
+        (
+            "cb:success".into(),
+            json!({"class": "Sidekiq::ActiveJob::Wrapper", "wrapped": "ScoresPublished",
+                   "args": [{"job_class": "ScoresPublished", "arguments": []}], "queue": "default"})
+            .to_string(),
+        ),
+        (
+            "cb:death".into(),
+            json!({"class": "AlertOps", "args": [], "queue": "default"}).to_string(),
+        ),
     ];
     fields.extend(
         extra
@@ -151,6 +160,16 @@ async fn batches_web_api_lists_newest_first_and_reads_failures() {
     let gone = batches.get(&bid("goneBatch00001")).await.unwrap().unwrap();
     assert!(gone.expired);
     let newer_read = batches.get(&bid("newerBatch0001")).await.unwrap().unwrap();
+    let classes: Vec<(&str, &str)> = newer
+        .callbacks
+        .iter()
+        .map(|callback| (callback.event.as_str(), callback.class.as_str()))
+        .collect();
+    assert_eq!(
+        classes,
+        [("success", "ScoresPublished"), ("death", "AlertOps")],
+        "ActiveJob unwrapped"
+    );
     assert_eq!(&newer_read, newer, "one batch reads as the list reads it");
 
     let failed = batches.failed(&bid("newerBatch0001")).await.unwrap();
@@ -217,6 +236,10 @@ async fn batches_web_pages_show_progress_failures_and_escape_descriptions() {
     assert_eq!(page.status, 200);
     assert!(!page.body.contains(hostile));
     assert!(page.body.contains("2 of 4 done"));
+    assert!(
+        page.body.contains("<code>ScoresPublished</code>") && !page.body.contains("Wrapper"),
+        "the callback's class as the list reads it, ActiveJob unwrapped"
+    );
     assert!(
         page.body.contains(r#"href="/jobs/batches/parentBatch001""#),
         "parent link"
