@@ -55,17 +55,21 @@ async fn batches_web_pages_in_chromium() {
         .push_all((0..4).map(|id| BatchesWebScoreUser { id: 10 + id }))
         .await
         .unwrap();
+    let second_wave = Batch::new()
+        .client(&client)
+        .parent(&emails)
+        .description("welcome emails, second wave")
+        .push_all([BatchesWebScoreUser { id: 30 }])
+        .await
+        .unwrap();
     let hostile = "<script>alert('x')</script>";
-    tokio::time::sleep(Duration::from_millis(20)).await;
     Batch::new()
         .client(&client)
         .description(hostile)
         .push_all([BatchesWebScoreUser { id: 20 }])
         .await
         .unwrap();
-    // The batch the test looks at, created last (the list orders by creation, in ms): 8
-    // scores (two fail and retry) and an import that dies.
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    // The batch the test looks at: 8 scores (two fail and retry) and an import that dies.
     let scores = Batch::new()
         .client(&client)
         .description("nightly scores 2026-12-06")
@@ -82,6 +86,23 @@ async fn batches_web_pages_in_chromium() {
         .await
         .unwrap();
 
+    let (base, stop, server) = serve_dashboard(&client).await;
+    let driver = ChromeDriver::start();
+    let browser = open_browser(&driver).await;
+    // Before the worker runs: the parent lists its pending child, which links back to it.
+    browser
+        .goto(&format!("{base}/batches/{emails}"))
+        .await
+        .unwrap();
+    click(
+        &browser,
+        &format!("dl.fields a[href$='/batches/{second_wave}']"),
+    )
+    .await;
+    assert_eq!(text_of(&browser, "h1").await, "welcome emails, second wave");
+    click(&browser, &format!("dl.fields a[href$='/batches/{emails}']")).await;
+    assert_eq!(text_of(&browser, "h1").await, "welcome emails");
+
     let running = RunningWorker::start(worker(&redis, &CallLog::default()).concurrency(4));
     let batches = Batches::new(&client);
     eventually(
@@ -96,10 +117,6 @@ async fn batches_web_pages_in_chromium() {
     .await;
     running.stop(Duration::from_secs(5)).await;
 
-    let (base, stop, server) = serve_dashboard(&client).await;
-    let driver = ChromeDriver::start();
-    let browser = open_browser(&driver).await;
-
     // The list: newest first, with progress and the callbacks reached.
     browser.goto(&format!("{base}/batches")).await.unwrap();
     assert_eq!(browser.title().await.unwrap(), "Batches · jobs");
@@ -108,8 +125,35 @@ async fn batches_web_pages_in_chromium() {
         text_of(&browser, &format!("{row} .figures")).await,
         "6 of 9 done"
     );
-    let first = text_of(&browser, "table.batches tr[data-bid] td a").await;
-    assert_eq!(first, "nightly scores 2026-12-06", "newest first");
+    // Newest first by creation time (ms; batches created in the same ms in either order).
+    let mut created = Vec::new();
+    for row in browser
+        .find_all(Locator::Css("table.batches tr[data-bid]"))
+        .await
+        .unwrap()
+    {
+        let bid: jobs::Bid = row
+            .attr("data-bid")
+            .await
+            .unwrap()
+            .unwrap()
+            .parse()
+            .unwrap();
+        created.push(
+            batches
+                .get(&bid)
+                .await
+                .unwrap()
+                .unwrap()
+                .created_at
+                .unwrap(),
+        );
+    }
+    assert_eq!(created.len(), 4);
+    assert!(
+        created.is_sorted_by(|a, b| a >= b),
+        "newest first: {created:?}"
+    );
     let callbacks = text_of(&browser, &format!("{row} td:last-child")).await;
     assert!(
         callbacks.contains("✓ complete") && callbacks.contains("✓ death"),
