@@ -544,3 +544,21 @@ async fn batches_web_a_key_of_another_type_is_a_503_that_says_so() {
     assert_eq!(page.status, 503, "{}", page.body);
     assert!(page.body.contains("holds another type"), "{}", page.body);
 }
+
+/// The workflows' pager keeps the order asked for.
+#[tokio::test]
+async fn batches_web_the_workflows_pager_keeps_the_order() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    for n in 0..26 {
+        jobs::Workflow::new(format!("w{n}"))
+            .client(&client)
+            .step_payload("only", &[], jobs::Payload::new("Only", vec![]))
+            .push()
+            .await
+            .unwrap();
+    }
+    let page = get(&app(&client), "/jobs/workflows?order=asc").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("order=asc"), "{}", page.body);
+}
