@@ -683,7 +683,8 @@ async fn a_job_that_keeps_crashing_its_worker_is_a_death_of_its_batch() {
 
 #[tokio::test]
 async fn a_testing_mode_refuses_a_batch_with_what_to_do() {
-    let _fake = jobs::testing::fake();
+    // Inline mode: fake mode keeps batches in memory (testing_batches).
+    let _inline = jobs::testing::inline();
     // Where nothing listens: the refusal comes before any connection.
     let nowhere = jobs::Client::builder()
         .url("redis://127.0.0.1:1")
