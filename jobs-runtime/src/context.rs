@@ -129,6 +129,12 @@ impl JobContext {
         self.client = WorkerClient(Some(client));
         self
     }
+
+    /// The client of the worker running the job, if any: what the runtime's own jobs (a
+    /// workflow's advance) write through.
+    pub(crate) fn worker_client(&self) -> Option<&Client> {
+        self.client.0.as_ref()
+    }
 }
 
 /// The client of the worker running a job, if any: not part of a context's equality (it is

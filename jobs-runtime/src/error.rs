@@ -311,6 +311,16 @@ pub enum Error {
         /// The second job type and where it is defined.
         second: String,
     },
+
+    /// A [`Workflow`](crate::Workflow) that cannot be pushed: no step, a step name used twice,
+    /// a dependency on no step, or a cycle. Nothing was written.
+    #[error("cannot push the workflow `{description}`: {reason}")]
+    InvalidWorkflow {
+        /// The workflow's description.
+        description: String,
+        /// What is wrong, naming the step, and what to change.
+        reason: String,
+    },
 }
 
 impl std::fmt::Debug for Error {
@@ -539,6 +549,13 @@ mod tests {
                 },
                 Some("its success already fired; start a new batch"),
             ),
+            (
+                Error::InvalidWorkflow {
+                    description: "nightly".to_owned(),
+                    reason: "the step `b` depends on itself".to_owned(),
+                },
+                Some("the step `b` depends on itself"),
+            ),
         ]
     }
 
@@ -572,6 +589,7 @@ mod tests {
             Error::InvalidCap { .. } => 23,
             Error::NotReplicated { .. } => 24,
             Error::Batch { .. } => 25,
+            Error::InvalidWorkflow { .. } => 26,
         }
     }
 
@@ -593,7 +611,7 @@ mod tests {
             .iter()
             .map(|(error, _)| variant(error))
             .collect();
-        assert_eq!(covered, (0..26).collect::<BTreeSet<_>>());
+        assert_eq!(covered, (0..27).collect::<BTreeSet<_>>());
     }
 
     #[test]

@@ -22,6 +22,8 @@
 //!   every process; a job over a limit is rescheduled.
 //! - [`api`]: reading and steering queues, sets, processes, periodic entries and stats (what the
 //!   dashboard shows).
+//! - [`workflow`], [`Workflow`]: named steps run in dependency order (chains, fan-ins, small
+//!   DAGs), each step a one-job batch.
 //! - [`testing`]: fake and inline modes, for tests without Redis.
 //! - [`Error`]: the one error type.
 //! - `redis::keys` (private): every Redis key name.
@@ -61,6 +63,7 @@ pub mod unique;
 #[cfg(feature = "web")]
 pub mod web;
 pub mod worker;
+pub mod workflow;
 
 #[doc(hidden)]
 pub mod __private {
@@ -89,6 +92,7 @@ pub use registry::{Registration, Registry, registered_jobs};
 pub use state::{JobState, StateType};
 pub use timestamp::Timestamp;
 pub use worker::Worker;
+pub use workflow::{Workflow, WorkflowId};
 
 /// The `chrono` crate, whose `DateTime<Utc>` `perform_at` takes and whose types make good job
 /// arguments (with its `serde` feature, which this re-export has on).

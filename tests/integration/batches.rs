@@ -741,8 +741,9 @@ async fn a_job_that_keeps_crashing_its_worker_is_a_death_of_its_batch() {
 }
 
 #[tokio::test]
-async fn a_testing_mode_refuses_a_batch_with_what_to_do() {
-    let _fake = jobs::testing::fake();
+async fn inline_mode_refuses_a_batch_with_what_to_do() {
+    // Inline mode: fake mode keeps batches in memory (testing_batches).
+    let _inline = jobs::testing::inline();
     // Where nothing listens: the refusal comes before any connection.
     let nowhere = jobs::Client::builder()
         .url("redis://127.0.0.1:1")
@@ -753,7 +754,7 @@ async fn a_testing_mode_refuses_a_batch_with_what_to_do() {
     assert!(
         refused
             .to_string()
-            .contains("fake and inline modes do not run batches"),
+            .contains("inline mode does not run batches"),
         "{refused}"
     );
 }

@@ -37,12 +37,19 @@
 //! sets or clears one (`docs/limits.md`, "Global caps"); the same for job classes
 //! ([`ClassCapInfo`]: in use and parked jobs too; clearing sends the parked jobs back at once).
 //!
+//! [`Batches`] lists the batches (`docs/batches.md`) newest first, with their counts and the
+//! moments they reached, lists a batch's failed jobs with their retry or dead entries, and
+//! deletes a batch's data.
+//!
 //! [`Metrics`] reads the execution metrics per job class (Sidekiq 8's Metrics pages).
+//!
+//! [`Workflows`] lists the workflows ([`crate::Workflow`]) with each step's state.
 //!
 //! Every change is one atomic Redis step that acts only if the job is still where it was read:
 //! a job that a worker or another dashboard moved in the meantime is left alone, and the call
 //! says so (`Ok(false)` or a smaller count). Reads never write.
 
+mod batches;
 mod caps;
 mod limits;
 mod metrics;
@@ -58,7 +65,12 @@ mod stats;
 mod time;
 mod unique;
 mod work;
+mod workflows;
 
+pub use batches::{
+    BatchCallback, BatchFailure, BatchFailures, BatchInfo, Batches, MAX_ENTRY_SCANS,
+    MAX_FAILED_LISTED,
+};
 pub use caps::{CapInfo, Caps, ClassCapInfo};
 pub use limits::{LimiterInfo, LimiterListing, Limits, MAX_LIMITERS_LISTED, MAX_SCAN_STEPS};
 pub use metrics::{
@@ -77,3 +89,4 @@ pub use sorted::{
 pub use stats::{DayStats, MAX_HISTORY_DAYS, RedisInfo, Stats};
 pub use unique::{MAX_LOCKS_LISTED, UniqueLock, UniqueLocks};
 pub use work::{Work, WorkSet};
+pub use workflows::Workflows;

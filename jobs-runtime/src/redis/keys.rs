@@ -322,6 +322,28 @@ impl Keys {
     pub(crate) fn deploy_marks(&self, date: chrono::NaiveDate) -> String {
         format!("{}{}-marks", self.prefix, date.format("%Y%m%d"))
     }
+
+    /// `workflow:<wid>`: a workflow's hash (`description`, `created_at` in epoch ms, `state`,
+    /// `steps` as JSON, `total`, `queue`, `retention`, `succeeded_at`, `dead_at`); see
+    /// `docs/batches.md`, "Workflows".
+    pub(crate) fn workflow(&self, wid: &str) -> String {
+        format!("{}workflow:{wid}", self.prefix)
+    }
+
+    /// `workflow:<wid>:done`: the set of a workflow's steps that succeeded.
+    pub(crate) fn workflow_done(&self, wid: &str) -> String {
+        format!("{}workflow:{wid}:done", self.prefix)
+    }
+
+    /// `workflow:<wid>:dead`: the set of a workflow's steps whose job died.
+    pub(crate) fn workflow_dead(&self, wid: &str) -> String {
+        format!("{}workflow:{wid}:dead", self.prefix)
+    }
+
+    /// `workflows`: every workflow's id, scored by creation (epoch seconds), for listing.
+    pub(crate) fn workflows(&self) -> String {
+        format!("{}workflows", self.prefix)
+    }
 }
 
 /// `text` with Redis's glob characters escaped, so a `MATCH` pattern finds it literally.
@@ -413,6 +435,15 @@ mod tests {
         assert_eq!(keys.cap_class_waiting("A"), "jobs:waiting:class:A");
         assert_ne!(keys.cap_class("A"), keys.cap_queue("A"));
         assert_eq!(keys.namespace(), None);
+    }
+
+    #[test]
+    fn workflow_keys() {
+        let keys = Keys::new(Some("shop"));
+        assert_eq!(keys.workflow("w1"), "shop:workflow:w1");
+        assert_eq!(keys.workflow_done("w1"), "shop:workflow:w1:done");
+        assert_eq!(keys.workflow_dead("w1"), "shop:workflow:w1:dead");
+        assert_eq!(keys.workflows(), "shop:workflows");
     }
 
     #[test]

@@ -185,6 +185,11 @@ pub(crate) static LIMIT_READ_SOURCE: LazyLock<String> =
 pub(crate) static LIMIT_RESET: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/limit_reset.lua")));
 
+/// A workflow step's success or death -> recorded in the workflow, and the workflow's state,
+/// graph and succeeded steps read back (`scripts/workflow_advance.lua`).
+pub(crate) static WORKFLOW_ADVANCE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/workflow_advance.lua")));
+
 /// One call of [`PROMOTE`] being put together: members of one sorted set, each going to its
 /// queue (or to the dead set) as an edit of its stored text.
 pub(crate) struct Promotion<'a> {

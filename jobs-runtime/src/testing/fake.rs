@@ -9,15 +9,19 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::Active;
+use super::batches::{self, FakeBatches, Outcome};
 use super::enqueued::EnqueuedJob;
 use super::locks::Taken;
 use super::periodic::{self, Entries};
 use super::runner::Settings;
 use super::scope::{self, ThreadGuard};
+use crate::batch::{BatchStatus, Bid};
 use crate::client::{Client, Pushed};
 use crate::error::Error;
 use crate::jid::Jid;
 use crate::job::Job;
+use crate::job_error::RetryOverride;
+use crate::options::Retry;
 use crate::periodic::{Entry, Periodic, Tz};
 use crate::timestamp::Timestamp;
 use crate::unique::Request;
@@ -50,6 +54,9 @@ pub(crate) struct FakeShared {
     settings: Settings,
     /// The periodic entries, locked apart from the store: their jobs are pushed into it.
     periodic: Mutex<Entries>,
+    /// The batches pushed in this fake, locked apart from the store: their callbacks are
+    /// recorded into it.
+    batches: Mutex<FakeBatches>,
 }
 
 struct Store {
@@ -108,6 +115,11 @@ impl FakeShared {
         self.store.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The batches pushed in this fake.
+    pub(crate) fn batches(&self) -> MutexGuard<'_, FakeBatches> {
+        self.batches.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn periodic(&self) -> MutexGuard<'_, Entries> {
         self.periodic.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -137,6 +149,7 @@ impl Fake {
             }),
             settings: Settings::default(),
             periodic: Mutex::new(Entries::default()),
+            batches: Mutex::new(FakeBatches::default()),
         });
         Self {
             _guard: ThreadGuard::install(Active::Fake(Arc::clone(&shared))),
@@ -422,6 +435,14 @@ impl Fake {
         Ok(ran)
     }
 
+    /// The batch `bid` pushed in this fake, as [`Batch::status`](crate::Batch::status) reads
+    /// one from Redis: its counts, failures and when its callbacks fired (on the fake clock).
+    /// `None` when no batch with this id was pushed in this fake.
+    pub fn batch(&self, bid: &Bid) -> Option<BatchStatus> {
+        let batches = self.shared.batches();
+        Some(batches.get(bid.as_str())?.status(bid))
+    }
+
     /// Fails the test unless a job of type `J` is recorded.
     #[track_caller]
     pub fn assert_enqueued<J: Job>(&self) {
@@ -572,6 +593,50 @@ impl Fake {
         locks.release_at_start(&job.payload);
         let ran = super::scope::scope(mode, runner.run(&job.payload)).await;
         locks.release(&job.payload);
+        if let Some(bid) = batches::bid_of(&job.payload) {
+            // As batch_update.lua sees it: a job that may be retried failed (the fake retries
+            // nothing, so it stays pending); one without retries, killed or discarded is dead.
+            let outcome = match &ran {
+                Ok(()) => Outcome::Success,
+                Err(error) => {
+                    let (error_class, message, overridden) = match error {
+                        Error::Failed { error, .. } => (
+                            error.class().to_owned(),
+                            error.to_string(),
+                            error.retry_override(),
+                        ),
+                        other => (
+                            crate::error_class::JOB_ERROR.to_owned(),
+                            other.to_string(),
+                            None,
+                        ),
+                    };
+                    let failure = batches::Failure {
+                        class: job.payload.class.clone(),
+                        error_class,
+                        error_message: message,
+                    };
+                    let dead =
+                        matches!(
+                            overridden,
+                            Some(RetryOverride::Kill | RetryOverride::Discard)
+                        ) || matches!(job.payload.retry, Some(Retry::Disabled | Retry::Times(0)));
+                    if dead {
+                        Outcome::Death(failure)
+                    } else {
+                        Outcome::Failure(failure)
+                    }
+                }
+            };
+            let now = self.shared.now().to_datetime();
+            let callbacks =
+                self.shared
+                    .batches()
+                    .settle(bid, job.payload.jid.as_str(), outcome, now);
+            for callback in callbacks {
+                batches::record_callback(&self.shared, &callback);
+            }
+        }
         ran?;
         // Let other tasks run between jobs: a drain of a job that pushes itself again never
         // ends, but it does not starve the runtime.

@@ -111,6 +111,7 @@
 //! within `advance`, which does not wait: a client middleware that waits on I/O or a timer
 //! fails the test (push through a client without it, [`Fake::periodic_client`]).
 
+pub(crate) mod batches;
 mod enqueued;
 mod fake;
 mod inline;

@@ -38,6 +38,14 @@ impl Failure {
         }
     }
 
+    /// 409: the action would leave other data inconsistent.
+    pub(crate) fn conflict(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::CONFLICT,
+            message: message.into(),
+        }
+    }
+
     /// 404: no such queue or job.
     pub(crate) fn not_found(message: impl Into<String>) -> Self {
         Self {
@@ -53,9 +61,17 @@ impl From<Error> for Failure {
             return Self::bad_request(error.to_string());
         }
         tracing::warn!(%error, "the dashboard could not read Redis");
+        let mut message = error.to_string();
+        if let Error::Redis { reason, .. } = &error
+            && reason.contains("WRONGTYPE")
+        {
+            message = format!(
+                "a key this page reads holds another type of value than the one it expects                  (another program wrote it, or the Redis is shared with another app's data);                  Redis said: {message}"
+            );
+        }
         Self {
             status: StatusCode::SERVICE_UNAVAILABLE,
-            message: error.to_string(),
+            message,
         }
     }
 }

@@ -20,6 +20,7 @@ pub(crate) enum Tab {
     Scheduled,
     Dead,
     Periodic,
+    Batches,
     Metrics,
     Limits,
 }
@@ -57,6 +58,7 @@ fn frame(ctx: &Ctx, stats: &Stats, tab: Tab, title: &str, content: Markup, live:
         ),
         (Tab::Dead, "/morgue", "Dead", Some(stats.dead_size)),
         (Tab::Periodic, "/periodic", "Periodic", None),
+        (Tab::Batches, "/batches", "Batches", None),
         (Tab::Metrics, super::pages::metrics::PATH, "Metrics", None),
         (Tab::Limits, "/limits", "Limits", None),
     ];

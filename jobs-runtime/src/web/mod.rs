@@ -202,6 +202,13 @@ impl Dashboard {
                 "/periodic",
                 get(pages::periodic::page).post(pages::periodic::act),
             )
+            .route("/batches", get(pages::batches::list))
+            .route(
+                "/batches/{bid}",
+                get(pages::batches::show).post(pages::batches::act),
+            )
+            .route("/workflows", get(pages::workflows::list))
+            .route("/workflows/{wid}", get(pages::workflows::show))
             .route("/limits", get(pages::limits::page).post(pages::limits::act))
             .route(pages::metrics::PATH, get(pages::metrics::overview))
             .route("/metrics/classes/{name}", get(pages::metrics::class))

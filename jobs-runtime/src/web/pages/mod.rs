@@ -1,5 +1,6 @@
 //! One module per tab. Handlers read through [`crate::api`] only.
 
+pub(crate) mod batches;
 pub(crate) mod busy;
 pub(crate) mod dashboard;
 pub(crate) mod limits;
@@ -7,6 +8,7 @@ pub(crate) mod metrics;
 pub(crate) mod periodic;
 pub(crate) mod queues;
 pub(crate) mod sets;
+pub(crate) mod workflows;
 
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;

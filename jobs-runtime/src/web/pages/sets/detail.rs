@@ -91,7 +91,12 @@ pub(super) fn page(
                     dt { "Unique lock" } dd { (unique_lock(ctx, record.jid(), lock)) }
                 }
                 @if let Some(batch) = record.get("bid") {
-                    dt { "Batch" } dd.mono { (batch) }
+                    dt { "Batch" } dd.mono {
+                        @match batch.as_str() {
+                            Some(bid) => a href=(ctx.url(&format!("/batches/{}", segment(bid)))) { (bid) },
+                            None => (batch),
+                        }
+                    }
                 }
                 @for (name, value) in &others {
                     dt.mono { (name) } dd.mono { (value) }
