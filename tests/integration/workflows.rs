@@ -640,3 +640,24 @@ async fn under_testing_inline_each_step_runs_after_its_dependencies_and_a_failur
         "nothing but the ledger is in Redis"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflow_with_a_short_retention_keeps_the_others_listed() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    Workflow::new("kept")
+        .client(&client)
+        .step("a", step(&redis, "a"))
+        .push()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    Workflow::new("short")
+        .client(&client)
+        .retention(Duration::from_secs(1))
+        .step("a", step(&redis, "a"))
+        .push()
+        .await
+        .unwrap();
+    assert_eq!(Workflows::new(&client).size().await.unwrap(), 2);
+}

@@ -21,8 +21,9 @@ pub(crate) struct NewWorkflow<'a> {
     pub(crate) steps: &'a [StepDef],
 }
 
-/// Writes the workflow's hash and lists it in `workflows` (trimming ids older than its
-/// retention), in one `MULTI`.
+/// Writes the workflow's hash and lists it in `workflows` (trimming ids older than the longer
+/// of its retention and [`DEFAULT_RETENTION`](super::DEFAULT_RETENTION), as `batch_push.lua`
+/// does: a workflow with a short retention does not drop the others), in one `MULTI`.
 pub(crate) async fn create(
     client: &Client,
     wid: &WorkflowId,
@@ -37,6 +38,7 @@ pub(crate) async fn create(
     let created_ms = (now.as_epoch_seconds() * 1000.0).round() as i64;
     // At most about 136 years: an `EXPIRE` that Redis takes, whatever the `Duration`.
     let retention = workflow.retention.as_secs().clamp(1, u64::from(u32::MAX));
+    let trim = retention.max(super::DEFAULT_RETENTION.as_secs());
     let key = keys.workflow(wid.as_str());
     let index = keys.workflows();
     let mut pipe = redis::pipe();
@@ -61,7 +63,7 @@ pub(crate) async fn create(
         .zrembyscore(
             &index,
             "-inf",
-            format!("({}", now.as_epoch_seconds() - retention as f64),
+            format!("({}", now.as_epoch_seconds() - trim as f64),
         )
         .ignore();
     client.redis().query::<()>(&pipe).await
