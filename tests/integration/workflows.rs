@@ -661,3 +661,26 @@ async fn a_workflow_with_a_short_retention_keeps_the_others_listed() {
         .unwrap();
     assert_eq!(Workflows::new(&client).size().await.unwrap(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflow_with_a_step_that_cannot_be_a_batch_member_is_refused_before_anything_is_written()
+ {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let mut unique = Payload::new("FlowStep", vec![]).queue("default");
+    unique
+        .extra
+        .insert("unique_for".to_owned(), serde_json::json!(60));
+    let error = Workflow::new("unique")
+        .client(&client)
+        .step("a", step(&redis, "a"))
+        .then_payload("b", unique)
+        .push()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, jobs::Error::InvalidWorkflow { reason, .. } if reason.contains("`b`")),
+        "{error:?}"
+    );
+    assert!(redis.keys().await.is_empty(), "{:?}", redis.keys().await);
+}

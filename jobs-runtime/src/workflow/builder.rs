@@ -216,8 +216,9 @@ impl Workflow {
     /// returns its id. Under [`testing::fake`](crate::testing::fake) every step's job is
     /// recorded, and under [`testing::inline`](crate::testing::inline) run, each after the steps
     /// it depends on (a failure is the push's error), with nothing written to Redis. [`Error::InvalidWorkflow`] (with nothing written) when a step's name is
-    /// used twice, a dependency names no step nor group, or the steps depend on each other in
-    /// a cycle.
+    /// used twice, a dependency names no step nor group, the steps depend on each other in
+    /// a cycle, or a step's job cannot be a batch's job (it does not validate or encode, is
+    /// too large, or is unique: `unique_for`); client middleware does not run for this check.
     pub async fn push(self) -> Result<WorkflowId, Error> {
         if let Some(error) = self.error {
             return Err(error);
@@ -238,6 +239,19 @@ impl Workflow {
             None => Client::global()?,
         };
         let wid = WorkflowId::generate();
+        // Every step must be able to be a batch's job: a step refused when it starts (at the
+        // push, or by an advance later) could never run.
+        let now = crate::testing::now();
+        for step in &steps {
+            let checked =
+                super::step::job(&wid, step).and_then(|job| client.check_batch_member(&job, now));
+            if let Err(error) = checked {
+                return Err(invalid(format!(
+                    "the step `{}` cannot run as a batch's job: {error}",
+                    step.name
+                )));
+            }
+        }
         if crate::testing::active().is_some() {
             // `testing::fake` records every step's job and `testing::inline` runs each (the
             // first failure is the push's error), each after its dependencies; nothing is
