@@ -684,3 +684,65 @@ async fn a_workflow_with_a_step_that_cannot_be_a_batch_member_is_refused_before_
     );
     assert!(redis.keys().await.is_empty(), "{:?}", redis.keys().await);
 }
+
+/// Stops every job whose label (its second argument) is `c`.
+struct StopsC;
+
+impl jobs::ClientMiddleware for StopsC {
+    async fn call(&self, job: &mut Payload) -> Result<jobs::Flow, jobs::BoxError> {
+        Ok(
+            if job.args.get(1).and_then(|label| label.as_str()) == Some("c") {
+                jobs::Flow::Stop
+            } else {
+                jobs::Flow::Continue
+            },
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_stopped_by_client_middleware_does_not_count_as_succeeded() {
+    let redis = TestRedis::start();
+    let client = Client::builder()
+        .url(redis.url())
+        .middleware(StopsC)
+        .build()
+        .unwrap();
+    let worker = start_worker(&client);
+    let wid = Workflow::new("diamond")
+        .client(&client)
+        .step("a", step(&redis, "a"))
+        .step_after("b", &["a"], step(&redis, "b"))
+        .step_after("c", &["a"], step(&redis, "c"))
+        .step_after("d", &["b", "c"], step(&redis, "d"))
+        .push()
+        .await
+        .unwrap();
+    let status = wait_for(&client, &wid, WorkflowState::Dead).await;
+    let c = status.step("c").unwrap();
+    assert_eq!(c.state, StepState::Dead);
+    assert!(
+        c.last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("middleware"),
+        "{c:?}"
+    );
+    eventually(Duration::from_secs(10), "B succeeds", async || {
+        Workflow::status(&client, &wid)
+            .await
+            .unwrap()
+            .unwrap()
+            .step("b")
+            .unwrap()
+            .state
+            == StepState::Succeeded
+    })
+    .await;
+    worker.stop(Duration::from_secs(10)).await;
+    let status = Workflow::status(&client, &wid).await.unwrap().unwrap();
+    assert_eq!(status.step("d").unwrap().state, StepState::Waiting);
+    let ledger = Ledger::read(&redis, EVENTS).await;
+    assert_eq!(runs(&ledger, "c"), 0, "{ledger:?}");
+    assert_eq!(runs(&ledger, "d"), 0, "{ledger:?}");
+}

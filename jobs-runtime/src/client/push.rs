@@ -137,26 +137,32 @@ impl Client {
         at: Option<Timestamp>,
         now: Timestamp,
     ) -> Result<Prepared, Error> {
+        self.run_middleware(&mut payload).await?;
+        self.check_and_encode(payload, at, now)
+    }
+
+    /// Runs the client middleware over `payload`: [`Error::Stopped`] when one stops it.
+    pub(crate) async fn run_middleware(&self, payload: &mut Payload) -> Result<(), Error> {
         for middleware in &self.inner.middleware {
-            match middleware.call(&mut payload).await {
+            match middleware.call(payload).await {
                 Ok(Flow::Continue) => {}
                 Ok(Flow::Stop) => {
                     return Err(Error::Stopped {
-                        class: payload.class,
-                        jid: payload.jid,
+                        class: payload.class.clone(),
+                        jid: payload.jid.clone(),
                         middleware: middleware.name(),
                     });
                 }
                 Err(error) => {
                     return Err(Error::Middleware {
-                        class: payload.class,
+                        class: payload.class.clone(),
                         middleware: middleware.name(),
                         error,
                     });
                 }
             }
         }
-        self.check_and_encode(payload, at, now)
+        Ok(())
     }
 
     /// Checks a job as a batch's member, without its middleware (nothing else runs, nothing

@@ -94,7 +94,7 @@ pub(crate) async fn run(
     step: &str,
     event: Event,
 ) -> Result<(), Error> {
-    let Some(advanced) = store::advance(client, wid, step, event).await? else {
+    let Some(advanced) = store::advance(client, wid, step, event, None).await? else {
         tracing::warn!(
             workflow = %wid,
             step,

@@ -63,7 +63,9 @@ async fn step_status(
     } else {
         StepState::Pending
     };
-    let mut last_error = None;
+    // Why the step could not start at all (stopped by client middleware, refused as a
+    // batch's job), when it could not.
+    let mut last_error = stored.hash.get(&format!("error:{}", step.name)).cloned();
     let batch = if matches!(state, StepState::Pending | StepState::Dead) {
         Batch::status(client, &bid).await?
     } else {

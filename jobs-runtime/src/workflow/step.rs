@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::advance;
 use super::graph::StepDef;
 use super::id::{WorkflowId, step_bid_text};
-use super::store::Event;
+use super::store::{self, Event};
 use crate::batch::{Batch, Bid};
 use crate::client::Client;
 use crate::error::Error;
@@ -31,7 +31,12 @@ pub(crate) fn job(wid: &WorkflowId, step: &StepDef) -> Result<Payload, Error> {
 }
 
 /// Creates `step`'s batch, which pushes its job; nothing when it exists already (a second
-/// advance, or one repeated after a crash).
+/// advance, or one repeated after a crash). The client middleware runs here, once, over the
+/// step's job (so at an advance, the worker's client's middleware); when one stops the job, or
+/// the job cannot be a batch's job, no batch is created and the step is recorded dead with the
+/// reason: its dependents never run and the workflow is dead. The batch itself is created
+/// through `client` without its middleware (it ran already), so its callbacks, the advance
+/// jobs, do not pass through it.
 pub(crate) async fn start(
     client: &Client,
     wid: &WorkflowId,
@@ -40,9 +45,44 @@ pub(crate) async fn start(
     retention: Duration,
     step: &StepDef,
 ) -> Result<(), Error> {
-    let job = job(wid, step)?;
+    let mut job = job(wid, step)?;
+    job.extra.insert(
+        "bid".to_owned(),
+        bid(wid, &step.name)?.as_str().to_owned().into(),
+    );
+    let reason = match client.run_middleware(&mut job).await {
+        Ok(()) => match create(client, wid, description, queue, retention, step, job).await {
+            Ok(()) => return Ok(()),
+            Err(
+                error @ (Error::InvalidJob { .. }
+                | Error::Encode { .. }
+                | Error::Decode { .. }
+                | Error::PayloadTooLarge { .. }),
+            ) => format!("its job cannot be a batch's job: {error}"),
+            Err(error) => return Err(error),
+        },
+        Err(Error::Stopped { middleware, .. }) => {
+            format!("the client middleware `{middleware}` stopped its job: it never ran")
+        }
+        Err(error) => return Err(error),
+    };
+    tracing::warn!(workflow = %wid, step = %step.name, %reason, "a workflow step cannot start: recorded dead");
+    store::advance(client, wid, &step.name, Event::Death, Some(&reason)).await?;
+    Ok(())
+}
+
+/// Creates `step`'s batch with `job`, through `client` without its middleware.
+async fn create(
+    client: &Client,
+    wid: &WorkflowId,
+    description: &str,
+    queue: &str,
+    retention: Duration,
+    step: &StepDef,
+    job: Payload,
+) -> Result<(), Error> {
     Batch::new()
-        .client(client)
+        .client(&client.without_middleware())
         .bid(bid(wid, &step.name)?)
         .description(format!("{description}: {}", step.name))
         .retention(retention)

@@ -115,12 +115,14 @@ impl Event {
 }
 
 /// Records `event` of `step` (idempotent), and reads back what follows; `None` when the
-/// workflow is gone.
+/// workflow is gone. `reason`, for a death, is why the step could not run at all (kept as the
+/// step's error, shown while it has no batch).
 pub(crate) async fn advance(
     client: &Client,
     wid: &WorkflowId,
     step: &str,
     event: Event,
+    reason: Option<&str>,
 ) -> Result<Option<Advanced>, Error> {
     let keys = client.keys();
     let now_ms = (crate::testing::now().as_epoch_seconds() * 1000.0).round() as i64;
@@ -131,7 +133,8 @@ pub(crate) async fn advance(
         .key(keys.workflow_dead(wid.as_str()))
         .arg(step)
         .arg(event.as_str())
-        .arg(now_ms);
+        .arg(now_ms)
+        .arg(reason.unwrap_or_default());
     let reply: Option<Vec<Option<String>>> = client.redis().script(&invocation).await?;
     let Some(mut reply) = reply else {
         return Ok(None);

@@ -10,13 +10,14 @@
 -- ARGV[1]  the step's name
 -- ARGV[2]  the event: `success` or `death`
 -- ARGV[3]  now, in epoch milliseconds
+-- ARGV[4]  for a death: why the step could not start at all (stored as `error:<step>`), or ''
 --
 -- Returns false when the workflow is gone (an unknown id, or expired after its retention);
 -- else {state, steps JSON, description, queue, retention, succeeded step...}: the state is `dead` while a step is dead,
 -- `succeeded` once every step succeeded, `running` otherwise.
 
 local workflow, done, dead = KEYS[1], KEYS[2], KEYS[3]
-local step, event, now = ARGV[1], ARGV[2], ARGV[3]
+local step, event, now, reason = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 
 if redis.call('EXISTS', workflow) == 0 then
   return false
@@ -29,6 +30,9 @@ if event == 'success' then
 elseif event == 'death' then
   if redis.call('SISMEMBER', done, step) == 0 then
     redis.call('SADD', dead, step)
+    if reason and reason ~= '' then
+      redis.call('HSET', workflow, 'error:' .. step, reason)
+    end
   end
 else
   return redis.error_reply('unknown workflow event `' .. tostring(event) .. '`')
