@@ -746,3 +746,34 @@ async fn a_step_stopped_by_client_middleware_does_not_count_as_succeeded() {
     assert_eq!(runs(&ledger, "c"), 0, "{ledger:?}");
     assert_eq!(runs(&ledger, "d"), 0, "{ledger:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_workflow_outlives_its_retention_and_expires_once_finished() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let wid = Workflow::new("short")
+        .client(&client)
+        .retention(Duration::from_secs(1))
+        .step("a", step(&redis, "a"))
+        .then("b", step(&redis, "b"))
+        .push()
+        .await
+        .unwrap();
+    // No worker yet: A waits in its queue longer than the retention.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let status = Workflow::status(&client, &wid).await.unwrap();
+    assert_eq!(
+        status.map(|status| status.state),
+        Some(WorkflowState::Running)
+    );
+    let worker = start_worker(&client);
+    wait_for(&client, &wid, WorkflowState::Succeeded).await;
+    worker.stop(Duration::from_secs(10)).await;
+    let mut raw = redis.raw().await;
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(format!("workflow:{wid}"))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!((0..=1).contains(&ttl), "a finished workflow expires: {ttl}");
+}

@@ -10,8 +10,8 @@ use crate::error::Error;
 use crate::job::Job;
 use crate::payload::Payload;
 
-/// How long a workflow's keys stay in Redis after their last change, unless
-/// [`Workflow::retention`] says otherwise: 30 days, as a batch's.
+/// How long a workflow's keys stay in Redis once it succeeded or died (while it runs they do not
+/// expire), unless [`Workflow::retention`] says otherwise: 30 days, as a batch's.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// A workflow being put together: named steps, each a job that runs once every step it
@@ -83,8 +83,9 @@ impl Workflow {
         self
     }
 
-    /// Keeps the workflow's keys (and its steps' batches) this long after their last change,
-    /// instead of 30 days.
+    /// Keeps the workflow's keys this long after it succeeded or died, instead of 30 days
+    /// (while it runs they do not expire). Its steps' batches keep the longer of this and
+    /// [`DEFAULT_RETENTION`] after their last change.
     pub fn retention(mut self, retention: Duration) -> Self {
         self.retention = retention;
         self

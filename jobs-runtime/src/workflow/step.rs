@@ -85,7 +85,9 @@ async fn create(
         .client(&client.without_middleware())
         .bid(bid(wid, &step.name)?)
         .description(format!("{description}: {}", step.name))
-        .retention(retention)
+        // At least the default: a step's batch must outlive the wait for its job and its
+        // runs, whatever the workflow's own retention.
+        .retention(retention.max(super::DEFAULT_RETENTION))
         .workflow_step(wid.as_str(), step.name.as_str())
         .on_success_payload(advance::payload(queue, wid, &step.name, Event::Success))
         .on_death_payload(advance::payload(queue, wid, &step.name, Event::Death))

@@ -21,7 +21,8 @@ pub(crate) struct NewWorkflow<'a> {
     pub(crate) steps: &'a [StepDef],
 }
 
-/// Writes the workflow's hash and lists it in `workflows` (trimming ids older than the longer
+/// Writes the workflow's hash (which does not expire while the workflow runs: the advance
+/// sets its expiry once it succeeded or died) and lists it in `workflows` (trimming ids older than the longer
 /// of its retention and [`DEFAULT_RETENTION`](super::DEFAULT_RETENTION), as `batch_push.lua`
 /// does: a workflow with a short retention does not drop the others), in one `MULTI`.
 pub(crate) async fn create(
@@ -55,8 +56,6 @@ pub(crate) async fn create(
                 ("retention", retention.to_string()),
             ],
         )
-        .ignore()
-        .expire(&key, retention as i64)
         .ignore()
         .zadd(&index, wid.as_str(), now.as_epoch_seconds())
         .ignore()

@@ -52,10 +52,14 @@ elseif state == 'dead' then
   redis.call('HSETNX', workflow, 'dead_at', now)
 end
 
--- Each update renews the retention of every key the workflow has.
+-- A running workflow's keys do not expire (a step may wait or run longer than the
+-- retention); once it succeeded or died, they expire after its retention from this update
+-- (a dead step retried by hand makes it running again: they no longer expire).
 local retention = tonumber(redis.call('HGET', workflow, 'retention'))
-if retention and retention > 0 then
-  for _, key in ipairs(KEYS) do
+for _, key in ipairs(KEYS) do
+  if state == 'running' or not retention or retention <= 0 then
+    redis.call('PERSIST', key)
+  else
     redis.call('EXPIRE', key, retention)
   end
 end
