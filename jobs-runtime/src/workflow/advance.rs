@@ -75,7 +75,8 @@ impl Job for Advance {
                 ))
                 .kill());
             };
-            run(&client, &WorkflowId::from(self.wid), &self.step, event)
+            let wid = WorkflowId::parse(&self.wid).map_err(|error| JobError::msg(error).kill())?;
+            run(&client, &wid, &self.step, event)
                 .await
                 .map_err(JobError::msg)
         })
