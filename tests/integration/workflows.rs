@@ -355,8 +355,18 @@ async fn a_dead_step_retried_by_hand_that_succeeds_lets_the_workflow_run_on() {
     worker.stop(Duration::from_secs(10)).await;
 }
 
+/// A worker on `client` with every test job, taking from `queues` only.
+fn worker_on(client: &Client, queues: &[&str]) -> RunningWorker {
+    RunningWorker::start(
+        with_test_jobs(jobs::Worker::new().client(client), &CallLog::default())
+            .queues(queues.iter().copied())
+            .poll_interval(Duration::from_millis(200))
+            .concurrency(4),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_chain_of_three_runs_one_after_the_other_and_a_repeated_advance_changes_nothing() {
+async fn a_chain_of_three_runs_one_after_the_other() {
     let redis = TestRedis::start();
     let client = redis.client();
     let worker = start_worker(&client);
@@ -369,27 +379,7 @@ async fn a_chain_of_three_runs_one_after_the_other_and_a_repeated_advance_change
         .await
         .unwrap();
 
-    wait_for(&client, &wid, WorkflowState::Succeeded).await;
-
-    // An advance delivered twice (at least once: a crash after it ran, before its
-    // acknowledgement) starts nothing twice.
-    for step in ["one", "two"] {
-        client
-            .push(Payload::new(
-                "Jobs::Workflow::Advance",
-                vec![wid.as_str().into(), step.into(), "success".into()],
-            ))
-            .await
-            .unwrap();
-    }
-    eventually(
-        Duration::from_secs(10),
-        "the repeated advances run",
-        async || redis.queue("default").await.is_empty(),
-    )
-    .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-
+    let status = wait_for(&client, &wid, WorkflowState::Succeeded).await;
     let ledger = Ledger::read(&redis, EVENTS).await;
     assert_eq!(
         ["one", "two", "three"].map(|label| runs(&ledger, label)),
@@ -397,11 +387,59 @@ async fn a_chain_of_three_runs_one_after_the_other_and_a_repeated_advance_change
     );
     assert!(last_end(&ledger, "one") < first_start(&ledger, "two"));
     assert!(last_end(&ledger, "two") < first_start(&ledger, "three"));
-    let status = Workflow::status(&client, &wid).await.unwrap().unwrap();
     assert_eq!(status.state, WorkflowState::Succeeded);
-    let failed = JobSet::new(&client, SetKind::Retry).size().await.unwrap();
-    assert_eq!(failed, 0, "the repeated advances succeeded");
     worker.stop(Duration::from_secs(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_advance_run_twice_while_the_next_step_waits_pushes_it_once() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    // Steps only: A's advance waits in the `workflows` queue.
+    let steps = worker_on(&client, &["default"]);
+    let wid = Workflow::new("chain")
+        .client(&client)
+        .queue("workflows")
+        .step("a", step(&redis, "a"))
+        .then("b", step(&redis, "b"))
+        .push()
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(20),
+        "A's advance is pushed",
+        async || redis.queue("workflows").await.len() == 1,
+    )
+    .await;
+    steps.stop(Duration::from_secs(10)).await;
+
+    // A's advance delivered twice (at least once: a crash after it ran, before its
+    // acknowledgement), both run while B has not run.
+    let advance = Payload::new(
+        "Jobs::Workflow::Advance",
+        vec![wid.as_str().into(), "a".into(), "success".into()],
+    )
+    .queue("workflows");
+    client.push(advance).await.unwrap();
+    assert_eq!(redis.queue("workflows").await.len(), 2);
+    let advances = worker_on(&client, &["workflows"]);
+    eventually(Duration::from_secs(20), "both advances run", async || {
+        redis.queue("workflows").await.is_empty()
+    })
+    .await;
+    advances.stop(Duration::from_secs(10)).await;
+    assert_eq!(
+        JobSet::new(&client, SetKind::Retry).size().await.unwrap(),
+        0,
+        "both advances succeeded"
+    );
+    assert_eq!(redis.queue("default").await.len(), 1, "B is pushed once");
+
+    let worker = worker_on(&client, &["default", "workflows"]);
+    wait_for(&client, &wid, WorkflowState::Succeeded).await;
+    worker.stop(Duration::from_secs(10)).await;
+    let ledger = Ledger::read(&redis, EVENTS).await;
+    assert_eq!(["a", "b"].map(|label| runs(&ledger, label)), [1, 1]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
