@@ -466,7 +466,14 @@ async fn a_fan_in_runs_after_every_step_of_its_group() {
         ["part[0]", "part[1]", "part[2]", "part[3]"]
     );
     let listed = Workflows::new(&client).page(Page::first(10)).await.unwrap();
-    assert_eq!(listed, [status]);
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, status.id);
+    assert_eq!(listed[0].state, WorkflowState::Succeeded);
+    assert_eq!(listed[0].succeeded_at, status.succeeded_at);
+    assert_eq!(
+        (listed[0].total, listed[0].succeeded, listed[0].dead),
+        (5, 5, 0)
+    );
     worker.stop(Duration::from_secs(10)).await;
 }
 
@@ -814,4 +821,26 @@ async fn a_running_workflow_outlives_its_retention_and_expires_once_finished() {
         .await
         .unwrap();
     assert!((0..=1).contains(&ttl), "a finished workflow expires: {ttl}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_workflow_does_not_make_the_list_an_error() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let wid = Workflow::new("fine")
+        .client(&client)
+        .step("a", step(&redis, "a"))
+        .push()
+        .await
+        .unwrap();
+    // Another workflow's hash overwritten by hand with a string.
+    let broken = WorkflowId::generate();
+    let mut raw = redis.raw().await;
+    let _: () = raw.set(format!("workflow:{broken}"), "x").await.unwrap();
+    let _: () = raw.zadd("workflows", broken.as_str(), 1).await.unwrap();
+    let listed = Workflows::new(&client).page(Page::first(25)).await.unwrap();
+    let ids: Vec<&WorkflowId> = listed.iter().map(|workflow| &workflow.id).collect();
+    assert_eq!(ids, [&wid]);
+    assert_eq!(listed[0].total, 1);
+    assert_eq!(listed[0].succeeded, 0);
 }

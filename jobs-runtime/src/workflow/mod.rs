@@ -23,4 +23,5 @@ mod store;
 
 pub use builder::{DEFAULT_RETENTION, Workflow};
 pub use id::{InvalidWorkflowId, WorkflowId};
-pub use status::{StepState, StepStatus, WorkflowState, WorkflowStatus};
+pub use status::{StepState, StepStatus, WorkflowState, WorkflowStatus, WorkflowSummary};
+pub(crate) use store::summaries;

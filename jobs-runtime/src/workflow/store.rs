@@ -192,6 +192,66 @@ pub(crate) async fn read(client: &Client, wid: &WorkflowId) -> Result<Option<Sto
     }))
 }
 
+/// The summaries of workflows `wids`, in their order, in one round trip: each one's hash and
+/// the sizes of its `done` and `dead` sets. A workflow whose keys are gone, or are not as
+/// `jobs` writes them, is left out (with a warning for the latter).
+pub(crate) async fn summaries(
+    client: &Client,
+    wids: &[WorkflowId],
+) -> Result<Vec<super::WorkflowSummary>, Error> {
+    let keys = client.keys();
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors();
+    for wid in wids {
+        pipe.hgetall(keys.workflow(wid.as_str()))
+            .scard(keys.workflow_done(wid.as_str()))
+            .scard(keys.workflow_dead(wid.as_str()));
+    }
+    let replies: Vec<redis::Value> = client.redis().query(&pipe).await?;
+    let mut replies = replies.into_iter();
+    let mut listed = Vec::with_capacity(wids.len());
+    for wid in wids {
+        let (Some(hash), Some(done), Some(dead)) = (replies.next(), replies.next(), replies.next())
+        else {
+            break;
+        };
+        let read = || -> Result<_, redis::ParsingError> {
+            Ok((
+                redis::from_redis_value::<HashMap<String, String>>(hash)?,
+                redis::from_redis_value::<usize>(done)?,
+                redis::from_redis_value::<usize>(dead)?,
+            ))
+        };
+        let (hash, done, dead) = match read() {
+            Ok(read) => read,
+            Err(error) => {
+                tracing::warn!(workflow = %wid, %error, "a workflow's keys are not as `jobs` writes them: left out of the list");
+                continue;
+            }
+        };
+        if hash.is_empty() {
+            continue;
+        }
+        let meta = meta(&hash);
+        listed.push(super::WorkflowSummary {
+            id: wid.clone(),
+            description: meta.description,
+            created_at: time_field(&hash, "created_at").unwrap_or_default(),
+            state: WorkflowState::parse(hash.get("state").map_or("", String::as_str)),
+            succeeded_at: time_field(&hash, "succeeded_at"),
+            dead_at: time_field(&hash, "dead_at"),
+            queue: meta.queue,
+            total: hash
+                .get("total")
+                .and_then(|total| total.parse().ok())
+                .unwrap_or_default(),
+            succeeded: done,
+            dead,
+        });
+    }
+    Ok(listed)
+}
+
 /// The description, queue and retention of a workflow's hash.
 pub(crate) fn meta(hash: &HashMap<String, String>) -> Meta {
     Meta {
