@@ -844,3 +844,34 @@ async fn an_unreadable_workflow_does_not_make_the_list_an_error() {
     assert_eq!(listed[0].total, 1);
     assert_eq!(listed[0].succeeded, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_advance_for_a_step_not_in_the_graph_is_refused() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let wid = Workflow::new("one step")
+        .client(&client)
+        .queue("workflows")
+        .step("a", step(&redis, "a"))
+        .push()
+        .await
+        .unwrap();
+    let bogus = Payload::new(
+        "Jobs::Workflow::Advance",
+        vec![wid.as_str().into(), "zzz".into(), "success".into()],
+    )
+    .queue("workflows");
+    client.push(bogus).await.unwrap();
+    let advances = worker_on(&client, &["workflows"]);
+    let retries = JobSet::new(&client, SetKind::Retry);
+    eventually(Duration::from_secs(20), "the advance fails", async || {
+        retries.size().await.unwrap() == 1
+    })
+    .await;
+    advances.stop(Duration::from_secs(10)).await;
+    let status = Workflow::status(&client, &wid).await.unwrap().unwrap();
+    assert_eq!(status.state, WorkflowState::Running);
+    let mut raw = redis.raw().await;
+    let done: Vec<String> = raw.smembers(format!("workflow:{wid}:done")).await.unwrap();
+    assert!(done.is_empty(), "{done:?}");
+}

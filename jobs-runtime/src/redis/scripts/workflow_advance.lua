@@ -23,6 +23,22 @@ if redis.call('EXISTS', workflow) == 0 then
   return false
 end
 
+if event ~= 'success' and event ~= 'death' then
+  return redis.error_reply('unknown workflow event `' .. tostring(event) .. '`')
+end
+
+-- Only a step of the graph: a success recorded for another name would count towards `total`.
+local known = false
+for _, def in ipairs(cjson.decode(redis.call('HGET', workflow, 'steps') or '[]')) do
+  if def.name == step then
+    known = true
+    break
+  end
+end
+if not known then
+  return redis.error_reply('the workflow has no step `' .. tostring(step) .. '`')
+end
+
 if event == 'success' then
   -- A dead step whose job was retried by hand and succeeded is no longer dead.
   redis.call('SADD', done, step)
