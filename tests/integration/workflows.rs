@@ -90,6 +90,25 @@ pub async fn flow_slow(#[context] ctx: JobContext, url: String, label: String, m
     ledger::record(&url, EVENTS, &label, ctx.jid().as_str(), millis).await;
 }
 
+/// Nothing is left to run (no queued job, no retry) and none of `never` was started (its
+/// step's batch does not exist): asserted on state, not by waiting for what does not happen.
+async fn assert_nothing_left(
+    client: &Client,
+    redis: &TestRedis,
+    status: &WorkflowStatus,
+    never: &[&str],
+) {
+    assert!(redis.queue("default").await.is_empty());
+    assert_eq!(JobSet::new(client, SetKind::Retry).size().await.unwrap(), 0);
+    for name in never {
+        let bid: jobs::Bid = status.step(name).unwrap().bid.parse().unwrap();
+        assert!(
+            jobs::Batch::status(client, &bid).await.unwrap().is_none(),
+            "{name} was started"
+        );
+    }
+}
+
 fn step(redis: &TestRedis, label: &str) -> FlowStep {
     failing(redis, label, 0)
 }
@@ -245,8 +264,9 @@ async fn a_step_that_dies_blocks_its_dependents_and_marks_the_workflow_dead() {
             .contains("a dies on purpose"),
         "{a:?}"
     );
-    // Whatever could still happen has had time to.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The death's advance made it dead and started nothing: stop the worker and read the state.
+    worker.stop(Duration::from_secs(10)).await;
+    assert_nothing_left(&client, &redis, &status, &["b", "c"]).await;
     let ledger = Ledger::read(&redis, EVENTS).await;
     assert_eq!(runs(&ledger, "a"), 1);
     assert_eq!(runs(&ledger, "b"), 0, "B depends on the dead A: {ledger:?}");
@@ -261,7 +281,6 @@ async fn a_step_that_dies_blocks_its_dependents_and_marks_the_workflow_dead() {
             ("c".to_owned(), StepState::Waiting),
         ]
     );
-    worker.stop(Duration::from_secs(10)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -293,7 +312,9 @@ async fn a_step_without_retries_that_fails_blocks_its_dependents_and_others_carr
         },
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let status = wait_for(&client, &wid, WorkflowState::Dead).await;
+    worker.stop(Duration::from_secs(10)).await;
+    assert_nothing_left(&client, &redis, &status, &["y"]).await;
     let status = Workflow::status(&client, &wid).await.unwrap().unwrap();
     assert_eq!(status.state, WorkflowState::Dead);
     assert_eq!(
@@ -310,7 +331,6 @@ async fn a_step_without_retries_that_fails_blocks_its_dependents_and_others_carr
         ["x", "y", "z", "w"].map(|label| runs(&ledger, label)),
         [1, 0, 1, 1]
     );
-    worker.stop(Duration::from_secs(10)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -282,6 +282,10 @@ fn parse_steps(client: &Client, wid: &WorkflowId, json: &str) -> Result<Vec<Step
 fn broken(client: &Client, wid: &WorkflowId, reason: &str) -> Error {
     Error::Redis {
         url: client.url().to_owned(),
-        reason: format!("the workflow {wid} in Redis is not as `jobs` wrote it: {reason}"),
+        reason: format!(
+            "the workflow {wid} in Redis is not as `jobs` wrote it: {reason}; it cannot be \
+             read or advanced. Restore its keys (`workflow:{wid}` and its `:done` / `:dead` \
+             sets) from a backup, or delete them and push the workflow again"
+        ),
     }
 }
