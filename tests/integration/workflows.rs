@@ -895,3 +895,48 @@ async fn an_advance_for_a_step_not_in_the_graph_is_refused() {
     let done: Vec<String> = raw.smembers(format!("workflow:{wid}:done")).await.unwrap();
     assert!(done.is_empty(), "{done:?}");
 }
+
+/// Makes every job labelled `b` unique: a batch refuses it.
+struct MakesBUnique;
+
+impl jobs::ClientMiddleware for MakesBUnique {
+    async fn call(&self, job: &mut Payload) -> Result<jobs::Flow, jobs::BoxError> {
+        if job.args.get(1).and_then(|label| label.as_str()) == Some("b") {
+            job.extra
+                .insert("unique_for".to_owned(), serde_json::json!(60));
+        }
+        Ok(jobs::Flow::Continue)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_refused_as_a_batch_member_at_its_advance_makes_the_workflow_dead() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    // The worker's client makes B unique when A's advance starts it; the push's does not.
+    let worker_client = Client::builder()
+        .url(redis.url())
+        .middleware(MakesBUnique)
+        .build()
+        .unwrap();
+    let worker = start_worker(&worker_client);
+    let wid = Workflow::new("chain")
+        .client(&client)
+        .step("a", step(&redis, "a"))
+        .then("b", step(&redis, "b"))
+        .push()
+        .await
+        .unwrap();
+    let status = wait_for(&client, &wid, WorkflowState::Dead).await;
+    worker.stop(Duration::from_secs(10)).await;
+    let b = status.step("b").unwrap();
+    assert_eq!(b.state, StepState::Dead);
+    assert!(
+        b.last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("unique"),
+        "{b:?}"
+    );
+    assert_nothing_left(&client, &redis, &status, &["b"]).await;
+}
