@@ -940,3 +940,29 @@ async fn a_step_refused_as_a_batch_member_at_its_advance_makes_the_workflow_dead
     );
     assert_nothing_left(&client, &redis, &status, &["b"]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_index_trim_keeps_a_running_workflow_older_than_the_retention() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let old = Workflow::new("old and running")
+        .client(&client)
+        .step("a", step(&redis, "a"))
+        .push()
+        .await
+        .unwrap();
+    // Listed 31 days ago (no worker: still running).
+    let mut raw = redis.raw().await;
+    let score: f64 = raw.zscore("workflows", old.as_str()).await.unwrap();
+    let _: () = raw
+        .zadd("workflows", old.as_str(), score - 31.0 * 24.0 * 3600.0)
+        .await
+        .unwrap();
+    Workflow::new("new")
+        .client(&client)
+        .step("a", step(&redis, "a"))
+        .push()
+        .await
+        .unwrap();
+    assert_eq!(Workflows::new(&client).size().await.unwrap(), 2);
+}

@@ -24,7 +24,8 @@ pub(crate) struct NewWorkflow<'a> {
 /// Writes the workflow's hash (which does not expire while the workflow runs: the advance
 /// sets its expiry once it succeeded or died) and lists it in `workflows` (trimming ids older than the longer
 /// of its retention and [`DEFAULT_RETENTION`](super::DEFAULT_RETENTION), as `batch_push.lua`
-/// does: a workflow with a short retention does not drop the others), in one `MULTI`.
+/// does: a workflow with a short retention does not drop the others; a running workflow is
+/// never trimmed), in one script (`workflow_create.lua`).
 pub(crate) async fn create(
     client: &Client,
     wid: &WorkflowId,
@@ -42,30 +43,29 @@ pub(crate) async fn create(
     let trim = retention.max(super::DEFAULT_RETENTION.as_secs());
     let key = keys.workflow(wid.as_str());
     let index = keys.workflows();
-    let mut pipe = redis::pipe();
-    pipe.atomic()
-        .hset_multiple(
-            &key,
-            &[
-                ("description", workflow.description.to_owned()),
-                ("created_at", created_ms.to_string()),
-                ("state", WorkflowState::Running.as_str().to_owned()),
-                ("steps", steps),
-                ("total", workflow.steps.len().to_string()),
-                ("queue", workflow.queue.to_owned()),
-                ("retention", retention.to_string()),
-            ],
-        )
-        .ignore()
-        .zadd(&index, wid.as_str(), now.as_epoch_seconds())
-        .ignore()
-        .zrembyscore(
-            &index,
-            "-inf",
-            format!("({}", now.as_epoch_seconds() - trim as f64),
-        )
-        .ignore();
-    client.redis().query::<()>(&pipe).await
+    let fields = [
+        ("description", workflow.description.to_owned()),
+        ("created_at", created_ms.to_string()),
+        ("state", WorkflowState::Running.as_str().to_owned()),
+        ("steps", steps),
+        ("total", workflow.steps.len().to_string()),
+        ("queue", workflow.queue.to_owned()),
+        ("retention", retention.to_string()),
+    ];
+    let mut invocation = scripts::WORKFLOW_CREATE.prepare_invoke();
+    invocation
+        .key(&key)
+        .key(&index)
+        .arg(wid.as_str())
+        .arg(now.as_epoch_seconds())
+        .arg(now.as_epoch_seconds() - trim as f64)
+        .arg(keys.prefix());
+    for (field, value) in &fields {
+        invocation.arg(*field).arg(value.as_str());
+    }
+    // Safe to send again: it writes the same hash and score.
+    client.redis().script::<i64>(&invocation).await?;
+    Ok(())
 }
 
 /// What [`advance`] read back after its record.
