@@ -966,3 +966,26 @@ async fn the_index_trim_keeps_a_running_workflow_older_than_the_retention() {
         .unwrap();
     assert_eq!(Workflows::new(&client).size().await.unwrap(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_that_can_expire_unrun_is_refused_before_anything_is_written() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let mut expiring = Payload::new("FlowStep", vec![]).queue("default");
+    expiring
+        .extra
+        .insert("expires_in".to_owned(), serde_json::json!(60));
+    let error = Workflow::new("expiring")
+        .client(&client)
+        .step("a", step(&redis, "a"))
+        .then_payload("b", expiring)
+        .push()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, jobs::Error::InvalidWorkflow { reason, .. }
+            if reason.contains("`b`") && reason.contains("expires_in")),
+        "{error:?}"
+    );
+    assert!(redis.keys().await.is_empty(), "{:?}", redis.keys().await);
+}

@@ -219,7 +219,8 @@ impl Workflow {
     /// it depends on (a failure is the push's error), with nothing written to Redis. [`Error::InvalidWorkflow`] (with nothing written) when a step's name is
     /// used twice, a dependency names no step nor group, the steps depend on each other in
     /// a cycle, or a step's job cannot be a batch's job (it does not validate or encode, is
-    /// too large, or is unique: `unique_for`); client middleware does not run for this check.
+    /// too large, or is unique: `unique_for`), or can expire unrun (`expires_in`, which a batch
+    /// counts as a success); client middleware does not run for this check.
     pub async fn push(self) -> Result<WorkflowId, Error> {
         if let Some(error) = self.error {
             return Err(error);
@@ -244,13 +245,14 @@ impl Workflow {
         // push, or by an advance later) could never run.
         let now = crate::testing::now();
         for step in &steps {
-            let checked =
-                super::step::job(&wid, step).and_then(|job| client.check_batch_member(&job, now));
-            if let Err(error) = checked {
-                return Err(invalid(format!(
-                    "the step `{}` cannot run as a batch's job: {error}",
-                    step.name
-                )));
+            let checked = super::step::job(&wid, step)
+                .and_then(|job| client.check_batch_member(&job, now).map(|()| job));
+            let reason = match checked {
+                Ok(job) => super::step::refusal(&job),
+                Err(error) => Some(format!("it cannot run as a batch's job: {error}")),
+            };
+            if let Some(reason) = reason {
+                return Err(invalid(format!("the step `{}`: {reason}", step.name)));
             }
         }
         if crate::testing::active().is_some() {

@@ -30,6 +30,18 @@ pub(crate) fn job(wid: &WorkflowId, step: &StepDef) -> Result<Payload, Error> {
     })
 }
 
+/// Why `job` cannot be a step's job beyond a batch's own checks: it can expire unrun
+/// (`expires_in`), which a batch counts as a success, so the step would succeed without running.
+pub(crate) fn refusal(job: &Payload) -> Option<String> {
+    (job.extra.contains_key(crate::expiry::EXPIRES_IN)
+        || job.extra.contains_key(crate::expiry::EXPIRES_AT))
+    .then(|| {
+        "its job has `expires_in`: a batch counts a job that expired unrun as succeeded, so the \
+         step would succeed without running; give it no expires_in"
+            .to_owned()
+    })
+}
+
 /// Creates `step`'s batch, which pushes its job; nothing when it exists already (a second
 /// advance, or one repeated after a crash). The client middleware runs here, once, over the
 /// step's job (so at an advance, the worker's client's middleware); when one stops the job, or
@@ -51,15 +63,18 @@ pub(crate) async fn start(
         bid(wid, &step.name)?.as_str().to_owned().into(),
     );
     let reason = match client.run_middleware(&mut job).await {
-        Ok(()) => match create(client, wid, description, queue, retention, step, job).await {
-            Ok(()) => return Ok(()),
-            Err(
-                error @ (Error::InvalidJob { .. }
-                | Error::Encode { .. }
-                | Error::Decode { .. }
-                | Error::PayloadTooLarge { .. }),
-            ) => format!("its job cannot be a batch's job: {error}"),
-            Err(error) => return Err(error),
+        Ok(()) => match refusal(&job) {
+            Some(reason) => reason,
+            None => match create(client, wid, description, queue, retention, step, job).await {
+                Ok(()) => return Ok(()),
+                Err(
+                    error @ (Error::InvalidJob { .. }
+                    | Error::Encode { .. }
+                    | Error::Decode { .. }
+                    | Error::PayloadTooLarge { .. }),
+                ) => format!("its job cannot be a batch's job: {error}"),
+                Err(error) => return Err(error),
+            },
         },
         Err(Error::Stopped { middleware, .. }) => {
             format!("the client middleware `{middleware}` stopped its job: it never ran")
