@@ -92,7 +92,7 @@ pub use registry::{Registration, Registry, registered_jobs};
 pub use state::{JobState, StateType};
 pub use timestamp::Timestamp;
 pub use worker::Worker;
-pub use workflow::{Workflow, WorkflowId};
+pub use workflow::{InvalidWorkflowId, Workflow, WorkflowId};
 
 /// The `chrono` crate, whose `DateTime<Utc>` `perform_at` takes and whose types make good job
 /// arguments (with its `serde` feature, which this re-export has on).

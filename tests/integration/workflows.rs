@@ -90,6 +90,25 @@ pub async fn flow_slow(#[context] ctx: JobContext, url: String, label: String, m
     ledger::record(&url, EVENTS, &label, ctx.jid().as_str(), millis).await;
 }
 
+/// Nothing is left to run (no queued job, no retry) and none of `never` was started (its
+/// step's batch does not exist): asserted on state, not by waiting for what does not happen.
+async fn assert_nothing_left(
+    client: &Client,
+    redis: &TestRedis,
+    status: &WorkflowStatus,
+    never: &[&str],
+) {
+    assert!(redis.queue("default").await.is_empty());
+    assert_eq!(JobSet::new(client, SetKind::Retry).size().await.unwrap(), 0);
+    for name in never {
+        let bid: jobs::Bid = status.step(name).unwrap().bid.parse().unwrap();
+        assert!(
+            jobs::Batch::status(client, &bid).await.unwrap().is_none(),
+            "{name} was started"
+        );
+    }
+}
+
 fn step(redis: &TestRedis, label: &str) -> FlowStep {
     failing(redis, label, 0)
 }
@@ -245,8 +264,9 @@ async fn a_step_that_dies_blocks_its_dependents_and_marks_the_workflow_dead() {
             .contains("a dies on purpose"),
         "{a:?}"
     );
-    // Whatever could still happen has had time to.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The death's advance made it dead and started nothing: stop the worker and read the state.
+    worker.stop(Duration::from_secs(10)).await;
+    assert_nothing_left(&client, &redis, &status, &["b", "c"]).await;
     let ledger = Ledger::read(&redis, EVENTS).await;
     assert_eq!(runs(&ledger, "a"), 1);
     assert_eq!(runs(&ledger, "b"), 0, "B depends on the dead A: {ledger:?}");
@@ -261,7 +281,6 @@ async fn a_step_that_dies_blocks_its_dependents_and_marks_the_workflow_dead() {
             ("c".to_owned(), StepState::Waiting),
         ]
     );
-    worker.stop(Duration::from_secs(10)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -293,7 +312,9 @@ async fn a_step_without_retries_that_fails_blocks_its_dependents_and_others_carr
         },
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let status = wait_for(&client, &wid, WorkflowState::Dead).await;
+    worker.stop(Duration::from_secs(10)).await;
+    assert_nothing_left(&client, &redis, &status, &["y"]).await;
     let status = Workflow::status(&client, &wid).await.unwrap().unwrap();
     assert_eq!(status.state, WorkflowState::Dead);
     assert_eq!(
@@ -310,7 +331,6 @@ async fn a_step_without_retries_that_fails_blocks_its_dependents_and_others_carr
         ["x", "y", "z", "w"].map(|label| runs(&ledger, label)),
         [1, 0, 1, 1]
     );
-    worker.stop(Duration::from_secs(10)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -355,8 +375,18 @@ async fn a_dead_step_retried_by_hand_that_succeeds_lets_the_workflow_run_on() {
     worker.stop(Duration::from_secs(10)).await;
 }
 
+/// A worker on `client` with every test job, taking from `queues` only.
+fn worker_on(client: &Client, queues: &[&str]) -> RunningWorker {
+    RunningWorker::start(
+        with_test_jobs(jobs::Worker::new().client(client), &CallLog::default())
+            .queues(queues.iter().copied())
+            .poll_interval(Duration::from_millis(200))
+            .concurrency(4),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_chain_of_three_runs_one_after_the_other_and_a_repeated_advance_changes_nothing() {
+async fn a_chain_of_three_runs_one_after_the_other() {
     let redis = TestRedis::start();
     let client = redis.client();
     let worker = start_worker(&client);
@@ -369,27 +399,7 @@ async fn a_chain_of_three_runs_one_after_the_other_and_a_repeated_advance_change
         .await
         .unwrap();
 
-    wait_for(&client, &wid, WorkflowState::Succeeded).await;
-
-    // An advance delivered twice (at least once: a crash after it ran, before its
-    // acknowledgement) starts nothing twice.
-    for step in ["one", "two"] {
-        client
-            .push(Payload::new(
-                "Jobs::Workflow::Advance",
-                vec![wid.as_str().into(), step.into(), "success".into()],
-            ))
-            .await
-            .unwrap();
-    }
-    eventually(
-        Duration::from_secs(10),
-        "the repeated advances run",
-        async || redis.queue("default").await.is_empty(),
-    )
-    .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-
+    let status = wait_for(&client, &wid, WorkflowState::Succeeded).await;
     let ledger = Ledger::read(&redis, EVENTS).await;
     assert_eq!(
         ["one", "two", "three"].map(|label| runs(&ledger, label)),
@@ -397,11 +407,59 @@ async fn a_chain_of_three_runs_one_after_the_other_and_a_repeated_advance_change
     );
     assert!(last_end(&ledger, "one") < first_start(&ledger, "two"));
     assert!(last_end(&ledger, "two") < first_start(&ledger, "three"));
-    let status = Workflow::status(&client, &wid).await.unwrap().unwrap();
     assert_eq!(status.state, WorkflowState::Succeeded);
-    let failed = JobSet::new(&client, SetKind::Retry).size().await.unwrap();
-    assert_eq!(failed, 0, "the repeated advances succeeded");
     worker.stop(Duration::from_secs(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_advance_run_twice_while_the_next_step_waits_pushes_it_once() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    // Steps only: A's advance waits in the `workflows` queue.
+    let steps = worker_on(&client, &["default"]);
+    let wid = Workflow::new("chain")
+        .client(&client)
+        .queue("workflows")
+        .step("a", step(&redis, "a"))
+        .then("b", step(&redis, "b"))
+        .push()
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(20),
+        "A's advance is pushed",
+        async || redis.queue("workflows").await.len() == 1,
+    )
+    .await;
+    steps.stop(Duration::from_secs(10)).await;
+
+    // A's advance delivered twice (at least once: a crash after it ran, before its
+    // acknowledgement), both run while B has not run.
+    let advance = Payload::new(
+        "Jobs::Workflow::Advance",
+        vec![wid.as_str().into(), "a".into(), "success".into()],
+    )
+    .queue("workflows");
+    client.push(advance).await.unwrap();
+    assert_eq!(redis.queue("workflows").await.len(), 2);
+    let advances = worker_on(&client, &["workflows"]);
+    eventually(Duration::from_secs(20), "both advances run", async || {
+        redis.queue("workflows").await.is_empty()
+    })
+    .await;
+    advances.stop(Duration::from_secs(10)).await;
+    assert_eq!(
+        JobSet::new(&client, SetKind::Retry).size().await.unwrap(),
+        0,
+        "both advances succeeded"
+    );
+    assert_eq!(redis.queue("default").await.len(), 1, "B is pushed once");
+
+    let worker = worker_on(&client, &["default", "workflows"]);
+    wait_for(&client, &wid, WorkflowState::Succeeded).await;
+    worker.stop(Duration::from_secs(10)).await;
+    let ledger = Ledger::read(&redis, EVENTS).await;
+    assert_eq!(["a", "b"].map(|label| runs(&ledger, label)), [1, 1]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -428,7 +486,14 @@ async fn a_fan_in_runs_after_every_step_of_its_group() {
         ["part[0]", "part[1]", "part[2]", "part[3]"]
     );
     let listed = Workflows::new(&client).page(Page::first(10)).await.unwrap();
-    assert_eq!(listed, [status]);
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, status.id);
+    assert_eq!(listed[0].state, WorkflowState::Succeeded);
+    assert_eq!(listed[0].succeeded_at, status.succeeded_at);
+    assert_eq!(
+        (listed[0].total, listed[0].succeeded, listed[0].dead),
+        (5, 5, 0)
+    );
     worker.stop(Duration::from_secs(10)).await;
 }
 
@@ -639,4 +704,288 @@ async fn under_testing_inline_each_step_runs_after_its_dependencies_and_a_failur
         [EVENTS],
         "nothing but the ledger is in Redis"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflow_with_a_short_retention_keeps_the_others_listed() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    Workflow::new("kept")
+        .client(&client)
+        .step("a", step(&redis, "a"))
+        .push()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    Workflow::new("short")
+        .client(&client)
+        .retention(Duration::from_secs(1))
+        .step("a", step(&redis, "a"))
+        .push()
+        .await
+        .unwrap();
+    assert_eq!(Workflows::new(&client).size().await.unwrap(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflow_with_a_step_that_cannot_be_a_batch_member_is_refused_before_anything_is_written()
+ {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let mut unique = Payload::new("FlowStep", vec![]).queue("default");
+    unique
+        .extra
+        .insert("unique_for".to_owned(), serde_json::json!(60));
+    let error = Workflow::new("unique")
+        .client(&client)
+        .step("a", step(&redis, "a"))
+        .then_payload("b", unique)
+        .push()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, jobs::Error::InvalidWorkflow { reason, .. } if reason.contains("`b`")),
+        "{error:?}"
+    );
+    assert!(redis.keys().await.is_empty(), "{:?}", redis.keys().await);
+}
+
+/// Stops every job whose label (its second argument) is `c`.
+struct StopsC;
+
+impl jobs::ClientMiddleware for StopsC {
+    async fn call(&self, job: &mut Payload) -> Result<jobs::Flow, jobs::BoxError> {
+        Ok(
+            if job.args.get(1).and_then(|label| label.as_str()) == Some("c") {
+                jobs::Flow::Stop
+            } else {
+                jobs::Flow::Continue
+            },
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_stopped_by_client_middleware_does_not_count_as_succeeded() {
+    let redis = TestRedis::start();
+    let client = Client::builder()
+        .url(redis.url())
+        .middleware(StopsC)
+        .build()
+        .unwrap();
+    let worker = start_worker(&client);
+    let wid = Workflow::new("diamond")
+        .client(&client)
+        .step("a", step(&redis, "a"))
+        .step_after("b", &["a"], step(&redis, "b"))
+        .step_after("c", &["a"], step(&redis, "c"))
+        .step_after("d", &["b", "c"], step(&redis, "d"))
+        .push()
+        .await
+        .unwrap();
+    let status = wait_for(&client, &wid, WorkflowState::Dead).await;
+    let c = status.step("c").unwrap();
+    assert_eq!(c.state, StepState::Dead);
+    assert!(
+        c.last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("middleware"),
+        "{c:?}"
+    );
+    eventually(Duration::from_secs(10), "B succeeds", async || {
+        Workflow::status(&client, &wid)
+            .await
+            .unwrap()
+            .unwrap()
+            .step("b")
+            .unwrap()
+            .state
+            == StepState::Succeeded
+    })
+    .await;
+    worker.stop(Duration::from_secs(10)).await;
+    let status = Workflow::status(&client, &wid).await.unwrap().unwrap();
+    assert_eq!(status.step("d").unwrap().state, StepState::Waiting);
+    let ledger = Ledger::read(&redis, EVENTS).await;
+    assert_eq!(runs(&ledger, "c"), 0, "{ledger:?}");
+    assert_eq!(runs(&ledger, "d"), 0, "{ledger:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_workflow_outlives_its_retention_and_expires_once_finished() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let wid = Workflow::new("short")
+        .client(&client)
+        .retention(Duration::from_secs(1))
+        .step("a", step(&redis, "a"))
+        .then("b", step(&redis, "b"))
+        .push()
+        .await
+        .unwrap();
+    // No worker yet: A waits in its queue longer than the retention.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let status = Workflow::status(&client, &wid).await.unwrap();
+    assert_eq!(
+        status.map(|status| status.state),
+        Some(WorkflowState::Running)
+    );
+    let worker = start_worker(&client);
+    wait_for(&client, &wid, WorkflowState::Succeeded).await;
+    worker.stop(Duration::from_secs(10)).await;
+    let mut raw = redis.raw().await;
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(format!("workflow:{wid}"))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!((0..=1).contains(&ttl), "a finished workflow expires: {ttl}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_workflow_does_not_make_the_list_an_error() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let wid = Workflow::new("fine")
+        .client(&client)
+        .step("a", step(&redis, "a"))
+        .push()
+        .await
+        .unwrap();
+    // Another workflow's hash overwritten by hand with a string.
+    let broken = WorkflowId::generate();
+    let mut raw = redis.raw().await;
+    let _: () = raw.set(format!("workflow:{broken}"), "x").await.unwrap();
+    let _: () = raw.zadd("workflows", broken.as_str(), 1).await.unwrap();
+    let listed = Workflows::new(&client).page(Page::first(25)).await.unwrap();
+    let ids: Vec<&WorkflowId> = listed.iter().map(|workflow| &workflow.id).collect();
+    assert_eq!(ids, [&wid]);
+    assert_eq!(listed[0].total, 1);
+    assert_eq!(listed[0].succeeded, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_advance_for_a_step_not_in_the_graph_is_refused() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let wid = Workflow::new("one step")
+        .client(&client)
+        .queue("workflows")
+        .step("a", step(&redis, "a"))
+        .push()
+        .await
+        .unwrap();
+    let bogus = Payload::new(
+        "Jobs::Workflow::Advance",
+        vec![wid.as_str().into(), "zzz".into(), "success".into()],
+    )
+    .queue("workflows");
+    client.push(bogus).await.unwrap();
+    let advances = worker_on(&client, &["workflows"]);
+    let retries = JobSet::new(&client, SetKind::Retry);
+    eventually(Duration::from_secs(20), "the advance fails", async || {
+        retries.size().await.unwrap() == 1
+    })
+    .await;
+    advances.stop(Duration::from_secs(10)).await;
+    let status = Workflow::status(&client, &wid).await.unwrap().unwrap();
+    assert_eq!(status.state, WorkflowState::Running);
+    let mut raw = redis.raw().await;
+    let done: Vec<String> = raw.smembers(format!("workflow:{wid}:done")).await.unwrap();
+    assert!(done.is_empty(), "{done:?}");
+}
+
+/// Makes every job labelled `b` unique: a batch refuses it.
+struct MakesBUnique;
+
+impl jobs::ClientMiddleware for MakesBUnique {
+    async fn call(&self, job: &mut Payload) -> Result<jobs::Flow, jobs::BoxError> {
+        if job.args.get(1).and_then(|label| label.as_str()) == Some("b") {
+            job.extra
+                .insert("unique_for".to_owned(), serde_json::json!(60));
+        }
+        Ok(jobs::Flow::Continue)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_refused_as_a_batch_member_at_its_advance_makes_the_workflow_dead() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    // The worker's client makes B unique when A's advance starts it; the push's does not.
+    let worker_client = Client::builder()
+        .url(redis.url())
+        .middleware(MakesBUnique)
+        .build()
+        .unwrap();
+    let worker = start_worker(&worker_client);
+    let wid = Workflow::new("chain")
+        .client(&client)
+        .step("a", step(&redis, "a"))
+        .then("b", step(&redis, "b"))
+        .push()
+        .await
+        .unwrap();
+    let status = wait_for(&client, &wid, WorkflowState::Dead).await;
+    worker.stop(Duration::from_secs(10)).await;
+    let b = status.step("b").unwrap();
+    assert_eq!(b.state, StepState::Dead);
+    assert!(
+        b.last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("unique"),
+        "{b:?}"
+    );
+    assert_nothing_left(&client, &redis, &status, &["b"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_index_trim_keeps_a_running_workflow_older_than_the_retention() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let old = Workflow::new("old and running")
+        .client(&client)
+        .step("a", step(&redis, "a"))
+        .push()
+        .await
+        .unwrap();
+    // Listed 31 days ago (no worker: still running).
+    let mut raw = redis.raw().await;
+    let score: f64 = raw.zscore("workflows", old.as_str()).await.unwrap();
+    let _: () = raw
+        .zadd("workflows", old.as_str(), score - 31.0 * 24.0 * 3600.0)
+        .await
+        .unwrap();
+    Workflow::new("new")
+        .client(&client)
+        .step("a", step(&redis, "a"))
+        .push()
+        .await
+        .unwrap();
+    assert_eq!(Workflows::new(&client).size().await.unwrap(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_that_can_expire_unrun_is_refused_before_anything_is_written() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let mut expiring = Payload::new("FlowStep", vec![]).queue("default");
+    expiring
+        .extra
+        .insert("expires_in".to_owned(), serde_json::json!(60));
+    let error = Workflow::new("expiring")
+        .client(&client)
+        .step("a", step(&redis, "a"))
+        .then_payload("b", expiring)
+        .push()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, jobs::Error::InvalidWorkflow { reason, .. }
+            if reason.contains("`b`") && reason.contains("expires_in")),
+        "{error:?}"
+    );
+    assert!(redis.keys().await.is_empty(), "{:?}", redis.keys().await);
 }

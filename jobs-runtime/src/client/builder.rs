@@ -138,7 +138,7 @@ impl ClientBuilder {
         }
         Ok(Client {
             inner: Arc::new(Inner {
-                redis: Connection::open(&url, self.timeouts, self.replicas)?,
+                redis: Arc::new(Connection::open(&url, self.timeouts, self.replicas)?),
                 keys: Keys::new(self.namespace.as_deref()),
                 middleware: self.middleware,
                 max_payload_bytes: self.max_payload_bytes,

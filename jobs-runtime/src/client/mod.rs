@@ -50,7 +50,7 @@ pub struct Client {
 }
 
 struct Inner {
-    redis: Connection,
+    redis: Arc<Connection>,
     keys: Keys,
     middleware: Vec<Arc<dyn DynClientMiddleware>>,
     max_payload_bytes: usize,
@@ -142,6 +142,19 @@ impl Client {
 
 impl Client {
     /// The connection, for the worker.
+    /// The same client (its connection shared) without its middleware: for a job whose
+    /// middleware already ran, so it does not run twice.
+    pub(crate) fn without_middleware(&self) -> Client {
+        Client {
+            inner: Arc::new(Inner {
+                redis: Arc::clone(&self.inner.redis),
+                keys: self.inner.keys.clone(),
+                middleware: Vec::new(),
+                max_payload_bytes: self.inner.max_payload_bytes,
+            }),
+        }
+    }
+
     pub(crate) fn redis(&self) -> &Connection {
         &self.inner.redis
     }

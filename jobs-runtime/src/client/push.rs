@@ -137,25 +137,63 @@ impl Client {
         at: Option<Timestamp>,
         now: Timestamp,
     ) -> Result<Prepared, Error> {
+        self.run_middleware(&mut payload).await?;
+        self.check_and_encode(payload, at, now)
+    }
+
+    /// Runs the client middleware over `payload`: [`Error::Stopped`] when one stops it.
+    pub(crate) async fn run_middleware(&self, payload: &mut Payload) -> Result<(), Error> {
         for middleware in &self.inner.middleware {
-            match middleware.call(&mut payload).await {
+            match middleware.call(payload).await {
                 Ok(Flow::Continue) => {}
                 Ok(Flow::Stop) => {
                     return Err(Error::Stopped {
-                        class: payload.class,
-                        jid: payload.jid,
+                        class: payload.class.clone(),
+                        jid: payload.jid.clone(),
                         middleware: middleware.name(),
                     });
                 }
                 Err(error) => {
                     return Err(Error::Middleware {
-                        class: payload.class,
+                        class: payload.class.clone(),
                         middleware: middleware.name(),
                         error,
                     });
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Checks a job as a batch's member, without its middleware (nothing else runs, nothing
+    /// is written): what [`prepare_batch_member`](Self::prepare_batch_member) would refuse
+    /// after the middleware (a job that does not validate or encode, a unique job, one too
+    /// large). For a workflow's steps, checked at the push before anything is written.
+    pub(crate) fn check_batch_member(
+        &self,
+        payload: &Payload,
+        now: Timestamp,
+    ) -> Result<(), Error> {
+        let prepared = self.check_and_encode(payload.clone(), None, now)?;
+        if prepared.lock.is_some() {
+            return Err(Error::InvalidJob {
+                class: payload.class.clone(),
+                reason: "a unique job (unique_for) cannot be a batch's job or callback; push it \
+                         without unique_for, or outside the batch"
+                    .to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// What [`prepare`](Self::prepare) does after the middleware: checks the job, stamps its
+    /// times and encodes it.
+    fn check_and_encode(
+        &self,
+        mut payload: Payload,
+        at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<Prepared, Error> {
         payload.validate()?;
         payload.created_at.get_or_insert(now);
         let at = at.filter(|at| *at > now);

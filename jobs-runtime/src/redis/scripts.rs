@@ -185,6 +185,11 @@ pub(crate) static LIMIT_READ_SOURCE: LazyLock<String> =
 pub(crate) static LIMIT_RESET: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/limit_reset.lua")));
 
+/// A workflow's push -> its hash written, listed in the index, the index trimmed of old ids
+/// that are not running (`scripts/workflow_create.lua`).
+pub(crate) static WORKFLOW_CREATE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/workflow_create.lua")));
+
 /// A workflow step's success or death -> recorded in the workflow, and the workflow's state,
 /// graph and succeeded steps read back (`scripts/workflow_advance.lua`).
 pub(crate) static WORKFLOW_ADVANCE: LazyLock<Script> =

@@ -75,7 +75,8 @@ impl Job for Advance {
                 ))
                 .kill());
             };
-            run(&client, &WorkflowId::from(self.wid), &self.step, event)
+            let wid = WorkflowId::parse(&self.wid).map_err(|error| JobError::msg(error).kill())?;
+            run(&client, &wid, &self.step, event)
                 .await
                 .map_err(JobError::msg)
         })
@@ -94,7 +95,7 @@ pub(crate) async fn run(
     step: &str,
     event: Event,
 ) -> Result<(), Error> {
-    let Some(advanced) = store::advance(client, wid, step, event).await? else {
+    let Some(advanced) = store::advance(client, wid, step, event, None).await? else {
         tracing::warn!(
             workflow = %wid,
             step,

@@ -10,8 +10,8 @@ use crate::error::Error;
 use crate::job::Job;
 use crate::payload::Payload;
 
-/// How long a workflow's keys stay in Redis after their last change, unless
-/// [`Workflow::retention`] says otherwise: 30 days, as a batch's.
+/// How long a workflow's keys stay in Redis once it succeeded or died (while it runs they do not
+/// expire), unless [`Workflow::retention`] says otherwise: 30 days, as a batch's.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// A workflow being put together: named steps, each a job that runs once every step it
@@ -83,8 +83,9 @@ impl Workflow {
         self
     }
 
-    /// Keeps the workflow's keys (and its steps' batches) this long after their last change,
-    /// instead of 30 days.
+    /// Keeps the workflow's keys this long after it succeeded or died, instead of 30 days
+    /// (while it runs they do not expire). Its steps' batches keep the longer of this and
+    /// [`DEFAULT_RETENTION`] after their last change.
     pub fn retention(mut self, retention: Duration) -> Self {
         self.retention = retention;
         self
@@ -216,8 +217,10 @@ impl Workflow {
     /// returns its id. Under [`testing::fake`](crate::testing::fake) every step's job is
     /// recorded, and under [`testing::inline`](crate::testing::inline) run, each after the steps
     /// it depends on (a failure is the push's error), with nothing written to Redis. [`Error::InvalidWorkflow`] (with nothing written) when a step's name is
-    /// used twice, a dependency names no step nor group, or the steps depend on each other in
-    /// a cycle.
+    /// used twice, a dependency names no step nor group, the steps depend on each other in
+    /// a cycle, or a step's job cannot be a batch's job (it does not validate or encode, is
+    /// too large, or is unique: `unique_for`), or can expire unrun (`expires_in`, which a batch
+    /// counts as a success); client middleware does not run for this check.
     pub async fn push(self) -> Result<WorkflowId, Error> {
         if let Some(error) = self.error {
             return Err(error);
@@ -238,6 +241,20 @@ impl Workflow {
             None => Client::global()?,
         };
         let wid = WorkflowId::generate();
+        // Every step must be able to be a batch's job: a step refused when it starts (at the
+        // push, or by an advance later) could never run.
+        let now = crate::testing::now();
+        for step in &steps {
+            let checked = super::step::job(&wid, step)
+                .and_then(|job| client.check_batch_member(&job, now).map(|()| job));
+            let reason = match checked {
+                Ok(job) => super::step::refusal(&job),
+                Err(error) => Some(format!("it cannot run as a batch's job: {error}")),
+            };
+            if let Some(reason) = reason {
+                return Err(invalid(format!("the step `{}`: {reason}", step.name)));
+            }
+        }
         if crate::testing::active().is_some() {
             // `testing::fake` records every step's job and `testing::inline` runs each (the
             // first failure is the push's error), each after its dependencies; nothing is

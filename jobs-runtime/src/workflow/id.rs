@@ -1,24 +1,65 @@
 //! Workflow ids, and the bid of each step's batch.
 
 use std::fmt;
+use std::str::FromStr;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// A workflow's id: 14 characters of URL-safe base64 from 84 random bits, the shape of a bid.
+/// How many characters a workflow id has.
+const LENGTH: usize = 14;
+
+/// A workflow's id: 14 characters of URL-safe base64 (`A-Z a-z 0-9 - _`) from 84 random bits,
+/// the shape of a bid. Made by [`generate`](Self::generate), or parsed (`str::parse`,
+/// [`parse`](Self::parse)), which refuses any other shape: an id is part of Redis key names,
+/// so `abc:done` must not name another key.
+///
+/// ```
+/// use jobs_runtime::WorkflowId;
+/// let wid = WorkflowId::generate();
+/// assert_eq!(wid.as_str().parse::<WorkflowId>().unwrap(), wid);
+/// assert!(WorkflowId::parse("abc:done").is_err());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(try_from = "String", into = "String")]
 pub struct WorkflowId(String);
+
+/// Why a text is not a [`WorkflowId`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "`{text}` is not a workflow id: an id is 14 characters of URL-safe base64 (A-Z, a-z, 0-9, - \
+     and _), like `WorkflowId::generate()` makes"
+)]
+pub struct InvalidWorkflowId {
+    /// The text that was given.
+    pub text: String,
+}
 
 impl WorkflowId {
     /// A new random id.
     pub fn generate() -> Self {
         let bytes: [u8; 11] = rand::random();
         let mut text = URL_SAFE_NO_PAD.encode(bytes);
-        text.truncate(14);
+        text.truncate(LENGTH);
         Self(text)
+    }
+
+    /// `text` as a workflow id, when it has an id's shape (for a URL's or a form's id: the
+    /// dashboard answers 404 for an [`InvalidWorkflowId`]).
+    pub fn parse(text: &str) -> Result<Self, InvalidWorkflowId> {
+        let valid = text.len() == LENGTH
+            && text
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_');
+        if valid {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(InvalidWorkflowId {
+                text: text.to_owned(),
+            })
+        }
     }
 
     /// The id as text.
@@ -27,15 +68,25 @@ impl WorkflowId {
     }
 }
 
-impl From<String> for WorkflowId {
-    fn from(text: String) -> Self {
-        Self(text)
+impl FromStr for WorkflowId {
+    type Err = InvalidWorkflowId;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::parse(text)
     }
 }
 
-impl From<&str> for WorkflowId {
-    fn from(text: &str) -> Self {
-        Self(text.to_owned())
+impl TryFrom<String> for WorkflowId {
+    type Error = InvalidWorkflowId;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        Self::parse(&text)
+    }
+}
+
+impl From<WorkflowId> for String {
+    fn from(wid: WorkflowId) -> Self {
+        wid.0
     }
 }
 
@@ -74,6 +125,7 @@ mod tests {
     fn ids_have_the_shape_of_a_bid() {
         let id = WorkflowId::generate();
         assert_eq!(id.as_str().len(), 14);
+        assert_eq!(id.as_str().parse::<WorkflowId>().unwrap(), id);
         assert!(
             id.as_str()
                 .chars()
@@ -83,12 +135,32 @@ mod tests {
     }
 
     #[test]
+    fn an_id_of_another_shape_is_refused_however_it_comes() {
+        for text in [
+            "abc:done",
+            "",
+            "abcdefghijklm",
+            "abcdefghijklmno",
+            "abcdefghijklm:",
+        ] {
+            let json = serde_json::to_string(text).unwrap();
+            assert!(
+                serde_json::from_str::<WorkflowId>(&json).is_err(),
+                "{text:?} deserialized"
+            );
+        }
+        let id = WorkflowId::generate();
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(serde_json::from_str::<WorkflowId>(&json).unwrap(), id);
+    }
+
+    #[test]
     fn a_steps_bid_depends_on_the_workflow_and_the_step_only() {
-        let wid = WorkflowId::from("abcdefghijklmn");
+        let wid: WorkflowId = "abcdefghijklmn".parse().unwrap();
         let bid = step_bid_text(&wid, "a");
         assert_eq!(bid.len(), 14);
         assert_eq!(bid, step_bid_text(&wid, "a"));
         assert_ne!(bid, step_bid_text(&wid, "b"));
-        assert_ne!(bid, step_bid_text(&WorkflowId::from("abcdefghijklmo"), "a"));
+        assert_ne!(bid, step_bid_text(&"abcdefghijklmo".parse().unwrap(), "a"));
     }
 }

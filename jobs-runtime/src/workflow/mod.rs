@@ -22,5 +22,6 @@ mod step;
 mod store;
 
 pub use builder::{DEFAULT_RETENTION, Workflow};
-pub use id::WorkflowId;
-pub use status::{StepState, StepStatus, WorkflowState, WorkflowStatus};
+pub use id::{InvalidWorkflowId, WorkflowId};
+pub use status::{StepState, StepStatus, WorkflowState, WorkflowStatus, WorkflowSummary};
+pub(crate) use store::summaries;

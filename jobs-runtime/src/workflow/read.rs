@@ -63,7 +63,9 @@ async fn step_status(
     } else {
         StepState::Pending
     };
-    let mut last_error = None;
+    // Why the step could not start at all (stopped by client middleware, refused as a
+    // batch's job), when it could not.
+    let mut last_error = stored.hash.get(&format!("error:{}", step.name)).cloned();
     let batch = if matches!(state, StepState::Pending | StepState::Dead) {
         Batch::status(client, &bid).await?
     } else {
@@ -76,17 +78,12 @@ async fn step_status(
                 "{}: {}",
                 failure.error_class, failure.error_message
             ));
-            if state == StepState::Pending {
-                state = if failure.dead {
-                    StepState::Dead
-                } else {
-                    StepState::Retrying
-                };
-            }
-        } else if batch.success_at.is_some() && state == StepState::Pending {
-            // Succeeded; its advance job has not run yet.
-            state = StepState::Succeeded;
         }
+        state = from_batch(
+            state,
+            last_failure.map(|failure| failure.dead),
+            batch.success_at.is_some(),
+        );
     }
     Ok(StepStatus {
         name: step.name.clone(),
@@ -97,4 +94,53 @@ async fn step_status(
         state,
         last_error,
     })
+}
+
+/// A step's state as its sets say (`pending` or `dead`), refined by its batch: the dead flag of
+/// its job's last failure, if it failed, and whether the batch succeeded.
+fn from_batch(state: StepState, last_failure_dead: Option<bool>, succeeded: bool) -> StepState {
+    match (state, last_failure_dead) {
+        (StepState::Pending, Some(true)) => StepState::Dead,
+        // A dead step retried by hand that failed again waits for its retry: its last failure
+        // wins over the dead set, which keeps it until it succeeds.
+        (StepState::Pending | StepState::Dead, Some(false)) => StepState::Retrying,
+        // Succeeded; its advance job has not run yet.
+        (StepState::Pending, None) if succeeded => StepState::Succeeded,
+        _ => state,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::from_batch;
+    use crate::workflow::StepState;
+
+    #[test]
+    fn a_dead_step_retried_by_hand_that_fails_again_shows_retrying() {
+        assert_eq!(
+            from_batch(StepState::Dead, Some(false), false),
+            StepState::Retrying
+        );
+        assert_eq!(
+            from_batch(StepState::Dead, Some(true), false),
+            StepState::Dead
+        );
+        assert_eq!(from_batch(StepState::Dead, None, false), StepState::Dead);
+        assert_eq!(
+            from_batch(StepState::Pending, Some(false), false),
+            StepState::Retrying
+        );
+        assert_eq!(
+            from_batch(StepState::Pending, Some(true), false),
+            StepState::Dead
+        );
+        assert_eq!(
+            from_batch(StepState::Pending, None, true),
+            StepState::Succeeded
+        );
+        assert_eq!(
+            from_batch(StepState::Pending, None, false),
+            StepState::Pending
+        );
+    }
 }

@@ -116,3 +116,31 @@ impl WorkflowStatus {
         self.steps.iter().find(|step| step.name == name)
     }
 }
+
+/// A workflow as [`api::Workflows::page`](crate::api::Workflows::page) lists it: its hash and
+/// how many steps succeeded or died, without each step's state (read one workflow's with
+/// [`Workflow::status`](super::Workflow::status)).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct WorkflowSummary {
+    /// The workflow's id.
+    pub id: WorkflowId,
+    /// What it was created with [`Workflow::new`](super::Workflow::new).
+    pub description: String,
+    /// When it was pushed.
+    pub created_at: DateTime<Utc>,
+    /// Its state as a whole.
+    pub state: WorkflowState,
+    /// When its last step succeeded, once it has.
+    pub succeeded_at: Option<DateTime<Utc>>,
+    /// When a step first died, if one did.
+    pub dead_at: Option<DateTime<Utc>>,
+    /// The queue its advance jobs run in.
+    pub queue: String,
+    /// How many steps it has.
+    pub total: usize,
+    /// How many of its steps succeeded.
+    pub succeeded: usize,
+    /// How many of its steps are dead.
+    pub dead: usize,
+}

@@ -21,8 +21,11 @@ pub(crate) struct NewWorkflow<'a> {
     pub(crate) steps: &'a [StepDef],
 }
 
-/// Writes the workflow's hash and lists it in `workflows` (trimming ids older than its
-/// retention), in one `MULTI`.
+/// Writes the workflow's hash (which does not expire while the workflow runs: the advance
+/// sets its expiry once it succeeded or died) and lists it in `workflows` (trimming ids older than the longer
+/// of its retention and [`DEFAULT_RETENTION`](super::DEFAULT_RETENTION), as `batch_push.lua`
+/// does: a workflow with a short retention does not drop the others; a running workflow is
+/// never trimmed), in one script (`workflow_create.lua`).
 pub(crate) async fn create(
     client: &Client,
     wid: &WorkflowId,
@@ -37,34 +40,32 @@ pub(crate) async fn create(
     let created_ms = (now.as_epoch_seconds() * 1000.0).round() as i64;
     // At most about 136 years: an `EXPIRE` that Redis takes, whatever the `Duration`.
     let retention = workflow.retention.as_secs().clamp(1, u64::from(u32::MAX));
+    let trim = retention.max(super::DEFAULT_RETENTION.as_secs());
     let key = keys.workflow(wid.as_str());
     let index = keys.workflows();
-    let mut pipe = redis::pipe();
-    pipe.atomic()
-        .hset_multiple(
-            &key,
-            &[
-                ("description", workflow.description.to_owned()),
-                ("created_at", created_ms.to_string()),
-                ("state", WorkflowState::Running.as_str().to_owned()),
-                ("steps", steps),
-                ("total", workflow.steps.len().to_string()),
-                ("queue", workflow.queue.to_owned()),
-                ("retention", retention.to_string()),
-            ],
-        )
-        .ignore()
-        .expire(&key, retention as i64)
-        .ignore()
-        .zadd(&index, wid.as_str(), now.as_epoch_seconds())
-        .ignore()
-        .zrembyscore(
-            &index,
-            "-inf",
-            format!("({}", now.as_epoch_seconds() - retention as f64),
-        )
-        .ignore();
-    client.redis().query::<()>(&pipe).await
+    let fields = [
+        ("description", workflow.description.to_owned()),
+        ("created_at", created_ms.to_string()),
+        ("state", WorkflowState::Running.as_str().to_owned()),
+        ("steps", steps),
+        ("total", workflow.steps.len().to_string()),
+        ("queue", workflow.queue.to_owned()),
+        ("retention", retention.to_string()),
+    ];
+    let mut invocation = scripts::WORKFLOW_CREATE.prepare_invoke();
+    invocation
+        .key(&key)
+        .key(&index)
+        .arg(wid.as_str())
+        .arg(now.as_epoch_seconds())
+        .arg(now.as_epoch_seconds() - trim as f64)
+        .arg(keys.prefix());
+    for (field, value) in &fields {
+        invocation.arg(*field).arg(value.as_str());
+    }
+    // Safe to send again: it writes the same hash and score.
+    client.redis().script::<i64>(&invocation).await?;
+    Ok(())
 }
 
 /// What [`advance`] read back after its record.
@@ -113,12 +114,14 @@ impl Event {
 }
 
 /// Records `event` of `step` (idempotent), and reads back what follows; `None` when the
-/// workflow is gone.
+/// workflow is gone. `reason`, for a death, is why the step could not run at all (kept as the
+/// step's error, shown while it has no batch).
 pub(crate) async fn advance(
     client: &Client,
     wid: &WorkflowId,
     step: &str,
     event: Event,
+    reason: Option<&str>,
 ) -> Result<Option<Advanced>, Error> {
     let keys = client.keys();
     let now_ms = (crate::testing::now().as_epoch_seconds() * 1000.0).round() as i64;
@@ -129,7 +132,8 @@ pub(crate) async fn advance(
         .key(keys.workflow_dead(wid.as_str()))
         .arg(step)
         .arg(event.as_str())
-        .arg(now_ms);
+        .arg(now_ms)
+        .arg(reason.unwrap_or_default());
     let reply: Option<Vec<Option<String>>> = client.redis().script(&invocation).await?;
     let Some(mut reply) = reply else {
         return Ok(None);
@@ -188,6 +192,66 @@ pub(crate) async fn read(client: &Client, wid: &WorkflowId) -> Result<Option<Sto
     }))
 }
 
+/// The summaries of workflows `wids`, in their order, in one round trip: each one's hash and
+/// the sizes of its `done` and `dead` sets. A workflow whose keys are gone, or are not as
+/// `jobs` writes them, is left out (with a warning for the latter).
+pub(crate) async fn summaries(
+    client: &Client,
+    wids: &[WorkflowId],
+) -> Result<Vec<super::WorkflowSummary>, Error> {
+    let keys = client.keys();
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors();
+    for wid in wids {
+        pipe.hgetall(keys.workflow(wid.as_str()))
+            .scard(keys.workflow_done(wid.as_str()))
+            .scard(keys.workflow_dead(wid.as_str()));
+    }
+    let replies: Vec<redis::Value> = client.redis().query(&pipe).await?;
+    let mut replies = replies.into_iter();
+    let mut listed = Vec::with_capacity(wids.len());
+    for wid in wids {
+        let (Some(hash), Some(done), Some(dead)) = (replies.next(), replies.next(), replies.next())
+        else {
+            break;
+        };
+        let read = || -> Result<_, redis::ParsingError> {
+            Ok((
+                redis::from_redis_value::<HashMap<String, String>>(hash)?,
+                redis::from_redis_value::<usize>(done)?,
+                redis::from_redis_value::<usize>(dead)?,
+            ))
+        };
+        let (hash, done, dead) = match read() {
+            Ok(read) => read,
+            Err(error) => {
+                tracing::warn!(workflow = %wid, %error, "a workflow's keys are not as `jobs` writes them: left out of the list");
+                continue;
+            }
+        };
+        if hash.is_empty() {
+            continue;
+        }
+        let meta = meta(&hash);
+        listed.push(super::WorkflowSummary {
+            id: wid.clone(),
+            description: meta.description,
+            created_at: time_field(&hash, "created_at").unwrap_or_default(),
+            state: WorkflowState::parse(hash.get("state").map_or("", String::as_str)),
+            succeeded_at: time_field(&hash, "succeeded_at"),
+            dead_at: time_field(&hash, "dead_at"),
+            queue: meta.queue,
+            total: hash
+                .get("total")
+                .and_then(|total| total.parse().ok())
+                .unwrap_or_default(),
+            succeeded: done,
+            dead,
+        });
+    }
+    Ok(listed)
+}
+
 /// The description, queue and retention of a workflow's hash.
 pub(crate) fn meta(hash: &HashMap<String, String>) -> Meta {
     Meta {
@@ -218,6 +282,10 @@ fn parse_steps(client: &Client, wid: &WorkflowId, json: &str) -> Result<Vec<Step
 fn broken(client: &Client, wid: &WorkflowId, reason: &str) -> Error {
     Error::Redis {
         url: client.url().to_owned(),
-        reason: format!("the workflow {wid} in Redis is not as `jobs` wrote it: {reason}"),
+        reason: format!(
+            "the workflow {wid} in Redis is not as `jobs` wrote it: {reason}; it cannot be \
+             read or advanced. Restore its keys (`workflow:{wid}` and its `:done` / `:dead` \
+             sets) from a backup, or delete them and push the workflow again"
+        ),
     }
 }

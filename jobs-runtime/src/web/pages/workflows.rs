@@ -50,7 +50,7 @@ pub(crate) async fn list(ctx: Ctx, Query(query): Query<ListQuery>) -> Result<Res
                                 @if !workflow.description.is_empty() { br; span.mono.muted { (workflow.id.as_str()) } }
                             }
                             td { (workflow_state(workflow.state)) }
-                            td.progress { (steps_progress(workflow)) }
+                            td.progress { (progress(workflow.succeeded, workflow.total)) }
                             td.hide-small { (layout::time(&ctx, Some(workflow.created_at))) }
                         }
                     }
@@ -73,12 +73,11 @@ pub(crate) async fn show(ctx: Ctx, Path(wid): Path<String>) -> Result<Response, 
     let client = ctx.client();
     let stats = Stats::fetch(client).await?;
     // Never a read of another key (`workflow:<x>:done` is a set): only an id's shape is read.
-    if !is_workflow_id(&wid) {
+    let Ok(wid) = WorkflowId::parse(&wid) else {
         return Err(Failure::not_found(
             "no such workflow: a workflow id is 14 URL-safe base64 characters",
         ));
-    }
-    let wid = WorkflowId::from(wid);
+    };
     let Some(workflow) = Workflows::new(client).status(&wid).await? else {
         return Err(Failure::not_found(
             "no such workflow: it expired, or never was",
@@ -189,7 +188,11 @@ fn steps_progress(workflow: &WorkflowStatus) -> Markup {
         .iter()
         .filter(|step| step.state == StepState::Succeeded)
         .count();
-    let total = workflow.steps.len();
+    progress(done, workflow.steps.len())
+}
+
+/// A progress bar of `done` steps out of `total`.
+fn progress(done: usize, total: usize) -> Markup {
     let label = format!("{done} of {total} steps done");
     html! {
         progress value=(done) max=(total.max(1)) aria-label=(label) {}
@@ -216,15 +219,6 @@ fn step_state(state: StepState) -> Markup {
         _ => "tag",
     };
     html! { span class=(class) { (state.as_str()) } }
-}
-
-/// Whether `text` has a workflow id's shape (`WorkflowId::generate`: 14 URL-safe base64
-/// characters). Until `WorkflowId` has its own `FromStr`.
-fn is_workflow_id(text: &str) -> bool {
-    text.len() == 14
-        && text
-            .bytes()
-            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
 }
 
 /// The address of the workflow `wid`'s page.
