@@ -42,6 +42,11 @@ pub(crate) struct MemberUpdate {
 }
 
 impl MemberUpdate {
+    /// The id of the member's batch.
+    pub(crate) fn bid(&self) -> &str {
+        &self.bid
+    }
+
     /// The update for the job stored as `json` ending with `outcome`, or `None` when it is not a
     /// batch job (a byte check first, so other jobs pay no parse). `failed` is the job as it
     /// goes to the retry or dead set (with its `error_class` and `error_message`), or, when it
@@ -134,6 +139,39 @@ impl MemberUpdate {
             .arg(super::now_ms())
             .arg(keys.prefix())
             .arg(taken);
+    }
+}
+
+/// Adds one update of their batch for `successes` (all of one batch, each with its entry in
+/// `working`, as taken) to `pipeline`, as [`MemberUpdate::add_to`] does for one: the batched
+/// acknowledgement's, so the script runs once per batch in a round trip, not once per job.
+/// Nothing is added for an empty slice.
+pub(crate) fn add_successes_to(
+    pipeline: &mut redis::Pipeline,
+    keys: &Keys,
+    working: &str,
+    successes: &[(MemberUpdate, &[u8])],
+) {
+    let Some(((first, first_taken), more)) = successes.split_first() else {
+        return;
+    };
+    let command = pipeline
+        .cmd("EVALSHA")
+        .arg(scripts::BATCH_UPDATE.get_hash())
+        .arg(5);
+    for key in keys.batch_keys(&first.bid) {
+        command.arg(key);
+    }
+    command
+        .arg(working)
+        .arg(&first.jid)
+        .arg(MemberOutcome::Success.as_str())
+        .arg("")
+        .arg(super::now_ms())
+        .arg(keys.prefix())
+        .arg(*first_taken);
+    for (update, taken) in more {
+        command.arg(&update.jid).arg(*taken);
     }
 }
 

@@ -172,25 +172,32 @@ impl AckLoop {
     /// again), to be sent again with the next.
     async fn send(&self, batch: &mut Vec<Finished>, releases: &mut Vec<Release>) {
         let mut pipeline = redis::pipe();
-        let mut loaded = false;
+        // The batch jobs' successes (or expiries unrun) are counted first, in this round trip
+        // (`docs/batches.md`): a crash before the acknowledgements land runs the jobs again,
+        // and their next settle repeats the (idempotent) updates. One update per batch, for
+        // all of its jobs in this round trip.
+        let mut by_batch: Vec<Vec<(MemberUpdate, &[u8])>> = Vec::new();
         for finished in batch.iter() {
-            // A batch job's success (or expiry unrun) is counted first, in this round trip
-            // (`docs/batches.md`): a crash before the acknowledgement lands runs the job again,
-            // and its next settle repeats the (idempotent) update.
-            if let Some(update) =
+            let Some(update) =
                 MemberUpdate::of_job(&finished.json, MemberOutcome::Success, None, None)
+            else {
+                continue;
+            };
+            match by_batch
+                .iter_mut()
+                .find(|group| group[0].0.bid() == update.bid())
             {
-                if !loaded {
-                    member::add_script_to(&mut pipeline);
-                    loaded = true;
-                }
-                update.add_to(
-                    &mut pipeline,
-                    self.client.keys(),
-                    &self.working,
-                    &finished.json,
-                );
+                Some(group) => group.push((update, &finished.json)),
+                None => by_batch.push(vec![(update, &finished.json)]),
             }
+        }
+        if !by_batch.is_empty() {
+            member::add_script_to(&mut pipeline);
+        }
+        for group in &by_batch {
+            member::add_successes_to(&mut pipeline, self.client.keys(), &self.working, group);
+        }
+        for finished in batch.iter() {
             // From the tail: jobs enter the working list at its head, so a finished job,
             // taken before the ones still waiting, is found within a few entries. A unique
             // job's lock is released in the same step, only if the job was still there; the

@@ -24,24 +24,37 @@
 -- ARGV[4]  now, epoch ms
 -- ARGV[5]  the key prefix ('' or '<namespace>:'), to build the parent batches' keys
 -- ARGV[6]  the job's entry in KEYS[5], exactly as taken
+-- ARGV[7…] more members with the same outcome, each followed by its entry: the batched
+--          acknowledgement sends one update per batch for all of its jobs that succeeded in
+--          the round trip, so the script runs once per batch, not once per job; the moments are
+--          looked at once, after every member was applied
 --
 -- Returns the events fired, each `<bid>:<event>` (the batch's own and its parents'), or
 -- {'error', <message>} when Redis refused a command (a key of another type): it never raises,
 -- so it cannot hold back the acknowledgements it travels with; the worker logs the message.
 local bid = string.sub(KEYS[1], string.len(ARGV[5]) + string.len('batch:') + 1)
 local ok, result = pcall(function()
-  if not redis.call('LPOS', KEYS[5], ARGV[6]) then
-    -- No longer this settle's job: someone else counts it.
-    return {}
-  end
   for guard = 6, #KEYS do
     if redis.call('EXISTS', KEYS[guard]) == 1 then
       return {}
     end
   end
-  -- Nothing changed (the batch is unknown or expired, or this outcome was counted before): no
-  -- moment can have come true.
-  if not apply(KEYS, ARGV[1], ARGV[2], ARGV[3]) then
+  -- The members, each with its entry: ARGV[1] with ARGV[6], then the pairs from ARGV[7].
+  local changed = false
+  local count = 1 + math.floor((#ARGV - 6) / 2)
+  for index = 1, count do
+    local member, entry = ARGV[1], ARGV[6]
+    if index > 1 then
+      member, entry = ARGV[5 + 2 * (index - 1)], ARGV[6 + 2 * (index - 1)]
+    end
+    -- A member no longer in the list is no longer this settle's job: someone else counts it.
+    if redis.call('LPOS', KEYS[5], entry) and apply(KEYS, member, ARGV[2], ARGV[3]) then
+      changed = true
+    end
+  end
+  -- Nothing changed (the batch is unknown or expired, or these outcomes were counted before):
+  -- no moment can have come true.
+  if not changed then
     return {}
   end
   return settle_chain(KEYS, bid, ARGV[4], ARGV[5], ARGV[2])
