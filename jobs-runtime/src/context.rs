@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::batch::{BatchHandle, Bid};
+use crate::batch::{BatchEvent, BatchHandle, Bid};
 use crate::client::Client;
 use crate::jid::Jid;
 use crate::payload::Payload;
@@ -23,6 +23,7 @@ use crate::payload::Payload;
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobContext {
     bid: Option<Bid>,
+    batch_callback: Option<(Bid, BatchEvent)>,
     client: WorkerClient,
     jid: Jid,
     class: String,
@@ -41,8 +42,14 @@ impl JobContext {
             .get("bid")
             .and_then(serde_json::Value::as_str)
             .and_then(|bid| bid.parse().ok());
+        let batch_callback = payload.extra.get("batch_callback").and_then(|callback| {
+            let bid = callback.get("bid")?.as_str()?.parse().ok()?;
+            let event = callback.get("event")?.as_str()?.parse().ok()?;
+            Some((bid, event))
+        });
         Self {
             bid,
+            batch_callback,
             client: WorkerClient(None),
             jid: payload.jid.clone(),
             class: payload.class.clone(),
@@ -103,6 +110,12 @@ impl JobContext {
             .map(|bid| BatchHandle::new(bid, self.client.0.clone()))
     }
 
+    /// For a batch's callback job (its payload carries `"batch_callback"`): the batch whose
+    /// moment pushed it, and which moment.
+    pub fn batch_callback(&self) -> Option<&(Bid, BatchEvent)> {
+        self.batch_callback.as_ref()
+    }
+
     /// The context with the client of the worker running the job, which [`batch`](Self::batch)
     /// pushes through.
     pub(crate) fn with_client(mut self, client: Client) -> Self {
@@ -126,6 +139,30 @@ impl PartialEq for WorkerClient {
 mod tests {
     use super::JobContext;
     use crate::payload::Payload;
+
+    #[test]
+    fn a_batch_job_knows_its_batch_and_a_callback_its_moment() {
+        let mut payload = Payload::new("A", vec![]);
+        assert!(JobContext::from_payload(&payload).batch().is_none());
+        payload
+            .extra
+            .insert("bid".to_owned(), "b-Zx_09azAZ1-2".into());
+        let context = JobContext::from_payload(&payload);
+        assert_eq!(context.batch().unwrap().bid().as_str(), "b-Zx_09azAZ1-2");
+        assert_eq!(context.batch_callback(), None);
+        let mut callback = Payload::new("C", vec![]);
+        callback.extra.insert(
+            "batch_callback".to_owned(),
+            serde_json::json!({"bid": "b-Zx_09azAZ1-2", "event": "success"}),
+        );
+        let context = JobContext::from_payload(&callback);
+        assert!(context.batch().is_none());
+        let (bid, event) = context.batch_callback().unwrap();
+        assert_eq!(
+            (bid.as_str(), *event),
+            ("b-Zx_09azAZ1-2", crate::BatchEvent::Success)
+        );
+    }
 
     #[test]
     fn attempt_counts_from_one() {

@@ -15,6 +15,7 @@ mod active_job;
 mod active_job_push;
 mod admin_api;
 mod api_hostile;
+mod batches;
 mod caps;
 mod capsules;
 mod class_caps;

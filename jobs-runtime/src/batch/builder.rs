@@ -181,12 +181,15 @@ impl Batch {
             None => Client::global()?,
         };
         let bid = self.bid.take().unwrap_or_else(Bid::generate);
+        push::refuse_in_testing_mode("create", &bid)?;
         let creation = self.creation(&client, &bid).await?;
         let now = crate::testing::now();
         let jobs = std::mem::take(&mut self.jobs);
         let mut jobs = jobs.into_iter().chain(more).peekable();
         let mut mode = Mode::Create;
+        let mut number = 0;
         loop {
+            number += 1;
             let mut chunk: Vec<Member> = Vec::with_capacity(CHUNK);
             while chunk.len() < CHUNK {
                 let Some(payload) = jobs.next() else { break };
@@ -195,8 +198,8 @@ impl Batch {
                 }
             }
             let last = jobs.peek().is_none();
-            let creating = (mode == Mode::Create).then_some(&creation);
-            let answer = push::send(&client, &bid, mode, last, creating, &chunk).await?;
+            let call = (mode, number, last);
+            let answer = push::send(&client, &bid, call, Some(&creation), &chunk).await?;
             match answer {
                 1 => {}
                 // It existed already: created before, by a creation with this id.
@@ -213,7 +216,8 @@ impl Batch {
     }
 
     /// What the batch hash starts with: description, retention, callbacks (each through the
-    /// client middleware, stored without `enqueued_at`, which their push stamps), workflow.
+    /// client middleware, stored without `enqueued_at`, which their push stamps, nor an
+    /// `expires_in` deadline), workflow.
     async fn creation(&mut self, client: &Client, bid: &Bid) -> Result<Creation, Error> {
         let retention = self.retention.unwrap_or(DEFAULT_RETENTION).as_secs().max(1);
         let mut fields = vec![("retention".to_owned(), retention.to_string())];
@@ -242,9 +246,13 @@ impl Batch {
                 reason: error.to_string(),
             })?;
             stored.remove("enqueued_at");
+            // Its deadline would count from the batch's creation, not from when it fires: a
+            // callback never expires.
+            stored.remove(crate::expiry::EXPIRES_AT);
             fields.push((format!("cb:{}", event.as_str()), stored.to_json()));
         }
         Ok(Creation {
+            token: Bid::generate().to_string(),
             parent: self.parent.clone(),
             fields,
         })

@@ -29,6 +29,18 @@ impl BatchEvent {
     }
 }
 
+impl std::str::FromStr for BatchEvent {
+    type Err = String;
+
+    /// Reads `complete`, `success` or `death`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|event| event.as_str() == text)
+            .ok_or_else(|| format!("`{text}` is not a batch event: complete, success or death"))
+    }
+}
+
 impl fmt::Display for BatchEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

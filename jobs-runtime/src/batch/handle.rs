@@ -80,6 +80,7 @@ impl BatchHandle {
         &self,
         payloads: impl Iterator<Item = Result<Payload, Error>>,
     ) -> Result<Vec<Jid>, Error> {
+        push::refuse_in_testing_mode("add jobs to", &self.bid)?;
         let client = match &self.client {
             Some(client) => client.clone(),
             None => Client::global()?,
@@ -100,7 +101,7 @@ impl BatchHandle {
             if chunk.is_empty() {
                 continue;
             }
-            match push::send(&client, &self.bid, Mode::Add, false, None, &chunk).await? {
+            match push::send(&client, &self.bid, (Mode::Add, 0, false), None, &chunk).await? {
                 1 => jids.extend(chunk.into_iter().map(|(jid, _, _)| jid)),
                 code => return Err(push::refusal(code, "add jobs to", &self.bid, None)),
             }

@@ -95,12 +95,26 @@ impl MemberUpdate {
     /// hold [`add_script_to`] before it. The script never fails, so it cannot hold back the
     /// settle that follows it.
     pub(crate) fn add_to(&self, pipeline: &mut redis::Pipeline, keys: &Keys) {
+        self.add_guarded_to(pipeline, keys, &[]);
+    }
+
+    /// [`add_to`](Self::add_to), applied only while none of `alive_guard` exists: recovery's
+    /// burial of a presumed-dead process's job, whose settle has the same guard.
+    pub(crate) fn add_guarded_to(
+        &self,
+        pipeline: &mut redis::Pipeline,
+        keys: &Keys,
+        alive_guard: &[String],
+    ) {
         let command = pipeline
             .cmd("EVALSHA")
             .arg(scripts::BATCH_UPDATE.get_hash())
-            .arg(4);
+            .arg(4 + alive_guard.len());
         for key in keys.batch_keys(&self.bid) {
             command.arg(key);
+        }
+        for guard in alive_guard {
+            command.arg(guard);
         }
         command
             .arg(&self.jid)
@@ -120,4 +134,45 @@ pub(crate) fn add_script_to(pipeline: &mut redis::Pipeline) {
         .arg("LOAD")
         .arg(scripts::BATCH_UPDATE_SOURCE.as_str())
         .ignore();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MemberOutcome, MemberUpdate};
+
+    #[test]
+    fn only_a_job_carrying_a_bid_is_a_member() {
+        let plain = br#"{"class":"A","args":[{"bid":"x"}],"jid":"j1","queue":"default"}"#;
+        assert!(MemberUpdate::of_job(plain, MemberOutcome::Success, None, None).is_none());
+        let callback = br#"{"class":"C","args":[],"jid":"j2","batch_callback":{"bid":"b-Zx_09azAZ1-2","event":"success"}}"#;
+        assert!(MemberUpdate::of_job(callback, MemberOutcome::Success, None, None).is_none());
+        let member = br#"{"class":"A","args":[],"jid":"j3","bid":"b-Zx_09azAZ1-2"}"#;
+        let update = MemberUpdate::of_job(member, MemberOutcome::Success, None, None).unwrap();
+        assert_eq!(
+            (update.bid.as_str(), update.jid.as_str()),
+            ("b-Zx_09azAZ1-2", "j3")
+        );
+        assert!(update.info.is_empty());
+    }
+
+    #[test]
+    fn a_failure_records_the_error_of_the_job_as_stored() {
+        let member = br#"{"class":"A","args":[],"jid":"j3","bid":"b-Zx_09azAZ1-2"}"#;
+        let stored = r#"{"class":"A","args":[],"jid":"j3","bid":"b-Zx_09azAZ1-2","error_class":"IOError","error_message":"disk full"}"#;
+        let update =
+            MemberUpdate::of_job(member, MemberOutcome::Failure, Some(stored), None).unwrap();
+        let info: serde_json::Value = serde_json::from_str(&update.info).unwrap();
+        assert_eq!(info["class"], "A");
+        assert_eq!(info["error_class"], "IOError");
+        assert_eq!(info["error_message"], "disk full");
+        assert_eq!(info["dead"], false);
+        assert!(info["failed_at"].is_f64());
+        let dropped =
+            MemberUpdate::of_job(member, MemberOutcome::Death, None, Some(("Err", "no"))).unwrap();
+        let info: serde_json::Value = serde_json::from_str(&dropped.info).unwrap();
+        assert_eq!(
+            (info["error_class"].as_str(), info["dead"].as_bool()),
+            (Some("Err"), Some(true))
+        );
+    }
 }

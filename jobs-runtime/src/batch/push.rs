@@ -38,8 +38,11 @@ impl Mode {
 pub(crate) type Member = (Jid, String, String);
 
 /// What the batch hash starts with, for [`Mode::Create`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Creation {
+    /// A random token of this creation, so that a chunk sent again after a lost reply is
+    /// known as pushed (`batch_push.lua`).
+    pub(crate) token: String,
     /// The parent batch, if nested.
     pub(crate) parent: Option<Bid>,
     /// Field/value pairs of the batch's hash.
@@ -60,13 +63,14 @@ pub(crate) async fn prepare(
     client.prepare_batch_member(payload, now).await
 }
 
-/// Sends one chunk; returns the script's answer (see `batch_push.lua`): 1 done, 0 the batch
-/// existed (create), negative: refused.
+/// Sends one chunk (number `chunk`, from 1, of a creation; 0 for [`Mode::Add`]); returns the
+/// script's answer (see `batch_push.lua`): 1 done, 0 the batch existed (create), negative:
+/// refused. `creation` is the creation's, for [`Mode::Create`] and [`Mode::Chunk`]; its
+/// fields are written by [`Mode::Create`] only.
 pub(crate) async fn send(
     client: &Client,
     bid: &Bid,
-    mode: Mode,
-    seal: bool,
+    (mode, chunk, seal): (Mode, usize, bool),
     creation: Option<&Creation>,
     members: &[Member],
 ) -> Result<i64, Error> {
@@ -93,8 +97,14 @@ pub(crate) async fn send(
     let parent = creation
         .and_then(|creation| creation.parent.as_ref())
         .map_or("", Bid::as_str);
-    invocation.arg(parent);
-    let fields = creation.map_or(&[][..], |creation| &creation.fields[..]);
+    invocation
+        .arg(parent)
+        .arg(creation.map_or("", |creation| creation.token.as_str()))
+        .arg(chunk);
+    let fields = match creation {
+        Some(creation) if mode == Mode::Create => &creation.fields[..],
+        _ => &[][..],
+    };
     invocation.arg(fields.len());
     for (field, value) in fields {
         invocation.arg(field).arg(value);
@@ -104,9 +114,26 @@ pub(crate) async fn send(
         let position = queues.iter().position(|q| q == queue).unwrap_or_default() + 7;
         invocation.arg(position).arg(jid.as_str()).arg(json);
     }
-    // Safe to send again after a broken connection: members are a set, and a chunk pushed
-    // twice is the one case left (its jobs run twice, and count once).
+    // Safe to send again after a broken connection: a creation's chunk is pushed once (its
+    // number is kept); jobs added by a running job may be pushed twice (they run twice, and
+    // count once: members are a set).
     client.redis().script::<i64>(&invocation).await
+}
+
+/// Refuses a batch while a `jobs::testing` mode is on: its counts and callbacks live in Redis,
+/// which those modes keep jobs away from.
+pub(crate) fn refuse_in_testing_mode(action: &'static str, bid: &Bid) -> Result<(), Error> {
+    match crate::testing::active() {
+        None => Ok(()),
+        Some(_) => Err(Error::Batch {
+            action,
+            bid: bid.to_string(),
+            reason: "jobs::testing's fake and inline modes do not run batches (a batch's counts \
+                     and callbacks live in Redis); test code that makes batches against a Redis \
+                     with a worker, outside those modes"
+                .to_owned(),
+        }),
+    }
 }
 
 /// The error for a refusal `code` of the script, for batch `bid` (`parent`: its parent).

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use crate::client::Client;
 use crate::error::Error;
 
-use super::{Batch, Bid};
+use super::{Batch, BatchEvent, Bid};
 
 /// A batch's state, as [`Batch::status`] reads it.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,30 +46,73 @@ pub struct BatchStatus {
     pub step: Option<String>,
     /// How long its keys live after its last change.
     pub retention: Duration,
+    /// Its callbacks: each event with the class of the job it pushes.
+    pub callbacks: Vec<(BatchEvent, String)>,
 }
 
 /// A pending member of a batch that failed, with its last failure.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct FailedMember {
     /// The member: a job's jid, or `batch:<bid>` for a child batch.
-    #[serde(default)]
     pub member: String,
     /// The job's class (`batch` for a child batch).
-    #[serde(default)]
     pub class: String,
     /// The error's class (`jobs::BatchFailed` or `jobs::BatchDied` for a child batch).
-    #[serde(default)]
     pub error_class: String,
     /// The error's message.
-    #[serde(default)]
     pub error_message: String,
+    /// When it failed, if known.
+    pub failed_at: Option<DateTime<Utc>>,
+    /// Whether it died (it will not be retried).
+    pub dead: bool,
+}
+
+/// A failure as `batch:<bid>:failed` stores it.
+#[derive(serde::Deserialize)]
+struct StoredFailure {
+    /// The job's class.
+    #[serde(default)]
+    class: String,
+    /// The error's class.
+    #[serde(default)]
+    error_class: String,
+    /// The error's message.
+    #[serde(default)]
+    error_message: String,
     /// When it failed, epoch seconds.
     #[serde(default)]
-    pub failed_at: Option<f64>,
-    /// Whether it died (it will not be retried).
+    failed_at: Option<f64>,
+    /// Whether it died.
     #[serde(default)]
-    pub dead: bool,
+    dead: bool,
+}
+
+impl FailedMember {
+    /// The member `member` whose stored failure is `info` (kept as the message when it is not
+    /// the JSON this version writes).
+    fn read(member: String, info: String) -> Self {
+        match serde_json::from_str::<StoredFailure>(&info) {
+            Ok(stored) => Self {
+                member,
+                class: stored.class,
+                error_class: stored.error_class,
+                error_message: stored.error_message,
+                failed_at: stored.failed_at.map(|seconds| {
+                    crate::timestamp::Timestamp::from_epoch_seconds(seconds).to_datetime()
+                }),
+                dead: stored.dead,
+            },
+            Err(_) => Self {
+                member,
+                class: String::new(),
+                error_class: String::new(),
+                error_message: info,
+                failed_at: None,
+                dead: false,
+            },
+        }
+    }
 }
 
 impl Batch {
@@ -104,21 +147,20 @@ impl Batch {
         };
         let mut members: Vec<FailedMember> = failed
             .into_iter()
-            .map(|(member, info)| {
-                let mut read =
-                    serde_json::from_str::<FailedMember>(&info).unwrap_or_else(|_| FailedMember {
-                        member: String::new(),
-                        class: String::new(),
-                        error_class: String::new(),
-                        error_message: info,
-                        failed_at: None,
-                        dead: false,
-                    });
-                read.member = member;
-                read
-            })
+            .map(|(member, info)| FailedMember::read(member, info))
             .collect();
         members.sort_by(|a, b| a.member.cmp(&b.member));
+        let callbacks = BatchEvent::ALL
+            .into_iter()
+            .filter_map(|event| {
+                let json = fields.get(&format!("cb:{}", event.as_str()))?;
+                let class = crate::raw_job::RawJob::parse(json)
+                    .ok()
+                    .and_then(|job| job.get_as::<String>("class"))
+                    .unwrap_or_default();
+                Some((event, class))
+            })
+            .collect();
         Ok(Some(BatchStatus {
             bid: bid.clone(),
             description: text("description"),
@@ -140,6 +182,7 @@ impl Batch {
                     .and_then(|n| n.parse().ok())
                     .unwrap_or(super::DEFAULT_RETENTION.as_secs()),
             ),
+            callbacks,
         }))
     }
 }

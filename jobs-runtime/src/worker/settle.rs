@@ -310,7 +310,7 @@ impl Settler {
                 // is the one read.
                 let mut pipeline = redis::pipe();
                 member::add_script_to(&mut pipeline);
-                update.add_to(&mut pipeline, keys);
+                update.add_guarded_to(&mut pipeline, keys, alive_guard);
                 call.add_eval_to(&mut pipeline);
                 persist("settle", until, || {
                     self.client.redis().query::<(i64,)>(&pipeline)

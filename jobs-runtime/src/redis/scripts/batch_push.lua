@@ -20,22 +20,31 @@
 -- ARGV[3]  the key prefix ('' or '<namespace>:')
 -- ARGV[4]  '1' to seal the batch after this chunk (its creation's last chunk), else '0'
 -- ARGV[5]  create: the parent's bid, or ''
--- ARGV[6]  create: n, how many field/value pairs of the batch's hash follow
--- ARGV[7…] create: the n pairs; then, for each job: its queue's position in KEYS, its jid, its
+-- ARGV[6]  create, chunk: the creation's token (random, one per creation), stored as `creator`
+-- ARGV[7]  create, chunk: the chunk's number, from 1, stored as `chunks` once pushed: a call
+--          sent again after a lost reply finds its chunk pushed and pushes nothing
+-- ARGV[8]  create: n, how many field/value pairs of the batch's hash follow (0 otherwise)
+-- ARGV[9…] create: the n pairs; then, for each job: its queue's position in KEYS, its jid, its
 --          JSON
 --
--- Returns 1 when done; 0 when 'create' found the batch already there (nothing pushed); -1 when
--- the batch is gone (expired, or never created); -2 when its success already fired (adding to
--- it is refused); -3 when the parent is gone; -4 when the parent's success already fired.
+-- Returns 1 when done (or done before by this creation); 0 when 'create' found the batch
+-- created by another creation (nothing pushed); -1 when the batch is gone (expired, or never
+-- created); -2 when its success already fired (adding to it is refused); -3 when the parent is
+-- gone; -4 when the parent's success already fired.
 local mode = ARGV[1]
 local now_ms = ARGV[2]
 local prefix = ARGV[3]
 local parent = ARGV[5]
-local pairs_count = tonumber(ARGV[6])
+local token = ARGV[6]
+local chunk = tonumber(ARGV[7]) or 0
+local pairs_count = tonumber(ARGV[8])
 local bid = string.sub(KEYS[1], string.len(prefix) + string.len('batch:') + 1)
 
 if mode == 'create' then
   if redis.call('EXISTS', KEYS[1]) == 1 then
+    if redis.call('HGET', KEYS[1], 'creator') == token then
+      return 1
+    end
     return 0
   end
   if parent ~= '' then
@@ -51,8 +60,8 @@ if mode == 'create' then
     end
     renew(parent_keys)
   end
-  local fields = {'created_at', now_ms, 'total', 0, 'sealed', '0'}
-  for i = 7, 6 + 2 * pairs_count do
+  local fields = {'created_at', now_ms, 'total', 0, 'sealed', '0', 'creator', token}
+  for i = 9, 8 + 2 * pairs_count do
     fields[#fields + 1] = ARGV[i]
   end
   redis.call('HSET', KEYS[1], unpack(fields))
@@ -70,10 +79,13 @@ else
   if mode == 'add' and redis.call('HEXISTS', KEYS[1], 'success_at') == 1 then
     return -2
   end
+  if mode == 'chunk' and (tonumber(redis.call('HGET', KEYS[1], 'chunks')) or 0) >= chunk then
+    return 1
+  end
 end
 
 local added = 0
-for i = 7 + 2 * pairs_count, #ARGV, 3 do
+for i = 9 + 2 * pairs_count, #ARGV, 3 do
   local queue_key = KEYS[tonumber(ARGV[i])]
   local jid, json = ARGV[i + 1], ARGV[i + 2]
   if redis.call('SADD', KEYS[2], jid) == 1 then
@@ -84,6 +96,9 @@ for i = 7 + 2 * pairs_count, #ARGV, 3 do
 end
 if added > 0 then
   redis.call('HINCRBY', KEYS[1], 'total', added)
+end
+if mode ~= 'add' then
+  redis.call('HSET', KEYS[1], 'chunks', chunk)
 end
 if ARGV[4] == '1' then
   redis.call('HSET', KEYS[1], 'sealed', '1')

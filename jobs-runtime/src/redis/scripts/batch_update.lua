@@ -10,6 +10,9 @@
 -- KEYS[2]  batch:<bid>:pending  its pending members
 -- KEYS[3]  batch:<bid>:failed   member -> its last failure's JSON
 -- KEYS[4]  batch:<bid>:dead     its dead members
+-- KEYS[5…] recovery's burial only: the dead owner's liveness keys, as settle.lua takes them;
+--          nothing happens if any exists (the owner is alive after all, and the settle after
+--          this will not bury the job either)
 -- ARGV[1]  the member (the job's jid)
 -- ARGV[2]  'success', 'failure' or 'death'
 -- ARGV[3]  failure/death: the failure's JSON ({"class","error_class","error_message",
@@ -22,6 +25,11 @@
 -- so it cannot hold back the acknowledgements it travels with.
 local bid = string.sub(KEYS[1], string.len(ARGV[5]) + string.len('batch:') + 1)
 local ok, result = pcall(function()
+  for guard = 5, #KEYS do
+    if redis.call('EXISTS', KEYS[guard]) == 1 then
+      return {}
+    end
+  end
   if redis.call('EXISTS', KEYS[1]) == 0 then
     -- Unknown or expired: nothing to count.
     return {}
