@@ -25,6 +25,7 @@ pub struct JobContext {
     bid: Option<Bid>,
     batch_callback: Option<(Bid, BatchEvent)>,
     client: WorkerClient,
+    adds: AddCounter,
     jid: Jid,
     class: String,
     queue: String,
@@ -51,6 +52,7 @@ impl JobContext {
             bid,
             batch_callback,
             client: WorkerClient(None),
+            adds: AddCounter::default(),
             jid: payload.jid.clone(),
             class: payload.class.clone(),
             queue: payload.queue.clone(),
@@ -105,9 +107,14 @@ impl JobContext {
     /// to it, or nest a batch in it. Pushes through the worker's client (the global client
     /// outside a worker).
     pub fn batch(&self) -> Option<BatchHandle> {
-        self.bid
-            .clone()
-            .map(|bid| BatchHandle::new(bid, self.client.0.clone()))
+        self.bid.clone().map(|bid| {
+            BatchHandle::new(
+                bid,
+                self.client.0.clone(),
+                self.jid.clone(),
+                self.adds.0.clone(),
+            )
+        })
     }
 
     /// For a batch's callback job (its payload carries `"batch_callback"`): the batch whose
@@ -130,6 +137,18 @@ impl JobContext {
 struct WorkerClient(Option<Client>);
 
 impl PartialEq for WorkerClient {
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
+
+/// How many adds this run of the job made through its batch handles (shared by every
+/// handle and clone of the context): with the job's jid, what the added jobs' jids are derived
+/// from, so a run made again adds the same jids. Not part of a context's equality.
+#[derive(Debug, Clone, Default)]
+struct AddCounter(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl PartialEq for AddCounter {
     fn eq(&self, _other: &Self) -> bool {
         true
     }

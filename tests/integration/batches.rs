@@ -103,10 +103,63 @@ pub async fn batch_dropped(#[context] ctx: JobContext, url: String) -> Result<()
     Err(JobError::msg("dropped on purpose"))
 }
 
-/// A callback: records `cb-<event>` under its own jid.
+/// A batch's job, never retried, that takes its own entry off every working list (as recovery
+/// elsewhere would from a worker it presumed dead) and then fails.
+#[job(retry = false)]
+pub async fn batch_recovered_elsewhere(
+    #[context] ctx: JobContext,
+    url: String,
+) -> Result<(), JobError> {
+    let mut conn = connection(&url).await;
+    let lists: Vec<String> = redis::cmd("KEYS")
+        .arg("jobs:working:*")
+        .query_async(&mut conn)
+        .await?;
+    for list in lists {
+        let entries: Vec<String> = conn.lrange(&list, 0, -1).await?;
+        for entry in entries
+            .iter()
+            .filter(|entry| entry.contains(ctx.jid().as_str()))
+        {
+            let _: i64 = conn.lrem(&list, 0, entry).await?;
+        }
+    }
+    ledger::record(&url, EVENTS, "fail", ctx.jid().as_str(), 0).await;
+    Err(JobError::msg("failing after its entry was taken"))
+}
+
+/// A batch's job that adds `leaves` quick steps to its own batch, one call each, then records
+/// `fan-out`.
+#[job]
+pub async fn batch_add_leaves(
+    #[context] ctx: JobContext,
+    url: String,
+    leaves: u32,
+) -> Result<(), JobError> {
+    let batch = ctx
+        .batch()
+        .ok_or_else(|| JobError::msg("add_leaves runs in a batch"))?;
+    for _ in 0..leaves {
+        batch
+            .push(BatchStep {
+                url: url.clone(),
+                fail_runs: 0,
+                millis: 0,
+            })
+            .await?;
+    }
+    ledger::record(&url, EVENTS, "fan-out", ctx.jid().as_str(), 0).await;
+    Ok(())
+}
+
+/// A callback: records `cb-<event>` under its own jid and its `enqueued_at` (stamped by each
+/// push: a callback pushed twice shows twice, while a push run twice after a crash, the same
+/// JSON, shows once).
 #[job]
 pub async fn record_batch_event(#[context] ctx: JobContext, url: String, event: String) {
-    ledger::record(&url, EVENTS, &format!("cb-{event}"), ctx.jid().as_str(), 0).await;
+    let pushed_at = ctx.enqueued_at().map_or(0, |at| at.timestamp_micros());
+    let id = format!("{}@{pushed_at}", ctx.jid());
+    ledger::record(&url, EVENTS, &format!("cb-{event}"), &id, 0).await;
 }
 
 /// A batch's job that fans out: adds `leaves` slow jobs to its own batch, and a child batch of
@@ -165,8 +218,8 @@ async fn status(redis: &TestRedis, bid: &Bid) -> BatchStatus {
         .expect("the batch exists")
 }
 
-/// How many different callback jobs of `event` ran (a callback pushed once has one jid,
-/// however often a crash makes it run).
+/// How many pushes of the callback of `event` ran: distinct `<jid>@<enqueued_at>` (a callback
+/// pushed once shows once, however often a crash makes it run; pushed twice, twice).
 fn pushed(ledger: &Ledger, event: &str) -> usize {
     ledger.done(&format!("cb-{event}")).len()
 }
@@ -293,6 +346,12 @@ async fn batch_child() {
         std::env::var("JOBS_TEST_CHILD").is_ok(),
         "run by the batch tests, not directly"
     );
+    // Warnings to stdout, which a test reads when it keeps the output.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("warn")
+        .with_writer(std::io::stdout)
+        .with_ansi(false)
+        .try_init();
     let client = jobs::Client::from_env().expect("REDIS_URL");
     crate::support::jobs::with_test_jobs(Worker::new().client(&client), &CallLog::default())
         .concurrency(10)
@@ -772,4 +831,339 @@ async fn success_climbs_a_chain_of_nested_batches() {
     assert_eq!((bottom.total, bottom.pending), (2, 0));
     assert!(bottom.success_at <= middle.success_at);
     assert!(middle.success_at <= top.success_at);
+}
+
+#[tokio::test]
+async fn a_batch_expires_only_its_own_keys_never_a_queue() {
+    let redis = TestRedis::start();
+    let mut raw = redis.raw().await;
+    // A backlog the batch has nothing to do with.
+    let _: () = raw
+        .lpush(
+            "queue:default",
+            r#"{"class":"Other","args":[],"jid":"other","queue":"default"}"#,
+        )
+        .await
+        .unwrap();
+    let _: () = raw.sadd("queues", "default").await.unwrap();
+    let bid = Batch::new()
+        .client(&redis.client())
+        .retention(Duration::from_secs(60))
+        .push(BatchStep {
+            url: redis.url(),
+            fail_runs: 0,
+            millis: 0,
+        })
+        .commit()
+        .await
+        .unwrap();
+    for key in ["queue:default", "queues", "batches"] {
+        let ttl: i64 = raw.ttl(key).await.unwrap();
+        assert_eq!(ttl, -1, "{key} has no expiry");
+    }
+    let ttl: i64 = raw.ttl(format!("batch:{bid}")).await.unwrap();
+    assert!(
+        (1..=60).contains(&ttl),
+        "the batch's own hash expires: {ttl}"
+    );
+}
+
+#[tokio::test]
+async fn an_outcome_counts_only_while_the_job_is_in_the_working_list() {
+    let redis = TestRedis::start();
+    let bid = batch_with_callbacks(&redis)
+        .push(BatchRecoveredElsewhere { url: redis.url() })
+        .commit()
+        .await
+        .unwrap();
+    let running = RunningWorker::start(worker(&redis, &CallLog::default()));
+    eventually(Duration::from_secs(10), "the job ran", async || {
+        runs(&Ledger::read(&redis, EVENTS).await, "fail") == 1
+    })
+    .await;
+    // Its settle (and any update) lands before the worker stops.
+    running.stop(Duration::from_secs(10)).await;
+    let status = status(&redis, &bid).await;
+    assert_eq!(
+        status.death_at, None,
+        "a job recovered elsewhere is not this worker's to count"
+    );
+    assert_eq!((status.pending, status.dead), (1, 0));
+}
+
+#[tokio::test]
+async fn a_child_batch_s_death_does_not_complete_its_parent_before_the_child_completes() {
+    let redis = TestRedis::start();
+    let url = redis.url();
+    let client = redis.client();
+    let parent = Batch::new()
+        .client(&client)
+        .on_complete(callback(&redis, "p-complete"))
+        .on_death(callback(&redis, "p-death"))
+        .push(BatchStep {
+            url: url.clone(),
+            fail_runs: 0,
+            millis: 0,
+        })
+        .commit()
+        .await
+        .unwrap();
+    let child = Batch::new()
+        .client(&client)
+        .parent(&parent)
+        .push(BatchDropped { url: url.clone() })
+        .push(BatchStep {
+            url: url.clone(),
+            fail_runs: 0,
+            millis: 1_500,
+        })
+        .commit()
+        .await
+        .unwrap();
+    let running = RunningWorker::start(worker(&redis, &CallLog::default()).concurrency(4));
+    callback_ran(&redis, "p-complete").await;
+    callback_ran(&redis, "p-death").await;
+    running.stop(Duration::from_secs(10)).await;
+    let ledger = Ledger::read(&redis, EVENTS).await;
+    assert_eq!(runs(&ledger, "ok"), 2);
+    assert!(
+        ledger.first_start["cb-p-complete"] > ledger.last_end["ok"],
+        "the parent completes only after the child's slow job ended"
+    );
+    let parent = status(&redis, &parent).await;
+    assert_eq!(parent.success_at, None);
+    assert!(parent.death_at.is_some() && parent.complete_at.is_some());
+    assert_eq!((parent.pending, parent.failures, parent.dead), (1, 1, 1));
+    assert_eq!(parent.failed[0].member, format!("batch:{child}"));
+    assert!(parent.failed[0].dead, "the child's failure keeps its death");
+}
+
+/// A client middleware that fails the `nth` job it sees (from 1), once.
+struct FailNth {
+    nth: usize,
+    seen: std::sync::atomic::AtomicUsize,
+}
+
+impl jobs::ClientMiddleware for FailNth {
+    async fn call(&self, _job: &mut jobs::Payload) -> Result<jobs::Flow, jobs::BoxError> {
+        let seen = self.seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if seen == self.nth {
+            return Err("a crash mid-creation".into());
+        }
+        Ok(jobs::Flow::Continue)
+    }
+}
+
+#[tokio::test]
+async fn a_creation_with_a_fixed_bid_run_again_after_failing_half_way_completes_it() {
+    let redis = TestRedis::start();
+    let url = redis.url();
+    let bid = Bid::generate();
+    // The step's `millis` numbers the jobs (no worker runs them).
+    let jobs = || {
+        (0..2_500).map(|i| BatchStep {
+            url: url.clone(),
+            fail_runs: 0,
+            millis: i,
+        })
+    };
+    let failing = jobs::Client::builder()
+        .url(redis.url())
+        .middleware(FailNth {
+            nth: 1_500,
+            seen: std::sync::atomic::AtomicUsize::new(0),
+        })
+        .build()
+        .unwrap();
+    let crashed = Batch::new()
+        .client(&failing)
+        .bid(bid.clone())
+        .push_all(jobs())
+        .await;
+    assert!(crashed.is_err(), "the middleware fails job #1,500");
+    let half = status(&redis, &bid).await;
+    assert!(!half.sealed);
+    assert_eq!(half.total, 1_000, "the first chunk was pushed");
+
+    let again = Batch::new()
+        .client(&redis.client())
+        .bid(bid.clone())
+        .push_all(jobs())
+        .await
+        .unwrap();
+    assert_eq!(again, bid);
+    let done = status(&redis, &bid).await;
+    assert!(done.sealed, "the re-run completes the creation");
+    assert_eq!(done.total, 2_500);
+    let queued = redis.queue("default").await;
+    assert_eq!(queued.len(), 2_500);
+    let mut numbers: Vec<u64> = queued
+        .iter()
+        .map(|job| job["args"][2].as_u64().expect("the step's millis"))
+        .collect();
+    numbers.sort_unstable();
+    assert_eq!(
+        numbers,
+        (0..2_500).collect::<Vec<u64>>(),
+        "each job queued once"
+    );
+
+    // A third creation with the bid (more jobs this time) pushes nothing.
+    let third = Batch::new()
+        .client(&redis.client())
+        .bid(bid.clone())
+        .push_all((0..3_500).map(|i| BatchStep {
+            url: url.clone(),
+            fail_runs: 0,
+            millis: i,
+        }))
+        .await
+        .unwrap();
+    assert_eq!(third, bid);
+    assert_eq!(redis.queue("default").await.len(), 2_500);
+    assert_eq!(status(&redis, &bid).await.total, 2_500);
+}
+
+#[tokio::test]
+async fn jobs_added_by_a_job_that_runs_again_are_added_once() {
+    let redis = TestRedis::start();
+    let url = redis.url();
+    let bid = batch_with_callbacks(&redis)
+        .push(BatchAddLeaves {
+            url: url.clone(),
+            leaves: 3,
+        })
+        // Holds the batch open.
+        .push(BatchGate {
+            url: url.clone(),
+            gate: "gate".to_owned(),
+        })
+        .commit()
+        .await
+        .unwrap();
+    let mut raw = redis.raw().await;
+    let queued: Vec<String> = raw.lrange("queue:default", 0, -1).await.unwrap();
+    let fan_out = queued
+        .iter()
+        .find(|json| json.contains("BatchAddLeaves"))
+        .unwrap()
+        .clone();
+    // The same adding job twice at once: each add arrives twice, as a resend would.
+    let _: () = raw.lpush("queue:default", &fan_out).await.unwrap();
+    let running = RunningWorker::start(worker(&redis, &CallLog::default()).concurrency(4));
+    eventually(Duration::from_secs(10), "both copies ran", async || {
+        runs(&Ledger::read(&redis, EVENTS).await, "fan-out") == 2
+    })
+    .await;
+    // Run again after it finished (its entry queued again, as recovery would).
+    let _: () = raw.lpush("queue:default", &fan_out).await.unwrap();
+    eventually(Duration::from_secs(10), "the third run", async || {
+        runs(&Ledger::read(&redis, EVENTS).await, "fan-out") == 3
+    })
+    .await;
+    // Let any added job run.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    running.stop(Duration::from_secs(10)).await;
+    let ledger = Ledger::read(&redis, EVENTS).await;
+    assert_eq!(runs(&ledger, "ok"), 3, "each leaf pushed and run once");
+    let status = status(&redis, &bid).await;
+    assert_eq!(status.total, 5, "the adding job, the gate, three leaves");
+    assert_eq!(status.pending, 1, "the gate");
+}
+
+#[tokio::test]
+async fn a_retry_killed_by_hand_is_a_death_of_its_batch() {
+    let redis = TestRedis::start();
+    let bid = batch_with_callbacks(&redis)
+        .push(BatchGate {
+            url: redis.url(),
+            gate: "gate".to_owned(),
+        })
+        .commit()
+        .await
+        .unwrap();
+    let running = RunningWorker::start(worker(&redis, &CallLog::default()));
+    let retries = JobSet::new(&redis.client(), SetKind::Retry);
+    eventually(Duration::from_secs(10), "the gate's failure", async || {
+        retries.size().await.unwrap() == 1
+    })
+    .await;
+    assert_eq!(retries.kill_all().await.unwrap(), 1);
+    callback_ran(&redis, "death").await;
+    callback_ran(&redis, "complete").await;
+    running.stop(Duration::from_secs(10)).await;
+    let status = status(&redis, &bid).await;
+    assert!(status.death_at.is_some());
+    assert_eq!((status.pending, status.dead), (1, 1));
+    assert!(status.failed[0].dead);
+    assert_eq!(status.failed[0].error_message, "the gate is shut");
+    assert_eq!(status.success_at, None);
+}
+
+#[tokio::test]
+async fn callbacks_fire_once_after_sealing_while_workers_run_during_the_creation() {
+    let redis = TestRedis::start();
+    let url = redis.url();
+    // Workers first: the first chunk's jobs run (and settle) while the second is sent.
+    let running = RunningWorker::start(worker(&redis, &CallLog::default()).concurrency(20));
+    let bid = batch_with_callbacks(&redis)
+        .push_all((0..1_500).map(|_| BatchStep {
+            url: url.clone(),
+            fail_runs: 0,
+            millis: 0,
+        }))
+        .await
+        .unwrap();
+    callback_ran(&redis, "success").await;
+    callback_ran(&redis, "complete").await;
+    // A moment for a callback pushed twice to show.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    running.stop(Duration::from_secs(10)).await;
+    let ledger = Ledger::read(&redis, EVENTS).await;
+    assert_eq!(ledger.done("ok").len(), 1_500);
+    assert_eq!(pushed(&ledger, "complete"), 1);
+    assert_eq!(pushed(&ledger, "success"), 1);
+    assert_eq!(pushed(&ledger, "death"), 0);
+    // Fired after the seal: after the last chunk's jobs, not when the first chunk's were done.
+    assert!(ledger.first_start["cb-complete"] > ledger.last_end["ok"]);
+    assert!(ledger.first_start["cb-success"] > ledger.last_end["ok"]);
+    let done = status(&redis, &bid).await;
+    assert!(done.sealed);
+    assert_eq!((done.total, done.pending), (1_500, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_update_redis_refused_is_logged() {
+    let redis = TestRedis::start();
+    let bid = batch_with_callbacks(&redis)
+        .push(BatchGate {
+            url: redis.url(),
+            gate: "gate".to_owned(),
+        })
+        .commit()
+        .await
+        .unwrap();
+    // A key of another type where the batch's failures go: Redis refuses the update's HSET.
+    let mut raw = redis.raw().await;
+    let _: () = raw.del(format!("batch:{bid}:failed")).await.unwrap();
+    let _: () = raw.set(format!("batch:{bid}:failed"), "x").await.unwrap();
+    let mut child = ChildWorker::spawn_entry(
+        "batches::batch_child",
+        &redis.url(),
+        &ledger_path("batch-update-error"),
+        &[],
+    );
+    let retries = JobSet::new(&redis.client(), SetKind::Retry);
+    eventually(Duration::from_secs(20), "the gate's failure", async || {
+        retries.size().await.unwrap() == 1
+    })
+    .await;
+    eventually(Duration::from_secs(5), "the refusal logged", async || {
+        child.log().contains("batch update")
+    })
+    .await;
+    let log = child.log();
+    child.kill9();
+    assert!(log.contains(bid.as_str()), "{log}");
+    assert!(log.contains("WRONGTYPE"), "{log}");
 }

@@ -69,8 +69,11 @@ impl Batch {
     }
 
     /// Uses `bid` as the batch's id instead of a new one. Creating a batch whose id exists
-    /// already pushes nothing and returns `Ok(bid)`: a creation repeated (say after a crash,
-    /// or by a workflow step that runs again) creates the batch once.
+    /// already (sealed) pushes nothing and returns `Ok(bid)`: a creation repeated (say after a
+    /// crash, or by a workflow step that runs again) creates the batch once. A creation that
+    /// failed half-way (its batch unsealed) is resumed by the next creation with the same id:
+    /// the chunks pushed already are skipped by number, the rest pushed and the batch sealed,
+    /// so the jobs must come in the same order.
     pub fn bid(mut self, bid: Bid) -> Self {
         self.bid = Some(bid);
         self
@@ -202,8 +205,9 @@ impl Batch {
             let answer = push::send(&client, &bid, call, Some(&creation), &chunk).await?;
             match answer {
                 1 => {}
-                // It existed already: created before, by a creation with this id.
-                0 if mode == Mode::Create => return Ok(bid),
+                // It existed already (created before, by a creation with this id), or a
+                // creation with this id sealed it.
+                0 => return Ok(bid),
                 code => {
                     return Err(push::refusal(code, "create", &bid, self.parent.as_ref()));
                 }
@@ -252,9 +256,16 @@ impl Batch {
             fields.push((format!("cb:{}", event.as_str()), stored.to_json()));
         }
         Ok(Creation {
-            token: Bid::generate().to_string(),
+            token: creation_token(bid),
             parent: self.parent.clone(),
             fields,
         })
     }
+}
+
+/// The token of every creation of batch `bid` (its hash's `creator`): the same for a creation
+/// run again with a fixed bid, which so resumes one that failed half-way; each chunk is pushed
+/// once by its number, so two creations with the bid never push one twice.
+fn creation_token(bid: &Bid) -> String {
+    format!("creation:{bid}")
 }

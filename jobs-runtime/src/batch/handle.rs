@@ -5,6 +5,8 @@ use crate::error::Error;
 use crate::jid::Jid;
 use crate::job::Job;
 use crate::payload::Payload;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::push::{self, CHUNK, Member, Mode};
 use super::{Batch, Bid};
@@ -30,12 +32,22 @@ pub struct BatchHandle {
     bid: Bid,
     /// The worker's client, or `None` for the global one.
     client: Option<Client>,
+    /// The running job's jid.
+    adder: Jid,
+    /// The adds its run made so far (shared by the run's handles).
+    calls: Arc<AtomicU64>,
 }
 
 impl BatchHandle {
-    /// The handle of batch `bid`, pushing through `client` (the global client when `None`).
-    pub(crate) fn new(bid: Bid, client: Option<Client>) -> Self {
-        Self { bid, client }
+    /// The handle of batch `bid`, pushing through `client` (the global client when `None`), for
+    /// the running job `adder`, whose adds so far `calls` counts.
+    pub(crate) fn new(bid: Bid, client: Option<Client>, adder: Jid, calls: Arc<AtomicU64>) -> Self {
+        Self {
+            bid,
+            client,
+            adder,
+            calls,
+        }
     }
 
     /// The batch's id.
@@ -86,15 +98,18 @@ impl BatchHandle {
             None => Client::global()?,
         };
         let now = crate::testing::now();
+        let call = self.calls.fetch_add(1, Ordering::SeqCst);
         let mut jids = Vec::new();
-        let mut payloads = payloads.peekable();
+        let mut payloads = payloads.enumerate().peekable();
         while payloads.peek().is_some() {
             let mut chunk: Vec<Member> = Vec::with_capacity(CHUNK);
             while chunk.len() < CHUNK {
-                let Some(payload) = payloads.next() else {
+                let Some((index, payload)) = payloads.next() else {
                     break;
                 };
-                if let Some(member) = push::prepare(&client, &self.bid, payload?, now).await? {
+                let mut payload = payload?;
+                payload.jid = added_jid(&self.bid, &self.adder, call, index);
+                if let Some(member) = push::prepare(&client, &self.bid, payload, now).await? {
                     chunk.push(member);
                 }
             }
@@ -107,5 +122,47 @@ impl BatchHandle {
             }
         }
         Ok(jids)
+    }
+}
+
+/// The jid of the `index`th job (from 0) of the `call`th add (from 0) made by the run of job
+/// `adder` to batch `bid`: the same when the add is made again (a resend, or the job run
+/// again), so the batch's `added` set pushes it once (`batch_push.lua`, mode `add`). 24
+/// lowercase hex characters, as any jid.
+fn added_jid(bid: &Bid, adder: &Jid, call: u64, index: usize) -> Jid {
+    use sha2::{Digest, Sha256};
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut hasher = Sha256::new();
+    hasher.update(bid.as_str().as_bytes());
+    hasher.update([0]);
+    hasher.update(adder.as_str().as_bytes());
+    hasher.update([0]);
+    hasher.update(call.to_be_bytes());
+    hasher.update((index as u64).to_be_bytes());
+    let digest = hasher.finalize();
+    let mut text = String::with_capacity(24);
+    for byte in &digest[..12] {
+        text.push(char::from(HEX[usize::from(byte >> 4)]));
+        text.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    Jid::from(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Bid, Jid, added_jid};
+
+    #[test]
+    fn an_added_jid_is_derived_from_the_batch_the_adder_the_call_and_the_index() {
+        let bid = Bid::generate();
+        let adder = Jid::from("0123456789abcdef01234567");
+        let jid = added_jid(&bid, &adder, 0, 0);
+        assert_eq!(jid, added_jid(&bid, &adder, 0, 0));
+        assert_eq!(jid.as_str().len(), 24);
+        assert!(jid.as_str().bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(jid, added_jid(&bid, &adder, 0, 1));
+        assert_ne!(jid, added_jid(&bid, &adder, 1, 0));
+        assert_ne!(jid, added_jid(&bid, &Jid::from("other"), 0, 0));
+        assert_ne!(jid, added_jid(&Bid::generate(), &adder, 0, 0));
     }
 }

@@ -91,28 +91,39 @@ impl MemberUpdate {
         })
     }
 
-    /// Adds the update to `pipeline` with `EVALSHA` (its reply ignored): the pipeline must
-    /// hold [`add_script_to`] before it. The script never fails, so it cannot hold back the
-    /// settle that follows it.
-    pub(crate) fn add_to(&self, pipeline: &mut redis::Pipeline, keys: &Keys) {
-        self.add_guarded_to(pipeline, keys, &[]);
+    /// Adds the update to `pipeline` with `EVALSHA`: the pipeline must hold [`add_script_to`]
+    /// before it. Its reply is kept (the pipeline's reader passes it to [`log_errors`]). The
+    /// script never fails, so it cannot hold back the settle that follows it. It applies only while `taken` (the job's entry, as taken) is
+    /// in `working`: the settle must come after it in the pipeline.
+    pub(crate) fn add_to(
+        &self,
+        pipeline: &mut redis::Pipeline,
+        keys: &Keys,
+        working: &str,
+        taken: &[u8],
+    ) {
+        self.add_guarded_to(pipeline, keys, working, taken, &[]);
     }
 
     /// [`add_to`](Self::add_to), applied only while none of `alive_guard` exists: recovery's
-    /// burial of a presumed-dead process's job, whose settle has the same guard.
+    /// burial of a presumed-dead process's job (from that process's `working` list), whose
+    /// settle has the same guard.
     pub(crate) fn add_guarded_to(
         &self,
         pipeline: &mut redis::Pipeline,
         keys: &Keys,
+        working: &str,
+        taken: &[u8],
         alive_guard: &[String],
     ) {
         let command = pipeline
             .cmd("EVALSHA")
             .arg(scripts::BATCH_UPDATE.get_hash())
-            .arg(4 + alive_guard.len());
+            .arg(5 + alive_guard.len());
         for key in keys.batch_keys(&self.bid) {
             command.arg(key);
         }
+        command.arg(working);
         for guard in alive_guard {
             command.arg(guard);
         }
@@ -122,7 +133,29 @@ impl MemberUpdate {
             .arg(&self.info)
             .arg(super::now_ms())
             .arg(keys.prefix())
-            .ignore();
+            .arg(taken);
+    }
+}
+
+/// Logs each reply in `replies` that is a `batch_update.lua` refusal (`{'error', <message>}`,
+/// a key of another type, say): the script swallows it, so that the settles it travels with
+/// land, and this is where it shows. Other replies are passed over.
+pub(crate) fn log_errors(replies: &[redis::Value]) {
+    for reply in replies {
+        let redis::Value::Array(items) = reply else {
+            continue;
+        };
+        let text = |item: &redis::Value| match item {
+            redis::Value::BulkString(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+            redis::Value::SimpleString(text) => Some(text.clone()),
+            _ => None,
+        };
+        if items.len() == 2 && text(&items[0]).as_deref() == Some("error") {
+            tracing::warn!(
+                error = text(&items[1]).unwrap_or_default(),
+                "a batch update was refused by Redis; the batch's counts miss this outcome"
+            );
+        }
     }
 }
 

@@ -40,8 +40,9 @@ pub(crate) type Member = (Jid, String, String);
 /// What the batch hash starts with, for [`Mode::Create`].
 #[derive(Debug)]
 pub(crate) struct Creation {
-    /// A random token of this creation, so that a chunk sent again after a lost reply is
-    /// known as pushed (`batch_push.lua`).
+    /// The token of the batch's creations (derived from its bid), so that a chunk sent again
+    /// after a lost reply, or by a creation run again, is known as pushed
+    /// (`batch_push.lua`).
     pub(crate) token: String,
     /// The parent batch, if nested.
     pub(crate) parent: Option<Bid>,
@@ -79,7 +80,10 @@ pub(crate) async fn send(
     for key in keys.batch_keys(bid.as_str()) {
         invocation.key(key);
     }
-    invocation.key(keys.batches()).key(keys.queues());
+    invocation
+        .key(keys.batches())
+        .key(keys.queues())
+        .key(keys.batch_added(bid.as_str()));
     let mut queues: Vec<&str> = Vec::new();
     for (_, queue, _) in members {
         if !queues.contains(&queue.as_str()) {
@@ -110,13 +114,13 @@ pub(crate) async fn send(
         invocation.arg(field).arg(value);
     }
     for (jid, queue, json) in members {
-        // KEYS[7] is the first queue list.
-        let position = queues.iter().position(|q| q == queue).unwrap_or_default() + 7;
+        // KEYS[8] is the first queue list.
+        let position = queues.iter().position(|q| q == queue).unwrap_or_default() + 8;
         invocation.arg(position).arg(jid.as_str()).arg(json);
     }
     // Safe to send again after a broken connection: a creation's chunk is pushed once (its
-    // number is kept); jobs added by a running job may be pushed twice (they run twice, and
-    // count once: members are a set).
+    // number is kept); a job added by a running job once (its jid, derived from the adding
+    // job's, is kept in the batch's `added` set).
     client.redis().script::<i64>(&invocation).await
 }
 

@@ -264,6 +264,13 @@ impl Keys {
         format!("{}batch:{bid}:dead", self.prefix)
     }
 
+    /// `batch:<bid>:added`: the set of every jid ever added to a batch by its running jobs
+    /// (`BatchHandle`, whose jids are derived from the adding job's), so an add sent again, or
+    /// made again by a job that runs again, pushes nothing. Expires with the batch's keys.
+    pub(crate) fn batch_added(&self, bid: &str) -> String {
+        format!("{}batch:{bid}:added", self.prefix)
+    }
+
     /// A batch's four keys, in the order its scripts take them: [`batch`](Self::batch),
     /// [`batch_pending`](Self::batch_pending), [`batch_failed`](Self::batch_failed),
     /// [`batch_dead`](Self::batch_dead).

@@ -60,9 +60,14 @@ pub(crate) static PROMOTE: LazyLock<Script> =
 pub(crate) static FORGET: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/forget.lua")));
 
-/// Schedule or retry members -> the dead set, trimmed (`scripts/kill.lua`).
-pub(crate) static KILL: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/kill.lua")));
+/// Schedule or retry members -> the dead set, trimmed; a killed batch job a death of its batch
+/// (`scripts/kill.lua`, after `batch_events.lua`).
+pub(crate) static KILL: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&code_only(&format!(
+        "{BATCH_EVENTS}\n{}",
+        include_str!("scripts/kill.lua")
+    )))
+});
 
 /// A periodic entry's definition -> Redis, its state started if new or changed
 /// (`scripts/periodic_register.lua`).

@@ -183,7 +183,12 @@ impl AckLoop {
                     member::add_script_to(&mut pipeline);
                     loaded = true;
                 }
-                update.add_to(&mut pipeline, self.client.keys());
+                update.add_to(
+                    &mut pipeline,
+                    self.client.keys(),
+                    &self.working,
+                    &finished.json,
+                );
             }
             // From the tail: jobs enter the working list at its head, so a finished job,
             // taken before the ones still waiting, is found within a few entries. A unique
@@ -217,9 +222,13 @@ impl AckLoop {
         }
         let until = Until::Deadline(tokio::time::Instant::now() + TRY_FOR);
         let sent = persist("acknowledge", until, || {
-            self.client.redis().query::<()>(&pipeline)
+            // The replies kept are the batch updates' (everything else is ignored).
+            self.client.redis().query::<Vec<redis::Value>>(&pipeline)
         })
         .await;
+        if let Some(replies) = &sent {
+            member::log_errors(replies);
+        }
         if sent.is_none() {
             // At shutdown, what is still unsent is handed back from the working list and runs
             // again: at least once, never lost.

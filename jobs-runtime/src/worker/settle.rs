@@ -96,7 +96,12 @@ impl Settler {
             MemberUpdate::of_job(&fetched.json, MemberOutcome::Death, None, Some(error))
         {
             member::add_script_to(&mut pipeline);
-            update.add_to(&mut pipeline, self.client.keys());
+            update.add_to(
+                &mut pipeline,
+                self.client.keys(),
+                &self.working,
+                &fetched.json,
+            );
         }
         match release {
             Some(release) => {
@@ -121,10 +126,14 @@ impl Settler {
             // In the same round trip; the member is this job's own (see `crate::cap::Lease`).
             lease.add_release_to(&mut pipeline, self.client.keys());
         }
-        persist("acknowledge", Until::Done, || {
-            self.client.redis().query::<()>(&pipeline)
+        let replies = persist("acknowledge", Until::Done, || {
+            // The replies kept are the batch update's (everything else is ignored).
+            self.client.redis().query::<Vec<redis::Value>>(&pipeline)
         })
         .await;
+        if let Some(replies) = &replies {
+            member::log_errors(replies);
+        }
         self.released(fetched);
     }
 
@@ -310,13 +319,16 @@ impl Settler {
                 // is the one read.
                 let mut pipeline = redis::pipe();
                 member::add_script_to(&mut pipeline);
-                update.add_guarded_to(&mut pipeline, keys, alive_guard);
+                update.add_guarded_to(&mut pipeline, keys, list, taken, alive_guard);
                 call.add_eval_to(&mut pipeline);
                 persist("settle", until, || {
-                    self.client.redis().query::<(i64,)>(&pipeline)
+                    self.client.redis().query::<(redis::Value, i64)>(&pipeline)
                 })
                 .await
-                .map(|(settled,)| settled)
+                .map(|(update, settled)| {
+                    member::log_errors(std::slice::from_ref(&update));
+                    settled
+                })
             }
         };
         if settled == Some(0) && alive_guard.is_empty() {

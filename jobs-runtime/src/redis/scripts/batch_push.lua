@@ -12,7 +12,8 @@
 -- KEYS[4]  batch:<bid>:dead
 -- KEYS[5]  batches              the index of batches (sorted set, creation epoch seconds)
 -- KEYS[6]  queues               the set of queue names
--- KEYS[7…] the queue lists the jobs go to
+-- KEYS[7]  batch:<bid>:added    add: every jid ever added by a running job (pushed once each)
+-- KEYS[8…] the queue lists the jobs go to
 -- ARGV[1]  mode: 'create' (the first chunk of a new batch: nothing happens, and 0 is returned,
 --          if the batch exists already), 'chunk' (a later chunk of a batch being created) or
 --          'add' (jobs added to an existing batch from one of its running jobs)
@@ -20,15 +21,18 @@
 -- ARGV[3]  the key prefix ('' or '<namespace>:')
 -- ARGV[4]  '1' to seal the batch after this chunk (its creation's last chunk), else '0'
 -- ARGV[5]  create: the parent's bid, or ''
--- ARGV[6]  create, chunk: the creation's token (random, one per creation), stored as `creator`
+-- ARGV[6]  create, chunk: the creation's token (derived from the bid: a creation run again
+--          with the same bid, after a crash half-way, resumes it), stored as `creator`
 -- ARGV[7]  create, chunk: the chunk's number, from 1, stored as `chunks` once pushed: a call
 --          sent again after a lost reply finds its chunk pushed and pushes nothing
 -- ARGV[8]  create: n, how many field/value pairs of the batch's hash follow (0 otherwise)
 -- ARGV[9…] create: the n pairs; then, for each job: its queue's position in KEYS, its jid, its
 --          JSON
 --
--- Returns 1 when done (or done before by this creation); 0 when 'create' found the batch
--- created by another creation (nothing pushed); -1 when the batch is gone (expired, or never
+-- Returns 1 when done (or done before by this creation: 'create' of a batch this creation's
+-- token made, still unsealed, answers 1 and the creation goes on with its later chunks, each
+-- pushed once by number); 0 when 'create' found the batch created by another creation, or
+-- already sealed, and when 'chunk' found it sealed (nothing pushed: the creation is over); -1 when the batch is gone (expired, or never
 -- created); -2 when its success already fired (adding to it is refused); -3 when the parent is
 -- gone; -4 when the parent's success already fired.
 local mode = ARGV[1]
@@ -42,7 +46,8 @@ local bid = string.sub(KEYS[1], string.len(prefix) + string.len('batch:') + 1)
 
 if mode == 'create' then
   if redis.call('EXISTS', KEYS[1]) == 1 then
-    if redis.call('HGET', KEYS[1], 'creator') == token then
+    if redis.call('HGET', KEYS[1], 'creator') == token
+      and redis.call('HGET', KEYS[1], 'sealed') ~= '1' then
       return 1
     end
     return 0
@@ -58,7 +63,7 @@ if mode == 'create' then
     if redis.call('SADD', parent_keys[2], 'batch:' .. bid) == 1 then
       redis.call('HINCRBY', parent_keys[1], 'total', 1)
     end
-    renew(parent_keys)
+    renew(parent_keys, nil, now_ms, true)
   end
   local fields = {'created_at', now_ms, 'total', 0, 'sealed', '0', 'creator', token}
   for i = 9, 8 + 2 * pairs_count do
@@ -82,17 +87,25 @@ else
   if mode == 'chunk' and (tonumber(redis.call('HGET', KEYS[1], 'chunks')) or 0) >= chunk then
     return 1
   end
+  if mode == 'chunk' and redis.call('HGET', KEYS[1], 'sealed') == '1' then
+    -- Sealed by a creation with this bid that had fewer chunks: nothing more joins it.
+    return 0
+  end
 end
 
 local added = 0
 for i = 9 + 2 * pairs_count, #ARGV, 3 do
   local queue_key = KEYS[tonumber(ARGV[i])]
   local jid, json = ARGV[i + 1], ARGV[i + 2]
-  if redis.call('SADD', KEYS[2], jid) == 1 then
-    added = added + 1
+  -- An added job whose jid was added before (the add sent again, or made again by its job run
+  -- again) is not pushed again, even after it succeeded and left `pending`.
+  if mode ~= 'add' or redis.call('SADD', KEYS[7], jid) == 1 then
+    if redis.call('SADD', KEYS[2], jid) == 1 then
+      added = added + 1
+    end
+    redis.call('LPUSH', queue_key, json)
+    redis.call('SADD', KEYS[6], string.sub(queue_key, string.len(prefix) + string.len('queue:') + 1))
   end
-  redis.call('LPUSH', queue_key, json)
-  redis.call('SADD', KEYS[6], string.sub(queue_key, string.len(prefix) + string.len('queue:') + 1))
 end
 if added > 0 then
   redis.call('HINCRBY', KEYS[1], 'total', added)
@@ -102,8 +115,8 @@ if mode ~= 'add' then
 end
 if ARGV[4] == '1' then
   redis.call('HSET', KEYS[1], 'sealed', '1')
-  settle_chain(KEYS, bid, now_ms, prefix)
+  settle_chain(KEYS, bid, now_ms, prefix, nil)
 else
-  renew(KEYS)
+  renew(KEYS, nil, now_ms, true)
 end
 return 1
