@@ -19,6 +19,10 @@
 //! `caps [N]` prints what a global cap costs the fetch: N no-op jobs drained uncapped, under a
 //! cap of 1,000 that never binds, and under a cap of 5 (`caps.rs`).
 //!
+//! `batches [N] [ROUNDS]` prints the batches' figures: pushing N jobs as one batch against
+//! `perform_bulk`, a worker draining N batch jobs against N plain ones (Redis commands and
+//! scripts per job), and the latency of a batch's callback after its last job (`batches.rs`).
+//!
 //! `limits [N]` prints the limiters' figures: N uncontended `within_limit` calls of each kind
 //! (round trips and Redis commands per call), and a worker draining N no-op jobs that take an
 //! uncontended limiter against N that take none.
@@ -50,6 +54,7 @@
 #![allow(clippy::print_stdout)]
 
 mod active_job;
+mod batches;
 mod caps;
 mod figures;
 mod limits;
@@ -172,6 +177,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         "limits" => limits::figures(number(1, 20_000)?).await,
         "caps" => caps::figures(number(1, 20_000)?).await,
         "sentinel" => sentinel::figures(number(1, 20_000)?).await,
+        "batches" => batches::figures(number(1, 100_000)?, number(2, 20)?).await,
         "active-job" => active_job::figures(number(1, 20_000)?, number(2, 4)?).await,
         "paused" => paused::run(number(1, 5)?).await,
         #[cfg(feature = "postgres")]
@@ -187,7 +193,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
         other => Err(format!(
             "unknown command `{other}`; use `all [N]`, `extras [N]`, `periodic [ENTRIES]`, \
-             `unique [N]`, `limits [N]`, `caps [N]`, `sentinel [N]`, `active-job [N] [ROUNDS]`, `outbox [N] [ROWS]` (with \
+             `unique [N]`, `limits [N]`, `caps [N]`, `sentinel [N]`, `batches [N] [ROUNDS]`, `active-job [N] [ROUNDS]`, `outbox [N] [ROWS]` (with \
              --features postgres), `produce MODE N [GAP_MS]` or `work MODE N CONCURRENCY`"
         )
         .into()),
