@@ -56,6 +56,7 @@ pub mod periodic;
 mod raw_job;
 mod redis;
 mod registry;
+mod short_id;
 mod state;
 pub mod testing;
 mod timestamp;

@@ -5,11 +5,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// The characters of URL-safe base64, in order.
-const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/// How many characters a bid has.
-const LENGTH: usize = 14;
+use crate::short_id;
 
 /// A batch id: 14 characters of URL-safe base64 (`A-Z a-z 0-9 - _`), Sidekiq Pro's shape, from
 /// 84 random bits.
@@ -36,15 +32,7 @@ pub struct InvalidBid {
 impl Bid {
     /// A new random bid: 84 random bits as 14 URL-safe base64 characters.
     pub fn generate() -> Self {
-        let mut bits: u128 = rand::random::<u128>() & ((1 << (6 * LENGTH)) - 1);
-        let mut text = String::with_capacity(LENGTH);
-        for _ in 0..LENGTH {
-            // Six bits a character; the mask keeps the index below 64.
-            let index = usize::try_from(bits & 0x3f).unwrap_or_default();
-            text.push(char::from(ALPHABET[index]));
-            bits >>= 6;
-        }
-        Self(text)
+        Self(short_id::generate())
     }
 
     /// The bid as text.
@@ -63,7 +51,7 @@ impl FromStr for Bid {
     type Err = InvalidBid;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        if text.len() == LENGTH && text.bytes().all(|byte| ALPHABET.contains(&byte)) {
+        if short_id::is_valid(text) {
             Ok(Self(text.to_owned()))
         } else {
             Err(InvalidBid {

@@ -8,8 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// How many characters a workflow id has.
-const LENGTH: usize = 14;
+use crate::short_id;
 
 /// A workflow's id: 14 characters of URL-safe base64 (`A-Z a-z 0-9 - _`) from 84 random bits,
 /// the shape of a bid. Made by [`generate`](Self::generate), or parsed (`str::parse`,
@@ -40,20 +39,13 @@ pub struct InvalidWorkflowId {
 impl WorkflowId {
     /// A new random id.
     pub fn generate() -> Self {
-        let bytes: [u8; 11] = rand::random();
-        let mut text = URL_SAFE_NO_PAD.encode(bytes);
-        text.truncate(LENGTH);
-        Self(text)
+        Self(short_id::generate())
     }
 
     /// `text` as a workflow id, when it has an id's shape (for a URL's or a form's id: the
     /// dashboard answers 404 for an [`InvalidWorkflowId`]).
     pub fn parse(text: &str) -> Result<Self, InvalidWorkflowId> {
-        let valid = text.len() == LENGTH
-            && text
-                .bytes()
-                .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_');
-        if valid {
+        if short_id::is_valid(text) {
             Ok(Self(text.to_owned()))
         } else {
             Err(InvalidWorkflowId {
@@ -113,7 +105,7 @@ pub(crate) fn step_bid_text(wid: &WorkflowId, step: &str) -> String {
     hasher.update(step.as_bytes());
     let digest = hasher.finalize();
     let mut text = URL_SAFE_NO_PAD.encode(&digest[..11]);
-    text.truncate(14);
+    text.truncate(short_id::LENGTH);
     text
 }
 
