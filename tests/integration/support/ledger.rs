@@ -145,6 +145,17 @@ impl Ledger {
     }
 }
 
+/// Asserts that at least one run in `events` (a ledger's raw list) was cut short: more
+/// `start|` records than `end|` records.
+pub fn assert_some_run_cut_short(events: &[String]) {
+    let starts = events.iter().filter(|e| e.starts_with("start|")).count();
+    let ends = events.iter().filter(|e| e.starts_with("end|")).count();
+    assert!(
+        starts > ends,
+        "no run was cut short ({starts} starts, {ends} ends)"
+    );
+}
+
 /// `kill -9` of `worker`, then its `kill` event in the ledger `events`; returns when it was
 /// killed.
 pub async fn kill9(redis: &TestRedis, events: &str, worker: &mut ChildWorker) -> Instant {
