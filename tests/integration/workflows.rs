@@ -169,6 +169,20 @@ fn last_end(ledger: &Ledger, label: &str) -> usize {
         .unwrap_or_else(|| panic!("{label} never ended"))
 }
 
+/// Pushes the diamond A -> (B, C) -> D through `client`, with C failing on its first
+/// `c_fail_times` attempts.
+async fn push_diamond(client: &Client, redis: &TestRedis, c_fail_times: u32) -> WorkflowId {
+    Workflow::new("diamond")
+        .client(client)
+        .step("a", step(redis, "a"))
+        .step_after("b", &["a"], step(redis, "b"))
+        .step_after("c", &["a"], failing(redis, "c", c_fail_times))
+        .step_after("d", &["b", "c"], step(redis, "d"))
+        .push()
+        .await
+        .unwrap()
+}
+
 fn states(status: &WorkflowStatus) -> Vec<(String, StepState)> {
     status
         .steps
@@ -182,15 +196,7 @@ async fn a_diamond_whose_c_fails_once_runs_each_step_once_in_order() {
     let redis = TestRedis::start();
     let client = redis.client();
     let worker = start_worker(&client);
-    let wid = Workflow::new("diamond")
-        .client(&client)
-        .step("a", step(&redis, "a"))
-        .step_after("b", &["a"], step(&redis, "b"))
-        .step_after("c", &["a"], failing(&redis, "c", 1))
-        .step_after("d", &["b", "c"], step(&redis, "d"))
-        .push()
-        .await
-        .unwrap();
+    let wid = push_diamond(&client, &redis, 1).await;
 
     // C's first failure waits in the retry set (Sidekiq's backoff is 15 s and more) until the
     // test moves it: meanwhile the status shows C retrying and D waiting.
@@ -769,15 +775,7 @@ async fn a_step_stopped_by_client_middleware_does_not_count_as_succeeded() {
         .build()
         .unwrap();
     let worker = start_worker(&client);
-    let wid = Workflow::new("diamond")
-        .client(&client)
-        .step("a", step(&redis, "a"))
-        .step_after("b", &["a"], step(&redis, "b"))
-        .step_after("c", &["a"], step(&redis, "c"))
-        .step_after("d", &["b", "c"], step(&redis, "d"))
-        .push()
-        .await
-        .unwrap();
+    let wid = push_diamond(&client, &redis, 0).await;
     let status = wait_for(&client, &wid, WorkflowState::Dead).await;
     let c = status.step("c").unwrap();
     assert_eq!(c.state, StepState::Dead);
