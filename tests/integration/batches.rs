@@ -233,6 +233,16 @@ fn runs(ledger: &Ledger, group: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// The JSON of the first job of class `class` in the `default` queue, exactly as queued.
+async fn queued_json(raw: &mut MultiplexedConnection, class: &str) -> String {
+    let queued: Vec<String> = raw.lrange("queue:default", 0, -1).await.unwrap();
+    queued
+        .iter()
+        .find(|json| json.contains(class))
+        .unwrap()
+        .clone()
+}
+
 /// Waits until the callback of `event` ran.
 async fn callback_ran(redis: &TestRedis, event: &str) {
     eventually(
@@ -585,12 +595,7 @@ async fn an_update_repeated_after_a_lost_acknowledgement_counts_once() {
     // The step's JSON exactly as queued: what a crash between its batch's update and its
     // acknowledgement leaves in the working list, and recovery puts back.
     let mut raw = redis.raw().await;
-    let queued: Vec<String> = raw.lrange("queue:default", 0, -1).await.unwrap();
-    let step = queued
-        .iter()
-        .find(|json| json.contains("BatchStep"))
-        .unwrap()
-        .clone();
+    let step = queued_json(&mut raw, "BatchStep").await;
     let running = RunningWorker::start(worker(&redis, &CallLog::default()));
     callback_ran(&redis, "complete").await;
     let _: () = raw.lpush("queue:default", &step).await.unwrap();
@@ -1038,12 +1043,7 @@ async fn jobs_added_by_a_job_that_runs_again_are_added_once() {
         .await
         .unwrap();
     let mut raw = redis.raw().await;
-    let queued: Vec<String> = raw.lrange("queue:default", 0, -1).await.unwrap();
-    let fan_out = queued
-        .iter()
-        .find(|json| json.contains("BatchAddLeaves"))
-        .unwrap()
-        .clone();
+    let fan_out = queued_json(&mut raw, "BatchAddLeaves").await;
     // The same adding job twice at once: each add arrives twice, as a resend would.
     let _: () = raw.lpush("queue:default", &fan_out).await.unwrap();
     let running = RunningWorker::start(worker(&redis, &CallLog::default()).concurrency(4));
