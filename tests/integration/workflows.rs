@@ -183,6 +183,19 @@ async fn push_diamond(client: &Client, redis: &TestRedis, c_fail_times: u32) -> 
         .unwrap()
 }
 
+/// Pushes the chain `labels[0]` -> `labels[1]` -> … through `client`, each a step that
+/// succeeds.
+async fn push_chain(client: &Client, redis: &TestRedis, labels: &[&str]) -> WorkflowId {
+    let (first, rest) = labels.split_first().unwrap();
+    let mut workflow = Workflow::new("chain")
+        .client(client)
+        .step(*first, step(redis, first));
+    for label in rest {
+        workflow = workflow.then(*label, step(redis, label));
+    }
+    workflow.push().await.unwrap()
+}
+
 fn states(status: &WorkflowStatus) -> Vec<(String, StepState)> {
     status
         .steps
@@ -396,14 +409,7 @@ async fn a_chain_of_three_runs_one_after_the_other() {
     let redis = TestRedis::start();
     let client = redis.client();
     let worker = start_worker(&client);
-    let wid = Workflow::new("chain")
-        .client(&client)
-        .step("one", step(&redis, "one"))
-        .then("two", step(&redis, "two"))
-        .then("three", step(&redis, "three"))
-        .push()
-        .await
-        .unwrap();
+    let wid = push_chain(&client, &redis, &["one", "two", "three"]).await;
 
     let status = wait_for(&client, &wid, WorkflowState::Succeeded).await;
     let ledger = Ledger::read(&redis, EVENTS).await;
@@ -913,13 +919,7 @@ async fn a_step_refused_as_a_batch_member_at_its_advance_makes_the_workflow_dead
         .build()
         .unwrap();
     let worker = start_worker(&worker_client);
-    let wid = Workflow::new("chain")
-        .client(&client)
-        .step("a", step(&redis, "a"))
-        .then("b", step(&redis, "b"))
-        .push()
-        .await
-        .unwrap();
+    let wid = push_chain(&client, &redis, &["a", "b"]).await;
     let status = wait_for(&client, &wid, WorkflowState::Dead).await;
     worker.stop(Duration::from_secs(10)).await;
     let b = status.step("b").unwrap();
