@@ -22,16 +22,27 @@ use crate::payload::Payload;
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobContext {
+    /// The batch the job belongs to (its payload's `bid`), if any.
     bid: Option<Bid>,
+    /// For a batch's callback job: the batch and the moment that pushed it.
     batch_callback: Option<(Bid, BatchEvent)>,
+    /// The client of the worker running the job, which its batch handles push through.
     client: WorkerClient,
+    /// How many adds this run made through its batch handles.
     adds: AddCounter,
+    /// The job's jid.
     jid: Jid,
+    /// The job's class, as pushed.
     class: String,
+    /// The queue it was taken from.
     queue: String,
+    /// How many times it was retried, if it was.
     retry_count: Option<u32>,
+    /// When it was last put in its queue.
     enqueued_at: Option<DateTime<Utc>>,
+    /// When it was first pushed.
     created_at: Option<DateTime<Utc>>,
+    /// Its tags.
     tags: Vec<String>,
 }
 

@@ -25,6 +25,7 @@ use crate::workflow::{Workflow, WorkflowId, WorkflowStatus, WorkflowSummary};
 /// ```
 #[derive(Debug, Clone)]
 pub struct Workflows {
+    /// The Redis and namespace the workflows live in.
     client: Client,
 }
 

@@ -16,11 +16,17 @@ pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
 /// [`Client::from_env`].
 #[must_use]
 pub struct ClientBuilder {
+    /// The Redis URL, if set (else `REDIS_URL`, else the local default).
     url: Option<String>,
+    /// The namespace every key is prefixed with, if any.
     namespace: Option<String>,
+    /// How long to wait for Redis.
     timeouts: Timeouts,
+    /// How many replicas must acknowledge a write (`wait_replicas`), if any.
     replicas: Option<Replicas>,
+    /// The largest job JSON a push accepts.
     max_payload_bytes: usize,
+    /// The client middleware, in the order they run.
     middleware: Vec<Arc<dyn DynClientMiddleware>>,
 }
 

@@ -46,13 +46,19 @@ pub(crate) fn payload_of<J: Job>(job: &J) -> Result<Payload, Error> {
 /// ```
 #[derive(Clone)]
 pub struct Client {
+    /// What every clone shares.
     inner: Arc<Inner>,
 }
 
+/// What a client and its clones share.
 struct Inner {
+    /// The connection to Redis (shared with a copy made without middleware).
     redis: Arc<Connection>,
+    /// The key names, for its namespace.
     keys: Keys,
+    /// The client middleware, in the order they run.
     middleware: Vec<Arc<dyn DynClientMiddleware>>,
+    /// The largest job JSON a push accepts.
     max_payload_bytes: usize,
 }
 
