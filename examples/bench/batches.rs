@@ -12,7 +12,7 @@
 //!
 //! The kinds alternate round by round, so a slower moment of the machine weighs on each.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use jobs::{Batch, job};
@@ -23,21 +23,25 @@ use super::{ARGUMENT, Finished, NoOp};
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
 
-/// When the callback of the batch being measured started.
-#[derive(Clone, Default)]
-pub(crate) struct CallbackSeen(Arc<Mutex<Option<Instant>>>);
+/// When the callback of the batch being measured started: a static, not a `#[state]`, since
+/// every worker of the bench (the peer scripts' `work` included) registers every job and would
+/// refuse to start without the state.
+static CALLBACK_SEEN: Mutex<Option<Instant>> = Mutex::new(None);
 
-impl CallbackSeen {
-    /// When the callback started, if it did.
-    fn at(&self) -> Option<Instant> {
-        *self.0.lock().expect("callback seen")
-    }
+/// When the last callback started, if one did since [`forget_callback`].
+fn callback_seen() -> Option<Instant> {
+    *CALLBACK_SEEN.lock().expect("callback seen")
+}
+
+/// Forgets the last callback, before a batch whose callback is waited for.
+fn forget_callback() {
+    *CALLBACK_SEEN.lock().expect("callback seen") = None;
 }
 
 /// The batch's `on_success` callback: notes when it started.
 #[job(queue = "bench")]
-async fn batch_done(#[state] seen: CallbackSeen) {
-    *seen.0.lock().expect("callback seen") = Some(Instant::now());
+async fn batch_done() {
+    *CALLBACK_SEEN.lock().expect("callback seen") = Some(Instant::now());
 }
 
 /// `n` no-op jobs.
@@ -97,8 +101,7 @@ pub(crate) async fn figures(n: usize, rounds: usize) -> Result {
             let (commands_before, scripts_before) = measure::redis_commands(&url).await;
             // A batch's callback runs too (not counted as one of the `n`), so that nothing of
             // this round is left for the next.
-            let seen = in_batch.then(CallbackSeen::default);
-            let (secs, _) = drain(&client, per_round, seen.as_ref()).await?;
+            let (secs, _) = drain(&client, per_round, in_batch).await?;
             process_secs[index] += secs;
             let (commands_after, scripts_after) = measure::redis_commands(&url).await;
             commands[index] += commands_after - commands_before;
@@ -127,28 +130,26 @@ pub(crate) async fn figures(n: usize, rounds: usize) -> Result {
 }
 
 /// Runs a worker in this process (queue `bench`, concurrency 10) until the `n` no-op jobs
-/// waiting in Redis finished and, with `seen`, the batch's callback ran. Returns the seconds to the end of the last no-op job, and when it ended.
-async fn drain(
-    client: &jobs::Client,
-    n: usize,
-    seen: Option<&CallbackSeen>,
-) -> Result<(f64, Option<Instant>)> {
-    let callback = seen.cloned();
+/// waiting in Redis finished and, with `callback`, the batch's callback ran. Returns the
+/// seconds to the end of the last no-op job, and when it ended.
+async fn drain(client: &jobs::Client, n: usize, callback: bool) -> Result<(f64, Option<Instant>)> {
+    if callback {
+        forget_callback();
+    }
     let finished = Finished::expect(n);
     let worker = jobs::Worker::new()
         .client(client)
         .queues(["bench"])
         .concurrency(10)
         .state(finished.clone())
-        .state(measure::Samples::default())
-        .state(callback.clone().unwrap_or_default());
+        .state(measure::Samples::default());
     let started = Instant::now();
     let done = finished.clone();
     worker
         .run_until(async move {
             done.all_done().await;
-            if let Some(callback) = callback {
-                while callback.at().is_none() {
+            if callback {
+                while callback_seen().is_none() {
                     tokio::time::sleep(std::time::Duration::from_millis(1)).await;
                 }
             }
@@ -171,9 +172,8 @@ async fn callback_latency(client: &jobs::Client, url: &str, rounds: usize) -> Re
             .on_success(BatchDone {})
             .push_all(no_ops(JOBS))
             .await?;
-        let seen = CallbackSeen::default();
-        let (_, last) = drain(client, JOBS, Some(&seen)).await?;
-        if let (Some(last), Some(callback)) = (last, seen.at()) {
+        let (_, last) = drain(client, JOBS, true).await?;
+        if let (Some(last), Some(callback)) = (last, callback_seen()) {
             millis.push(callback.saturating_duration_since(last).as_secs_f64() * 1_000.0);
         }
     }
