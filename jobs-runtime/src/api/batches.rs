@@ -522,32 +522,11 @@ fn read_callbacks(hash: &HashMap<String, Vec<u8>>) -> Vec<BatchCallback> {
         .collect()
 }
 
-/// A failure as `batch:<bid>:failed` stores it (`batch_update.lua`).
-#[derive(serde::Deserialize)]
-struct StoredFailure {
-    #[serde(default)]
-    class: String,
-    #[serde(default)]
-    error_class: String,
-    #[serde(default)]
-    error_message: String,
-    #[serde(default)]
-    failed_at: Option<f64>,
-    #[serde(default)]
-    dead: bool,
-}
-
 impl BatchFailure {
     /// The member `member` whose stored failure is `info` (kept as the message when it is
     /// not the JSON the batch scripts write).
     fn from_stored(member: String, info: &str) -> Self {
-        let stored = serde_json::from_str::<StoredFailure>(info).unwrap_or(StoredFailure {
-            class: String::new(),
-            error_class: String::new(),
-            error_message: info.to_owned(),
-            failed_at: None,
-            dead: false,
-        });
+        let stored = crate::batch::StoredFailure::parse(info);
         Self {
             child: member.strip_prefix(CHILD_PREFIX).map(str::to_owned),
             class: stored.class,

@@ -22,6 +22,7 @@ pub use bid::{Bid, InvalidBid};
 pub use builder::{Batch, DEFAULT_RETENTION};
 pub use event::BatchEvent;
 pub use handle::BatchHandle;
+pub(crate) use status::StoredFailure;
 pub use status::{BatchStatus, FailedMember};
 
 /// Now, epoch milliseconds, as the batch scripts take it.

@@ -68,49 +68,54 @@ pub struct FailedMember {
     pub dead: bool,
 }
 
-/// A failure as `batch:<bid>:failed` stores it.
+/// A failure as `batch:<bid>:failed` stores it (`batch_events.lua`).
 #[derive(serde::Deserialize)]
-struct StoredFailure {
+pub(crate) struct StoredFailure {
     /// The job's class.
     #[serde(default)]
-    class: String,
+    pub(crate) class: String,
     /// The error's class.
     #[serde(default)]
-    error_class: String,
+    pub(crate) error_class: String,
     /// The error's message.
     #[serde(default)]
-    error_message: String,
+    pub(crate) error_message: String,
     /// When it failed, epoch seconds.
     #[serde(default)]
-    failed_at: Option<f64>,
+    pub(crate) failed_at: Option<f64>,
     /// Whether it died.
     #[serde(default)]
-    dead: bool,
+    pub(crate) dead: bool,
+}
+
+impl StoredFailure {
+    /// The failure stored as `info`; text that is not the JSON the batch scripts write is kept
+    /// whole as the message.
+    pub(crate) fn parse(info: &str) -> Self {
+        serde_json::from_str(info).unwrap_or_else(|_| Self {
+            class: String::new(),
+            error_class: String::new(),
+            error_message: info.to_owned(),
+            failed_at: None,
+            dead: false,
+        })
+    }
 }
 
 impl FailedMember {
     /// The member `member` whose stored failure is `info` (kept as the message when it is not
     /// the JSON this version writes).
-    fn read(member: String, info: String) -> Self {
-        match serde_json::from_str::<StoredFailure>(&info) {
-            Ok(stored) => Self {
-                member,
-                class: stored.class,
-                error_class: stored.error_class,
-                error_message: stored.error_message,
-                failed_at: stored.failed_at.map(|seconds| {
-                    crate::timestamp::Timestamp::from_epoch_seconds(seconds).to_datetime()
-                }),
-                dead: stored.dead,
-            },
-            Err(_) => Self {
-                member,
-                class: String::new(),
-                error_class: String::new(),
-                error_message: info,
-                failed_at: None,
-                dead: false,
-            },
+    fn read(member: String, info: &str) -> Self {
+        let stored = StoredFailure::parse(info);
+        Self {
+            member,
+            class: stored.class,
+            error_class: stored.error_class,
+            error_message: stored.error_message,
+            failed_at: stored.failed_at.map(|seconds| {
+                crate::timestamp::Timestamp::from_epoch_seconds(seconds).to_datetime()
+            }),
+            dead: stored.dead,
         }
     }
 }
@@ -147,7 +152,7 @@ impl Batch {
         };
         let mut members: Vec<FailedMember> = failed
             .into_iter()
-            .map(|(member, info)| FailedMember::read(member, info))
+            .map(|(member, info)| FailedMember::read(member, &info))
             .collect();
         members.sort_by(|a, b| a.member.cmp(&b.member));
         let callbacks = BatchEvent::ALL
