@@ -50,6 +50,35 @@ async fn every_job_runs_once_and_leaves_nothing_behind() {
 }
 
 #[tokio::test]
+async fn a_busy_worker_takes_a_queue_oldest_first_a_batch_per_command() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let labels: Vec<String> = (0..500).map(|n| format!("job {n}")).collect();
+    client
+        .perform_bulk(labels.iter().map(|label| Record {
+            label: label.clone(),
+        }))
+        .await
+        .unwrap();
+    let before: Vec<u64> = list_moves(&redis).await;
+    let log = CallLog::default();
+    worker(&redis, &log).concurrency(1).drain().await.unwrap();
+
+    assert_eq!(log.entries(), labels, "oldest first, each once");
+    let after = list_moves(&redis).await;
+    let (lmoves, trims) = (after[0] - before[0], after[1] - before[1]);
+    // Each fetch round moves a queue's batch with one LRANGE, LPUSH and LTRIM: Redis runs
+    // far fewer commands than there are jobs (one LMOVE a job before).
+    assert_eq!(lmoves, 0, "no job moved one at a time");
+    assert!((1..=250).contains(&trims), "{trims} batches moved 500 jobs");
+}
+
+/// How many `LMOVE`s and `LTRIM`s Redis has run so far.
+async fn list_moves(redis: &TestRedis) -> Vec<u64> {
+    vec![redis.calls("lmove").await, redis.calls("ltrim").await]
+}
+
+#[tokio::test]
 async fn strict_order_drains_earlier_queues_first() {
     let redis = TestRedis::start();
     let client = redis.client();

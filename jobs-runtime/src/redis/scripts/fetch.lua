@@ -2,6 +2,12 @@
 -- one atomic step, so a job is always in exactly one list. A paused queue is skipped; a capped
 -- queue gives at most its free room, each job it gives holding a lease.
 --
+-- A queue's jobs move a batch at a time: one LRANGE of its oldest, one LPUSH of them all onto
+-- the working list, one LTRIM off the queue, so a round costs Redis a few commands per queue
+-- however many jobs it takes (one LMOVE per job before). The three run inside this one script,
+-- so no other client sees a job in both lists or in neither. The push comes before the trim: a
+-- working list that cannot take them (a key of the wrong type) leaves the queue untouched.
+--
 -- KEYS[1]     the working list (jobs:working:<identity>)
 -- KEYS[2]     jobs:workers, the set crash recovery reads
 -- KEYS[3]     paused, the set of paused queue names (Sidekiq Pro's)
@@ -55,13 +61,17 @@ local function list_key(position) return KEYS[2 + 3 * position] end
 local function cap_key(position) return KEYS[3 + 3 * position] end
 local function leases_key(position) return KEYS[4 + 3 * position] end
 local function name(position) return ARGV[5 + position] end
+local names = {}
 for position = 1, queues do
-  local member = redis.pcall('SISMEMBER', KEYS[3], name(position))
-  if type(member) == 'table' and member.err then
-    taken[#taken + 1] = {0, KEYS[3] .. ': ' .. member.err}
-    break
-  end
-  if member == 1 then
+  names[position] = name(position)
+end
+local members = queues > 0 and redis.pcall('SMISMEMBER', KEYS[3], unpack(names)) or {}
+if members.err then
+  taken[#taken + 1] = {0, KEYS[3] .. ': ' .. members.err}
+  members = {}
+end
+for position = 1, queues do
+  if members[position] == 1 then
     paused[#paused + 1] = position
     skip[position] = true
   end
@@ -101,35 +111,68 @@ if any_cap > 0 then
     end
   end
 end
+-- Runs `command` on `key` with `values` as its trailing arguments, in calls of at most 1,000
+-- values (Lua's `unpack` has a limit). Returns the error of a call Redis refused (`key` has the
+-- wrong type): only the first can be, so then nothing was written.
+local function variadic(command, key, values)
+  for first = 1, #values, 1000 do
+    local last = math.min(first + 999, #values)
+    local reply = redis.pcall(command, key, unpack(values, first, last))
+    if type(reply) == 'table' and reply.err then
+      return reply
+    end
+  end
+  return nil
+end
 local count = 0
 local leased = 0
 for position = 1, queues do
-  while count < wanted and not skip[position] do
-    local left = room[position]
-    if left and (left < 1 or count >= free) then
-      break
-    end
-    local job = redis.pcall('LMOVE', list_key(position), working, 'RIGHT', 'LEFT')
-    if type(job) == 'table' and job.err then
-      taken[#taken + 1] = {0, list_key(position) .. ': ' .. job.err}
-      break
-    end
-    if not job then
-      break
-    end
-    count = count + 1
-    taken[#taken + 1] = {position, job}
-    if left then
-      -- The separator is `crate::cap`'s SEPARATOR: the two must match.
-      local lease = ARGV[2] .. '|' .. (counter + leased)
-      leased = leased + 1
-      redis.call('ZADD', leases_key(position), now + lifetime, lease)
-      room[position] = left - 1
-      leases[#leases + 1] = {#taken, lease}
-    end
-  end
   if count >= wanted then
     break
+  end
+  local want = wanted - count
+  local left = room[position]
+  if left then
+    want = math.min(want, left, free - count)
+  end
+  if not skip[position] and want > 0 then
+    local queue = list_key(position)
+    -- The oldest `want` jobs, newest first (the queue's right end is its oldest).
+    local jobs = redis.pcall('LRANGE', queue, -want, -1)
+    if type(jobs) == 'table' and jobs.err then
+      taken[#taken + 1] = {0, queue .. ': ' .. jobs.err}
+    elseif #jobs > 0 then
+      -- Oldest first onto the working list's left end, so it ends up with the newest taken
+      -- leftmost, as a job at a time would have left it.
+      local oldest_first = {}
+      for index = #jobs, 1, -1 do
+        oldest_first[#oldest_first + 1] = jobs[index]
+      end
+      local refused = variadic('LPUSH', working, oldest_first)
+      if refused then
+        taken[#taken + 1] = {0, working .. ': ' .. refused.err}
+      else
+        redis.call('LTRIM', queue, 0, -#jobs - 1)
+        local lease_args = {}
+        for _, job in ipairs(oldest_first) do
+          count = count + 1
+          taken[#taken + 1] = {position, job}
+          if left then
+            -- The separator is `crate::cap`'s SEPARATOR: the two must match.
+            local lease = ARGV[2] .. '|' .. (counter + leased)
+            leased = leased + 1
+            lease_args[#lease_args + 1] = now + lifetime
+            lease_args[#lease_args + 1] = lease
+            leases[#leases + 1] = {#taken, lease}
+          end
+        end
+        if #lease_args > 0 then
+          -- The leases key was read as a sorted set above, so this cannot be refused.
+          variadic('ZADD', leases_key(position), lease_args)
+          room[position] = left - #jobs
+        end
+      end
+    end
   end
 end
 for _, entry in ipairs(capped) do
