@@ -26,6 +26,7 @@ mod client_default;
 mod client_errors;
 mod client_middleware;
 mod client_timeout;
+mod cluster;
 mod deploy_compose;
 mod deploy_kubernetes;
 mod deploy_logs;

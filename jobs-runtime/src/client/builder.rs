@@ -7,7 +7,7 @@ use super::middleware::{ClientMiddleware, DynClientMiddleware};
 use super::{Client, Inner, global};
 use crate::error::Error;
 use crate::redis::keys::Keys;
-use crate::redis::{Connection, Replicas, Timeouts, sentinel, url};
+use crate::redis::{Connection, Replicas, Timeouts, cluster, sentinel, url};
 
 /// The largest job JSON a client pushes unless told otherwise: 1 MiB.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
@@ -49,10 +49,28 @@ impl ClientBuilder {
     /// The Redis to use: `redis://[user:password@]host[:port][/db]`, or `rediss://` for TLS
     /// (append `#insecure` to skip certificate checks), or, through Redis Sentinel,
     /// `redis+sentinel://[[user]:password@]host1[:port1][,host2[:port2]…]/<master-name>[/db]`
-    /// (see `docs/sentinel.md`). Default: from the environment, as [`Client::from_env`].
+    /// (see `docs/sentinel.md`), or a Redis Cluster, `redis+cluster://[[user]:password@]host1[:port1][,host2…]`
+    /// (see `docs/cluster.md`). Default: from the environment, as [`Client::from_env`].
     pub fn url(mut self, url: impl Into<String>) -> Self {
         self.url = Some(url.into());
         self
+    }
+
+    /// Uses the Redis Cluster these nodes (`host:port` each; the port defaults to 6379) belong
+    /// to: the same as the URL `redis+cluster://host1:port1,host2:port2`, which to use for a
+    /// password (see `docs/cluster.md`). Every key then carries the hash tag `{jobs}` (or
+    /// `{<namespace>}`), so all of them live in one slot.
+    ///
+    /// ```no_run
+    /// # fn example() -> Result<(), jobs_runtime::Error> {
+    /// let client = jobs_runtime::Client::builder()
+    ///     .cluster(["10.0.0.1:7000", "10.0.0.2:7000", "10.0.0.3:7000"])
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn cluster<S: Into<String>>(self, nodes: impl IntoIterator<Item = S>) -> Self {
+        let nodes: Vec<String> = nodes.into_iter().map(Into::into).collect();
+        self.url(cluster::url_for(&nodes))
     }
 
     /// Uses the master that these sentinels (`host:port` each; the port defaults to 26379)
@@ -135,17 +153,30 @@ impl ClientBuilder {
             Some(url) => url,
             None => url::url_from_env()?,
         };
+        let on_cluster = cluster::is_cluster_url(&url);
         if let Some(namespace) = &self.namespace
-            && (namespace.is_empty() || namespace.contains(char::is_whitespace))
+            && (namespace.is_empty()
+                || namespace.contains(char::is_whitespace)
+                || (on_cluster && namespace.contains(['{', '}'])))
         {
             return Err(Error::InvalidNamespace {
                 namespace: namespace.clone(),
             });
         }
+        let keys = if on_cluster {
+            Keys::cluster(self.namespace.as_deref())
+        } else {
+            Keys::new(self.namespace.as_deref())
+        };
         Ok(Client {
             inner: Arc::new(Inner {
-                redis: Arc::new(Connection::open(&url, self.timeouts, self.replicas)?),
-                keys: Keys::new(self.namespace.as_deref()),
+                redis: Arc::new(Connection::open(
+                    &url,
+                    self.timeouts,
+                    self.replicas,
+                    keys.prefix(),
+                )?),
+                keys,
                 middleware: self.middleware,
                 max_payload_bytes: self.max_payload_bytes,
             }),

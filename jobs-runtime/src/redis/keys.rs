@@ -3,19 +3,39 @@
 //! The names are Sidekiq's (see `docs/wire-format.md`), so Ruby and Rust processes sharing one
 //! Redis see each other's data. An optional namespace prefixes every key with `<namespace>:`, as
 //! Sidekiq 6's `redis-namespace` did.
+//!
+//! On a Redis Cluster every key starts with one hash tag, `{jobs}:` or `{<namespace>}:`, so
+//! that all of them share one hash slot and every script's keys are in it (see
+//! `docs/cluster.md`); Sidekiq does not run on a cluster, so no Ruby process reads them there.
 
 /// Builds the key names for one namespace (or none).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Keys {
-    /// `""` without a namespace, `"<namespace>:"` with one.
+    /// `""` without a namespace, `"<namespace>:"` with one; on a cluster `"{jobs}:"` or
+    /// `"{<namespace>}:"`.
     prefix: String,
+    /// The namespace given, if any.
+    namespace: Option<String>,
 }
 
 impl Keys {
     /// Key names under `namespace`, or Sidekiq's bare names when it is `None`.
     pub(crate) fn new(namespace: Option<&str>) -> Self {
         let prefix = namespace.map(|ns| format!("{ns}:")).unwrap_or_default();
-        Self { prefix }
+        Self {
+            prefix,
+            namespace: namespace.map(str::to_owned),
+        }
+    }
+
+    /// Key names for a Redis Cluster: every one starts with the hash tag `{<namespace>}:`, or
+    /// `{jobs}:` without a namespace.
+    pub(crate) fn cluster(namespace: Option<&str>) -> Self {
+        let tag = namespace.unwrap_or(super::cluster::TAG);
+        Self {
+            prefix: format!("{{{tag}}}:"),
+            namespace: namespace.map(str::to_owned),
+        }
     }
 
     /// What every key starts with: `""`, or `"<namespace>:"` (for a script that builds a key
@@ -24,9 +44,9 @@ impl Keys {
         &self.prefix
     }
 
-    /// The namespace, if any, without its trailing colon.
+    /// The namespace, if any.
     pub(crate) fn namespace(&self) -> Option<&str> {
-        self.prefix.strip_suffix(':')
+        self.namespace.as_deref()
     }
 
     /// `queue:<name>`: the list a queue's jobs wait in (pushed on the left, taken from the right).

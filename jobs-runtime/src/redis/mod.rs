@@ -10,8 +10,15 @@
 //! sentinels name: a command that finds it gone or demoted (`READONLY`) marks the connection
 //! stale, and the next one (the resend included) asks the sentinels again. With
 //! [`Replicas`] set, pushes and settles wait for replicas ([`replicas`]).
+//!
+//! Through Redis Cluster (`redis+cluster://`, [`cluster`]), every command goes to the master of
+//! the one slot that holds `jobs`' keys, through the redis crate's cluster connection, which
+//! follows the slot to a promoted replica after a failover ([`Link`]).
 
+pub(crate) mod cluster;
+mod hosts;
 pub(crate) mod keys;
+mod link;
 pub(crate) mod replicas;
 pub(crate) mod scripts;
 pub(crate) mod sentinel;
@@ -21,11 +28,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_routing::Route;
 use redis::sentinel::SentinelClient;
 use redis::{AsyncConnectionConfig, Cmd, FromRedisValue, Pipeline, RedisError, ScriptInvocation};
 
 use crate::error::Error;
+pub(crate) use link::Link;
 pub(crate) use replicas::{Replicas, Shortfall};
 
 /// How long to wait for Redis.
@@ -40,7 +49,8 @@ pub(crate) struct Timeouts {
 }
 
 /// A lazily opened, self-reconnecting connection to one Redis: the one a `redis://` URL names,
-/// or the master the sentinels of a `redis+sentinel://` URL name (see `docs/sentinel.md`).
+/// the master the sentinels of a `redis+sentinel://` URL name (see `docs/sentinel.md`), or the
+/// cluster a `redis+cluster://` URL names (see `docs/cluster.md`).
 pub(crate) struct Connection {
     /// How the server is found; held while a connection is opened, so that one task opens it
     /// (or asks the sentinels) while the others wait for it.
@@ -63,25 +73,48 @@ enum Finder {
     Direct(redis::Client),
     /// As the master the sentinels name.
     Sentinel(SentinelClient),
+    /// Through a cluster, at the master of `route`'s slot.
+    Cluster {
+        /// The nodes and credentials.
+        url: cluster::ClusterUrl,
+        /// The slot of `jobs`' hash tag, where every command goes.
+        route: Route,
+    },
+}
+
+/// Where connections of their own are opened.
+#[derive(Clone)]
+enum Source {
+    /// One server.
+    Server(redis::Client),
+    /// A cluster: each connection of its own is a cluster connection routed to `route`.
+    Cluster {
+        /// The nodes and credentials.
+        url: cluster::ClusterUrl,
+        /// Where every command goes.
+        route: Route,
+    },
 }
 
 /// An open connection to the server (the master, through sentinels).
 struct Current {
-    /// The server's client, for connections of their own.
-    client: redis::Client,
+    /// Where connections of their own (blocking ones) are opened.
+    source: Source,
     /// The shared connection.
-    manager: ConnectionManager,
+    link: Link,
     /// Set when a command found this server gone or no longer master: the next command asks
     /// the sentinels again.
     stale: AtomicBool,
 }
 
 impl Connection {
-    /// Checks `url` without connecting.
+    /// Checks `url` without connecting. `prefix` is what every key starts with: through a
+    /// cluster, every command goes to the master of its hash tag's slot.
     pub(crate) fn open(
         url: &str,
         timeouts: Timeouts,
         replicas: Option<Replicas>,
+        prefix: &str,
     ) -> Result<Self, Error> {
         let redacted = url::redact(url);
         let invalid = |reason: String| Error::InvalidUrl {
@@ -92,6 +125,13 @@ impl Connection {
             let parsed = sentinel::parse(url).map_err(invalid)?;
             let client = sentinel::client(&parsed).map_err(|error| invalid(error.to_string()))?;
             (Finder::Sentinel(client), true)
+        } else if cluster::is_cluster_url(url) {
+            let parsed = cluster::parse(url).map_err(invalid)?;
+            // Checked here, so that a bad URL fails at build, not at first use.
+            cluster::client(&parsed, timeouts, timeouts.response)
+                .map_err(|error| invalid(error.to_string()))?;
+            let route = cluster::route(prefix);
+            (Finder::Cluster { url: parsed, route }, false)
         } else {
             let client = redis::Client::open(url).map_err(|error| {
                 invalid(match error.to_string() {
@@ -124,8 +164,8 @@ impl Connection {
     }
 
     /// The shared connection, opened on first use.
-    pub(crate) async fn manager(&self) -> Result<ConnectionManager, Error> {
-        Ok(self.current().await?.manager.clone())
+    pub(crate) async fn link(&self) -> Result<Link, Error> {
+        Ok(self.current().await?.link.clone())
     }
 
     /// The connection in use; opened on first use, and again (after asking the sentinels)
@@ -142,6 +182,21 @@ impl Connection {
         let client = match &mut *finder {
             Finder::Direct(client) => client.clone(),
             Finder::Sentinel(sentinels) => self.ask_sentinels(sentinels).await?,
+            Finder::Cluster { url, route } => {
+                let source = Source::Cluster {
+                    url: url.clone(),
+                    route: *route,
+                };
+                let link = self.open_own(&source, self.timeouts.response).await?;
+                let current = Arc::new(Current {
+                    source,
+                    link,
+                    stale: AtomicBool::new(false),
+                });
+                *self.current.lock().unwrap_or_else(PoisonError::into_inner) =
+                    Some(Arc::clone(&current));
+                return Ok(current);
+            }
         };
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.timeouts.connect))
@@ -159,8 +214,8 @@ impl Connection {
             );
         }
         let current = Arc::new(Current {
-            client,
-            manager,
+            source: Source::Server(client),
+            link: Link::Shared(manager),
             stale: AtomicBool::new(false),
         });
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&current));
@@ -230,7 +285,7 @@ impl Connection {
         &self,
         invocation: &ScriptInvocation<'_>,
     ) -> Result<T, Error> {
-        let mut connection = self.manager().await?;
+        let mut connection = self.link().await?;
         invocation
             .invoke_async(&mut connection)
             .await
@@ -255,23 +310,23 @@ impl Connection {
     /// demoted or lost its replicas; nothing ran) is sent once more too.
     async fn retry_once<T, F, Fut>(&self, resend: Resend, send: F) -> Result<T, Error>
     where
-        F: Fn(ConnectionManager) -> Fut,
+        F: Fn(Link) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         let current = self.current().await?;
-        match send(current.manager.clone()).await {
+        match send(current.link.clone()).await {
             Err(error) if self.sentinel && needs_new_master(&error) => {
                 current.stale.store(true, Ordering::Relaxed);
                 if resend.after(&error) || is_readonly(&error) {
                     let fresh = self.current().await?;
-                    send(fresh.manager.clone())
+                    send(fresh.link.clone())
                         .await
                         .map_err(|error| self.error(error))
                 } else {
                     Err(self.error(error))
                 }
             }
-            Err(error) if resend.after(&error) => send(current.manager.clone())
+            Err(error) if resend.after(&error) => send(current.link.clone())
                 .await
                 .map_err(|error| self.error(error)),
             result => result.map_err(|error| self.error(error)),
@@ -281,30 +336,45 @@ impl Connection {
     /// A connection of its own for blocking commands that wait up to `block` on the server: its
     /// reply timeout is longer than the block, so a reply is never abandoned while the server
     /// may still act on the command (see `docs/worker.md`). Through sentinels, to the master
-    /// they name.
-    pub(crate) async fn blocking_connection(
-        &self,
-        block: Duration,
-    ) -> Result<MultiplexedConnection, Error> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.timeouts.connect))
-            .set_response_timeout(Some(block + self.timeouts.response));
+    /// they name; through a cluster, a cluster connection of its own.
+    pub(crate) async fn blocking_connection(&self, block: Duration) -> Result<Link, Error> {
+        let response = block + self.timeouts.response;
         let current = self.current().await?;
-        match current
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-        {
-            Err(error) if self.sentinel && needs_new_master(&error) => {
+        match self.open_own(&current.source, response).await {
+            Err(Error::Connect { .. }) if self.sentinel => {
                 current.stale.store(true, Ordering::Relaxed);
-                self.current()
-                    .await?
-                    .client
+                let fresh = self.current().await?;
+                self.open_own(&fresh.source, response).await
+            }
+            result => result,
+        }
+    }
+
+    /// Opens a connection of its own to `source`, whose replies are awaited `response`.
+    async fn open_own(&self, source: &Source, response: Duration) -> Result<Link, Error> {
+        match source {
+            Source::Server(client) => {
+                let config = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(self.timeouts.connect))
+                    .set_response_timeout(Some(response));
+                client
                     .get_multiplexed_async_connection_with_config(&config)
                     .await
+                    .map(Link::Own)
                     .map_err(|error| self.error(error))
             }
-            result => result.map_err(|error| self.error(error)),
+            Source::Cluster { url, route } => {
+                let client = cluster::client(url, self.timeouts, response)
+                    .map_err(|error| self.error(error))?;
+                client
+                    .get_async_connection()
+                    .await
+                    .map(|connection| Link::Cluster {
+                        connection,
+                        route: *route,
+                    })
+                    .map_err(|error| self.error(error))
+            }
         }
     }
 

@@ -11,6 +11,8 @@
 //! given, else no password. TLS to sentinels (`rediss+sentinel://`) is not supported.
 
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
+
+use super::hosts::{self, Credentials};
 use redis::{ConnectionAddr, RedisError};
 
 /// The scheme of a Sentinel URL.
@@ -45,7 +47,7 @@ pub(crate) fn is_sentinel_url(url: &str) -> bool {
 
 /// Reads a `redis+sentinel://` URL; the error says what is wrong with it, in a few words.
 pub(crate) fn parse(url: &str) -> Result<SentinelUrl, String> {
-    let Some(rest) = strip_scheme(url) else {
+    let Some(rest) = hosts::strip_scheme(url, SCHEME) else {
         return Err(
             if url.to_ascii_lowercase().starts_with("rediss+sentinel://") {
                 "TLS to sentinels (rediss+sentinel://) is not supported; use redis+sentinel://"
@@ -60,24 +62,11 @@ pub(crate) fn parse(url: &str) -> Result<SentinelUrl, String> {
         None => (rest, None),
     };
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let (userinfo, hosts) = match authority.rsplit_once('@') {
-        Some((userinfo, hosts)) => (Some(userinfo), hosts),
-        None => (None, authority),
-    };
-    let (username, password) = match userinfo {
-        None => (None, None),
-        Some(userinfo) => match userinfo.split_once(':') {
-            Some((user, password)) => (non_empty(decode(user)?), non_empty(decode(password)?)),
-            // A lone user part is a password, as in Sidekiq's redis-client and `redis-cli -u`.
-            None => (None, non_empty(decode(userinfo)?)),
-        },
-    };
-    let sentinels = hosts
-        .split(',')
-        .map(address)
-        .collect::<Result<Vec<_>, _>>()?;
+    let (userinfo, hosts) = hosts::split_userinfo(authority);
+    let Credentials { username, password } = hosts::credentials(userinfo)?;
+    let sentinels = hosts::addresses(hosts, DEFAULT_SENTINEL_PORT, "sentinel")?;
     let mut segments = path.split('/').filter(|segment| !segment.is_empty());
-    let master = segments.next().map(decode).transpose()?.ok_or(
+    let master = segments.next().map(hosts::decode).transpose()?.ok_or(
         "it names no master: add its name as the path, like redis+sentinel://host:26379/mymaster",
     )?;
     let db = match segments.next() {
@@ -102,7 +91,9 @@ pub(crate) fn parse(url: &str) -> Result<SentinelUrl, String> {
         .filter(|pair| !pair.is_empty())
     {
         match pair.split_once('=') {
-            Some(("sentinel_password", value)) => sentinel_password = non_empty(decode(value)?),
+            Some(("sentinel_password", value)) => {
+                sentinel_password = hosts::non_empty(hosts::decode(value)?);
+            }
             _ => {
                 return Err(format!(
                     "unknown parameter `{}`; the only one is sentinel_password",
@@ -121,114 +112,9 @@ pub(crate) fn parse(url: &str) -> Result<SentinelUrl, String> {
     })
 }
 
-/// `url` after [`SCHEME`], matched without regard to case.
-fn strip_scheme(url: &str) -> Option<&str> {
-    url.get(..SCHEME.len())
-        .filter(|scheme| scheme.eq_ignore_ascii_case(SCHEME))
-        .map(|_| &url[SCHEME.len()..])
-}
-
-/// One sentinel's `host[:port]`; an IPv6 host goes in brackets, `[::1]:26379`.
-fn address(text: &str) -> Result<(String, u16), String> {
-    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-        let (host, after) = rest
-            .split_once(']')
-            .ok_or_else(|| format!("the sentinel address `{text}` lacks its closing `]`"))?;
-        (host, after.strip_prefix(':'))
-    } else {
-        match text.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (text, None),
-        }
-    };
-    if host.is_empty() {
-        return Err(format!(
-            "a sentinel address is empty in `{text}`; list them as host1:26379,host2:26379"
-        ));
-    }
-    let port = match port {
-        None => DEFAULT_SENTINEL_PORT,
-        Some(port) => port
-            .parse::<u16>()
-            .ok()
-            .filter(|port| *port != 0)
-            .ok_or_else(|| format!("the port of the sentinel `{text}` is not a port number"))?,
-    };
-    Ok((host.to_owned(), port))
-}
-
-/// `text` with its `%XX` escapes decoded.
-fn decode(text: &str) -> Result<String, String> {
-    let bytes = text.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        if bytes[index] == b'%' {
-            let byte = text
-                .get(index + 1..index + 3)
-                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-                .ok_or("a `%` in it is not followed by two hex digits")?;
-            decoded.push(byte);
-            index += 3;
-        } else {
-            decoded.push(bytes[index]);
-            index += 1;
-        }
-    }
-    String::from_utf8(decoded).map_err(|_| "a `%` escape in it is not UTF-8".to_owned())
-}
-
-/// `Some(text)` unless it is empty.
-fn non_empty(text: String) -> Option<String> {
-    (!text.is_empty()).then_some(text)
-}
-
 /// A Sentinel URL with its passwords replaced by `***`; `None` if `url` is not one.
 pub(crate) fn redact(url: &str) -> Option<String> {
-    let rest = strip_scheme(url)?;
-    let (rest, query) = match rest.split_once('?') {
-        Some((rest, query)) => (rest, Some(query)),
-        None => (rest, None),
-    };
-    let (authority, path) = match rest.split_once('/') {
-        Some((authority, path)) => (authority, Some(path)),
-        None => (rest, None),
-    };
-    let mut redacted = SCHEME.to_owned();
-    match authority.rsplit_once('@') {
-        Some((userinfo, hosts)) => {
-            match userinfo.split_once(':') {
-                Some((user, _)) => redacted.push_str(&format!("{user}:***@")),
-                None => redacted.push_str("***@"),
-            }
-            redacted.push_str(hosts);
-        }
-        None => redacted.push_str(authority),
-    }
-    if let Some(path) = path {
-        redacted.push('/');
-        redacted.push_str(path);
-    }
-    if let Some(query) = query {
-        let pairs: Vec<String> = query
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((name, _)) if is_secret(name) => format!("{name}=***"),
-                _ => pair.to_owned(),
-            })
-            .collect();
-        redacted.push('?');
-        redacted.push_str(&pairs.join("&"));
-    }
-    Some(redacted)
-}
-
-/// Whether a query parameter's name suggests a secret.
-fn is_secret(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    ["pass", "auth", "token", "secret"]
-        .iter()
-        .any(|word| name.contains(word))
+    hosts::redact(url, SCHEME)
 }
 
 /// The redis crate's client that asks the sentinels for the master.

@@ -38,7 +38,7 @@ pub(crate) fn url_from(var: impl Fn(&str) -> Option<String>) -> Result<String, E
 /// the leading `:`. redis-rs reads it as an ACL user name and sends no AUTH without a password,
 /// so hiding it costs only the sight of a user name that logs in to nothing.
 pub(crate) fn redact(url: &str) -> String {
-    if let Some(redacted) = super::sentinel::redact(url) {
+    if let Some(redacted) = super::sentinel::redact(url).or_else(|| super::cluster::redact(url)) {
         return redacted;
     }
     match url::Url::parse(url) {

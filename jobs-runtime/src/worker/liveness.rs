@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use redis::aio::MultiplexedConnection;
 use tokio_util::sync::CancellationToken;
 
 use super::tasks::sleep_or;
@@ -133,7 +132,7 @@ pub(crate) struct Liveness {
     client: Client,
     /// A connection of the loop's own, opened on its own thread (the shared one is driven by
     /// the worker's runtime, which jobs may keep busy).
-    connection: Option<MultiplexedConnection>,
+    connection: Option<crate::redis::Link>,
     /// The key.
     key: String,
     /// The time between renewals.

@@ -5,6 +5,7 @@
 //! feature `postgres`), and helpers for workers in the background, worker processes and
 //! Ruby Sidekiq (here).
 
+pub mod cluster;
 pub mod jobs;
 pub mod ledger;
 pub mod periodic;

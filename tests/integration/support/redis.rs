@@ -204,6 +204,13 @@ impl TestRedis {
         self.raw_db(0).await
     }
 
+    /// A raw connection, or the error when the server does not answer (it was killed).
+    pub async fn try_raw(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+        redis::Client::open(self.url())?
+            .get_multiplexed_async_connection()
+            .await
+    }
+
     /// A raw connection to database `db`.
     pub async fn raw_db(&self, db: u8) -> redis::aio::MultiplexedConnection {
         redis::Client::open(self.url_for_db(db))

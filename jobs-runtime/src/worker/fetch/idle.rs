@@ -19,7 +19,6 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
 use redis::{FromRedisValue, RedisResult, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -51,7 +50,7 @@ struct Reply {
 /// A connection of a queue's own for its `BLMOVE`.
 struct BlockingConnection {
     /// A connection whose reply timeout outlasts [`BLOCK`].
-    connection: MultiplexedConnection,
+    connection: crate::redis::Link,
     /// Its `CLIENT ID`, for `CLIENT UNBLOCK`; `None` when Redis would not say.
     id: Option<i64>,
 }

@@ -1,0 +1,179 @@
+//! Redis Cluster: `redis+cluster://` URLs, the client, and the hash slot `jobs` works in.
+//!
+//! The URL names some of the cluster's nodes (the client learns the rest from them):
+//!
+//! ```text
+//! redis+cluster://[[user]:password@]host1[:port1][,host2[:port2]…][/]
+//! ```
+//!
+//! A port left out is 6379. A cluster has one database, so the URL names none. Every key
+//! `jobs` writes carries one hash tag, `{jobs}` (or `{<namespace>}`), so every atomic step's
+//! keys share a slot and every script runs as it does on one server; the master of that slot
+//! holds all of them (see `docs/cluster.md` for what that means and what comes next). TLS
+//! (`rediss+cluster://`) is not supported yet.
+
+use std::time::Duration;
+
+use redis::RedisError;
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
+use redis::cluster_routing::{Route, SlotAddr};
+
+use super::Timeouts;
+use super::hosts::{self, Credentials};
+
+/// The scheme of a Cluster URL.
+pub(crate) const SCHEME: &str = "redis+cluster://";
+
+/// Redis's own port, used when a node's address names none.
+const DEFAULT_PORT: u16 = 6379;
+
+/// The hash tag of every key without a namespace.
+pub(crate) const TAG: &str = "jobs";
+
+/// What a `redis+cluster://` URL says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ClusterUrl {
+    /// The nodes to start from, host and port, in the order given.
+    pub(crate) nodes: Vec<(String, u16)>,
+    /// The user and password every node is sent.
+    pub(crate) credentials: Credentials,
+}
+
+/// Whether `url` is a Cluster URL (or meant to be one: `rediss+cluster://` is refused with a
+/// reason rather than read as a plain URL).
+pub(crate) fn is_cluster_url(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    lower.starts_with(SCHEME) || lower.starts_with("rediss+cluster://")
+}
+
+/// Reads a `redis+cluster://` URL; the error says what is wrong with it, in a few words.
+pub(crate) fn parse(url: &str) -> Result<ClusterUrl, String> {
+    let Some(rest) = hosts::strip_scheme(url, SCHEME) else {
+        return Err(
+            if url.to_ascii_lowercase().starts_with("rediss+cluster://") {
+                "TLS to a cluster (rediss+cluster://) is not supported yet; use redis+cluster://"
+                    .to_owned()
+            } else {
+                format!("a Cluster URL starts with {SCHEME}")
+            },
+        );
+    };
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if !path.is_empty() && path != "0" {
+        return Err(format!(
+            "a cluster has one database, so `/{path}` after its nodes cannot be used; \
+             separate apps with a namespace instead"
+        ));
+    }
+    let (userinfo, list) = hosts::split_userinfo(authority);
+    Ok(ClusterUrl {
+        nodes: hosts::addresses(list, DEFAULT_PORT, "node")?,
+        credentials: hosts::credentials(userinfo)?,
+    })
+}
+
+/// A Cluster URL with its password replaced by `***`; `None` if `url` is not one.
+pub(crate) fn redact(url: &str) -> Option<String> {
+    hosts::redact(url, SCHEME)
+}
+
+/// The `redis+cluster://` URL for `nodes` (`host:port` each), as
+/// [`ClientBuilder::cluster`](crate::ClientBuilder::cluster) builds it.
+pub(crate) fn url_for(nodes: &[String]) -> String {
+    format!("{SCHEME}{}", nodes.join(","))
+}
+
+/// The redis crate's client for the cluster, whose commands wait `response` for a reply.
+pub(crate) fn client(
+    url: &ClusterUrl,
+    timeouts: Timeouts,
+    response: Duration,
+) -> Result<ClusterClient, RedisError> {
+    let nodes = url
+        .nodes
+        .iter()
+        .map(|(host, port)| format!("redis://{}:{port}", bracketed(host)));
+    let mut builder = ClusterClientBuilder::new(nodes)
+        .connection_timeout(timeouts.connect)
+        .response_timeout(response)
+        .retries(u32::try_from(timeouts.reconnect_attempts).unwrap_or(u32::MAX))
+        .max_retry_wait(1_000);
+    if let Some(username) = &url.credentials.username {
+        builder = builder.username(username);
+    }
+    if let Some(password) = &url.credentials.password {
+        builder = builder.password(password);
+    }
+    builder.build()
+}
+
+/// An IPv6 host in brackets, for a URL.
+fn bracketed(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    }
+}
+
+/// The master of the slot whose keys start with `prefix` (`{jobs}:` or `{<namespace>}:`).
+pub(crate) fn route(prefix: &str) -> Route {
+    Route::with_key(prefix, SlotAddr::Master)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ClusterUrl, parse, redact, url_for};
+    use crate::redis::hosts::Credentials;
+
+    #[test]
+    fn reads_the_nodes_and_the_password() {
+        assert_eq!(
+            parse("redis+cluster://10.0.0.1:7000,10.0.0.2,[::1]:7002").unwrap(),
+            ClusterUrl {
+                nodes: vec![
+                    ("10.0.0.1".to_owned(), 7000),
+                    ("10.0.0.2".to_owned(), 6379),
+                    ("::1".to_owned(), 7002),
+                ],
+                credentials: Credentials::default(),
+            }
+        );
+        let url = parse("REDIS+CLUSTER://app:p%40ss@n1:7000/").unwrap();
+        assert_eq!(url.credentials.username.as_deref(), Some("app"));
+        assert_eq!(url.credentials.password.as_deref(), Some("p@ss"));
+        assert_eq!(
+            parse("redis+cluster://s3cret@n1/0")
+                .unwrap()
+                .credentials
+                .password
+                .as_deref(),
+            Some("s3cret")
+        );
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_use_and_says_why() {
+        for (url, reason) in [
+            ("redis+cluster://n1:7000/2", "one database"),
+            ("redis+cluster://n1:port", "not a port number"),
+            ("redis+cluster://n1,,n2", "address is empty"),
+            ("rediss+cluster://n1:7000", "not supported"),
+        ] {
+            let error = parse(url).unwrap_err();
+            assert!(error.contains(reason), "{url}: {error}");
+        }
+    }
+
+    #[test]
+    fn passwords_are_redacted_and_the_builder_form_reads_back() {
+        assert_eq!(
+            redact("redis+cluster://:hunter2@n1:7000,n2:7001").unwrap(),
+            "redis+cluster://:***@n1:7000,n2:7001"
+        );
+        assert_eq!(redact("redis://n1/0"), None);
+        let url = url_for(&["a:1".to_owned(), "b:2".to_owned()]);
+        assert_eq!(url, "redis+cluster://a:1,b:2");
+        assert_eq!(parse(&url).unwrap().nodes.len(), 2);
+    }
+}

@@ -1,0 +1,162 @@
+//! The parts that URLs naming several servers share (`redis+sentinel://`, `redis+cluster://`):
+//! `[[user]:password@]host1[:port1][,host2[:port2]…]`, `%XX` escapes, and redaction. The `url`
+//! crate cannot read them: a comma-separated list of hosts is not a URL authority.
+
+/// The URL after `scheme`, matched without regard to case.
+pub(super) fn strip_scheme<'a>(url: &'a str, scheme: &str) -> Option<&'a str> {
+    url.get(..scheme.len())
+        .filter(|found| found.eq_ignore_ascii_case(scheme))
+        .map(|_| &url[scheme.len()..])
+}
+
+/// The user and password of a `[[user]:password@]` part; a lone user part is a password, as in
+/// Sidekiq's redis-client and `redis-cli -u`.
+pub(super) fn credentials(userinfo: Option<&str>) -> Result<Credentials, String> {
+    Ok(match userinfo {
+        None => Credentials::default(),
+        Some(userinfo) => match userinfo.split_once(':') {
+            Some((user, password)) => Credentials {
+                username: non_empty(decode(user)?),
+                password: non_empty(decode(password)?),
+            },
+            None => Credentials {
+                username: None,
+                password: non_empty(decode(userinfo)?),
+            },
+        },
+    })
+}
+
+/// A user and a password, each if given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Credentials {
+    /// The ACL user.
+    pub(crate) username: Option<String>,
+    /// The password.
+    pub(crate) password: Option<String>,
+}
+
+/// `authority` split at its last `@` into the user part, if any, and the hosts.
+pub(super) fn split_userinfo(authority: &str) -> (Option<&str>, &str) {
+    match authority.rsplit_once('@') {
+        Some((userinfo, hosts)) => (Some(userinfo), hosts),
+        None => (None, authority),
+    }
+}
+
+/// Every `host[:port]` of a comma-separated list; an IPv6 host goes in brackets, `[::1]:6379`.
+/// A port left out is `default_port`; `role` names the servers in errors ("sentinel", "node").
+pub(super) fn addresses(
+    hosts: &str,
+    default_port: u16,
+    role: &str,
+) -> Result<Vec<(String, u16)>, String> {
+    hosts
+        .split(',')
+        .map(|text| address(text, default_port, role))
+        .collect()
+}
+
+/// One `host[:port]`.
+fn address(text: &str, default_port: u16, role: &str) -> Result<(String, u16), String> {
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or_else(|| format!("the {role} address `{text}` lacks its closing `]`"))?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match text.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (text, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(format!(
+            "a {role} address is empty in `{text}`; list them as host1:{default_port},host2:{default_port}"
+        ));
+    }
+    let port = match port {
+        None => default_port,
+        Some(port) => port
+            .parse::<u16>()
+            .ok()
+            .filter(|port| *port != 0)
+            .ok_or_else(|| format!("the port of the {role} `{text}` is not a port number"))?,
+    };
+    Ok((host.to_owned(), port))
+}
+
+/// `text` with its `%XX` escapes decoded.
+pub(super) fn decode(text: &str) -> Result<String, String> {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        if bytes[index] == b'%' {
+            let byte = text
+                .get(index + 1..index + 3)
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+                .ok_or("a `%` in it is not followed by two hex digits")?;
+            decoded.push(byte);
+            index += 3;
+        } else {
+            decoded.push(bytes[index]);
+            index += 1;
+        }
+    }
+    String::from_utf8(decoded).map_err(|_| "a `%` escape in it is not UTF-8".to_owned())
+}
+
+/// `Some(text)` unless it is empty.
+pub(super) fn non_empty(text: String) -> Option<String> {
+    (!text.is_empty()).then_some(text)
+}
+
+/// A URL of `scheme` with its passwords replaced by `***` (the user part's, and any query
+/// parameter's whose name suggests a secret); `None` if `url` is not of `scheme`.
+pub(super) fn redact(url: &str, scheme: &str) -> Option<String> {
+    let rest = strip_scheme(url, scheme)?;
+    let (rest, query) = match rest.split_once('?') {
+        Some((rest, query)) => (rest, Some(query)),
+        None => (rest, None),
+    };
+    let (authority, path) = match rest.split_once('/') {
+        Some((authority, path)) => (authority, Some(path)),
+        None => (rest, None),
+    };
+    let mut redacted = scheme.to_owned();
+    match split_userinfo(authority) {
+        (Some(userinfo), hosts) => {
+            match userinfo.split_once(':') {
+                Some((user, _)) => redacted.push_str(&format!("{user}:***@")),
+                None => redacted.push_str("***@"),
+            }
+            redacted.push_str(hosts);
+        }
+        (None, hosts) => redacted.push_str(hosts),
+    }
+    if let Some(path) = path {
+        redacted.push('/');
+        redacted.push_str(path);
+    }
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _)) if is_secret(name) => format!("{name}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        redacted.push('?');
+        redacted.push_str(&pairs.join("&"));
+    }
+    Some(redacted)
+}
+
+/// Whether a query parameter's name suggests a secret.
+pub(super) fn is_secret(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["pass", "auth", "token", "secret"]
+        .iter()
+        .any(|word| name.contains(word))
+}

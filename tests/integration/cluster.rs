@@ -1,0 +1,284 @@
+//! Redis Cluster: `redis+cluster://` URLs and `ClientBuilder::cluster` run the same API on a real
+//! local cluster of three masters and three replicas (`support/cluster.rs`): pushes, the worker
+//! (fetch, retry, schedule), recovery after `kill -9` of a worker, the dashboard's pages, every
+//! key in the one slot of the `{jobs}` hash tag; and after `kill -9` of that slot's master, a
+//! client and a worker process carry on with the promoted replica within 10 s, losing no push
+//! that a replica acknowledged (`wait_replicas`).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use jobs::api::{DeadSet, Queue, RetrySet, ScheduledSet, Stats};
+use jobs::{Batch, Client, Error, Limiter};
+
+use crate::support::cluster::TestCluster;
+use crate::support::jobs::{CallLog, Explode, Ledgered, Record, with_test_jobs};
+use crate::support::{ChildWorker, LedgerView, RunningWorker, eventually, ledger_path};
+use crate::web_http::{app, get};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_on_a_cluster_runs_pushed_scheduled_and_failed_jobs_with_every_key_in_one_slot() {
+    let cluster = TestCluster::start().await;
+    let client = cluster.client();
+    let labels: Vec<String> = (0..50).map(|n| format!("job {n}")).collect();
+    client
+        .perform_bulk(labels.iter().map(|label| Record {
+            label: label.clone(),
+        }))
+        .await
+        .expect("a bulk push to the cluster");
+    client
+        .perform_in(
+            Duration::from_secs(1),
+            Record {
+                label: "later".to_owned(),
+            },
+        )
+        .await
+        .expect("a scheduled push");
+    client
+        .perform_async(Explode {
+            message: "boom".to_owned(),
+        })
+        .await
+        .expect("a push of a failing job");
+
+    // A batch, whose callback the worker pushes when its three jobs are done.
+    Batch::new()
+        .client(&client)
+        .on_success(Record {
+            label: "batch done".to_owned(),
+        })
+        .push_all((0..3).map(|n| Record {
+            label: format!("batch {n}"),
+        }))
+        .await
+        .expect("a batch pushed to the cluster");
+    // A limiter's scripts, on the same slot.
+    let limited = Limiter::concurrent("cluster", 1)
+        .client(&client)
+        .within_limit(|| async { "inside" })
+        .await
+        .expect("a limiter on the cluster");
+    assert_eq!(limited, "inside");
+
+    let log = CallLog::default();
+    let worker = with_test_jobs(jobs::Worker::new().client(&client), &log)
+        .poll_interval(Duration::from_millis(100))
+        .concurrency(5);
+    let running = RunningWorker::start(worker);
+    eventually(
+        Duration::from_secs(30),
+        "the 50 jobs, the scheduled one, the batch and its callback to run",
+        async || log.entries().len() >= 55,
+    )
+    .await;
+    eventually(
+        Duration::from_secs(10),
+        "the failed job to wait in the retry set",
+        async || RetrySet::new(&client).size().await.unwrap_or(0) == 1,
+    )
+    .await;
+    running.stop(Duration::from_secs(10)).await;
+
+    let mut ran = log.entries();
+    ran.sort();
+    let mut expected = labels.clone();
+    expected.extend(["later", "batch 0", "batch 1", "batch 2", "batch done"].map(str::to_owned));
+    expected.sort();
+    assert_eq!(ran, expected, "each job ran exactly once");
+    assert_eq!(Queue::new(&client, "default").size().await.unwrap(), 0);
+    assert_eq!(ScheduledSet::new(&client).size().await.unwrap(), 0);
+    // Runs, failed or not: the 55 and the failed one's first.
+    let stats = Stats::fetch(&client).await.unwrap();
+    assert_eq!((stats.processed, stats.failed), (56, 1));
+
+    // Every key carries the hash tag, so all of them are on the master of its slot.
+    let keys = cluster.keys().await;
+    assert!(!keys.is_empty());
+    let untagged: Vec<&String> = keys
+        .iter()
+        .filter(|key| !key.starts_with("{jobs}:"))
+        .collect();
+    assert!(untagged.is_empty(), "keys without the tag: {untagged:?}");
+    let owner = cluster.master_of("{jobs}").await;
+    let on_owner = {
+        let mut connection = cluster.nodes[owner].raw().await;
+        let count: u64 = redis::cmd("DBSIZE")
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        count
+    };
+    assert_eq!(on_owner, keys.len() as u64, "every key on one master");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_and_the_admin_api_read_a_cluster() {
+    let cluster = TestCluster::start().await;
+    let client = cluster.client();
+    client
+        .perform_bulk((0..3).map(|n| Record {
+            label: format!("waiting {n}"),
+        }))
+        .await
+        .unwrap();
+    client
+        .perform_in(
+            Duration::from_secs(3600),
+            Record {
+                label: "in an hour".to_owned(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(Queue::new(&client, "default").size().await.unwrap(), 3);
+    assert_eq!(ScheduledSet::new(&client).size().await.unwrap(), 1);
+    assert_eq!(DeadSet::new(&client).size().await.unwrap(), 0);
+
+    let app = app(&client);
+    for (path, shows) in [
+        ("/jobs", "Processed"),
+        ("/jobs/queues", "default"),
+        ("/jobs/queues/default", "waiting 0"),
+        ("/jobs/scheduled", "in an hour"),
+        ("/jobs/retries", "Retries"),
+        ("/jobs/morgue", "Dead"),
+        ("/jobs/busy", "Processes"),
+    ] {
+        let reply = get(&app, path).await;
+        assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+        assert!(reply.body.contains(shows), "{path} shows {shows}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_of_a_worker_killed_with_kill_9_on_a_cluster_run_in_the_next_one() {
+    let cluster = TestCluster::start().await;
+    let url = cluster.url();
+    let client = cluster.client();
+    let ledger = ledger_path("cluster-kill9");
+    let pushed: HashSet<String> = client
+        .perform_bulk((0..40).map(|_| Ledgered { millis: 300 }))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|jid| jid.to_string())
+        .collect();
+    let mut first = ChildWorker::spawn(&url, &ledger, &[("JOBS_TEST_CONCURRENCY", "5")]);
+    eventually(
+        Duration::from_secs(20),
+        "the first worker to start jobs",
+        async || LedgerView::read(&ledger).runs.len() >= 5,
+    )
+    .await;
+    first.kill9();
+    let _second = ChildWorker::spawn(&url, &ledger, &[("JOBS_TEST_CONCURRENCY", "10")]);
+    eventually(
+        Duration::from_secs(60),
+        "every job to finish, those the killed worker held included",
+        async || LedgerView::read(&ledger).done.is_superset(&pushed),
+    )
+    .await;
+}
+
+/// Pushes a short job every few milliseconds until `stop`, one at a time, as an app under steady
+/// load does; returns the jids acknowledged (by a replica too, through `wait_replicas`).
+fn push_continuously(
+    client: Client,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<HashSet<String>> {
+    tokio::spawn(async move {
+        let mut acknowledged = HashSet::new();
+        while !stop.load(Ordering::Relaxed) {
+            match client.perform_async(Ledgered { millis: 1 }).await {
+                Ok(pushed) => {
+                    acknowledged.insert(pushed.to_string());
+                }
+                // Refused as not replicated, or no master yet: the push says so, and the app
+                // tries again; nothing it was told was kept is lost.
+                Err(Error::NotReplicated { .. } | Error::Connect { .. } | Error::Redis { .. }) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(error) => panic!("a push failed unexpectedly: {error}"),
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        acknowledged
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_kill_9_of_the_master_of_the_jobs_slot_client_and_worker_carry_on_within_10_s() {
+    let mut cluster = TestCluster::start().await;
+    let url = cluster.url();
+    let ledger = ledger_path("cluster-failover");
+    let _worker = ChildWorker::spawn(&url, &ledger, &[]);
+    let client = Client::builder()
+        .url(&url)
+        .wait_replicas(1, Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let pusher = push_continuously(client, Arc::clone(&stop));
+    // Mid-run: jobs being pushed and run.
+    eventually(
+        Duration::from_secs(20),
+        "50 jobs to run before the kill",
+        async || LedgerView::read(&ledger).done.len() >= 50,
+    )
+    .await;
+
+    let owner = cluster.master_of("{jobs}").await;
+    cluster.nodes[owner].kill();
+    let killed = Instant::now();
+
+    // A client that waits for no replica: its push reaches the promoted replica (the waiting
+    // one's are refused as not replicated until a replica is back).
+    let plain = Client::builder().url(&url).build().unwrap();
+    let probe = loop {
+        match plain.perform_async(Ledgered { millis: 1 }).await {
+            Ok(pushed) => break pushed.to_string(),
+            Err(error) => {
+                assert!(
+                    killed.elapsed() < Duration::from_secs(30),
+                    "no push reached the cluster 30 s after the kill: {error}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let client_resumed = killed.elapsed();
+    eventually(
+        Duration::from_secs(30),
+        "the worker to run a job pushed after the failover",
+        async || LedgerView::read(&ledger).done.contains(&probe),
+    )
+    .await;
+    let worker_resumed = killed.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let acknowledged = pusher.await.unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "every acknowledged job to run",
+        async || LedgerView::read(&ledger).done.is_superset(&acknowledged),
+    )
+    .await;
+    println!(
+        "cluster failover: client pushed again after {:.1} s, worker ran a new job after {:.1} s; \
+         {} acknowledged pushes, none lost",
+        client_resumed.as_secs_f64(),
+        worker_resumed.as_secs_f64(),
+        acknowledged.len()
+    );
+    assert!(
+        client_resumed < Duration::from_secs(10),
+        "the client took {client_resumed:?} to reach the promoted replica"
+    );
+    assert!(
+        worker_resumed < Duration::from_secs(10),
+        "the worker took {worker_resumed:?} to run a job pushed after the failover"
+    );
+}
