@@ -80,7 +80,10 @@ pub enum Error {
     },
 
     /// A namespace that cannot prefix keys.
-    #[error("the namespace `{namespace}` must be non-empty and without spaces, like `shop`")]
+    #[error(
+        "the namespace `{namespace}` must be non-empty and without spaces (on a Redis Cluster, \
+         without `{{` or `}}` too: it becomes the keys' hash tag), like `shop`"
+    )]
     InvalidNamespace {
         /// The namespace given.
         namespace: String,

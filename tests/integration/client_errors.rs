@@ -114,6 +114,41 @@ fn a_namespace_with_spaces_is_refused() {
         .unwrap_err();
     assert_eq!(
         error.to_string(),
-        "the namespace `my shop` must be non-empty and without spaces, like `shop`"
+        "the namespace `my shop` must be non-empty and without spaces (on a Redis Cluster, \
+         without `{` or `}` too: it becomes the keys' hash tag), like `shop`"
+    );
+}
+
+#[test]
+fn on_a_cluster_a_namespace_with_braces_is_refused() {
+    let url = "redis+cluster://127.0.0.1:7000,127.0.0.1:7001";
+    let error = Client::builder()
+        .url(url)
+        .namespace("shop{1}")
+        .build()
+        .unwrap_err();
+    assert!(matches!(error, Error::InvalidNamespace { .. }), "{error:?}");
+    // The same namespace is fine on one server, and a plain one on a cluster.
+    assert!(
+        Client::builder()
+            .url("redis://127.0.0.1/0")
+            .namespace("shop{1}")
+            .build()
+            .is_ok()
+    );
+    let client = Client::builder()
+        .url(url)
+        .namespace("shop")
+        .build()
+        .unwrap();
+    assert_eq!(client.namespace(), Some("shop"));
+    assert_eq!(
+        Client::builder()
+            .url("redis+cluster://127.0.0.1:7000/3")
+            .build()
+            .unwrap_err()
+            .to_string(),
+        "invalid Redis URL `redis+cluster://127.0.0.1:7000/3`: a cluster has one database, so \
+         `/3` after its nodes cannot be used; separate apps with a namespace instead"
     );
 }

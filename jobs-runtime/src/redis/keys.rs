@@ -486,6 +486,19 @@ mod tests {
     }
 
     #[test]
+    fn on_a_cluster_every_key_carries_one_hash_tag() {
+        let keys = Keys::cluster(None);
+        assert_eq!(keys.queue("mail"), "{jobs}:queue:mail");
+        assert_eq!(keys.retry(), "{jobs}:retry");
+        assert_eq!(keys.working("h:1:a"), "{jobs}:jobs:working:h:1:a");
+        assert_eq!(keys.namespace(), None);
+        let spaced = Keys::cluster(Some("shop"));
+        assert_eq!(spaced.queue("mail"), "{shop}:queue:mail");
+        assert_eq!(spaced.prefix(), "{shop}:");
+        assert_eq!(spaced.namespace(), Some("shop"));
+    }
+
+    #[test]
     fn a_namespace_prefixes_every_key() {
         let keys = Keys::new(Some("shop"));
         assert_eq!(keys.queue("mail"), "shop:queue:mail");
