@@ -38,6 +38,10 @@
 //! pushes one at a time, from 10 tasks and in bulk, and a worker draining N jobs, without and
 //! with it, against a private master and its replica.
 //!
+//! `cluster [N] [ROUNDS]` prints what a Redis Cluster costs: bulk pushes and a worker draining N
+//! jobs on one plain server and on private clusters of 1, 2 and 3 masters, with Redis CPU per
+//! job and each master's share of the commands (`cluster.rs`).
+//!
 //! `paused [ROUNDS]` prints how soon a pause and a resume take effect, busy and idle (about 10 s
 //! a round, 5 rounds).
 //!
@@ -56,6 +60,7 @@
 mod active_job;
 mod batches;
 mod caps;
+mod cluster;
 mod figures;
 mod limits;
 mod measure;
@@ -177,6 +182,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         "limits" => limits::figures(number(1, 20_000)?).await,
         "caps" => caps::figures(number(1, 20_000)?).await,
         "sentinel" => sentinel::figures(number(1, 20_000)?).await,
+        "cluster" => cluster::figures(number(1, 20_000)?, number(2, 3)?).await,
         "batches" => batches::figures(number(1, 100_000)?, number(2, 20)?).await,
         "active-job" => active_job::figures(number(1, 20_000)?, number(2, 4)?).await,
         "paused" => paused::run(number(1, 5)?).await,
@@ -193,7 +199,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
         other => Err(format!(
             "unknown command `{other}`; use `all [N]`, `extras [N]`, `periodic [ENTRIES]`, \
-             `unique [N]`, `limits [N]`, `caps [N]`, `sentinel [N]`, `batches [N] [ROUNDS]`, `active-job [N] [ROUNDS]`, `outbox [N] [ROWS]` (with \
+             `unique [N]`, `limits [N]`, `caps [N]`, `sentinel [N]`, `cluster [N] [ROUNDS]`, `batches [N] [ROUNDS]`, `active-job [N] [ROUNDS]`, `outbox [N] [ROWS]` (with \
              --features postgres), `produce MODE N [GAP_MS]` or `work MODE N CONCURRENCY`"
         )
         .into()),

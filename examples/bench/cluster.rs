@@ -1,0 +1,246 @@
+//! `bench cluster [N] [ROUNDS]`: what running on a Redis Cluster costs, against one plain
+//! server and private clusters of 1, 2 and 3 masters (no replicas; slots split evenly, joined
+//! with `CLUSTER MEET`), alternating in ROUNDS rounds (default 3):
+//!
+//! - bulk pushes of N jobs (`perform_bulk`, 1,000 to a round trip);
+//! - a worker in this process (concurrency 10) draining them.
+//!
+//! For each: jobs per second, Redis CPU per job (µs, `INFO cpu` of every server, summed), and
+//! each master's share of the commands (the balance of work across masters).
+
+use std::time::{Duration, Instant};
+
+use super::figures::rate;
+use super::measure::{self, PrivateRedis};
+use super::{ARGUMENT, NoOp};
+
+type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+/// Hash slots in a cluster.
+const SLOTS: u32 = 16_384;
+
+/// A target measured: one server, or a cluster of its masters.
+struct Target {
+    /// What the figures call it.
+    name: String,
+    /// The servers.
+    servers: Vec<PrivateRedis>,
+    /// The URL a client is given.
+    url: String,
+    /// The cluster's node configuration files, removed when it is dropped.
+    configs: Vec<std::path::PathBuf>,
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        // The servers first, so that none writes its file again.
+        self.servers.clear();
+        for config in &self.configs {
+            let _ = std::fs::remove_file(config);
+        }
+    }
+}
+
+impl Target {
+    /// One plain server.
+    fn plain() -> Result<Self> {
+        let server = PrivateRedis::start()?;
+        let url = server.url();
+        Ok(Self {
+            name: "plain".to_owned(),
+            servers: vec![server],
+            url,
+            configs: Vec::new(),
+        })
+    }
+
+    /// A cluster of `masters` masters, slots split evenly, in `dir`.
+    async fn cluster(masters: usize, dir: &str) -> Result<Self> {
+        let mut servers = Vec::new();
+        let mut configs = Vec::new();
+        for index in 0..masters {
+            let config = format!("nodes-bench-{}-{masters}-{index}.conf", std::process::id());
+            configs.push(std::path::Path::new(dir).join(&config));
+            servers.push(PrivateRedis::start_with(&[
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                &config,
+                "--dir",
+                dir,
+            ])?);
+        }
+        let per = SLOTS / masters as u32;
+        for (index, server) in servers.iter().enumerate() {
+            let first = per * index as u32;
+            let last = if index + 1 == masters {
+                SLOTS - 1
+            } else {
+                first + per - 1
+            };
+            let mut connection = connect(&server.url()).await?;
+            redis::cmd("CLUSTER")
+                .arg("ADDSLOTSRANGE")
+                .arg(first)
+                .arg(last)
+                .query_async::<()>(&mut connection)
+                .await?;
+            if index > 0 {
+                let mut first_node = connect(&servers[0].url()).await?;
+                redis::cmd("CLUSTER")
+                    .arg("MEET")
+                    .arg("127.0.0.1")
+                    .arg(server.port())
+                    .query_async::<()>(&mut first_node)
+                    .await?;
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for server in &servers {
+            loop {
+                let mut connection = connect(&server.url()).await?;
+                let info: String = redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query_async(&mut connection)
+                    .await?;
+                let known = info
+                    .lines()
+                    .find_map(|line| line.strip_prefix("cluster_known_nodes:"))
+                    .and_then(|count| count.trim().parse::<usize>().ok());
+                if info.contains("cluster_state:ok") && known == Some(masters) {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    return Err(format!("the {masters}-master cluster did not form in 30 s").into());
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        let nodes: Vec<String> = servers
+            .iter()
+            .map(|server| format!("127.0.0.1:{}", server.port()))
+            .collect();
+        Ok(Self {
+            name: format!("cluster_{masters}_masters"),
+            servers,
+            url: format!("redis+cluster://{}", nodes.join(",")),
+            configs,
+        })
+    }
+
+    /// Empties every server.
+    async fn flush(&self) -> Result {
+        for server in &self.servers {
+            let mut connection = connect(&server.url()).await?;
+            redis::cmd("FLUSHALL")
+                .query_async::<()>(&mut connection)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Each server's CPU seconds (user + system) and count of commands so far.
+    async fn readings(&self) -> Result<Vec<(f64, u64)>> {
+        let mut readings = Vec::new();
+        for server in &self.servers {
+            let mut connection = connect(&server.url()).await?;
+            let info: String = redis::cmd("INFO")
+                .arg("cpu")
+                .query_async(&mut connection)
+                .await?;
+            let cpu: f64 = info
+                .lines()
+                .filter_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    ["used_cpu_sys", "used_cpu_user"]
+                        .contains(&name)
+                        .then(|| value.trim().parse::<f64>().ok())?
+                })
+                .sum();
+            readings.push((cpu, measure::redis_commands(&server.url()).await.0));
+        }
+        Ok(readings)
+    }
+}
+
+/// A plain connection to one server.
+async fn connect(url: &str) -> Result<redis::aio::MultiplexedConnection> {
+    Ok(redis::Client::open(url)?
+        .get_multiplexed_async_connection()
+        .await?)
+}
+
+/// What one target measured, over the rounds.
+#[derive(Default)]
+struct Totals {
+    /// Seconds spent pushing.
+    push_secs: f64,
+    /// Seconds spent draining.
+    drain_secs: f64,
+    /// Redis CPU seconds while draining, every server summed.
+    drain_cpu: f64,
+    /// Commands each server ran while draining.
+    commands: Vec<u64>,
+}
+
+/// Prints the figures for `n` jobs a round, over `rounds` rounds.
+pub(crate) async fn figures(n: usize, rounds: usize) -> Result {
+    let dir = std::env::temp_dir();
+    let dir = dir
+        .to_str()
+        .ok_or("a temporary directory with a UTF-8 path")?;
+    let targets = [
+        Target::plain()?,
+        Target::cluster(1, dir).await?,
+        Target::cluster(2, dir).await?,
+        Target::cluster(3, dir).await?,
+    ];
+    println!(
+        "# bench cluster n={n} rounds={rounds} cores={}",
+        std::thread::available_parallelism().map_or(0, usize::from)
+    );
+    let mut totals: Vec<Totals> = targets.iter().map(|_| Totals::default()).collect();
+    for _ in 0..rounds {
+        for (target, total) in targets.iter().zip(&mut totals) {
+            target.flush().await?;
+            let client = jobs::Client::builder().url(&target.url).build()?;
+            let jobs = (0..n).map(|_| NoOp {
+                date: ARGUMENT.to_owned(),
+            });
+            let started = Instant::now();
+            client.perform_bulk(jobs).await?;
+            total.push_secs += started.elapsed().as_secs_f64();
+            let before = target.readings().await?;
+            total.drain_secs += measure::drain_queue(&client, n).await?;
+            let after = target.readings().await?;
+            total.commands.resize(after.len(), 0);
+            for (index, ((cpu_after, commands_after), (cpu_before, commands_before))) in
+                after.iter().zip(&before).enumerate()
+            {
+                total.drain_cpu += cpu_after - cpu_before;
+                total.commands[index] += commands_after - commands_before;
+            }
+        }
+    }
+    let jobs = n * rounds;
+    for (target, total) in targets.iter().zip(&totals) {
+        let all: u64 = total.commands.iter().sum();
+        let shares: Vec<String> = total
+            .commands
+            .iter()
+            .map(|commands| format!("{:.0}", *commands as f64 * 100.0 / all.max(1) as f64))
+            .collect();
+        println!(
+            "RESULT peer=jobs op=cluster target={} n={jobs} push_jobs_per_s={:.0} \
+             process_jobs_per_s={:.0} redis_cpu_us_per_job={:.2} redis_cmds_per_job={:.2} \
+             command_share_pct={}",
+            target.name,
+            rate(jobs, total.push_secs),
+            rate(jobs, total.drain_secs),
+            total.drain_cpu * 1e6 / jobs as f64,
+            all as f64 / jobs as f64,
+            shares.join("/"),
+        );
+    }
+    Ok(())
+}
