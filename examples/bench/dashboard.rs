@@ -124,7 +124,9 @@ async fn seed(url: &str) -> Result {
                 commands = 0;
             }
         }
-        pipeline.query_async::<()>(&mut redis).await?;
+        if commands > 0 {
+            pipeline.query_async::<()>(&mut redis).await?;
+        }
     }
     let mut pipeline = redis::pipe();
     for queue in 0..QUEUES {
