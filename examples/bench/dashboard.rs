@@ -22,7 +22,6 @@ use jobs::api::{
 };
 use tower::ServiceExt;
 
-use super::figures::flush;
 use super::measure::PrivateRedis;
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -93,9 +92,13 @@ fn job_json(index: usize, queue: &str, now: f64, failed: bool) -> String {
 
 /// Fills the Redis at `url` (flushed first).
 async fn seed(url: &str) -> Result {
-    flush(url).await?;
     let client = redis::Client::open(url)?;
     let mut redis = client.get_multiplexed_async_connection().await?;
+    // In the background: a synchronous flush of millions of keys outlasts the reply timeout.
+    redis::cmd("FLUSHDB")
+        .arg("ASYNC")
+        .query_async::<()>(&mut redis)
+        .await?;
     let started = Instant::now();
     let now = chrono::Utc::now().timestamp_millis() as f64 / 1_000.0;
     for (key, direction, failed) in [

@@ -46,10 +46,6 @@ pub const MAX_SEARCH_MATCHES: usize = 10_000;
 /// reads its newest (or oldest) 50,000 and says so, rather than the whole set on every request.
 pub const MAX_SEARCH_SCANNED: usize = 50_000;
 
-/// How many members one window of a search reads in Redis (`scripts/search_window.lua`, which
-/// sends back only the matches): about 2 ms of Redis's time for members of 600 bytes.
-const SEARCH_WINDOW: usize = 2_000;
-
 /// How many bytes of members a search reads at most (50,000 members of 1.3 KiB): big jobs
 /// stop it sooner.
 const MAX_SEARCH_BYTES: usize = 64 << 20;
@@ -201,45 +197,35 @@ impl JobSet {
         let mut bytes: usize = 0;
         let mut dropped = false;
         loop {
-            // The first window is smaller: nothing tells yet how big the members are.
-            let window = if result.scanned == 0 {
-                BATCH
-            } else {
-                SEARCH_WINDOW
-            };
             // Big members read fewer at a time, so a window keeps to the bytes left.
             let average = bytes.checked_div(result.scanned).unwrap_or(0).max(1);
-            let count = window
+            let count = BATCH
                 .min(max_scanned.saturating_sub(result.scanned))
                 .min((MAX_SEARCH_BYTES.saturating_sub(bytes) / average).max(1));
             if count == 0 {
                 result.partial = true;
                 break;
             }
-            // Redis matches; only the matches come back.
-            let keep = limit - result.entries.len();
-            let mut invocation = scripts::SEARCH_WINDOW.prepare_invoke();
-            invocation
-                .key(&key)
-                .arg(match order {
-                    Order::OldestFirst => "asc",
-                    Order::NewestFirst => "desc",
-                })
-                .arg(&resume.from)
-                .arg(resume.read_at_from)
-                .arg(count)
-                .arg(substring)
-                .arg(keep);
-            let window: SearchWindow = self.client.redis().script(&invocation).await?;
-            resume = Resume {
-                from: window.last,
-                read_at_from: window.read_at_last,
-            };
-            result.scanned += window.read;
-            bytes += window.bytes;
-            dropped |= window.found > keep;
-            result.entries.extend(window.matches.into_iter().map(entry));
-            if !window.more {
+            // One member more than read tells whether the set goes on after this window.
+            let window: Vec<(Vec<u8>, f64)> = self
+                .client
+                .redis()
+                .command(&resume.window(&key, count + 1))
+                .await?;
+            let more = window.len() > count;
+            for (member, score) in window.into_iter().take(count) {
+                resume.passed(score);
+                result.scanned += 1;
+                bytes += member.len();
+                if String::from_utf8_lossy(&member).contains(substring) {
+                    if result.entries.len() < limit {
+                        result.entries.push(entry((member, score)));
+                    } else {
+                        dropped = true;
+                    }
+                }
+            }
+            if !more {
                 result.partial = dropped;
                 break;
             }
@@ -568,77 +554,55 @@ pub struct SearchResult {
 }
 
 /// Where a search goes on reading: past the last score it read, skipping the members with
-/// that very score it read already (`scripts/search_window.lua` keeps count). Reading by score
-/// rather than by rank neither skips nor repeats a member when others come and go meanwhile
-/// (unless they come or go at that very score).
+/// that very score it read already. Reading by score rather than by rank neither skips nor
+/// repeats a member when others come and go meanwhile (unless they come or go at that very
+/// score).
 struct Resume {
-    /// The score to go on from, as Redis wrote it (`+inf` or `-inf` at first).
-    from: String,
-    /// How many members with exactly that score were read already.
-    read_at_from: usize,
+    order: Order,
+    last: Option<f64>,
+    read_at_last: usize,
 }
 
 impl Resume {
     fn at_the_start(order: Order) -> Self {
-        let from = match order {
-            Order::OldestFirst => "-inf",
-            Order::NewestFirst => "+inf",
-        };
         Self {
-            from: from.to_owned(),
-            read_at_from: 0,
+            order,
+            last: None,
+            read_at_last: 0,
         }
     }
-}
 
-/// What one window of a search sends back (`scripts/search_window.lua`).
-struct SearchWindow {
-    /// Members read.
-    read: usize,
-    /// Their bytes.
-    bytes: usize,
-    /// Whether the set goes on after them.
-    more: bool,
-    /// The last score read, as Redis wrote it.
-    last: String,
-    /// How many members with that score have been read in all.
-    read_at_last: usize,
-    /// Matches found, sent back or not.
-    found: usize,
-    /// The matches sent back, with their scores.
-    matches: Vec<(Vec<u8>, f64)>,
-}
-
-impl redis::FromRedisValue for SearchWindow {
-    fn from_redis_value(value: redis::Value) -> Result<Self, redis::ParsingError> {
-        let items: Vec<redis::Value> = redis::from_redis_value(value)?;
-        let mut items = items.into_iter();
-        let mut next = || {
-            items
-                .next()
-                .ok_or_else(|| redis::ParsingError::from("a search window's reply is short"))
+    /// The command reading the next `count` members, with their scores.
+    fn window(&self, key: &str, count: usize) -> redis::Cmd {
+        let mut command = match self.order {
+            Order::OldestFirst => redis::cmd("ZRANGEBYSCORE"),
+            Order::NewestFirst => redis::cmd("ZREVRANGEBYSCORE"),
         };
-        let read: usize = redis::from_redis_value(next()?)?;
-        let bytes: usize = redis::from_redis_value(next()?)?;
-        let more: u8 = redis::from_redis_value(next()?)?;
-        let last: String = redis::from_redis_value(next()?)?;
-        let read_at_last: usize = redis::from_redis_value(next()?)?;
-        let found: usize = redis::from_redis_value(next()?)?;
-        let mut matches = Vec::new();
-        while let Ok(member) = next() {
-            let member: Vec<u8> = redis::from_redis_value(member)?;
-            let score: f64 = redis::from_redis_value(next()?)?;
-            matches.push((member, score));
+        command.arg(key);
+        let (start, end) = match self.order {
+            Order::OldestFirst => ("-inf", "+inf"),
+            Order::NewestFirst => ("+inf", "-inf"),
+        };
+        match self.last {
+            Some(score) => command.arg(score),
+            None => command.arg(start),
+        };
+        command
+            .arg(end)
+            .arg("WITHSCORES")
+            .arg("LIMIT")
+            .arg(self.read_at_last)
+            .arg(count);
+        command
+    }
+
+    fn passed(&mut self, score: f64) {
+        if self.last == Some(score) {
+            self.read_at_last += 1;
+        } else {
+            self.last = Some(score);
+            self.read_at_last = 1;
         }
-        Ok(Self {
-            read,
-            bytes,
-            more: more == 1,
-            last,
-            read_at_last,
-            found,
-            matches,
-        })
     }
 }
 

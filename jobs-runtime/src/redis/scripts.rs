@@ -60,10 +60,6 @@ pub(crate) static PROMOTE: LazyLock<Script> =
 pub(crate) static FORGET: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/forget.lua")));
 
-/// One window of a search of a sorted set of jobs: its matches only (`scripts/search_window.lua`).
-pub(crate) static SEARCH_WINDOW: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/search_window.lua")));
-
 /// Schedule or retry members -> the dead set, trimmed; a killed batch job a death of its batch
 /// (`scripts/kill.lua`, after `batch_events.lua`).
 pub(crate) static KILL: LazyLock<Script> = LazyLock::new(|| {
