@@ -48,6 +48,9 @@
 //! `metrics [N] [ROUNDS]` prints the execution metrics' figures: throughput and CPU with them on
 //! and off, the Metrics page with 500 classes over 72 h, and a day of 100 classes in Redis.
 //!
+//! `dashboard [ROUNDS]` prints how long each dashboard page and admin API list call takes over
+//! 1,000,000 retries, scheduled and dead jobs, 10,000 queues and 1,000 processes (`dashboard.rs`).
+//!
 //! `extras [N]` prints only the figures no peer script measures; `bench/run.sh` runs it, then
 //! runs the peer scripts (`bench/peers/jobs.sh` beside Sidekiq, BullMQ and the others), which
 //! use the other two forms, against the Redis at `REDIS_URL`:
@@ -61,6 +64,7 @@ mod active_job;
 mod batches;
 mod caps;
 mod cluster;
+mod dashboard;
 mod figures;
 mod limits;
 mod measure;
@@ -188,6 +192,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         "paused" => paused::run(number(1, 5)?).await,
         #[cfg(feature = "postgres")]
         "outbox" => outbox::figures(number(1, 2_000)?, number(2, 100_000)?).await,
+        "dashboard" => dashboard::run(&words[1..]).await,
         "metrics" => metrics::run(number(1, 20_000)?, number(2, 3)?).await,
         "produce" => {
             let mode = words.get(1).copied().unwrap_or("enqueue");

@@ -116,6 +116,17 @@ async fn queues_are_listed_paged_searched_and_cleared() {
         .map(|queue| queue.name().to_owned())
         .collect();
     assert_eq!(names, ["default", "low"]);
+    // The sizes of a page of the queues, in its order.
+    let sizes: Vec<(String, usize)> = Stats::queue_sizes(
+        &client,
+        vec![Queue::new(&client, "low"), Queue::new(&client, "default")],
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|(queue, size, _)| (queue.name().to_owned(), size))
+    .collect();
+    assert_eq!(sizes, [("low".to_owned(), 1), ("default".to_owned(), 5)]);
     let queue = Queue::new(&client, "default");
     assert_eq!(queue.size().await.unwrap(), 5);
     assert!(queue.latency().await.unwrap() < 60.0);
@@ -347,6 +358,11 @@ async fn processes_and_their_running_jobs_are_listed_and_can_be_quieted() {
     let work = WorkSet::new(&client).list().await.unwrap();
     assert_eq!(work.len(), 1);
     assert_eq!(work[0].process, process.identity);
+    // A page of processes reads the jobs of those processes only.
+    let of_page = WorkSet::new(&client).of(&processes).await.unwrap();
+    assert_eq!(of_page.len(), 1);
+    assert_eq!(of_page[0].record.jid(), work[0].record.jid());
+    assert!(WorkSet::new(&client).of(&[]).await.unwrap().is_empty());
     assert_eq!(work[0].record.class(), "Slow");
     assert_eq!(work[0].queue, "default");
     assert!(work[0].run_at.is_some());

@@ -776,3 +776,121 @@ async fn a_taken_web_port_stops_the_worker_before_it_takes_a_job() {
     );
     assert!(log.entries().is_empty());
 }
+
+/// Counts the rows of a list: each carries `marker` (`data-queue="`, a process's identity…).
+fn rows(body: &str, marker: &str) -> usize {
+    body.matches(marker).count()
+}
+
+#[tokio::test]
+async fn the_queues_page_pages_many_queues_and_shows_their_total() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    // 230 queues of one job each, as a producer pushing to them leaves them.
+    let mut pipeline = redis::pipe();
+    for n in 0..230 {
+        let name = format!("q{n:03}");
+        pipeline.sadd("queues", &name).ignore();
+        pipeline
+            .lpush(
+                format!("queue:{name}"),
+                json!({"class": "Work", "args": [n], "jid": format!("j{n}"), "queue": name,
+                    "enqueued_at": now()})
+                .to_string(),
+            )
+            .ignore();
+    }
+    let _: () = pipeline.query_async(&mut redis.raw().await).await.unwrap();
+    let app = app(&client);
+
+    let first = get(&app, "/jobs/queues").await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert!(first.body.contains("230 queues"), "the total is shown");
+    assert_eq!(rows(&first.body, "data-queue=\""), 100, "a page of 100");
+    assert!(first.body.contains("data-queue=\"q000\""));
+    assert!(!first.body.contains("data-queue=\"q100\""));
+    assert!(
+        first.body.contains("href=\"/jobs/queues?page=3\""),
+        "the pager links the last page"
+    );
+
+    let last = get(&app, "/jobs/queues?page=3").await;
+    assert_eq!(rows(&last.body, "data-queue=\""), 30);
+    assert!(last.body.contains("data-queue=\"q229\""));
+
+    // A filter on the name keeps its matches, counted, and pages them.
+    let filtered = get(&app, "/jobs/queues?substr=q22").await;
+    assert!(filtered.body.contains("10 matching"), "{}", filtered.body);
+    assert_eq!(rows(&filtered.body, "data-queue=\""), 10);
+    // The summary still counts every queue's jobs.
+    let stats: serde_json::Value =
+        serde_json::from_str(&get(&app, "/jobs/stats").await.body).unwrap();
+    assert_eq!(stats["enqueued"], 230);
+}
+
+#[tokio::test]
+async fn the_busy_page_pages_many_processes_and_counts_them_all() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    // 120 processes, each running one job, as their heartbeats write them.
+    let mut pipeline = redis::pipe();
+    for n in 0..120 {
+        let identity = format!("host-{n:03}:{n}:0123456789ab");
+        let info = json!({"hostname": format!("host-{n:03}"), "pid": n, "identity": identity,
+            "queues": ["default"], "concurrency": 2, "started_at": now()});
+        pipeline.sadd("processes", &identity).ignore();
+        pipeline
+            .hset_multiple(
+                &identity,
+                &[
+                    ("info", info.to_string()),
+                    ("busy", "1".to_owned()),
+                    ("beat", now().to_string()),
+                    ("quiet", "false".to_owned()),
+                ],
+            )
+            .ignore();
+        let payload = json!({"class": format!("Job{n:03}"), "args": [], "jid": format!("j{n}"),
+            "queue": "default"})
+        .to_string();
+        pipeline
+            .hset(
+                format!("{identity}:work"),
+                "tid-1",
+                json!({"queue": "default", "payload": payload, "run_at": now() - f64::from(n)})
+                    .to_string(),
+            )
+            .ignore();
+    }
+    let _: () = pipeline.query_async(&mut redis.raw().await).await.unwrap();
+    let app = app(&client);
+
+    let first = get(&app, "/jobs/busy").await;
+    assert_eq!(first.status, StatusCode::OK);
+    // The cards count every process: 120 processes, 240 of concurrency, 120 busy.
+    for card in ["120", "240", "50%"] {
+        assert!(
+            first
+                .body
+                .contains(&format!("<span class=\"value\">{card}</span>")),
+            "the card {card}"
+        );
+    }
+    assert_eq!(
+        rows(&first.body, ":0123456789ab</span>"),
+        50,
+        "a page of 50"
+    );
+    assert!(first.body.contains("host-000:0:0123456789ab"));
+    assert!(!first.body.contains("host-050:50:0123456789ab"));
+    assert!(
+        first.body.contains("on the processes of this page"),
+        "the running jobs are those of the page's processes"
+    );
+    assert!(first.body.contains("Job049") && !first.body.contains("Job050"));
+
+    let last = get(&app, "/jobs/busy?page=3").await;
+    assert_eq!(rows(&last.body, ":0123456789ab</span>"), 20);
+    assert!(last.body.contains("host-119:119:0123456789ab"));
+    assert!(last.body.contains("Job119"));
+}

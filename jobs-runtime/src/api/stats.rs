@@ -152,8 +152,18 @@ impl Stats {
     }
 
     /// The size and latency of every queue, sorted by name, in one round trip after the list.
+    /// With thousands of queues, read [`Queue::all`] and give a page of it to
+    /// [`queue_sizes`](Self::queue_sizes) instead.
     pub async fn queues(client: &Client) -> Result<Vec<(Queue, usize, f64)>, Error> {
         let queues = Queue::all(client).await?;
+        Self::queue_sizes(client, queues).await
+    }
+
+    /// The size and latency of each of `queues`, in their order, in one round trip.
+    pub async fn queue_sizes(
+        client: &Client,
+        queues: Vec<Queue>,
+    ) -> Result<Vec<(Queue, usize, f64)>, Error> {
         if queues.is_empty() {
             return Ok(Vec::new());
         }

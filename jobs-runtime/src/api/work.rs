@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::process::ProcessSet;
+use super::process::{Process, ProcessSet};
 use super::record::JobRecord;
 use super::time;
 use crate::client::Client;
@@ -41,13 +41,19 @@ impl WorkSet {
     /// Every running job, the longest-running first. Reads `<identity>:work` (Sidekiq 6.4.2
     /// on, and `jobs`), else `<identity>:workers` (Sidekiq 6.4.0 and 6.4.1).
     pub async fn list(&self) -> Result<Vec<Work>, Error> {
-        let keys = self.client.keys();
         let processes = ProcessSet::new(&self.client).list().await?;
+        self.of(&processes).await
+    }
+
+    /// The jobs `processes` (some of what [`ProcessSet::list`] read) are running, the
+    /// longest-running first, in one round trip: a page of processes reads only its own.
+    pub async fn of(&self, processes: &[Process]) -> Result<Vec<Work>, Error> {
+        let keys = self.client.keys();
         if processes.is_empty() {
             return Ok(Vec::new());
         }
         let mut pipeline = redis::pipe();
-        for process in &processes {
+        for process in processes {
             pipeline
                 .hgetall(keys.process_work(&process.identity))
                 .hgetall(keys.process_workers(&process.identity));

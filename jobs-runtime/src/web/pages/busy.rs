@@ -2,36 +2,53 @@
 //! its concurrency, when it has several), with quiet and stop buttons, and the jobs running
 //! now.
 
+use axum::extract::Query;
 use axum::response::Response;
 use maud::html;
 
-use crate::api::{ProcessSet, Stats, WorkSet};
+use super::ListQuery;
+use crate::api::{Process, ProcessSet, Stats, WorkSet};
 use crate::web::context::{Ctx, Form};
 use crate::web::failure::Failure;
 use crate::web::format;
 use crate::web::layout::{self, Tab};
 
-/// `GET /busy`.
-pub(crate) async fn page(ctx: Ctx) -> Result<Response, Failure> {
+/// Processes on one page of the list.
+pub(crate) const PROCESSES_PAGE_SIZE: usize = 50;
+
+/// The most running jobs listed on one page.
+pub(crate) const MAX_RUNNING_SHOWN: usize = 100;
+
+/// `GET /busy?page=2`: the totals of every process, then a page of processes by identity and
+/// the jobs those processes run now. The `:work` hashes of the page's processes only are read.
+pub(crate) async fn page(ctx: Ctx, Query(query): Query<ListQuery>) -> Result<Response, Failure> {
     let client = ctx.client();
     let stats = Stats::fetch(client).await?;
-    let processes = ProcessSet::new(client).list().await?;
-    let running = WorkSet::new(client).list().await?;
-    let threads: u64 = processes
+    let every = ProcessSet::new(client).list().await?;
+    let threads: u64 = every
         .iter()
         .filter_map(|process| process.concurrency())
         .sum();
-    let busy: u64 = processes.iter().map(|process| process.busy).sum();
+    let busy: u64 = every.iter().map(|process| process.busy).sum();
+    let total = every.len();
+    let page_number = query.page();
+    let processes: Vec<Process> = every
+        .into_iter()
+        .skip((page_number - 1).saturating_mul(PROCESSES_PAGE_SIZE))
+        .take(PROCESSES_PAGE_SIZE)
+        .collect();
+    let running = WorkSet::new(client).of(&processes).await?;
+    let paged = total > processes.len();
     let content = html! {
         div.toolbar {
             h1.grow { "Processes" }
-            @if !processes.is_empty() {
+            @if total > 0 {
                 (layout::post_button(&ctx, "/busy", &[("action", "quiet")], "Quiet all", "", Some("Stop every process from taking new jobs?")))
                 (layout::post_button(&ctx, "/busy", &[("action", "stop")], "Stop all", "danger", Some("Shut down every process?")))
             }
         }
         div.summary {
-            div.card { span.value { (format::number(processes.len() as u64)) } span.label { "Processes" } }
+            div.card { span.value { (format::number(total as u64)) } span.label { "Processes" } }
             div.card { span.value { (format::number(threads)) } span.label { "Concurrency" } }
             div.card { span.value { (format::number(busy)) } span.label { "Busy" } }
             div.card {
@@ -42,8 +59,10 @@ pub(crate) async fn page(ctx: Ctx) -> Result<Response, Failure> {
             }
         }
         div.panel.scroll {
-            @if processes.is_empty() {
+            @if total == 0 {
                 p.empty { "No process is running. Start one with " code { "cargo run --example worker" } "." }
+            } @else if processes.is_empty() {
+                p.empty { "No process here." }
             } @else {
                 table {
                     tr {
@@ -94,14 +113,24 @@ pub(crate) async fn page(ctx: Ctx) -> Result<Response, Failure> {
                 }
             }
         }
-        h2 { "Jobs running now" }
+        (layout::pager(&ctx, "/busy", page_number, PROCESSES_PAGE_SIZE, total, &[]))
+        h2 {
+            "Jobs running now"
+            @if paged { " on the processes of this page" }
+        }
+        @if running.len() > MAX_RUNNING_SHOWN {
+            p.muted {
+                "Showing the " (MAX_RUNNING_SHOWN) " longest-running of "
+                (format::number(running.len() as u64)) " jobs."
+            }
+        }
         div.panel.scroll {
             @if running.is_empty() {
                 p.empty { "Nothing is running." }
             } @else {
                 table {
                     tr { th { "Process" } th { "Queue" } th { "Job" } th { "Arguments" } th { "Started" } }
-                    @for work in &running {
+                    @for work in running.iter().take(MAX_RUNNING_SHOWN) {
                         tr {
                             td.mono { (work.process) br; span.muted { (work.thread) } }
                             td { (work.queue) }

@@ -13,18 +13,35 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use maud::{Markup, html};
 
-use super::{ListQuery, PAGE_SIZE, segment};
+use super::{ListQuery, MAX_FILTER_CHARS, PAGE_SIZE, segment};
 use crate::api::{CapInfo, Caps, ClassCapInfo, JobRecord, Order, Page, Queue, Stats};
 use crate::web::context::{Ctx, Form};
 use crate::web::failure::Failure;
 use crate::web::format;
 use crate::web::layout::{self, Tab};
 
-/// `GET /queues`.
-pub(crate) async fn list(ctx: Ctx) -> Result<Response, Failure> {
+/// Queues on one page of the list.
+pub(crate) const QUEUES_PAGE_SIZE: usize = 100;
+
+/// `GET /queues?page=2&substr=mail`: the queues by name, a page at a time, those whose name
+/// holds the filter. It reads every queue's name (`SMEMBERS queues`) but the size and latency of
+/// the page's queues only, so its cost grows with the names alone.
+pub(crate) async fn list(ctx: Ctx, Query(query): Query<ListQuery>) -> Result<Response, Failure> {
     let client = ctx.client();
+    let filter = query.filter()?;
     let stats = Stats::fetch(client).await?;
-    let queues = Stats::queues(client).await?;
+    let mut all = Queue::all(client).await?;
+    if !filter.is_empty() {
+        all.retain(|queue| queue.name().contains(filter));
+    }
+    let total = all.len();
+    let page_number = query.page();
+    let shown: Vec<Queue> = all
+        .into_iter()
+        .skip((page_number - 1).saturating_mul(QUEUES_PAGE_SIZE))
+        .take(QUEUES_PAGE_SIZE)
+        .collect();
+    let queues = Stats::queue_sizes(client, shown).await?;
     let paused: HashSet<String> = Queue::paused_names(client).await?.into_iter().collect();
     let caps: HashMap<String, CapInfo> = Caps::new(client)
         .list()
@@ -34,10 +51,26 @@ pub(crate) async fn list(ctx: Ctx) -> Result<Response, Failure> {
         .collect();
     let class_caps = Caps::new(client).list_classes().await?;
     let content = html! {
-        h1 { "Queues" }
+        div.toolbar {
+            h1.grow { "Queues" }
+            span.muted data-total=(total) {
+                (format::number(total as u64))
+                @if filter.is_empty() { @if total == 1 { " queue" } @else { " queues" } }
+                @else { " matching" }
+            }
+            form.inline method="get" action=(ctx.url("/queues")) role="search" {
+                input type="search" name="substr" value=(filter) placeholder="Filter by name"
+                    maxlength=(MAX_FILTER_CHARS) aria-label="filter";
+                " " button type="submit" { "Filter" }
+            }
+        }
         div.panel.scroll {
             @if queues.is_empty() {
-                p.empty { "No queue yet: queues appear when a job is pushed." }
+                @if total > 0 || !filter.is_empty() {
+                    p.empty { "No queue here." }
+                } @else {
+                    p.empty { "No queue yet: queues appear when a job is pushed." }
+                }
             } @else {
                 table {
                     tr { th { "Queue" } th.num { "Size" } th.num { "Latency" } th { "Cap" } th {} }
@@ -63,6 +96,7 @@ pub(crate) async fn list(ctx: Ctx) -> Result<Response, Failure> {
                 }
             }
         }
+        (layout::pager(&ctx, "/queues", page_number, QUEUES_PAGE_SIZE, total, &[("substr", filter)]))
         (class_caps_table(&ctx, &class_caps))
     };
     Ok(ctx.html(layout::list_page(
