@@ -44,6 +44,10 @@
 //! `metrics [N] [ROUNDS]` prints the execution metrics' figures: throughput and CPU with them on
 //! and off, the Metrics page with 500 classes over 72 h, and a day of 100 classes in Redis.
 //!
+//! `curves [N] [ROUNDS] [CURVE]` prints how throughput, CPU, Redis commands and RSS move with
+//! concurrency, payload size, queue count and order, runtime flavour and worker processes, and
+//! the time from launch to the first job (`curves.rs`).
+//!
 //! `extras [N]` prints only the figures no peer script measures; `bench/run.sh` runs it, then
 //! runs the peer scripts (`bench/peers/jobs.sh` beside Sidekiq, BullMQ and the others), which
 //! use the other two forms, against the Redis at `REDIS_URL`:
@@ -56,6 +60,7 @@
 mod active_job;
 mod batches;
 mod caps;
+mod curves;
 mod figures;
 mod limits;
 mod measure;
@@ -176,6 +181,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         "unique" => unique::figures(number(1, 20_000)?).await,
         "limits" => limits::figures(number(1, 20_000)?).await,
         "caps" => caps::figures(number(1, 20_000)?).await,
+        "curves" => curves::figures(number(1, 20_000)?, number(2, 3)?, words.get(3).copied()).await,
         "sentinel" => sentinel::figures(number(1, 20_000)?).await,
         "batches" => batches::figures(number(1, 100_000)?, number(2, 20)?).await,
         "active-job" => active_job::figures(number(1, 20_000)?, number(2, 4)?).await,
@@ -193,7 +199,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
         other => Err(format!(
             "unknown command `{other}`; use `all [N]`, `extras [N]`, `periodic [ENTRIES]`, \
-             `unique [N]`, `limits [N]`, `caps [N]`, `sentinel [N]`, `batches [N] [ROUNDS]`, `active-job [N] [ROUNDS]`, `outbox [N] [ROWS]` (with \
+             `unique [N]`, `limits [N]`, `caps [N]`, `curves [N] [ROUNDS] [CURVE]`, `sentinel [N]`, `batches [N] [ROUNDS]`, `active-job [N] [ROUNDS]`, `outbox [N] [ROWS]` (with \
              --features postgres), `produce MODE N [GAP_MS]` or `work MODE N CONCURRENCY`"
         )
         .into()),
