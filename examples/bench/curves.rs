@@ -89,6 +89,18 @@ struct Sample {
 /// Only the curve named `only` when given (`concurrency`, `payload`, `queues`, `runtime`,
 /// `idle`, `processes`, `launch`).
 pub(crate) async fn figures(n: usize, rounds: usize, only: Option<&str>) -> Result {
+    const CURVES: [&str; 7] = [
+        "concurrency",
+        "payload",
+        "queues",
+        "runtime",
+        "idle",
+        "processes",
+        "launch",
+    ];
+    if let Some(only) = only.filter(|only| !CURVES.contains(only)) {
+        return Err(format!("no curve `{only}`; the curves are {CURVES:?}").into());
+    }
     let wanted = |curve: &str| only.is_none_or(|only| only == curve);
     let redis = PrivateRedis::start()?;
     let url = redis.url();
