@@ -51,6 +51,10 @@
 //! `dashboard [ROUNDS]` prints how long each dashboard page and admin API list call takes over
 //! 1,000,000 retries, scheduled and dead jobs, 10,000 queues and 1,000 processes (`dashboard.rs`).
 //!
+//! `curves [N] [ROUNDS] [CURVE]` prints how throughput, CPU, Redis commands and RSS move with
+//! concurrency, payload size, queue count and order, runtime flavour and worker processes, and
+//! the time from launch to the first job (`curves.rs`).
+//!
 //! `extras [N]` prints only the figures no peer script measures; `bench/run.sh` runs it, then
 //! runs the peer scripts (`bench/peers/jobs.sh` beside Sidekiq, BullMQ and the others), which
 //! use the other two forms, against the Redis at `REDIS_URL`:
@@ -65,6 +69,7 @@ mod batches;
 mod caps;
 mod cluster;
 mod dashboard;
+mod curves;
 mod figures;
 mod limits;
 mod measure;
@@ -185,6 +190,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         "unique" => unique::figures(number(1, 20_000)?).await,
         "limits" => limits::figures(number(1, 20_000)?).await,
         "caps" => caps::figures(number(1, 20_000)?).await,
+        "curves" => curves::figures(number(1, 20_000)?, number(2, 3)?, words.get(3).copied()).await,
         "sentinel" => sentinel::figures(number(1, 20_000)?).await,
         "cluster" => cluster::figures(number(1, 20_000)?, number(2, 3)?).await,
         "batches" => batches::figures(number(1, 100_000)?, number(2, 20)?).await,
@@ -204,7 +210,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
         other => Err(format!(
             "unknown command `{other}`; use `all [N]`, `extras [N]`, `periodic [ENTRIES]`, \
-             `unique [N]`, `limits [N]`, `caps [N]`, `sentinel [N]`, `cluster [N] [ROUNDS]`, `batches [N] [ROUNDS]`, `active-job [N] [ROUNDS]`, `outbox [N] [ROWS]` (with \
+             `unique [N]`, `limits [N]`, `caps [N]`, `curves [N] [ROUNDS] [CURVE]`, `sentinel [N]`, `cluster [N] [ROUNDS]`, `dashboard [ROUNDS]`, `batches [N] [ROUNDS]`, `active-job [N] [ROUNDS]`, `outbox [N] [ROWS]` (with \
              --features postgres), `produce MODE N [GAP_MS]` or `work MODE N CONCURRENCY`"
         )
         .into()),

@@ -138,6 +138,39 @@ async fn weighted_order_takes_queues_in_proportion() {
 }
 
 #[tokio::test]
+async fn a_worker_on_a_thousand_weighted_queues_runs_every_queues_jobs_once() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let mut expected = Vec::new();
+    for queue in ["q0", "q499", "q999"] {
+        let labels: Vec<String> = (0..5).map(|n| format!("{queue} {n}")).collect();
+        Record::set()
+            .client(&client)
+            .queue(queue)
+            .perform_bulk(labels.iter().map(|label| Record {
+                label: label.clone(),
+            }))
+            .await
+            .unwrap();
+        expected.extend(labels);
+    }
+    let log = CallLog::default();
+    worker(&redis, &log)
+        .weighted_queues((0..1_000u32).map(|n| QueueSpec::weighted(format!("q{n}"), 1 + n % 3)))
+        .concurrency(4)
+        .drain()
+        .await
+        .unwrap();
+    let mut ran = log.entries();
+    ran.sort();
+    expected.sort();
+    assert_eq!(ran, expected, "each job of each queue ran exactly once");
+    for queue in ["q0", "q499", "q999"] {
+        assert!(redis.queue(queue).await.is_empty(), "{queue} left jobs");
+    }
+}
+
+#[tokio::test]
 async fn no_more_jobs_run_at_once_than_the_concurrency() {
     let redis = TestRedis::start();
     redis

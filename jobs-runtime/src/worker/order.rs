@@ -1,15 +1,22 @@
 //! Which queue to take from first, as Sidekiq decides.
 //!
 //! All weights 0 (the default, `-q a -q b`): **strict**, the declared order, so earlier queues
-//! are always drained first. Otherwise **weighted**: each fetch shuffles a list in which a queue
-//! of weight `w` appears `w` times (0 counts as 1) and takes the first non-empty queue, so a
-//! queue's chance of going first is proportional to its weight.
+//! are always drained first. Otherwise **weighted**: each fetch orders the queues as Sidekiq's
+//! shuffle of a list in which a queue of weight `w` appears `w` times (0 counts as 1) would,
+//! and takes the first non-empty queue, so a queue's chance of going first is proportional to
+//! its weight.
+//!
+//! The order of first appearances in such a shuffle is a draw without replacement in which
+//! each next queue is picked with a chance proportional to its weight among those left. That
+//! draw is made directly, in O(n log n) for n queues (each queue gets the key `ln(u) / w` for
+//! a uniform `u`, largest first: Efraimidis and Spirakis), instead of shuffling a list of
+//! the weights' sum (up to 1,000 per queue) and removing its repeats (O(n²) for n queues of
+//! weight 1). A worker on 1,000 weighted queues spent most of its fetch there.
 
 use rand::Rng;
-use rand::seq::SliceRandom;
 
-/// The largest queue weight: weights are relative, and each fetch shuffles a list this long
-/// per queue.
+/// The largest queue weight: weights are relative (and Sidekiq's shuffle, which the order
+/// follows, would hold a queue this many times).
 pub(crate) const MAX_WEIGHT: u32 = 1_000;
 
 /// A queue and its weight, as `-q name,weight` or `[name, weight]` give it.
@@ -81,9 +88,10 @@ pub(crate) fn unique(specs: &[QueueSpec]) -> Vec<QueueSpec> {
 /// The queues a worker takes from, and in which order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct QueueOrder {
+    /// The queue names, in declared order.
     names: Vec<String>,
-    /// `None`: strict. `Some`: each queue's position repeated by its weight.
-    weighted: Option<Vec<usize>>,
+    /// `None`: strict. `Some`: each queue's weight, 1 to [`MAX_WEIGHT`], by position.
+    weighted: Option<Vec<u32>>,
 }
 
 impl QueueOrder {
@@ -95,10 +103,7 @@ impl QueueOrder {
         let weighted = (!strict).then(|| {
             unique
                 .iter()
-                .enumerate()
-                .flat_map(|(position, spec)| {
-                    std::iter::repeat_n(position, spec.weight.clamp(1, MAX_WEIGHT) as usize)
-                })
+                .map(|spec| spec.weight.clamp(1, MAX_WEIGHT))
                 .collect()
         });
         Self {
@@ -121,16 +126,18 @@ impl QueueOrder {
     pub(crate) fn next(&self, rng: &mut impl Rng) -> Vec<usize> {
         match &self.weighted {
             None => (0..self.names.len()).collect(),
-            Some(expanded) => {
-                let mut shuffled = expanded.clone();
-                shuffled.shuffle(rng);
-                let mut order = Vec::with_capacity(self.names.len());
-                for position in shuffled {
-                    if !order.contains(&position) {
-                        order.push(position);
-                    }
-                }
-                order
+            Some(weights) => {
+                // `ln(u) / w` for `u` in (0, 1]: the largest key goes first.
+                let mut keyed: Vec<(f64, usize)> = weights
+                    .iter()
+                    .enumerate()
+                    .map(|(position, weight)| {
+                        let uniform = 1.0 - rng.random::<f64>();
+                        (uniform.ln() / f64::from(*weight), position)
+                    })
+                    .collect();
+                keyed.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+                keyed.into_iter().map(|(_, position)| position).collect()
             }
         }
     }
@@ -156,6 +163,38 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(42);
         let firsts = (0..10_000).filter(|_| order.next(&mut rng)[0] == 0).count();
         assert!((7_200..7_800).contains(&firsts), "{firsts} of 10,000");
+    }
+
+    #[test]
+    fn weights_order_the_later_queues_too() {
+        // Sidekiq's shuffle of [a, a, b, c] puts b second in a third of fetches: after a
+        // (a chance of 1/2), b or c alike; after c (1/4), b once in three.
+        let order = QueueOrder::new(&[
+            QueueSpec::weighted("a", 2),
+            QueueSpec::weighted("b", 1),
+            QueueSpec::weighted("c", 1),
+        ]);
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut seconds = 0;
+        for _ in 0..12_000 {
+            let next = order.next(&mut rng);
+            assert_eq!(next.len(), 3);
+            if next[1] == 1 {
+                seconds += 1;
+            }
+        }
+        assert!((3_700..4_300).contains(&seconds), "{seconds} of 12,000");
+    }
+
+    #[test]
+    fn a_thousand_weighted_queues_each_appear_once() {
+        let specs: Vec<QueueSpec> = (0..1_000)
+            .map(|index| QueueSpec::weighted(format!("q{index}"), 1))
+            .collect();
+        let order = QueueOrder::new(&specs);
+        let mut next = order.next(&mut StdRng::seed_from_u64(3));
+        next.sort_unstable();
+        assert_eq!(next, (0..1_000).collect::<Vec<_>>());
     }
 
     #[test]

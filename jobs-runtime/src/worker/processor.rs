@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
+use super::ack::Marks;
 use super::execute::execute;
 use super::hooks::Exhausted;
 use super::logging::{Tags, logs_progress};
@@ -25,8 +26,8 @@ use crate::unique::{Held, Release, UniqueUntil};
 pub(crate) enum Processed {
     /// It succeeded, or expired before it started (and was not run): the caller queues its
     /// acknowledgement (batched, see `ack.rs`), with the release of the unique lock it still
-    /// holds, if any, and how it ended.
-    Succeeded(Fetched, Option<Release>, Ending),
+    /// holds, if any, how it ended, and what else its acknowledgement must do.
+    Succeeded(Fetched, Option<Release>, Ending, Marks),
     /// It failed or was not a job, and is already settled (retried, buried, dropped).
     Settled,
     /// It did not start: its class's cap was full and it was parked in the class's waiting
@@ -80,6 +81,7 @@ pub(crate) async fn process(shared: &Shared, fetched: Fetched) -> Processed {
 /// Runs a decoded job, logs and counts its outcome, and settles it if it failed. A job past its
 /// `expires_in` that never started is dropped instead.
 async fn run_and_settle(shared: &Shared, fetched: Fetched, payload: Payload) -> Processed {
+    let marks = Marks::of(&payload);
     let held = Held::of_payload(&payload);
     if crate::expiry::has_expired(&payload, Timestamp::now()) {
         tracing::warn!(
@@ -88,7 +90,7 @@ async fn run_and_settle(shared: &Shared, fetched: Fetched, payload: Payload) -> 
         );
         shared.counters.record_expired();
         let release = held.map(|held| held.released_by(payload.jid.as_str()));
-        return Processed::Succeeded(fetched, release, Ending::Expired);
+        return Processed::Succeeded(fetched, release, Ending::Expired, marks);
     }
     // A capped class's job takes its class lease or is parked (`crate::cap::class`): one round
     // trip here and one for the release below, for such a job only; a job of an uncapped class
@@ -158,7 +160,7 @@ async fn run_and_settle(shared: &Shared, fetched: Fetched, payload: Payload) -> 
             if progress {
                 tracing::info!(elapsed = format_args!("{elapsed:.3}"), "done");
             }
-            Processed::Succeeded(fetched, release, Ending::Succeeded)
+            Processed::Succeeded(fetched, release, Ending::Succeeded, marks)
         }
         Err(_) if let Some(plan) = over => {
             Box::pin(overrated::reschedule(shared, &fetched, plan)).await;

@@ -40,7 +40,7 @@ use capped::{CAPPED_WAIT, CappedQueues};
 use idle::Claimed;
 pub(crate) use idle::{BLOCK, IdleFetch};
 use paused::{ALL_PAUSED_WAIT, PausedQueues};
-use round::Round;
+use round::{QueueKeys, Round};
 
 use super::ack::Finished;
 use super::capsule::Scope;
@@ -78,8 +78,8 @@ pub(crate) struct Fetcher {
     lapses: LapsesSeen,
     /// The queues, and the order to take from them in.
     order: QueueOrder,
-    /// The queues' keys, in the order of [`QueueOrder::names`].
-    queue_keys: Vec<String>,
+    /// The queues' keys, in the order of [`QueueOrder::names`]; shared with the refills.
+    queue_keys: Arc<[QueueKeys]>,
     /// The concurrency slots: a job's task holds one until the job is settled.
     slots: Arc<Semaphore>,
     /// Stop when the queues are empty and no job runs (`Worker::drain`), rather than wait.
@@ -121,7 +121,7 @@ impl Fetcher {
         let queue_keys = order
             .names()
             .iter()
-            .map(|queue| shared.keys().queue(queue))
+            .map(|queue| QueueKeys::new(&shared, queue))
             .collect();
         let idle = IdleFetch::new(Arc::clone(&shared.in_flight));
         Self {
@@ -374,11 +374,13 @@ impl Fetcher {
             return;
         }
         let shared = Arc::clone(&self.shared);
-        let keys = self.queue_keys.clone();
-        let names = self.order.names().to_vec();
-        let refill =
+        let keys = Arc::clone(&self.queue_keys);
+        let refill = tokio::spawn(async move {
+            // The declared order: refills are for strict order only.
+            let queues: Vec<&QueueKeys> = keys.iter().collect();
             // Free slots 0: a refill takes no capped queue's job (it would wait to start).
-            tokio::spawn(async move { round::run(&shared, &keys, &names, prefetch, 0).await });
+            round::run(&shared, &queues, prefetch, 0).await
+        });
         self.refill = Some((prefetch, refill));
     }
 
@@ -581,7 +583,7 @@ impl Fetcher {
         let (ticket, job) = shared.in_flight.start(job);
         tasks.spawn(async move {
             match process(&shared, job).await {
-                Processed::Succeeded(job, release, ending) => {
+                Processed::Succeeded(job, release, ending, marks) => {
                     // Held until the acknowledgement lands; the slot is free once it is queued.
                     shared.in_flight.finished(ticket);
                     let finished = Finished {
@@ -590,6 +592,7 @@ impl Fetcher {
                         lease: job.lease,
                         release,
                         ending,
+                        marks,
                     };
                     shared.acker.ack(finished).await;
                 }
@@ -608,15 +611,11 @@ impl Fetcher {
     /// queues are paused and which capped.
     async fn take(&mut self, wanted: usize, free: usize) -> Result<Vec<Fetched>, Error> {
         let order = self.order.next(&mut rand::rng());
-        let keys: Vec<String> = order
+        let queues: Vec<&QueueKeys> = order
             .iter()
-            .map(|&position| self.queue_keys[position].clone())
+            .map(|&position| &self.queue_keys[position])
             .collect();
-        let names: Vec<String> = order
-            .iter()
-            .map(|&position| self.order.names()[position].clone())
-            .collect();
-        let round = round::run(&self.shared, &keys, &names, wanted, free).await?;
+        let round = round::run(&self.shared, &queues, wanted, free).await?;
         Ok(self.learn(round).await)
     }
 

@@ -40,14 +40,39 @@ pub(crate) struct Capped {
     pub(crate) waiting: u64,
 }
 
+/// The keys the fetch script reads for one queue, made once per fetcher rather than once per
+/// round (a worker on 1,000 queues would otherwise format 2,000 key names every round).
+#[derive(Debug, Clone)]
+pub(crate) struct QueueKeys {
+    /// The queue's name (`<q>`).
+    pub(crate) name: String,
+    /// Its list, `queue:<q>`.
+    pub(crate) list: String,
+    /// Its global cap.
+    pub(crate) cap: String,
+    /// Its cap's leases.
+    pub(crate) leases: String,
+}
+
+impl QueueKeys {
+    /// The keys of the queue `name`.
+    pub(crate) fn new(shared: &Shared, name: &str) -> Self {
+        let keyring = shared.keys();
+        Self {
+            name: name.to_owned(),
+            list: keyring.queue(name),
+            cap: keyring.cap_queue(name),
+            leases: keyring.cap_queue_leases(name),
+        }
+    }
+}
+
 /// Moves up to `wanted` jobs (none: only looks at which queues are paused or capped) from the
-/// queues `keys` (named `names`), in that order, into the working list in one atomic step. A
-/// capped queue's job is taken only while fewer than `free` jobs were taken, so that it starts
-/// at once.
+/// queues `queues`, in that order, into the working list in one atomic step. A capped queue's
+/// job is taken only while fewer than `free` jobs were taken, so that it starts at once.
 pub(crate) async fn run(
     shared: &Shared,
-    keys: &[String],
-    names: &[String],
+    queues: &[&QueueKeys],
     wanted: usize,
     free: usize,
 ) -> Result<Round, Error> {
@@ -58,11 +83,11 @@ pub(crate) async fn run(
         .key(keyring.workers())
         .key(keyring.paused())
         .key(keyring.caps());
-    for (key, name) in keys.iter().zip(names) {
+    for queue in queues {
         invocation
-            .key(key)
-            .key(keyring.cap_queue(name))
-            .key(keyring.cap_queue_leases(name));
+            .key(&queue.list)
+            .key(&queue.cap)
+            .key(&queue.leases);
     }
     // Counters for as many leases as jobs could be leased: none is ever used twice.
     let first_lease = shared.leases.reserve(free.min(wanted));
@@ -72,12 +97,17 @@ pub(crate) async fn run(
         .arg(free)
         .arg(first_lease)
         .arg(shared.leases.lifetime_ms());
-    for name in names {
-        invocation.arg(name);
+    for queue in queues {
+        invocation.arg(&queue.name);
     }
     let asked_at = Instant::now();
     let reply: Reply = shared.redis().script_once(&invocation).await?;
-    let queue = |position: usize| position.checked_sub(1).and_then(|index| names.get(index));
+    let queue = |position: usize| {
+        position
+            .checked_sub(1)
+            .and_then(|index| queues.get(index))
+            .map(|queue| &queue.name)
+    };
     let mut leases: std::collections::HashMap<usize, String> = reply.leases.into_iter().collect();
     let mut jobs = Vec::with_capacity(reply.taken.len());
     for (index, (position, json)) in reply.taken.into_iter().enumerate() {
