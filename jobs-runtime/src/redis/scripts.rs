@@ -15,6 +15,22 @@ use crate::timestamp::Timestamp;
 pub(crate) static FETCH: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/fetch.lua")));
 
+/// The text of `scripts/ack.lua` without its comment lines: finished jobs off this process's
+/// working list, a few commands for a batch. Sent whole with `EVAL` in the acknowledgements'
+/// pipeline (which cannot load a script it finds missing); Redis hashes the text of every
+/// `EVAL`, so the comments are left out.
+pub(crate) static ACK: LazyLock<String> =
+    LazyLock::new(|| without_comments(include_str!("scripts/ack.lua")));
+
+/// `source` without its comment lines (those starting with `--`).
+fn without_comments(source: &str) -> String {
+    source
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("--"))
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
 /// One given job of a queue -> this process's working list (`scripts/claim.lua`).
 pub(crate) static CLAIM: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/claim.lua")));

@@ -2,10 +2,12 @@
 //! the last one off the working list.
 //!
 //! A job's slot is free as soon as its body returns; its acknowledgement waits here for at
-//! most one round trip. Until the `LREM` lands, the job stays in the working list and counts as
-//! held (so a sweep never runs it again); a crash in between runs it again, exactly as a crash
-//! between a job's end and a one-at-a-time acknowledgement would. Shutdown [flushes](Acker::flush)
-//! the acknowledgements before it hands back what is left in the working list.
+//! most one round trip, which takes a round's jobs off the working list's tail with one trim
+//! (`scripts/ack.lua`; see [`SCRIPT_FROM`]). Until it lands, the job stays in the working list
+//! and counts as held (so a sweep never runs it again); a crash in between runs it again,
+//! exactly as a crash between a job's end and a one-at-a-time acknowledgement would. Shutdown
+//! [flushes](Acker::flush) the acknowledgements before it hands back what is left in the
+//! working list.
 
 use std::sync::Arc;
 
@@ -19,11 +21,15 @@ use super::in_flight::InFlight;
 use crate::batch::member::{self, MemberOutcome, MemberUpdate};
 use crate::client::Client;
 use crate::periodic::{Ending, record_ending};
-use crate::redis::Shortfall;
+use crate::redis::{Shortfall, scripts};
 use crate::unique::Release;
 
 /// The most acknowledgements one round trip carries.
 const MAX_BATCH: usize = 1_000;
+
+/// The fewest plain jobs a round acknowledges with `scripts/ack.lua` (the script, its read of
+/// the tail and its trim are three commands); fewer are taken off one `LREM` each.
+const SCRIPT_FROM: usize = 4;
 
 /// How many finished jobs may wait for their acknowledgement before a finishing job waits.
 const QUEUE: usize = 8_192;
@@ -221,20 +227,30 @@ impl AckLoop {
         for group in &by_batch {
             member::add_successes_to(&mut pipeline, self.client.keys(), &self.working, group);
         }
-        for finished in batch.iter() {
-            // From the tail: jobs enter the working list at its head, so a finished job,
-            // taken before the ones still waiting, is found within a few entries. A unique
-            // job's lock is released in the same step, only if the job was still there; the
-            // script never fails, so it cannot hold the acknowledgements back.
-            match &finished.release {
-                Some(release) => release.add_ack_to(
-                    &mut pipeline,
-                    self.client.keys(),
-                    &self.working,
-                    &finished.json,
-                    -1,
-                ),
-                None => {
+        // The plain jobs all at once (`scripts/ack.lua`): finished jobs were mostly taken
+        // before the ones still waiting or running, so they sit together at the working list's
+        // tail, and one trim takes them off; the others are taken off one `LREM` each, from the
+        // tail, as one `LREM` per job would. The script never fails, so it cannot hold the
+        // rest of the round trip back.
+        let plain = batch
+            .iter()
+            .filter(|finished| finished.release.is_none())
+            .count();
+        if plain >= SCRIPT_FROM {
+            let command = pipeline
+                .cmd("EVAL")
+                .arg(scripts::ACK.as_str())
+                .arg(1)
+                .arg(&self.working);
+            for finished in batch.iter() {
+                if finished.release.is_none() {
+                    command.arg(&finished.json);
+                }
+            }
+            command.ignore();
+        } else {
+            for finished in batch.iter() {
+                if finished.release.is_none() {
                     pipeline
                         .cmd("LREM")
                         .arg(&self.working)
@@ -242,6 +258,19 @@ impl AckLoop {
                         .arg(&finished.json)
                         .ignore();
                 }
+            }
+        }
+        for finished in batch.iter() {
+            // A unique job's lock is released in the same step as its acknowledgement, only if
+            // the job was still there (from the tail, as above).
+            if let Some(release) = &finished.release {
+                release.add_ack_to(
+                    &mut pipeline,
+                    self.client.keys(),
+                    &self.working,
+                    &finished.json,
+                    -1,
+                );
             }
             // A capped queue's slot, freed in the same round trip (the member is this job's
             // own: releasing it never frees another job's slot).
