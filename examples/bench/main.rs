@@ -44,6 +44,10 @@
 //! `metrics [N] [ROUNDS]` prints the execution metrics' figures: throughput and CPU with them on
 //! and off, the Metrics page with 500 classes over 72 h, and a day of 100 classes in Redis.
 //!
+//! `sets [N] [BIG] [ROUNDS]` prints what 1,000,000 entries in each of `schedule`, `retry` and
+//! `dead` cost pushes and processing (N jobs a figure), the scheduler promoting BIG due jobs,
+//! and recovery of 10 and 100 dead processes holding 1,000 jobs each (`sets.rs`).
+//!
 //! `extras [N]` prints only the figures no peer script measures; `bench/run.sh` runs it, then
 //! runs the peer scripts (`bench/peers/jobs.sh` beside Sidekiq, BullMQ and the others), which
 //! use the other two forms, against the Redis at `REDIS_URL`:
@@ -66,6 +70,7 @@ mod paused;
 mod peer;
 mod periodic;
 mod sentinel;
+mod sets;
 mod unique;
 
 use std::sync::Arc;
@@ -177,6 +182,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         "limits" => limits::figures(number(1, 20_000)?).await,
         "caps" => caps::figures(number(1, 20_000)?).await,
         "sentinel" => sentinel::figures(number(1, 20_000)?).await,
+        "sets" => sets::figures(number(1, 20_000)?, number(2, 1_000_000)?, number(3, 3)?).await,
         "batches" => batches::figures(number(1, 100_000)?, number(2, 20)?).await,
         "active-job" => active_job::figures(number(1, 20_000)?, number(2, 4)?).await,
         "paused" => paused::run(number(1, 5)?).await,
@@ -193,7 +199,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
         other => Err(format!(
             "unknown command `{other}`; use `all [N]`, `extras [N]`, `periodic [ENTRIES]`, \
-             `unique [N]`, `limits [N]`, `caps [N]`, `sentinel [N]`, `batches [N] [ROUNDS]`, `active-job [N] [ROUNDS]`, `outbox [N] [ROWS]` (with \
+             `unique [N]`, `limits [N]`, `caps [N]`, `sentinel [N]`, `sets [N] [BIG] [ROUNDS]`, `batches [N] [ROUNDS]`, `active-job [N] [ROUNDS]`, `outbox [N] [ROWS]` (with \
              --features postgres), `produce MODE N [GAP_MS]` or `work MODE N CONCURRENCY`"
         )
         .into()),
