@@ -192,7 +192,7 @@ async fn flat(url: &str, n: usize, big: usize, rounds: usize) -> Result {
                 } else {
                     (set.to_owned(), format!("parked:{set}"))
                 };
-                if full || round_parked(&mut connection, set).await? {
+                if full || holds_entries(&mut connection, set).await? {
                     redis::cmd("RENAME")
                         .arg(&from)
                         .arg(&to)
@@ -233,7 +233,7 @@ async fn flat(url: &str, n: usize, big: usize, rounds: usize) -> Result {
 }
 
 /// Whether `set` holds the seeded entries now (so it is to be parked for an empty round).
-async fn round_parked(
+async fn holds_entries(
     connection: &mut redis::aio::MultiplexedConnection,
     set: &str,
 ) -> Result<bool> {
@@ -457,7 +457,7 @@ async fn handed_back(
             return Ok(started.elapsed());
         }
         if started.elapsed() > Duration::from_secs(600) {
-            return Err(format!("{left} working lists still held after 10 minutes").into());
+            return Err(format!("{left} working lists still held after 10 minutes"));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
