@@ -55,6 +55,10 @@
 //! concurrency, payload size, queue count and order, runtime flavour and worker processes, and
 //! the time from launch to the first job (`curves.rs`).
 //!
+//! `sets [N] [BIG] [ROUNDS]` prints what 1,000,000 entries in each of `schedule`, `retry` and
+//! `dead` cost pushes and processing (N jobs a figure), the scheduler promoting BIG due jobs,
+//! and recovery of 10 and 100 dead processes holding 1,000 jobs each (`sets.rs`).
+//!
 //! `extras [N]` prints only the figures no peer script measures; `bench/run.sh` runs it, then
 //! runs the peer scripts (`bench/peers/jobs.sh` beside Sidekiq, BullMQ and the others), which
 //! use the other two forms, against the Redis at `REDIS_URL`:
@@ -80,6 +84,7 @@ mod paused;
 mod peer;
 mod periodic;
 mod sentinel;
+mod sets;
 mod unique;
 
 use std::sync::Arc;
@@ -193,6 +198,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         "curves" => curves::figures(number(1, 20_000)?, number(2, 3)?, words.get(3).copied()).await,
         "sentinel" => sentinel::figures(number(1, 20_000)?).await,
         "cluster" => cluster::figures(number(1, 20_000)?, number(2, 3)?).await,
+        "sets" => sets::figures(number(1, 20_000)?, number(2, 1_000_000)?, number(3, 3)?).await,
         "batches" => batches::figures(number(1, 100_000)?, number(2, 20)?).await,
         "active-job" => active_job::figures(number(1, 20_000)?, number(2, 4)?).await,
         "paused" => paused::run(number(1, 5)?).await,
@@ -210,7 +216,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
         other => Err(format!(
             "unknown command `{other}`; use `all [N]`, `extras [N]`, `periodic [ENTRIES]`, \
-             `unique [N]`, `limits [N]`, `caps [N]`, `curves [N] [ROUNDS] [CURVE]`, `sentinel [N]`, `cluster [N] [ROUNDS]`, `dashboard [ROUNDS]`, `batches [N] [ROUNDS]`, `active-job [N] [ROUNDS]`, `outbox [N] [ROWS]` (with \
+             `unique [N]`, `limits [N]`, `caps [N]`, `curves [N] [ROUNDS] [CURVE]`, `sentinel [N]`, `cluster [N] [ROUNDS]`, `dashboard [ROUNDS]`, `sets [N] [BIG] [ROUNDS]`, `batches [N] [ROUNDS]`, `active-job [N] [ROUNDS]`, `outbox [N] [ROWS]` (with \
              --features postgres), `produce MODE N [GAP_MS]` or `work MODE N CONCURRENCY`"
         )
         .into()),

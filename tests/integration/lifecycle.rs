@@ -414,6 +414,88 @@ async fn jobs_taken_ahead_are_not_counted_as_recovered_when_their_process_dies()
     assert_eq!(LedgerView::read(&ledger).runs.len(), 2, "no other job ran");
 }
 
+/// The working list `jobs:working:<identity>` of a `jobs` process killed with `kill -9`, with
+/// `jobs` jobs (queue `recovered`) taken in the order of their jids `<identity>-<n>`; the
+/// process stays listed in `jobs:workers`, with no liveness key and no heartbeat left.
+async fn leave_dead_process(redis: &TestRedis, identity: &str, jobs: usize) -> Vec<String> {
+    let mut raw = redis.raw().await;
+    let jids: Vec<String> = (0..jobs).map(|n| format!("{identity}-{n}")).collect();
+    let taken: Vec<String> = jids
+        .iter()
+        .map(|jid| {
+            serde_json::json!({
+                "class": "Recovered", "args": [], "queue": "recovered", "retry": true,
+                "jid": jid, "created_at": now(), "enqueued_at": now(),
+            })
+            .to_string()
+        })
+        .collect();
+    let _: () = raw
+        .lpush(format!("jobs:working:{identity}"), &taken)
+        .await
+        .expect("LPUSH");
+    let _: () = raw.sadd("jobs:workers", identity).await.expect("SADD");
+    jids
+}
+
+#[tokio::test]
+async fn one_sweep_hands_back_every_job_of_many_dead_processes_once() {
+    let redis = TestRedis::start();
+    let mut expected = std::collections::HashSet::new();
+    for process in 0..10 {
+        let jids = leave_dead_process(&redis, &format!("deadhost:{process}:0123"), 300).await;
+        expected.extend(jids);
+    }
+    // A process among them whose liveness key is set is alive: its jobs are its own.
+    let alive = leave_dead_process(&redis, "livehost:1:0123", 50).await;
+    let mut raw = redis.raw().await;
+    let _: () = raw
+        .set_ex("jobs:alive:livehost:1:0123", "1", 60)
+        .await
+        .expect("SET");
+    // A process that takes from another queue recovers them and runs none.
+    let recovering = RunningWorker::start(
+        worker(&redis, &CallLog::default())
+            .queues(["elsewhere"])
+            .recovery(Duration::from_millis(200), 2),
+    );
+    eventually(
+        Duration::from_secs(60),
+        "every dead process's jobs to be handed back",
+        async || {
+            let queued: Result<usize, _> = redis.raw().await.llen("queue:recovered").await;
+            queued.is_ok_and(|queued| queued >= expected.len())
+        },
+    )
+    .await;
+    recovering.stop(Duration::from_secs(10)).await;
+    let queued = redis.queue("recovered").await;
+    assert_eq!(queued.len(), expected.len(), "each job handed back once");
+    let jids: std::collections::HashSet<String> = queued
+        .iter()
+        .map(|job| job["jid"].as_str().expect("a jid").to_owned())
+        .collect();
+    assert_eq!(jids, expected, "every job of the dead, and only theirs");
+    let workers: Vec<String> = raw.smembers("jobs:workers").await.expect("SMEMBERS");
+    assert!(
+        !workers
+            .iter()
+            .any(|identity| identity.starts_with("deadhost:")),
+        "the dead are forgotten: {workers:?}"
+    );
+    let lists: Vec<String> = raw.keys("jobs:working:*").await.expect("KEYS");
+    assert_eq!(
+        lists,
+        ["jobs:working:livehost:1:0123"],
+        "only the live one's list is left"
+    );
+    let kept: Vec<String> = raw
+        .lrange("jobs:working:livehost:1:0123", 0, -1)
+        .await
+        .expect("LRANGE");
+    assert_eq!(kept.len(), alive.len(), "the live process keeps its jobs");
+}
+
 #[tokio::test]
 async fn ruby_sees_the_process_and_its_work_and_can_quiet_and_stop_it() {
     let redis = TestRedis::start();

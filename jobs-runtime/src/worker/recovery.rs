@@ -5,9 +5,14 @@
 //! member whose liveness key (`jobs:alive:<identity>`, `liveness.rs`) has expired, takes a short
 //! lock (`SET jobs:recovering:<identity> NX`) so only one process recovers it, then moves each
 //! job of the dead process's working list back to the right end of its queue, one atomic
-//! `settle.lua` step each, guarded by the liveness key. A job records how often it was
-//! recovered (`jobs_recoveries`); past `max_recoveries` it is presumed to be what kills its
-//! processes and goes to the dead set instead.
+//! `settle.lua` step each, guarded by the liveness key. The steps are not awaited one by one:
+//! up to [`STEPS_IN_FLIGHT`] share the connection at once, started in the list's order, as a
+//! pipeline would send them, and up to [`PROCESSES_IN_FLIGHT`] dead processes are recovered at
+//! once, so a sweep waits for a round trip per hundred jobs rather than per job. Each step is
+//! still atomic and moves its job only if it is still there, so a kill at any moment leaves
+//! every job in the list or in its queue, once. A job records how often it was recovered
+//! (`jobs_recoveries`); past `max_recoveries` it is presumed to be what kills its processes and
+//! goes to the dead set instead.
 //!
 //! Only a job the dead process was seen running counts: one its last heartbeat listed in
 //! `<identity>:work`. A job not listed was taken ahead and never started, or started after that
@@ -18,7 +23,10 @@
 //! cost a Redis write per job.
 
 use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use rand::Rng;
@@ -39,6 +47,14 @@ use crate::unique::Release;
 /// How long the recovery lock lasts: recovering one list takes milliseconds, and a recovery
 /// cut short (Redis died under it) must not block the next attempt for long.
 const LOCK_SECONDS: u64 = 10;
+
+/// How many hand-back steps of one dead process are sent before the first reply is awaited.
+/// Each step is atomic and checks the job is still there, so their number in flight changes
+/// what they do in no way, only how many round trips they wait for.
+const STEPS_IN_FLIGHT: usize = 100;
+
+/// How many dead processes one sweep recovers at once (each under its own lock).
+const PROCESSES_IN_FLIGHT: usize = 4;
 
 /// The loop that looks for dead processes' jobs.
 pub(crate) struct Recovery {
@@ -85,16 +101,60 @@ async fn recover_dead(shared: &Shared, max_recoveries: u32) -> Result<usize, Err
         .redis()
         .command(redis::cmd("SMEMBERS").arg(shared.keys().workers()))
         .await?;
-    let mut recovered = 0;
-    for identity in members.iter().filter(|id| **id != shared.identity) {
-        match recover_if_dead(shared, identity, max_recoveries).await {
-            Ok(count) => recovered += count,
-            Err(error) => {
-                tracing::warn!(process = %identity, %error, "cannot recover a dead process's jobs; will try again");
+    // Collected before they run: a lazy iterator held across the awaits is not `Send` for
+    // every lifetime, as the worker's tasks must be.
+    let recoveries: Vec<_> = members
+        .iter()
+        .filter(|id| **id != shared.identity)
+        .map(|identity| async move {
+            match recover_if_dead(shared, identity, max_recoveries).await {
+                Ok(count) => count,
+                Err(error) => {
+                    tracing::warn!(process = %identity, %error, "cannot recover a dead process's jobs; will try again");
+                    0
+                }
             }
+        })
+        .collect();
+    Ok(windowed(recoveries, PROCESSES_IN_FLIGHT)
+        .await
+        .into_iter()
+        .sum())
+}
+
+/// Runs `steps` with up to `window` of them in flight, each started (first polled) in their
+/// order, so the commands they send first share the connection as a pipeline's would, in about
+/// that order (a step that has to try again goes behind); returns their outputs in the order
+/// they ended.
+async fn windowed<F: Future>(steps: Vec<F>, window: usize) -> Vec<F::Output> {
+    let mut steps = steps.into_iter().peekable();
+    let mut running: Vec<Pin<Box<F>>> = Vec::with_capacity(window);
+    let mut outputs = Vec::new();
+    std::future::poll_fn(|context| {
+        loop {
+            while running.len() < window.max(1)
+                && let Some(step) = steps.next()
+            {
+                running.push(Box::pin(step));
+            }
+            running.retain_mut(|step| match step.as_mut().poll(context) {
+                Poll::Ready(output) => {
+                    outputs.push(output);
+                    false
+                }
+                Poll::Pending => true,
+            });
+            if running.is_empty() && steps.peek().is_none() {
+                return Poll::Ready(());
+            }
+            if running.len() >= window.max(1) || steps.peek().is_none() {
+                return Poll::Pending;
+            }
+            // Some ended: start as many more before waiting.
         }
-    }
-    Ok(recovered)
+    })
+    .await;
+    outputs
 }
 
 /// Hands back the jobs of `identity` if it is dead and this process gets its lock; returns how
@@ -187,46 +247,54 @@ async fn recover_one(
     let seen = seen_running(&work);
     // Bounded: what is not moved now, the next sweep moves.
     let until = Until::Deadline(tokio::time::Instant::now() + HAND_BACK_FOR);
-    // Only while the owner is still dead: a beat since means the jobs are its own.
-    for json in &jobs {
-        let fetched = Fetched::new(queue_of(json), json.clone());
-        let parsed = std::str::from_utf8(json)
-            .map_err(|error| format!("it is not UTF-8 text: {error}"))
-            .and_then(|text| {
-                Payload::from_json(text)
-                    .map(|payload| (payload, text))
-                    .map_err(|error| error.to_string())
-            });
-        match parsed {
-            Ok((payload, text)) => {
-                let seen = seen.contains(json.as_slice());
-                // A job buried for killing processes releases its unique lock; one handed
-                // back keeps it, so no duplicate slips in while it waits to run again.
-                let release = Release::of_payload(&payload);
-                let (outcome_json, dead) = recovered(payload, text, identity, max, seen);
-                let outcome = if dead {
-                    Outcome::Dead {
-                        json: &outcome_json,
-                        release: release.as_ref(),
+    // Only while the owner is still dead: a beat since means the jobs are its own. The steps
+    // are made a chunk at a time, so a long list never holds a step per job in memory.
+    for chunk in jobs.chunks(STEPS_IN_FLIGHT * 10) {
+        let steps: Vec<_> = chunk
+            .iter()
+            .map(|json| async {
+                let fetched = Fetched::new(queue_of(json), json.clone());
+                let parsed = std::str::from_utf8(json)
+                    .map_err(|error| format!("it is not UTF-8 text: {error}"))
+                    .and_then(|text| {
+                        Payload::from_json(text)
+                            .map(|payload| (payload, text))
+                            .map_err(|error| error.to_string())
+                    });
+                match parsed {
+                    Ok((payload, text)) => {
+                        let seen = seen.contains(json.as_slice());
+                        // A job buried for killing processes releases its unique lock; one handed
+                        // back keeps it, so no duplicate slips in while it waits to run again.
+                        let release = Release::of_payload(&payload);
+                        let (outcome_json, dead) = recovered(payload, text, identity, max, seen);
+                        let outcome = if dead {
+                            Outcome::Dead {
+                                json: &outcome_json,
+                                release: release.as_ref(),
+                            }
+                        } else {
+                            Outcome::Move {
+                                json: &outcome_json,
+                            }
+                        };
+                        shared
+                            .settler
+                            .settle_in(&list, &fetched, outcome, until, guard)
+                            .await;
                     }
-                } else {
-                    Outcome::Move {
-                        json: &outcome_json,
+                    Err(error) => {
+                        let reason =
+                            format!("a dead process held an entry that is not a job ({error})");
+                        shared
+                            .settler
+                            .bury_invalid_in(&list, &fetched, &reason, until, guard)
+                            .await;
                     }
-                };
-                shared
-                    .settler
-                    .settle_in(&list, &fetched, outcome, until, guard)
-                    .await;
-            }
-            Err(error) => {
-                let reason = format!("a dead process held an entry that is not a job ({error})");
-                shared
-                    .settler
-                    .bury_invalid_in(&list, &fetched, &reason, until, guard)
-                    .await;
-            }
-        }
+                }
+            })
+            .collect();
+        windowed(steps, STEPS_IN_FLIGHT).await;
     }
     let mut forget = scripts::FORGET.prepare_invoke();
     forget

@@ -17,7 +17,11 @@
 //! its edit as a splice (the bytes that change), at most 1,000 members and about 4 MiB of them
 //! ([`Promotion`]); a bigger member moves alone. Reads follow the same budget: the first read of
 //! a round takes [`FIRST_READ`] members, later ones as many as 4 MiB holds at the sizes seen
-//! (1,000 at most). A backlog drains in one round.
+//! (1,000 at most). A backlog drains in one round. Pollers that start on the same backlog at
+//! once read the same oldest members, and all but one would find each call's members gone: a
+//! poller whose call finds most of its members already moved ends its round for that set, and
+//! the one moving them goes on alone (otherwise each racing poller repeats every read and call
+//! for nothing, and two drain a backlog at half the speed of one).
 //!
 //! Between rounds it sleeps a random time around an average that grows with the number of live
 //! processes (`SCARD processes` × 5 s by default), as Sidekiq's poller does, so a fleet checks
@@ -164,11 +168,19 @@ impl Scheduler {
             let promoted = self.promote(set, &due, now).await?;
             moved += promoted.moved;
             left += promoted.left;
+            // Members neither moved nor left were gone: another poller moved them first.
+            let taken_elsewhere = due.len().saturating_sub(promoted.moved + promoted.left);
             unusable.extend(promoted.unusable.into_iter().map(|(queue, error)| {
                 tracing::debug!(%set, %queue, %error, "a due job's queue cannot take it");
                 queue
             }));
             if due.len() < want {
+                break;
+            }
+            if taken_elsewhere * 2 > due.len() {
+                // Another poller is draining this backlog from the same end: chasing it would
+                // only repeat its reads. It goes on; this one looks again next round.
+                tracing::debug!(%set, moved, "another poller is moving the due jobs; leaving them to it");
                 break;
             }
             let average = due.iter().map(Vec::len).sum::<usize>() / due.len();
