@@ -149,6 +149,7 @@ fn on_a_cluster_a_namespace_with_braces_is_refused() {
             .unwrap_err()
             .to_string(),
         "invalid Redis URL `redis+cluster://127.0.0.1:7000/3`: a cluster has one database, so \
-         `/3` after its nodes cannot be used; separate apps with a namespace instead"
+         nothing but `/0` may follow its nodes (separate apps with a namespace; write a `/` in a \
+         password as %2F)"
     );
 }

@@ -196,6 +196,36 @@ async fn a_worker_on_a_thousand_weighted_queues_runs_every_queues_jobs_once() {
 }
 
 #[tokio::test]
+async fn a_worker_on_ten_thousand_queues_takes_the_jobs_of_the_last() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let labels: Vec<String> = (0..5).map(|n| format!("last {n}")).collect();
+    Record::set()
+        .client(&client)
+        .queue("q9999")
+        .perform_bulk(labels.iter().map(|label| Record {
+            label: label.clone(),
+        }))
+        .await
+        .unwrap();
+    let log = CallLog::default();
+    // Each fetch asks for the paused state of all 10,000 queues in one step.
+    let drained = tokio::time::timeout(
+        Duration::from_secs(60),
+        worker(&redis, &log)
+            .queues((0..10_000u32).map(|n| format!("q{n}")))
+            .concurrency(2)
+            .drain(),
+    )
+    .await;
+    assert!(
+        matches!(drained, Ok(Ok(()))),
+        "the worker took no job from 10,000 queues: {drained:?}"
+    );
+    assert_eq!(log.entries(), labels);
+}
+
+#[tokio::test]
 async fn no_more_jobs_run_at_once_than_the_concurrency() {
     let redis = TestRedis::start();
     redis

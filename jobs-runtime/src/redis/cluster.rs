@@ -58,12 +58,20 @@ pub(crate) fn parse(url: &str) -> Result<ClusterUrl, String> {
             },
         );
     };
+    // The errors quote nothing of the URL: a password with a `?` or `/` typed unescaped
+    // would show in them.
+    if rest.contains('?') {
+        return Err(
+            "a Cluster URL takes no `?` parameters (write a `?` in a password as %3F)".to_owned(),
+        );
+    }
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
     if !path.is_empty() && path != "0" {
-        return Err(format!(
-            "a cluster has one database, so `/{path}` after its nodes cannot be used; \
-             separate apps with a namespace instead"
-        ));
+        return Err(
+            "a cluster has one database, so nothing but `/0` may follow its nodes (separate \
+             apps with a namespace; write a `/` in a password as %2F)"
+                .to_owned(),
+        );
     }
     let (userinfo, list) = hosts::split_userinfo(authority);
     Ok(ClusterUrl {
@@ -93,11 +101,14 @@ pub(crate) fn client(
         .nodes
         .iter()
         .map(|(host, port)| format!("redis://{}:{port}", bracketed(host)));
+    // No retries of the crate's own: it would send a command again after a broken connection
+    // or a redirection, a fetch or a push included, which may have run (see `Connection`'s
+    // rules for sending again). It still refreshes its slots after either, and `Connection`
+    // sends again what is safe to.
     let mut builder = ClusterClientBuilder::new(nodes)
         .connection_timeout(timeouts.connect)
         .response_timeout(response)
-        .retries(u32::try_from(timeouts.reconnect_attempts).unwrap_or(u32::MAX))
-        .max_retry_wait(1_000);
+        .retries(0);
     if let Some(username) = &url.credentials.username {
         builder = builder.username(username);
     }
@@ -156,6 +167,8 @@ mod tests {
     fn refuses_what_it_cannot_use_and_says_why() {
         for (url, reason) in [
             ("redis+cluster://n1:7000/2", "one database"),
+            ("redis+cluster://:pa/ss@n1:7000", "one database"),
+            ("redis+cluster://:pa?ss@n1:7000", "no `?` parameters"),
             ("redis+cluster://n1:port", "not a port number"),
             ("redis+cluster://n1,,n2", "address is empty"),
             ("rediss+cluster://n1:7000", "not supported"),
@@ -172,6 +185,21 @@ mod tests {
             "redis+cluster://:***@n1:7000,n2:7001"
         );
         assert_eq!(redact("redis://n1/0"), None);
+        // Typed unescaped, a `?` or `/` in the password does not show either.
+        assert_eq!(
+            redact("redis+cluster://:pa?ss@n1:7000").unwrap(),
+            "redis+cluster://:***@n1:7000"
+        );
+        assert_eq!(
+            redact("redis+cluster://app:pa/ss@n1:7000").unwrap(),
+            "redis+cluster://app:***@n1:7000"
+        );
+        for url in [
+            "redis+cluster://:hun?ter2@n1:7000",
+            "redis+cluster://:hun/ter2@n1:7000",
+        ] {
+            assert!(!parse(url).unwrap_err().contains("ter2"), "{url}");
+        }
         let url = url_for(&["a:1".to_owned(), "b:2".to_owned()]);
         assert_eq!(url, "redis+cluster://a:1,b:2");
         assert_eq!(parse(&url).unwrap().nodes.len(), 2);

@@ -113,42 +113,36 @@ pub(super) fn non_empty(text: String) -> Option<String> {
 }
 
 /// A URL of `scheme` with its passwords replaced by `***` (the user part's, and any query
-/// parameter's whose name suggests a secret); `None` if `url` is not of `scheme`.
+/// parameter's whose name suggests a secret); `None` if `url` is not of `scheme`. The user part
+/// ends at the last `@`, wherever it is: a password typed with `?`, `/` or `@` unescaped is
+/// still hidden (with whatever else comes before that `@`).
 pub(super) fn redact(url: &str, scheme: &str) -> Option<String> {
     let rest = strip_scheme(url, scheme)?;
-    let (rest, query) = match rest.split_once('?') {
-        Some((rest, query)) => (rest, Some(query)),
-        None => (rest, None),
-    };
-    let (authority, path) = match rest.split_once('/') {
-        Some((authority, path)) => (authority, Some(path)),
-        None => (rest, None),
-    };
     let mut redacted = scheme.to_owned();
-    match split_userinfo(authority) {
-        (Some(userinfo), hosts) => {
+    let rest = match rest.rsplit_once('@') {
+        Some((userinfo, after)) => {
             match userinfo.split_once(':') {
                 Some((user, _)) => redacted.push_str(&format!("{user}:***@")),
                 None => redacted.push_str("***@"),
             }
-            redacted.push_str(hosts);
+            after
         }
-        (None, hosts) => redacted.push_str(hosts),
-    }
-    if let Some(path) = path {
-        redacted.push('/');
-        redacted.push_str(path);
-    }
-    if let Some(query) = query {
-        let pairs: Vec<String> = query
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((name, _)) if is_secret(name) => format!("{name}=***"),
-                _ => pair.to_owned(),
-            })
-            .collect();
-        redacted.push('?');
-        redacted.push_str(&pairs.join("&"));
+        None => rest,
+    };
+    match rest.split_once('?') {
+        Some((before, query)) => {
+            let pairs: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((name, _)) if is_secret(name) => format!("{name}=***"),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            redacted.push_str(before);
+            redacted.push('?');
+            redacted.push_str(&pairs.join("&"));
+        }
+        None => redacted.push_str(rest),
     }
     Some(redacted)
 }

@@ -57,6 +57,8 @@ pub(crate) struct Connection {
     finder: tokio::sync::Mutex<Finder>,
     /// Whether the server is found through sentinels.
     sentinel: bool,
+    /// Whether the server is a cluster.
+    cluster: bool,
     /// The connection in use, once opened.
     current: Mutex<Option<Arc<Current>>>,
     /// How long to wait for Redis.
@@ -143,9 +145,11 @@ impl Connection {
             })?;
             (Finder::Direct(client), false)
         };
+        let cluster = matches!(finder, Finder::Cluster { .. });
         Ok(Self {
             finder: tokio::sync::Mutex::new(finder),
             sentinel,
+            cluster,
             current: Mutex::new(None),
             timeouts,
             replicas,
@@ -261,9 +265,10 @@ impl Connection {
 
     /// Sends `pipeline` in one round trip, once more if the connection had broken before it
     /// could be sent; not after a timeout, when Redis may have run it (a push or an `INCRBY`
-    /// sent twice would apply twice).
+    /// sent twice would apply twice), nor after a cluster's redirection, which may have come
+    /// after some of its commands ran.
     pub(crate) async fn query<T: FromRedisValue>(&self, pipeline: &Pipeline) -> Result<T, Error> {
-        self.retry_once(Resend::UnlessTimedOut, |mut connection| async move {
+        self.retry_once(Resend::UnlessTimedOut, false, |mut connection| async move {
             pipeline.query_async(&mut connection).await
         })
         .await
@@ -272,7 +277,7 @@ impl Connection {
     /// Sends one command, once more if the connection had broken before it could be sent; not
     /// after a timeout (see [`query`](Self::query)).
     pub(crate) async fn command<T: FromRedisValue>(&self, command: &Cmd) -> Result<T, Error> {
-        self.retry_once(Resend::UnlessTimedOut, |mut connection| async move {
+        self.retry_once(Resend::UnlessTimedOut, true, |mut connection| async move {
             command.query_async(&mut connection).await
         })
         .await
@@ -298,17 +303,28 @@ impl Connection {
         &self,
         invocation: &ScriptInvocation<'_>,
     ) -> Result<T, Error> {
-        self.retry_once(Resend::OnAnyConnectionError, |mut connection| async move {
-            invocation.invoke_async(&mut connection).await
-        })
+        self.retry_once(
+            Resend::OnAnyConnectionError,
+            true,
+            |mut connection| async move { invocation.invoke_async(&mut connection).await },
+        )
         .await
     }
 
     /// Runs `send` on the shared connection; when the connection had broken, runs it once more
     /// on the reconnected one, as Sidekiq's client does. Through sentinels, "reconnected" means
     /// to the master they name now, and a `READONLY` or `NOREPLICAS` refusal (the master was
-    /// demoted or lost its replicas; nothing ran) is sent once more too.
-    async fn retry_once<T, F, Fut>(&self, resend: Resend, send: F) -> Result<T, Error>
+    /// demoted or lost its replicas; nothing ran) is sent once more too. Through a cluster, a
+    /// single command or script that met a redirection (`MOVED`, `ASK`, `TRYAGAIN`,
+    /// `CLUSTERDOWN`: nothing ran) is sent once more after a short pause, once the cluster
+    /// connection has refreshed its slots (`redirectable`); the redis crate re-sends nothing
+    /// itself (see [`cluster`]).
+    async fn retry_once<T, F, Fut>(
+        &self,
+        resend: Resend,
+        redirectable: bool,
+        send: F,
+    ) -> Result<T, Error>
     where
         F: Fn(Link) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
@@ -325,6 +341,12 @@ impl Connection {
                 } else {
                     Err(self.error(error))
                 }
+            }
+            Err(error) if redirectable && self.cluster && is_redirection(&error) => {
+                tokio::time::sleep(REDIRECTION_PAUSE).await;
+                send(current.link.clone())
+                    .await
+                    .map_err(|error| self.error(error))
             }
             Err(error) if resend.after(&error) => send(current.link.clone())
                 .await
@@ -415,6 +437,19 @@ impl Resend {
             Self::UnlessTimedOut => is_connection_error(error) && !error.is_timeout(),
         }
     }
+}
+
+/// How long a command that met a cluster's redirection waits before it is sent once more.
+const REDIRECTION_PAUSE: Duration = Duration::from_millis(100);
+
+/// Whether a cluster refused the command without running it: its slot moved (`MOVED`, `ASK`),
+/// is being moved (`TRYAGAIN`), or has no master (`CLUSTERDOWN`).
+fn is_redirection(error: &RedisError) -> bool {
+    use redis::ServerErrorKind::{Ask, ClusterDown, Moved, TryAgain};
+    matches!(
+        error.kind(),
+        redis::ErrorKind::Server(Moved | Ask | TryAgain | ClusterDown)
+    )
 }
 
 /// Whether the error means the connection, not the command, failed.

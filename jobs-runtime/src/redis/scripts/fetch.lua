@@ -65,10 +65,20 @@ local names = {}
 for position = 1, queues do
   names[position] = name(position)
 end
-local members = queues > 0 and redis.pcall('SMISMEMBER', KEYS[3], unpack(names)) or {}
-if members.err then
-  taken[#taken + 1] = {0, KEYS[3] .. ': ' .. members.err}
-  members = {}
+-- In calls of at most 1,000 names: Lua's `unpack` has a limit, and a worker may have thousands
+-- of queues.
+local members = {}
+for first = 1, queues, 1000 do
+  local last = math.min(first + 999, queues)
+  local found = redis.pcall('SMISMEMBER', KEYS[3], unpack(names, first, last))
+  if found.err then
+    taken[#taken + 1] = {0, KEYS[3] .. ': ' .. found.err}
+    members = {}
+    break
+  end
+  for _, member in ipairs(found) do
+    members[#members + 1] = member
+  end
 end
 for position = 1, queues do
   if members[position] == 1 then
