@@ -28,12 +28,11 @@
 //! worker-process line.
 
 use std::process::Stdio;
-use std::time::Instant;
 
 use jobs::worker::QueueSpec;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::figures::{flush, rate};
+use super::figures::{field, flush, rate};
 use super::measure::{self, PrivateRedis, Samples};
 use super::{ARGUMENT, Finished, NoOp};
 
@@ -294,25 +293,15 @@ fn run_drain(url: &str, drain: Drain) -> std::result::Result<f64, String> {
             .url(url)
             .build()
             .map_err(|error| error.to_string())?;
-        let finished = Finished::expect(drain.jobs);
         let queues = (0..drain.queues.count)
             .map(|index| QueueSpec::weighted(queue_name(index), u32::from(drain.queues.weighted)));
         let worker = jobs::Worker::new()
             .client(&client)
             .weighted_queues(queues)
-            .concurrency(drain.concurrency)
-            .state(finished.clone())
-            .state(Samples::default());
-        let started = Instant::now();
-        let done = finished.clone();
-        worker
-            .run_until(async move { done.all_done().await })
+            .concurrency(drain.concurrency);
+        measure::drain_with(worker, drain.jobs)
             .await
-            .map_err(|error| error.to_string())?;
-        Ok(finished
-            .last()
-            .map_or_else(|| started.elapsed(), |last| last - started)
-            .as_secs_f64())
+            .map_err(|error| error.to_string())
     })
 }
 
@@ -354,14 +343,6 @@ impl WorkerProcess {
         }
         Ok(bench)
     }
-}
-
-/// A number field of a `BENCH` line.
-fn field(line: &str, name: &str) -> f64 {
-    line.split_whitespace()
-        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(0.0)
 }
 
 /// Seconds since the epoch.

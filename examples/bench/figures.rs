@@ -221,7 +221,8 @@ async fn worker_process(
     Ok(bench)
 }
 
-fn field(line: &str, name: &str) -> f64 {
+/// A number field (`name=value`) of a `BENCH` line; 0 when it has none.
+pub(crate) fn field(line: &str, name: &str) -> f64 {
     line.split_whitespace()
         .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
         .and_then(|value| value.parse().ok())

@@ -153,13 +153,21 @@ pub(crate) async fn drain_queue(
     client: &jobs::Client,
     n: usize,
 ) -> Result<f64, Box<dyn std::error::Error>> {
-    let finished = Finished::expect(n);
     let worker = jobs::Worker::new()
         .client(client)
         .queues(["bench"])
-        .concurrency(10)
-        .state(finished.clone())
-        .state(Samples::default());
+        .concurrency(10);
+    drain_with(worker, n).await
+}
+
+/// Runs `worker` (its client, queues and concurrency set) in this process until the `n` jobs
+/// waiting in Redis have finished; the seconds from its start to the end of the last one.
+pub(crate) async fn drain_with(
+    worker: jobs::Worker,
+    n: usize,
+) -> Result<f64, Box<dyn std::error::Error>> {
+    let finished = Finished::expect(n);
+    let worker = worker.state(finished.clone()).state(Samples::default());
     let started = Instant::now();
     let done = finished.clone();
     worker

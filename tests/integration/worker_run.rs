@@ -12,25 +12,36 @@ use crate::support::jobs::{CallLog, Gauge, MeasureConcurrency, Record, RecordHig
 use crate::support::jobs::{push_low_and_high, worker};
 use crate::support::{RunningWorker, TestRedis, counter, eventually};
 
-#[tokio::test]
-async fn every_job_runs_once_and_leaves_nothing_behind() {
-    let redis = TestRedis::start();
-    let client = redis.client();
-    let labels: Vec<String> = (0..20).map(|n| format!("job {n}")).collect();
+/// Pushes `n` `Record` jobs labelled `job 0`, `job 1`…, oldest first; their labels.
+async fn push_records(client: &jobs::Client, n: usize) -> Vec<String> {
+    let labels: Vec<String> = (0..n).map(|n| format!("job {n}")).collect();
     client
         .perform_bulk(labels.iter().map(|label| Record {
             label: label.clone(),
         }))
         .await
         .unwrap();
+    labels
+}
+
+/// Asserts that each of `labels` was run exactly once, in any order.
+fn assert_ran_once(log: &CallLog, labels: &[String]) {
+    let mut ran = log.entries();
+    ran.sort();
+    let mut expected = labels.to_vec();
+    expected.sort();
+    assert_eq!(ran, expected, "each job ran exactly once");
+}
+
+#[tokio::test]
+async fn every_job_runs_once_and_leaves_nothing_behind() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let labels = push_records(&client, 20).await;
     let log = CallLog::default();
     worker(&redis, &log).concurrency(4).drain().await.unwrap();
 
-    let mut ran = log.entries();
-    ran.sort();
-    let mut expected = labels.clone();
-    expected.sort();
-    assert_eq!(ran, expected, "each job ran exactly once");
+    assert_ran_once(&log, &labels);
     assert!(redis.queue("default").await.is_empty());
     let keys = redis.keys().await;
     assert!(
@@ -53,13 +64,7 @@ async fn every_job_runs_once_and_leaves_nothing_behind() {
 async fn a_busy_worker_takes_a_queue_oldest_first_without_a_command_per_job() {
     let redis = TestRedis::start();
     let client = redis.client();
-    let labels: Vec<String> = (0..500).map(|n| format!("job {n}")).collect();
-    client
-        .perform_bulk(labels.iter().map(|label| Record {
-            label: label.clone(),
-        }))
-        .await
-        .unwrap();
+    let labels = push_records(&client, 500).await;
     let log = CallLog::default();
     worker(&redis, &log).concurrency(1).drain().await.unwrap();
 
@@ -73,21 +78,11 @@ async fn a_busy_worker_takes_a_queue_oldest_first_without_a_command_per_job() {
 async fn a_busy_worker_acknowledges_most_jobs_by_trimming_its_working_list() {
     let redis = TestRedis::start();
     let client = redis.client();
-    let labels: Vec<String> = (0..2_000).map(|n| format!("job {n}")).collect();
-    client
-        .perform_bulk(labels.iter().map(|label| Record {
-            label: label.clone(),
-        }))
-        .await
-        .unwrap();
+    let labels = push_records(&client, 2_000).await;
     let log = CallLog::default();
     worker(&redis, &log).concurrency(10).drain().await.unwrap();
 
-    let mut ran = log.entries();
-    ran.sort();
-    let mut expected = labels.clone();
-    expected.sort();
-    assert_eq!(ran, expected, "each job ran exactly once");
+    assert_ran_once(&log, &labels);
     let keys = redis.keys().await;
     assert!(
         !keys.iter().any(|key| key.starts_with("jobs:working:")),

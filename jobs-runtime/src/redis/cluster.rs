@@ -19,7 +19,7 @@ use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_routing::{Route, SlotAddr};
 
 use super::Timeouts;
-use super::hosts::{self, Credentials};
+use super::hosts::{self, Credentials, Kind};
 
 /// The scheme of a Cluster URL.
 pub(crate) const SCHEME: &str = "redis+cluster://";
@@ -39,25 +39,23 @@ pub(crate) struct ClusterUrl {
     pub(crate) credentials: Credentials,
 }
 
+/// Cluster URLs.
+const KIND: Kind = Kind {
+    scheme: SCHEME,
+    tls_scheme: "rediss+cluster://",
+    name: "Cluster",
+    no_tls: "TLS to a cluster (rediss+cluster://) is not supported yet; use redis+cluster://",
+};
+
 /// Whether `url` is a Cluster URL (or meant to be one: `rediss+cluster://` is refused with a
 /// reason rather than read as a plain URL).
 pub(crate) fn is_cluster_url(url: &str) -> bool {
-    let lower = url.to_ascii_lowercase();
-    lower.starts_with(SCHEME) || lower.starts_with("rediss+cluster://")
+    KIND.matches(url)
 }
 
 /// Reads a `redis+cluster://` URL; the error says what is wrong with it, in a few words.
 pub(crate) fn parse(url: &str) -> Result<ClusterUrl, String> {
-    let Some(rest) = hosts::strip_scheme(url, SCHEME) else {
-        return Err(
-            if url.to_ascii_lowercase().starts_with("rediss+cluster://") {
-                "TLS to a cluster (rediss+cluster://) is not supported yet; use redis+cluster://"
-                    .to_owned()
-            } else {
-                format!("a Cluster URL starts with {SCHEME}")
-            },
-        );
-    };
+    let rest = KIND.rest(url)?;
     // The errors quote nothing of the URL: a password with a `?` or `/` typed unescaped
     // would show in them.
     if rest.contains('?') {

@@ -2,6 +2,34 @@
 //! `[[user]:password@]host1[:port1][,host2[:port2]…]`, `%XX` escapes, and redaction. The `url`
 //! crate cannot read them: a comma-separated list of hosts is not a URL authority.
 
+/// A kind of URL that names several servers.
+pub(super) struct Kind {
+    /// Its scheme: `redis+sentinel://`.
+    pub(super) scheme: &'static str,
+    /// Its TLS form, refused with a reason rather than read as a plain URL.
+    pub(super) tls_scheme: &'static str,
+    /// What errors call it: `Sentinel`.
+    pub(super) name: &'static str,
+    /// Why the TLS form is refused.
+    pub(super) no_tls: &'static str,
+}
+
+impl Kind {
+    /// Whether `url` is of this kind (or meant to be: its TLS form counts).
+    pub(super) fn matches(&self, url: &str) -> bool {
+        strip_scheme(url, self.scheme).is_some() || strip_scheme(url, self.tls_scheme).is_some()
+    }
+
+    /// The URL after its scheme, or why it is not of this kind.
+    pub(super) fn rest<'a>(&self, url: &'a str) -> Result<&'a str, String> {
+        match strip_scheme(url, self.scheme) {
+            Some(rest) => Ok(rest),
+            None if strip_scheme(url, self.tls_scheme).is_some() => Err(self.no_tls.to_owned()),
+            None => Err(format!("a {} URL starts with {}", self.name, self.scheme)),
+        }
+    }
+}
+
 /// The URL after `scheme`, matched without regard to case.
 pub(super) fn strip_scheme<'a>(url: &'a str, scheme: &str) -> Option<&'a str> {
     url.get(..scheme.len())

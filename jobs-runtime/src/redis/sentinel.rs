@@ -12,7 +12,7 @@
 
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 
-use super::hosts::{self, Credentials};
+use super::hosts::{self, Credentials, Kind};
 use redis::{ConnectionAddr, RedisError};
 
 /// The scheme of a Sentinel URL.
@@ -38,25 +38,23 @@ pub(crate) struct SentinelUrl {
     pub(crate) sentinel_password: Option<String>,
 }
 
+/// Sentinel URLs.
+const KIND: Kind = Kind {
+    scheme: SCHEME,
+    tls_scheme: "rediss+sentinel://",
+    name: "Sentinel",
+    no_tls: "TLS to sentinels (rediss+sentinel://) is not supported; use redis+sentinel://",
+};
+
 /// Whether `url` is a Sentinel URL (or meant to be one: `rediss+sentinel://` is refused with a
 /// reason rather than read as a plain URL).
 pub(crate) fn is_sentinel_url(url: &str) -> bool {
-    let lower = url.to_ascii_lowercase();
-    lower.starts_with(SCHEME) || lower.starts_with("rediss+sentinel://")
+    KIND.matches(url)
 }
 
 /// Reads a `redis+sentinel://` URL; the error says what is wrong with it, in a few words.
 pub(crate) fn parse(url: &str) -> Result<SentinelUrl, String> {
-    let Some(rest) = hosts::strip_scheme(url, SCHEME) else {
-        return Err(
-            if url.to_ascii_lowercase().starts_with("rediss+sentinel://") {
-                "TLS to sentinels (rediss+sentinel://) is not supported; use redis+sentinel://"
-                    .to_owned()
-            } else {
-                format!("a Sentinel URL starts with {SCHEME}")
-            },
-        );
-    };
+    let rest = KIND.rest(url)?;
     let (rest, query) = match rest.split_once('?') {
         Some((rest, query)) => (rest, Some(query)),
         None => (rest, None),
