@@ -24,11 +24,10 @@
 
 use std::collections::HashSet;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Duration;
 
+use futures_util::{StreamExt, stream};
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
@@ -122,39 +121,14 @@ async fn recover_dead(shared: &Shared, max_recoveries: u32) -> Result<usize, Err
         .sum())
 }
 
-/// Runs `steps` with up to `window` of them in flight, each started (first polled) in their
-/// order, so the commands they send first share the connection as a pipeline's would, in about
-/// that order (a step that has to try again goes behind); returns their outputs in the order
-/// they ended.
+/// Runs `steps` with up to `window` of them in flight, each started in their order, so the
+/// commands they send first share the connection as a pipeline's would, in about that order (a
+/// step that has to try again goes behind); returns their outputs in the order they ended.
 async fn windowed<F: Future>(steps: Vec<F>, window: usize) -> Vec<F::Output> {
-    let mut steps = steps.into_iter().peekable();
-    let mut running: Vec<Pin<Box<F>>> = Vec::with_capacity(window);
-    let mut outputs = Vec::new();
-    std::future::poll_fn(|context| {
-        loop {
-            while running.len() < window.max(1)
-                && let Some(step) = steps.next()
-            {
-                running.push(Box::pin(step));
-            }
-            running.retain_mut(|step| match step.as_mut().poll(context) {
-                Poll::Ready(output) => {
-                    outputs.push(output);
-                    false
-                }
-                Poll::Pending => true,
-            });
-            if running.is_empty() && steps.peek().is_none() {
-                return Poll::Ready(());
-            }
-            if running.len() >= window.max(1) || steps.peek().is_none() {
-                return Poll::Pending;
-            }
-            // Some ended: start as many more before waiting.
-        }
-    })
-    .await;
-    outputs
+    stream::iter(steps)
+        .buffer_unordered(window.max(1))
+        .collect()
+        .await
 }
 
 /// Hands back the jobs of `identity` if it is dead and this process gets its lock; returns how
