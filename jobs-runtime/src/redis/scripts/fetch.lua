@@ -30,12 +30,13 @@
 --
 -- Returns an array of sections, so that a later section can be added without breaking a
 -- reader of the earlier ones (a reader ignores the sections it does not know):
---   [1] taken:  pairs {queue position, job JSON}, oldest first. A queue that cannot be read
---               (a key of the wrong type) is skipped, reported as {0, message}, so the jobs
---               already moved from other queues are still returned and run. A `paused` key
---               that cannot be read is reported the same way, and no queue counts as paused;
---               a `jobs:caps` key that cannot be read too, and no queue counts as capped; a
---               cap or leases key that cannot be read too, and its queue is not taken from.
+--   [1] taken:  the jobs' JSON, oldest first; section [5] says which queue each came from.
+--               A queue that cannot be read (a key of the wrong type) is skipped, reported as
+--               a message from queue position 0, so the jobs already moved from other queues
+--               are still returned and run. A `paused` key that cannot be read is reported
+--               the same way, and no queue counts as paused; a `jobs:caps` key that cannot be
+--               read too, and no queue counts as capped; a cap or leases key that cannot be
+--               read too, and its queue is not taken from.
 --   [2] paused: the positions of the asked queues that are paused, whether or not jobs were
 --               wanted, so the caller knows the paused state of all its queues as of this step.
 --   [3] leases: pairs {index into section 1 (1-based), lease member}, one per job taken from a
@@ -43,6 +44,11 @@
 --   [4] capped: {queue position, cap, room left after this step, jobs left in the queue
 --               (LLEN)} for every capped queue asked (room 0 with jobs left: full, its jobs
 --               wait in their queue; room 0 and none left: nothing waits for room).
+--   [5] from:   runs {queue position, count, queue position, count, ...}, flat: the first
+--               `count` entries of [1] came from the first position, the next from the second,
+--               and so on. Runs, not a position per job: the worker reads each value of the
+--               reply, and one value a job costs it less than three (an array, a position and
+--               the job).
 -- Jobs leave the right end of a queue (the oldest) and enter the left end of the working list.
 local working = KEYS[1]
 local wanted = tonumber(ARGV[1])
@@ -52,6 +58,17 @@ local lifetime = tonumber(ARGV[5])
 redis.call('SADD', KEYS[2], ARGV[2])
 local queues = (#KEYS - 4) / 3
 local taken = {}
+local from = {}
+-- Adds `entry` (a job, or at position 0 a message) to the reply, from queue `position`.
+local function take(position, entry)
+  taken[#taken + 1] = entry
+  if #from > 0 and from[#from - 1] == position then
+    from[#from] = from[#from] + 1
+  else
+    from[#from + 1] = position
+    from[#from + 1] = 1
+  end
+end
 local paused = {}
 local leases = {}
 local capped = {}
@@ -72,7 +89,7 @@ for first = 1, queues, 1000 do
   local last = math.min(first + 999, queues)
   local found = redis.pcall('SMISMEMBER', KEYS[3], unpack(names, first, last))
   if found.err then
-    taken[#taken + 1] = {0, KEYS[3] .. ': ' .. found.err}
+    take(0, KEYS[3] .. ': ' .. found.err)
     members = {}
     break
   end
@@ -88,7 +105,7 @@ for position = 1, queues do
 end
 local any_cap = redis.pcall('SCARD', KEYS[4])
 if type(any_cap) == 'table' and any_cap.err then
-  taken[#taken + 1] = {0, KEYS[4] .. ': ' .. any_cap.err}
+  take(0, KEYS[4] .. ': ' .. any_cap.err)
   any_cap = 0
 end
 local now = 0
@@ -102,17 +119,17 @@ if any_cap > 0 then
   for position = 1, queues do
     local cap = redis.pcall('GET', cap_key(position))
     if type(cap) == 'table' and cap.err then
-      taken[#taken + 1] = {0, cap_key(position) .. ': ' .. cap.err}
+      take(0, cap_key(position) .. ': ' .. cap.err)
       skip[position] = true
     elseif cap then
       local limit = tonumber(cap)
       local dropped = redis.pcall('ZREMRANGEBYSCORE', leases_key(position), '-inf', now)
       local live = redis.pcall('ZCARD', leases_key(position))
       if not limit or limit < 1 then
-        taken[#taken + 1] = {0, cap_key(position) .. ': not a cap of 1 or more'}
+        take(0, cap_key(position) .. ': not a cap of 1 or more')
         skip[position] = true
       elseif type(dropped) == 'table' or type(live) == 'table' then
-        taken[#taken + 1] = {0, leases_key(position) .. ': not a sorted set'}
+        take(0, leases_key(position) .. ': not a sorted set')
         skip[position] = true
       else
         room[position] = math.max(0, limit - live)
@@ -150,7 +167,7 @@ for position = 1, queues do
     -- The oldest `want` jobs, newest first (the queue's right end is its oldest).
     local jobs = redis.pcall('LRANGE', queue, -want, -1)
     if type(jobs) == 'table' and jobs.err then
-      taken[#taken + 1] = {0, queue .. ': ' .. jobs.err}
+      take(0, queue .. ': ' .. jobs.err)
     elseif #jobs > 0 then
       -- Oldest first onto the working list's left end, so it ends up with the newest taken
       -- leftmost, as a job at a time would have left it.
@@ -160,13 +177,13 @@ for position = 1, queues do
       end
       local refused = variadic('LPUSH', working, oldest_first)
       if refused then
-        taken[#taken + 1] = {0, working .. ': ' .. refused.err}
+        take(0, working .. ': ' .. refused.err)
       else
         redis.call('LTRIM', queue, 0, -#jobs - 1)
         local lease_args = {}
         for _, job in ipairs(oldest_first) do
           count = count + 1
-          taken[#taken + 1] = {position, job}
+          take(position, job)
           if left then
             -- The separator is `crate::cap`'s SEPARATOR: the two must match.
             local lease = ARGV[2] .. '|' .. (counter + leased)
@@ -190,4 +207,4 @@ for _, entry in ipairs(capped) do
   local waiting = redis.pcall('LLEN', list_key(entry[1]))
   entry[4] = type(waiting) == 'number' and waiting or 0
 end
-return {taken, paused, leases, capped}
+return {taken, paused, leases, capped, from}

@@ -176,10 +176,12 @@ impl FromRedisValue for Reply {
         };
         let mut sections = sections.into_iter();
         let mut section = || sections.next().unwrap_or(Value::Array(Vec::new()));
-        let taken = Vec::<(usize, Vec<u8>)>::from_redis_value(section())?;
+        let entries = Vec::<Vec<u8>>::from_redis_value(section())?;
         let paused = Vec::<usize>::from_redis_value(section())?;
         let leases = Vec::<(usize, String)>::from_redis_value(section())?;
         let capped = Vec::<(usize, u64, u64, u64)>::from_redis_value(section())?;
+        let runs = Vec::<usize>::from_redis_value(section())?;
+        let taken = with_positions(entries, &runs)?;
         Ok(Self {
             taken,
             paused,
@@ -187,6 +189,24 @@ impl FromRedisValue for Reply {
             capped,
         })
     }
+}
+
+/// Each of `entries` with the queue position it came from, by `runs` (`{position, count}`
+/// flat, in the entries' order: section 5 of the reply).
+fn with_positions(
+    entries: Vec<Vec<u8>>,
+    runs: &[usize],
+) -> Result<Vec<(usize, Vec<u8>)>, ParsingError> {
+    let counted: usize = runs.chunks_exact(2).map(|run| run[1]).sum();
+    if !runs.len().is_multiple_of(2) || counted != entries.len() {
+        return Err(ParsingError::from(
+            "the fetch script's reply does not say which queue each of its jobs came from",
+        ));
+    }
+    let positions = runs
+        .chunks_exact(2)
+        .flat_map(|run| std::iter::repeat_n(run[0], run[1]));
+    Ok(positions.zip(entries).collect())
 }
 
 #[cfg(test)]
@@ -199,20 +219,39 @@ mod tests {
         Value::BulkString(text.as_bytes().to_vec())
     }
 
+    fn ints(values: &[i64]) -> Value {
+        Value::Array(values.iter().map(|&value| Value::Int(value)).collect())
+    }
+
+    fn empty() -> Value {
+        Value::Array(Vec::new())
+    }
+
     #[test]
-    fn reads_the_taken_jobs_and_the_paused_positions() {
+    fn reads_the_taken_jobs_their_queues_and_the_paused_positions() {
         let taken = Value::Array(vec![
-            Value::Array(vec![Value::Int(1), data("{\"jid\":\"a\"}")]),
-            Value::Array(vec![Value::Int(0), data("queue:x: WRONGTYPE")]),
+            data("{\"jid\":\"a\"}"),
+            data("{\"jid\":\"b\"}"),
+            data("queue:x: WRONGTYPE"),
+            data("{\"jid\":\"c\"}"),
         ]);
-        let paused = Value::Array(vec![Value::Int(2), Value::Int(3)]);
-        let reply = Reply::from_redis_value(Value::Array(vec![taken, paused])).unwrap();
+        let from = ints(&[1, 2, 0, 1, 3, 1]);
+        let reply = Reply::from_redis_value(Value::Array(vec![
+            taken,
+            ints(&[2, 3]),
+            empty(),
+            empty(),
+            from,
+        ]))
+        .unwrap();
         assert_eq!(
             reply,
             Reply {
                 taken: vec![
                     (1, b"{\"jid\":\"a\"}".to_vec()),
-                    (0, b"queue:x: WRONGTYPE".to_vec())
+                    (1, b"{\"jid\":\"b\"}".to_vec()),
+                    (0, b"queue:x: WRONGTYPE".to_vec()),
+                    (3, b"{\"jid\":\"c\"}".to_vec()),
                 ],
                 paused: vec![2, 3],
                 leases: Vec::new(),
@@ -223,42 +262,28 @@ mod tests {
 
     #[test]
     fn reads_the_leases_and_the_capped_queues() {
-        let taken = Value::Array(vec![
-            Value::Array(vec![Value::Int(2), data("{\"jid\":\"a\"}")]),
-            Value::Array(vec![Value::Int(1), data("{\"jid\":\"b\"}")]),
-        ]);
+        let taken = Value::Array(vec![data("{\"jid\":\"a\"}"), data("{\"jid\":\"b\"}")]);
         let leases = Value::Array(vec![Value::Array(vec![Value::Int(2), data("h:1:a|7")])]);
-        let capped = Value::Array(vec![
-            Value::Array(vec![
-                Value::Int(1),
-                Value::Int(2),
-                Value::Int(0),
-                Value::Int(7),
-            ]),
-            Value::Array(vec![
-                Value::Int(3),
-                Value::Int(5),
-                Value::Int(4),
-                Value::Int(0),
-            ]),
-        ]);
+        let capped = Value::Array(vec![ints(&[1, 2, 0, 7]), ints(&[3, 5, 4, 0])]);
         let reply = Reply::from_redis_value(Value::Array(vec![
             taken,
-            Value::Array(Vec::new()),
+            empty(),
             leases,
             capped,
+            ints(&[2, 1, 1, 1]),
             data("a later section"),
         ]))
         .unwrap();
         assert_eq!(reply.leases, vec![(2, "h:1:a|7".to_owned())]);
         assert_eq!(reply.capped, vec![(1, 2, 0, 7), (3, 5, 4, 0)]);
-        assert_eq!(reply.taken.len(), 2);
+        let positions: Vec<usize> = reply.taken.iter().map(|(position, _)| *position).collect();
+        assert_eq!(positions, vec![2, 1]);
     }
 
     #[test]
     fn ignores_sections_it_does_not_know_and_empty_ones() {
-        let empty = || Value::Array(Vec::new());
         let reply = Reply::from_redis_value(Value::Array(vec![
+            empty(),
             empty(),
             empty(),
             empty(),
@@ -276,5 +301,20 @@ mod tests {
             }
         );
         assert!(Reply::from_redis_value(Value::Int(1)).is_err());
+    }
+
+    #[test]
+    fn a_job_whose_queue_is_not_said_is_an_error() {
+        let taken = || Value::Array(vec![data("{}"), data("{}")]);
+        for from in [ints(&[1, 1]), ints(&[1, 3]), ints(&[1, 1, 2]), empty()] {
+            let reply = Reply::from_redis_value(Value::Array(vec![
+                taken(),
+                empty(),
+                empty(),
+                empty(),
+                from,
+            ]));
+            assert!(reply.is_err(), "{reply:?}");
+        }
     }
 }
