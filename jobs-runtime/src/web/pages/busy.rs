@@ -7,7 +7,7 @@ use axum::response::Response;
 use maud::html;
 
 use super::ListQuery;
-use crate::api::{Process, ProcessSet, Stats, WorkSet};
+use crate::api::{ProcessSet, Stats, WorkSet};
 use crate::web::context::{Ctx, Form};
 use crate::web::failure::Failure;
 use crate::web::format;
@@ -32,11 +32,7 @@ pub(crate) async fn page(ctx: Ctx, Query(query): Query<ListQuery>) -> Result<Res
     let busy: u64 = every.iter().map(|process| process.busy).sum();
     let total = every.len();
     let page_number = query.page();
-    let processes: Vec<Process> = every
-        .into_iter()
-        .skip((page_number - 1).saturating_mul(PROCESSES_PAGE_SIZE))
-        .take(PROCESSES_PAGE_SIZE)
-        .collect();
+    let processes = query.slice(every, PROCESSES_PAGE_SIZE);
     let running = WorkSet::new(client).of(&processes).await?;
     let paged = total > processes.len();
     let content = html! {

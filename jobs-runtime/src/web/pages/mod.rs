@@ -62,9 +62,38 @@ impl ListQuery {
         }
         Ok(filter)
     }
+
+    /// This query's page of `items`, already in the order shown, in pages of `size`: for the
+    /// lists read whole and paged in memory (queue names, processes, search results).
+    pub(crate) fn slice<T>(&self, items: Vec<T>, size: usize) -> Vec<T> {
+        items
+            .into_iter()
+            .skip((self.page() - 1).saturating_mul(size))
+            .take(size)
+            .collect()
+    }
 }
 
 /// `text` made safe as one segment of a path: every byte but letters and digits escaped.
 pub(crate) fn segment(text: &str) -> String {
     utf8_percent_encode(text, NON_ALPHANUMERIC).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ListQuery;
+
+    #[test]
+    fn a_page_of_a_list_read_whole() {
+        let on = |page: Option<usize>| ListQuery {
+            page,
+            ..ListQuery::default()
+        };
+        let items: Vec<u32> = (1..=7).collect();
+        assert_eq!(on(None).slice(items.clone(), 3), vec![1, 2, 3]);
+        assert_eq!(on(Some(3)).slice(items.clone(), 3), vec![7]);
+        assert_eq!(on(Some(4)).slice(items.clone(), 3), Vec::<u32>::new());
+        assert_eq!(on(Some(0)).slice(items.clone(), 3), vec![1, 2, 3]);
+        assert_eq!(on(Some(usize::MAX)).slice(items, 3), Vec::<u32>::new());
+    }
 }

@@ -36,11 +36,7 @@ pub(crate) async fn list(ctx: Ctx, Query(query): Query<ListQuery>) -> Result<Res
     }
     let total = all.len();
     let page_number = query.page();
-    let shown: Vec<Queue> = all
-        .into_iter()
-        .skip((page_number - 1).saturating_mul(QUEUES_PAGE_SIZE))
-        .take(QUEUES_PAGE_SIZE)
-        .collect();
+    let shown = query.slice(all, QUEUES_PAGE_SIZE);
     let queues = Stats::queue_sizes(client, shown).await?;
     let paused: HashSet<String> = Queue::paused_names(client).await?.into_iter().collect();
     let caps: HashMap<String, CapInfo> = Caps::new(client)

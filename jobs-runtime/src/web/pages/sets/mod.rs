@@ -151,11 +151,7 @@ async fn list(
             .search(filter, MAX_SEARCH_MATCHES, query.order())
             .await?;
         let total = found.entries.len();
-        let shown = std::mem::take(&mut found.entries)
-            .into_iter()
-            .skip((page_number - 1).saturating_mul(PAGE_SIZE))
-            .take(PAGE_SIZE)
-            .collect();
+        let shown = query.slice(std::mem::take(&mut found.entries), PAGE_SIZE);
         searched = Some(found);
         (shown, total)
     };
