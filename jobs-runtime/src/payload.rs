@@ -333,7 +333,10 @@ impl Payload {
 
 impl<'de> Deserialize<'de> for Payload {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(PayloadVisitor)
+        let fields = deserializer.deserialize_map(PayloadVisitor)?;
+        // Outside the deserializer, so that its error says what is wrong with the job and
+        // no position in the text (the end of the object, which says nothing).
+        Self::from_fields(fields).map_err(de::Error::custom)
     }
 }
 
@@ -343,13 +346,13 @@ impl<'de> Deserialize<'de> for Payload {
 struct PayloadVisitor;
 
 impl<'de> de::Visitor<'de> for PayloadVisitor {
-    type Value = Payload;
+    type Value = Fields<'static>;
 
     fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter.write_str("a job: a JSON object with a `class` string")
     }
 
-    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Payload, A::Error> {
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut fields = Fields::empty(None);
         while let Some(key) = map.next_key::<Key>()? {
             // A key given twice keeps its last value, as a JSON object read into a map does.
@@ -360,7 +363,7 @@ impl<'de> de::Visitor<'de> for PayloadVisitor {
                 }
             }
         }
-        Payload::from_fields(fields).map_err(de::Error::custom)
+        Ok(fields)
     }
 }
 
@@ -395,6 +398,13 @@ impl de::Visitor<'_> for KeyVisitor {
 
     fn visit_string<E: de::Error>(self, key: String) -> Result<Key, E> {
         Ok(slot(&key).map_or(Key::Other(key), Key::Known))
+    }
+
+    /// Formats that give keys as bytes (as a `String` key accepts them): UTF-8 only.
+    fn visit_bytes<E: de::Error>(self, key: &[u8]) -> Result<Key, E> {
+        let key = std::str::from_utf8(key)
+            .map_err(|_| E::invalid_value(de::Unexpected::Bytes(key), &self))?;
+        self.visit_str(key)
     }
 }
 

@@ -55,12 +55,25 @@ pub(crate) fn is_sentinel_url(url: &str) -> bool {
 /// Reads a `redis+sentinel://` URL; the error says what is wrong with it, in a few words.
 pub(crate) fn parse(url: &str) -> Result<SentinelUrl, String> {
     let rest = KIND.rest(url)?;
+    // The credentials end at the last `@` before the path, so that a `?`, `&` or `@` typed
+    // unescaped in a password stays in it; no error below quotes what could be a password.
+    let head = &rest[..rest.find('/').unwrap_or(rest.len())];
+    let (userinfo, rest) = match head.rfind('@') {
+        Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+        None => (None, rest),
+    };
     let (rest, query) = match rest.split_once('?') {
         Some((rest, query)) => (rest, Some(query)),
         None => (rest, None),
     };
-    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let (userinfo, hosts) = hosts::split_userinfo(authority);
+    let (hosts, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if path.contains('@') {
+        return Err(
+            "an `@` after the first `/`: write a `/` in a password as %2F, and an `@` in the \
+             master's name as %40"
+                .to_owned(),
+        );
+    }
     let Credentials { username, password } = hosts::credentials(userinfo)?;
     let sentinels = hosts::addresses(hosts, DEFAULT_SENTINEL_PORT, "sentinel")?;
     let mut segments = path.split('/').filter(|segment| !segment.is_empty());
@@ -92,11 +105,13 @@ pub(crate) fn parse(url: &str) -> Result<SentinelUrl, String> {
             Some(("sentinel_password", value)) => {
                 sentinel_password = hosts::non_empty(hosts::decode(value)?);
             }
+            // Not quoted: a password with an `&` typed unescaped would show in it.
             _ => {
-                return Err(format!(
-                    "unknown parameter `{}`; the only one is sentinel_password",
-                    pair.split('=').next().unwrap_or(pair)
-                ));
+                return Err(
+                    "an unknown parameter: the only one is sentinel_password (write an `&` in \
+                     its password as %26)"
+                        .to_owned(),
+                );
             }
         }
     }
@@ -202,12 +217,34 @@ mod tests {
             ),
             (
                 "redis+sentinel://s1/mymaster?password=x",
-                "unknown parameter `password`",
+                "unknown parameter",
             ),
             ("rediss+sentinel://s1/mymaster", "not supported"),
         ] {
             let error = parse(url).unwrap_err();
             assert!(error.contains(reason), "{url}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_password_typed_unescaped_never_shows_in_an_error() {
+        // `?`, `@` and `&` cannot end the password: it ends at the last `@` before the path.
+        let parsed = parse("redis+sentinel://:se?cr@t&x@s1:26379/mymaster").unwrap();
+        assert_eq!(parsed.password.as_deref(), Some("se?cr@t&x"));
+        assert_eq!(parsed.sentinels, sentinels(&[("s1", 26379)]));
+        assert_eq!(parsed.master, "mymaster");
+        // A `/` in it cannot be told from the path: refused, quoting nothing of it.
+        for url in [
+            "redis+sentinel://:hunter/2@s1/mymaster",
+            "redis+sentinel://app:hunter/tw/o@s1/mymaster",
+            "redis+sentinel://s1/mymaster?sentinel_password=hunter&two",
+            "redis+sentinel://s1/mymaster?sentinel_password=x&hunter=two",
+        ] {
+            let error = parse(url).unwrap_err();
+            assert!(
+                !error.contains("hunter") && !error.contains("tw"),
+                "{url}: {error}"
+            );
         }
     }
 

@@ -197,8 +197,10 @@ fn with_positions(
     entries: Vec<Vec<u8>>,
     runs: &[usize],
 ) -> Result<Vec<(usize, Vec<u8>)>, ParsingError> {
-    let counted: usize = runs.chunks_exact(2).map(|run| run[1]).sum();
-    if !runs.len().is_multiple_of(2) || counted != entries.len() {
+    let counted = runs
+        .chunks_exact(2)
+        .try_fold(0_usize, |sum, run| sum.checked_add(run[1]));
+    if !runs.len().is_multiple_of(2) || counted != Some(entries.len()) {
         return Err(ParsingError::from(
             "the fetch script's reply does not say which queue each of its jobs came from",
         ));
@@ -306,7 +308,21 @@ mod tests {
     #[test]
     fn a_job_whose_queue_is_not_said_is_an_error() {
         let taken = || Value::Array(vec![data("{}"), data("{}")]);
-        for from in [ints(&[1, 1]), ints(&[1, 3]), ints(&[1, 1, 2]), empty()] {
+        let overflowing = Value::Array(vec![
+            Value::Int(1),
+            Value::Int(i64::MAX),
+            Value::Int(1),
+            Value::Int(i64::MAX),
+            Value::Int(1),
+            Value::Int(4),
+        ]);
+        for from in [
+            ints(&[1, 1]),
+            ints(&[1, 3]),
+            ints(&[1, 1, 2]),
+            empty(),
+            overflowing,
+        ] {
             let reply = Reply::from_redis_value(Value::Array(vec![
                 taken(),
                 empty(),
