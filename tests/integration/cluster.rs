@@ -6,15 +6,16 @@
 //! that a replica acknowledged (`wait_replicas`).
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jobs::api::{DeadSet, Queue, RetrySet, ScheduledSet, Stats};
-use jobs::{Batch, Client, Error, Limiter};
+use jobs::{Batch, Client, Limiter};
 
 use crate::support::cluster::TestCluster;
 use crate::support::jobs::{CallLog, Explode, Ledgered, Record, with_test_jobs};
+use crate::support::pushes::{Pushes, push_continuously};
 use crate::support::{ChildWorker, LedgerView, RunningWorker, eventually, ledger_path};
 use crate::web_http::{app, get};
 
@@ -184,32 +185,6 @@ async fn jobs_of_a_worker_killed_with_kill_9_on_a_cluster_run_in_the_next_one() 
     .await;
 }
 
-/// Pushes a short job every few milliseconds until `stop`, one at a time, as an app under steady
-/// load does; returns the jids acknowledged (by a replica too, through `wait_replicas`).
-fn push_continuously(
-    client: Client,
-    stop: Arc<AtomicBool>,
-) -> tokio::task::JoinHandle<HashSet<String>> {
-    tokio::spawn(async move {
-        let mut acknowledged = HashSet::new();
-        while !stop.load(Ordering::Relaxed) {
-            match client.perform_async(Ledgered { millis: 1 }).await {
-                Ok(pushed) => {
-                    acknowledged.insert(pushed.to_string());
-                }
-                // Refused as not replicated, or no master yet: the push says so, and the app
-                // tries again; nothing it was told was kept is lost.
-                Err(Error::NotReplicated { .. } | Error::Connect { .. } | Error::Redis { .. }) => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Err(error) => panic!("a push failed unexpectedly: {error}"),
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        acknowledged
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_kill_9_of_the_master_of_the_jobs_slot_client_and_worker_carry_on_within_10_s() {
     let mut cluster = TestCluster::start().await;
@@ -221,8 +196,9 @@ async fn after_kill_9_of_the_master_of_the_jobs_slot_client_and_worker_carry_on_
         .wait_replicas(1, Duration::from_millis(500))
         .build()
         .unwrap();
+    let pushes = Arc::new(Mutex::new(Pushes::default()));
     let stop = Arc::new(AtomicBool::new(false));
-    let pusher = push_continuously(client, Arc::clone(&stop));
+    let pusher = push_continuously(client, Arc::clone(&pushes), Arc::clone(&stop));
     // Mid-run: jobs being pushed and run.
     eventually(
         Duration::from_secs(20),
@@ -259,7 +235,8 @@ async fn after_kill_9_of_the_master_of_the_jobs_slot_client_and_worker_carry_on_
     .await;
     let worker_resumed = killed.elapsed();
     stop.store(true, Ordering::Relaxed);
-    let acknowledged = pusher.await.unwrap();
+    pusher.await.unwrap();
+    let acknowledged = pushes.lock().unwrap().jids();
     eventually(
         Duration::from_secs(30),
         "every acknowledged job to run",

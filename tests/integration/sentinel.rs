@@ -13,67 +13,9 @@ use jobs::{Client, Error};
 use redis::AsyncCommands;
 
 use crate::support::jobs::Ledgered;
+use crate::support::pushes::{Pushes, push_continuously};
 use crate::support::sentinel::{MASTER_NAME, TestSentinels};
 use crate::support::{ChildWorker, LedgerView, TestRedis, eventually, ledger_path};
-
-/// The jids a pushing task saw acknowledged, with when, and the pushes that failed.
-#[derive(Default)]
-struct Pushes {
-    acknowledged: Vec<(String, Instant)>,
-    /// When a push reached a master: acknowledged, or refused as not replicated.
-    reached: Vec<Instant>,
-    failed: Vec<(Instant, String)>,
-}
-
-impl Pushes {
-    fn jids(&self) -> HashSet<String> {
-        self.acknowledged
-            .iter()
-            .map(|(jid, _)| jid.clone())
-            .collect()
-    }
-
-    /// The first push acknowledged after `moment`.
-    fn first_after(&self, moment: Instant) -> Option<(String, Instant)> {
-        self.acknowledged
-            .iter()
-            .find(|(_, at)| *at > moment)
-            .cloned()
-    }
-}
-
-/// Pushes a short `Ledgered` job every few milliseconds until `stop`, one at a time, as an app
-/// under steady load does; records what was acknowledged and what failed.
-fn push_continuously(
-    client: Client,
-    pushes: Arc<Mutex<Pushes>>,
-    stop: Arc<AtomicBool>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        while !stop.load(Ordering::Relaxed) {
-            match client.perform_async(Ledgered { millis: 2 }).await {
-                Ok(pushed) => {
-                    let mut pushes = pushes.lock().unwrap();
-                    pushes
-                        .acknowledged
-                        .push((pushed.to_string(), Instant::now()));
-                    pushes.reached.push(Instant::now());
-                }
-                Err(error) => {
-                    {
-                        let mut pushes = pushes.lock().unwrap();
-                        if matches!(error, Error::NotReplicated { .. }) {
-                            pushes.reached.push(Instant::now());
-                        }
-                        pushes.failed.push((Instant::now(), error.to_string()));
-                    }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_kill_9_of_the_master_client_and_worker_carry_on_and_no_acknowledged_push_is_lost() {

@@ -1,7 +1,7 @@
 //! Test support, shared by every module of the integration binary: a private Redis per test
 //! (`redis.rs`), the jobs the tests push and run (`jobs.rs`), the cap tests' ledger in Redis
 //! (`ledger.rs`), periodic entries (`periodic.rs`),
-//! a fault proxy (`proxy.rs`), a private PostgreSQL for the outbox's tests (`postgres.rs`,
+//! a fault proxy (`proxy.rs`), a pushing app for the failover tests (`pushes.rs`), a private PostgreSQL for the outbox's tests (`postgres.rs`,
 //! feature `postgres`), and helpers for workers in the background, worker processes and
 //! Ruby Sidekiq (here).
 
@@ -12,6 +12,7 @@ pub mod periodic;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod proxy;
+pub mod pushes;
 mod redis;
 pub mod sentinel;
 
