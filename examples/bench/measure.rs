@@ -21,10 +21,7 @@ impl PrivateRedis {
 
     /// Starts one with extra arguments (`--replicaof 127.0.0.1 <port>` for a replica).
     pub(crate) fn start_with(extra: &[&str]) -> Result<Self, String> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .map_err(|error| format!("no free port: {error}"))?
-            .port();
+        let port = free_port()?;
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -63,6 +60,21 @@ impl PrivateRedis {
     pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
+}
+
+/// A free port of 127.0.0.1 no higher than 55,535: a cluster node also listens on its port +
+/// 10,000 (its bus), and exits when that is past the last port.
+fn free_port() -> Result<u16, String> {
+    for _ in 0..100 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map_err(|error| format!("no free port: {error}"))?
+            .port();
+        if port <= 55_535 {
+            return Ok(port);
+        }
+    }
+    Err("no free port at or below 55,535".to_owned())
 }
 
 impl Drop for PrivateRedis {

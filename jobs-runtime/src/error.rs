@@ -82,7 +82,8 @@ pub enum Error {
     /// A namespace that cannot prefix keys.
     #[error(
         "the namespace `{namespace}` must be non-empty and without spaces (on a Redis Cluster, \
-         without `{{` or `}}` too: it becomes the keys' hash tag), like `shop`"
+         without `{{` or `}}` too, as it becomes the keys' hash tag, and not `jobs`, the tag of \
+         no namespace), like `shop`"
     )]
     InvalidNamespace {
         /// The namespace given.

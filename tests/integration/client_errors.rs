@@ -115,7 +115,28 @@ fn a_namespace_with_spaces_is_refused() {
     assert_eq!(
         error.to_string(),
         "the namespace `my shop` must be non-empty and without spaces (on a Redis Cluster, \
-         without `{` or `}` too: it becomes the keys' hash tag), like `shop`"
+         without `{` or `}` too, as it becomes the keys' hash tag, and not `jobs`, the tag of \
+         no namespace), like `shop`"
+    );
+}
+
+#[test]
+fn on_a_cluster_the_namespace_jobs_is_refused_as_it_is_the_tag_of_none() {
+    // Without a namespace a cluster's keys are `{jobs}:…`; the namespace `jobs` would share them.
+    let url = "redis+cluster://127.0.0.1:7000,127.0.0.1:7001";
+    let error = Client::builder()
+        .url(url)
+        .namespace("jobs")
+        .build()
+        .unwrap_err();
+    assert!(matches!(error, Error::InvalidNamespace { .. }), "{error:?}");
+    assert!(error.to_string().contains("not `jobs`"), "{error}");
+    assert!(
+        Client::builder()
+            .url("redis://127.0.0.1/0")
+            .namespace("jobs")
+            .build()
+            .is_ok()
     );
 }
 

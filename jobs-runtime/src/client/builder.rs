@@ -157,7 +157,7 @@ impl ClientBuilder {
         if let Some(namespace) = &self.namespace
             && (namespace.is_empty()
                 || namespace.contains(char::is_whitespace)
-                || (on_cluster && namespace.contains(['{', '}'])))
+                || (on_cluster && (namespace.contains(['{', '}']) || namespace == cluster::TAG)))
         {
             return Err(Error::InvalidNamespace {
                 namespace: namespace.clone(),
