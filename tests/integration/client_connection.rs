@@ -1,13 +1,11 @@
 //! Connections: passwords, database numbers, TLS, and surviving a Redis restart.
 
-use std::process::Command;
-
 use chrono::NaiveDate;
 use jobs::Client;
 use redis::AsyncCommands;
 
-use crate::support::TestRedis;
 use crate::support::jobs::ScoreGeneration;
+use crate::support::{TestRedis, self_signed_certificate};
 
 fn job() -> ScoreGeneration {
     ScoreGeneration {
@@ -60,27 +58,6 @@ async fn a_push_while_redis_is_down_fails_then_works_once_it_is_back() {
     }
     assert!(pushed, "the client never reconnected");
     assert_eq!(redis.queue("default").await.len(), 1);
-}
-
-/// A self-signed certificate for 127.0.0.1, made with the `openssl` command.
-fn self_signed_certificate(dir: &std::path::Path) -> (String, String) {
-    let cert = dir.join("cert.pem");
-    let key = dir.join("key.pem");
-    let status = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args(["-subj", "/CN=127.0.0.1", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("the openssl command (apt-get install openssl)");
-    assert!(status.status.success(), "openssl failed: {status:?}");
-    (
-        cert.to_string_lossy().into_owned(),
-        key.to_string_lossy().into_owned(),
-    )
 }
 
 #[tokio::test]

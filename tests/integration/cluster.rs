@@ -16,7 +16,10 @@ use jobs::{Batch, Client, Limiter};
 use crate::support::cluster::TestCluster;
 use crate::support::jobs::{CallLog, Explode, Ledgered, Record, with_test_jobs};
 use crate::support::pushes::{Pushes, push_continuously};
-use crate::support::{ChildWorker, LedgerView, RunningWorker, eventually, ledger_path};
+use crate::support::{
+    ChildWorker, LedgerView, RunningWorker, TestRedis, eventually, ledger_path,
+    self_signed_certificate,
+};
 use crate::web_http::{app, get};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,6 +117,80 @@ async fn a_worker_on_a_cluster_runs_pushed_scheduled_and_failed_jobs_with_every_
         count
     };
     assert_eq!(on_owner, keys.len() as u64, "every key on one master");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rediss_cluster_url_speaks_tls_to_every_node() {
+    // Three masters that speak TLS only (`--port 0`), among themselves too (`--tls-cluster`).
+    let dir = std::env::temp_dir().join(format!("jobs-tls-cluster-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = self_signed_certificate(&dir);
+    let tls: Vec<&str> = vec![
+        "--port",
+        "0",
+        "--tls-port",
+        "{port}",
+        "--tls-cluster",
+        "yes",
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        "nodes-{port}.conf",
+        "--tls-cert-file",
+        &cert,
+        "--tls-key-file",
+        &key,
+        "--tls-ca-cert-file",
+        &cert,
+        "--tls-auth-clients",
+        "no",
+    ];
+    let nodes: Vec<TestRedis> = (0..3).map(|_| TestRedis::start_with(&tls, None)).collect();
+    let addresses: Vec<String> = nodes
+        .iter()
+        .map(|node| format!("127.0.0.1:{}", node.port()))
+        .collect();
+    let created = std::process::Command::new("redis-cli")
+        .args(["--tls", "--insecure", "--cluster", "create"])
+        .args(&addresses)
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .output()
+        .expect("run redis-cli --cluster create");
+    assert!(
+        created.status.success(),
+        "redis-cli --cluster create over TLS failed: {}",
+        String::from_utf8_lossy(&created.stdout)
+    );
+    // `#insecure`: the certificate is self-signed.
+    let url = format!("rediss+cluster://{}#insecure", addresses.join(","));
+    let client = jobs::Client::builder().url(&url).build().unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "a push to the TLS cluster once its slots are served",
+        async || {
+            client
+                .perform_async(Record {
+                    label: "over tls".to_owned(),
+                })
+                .await
+                .is_ok()
+        },
+    )
+    .await;
+    let log = CallLog::default();
+    let worker = with_test_jobs(jobs::Worker::new().client(&client), &log).concurrency(2);
+    let running = RunningWorker::start(worker);
+    eventually(
+        Duration::from_secs(30),
+        "the job pushed over TLS to run",
+        async || log.entries().contains(&"over tls".to_owned()),
+    )
+    .await;
+    running.stop(Duration::from_secs(10)).await;
+    assert_eq!(log.entries(), vec!["over tls".to_owned()], "it ran once");
+    assert_eq!(Stats::fetch(&client).await.unwrap().processed, 1);
+    drop(nodes);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,8 +9,9 @@
 //! A port left out is 6379. A cluster has one database, so the URL names none. Every key
 //! `jobs` writes carries one hash tag, `{jobs}` (or `{<namespace>}`), so every atomic step's
 //! keys share a slot and every script runs as it does on one server; the master of that slot
-//! holds all of them (see `docs/cluster.md` for what that means and what comes next). TLS
-//! (`rediss+cluster://`) is not supported yet.
+//! holds all of them (see `docs/cluster.md` for what that means and what comes next).
+//! `rediss+cluster://` speaks TLS to every node (feature `tls`), checking their certificates
+//! unless the URL ends with `#insecure`, as `rediss://` URLs do.
 
 use std::time::Duration;
 
@@ -37,25 +38,59 @@ pub(crate) struct ClusterUrl {
     pub(crate) nodes: Vec<(String, u16)>,
     /// The user and password every node is sent.
     pub(crate) credentials: Credentials,
+    /// How the nodes are spoken to.
+    pub(crate) transport: Transport,
 }
+
+/// Plain TCP or TLS, to every node of a cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transport {
+    /// `redis+cluster://`.
+    Plain,
+    /// `rediss+cluster://`: TLS, each node's certificate checked.
+    Tls,
+    /// `rediss+cluster://…#insecure`: TLS, no certificate checked (a self-signed one).
+    TlsInsecure,
+}
+
+/// The fragment that turns off the certificate check, as in the redis crate's `rediss://` URLs.
+const INSECURE: &str = "#insecure";
 
 /// Cluster URLs.
 const KIND: Kind = Kind {
     scheme: SCHEME,
     tls_scheme: "rediss+cluster://",
     name: "Cluster",
-    no_tls: "TLS to a cluster (rediss+cluster://) is not supported yet; use redis+cluster://",
+    no_tls: None,
 };
 
-/// Whether `url` is a Cluster URL (or meant to be one: `rediss+cluster://` is refused with a
-/// reason rather than read as a plain URL).
+/// Whether `url` is a Cluster URL, `redis+cluster://` or `rediss+cluster://`.
 pub(crate) fn is_cluster_url(url: &str) -> bool {
     KIND.matches(url)
 }
 
 /// Reads a `redis+cluster://` URL; the error says what is wrong with it, in a few words.
 pub(crate) fn parse(url: &str) -> Result<ClusterUrl, String> {
-    let rest = KIND.rest(url)?;
+    let (rest, tls) = KIND.rest_and_tls(url)?;
+    let (rest, insecure) = match rest.len().checked_sub(INSECURE.len()) {
+        Some(at) if rest.is_char_boundary(at) && rest[at..].eq_ignore_ascii_case(INSECURE) => {
+            (&rest[..at], true)
+        }
+        _ => (rest, false),
+    };
+    let transport = match (tls, insecure) {
+        (false, false) => Transport::Plain,
+        (false, true) => {
+            return Err("`#insecure` is for TLS: write rediss+cluster://".to_owned());
+        }
+        (true, _) if !cfg!(feature = "tls") => {
+            return Err(
+                "rediss+cluster:// URLs need the `tls` feature of jobs (on by default)".to_owned(),
+            );
+        }
+        (true, false) => Transport::Tls,
+        (true, true) => Transport::TlsInsecure,
+    };
     // The errors quote nothing of the URL: a password with a `?` or `/` typed unescaped
     // would show in them.
     if rest.contains('?') {
@@ -75,12 +110,13 @@ pub(crate) fn parse(url: &str) -> Result<ClusterUrl, String> {
     Ok(ClusterUrl {
         nodes: hosts::addresses(list, DEFAULT_PORT, "node")?,
         credentials: hosts::credentials(userinfo)?,
+        transport,
     })
 }
 
 /// A Cluster URL with its password replaced by `***`; `None` if `url` is not one.
 pub(crate) fn redact(url: &str) -> Option<String> {
-    hosts::redact(url, SCHEME)
+    hosts::redact(url, SCHEME).or_else(|| hosts::redact(url, KIND.tls_scheme))
 }
 
 /// The `redis+cluster://` URL for `nodes` (`host:port` each), as
@@ -95,10 +131,16 @@ pub(crate) fn client(
     timeouts: Timeouts,
     response: Duration,
 ) -> Result<ClusterClient, RedisError> {
+    let (scheme, fragment) = match url.transport {
+        Transport::Plain => ("redis", ""),
+        Transport::Tls => ("rediss", ""),
+        Transport::TlsInsecure => ("rediss", INSECURE),
+    };
+    // The crate speaks to the nodes it learns of as to the first: TLS, and how it checks.
     let nodes = url
         .nodes
         .iter()
-        .map(|(host, port)| format!("redis://{}:{port}", bracketed(host)));
+        .map(|(host, port)| format!("{scheme}://{}:{port}/{fragment}", bracketed(host)));
     // No retries of the crate's own: it would send a command again after a broken connection
     // or a redirection, a fetch or a push included, which may have run (see `Connection`'s
     // rules for sending again). It still refreshes its slots after either, and `Connection`
@@ -132,7 +174,7 @@ pub(crate) fn route(prefix: &str) -> Route {
 
 #[cfg(test)]
 mod tests {
-    use super::{ClusterUrl, parse, redact, url_for};
+    use super::{ClusterUrl, Transport, parse, redact, url_for};
     use crate::redis::hosts::Credentials;
 
     #[test]
@@ -146,6 +188,7 @@ mod tests {
                     ("::1".to_owned(), 7002),
                 ],
                 credentials: Credentials::default(),
+                transport: Transport::Plain,
             }
         );
         let url = parse("REDIS+CLUSTER://app:p%40ss@n1:7000/").unwrap();
@@ -169,11 +212,28 @@ mod tests {
             ("redis+cluster://:pa?ss@n1:7000", "no `?` parameters"),
             ("redis+cluster://n1:port", "not a port number"),
             ("redis+cluster://n1,,n2", "address is empty"),
-            ("rediss+cluster://n1:7000", "not supported"),
+            ("redis+cluster://n1:7000#insecure", "`#insecure` is for TLS"),
+            ("rediss+cluster://n1:7000#other", "not a port number"),
         ] {
             let error = parse(url).unwrap_err();
             assert!(error.contains(reason), "{url}: {error}");
         }
+    }
+
+    #[test]
+    #[cfg(feature = "tls")]
+    fn rediss_speaks_tls_checked_unless_insecure() {
+        let checked = parse("rediss+cluster://:pw@n1:7000,n2:7001").unwrap();
+        assert_eq!(checked.transport, Transport::Tls);
+        assert_eq!(checked.nodes.len(), 2);
+        assert_eq!(checked.credentials.password.as_deref(), Some("pw"));
+        let insecure = parse("REDISS+CLUSTER://n1:7000/#INSECURE").unwrap();
+        assert_eq!(insecure.transport, Transport::TlsInsecure);
+        assert_eq!(insecure.nodes, vec![("n1".to_owned(), 7000)]);
+        assert_eq!(
+            redact("rediss+cluster://app:hunter2@n1:7000#insecure").unwrap(),
+            "rediss+cluster://app:***@n1:7000#insecure"
+        );
     }
 
     #[test]

@@ -6,12 +6,13 @@
 pub(super) struct Kind {
     /// Its scheme: `redis+sentinel://`.
     pub(super) scheme: &'static str,
-    /// Its TLS form, refused with a reason rather than read as a plain URL.
+    /// Its TLS form.
     pub(super) tls_scheme: &'static str,
     /// What errors call it: `Sentinel`.
     pub(super) name: &'static str,
-    /// Why the TLS form is refused.
-    pub(super) no_tls: &'static str,
+    /// Why the TLS form is refused, when it is: `None` where it is read
+    /// ([`rest_and_tls`](Self::rest_and_tls)).
+    pub(super) no_tls: Option<&'static str>,
 }
 
 impl Kind {
@@ -20,13 +21,25 @@ impl Kind {
         strip_scheme(url, self.scheme).is_some() || strip_scheme(url, self.tls_scheme).is_some()
     }
 
-    /// The URL after its scheme, or why it is not of this kind.
+    /// The URL after its scheme, or why it is not of this kind (its TLS form included, when
+    /// that is refused).
     pub(super) fn rest<'a>(&self, url: &'a str) -> Result<&'a str, String> {
-        match strip_scheme(url, self.scheme) {
-            Some(rest) => Ok(rest),
-            None if strip_scheme(url, self.tls_scheme).is_some() => Err(self.no_tls.to_owned()),
-            None => Err(format!("a {} URL starts with {}", self.name, self.scheme)),
+        let (rest, tls) = self.rest_and_tls(url)?;
+        match (tls, self.no_tls) {
+            (true, Some(refused)) => Err(refused.to_owned()),
+            _ => Ok(rest),
         }
+    }
+
+    /// The URL after its scheme, and whether that scheme was the TLS form.
+    pub(super) fn rest_and_tls<'a>(&self, url: &'a str) -> Result<(&'a str, bool), String> {
+        if let Some(rest) = strip_scheme(url, self.scheme) {
+            return Ok((rest, false));
+        }
+        if let Some(rest) = strip_scheme(url, self.tls_scheme) {
+            return Ok((rest, true));
+        }
+        Err(format!("a {} URL starts with {}", self.name, self.scheme))
     }
 }
 

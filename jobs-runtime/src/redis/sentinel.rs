@@ -43,7 +43,7 @@ const KIND: Kind = Kind {
     scheme: SCHEME,
     tls_scheme: "rediss+sentinel://",
     name: "Sentinel",
-    no_tls: "TLS to sentinels (rediss+sentinel://) is not supported; use redis+sentinel://",
+    no_tls: Some("TLS to sentinels (rediss+sentinel://) is not supported; use redis+sentinel://"),
 };
 
 /// Whether `url` is a Sentinel URL (or meant to be one: `rediss+sentinel://` is refused with a

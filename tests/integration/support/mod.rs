@@ -345,3 +345,24 @@ pub fn ledger_path(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).expect("a ledger directory");
     dir.join("ledger.txt")
 }
+
+/// A self-signed certificate for 127.0.0.1, made with the `openssl` command.
+pub fn self_signed_certificate(dir: &std::path::Path) -> (String, String) {
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    let status = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("the openssl command (apt-get install openssl)");
+    assert!(status.status.success(), "openssl failed: {status:?}");
+    (
+        cert.to_string_lossy().into_owned(),
+        key.to_string_lossy().into_owned(),
+    )
+}
