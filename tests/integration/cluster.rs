@@ -120,6 +120,69 @@ async fn a_worker_on_a_cluster_runs_pushed_scheduled_and_failed_jobs_with_every_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_worker_waits_on_the_slots_master_alone() {
+    let cluster = TestCluster::start().await;
+    let client = cluster.client();
+    let queues: Vec<String> = (0..6).map(|n| format!("idle{n}")).collect();
+    let log = CallLog::default();
+    let worker = with_test_jobs(jobs::Worker::new().client(&client), &log)
+        .queues(queues.clone())
+        .concurrency(2);
+    let running = RunningWorker::start(worker);
+    let owner = cluster.master_of("{jobs}").await;
+    // Every queue waits in a `BLMOVE` on the slot's master.
+    eventually(
+        Duration::from_secs(20),
+        "a BLMOVE waiting on the slot's master for each of the 6 queues",
+        async || clients(&cluster.nodes[owner], "blmove").await >= 6,
+    )
+    .await;
+    // The other masters hold the shared cluster connection's link and the test's own, not a
+    // connection per waiting queue (a cluster connection each would connect to every node).
+    for (index, node) in cluster.nodes.iter().enumerate().take(3) {
+        if index != owner {
+            let connected = clients(node, "").await;
+            println!("node {index}, not the slot's master: {connected} client connections");
+            assert!(
+                connected < 6,
+                "node {index}, not the slot's master, holds {connected} client connections"
+            );
+        }
+    }
+    // And a job pushed now is brought at once, by the `BLMOVE` of its queue.
+    Record::set()
+        .client(&client)
+        .queue("idle4")
+        .perform_async(Record {
+            label: "woken".to_owned(),
+        })
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "the pushed job to run",
+        async || log.entries() == vec!["woken".to_owned()],
+    )
+    .await;
+    running.stop(Duration::from_secs(10)).await;
+}
+
+/// How many clients `node` holds whose last command contains `command` (every client for
+/// `""`), not counting the connection that asks.
+async fn clients(node: &TestRedis, command: &str) -> usize {
+    let mut connection = node.raw().await;
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    list.lines()
+        .filter(|line| !line.contains("cmd=client|list"))
+        .filter(|line| line.contains(&format!("cmd={command}")))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rediss_cluster_url_speaks_tls_to_every_node() {
     // Three masters that speak TLS only (`--port 0`), among themselves too (`--tls-cluster`).
     let dir = std::env::temp_dir().join(format!("jobs-tls-cluster-{}", std::process::id()));

@@ -158,6 +158,89 @@ pub(crate) fn client(
     builder.build()
 }
 
+/// A connection to the master of the slot of `prefix`'s hash tag, alone, with `url`'s
+/// credentials and transport; replies are awaited `response`. The master is found through
+/// `link`, the shared cluster connection (`CLUSTER KEYSLOT`, then `CLUSTER SLOTS`, whose
+/// addresses are those the nodes announce). When the slot moves (a failover), the connection's
+/// commands fail with `MOVED` or a broken connection, and its owner opens another.
+pub(crate) async fn master_connection(
+    url: &ClusterUrl,
+    prefix: &str,
+    mut link: super::Link,
+    connect: Duration,
+    response: Duration,
+) -> Result<redis::aio::MultiplexedConnection, RedisError> {
+    let slot: i64 = redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(prefix)
+        .query_async(&mut link)
+        .await?;
+    let ranges: Vec<Vec<redis::Value>> = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query_async(&mut link)
+        .await?;
+    let (host, port) = ranges
+        .iter()
+        .find_map(|range| master_of(range, slot))
+        .ok_or_else(|| {
+            RedisError::from((
+                redis::ErrorKind::Client,
+                "no master serves the slot of jobs' hash tag",
+                format!("slot {slot}"),
+            ))
+        })?;
+    let (scheme, fragment) = match url.transport {
+        Transport::Plain => ("redis", ""),
+        Transport::Tls => ("rediss", ""),
+        Transport::TlsInsecure => ("rediss", "insecure"),
+    };
+    let mut address = url::Url::parse(&format!("{scheme}://{}:{port}/", bracketed(&host)))
+        .map_err(|error| {
+            RedisError::from((
+                redis::ErrorKind::Client,
+                "the slot's master has an address that is not a host",
+                error.to_string(),
+            ))
+        })?;
+    // Both fail only for a URL without a host, which this one has.
+    if let Some(username) = &url.credentials.username {
+        let _ = address.set_username(username);
+    }
+    if let Some(password) = &url.credentials.password {
+        let _ = address.set_password(Some(password));
+    }
+    if !fragment.is_empty() {
+        address.set_fragment(Some(fragment));
+    }
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(connect))
+        .set_response_timeout(Some(response));
+    redis::Client::open(address.as_str())?
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+}
+
+/// The master's host and port of a `CLUSTER SLOTS` range, `[first, last, [host, port, …],
+/// replicas…]`, if the range holds `slot`.
+fn master_of(range: &[redis::Value], slot: i64) -> Option<(String, u16)> {
+    let bound = |index: usize| {
+        range
+            .get(index)
+            .and_then(|value| redis::from_redis_value_ref::<i64>(value).ok())
+    };
+    let (first, last) = (bound(0)?, bound(1)?);
+    if !(first..=last).contains(&slot) {
+        return None;
+    }
+    let redis::Value::Array(master) = range.get(2)? else {
+        return None;
+    };
+    let host: String = redis::from_redis_value_ref(master.first()?).ok()?;
+    let port: u16 = redis::from_redis_value_ref(master.get(1)?).ok()?;
+    // An empty or `?` host: the node knows no address of its own to give.
+    (!host.is_empty() && host != "?").then_some((host, port))
+}
+
 /// An IPv6 host in brackets, for a URL.
 fn bracketed(host: &str) -> String {
     if host.contains(':') {

@@ -81,6 +81,8 @@ enum Finder {
         url: cluster::ClusterUrl,
         /// The slot of `jobs`' hash tag, where every command goes.
         route: Route,
+        /// The keys' prefix, whose hash tag names that slot.
+        prefix: String,
     },
 }
 
@@ -89,12 +91,15 @@ enum Finder {
 enum Source {
     /// One server.
     Server(redis::Client),
-    /// A cluster: each connection of its own is a cluster connection routed to `route`.
+    /// A cluster: the shared connection is a cluster connection routed to `route`; a blocking
+    /// one is a connection to the master of `prefix`'s slot alone.
     Cluster {
         /// The nodes and credentials.
         url: cluster::ClusterUrl,
         /// Where every command goes.
         route: Route,
+        /// The keys' prefix, whose hash tag names that slot.
+        prefix: String,
     },
 }
 
@@ -133,7 +138,14 @@ impl Connection {
             cluster::client(&parsed, timeouts, timeouts.response)
                 .map_err(|error| invalid(error.to_string()))?;
             let route = cluster::route(prefix);
-            (Finder::Cluster { url: parsed, route }, false)
+            (
+                Finder::Cluster {
+                    url: parsed,
+                    route,
+                    prefix: prefix.to_owned(),
+                },
+                false,
+            )
         } else {
             let client = redis::Client::open(url).map_err(|error| {
                 invalid(match error.to_string() {
@@ -186,10 +198,11 @@ impl Connection {
         let client = match &mut *finder {
             Finder::Direct(client) => client.clone(),
             Finder::Sentinel(sentinels) => self.ask_sentinels(sentinels).await?,
-            Finder::Cluster { url, route } => {
+            Finder::Cluster { url, route, prefix } => {
                 let source = Source::Cluster {
                     url: url.clone(),
                     route: *route,
+                    prefix: prefix.clone(),
                 };
                 let link = self.open_own(&source, self.timeouts.response).await?;
                 let current = Arc::new(Current {
@@ -362,6 +375,20 @@ impl Connection {
     pub(crate) async fn blocking_connection(&self, block: Duration) -> Result<Link, Error> {
         let response = block + self.timeouts.response;
         let current = self.current().await?;
+        if let Source::Cluster { url, prefix, .. } = &current.source {
+            // One node, not the whole cluster: a cluster connection of its own would connect to
+            // every node, for each idle queue.
+            return cluster::master_connection(
+                url,
+                prefix,
+                current.link.clone(),
+                self.timeouts.connect,
+                response,
+            )
+            .await
+            .map(Link::Own)
+            .map_err(|error| self.error(error));
+        }
         match self.open_own(&current.source, response).await {
             Err(Error::Connect { .. }) if self.sentinel => {
                 current.stale.store(true, Ordering::Relaxed);
@@ -385,7 +412,7 @@ impl Connection {
                     .map(Link::Own)
                     .map_err(|error| self.error(error))
             }
-            Source::Cluster { url, route } => {
+            Source::Cluster { url, route, .. } => {
                 let client = cluster::client(url, self.timeouts, response)
                     .map_err(|error| self.error(error))?;
                 client
@@ -444,7 +471,7 @@ const REDIRECTION_PAUSE: Duration = Duration::from_millis(100);
 
 /// Whether a cluster refused the command without running it: its slot moved (`MOVED`, `ASK`),
 /// is being moved (`TRYAGAIN`), or has no master (`CLUSTERDOWN`).
-fn is_redirection(error: &RedisError) -> bool {
+pub(crate) fn is_redirection(error: &RedisError) -> bool {
     use redis::ServerErrorKind::{Ask, ClusterDown, Moved, TryAgain};
     matches!(
         error.kind(),

@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
-use crate::redis::needs_new_master;
+use crate::redis::{is_redirection, needs_new_master};
 use crate::worker::in_flight::{InFlight, Taken};
 use crate::worker::shared::Shared;
 use crate::worker::tasks::sleep_or;
@@ -361,9 +361,11 @@ async fn blocking_move(
     };
     // A refused command leaves the connection usable; a broken one is replaced, and so is one
     // to a server demoted to replica (`READONLY`: through sentinels, the new one goes to the
-    // new master).
+    // new master) or no longer serving the slot (`MOVED`: on a cluster, the new one goes to
+    // its new master).
     let connection = match &result {
-        Err(error) if needs_new_master(error) => None,
+        // On a cluster, a connection to the slot's old master answers `MOVED` after a failover.
+        Err(error) if needs_new_master(error) || is_redirection(error) => None,
         _ => Some(blocking),
     };
     let result = result.map_err(|error| shared.redis().error(error));
