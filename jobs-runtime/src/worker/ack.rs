@@ -55,7 +55,7 @@ pub(crate) struct Finished {
     /// Its ticket in [`InFlight`].
     pub(crate) ticket: u64,
     /// The job as stored.
-    pub(crate) json: Vec<u8>,
+    pub(crate) json: bytes::Bytes,
     /// Its unique lock, if it still holds one.
     pub(crate) release: Option<Release>,
     /// Its lease on its queue's global cap, if it holds one: released in the same round trip.
@@ -244,7 +244,7 @@ impl AckLoop {
                 .arg(&self.working);
             for finished in batch.iter() {
                 if finished.release.is_none() {
-                    command.arg(&finished.json);
+                    command.arg(&finished.json[..]);
                 }
             }
             command.ignore();
@@ -255,7 +255,7 @@ impl AckLoop {
                         .cmd("LREM")
                         .arg(&self.working)
                         .arg(-1)
-                        .arg(&finished.json)
+                        .arg(&finished.json[..])
                         .ignore();
                 }
             }

@@ -189,7 +189,7 @@ impl InFlight {
 
     /// How many jobs are held, for each JSON: running, finished, or taken and pending in a
     /// capsule's fetcher.
-    pub(crate) fn held(&self) -> HashMap<Vec<u8>, usize> {
+    pub(crate) fn held(&self) -> HashMap<bytes::Bytes, usize> {
         let mut held = HashMap::new();
         for entry in self.jobs().values() {
             *held.entry(entry.job.json.clone()).or_insert(0) += 1;
@@ -248,7 +248,7 @@ mod tests {
     use crate::worker::unit::Fetched;
 
     fn job(json: &str) -> Fetched {
-        Fetched::new("default", json)
+        Fetched::new("default", json.to_owned())
     }
 
     #[test]

@@ -807,7 +807,7 @@ impl Launcher {
         let leftovers: Vec<Fetched> = leftovers
             .into_iter()
             .map(|job| {
-                let lease = noted.get_mut(&job.json).and_then(Vec::pop);
+                let lease = noted.get_mut(&job.json[..]).and_then(Vec::pop);
                 job.with_lease(lease)
             })
             .collect();

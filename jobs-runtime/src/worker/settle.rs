@@ -118,7 +118,7 @@ impl Settler {
                     .cmd("LREM")
                     .arg(&self.working)
                     .arg(1)
-                    .arg(&fetched.json)
+                    .arg(&fetched.json[..])
                     .ignore();
             }
         }

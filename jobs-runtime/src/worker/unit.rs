@@ -19,8 +19,9 @@ pub(crate) struct Fetched {
     /// The queue it was taken from (`<q>` of `queue:<q>`).
     pub(crate) queue: String,
     /// Its JSON, byte for byte, as bytes: an entry need not be UTF-8 to be taken, run or
-    /// buried, and these bytes are the key for removing it from the working list.
-    pub(crate) json: Vec<u8>,
+    /// buried, and these bytes are the key for removing it from the working list. Shared, not
+    /// copied, with the in-flight table that lists it while it runs (`in_flight.rs`).
+    pub(crate) json: bytes::Bytes,
     /// The lease it holds on its queue's global cap, released when it is settled; `None` for a
     /// queue with no cap (and for a job found in the working list without its fetch reply).
     pub(crate) lease: Option<crate::cap::Lease>,
@@ -28,7 +29,7 @@ pub(crate) struct Fetched {
 
 impl Fetched {
     /// A job of `queue` stored as `json`.
-    pub(crate) fn new(queue: impl Into<String>, json: impl Into<Vec<u8>>) -> Self {
+    pub(crate) fn new(queue: impl Into<String>, json: impl Into<bytes::Bytes>) -> Self {
         Self {
             queue: queue.into(),
             json: json.into(),

@@ -736,7 +736,7 @@ impl Fetcher {
             .drain(..)
             .chain(self.idle.forgotten.drain(..))
             .collect();
-        let in_list: std::collections::HashSet<Vec<u8>> =
+        let in_list: std::collections::HashSet<bytes::Bytes> =
             listed.iter().map(|job| job.json.clone()).collect();
         let capsule = &self.capsule;
         let found = sweep::take_up(
@@ -751,7 +751,7 @@ impl Fetcher {
         // Noted leases of jobs no longer in the list (settled, or recovered elsewhere after a
         // lapse): released, so their slots come back now. Those of jobs still listed are left
         // to whichever capsule holds them.
-        noted.retain(|json, _| !in_list.contains(json));
+        noted.retain(|json, _| !in_list.contains(json.as_slice()));
         self.release_orphans(noted).await;
         self.idle.sweep = claims_failed;
         self.keep_pending(found).await;
@@ -776,7 +776,7 @@ impl Fetcher {
             let lease = job
                 .lease
                 .clone()
-                .or_else(|| noted.get_mut(&job.json).and_then(Vec::pop));
+                .or_else(|| noted.get_mut(&job.json[..]).and_then(Vec::pop));
             if lease.is_none() && !self.capped.is_capped(&job.queue) {
                 kept.push(job);
                 continue;

@@ -22,7 +22,7 @@ use crate::worker::unit::Fetched;
 pub(super) fn held_by_others<'a>(
     in_flight: &InFlight,
     own: impl IntoIterator<Item = &'a Taken>,
-) -> HashMap<Vec<u8>, usize> {
+) -> HashMap<bytes::Bytes, usize> {
     let mut held = in_flight.held();
     for taken in own {
         if let Some(count) = held.get_mut(&taken.json) {
@@ -34,9 +34,9 @@ pub(super) fn held_by_others<'a>(
 
 /// The larger count of each JSON in `before` and `after`: a job held at either moment.
 pub(super) fn either(
-    mut before: HashMap<Vec<u8>, usize>,
-    after: HashMap<Vec<u8>, usize>,
-) -> HashMap<Vec<u8>, usize> {
+    mut before: HashMap<bytes::Bytes, usize>,
+    after: HashMap<bytes::Bytes, usize>,
+) -> HashMap<bytes::Bytes, usize> {
     for (json, count) in after {
         let known = before.entry(json).or_insert(0);
         *known = (*known).max(count);
@@ -55,10 +55,10 @@ pub(super) fn take_up(
     in_flight: &Arc<InFlight>,
     listed: Vec<Fetched>,
     known: impl IntoIterator<Item = Taken>,
-    mut held: HashMap<Vec<u8>, usize>,
+    mut held: HashMap<bytes::Bytes, usize>,
     owns: impl Fn(&str) -> bool,
 ) -> Vec<Taken> {
-    let mut known: HashMap<Vec<u8>, Vec<Taken>> =
+    let mut known: HashMap<bytes::Bytes, Vec<Taken>> =
         known.into_iter().fold(HashMap::new(), |mut known, taken| {
             known.entry(taken.json.clone()).or_default().push(taken);
             known
@@ -93,6 +93,8 @@ pub(super) fn take_up(
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+
+    use bytes::Bytes;
 
     use super::{either, held_by_others, take_up};
     use crate::worker::in_flight::InFlight;
@@ -130,8 +132,8 @@ mod tests {
 
     #[test]
     fn a_job_held_before_or_after_the_list_is_skipped_once() {
-        let before = [(b"x".to_vec(), 1), (b"y".to_vec(), 0)].into();
-        let after = [(b"y".to_vec(), 2)].into();
+        let before = [(Bytes::from("x"), 1), (Bytes::from("y"), 0)].into();
+        let after = [(Bytes::from("y"), 2)].into();
         let held = either(before, after);
         assert_eq!((held[&b"x"[..]], held[&b"y"[..]]), (1, 2));
         let in_flight = Arc::new(InFlight::default());
