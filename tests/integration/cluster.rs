@@ -167,6 +167,71 @@ async fn an_idle_worker_waits_on_the_slots_master_alone() {
     running.stop(Duration::from_secs(10)).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_one_node_cluster_that_knows_no_address_of_its_own_an_idle_worker_still_waits() {
+    // A lone master never learns its IP: `CLUSTER SLOTS` gives its host as "".
+    let node = TestRedis::start_with(
+        &[
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes-{port}.conf",
+        ],
+        None,
+    );
+    let mut connection = node.raw().await;
+    redis::cmd("CLUSTER")
+        .arg("ADDSLOTSRANGE")
+        .arg(0)
+        .arg(16_383)
+        .query_async::<()>(&mut connection)
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(20),
+        "the one-node cluster to be ok",
+        async || {
+            let info: String = redis::cmd("CLUSTER")
+                .arg("INFO")
+                .query_async(&mut connection)
+                .await
+                .unwrap_or_default();
+            info.contains("cluster_state:ok")
+        },
+    )
+    .await;
+    let client = jobs::Client::builder()
+        .url(format!("redis+cluster://127.0.0.1:{}", node.port()))
+        .build()
+        .unwrap();
+    let log = CallLog::default();
+    let worker = with_test_jobs(jobs::Worker::new().client(&client), &log)
+        .queues(["first", "second"])
+        .concurrency(2);
+    let running = RunningWorker::start(worker);
+    eventually(
+        Duration::from_secs(20),
+        "a BLMOVE waiting for each queue",
+        async || clients(&node, "blmove").await >= 2,
+    )
+    .await;
+    Record::set()
+        .client(&client)
+        .queue("second")
+        .perform_async(Record {
+            label: "lone".to_owned(),
+        })
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "the pushed job to run",
+        async || log.entries() == vec!["lone".to_owned()],
+    )
+    .await;
+    running.stop(Duration::from_secs(10)).await;
+}
+
 /// How many clients `node` holds whose last command contains `command` (every client for
 /// `""`), not counting the connection that asks.
 async fn clients(node: &TestRedis, command: &str) -> usize {
@@ -377,6 +442,11 @@ async fn after_kill_9_of_the_master_of_the_jobs_slot_client_and_worker_carry_on_
     stop.store(true, Ordering::Relaxed);
     pusher.await.unwrap();
     let acknowledged = pushes.lock().unwrap().jids();
+    let unexpected = pushes.lock().unwrap().unexpected.clone();
+    assert!(
+        unexpected.is_empty(),
+        "pushes failed unexpectedly: {unexpected:?}"
+    );
     eventually(
         Duration::from_secs(30),
         "every acknowledged job to run",

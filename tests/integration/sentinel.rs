@@ -102,6 +102,11 @@ async fn after_kill_9_of_the_master_client_and_worker_carry_on_and_no_acknowledg
 
     let (acknowledged, failed) = {
         let pushes = pushes.lock().unwrap();
+        assert!(
+            pushes.unexpected.is_empty(),
+            "pushes failed unexpectedly: {:?}",
+            pushes.unexpected
+        );
         (pushes.jids(), pushes.failed.clone())
     };
     eventually(

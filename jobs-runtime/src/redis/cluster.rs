@@ -162,14 +162,16 @@ pub(crate) fn client(
 /// credentials and transport; replies are awaited `response`. The master is found through
 /// `link`, the shared cluster connection (`CLUSTER KEYSLOT`, then `CLUSTER SLOTS`, whose
 /// addresses are those the nodes announce). When the slot moves (a failover), the connection's
-/// commands fail with `MOVED` or a broken connection, and its owner opens another.
+/// commands fail with `MOVED` or a broken connection, and its owner opens another. `None` when
+/// the master gives no address of its own (an empty or `?` host: a node that never learned its
+/// IP, as a one-node cluster's): the caller then opens a cluster connection.
 pub(crate) async fn master_connection(
     url: &ClusterUrl,
     prefix: &str,
     mut link: super::Link,
     connect: Duration,
     response: Duration,
-) -> Result<redis::aio::MultiplexedConnection, RedisError> {
+) -> Result<Option<redis::aio::MultiplexedConnection>, RedisError> {
     let slot: i64 = redis::cmd("CLUSTER")
         .arg("KEYSLOT")
         .arg(prefix)
@@ -179,16 +181,9 @@ pub(crate) async fn master_connection(
         .arg("SLOTS")
         .query_async(&mut link)
         .await?;
-    let (host, port) = ranges
-        .iter()
-        .find_map(|range| master_of(range, slot))
-        .ok_or_else(|| {
-            RedisError::from((
-                redis::ErrorKind::Client,
-                "no master serves the slot of jobs' hash tag",
-                format!("slot {slot}"),
-            ))
-        })?;
+    let Some((host, port)) = ranges.iter().find_map(|range| master_of(range, slot)) else {
+        return Ok(None);
+    };
     let (scheme, fragment) = match url.transport {
         Transport::Plain => ("redis", ""),
         Transport::Tls => ("rediss", ""),
@@ -218,6 +213,7 @@ pub(crate) async fn master_connection(
     redis::Client::open(address.as_str())?
         .get_multiplexed_async_connection_with_config(&config)
         .await
+        .map(Some)
 }
 
 /// The master's host and port of a `CLUSTER SLOTS` range, `[first, last, [host, port, …],

@@ -153,14 +153,18 @@ pub(super) fn non_empty(text: String) -> Option<String> {
     (!text.is_empty()).then_some(text)
 }
 
-/// A URL of `scheme` with its passwords replaced by `***` (the user part's, and any query
-/// parameter's whose name suggests a secret); `None` if `url` is not of `scheme`. The user part
-/// ends at the last `@`, wherever it is: a password typed with `?`, `/` or `@` unescaped is
-/// still hidden (with whatever else comes before that `@`).
+/// A URL of `scheme` with its passwords replaced by `***`; `None` if `url` is not of
+/// `scheme`. From the first query parameter whose name suggests a secret
+/// (`?sentinel_password=`), everything is hidden, so an `&` or `@` typed unescaped in its value
+/// shows nothing. The user part ends at the last `@` before that, wherever it is: a password
+/// typed with `?`, `/` or `@` unescaped is still hidden (with whatever else comes before that
+/// `@`).
 pub(super) fn redact(url: &str, scheme: &str) -> Option<String> {
     let rest = strip_scheme(url, scheme)?;
+    let secret = secret_start(rest);
+    let (head, tail) = rest.split_at(secret.unwrap_or(rest.len()));
     let mut redacted = scheme.to_owned();
-    let rest = match rest.rsplit_once('@') {
+    let head = match head.rsplit_once('@') {
         Some((userinfo, after)) => {
             match userinfo.split_once(':') {
                 Some((user, _)) => redacted.push_str(&format!("{user}:***@")),
@@ -168,24 +172,30 @@ pub(super) fn redact(url: &str, scheme: &str) -> Option<String> {
             }
             after
         }
-        None => rest,
+        None => head,
     };
-    match rest.split_once('?') {
-        Some((before, query)) => {
-            let pairs: Vec<String> = query
-                .split('&')
-                .map(|pair| match pair.split_once('=') {
-                    Some((name, _)) if is_secret(name) => format!("{name}=***"),
-                    _ => pair.to_owned(),
-                })
-                .collect();
-            redacted.push_str(before);
-            redacted.push('?');
-            redacted.push_str(&pairs.join("&"));
-        }
-        None => redacted.push_str(rest),
+    redacted.push_str(head);
+    if let Some((name, _)) = tail.split_once('=') {
+        redacted.push_str(name);
+        redacted.push_str("=***");
     }
     Some(redacted)
+}
+
+/// Where the first query parameter whose name suggests a secret starts in `rest` (at its `?`
+/// or `&`), if there is one: a name of letters, digits, `_` and `-` followed by `=`.
+pub(super) fn secret_start(rest: &str) -> Option<usize> {
+    rest.match_indices(['?', '&'])
+        .map(|(at, _)| at)
+        .find(|&at| {
+            rest[at + 1..].split_once('=').is_some_and(|(name, _)| {
+                !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                    && is_secret(name)
+            })
+        })
 }
 
 /// Whether a query parameter's name suggests a secret.

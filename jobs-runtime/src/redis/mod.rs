@@ -371,14 +371,15 @@ impl Connection {
     /// A connection of its own for blocking commands that wait up to `block` on the server: its
     /// reply timeout is longer than the block, so a reply is never abandoned while the server
     /// may still act on the command (see `docs/worker.md`). Through sentinels, to the master
-    /// they name; through a cluster, a cluster connection of its own.
+    /// they name; through a cluster, to the master of the keys' slot alone, found through the
+    /// shared connection (a cluster connection of its own when that master gives no address).
     pub(crate) async fn blocking_connection(&self, block: Duration) -> Result<Link, Error> {
         let response = block + self.timeouts.response;
         let current = self.current().await?;
         if let Source::Cluster { url, prefix, .. } = &current.source {
             // One node, not the whole cluster: a cluster connection of its own would connect to
             // every node, for each idle queue.
-            return cluster::master_connection(
+            let found = cluster::master_connection(
                 url,
                 prefix,
                 current.link.clone(),
@@ -386,9 +387,31 @@ impl Connection {
                 response,
             )
             .await
-            .map(Link::Own)
-            .map_err(|error| self.error(error));
+            .map_err(|error| self.error(error))?;
+            if let Some(connection) = found {
+                return Ok(Link::Own(connection));
+            }
         }
+        self.independent_connection(&current, response).await
+    }
+
+    /// A connection of its own, opened with nothing but this task's runtime (the shared
+    /// connection, whose driver runs on the runtime that opened it, is not asked): for the
+    /// liveness thread, which must renew while jobs keep the worker's runtime busy. Its replies
+    /// are awaited `block` plus the reply timeout. Through sentinels, to the master they name;
+    /// through a cluster, a cluster connection of its own.
+    pub(crate) async fn own_connection(&self, block: Duration) -> Result<Link, Error> {
+        let current = self.current().await?;
+        self.independent_connection(&current, block + self.timeouts.response)
+            .await
+    }
+
+    /// [`own_connection`](Self::own_connection) from `current`.
+    async fn independent_connection(
+        &self,
+        current: &Current,
+        response: Duration,
+    ) -> Result<Link, Error> {
         match self.open_own(&current.source, response).await {
             Err(Error::Connect { .. }) if self.sentinel => {
                 current.stale.store(true, Ordering::Relaxed);

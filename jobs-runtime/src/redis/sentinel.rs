@@ -56,8 +56,22 @@ pub(crate) fn is_sentinel_url(url: &str) -> bool {
 pub(crate) fn parse(url: &str) -> Result<SentinelUrl, String> {
     let rest = KIND.rest(url)?;
     // The credentials end at the last `@` before the path, so that a `?`, `&` or `@` typed
-    // unescaped in a password stays in it; no error below quotes what could be a password.
-    let head = &rest[..rest.find('/').unwrap_or(rest.len())];
+    // unescaped in a password stays in it. An `@` after the path, outside the value of
+    // `sentinel_password` (which may hold one), can only end a password holding a `/`:
+    // refused, so that no error below quotes what could be part of a password.
+    let slash = rest.find('/').unwrap_or(rest.len());
+    let secret = hosts::secret_start(rest).unwrap_or(rest.len());
+    if rest
+        .get(slash..secret)
+        .is_some_and(|between| between.contains('@'))
+    {
+        return Err(
+            "an `@` after the first `/`: write a `/` in a password as %2F, and an `@` in the \
+             master's name as %40"
+                .to_owned(),
+        );
+    }
+    let head = &rest[..slash];
     let (userinfo, rest) = match head.rfind('@') {
         Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
         None => (None, rest),
@@ -67,13 +81,6 @@ pub(crate) fn parse(url: &str) -> Result<SentinelUrl, String> {
         None => (rest, None),
     };
     let (hosts, path) = rest.split_once('/').unwrap_or((rest, ""));
-    if path.contains('@') {
-        return Err(
-            "an `@` after the first `/`: write a `/` in a password as %2F, and an `@` in the \
-             master's name as %40"
-                .to_owned(),
-        );
-    }
     let Credentials { username, password } = hosts::credentials(userinfo)?;
     let sentinels = hosts::addresses(hosts, DEFAULT_SENTINEL_PORT, "sentinel")?;
     let mut segments = path.split('/').filter(|segment| !segment.is_empty());
@@ -239,11 +246,30 @@ mod tests {
             "redis+sentinel://app:hunter/tw/o@s1/mymaster",
             "redis+sentinel://s1/mymaster?sentinel_password=hunter&two",
             "redis+sentinel://s1/mymaster?sentinel_password=x&hunter=two",
+            "redis+sentinel://app:hunter/tw?o@s1/m",
+            "redis+sentinel://:hunt?er/two@s1/m",
+            "redis+sentinel://hunter/tw/zz?o@s1/m",
         ] {
             let error = parse(url).unwrap_err();
             assert!(
-                !error.contains("hunter") && !error.contains("tw"),
+                !error.contains("hunt") && !error.contains("tw"),
                 "{url}: {error}"
+            );
+        }
+        // An `@` in the sentinels' password is theirs; no redacted form shows any of it.
+        let parsed = parse("redis+sentinel://s1/mymaster?sentinel_password=p@ssw0rd").unwrap();
+        assert_eq!(parsed.sentinel_password.as_deref(), Some("p@ssw0rd"));
+        assert_eq!(parsed.sentinels, sentinels(&[("s1", 26379)]));
+        assert!(parse("redis+sentinel://s1/mymaster?sentinel_password=p@ss&w0rd").is_err());
+        for url in [
+            "redis+sentinel://s1/mymaster?sentinel_password=p@xqw0rd",
+            "redis+sentinel://s1/mymaster?sentinel_password=p@xq&w0rd",
+            "redis+sentinel://:hun/xq@s1/m?sentinel_password=p@zz",
+        ] {
+            let redacted = redact(url).unwrap();
+            assert!(
+                !redacted.contains("xq") && !redacted.contains("w0rd") && !redacted.contains("zz"),
+                "{url}: {redacted}"
             );
         }
     }

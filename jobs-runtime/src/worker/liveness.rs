@@ -173,7 +173,8 @@ impl Liveness {
         let server = self.client.redis();
         let mut connection = match self.connection.take() {
             Some(connection) => connection,
-            None => server.blocking_connection(Duration::ZERO).await?,
+            // Not through the shared connection, whose driver runs on the worker's runtime.
+            None => server.own_connection(Duration::ZERO).await?,
         };
         let ttl = u64::try_from(self.pulse.ttl.as_millis())
             .unwrap_or(u64::MAX)

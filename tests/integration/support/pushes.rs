@@ -20,6 +20,9 @@ pub struct Pushes {
     pub reached: Vec<Instant>,
     /// When a push failed, and its error.
     pub failed: Vec<(Instant, String)>,
+    /// The failures a failover does not explain: neither refused as not replicated nor a
+    /// connection or server error.
+    pub unexpected: Vec<String>,
 }
 
 impl Pushes {
@@ -63,6 +66,14 @@ pub fn push_continuously(
                         let mut pushes = pushes.lock().unwrap();
                         if matches!(error, Error::NotReplicated { .. }) {
                             pushes.reached.push(Instant::now());
+                        }
+                        if !matches!(
+                            error,
+                            Error::NotReplicated { .. }
+                                | Error::Connect { .. }
+                                | Error::Redis { .. }
+                        ) {
+                            pushes.unexpected.push(error.to_string());
                         }
                         pushes.failed.push((Instant::now(), error.to_string()));
                     }
