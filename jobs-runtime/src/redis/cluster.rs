@@ -181,7 +181,14 @@ pub(crate) async fn master_connection(
         .arg("SLOTS")
         .query_async(&mut link)
         .await?;
-    let Some((host, port)) = ranges.iter().find_map(|range| master_of(range, slot)) else {
+    let Some(master) = ranges.iter().find_map(|range| master_of(range, slot)) else {
+        return Err(RedisError::from((
+            redis::ErrorKind::Client,
+            "no master serves the slot of jobs' hash tag",
+            format!("slot {slot}"),
+        )));
+    };
+    let Some((host, port)) = master else {
         return Ok(None);
     };
     let (scheme, fragment) = match url.transport {
@@ -216,9 +223,10 @@ pub(crate) async fn master_connection(
         .map(Some)
 }
 
-/// The master's host and port of a `CLUSTER SLOTS` range, `[first, last, [host, port, …],
-/// replicas…]`, if the range holds `slot`.
-fn master_of(range: &[redis::Value], slot: i64) -> Option<(String, u16)> {
+/// Of a `CLUSTER SLOTS` range, `[first, last, [host, port, …], replicas…]` that holds `slot`
+/// (`None` for any other, or one that cannot be read): its master's host and port, or `None`
+/// when the master gives no address of its own.
+fn master_of(range: &[redis::Value], slot: i64) -> Option<Option<(String, u16)>> {
     let bound = |index: usize| {
         range
             .get(index)
@@ -231,10 +239,15 @@ fn master_of(range: &[redis::Value], slot: i64) -> Option<(String, u16)> {
     let redis::Value::Array(master) = range.get(2)? else {
         return None;
     };
-    let host: String = redis::from_redis_value_ref(master.first()?).ok()?;
     let port: u16 = redis::from_redis_value_ref(master.get(1)?).ok()?;
-    // An empty or `?` host: the node knows no address of its own to give.
-    (!host.is_empty() && host != "?").then_some((host, port))
+    // An empty, `?` or null host: the node knows no address of its own to give.
+    let host: Option<String> = master
+        .first()
+        .and_then(|host| redis::from_redis_value_ref(host).ok());
+    Some(
+        host.filter(|host| !host.is_empty() && host != "?")
+            .map(|host| (host, port)),
+    )
 }
 
 /// An IPv6 host in brackets, for a URL.
@@ -337,6 +350,11 @@ mod tests {
         ] {
             assert!(!parse(url).unwrap_err().contains("ter2"), "{url}");
         }
+        // Text like a secret parameter inside the password: the password is hidden whole.
+        assert_eq!(
+            redact("redis+cluster://user:hun&token=ter2@n1:7000").unwrap(),
+            "redis+cluster://user:***@n1:7000"
+        );
         let url = url_for(&["a:1".to_owned(), "b:2".to_owned()]);
         assert_eq!(url, "redis+cluster://a:1,b:2");
         assert_eq!(parse(&url).unwrap().nodes.len(), 2);

@@ -154,27 +154,31 @@ pub(super) fn non_empty(text: String) -> Option<String> {
 }
 
 /// A URL of `scheme` with its passwords replaced by `***`; `None` if `url` is not of
-/// `scheme`. From the first query parameter whose name suggests a secret
+/// `scheme`. From the first query parameter after the first `/` whose name suggests a secret
 /// (`?sentinel_password=`), everything is hidden, so an `&` or `@` typed unescaped in its value
-/// shows nothing. The user part ends at the last `@` before that, wherever it is: a password
-/// typed with `?`, `/` or `@` unescaped is still hidden (with whatever else comes before that
-/// `@`).
+/// shows nothing. The user part ends at the last `@` before that: a password typed with `?`,
+/// `/` or `@` unescaped is still hidden (with whatever else comes before that `@`). When that
+/// cannot be told (no `@` before the secret parameter, one after it), everything is hidden.
 pub(super) fn redact(url: &str, scheme: &str) -> Option<String> {
     let rest = strip_scheme(url, scheme)?;
-    let secret = secret_start(rest);
-    let (head, tail) = rest.split_at(secret.unwrap_or(rest.len()));
+    let (head, tail) = rest.split_at(secret_start(rest).unwrap_or(rest.len()));
     let mut redacted = scheme.to_owned();
-    let head = match head.rsplit_once('@') {
+    match head.rsplit_once('@') {
         Some((userinfo, after)) => {
             match userinfo.split_once(':') {
                 Some((user, _)) => redacted.push_str(&format!("{user}:***@")),
                 None => redacted.push_str("***@"),
             }
-            after
+            redacted.push_str(after);
         }
-        None => head,
-    };
-    redacted.push_str(head);
+        // An `@` only after the secret parameter: in its value, or ending a password that holds
+        // a `/` and text like a parameter. Either way, nothing of it may show.
+        None if tail.contains('@') => {
+            redacted.push_str("***");
+            return Some(redacted);
+        }
+        None => redacted.push_str(head),
+    }
     if let Some((name, _)) = tail.split_once('=') {
         redacted.push_str(name);
         redacted.push_str("=***");
@@ -182,18 +186,17 @@ pub(super) fn redact(url: &str, scheme: &str) -> Option<String> {
     Some(redacted)
 }
 
-/// Where the first query parameter whose name suggests a secret starts in `rest` (at its `?`
-/// or `&`), if there is one: a name of letters, digits, `_` and `-` followed by `=`.
+/// Where the first query parameter whose name suggests a secret starts in `rest` (the URL after
+/// its scheme), at its `?` or `&`, if there is one after the first `/` (before it, such text is
+/// part of the user and password): a name without `@`, `/`, `?` or `&`, followed by `=`.
 pub(super) fn secret_start(rest: &str) -> Option<usize> {
-    rest.match_indices(['?', '&'])
-        .map(|(at, _)| at)
+    let slash = rest.find('/')?;
+    rest[slash..]
+        .match_indices(['?', '&'])
+        .map(|(at, _)| slash + at)
         .find(|&at| {
             rest[at + 1..].split_once('=').is_some_and(|(name, _)| {
-                !name.is_empty()
-                    && name
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-                    && is_secret(name)
+                !name.is_empty() && !name.contains(['@', '/', '?', '&']) && is_secret(name)
             })
         })
 }

@@ -395,11 +395,12 @@ impl Connection {
         self.independent_connection(&current, response).await
     }
 
-    /// A connection of its own, opened with nothing but this task's runtime (the shared
-    /// connection, whose driver runs on the runtime that opened it, is not asked): for the
-    /// liveness thread, which must renew while jobs keep the worker's runtime busy. Its replies
-    /// are awaited `block` plus the reply timeout. Through sentinels, to the master they name;
-    /// through a cluster, a cluster connection of its own.
+    /// A connection of its own whose commands do not go through the shared connection (whose
+    /// driver runs on the runtime that opened it): for the liveness thread, which must renew
+    /// while jobs keep the worker's runtime busy. Its replies are awaited `block` plus the
+    /// reply timeout. Through sentinels, to the master they name; through a cluster, a cluster
+    /// connection of its own (where a blocking one goes to the slot's master alone, found by
+    /// asking through the shared connection).
     pub(crate) async fn own_connection(&self, block: Duration) -> Result<Link, Error> {
         let current = self.current().await?;
         self.independent_connection(&current, block + self.timeouts.response)

@@ -249,6 +249,7 @@ mod tests {
             "redis+sentinel://app:hunter/tw?o@s1/m",
             "redis+sentinel://:hunt?er/two@s1/m",
             "redis+sentinel://hunter/tw/zz?o@s1/m",
+            "redis+sentinel://:hunt&pass=x/two@s1/m",
         ] {
             let error = parse(url).unwrap_err();
             assert!(
@@ -265,6 +266,11 @@ mod tests {
             "redis+sentinel://s1/mymaster?sentinel_password=p@xqw0rd",
             "redis+sentinel://s1/mymaster?sentinel_password=p@xq&w0rd",
             "redis+sentinel://:hun/xq@s1/m?sentinel_password=p@zz",
+            // Text like a secret parameter inside the password itself.
+            "redis+sentinel://:xq?pass=zz@s1/m",
+            "redis+sentinel://:xq/w0rd&pass=zz@s1/m",
+            // A secret parameter's name escaped.
+            "redis+sentinel://s1/m?sentinel%5Fpassword=xq",
         ] {
             let redacted = redact(url).unwrap();
             assert!(
