@@ -168,6 +168,118 @@ async fn an_idle_worker_waits_on_the_slots_master_alone() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_slot_moves_to_another_master_the_idle_waits_follow_it() {
+    let cluster = TestCluster::start().await;
+    let client = cluster.client();
+    let log = CallLog::default();
+    let worker = with_test_jobs(jobs::Worker::new().client(&client), &log)
+        .queues(["moving"])
+        .concurrency(1);
+    let running = RunningWorker::start(worker);
+    let owner = cluster.master_of("{jobs}").await;
+    let target = (0..3).find(|index| *index != owner).unwrap();
+    eventually(
+        Duration::from_secs(20),
+        "a BLMOVE waiting on the slot's master",
+        async || clients(&cluster.nodes[owner], "blmove").await >= 1,
+    )
+    .await;
+
+    // Move the slot, keys and all, as `redis-cli --cluster reshard` does.
+    let mut from = cluster.nodes[owner].raw().await;
+    let mut to = cluster.nodes[target].raw().await;
+    let id = async |connection: &mut redis::aio::MultiplexedConnection| -> String {
+        redis::cmd("CLUSTER")
+            .arg("MYID")
+            .query_async(connection)
+            .await
+            .unwrap()
+    };
+    let (from_id, to_id) = (id(&mut from).await, id(&mut to).await);
+    let slot: i64 = redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg("{jobs}")
+        .query_async(&mut from)
+        .await
+        .unwrap();
+    redis::cmd("CLUSTER")
+        .arg("SETSLOT")
+        .arg(slot)
+        .arg("IMPORTING")
+        .arg(&from_id)
+        .query_async::<()>(&mut to)
+        .await
+        .unwrap();
+    redis::cmd("CLUSTER")
+        .arg("SETSLOT")
+        .arg(slot)
+        .arg("MIGRATING")
+        .arg(&to_id)
+        .query_async::<()>(&mut from)
+        .await
+        .unwrap();
+    loop {
+        let keys: Vec<String> = redis::cmd("CLUSTER")
+            .arg("GETKEYSINSLOT")
+            .arg(slot)
+            .arg(100)
+            .query_async(&mut from)
+            .await
+            .unwrap();
+        if keys.is_empty() {
+            break;
+        }
+        redis::cmd("MIGRATE")
+            .arg("127.0.0.1")
+            .arg(cluster.nodes[target].port())
+            .arg("")
+            .arg(0)
+            .arg(5_000)
+            .arg("REPLACE")
+            .arg("KEYS")
+            .arg(&keys)
+            .query_async::<()>(&mut from)
+            .await
+            .unwrap();
+    }
+    for node in cluster.nodes.iter().take(3) {
+        let mut connection = node.raw().await;
+        redis::cmd("CLUSTER")
+            .arg("SETSLOT")
+            .arg(slot)
+            .arg("NODE")
+            .arg(&to_id)
+            .query_async::<()>(&mut connection)
+            .await
+            .unwrap();
+    }
+    assert_eq!(cluster.master_of("{jobs}").await, target);
+
+    // The wait on the old master is answered `MOVED`; the worker opens another, on the new one.
+    eventually(
+        Duration::from_secs(20),
+        "a BLMOVE waiting on the slot's new master",
+        async || clients(&cluster.nodes[target], "blmove").await >= 1,
+    )
+    .await;
+    Record::set()
+        .client(&client)
+        .queue("moving")
+        .perform_async(Record {
+            label: "moved".to_owned(),
+        })
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "the job pushed after the move to run",
+        async || log.entries() == vec!["moved".to_owned()],
+    )
+    .await;
+    running.stop(Duration::from_secs(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_one_node_cluster_that_knows_no_address_of_its_own_an_idle_worker_still_waits() {
     // A lone master never learns its IP: `CLUSTER SLOTS` gives its host as "".
     let node = TestRedis::start_with(
