@@ -5,7 +5,7 @@ use jobs::Client;
 use redis::AsyncCommands;
 
 use crate::support::jobs::ScoreGeneration;
-use crate::support::{TestRedis, self_signed_certificate};
+use crate::support::{TestRedis, self_signed_certificate, tls_only};
 
 fn job() -> ScoreGeneration {
     ScoreGeneration {
@@ -65,23 +65,7 @@ async fn rediss_urls_connect_over_tls() {
     let dir = std::env::temp_dir().join(format!("jobs-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (cert, key) = self_signed_certificate(&dir);
-    let redis = TestRedis::start_with(
-        &[
-            "--port",
-            "0",
-            "--tls-port",
-            "{port}",
-            "--tls-cert-file",
-            &cert,
-            "--tls-key-file",
-            &key,
-            "--tls-ca-cert-file",
-            &cert,
-            "--tls-auth-clients",
-            "no",
-        ],
-        None,
-    );
+    let redis = TestRedis::start_with(&tls_only(&cert, &key), None);
     // `#insecure`: the certificate is self-signed.
     let url = format!("rediss://127.0.0.1:{}/0#insecure", redis.port());
     let client = Client::builder().url(&url).build().unwrap();

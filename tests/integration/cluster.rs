@@ -6,8 +6,6 @@
 //! that a replica acknowledged (`wait_replicas`).
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jobs::api::{DeadSet, Queue, RetrySet, ScheduledSet, Stats};
@@ -15,10 +13,10 @@ use jobs::{Batch, Client, Limiter};
 
 use crate::support::cluster::TestCluster;
 use crate::support::jobs::{CallLog, Explode, Ledgered, Record, with_test_jobs};
-use crate::support::pushes::{Pushes, push_continuously};
+use crate::support::pushes::Pusher;
 use crate::support::{
     ChildWorker, LedgerView, RunningWorker, TestRedis, eventually, ledger_path,
-    self_signed_certificate,
+    self_signed_certificate, tls_only,
 };
 use crate::web_http::{app, get};
 
@@ -365,26 +363,15 @@ async fn a_rediss_cluster_url_speaks_tls_to_every_node() {
     let dir = std::env::temp_dir().join(format!("jobs-tls-cluster-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (cert, key) = self_signed_certificate(&dir);
-    let tls: Vec<&str> = vec![
-        "--port",
-        "0",
-        "--tls-port",
-        "{port}",
+    let mut tls = tls_only(&cert, &key);
+    tls.extend([
         "--tls-cluster",
         "yes",
         "--cluster-enabled",
         "yes",
         "--cluster-config-file",
         "nodes-{port}.conf",
-        "--tls-cert-file",
-        &cert,
-        "--tls-key-file",
-        &key,
-        "--tls-ca-cert-file",
-        &cert,
-        "--tls-auth-clients",
-        "no",
-    ];
+    ]);
     let nodes: Vec<TestRedis> = (0..3).map(|_| TestRedis::start_with(&tls, None)).collect();
     let addresses: Vec<String> = nodes
         .iter()
@@ -508,14 +495,7 @@ async fn after_kill_9_of_the_master_of_the_jobs_slot_client_and_worker_carry_on_
     let url = cluster.url();
     let ledger = ledger_path("cluster-failover");
     let _worker = ChildWorker::spawn(&url, &ledger, &[]);
-    let client = Client::builder()
-        .url(&url)
-        .wait_replicas(1, Duration::from_millis(500))
-        .build()
-        .unwrap();
-    let pushes = Arc::new(Mutex::new(Pushes::default()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let pusher = push_continuously(client, Arc::clone(&pushes), Arc::clone(&stop));
+    let pusher = Pusher::start(&url);
     // Mid-run: jobs being pushed and run.
     eventually(
         Duration::from_secs(20),
@@ -551,14 +531,7 @@ async fn after_kill_9_of_the_master_of_the_jobs_slot_client_and_worker_carry_on_
     )
     .await;
     let worker_resumed = killed.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    pusher.await.unwrap();
-    let acknowledged = pushes.lock().unwrap().jids();
-    let unexpected = pushes.lock().unwrap().unexpected.clone();
-    assert!(
-        unexpected.is_empty(),
-        "pushes failed unexpectedly: {unexpected:?}"
-    );
+    let acknowledged = pusher.stop().await.jids();
     eventually(
         Duration::from_secs(30),
         "every acknowledged job to run",

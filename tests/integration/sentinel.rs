@@ -5,15 +5,13 @@
 //! `redis-sentinel` processes of the test's own (`support/sentinel.rs`).
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jobs::{Client, Error};
 use redis::AsyncCommands;
 
 use crate::support::jobs::Ledgered;
-use crate::support::pushes::{Pushes, push_continuously};
+use crate::support::pushes::Pusher;
 use crate::support::sentinel::{MASTER_NAME, TestSentinels};
 use crate::support::{ChildWorker, LedgerView, TestRedis, eventually, ledger_path};
 
@@ -23,14 +21,7 @@ async fn after_kill_9_of_the_master_client_and_worker_carry_on_and_no_acknowledg
     let url = deployment.url();
     let ledger = ledger_path("sentinel-failover");
     let _worker = ChildWorker::spawn(&url, &ledger, &[]);
-    let client = Client::builder()
-        .url(&url)
-        .wait_replicas(1, Duration::from_millis(500))
-        .build()
-        .unwrap();
-    let pushes = Arc::new(Mutex::new(Pushes::default()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let pusher = push_continuously(client.clone(), Arc::clone(&pushes), Arc::clone(&stop));
+    let pusher = Pusher::start(&url);
 
     // Mid-run: jobs being pushed and run.
     eventually(
@@ -39,7 +30,7 @@ async fn after_kill_9_of_the_master_client_and_worker_carry_on_and_no_acknowledg
         async || LedgerView::read(&ledger).done.len() >= 50,
     )
     .await;
-    let before = pushes.lock().unwrap().jids();
+    let before = pusher.pushes().jids();
     deployment.master.kill();
     let killed = Instant::now();
 
@@ -60,12 +51,11 @@ async fn after_kill_9_of_the_master_client_and_worker_carry_on_and_no_acknowledg
     eventually(
         Duration::from_secs(20),
         "a push to reach the new master",
-        async || pushes.lock().unwrap().reached.iter().any(|at| *at > killed),
+        async || pusher.pushes().reached.iter().any(|at| *at > killed),
     )
     .await;
-    let client_resumed = *pushes
-        .lock()
-        .unwrap()
+    let client_resumed = *pusher
+        .pushes()
         .reached
         .iter()
         .find(|at| **at > killed)
@@ -91,24 +81,14 @@ async fn after_kill_9_of_the_master_client_and_worker_carry_on_and_no_acknowledg
     eventually(
         Duration::from_secs(40),
         "a push acknowledged after the kill",
-        async || pushes.lock().unwrap().first_after(killed).is_some(),
+        async || pusher.pushes().first_after(killed).is_some(),
     )
     .await;
-    let (_, first_at) = pushes.lock().unwrap().first_after(killed).unwrap();
+    let (_, first_at) = pusher.pushes().first_after(killed).unwrap();
     let replicated_again = first_at - killed;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    stop.store(true, Ordering::Relaxed);
-    pusher.await.unwrap();
-
-    let (acknowledged, failed) = {
-        let pushes = pushes.lock().unwrap();
-        assert!(
-            pushes.unexpected.is_empty(),
-            "pushes failed unexpectedly: {:?}",
-            pushes.unexpected
-        );
-        (pushes.jids(), pushes.failed.clone())
-    };
+    let pushes = pusher.stop().await;
+    let (acknowledged, failed) = (pushes.jids(), pushes.failed);
     eventually(
         Duration::from_secs(30),
         "every acknowledged job to run",

@@ -366,3 +366,22 @@ pub fn self_signed_certificate(dir: &std::path::Path) -> (String, String) {
         key.to_string_lossy().into_owned(),
     )
 }
+
+/// The arguments of a `redis-server` that speaks TLS only, on the test's port, with `cert` and
+/// `key` (from [`self_signed_certificate`]); clients are not asked for a certificate.
+pub fn tls_only<'a>(cert: &'a str, key: &'a str) -> Vec<&'a str> {
+    vec![
+        "--port",
+        "0",
+        "--tls-port",
+        "{port}",
+        "--tls-cert-file",
+        cert,
+        "--tls-key-file",
+        key,
+        "--tls-ca-cert-file",
+        cert,
+        "--tls-auth-clients",
+        "no",
+    ]
+}
