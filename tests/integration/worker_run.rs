@@ -322,15 +322,76 @@ async fn where_redis_refuses_client_unblock_the_worker_still_stops_cleanly() {
 
 /// How many clients wait in a blocking command (`INFO clients`).
 async fn blocked_clients(redis: &TestRedis) -> u64 {
+    clients_info(redis, "blocked_clients").await
+}
+
+/// One count of `INFO clients`: `blocked_clients`, `connected_clients`…
+async fn clients_info(redis: &TestRedis, field: &str) -> u64 {
     let info: String = redis::cmd("INFO")
         .arg("clients")
         .query_async(&mut redis.raw().await)
         .await
         .unwrap();
     info.lines()
-        .find_map(|line| line.strip_prefix("blocked_clients:"))
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|count| count.trim().parse().ok())
-        .expect("blocked_clients in INFO clients")
+        .unwrap_or_else(|| panic!("{field} in INFO clients"))
+}
+
+#[tokio::test]
+async fn an_idle_worker_on_a_hundred_queues_holds_a_few_connections_and_wakes_on_any() {
+    let redis = TestRedis::start();
+    let log = CallLog::default();
+    // The ten heaviest come last in the list: those are waited on, then the first six.
+    let queues = (0..100u32).map(|n| QueueSpec::weighted(format!("q{n}"), 1 + n / 90));
+    let running = RunningWorker::start(worker(&redis, &log).weighted_queues(queues));
+    eventually(
+        Duration::from_secs(5),
+        "the worker to wait for jobs",
+        async || blocked_clients(&redis).await == 16,
+    )
+    .await;
+    // Past a renewal of every wait (2 s), and several looks at all the queues.
+    let mut most_blocked = 0;
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        most_blocked = most_blocked.max(blocked_clients(&redis).await);
+    }
+    assert_eq!(
+        most_blocked, 16,
+        "the most waits of an idle worker on 100 queues"
+    );
+    let connected = clients_info(&redis, "connected_clients").await;
+    println!("idle on 100 queues: {connected} connected clients");
+    // The waits, the shared connection, the liveness thread's, and this test's own.
+    assert!(
+        connected <= 16 + 6,
+        "an idle worker on 100 queues holds {connected} connections"
+    );
+    let client = redis.client();
+    for (queue, label, within) in [("q99", "heavy", 1_000), ("q50", "light", 2_000)] {
+        let started = std::time::Instant::now();
+        Record::set()
+            .client(&client)
+            .queue(queue)
+            .perform_async(Record {
+                label: label.into(),
+            })
+            .await
+            .unwrap();
+        // A push to a queue waited on wakes the worker at once; one to another queue is found
+        // by the next look at them all (every 500 ms).
+        eventually(
+            Duration::from_millis(within),
+            &format!("the job pushed to {queue} to run"),
+            async || log.entries().contains(&label.to_owned()),
+        )
+        .await;
+        println!("{queue}: ran {:?} after its push", started.elapsed());
+    }
+    running.stop(Duration::from_secs(5)).await;
+    assert_eq!(blocked_clients(&redis).await, 0);
+    assert!(redis.queue("q50").await.is_empty());
 }
 
 #[tokio::test]

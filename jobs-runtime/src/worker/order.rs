@@ -92,6 +92,9 @@ pub(crate) struct QueueOrder {
     names: Vec<String>,
     /// `None`: strict. `Some`: each queue's weight, 1 to [`MAX_WEIGHT`], by position.
     weighted: Option<Vec<u32>>,
+    /// The queue names, most likely taken from first: in declared order when strict, heaviest
+    /// first (ties in declared order) when weighted.
+    preferred: Vec<String>,
 }
 
 impl QueueOrder {
@@ -106,15 +109,27 @@ impl QueueOrder {
                 .map(|spec| spec.weight.clamp(1, MAX_WEIGHT))
                 .collect()
         });
+        let mut by_weight: Vec<&QueueSpec> = unique.iter().collect();
+        if weighted.is_some() {
+            by_weight.sort_by_key(|spec| std::cmp::Reverse(spec.weight.clamp(1, MAX_WEIGHT)));
+        }
+        let preferred = by_weight.iter().map(|spec| spec.name.clone()).collect();
         Self {
             names: unique.into_iter().map(|spec| spec.name).collect(),
             weighted,
+            preferred,
         }
     }
 
     /// The queue names, in declared order.
     pub(crate) fn names(&self) -> &[String] {
         &self.names
+    }
+
+    /// The queue names, most likely taken from first: declared order when strict, heaviest
+    /// first when weighted. The idle wait blocks on the first ones only.
+    pub(crate) fn preferred(&self) -> &[String] {
+        &self.preferred
     }
 
     /// Whether the order is strict.
@@ -155,6 +170,19 @@ mod tests {
         let order = QueueOrder::new(&[QueueSpec::new("critical"), QueueSpec::new("default")]);
         assert!(order.is_strict());
         assert_eq!(order.next(&mut StdRng::seed_from_u64(1)), [0, 1]);
+        assert_eq!(order.preferred(), ["critical", "default"]);
+    }
+
+    #[test]
+    fn the_heaviest_queues_are_preferred_ties_in_declared_order() {
+        let order = QueueOrder::new(&[
+            QueueSpec::weighted("low", 1),
+            QueueSpec::weighted("high", 5),
+            QueueSpec::weighted("other", 1),
+            QueueSpec::weighted("mid", 3),
+        ]);
+        assert_eq!(order.preferred(), ["high", "mid", "low", "other"]);
+        assert_eq!(order.names(), ["low", "high", "other", "mid"]);
     }
 
     #[test]

@@ -1,5 +1,10 @@
 //! The idle way in: when every queue is empty, one `BLMOVE` per queue waits on a connection of
-//! its own, so a push wakes the worker within a round trip, with no polling.
+//! its own, so a push wakes the worker within a round trip, with no polling. At most
+//! [`MAX_WAITS`] wait at once: past that many queues, the first ones (by
+//! [`QueueOrder::preferred`](crate::worker::order::QueueOrder::preferred)) are waited on, and
+//! the fetch script looks at them all every [`POLL`], so that a worker on a thousand queues
+//! holds a few connections, not a thousand. The connections are not a queue's own: a wait takes
+//! any one that is free.
 //!
 //! A `BLMOVE` still waiting when another returns is left to finish; the job it may bring is
 //! already in the working list, and is run (or handed back at shutdown) when it arrives. Going
@@ -33,6 +38,14 @@ use crate::worker::unit::Fetched;
 /// How long an idle `BLMOVE` blocks on the server before it returns empty (Sidekiq's 2 s).
 pub(crate) const BLOCK: Duration = Duration::from_secs(2);
 
+/// The most `BLMOVE`s one fetcher has waiting at once, and so the most connections it holds
+/// for them.
+pub(crate) const MAX_WAITS: usize = 16;
+
+/// How often an idle fetcher with more queues than [`MAX_WAITS`] looks at all of them (one run
+/// of the fetch script), for the jobs pushed to the queues it does not wait on.
+pub(crate) const POLL: Duration = Duration::from_millis(500);
+
 /// What one `BLMOVE` brought back.
 struct Reply {
     /// The queue it waited on.
@@ -47,7 +60,7 @@ struct Reply {
     lease: Option<crate::cap::Lease>,
 }
 
-/// A connection of a queue's own for its `BLMOVE`.
+/// A connection for one `BLMOVE` at a time.
 struct BlockingConnection {
     /// A connection whose reply timeout outlasts [`BLOCK`].
     connection: crate::redis::Link,
@@ -67,11 +80,11 @@ impl BlockingConnection {
     }
 }
 
-/// The idle `BLMOVE`s, one connection per queue, each with at most one command waiting; and
-/// the jobs taken but not started yet.
+/// The idle `BLMOVE`s, at most [`MAX_WAITS`], each on a connection with no other command
+/// waiting; and the jobs taken but not started yet.
 pub(crate) struct IdleFetch {
-    /// The connections with no command waiting, by queue.
-    idle: HashMap<String, BlockingConnection>,
+    /// The connections with no command waiting.
+    idle: Vec<BlockingConnection>,
     /// The queues with a `BLMOVE` waiting, and the client id of its connection.
     busy: HashMap<String, Option<i64>>,
     /// Jobs in the working list that no task runs yet: brought by a `BLMOVE`, taken ahead by a
@@ -100,7 +113,7 @@ impl IdleFetch {
     pub(crate) fn new(in_flight: Arc<InFlight>) -> Self {
         let (sender, receiver) = mpsc::unbounded_channel();
         Self {
-            idle: HashMap::new(),
+            idle: Vec::new(),
             busy: HashMap::new(),
             pending: VecDeque::new(),
             forgotten: Vec::new(),
@@ -134,7 +147,7 @@ impl IdleFetch {
     fn receive(&mut self, reply: Reply) -> bool {
         self.busy.remove(&reply.queue);
         if let Some(connection) = reply.connection {
-            self.idle.insert(reply.queue.clone(), connection);
+            self.idle.push(connection);
         }
         match reply.result {
             Ok(Some(json)) if reply.paused => {
@@ -183,10 +196,12 @@ impl IdleFetch {
         back
     }
 
-    /// Waits on every queue of `queues` until one brings a job (left in
-    /// [`pending`](Self::pending), or to hand back when its queue was paused), all time out,
-    /// `bound` (when given) passes, or `quiet` is cancelled. The `BLMOVE`s still waiting when
-    /// `bound` passes are left to finish, as when another one returns.
+    /// Waits on the queues of `queues`, the first [`MAX_WAITS`] of them in their order, until
+    /// one brings a job (left in [`pending`](Self::pending), or to hand back when its queue was
+    /// paused), all time out, `bound` (when given) passes, or `quiet` is cancelled. When some
+    /// queues are left without a wait, `bound` is at most [`POLL`], for the fetch script to
+    /// look at them. The `BLMOVE`s still waiting when `bound` passes are left to finish, as when
+    /// another one returns.
     pub(crate) async fn wait(
         &mut self,
         shared: &Arc<Shared>,
@@ -194,16 +209,20 @@ impl IdleFetch {
         quiet: &CancellationToken,
         bound: Option<Duration>,
     ) {
-        let deadline = bound.map(|bound| tokio::time::Instant::now() + bound);
         // A BLMOVE puts jobs in the working list without the fetch script. The fetcher comes
         // here only after the script found every queue empty, in the same pass, and the script
         // registers this process for crash recovery (`jobs:workers`), so recovery knows whose
         // working list the job enters even if Redis restarted empty.
+        let mut unwatched = false;
         for queue in queues {
             if self.busy.contains_key(queue) {
                 continue;
             }
-            let connection = match self.idle.remove(queue) {
+            if self.busy.len() >= MAX_WAITS {
+                unwatched = true;
+                continue;
+            }
+            let connection = match self.idle.pop() {
                 Some(connection) => connection,
                 None => match BlockingConnection::open(shared).await {
                     Ok(connection) => connection,
@@ -222,6 +241,12 @@ impl IdleFetch {
                 self.sender.clone(),
             ));
         }
+        let bound = match bound {
+            _ if !unwatched => bound,
+            Some(bound) => Some(bound.min(POLL)),
+            None => Some(POLL),
+        };
+        let deadline = bound.map(|bound| tokio::time::Instant::now() + bound);
         loop {
             if !self.pending.is_empty() || !self.brought_paused.is_empty() || self.busy.is_empty() {
                 return;

@@ -8,7 +8,8 @@
 //! - **busy** (here): one Lua script takes as many jobs as there are free slots, and more, in
 //!   this fetch's queue order (`scripts/fetch.lua`);
 //! - **idle** ([`idle`]): when every queue is empty, one `BLMOVE` per queue waits on its own
-//!   connection.
+//!   connection, for at most [`idle::MAX_WAITS`] queues; past that many, the fetch script
+//!   looks at them all every [`idle::POLL`].
 //!
 //! A paused queue ([`paused`]) is skipped by both: each fetch round says which queues are
 //! paused, the jobs of a paused queue taken ahead go back to the front of their queue, and a
@@ -243,7 +244,7 @@ impl Fetcher {
             if jobs.is_empty() && self.suspect.is_none() {
                 // Keep one slot for the job the idle wait may bring; free the others.
                 permits.truncate(1);
-                let unpaused = self.paused.unpaused(self.order.names());
+                let unpaused = self.paused.unpaused(self.order.preferred());
                 let capped_full = self.capped.any_full(&unpaused);
                 if self.until_idle {
                     // Drained: the unpaused queues are empty (a paused queue's jobs wait for
