@@ -367,7 +367,7 @@ impl<'de> de::Visitor<'de> for PayloadVisitor {
     }
 }
 
-/// A key of a job object: the slot in [`FIELDS`] of one [`Payload`] knows, or any other,
+/// A key of a job object: the slot in [`FIELDS`] of a key [`Payload`] knows, or any other,
 /// owned (it is kept in `extra`).
 enum Key {
     /// `FIELDS[slot]`.
@@ -660,6 +660,39 @@ mod tests {
         );
         let reordered = r#"{"x":2,"args":[1],"jid":"j","queue":"last","class":"A"}"#;
         assert_eq!(Payload::from_json(reordered).unwrap(), job);
+    }
+
+    #[test]
+    fn reads_keys_given_as_bytes_and_refuses_keys_that_are_not_utf8() {
+        use serde::Deserialize;
+        use serde::de::value::{BytesDeserializer, MapDeserializer};
+
+        type Entry<'a> = (BytesDeserializer<'a, serde_json::Error>, serde_json::Value);
+        let read = |entries: Vec<Entry<'_>>| {
+            Payload::deserialize(MapDeserializer::new(entries.into_iter()))
+        };
+        let job = read(vec![
+            (BytesDeserializer::new(b"class"), json!("A")),
+            (BytesDeserializer::new(b"args"), json!([1])),
+            (BytesDeserializer::new(b"jid"), json!("j")),
+            (BytesDeserializer::new(b"queue"), json!("q")),
+            (BytesDeserializer::new(b"bid"), json!("b1")),
+        ])
+        .unwrap();
+        assert_eq!(job.class, "A");
+        assert_eq!(job.args, vec![json!(1)]);
+        assert_eq!(job.queue, "q");
+        assert_eq!(
+            job.extra,
+            json!({"bid": "b1"}).as_object().cloned().unwrap()
+        );
+        let error = read(vec![
+            (BytesDeserializer::new(b"class"), json!("A")),
+            (BytesDeserializer::new(b"\xff"), json!(1)),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("a string key"), "{error}");
     }
 
     #[test]
