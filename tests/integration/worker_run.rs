@@ -1,5 +1,6 @@
 //! Running jobs: every job runs once and is acknowledged, in queue order, within the
-//! concurrency limit; an idle worker waits without polling; shutdown hands unfinished jobs back.
+//! concurrency limit; an idle worker waits without polling (past 16 queues, on the first 16,
+//! looking at the rest every 500 ms); shutdown hands unfinished jobs back.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -369,22 +370,29 @@ async fn an_idle_worker_on_a_hundred_queues_holds_a_few_connections_and_wakes_on
         "an idle worker on 100 queues holds {connected} connections"
     );
     let client = redis.client();
-    for (queue, label, within) in [("q99", "heavy", 1_000), ("q50", "light", 2_000)] {
+    // A push to a queue waited on wakes the worker at once: five in a row each run well
+    // within the 500 ms between looks at all the queues (were `q99` only looked at, each would
+    // have a chance in two of taking longer than 250 ms). A push to another queue is found by
+    // the next look.
+    let pushes = (0..5).map(|n| ("q99", format!("heavy {n}"), 250)).chain([(
+        "q50",
+        "light".to_owned(),
+        2_000,
+    )]);
+    for (queue, label, within) in pushes {
         let started = std::time::Instant::now();
         Record::set()
             .client(&client)
             .queue(queue)
             .perform_async(Record {
-                label: label.into(),
+                label: label.clone(),
             })
             .await
             .unwrap();
-        // A push to a queue waited on wakes the worker at once; one to another queue is found
-        // by the next look at them all (every 500 ms).
         eventually(
             Duration::from_millis(within),
             &format!("the job pushed to {queue} to run"),
-            async || log.entries().contains(&label.to_owned()),
+            async || log.entries().contains(&label),
         )
         .await;
         println!("{queue}: ran {:?} after its push", started.elapsed());
@@ -392,6 +400,63 @@ async fn an_idle_worker_on_a_hundred_queues_holds_a_few_connections_and_wakes_on
     running.stop(Duration::from_secs(5)).await;
     assert_eq!(blocked_clients(&redis).await, 0);
     assert!(redis.queue("q50").await.is_empty());
+}
+
+#[tokio::test]
+async fn an_idle_worker_on_many_queues_still_sweeps_its_working_list_after_a_lost_reply() {
+    let redis = TestRedis::start();
+    let log = CallLog::default();
+    let running =
+        RunningWorker::start(worker(&redis, &log).queues((0..20u32).map(|n| format!("q{n}"))));
+    eventually(
+        Duration::from_secs(5),
+        "the worker to wait for jobs",
+        async || blocked_clients(&redis).await == 16,
+    )
+    .await;
+    let mut raw = redis.raw().await;
+    let identities: Vec<String> = raw.smembers("processes").await.unwrap();
+    let [identity] = identities.as_slice() else {
+        panic!("one process: {identities:?}")
+    };
+    // A job in the working list that the worker does not hold, as one whose fetch reply was
+    // lost would be; then one wait's connection broken, which owes a sweep.
+    let job = serde_json::json!({
+        "class": "Record", "args": ["swept"], "queue": "q3", "retry": true,
+        "jid": "0123456789abcdef01234567",
+    })
+    .to_string();
+    let _: () = raw
+        .lpush(format!("jobs:working:{identity}"), &job)
+        .await
+        .unwrap();
+    let clients: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let waiting = clients
+        .lines()
+        .find(|line| line.contains("cmd=blmove"))
+        .and_then(|line| line.split(' ').find_map(|field| field.strip_prefix("id=")))
+        .expect("a client waiting in BLMOVE")
+        .to_owned();
+    let _: () = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(&waiting)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    // The sweep runs once the waits still going have ended (2 s), even with waits restarted
+    // every 500 ms for the queues past the 16th.
+    eventually(
+        Duration::from_secs(8),
+        "the job left in the working list to run",
+        async || log.entries() == ["swept"],
+    )
+    .await;
+    running.stop(Duration::from_secs(5)).await;
 }
 
 #[tokio::test]

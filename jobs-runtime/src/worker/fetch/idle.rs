@@ -1,5 +1,5 @@
-//! The idle way in: when every queue is empty, one `BLMOVE` per queue waits on a connection of
-//! its own, so a push wakes the worker within a round trip, with no polling. At most
+//! The idle way in: when every queue is empty, one `BLMOVE` per queue waits on a connection no
+//! other command uses, so a push wakes the worker within a round trip, with no polling. At most
 //! [`MAX_WAITS`] wait at once: past that many queues, the first ones (by
 //! [`QueueOrder::preferred`](crate::worker::order::QueueOrder::preferred)) are waited on, and
 //! the fetch script looks at them all every [`POLL`], so that a worker on a thousand queues
@@ -213,9 +213,23 @@ impl IdleFetch {
         // here only after the script found every queue empty, in the same pass, and the script
         // registers this process for crash recovery (`jobs:workers`), so recovery knows whose
         // working list the job enters even if Redis restarted empty.
+        if self.sweep {
+            // A sweep is owed, and runs once no `BLMOVE` is waiting: no new one starts, so those
+            // waiting end within `BLOCK` (past 16 queues, waits restarted every pass would keep
+            // some always waiting, and the sweep would never run). A sweep that failed is tried
+            // again after a pause, not at once.
+            if self.busy.is_empty() {
+                sleep_or(quiet, Duration::from_secs(1)).await;
+                return;
+            }
+        }
         let mut unwatched = false;
         for queue in queues {
             if self.busy.contains_key(queue) {
+                continue;
+            }
+            if self.sweep {
+                unwatched = true;
                 continue;
             }
             if self.busy.len() >= MAX_WAITS {
