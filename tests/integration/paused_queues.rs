@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use jobs::Payload;
 use jobs::api::Queue;
+use jobs::worker::QueueSpec;
 use redis::AsyncCommands;
 use serde_json::json;
 
@@ -286,6 +287,50 @@ async fn drain_leaves_a_paused_queue_alone() {
     ran.sort();
     assert_eq!(ran, ["low 0", "low 1", "low 2"]);
     assert_eq!(waiting(&redis, "high").await, 3);
+}
+
+#[tokio::test]
+async fn a_weighted_worker_on_many_queues_leaves_a_paused_queue_alone_and_takes_it_up_on_resume() {
+    // Past 32 weighted queues a round first looks at 32 of them: the paused one is skipped
+    // there too, and the drain still ends once every unpaused queue is empty.
+    let redis = TestRedis::start();
+    let client = redis.client();
+    push_low_and_high(&client, 3).await;
+    let queue_list = || {
+        (0..62u32)
+            .map(|n| QueueSpec::weighted(format!("q{n}"), 1))
+            .chain([
+                QueueSpec::weighted("high", 5),
+                QueueSpec::weighted("default", 1),
+            ])
+    };
+    Queue::new(&client, "high").pause().await.unwrap();
+    let log = CallLog::default();
+    let drain = |log: &CallLog| {
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            worker(&redis, log)
+                .weighted_queues(queue_list())
+                .concurrency(2)
+                .drain(),
+        )
+    };
+    drain(&log)
+        .await
+        .expect("drain returns with the paused queue still full")
+        .unwrap();
+    let mut ran = log.entries();
+    ran.sort();
+    assert_eq!(ran, ["low 0", "low 1", "low 2"]);
+    assert_eq!(waiting(&redis, "high").await, 3);
+
+    Queue::new(&client, "high").unpause().await.unwrap();
+    let log = CallLog::default();
+    drain(&log).await.expect("drain returns").unwrap();
+    let mut ran = log.entries();
+    ran.sort();
+    assert_eq!(ran, ["high 0", "high 1", "high 2"]);
+    assert_eq!(waiting(&redis, "high").await, 0);
 }
 
 #[tokio::test]

@@ -350,20 +350,26 @@ async fn a_queue_key_of_the_wrong_type_does_not_stop_the_others() {
     let redis = TestRedis::start();
     let mut raw = redis.raw().await;
     let _: () = raw.set("queue:broken", "not a list").await.unwrap();
-    redis
-        .client()
-        .perform_async(Record {
-            label: "fine".into(),
-        })
-        .await
-        .unwrap();
-    let log = CallLog::default();
-    worker(&redis, &log)
-        .queues(["broken", "default"])
-        .drain()
-        .await
-        .unwrap();
-    assert_eq!(log.entries(), ["fine"]);
-    let kept: String = raw.get("queue:broken").await.unwrap();
-    assert_eq!(kept, "not a list", "the foreign key is left alone");
+    // Alone before the good queue, and among 20 empty queues, which the fetch script passes
+    // over a run at a time (`EXISTS`): the broken key is in the run, so it is looked at.
+    let among_empty: Vec<String> = (0..10)
+        .map(|n| format!("empty{n}"))
+        .chain(["broken".to_owned()])
+        .chain((10..20).map(|n| format!("empty{n}")))
+        .chain(["default".to_owned()])
+        .collect();
+    for queues in [vec!["broken".to_owned(), "default".to_owned()], among_empty] {
+        redis
+            .client()
+            .perform_async(Record {
+                label: "fine".into(),
+            })
+            .await
+            .unwrap();
+        let log = CallLog::default();
+        worker(&redis, &log).queues(queues).drain().await.unwrap();
+        assert_eq!(log.entries(), ["fine"]);
+        let kept: String = raw.get("queue:broken").await.unwrap();
+        assert_eq!(kept, "not a list", "the foreign key is left alone");
+    }
 }

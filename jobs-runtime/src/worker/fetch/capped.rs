@@ -44,6 +44,23 @@ impl CappedQueues {
         self.seen_at = Some(asked_at);
     }
 
+    /// Keeps what a round that asked about `asked` alone (a weighted round's first look) found
+    /// of them; the others keep what earlier rounds found.
+    pub(crate) fn record_some<'a>(
+        &mut self,
+        asked: impl IntoIterator<Item = &'a str>,
+        capped: Vec<Capped>,
+    ) {
+        for name in asked {
+            self.room.remove(name);
+        }
+        self.room.extend(
+            capped
+                .into_iter()
+                .map(|capped| (capped.queue, (capped.room, capped.waiting))),
+        );
+    }
+
     /// Whether the newest round found `queue` capped with no room left and jobs waiting in it
     /// for room. A queue with no room and no job is not full: nothing waits, so a drain may end
     /// and an idle wait is not cut short for it; a `BLMOVE` on it hands back what it brings

@@ -50,6 +50,24 @@ impl PausedQueues {
         newly
     }
 
+    /// Keeps what a round that asked about `asked` alone (a weighted round's first look) found
+    /// paused among them; the others keep what earlier rounds found, and the answer's age is
+    /// still the newest full round's. Returns the queues newly paused.
+    pub(crate) fn record_some<'a>(
+        &mut self,
+        asked: impl IntoIterator<Item = &'a str>,
+        paused: HashSet<String>,
+    ) -> Vec<String> {
+        for name in asked {
+            if !paused.contains(name) {
+                self.names.remove(name);
+            }
+        }
+        let newly = paused.difference(&self.names).cloned().collect();
+        self.names.extend(paused);
+        newly
+    }
+
     /// Whether the newest round found `queue` paused.
     pub(crate) fn contains(&self, queue: &str) -> bool {
         self.names.contains(queue)
@@ -108,6 +126,18 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(paused.unpaused(&names(&["a", "b"])), ["a", "b"]);
+    }
+
+    #[test]
+    fn a_round_that_asked_about_some_queues_changes_only_theirs() {
+        let mut paused = PausedQueues::new();
+        let first = Instant::now().checked_sub(FRESH_FOR * 2).unwrap();
+        paused.record(first, set(&["a", "b"]));
+        // Asked about b and c: b resumed, c paused; a, not asked, stays paused.
+        assert_eq!(paused.record_some(["b", "c"], set(&["c"])), ["c"]);
+        assert_eq!(paused.unpaused(&names(&["a", "b", "c", "d"])), ["b", "d"]);
+        // Its answer is not about every queue: the newest full round's age still counts.
+        assert!(paused.is_stale());
     }
 
     #[test]
