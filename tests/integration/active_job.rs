@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::support::jobs::{CallLog, worker};
-use crate::support::{RunningWorker, TestRedis, eventually, first_entry, ruby, sorted_set};
+use crate::support::{
+    CapturedLog, RunningWorker, TestRedis, eventually, first_entry, ruby, sorted_set,
+};
 
 /// JSON types and a Date: as many arguments as the Ruby job takes.
 #[allow(clippy::too_many_arguments)]
@@ -353,21 +355,6 @@ async fn an_argument_of_the_wrong_kind_is_an_argument_error_naming_it() {
     assert!(plain.contains("#1 Symbol"), "{plain}");
 }
 
-/// A `tracing` writer into a shared buffer.
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log buffer").extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn the_log_lines_name_the_wrapped_class() {
     let redis = TestRedis::start();
@@ -375,20 +362,14 @@ async fn the_log_lines_name_the_wrapped_class() {
         &redis,
         &format!("{PUSH_PLAIN}\nputs \"RESULT:\" + JSON.generate(1)"),
     );
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
+    let captured = CapturedLog::default();
     let log = CallLog::default();
     {
-        let _guard = tracing::subscriber::set_default(subscriber);
+        let _guard = captured.install();
         worker(&redis, &log).drain().await.unwrap();
     }
     assert_eq!(log.entries().len(), 1);
-    let text = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    let text = captured.text();
     let lines: Vec<&str> = text.lines().filter(|line| line.contains("jid=")).collect();
     assert!(!lines.is_empty(), "{text}");
     assert!(

@@ -11,7 +11,7 @@ use crate::support::jobs::worker;
 use crate::support::jobs::{
     BuryMe, CallLog, FailWith, ForgetMe, Overrun, PanicNow, Record, WithBacktrace,
 };
-use crate::support::{TestRedis, counter, now, sorted_set};
+use crate::support::{CapturedLog, TestRedis, counter, now, sorted_set};
 
 async fn drain(redis: &TestRedis) {
     worker(redis, &CallLog::default()).drain().await.unwrap();
@@ -350,15 +350,17 @@ async fn a_queue_key_of_the_wrong_type_does_not_stop_the_others() {
     let redis = TestRedis::start();
     let mut raw = redis.raw().await;
     let _: () = raw.set("queue:broken", "not a list").await.unwrap();
-    // Alone before the good queue, and among 20 empty queues, which the fetch script passes
-    // over a run at a time (`EXISTS`): the broken key is in the run, so it is looked at.
-    let among_empty: Vec<String> = (0..10)
+    // Alone before the good queue, and in a run of 64 queues where it is the only key, which
+    // the fetch script would pass over with one `EXISTS` if it had none (the good queue comes
+    // after that run): the broken key is still looked at, and its refusal logged.
+    let in_a_run: Vec<String> = (0..10)
         .map(|n| format!("empty{n}"))
         .chain(["broken".to_owned()])
-        .chain((10..20).map(|n| format!("empty{n}")))
+        .chain((10..63).map(|n| format!("empty{n}")))
         .chain(["default".to_owned()])
         .collect();
-    for queues in [vec!["broken".to_owned(), "default".to_owned()], among_empty] {
+    assert_eq!(in_a_run.len(), 65);
+    for queues in [vec!["broken".to_owned(), "default".to_owned()], in_a_run] {
         redis
             .client()
             .perform_async(Record {
@@ -367,8 +369,17 @@ async fn a_queue_key_of_the_wrong_type_does_not_stop_the_others() {
             .await
             .unwrap();
         let log = CallLog::default();
-        worker(&redis, &log).queues(queues).drain().await.unwrap();
+        let captured = CapturedLog::default();
+        {
+            let _guard = captured.install();
+            worker(&redis, &log).queues(queues).drain().await.unwrap();
+        }
         assert_eq!(log.entries(), ["fine"]);
+        let text = captured.text();
+        assert!(
+            text.contains("cannot take jobs from a queue") && text.contains("queue:broken"),
+            "{text}"
+        );
         let kept: String = raw.get("queue:broken").await.unwrap();
         assert_eq!(kept, "not a list", "the foreign key is left alone");
     }

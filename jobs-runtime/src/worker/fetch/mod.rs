@@ -6,7 +6,9 @@
 //! process killed at any moment loses no job. Two ways in:
 //!
 //! - **busy** (here): one Lua script takes as many jobs as there are free slots, and more, in
-//!   this fetch's queue order (`scripts/fetch.lua`);
+//!   this fetch's queue order (`scripts/fetch.lua`); weighted, past [`FIRST_LOOK`] queues, a
+//!   first call looks at the first of them alone, and a second at all only when it falls
+//!   short;
 //! - **idle** ([`idle`]): when every queue is empty, one `BLMOVE` per queue waits on its own
 //!   connection, for at most [`idle::MAX_WAITS`] queues; past that many, the fetch script
 //!   looks at them all every [`idle::POLL`].
@@ -618,8 +620,9 @@ impl Fetcher {
     /// only while fewer than `free` were taken, so that they start at once), and learns which
     /// queues are paused and which capped.
     ///
-    /// Weighted, past [`FIRST_LOOK`] queues, a round that wants jobs first looks at the first
-    /// [`FIRST_LOOK`] of its order alone, and only when they fall short at all of them, in the
+    /// Weighted, past [`FIRST_LOOK`] queues, a round that wants jobs (while the pauses known are
+    /// fresh, and the last round came back full) first looks at the first [`FIRST_LOOK`] of its
+    /// order alone, and only when they fall short at all of them, in the
     /// same order: what it takes is what one look at all of them would take (the first queues
     /// in the order that have jobs), but a busy worker on a thousand queues sends Redis a few
     /// dozen keys a round, not 4,000.
@@ -627,7 +630,15 @@ impl Fetcher {
         let order = self.order.next(&mut rand::rng());
         let keys = Arc::clone(&self.queue_keys);
         let queues: Vec<&QueueKeys> = order.iter().map(|&position| &keys[position]).collect();
-        if wanted == 0 || self.order.is_strict() || queues.len() <= FIRST_LOOK {
+        // A full look when the pauses known are stale (what a first look says of its queues
+        // alone leaves the others' as old as they were), and when the last round came back
+        // short: the queues are mostly empty, and a first look would fall short too.
+        if wanted == 0
+            || self.order.is_strict()
+            || queues.len() <= FIRST_LOOK
+            || self.paused.is_stale()
+            || !self.backlog
+        {
             let round = round::run(&self.shared, &queues, wanted, free).await?;
             return Ok(self.learn(round).await);
         }
@@ -648,6 +659,9 @@ impl Fetcher {
         .await
         {
             Ok(round) => taken.extend(self.learn(round).await),
+            // Nothing to run: failed as a single round would (a drain must not take it for
+            // empty queues).
+            Err(error) if taken.is_empty() => return Err(error),
             Err(error) => {
                 // The first look's jobs run; the second's may be in the working list unheld.
                 self.idle.sweep = true;

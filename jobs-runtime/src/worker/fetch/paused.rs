@@ -1,8 +1,11 @@
 //! Paused queues, as the fetcher last saw them.
 //!
 //! A queue is paused while its name is in the `paused` set (Sidekiq Pro's). Every fetch round
-//! says which of this worker's queues are paused, at no extra round trip ([`super::round`]),
-//! and the fetcher keeps the newest answer here. A job taken ahead of the free slots starts
+//! says which of the queues it asked about are paused, at no extra round trip
+//! ([`super::round`]), and the fetcher keeps the newest answer here: every queue's from a round
+//! that asked about all of them, and from a weighted round's first look (`Fetcher::take`) its
+//! queues' alone, which does not make the answer fresher (a stale answer makes the next round
+//! ask about all of them). A job taken ahead of the free slots starts
 //! only while that answer is at most [`FRESH_FOR`] old and does not name its queue; an older
 //! answer is refreshed by a round first (one that asks for no job when no slot lacks one), so a
 //! pause stops a worker within a round, and a second at most. A job an idle `BLMOVE` brings

@@ -1,7 +1,8 @@
 //! One fetch round: the fetch script (`scripts/fetch.lua`) moves jobs from the queues into the
 //! working list, skipping the paused ones and taking no more of a capped queue's jobs than its
 //! room (each with a lease), and says which of the queues asked are paused and which capped, in
-//! the one round trip a fetch already costs.
+//! the round trip a fetch already costs (a weighted fetch on many queues may take two rounds,
+//! the first asking about some of them: `Fetcher::take`).
 
 use std::collections::HashSet;
 
