@@ -55,8 +55,10 @@ pub struct QueueTotals {
 struct ClassCounts {
     /// Per minute (epoch seconds / 60) since the last flush: usually one or two.
     pending: Vec<(i64, Tally)>,
-    /// Per queue since start: as many as the worker's queues.
-    queues: Vec<QueueTotals>,
+    /// Per queue since start, by queue name: as many as the worker's queues (a run looks its
+    /// queue up by name, not through a list, which cost a worker on 1,000 queues a few hundred
+    /// comparisons a job).
+    queues: HashMap<String, QueueTotals>,
 }
 
 /// Every class's counts: an index by name into a list, so that a run costs one lookup.
@@ -143,20 +145,19 @@ impl Tracker {
             *tally.ms.get_or_insert(0) += run.ms;
             tally.histogram.record(run.ms);
         }
-        let totals = match counts.queues.iter().position(|q| q.queue == run.queue) {
-            Some(index) => &mut counts.queues[index],
-            None => {
-                counts.queues.push(QueueTotals {
+        let totals = match counts.queues.get_mut(run.queue) {
+            Some(totals) => totals,
+            None => counts
+                .queues
+                .entry(run.queue.to_owned())
+                .or_insert_with(|| QueueTotals {
                     class: class.to_owned(),
                     queue: run.queue.to_owned(),
                     processed: 0,
                     failed: 0,
                     seconds: 0.0,
                     buckets: [0; BUCKETS],
-                });
-                let last = counts.queues.len() - 1;
-                &mut counts.queues[last]
-            }
+                }),
         };
         totals.processed += 1;
         totals.failed += u64::from(run.failed);
@@ -182,7 +183,7 @@ impl Tracker {
         let mut totals: Vec<QueueTotals> = classes
             .counts
             .iter()
-            .flat_map(|(_, counts)| counts.queues.iter().cloned())
+            .flat_map(|(_, counts)| counts.queues.values().cloned())
             .collect();
         drop(classes);
         totals.sort_by(|a, b| (&a.class, &a.queue).cmp(&(&b.class, &b.queue)));
