@@ -370,16 +370,11 @@ async fn an_idle_worker_on_a_hundred_queues_holds_a_few_connections_and_wakes_on
         "an idle worker on 100 queues holds {connected} connections"
     );
     let client = redis.client();
-    // A push to a queue waited on wakes the worker at once: five in a row each run well
-    // within the 500 ms between looks at all the queues (were `q99` only looked at, each would
-    // have a chance in two of taking longer than 250 ms). A push to another queue is found by
-    // the next look.
-    let pushes = (0..5).map(|n| ("q99", format!("heavy {n}"), 250)).chain([(
-        "q50",
-        "light".to_owned(),
-        2_000,
-    )]);
-    for (queue, label, within) in pushes {
+    // A push to a queue waited on wakes the worker at once; one to another queue is found by
+    // the next look at them all (every 500 ms). Nine pushes to `q99`: most run within 150 ms
+    // (were `q99` only looked at, each would have about a chance in three to, and six of nine
+    // about one in forty), a slow moment of the machine allowed for.
+    let run_after_push = async |queue: &str, label: String| {
         let started = std::time::Instant::now();
         Record::set()
             .client(&client)
@@ -390,13 +385,25 @@ async fn an_idle_worker_on_a_hundred_queues_holds_a_few_connections_and_wakes_on
             .await
             .unwrap();
         eventually(
-            Duration::from_millis(within),
+            Duration::from_secs(2),
             &format!("the job pushed to {queue} to run"),
             async || log.entries().contains(&label),
         )
         .await;
-        println!("{queue}: ran {:?} after its push", started.elapsed());
+        started.elapsed()
+    };
+    let mut fast = 0;
+    for n in 0..9 {
+        let took = run_after_push("q99", format!("heavy {n}")).await;
+        println!("q99: ran {took:?} after its push");
+        fast += usize::from(took < Duration::from_millis(150));
     }
+    assert!(
+        fast >= 6,
+        "{fast} of 9 jobs pushed to the waited queue ran within 150 ms"
+    );
+    let took = run_after_push("q50", "light".to_owned()).await;
+    println!("q50: ran {took:?} after its push");
     running.stop(Duration::from_secs(5)).await;
     assert_eq!(blocked_clients(&redis).await, 0);
     assert!(redis.queue("q50").await.is_empty());

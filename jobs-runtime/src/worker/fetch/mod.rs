@@ -31,7 +31,7 @@ mod paused;
 mod round;
 mod sweep;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -107,6 +107,11 @@ pub(crate) struct Fetcher {
     /// Whether the last fetch came back full: the queues hold more, so a refill pays off. An
     /// idle worker (whose last fetch came back short) never refills.
     backlog: bool,
+    /// Whether a weighted round on many queues should look at its first [`FIRST_LOOK`] queues
+    /// first: the last first look filled its request, or the last look at all of them took
+    /// its jobs from its first [`FIRST_LOOK`] queues alone. With a few queues holding jobs among
+    /// a thousand, first looks would mostly fall short and cost a round trip each.
+    look_first: bool,
     /// Which of the queues are paused, as the newest fetch round said.
     paused: PausedQueues,
     /// Which of the queues are capped, and full, as the newest fetch round said.
@@ -145,6 +150,7 @@ impl Fetcher {
             idle,
             refill: None,
             backlog: false,
+            look_first: false,
             paused: PausedQueues::new(),
             capped: CappedQueues::new(),
         }
@@ -621,26 +627,32 @@ impl Fetcher {
     /// queues are paused and which capped.
     ///
     /// Weighted, past [`FIRST_LOOK`] queues, a round that wants jobs (while the pauses known are
-    /// fresh, and the last round came back full) first looks at the first [`FIRST_LOOK`] of its
-    /// order alone, and only when they fall short at all of them, in the
+    /// fresh, the last round came back full, and first looks pay: `look_first`) first looks at
+    /// the first [`FIRST_LOOK`] of its order alone, and only when they fall short at all of them, in the
     /// same order: what it takes is what one look at all of them would take (the first queues
-    /// in the order that have jobs), but a busy worker on a thousand queues sends Redis a few
-    /// dozen keys a round, not 4,000.
+    /// in the order that have jobs), but a busy worker on a thousand queues sends Redis about
+    /// 130 keys and names a round, not 4,005.
     async fn take(&mut self, wanted: usize, free: usize) -> Result<Vec<Fetched>, Error> {
         let order = self.order.next(&mut rand::rng());
         let keys = Arc::clone(&self.queue_keys);
         let queues: Vec<&QueueKeys> = order.iter().map(|&position| &keys[position]).collect();
+        let many = !self.order.is_strict() && queues.len() > FIRST_LOOK;
         // A full look when the pauses known are stale (what a first look says of its queues
-        // alone leaves the others' as old as they were), and when the last round came back
-        // short: the queues are mostly empty, and a first look would fall short too.
-        if wanted == 0
-            || self.order.is_strict()
-            || queues.len() <= FIRST_LOOK
-            || self.paused.is_stale()
-            || !self.backlog
-        {
+        // alone leaves the others' as old as they were), when the last round came back short
+        // (the queues are mostly empty, and a first look would fall short too), and when first
+        // looks have stopped paying (`look_first`).
+        if wanted == 0 || !many || self.paused.is_stale() || !self.backlog || !self.look_first {
             let round = round::run(&self.shared, &queues, wanted, free).await?;
-            return Ok(self.learn(round).await);
+            let taken = self.learn(round).await;
+            if many && wanted > 0 {
+                let first: HashSet<&str> = queues[..FIRST_LOOK]
+                    .iter()
+                    .map(|queue| queue.name.as_str())
+                    .collect();
+                self.look_first =
+                    !taken.is_empty() && taken.iter().all(|job| first.contains(job.queue.as_str()));
+            }
+            return Ok(taken);
         }
         let first = &queues[..FIRST_LOOK];
         let round = round::run(&self.shared, first, wanted, free).await?;
@@ -649,6 +661,7 @@ impl Fetcher {
         if taken.len() >= wanted {
             return Ok(taken);
         }
+        self.look_first = false;
         let more = wanted - taken.len();
         match round::run(
             &self.shared,
