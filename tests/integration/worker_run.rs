@@ -192,6 +192,38 @@ async fn a_worker_on_a_thousand_weighted_queues_runs_every_queues_jobs_once() {
 }
 
 #[tokio::test]
+async fn a_weighted_worker_with_jobs_in_one_of_a_hundred_queues_stops_looking_first_at_32() {
+    // Weighted rounds on more than 32 queues may first look at 32 of them alone. With jobs in
+    // one queue of a hundred, most such looks would fall short and cost a second script call
+    // each (about 1.7 calls a job); once one falls short, rounds look at all the queues until
+    // one finds its jobs among its first 32 (about 1.2 calls a job).
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let labels: Vec<String> = (0..300).map(|n| format!("only {n}")).collect();
+    Record::set()
+        .client(&client)
+        .queue("q99")
+        .perform_bulk(labels.iter().map(|label| Record {
+            label: label.clone(),
+        }))
+        .await
+        .unwrap();
+    let before = redis.calls("evalsha").await;
+    let log = CallLog::default();
+    worker(&redis, &log)
+        .weighted_queues((0..100u32).map(|n| QueueSpec::weighted(format!("q{n}"), 1)))
+        .concurrency(1)
+        .drain()
+        .await
+        .unwrap();
+    assert_ran_once(&log, &labels);
+    let calls = redis.calls("evalsha").await - before;
+    let per_job = calls as f64 / 300.0;
+    println!("{calls} fetch calls for 300 jobs: {per_job:.2} a job");
+    assert!(per_job < 1.45, "{per_job:.2} fetch calls a job");
+}
+
+#[tokio::test]
 async fn a_worker_on_ten_thousand_queues_takes_the_jobs_of_the_last() {
     let redis = TestRedis::start();
     let client = redis.client();

@@ -110,6 +110,24 @@ mod tests {
     }
 
     #[test]
+    fn a_round_that_asked_about_some_queues_changes_only_theirs() {
+        let capped = |queue: &str, room, waiting| Capped {
+            queue: queue.to_owned(),
+            cap: 5,
+            room,
+            waiting,
+        };
+        let mut queues = CappedQueues::new();
+        queues.record(Instant::now(), vec![capped("a", 0, 3), capped("b", 0, 3)]);
+        // Asked about b and c: b has room now, c is full; a, not asked, stays full.
+        queues.record_some(["b", "c"], vec![capped("b", 2, 3), capped("c", 0, 1)]);
+        assert!(queues.is_full("a") && !queues.is_full("b") && queues.is_full("c"));
+        // b's cap was removed: a round that asked about it and found no cap forgets it.
+        queues.record_some(["b"], vec![]);
+        assert!(!queues.is_full("b") && queues.is_full("a"));
+    }
+
+    #[test]
     fn a_queue_with_no_room_and_no_job_waiting_is_not_full() {
         let names: Vec<String> = ["a", "b"].iter().map(|n| (*n).to_owned()).collect();
         let mut caps = CappedQueues::new();

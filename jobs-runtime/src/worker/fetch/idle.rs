@@ -213,26 +213,19 @@ impl IdleFetch {
         // here only after the script found every queue empty, in the same pass, and the script
         // registers this process for crash recovery (`jobs:workers`), so recovery knows whose
         // working list the job enters even if Redis restarted empty.
-        if self.sweep {
-            // A sweep is owed, and runs once no `BLMOVE` is waiting: no new one starts, so those
-            // waiting end within `BLOCK` (past 16 queues, waits restarted every pass would keep
-            // some always waiting, and the sweep would never run). A sweep that failed is tried
-            // again after a pause, not at once.
-            if self.busy.is_empty() {
-                sleep_or(quiet, Duration::from_secs(1)).await;
-                return;
-            }
+        // While a sweep is owed no new `BLMOVE` starts, so those waiting end within `BLOCK` and
+        // the sweep runs (past 16 queues, waits restarted every pass would keep some always
+        // waiting, and it never would). A sweep that failed is tried again after a pause.
+        if self.sweep && self.busy.is_empty() {
+            sleep_or(quiet, Duration::from_secs(1)).await;
+            return;
         }
         let mut unwatched = false;
         for queue in queues {
             if self.busy.contains_key(queue) {
                 continue;
             }
-            if self.sweep {
-                unwatched = true;
-                continue;
-            }
-            if self.busy.len() >= MAX_WAITS {
+            if self.sweep || self.busy.len() >= MAX_WAITS {
                 unwatched = true;
                 continue;
             }
