@@ -200,20 +200,7 @@ impl Target {
     async fn readings(&self) -> Result<Vec<(f64, u64)>> {
         let mut readings = Vec::new();
         for server in &self.servers {
-            let mut connection = connect(&server.url()).await?;
-            let info: String = redis::cmd("INFO")
-                .arg("cpu")
-                .query_async(&mut connection)
-                .await?;
-            let cpu: f64 = info
-                .lines()
-                .filter_map(|line| {
-                    let (name, value) = line.split_once(':')?;
-                    ["used_cpu_sys", "used_cpu_user"]
-                        .contains(&name)
-                        .then(|| value.trim().parse::<f64>().ok())?
-                })
-                .sum();
+            let cpu = measure::redis_cpu(&server.url()).await?;
             readings.push((cpu, measure::redis_commands(&server.url()).await.0));
         }
         Ok(readings)

@@ -5,7 +5,8 @@
 //! `runtime`, `idle`, `processes` or `launch`).
 //!
 //! One line per point, each the median of `ROUNDS` (3) alternating rounds with its range:
-//! jobs per second, the worker's CPU per job, Redis commands per job and the worker's RSS.
+//! jobs per second, the worker's CPU per job, Redis commands and Redis's CPU (`INFO cpu`) per
+//! job, and the worker's RSS.
 //!
 //! - `concurrency`: N no-op jobs drained at concurrency 1, 10, 100 and 1,000;
 //! - `payload`: no-op jobs whose argument is 100 B (N jobs), 10 KB (N/5) and 1 MB (N/500, at
@@ -80,6 +81,8 @@ struct Sample {
     cpu_us: f64,
     /// Redis commands per job (those inside scripts included).
     commands: f64,
+    /// Redis's CPU per job, in µs.
+    redis_us: f64,
     /// The RSS after the drain, in MB.
     rss_mb: f64,
 }
@@ -219,10 +222,11 @@ fn spread(values: impl Iterator<Item = f64>, decimals: usize) -> String {
 fn print_point(name: &str, jobs: usize, taken: &[Sample]) {
     println!(
         "RESULT peer=jobs {name} n={jobs} jobs_per_s={} cpu_us_per_job={} \
-         redis_cmds_per_job={} rss_mb={}",
+         redis_cmds_per_job={} redis_cpu_us_per_job={} rss_mb={}",
         spread(taken.iter().map(|s| s.rate), 0),
         spread(taken.iter().map(|s| s.cpu_us), 1),
         spread(taken.iter().map(|s| s.commands), 2),
+        spread(taken.iter().map(|s| s.redis_us), 1),
         spread(taken.iter().map(|s| s.rss_mb), 1),
     );
 }
@@ -259,6 +263,7 @@ async fn measure_drain(url: &str, drain: Drain) -> Result<Sample> {
     }
     drop(client);
     let before = measure::redis_commands(url).await.0;
+    let redis_before = measure::redis_cpu(url).await?;
     let cpu_before = measure::cpu_seconds();
     let url_owned = url.to_owned();
     let secs = std::thread::spawn(move || run_drain(&url_owned, drain))
@@ -267,10 +272,12 @@ async fn measure_drain(url: &str, drain: Drain) -> Result<Sample> {
         .map_err(|error| error.to_string())?;
     let cpu = measure::cpu_seconds() - cpu_before;
     let commands = measure::redis_commands(url).await.0 - before;
+    let redis_cpu = measure::redis_cpu(url).await? - redis_before;
     Ok(Sample {
         rate: rate(drain.jobs, secs),
         cpu_us: cpu * 1e6 / drain.jobs as f64,
         commands: commands as f64 / drain.jobs as f64,
+        redis_us: redis_cpu * 1e6 / drain.jobs as f64,
         rss_mb: measure::rss_mb(),
     })
 }
@@ -398,6 +405,7 @@ async fn processes(url: &str, n: usize, rounds: usize) -> Result {
             // took more than its share, must not leave another one short: some to spare.
             prefill(url, share * count + count * 200).await?;
             let before = measure::redis_commands(url).await.0;
+            let redis_before = measure::redis_cpu(url).await?;
             let workers = (0..count)
                 .map(|_| WorkerProcess::spawn(url, share, 10))
                 .collect::<Result<Vec<_>>>()?;
@@ -406,6 +414,7 @@ async fn processes(url: &str, n: usize, rounds: usize) -> Result {
                 lines.push(worker.finish().await?);
             }
             let commands = measure::redis_commands(url).await.0 - before;
+            let redis_cpu = measure::redis_cpu(url).await? - redis_before;
             let first = lines
                 .iter()
                 .map(|line| field(line, "first_ts"))
@@ -420,6 +429,7 @@ async fn processes(url: &str, n: usize, rounds: usize) -> Result {
                 cpu_us: lines.iter().map(|line| field(line, "cpu_s")).sum::<f64>() * 1e6
                     / total as f64,
                 commands: commands as f64 / total as f64,
+                redis_us: redis_cpu * 1e6 / total as f64,
                 rss_mb: lines
                     .iter()
                     .map(|line| field(line, "rss_mb"))

@@ -117,6 +117,25 @@ pub(crate) fn rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// Redis's CPU time so far (user and system), in seconds.
+pub(crate) async fn redis_cpu(url: &str) -> redis::RedisResult<f64> {
+    let mut connection = redis::Client::open(url)?
+        .get_multiplexed_async_connection()
+        .await?;
+    let info: String = redis::cmd("INFO")
+        .arg("cpu")
+        .query_async(&mut connection)
+        .await?;
+    Ok(info
+        .lines()
+        .filter_map(|line| {
+            line.strip_prefix("used_cpu_user:")
+                .or_else(|| line.strip_prefix("used_cpu_sys:"))
+        })
+        .filter_map(|value| value.trim().parse::<f64>().ok())
+        .sum())
+}
+
 /// Redis's count of commands run so far (commands inside scripts included, as the peers'
 /// figures count them), without the benchmark's own INFO calls; and of scripts run.
 pub(crate) async fn redis_commands(url: &str) -> (u64, u64) {

@@ -122,25 +122,6 @@ pub(crate) async fn tick(
     Ok(())
 }
 
-/// Redis's CPU time so far, in seconds.
-async fn redis_cpu(url: &str) -> Result<f64> {
-    let mut connection = redis::Client::open(url)?
-        .get_multiplexed_async_connection()
-        .await?;
-    let info: String = redis::cmd("INFO")
-        .arg("cpu")
-        .query_async(&mut connection)
-        .await?;
-    Ok(info
-        .lines()
-        .filter_map(|line| {
-            line.strip_prefix("used_cpu_user:")
-                .or_else(|| line.strip_prefix("used_cpu_sys:"))
-        })
-        .filter_map(|value| value.trim().parse::<f64>().ok())
-        .sum())
-}
-
 /// `op=periodic_pass`: one worker with `entries` entries, all due in the same second.
 pub(crate) async fn pass(client: &jobs::Client, url: &str, entries: usize) -> Result {
     // One tick a minute, at a second far enough ahead for the declarations to land first.
@@ -159,14 +140,14 @@ pub(crate) async fn pass(client: &jobs::Client, url: &str, entries: usize) -> Re
     }));
     let before_tick = (at - Utc::now()).to_std().unwrap_or_default();
     tokio::time::sleep(before_tick.saturating_sub(Duration::from_secs(1))).await;
-    let (redis_before, worker_before) = (redis_cpu(url).await?, measure::cpu_seconds());
+    let (redis_before, worker_before) = (measure::redis_cpu(url).await?, measure::cpu_seconds());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut jobs = Vec::new();
     while jobs.len() < entries && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
         jobs = queued(url, "periodic-pass").await?;
     }
-    let (redis_after, worker_after) = (redis_cpu(url).await?, measure::cpu_seconds());
+    let (redis_after, worker_after) = (measure::redis_cpu(url).await?, measure::cpu_seconds());
     let _ = stop.send(());
     running.await??;
     let delays = push_delays(&jobs);

@@ -11,11 +11,12 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use jobs::api::Caps;
+use jobs::worker::QueueSpec;
 use jobs::{JobContext, JobError, Limiter, Worker, job};
 use redis::AsyncCommands;
 
 use crate::limits::TakeBusy;
-use crate::support::jobs::{CallLog, Explode};
+use crate::support::jobs::{CallLog, Explode, Record, RecordHigh};
 use crate::support::ledger::{self, Ledger};
 use crate::support::{ChildWorker, RunningWorker, TestRedis, eventually};
 
@@ -690,4 +691,48 @@ async fn a_job_an_idle_wait_brings_to_a_full_cap_goes_back_to_the_front_of_its_q
     .await;
     running.stop(Duration::from_secs(10)).await;
     assert_eq!(leases_held(&redis).await, 0);
+}
+
+#[tokio::test]
+async fn a_capped_queue_keeps_its_weight_on_a_busy_weighted_worker() {
+    // A round taken ahead of the free slots takes no capped queue's job (it would wait to start
+    // holding a lease), so a weighted worker that took ahead would run the capped queue's jobs
+    // only when nothing was pending: next to nothing on a busy worker. Weights 1 and 1, a cap
+    // the worker never reaches (10 at concurrency 10): about half the jobs come from each.
+    let redis = TestRedis::start();
+    let client = redis.client();
+    client
+        .perform_bulk((0..300).map(|n| RecordHigh {
+            label: format!("high {n}"),
+        }))
+        .await
+        .unwrap();
+    client
+        .perform_bulk((0..300).map(|n| Record {
+            label: format!("low {n}"),
+        }))
+        .await
+        .unwrap();
+    let log = CallLog::default();
+    crate::support::jobs::worker(&redis, &log)
+        .weighted_queues([
+            QueueSpec::weighted("high", 1),
+            QueueSpec::weighted("default", 1),
+        ])
+        .cap_queue("high", 10)
+        .concurrency(10)
+        .drain()
+        .await
+        .unwrap();
+    let ran = log.entries();
+    assert_eq!(ran.len(), 600);
+    let capped_first = ran[..300]
+        .iter()
+        .filter(|label| label.starts_with("high"))
+        .count();
+    // 150 expected; 110..=190 is more than four standard deviations either way.
+    assert!(
+        (110..=190).contains(&capped_first),
+        "{capped_first} of the first 300 were the capped queue's"
+    );
 }

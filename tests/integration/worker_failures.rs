@@ -1,6 +1,7 @@
 //! Failures: Sidekiq's retry, dead-set and error-field rules, panics, timeouts, bad input.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use jobs::worker::{Exhausted, WorkerConfig};
 use jobs::{Payload, Worker};
@@ -11,7 +12,7 @@ use crate::support::jobs::worker;
 use crate::support::jobs::{
     BuryMe, CallLog, FailWith, ForgetMe, Overrun, PanicNow, Record, WithBacktrace,
 };
-use crate::support::{CapturedLog, TestRedis, counter, now, sorted_set};
+use crate::support::{CapturedLog, RunningWorker, TestRedis, counter, eventually, now, sorted_set};
 
 async fn drain(redis: &TestRedis) {
     worker(redis, &CallLog::default()).drain().await.unwrap();
@@ -205,7 +206,7 @@ async fn a_job_over_its_timeout_is_cancelled_and_retried() {
     redis.client().perform_async(Overrun {}).await.unwrap();
     let started = std::time::Instant::now();
     drain(&redis).await;
-    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert!(started.elapsed() < Duration::from_secs(10));
     let (job, _) = &sorted_set(&redis, "retry").await[0];
     assert_eq!(job["error_class"], "jobs::Timeout");
     assert!(
@@ -382,5 +383,112 @@ async fn a_queue_key_of_the_wrong_type_does_not_stop_the_others() {
         );
         let kept: String = raw.get("queue:broken").await.unwrap();
         assert_eq!(kept, "not a list", "the foreign key is left alone");
+    }
+}
+
+#[tokio::test]
+async fn a_working_list_of_the_wrong_type_leaves_every_queue_as_it_was() {
+    // The fetch script reads the working list's type before any job leaves its queue: with a
+    // key no job can be pushed onto, a job taken off its queue would be lost.
+    let redis = TestRedis::start();
+    let mut raw = redis.raw().await;
+    let log = CallLog::default();
+    let captured = CapturedLog::default();
+    let _guard = captured.install();
+    let running = RunningWorker::start(worker(&redis, &log).queues(["default", "other"]));
+    let mut identity = None;
+    eventually(
+        Duration::from_secs(5),
+        "the worker's first fetch",
+        async || {
+            let members: Vec<String> = raw.smembers("jobs:workers").await.unwrap();
+            identity = members.into_iter().next();
+            identity.is_some()
+        },
+    )
+    .await;
+    let working = format!("jobs:working:{}", identity.unwrap());
+    let _: () = raw.set(&working, "not a list").await.unwrap();
+    let labels: Vec<String> = (0..3).map(|n| format!("kept {n}")).collect();
+    for queue in ["default", "other"] {
+        Record::set()
+            .client(&redis.client())
+            .queue(queue)
+            .perform_bulk(labels.iter().map(|label| Record {
+                label: label.clone(),
+            }))
+            .await
+            .unwrap();
+    }
+    eventually(Duration::from_secs(5), "the refusal logged", async || {
+        captured.text().contains(&format!("{working}: WRONGTYPE"))
+    })
+    .await;
+    assert!(log.entries().is_empty(), "{:?}", log.entries());
+    for queue in ["default", "other"] {
+        assert_eq!(redis.queue(queue).await.len(), 3, "{queue} kept its jobs");
+    }
+
+    let _: () = raw.del(&working).await.unwrap();
+    eventually(Duration::from_secs(10), "the six jobs to run", async || {
+        log.entries().len() == 6
+    })
+    .await;
+    running.stop(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn a_working_list_that_refuses_the_push_gets_every_job_back_to_its_queue() {
+    // The fetch script takes each queue's jobs off first and pushes them onto the working list
+    // last. A refusal there (here an ACL that denies LPUSH, which the list's type check cannot
+    // foresee) must put every job back where it was, in its order, or it would be lost. (The
+    // ACL denies the idle wait's BLMOVE too, which would otherwise take the jobs one by one.)
+    let redis = TestRedis::start();
+    let mut raw = redis.raw().await;
+    let _: () = redis::cmd("ACL")
+        .arg(&[
+            "SETUSER", "nopush", "on", ">secret", "~*", "&*", "+@all", "-lpush", "-lmove",
+            "-blmove",
+        ])
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let mut queued = Vec::new();
+    for (queue, count) in [("default", 3), ("other", 2)] {
+        let labels: Vec<String> = (0..count).map(|n| format!("{queue} {n}")).collect();
+        Record::set()
+            .client(&redis.client())
+            .queue(queue)
+            .perform_bulk(labels.iter().map(|label| Record {
+                label: label.clone(),
+            }))
+            .await
+            .unwrap();
+        queued.push((queue, redis.queue(queue).await));
+    }
+    let url = redis
+        .url()
+        .replacen("redis://", "redis://nopush:secret@", 1);
+    let client = jobs::Client::builder().url(&url).build().unwrap();
+    let log = CallLog::default();
+    let captured = CapturedLog::default();
+    let _guard = captured.install();
+    let running = RunningWorker::start(
+        crate::support::jobs::with_test_jobs(Worker::new().client(&client), &log)
+            .queues(["default", "other"]),
+    );
+    eventually(Duration::from_secs(5), "the refusal logged", async || {
+        let text = captured.text();
+        text.contains("cannot take jobs from a queue") && text.contains("can't run this command")
+    })
+    .await;
+    running.stop(Duration::from_secs(5)).await;
+    assert!(log.entries().is_empty(), "{:?}", log.entries());
+    for (queue, jobs) in queued {
+        assert_eq!(
+            redis.queue(queue).await,
+            jobs,
+            "{queue} has its jobs, in their order"
+        );
     }
 }

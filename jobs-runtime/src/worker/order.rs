@@ -12,6 +12,14 @@
 //! a uniform `u`, largest first: Efraimidis and Spirakis), instead of shuffling a list of
 //! the weights' sum (up to 1,000 per queue) and removing its repeats (O(n²) for n queues of
 //! weight 1). A worker on 1,000 weighted queues spent most of its fetch there.
+//!
+//! A round takes many jobs at once, and each of them stands for one of Sidekiq's fetches: so
+//! each job of a weighted round is drawn a queue of its own ([`QueueOrder::picks`]: the first
+//! queue of such a shuffle, a queue of weight `w` drawn with a chance of `w` over the weights'
+//! sum), and only the jobs whose queue falls short go to the round's [`QueueOrder::next`]
+//! order. A round of 40 jobs from two queues weighted 3 and 1 thus takes about 30 and 10, as
+//! 40 of Sidekiq's fetches would, where a round in one order alone would take all 40 from the
+//! queue that came first.
 
 use rand::Rng;
 
@@ -85,6 +93,16 @@ pub(crate) fn unique(specs: &[QueueSpec]) -> Vec<QueueSpec> {
     unique
 }
 
+/// Which queues one fetch round takes from, and how many jobs from each ([`QueueOrder::draw`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Draw {
+    /// Positions into [`QueueOrder::names`], in the order to take from.
+    pub(crate) order: Vec<usize>,
+    /// Weighted: `(index into order, jobs)`, the jobs drawn to each queue, by index; empty
+    /// when strict.
+    pub(crate) drawn: Vec<(usize, usize)>,
+}
+
 /// The queues a worker takes from, and in which order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct QueueOrder {
@@ -92,6 +110,9 @@ pub(crate) struct QueueOrder {
     names: Vec<String>,
     /// `None`: strict. `Some`: each queue's weight, 1 to [`MAX_WEIGHT`], by position.
     weighted: Option<Vec<u32>>,
+    /// Weighted: the weights' running sums, by position (the last is their sum), for
+    /// [`picks`](Self::picks); empty when strict.
+    running_sums: Vec<u64>,
     /// The queue names, most likely taken from first: in declared order when strict, heaviest
     /// first (ties in declared order) when weighted.
     preferred: Vec<String>,
@@ -114,9 +135,18 @@ impl QueueOrder {
             by_weight.sort_by_key(|spec| std::cmp::Reverse(spec.weight.clamp(1, MAX_WEIGHT)));
         }
         let preferred = by_weight.iter().map(|spec| spec.name.clone()).collect();
+        let running_sums = weighted
+            .iter()
+            .flatten()
+            .scan(0u64, |sum: &mut u64, weight: &u32| {
+                *sum += u64::from(*weight);
+                Some(*sum)
+            })
+            .collect();
         Self {
             names: unique.into_iter().map(|spec| spec.name).collect(),
             weighted,
+            running_sums,
             preferred,
         }
     }
@@ -155,6 +185,52 @@ impl QueueOrder {
                 keyed.into_iter().map(|(_, position)| position).collect()
             }
         }
+    }
+
+    /// One round's draw for `wanted` jobs: [`next`](Self::next)'s order, and
+    /// [`picks`](Self::picks)'s jobs per queue, each named by its index in that order and
+    /// sorted by it.
+    pub(crate) fn draw(&self, wanted: usize, rng: &mut impl Rng) -> Draw {
+        let order = self.next(rng);
+        let picks = self.picks(wanted, rng);
+        let mut drawn = Vec::with_capacity(picks.len());
+        if !picks.is_empty() {
+            let mut rank = vec![0; order.len()];
+            for (index, &position) in order.iter().enumerate() {
+                rank[position] = index;
+            }
+            drawn.extend(
+                picks
+                    .into_iter()
+                    .map(|(position, jobs)| (rank[position], jobs)),
+            );
+            drawn.sort_unstable();
+        }
+        Draw { order, drawn }
+    }
+
+    /// Weighted: a queue for each of `count` jobs, each drawn on its own with a chance
+    /// proportional to its weight (the queue one of Sidekiq's fetches tries first), as
+    /// `(position, jobs drawn)` pairs by position. Strict: none, the order alone decides.
+    pub(crate) fn picks(&self, count: usize, rng: &mut impl Rng) -> Vec<(usize, usize)> {
+        let Some(&total) = self.running_sums.last() else {
+            return Vec::new();
+        };
+        let mut drawn: Vec<usize> = (0..count)
+            .map(|_| {
+                let point = rng.random_range(0..total);
+                self.running_sums.partition_point(|&sum| sum <= point)
+            })
+            .collect();
+        drawn.sort_unstable();
+        let mut picks: Vec<(usize, usize)> = Vec::new();
+        for position in drawn {
+            match picks.last_mut() {
+                Some((last, jobs)) if *last == position => *jobs += 1,
+                _ => picks.push((position, 1)),
+            }
+        }
+        picks
     }
 }
 
@@ -212,6 +288,62 @@ mod tests {
             }
         }
         assert!((3_700..4_300).contains(&seconds), "{seconds} of 12,000");
+    }
+
+    #[test]
+    fn each_job_of_a_round_is_drawn_a_queue_in_proportion() {
+        let order = QueueOrder::new(&[
+            QueueSpec::weighted("a", 3),
+            QueueSpec::weighted("b", 1),
+            QueueSpec::weighted("c", 0),
+        ]);
+        let mut rng = StdRng::seed_from_u64(11);
+        let mut drawn = [0usize; 3];
+        for _ in 0..1_000 {
+            let picks = order.picks(40, &mut rng);
+            assert_eq!(picks.iter().map(|(_, jobs)| jobs).sum::<usize>(), 40);
+            assert!(picks.windows(2).all(|pair| pair[0].0 < pair[1].0));
+            for (position, jobs) in picks {
+                drawn[position] += jobs;
+            }
+        }
+        // 40,000 jobs at 3 : 1 : 1 (weight 0 counts as 1): 24,000, 8,000, 8,000 expected.
+        assert!((23_400..24_600).contains(&drawn[0]), "{drawn:?}");
+        assert!((7_600..8_400).contains(&drawn[1]), "{drawn:?}");
+        assert!((7_600..8_400).contains(&drawn[2]), "{drawn:?}");
+    }
+
+    #[test]
+    fn a_draw_names_each_queue_by_its_place_in_the_order() {
+        let order = QueueOrder::new(&[
+            QueueSpec::weighted("a", 1),
+            QueueSpec::weighted("b", 5),
+            QueueSpec::weighted("c", 2),
+        ]);
+        let mut rng = StdRng::seed_from_u64(5);
+        let draw = order.draw(30, &mut rng);
+        let mut sorted = draw.order.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, [0, 1, 2]);
+        assert_eq!(draw.drawn.iter().map(|(_, jobs)| jobs).sum::<usize>(), 30);
+        assert!(draw.drawn.windows(2).all(|pair| pair[0].0 < pair[1].0));
+        // Drawn again with the same seed, the picks by position match the draw's by index.
+        let mut rng = StdRng::seed_from_u64(5);
+        let again = order.next(&mut rng);
+        let picks = order.picks(30, &mut rng);
+        let mut by_position: Vec<(usize, usize)> = draw
+            .drawn
+            .iter()
+            .map(|&(index, jobs)| (again[index], jobs))
+            .collect();
+        by_position.sort_unstable();
+        assert_eq!(by_position, picks);
+    }
+
+    #[test]
+    fn strict_order_draws_no_queue_per_job() {
+        let order = QueueOrder::new(&[QueueSpec::new("a"), QueueSpec::new("b")]);
+        assert!(order.picks(40, &mut StdRng::seed_from_u64(1)).is_empty());
     }
 
     #[test]

@@ -2,12 +2,15 @@
 -- one atomic step, so a job is always in exactly one list. A paused queue is skipped; a capped
 -- queue gives at most its free room, each job it gives holding a lease.
 --
--- A queue's jobs move a batch at a time: one LRANGE of its oldest, one LPUSH of them all onto
--- the working list, one LTRIM off the queue, so a round costs Redis a few commands per queue
--- however many jobs it takes (one LMOVE per job before). Empty queues are passed over a run
--- of up to 64 at a time, with one EXISTS. The three run inside this one script,
--- so no other client sees a job in both lists or in neither. The push comes before the trim: a
--- working list that cannot take them (a key of the wrong type) leaves the queue untouched.
+-- Jobs move a batch at a time: one `RPOP queue count` of each queue's oldest, then one LPUSH of
+-- all the round's jobs onto the working list, so a round costs Redis about one command per
+-- queue it asks for jobs, however many jobs it takes (one LMOVE per job before). Empty queues are passed
+-- over a run of up to 64 at a time, with one EXISTS. All of it runs inside this one script, so
+-- no other client sees a job in both lists or in neither. The working list's type is read before
+-- any job leaves its queue: one that cannot take them (a key of the wrong type) leaves every
+-- queue untouched. Under maxmemory, only the script's first write may be refused: the SADD to
+-- jobs:workers below, before any job moves. Should the closing LPUSH still be refused (an ACL),
+-- every job goes back to its queue and none is taken.
 --
 -- KEYS[1]     the working list (jobs:working:<identity>)
 -- KEYS[2]     jobs:workers, the set crash recovery reads
@@ -23,7 +26,13 @@
 --             waiting to start would waste the cap)
 -- ARGV[4]     the first lease counter: the k-th lease of this step is <identity>|<ARGV[4]+k-1>
 -- ARGV[5]     a lease's lifetime in ms (the heartbeat renews it)
--- ARGV[6..m]  the queues' names, one for each queue position, in the same order
+-- ARGV[6]     the jobs drawn per queue, "position count position count ..." (space-separated;
+--             empty when strict): each such queue is first asked for that many jobs, and what
+--             is still wanted after that is taken from the queues in their order. A weighted
+--             worker draws each job of a round a queue of its own, as one of Sidekiq's fetches
+--             would (`QueueOrder::picks`); empty too for the call after a first look that fell
+--             short, which takes what is still wanted in order.
+-- ARGV[7..m]  the queues' names, one for each queue position, in the same order
 --
 -- The process is (re)added to jobs:workers in the same step, so a working list that holds
 -- jobs always belongs to a process recovery knows about (after Redis restarted empty, or
@@ -78,7 +87,7 @@ local room = {}
 local function list_key(position) return KEYS[2 + 3 * position] end
 local function cap_key(position) return KEYS[3 + 3 * position] end
 local function leases_key(position) return KEYS[4 + 3 * position] end
-local function name(position) return ARGV[5 + position] end
+local function name(position) return ARGV[6 + position] end
 local names = {}
 for position = 1, queues do
   names[position] = name(position)
@@ -154,49 +163,55 @@ local function variadic(command, key, values)
 end
 local count = 0
 local leased = 0
--- Takes what is still wanted from the queue at `position`.
-local function take_from(position)
-  local want = wanted - count
+-- The jobs taken, oldest first, for the closing LPUSH; and each RPOP's jobs with their queue's
+-- position, and each lease granted with its queue's, to undo them if that push is refused.
+local moved = {}
+local popped = {}
+local granted = {}
+local room_before = {}
+for position, left in pairs(room) do
+  room_before[position] = left
+end
+local working_type = redis.call('TYPE', working)['ok']
+if working_type ~= 'list' and working_type ~= 'none' then
+  take(0, working .. ': WRONGTYPE a ' .. working_type .. ', not a list: no job can be taken')
+  wanted = 0
+end
+-- Takes what is still wanted, but at most `most` jobs, from the queue at `position`.
+local function take_from(position, most)
+  local want = math.min(wanted - count, most)
   local left = room[position]
   if left then
     want = math.min(want, left, free - count)
   end
   if not skip[position] and want > 0 then
     local queue = list_key(position)
-    -- The oldest `want` jobs, newest first (the queue's right end is its oldest).
-    local jobs = redis.pcall('LRANGE', queue, -want, -1)
+    -- The oldest `want` jobs, oldest first (the queue's right end is its oldest); nil (false)
+    -- when the queue has no key.
+    local jobs = redis.pcall('RPOP', queue, want)
     if type(jobs) == 'table' and jobs.err then
       take(0, queue .. ': ' .. jobs.err)
-    elseif #jobs > 0 then
-      -- Oldest first onto the working list's left end, so it ends up with the newest taken
-      -- leftmost, as a job at a time would have left it.
-      local oldest_first = {}
-      for index = #jobs, 1, -1 do
-        oldest_first[#oldest_first + 1] = jobs[index]
+    elseif jobs then
+      popped[#popped + 1] = {position, jobs}
+      local lease_args = {}
+      for _, job in ipairs(jobs) do
+        count = count + 1
+        take(position, job)
+        moved[#moved + 1] = job
+        if left then
+          -- The separator is `crate::cap`'s SEPARATOR: the two must match.
+          local lease = ARGV[2] .. '|' .. (counter + leased)
+          leased = leased + 1
+          lease_args[#lease_args + 1] = now + lifetime
+          lease_args[#lease_args + 1] = lease
+          leases[#leases + 1] = {#taken, lease}
+          granted[#granted + 1] = {position, lease}
+        end
       end
-      local refused = variadic('LPUSH', working, oldest_first)
-      if refused then
-        take(0, working .. ': ' .. refused.err)
-      else
-        redis.call('LTRIM', queue, 0, -#jobs - 1)
-        local lease_args = {}
-        for _, job in ipairs(oldest_first) do
-          count = count + 1
-          take(position, job)
-          if left then
-            -- The separator is `crate::cap`'s SEPARATOR: the two must match.
-            local lease = ARGV[2] .. '|' .. (counter + leased)
-            leased = leased + 1
-            lease_args[#lease_args + 1] = now + lifetime
-            lease_args[#lease_args + 1] = lease
-            leases[#leases + 1] = {#taken, lease}
-          end
-        end
-        if #lease_args > 0 then
-          -- The leases key was read as a sorted set above, so this cannot be refused.
-          variadic('ZADD', leases_key(position), lease_args)
-          room[position] = left - #jobs
-        end
+      if #lease_args > 0 then
+        -- The leases key was read as a sorted set above, so this cannot be refused.
+        variadic('ZADD', leases_key(position), lease_args)
+        room[position] = left - #jobs
       end
     end
   end
@@ -207,6 +222,19 @@ end
 -- are looked at one by one.
 local SPAN = 64
 local SPAN_MIN = 8
+-- First the jobs drawn per queue, then what those queues lacked in the order.
+local drawn = {}
+for number in string.gmatch(ARGV[6], '%d+') do
+  drawn[#drawn + 1] = tonumber(number)
+end
+for index = 1, #drawn - 1, 2 do
+  if count >= wanted then
+    break
+  end
+  if drawn[index] >= 1 and drawn[index] <= queues then
+    take_from(drawn[index], drawn[index + 1])
+  end
+end
 local position = 1
 local looked_until = 0
 while position <= queues and count < wanted do
@@ -219,15 +247,54 @@ while position <= queues and count < wanted do
       for at = position, last do
         span[#span + 1] = list_key(at)
       end
-      if redis.call('EXISTS', unpack(span)) == 0 then
+      -- A refusal (not expected of EXISTS) counts as keys found: the run is looked at.
+      local found = redis.pcall('EXISTS', unpack(span))
+      if found == 0 then
         next_position = last + 1
       end
     end
   end
   if next_position == position + 1 then
-    take_from(position)
+    take_from(position, wanted)
   end
   position = next_position
+end
+-- Oldest first onto the working list's left end, so it ends up with the newest taken leftmost,
+-- as a job at a time would have left it. Its type was read above, so a refusal is not expected
+-- (an ACL could still refuse it): then every job goes back to the right end of its queue, in its
+-- order (the last taken first), every lease granted is released, and no job is taken.
+local refused = variadic('LPUSH', working, moved)
+if refused then
+  for index = #popped, 1, -1 do
+    local position, jobs = popped[index][1], popped[index][2]
+    local back = {}
+    for at = #jobs, 1, -1 do
+      back[#back + 1] = jobs[at]
+    end
+    variadic('RPUSH', list_key(position), back)
+  end
+  for _, lease in ipairs(granted) do
+    redis.pcall('ZREM', leases_key(lease[1]), lease[2])
+  end
+  -- The reply keeps the messages of the queues that could not be read, and adds this one.
+  local messages = {}
+  local entry = 1
+  for run = 1, #from - 1, 2 do
+    for _ = 1, from[run + 1] do
+      if from[run] == 0 then
+        messages[#messages + 1] = taken[entry]
+      end
+      entry = entry + 1
+    end
+  end
+  taken = {}
+  from = {}
+  leases = {}
+  room = room_before
+  for _, message in ipairs(messages) do
+    take(0, message)
+  end
+  take(0, working .. ': ' .. refused.err)
 end
 for _, entry in ipairs(capped) do
   entry[3] = room[entry[1]]

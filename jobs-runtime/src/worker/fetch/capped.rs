@@ -76,6 +76,11 @@ impl CappedQueues {
         self.room.contains_key(queue)
     }
 
+    /// Whether the newest rounds found any queue capped.
+    pub(crate) fn any(&self) -> bool {
+        !self.room.is_empty()
+    }
+
     /// The queues of `names` that are not full, in their order.
     pub(crate) fn with_room(&self, names: &[String]) -> Vec<String> {
         names

@@ -6,9 +6,9 @@
 //! process killed at any moment loses no job. Two ways in:
 //!
 //! - **busy** (here): one Lua script takes as many jobs as there are free slots, and more, in
-//!   this fetch's queue order (`scripts/fetch.lua`); weighted, past [`FIRST_LOOK`] queues, a
-//!   first call looks at the first of them alone, and a second at all only when it falls
-//!   short;
+//!   this fetch's queue order (`scripts/fetch.lua`), weighted with each job drawn a queue of
+//!   its own; weighted, past [`look::FIRST_LOOK`] queues, a first call looks at a few of them
+//!   alone, and a second at all only when it falls short ([`look`]);
 //! - **idle** ([`idle`]): when every queue is empty, one `BLMOVE` per queue waits on its own
 //!   connection, for at most [`idle::MAX_WAITS`] queues; past that many, the fetch script
 //!   looks at them all every [`idle::POLL`].
@@ -27,11 +27,12 @@
 
 mod capped;
 mod idle;
+mod look;
 mod paused;
 mod round;
 mod sweep;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,6 +43,7 @@ use tokio_util::sync::CancellationToken;
 use capped::{CAPPED_WAIT, CappedQueues};
 use idle::Claimed;
 pub(crate) use idle::{BLOCK, IdleFetch};
+use look::{Asked, Looked};
 use paused::{ALL_PAUSED_WAIT, PausedQueues};
 use round::{QueueKeys, Round};
 
@@ -68,12 +70,8 @@ const FLUSH_FOR: Duration = Duration::from_secs(30);
 /// The fewest jobs a fetch asks for when it asks for more than the free slots.
 const PREFETCH_MIN: usize = 20;
 
-/// How many queues of its order a weighted round looks at first, when there are more
-/// ([`Fetcher::take`]).
-const FIRST_LOOK: usize = 32;
-
 /// A fetch running on a task of its own.
-type Refill = tokio::task::JoinHandle<Result<Round, Error>>;
+type Refill = tokio::task::JoinHandle<Looked>;
 
 /// Takes jobs and starts a task for each: the main loop of one capsule while it takes jobs.
 pub(crate) struct Fetcher {
@@ -101,16 +99,16 @@ pub(crate) struct Fetcher {
     resync: bool,
     /// The idle `BLMOVE`s and the jobs taken but not started.
     idle: IdleFetch,
-    /// A fetch taking the next batch while the last one runs (strict order only), and how
-    /// many jobs it asked for.
+    /// A fetch taking the next batch while the last one runs, and how many jobs it asked for.
     refill: Option<(usize, Refill)>,
     /// Whether the last fetch came back full: the queues hold more, so a refill pays off. An
     /// idle worker (whose last fetch came back short) never refills.
     backlog: bool,
-    /// Whether a weighted round on many queues should look at its first [`FIRST_LOOK`] queues
-    /// first: the last first look filled its request, or the last look at all of them took
-    /// its jobs from its first [`FIRST_LOOK`] queues alone. With a few queues holding jobs among
-    /// a thousand, first looks would mostly fall short and cost a round trip each.
+    /// Whether a weighted round on many queues should look at a few of them first
+    /// ([`look`]): the last first look filled its request, or the last look at all of them
+    /// took its jobs from the queues a first look would have asked alone. With a few queues
+    /// holding jobs among a thousand, first looks would mostly fall short and cost a round
+    /// trip each.
     look_first: bool,
     /// Which of the queues are paused, as the newest fetch round said.
     paused: PausedQueues,
@@ -388,11 +386,13 @@ impl Fetcher {
         }
         let shared = Arc::clone(&self.shared);
         let keys = Arc::clone(&self.queue_keys);
+        // Drawn, and looked with, as any fetch is.
+        let draw = self.order.draw(prefetch, &mut rand::rng());
+        let strict = self.order.is_strict();
+        let first = self.first_look();
         let refill = tokio::spawn(async move {
-            // The declared order: refills are for strict order only.
-            let queues: Vec<&QueueKeys> = keys.iter().collect();
             // Free slots 0: a refill takes no capped queue's job (it would wait to start).
-            round::run(&shared, &queues, prefetch, 0).await
+            look::look(&shared, &keys, strict, &draw, prefetch, 0, first).await
         });
         self.refill = Some((prefetch, refill));
     }
@@ -404,16 +404,17 @@ impl Fetcher {
         };
         self.backlog = false;
         match refill.await {
-            Ok(Ok(round)) => {
-                let taken = self.learn(round).await;
-                self.backlog = taken.len() >= wanted;
-                self.take_ahead(taken).await;
-            }
-            Ok(Err(error)) => {
-                // The script may have moved jobs whose reply never came: look for them.
-                self.idle.sweep = true;
-                tracing::warn!(capsule = %self.capsule.name, %error, "cannot fetch jobs; will look in the working list");
-            }
+            Ok(looked) => match self.learn_looked(looked).await {
+                Ok(taken) => {
+                    self.backlog = taken.len() >= wanted;
+                    self.take_ahead(taken).await;
+                }
+                Err(error) => {
+                    // The script may have moved jobs whose reply never came: look for them.
+                    self.idle.sweep = true;
+                    tracing::warn!(capsule = %self.capsule.name, %error, "cannot fetch jobs; will look in the working list");
+                }
+            },
             Err(error) => {
                 self.idle.sweep = true;
                 tracing::warn!(capsule = %self.capsule.name, %error, "the fetch task failed; will look in the working list");
@@ -423,15 +424,16 @@ impl Fetcher {
 
     /// How many jobs one fetch takes when any slot is free: more than the free slots, so that
     /// a busy worker pays one round trip per batch rather than per freed slot. The surplus
-    /// waits in the working list, as safe there as a running job. Weighted queues take only
-    /// what the free slots need: their weights apply per fetch, and a batch from one queue
-    /// would skew them.
+    /// waits in the working list, as safe there as a running job. Weighted queues take as
+    /// many (each job of a round is drawn a queue of its own, so a batch keeps their weights),
+    /// except while one of them is capped: 0, only what the free slots need. A capped queue's
+    /// job is never taken ahead (it would wait to start holding a lease), so a weighted worker
+    /// busy with jobs taken ahead would run next to none of a capped queue's.
     fn prefetch(&self) -> usize {
-        if self.order.is_strict() {
-            (self.capsule.concurrency * 4).clamp(PREFETCH_MIN, MAX_BATCH)
-        } else {
-            0
+        if !self.order.is_strict() && self.capped.any() {
+            return 0;
         }
+        (self.capsule.concurrency * 4).clamp(PREFETCH_MIN, MAX_BATCH)
     }
 
     /// Whether a job is one crash away from the dead set: recovered from dead processes so
@@ -622,66 +624,63 @@ impl Fetcher {
         }));
     }
 
-    /// Moves up to `wanted` jobs into the working list in one atomic step (of a capped queue,
-    /// only while fewer than `free` were taken, so that they start at once), and learns which
-    /// queues are paused and which capped.
-    ///
-    /// Weighted, past [`FIRST_LOOK`] queues, a round that wants jobs (while the pauses known are
-    /// fresh, the last round came back full, and first looks pay: `look_first`) first looks at
-    /// the first [`FIRST_LOOK`] of its order alone, and only when they fall short at all of them, in the
-    /// same order: what it takes is what one look at all of them would take (the first queues
-    /// in the order that have jobs), but a busy worker on a thousand queues sends Redis about
-    /// 130 keys and names a round, not 4,005.
+    /// Moves up to `wanted` jobs into the working list (of a capped queue, only while fewer
+    /// than `free` were taken, so that they start at once), and learns which queues are paused
+    /// and which capped: one atomic step, or, weighted on many queues, a first look at a few
+    /// and a second at all only when it falls short ([`look`]).
     async fn take(&mut self, wanted: usize, free: usize) -> Result<Vec<Fetched>, Error> {
-        let order = self.order.next(&mut rand::rng());
-        let keys = Arc::clone(&self.queue_keys);
-        let queues: Vec<&QueueKeys> = order.iter().map(|&position| &keys[position]).collect();
-        let many = !self.order.is_strict() && queues.len() > FIRST_LOOK;
-        // A full look when the pauses known are stale (what a first look says of its queues
-        // alone leaves the others' as old as they were), when the last round came back short
-        // (the queues are mostly empty, and a first look would fall short too), and when first
-        // looks have stopped paying (`look_first`).
-        if wanted == 0 || !many || self.paused.is_stale() || !self.backlog || !self.look_first {
-            let round = round::run(&self.shared, &queues, wanted, free).await?;
-            let taken = self.learn(round).await;
-            if many && wanted > 0 {
-                let first: HashSet<&str> = queues[..FIRST_LOOK]
-                    .iter()
-                    .map(|queue| queue.name.as_str())
-                    .collect();
-                self.look_first =
-                    !taken.is_empty() && taken.iter().all(|job| first.contains(job.queue.as_str()));
-            }
-            return Ok(taken);
-        }
-        let first = &queues[..FIRST_LOOK];
-        let round = round::run(&self.shared, first, wanted, free).await?;
-        let asked = first.iter().map(|queue| queue.name.as_str());
-        let mut taken = self.learn_some(asked, round).await;
-        if taken.len() >= wanted {
-            return Ok(taken);
-        }
-        self.look_first = false;
-        let more = wanted - taken.len();
-        match round::run(
+        let draw = self.order.draw(wanted, &mut rand::rng());
+        let looked = look::look(
             &self.shared,
-            &queues,
-            more,
-            free.saturating_sub(taken.len()),
+            &self.queue_keys,
+            self.order.is_strict(),
+            &draw,
+            wanted,
+            free,
+            self.first_look(),
         )
-        .await
-        {
-            Ok(round) => taken.extend(self.learn(round).await),
-            // Nothing to run: failed as a single round would (a drain must not take it for
-            // empty queues).
-            Err(error) if taken.is_empty() => return Err(error),
-            Err(error) => {
-                // The first look's jobs run; the second's may be in the working list unheld.
+        .await;
+        self.learn_looked(looked).await
+    }
+
+    /// Whether a weighted round on many queues may look at a few first. Not when the pauses
+    /// known are stale (what a first look says of its queues alone leaves the others' as old as
+    /// they were), when the last round came back short (the queues are mostly empty, and a
+    /// first look would fall short too), nor when first looks have stopped paying.
+    fn first_look(&self) -> bool {
+        !self.paused.is_stale() && self.backlog && self.look_first
+    }
+
+    /// Keeps what a fetch's rounds say of the queues, and returns the jobs they took; the
+    /// error of a failed round when they took none (a drain must not take it for empty
+    /// queues). When some were taken, the jobs of the failed round may be in the working list
+    /// unheld: the working list is swept.
+    async fn learn_looked(&mut self, looked: Looked) -> Result<Vec<Fetched>, Error> {
+        if let Some(pay) = looked.first_looks_pay {
+            self.look_first = pay;
+        }
+        let mut taken = Vec::new();
+        let keys = Arc::clone(&self.queue_keys);
+        for (asked, round) in looked.rounds {
+            taken.extend(match asked {
+                Asked::All => self.learn(round).await,
+                Asked::Some(positions) => {
+                    let names = positions
+                        .iter()
+                        .map(|&position| keys[position].name.as_str());
+                    self.learn_some(names, round).await
+                }
+            });
+        }
+        match looked.error {
+            None => Ok(taken),
+            Some(error) if taken.is_empty() => Err(error),
+            Some(error) => {
                 self.idle.sweep = true;
                 tracing::warn!(capsule = %self.capsule.name, %error, "cannot fetch jobs; will look in the working list");
+                Ok(taken)
             }
         }
-        Ok(taken)
     }
 
     /// [`learn`](Self::learn) for a round that asked about the queues `asked` alone: what it

@@ -3,7 +3,7 @@
 //! A queue is paused while its name is in the `paused` set (Sidekiq Pro's). Every fetch round
 //! says which of the queues it asked about are paused, at no extra round trip
 //! ([`super::round`]), and the fetcher keeps the newest answer here: every queue's from a round
-//! that asked about all of them, and from a weighted round's first look (`Fetcher::take`) its
+//! that asked about all of them, and from a weighted round's first look (`look`) its
 //! queues' alone, which does not make the answer fresher (a stale answer makes the next round
 //! ask about all of them). A job taken ahead of the free slots starts
 //! only while that answer is at most [`FRESH_FOR`] old and does not name its queue; an older

@@ -2,9 +2,10 @@
 //! working list, skipping the paused ones and taking no more of a capped queue's jobs than its
 //! room (each with a lease), and says which of the queues asked are paused and which capped, in
 //! the round trip a fetch already costs (a weighted fetch on many queues may take two rounds,
-//! the first asking about some of them: `Fetcher::take`).
+//! the first asking about some of them: `look`).
 
 use std::collections::HashSet;
+use std::fmt::Write as _;
 
 use redis::{FromRedisValue, ParsingError, Value};
 use tokio::time::Instant;
@@ -69,11 +70,14 @@ impl QueueKeys {
 }
 
 /// Moves up to `wanted` jobs (none: only looks at which queues are paused or capped) from the
-/// queues `queues`, in that order, into the working list in one atomic step. A capped queue's
-/// job is taken only while fewer than `free` jobs were taken, so that it starts at once.
+/// queues `queues` into the working list in one atomic step: first as many as `drawn` says
+/// from each queue it names (`(index into queues, jobs)`, weighted rounds), then what is still
+/// wanted from the queues in their order. A capped queue's job is taken only while fewer than
+/// `free` jobs were taken, so that it starts at once.
 pub(crate) async fn run(
     shared: &Shared,
     queues: &[&QueueKeys],
+    drawn: &[(usize, usize)],
     wanted: usize,
     free: usize,
 ) -> Result<Round, Error> {
@@ -84,11 +88,19 @@ pub(crate) async fn run(
         .iter()
         .map(|queue| queue.list.len() + queue.cap.len() + queue.leases.len() + queue.name.len())
         .sum();
+    // Positions from 1, as the script counts them.
+    let mut picks = String::with_capacity(8 * drawn.len());
+    for (index, jobs) in drawn {
+        let _ = write!(picks, "{} {jobs} ", index + 1);
+    }
     let mut command = crate::redis::evalsha(
         &scripts::FETCH,
         4 + 3 * queues.len(),
-        5 + queues.len(),
-        size + shared.working.len() + shared.identity.len() + 16 * (8 + 4 * queues.len()),
+        6 + queues.len(),
+        size + picks.len()
+            + shared.working.len()
+            + shared.identity.len()
+            + 16 * (9 + 4 * queues.len()),
     );
     command
         .arg(&shared.working)
@@ -105,7 +117,8 @@ pub(crate) async fn run(
         .arg(&shared.identity)
         .arg(free)
         .arg(first_lease)
-        .arg(shared.leases.lifetime_ms());
+        .arg(shared.leases.lifetime_ms())
+        .arg(&picks);
     for queue in queues {
         command.arg(&queue.name);
     }
