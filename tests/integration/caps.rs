@@ -698,7 +698,7 @@ async fn a_capped_queue_keeps_its_weight_on_a_busy_weighted_worker() {
     // A round taken ahead of the free slots takes no capped queue's job (it would wait to start
     // holding a lease), so a weighted worker that took ahead would run the capped queue's jobs
     // only when nothing was pending: next to nothing on a busy worker. Weights 1 and 1, a cap
-    // the worker never reaches (10 at concurrency 10): about half the jobs come from each.
+    // the worker never reaches (20 at concurrency 10): about half the jobs come from each.
     let redis = TestRedis::start();
     let client = redis.client();
     client
@@ -719,7 +719,7 @@ async fn a_capped_queue_keeps_its_weight_on_a_busy_weighted_worker() {
             QueueSpec::weighted("high", 1),
             QueueSpec::weighted("default", 1),
         ])
-        .cap_queue("high", 10)
+        .cap_queue("high", 20)
         .concurrency(10)
         .drain()
         .await

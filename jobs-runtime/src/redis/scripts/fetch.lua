@@ -172,10 +172,12 @@ local room_before = {}
 for position, left in pairs(room) do
   room_before[position] = left
 end
-local working_type = redis.call('TYPE', working)['ok']
-if working_type ~= 'list' and working_type ~= 'none' then
-  take(0, working .. ': WRONGTYPE a ' .. working_type .. ', not a list: no job can be taken')
-  wanted = 0
+if wanted > 0 then
+  local working_type = redis.call('TYPE', working)['ok']
+  if working_type ~= 'list' and working_type ~= 'none' then
+    take(0, working .. ': WRONGTYPE a ' .. working_type .. ', not a list: no job can be taken')
+    wanted = 0
+  end
 end
 -- Takes what is still wanted, but at most `most` jobs, from the queue at `position`.
 local function take_from(position, most)
@@ -262,16 +264,22 @@ end
 -- Oldest first onto the working list's left end, so it ends up with the newest taken leftmost,
 -- as a job at a time would have left it. Its type was read above, so a refusal is not expected
 -- (an ACL could still refuse it): then every job goes back to the right end of its queue, in its
--- order (the last taken first), every lease granted is released, and no job is taken.
+-- order (the last taken first), every lease granted is released, and no job is taken. A queue
+-- that refuses its jobs back too (an ACL again) leaves them to this reply, without a lease: the
+-- worker runs them, as it runs a job whose acknowledgement finds it gone.
 local refused = variadic('LPUSH', working, moved)
 if refused then
+  local unreturned = {}
   for index = #popped, 1, -1 do
     local position, jobs = popped[index][1], popped[index][2]
     local back = {}
     for at = #jobs, 1, -1 do
       back[#back + 1] = jobs[at]
     end
-    variadic('RPUSH', list_key(position), back)
+    local kept = variadic('RPUSH', list_key(position), back)
+    if kept then
+      unreturned[#unreturned + 1] = {position, jobs, kept.err}
+    end
   end
   for _, lease in ipairs(granted) do
     redis.pcall('ZREM', leases_key(lease[1]), lease[2])
@@ -295,6 +303,12 @@ if refused then
     take(0, message)
   end
   take(0, working .. ': ' .. refused.err)
+  for _, batch in ipairs(unreturned) do
+    take(0, list_key(batch[1]) .. ': ' .. batch[3])
+    for _, job in ipairs(batch[2]) do
+      take(batch[1], job)
+    end
+  end
 end
 for _, entry in ipairs(capped) do
   entry[3] = room[entry[1]]

@@ -44,13 +44,18 @@ impl CappedQueues {
         self.seen_at = Some(asked_at);
     }
 
-    /// Keeps what a round that asked about `asked` alone (a weighted round's first look) found
-    /// of them; the others keep what earlier rounds found.
+    /// Keeps what a round sent at `asked_at` that asked about `asked` alone (a weighted
+    /// round's first look) found of them, unless a round that asked about all of them was sent
+    /// later (a refill may land after it); the others keep what earlier rounds found.
     pub(crate) fn record_some<'a>(
         &mut self,
+        asked_at: Instant,
         asked: impl IntoIterator<Item = &'a str>,
         capped: Vec<Capped>,
     ) {
+        if self.seen_at.is_some_and(|seen| seen > asked_at) {
+            return;
+        }
         for name in asked {
             self.room.remove(name);
         }
@@ -76,9 +81,9 @@ impl CappedQueues {
         self.room.contains_key(queue)
     }
 
-    /// Whether the newest rounds found any queue capped.
-    pub(crate) fn any(&self) -> bool {
-        !self.room.is_empty()
+    /// Whether any queue may be capped: the newest rounds found one, or no round has said yet.
+    pub(crate) fn may_be_any(&self) -> bool {
+        self.seen_at.is_none() || !self.room.is_empty()
     }
 
     /// The queues of `names` that are not full, in their order.
@@ -123,13 +128,30 @@ mod tests {
             waiting,
         };
         let mut queues = CappedQueues::new();
-        queues.record(Instant::now(), vec![capped("a", 0, 3), capped("b", 0, 3)]);
+        assert!(queues.may_be_any(), "nothing said yet");
+        let first = Instant::now();
+        queues.record(first, vec![capped("a", 0, 3), capped("b", 0, 3)]);
         // Asked about b and c: b has room now, c is full; a, not asked, stays full.
-        queues.record_some(["b", "c"], vec![capped("b", 2, 3), capped("c", 0, 1)]);
+        let later = first + Duration::from_millis(1);
+        queues.record_some(
+            later,
+            ["b", "c"],
+            vec![capped("b", 2, 3), capped("c", 0, 1)],
+        );
         assert!(queues.is_full("a") && !queues.is_full("b") && queues.is_full("c"));
         // b's cap was removed: a round that asked about it and found no cap forgets it.
-        queues.record_some(["b"], vec![]);
+        queues.record_some(later, ["b"], vec![]);
         assert!(!queues.is_full("b") && queues.is_full("a"));
+        // A round that asked about every queue, then a first look sent before it landing late
+        // (a refill): the later full round's answer stands.
+        queues.record(later + Duration::from_millis(2), vec![]);
+        assert!(!queues.may_be_any());
+        queues.record_some(
+            later + Duration::from_millis(1),
+            ["a"],
+            vec![capped("a", 0, 3)],
+        );
+        assert!(!queues.is_full("a") && !queues.may_be_any());
     }
 
     #[test]

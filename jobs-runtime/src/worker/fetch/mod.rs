@@ -426,11 +426,12 @@ impl Fetcher {
     /// a busy worker pays one round trip per batch rather than per freed slot. The surplus
     /// waits in the working list, as safe there as a running job. Weighted queues take as
     /// many (each job of a round is drawn a queue of its own, so a batch keeps their weights),
-    /// except while one of them is capped: 0, only what the free slots need. A capped queue's
+    /// except while one of them is capped (or before the first round said whether one is): 0,
+    /// only what the free slots need. A capped queue's
     /// job is never taken ahead (it would wait to start holding a lease), so a weighted worker
     /// busy with jobs taken ahead would run next to none of a capped queue's.
     fn prefetch(&self) -> usize {
-        if !self.order.is_strict() && self.capped.any() {
+        if !self.order.is_strict() && self.capped.may_be_any() {
             return 0;
         }
         (self.capsule.concurrency * 4).clamp(PREFETCH_MIN, MAX_BATCH)
@@ -690,8 +691,9 @@ impl Fetcher {
         asked: impl IntoIterator<Item = &'a str> + Clone,
         round: Round,
     ) -> Vec<Fetched> {
-        self.capped.record_some(asked.clone(), round.capped);
-        let newly = self.paused.record_some(asked, round.paused);
+        self.capped
+            .record_some(round.asked_at, asked.clone(), round.capped);
+        let newly = self.paused.record_some(round.asked_at, asked, round.paused);
         if !newly.is_empty() {
             tracing::info!(capsule = %self.capsule.name, queues = ?newly, "paused: taking no more of their jobs");
             self.idle.unblock_queues(&self.shared, &newly).await;

@@ -53,14 +53,19 @@ impl PausedQueues {
         newly
     }
 
-    /// Keeps what a round that asked about `asked` alone (a weighted round's first look) found
-    /// paused among them; the others keep what earlier rounds found, and the answer's age is
-    /// still the newest full round's. Returns the queues newly paused.
+    /// Keeps what a round sent at `asked_at` that asked about `asked` alone (a weighted
+    /// round's first look) found paused among them, unless a round that asked about all of them
+    /// was sent later (a refill may land after it); the others keep what earlier rounds found,
+    /// and the answer's age is still the newest full round's. Returns the queues newly paused.
     pub(crate) fn record_some<'a>(
         &mut self,
+        asked_at: Instant,
         asked: impl IntoIterator<Item = &'a str>,
         paused: HashSet<String>,
     ) -> Vec<String> {
+        if self.seen_at.is_some_and(|seen| seen > asked_at) {
+            return Vec::new();
+        }
         for name in asked {
             if !paused.contains(name) {
                 self.names.remove(name);
@@ -137,10 +142,21 @@ mod tests {
         let first = Instant::now().checked_sub(FRESH_FOR * 2).unwrap();
         paused.record(first, set(&["a", "b"]));
         // Asked about b and c: b resumed, c paused; a, not asked, stays paused.
-        assert_eq!(paused.record_some(["b", "c"], set(&["c"])), ["c"]);
+        let second = first + Duration::from_millis(1);
+        assert_eq!(paused.record_some(second, ["b", "c"], set(&["c"])), ["c"]);
         assert_eq!(paused.unpaused(&names(&["a", "b", "c", "d"])), ["b", "d"]);
         // Its answer is not about every queue: the newest full round's age still counts.
         assert!(paused.is_stale());
+        // A full round finds d paused; a first look sent before it (a refill) landing late
+        // does not resume d.
+        let third = second + Duration::from_millis(2);
+        assert_eq!(paused.record(third, set(&["d"])), ["d"]);
+        let late = second + Duration::from_millis(1);
+        assert!(paused.record_some(late, ["d"], set(&[])).is_empty());
+        assert_eq!(
+            paused.unpaused(&names(&["a", "b", "c", "d"])),
+            ["a", "b", "c"]
+        );
     }
 
     #[test]
