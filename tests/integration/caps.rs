@@ -698,7 +698,9 @@ async fn a_capped_queue_keeps_its_weight_on_a_busy_weighted_worker() {
     // A round taken ahead of the free slots takes no capped queue's job (it would wait to start
     // holding a lease), so a weighted worker that took ahead would run the capped queue's jobs
     // only when nothing was pending: next to nothing on a busy worker. Weights 1 and 1, a cap
-    // the worker never reaches (20 at concurrency 10): about half the jobs come from each.
+    // the worker never reaches (20 at concurrency 10): about half the jobs come from each,
+    // after the first round's 40 (taken before the worker knows of the cap, few of them
+    // capped).
     let redis = TestRedis::start();
     let client = redis.client();
     client
@@ -726,13 +728,54 @@ async fn a_capped_queue_keeps_its_weight_on_a_busy_weighted_worker() {
         .unwrap();
     let ran = log.entries();
     assert_eq!(ran.len(), 600);
-    let capped_first = ran[..300]
+    let capped_first = ran[40..340]
         .iter()
         .filter(|label| label.starts_with("high"))
         .count();
     // 150 expected; 110..=190 is more than four standard deviations either way.
     assert!(
         (110..=190).contains(&capped_first),
+        "{capped_first} of the 300 after the first 40 were the capped queue's"
+    );
+}
+
+#[tokio::test]
+async fn a_capped_queue_first_in_strict_order_is_not_passed_over_by_jobs_taken_ahead() {
+    // Strict order: the capped queue's jobs come first while it has room (a cap of 20 at
+    // concurrency 10 never binds). Jobs taken ahead never include a capped queue's, so a
+    // worker taking ahead filled its slots with the next queue's jobs instead. Only the first
+    // round, before the worker knows of the cap, takes ahead: 10 capped jobs (its free slots)
+    // and 30 of the other queue's, so 270 of the first 300 are the capped queue's.
+    let redis = TestRedis::start();
+    let client = redis.client();
+    client
+        .perform_bulk((0..300).map(|n| RecordHigh {
+            label: format!("high {n}"),
+        }))
+        .await
+        .unwrap();
+    client
+        .perform_bulk((0..300).map(|n| Record {
+            label: format!("low {n}"),
+        }))
+        .await
+        .unwrap();
+    let log = CallLog::default();
+    crate::support::jobs::worker(&redis, &log)
+        .queues(["high", "default"])
+        .cap_queue("high", 20)
+        .concurrency(10)
+        .drain()
+        .await
+        .unwrap();
+    let ran = log.entries();
+    assert_eq!(ran.len(), 600);
+    let capped_first = ran[..300]
+        .iter()
+        .filter(|label| label.starts_with("high"))
+        .count();
+    assert!(
+        capped_first >= 260,
         "{capped_first} of the first 300 were the capped queue's"
     );
 }

@@ -81,9 +81,9 @@ impl CappedQueues {
         self.room.contains_key(queue)
     }
 
-    /// Whether any queue may be capped: the newest rounds found one, or no round has said yet.
-    pub(crate) fn may_be_any(&self) -> bool {
-        self.seen_at.is_none() || !self.room.is_empty()
+    /// Whether the newest rounds found any queue capped.
+    pub(crate) fn any(&self) -> bool {
+        !self.room.is_empty()
     }
 
     /// The queues of `names` that are not full, in their order.
@@ -128,9 +128,9 @@ mod tests {
             waiting,
         };
         let mut queues = CappedQueues::new();
-        assert!(queues.may_be_any(), "nothing said yet");
         let first = Instant::now();
         queues.record(first, vec![capped("a", 0, 3), capped("b", 0, 3)]);
+        assert!(queues.any());
         // Asked about b and c: b has room now, c is full; a, not asked, stays full.
         let later = first + Duration::from_millis(1);
         queues.record_some(
@@ -145,13 +145,13 @@ mod tests {
         // A round that asked about every queue, then a first look sent before it landing late
         // (a refill): the later full round's answer stands.
         queues.record(later + Duration::from_millis(2), vec![]);
-        assert!(!queues.may_be_any());
+        assert!(!queues.any());
         queues.record_some(
             later + Duration::from_millis(1),
             ["a"],
             vec![capped("a", 0, 3)],
         );
-        assert!(!queues.is_full("a") && !queues.may_be_any());
+        assert!(!queues.is_full("a") && !queues.any());
     }
 
     #[test]

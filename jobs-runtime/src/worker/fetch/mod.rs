@@ -425,13 +425,13 @@ impl Fetcher {
     /// How many jobs one fetch takes when any slot is free: more than the free slots, so that
     /// a busy worker pays one round trip per batch rather than per freed slot. The surplus
     /// waits in the working list, as safe there as a running job. Weighted queues take as
-    /// many (each job of a round is drawn a queue of its own, so a batch keeps their weights),
-    /// except while one of them is capped (or before the first round said whether one is): 0,
-    /// only what the free slots need. A capped queue's
-    /// job is never taken ahead (it would wait to start holding a lease), so a weighted worker
-    /// busy with jobs taken ahead would run next to none of a capped queue's.
+    /// many (each job of a round is drawn a queue of its own, so a batch keeps their weights).
+    /// While the newest rounds found one of the queues capped: 0, only what the free slots
+    /// need (before the first round says, the worker takes ahead). A capped queue's job is never taken ahead (it would wait
+    /// to start holding a lease), so a worker busy with jobs taken ahead would run next to none
+    /// of a capped queue's, in strict order even when it comes first.
     fn prefetch(&self) -> usize {
-        if !self.order.is_strict() && self.capped.may_be_any() {
+        if self.capped.any() {
             return 0;
         }
         (self.capsule.concurrency * 4).clamp(PREFETCH_MIN, MAX_BATCH)
