@@ -16,7 +16,7 @@ use jobs::{JobContext, JobError, Limiter, Worker, job};
 use redis::AsyncCommands;
 
 use crate::limits::TakeBusy;
-use crate::support::jobs::{CallLog, Explode, Record, RecordHigh};
+use crate::support::jobs::{CallLog, Explode, highs, push_high_then_low};
 use crate::support::ledger::{self, Ledger};
 use crate::support::{ChildWorker, RunningWorker, TestRedis, eventually};
 
@@ -693,34 +693,14 @@ async fn a_job_an_idle_wait_brings_to_a_full_cap_goes_back_to_the_front_of_its_q
     assert_eq!(leases_held(&redis).await, 0);
 }
 
-#[tokio::test]
-async fn a_capped_queue_keeps_its_weight_on_a_busy_weighted_worker() {
-    // A round taken ahead of the free slots takes no capped queue's job (it would wait to start
-    // holding a lease), so a weighted worker that took ahead would run the capped queue's jobs
-    // only when nothing was pending: next to nothing on a busy worker. Weights 1 and 1, a cap
-    // the worker never reaches (20 at concurrency 10): about half the jobs come from each,
-    // after the first round's 40 (taken before the worker knows of the cap, few of them
-    // capped).
+/// Drains 300 jobs of the queue `high`, capped at 20 (a cap a worker of concurrency 10 never
+/// reaches), and 300 of `default`, with a worker of concurrency 10 taking them in the order
+/// `order` gives it; the labels of the jobs in the order they ran.
+async fn ran_beside_a_capped_queue(order: impl FnOnce(Worker) -> Worker) -> Vec<String> {
     let redis = TestRedis::start();
-    let client = redis.client();
-    client
-        .perform_bulk((0..300).map(|n| RecordHigh {
-            label: format!("high {n}"),
-        }))
-        .await
-        .unwrap();
-    client
-        .perform_bulk((0..300).map(|n| Record {
-            label: format!("low {n}"),
-        }))
-        .await
-        .unwrap();
+    push_high_then_low(&redis.client(), 300).await;
     let log = CallLog::default();
-    crate::support::jobs::worker(&redis, &log)
-        .weighted_queues([
-            QueueSpec::weighted("high", 1),
-            QueueSpec::weighted("default", 1),
-        ])
+    order(crate::support::jobs::worker(&redis, &log))
         .cap_queue("high", 20)
         .concurrency(10)
         .drain()
@@ -728,10 +708,24 @@ async fn a_capped_queue_keeps_its_weight_on_a_busy_weighted_worker() {
         .unwrap();
     let ran = log.entries();
     assert_eq!(ran.len(), 600);
-    let capped_first = ran[40..340]
-        .iter()
-        .filter(|label| label.starts_with("high"))
-        .count();
+    ran
+}
+
+#[tokio::test]
+async fn a_capped_queue_keeps_its_weight_on_a_busy_weighted_worker() {
+    // A round taken ahead of the free slots takes no capped queue's job (it would wait to start
+    // holding a lease), so a weighted worker that took ahead would run the capped queue's jobs
+    // only when nothing was pending: next to nothing on a busy worker. Weights 1 and 1: about
+    // half the jobs come from each, after the first round's 40 (taken before the worker knows
+    // of the cap, few of them capped).
+    let ran = ran_beside_a_capped_queue(|worker| {
+        worker.weighted_queues([
+            QueueSpec::weighted("high", 1),
+            QueueSpec::weighted("default", 1),
+        ])
+    })
+    .await;
+    let capped_first = highs(&ran[40..340]);
     // 150 expected; 110..=190 is more than four standard deviations either way.
     assert!(
         (110..=190).contains(&capped_first),
@@ -741,39 +735,13 @@ async fn a_capped_queue_keeps_its_weight_on_a_busy_weighted_worker() {
 
 #[tokio::test]
 async fn a_capped_queue_first_in_strict_order_is_not_passed_over_by_jobs_taken_ahead() {
-    // Strict order: the capped queue's jobs come first while it has room (a cap of 20 at
-    // concurrency 10 never binds). Jobs taken ahead never include a capped queue's, so a
-    // worker taking ahead filled its slots with the next queue's jobs instead. Only the first
-    // round, before the worker knows of the cap, takes ahead: 10 capped jobs (its free slots)
-    // and 30 of the other queue's, so 270 of the first 300 are the capped queue's.
-    let redis = TestRedis::start();
-    let client = redis.client();
-    client
-        .perform_bulk((0..300).map(|n| RecordHigh {
-            label: format!("high {n}"),
-        }))
-        .await
-        .unwrap();
-    client
-        .perform_bulk((0..300).map(|n| Record {
-            label: format!("low {n}"),
-        }))
-        .await
-        .unwrap();
-    let log = CallLog::default();
-    crate::support::jobs::worker(&redis, &log)
-        .queues(["high", "default"])
-        .cap_queue("high", 20)
-        .concurrency(10)
-        .drain()
-        .await
-        .unwrap();
-    let ran = log.entries();
-    assert_eq!(ran.len(), 600);
-    let capped_first = ran[..300]
-        .iter()
-        .filter(|label| label.starts_with("high"))
-        .count();
+    // Strict order: the capped queue's jobs come first while it has room. Jobs taken ahead
+    // never include a capped queue's, so a worker taking ahead filled its slots with the next
+    // queue's jobs instead (10 of the first 300 were the capped queue's). Only the first round,
+    // before the worker knows of the cap, takes ahead: 10 capped jobs (its free slots) and 30
+    // of the other queue's, so 270 of the first 300 are the capped queue's.
+    let ran = ran_beside_a_capped_queue(|worker| worker.queues(["high", "default"])).await;
+    let capped_first = highs(&ran[..300]);
     assert!(
         capped_first >= 260,
         "{capped_first} of the first 300 were the capped queue's"

@@ -8,10 +8,10 @@ use jobs::{Payload, Worker};
 use redis::AsyncCommands;
 use serde_json::json;
 
-use crate::support::jobs::worker;
 use crate::support::jobs::{
     BuryMe, CallLog, FailWith, ForgetMe, Overrun, PanicNow, Record, WithBacktrace,
 };
+use crate::support::jobs::{push_labels_to, worker};
 use crate::support::{CapturedLog, RunningWorker, TestRedis, counter, eventually, now, sorted_set};
 
 async fn drain(redis: &TestRedis) {
@@ -411,14 +411,7 @@ async fn a_working_list_of_the_wrong_type_leaves_every_queue_as_it_was() {
     let _: () = raw.set(&working, "not a list").await.unwrap();
     let labels: Vec<String> = (0..3).map(|n| format!("kept {n}")).collect();
     for queue in ["default", "other"] {
-        Record::set()
-            .client(&redis.client())
-            .queue(queue)
-            .perform_bulk(labels.iter().map(|label| Record {
-                label: label.clone(),
-            }))
-            .await
-            .unwrap();
+        push_labels_to(&redis.client(), queue, &labels).await;
     }
     eventually(Duration::from_secs(5), "the refusal logged", async || {
         captured.text().contains(&format!(
@@ -458,14 +451,7 @@ async fn a_working_list_that_refuses_the_push_gets_every_job_back_to_its_queue()
     let mut queued = Vec::new();
     for (queue, count) in [("default", 3), ("other", 2)] {
         let labels: Vec<String> = (0..count).map(|n| format!("{queue} {n}")).collect();
-        Record::set()
-            .client(&redis.client())
-            .queue(queue)
-            .perform_bulk(labels.iter().map(|label| Record {
-                label: label.clone(),
-            }))
-            .await
-            .unwrap();
+        push_labels_to(&redis.client(), queue, &labels).await;
         queued.push((queue, redis.queue(queue).await));
     }
     let url = redis

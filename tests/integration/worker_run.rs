@@ -9,8 +9,8 @@ use chrono::Utc;
 use jobs::worker::QueueSpec;
 use redis::AsyncCommands;
 
-use crate::support::jobs::{CallLog, Gauge, MeasureConcurrency, Record, RecordHigh, Slow};
-use crate::support::jobs::{push_low_and_high, worker};
+use crate::support::jobs::{CallLog, Gauge, MeasureConcurrency, Record, Slow};
+use crate::support::jobs::{highs, push_high_then_low, push_low_and_high, worker};
 use crate::support::{RunningWorker, TestRedis, counter, eventually};
 
 /// Pushes `n` `Record` jobs labelled `job 0`, `job 1`…, oldest first; their labels.
@@ -119,64 +119,12 @@ async fn strict_order_drains_earlier_queues_first() {
     assert_eq!(ran, expected);
 }
 
-#[tokio::test]
-async fn weighted_order_takes_queues_in_proportion() {
+/// Drains 300 high jobs and 300 low ones with a weighted worker (`high` 3, `default` 1) of
+/// this concurrency, checks that about three high jobs ran for each low one among the first 200,
+/// and returns how many scripts Redis ran meanwhile (`EVALSHA`: the fetch rounds).
+async fn drain_three_to_one(concurrency: usize) -> u64 {
     let redis = TestRedis::start();
-    let client = redis.client();
-    client
-        .perform_bulk((0..300).map(|n| RecordHigh {
-            label: format!("high {n}"),
-        }))
-        .await
-        .unwrap();
-    client
-        .perform_bulk((0..300).map(|n| Record {
-            label: format!("low {n}"),
-        }))
-        .await
-        .unwrap();
-    let log = CallLog::default();
-    worker(&redis, &log)
-        .weighted_queues([
-            QueueSpec::weighted("high", 3),
-            QueueSpec::weighted("default", 1),
-        ])
-        .concurrency(1)
-        .drain()
-        .await
-        .unwrap();
-    let ran = log.entries();
-    assert_eq!(ran.len(), 600);
-    let high_first = ran[..200]
-        .iter()
-        .filter(|label| label.starts_with("high"))
-        .count();
-    // Weight 3 against 1: 150 of the first 200 expected; 120..=180 is five standard deviations.
-    assert!(
-        (120..=180).contains(&high_first),
-        "{high_first} of the first 200 were high"
-    );
-}
-
-#[tokio::test]
-async fn a_busy_weighted_worker_takes_ahead_and_keeps_the_weights() {
-    // Each job of a round is drawn a queue of its own, so a weighted worker takes batches as a
-    // strict one does (one fetch round for many jobs) and still runs about three high jobs for
-    // each low one while both queues hold jobs.
-    let redis = TestRedis::start();
-    let client = redis.client();
-    client
-        .perform_bulk((0..300).map(|n| RecordHigh {
-            label: format!("high {n}"),
-        }))
-        .await
-        .unwrap();
-    client
-        .perform_bulk((0..300).map(|n| Record {
-            label: format!("low {n}"),
-        }))
-        .await
-        .unwrap();
+    push_high_then_low(&redis.client(), 300).await;
     let before = redis.calls("evalsha").await;
     let log = CallLog::default();
     worker(&redis, &log)
@@ -184,21 +132,35 @@ async fn a_busy_weighted_worker_takes_ahead_and_keeps_the_weights() {
             QueueSpec::weighted("high", 3),
             QueueSpec::weighted("default", 1),
         ])
-        .concurrency(10)
+        .concurrency(concurrency)
         .drain()
         .await
         .unwrap();
     let calls = redis.calls("evalsha").await - before;
     let ran = log.entries();
     assert_eq!(ran.len(), 600);
-    let high_first = ran[..200]
-        .iter()
-        .filter(|label| label.starts_with("high"))
-        .count();
+    let high_first = highs(&ran[..200]);
+    // Weight 3 against 1: 150 of the first 200 expected; 120..=180 is five standard deviations.
     assert!(
         (120..=180).contains(&high_first),
         "{high_first} of the first 200 were high"
     );
+    calls
+}
+
+#[tokio::test]
+async fn weighted_order_takes_queues_in_proportion() {
+    drain_three_to_one(1).await;
+}
+
+#[tokio::test]
+async fn a_busy_weighted_worker_takes_ahead_and_keeps_the_weights() {
+    // Each job of a round is drawn a queue of its own, so a weighted worker takes batches as a
+    // strict one does (one fetch round for many jobs: 63 script calls for these 600 jobs when
+    // it took only its free slots) and still runs about three high jobs for each low one while
+    // both queues hold jobs (batches in one shuffle's order, taken ahead, ran whole batches from
+    // one queue).
+    let calls = drain_three_to_one(10).await;
     assert!(calls < 40, "{calls} script calls for 600 jobs");
 }
 

@@ -359,6 +359,40 @@ pub async fn push_low_and_high(client: &jobs::Client, n: usize) {
     }
 }
 
+/// Pushes, in bulk, `n` `RecordHigh` jobs labelled `high 0`, `high 1`… to `high`, then `n`
+/// `Record` jobs labelled `low 0`… to `default`.
+pub async fn push_high_then_low(client: &jobs::Client, n: usize) {
+    client
+        .perform_bulk((0..n).map(|i| RecordHigh {
+            label: format!("high {i}"),
+        }))
+        .await
+        .expect("push the high jobs");
+    client
+        .perform_bulk((0..n).map(|i| Record {
+            label: format!("low {i}"),
+        }))
+        .await
+        .expect("push the low jobs");
+}
+
+/// Pushes, in bulk, `Record` jobs with these labels to `queue`.
+pub async fn push_labels_to(client: &jobs::Client, queue: &str, labels: &[String]) {
+    Record::set()
+        .client(client)
+        .queue(queue)
+        .perform_bulk(labels.iter().map(|label| Record {
+            label: label.clone(),
+        }))
+        .await
+        .expect("push the labelled jobs");
+}
+
+/// How many of the labels `ran` are high jobs' (`high …`).
+pub fn highs(ran: &[String]) -> usize {
+    ran.iter().filter(|label| label.starts_with("high")).count()
+}
+
 /// Pushes ledger jobs; returns their jids.
 pub async fn push_ledgered(
     redis: &TestRedis,
