@@ -51,9 +51,9 @@
 //! `dashboard [ROUNDS]` prints how long each dashboard page and admin API list call takes over
 //! 1,000,000 retries, scheduled and dead jobs, 10,000 queues and 1,000 processes (`dashboard.rs`).
 //!
-//! `curves [N] [ROUNDS] [CURVE]` prints how throughput, worker and Redis CPU, Redis commands and RSS move with
-//! concurrency, payload size, queue count and order, runtime flavour and worker processes, and
-//! the time from launch to the first job (`curves.rs`).
+//! `curves [N] [ROUNDS] [CURVE]` prints how throughput, worker and Redis CPU, Redis commands
+//! and RSS move with concurrency, payload size, queue count and order, runtime flavour and
+//! worker processes, and the time from launch to the first job (`curves.rs`).
 //!
 //! `sets [N] [BIG] [ROUNDS]` prints what 1,000,000 entries in each of `schedule`, `retry` and
 //! `dead` cost pushes and processing (N jobs a figure), the scheduler promoting BIG due jobs,

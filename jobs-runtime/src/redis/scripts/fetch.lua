@@ -4,13 +4,13 @@
 --
 -- Jobs move a batch at a time: one `RPOP queue count` of each queue's oldest, then one LPUSH of
 -- all the round's jobs onto the working list, so a round costs Redis about one command per
--- queue it asks for jobs, however many jobs it takes (one LMOVE per job before). Empty queues are passed
--- over a run of up to 64 at a time, with one EXISTS. All of it runs inside this one script, so
--- no other client sees a job in both lists or in neither. The working list's type is read before
--- any job leaves its queue: one that cannot take them (a key of the wrong type) leaves every
--- queue untouched. Under maxmemory, only the script's first write may be refused: the SADD to
--- jobs:workers below, before any job moves. Should the closing LPUSH still be refused (an ACL),
--- every job goes back to its queue and none is taken.
+-- queue it asks for jobs, however many jobs it takes (one LMOVE per job before). Empty queues
+-- are passed over a run of up to 64 at a time, with one EXISTS. All of it runs inside this one
+-- script, so no other client sees a job in both lists or in neither. The working list's type is
+-- read before any job leaves its queue: one that cannot take them (a key of the wrong type)
+-- leaves every queue untouched. Under maxmemory, only the script's first write may be refused:
+-- the SADD to jobs:workers below, before any job moves. Should the closing LPUSH still be
+-- refused (an ACL), every job goes back to its queue and none is taken.
 --
 -- KEYS[1]     the working list (jobs:working:<identity>)
 -- KEYS[2]     jobs:workers, the set crash recovery reads
