@@ -70,8 +70,13 @@ local queues = (#KEYS - 4) / 3
 local taken = {}
 local from = {}
 -- Adds `entry` (a job, or at position 0 a message) to the reply, from queue `position`.
+-- The messages (position 0) alone, kept apart too, for a reply that takes back its jobs.
+local messages = {}
 local function take(position, entry)
   taken[#taken + 1] = entry
+  if position == 0 then
+    messages[#messages + 1] = entry
+  end
   if #from > 0 and from[#from - 1] == position then
     from[#from] = from[#from] + 1
   else
@@ -163,15 +168,10 @@ local function variadic(command, key, values)
 end
 local count = 0
 local leased = 0
--- The jobs taken, oldest first, for the closing LPUSH; and each RPOP's jobs with their queue's
--- position, and each lease granted with its queue's, to undo them if that push is refused.
-local moved = {}
+-- Each RPOP's jobs with their queue's position, in the order taken (for the closing LPUSH),
+-- and each lease granted with its queue's, to undo them if that push is refused.
 local popped = {}
 local granted = {}
-local room_before = {}
-for position, left in pairs(room) do
-  room_before[position] = left
-end
 if wanted > 0 then
   local working_type = redis.call('TYPE', working)['ok']
   if working_type ~= 'list' and working_type ~= 'none' then
@@ -199,7 +199,6 @@ local function take_from(position, most)
       for _, job in ipairs(jobs) do
         count = count + 1
         take(position, job)
-        moved[#moved + 1] = job
         if left then
           -- The separator is `crate::cap`'s SEPARATOR: the two must match.
           local lease = ARGV[2] .. '|' .. (counter + leased)
@@ -267,6 +266,12 @@ end
 -- order (the last taken first), every lease granted is released, and no job is taken. A queue
 -- that refuses its jobs back too (an ACL again) leaves them to this reply, without a lease: the
 -- worker runs them, as it runs a job whose acknowledgement finds it gone.
+local moved = {}
+for _, batch in ipairs(popped) do
+  for _, job in ipairs(batch[2]) do
+    moved[#moved + 1] = job
+  end
+end
 local refused = variadic('LPUSH', working, moved)
 if refused then
   local unreturned = {}
@@ -281,25 +286,18 @@ if refused then
       unreturned[#unreturned + 1] = {position, jobs, kept.err}
     end
   end
+  -- Each lease granted took one of its queue's room: given back with it.
   for _, lease in ipairs(granted) do
     redis.pcall('ZREM', leases_key(lease[1]), lease[2])
+    room[lease[1]] = room[lease[1]] + 1
   end
   -- The reply keeps the messages of the queues that could not be read, and adds this one.
-  local messages = {}
-  local entry = 1
-  for run = 1, #from - 1, 2 do
-    for _ = 1, from[run + 1] do
-      if from[run] == 0 then
-        messages[#messages + 1] = taken[entry]
-      end
-      entry = entry + 1
-    end
-  end
+  local earlier = messages
   taken = {}
   from = {}
   leases = {}
-  room = room_before
-  for _, message in ipairs(messages) do
+  messages = {}
+  for _, message in ipairs(earlier) do
     take(0, message)
   end
   take(0, working .. ': ' .. refused.err)
