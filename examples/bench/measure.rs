@@ -19,36 +19,63 @@ impl PrivateRedis {
         Self::start_with(&[])
     }
 
-    /// Starts one with extra arguments (`--replicaof 127.0.0.1 <port>` for a replica).
+    /// Starts one with extra arguments (`--replicaof 127.0.0.1 <port>` for a replica). A server
+    /// that exits at once (its port, or a cluster node's bus port at port + 10,000, taken in the
+    /// meantime) or does not listen within 5 s is stopped, and another port tried, up to 5.
     pub(crate) fn start_with(extra: &[&str]) -> Result<Self, String> {
-        let port = free_port()?;
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|error| {
-                format!(
-                    "cannot start redis-server ({error}); install it (apt-get install redis-server)"
-                )
-            })?;
-        let redis = Self { child, port };
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            let port = free_port()?;
+            let child = Command::new("redis-server")
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .args(extra)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|error| {
+                    format!(
+                        "cannot start redis-server ({error}); install it (apt-get install redis-server)"
+                    )
+                })?;
+            // Dropped (killed) on every path that does not return it.
+            let mut redis = Self { child, port };
+            match redis.wait_until_listening() {
+                Ok(()) => return Ok(redis),
+                Err(error) => last_error = error,
+            }
+        }
+        Err(format!(
+            "redis-server did not start in 5 tries: {last_error}"
+        ))
+    }
+
+    /// Waits up to 5 s for the server to accept a connection; an error if it exits first.
+    fn wait_until_listening(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(5);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!(
+                    "it exited with {status} (port {} or {} taken?)",
+                    self.port,
+                    u32::from(self.port) + 10_000
+                ));
+            }
             if Instant::now() > deadline {
-                return Err("redis-server did not listen within 5 s".to_owned());
+                return Err(format!(
+                    "it did not listen on port {} within 5 s",
+                    self.port
+                ));
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        Ok(redis)
+        Ok(())
     }
 
     /// Its port.

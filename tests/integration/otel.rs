@@ -33,6 +33,7 @@ pub async fn traced_signup(#[context] ctx: JobContext, fail_first: bool) -> Resu
 /// Routes `tracing` spans on this thread to an in-memory exporter, until the guard drops. The
 /// tests run on one thread (`#[tokio::test]`), worker tasks included.
 fn trace_to_memory() -> (InMemorySpanExporter, tracing::subscriber::DefaultGuard) {
+    crate::support::keep_every_callsite_interested();
     let exporter = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder()
         .with_simple_exporter(exporter.clone())

@@ -395,6 +395,7 @@ impl CapturedLog {
     /// Sends this thread's log lines here until the guard is dropped (a current-thread test
     /// runtime: everything it runs logs on this thread).
     pub fn install(&self) -> tracing::subscriber::DefaultGuard {
+        keep_every_callsite_interested();
         let writer = self.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_writer(move || writer.clone())
@@ -410,6 +411,23 @@ impl CapturedLog {
     }
 }
 
+/// Keeps one always-interested subscriber alive for the rest of the test process (never the
+/// default of any thread), so that no callsite's interest is ever cached as `never`: a test
+/// that reads what its thread's own subscriber saw calls it before installing that subscriber.
+///
+/// `tracing` caches each callsite's interest for the whole process when the callsite is first
+/// hit. While at most one subscriber is alive (a capture, with no other test's alive), it asks
+/// only the hitting thread's own default: a test thread with none (most of them) caches `never`,
+/// and the capturing test then sees none of that callsite's events
+/// (`active_job::the_log_lines_name_the_wrapped_class` once captured nothing). With this
+/// subscriber alive too, every callsite's interest is asked of every live subscriber, and this
+/// one always says yes: each event then asks the current thread's default, which is what a
+/// capture needs. Threads with no default still drop their events.
+pub fn keep_every_callsite_interested() {
+    static INTERESTED: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+    INTERESTED.get_or_init(|| tracing::Dispatch::new(tracing_subscriber::registry()));
+}
+
 impl std::io::Write for CapturedLog {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
         self.0.lock().expect("log buffer").extend_from_slice(bytes);
@@ -419,4 +437,20 @@ impl std::io::Write for CapturedLog {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// A capture sees its own thread's event even when another thread, with no subscriber of its
+/// own, hit that event's callsite first, while the capture was the only subscriber alive.
+#[test]
+fn a_captured_log_sees_an_event_another_thread_hit_first() {
+    let captured = CapturedLog::default();
+    let _guard = captured.install();
+    let log = || tracing::info!("seen by the capture");
+    std::thread::spawn(log).join().expect("the other thread");
+    log();
+    assert!(
+        captured.text().contains("seen by the capture"),
+        "{}",
+        captured.text()
+    );
 }
