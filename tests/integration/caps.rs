@@ -590,6 +590,47 @@ async fn a_full_cap_leaves_jobs_in_their_queue_and_clearing_it_lets_them_flow() 
 }
 
 #[tokio::test]
+async fn a_cap_set_while_a_worker_runs_holds_from_its_next_round() {
+    let redis = TestRedis::start();
+    let caps = Caps::new(&redis.client());
+    let worker = crate::support::jobs::worker(&redis, &CallLog::default())
+        .queues([CAPPED, FREE])
+        .concurrency(5);
+    let running = RunningWorker::start(worker);
+    // Uncapped, the worker's rounds run the queue's jobs side by side.
+    push_steps(&redis, 5, 0, 300).await;
+    eventually(
+        Duration::from_secs(10),
+        "the uncapped jobs run",
+        async || read_ledger(&redis).await.done(CAPPED).len() == 5,
+    )
+    .await;
+    let uncapped = read_ledger(&redis).await;
+    let mut raw = redis.raw().await;
+    let _: () = raw.del(EVENTS).await.unwrap();
+    // Caps on two other queues too: the app has more capped queues than the worker has queues.
+    caps.set("elsewhere-1", 3).await.unwrap();
+    caps.set(CAPPED, 1).await.unwrap();
+    caps.set("elsewhere-2", 3).await.unwrap();
+    push_steps(&redis, 4, 10, 200).await;
+    eventually(
+        Duration::from_secs(20),
+        "every capped job done",
+        async || {
+            let ledger = read_ledger(&redis).await;
+            ledger.done(CAPPED).len() == 4 && ledger.done(FREE).len() == 10
+        },
+    )
+    .await;
+    let capped = read_ledger(&redis).await;
+    running.stop(Duration::from_secs(10)).await;
+    assert!(uncapped.peak[CAPPED] > 1, "{uncapped:?}");
+    assert_eq!(capped.peak[CAPPED], 1, "{capped:?}");
+    assert!(capped.peak[FREE] > 1, "{capped:?}");
+    assert_eq!(leases_held(&redis).await, 0, "no lease outlives its job");
+}
+
+#[tokio::test]
 async fn the_queues_page_sets_and_clears_a_cap() {
     use axum::http::StatusCode;
 

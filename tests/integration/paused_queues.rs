@@ -232,22 +232,22 @@ async fn a_worker_whose_queues_are_all_paused_idles_without_spinning() {
     eventually(
         Duration::from_secs(20),
         "the worker to ask which queues are paused",
-        async || redis.calls("smismember").await >= 1,
+        async || redis.fetch_script_calls().await >= 1,
     )
     .await;
 
-    // Measured over a while: fetch rounds only (one SMISMEMBER each, asking for both queues),
+    // Measured over a while: fetch rounds only,
     // one per 2 s wait, and no job read or moved: no LPUSH (the fetch script's batch move ends
     // with one; its RPOPs are not counted, since the heartbeat's read of the signals list is
     // one too), LRANGE, LTRIM, LMOVE or BLMOVE at all.
     let moves = ["lpush", "lrange", "ltrim", "lmove", "blmove"];
-    let rounds_before = redis.calls("smismember").await;
+    let rounds_before = redis.fetch_script_calls().await;
     let mut moves_before = Vec::new();
     for command in moves {
         moves_before.push(redis.calls(command).await);
     }
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let rounds = redis.calls("smismember").await - rounds_before;
+    let rounds = redis.fetch_script_calls().await - rounds_before;
     assert!(
         (1..=5).contains(&rounds),
         "{rounds} fetch rounds in 5 s: idle, not spinning"
@@ -284,6 +284,32 @@ async fn drain_leaves_a_paused_queue_alone() {
     .await
     .expect("drain returns with the paused queue still full")
     .unwrap();
+    let mut ran = log.entries();
+    ran.sort();
+    assert_eq!(ran, ["low 0", "low 1", "low 2"]);
+    assert_eq!(waiting(&redis, "high").await, 3);
+}
+
+#[tokio::test]
+async fn an_app_with_more_paused_queues_than_a_worker_has_still_pauses_the_workers_own() {
+    // The fetch script reads a paused set no larger than the worker's queues whole, and asks
+    // about each of the worker's queues in a larger one: this is the larger.
+    let redis = TestRedis::start();
+    let client = redis.client();
+    push_low_and_high(&client, 3).await;
+    for queue in (0..5)
+        .map(|n| format!("elsewhere-{n}"))
+        .chain(["high".to_owned()])
+    {
+        Queue::new(&client, &queue).pause().await.unwrap();
+    }
+    let log = CallLog::default();
+    worker(&redis, &log)
+        .queues(["high", "default"])
+        .concurrency(2)
+        .drain()
+        .await
+        .unwrap();
     let mut ran = log.entries();
     ran.sort();
     assert_eq!(ran, ["low 0", "low 1", "low 2"]);

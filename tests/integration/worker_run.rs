@@ -205,7 +205,7 @@ async fn a_weighted_worker_with_jobs_in_one_of_a_hundred_queues_stops_looking_fi
     // script call: about 1.55 calls a fetch if every fetch looked first. Once a first look
     // falls short, fetches look at all the queues until one finds its jobs among those a first
     // look would have asked: about 1.25 calls a fetch. At concurrency 1 a fetch wants 20 jobs,
-    // and each fetch script call asks about the pauses with one SMISMEMBER.
+    // (`TestRedis::fetch_script_calls` counts the script's calls).
     let redis = TestRedis::start();
     let client = redis.client();
     let labels: Vec<String> = (0..3_000).map(|n| format!("only {n}")).collect();
@@ -217,7 +217,7 @@ async fn a_weighted_worker_with_jobs_in_one_of_a_hundred_queues_stops_looking_fi
         }))
         .await
         .unwrap();
-    let before = redis.calls("smismember").await;
+    let before = redis.fetch_script_calls().await;
     let log = CallLog::default();
     worker(&redis, &log)
         .weighted_queues((0..100u32).map(|n| QueueSpec::weighted(format!("q{n}"), 1)))
@@ -226,7 +226,7 @@ async fn a_weighted_worker_with_jobs_in_one_of_a_hundred_queues_stops_looking_fi
         .await
         .unwrap();
     assert_ran_once(&log, &labels);
-    let calls = redis.calls("smismember").await - before;
+    let calls = redis.fetch_script_calls().await - before;
     let per_fetch = calls as f64 / (3_000.0 / 20.0);
     assert!(
         per_fetch < 1.4,

@@ -262,6 +262,13 @@ impl TestRedis {
             .and_then(|rest| rest.split(',').next())
             .map_or(0, |calls| calls.parse().expect("a call count"))
     }
+
+    /// How many times a worker ran the fetch script (`fetch.lua`): each call reads the sizes of
+    /// `paused` and `jobs:caps`, two `SCARD`s, and nothing else a worker runs reads a set's size
+    /// (batch and workflow scripts aside).
+    pub async fn fetch_script_calls(&self) -> u64 {
+        self.calls("scard").await / 2
+    }
 }
 
 impl Drop for TestRedis {

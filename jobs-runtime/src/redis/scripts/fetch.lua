@@ -15,10 +15,11 @@
 -- KEYS[1]     the working list (jobs:working:<identity>)
 -- KEYS[2]     jobs:workers, the set crash recovery reads
 -- KEYS[3]     paused, the set of paused queue names (Sidekiq Pro's)
--- KEYS[4]     jobs:caps, the set of the queues' caps (read first: without one, nothing more)
--- KEYS[5..n]  three keys per queue, in the order to take from for this batch: its list
---             (queue:<name>), its cap (jobs:cap:queue:<name>) and its leases
---             (jobs:lease:queue:<name>); queue position p (1-based) is KEYS[2 + 3p] and so on
+-- KEYS[4]     jobs:caps, the set naming the capped queues (`queue:<name>`; read first: without
+--             a member, nothing more)
+-- KEYS[5..]   each queue's list (queue:<name>), in the order to take from for this batch: queue
+--             position p (1-based) is KEYS[4 + p]; then, for each queue ARGV[8] names, in that
+--             order, its cap (jobs:cap:queue:<name>) and its leases (jobs:lease:queue:<name>)
 -- ARGV[1]     the most jobs to take (0: only report which queues are paused or capped)
 -- ARGV[2]     this process's identity
 -- ARGV[3]     the free slots: a capped queue's job is taken only while fewer jobs than this
@@ -32,7 +33,15 @@
 --             worker draws each job of a round a queue of its own, as one of Sidekiq's fetches
 --             would (`QueueOrder::picks`); empty too for the call after a first look that fell
 --             short, which takes what is still wanted in order.
--- ARGV[7..m]  the queues' names, one for each queue position, in the same order
+-- ARGV[7]     what comes before a queue's name in its list's key (`queue:`, after the
+--             namespace's prefix): the paused and capped sets name queues, and a queue's name
+--             is its list's key without this
+-- ARGV[8]     the positions of the queues whose cap and leases keys follow the lists
+--             ("position position ...", space-separated, each once): those the worker knows to
+--             be capped. A queue capped but not among them is reported in section [6] and no
+--             job at all is taken, so the caller passes its keys and asks again. A worker on
+--             1,000 queues, none capped, passes 1,000 keys a round rather than 3,000 and the
+--             names.
 --
 -- The process is (re)added to jobs:workers in the same step, so a working list that holds
 -- jobs always belongs to a process recovery knows about (after Redis restarted empty, or
@@ -59,6 +68,8 @@
 --               and so on. Runs, not a position per job: the worker reads each value of the
 --               reply, and one value a job costs it less than three (an array, a position and
 --               the job).
+--   [6] unkeyed: the positions of the queues jobs:caps names whose cap and leases keys were not
+--               given (ARGV[8]); when there is one, no job was taken.
 -- Jobs leave the right end of a queue (the oldest) and enter the left end of the working list.
 local working = KEYS[1]
 local wanted = tonumber(ARGV[1])
@@ -66,7 +77,15 @@ local free = tonumber(ARGV[3])
 local counter = tonumber(ARGV[4])
 local lifetime = tonumber(ARGV[5])
 redis.call('SADD', KEYS[2], ARGV[2])
-local queues = (#KEYS - 4) / 3
+local prefix = ARGV[7]
+-- Each queue whose cap keys were given: its position -> its rank among them.
+local keyed = {}
+local keyed_count = 0
+for number in string.gmatch(ARGV[8], '%d+') do
+  keyed_count = keyed_count + 1
+  keyed[tonumber(number)] = keyed_count
+end
+local queues = #KEYS - 4 - 2 * keyed_count
 local taken = {}
 local from = {}
 -- Adds `entry` (a job, or at position 0 a message) to the reply, from queue `position`.
@@ -87,44 +106,83 @@ end
 local paused = {}
 local leases = {}
 local capped = {}
+local unkeyed = {}
 local skip = {}
 local room = {}
-local function list_key(position) return KEYS[2 + 3 * position] end
-local function cap_key(position) return KEYS[3 + 3 * position] end
-local function leases_key(position) return KEYS[4 + 3 * position] end
-local function name(position) return ARGV[6 + position] end
-local names = {}
-for position = 1, queues do
-  names[position] = name(position)
-end
--- In calls of at most 1,000 names: Lua's `unpack` has a limit, and a worker may have thousands
--- of queues.
-local members = {}
-for first = 1, queues, 1000 do
-  local last = math.min(first + 999, queues)
-  local found = redis.pcall('SMISMEMBER', KEYS[3], unpack(names, first, last))
-  if found.err then
-    take(0, KEYS[3] .. ': ' .. found.err)
-    members = {}
-    break
+local function list_key(position) return KEYS[4 + position] end
+local function cap_key(position) return KEYS[3 + queues + 2 * keyed[position]] end
+local function leases_key(position) return KEYS[4 + queues + 2 * keyed[position]] end
+-- The positions of the queues named in the set `key` of `size` members (each member is
+-- `member_prefix` and a queue's name), as `found[position] = true`. A set no larger than the
+-- queues asked (a few paused or capped queues, as it mostly is) is read whole and matched
+-- against the queues' list keys, one table look-up a queue; a larger one is asked about each
+-- queue, in calls of at most 1,000 (Lua's `unpack` has a limit), its name cut from its key.
+local function named_in(key, size, member_prefix)
+  local found = {}
+  if size <= queues then
+    local lists = {}
+    for _, member in ipairs(redis.call('SMEMBERS', key)) do
+      if string.sub(member, 1, #member_prefix) == member_prefix then
+        lists[prefix .. string.sub(member, #member_prefix + 1)] = true
+      end
+    end
+    for position = 1, queues do
+      if lists[list_key(position)] then
+        found[position] = true
+      end
+    end
+  else
+    for first = 1, queues, 1000 do
+      local last = math.min(first + 999, queues)
+      local members = {}
+      for position = first, last do
+        members[#members + 1] = member_prefix .. string.sub(list_key(position), #prefix + 1)
+      end
+      for index, member in ipairs(redis.call('SMISMEMBER', key, unpack(members))) do
+        if member == 1 then
+          found[first + index - 1] = true
+        end
+      end
+    end
   end
-  for _, member in ipairs(found) do
-    members[#members + 1] = member
+  return found
+end
+-- The set's size, or nil with a message when the key cannot be read (the wrong type).
+local function size_of(key)
+  local size = redis.pcall('SCARD', key)
+  if type(size) == 'table' and size.err then
+    take(0, key .. ': ' .. size.err)
+    return nil
+  end
+  return size
+end
+local paused_size = size_of(KEYS[3])
+if paused_size and paused_size > 0 then
+  local found = named_in(KEYS[3], paused_size, '')
+  for position = 1, queues do
+    if found[position] then
+      paused[#paused + 1] = position
+      skip[position] = true
+    end
   end
 end
-for position = 1, queues do
-  if members[position] == 1 then
-    paused[#paused + 1] = position
-    skip[position] = true
-  end
-end
-local any_cap = redis.pcall('SCARD', KEYS[4])
-if type(any_cap) == 'table' and any_cap.err then
-  take(0, KEYS[4] .. ': ' .. any_cap.err)
-  any_cap = 0
-end
+local caps_size = size_of(KEYS[4])
 local now = 0
-if any_cap > 0 then
+if caps_size and caps_size > 0 then
+  -- The separator is `crate::cap::member_of_queue`'s: the two must match.
+  local named = named_in(KEYS[4], caps_size, 'queue:')
+  for position = 1, queues do
+    if named[position] and not keyed[position] then
+      unkeyed[#unkeyed + 1] = position
+      skip[position] = true
+    end
+  end
+end
+if #unkeyed > 0 then
+  -- A capped queue whose cap cannot be read here: take nothing rather than pass it over.
+  wanted = 0
+end
+if caps_size and caps_size > 0 and keyed_count > 0 then
   if (redis.REDIS_VERSION_NUM or 0) < 0x070000 then
     -- Before Redis 7, a script that read TIME replicates its effects only when asked.
     redis.replicate_commands()
@@ -132,7 +190,7 @@ if any_cap > 0 then
   local clock = redis.call('TIME')
   now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
   for position = 1, queues do
-    local cap = redis.pcall('GET', cap_key(position))
+    local cap = keyed[position] and redis.pcall('GET', cap_key(position))
     if type(cap) == 'table' and cap.err then
       take(0, cap_key(position) .. ': ' .. cap.err)
       skip[position] = true
@@ -313,4 +371,4 @@ for _, entry in ipairs(capped) do
   local waiting = redis.pcall('LLEN', list_key(entry[1]))
   entry[4] = type(waiting) == 'number' and waiting or 0
 end
-return {taken, paused, leases, capped, from}
+return {taken, paused, leases, capped, from, unkeyed}

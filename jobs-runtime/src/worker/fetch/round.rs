@@ -6,6 +6,7 @@
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use redis::{FromRedisValue, ParsingError, Value};
 use tokio::time::Instant;
@@ -44,7 +45,7 @@ pub(crate) struct Capped {
 
 /// The keys the fetch script reads for one queue, made once per fetcher rather than once per
 /// round (a worker on 1,000 queues would otherwise format 2,000 key names every round).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct QueueKeys {
     /// The queue's name (`<q>`).
     pub(crate) name: String,
@@ -54,6 +55,10 @@ pub(crate) struct QueueKeys {
     pub(crate) cap: String,
     /// Its cap's leases.
     pub(crate) leases: String,
+    /// Whether a round found it capped: from then on rounds pass its cap and leases keys (the
+    /// script cannot read a cap whose keys it was not given). Never cleared: a queue that was
+    /// capped once costs two keys a round after its cap is cleared.
+    known_capped: AtomicBool,
 }
 
 impl QueueKeys {
@@ -65,15 +70,30 @@ impl QueueKeys {
             list: keyring.queue(name),
             cap: keyring.cap_queue(name),
             leases: keyring.cap_queue_leases(name),
+            known_capped: AtomicBool::new(false),
         }
     }
+
+    /// Whether rounds pass its cap keys.
+    fn known_capped(&self) -> bool {
+        self.known_capped.load(Ordering::Relaxed)
+    }
 }
+
+/// How many times a round is sent again because it found queues capped whose cap keys it was
+/// not given (each try passes them): more than one only when caps are set between the tries.
+const TRIES_WITH_NEW_CAPS: usize = 3;
 
 /// Moves up to `wanted` jobs (none: only looks at which queues are paused or capped) from the
 /// queues `queues` into the working list in one atomic step: first as many as `drawn` says
 /// from each queue it names (`(index into queues, jobs)`, weighted rounds), then what is still
 /// wanted from the queues in their order. A capped queue's job is taken only while fewer than
 /// `free` jobs were taken, so that it starts at once.
+///
+/// A round passes the cap keys of the queues found capped before alone. One that finds another
+/// queue capped takes nothing and is sent again with that queue's keys: one more round trip
+/// when a worker first meets a cap, so that no round passes over a capped queue's jobs or
+/// takes them without a lease.
 pub(crate) async fn run(
     shared: &Shared,
     queues: &[&QueueKeys],
@@ -81,26 +101,64 @@ pub(crate) async fn run(
     wanted: usize,
     free: usize,
 ) -> Result<Round, Error> {
+    let mut tries = 1;
+    loop {
+        let (round, newly_capped) = run_once(shared, queues, drawn, wanted, free).await?;
+        if newly_capped.is_empty() || tries == TRIES_WITH_NEW_CAPS {
+            return Ok(round);
+        }
+        for position in newly_capped {
+            if let Some(queue) = position.checked_sub(1).and_then(|index| queues.get(index)) {
+                queue.known_capped.store(true, Ordering::Relaxed);
+            }
+        }
+        tries += 1;
+    }
+}
+
+/// One call of the fetch script: the round, and the positions (from 1) of the queues it found
+/// capped whose cap keys it was not given (then it took no job).
+async fn run_once(
+    shared: &Shared,
+    queues: &[&QueueKeys],
+    drawn: &[(usize, usize)],
+    wanted: usize,
+    free: usize,
+) -> Result<(Round, Vec<usize>), Error> {
     let keyring = shared.keys();
-    // Written straight into one buffer: a worker on 1,000 queues passes 4,000 keys and names a
-    // round, which a `ScriptInvocation` would allocate one by one and copy again.
-    let size: usize = queues
+    let capped_keys: Vec<(usize, &QueueKeys)> = queues
         .iter()
-        .map(|queue| queue.list.len() + queue.cap.len() + queue.leases.len() + queue.name.len())
-        .sum();
+        .enumerate()
+        .filter(|(_, queue)| queue.known_capped())
+        .map(|(index, queue)| (index + 1, *queue))
+        .collect();
+    // Written straight into one buffer: a worker on 1,000 queues passes 1,000 keys a round,
+    // which a `ScriptInvocation` would allocate one by one and copy again.
+    let size: usize = queues.iter().map(|queue| queue.list.len()).sum::<usize>()
+        + capped_keys
+            .iter()
+            .map(|(_, queue)| queue.cap.len() + queue.leases.len())
+            .sum::<usize>();
     // Positions from 1, as the script counts them.
     let mut picks = String::with_capacity(8 * drawn.len());
     for (index, jobs) in drawn {
         let _ = write!(picks, "{} {jobs} ", index + 1);
     }
+    let mut positions = String::with_capacity(6 * capped_keys.len());
+    for (position, _) in &capped_keys {
+        let _ = write!(positions, "{position} ");
+    }
+    let list_prefix = keyring.queue("");
     let mut command = crate::redis::evalsha(
         &scripts::FETCH,
-        4 + 3 * queues.len(),
-        6 + queues.len(),
+        4 + queues.len() + 2 * capped_keys.len(),
+        8,
         size + picks.len()
+            + positions.len()
+            + list_prefix.len()
             + shared.working.len()
             + shared.identity.len()
-            + 16 * (9 + 4 * queues.len()),
+            + 16 * (12 + queues.len() + 2 * capped_keys.len()),
     );
     command
         .arg(&shared.working)
@@ -108,7 +166,10 @@ pub(crate) async fn run(
         .arg(keyring.paused())
         .arg(keyring.caps());
     for queue in queues {
-        command.arg(&queue.list).arg(&queue.cap).arg(&queue.leases);
+        command.arg(&queue.list);
+    }
+    for (_, queue) in &capped_keys {
+        command.arg(&queue.cap).arg(&queue.leases);
     }
     // Counters for as many leases as jobs could be leased: none is ever used twice.
     let first_lease = shared.leases.reserve(free.min(wanted));
@@ -118,10 +179,9 @@ pub(crate) async fn run(
         .arg(free)
         .arg(first_lease)
         .arg(shared.leases.lifetime_ms())
-        .arg(&picks);
-    for queue in queues {
-        command.arg(&queue.name);
-    }
+        .arg(&picks)
+        .arg(&list_prefix)
+        .arg(&positions);
     let asked_at = Instant::now();
     let reply: Reply = shared
         .redis()
@@ -170,12 +230,13 @@ pub(crate) async fn run(
             })
         })
         .collect();
-    Ok(Round {
+    let round = Round {
         jobs,
         paused,
         capped,
         asked_at,
-    })
+    };
+    Ok((round, reply.unkeyed))
 }
 
 /// The script's reply: its sections by position, later ones ignored (see the script's header).
@@ -190,6 +251,8 @@ struct Reply {
     leases: Vec<(usize, String)>,
     /// `{queue position, cap, room left, jobs waiting}` for each capped queue asked.
     capped: Vec<(usize, u64, u64, u64)>,
+    /// The positions of the capped queues whose cap keys the round was not given.
+    unkeyed: Vec<usize>,
 }
 
 impl FromRedisValue for Reply {
@@ -206,12 +269,14 @@ impl FromRedisValue for Reply {
         let leases = Vec::<(usize, String)>::from_redis_value(section())?;
         let capped = Vec::<(usize, u64, u64, u64)>::from_redis_value(section())?;
         let runs = Vec::<usize>::from_redis_value(section())?;
+        let unkeyed = Vec::<usize>::from_redis_value(section())?;
         let taken = with_positions(entries, &runs)?;
         Ok(Self {
             taken,
             paused,
             leases,
             capped,
+            unkeyed,
         })
     }
 }
@@ -283,12 +348,13 @@ mod tests {
                 paused: vec![2, 3],
                 leases: Vec::new(),
                 capped: Vec::new(),
+                unkeyed: Vec::new(),
             }
         );
     }
 
     #[test]
-    fn reads_the_leases_and_the_capped_queues() {
+    fn reads_the_leases_the_capped_queues_and_those_without_cap_keys() {
         let taken = Value::Array(vec![data("{\"jid\":\"a\"}"), data("{\"jid\":\"b\"}")]);
         let leases = Value::Array(vec![Value::Array(vec![Value::Int(2), data("h:1:a|7")])]);
         let capped = Value::Array(vec![ints(&[1, 2, 0, 7]), ints(&[3, 5, 4, 0])]);
@@ -298,11 +364,13 @@ mod tests {
             leases,
             capped,
             ints(&[2, 1, 1, 1]),
+            ints(&[4]),
             data("a later section"),
         ]))
         .unwrap();
         assert_eq!(reply.leases, vec![(2, "h:1:a|7".to_owned())]);
         assert_eq!(reply.capped, vec![(1, 2, 0, 7), (3, 5, 4, 0)]);
+        assert_eq!(reply.unkeyed, vec![4]);
         let positions: Vec<usize> = reply.taken.iter().map(|(position, _)| *position).collect();
         assert_eq!(positions, vec![2, 1]);
     }
@@ -310,6 +378,7 @@ mod tests {
     #[test]
     fn ignores_sections_it_does_not_know_and_empty_ones() {
         let reply = Reply::from_redis_value(Value::Array(vec![
+            empty(),
             empty(),
             empty(),
             empty(),
@@ -325,6 +394,7 @@ mod tests {
                 paused: Vec::new(),
                 leases: Vec::new(),
                 capped: Vec::new(),
+                unkeyed: Vec::new(),
             }
         );
         assert!(Reply::from_redis_value(Value::Int(1)).is_err());
