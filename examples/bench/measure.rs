@@ -75,7 +75,12 @@ impl PrivateRedis {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        Ok(())
+        // What answered may be another server that took the port while ours exited.
+        std::thread::sleep(Duration::from_millis(20));
+        match self.child.try_wait() {
+            Ok(Some(status)) => Err(format!("it exited with {status}")),
+            _ => Ok(()),
+        }
     }
 
     /// Its port.

@@ -304,16 +304,50 @@ async fn an_app_with_more_paused_queues_than_a_worker_has_still_pauses_the_worke
         Queue::new(&client, &queue).pause().await.unwrap();
     }
     let log = CallLog::default();
-    worker(&redis, &log)
-        .queues(["high", "default"])
-        .concurrency(2)
-        .drain()
-        .await
-        .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        worker(&redis, &log)
+            .queues(["high", "default"])
+            .concurrency(2)
+            .drain(),
+    )
+    .await
+    .expect("drain returns with the paused queue still full")
+    .unwrap();
     let mut ran = log.entries();
     ran.sort();
     assert_eq!(ran, ["low 0", "low 1", "low 2"]);
     assert_eq!(waiting(&redis, "high").await, 3);
+}
+
+#[tokio::test]
+async fn a_namespaced_worker_leaves_its_paused_queue_alone() {
+    // The fetch script finds a queue's name in `paused` by its list's key, namespace included.
+    let redis = TestRedis::start();
+    let client = jobs::Client::builder()
+        .url(redis.url())
+        .namespace("shop")
+        .build()
+        .unwrap();
+    push_low_and_high(&client, 3).await;
+    Queue::new(&client, "high").pause().await.unwrap();
+    let log = CallLog::default();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        crate::support::jobs::with_test_jobs(jobs::Worker::new().client(&client), &log)
+            .queues(["high", "default"])
+            .concurrency(2)
+            .drain(),
+    )
+    .await
+    .expect("drain returns with the paused queue still full")
+    .unwrap();
+    let mut ran = log.entries();
+    ran.sort();
+    assert_eq!(ran, ["low 0", "low 1", "low 2"]);
+    let mut raw = redis.raw().await;
+    let high: usize = raw.llen("shop:queue:high").await.unwrap();
+    assert_eq!(high, 3);
 }
 
 #[tokio::test]

@@ -168,9 +168,11 @@ if paused_size and paused_size > 0 then
 end
 local caps_size = size_of(KEYS[4])
 local now = 0
+-- The queues jobs:caps names: only these are capped, whatever cap keys exist.
+local named = {}
 if caps_size and caps_size > 0 then
   -- The separator is `crate::cap::member_of_queue`'s: the two must match.
-  local named = named_in(KEYS[4], caps_size, 'queue:')
+  named = named_in(KEYS[4], caps_size, 'queue:')
   for position = 1, queues do
     if named[position] and not keyed[position] then
       unkeyed[#unkeyed + 1] = position
@@ -190,7 +192,7 @@ if caps_size and caps_size > 0 and keyed_count > 0 then
   local clock = redis.call('TIME')
   now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
   for position = 1, queues do
-    local cap = keyed[position] and redis.pcall('GET', cap_key(position))
+    local cap = keyed[position] and named[position] and redis.pcall('GET', cap_key(position))
     if type(cap) == 'table' and cap.err then
       take(0, cap_key(position) .. ': ' .. cap.err)
       skip[position] = true

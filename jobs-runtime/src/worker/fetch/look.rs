@@ -6,8 +6,8 @@
 //! from the first queues of its order that have jobs ([`QueueOrder::draw`]). A first look asks
 //! the first [`FIRST_LOOK`] queues of that order and the queues drawn jobs beyond them: it takes
 //! what one look at all the queues would, as long as those first queues hold what the drawn
-//! ones lack, and a busy worker on a thousand queues sends Redis a few hundred keys and names
-//! a round instead of 4,005. The second round, when one is needed, asks all the queues in the
+//! ones lack, and a busy worker on a thousand queues sends Redis about a hundred keys a round
+//! instead of 1,000. The second round, when one is needed, asks all the queues in the
 //! same order for what is still wanted.
 //!
 //! [`QueueOrder::draw`]: crate::worker::order::QueueOrder::draw

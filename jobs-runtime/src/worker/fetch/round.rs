@@ -44,7 +44,8 @@ pub(crate) struct Capped {
 }
 
 /// The keys the fetch script reads for one queue, made once per fetcher rather than once per
-/// round (a worker on 1,000 queues would otherwise format 2,000 key names every round).
+/// round (a worker on 1,000 queues would otherwise format 1,000 key names every round, and
+/// 2,000 more for those found capped).
 #[derive(Debug)]
 pub(crate) struct QueueKeys {
     /// The queue's name (`<q>`).
@@ -80,10 +81,6 @@ impl QueueKeys {
     }
 }
 
-/// How many times a round is sent again because it found queues capped whose cap keys it was
-/// not given (each try passes them): more than one only when caps are set between the tries.
-const TRIES_WITH_NEW_CAPS: usize = 3;
-
 /// Moves up to `wanted` jobs (none: only looks at which queues are paused or capped) from the
 /// queues `queues` into the working list in one atomic step: first as many as `drawn` says
 /// from each queue it names (`(index into queues, jobs)`, weighted rounds), then what is still
@@ -93,7 +90,8 @@ const TRIES_WITH_NEW_CAPS: usize = 3;
 /// A round passes the cap keys of the queues found capped before alone. One that finds another
 /// queue capped takes nothing and is sent again with that queue's keys: one more round trip
 /// when a worker first meets a cap, so that no round passes over a capped queue's jobs or
-/// takes them without a lease.
+/// takes them without a lease. Only the last try's messages (keys it could not read) are
+/// logged.
 pub(crate) async fn run(
     shared: &Shared,
     queues: &[&QueueKeys],
@@ -101,30 +99,39 @@ pub(crate) async fn run(
     wanted: usize,
     free: usize,
 ) -> Result<Round, Error> {
-    let mut tries = 1;
     loop {
-        let (round, newly_capped) = run_once(shared, queues, drawn, wanted, free).await?;
-        if newly_capped.is_empty() || tries == TRIES_WITH_NEW_CAPS {
-            return Ok(round);
-        }
+        let (round, messages, newly_capped) = run_once(shared, queues, drawn, wanted, free).await?;
+        // Each try marks at least one queue more (the script names only queues whose keys it
+        // was not given), so this ends within as many tries as there are queues, once no cap
+        // is set between two tries. A reply naming none it could mark is returned as it is.
+        let mut marked = false;
         for position in newly_capped {
             if let Some(queue) = position.checked_sub(1).and_then(|index| queues.get(index)) {
-                queue.known_capped.store(true, Ordering::Relaxed);
+                marked |= !queue.known_capped.swap(true, Ordering::Relaxed);
             }
         }
-        tries += 1;
+        if !marked {
+            for message in messages {
+                tracing::error!(
+                    error = %String::from_utf8_lossy(&message),
+                    "cannot take jobs from a queue"
+                );
+            }
+            return Ok(round);
+        }
     }
 }
 
-/// One call of the fetch script: the round, and the positions (from 1) of the queues it found
-/// capped whose cap keys it was not given (then it took no job).
+/// One call of the fetch script: the round, the messages of the keys it could not read, and
+/// the positions (from 1) of the queues it found capped whose cap keys it was not given (then
+/// it took no job).
 async fn run_once(
     shared: &Shared,
     queues: &[&QueueKeys],
     drawn: &[(usize, usize)],
     wanted: usize,
     free: usize,
-) -> Result<(Round, Vec<usize>), Error> {
+) -> Result<(Round, Vec<Vec<u8>>, Vec<usize>), Error> {
     let keyring = shared.keys();
     let capped_keys: Vec<(usize, &QueueKeys)> = queues
         .iter()
@@ -195,6 +202,7 @@ async fn run_once(
     };
     let mut leases: std::collections::HashMap<usize, String> = reply.leases.into_iter().collect();
     let mut jobs = Vec::with_capacity(reply.taken.len());
+    let mut messages = Vec::new();
     for (index, (position, json)) in reply.taken.into_iter().enumerate() {
         match queue(position) {
             Some(queue) => {
@@ -207,10 +215,7 @@ async fn run_once(
                 jobs.push(Fetched::new(queue.clone(), json).with_lease(lease));
             }
             // `json` is the error message of a key the script could not read.
-            None => tracing::error!(
-                error = %String::from_utf8_lossy(&json),
-                "cannot take jobs from a queue"
-            ),
+            None => messages.push(json),
         }
     }
     let paused = reply
@@ -236,7 +241,7 @@ async fn run_once(
         capped,
         asked_at,
     };
-    Ok((round, reply.unkeyed))
+    Ok((round, messages, reply.unkeyed))
 }
 
 /// The script's reply: its sections by position, later ones ignored (see the script's header).
