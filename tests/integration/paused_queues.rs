@@ -13,7 +13,9 @@ use jobs::worker::QueueSpec;
 use redis::AsyncCommands;
 use serde_json::json;
 
-use crate::support::jobs::{CallLog, Ledgered, push_ledgered, push_low_and_high, worker};
+use crate::support::jobs::{
+    CallLog, Ledgered, push_ledgered, push_low_and_high, with_test_jobs, worker,
+};
 use crate::support::{ChildWorker, LedgerView, TestRedis, eventually, ledger_path, ruby};
 
 /// The queue the ledger jobs go to, which the child workers take from first.
@@ -267,16 +269,20 @@ async fn a_worker_whose_queues_are_all_paused_idles_without_spinning() {
     drop(worker);
 }
 
-#[tokio::test]
-async fn drain_leaves_a_paused_queue_alone() {
-    let redis = TestRedis::start();
-    let client = redis.client();
-    push_low_and_high(&client, 3).await;
-    Queue::new(&client, "high").pause().await.unwrap();
+/// Pushes 3 jobs to `default` and 3 to `high` through `client`, pauses `high` (and
+/// `paused_elsewhere` queues the worker does not take from), drains a worker of `client` on both
+/// queues, and checks that only the `default` jobs ran.
+async fn drain_with_high_paused(client: &jobs::Client, paused_elsewhere: usize) {
+    push_low_and_high(client, 3).await;
+    let elsewhere = (0..paused_elsewhere).map(|n| format!("elsewhere-{n}"));
+    for queue in elsewhere.chain(["high".to_owned()]) {
+        Queue::new(client, &queue).pause().await.unwrap();
+    }
     let log = CallLog::default();
     tokio::time::timeout(
         Duration::from_secs(30),
-        worker(&redis, &log)
+        with_test_jobs(jobs::Worker::new().client(client), &log)
+            .poll_interval(Duration::from_millis(100))
             .queues(["high", "default"])
             .concurrency(2)
             .drain(),
@@ -287,6 +293,12 @@ async fn drain_leaves_a_paused_queue_alone() {
     let mut ran = log.entries();
     ran.sort();
     assert_eq!(ran, ["low 0", "low 1", "low 2"]);
+}
+
+#[tokio::test]
+async fn drain_leaves_a_paused_queue_alone() {
+    let redis = TestRedis::start();
+    drain_with_high_paused(&redis.client(), 0).await;
     assert_eq!(waiting(&redis, "high").await, 3);
 }
 
@@ -295,28 +307,7 @@ async fn an_app_with_more_paused_queues_than_a_worker_has_still_pauses_the_worke
     // The fetch script reads a paused set no larger than the worker's queues whole, and asks
     // about each of the worker's queues in a larger one: this is the larger.
     let redis = TestRedis::start();
-    let client = redis.client();
-    push_low_and_high(&client, 3).await;
-    for queue in (0..5)
-        .map(|n| format!("elsewhere-{n}"))
-        .chain(["high".to_owned()])
-    {
-        Queue::new(&client, &queue).pause().await.unwrap();
-    }
-    let log = CallLog::default();
-    tokio::time::timeout(
-        Duration::from_secs(30),
-        worker(&redis, &log)
-            .queues(["high", "default"])
-            .concurrency(2)
-            .drain(),
-    )
-    .await
-    .expect("drain returns with the paused queue still full")
-    .unwrap();
-    let mut ran = log.entries();
-    ran.sort();
-    assert_eq!(ran, ["low 0", "low 1", "low 2"]);
+    drain_with_high_paused(&redis.client(), 5).await;
     assert_eq!(waiting(&redis, "high").await, 3);
 }
 
@@ -329,22 +320,7 @@ async fn a_namespaced_worker_leaves_its_paused_queue_alone() {
         .namespace("shop")
         .build()
         .unwrap();
-    push_low_and_high(&client, 3).await;
-    Queue::new(&client, "high").pause().await.unwrap();
-    let log = CallLog::default();
-    tokio::time::timeout(
-        Duration::from_secs(30),
-        crate::support::jobs::with_test_jobs(jobs::Worker::new().client(&client), &log)
-            .queues(["high", "default"])
-            .concurrency(2)
-            .drain(),
-    )
-    .await
-    .expect("drain returns with the paused queue still full")
-    .unwrap();
-    let mut ran = log.entries();
-    ran.sort();
-    assert_eq!(ran, ["low 0", "low 1", "low 2"]);
+    drain_with_high_paused(&client, 0).await;
     let mut raw = redis.raw().await;
     let high: usize = raw.llen("shop:queue:high").await.unwrap();
     assert_eq!(high, 3);
