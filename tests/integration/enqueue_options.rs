@@ -1,7 +1,7 @@
 //! `set()` overrides, raw payloads for Ruby classes, and namespaces.
 
 use chrono::NaiveDate;
-use jobs::{Client, Payload};
+use jobs::Payload;
 use serde_json::json;
 
 use crate::support::TestRedis;
@@ -93,11 +93,7 @@ async fn a_payload_for_a_ruby_class_is_pushed_as_given() {
 #[tokio::test]
 async fn a_namespace_prefixes_every_key() {
     let redis = TestRedis::start();
-    let client = Client::builder()
-        .url(redis.url())
-        .namespace("shop")
-        .build()
-        .unwrap();
+    let client = redis.namespaced_client("shop");
     assert_eq!(client.namespace(), Some("shop"));
     client
         .perform_async(ScoreGeneration { date: today() })

@@ -315,11 +315,7 @@ async fn an_app_with_more_paused_queues_than_a_worker_has_still_pauses_the_worke
 async fn a_namespaced_worker_leaves_its_paused_queue_alone() {
     // The fetch script finds a queue's name in `paused` by its list's key, namespace included.
     let redis = TestRedis::start();
-    let client = jobs::Client::builder()
-        .url(redis.url())
-        .namespace("shop")
-        .build()
-        .unwrap();
+    let client = redis.namespaced_client("shop");
     drain_with_high_paused(&client, 0).await;
     let mut raw = redis.raw().await;
     let high: usize = raw.llen("shop:queue:high").await.unwrap();
@@ -418,11 +414,7 @@ async fn sidekiq_reads_our_pause_and_we_read_sidekiq_pros() {
 #[tokio::test]
 async fn a_namespace_prefixes_the_paused_set() {
     let redis = TestRedis::start();
-    let client = jobs::Client::builder()
-        .url(redis.url())
-        .namespace("shop")
-        .build()
-        .unwrap();
+    let client = redis.namespaced_client("shop");
     Queue::new(&client, "mailers").pause().await.unwrap();
     let mut raw = redis.raw().await;
     let members: Vec<String> = raw.smembers("shop:paused").await.unwrap();

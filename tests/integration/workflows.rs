@@ -532,11 +532,7 @@ async fn a_workflow_with_a_cycle_is_refused_before_anything_is_written() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_namespaced_workflow_keeps_every_key_in_its_namespace() {
     let redis = TestRedis::start();
-    let client = Client::builder()
-        .url(redis.url())
-        .namespace("shop")
-        .build()
-        .unwrap();
+    let client = redis.namespaced_client("shop");
     let worker = start_worker(&client);
     let wid = Workflow::new("namespaced")
         .client(&client)

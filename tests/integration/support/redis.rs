@@ -151,6 +151,15 @@ impl TestRedis {
             .expect("a client for the test server")
     }
 
+    /// A `jobs` client for this server whose keys all start with `<namespace>:`.
+    pub fn namespaced_client(&self, namespace: &str) -> Client {
+        Client::builder()
+            .url(self.url())
+            .namespace(namespace)
+            .build()
+            .expect("a namespaced client for the test server")
+    }
+
     /// A `jobs` client that logs in as a new ACL user `name`, allowed every key and channel and
     /// every command but what `denied` takes away (`-@write`, `-client|unblock`).
     pub async fn client_as(&self, name: &str, denied: &str) -> Client {
