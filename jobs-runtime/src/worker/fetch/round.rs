@@ -90,8 +90,8 @@ impl QueueKeys {
 /// A round passes the cap keys of the queues found capped before alone. One that finds another
 /// queue capped takes nothing and is sent again with that queue's keys: one more round trip
 /// when a worker first meets a cap, so that no round passes over a capped queue's jobs or
-/// takes them without a lease. Only the last try's messages (keys it could not read) are
-/// logged.
+/// takes them without a lease; the try sent again takes no more than `free` jobs, as a worker
+/// with a capped queue does. Only the last try's messages (keys it could not read) are logged.
 pub(crate) async fn run(
     shared: &Shared,
     queues: &[&QueueKeys],
@@ -99,6 +99,7 @@ pub(crate) async fn run(
     wanted: usize,
     free: usize,
 ) -> Result<Round, Error> {
+    let mut wanted = wanted;
     loop {
         let (round, messages, newly_capped) = run_once(shared, queues, drawn, wanted, free).await?;
         // Each try marks at least one queue more (the script names only queues whose keys it
@@ -119,6 +120,9 @@ pub(crate) async fn run(
             }
             return Ok(round);
         }
+        // A worker with a capped queue takes no job ahead of its free slots (see
+        // `Fetcher::prefetch`): nor does the try that follows the finding.
+        wanted = wanted.min(free);
     }
 }
 
