@@ -75,11 +75,14 @@ impl PrivateRedis {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        // What answered may be another server that took the port while ours exited.
-        std::thread::sleep(Duration::from_millis(20));
-        match self.child.try_wait() {
-            Ok(Some(status)) => Err(format!("it exited with {status}")),
-            _ => Ok(()),
+        // What answered may be another server that took the port while ours exited: it must
+        // say our server's process id.
+        let pid = format!("process_id:{}\r\n", self.child.id());
+        let answer = server_info(self.port);
+        if answer.contains(&pid) {
+            Ok(())
+        } else {
+            Err(format!("another process answers on port {}", self.port))
         }
     }
 
@@ -92,6 +95,31 @@ impl PrivateRedis {
     pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
+}
+
+/// What `INFO server` answers on `port` (empty when nothing answers it in a second).
+fn server_info(port: u16) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    if stream.write_all(b"INFO server\r\n").is_err() {
+        return String::new();
+    }
+    let mut answer = Vec::new();
+    let mut chunk = [0_u8; 4096];
+    while let Ok(read) = stream.read(&mut chunk) {
+        if read == 0 {
+            break;
+        }
+        answer.extend_from_slice(&chunk[..read]);
+        // The section ends with an empty line, then the reply's own closing CRLF.
+        if answer.ends_with(b"\r\n\r\n") {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
 }
 
 /// A free port of 127.0.0.1 no higher than 55,535: a cluster node also listens on its port +

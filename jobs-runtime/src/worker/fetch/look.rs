@@ -85,6 +85,8 @@ pub(super) async fn look(
         }
     };
     let took = round.jobs.len();
+    // Fewer than asked when the look found a cap the worker had not known of (`round::run`).
+    let wanted = round.wanted;
     let mut rounds = vec![(Asked::Some(first_look.positions), round)];
     if took >= wanted {
         return Looked {

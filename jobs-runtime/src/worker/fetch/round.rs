@@ -27,6 +27,9 @@ pub(crate) struct Round {
     pub(crate) capped: Vec<Capped>,
     /// When the round was sent: what it says of the paused queues is at least this recent.
     pub(crate) asked_at: Instant,
+    /// How many jobs it asked for: the caller's number, or no more than the free slots once it
+    /// found a queue capped that the worker had not known of.
+    pub(crate) wanted: usize,
 }
 
 /// A capped queue, as one round saw it.
@@ -101,17 +104,20 @@ pub(crate) async fn run(
 ) -> Result<Round, Error> {
     let mut wanted = wanted;
     loop {
-        let (round, messages, newly_capped) = run_once(shared, queues, drawn, wanted, free).await?;
-        // Each try marks at least one queue more (the script names only queues whose keys it
-        // was not given), so this ends within as many tries as there are queues, once no cap
-        // is set between two tries. A reply naming none it could mark is returned as it is.
-        let mut marked = false;
+        let (round, messages, newly_capped, keyed) =
+            run_once(shared, queues, drawn, wanted, free).await?;
+        // The script names only queues whose keys it was not given, and each is marked: so
+        // each try sent again passes more keys than the one before, and this ends within as
+        // many tries as there are queues, once no cap is set between two tries. (A queue
+        // another task marked while this try ran is sent again too: this try took nothing.)
+        let mut resend = false;
         for position in newly_capped {
             if let Some(queue) = position.checked_sub(1).and_then(|index| queues.get(index)) {
-                marked |= !queue.known_capped.swap(true, Ordering::Relaxed);
+                queue.known_capped.store(true, Ordering::Relaxed);
+                resend |= keyed.binary_search(&position).is_err();
             }
         }
-        if !marked {
+        if !resend {
             for message in messages {
                 tracing::error!(
                     error = %String::from_utf8_lossy(&message),
@@ -126,16 +132,16 @@ pub(crate) async fn run(
     }
 }
 
-/// One call of the fetch script: the round, the messages of the keys it could not read, and
-/// the positions (from 1) of the queues it found capped whose cap keys it was not given (then
-/// it took no job).
+/// One call of the fetch script: the round, the messages of the keys it could not read, the
+/// positions (from 1) of the queues it found capped whose cap keys it was not given (then it
+/// took no job), and the positions whose cap keys it was given, in order.
 async fn run_once(
     shared: &Shared,
     queues: &[&QueueKeys],
     drawn: &[(usize, usize)],
     wanted: usize,
     free: usize,
-) -> Result<(Round, Vec<Vec<u8>>, Vec<usize>), Error> {
+) -> Result<(Round, Vec<Vec<u8>>, Vec<usize>, Vec<usize>), Error> {
     let keyring = shared.keys();
     let capped_keys: Vec<(usize, &QueueKeys)> = queues
         .iter()
@@ -244,8 +250,10 @@ async fn run_once(
         paused,
         capped,
         asked_at,
+        wanted,
     };
-    Ok((round, messages, reply.unkeyed))
+    let keyed = capped_keys.iter().map(|(position, _)| *position).collect();
+    Ok((round, messages, reply.unkeyed, keyed))
 }
 
 /// The script's reply: its sections by position, later ones ignored (see the script's header).
