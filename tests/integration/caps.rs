@@ -734,7 +734,7 @@ async fn a_job_an_idle_wait_brings_to_a_full_cap_goes_back_to_the_front_of_its_q
     assert_eq!(leases_held(&redis).await, 0);
 }
 
-/// Drains 300 jobs of the queue `high`, capped at 20 (a cap a worker of concurrency 10 never
+/// Drains 300 jobs of the queue `high`, capped at 1,000 (a cap a worker of concurrency 10 never
 /// reaches), and 300 of `default`, with a worker of concurrency 10 taking them in the order
 /// `order` gives it; the labels of the jobs in the order they ran.
 async fn ran_beside_a_capped_queue(order: impl FnOnce(Worker) -> Worker) -> Vec<String> {

@@ -427,10 +427,10 @@ impl Fetcher {
     /// waits in the working list, as safe there as a running job. Weighted queues take as
     /// many (each job of a round is drawn a queue of its own, so a batch keeps their weights).
     /// While the newest rounds found one of the queues capped: 0, only what the free slots
-    /// need (the round that first finds a cap takes only those too: `round::run`). A capped queue's job is
-    /// never taken ahead (it would wait to start holding a lease), so a worker busy with jobs
-    /// taken ahead would run next to none of a capped queue's, in strict order even when it
-    /// comes first.
+    /// need (the round that first finds a cap takes only those too: `round::run`). A capped
+    /// queue's job is never taken ahead (it would wait to start holding a lease), so a worker
+    /// busy with jobs taken ahead would run next to none of a capped queue's, in strict order
+    /// even when it comes first.
     fn prefetch(&self) -> usize {
         if self.capped.any() {
             return 0;

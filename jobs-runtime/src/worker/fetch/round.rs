@@ -104,17 +104,16 @@ pub(crate) async fn run(
 ) -> Result<Round, Error> {
     let mut wanted = wanted;
     loop {
-        let (round, messages, newly_capped, keyed) =
-            run_once(shared, queues, drawn, wanted, free).await?;
-        // The script names only queues whose keys it was not given, and each is marked: so
-        // each try sent again passes more keys than the one before, and this ends within as
-        // many tries as there are queues, once no cap is set between two tries. (A queue
-        // another task marked while this try ran is sent again too: this try took nothing.)
+        let (round, messages, newly_capped) = run_once(shared, queues, drawn, wanted, free).await?;
+        // The script names only queues whose keys this try was not given (then it took
+        // nothing), and each is marked before the next try is sent: so each try passes more
+        // keys than the one before, and this ends within as many tries as there are queues,
+        // once no cap is set between two tries.
         let mut resend = false;
         for position in newly_capped {
             if let Some(queue) = position.checked_sub(1).and_then(|index| queues.get(index)) {
                 queue.known_capped.store(true, Ordering::Relaxed);
-                resend |= keyed.binary_search(&position).is_err();
+                resend = true;
             }
         }
         if !resend {
@@ -132,16 +131,16 @@ pub(crate) async fn run(
     }
 }
 
-/// One call of the fetch script: the round, the messages of the keys it could not read, the
-/// positions (from 1) of the queues it found capped whose cap keys it was not given (then it
-/// took no job), and the positions whose cap keys it was given, in order.
+/// One call of the fetch script: the round, the messages of the keys it could not read, and
+/// the positions (from 1) of the queues it found capped whose cap keys it was not given (then
+/// it took no job).
 async fn run_once(
     shared: &Shared,
     queues: &[&QueueKeys],
     drawn: &[(usize, usize)],
     wanted: usize,
     free: usize,
-) -> Result<(Round, Vec<Vec<u8>>, Vec<usize>, Vec<usize>), Error> {
+) -> Result<(Round, Vec<Vec<u8>>, Vec<usize>), Error> {
     let keyring = shared.keys();
     let capped_keys: Vec<(usize, &QueueKeys)> = queues
         .iter()
@@ -252,8 +251,7 @@ async fn run_once(
         asked_at,
         wanted,
     };
-    let keyed = capped_keys.iter().map(|(position, _)| *position).collect();
-    Ok((round, messages, reply.unkeyed, keyed))
+    Ok((round, messages, reply.unkeyed))
 }
 
 /// The script's reply: its sections by position, later ones ignored (see the script's header).
