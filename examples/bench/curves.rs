@@ -12,7 +12,7 @@
 //! - `payload`: no-op jobs whose argument is 100 B (N jobs), 10 KB (N/5) and 1 MB (N/500, at
 //!   least 20), concurrency 10;
 //! - `queues`: N jobs spread evenly over 1, 100 and 1,000 queues, strict order and weighted (every
-//!   weight 1), concurrency 10;
+//!   weight 1), concurrency 10; then all N in the first of 1,000 queues (`busy=1`);
 //! - `runtime`: the same drain on a current-thread runtime and on a multi-thread one with two
 //!   workers (what `#[tokio::main]` gives on this two-core machine), concurrency 10 and 100;
 //! - `processes`: 1, 2, 4 and 8 worker processes (`bench work process`, release build) on one
@@ -51,8 +51,10 @@ enum Flavour {
 /// The queues of a drain, and how they are ordered.
 #[derive(Clone, Copy)]
 struct Queues {
-    /// How many queues (`curve0`, `curve1` …), the jobs spread evenly over them.
+    /// How many queues (`curve0`, `curve1` …).
     count: usize,
+    /// How many of them, the first, hold the jobs, spread evenly over those.
+    busy: usize,
     /// Every queue with weight 1 (Sidekiq's random order) rather than strict order.
     weighted: bool,
 }
@@ -113,6 +115,7 @@ pub(crate) async fn figures(n: usize, rounds: usize, only: Option<&str>) -> Resu
     );
     let one = Queues {
         count: 1,
+        busy: 1,
         weighted: false,
     };
     let base = Drain {
@@ -148,11 +151,29 @@ pub(crate) async fn figures(n: usize, rounds: usize, only: Option<&str>) -> Resu
             points.push((
                 format!("curve=queues queues={count} order={order}"),
                 Drain {
-                    queues: Queues { count, weighted },
+                    queues: Queues {
+                        count,
+                        busy: count,
+                        weighted,
+                    },
                     ..base
                 },
             ));
         }
+    }
+    for weighted in [false, true] {
+        let order = if weighted { "weighted" } else { "strict" };
+        points.push((
+            format!("curve=queues queues=1000 busy=1 order={order}"),
+            Drain {
+                queues: Queues {
+                    count: 1_000,
+                    busy: 1,
+                    weighted,
+                },
+                ..base
+            },
+        ));
     }
     for concurrency in [10, 100] {
         for flavour in [Flavour::CurrentThread, Flavour::MultiThread] {
@@ -241,9 +262,9 @@ async fn measure_drain(url: &str, drain: Drain) -> Result<Sample> {
     flush(url).await?;
     let client = jobs::Client::builder().url(url).build()?;
     let argument = "x".repeat(drain.payload);
-    let per_queue = drain.jobs.div_ceil(drain.queues.count);
+    let per_queue = drain.jobs.div_ceil(drain.queues.busy);
     let mut pushed = 0;
-    for index in 0..drain.queues.count {
+    for index in 0..drain.queues.busy {
         let count = per_queue.min(drain.jobs - pushed);
         // Large payloads go in smaller bulks, so one round trip stays under about 16 MB.
         let bulk = (16_000_000 / drain.payload.max(1)).clamp(1, 1_000);

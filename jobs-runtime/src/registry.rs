@@ -1,6 +1,5 @@
 //! Every job type linked into the binary, collected through `inventory`.
 
-use std::collections::HashMap;
 use std::fmt;
 
 use serde_json::Value;
@@ -118,7 +117,9 @@ pub fn registered_jobs() -> impl Iterator<Item = &'static Registration> {
 /// The job types a worker can run, by wire name.
 #[derive(Debug, Default)]
 pub struct Registry {
-    by_name: HashMap<&'static str, &'static Registration>,
+    /// Each job type by its wire name (foldhash: one look-up a job, a tenth of SipHash's cost;
+    /// the names are the binary's own).
+    by_name: foldhash::HashMap<&'static str, &'static Registration>,
 }
 
 impl Registry {
@@ -131,7 +132,7 @@ impl Registry {
     pub fn from_registrations(
         registrations: impl IntoIterator<Item = &'static Registration>,
     ) -> Result<Self, Error> {
-        let mut by_name = HashMap::new();
+        let mut by_name = foldhash::HashMap::default();
         for registration in registrations {
             if let Some(first) = by_name.insert(registration.name, registration) {
                 return Err(Error::DuplicateJobName {

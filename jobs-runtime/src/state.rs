@@ -1,7 +1,6 @@
 //! Shared application state handed to jobs: a database pool, a config, an HTTP client.
 
 use std::any::{Any, TypeId, type_name};
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -20,7 +19,8 @@ use crate::job_error::JobError;
 /// ```
 #[derive(Clone, Default)]
 pub struct JobState {
-    values: Arc<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+    /// Each value by its type (foldhash: one look-up a job for a `#[state]` argument).
+    values: Arc<foldhash::HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
 }
 
 impl JobState {

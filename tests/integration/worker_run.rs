@@ -10,7 +10,7 @@ use jobs::worker::QueueSpec;
 use redis::AsyncCommands;
 
 use crate::support::jobs::{CallLog, Gauge, MeasureConcurrency, Record, Slow};
-use crate::support::jobs::{highs, push_high_then_low, push_low_and_high, worker};
+use crate::support::jobs::{highs, push_high_then_low, push_labels_to, push_low_and_high, worker};
 use crate::support::{RunningWorker, TestRedis, counter, eventually};
 
 /// Pushes `n` `Record` jobs labelled `job 0`, `job 1`…, oldest first; their labels.
@@ -232,6 +232,81 @@ async fn a_weighted_worker_with_jobs_in_one_of_a_hundred_queues_stops_looking_fi
         per_fetch < 1.4,
         "{per_fetch:.2} fetch script calls a fetch of 20 jobs"
     );
+}
+
+/// Pushes `Record` jobs labelled `<queue> 0`, `<queue> 1`… to `queue`; their labels.
+async fn push_labelled(client: &jobs::Client, queue: &str, n: usize) -> Vec<String> {
+    let labels: Vec<String> = (0..n).map(|n| format!("{queue} {n}")).collect();
+    push_labels_to(client, queue, &labels).await;
+    labels
+}
+
+#[tokio::test]
+async fn a_strict_worker_on_a_thousand_queues_sends_only_those_up_to_its_jobs() {
+    // In strict order a round takes from the queues in order until it has its jobs, so a round
+    // over the first queues takes what one over all would whenever it fills. A busy strict
+    // worker asks the queues up to the furthest its last fetch took from, and 32 more: with
+    // every job in the first queue, Redis reads 33 queue keys a round, not 1,000.
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let queues: Vec<String> = (0..1_000)
+        .map(|n| format!("strict-order-queue-with-a-rather-long-name-{n:04}"))
+        .collect();
+    let labels: Vec<String> = (0..2_000).map(|n| format!("j{n}")).collect();
+    push_labels_to(&client, &queues[0], &labels).await;
+    // What one round over all the queues sends of their keys alone (`$<len>\r\n<key>\r\n`).
+    let all_keys: u64 = queues
+        .iter()
+        .map(|queue| {
+            let key = format!("queue:{queue}");
+            (key.len() + key.len().to_string().len() + 5) as u64
+        })
+        .sum();
+    let (calls, bytes) = (redis.fetch_script_calls().await, redis.bytes_in().await);
+    let log = CallLog::default();
+    worker(&redis, &log)
+        .queues(queues.iter().cloned())
+        .concurrency(10)
+        // One beat in the drain: each names the 1,000 queues three times (150 KB), and a drain
+        // slowed by a busy machine would count more of them.
+        .heartbeat(Duration::from_secs(60), Duration::from_secs(180))
+        .drain()
+        .await
+        .unwrap();
+    assert_ran_once(&log, &labels);
+    let calls = redis.fetch_script_calls().await - calls;
+    let bytes = redis.bytes_in().await - bytes;
+    // Every round over all the queues would have sent `all_keys` bytes (60 KB); a round over
+    // the first 33 sends about 2 KB, and the acknowledgements about 16 KB a round (at most 40
+    // jobs a round: at least 50 rounds).
+    assert!(
+        bytes < calls * all_keys / 2,
+        "Redis read {bytes} bytes in {calls} fetch rounds: {} a round, where all the queues' \
+         keys are {all_keys}",
+        bytes / calls.max(1)
+    );
+}
+
+#[tokio::test]
+async fn a_strict_worker_looking_at_its_first_queues_still_takes_the_later_ones_in_order() {
+    // A strict first look that falls short is followed by a look at all the queues: the jobs
+    // of a queue past those a first look asks run, and only once the earlier queues are empty.
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let queues: Vec<String> = (0..100).map(|n| format!("q{n}")).collect();
+    let first = push_labelled(&client, "q0", 200).await;
+    let later = push_labelled(&client, "q60", 30).await;
+    let last = push_labelled(&client, "q99", 5).await;
+    let log = CallLog::default();
+    worker(&redis, &log)
+        .queues(queues)
+        .concurrency(1)
+        .drain()
+        .await
+        .unwrap();
+    let ran = log.entries();
+    let expected: Vec<String> = first.into_iter().chain(later).chain(last).collect();
+    assert_eq!(ran, expected, "strict order, oldest first in each queue");
 }
 
 #[tokio::test]

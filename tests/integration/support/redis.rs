@@ -259,12 +259,7 @@ impl TestRedis {
 
     /// `INFO commandstats` calls of one command.
     pub async fn calls(&self, command: &str) -> u64 {
-        let mut raw = self.raw().await;
-        let info: String = redis::cmd("INFO")
-            .arg("commandstats")
-            .query_async(&mut raw)
-            .await
-            .expect("INFO");
+        let info = self.info("commandstats").await;
         let prefix = format!("cmdstat_{command}:calls=");
         info.lines()
             .find_map(|line| line.strip_prefix(&prefix))
@@ -277,6 +272,27 @@ impl TestRedis {
     /// (batch and workflow scripts aside).
     pub async fn fetch_script_calls(&self) -> u64 {
         self.calls("scard").await / 2
+    }
+
+    /// How many bytes Redis has read from its clients (`total_net_input_bytes`): what clients
+    /// sent it, commands, keys and arguments.
+    pub async fn bytes_in(&self) -> u64 {
+        self.info("stats")
+            .await
+            .lines()
+            .find_map(|line| line.strip_prefix("total_net_input_bytes:"))
+            .map(|bytes| bytes.trim().parse().expect("a byte count"))
+            .expect("INFO stats names total_net_input_bytes")
+    }
+
+    /// One section of `INFO`.
+    async fn info(&self, section: &str) -> String {
+        let mut raw = self.raw().await;
+        redis::cmd("INFO")
+            .arg(section)
+            .query_async(&mut raw)
+            .await
+            .expect("INFO")
     }
 }
 

@@ -44,8 +44,8 @@ impl CappedQueues {
         self.seen_at = Some(asked_at);
     }
 
-    /// Keeps what a round sent at `asked_at` that asked about `asked` alone (a weighted
-    /// round's first look) found of them, unless a round that asked about all of them was sent
+    /// Keeps what a round sent at `asked_at` that asked about `asked` alone (a round's first
+    /// look) found of them, unless a round that asked about all of them was sent
     /// later (a refill may land after it); the others keep what earlier rounds found.
     pub(crate) fn record_some<'a>(
         &mut self,

@@ -1,6 +1,14 @@
-//! One fetch's look at the queues: a round of the fetch script over all of them, or, weighted
-//! on more than [`FIRST_LOOK`] queues, a first round over a few and a second over all only when
-//! the first falls short.
+//! One fetch's look at the queues: a round of the fetch script over all of them, or, on more
+//! queues than a first look asks, a first round over some and a second over all only when the
+//! first falls short.
+//!
+//! In strict order a round takes from the queues in their order until it has its jobs, so a
+//! round over the first queues takes what a round over all of them would, whenever it fills
+//! (but for a queue past them capped since the worker last looked at it: a round over all
+//! would have found the cap and taken no more than the free slots; the next look at all does). A strict first look asks the queues up to the furthest one the last fetch took from,
+//! and [`FIRST_LOOK`] more ([`Span::Strict`]): every queue ahead of the jobs is still asked, and
+//! a worker on a thousand queues whose jobs wait in the first few sends Redis a few dozen keys
+//! a round instead of 1,000.
 //!
 //! A weighted round draws each job a queue of its own and takes the jobs whose queue falls short
 //! from the first queues of its order that have jobs ([`QueueOrder::draw`]). A first look asks
@@ -20,8 +28,24 @@ use crate::worker::shared::Shared;
 
 use super::round::{self, QueueKeys, Round};
 
-/// How many queues of its order a weighted round looks at first, when there are more.
+/// How many queues of its order a weighted round looks at first, when there are more; how many
+/// a strict one looks at past the furthest one the last fetch took from.
 pub(super) const FIRST_LOOK: usize = 32;
+
+/// Which queues a first look asks, by the order's kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Span {
+    /// Weighted: the first [`FIRST_LOOK`] queues of the round's order, and those beyond them
+    /// it drew jobs for.
+    Weighted,
+    /// Strict: the first `reach` + [`FIRST_LOOK`] queues, `reach` being how many queues of the
+    /// order the last fetch that took jobs reached (1 + the position of the furthest one it
+    /// took from).
+    Strict {
+        /// How many queues the last fetch that took jobs reached.
+        reach: usize,
+    },
+}
 
 /// Which queues a round asked about: what it says of their pauses and caps replaces what was
 /// known of them.
@@ -41,33 +65,34 @@ pub(super) struct Looked {
     /// The error of the round that failed, the last one run: it may have moved jobs whose
     /// reply never came.
     pub(super) error: Option<Error>,
-    /// Whether first looks pay, as this fetch found; `None` when it cannot tell (strict order,
-    /// [`FIRST_LOOK`] queues or fewer, nothing wanted, or no answer). A first look that fell
+    /// Whether first looks pay, as this fetch found; `None` when it cannot tell (no first look
+    /// to ask fewer queues than all: weighted on [`FIRST_LOOK`] queues or fewer, strict within
+    /// [`FIRST_LOOK`] of the last; nothing wanted; or no answer). A first look that fell
     /// short says no; a look at all the queues says yes when it took at least one job and
     /// every job it took came from the queues a first look would have asked.
     pub(super) first_looks_pay: Option<bool>,
+    /// Strict order: how many queues of the order this fetch's jobs reached (1 + the position
+    /// of the furthest queue it took from), for the next fetch's [`Span::Strict`]; `None` when
+    /// weighted, or when it took no job.
+    pub(super) reach: Option<usize>,
 }
 
 /// Takes up to `wanted` jobs (of a capped queue only while fewer than `free` were taken) from
 /// `keys` (the fetcher's queues, by position) in `draw`'s order and numbers; with `first`, a
-/// weighted fetch on more than [`FIRST_LOOK`] queues that wants jobs looks first at a few.
+/// fetch that wants jobs from more queues than `span`'s first look asks looks first at those.
 pub(super) async fn look(
     shared: &Shared,
     keys: &[QueueKeys],
-    strict: bool,
+    span: Span,
     draw: &Draw,
     wanted: usize,
     free: usize,
     first: bool,
 ) -> Looked {
-    let queues: Vec<&QueueKeys> = draw.order.iter().map(|&position| &keys[position]).collect();
-    let first_look =
-        (!strict && wanted > 0 && queues.len() > FIRST_LOOK).then(|| FirstLook::new(draw));
+    let first_look = FirstLook::new(draw, span).filter(|_| wanted > 0);
     let first_look = match first_look {
         Some(first_look) if first => first_look,
-        first_look => {
-            return look_at_all(shared, keys, &queues, draw, wanted, free, first_look).await;
-        }
+        first_look => return look_at_all(shared, keys, draw, wanted, free, first_look, span).await,
     };
     let asked: Vec<&QueueKeys> = first_look
         .positions
@@ -81,22 +106,27 @@ pub(super) async fn look(
                 rounds: Vec::new(),
                 error: Some(error),
                 first_looks_pay: None,
+                reach: None,
             };
         }
     };
     let took = round.jobs.len();
     // Fewer than asked when the look found a cap the worker had not known of (`round::run`).
     let wanted = round.wanted;
+    // A strict first look asks the first queues of the order: its positions are the order's.
+    let first_reach = round.reach;
     let mut rounds = vec![(Asked::Some(first_look.positions), round)];
     if took >= wanted {
         return Looked {
             rounds,
             error: None,
             first_looks_pay: Some(true),
+            reach: strict_reach(span, [first_reach]),
         };
     }
     // What the first look took of its drawn jobs is taken: the rest come in order.
-    let error = match round::run(
+    let queues = in_order(keys, draw);
+    let (error, reach) = match round::run(
         shared,
         &queues,
         &[],
@@ -106,55 +136,72 @@ pub(super) async fn look(
     .await
     {
         Ok(round) => {
+            let reach = round.reach;
             rounds.push((Asked::All, round));
-            None
+            (None, strict_reach(span, [first_reach, reach]))
         }
-        Err(error) => Some(error),
+        Err(error) => (Some(error), strict_reach(span, [first_reach])),
     };
     Looked {
         rounds,
         error,
         first_looks_pay: Some(false),
+        reach,
     }
 }
 
-/// One round over all of `queues` (`keys`' queues in `draw`'s order); `first_look`, the first
-/// look it could have been, says whether first looks pay.
+/// Strict order: how many queues of the order the rounds' jobs reached, from each round's
+/// [`Round::reach`](round::Round::reach) (its positions being the order's: all the queues, or
+/// the first of them); `None` when weighted, or when no round took a job.
+fn strict_reach(span: Span, reaches: impl IntoIterator<Item = usize>) -> Option<usize> {
+    match span {
+        Span::Strict { .. } => reaches.into_iter().max().filter(|&reach| reach > 0),
+        Span::Weighted => None,
+    }
+}
+
+/// `keys` (the fetcher's queues) in `draw`'s order.
+fn in_order<'a>(keys: &'a [QueueKeys], draw: &Draw) -> Vec<&'a QueueKeys> {
+    draw.order.iter().map(|&position| &keys[position]).collect()
+}
+
+/// One round over all of `keys`' queues in `draw`'s order; `first_look`, the first look it
+/// could have been (by `span`), says whether first looks pay.
 async fn look_at_all(
     shared: &Shared,
     keys: &[QueueKeys],
-    queues: &[&QueueKeys],
     draw: &Draw,
     wanted: usize,
     free: usize,
     first_look: Option<FirstLook>,
+    span: Span,
 ) -> Looked {
-    match round::run(shared, queues, &draw.drawn, wanted, free).await {
+    let queues = in_order(keys, draw);
+    match round::run(shared, &queues, &draw.drawn, wanted, free).await {
         Ok(round) => {
             let first_looks_pay = first_look.map(|first_look| {
-                let asked = first_look.names(keys);
-                !round.jobs.is_empty()
-                    && round
-                        .jobs
-                        .iter()
-                        .all(|job| asked.contains(job.queue.as_str()))
+                !round.jobs.is_empty() && first_look.would_have_taken(keys, &round)
             });
+            let reach = strict_reach(span, [round.reach]);
             Looked {
                 rounds: vec![(Asked::All, round)],
                 error: None,
                 first_looks_pay,
+                reach,
             }
         }
         Err(error) => Looked {
             rounds: Vec::new(),
             error: Some(error),
             first_looks_pay: None,
+            reach: None,
         },
     }
 }
 
-/// The queues a weighted round on more than [`FIRST_LOOK`] queues looks at first: the first
-/// [`FIRST_LOOK`] of its order, then those beyond them it drew jobs for, in the same order.
+/// The queues a round looks at first, when it has more: weighted, the first [`FIRST_LOOK`] of
+/// its order, then those beyond them it drew jobs for, in the same order; strict, the first of
+/// its order ([`Span`]).
 #[derive(Debug)]
 struct FirstLook {
     /// The queues, by position in the fetcher's queues, in the order to take from.
@@ -162,11 +209,28 @@ struct FirstLook {
     /// The draw's `(index into positions, jobs)`: its indices into the round's order
     /// renumbered.
     drawn: Vec<(usize, usize)>,
+    /// Whether it asks the first queues of the order alone (strict).
+    prefix: bool,
 }
 
 impl FirstLook {
-    /// The first look of `draw` (over more than [`FIRST_LOOK`] queues).
-    fn new(draw: &Draw) -> Self {
+    /// The first look of `draw` by `span`; `None` when it would ask every queue.
+    fn new(draw: &Draw, span: Span) -> Option<Self> {
+        match span {
+            Span::Weighted if draw.order.len() > FIRST_LOOK => Some(Self::weighted(draw)),
+            Span::Strict { reach } if draw.order.len() > reach.saturating_add(FIRST_LOOK) => {
+                Some(Self {
+                    positions: draw.order[..reach + FIRST_LOOK].to_vec(),
+                    drawn: Vec::new(),
+                    prefix: true,
+                })
+            }
+            Span::Weighted | Span::Strict { .. } => None,
+        }
+    }
+
+    /// The weighted first look of `draw` (over more than [`FIRST_LOOK`] queues).
+    fn weighted(draw: &Draw) -> Self {
         let mut positions: Vec<usize> = draw.order[..FIRST_LOOK].to_vec();
         let drawn = draw
             .drawn
@@ -180,21 +244,35 @@ impl FirstLook {
                 }
             })
             .collect();
-        Self { positions, drawn }
+        Self {
+            positions,
+            drawn,
+            prefix: false,
+        }
     }
 
-    /// The names of the queues it asks (`keys` being the fetcher's queues).
-    fn names<'a>(&self, keys: &'a [QueueKeys]) -> HashSet<&'a str> {
-        self.positions
+    /// Whether every job `round` (a round over all the queues, `keys` being the fetcher's)
+    /// took came from the queues this look asks.
+    fn would_have_taken(&self, keys: &[QueueKeys], round: &Round) -> bool {
+        if self.prefix {
+            // The first queues of the order: the round's furthest job within them.
+            return round.reach <= self.positions.len();
+        }
+        let asked: HashSet<&str> = self
+            .positions
             .iter()
             .map(|&position| keys[position].name.as_str())
-            .collect()
+            .collect();
+        round
+            .jobs
+            .iter()
+            .all(|job| asked.contains(job.queue.as_str()))
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{FIRST_LOOK, FirstLook};
+    use super::{FIRST_LOOK, FirstLook, Span};
     use crate::worker::order::Draw;
 
     #[test]
@@ -205,9 +283,31 @@ mod tests {
             order: (0..40).rev().collect(),
             drawn: vec![(2, 2), (34, 1), (39, 4)],
         };
-        let first = FirstLook::new(&draw);
+        let first = FirstLook::new(&draw, Span::Weighted).unwrap();
         let expected: Vec<usize> = (8..40).rev().chain([5, 0]).collect();
         assert_eq!(first.positions, expected);
         assert_eq!(first.drawn, [(2, 2), (FIRST_LOOK, 1), (FIRST_LOOK + 1, 4)]);
+    }
+
+    #[test]
+    fn a_strict_first_look_asks_the_queues_up_to_the_furthest_reached_and_more() {
+        let draw = Draw {
+            order: (0..100).collect(),
+            drawn: Vec::new(),
+        };
+        let first = FirstLook::new(&draw, Span::Strict { reach: 10 }).unwrap();
+        assert_eq!(first.positions, (0..10 + FIRST_LOOK).collect::<Vec<_>>());
+        assert!(first.drawn.is_empty());
+        // Reaching within FIRST_LOOK of the last queue: the look is at all of them.
+        assert!(
+            FirstLook::new(
+                &draw,
+                Span::Strict {
+                    reach: 100 - FIRST_LOOK
+                }
+            )
+            .is_none()
+        );
+        assert!(FirstLook::new(&draw, Span::Strict { reach: usize::MAX }).is_none());
     }
 }

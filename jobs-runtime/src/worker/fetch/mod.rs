@@ -7,8 +7,10 @@
 //!
 //! - **busy** (here): one Lua script takes as many jobs as there are free slots, and more, in
 //!   this fetch's queue order (`scripts/fetch.lua`), weighted with each job drawn a queue of
-//!   its own; weighted, past [`look::FIRST_LOOK`] queues, a first call looks at a few of them
-//!   alone, and a second at all only when it falls short ([`look`]);
+//!   its own; on many queues, a first call looks at some of them alone (weighted, the first
+//!   [`look::FIRST_LOOK`] of the round's order; strict, those up to where the last fetch found
+//!   jobs and [`look::FIRST_LOOK`] more), and a second at all only when it falls short
+//!   ([`look`]);
 //! - **idle** ([`idle`]): when every queue is empty, one `BLMOVE` per queue waits on its own
 //!   connection, for at most [`idle::MAX_WAITS`] queues; past that many, the fetch script
 //!   looks at them all every [`idle::POLL`].
@@ -43,7 +45,7 @@ use tokio_util::sync::CancellationToken;
 use capped::{CAPPED_WAIT, CappedQueues};
 use idle::Claimed;
 pub(crate) use idle::{BLOCK, IdleFetch};
-use look::{Asked, Looked};
+use look::{Asked, Looked, Span};
 use paused::{ALL_PAUSED_WAIT, PausedQueues};
 use round::{QueueKeys, Round};
 
@@ -104,12 +106,16 @@ pub(crate) struct Fetcher {
     /// Whether the last fetch came back full: the queues hold more, so a refill pays off. An
     /// idle worker (whose last fetch came back short) never refills.
     backlog: bool,
-    /// Whether a weighted round on many queues should look at a few of them first
-    /// ([`look`]): the last first look filled its request, or the last look at all of them
+    /// Whether a round on many queues should look at some of them first ([`look`]): the last
+    /// first look filled its request, or the last look at all of them
     /// took its jobs from the queues a first look would have asked alone. With a few queues
     /// holding jobs among a thousand, first looks would mostly fall short and cost a round
     /// trip each.
     look_first: bool,
+    /// Strict order: how many of the queues, in order, the last fetch that took jobs reached
+    /// (1 + the position of the furthest one it took from). A first look asks these and
+    /// [`look::FIRST_LOOK`] more ([`Span::Strict`]).
+    reach: usize,
     /// Which of the queues are paused, as the newest fetch round said.
     paused: PausedQueues,
     /// Which of the queues are capped, and full, as the newest fetch round said.
@@ -149,6 +155,7 @@ impl Fetcher {
             refill: None,
             backlog: false,
             look_first: false,
+            reach: 0,
             paused: PausedQueues::new(),
             capped: CappedQueues::new(),
         }
@@ -388,11 +395,11 @@ impl Fetcher {
         let keys = Arc::clone(&self.queue_keys);
         // Drawn, and looked with, as any fetch is.
         let draw = self.order.draw(prefetch, &mut rand::rng());
-        let strict = self.order.is_strict();
+        let span = self.span();
         let first = self.first_look();
         let refill = tokio::spawn(async move {
             // Free slots 0: a refill takes no capped queue's job (it would wait to start).
-            look::look(&shared, &keys, strict, &draw, prefetch, 0, first).await
+            look::look(&shared, &keys, span, &draw, prefetch, 0, first).await
         });
         self.refill = Some((prefetch, refill));
     }
@@ -628,14 +635,14 @@ impl Fetcher {
 
     /// Moves up to `wanted` jobs into the working list (of a capped queue, only while fewer
     /// than `free` were taken, so that they start at once), and learns which queues are paused
-    /// and which capped: one atomic step, or, weighted on many queues, a first look at a few
-    /// and a second at all only when it falls short ([`look`]).
+    /// and which capped: one atomic step, or, on many queues, a first look at some and a second
+    /// at all only when it falls short ([`look`]).
     async fn take(&mut self, wanted: usize, free: usize) -> Result<Vec<Fetched>, Error> {
         let draw = self.order.draw(wanted, &mut rand::rng());
         let looked = look::look(
             &self.shared,
             &self.queue_keys,
-            self.order.is_strict(),
+            self.span(),
             &draw,
             wanted,
             free,
@@ -645,12 +652,21 @@ impl Fetcher {
         self.learn_looked(looked).await
     }
 
-    /// Whether a weighted round on many queues may look at a few first. Not when the pauses
+    /// Whether a round on many queues may look at some first. Not when the pauses
     /// known are stale (what a first look says of its queues alone leaves the others' as old as
     /// they were), when the last round came back short (the queues are mostly empty, and a
     /// first look would fall short too), nor when first looks have stopped paying.
     fn first_look(&self) -> bool {
         !self.paused.is_stale() && self.backlog && self.look_first
+    }
+
+    /// Which queues a first look would ask, by the order.
+    fn span(&self) -> Span {
+        if self.order.is_strict() {
+            Span::Strict { reach: self.reach }
+        } else {
+            Span::Weighted
+        }
     }
 
     /// Keeps what a fetch's rounds say of the queues, and returns the jobs they took; the
@@ -660,6 +676,9 @@ impl Fetcher {
     async fn learn_looked(&mut self, looked: Looked) -> Result<Vec<Fetched>, Error> {
         if let Some(pay) = looked.first_looks_pay {
             self.look_first = pay;
+        }
+        if let Some(reach) = looked.reach {
+            self.reach = reach;
         }
         let mut taken = Vec::new();
         let keys = Arc::clone(&self.queue_keys);

@@ -3,7 +3,7 @@
 //! A queue is paused while its name is in the `paused` set (Sidekiq Pro's). Every fetch round
 //! says which of the queues it asked about are paused, at no extra round trip
 //! ([`super::round`]), and the fetcher keeps the newest answer here: every queue's from a round
-//! that asked about all of them, and from a weighted round's first look (`look`) its
+//! that asked about all of them, and from a round's first look (`look`) its
 //! queues' alone, which does not make the answer fresher (a stale answer makes the next round
 //! ask about all of them). A job taken ahead of the free slots starts
 //! only while that answer is at most [`FRESH_FOR`] old and does not name its queue; an older
@@ -53,8 +53,8 @@ impl PausedQueues {
         newly
     }
 
-    /// Keeps what a round sent at `asked_at` that asked about `asked` alone (a weighted
-    /// round's first look) found paused among them, unless a round that asked about all of them
+    /// Keeps what a round sent at `asked_at` that asked about `asked` alone (a round's first
+    /// look) found paused among them, unless a round that asked about all of them
     /// was sent later (a refill may land after it); the others keep what earlier rounds found,
     /// and the answer's age is still the newest full round's. Returns the queues newly paused.
     pub(crate) fn record_some<'a>(

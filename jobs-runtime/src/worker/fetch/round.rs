@@ -1,8 +1,8 @@
 //! One fetch round: the fetch script (`scripts/fetch.lua`) moves jobs from the queues into the
 //! working list, skipping the paused ones and taking no more of a capped queue's jobs than its
 //! room (each with a lease), and says which of the queues asked are paused and which capped, in
-//! the round trip a fetch already costs (a weighted fetch on many queues may take two rounds,
-//! the first asking about some of them: `look`).
+//! the round trip a fetch already costs (a fetch on many queues may take two rounds, the first
+//! asking about some of them: `look`).
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -30,6 +30,9 @@ pub(crate) struct Round {
     /// How many jobs it asked for: the caller's number, or no more than the free slots once it
     /// found a queue capped that the worker had not known of.
     pub(crate) wanted: usize,
+    /// How many of its queues, in its order, its jobs reached: the position (from 1) of the
+    /// furthest queue it took a job from; 0 when it took none.
+    pub(crate) reach: usize,
 }
 
 /// A capped queue, as one round saw it.
@@ -209,14 +212,18 @@ async fn run_once(
             .and_then(|index| queues.get(index))
             .map(|queue| &queue.name)
     };
+    // Only rounds that take from a capped queue grant leases: the others skip the look-ups.
     let mut leases: std::collections::HashMap<usize, String> = reply.leases.into_iter().collect();
     let mut jobs = Vec::with_capacity(reply.taken.len());
     let mut messages = Vec::new();
+    let mut reach = 0;
     for (index, (position, json)) in reply.taken.into_iter().enumerate() {
         match queue(position) {
             Some(queue) => {
-                let lease = leases
-                    .remove(&(index + 1))
+                reach = reach.max(position);
+                let lease = (!leases.is_empty())
+                    .then(|| leases.remove(&(index + 1)))
+                    .flatten()
                     .map(|member| crate::cap::Lease::new(queue.clone(), member));
                 if let Some(lease) = &lease {
                     shared.leases.hold(&json, lease);
@@ -250,6 +257,7 @@ async fn run_once(
         capped,
         asked_at,
         wanted,
+        reach,
     };
     Ok((round, messages, reply.unkeyed))
 }
