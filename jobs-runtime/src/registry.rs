@@ -117,8 +117,8 @@ pub fn registered_jobs() -> impl Iterator<Item = &'static Registration> {
 /// The job types a worker can run, by wire name.
 #[derive(Debug, Default)]
 pub struct Registry {
-    /// Each job type by its wire name (foldhash: one look-up a job, a tenth of SipHash's cost;
-    /// the names are the binary's own).
+    /// Each job type by its wire name (foldhash, cheaper than SipHash: one look-up a job; the
+    /// names are the binary's own, not an attacker's).
     by_name: foldhash::HashMap<&'static str, &'static Registration>,
 }
 

@@ -19,7 +19,8 @@ use crate::job_error::JobError;
 /// ```
 #[derive(Clone, Default)]
 pub struct JobState {
-    /// Each value by its type (foldhash: one look-up a job for a `#[state]` argument).
+    /// Each value by its type (foldhash, cheaper than SipHash: one look-up a job for a
+    /// `#[state]` argument).
     values: Arc<foldhash::HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
 }
 

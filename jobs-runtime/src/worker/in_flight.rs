@@ -15,8 +15,8 @@ use super::unit::Fetched;
 /// The jobs held, each under a ticket.
 #[derive(Debug, Default)]
 pub(crate) struct InFlight {
-    /// Every held job by its ticket (foldhash: three look-ups a job, a tenth of SipHash's
-    /// cost; tickets are ours, not an attacker's).
+    /// Every held job by its ticket (foldhash, cheaper than SipHash: three look-ups a job;
+    /// tickets are ours, not an attacker's).
     jobs: Mutex<foldhash::HashMap<u64, Held>>,
     /// The next ticket; tickets also name a job's "thread" in the work hash (Sidekiq's `tid`).
     next_ticket: AtomicU64,

@@ -5,10 +5,11 @@
 //! In strict order a round takes from the queues in their order until it has its jobs, so a
 //! round over the first queues takes what a round over all of them would, whenever it fills
 //! (but for a queue past them capped since the worker last looked at it: a round over all
-//! would have found the cap and taken no more than the free slots; the next look at all does). A strict first look asks the queues up to the furthest one the last fetch took from,
-//! and [`FIRST_LOOK`] more ([`Span::Strict`]): every queue ahead of the jobs is still asked, and
-//! a worker on a thousand queues whose jobs wait in the first few sends Redis a few dozen keys
-//! a round instead of 1,000.
+//! would have found the cap and taken no more than the free slots; the next look at all does).
+//! A strict first look asks the queues up to the furthest one the last fetch took from, and
+//! [`FIRST_LOOK`] more ([`Span::Strict`]): every queue ahead of the jobs is still asked, and a
+//! worker on a thousand queues whose jobs wait in the first few sends Redis a few dozen keys a
+//! round instead of 1,000.
 //!
 //! A weighted round draws each job a queue of its own and takes the jobs whose queue falls short
 //! from the first queues of its order that have jobs ([`QueueOrder::draw`]). A first look asks
