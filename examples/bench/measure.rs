@@ -97,29 +97,19 @@ impl PrivateRedis {
     }
 }
 
-/// What `INFO server` answers on `port` (empty when nothing answers it in a second).
+/// What `INFO server` answers on `port` (empty when nothing answers it within a second).
 fn server_info(port: u16) -> String {
-    use std::io::{Read, Write};
-    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+    let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}")) else {
         return String::new();
     };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-    if stream.write_all(b"INFO server\r\n").is_err() {
+    let Ok(mut connection) = client.get_connection_with_timeout(Duration::from_secs(1)) else {
         return String::new();
-    }
-    let mut answer = Vec::new();
-    let mut chunk = [0_u8; 4096];
-    while let Ok(read) = stream.read(&mut chunk) {
-        if read == 0 {
-            break;
-        }
-        answer.extend_from_slice(&chunk[..read]);
-        // The section ends with an empty line, then the reply's own closing CRLF.
-        if answer.ends_with(b"\r\n\r\n") {
-            break;
-        }
-    }
-    String::from_utf8_lossy(&answer).into_owned()
+    };
+    let _ = connection.set_read_timeout(Some(Duration::from_secs(1)));
+    redis::cmd("INFO")
+        .arg("server")
+        .query(&mut connection)
+        .unwrap_or_default()
 }
 
 /// A free port of 127.0.0.1 no higher than 55,535: a cluster node also listens on its port +
