@@ -145,35 +145,27 @@ pub(crate) async fn figures(n: usize, rounds: usize, only: Option<&str>) -> Resu
             },
         ));
     }
-    for count in [1, 100, 1_000] {
+    // (queues, how many of the first hold the jobs): spread over all, then all in the first.
+    for (count, busy) in [(1, 1), (100, 100), (1_000, 1_000), (1_000, 1)] {
         for weighted in [false, true] {
             let order = if weighted { "weighted" } else { "strict" };
+            let held = if busy < count {
+                format!(" busy={busy}")
+            } else {
+                String::new()
+            };
             points.push((
-                format!("curve=queues queues={count} order={order}"),
+                format!("curve=queues queues={count}{held} order={order}"),
                 Drain {
                     queues: Queues {
                         count,
-                        busy: count,
+                        busy,
                         weighted,
                     },
                     ..base
                 },
             ));
         }
-    }
-    for weighted in [false, true] {
-        let order = if weighted { "weighted" } else { "strict" };
-        points.push((
-            format!("curve=queues queues=1000 busy=1 order={order}"),
-            Drain {
-                queues: Queues {
-                    count: 1_000,
-                    busy: 1,
-                    weighted,
-                },
-                ..base
-            },
-        ));
     }
     for concurrency in [10, 100] {
         for flavour in [Flavour::CurrentThread, Flavour::MultiThread] {
