@@ -198,14 +198,13 @@ async fn a_worker_on_a_thousand_weighted_queues_runs_every_queues_jobs_once() {
 }
 
 #[tokio::test]
-async fn a_weighted_worker_with_jobs_in_one_of_a_hundred_queues_stops_looking_first_at_32() {
+async fn a_weighted_worker_with_jobs_in_one_of_a_hundred_queues_looks_first_where_it_took_them() {
     // Weighted rounds on more than 32 queues may first look at a few of them alone: the first
-    // 32 of the round's order and the queues its jobs were drawn to. With jobs in one queue of
-    // a hundred, such a look finds them less than half the time and otherwise costs a second
-    // script call: about 1.55 calls a fetch if every fetch looked first. Once a first look
-    // falls short, fetches look at all the queues until one finds its jobs among those a first
-    // look would have asked: about 1.25 calls a fetch. At concurrency 1 a fetch wants 20 jobs,
-    // (`TestRedis::fetch_script_calls` counts the script's calls).
+    // 32 of the round's order, the queues its jobs were drawn to, and those the last fetch took
+    // jobs from. With jobs in one queue of a hundred, the first two find them less than half
+    // the time, and a first look that falls short costs a second script call; the last finds
+    // them every time once a fetch has taken from it: about one call a fetch. At concurrency 1
+    // a fetch wants 20 jobs (`TestRedis::fetch_script_calls` counts the script's calls).
     let redis = TestRedis::start();
     let client = redis.client();
     let labels: Vec<String> = (0..3_000).map(|n| format!("only {n}")).collect();
@@ -229,9 +228,61 @@ async fn a_weighted_worker_with_jobs_in_one_of_a_hundred_queues_stops_looking_fi
     let calls = redis.fetch_script_calls().await - before;
     let per_fetch = calls as f64 / (3_000.0 / 20.0);
     assert!(
-        per_fetch < 1.4,
+        per_fetch < 1.15,
         "{per_fetch:.2} fetch script calls a fetch of 20 jobs"
     );
+}
+
+#[tokio::test]
+async fn a_weighted_worker_on_a_thousand_queues_sends_few_keys_while_its_jobs_wait_in_one() {
+    // A first look that also asks the queues the last fetch took jobs from finds them there:
+    // with every job in one queue of a thousand, Redis reads about a hundred queue keys a
+    // round, not 1,000, where first looks found the jobs only when a round drew their queue.
+    let redis = TestRedis::start();
+    let client = redis.client();
+    let queues: Vec<String> = (0..1_000)
+        .map(|n| format!("weighted-queue-with-a-rather-long-name-{n:04}"))
+        .collect();
+    let labels: Vec<String> = (0..2_000).map(|n| format!("j{n}")).collect();
+    push_labels_to(&client, &queues[500], &labels).await;
+    let all_keys = list_key_bytes(&queues);
+    let (calls, bytes) = (redis.fetch_script_calls().await, redis.bytes_in().await);
+    let log = CallLog::default();
+    worker(&redis, &log)
+        .weighted_queues(
+            queues
+                .iter()
+                .map(|queue| QueueSpec::weighted(queue.clone(), 1)),
+        )
+        .concurrency(10)
+        // One beat in the drain, as in the strict test above.
+        .heartbeat(Duration::from_secs(60), Duration::from_secs(180))
+        .drain()
+        .await
+        .unwrap();
+    assert_ran_once(&log, &labels);
+    let calls = redis.fetch_script_calls().await - calls;
+    let bytes = redis.bytes_in().await - bytes;
+    // A round over all the queues sends `all_keys` bytes (60 KB); a first look about 6 KB,
+    // and the acknowledgements about 16 KB a round.
+    assert!(
+        bytes < calls * all_keys / 2,
+        "Redis read {bytes} bytes in {calls} fetch rounds: {} a round, where all the queues' \
+         keys are {all_keys}",
+        bytes / calls.max(1)
+    );
+}
+
+/// What one round over all of `queues` sends of their list keys alone
+/// (`$<len>\r\n<key>\r\n`).
+fn list_key_bytes(queues: &[String]) -> u64 {
+    queues
+        .iter()
+        .map(|queue| {
+            let key = format!("queue:{queue}");
+            (key.len() + key.len().to_string().len() + 5) as u64
+        })
+        .sum()
 }
 
 /// Pushes `Record` jobs labelled `<queue> 0`, `<queue> 1`… to `queue`; their labels.
@@ -254,14 +305,7 @@ async fn a_strict_worker_on_a_thousand_queues_sends_only_those_up_to_its_jobs() 
         .collect();
     let labels: Vec<String> = (0..2_000).map(|n| format!("j{n}")).collect();
     push_labels_to(&client, &queues[0], &labels).await;
-    // What one round over all the queues sends of their keys alone (`$<len>\r\n<key>\r\n`).
-    let all_keys: u64 = queues
-        .iter()
-        .map(|queue| {
-            let key = format!("queue:{queue}");
-            (key.len() + key.len().to_string().len() + 5) as u64
-        })
-        .sum();
+    let all_keys = list_key_bytes(&queues);
     let (calls, bytes) = (redis.fetch_script_calls().await, redis.bytes_in().await);
     let log = CallLog::default();
     worker(&redis, &log)

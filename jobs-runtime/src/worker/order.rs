@@ -101,6 +101,9 @@ pub(crate) struct Draw {
     /// Weighted: `(index into order, jobs)`, the jobs drawn to each queue, by index; empty
     /// when strict.
     pub(crate) drawn: Vec<(usize, usize)>,
+    /// Weighted: each queue's index in `order`, by position; empty when strict (or when no
+    /// job was drawn).
+    pub(crate) rank: Vec<usize>,
 }
 
 /// The queues a worker takes from, and in which order.
@@ -194,8 +197,9 @@ impl QueueOrder {
         let order = self.next(rng);
         let picks = self.picks(wanted, rng);
         let mut drawn = Vec::with_capacity(picks.len());
+        let mut rank = Vec::new();
         if !picks.is_empty() {
-            let mut rank = vec![0; order.len()];
+            rank = vec![0; order.len()];
             for (index, &position) in order.iter().enumerate() {
                 rank[position] = index;
             }
@@ -206,7 +210,7 @@ impl QueueOrder {
             );
             drawn.sort_unstable();
         }
-        Draw { order, drawn }
+        Draw { order, drawn, rank }
     }
 
     /// Weighted: a queue for each of `count` jobs, each drawn on its own with a chance

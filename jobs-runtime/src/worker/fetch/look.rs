@@ -13,10 +13,14 @@
 //!
 //! A weighted round draws each job a queue of its own and takes the jobs whose queue falls short
 //! from the first queues of its order that have jobs ([`QueueOrder::draw`]). A first look asks
-//! the first [`FIRST_LOOK`] queues of that order and the queues drawn jobs beyond them: it takes
-//! what one look at all the queues would, as long as those first queues hold what the drawn
-//! ones lack, and a busy worker on a thousand queues sends Redis about a hundred keys a round
-//! instead of 1,000. The second round, when one is needed, asks all the queues in the
+//! the first [`FIRST_LOOK`] queues of that order, the queues drawn jobs beyond them, and the
+//! queues the last fetch took jobs from ([`Span::Weighted`]). It takes what one look at all the
+//! queues would, as long as the queues it asks hold what the drawn ones lack and those it skips
+//! hold nothing. A skipped queue that holds jobs (new ones, or ones the last fetch did not reach)
+//! has them taken once a round draws it a job or puts it among the first of its order, or at
+//! the next look at all: at least one a second, when the pauses known go stale. A busy worker on a thousand queues sends Redis about
+//! a hundred keys a round instead of 1,000, whether its jobs are spread over all the queues or
+//! wait in a few of them. The second round, when one is needed, asks all the queues in the
 //! same order for what is still wanted.
 //!
 //! [`QueueOrder::draw`]: crate::worker::order::QueueOrder::draw
@@ -34,11 +38,15 @@ use super::round::{self, QueueKeys, Round};
 pub(super) const FIRST_LOOK: usize = 32;
 
 /// Which queues a first look asks, by the order's kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Span {
     /// Weighted: the first [`FIRST_LOOK`] queues of the round's order, and those beyond them
-    /// it drew jobs for.
-    Weighted,
+    /// it drew jobs for or the last fetch took jobs from.
+    Weighted {
+        /// The queues the last fetch took jobs from, by position in the fetcher's queues,
+        /// sorted: at most [`FIRST_LOOK`] of them.
+        busy: Vec<usize>,
+    },
     /// Strict: the first `reach` + [`FIRST_LOOK`] queues, `reach` being how many queues of the
     /// order the last fetch that took jobs reached (1 + the position of the furthest one it
     /// took from).
@@ -76,6 +84,10 @@ pub(super) struct Looked {
     /// of the furthest queue it took from), for the next fetch's [`Span::Strict`]; `None` when
     /// weighted, or when it took no job.
     pub(super) reach: Option<usize>,
+    /// Weighted: the queues this fetch took jobs from (by position in the fetcher's queues,
+    /// sorted, at most [`FIRST_LOOK`]), for the next fetch's [`Span::Weighted`]; `None` when
+    /// strict, or when no round answered.
+    pub(super) busy: Option<Vec<usize>>,
 }
 
 /// Takes up to `wanted` jobs (of a capped queue only while fewer than `free` were taken) from
@@ -84,7 +96,7 @@ pub(super) struct Looked {
 pub(super) async fn look(
     shared: &Shared,
     keys: &[QueueKeys],
-    span: Span,
+    span: &Span,
     draw: &Draw,
     wanted: usize,
     free: usize,
@@ -102,20 +114,14 @@ pub(super) async fn look(
         .collect();
     let round = match round::run(shared, &asked, &first_look.drawn, wanted, free).await {
         Ok(round) => round,
-        Err(error) => {
-            return Looked {
-                rounds: Vec::new(),
-                error: Some(error),
-                first_looks_pay: None,
-                reach: None,
-            };
-        }
+        Err(error) => return Looked::failed(error),
     };
     let took = round.jobs.len();
     // Fewer than asked when the look found a cap the worker had not known of (`round::run`).
     let wanted = round.wanted;
     // A strict first look asks the first queues of the order: its positions are the order's.
     let first_reach = round.reach;
+    let mut sources = from_positions(&round, &first_look.positions);
     let mut rounds = vec![(Asked::Some(first_look.positions), round)];
     if took >= wanted {
         return Looked {
@@ -123,6 +129,7 @@ pub(super) async fn look(
             error: None,
             first_looks_pay: Some(true),
             reach: strict_reach(span, [first_reach]),
+            busy: weighted_busy(span, sources),
         };
     }
     // What the first look took of its drawn jobs is taken: the rest come in order.
@@ -138,6 +145,7 @@ pub(super) async fn look(
     {
         Ok(round) => {
             let reach = round.reach;
+            sources.extend(from_positions(&round, &draw.order));
             rounds.push((Asked::All, round));
             (None, strict_reach(span, [first_reach, reach]))
         }
@@ -148,16 +156,56 @@ pub(super) async fn look(
         error,
         first_looks_pay: Some(false),
         reach,
+        busy: weighted_busy(span, sources),
+    }
+}
+
+impl Looked {
+    /// A fetch whose first round failed with `error`.
+    fn failed(error: Error) -> Self {
+        Self {
+            rounds: Vec::new(),
+            error: Some(error),
+            first_looks_pay: None,
+            reach: None,
+            busy: None,
+        }
     }
 }
 
 /// Strict order: how many queues of the order the rounds' jobs reached, from each round's
 /// [`Round::reach`](round::Round::reach) (its positions being the order's: all the queues, or
 /// the first of them); `None` when weighted, or when no round took a job.
-fn strict_reach(span: Span, reaches: impl IntoIterator<Item = usize>) -> Option<usize> {
+fn strict_reach(span: &Span, reaches: impl IntoIterator<Item = usize>) -> Option<usize> {
     match span {
         Span::Strict { .. } => reaches.into_iter().max().filter(|&reach| reach > 0),
-        Span::Weighted => None,
+        Span::Weighted { .. } => None,
+    }
+}
+
+/// The queues `round` took jobs from, by position in the fetcher's queues, `asked` being the
+/// round's queues by position (in its order).
+fn from_positions(round: &Round, asked: &[usize]) -> Vec<usize> {
+    round
+        .sources
+        .iter()
+        .filter_map(|&source| asked.get(source.checked_sub(1)?).copied())
+        .collect()
+}
+
+/// Weighted: the queues a fetch took jobs from (`sources`, by position in the fetcher's queues),
+/// the first [`FIRST_LOOK`] of them, sorted, without repeats; `None` when strict.
+fn weighted_busy(span: &Span, sources: Vec<usize>) -> Option<Vec<usize>> {
+    match span {
+        Span::Weighted { .. } => {
+            let mut busy = sources;
+            let mut seen = std::collections::HashSet::with_capacity(busy.len());
+            busy.retain(|&position| seen.insert(position));
+            busy.truncate(FIRST_LOOK);
+            busy.sort_unstable();
+            Some(busy)
+        }
+        Span::Strict { .. } => None,
     }
 }
 
@@ -175,7 +223,7 @@ async fn look_at_all(
     wanted: usize,
     free: usize,
     first_look: Option<FirstLook>,
-    span: Span,
+    span: &Span,
 ) -> Looked {
     let queues = in_order(keys, draw);
     match round::run(shared, &queues, &draw.drawn, wanted, free).await {
@@ -184,25 +232,22 @@ async fn look_at_all(
                 !round.jobs.is_empty() && first_look.would_have_taken(keys, &round)
             });
             let reach = strict_reach(span, [round.reach]);
+            let busy = weighted_busy(span, from_positions(&round, &draw.order));
             Looked {
                 rounds: vec![(Asked::All, round)],
                 error: None,
                 first_looks_pay,
                 reach,
+                busy,
             }
         }
-        Err(error) => Looked {
-            rounds: Vec::new(),
-            error: Some(error),
-            first_looks_pay: None,
-            reach: None,
-        },
+        Err(error) => Looked::failed(error),
     }
 }
 
 /// The queues a round looks at first, when it has more: weighted, the first [`FIRST_LOOK`] of
-/// its order, then those beyond them it drew jobs for, in the same order; strict, the first of
-/// its order ([`Span`]).
+/// its order, then those beyond them it drew jobs for or the last fetch took jobs from, in the
+/// same order; strict, the first of its order ([`Span`]).
 #[derive(Debug)]
 struct FirstLook {
     /// The queues, by position in the fetcher's queues, in the order to take from.
@@ -216,23 +261,43 @@ struct FirstLook {
 
 impl FirstLook {
     /// The first look of `draw` by `span`; `None` when it would ask every queue.
-    fn new(draw: &Draw, span: Span) -> Option<Self> {
+    fn new(draw: &Draw, span: &Span) -> Option<Self> {
         match span {
-            Span::Weighted if draw.order.len() > FIRST_LOOK => Some(Self::weighted(draw)),
-            Span::Strict { reach } if draw.order.len() > reach.saturating_add(FIRST_LOOK) => {
+            Span::Weighted { busy } if draw.order.len() > FIRST_LOOK => {
+                Some(Self::weighted(draw, busy))
+            }
+            &Span::Strict { reach } if draw.order.len() > reach.saturating_add(FIRST_LOOK) => {
                 Some(Self {
                     positions: draw.order[..reach + FIRST_LOOK].to_vec(),
                     drawn: Vec::new(),
                     prefix: true,
                 })
             }
-            Span::Weighted | Span::Strict { .. } => None,
+            Span::Weighted { .. } | Span::Strict { .. } => None,
         }
     }
 
-    /// The weighted first look of `draw` (over more than [`FIRST_LOOK`] queues).
-    fn weighted(draw: &Draw) -> Self {
-        let mut positions: Vec<usize> = draw.order[..FIRST_LOOK].to_vec();
+    /// The weighted first look of `draw` (over more than [`FIRST_LOOK`] queues), `busy` being
+    /// the queues the last fetch took jobs from.
+    fn weighted(draw: &Draw, busy: &[usize]) -> Self {
+        // The indices into the order past the first queues: drawn, or busy.
+        let mut beyond: Vec<usize> = draw
+            .drawn
+            .iter()
+            .map(|&(index, _)| index)
+            .chain(
+                busy.iter()
+                    .filter_map(|&position| draw.rank.get(position).copied()),
+            )
+            .filter(|&index| index >= FIRST_LOOK)
+            .collect();
+        beyond.sort_unstable();
+        beyond.dedup();
+        let positions = draw.order[..FIRST_LOOK]
+            .iter()
+            .copied()
+            .chain(beyond.iter().map(|&index| draw.order[index]))
+            .collect();
         let drawn = draw
             .drawn
             .iter()
@@ -240,8 +305,10 @@ impl FirstLook {
                 if index < FIRST_LOOK {
                     (index, jobs)
                 } else {
-                    positions.push(draw.order[index]);
-                    (positions.len() - 1, jobs)
+                    (
+                        FIRST_LOOK + beyond.partition_point(|&other| other < index),
+                        jobs,
+                    )
                 }
             })
             .collect();
@@ -276,18 +343,36 @@ mod tests {
     use super::{FIRST_LOOK, FirstLook, Span};
     use crate::worker::order::Draw;
 
-    #[test]
-    fn a_first_look_asks_the_first_queues_and_those_drawn_beyond_them() {
-        // 40 queues in the order 39, 38, … 0; jobs drawn to the 3rd (2 jobs), the 35th (1) and
-        // the 40th (4) of that order.
-        let draw = Draw {
+    /// 40 queues in the order 39, 38, … 0; jobs drawn to the 3rd (2 jobs), the 35th (1) and
+    /// the 40th (4) of that order.
+    fn weighted_draw() -> Draw {
+        Draw {
             order: (0..40).rev().collect(),
             drawn: vec![(2, 2), (34, 1), (39, 4)],
-        };
-        let first = FirstLook::new(&draw, Span::Weighted).unwrap();
+            rank: (0..40).rev().collect(),
+        }
+    }
+
+    #[test]
+    fn a_first_look_asks_the_first_queues_and_those_drawn_beyond_them() {
+        let draw = weighted_draw();
+        let first = FirstLook::new(&draw, &Span::Weighted { busy: Vec::new() }).unwrap();
         let expected: Vec<usize> = (8..40).rev().chain([5, 0]).collect();
         assert_eq!(first.positions, expected);
         assert_eq!(first.drawn, [(2, 2), (FIRST_LOOK, 1), (FIRST_LOOK + 1, 4)]);
+    }
+
+    #[test]
+    fn a_weighted_first_look_also_asks_the_queues_the_last_fetch_took_from_in_order() {
+        // Queue 1 is 39th in the order, queue 20 20th (among the first asked anyway), queue 0
+        // 40th (drawn too).
+        let draw = weighted_draw();
+        let busy = vec![0, 1, 20];
+        let first = FirstLook::new(&draw, &Span::Weighted { busy }).unwrap();
+        let expected: Vec<usize> = (8..40).rev().chain([5, 1, 0]).collect();
+        assert_eq!(first.positions, expected);
+        // The drawn jobs of the 35th and 40th queues now point past the busy queue between.
+        assert_eq!(first.drawn, [(2, 2), (FIRST_LOOK, 1), (FIRST_LOOK + 2, 4)]);
     }
 
     #[test]
@@ -295,20 +380,21 @@ mod tests {
         let draw = Draw {
             order: (0..100).collect(),
             drawn: Vec::new(),
+            rank: Vec::new(),
         };
-        let first = FirstLook::new(&draw, Span::Strict { reach: 10 }).unwrap();
+        let first = FirstLook::new(&draw, &Span::Strict { reach: 10 }).unwrap();
         assert_eq!(first.positions, (0..10 + FIRST_LOOK).collect::<Vec<_>>());
         assert!(first.drawn.is_empty());
         // Reaching within FIRST_LOOK of the last queue: the look is at all of them.
         assert!(
             FirstLook::new(
                 &draw,
-                Span::Strict {
+                &Span::Strict {
                     reach: 100 - FIRST_LOOK
                 }
             )
             .is_none()
         );
-        assert!(FirstLook::new(&draw, Span::Strict { reach: usize::MAX }).is_none());
+        assert!(FirstLook::new(&draw, &Span::Strict { reach: usize::MAX }).is_none());
     }
 }

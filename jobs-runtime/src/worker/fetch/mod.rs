@@ -116,6 +116,10 @@ pub(crate) struct Fetcher {
     /// (1 + the position of the furthest one it took from). A first look asks these and
     /// [`look::FIRST_LOOK`] more ([`Span::Strict`]).
     reach: usize,
+    /// Weighted: the queues the last fetch took jobs from, by position (at most
+    /// [`look::FIRST_LOOK`], sorted). A first look asks these too ([`Span::Weighted`]), so
+    /// that a worker whose jobs wait in a few of a thousand queues finds them there.
+    busy: Vec<usize>,
     /// Which of the queues are paused, as the newest fetch round said.
     paused: PausedQueues,
     /// Which of the queues are capped, and full, as the newest fetch round said.
@@ -156,6 +160,7 @@ impl Fetcher {
             backlog: false,
             look_first: false,
             reach: 0,
+            busy: Vec::new(),
             paused: PausedQueues::new(),
             capped: CappedQueues::new(),
         }
@@ -399,7 +404,7 @@ impl Fetcher {
         let first = self.first_look();
         let refill = tokio::spawn(async move {
             // Free slots 0: a refill takes no capped queue's job (it would wait to start).
-            look::look(&shared, &keys, span, &draw, prefetch, 0, first).await
+            look::look(&shared, &keys, &span, &draw, prefetch, 0, first).await
         });
         self.refill = Some((prefetch, refill));
     }
@@ -642,7 +647,7 @@ impl Fetcher {
         let looked = look::look(
             &self.shared,
             &self.queue_keys,
-            self.span(),
+            &self.span(),
             &draw,
             wanted,
             free,
@@ -665,7 +670,9 @@ impl Fetcher {
         if self.order.is_strict() {
             Span::Strict { reach: self.reach }
         } else {
-            Span::Weighted
+            Span::Weighted {
+                busy: self.busy.clone(),
+            }
         }
     }
 
@@ -679,6 +686,9 @@ impl Fetcher {
         }
         if let Some(reach) = looked.reach {
             self.reach = reach;
+        }
+        if let Some(busy) = looked.busy {
+            self.busy = busy;
         }
         let mut taken = Vec::new();
         let keys = Arc::clone(&self.queue_keys);

@@ -33,6 +33,8 @@ pub(crate) struct Round {
     /// How many of its queues, in its order, its jobs reached: the position (from 1) of the
     /// furthest queue it took a job from; 0 when it took none.
     pub(crate) reach: usize,
+    /// The positions (from 1, in its order) of the queues it took jobs from, each once.
+    pub(crate) sources: Vec<usize>,
 }
 
 /// A capped queue, as one round saw it.
@@ -217,10 +219,15 @@ async fn run_once(
     let mut jobs = Vec::with_capacity(reply.taken.len());
     let mut messages = Vec::new();
     let mut reach = 0;
+    let mut sources: Vec<usize> = Vec::new();
     for (index, (position, json)) in reply.taken.into_iter().enumerate() {
         match queue(position) {
             Some(queue) => {
                 reach = reach.max(position);
+                // The jobs come in runs by queue: a few runs a round.
+                if sources.last() != Some(&position) && !sources.contains(&position) {
+                    sources.push(position);
+                }
                 let lease = (!leases.is_empty())
                     .then(|| leases.remove(&(index + 1)))
                     .flatten()
@@ -258,6 +265,7 @@ async fn run_once(
         asked_at,
         wanted,
         reach,
+        sources,
     };
     Ok((round, messages, reply.unkeyed))
 }
