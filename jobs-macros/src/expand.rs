@@ -132,6 +132,13 @@ fn expand(args: &JobArgs, job: &JobFn, params: &[Param]) -> TokenStream {
         }
     });
 
+    // Without a `#[context]` parameter the worker need not build one for each job.
+    let context_const = having(Role::Context, params).next().is_none().then(|| {
+        quote!(
+            const READS_CONTEXT: bool = false;
+        )
+    });
+
     let encode_body = if arg_count == 0 {
         quote!(::core::result::Result::Ok(#p::Vec::new()))
     } else if args.active_job.is_some() {
@@ -201,6 +208,7 @@ fn expand(args: &JobArgs, job: &JobFn, params: &[Param]) -> TokenStream {
                 const NAME: &'static str = #wire_name;
                 const OPTIONS: #p::JobOptions = #options;
                 #state_const
+                #context_const
 
                 fn encode_args(
                     &self,

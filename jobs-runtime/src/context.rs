@@ -59,11 +59,13 @@ impl JobContext {
             let event = callback.get("event")?.as_str()?.parse().ok()?;
             Some((bid, event))
         });
+        // Only a batch's job counts its adds.
+        let adds = AddCounter(bid.is_some().then(Default::default));
         Self {
             bid,
             batch_callback,
             client: WorkerClient(None),
-            adds: AddCounter::default(),
+            adds,
             jid: payload.jid.clone(),
             class: payload.class.clone(),
             queue: payload.queue.clone(),
@@ -71,6 +73,25 @@ impl JobContext {
             enqueued_at: payload.enqueued_at.map(|at| at.to_datetime()),
             created_at: payload.created_at.map(|at| at.to_datetime()),
             tags: payload.tags.clone().unwrap_or_default(),
+        }
+    }
+
+    /// A context with no facts in it (an empty jid, class and queue; no batch, client or
+    /// times), which the worker passes to a job that does not read its context
+    /// ([`Job::READS_CONTEXT`](crate::Job::READS_CONTEXT) false). It allocates nothing.
+    pub fn unread() -> Self {
+        Self {
+            bid: None,
+            batch_callback: None,
+            client: WorkerClient(None),
+            adds: AddCounter(None),
+            jid: Jid::unread(),
+            class: String::new(),
+            queue: String::new(),
+            retry_count: None,
+            enqueued_at: None,
+            created_at: None,
+            tags: Vec::new(),
         }
     }
 
@@ -118,14 +139,14 @@ impl JobContext {
     /// to it, or nest a batch in it. Pushes through the worker's client (the global client
     /// outside a worker).
     pub fn batch(&self) -> Option<BatchHandle> {
-        self.bid.clone().map(|bid| {
-            BatchHandle::new(
-                bid,
-                self.client.0.clone(),
-                self.jid.clone(),
-                self.adds.0.clone(),
-            )
-        })
+        let bid = self.bid.clone()?;
+        Some(BatchHandle::new(
+            bid,
+            self.client.0.clone(),
+            self.jid.clone(),
+            // There whenever the bid is (`from_payload`).
+            self.adds.0.clone().unwrap_or_default(),
+        ))
     }
 
     /// For a batch's callback job (its payload carries `"batch_callback"`): the batch whose
@@ -161,9 +182,10 @@ impl PartialEq for WorkerClient {
 
 /// How many adds this run of the job made through its batch handles (shared by every
 /// handle and clone of the context): with the job's jid, what the added jobs' jids are derived
-/// from, so a run made again adds the same jids. Not part of a context's equality.
+/// from, so a run made again adds the same jids. Not part of a context's equality. `None`
+/// outside a batch: there is nothing to add to.
 #[derive(Debug, Clone, Default)]
-struct AddCounter(std::sync::Arc<std::sync::atomic::AtomicU64>);
+struct AddCounter(Option<std::sync::Arc<std::sync::atomic::AtomicU64>>);
 
 impl PartialEq for AddCounter {
     fn eq(&self, _other: &Self) -> bool {

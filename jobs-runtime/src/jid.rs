@@ -11,6 +11,11 @@ use serde::{Deserialize, Serialize};
 pub struct Jid(String);
 
 impl Jid {
+    /// The empty jid of a context the job does not read (`JobContext::unread`).
+    pub(crate) const fn unread() -> Self {
+        Self(String::new())
+    }
+
     /// A new random job id: 12 random bytes as 24 lowercase hex characters.
     pub fn generate() -> Self {
         const HEX: &[u8; 16] = b"0123456789abcdef";

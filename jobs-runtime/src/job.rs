@@ -31,6 +31,11 @@ pub trait Job: Sized + Send + 'static {
     /// The shared state types the job asks for with `#[state]`; the worker checks at start that
     /// it has each.
     const STATE: &'static [StateType] = &[];
+    /// Whether [`perform`](Self::perform) reads its [`JobContext`]. `#[job]` sets it to
+    /// `false` for a function without a `#[context]` parameter; the worker then passes a
+    /// context with no facts in it ([`JobContext::unread`]) instead of building one from the
+    /// payload for each job. Leave it `true` in a hand-written implementation that reads it.
+    const READS_CONTEXT: bool = true;
 
     /// The arguments as Sidekiq's positional JSON array.
     fn encode_args(&self) -> Result<Vec<Value>, serde_json::Error>;

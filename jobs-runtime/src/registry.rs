@@ -22,6 +22,7 @@ pub struct Registration {
     location: &'static str,
     options: JobOptions,
     state: &'static [StateType],
+    reads_context: bool,
     run: fn(Vec<Value>, JobContext, &JobState) -> Result<JobFuture, ArgsError>,
     retry_in: fn(u32, &JobError) -> Option<RetryOverride>,
     retries_exhausted: fn(&Payload, &JobError) -> Exhausted,
@@ -36,6 +37,7 @@ impl Registration {
             location,
             options: J::OPTIONS,
             state: J::STATE,
+            reads_context: J::READS_CONTEXT,
             run: run_job::<J>,
             retry_in: J::retry_in,
             retries_exhausted: J::retries_exhausted,
@@ -75,6 +77,12 @@ impl Registration {
     /// The state types the job asks for.
     pub fn state(&self) -> &'static [StateType] {
         self.state
+    }
+
+    /// Whether the job reads its context ([`Job::READS_CONTEXT`]): when not, the worker passes
+    /// [`JobContext::unread`] rather than build one.
+    pub fn reads_context(&self) -> bool {
+        self.reads_context
     }
 
     /// Decodes `args` and starts the job; the future runs it.

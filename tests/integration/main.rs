@@ -38,6 +38,7 @@ mod enqueue_options;
 mod enqueue_schedule;
 mod expiring_jobs;
 mod faults;
+mod fetch_script;
 mod health;
 mod hostile_fuzz;
 mod interop_ruby;

@@ -324,7 +324,7 @@ async fn a_namespaced_worker_leaves_its_paused_queue_alone() {
 
 #[tokio::test]
 async fn a_weighted_worker_on_many_queues_leaves_a_paused_queue_alone_and_takes_it_up_on_resume() {
-    // Past 32 weighted queues a busy round may first look at 32 of them alone: the paused
+    // Past 32 weighted queues a busy round may first look at some of them alone: the paused
     // queue's jobs are not taken, whichever look it is in, and the drain still ends once every
     // unpaused queue is empty (a first look that falls short is followed by a look at all).
     let redis = TestRedis::start();

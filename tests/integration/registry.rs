@@ -28,6 +28,15 @@ fn every_job_is_registered_under_its_wire_name() {
 }
 
 #[test]
+fn only_a_job_with_a_context_parameter_has_its_context_built() {
+    // The worker builds a job's context (its jid, class, queue and tags copied from the
+    // payload) only for a job that takes one.
+    let registry = Registry::from_inventory().unwrap();
+    assert!(registry.get("RecordCall").unwrap().reads_context());
+    assert!(!registry.get("ScoreGeneration").unwrap().reads_context());
+}
+
+#[test]
 fn a_registration_carries_the_declared_options_and_where_it_is() {
     let registry = Registry::from_inventory().unwrap();
     let score = registry.get("ScoreGeneration").unwrap();

@@ -40,10 +40,16 @@ pub(crate) async fn execute(
         .with_class(error_class::ARGUMENT_ERROR)
     };
     let args = active_job::job_args(payload).map_err(argument_error)?;
-    let mut context = JobContext::from_payload(payload);
-    if let Some(client) = client {
-        context = context.with_client(client.clone());
-    }
+    // Built only for a job that reads it: three strings copied, and more, for each job.
+    let context = if registration.reads_context() {
+        let context = JobContext::from_payload(payload);
+        match client {
+            Some(client) => context.with_client(client.clone()),
+            None => context,
+        }
+    } else {
+        JobContext::unread()
+    };
     // Decoding runs user `Deserialize` code, which may panic too.
     let decoded = catch_panic_now(|| registration.run(args, context, state))?;
     let job = decoded.map_err(argument_error)?;

@@ -143,7 +143,7 @@ impl Heartbeat {
             .iter()
             .map(|running| {
                 let value = json!({
-                    "queue": running.job.queue,
+                    "queue": &*running.job.queue,
                     "payload": running.job.text(),
                     "run_at": running.since,
                 });

@@ -259,13 +259,13 @@ impl Settler {
                 call.key(keys.queue(&fetched.queue))
                     .arg(taken)
                     .arg("requeue")
-                    .arg(&fetched.queue);
+                    .arg(&*fetched.queue);
             }
             Outcome::Move { json } => {
                 call.key(keys.queue(&fetched.queue))
                     .arg(taken)
                     .arg("move")
-                    .arg(&fetched.queue)
+                    .arg(&*fetched.queue)
                     .arg(json);
             }
             Outcome::Retry { json, at } => {

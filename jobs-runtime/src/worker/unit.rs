@@ -4,6 +4,8 @@
 //! A leaf: it imports nothing from the rest of the worker (only the cap's
 //! [`Lease`](crate::cap::Lease)), so every other file can use it.
 
+use std::sync::Arc;
+
 /// The payload key counting how often a job was recovered from a dead process (`recovery.rs`
 /// writes it; the fetcher reads it to run a job one crash from the dead set alone).
 pub(crate) const RECOVERIES: &str = "jobs_recoveries";
@@ -16,8 +18,9 @@ pub(crate) const UNSEEN_RECOVERIES: &str = "jobs_recovered_unseen";
 /// A job taken from a queue, exactly as it was stored.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Fetched {
-    /// The queue it was taken from (`<q>` of `queue:<q>`).
-    pub(crate) queue: String,
+    /// The queue it was taken from (`<q>` of `queue:<q>`): shared, not copied, by the jobs of
+    /// a round and the in-flight table's copy.
+    pub(crate) queue: Arc<str>,
     /// Its JSON, byte for byte, as bytes: an entry need not be UTF-8 to be taken, run or
     /// buried, and these bytes are the key for removing it from the working list. Shared, not
     /// copied, with the in-flight table that lists it while it runs (`in_flight.rs`).
@@ -29,7 +32,7 @@ pub(crate) struct Fetched {
 
 impl Fetched {
     /// A job of `queue` stored as `json`.
-    pub(crate) fn new(queue: impl Into<String>, json: impl Into<bytes::Bytes>) -> Self {
+    pub(crate) fn new(queue: impl Into<Arc<str>>, json: impl Into<bytes::Bytes>) -> Self {
         Self {
             queue: queue.into(),
             json: json.into(),

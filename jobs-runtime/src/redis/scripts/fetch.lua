@@ -42,6 +42,9 @@
 --             job at all is taken, so the caller passes its keys and asks again. A worker on
 --             1,000 queues, none capped, passes 1,000 keys a round rather than 3,000 and the
 --             names.
+-- ARGV[9]     how many queues holding jobs to report at most (section [7]; 0 or absent: none).
+--             A weighted worker asks it of a round over all its queues, to look first at those
+--             holding jobs in the rounds that follow.
 --
 -- The process is (re)added to jobs:workers in the same step, so a working list that holds
 -- jobs always belongs to a process recovery knows about (after Redis restarted empty, or
@@ -70,6 +73,11 @@
 --               the job).
 --   [6] unkeyed: the positions of the queues jobs:caps names whose cap and leases keys were not
 --               given (ARGV[8]); when there is one, no job was taken.
+--   [7] holders: the positions of the asked queues that hold jobs after this step, paused ones
+--               and unreadable ones left out, in order, when there are no more than ARGV[9];
+--               {0} when there are more. Empty when ARGV[9] asks for none. A step that took
+--               fewer jobs than wanted took all the other queues held: it names only capped
+--               queues, with no look at the others.
 -- Jobs leave the right end of a queue (the oldest) and enter the left end of the working list.
 local working = KEYS[1]
 local wanted = tonumber(ARGV[1])
@@ -373,4 +381,59 @@ for _, entry in ipairs(capped) do
   local waiting = redis.pcall('LLEN', list_key(entry[1]))
   entry[4] = type(waiting) == 'number' and waiting or 0
 end
-return {taken, paused, leases, capped, from, unkeyed}
+-- The queues holding jobs now, when asked. A round that fell short of what it wanted took
+-- all that every queue it could take from held: only capped queues can still hold jobs.
+-- Otherwise, runs of SPAN with no key are passed over with one EXISTS, as above, and so are
+-- the rest once a run's EXISTS counts more keys than are left to report; in the others, the
+-- queues are looked at one by one until the run's keys are all found.
+local holders = {}
+local report = tonumber(ARGV[9] or '0') or 0
+local more = false
+if report > 0 and wanted > 0 and count < wanted then
+  for _, entry in ipairs(capped) do
+    if entry[4] > 0 then
+      holders[#holders + 1] = entry[1]
+    end
+  end
+  more = #holders > report
+elseif report > 0 then
+  local first = 1
+  while first <= queues and not more do
+    local last = math.min(first + SPAN - 1, queues)
+    local span = {}
+    local skipped = 0
+    for at = first, last do
+      span[#span + 1] = list_key(at)
+      if skip[at] then
+        skipped = skipped + 1
+      end
+    end
+    -- A refusal (not expected of EXISTS) counts as keys found: the run is looked at.
+    local found = redis.pcall('EXISTS', unpack(span))
+    if type(found) ~= 'number' then
+      found = #span
+    end
+    if found - skipped > report - #holders then
+      more = true
+    elseif found > 0 then
+      -- Until the run's keys are all found.
+      for at = first, last do
+        if found == 0 then
+          break
+        end
+        if redis.pcall('EXISTS', list_key(at)) == 1 then
+          found = found - 1
+          if not skip[at] then
+            holders[#holders + 1] = at
+          end
+        end
+      end
+      more = #holders > report
+    end
+    first = last + 1
+  end
+end
+if more then
+  holders = {0}
+end
+return {taken, paused, leases, capped, from, unkeyed, holders}

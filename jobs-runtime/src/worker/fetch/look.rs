@@ -14,14 +14,16 @@
 //! A weighted round draws each job a queue of its own and takes the jobs whose queue falls short
 //! from the first queues of its order that have jobs ([`QueueOrder::draw`]). A first look asks
 //! the first [`FIRST_LOOK`] queues of that order, the queues drawn jobs beyond them, and the
-//! queues the last fetch took jobs from ([`Span::Weighted`]). It takes what one look at all the
-//! queues would, as long as the queues it asks hold what the drawn ones lack and those it skips
-//! hold nothing. A skipped queue that holds jobs (new ones, or ones the last fetch did not reach)
-//! has them taken once a round draws it a job or puts it among the first of its order, or at
-//! the next look at all: at least one a second, when the pauses known go stale. A busy worker on a thousand queues sends Redis about
-//! a hundred keys a round instead of 1,000, whether its jobs are spread over all the queues or
-//! wait in a few of them. The second round, when one is needed, asks all the queues in the
-//! same order for what is still wanted.
+//! queues known to hold jobs ([`Holders`]: those the last look at all found, when it found no
+//! more than [`FIRST_LOOK`], and those first looks took from since). It takes what one look at
+//! all the queues would, as long as the queues it asks hold what the drawn ones lack and those
+//! it skips hold nothing: with the holders known, unless a skipped queue got jobs since the
+//! last look at all. Such a queue's jobs are taken once a round draws it a job or puts it
+//! among the first of its order, and it is known to hold jobs from the next look at all, about
+//! a second later (one comes once the pauses known are a second old). A busy worker on a thousand queues sends
+//! Redis about a hundred keys a round instead of 1,000, whether its jobs are spread over the
+//! queues or wait in a few of them. The second round, when one is needed, asks all the queues
+//! in the same order for what is still wanted.
 //!
 //! [`QueueOrder::draw`]: crate::worker::order::QueueOrder::draw
 
@@ -41,11 +43,11 @@ pub(super) const FIRST_LOOK: usize = 32;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Span {
     /// Weighted: the first [`FIRST_LOOK`] queues of the round's order, and those beyond them
-    /// it drew jobs for or the last fetch took jobs from.
+    /// it drew jobs for or knows to hold jobs.
     Weighted {
-        /// The queues the last fetch took jobs from, by position in the fetcher's queues,
-        /// sorted: at most [`FIRST_LOOK`] of them.
-        busy: Vec<usize>,
+        /// The queues known to hold jobs, by position in the fetcher's queues, sorted: at most
+        /// [`FIRST_LOOK`] of them ([`Holders`]); empty when not known.
+        holders: Vec<usize>,
     },
     /// Strict: the first `reach` + [`FIRST_LOOK`] queues, `reach` being how many queues of the
     /// order the last fetch that took jobs reached (1 + the position of the furthest one it
@@ -84,10 +86,67 @@ pub(super) struct Looked {
     /// of the furthest queue it took from), for the next fetch's [`Span::Strict`]; `None` when
     /// weighted, or when it took no job.
     pub(super) reach: Option<usize>,
-    /// Weighted: the queues this fetch took jobs from (by position in the fetcher's queues,
-    /// sorted, at most [`FIRST_LOOK`]), for the next fetch's [`Span::Weighted`]; `None` when
-    /// strict, or when no round answered.
-    pub(super) busy: Option<Vec<usize>>,
+    /// Weighted, on more than [`FIRST_LOOK`] queues: what this fetch saw of the queues
+    /// holding jobs, for the next fetches' [`Span::Weighted`]; `None` when strict, on fewer
+    /// queues, or when no round answered.
+    pub(super) seen: Option<Seen>,
+}
+
+/// What a weighted fetch saw of which queues hold jobs (by position in the fetcher's queues).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Seen {
+    /// A round over all the queues found these holding jobs after it, and no others: at most
+    /// [`FIRST_LOOK`], sorted.
+    Exactly(Vec<usize>),
+    /// A round over all the queues found more than [`FIRST_LOOK`] holding jobs.
+    TooMany,
+    /// A first look took jobs from these.
+    TookFrom(Vec<usize>),
+}
+
+/// The queues a weighted fetcher knows to hold jobs, which its first looks ask beside the first
+/// of the order and the drawn ones. With them asked, a first look takes what a look at all
+/// would, as long as no other queue got jobs since the last look at all; without them, a
+/// worker whose jobs wait in one of 1,000 queues would find them in a first look only when a
+/// round drew that queue, and would pass all 1,000 keys a round.
+///
+/// Each look at all says which queues hold jobs, when no more than [`FIRST_LOOK`] do; a
+/// first look adds those it took from (a queue that got jobs since, found by a draw). More
+/// than [`FIRST_LOOK`] is not known: the first of each round's order then mostly hold jobs
+/// themselves.
+#[derive(Debug, Default)]
+pub(super) struct Holders {
+    /// The queues, by position, sorted; `None` when not known.
+    known: Option<Vec<usize>>,
+}
+
+impl Holders {
+    /// The queues known to hold jobs, for a first look: none when not known.
+    pub(super) fn span(&self) -> Span {
+        Span::Weighted {
+            holders: self.known.clone().unwrap_or_default(),
+        }
+    }
+
+    /// Keeps what a fetch saw.
+    pub(super) fn learn(&mut self, seen: Seen) {
+        match seen {
+            Seen::Exactly(holders) => self.known = Some(holders),
+            Seen::TooMany => self.known = None,
+            Seen::TookFrom(positions) => {
+                if let Some(known) = &mut self.known {
+                    for position in positions {
+                        if let Err(at) = known.binary_search(&position) {
+                            known.insert(at, position);
+                        }
+                    }
+                    if known.len() > FIRST_LOOK {
+                        self.known = None;
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Takes up to `wanted` jobs (of a capped queue only while fewer than `free` were taken) from
@@ -112,7 +171,7 @@ pub(super) async fn look(
         .iter()
         .map(|&position| &keys[position])
         .collect();
-    let round = match round::run(shared, &asked, &first_look.drawn, wanted, free).await {
+    let round = match round::run(shared, &asked, &first_look.drawn, wanted, free, 0).await {
         Ok(round) => round,
         Err(error) => return Looked::failed(error),
     };
@@ -121,7 +180,7 @@ pub(super) async fn look(
     let wanted = round.wanted;
     // A strict first look asks the first queues of the order: its positions are the order's.
     let first_reach = round.reach;
-    let mut sources = from_positions(&round, &first_look.positions);
+    let took_from = seen_by_first_look(span, &round, &first_look.positions);
     let mut rounds = vec![(Asked::Some(first_look.positions), round)];
     if took >= wanted {
         return Looked {
@@ -129,34 +188,35 @@ pub(super) async fn look(
             error: None,
             first_looks_pay: Some(true),
             reach: strict_reach(span, [first_reach]),
-            busy: weighted_busy(span, sources),
+            seen: took_from,
         };
     }
     // What the first look took of its drawn jobs is taken: the rest come in order.
     let queues = in_order(keys, draw);
-    let (error, reach) = match round::run(
+    let (error, reach, seen) = match round::run(
         shared,
         &queues,
         &[],
         wanted - took,
         free.saturating_sub(took),
+        holders_wanted(span, draw),
     )
     .await
     {
         Ok(round) => {
             let reach = round.reach;
-            sources.extend(from_positions(&round, &draw.order));
+            let seen = seen_by_all(span, draw, &round);
             rounds.push((Asked::All, round));
-            (None, strict_reach(span, [first_reach, reach]))
+            (None, strict_reach(span, [first_reach, reach]), seen)
         }
-        Err(error) => (Some(error), strict_reach(span, [first_reach])),
+        Err(error) => (Some(error), strict_reach(span, [first_reach]), took_from),
     };
     Looked {
         rounds,
         error,
         first_looks_pay: Some(false),
         reach,
-        busy: weighted_busy(span, sources),
+        seen,
     }
 }
 
@@ -168,7 +228,7 @@ impl Looked {
             error: Some(error),
             first_looks_pay: None,
             reach: None,
-            busy: None,
+            seen: None,
         }
     }
 }
@@ -183,28 +243,46 @@ fn strict_reach(span: &Span, reaches: impl IntoIterator<Item = usize>) -> Option
     }
 }
 
-/// The queues `round` took jobs from, by position in the fetcher's queues, `asked` being the
-/// round's queues by position (in its order).
-fn from_positions(round: &Round, asked: &[usize]) -> Vec<usize> {
-    round
-        .sources
-        .iter()
-        .filter_map(|&source| asked.get(source.checked_sub(1)?).copied())
-        .collect()
+/// How many queues holding jobs a round over all the queues reports ([`round::run`]): as many
+/// as a weighted fetcher keeps ([`Holders`]), when it has more queues than a first look asks;
+/// none otherwise.
+fn holders_wanted(span: &Span, draw: &Draw) -> usize {
+    match span {
+        Span::Weighted { .. } if draw.order.len() > FIRST_LOOK => FIRST_LOOK,
+        Span::Weighted { .. } | Span::Strict { .. } => 0,
+    }
 }
 
-/// Weighted: the queues a fetch took jobs from (`sources`, by position in the fetcher's queues),
-/// the first [`FIRST_LOOK`] of them, sorted, without repeats; `None` when strict.
-fn weighted_busy(span: &Span, sources: Vec<usize>) -> Option<Vec<usize>> {
-    match span {
-        Span::Weighted { .. } => {
-            let mut busy = sources;
-            let mut seen = std::collections::HashSet::with_capacity(busy.len());
-            busy.retain(|&position| seen.insert(position));
-            busy.truncate(FIRST_LOOK);
-            busy.sort_unstable();
-            Some(busy)
+/// What a weighted round over all the queues (in `draw`'s order) saw of those holding jobs;
+/// `None` when it was not asked ([`holders_wanted`]).
+fn seen_by_all(span: &Span, draw: &Draw, round: &Round) -> Option<Seen> {
+    if holders_wanted(span, draw) == 0 {
+        return None;
+    }
+    Some(match &round.holders {
+        Some(holders) => {
+            let mut positions: Vec<usize> = holders
+                .iter()
+                .filter_map(|&holder| draw.order.get(holder.checked_sub(1)?).copied())
+                .collect();
+            positions.sort_unstable();
+            Seen::Exactly(positions)
         }
+        None => Seen::TooMany,
+    })
+}
+
+/// The queues a weighted first look (asking `asked`, by position in the fetcher's queues, in
+/// its order) took jobs from; `None` when strict.
+fn seen_by_first_look(span: &Span, round: &Round, asked: &[usize]) -> Option<Seen> {
+    match span {
+        Span::Weighted { .. } => Some(Seen::TookFrom(
+            round
+                .sources
+                .iter()
+                .filter_map(|&source| asked.get(source.checked_sub(1)?).copied())
+                .collect(),
+        )),
         Span::Strict { .. } => None,
     }
 }
@@ -226,19 +304,20 @@ async fn look_at_all(
     span: &Span,
 ) -> Looked {
     let queues = in_order(keys, draw);
-    match round::run(shared, &queues, &draw.drawn, wanted, free).await {
+    let holders = holders_wanted(span, draw);
+    match round::run(shared, &queues, &draw.drawn, wanted, free, holders).await {
         Ok(round) => {
             let first_looks_pay = first_look.map(|first_look| {
                 !round.jobs.is_empty() && first_look.would_have_taken(keys, &round)
             });
             let reach = strict_reach(span, [round.reach]);
-            let busy = weighted_busy(span, from_positions(&round, &draw.order));
+            let seen = seen_by_all(span, draw, &round);
             Looked {
                 rounds: vec![(Asked::All, round)],
                 error: None,
                 first_looks_pay,
                 reach,
-                busy,
+                seen,
             }
         }
         Err(error) => Looked::failed(error),
@@ -263,8 +342,8 @@ impl FirstLook {
     /// The first look of `draw` by `span`; `None` when it would ask every queue.
     fn new(draw: &Draw, span: &Span) -> Option<Self> {
         match span {
-            Span::Weighted { busy } if draw.order.len() > FIRST_LOOK => {
-                Some(Self::weighted(draw, busy))
+            Span::Weighted { holders } if draw.order.len() > FIRST_LOOK => {
+                Some(Self::weighted(draw, holders))
             }
             &Span::Strict { reach } if draw.order.len() > reach.saturating_add(FIRST_LOOK) => {
                 Some(Self {
@@ -277,16 +356,17 @@ impl FirstLook {
         }
     }
 
-    /// The weighted first look of `draw` (over more than [`FIRST_LOOK`] queues), `busy` being
-    /// the queues the last fetch took jobs from.
-    fn weighted(draw: &Draw, busy: &[usize]) -> Self {
-        // The indices into the order past the first queues: drawn, or busy.
+    /// The weighted first look of `draw` (over more than [`FIRST_LOOK`] queues), `holders`
+    /// being the queues known to hold jobs.
+    fn weighted(draw: &Draw, holders: &[usize]) -> Self {
+        // The indices into the order past the first queues: drawn, or holding jobs.
         let mut beyond: Vec<usize> = draw
             .drawn
             .iter()
             .map(|&(index, _)| index)
             .chain(
-                busy.iter()
+                holders
+                    .iter()
                     .filter_map(|&position| draw.rank.get(position).copied()),
             )
             .filter(|&index| index >= FIRST_LOOK)
@@ -329,18 +409,15 @@ impl FirstLook {
         let asked: HashSet<&str> = self
             .positions
             .iter()
-            .map(|&position| keys[position].name.as_str())
+            .map(|&position| &*keys[position].name)
             .collect();
-        round
-            .jobs
-            .iter()
-            .all(|job| asked.contains(job.queue.as_str()))
+        round.jobs.iter().all(|job| asked.contains(&*job.queue))
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{FIRST_LOOK, FirstLook, Span};
+    use super::{FIRST_LOOK, FirstLook, Holders, Seen, Span};
     use crate::worker::order::Draw;
 
     /// 40 queues in the order 39, 38, … 0; jobs drawn to the 3rd (2 jobs), the 35th (1) and
@@ -356,23 +433,54 @@ mod tests {
     #[test]
     fn a_first_look_asks_the_first_queues_and_those_drawn_beyond_them() {
         let draw = weighted_draw();
-        let first = FirstLook::new(&draw, &Span::Weighted { busy: Vec::new() }).unwrap();
+        let first = FirstLook::new(
+            &draw,
+            &Span::Weighted {
+                holders: Vec::new(),
+            },
+        )
+        .unwrap();
         let expected: Vec<usize> = (8..40).rev().chain([5, 0]).collect();
         assert_eq!(first.positions, expected);
         assert_eq!(first.drawn, [(2, 2), (FIRST_LOOK, 1), (FIRST_LOOK + 1, 4)]);
     }
 
     #[test]
-    fn a_weighted_first_look_also_asks_the_queues_the_last_fetch_took_from_in_order() {
+    fn a_weighted_first_look_also_asks_the_queues_known_to_hold_jobs_in_order() {
         // Queue 1 is 39th in the order, queue 20 20th (among the first asked anyway), queue 0
         // 40th (drawn too).
         let draw = weighted_draw();
-        let busy = vec![0, 1, 20];
-        let first = FirstLook::new(&draw, &Span::Weighted { busy }).unwrap();
+        let holders = vec![0, 1, 20];
+        let first = FirstLook::new(&draw, &Span::Weighted { holders }).unwrap();
         let expected: Vec<usize> = (8..40).rev().chain([5, 1, 0]).collect();
         assert_eq!(first.positions, expected);
-        // The drawn jobs of the 35th and 40th queues now point past the busy queue between.
+        // The 40th queue's drawn jobs now point past queue 1, asked before it.
         assert_eq!(first.drawn, [(2, 2), (FIRST_LOOK, 1), (FIRST_LOOK + 2, 4)]);
+    }
+
+    #[test]
+    fn the_holders_a_look_at_all_found_grow_with_first_looks_until_there_are_too_many() {
+        let holders_of = |holders: &Holders| match holders.span() {
+            Span::Weighted { holders } => holders,
+            Span::Strict { .. } => unreachable!("a weighted span"),
+        };
+        let mut holders = Holders::default();
+        // Not known before a look at all: first looks take only what they learn from those.
+        holders.learn(Seen::TookFrom(vec![5]));
+        assert!(holders_of(&holders).is_empty());
+        holders.learn(Seen::Exactly(vec![3, 9]));
+        assert_eq!(holders_of(&holders), [3, 9]);
+        holders.learn(Seen::TookFrom(vec![9, 5, 1]));
+        assert_eq!(holders_of(&holders), [1, 3, 5, 9]);
+        // A look at all replaces them.
+        holders.learn(Seen::Exactly(vec![7]));
+        assert_eq!(holders_of(&holders), [7]);
+        // More than a first look's worth: not kept.
+        holders.learn(Seen::TookFrom((100..100 + FIRST_LOOK).collect()));
+        assert!(holders_of(&holders).is_empty());
+        holders.learn(Seen::Exactly(vec![2]));
+        holders.learn(Seen::TooMany);
+        assert!(holders_of(&holders).is_empty());
     }
 
     #[test]

@@ -8,9 +8,9 @@
 //! - **busy** (here): one Lua script takes as many jobs as there are free slots, and more, in
 //!   this fetch's queue order (`scripts/fetch.lua`), weighted with each job drawn a queue of
 //!   its own; on many queues, a first call looks at some of them alone (weighted, the first
-//!   [`look::FIRST_LOOK`] of the round's order; strict, those up to where the last fetch found
-//!   jobs and [`look::FIRST_LOOK`] more), and a second at all only when it falls short
-//!   ([`look`]);
+//!   [`look::FIRST_LOOK`] of the round's order, those drawn jobs and those known to hold jobs;
+//!   strict, those up to where the last fetch found jobs and [`look::FIRST_LOOK`] more), and a
+//!   second at all only when it falls short ([`look`]);
 //! - **idle** ([`idle`]): when every queue is empty, one `BLMOVE` per queue waits on its own
 //!   connection, for at most [`idle::MAX_WAITS`] queues; past that many, the fetch script
 //!   looks at them all every [`idle::POLL`].
@@ -45,7 +45,7 @@ use tokio_util::sync::CancellationToken;
 use capped::{CAPPED_WAIT, CappedQueues};
 use idle::Claimed;
 pub(crate) use idle::{BLOCK, IdleFetch};
-use look::{Asked, Looked, Span};
+use look::{Asked, Holders, Looked, Span};
 use paused::{ALL_PAUSED_WAIT, PausedQueues};
 use round::{QueueKeys, Round};
 
@@ -107,19 +107,17 @@ pub(crate) struct Fetcher {
     /// idle worker (whose last fetch came back short) never refills.
     backlog: bool,
     /// Whether a round on many queues should look at some of them first ([`look`]): the last
-    /// first look filled its request, or the last look at all of them
-    /// took its jobs from the queues a first look would have asked alone. With a few queues
-    /// holding jobs among a thousand, first looks would mostly fall short and cost a round
-    /// trip each.
+    /// first look filled its request, or the last look at all of them took its jobs from the
+    /// queues a first look would have asked alone. Where first looks miss the queues holding
+    /// jobs (strict ones far down the order, weighted ones among more than
+    /// [`look::FIRST_LOOK`] others), they would mostly fall short and cost a round trip each.
     look_first: bool,
     /// Strict order: how many of the queues, in order, the last fetch that took jobs reached
     /// (1 + the position of the furthest one it took from). A first look asks these and
     /// [`look::FIRST_LOOK`] more ([`Span::Strict`]).
     reach: usize,
-    /// Weighted: the queues the last fetch took jobs from, by position (at most
-    /// [`look::FIRST_LOOK`], sorted). A first look asks these too ([`Span::Weighted`]), so
-    /// that a worker whose jobs wait in a few of a thousand queues finds them there.
-    busy: Vec<usize>,
+    /// Weighted: the queues known to hold jobs, which a first look asks too.
+    holders: Holders,
     /// Which of the queues are paused, as the newest fetch round said.
     paused: PausedQueues,
     /// Which of the queues are capped, and full, as the newest fetch round said.
@@ -160,7 +158,7 @@ impl Fetcher {
             backlog: false,
             look_first: false,
             reach: 0,
-            busy: Vec::new(),
+            holders: Holders::default(),
             paused: PausedQueues::new(),
             capped: CappedQueues::new(),
         }
@@ -670,9 +668,7 @@ impl Fetcher {
         if self.order.is_strict() {
             Span::Strict { reach: self.reach }
         } else {
-            Span::Weighted {
-                busy: self.busy.clone(),
-            }
+            self.holders.span()
         }
     }
 
@@ -687,8 +683,8 @@ impl Fetcher {
         if let Some(reach) = looked.reach {
             self.reach = reach;
         }
-        if let Some(busy) = looked.busy {
-            self.busy = busy;
+        if let Some(seen) = looked.seen {
+            self.holders.learn(seen);
         }
         let mut taken = Vec::new();
         let keys = Arc::clone(&self.queue_keys);
@@ -696,9 +692,7 @@ impl Fetcher {
             taken.extend(match asked {
                 Asked::All => self.learn(round).await,
                 Asked::Some(positions) => {
-                    let names = positions
-                        .iter()
-                        .map(|&position| keys[position].name.as_str());
+                    let names = positions.iter().map(|&position| &*keys[position].name);
                     self.learn_some(names, round).await
                 }
             });
@@ -768,7 +762,7 @@ impl Fetcher {
     async fn claim(&self, job: &Fetched) -> Result<Option<Option<crate::cap::Lease>>, Error> {
         let keys = self.shared.keys();
         let lease = crate::cap::Lease::new(
-            job.queue.clone(),
+            job.queue.to_string(),
             crate::cap::Leases::member(&self.shared.identity, self.shared.leases.reserve(1)),
         );
         let mut invocation = scripts::CLAIM.prepare_invoke();
@@ -896,8 +890,8 @@ impl Fetcher {
             // A queue's lease: `noted` holds no other kind (see `sweep`).
             let queue = lease
                 .as_ref()
-                .map_or(&job.queue, |lease| &lease.name)
-                .clone();
+                .map_or(&*job.queue, |lease| lease.name.as_str())
+                .to_owned();
             let member = lease.map(|lease| lease.member);
             match idle::claim(&self.shared, &queue, &job.json, member).await {
                 Ok(Claimed::Leased(lease)) => {

@@ -35,6 +35,10 @@ pub(crate) struct Round {
     pub(crate) reach: usize,
     /// The positions (from 1, in its order) of the queues it took jobs from, each once.
     pub(crate) sources: Vec<usize>,
+    /// The positions (from 1, in its order) of the queues asked that hold jobs after it
+    /// (paused ones left out), when it was asked to report them and found no more than it was
+    /// asked for; `None` otherwise.
+    pub(crate) holders: Option<Vec<usize>>,
 }
 
 /// A capped queue, as one round saw it.
@@ -57,7 +61,7 @@ pub(crate) struct Capped {
 #[derive(Debug)]
 pub(crate) struct QueueKeys {
     /// The queue's name (`<q>`).
-    pub(crate) name: String,
+    pub(crate) name: std::sync::Arc<str>,
     /// Its list, `queue:<q>`.
     pub(crate) list: String,
     /// Its global cap.
@@ -75,7 +79,7 @@ impl QueueKeys {
     pub(crate) fn new(shared: &Shared, name: &str) -> Self {
         let keyring = shared.keys();
         Self {
-            name: name.to_owned(),
+            name: name.into(),
             list: keyring.queue(name),
             cap: keyring.cap_queue(name),
             leases: keyring.cap_queue_leases(name),
@@ -100,16 +104,20 @@ impl QueueKeys {
 /// when a worker first meets a cap, so that no round passes over a capped queue's jobs or
 /// takes them without a lease; the try sent again takes no more than `free` jobs, as a worker
 /// with a capped queue does. Only the last try's messages (keys it could not read) are logged.
+/// With `holders` above 0, the round also says which of its queues hold jobs after it, when no
+/// more than `holders` do ([`Round::holders`]).
 pub(crate) async fn run(
     shared: &Shared,
     queues: &[&QueueKeys],
     drawn: &[(usize, usize)],
     wanted: usize,
     free: usize,
+    holders: usize,
 ) -> Result<Round, Error> {
     let mut wanted = wanted;
     loop {
-        let (round, messages, newly_capped) = run_once(shared, queues, drawn, wanted, free).await?;
+        let (round, messages, newly_capped) =
+            run_once(shared, queues, drawn, wanted, free, holders).await?;
         // The script names only queues whose keys this try was not given (then it took
         // nothing), and each is marked before the next try is sent: so each try passes more
         // keys than the one before, and this ends within as many tries as there are queues,
@@ -145,6 +153,7 @@ async fn run_once(
     drawn: &[(usize, usize)],
     wanted: usize,
     free: usize,
+    holders: usize,
 ) -> Result<(Round, Vec<Vec<u8>>, Vec<usize>), Error> {
     let keyring = shared.keys();
     let capped_keys: Vec<(usize, &QueueKeys)> = queues
@@ -173,7 +182,7 @@ async fn run_once(
     let mut command = crate::redis::evalsha(
         &scripts::FETCH,
         4 + queues.len() + 2 * capped_keys.len(),
-        8,
+        9,
         size + picks.len()
             + positions.len()
             + list_prefix.len()
@@ -202,7 +211,8 @@ async fn run_once(
         .arg(shared.leases.lifetime_ms())
         .arg(&picks)
         .arg(&list_prefix)
-        .arg(&positions);
+        .arg(&positions)
+        .arg(holders);
     let asked_at = Instant::now();
     let reply: Reply = shared
         .redis()
@@ -231,7 +241,7 @@ async fn run_once(
                 let lease = (!leases.is_empty())
                     .then(|| leases.remove(&(index + 1)))
                     .flatten()
-                    .map(|member| crate::cap::Lease::new(queue.clone(), member));
+                    .map(|member| crate::cap::Lease::new(queue.to_string(), member));
                 if let Some(lease) = &lease {
                     shared.leases.hold(&json, lease);
                 }
@@ -244,14 +254,14 @@ async fn run_once(
     let paused = reply
         .paused
         .into_iter()
-        .filter_map(|position| queue(position).cloned())
+        .filter_map(|position| queue(position).map(ToString::to_string))
         .collect();
     let capped = reply
         .capped
         .into_iter()
         .filter_map(|(position, cap, room, waiting)| {
             queue(position).map(|queue| Capped {
-                queue: queue.clone(),
+                queue: queue.to_string(),
                 cap,
                 room,
                 waiting,
@@ -266,6 +276,8 @@ async fn run_once(
         wanted,
         reach,
         sources,
+        // `[0]`: more than asked for.
+        holders: (holders > 0 && reply.holders != [0]).then_some(reply.holders),
     };
     Ok((round, messages, reply.unkeyed))
 }
@@ -284,6 +296,9 @@ struct Reply {
     capped: Vec<(usize, u64, u64, u64)>,
     /// The positions of the capped queues whose cap keys the round was not given.
     unkeyed: Vec<usize>,
+    /// The positions of the queues holding jobs after the round, when asked and no more than
+    /// asked for hold jobs; `[0]` when more do.
+    holders: Vec<usize>,
 }
 
 impl FromRedisValue for Reply {
@@ -301,6 +316,7 @@ impl FromRedisValue for Reply {
         let capped = Vec::<(usize, u64, u64, u64)>::from_redis_value(section())?;
         let runs = Vec::<usize>::from_redis_value(section())?;
         let unkeyed = Vec::<usize>::from_redis_value(section())?;
+        let holders = Vec::<usize>::from_redis_value(section())?;
         let taken = with_positions(entries, &runs)?;
         Ok(Self {
             taken,
@@ -308,6 +324,7 @@ impl FromRedisValue for Reply {
             leases,
             capped,
             unkeyed,
+            holders,
         })
     }
 }
@@ -380,12 +397,13 @@ mod tests {
                 leases: Vec::new(),
                 capped: Vec::new(),
                 unkeyed: Vec::new(),
+                holders: Vec::new(),
             }
         );
     }
 
     #[test]
-    fn reads_the_leases_the_capped_queues_and_those_without_cap_keys() {
+    fn reads_the_leases_the_capped_queues_those_without_cap_keys_and_the_holders() {
         let taken = Value::Array(vec![data("{\"jid\":\"a\"}"), data("{\"jid\":\"b\"}")]);
         let leases = Value::Array(vec![Value::Array(vec![Value::Int(2), data("h:1:a|7")])]);
         let capped = Value::Array(vec![ints(&[1, 2, 0, 7]), ints(&[3, 5, 4, 0])]);
@@ -396,12 +414,14 @@ mod tests {
             capped,
             ints(&[2, 1, 1, 1]),
             ints(&[4]),
+            ints(&[1, 3]),
             data("a later section"),
         ]))
         .unwrap();
         assert_eq!(reply.leases, vec![(2, "h:1:a|7".to_owned())]);
         assert_eq!(reply.capped, vec![(1, 2, 0, 7), (3, 5, 4, 0)]);
         assert_eq!(reply.unkeyed, vec![4]);
+        assert_eq!(reply.holders, vec![1, 3]);
         let positions: Vec<usize> = reply.taken.iter().map(|(position, _)| *position).collect();
         assert_eq!(positions, vec![2, 1]);
     }
@@ -409,6 +429,7 @@ mod tests {
     #[test]
     fn ignores_sections_it_does_not_know_and_empty_ones() {
         let reply = Reply::from_redis_value(Value::Array(vec![
+            empty(),
             empty(),
             empty(),
             empty(),
@@ -426,6 +447,7 @@ mod tests {
                 leases: Vec::new(),
                 capped: Vec::new(),
                 unkeyed: Vec::new(),
+                holders: Vec::new(),
             }
         );
         assert!(Reply::from_redis_value(Value::Int(1)).is_err());

@@ -1,0 +1,73 @@
+//! The fetch script's report of the queues holding jobs (`jobs-runtime/src/redis/scripts/
+//! fetch.lua`, section 7 of its reply), called directly on a real Redis: what a weighted
+//! worker's first looks ask besides the first of each round's order.
+
+use crate::support::TestRedis;
+
+const FETCH: &str = include_str!("../../jobs-runtime/src/redis/scripts/fetch.lua");
+
+/// Calls the fetch script on the lists of `queues`, wanting `wanted` jobs and asking for at
+/// most `report` holders; the holders section of its reply.
+async fn holders(redis: &TestRedis, queues: &[String], wanted: usize, report: usize) -> Vec<u64> {
+    let mut raw = redis.raw().await;
+    let script = redis::Script::new(FETCH);
+    let mut invocation = script.prepare_invoke();
+    invocation
+        .key("jobs:working:test")
+        .key("jobs:workers")
+        .key("paused")
+        .key("jobs:caps");
+    for queue in queues {
+        invocation.key(format!("queue:{queue}"));
+    }
+    invocation
+        .arg(wanted)
+        .arg("test")
+        .arg(wanted)
+        .arg(1)
+        .arg(60_000)
+        .arg("")
+        .arg("queue:")
+        .arg("")
+        .arg(report);
+    let reply: Vec<redis::Value> = invocation.invoke_async(&mut raw).await.unwrap();
+    redis::from_redis_value(reply[6].clone()).unwrap()
+}
+
+#[tokio::test]
+async fn a_fetch_names_the_queues_holding_jobs_after_it_paused_ones_left_out() {
+    let redis = TestRedis::start();
+    let mut raw = redis.raw().await;
+    let queues: Vec<String> = (0..100).map(|n| format!("q{n}")).collect();
+    for (queue, jobs) in [("q5", 3), ("q40", 2), ("q70", 1), ("q99", 1)] {
+        for n in 0..jobs {
+            let _: () = redis::cmd("LPUSH")
+                .arg(format!("queue:{queue}"))
+                .arg(format!("{{\"class\":\"A\",\"jid\":\"{queue}-{n}\"}}"))
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+        }
+    }
+    let _: () = redis::cmd("SADD")
+        .arg("paused")
+        .arg("q40")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    // One job taken, from q5 (first in order): q5, q70 and q99 still hold jobs (positions
+    // from 1); q40 does too, but it is paused.
+    assert_eq!(holders(&redis, &queues, 1, 32).await, [6, 71, 100]);
+    // More than asked for: `[0]`.
+    assert_eq!(holders(&redis, &queues, 0, 2).await, [0]);
+    // Asking for none: none named.
+    assert!(holders(&redis, &queues, 0, 0).await.is_empty());
+    // A fetch that falls short took everything it could: nothing holds jobs it could take.
+    assert!(holders(&redis, &queues, 100, 32).await.is_empty());
+    let left: usize = redis::cmd("LLEN")
+        .arg("queue:q40")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(left, 2, "the paused queue keeps its jobs");
+}
