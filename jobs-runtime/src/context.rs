@@ -79,7 +79,7 @@ impl JobContext {
     /// A context with no facts in it (an empty jid, class and queue; no batch, client or
     /// times), which the worker passes to a job that does not read its context
     /// ([`Job::READS_CONTEXT`](crate::Job::READS_CONTEXT) false). It allocates nothing.
-    pub fn unread() -> Self {
+    pub(crate) fn unread() -> Self {
         Self {
             bid: None,
             batch_callback: None,

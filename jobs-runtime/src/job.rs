@@ -33,8 +33,9 @@ pub trait Job: Sized + Send + 'static {
     const STATE: &'static [StateType] = &[];
     /// Whether [`perform`](Self::perform) reads its [`JobContext`]. `#[job]` sets it to
     /// `false` for a function without a `#[context]` parameter; the worker then passes a
-    /// context with no facts in it ([`JobContext::unread`]) instead of building one from the
-    /// payload for each job. Leave it `true` in a hand-written implementation that reads it.
+    /// context with no facts in it (an empty jid, class and queue) instead of building one
+    /// from the payload for each job. Leave it `true` in a hand-written implementation that
+    /// reads it.
     const READS_CONTEXT: bool = true;
 
     /// The arguments as Sidekiq's positional JSON array.

@@ -80,7 +80,7 @@ impl Registration {
     }
 
     /// Whether the job reads its context ([`Job::READS_CONTEXT`]): when not, the worker passes
-    /// [`JobContext::unread`] rather than build one.
+    /// a context with no facts in it rather than build one.
     pub fn reads_context(&self) -> bool {
         self.reads_context
     }

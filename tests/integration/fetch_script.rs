@@ -55,11 +55,19 @@ async fn a_fetch_names_the_queues_holding_jobs_after_it_paused_ones_left_out() {
         .query_async(&mut raw)
         .await
         .unwrap();
+    // Not a list: no queue to ask again, but a key all the same.
+    let _: () = redis::cmd("SET")
+        .arg("queue:q80")
+        .arg("not a list")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
     // One job taken, from q5 (first in order): q5, q70 and q99 still hold jobs (positions
     // from 1); q40 does too, but it is paused.
     assert_eq!(holders(&redis, &queues, 1, 32).await, [6, 71, 100]);
-    // More than asked for: `[0]`.
-    assert_eq!(holders(&redis, &queues, 0, 2).await, [0]);
+    // Four keys (q80's counted) where three are asked for: more than asked, `[0]`.
+    assert_eq!(holders(&redis, &queues, 0, 3).await, [0]);
+    assert_eq!(holders(&redis, &queues, 0, 4).await, [6, 71, 100]);
     // Asking for none: none named.
     assert!(holders(&redis, &queues, 0, 0).await.is_empty());
     // A fetch that falls short took everything it could: nothing holds jobs it could take.

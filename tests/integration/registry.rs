@@ -28,9 +28,9 @@ fn every_job_is_registered_under_its_wire_name() {
 }
 
 #[test]
-fn only_a_job_with_a_context_parameter_has_its_context_built() {
+fn a_job_says_whether_it_reads_its_context() {
     // The worker builds a job's context (its jid, class, queue and tags copied from the
-    // payload) only for a job that takes one.
+    // payload) only for a job that says it reads one: those with a `#[context]` parameter.
     let registry = Registry::from_inventory().unwrap();
     assert!(registry.get("RecordCall").unwrap().reads_context());
     assert!(!registry.get("ScoreGeneration").unwrap().reads_context());

@@ -73,11 +73,12 @@
 --               the job).
 --   [6] unkeyed: the positions of the queues jobs:caps names whose cap and leases keys were not
 --               given (ARGV[8]); when there is one, no job was taken.
---   [7] holders: the positions of the asked queues that hold jobs after this step, paused ones
---               and unreadable ones left out, in order, when there are no more than ARGV[9];
---               {0} when there are more. Empty when ARGV[9] asks for none. A step that took
---               fewer jobs than wanted took all the other queues held: it names only capped
---               queues, with no look at the others.
+--   [7] holders: the positions of the asked queues that hold jobs after this step (paused ones,
+--               and keys that are not lists, left out), in order, when there are no more than
+--               ARGV[9] (keys of any type counted); {0} when there are more. Empty when ARGV[9]
+--               asks for none. A step that took fewer jobs than wanted (and kept them) took all
+--               that the other queues held: it names only capped queues, with no look at the
+--               others.
 -- Jobs leave the right end of a queue (the oldest) and enter the left end of the working list.
 local working = KEYS[1]
 local wanted = tonumber(ARGV[1])
@@ -261,6 +262,7 @@ local function take_from(position, most)
     local jobs = redis.pcall('RPOP', queue, want)
     if type(jobs) == 'table' and jobs.err then
       take(0, queue .. ': ' .. jobs.err)
+      skip[position] = true
     elseif jobs then
       popped[#popped + 1] = {position, jobs}
       local lease_args = {}
@@ -381,15 +383,45 @@ for _, entry in ipairs(capped) do
   local waiting = redis.pcall('LLEN', list_key(entry[1]))
   entry[4] = type(waiting) == 'number' and waiting or 0
 end
--- The queues holding jobs now, when asked. A round that fell short of what it wanted took
--- all that every queue it could take from held: only capped queues can still hold jobs.
--- Otherwise, runs of SPAN with no key are passed over with one EXISTS, as above, and so are
--- the rest once a run's EXISTS counts more keys than are left to report; in the others, the
--- queues are looked at one by one until the run's keys are all found.
+-- The queues holding jobs now, when asked (ARGV[9]). A round that fell short of what it wanted
+-- took all that every queue it could take from held: only capped queues can still hold jobs.
+-- Otherwise the queues not skipped are counted with one EXISTS per run of SPAN; more than asked
+-- for ends the search at once, and a run with keys is halved until each key is found (a key
+-- among 64 costs six more EXISTS, not up to 64). Each queue found is kept only if its key is a
+-- list: a key of the wrong type is not a queue to ask again.
 local holders = {}
 local report = tonumber(ARGV[9] or '0') or 0
 local more = false
-if report > 0 and wanted > 0 and count < wanted then
+-- The number of keys among the queues at `candidates[from..to]`; a refusal (not expected of
+-- EXISTS) counts as every key found.
+local function keys_among(candidates, from, to)
+  local span = {}
+  for index = from, to do
+    span[#span + 1] = list_key(candidates[index])
+  end
+  local found = redis.pcall('EXISTS', unpack(span))
+  if type(found) ~= 'number' then
+    return #span
+  end
+  return found
+end
+-- Adds to `holders`, in order, the queues at `candidates[from..to]` with a key, `found` of them.
+local function find_keys(candidates, from, to, found)
+  if found == 0 then
+    return
+  end
+  if found == to - from + 1 then
+    for index = from, to do
+      holders[#holders + 1] = candidates[index]
+    end
+    return
+  end
+  local middle = math.floor((from + to) / 2)
+  local left = keys_among(candidates, from, middle)
+  find_keys(candidates, from, middle, left)
+  find_keys(candidates, middle + 1, to, found - left)
+end
+if report > 0 and wanted > 0 and count < wanted and not refused then
   for _, entry in ipairs(capped) do
     if entry[4] > 0 then
       holders[#holders + 1] = entry[1]
@@ -397,40 +429,36 @@ if report > 0 and wanted > 0 and count < wanted then
   end
   more = #holders > report
 elseif report > 0 then
-  local first = 1
-  while first <= queues and not more do
-    local last = math.min(first + SPAN - 1, queues)
-    local span = {}
-    local skipped = 0
-    for at = first, last do
-      span[#span + 1] = list_key(at)
-      if skip[at] then
-        skipped = skipped + 1
-      end
+  local candidates = {}
+  for position = 1, queues do
+    if not skip[position] then
+      candidates[#candidates + 1] = position
     end
-    -- A refusal (not expected of EXISTS) counts as keys found: the run is looked at.
-    local found = redis.pcall('EXISTS', unpack(span))
-    if type(found) ~= 'number' then
-      found = #span
-    end
-    if found - skipped > report - #holders then
+  end
+  local runs = {}
+  local total = 0
+  for from = 1, #candidates, SPAN do
+    local to = math.min(from + SPAN - 1, #candidates)
+    local found = keys_among(candidates, from, to)
+    runs[#runs + 1] = {from, to, found}
+    total = total + found
+    if total > report then
       more = true
-    elseif found > 0 then
-      -- Until the run's keys are all found.
-      for at = first, last do
-        if found == 0 then
-          break
-        end
-        if redis.pcall('EXISTS', list_key(at)) == 1 then
-          found = found - 1
-          if not skip[at] then
-            holders[#holders + 1] = at
-          end
-        end
-      end
-      more = #holders > report
+      break
     end
-    first = last + 1
+  end
+  if not more then
+    for _, run in ipairs(runs) do
+      find_keys(candidates, run[1], run[2], run[3])
+    end
+    local lists = {}
+    for _, position in ipairs(holders) do
+      local kind = redis.pcall('TYPE', list_key(position))
+      if type(kind) == 'table' and kind.ok == 'list' then
+        lists[#lists + 1] = position
+      end
+    end
+    holders = lists
   end
 end
 if more then

@@ -325,7 +325,7 @@ async fn look_at_all(
 }
 
 /// The queues a round looks at first, when it has more: weighted, the first [`FIRST_LOOK`] of
-/// its order, then those beyond them it drew jobs for or the last fetch took jobs from, in the
+/// its order, then those beyond them it drew jobs for or knows to hold jobs, in the
 /// same order; strict, the first of its order ([`Span`]).
 #[derive(Debug)]
 struct FirstLook {
