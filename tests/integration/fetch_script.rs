@@ -2,6 +2,8 @@
 //! fetch.lua`, section 7 of its reply), called directly on a real Redis: what a weighted
 //! worker's first looks ask besides the first of each round's order.
 
+use redis::AsyncCommands;
+
 use crate::support::TestRedis;
 
 const FETCH: &str = include_str!("../../jobs-runtime/src/redis/scripts/fetch.lua");
@@ -41,27 +43,13 @@ async fn a_fetch_names_the_queues_holding_jobs_after_it_paused_ones_left_out() {
     let queues: Vec<String> = (0..100).map(|n| format!("q{n}")).collect();
     for (queue, jobs) in [("q5", 3), ("q40", 2), ("q70", 1), ("q99", 1)] {
         for n in 0..jobs {
-            let _: () = redis::cmd("LPUSH")
-                .arg(format!("queue:{queue}"))
-                .arg(format!("{{\"class\":\"A\",\"jid\":\"{queue}-{n}\"}}"))
-                .query_async(&mut raw)
-                .await
-                .unwrap();
+            let job = format!("{{\"class\":\"A\",\"jid\":\"{queue}-{n}\"}}");
+            let _: () = raw.lpush(format!("queue:{queue}"), job).await.unwrap();
         }
     }
-    let _: () = redis::cmd("SADD")
-        .arg("paused")
-        .arg("q40")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    let _: () = raw.sadd("paused", "q40").await.unwrap();
     // Not a list: no queue to ask again, but a key all the same.
-    let _: () = redis::cmd("SET")
-        .arg("queue:q80")
-        .arg("not a list")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    let _: () = raw.set("queue:q80", "not a list").await.unwrap();
     // One job taken, from q5 (first in order): q5, q70 and q99 still hold jobs (positions
     // from 1); q40 does too, but it is paused.
     assert_eq!(holders(&redis, &queues, 1, 32).await, [6, 71, 100]);
@@ -72,10 +60,6 @@ async fn a_fetch_names_the_queues_holding_jobs_after_it_paused_ones_left_out() {
     assert!(holders(&redis, &queues, 0, 0).await.is_empty());
     // A fetch that falls short took everything it could: nothing holds jobs it could take.
     assert!(holders(&redis, &queues, 100, 32).await.is_empty());
-    let left: usize = redis::cmd("LLEN")
-        .arg("queue:q40")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    let left: usize = raw.llen("queue:q40").await.unwrap();
     assert_eq!(left, 2, "the paused queue keeps its jobs");
 }

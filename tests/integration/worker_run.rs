@@ -239,40 +239,24 @@ async fn a_weighted_worker_on_a_thousand_queues_sends_few_keys_while_its_jobs_wa
     // A first look that also asks the queues known to hold jobs finds them there: with every
     // job in one queue of a thousand, Redis reads about a hundred queue keys a round, not
     // 1,000, where first looks found the jobs only when a round drew their queue.
-    let redis = TestRedis::start();
-    let client = redis.client();
     let queues: Vec<String> = (0..1_000)
         .map(|n| format!("weighted-queue-with-a-rather-long-name-{n:04}"))
         .collect();
-    let labels: Vec<String> = (0..2_000).map(|n| format!("j{n}")).collect();
-    push_labels_to(&client, &queues[500], &labels).await;
-    let all_keys = list_key_bytes(&queues);
-    let (calls, bytes) = (redis.fetch_script_calls().await, redis.bytes_in().await);
-    let log = CallLog::default();
-    worker(&redis, &log)
-        .weighted_queues(
+    let (a_round, all_keys) = bytes_a_round(&queues, 500, |worker| {
+        worker.weighted_queues(
             queues
                 .iter()
                 .map(|queue| QueueSpec::weighted(queue.clone(), 1)),
         )
-        .concurrency(10)
-        // One beat in the drain, as in the strict test above.
-        .heartbeat(Duration::from_secs(60), Duration::from_secs(180))
-        .drain()
-        .await
-        .unwrap();
-    assert_ran_once(&log, &labels);
-    let calls = redis.fetch_script_calls().await - calls;
-    let bytes = redis.bytes_in().await - bytes;
+    })
+    .await;
     // A round over all the queues sends `all_keys` bytes (56 KB); a first look about 6 KB,
     // and the acknowledgements about 16 KB a round: about 22 KB. The bound leaves room for a
     // slow build, which sends a look at all every second besides (after 1.15 × `all_keys` a
     // round without first looks).
     assert!(
-        bytes < calls * all_keys * 3 / 5,
-        "Redis read {bytes} bytes in {calls} fetch rounds: {} a round, where all the queues' \
-         keys are {all_keys}",
-        bytes / calls.max(1)
+        a_round < all_keys * 3 / 5,
+        "Redis read {a_round} bytes a fetch round, where all the queues' keys are {all_keys}"
     );
 }
 
@@ -317,18 +301,6 @@ async fn a_weighted_worker_on_a_thousand_queues_switches_between_its_two_busy_on
     );
 }
 
-/// What one round over all of `queues` sends of their list keys alone
-/// (`$<len>\r\n<key>\r\n`).
-fn list_key_bytes(queues: &[String]) -> u64 {
-    queues
-        .iter()
-        .map(|queue| {
-            let key = format!("queue:{queue}");
-            (key.len() + key.len().to_string().len() + 5) as u64
-        })
-        .sum()
-}
-
 /// Pushes `Record` jobs labelled `<queue> 0`, `<queue> 1`… to `queue`; their labels.
 async fn push_labelled(client: &jobs::Client, queue: &str, n: usize) -> Vec<String> {
     let labels: Vec<String> = (0..n).map(|n| format!("{queue} {n}")).collect();
@@ -342,18 +314,41 @@ async fn a_strict_worker_on_a_thousand_queues_sends_only_those_up_to_its_jobs() 
     // over the first queues takes what one over all would whenever it fills. A busy strict
     // worker asks the queues up to the furthest its last fetch took from, and 32 more: with
     // every job in the first queue, Redis reads 33 queue keys a round, not 1,000.
-    let redis = TestRedis::start();
-    let client = redis.client();
     let queues: Vec<String> = (0..1_000)
         .map(|n| format!("strict-order-queue-with-a-rather-long-name-{n:04}"))
         .collect();
+    let (a_round, all_keys) =
+        bytes_a_round(&queues, 0, |worker| worker.queues(queues.iter().cloned())).await;
+    // Every round over all the queues would have sent `all_keys` bytes (60 KB); a round over
+    // the first 33 sends about 2 KB, and the acknowledgements about 16 KB a round (at most 40
+    // jobs a round: at least 50 rounds).
+    assert!(
+        a_round < all_keys / 2,
+        "Redis read {a_round} bytes a fetch round, where all the queues' keys are {all_keys}"
+    );
+}
+
+/// Drains 2,000 jobs pushed to `queues[busy]` with a worker (concurrency 10) that `order`
+/// gives its queues; returns what Redis read a fetch round, in bytes, and what one round over
+/// all of `queues` sends of their list keys alone (`$<len>\r\n<key>\r\n`).
+async fn bytes_a_round(
+    queues: &[String],
+    busy: usize,
+    order: impl FnOnce(jobs::Worker) -> jobs::Worker,
+) -> (u64, u64) {
+    let redis = TestRedis::start();
     let labels: Vec<String> = (0..2_000).map(|n| format!("j{n}")).collect();
-    push_labels_to(&client, &queues[0], &labels).await;
-    let all_keys = list_key_bytes(&queues);
+    push_labels_to(&redis.client(), &queues[busy], &labels).await;
+    let all_keys: u64 = queues
+        .iter()
+        .map(|queue| {
+            let key = format!("queue:{queue}");
+            (key.len() + key.len().to_string().len() + 5) as u64
+        })
+        .sum();
     let (calls, bytes) = (redis.fetch_script_calls().await, redis.bytes_in().await);
     let log = CallLog::default();
-    worker(&redis, &log)
-        .queues(queues.iter().cloned())
+    order(worker(&redis, &log))
         .concurrency(10)
         // One beat in the drain: each names the 1,000 queues three times (150 KB), and a drain
         // slowed by a busy machine would count more of them.
@@ -364,15 +359,7 @@ async fn a_strict_worker_on_a_thousand_queues_sends_only_those_up_to_its_jobs() 
     assert_ran_once(&log, &labels);
     let calls = redis.fetch_script_calls().await - calls;
     let bytes = redis.bytes_in().await - bytes;
-    // Every round over all the queues would have sent `all_keys` bytes (60 KB); a round over
-    // the first 33 sends about 2 KB, and the acknowledgements about 16 KB a round (at most 40
-    // jobs a round: at least 50 rounds).
-    assert!(
-        bytes < calls * all_keys / 2,
-        "Redis read {bytes} bytes in {calls} fetch rounds: {} a round, where all the queues' \
-         keys are {all_keys}",
-        bytes / calls.max(1)
-    );
+    (bytes / calls.max(1), all_keys)
 }
 
 #[tokio::test]
