@@ -20,10 +20,10 @@
 //! it skips hold nothing: with the holders known, unless a skipped queue got jobs since the
 //! last look at all. Such a queue's jobs are taken once a round draws it a job or puts it
 //! among the first of its order, and it is known to hold jobs from the next look at all, about
-//! a second later (one comes once the pauses known are a second old). A busy worker on a thousand queues sends
-//! Redis about a hundred keys a round instead of 1,000, whether its jobs are spread over the
-//! queues or wait in a few of them. The second round, when one is needed, asks all the queues
-//! in the same order for what is still wanted.
+//! a second later (one comes once the pauses known are a second old). A busy worker on a
+//! thousand queues sends Redis about a hundred keys a round instead of 1,000, whether its jobs
+//! are spread over the queues or wait in a few of them. The second round, when one is needed,
+//! asks all the queues in the same order for what is still wanted.
 //!
 //! [`QueueOrder::draw`]: crate::worker::order::QueueOrder::draw
 
@@ -325,8 +325,8 @@ async fn look_at_all(
 }
 
 /// The queues a round looks at first, when it has more: weighted, the first [`FIRST_LOOK`] of
-/// its order, then those beyond them it drew jobs for or knows to hold jobs, in the
-/// same order; strict, the first of its order ([`Span`]).
+/// its order, then those beyond them it drew jobs for or knows to hold jobs, in the same
+/// order; strict, the first of its order ([`Span`]).
 #[derive(Debug)]
 struct FirstLook {
     /// The queues, by position in the fetcher's queues, in the order to take from.
