@@ -261,10 +261,7 @@ fn seen_by_all(span: &Span, draw: &Draw, round: &Round) -> Option<Seen> {
     }
     Some(match &round.holders {
         Some(holders) => {
-            let mut positions: Vec<usize> = holders
-                .iter()
-                .filter_map(|&holder| draw.order.get(holder.checked_sub(1)?).copied())
-                .collect();
+            let mut positions = in_fetcher(holders, &draw.order);
             positions.sort_unstable();
             Seen::Exactly(positions)
         }
@@ -276,15 +273,18 @@ fn seen_by_all(span: &Span, draw: &Draw, round: &Round) -> Option<Seen> {
 /// its order) took jobs from; `None` when strict.
 fn seen_by_first_look(span: &Span, round: &Round, asked: &[usize]) -> Option<Seen> {
     match span {
-        Span::Weighted { .. } => Some(Seen::TookFrom(
-            round
-                .sources
-                .iter()
-                .filter_map(|&source| asked.get(source.checked_sub(1)?).copied())
-                .collect(),
-        )),
+        Span::Weighted { .. } => Some(Seen::TookFrom(in_fetcher(&round.sources, asked))),
         Span::Strict { .. } => None,
     }
+}
+
+/// A round's `positions` (from 1, in its order) as positions in the fetcher's queues, `asked`
+/// being the round's queues by position in the fetcher's queues.
+fn in_fetcher(positions: &[usize], asked: &[usize]) -> Vec<usize> {
+    positions
+        .iter()
+        .filter_map(|&position| asked.get(position.checked_sub(1)?).copied())
+        .collect()
 }
 
 /// `keys` (the fetcher's queues) in `draw`'s order.
