@@ -8,10 +8,14 @@ use crate::support::TestRedis;
 
 const FETCH: &str = include_str!("../../jobs-runtime/src/redis/scripts/fetch.lua");
 
-/// Calls the fetch script on the lists of `queues`, wanting `wanted` jobs and asking for at
-/// most `report` holders; the holders section of its reply.
-async fn holders(redis: &TestRedis, queues: &[String], wanted: usize, report: usize) -> Vec<u64> {
-    let mut raw = redis.raw().await;
+/// Calls the fetch script on the lists of `queues` through `connection`, wanting `wanted` jobs
+/// and asking for at most `report` holders; the holders section of its reply.
+async fn holders_through(
+    connection: &mut redis::aio::MultiplexedConnection,
+    queues: &[String],
+    wanted: usize,
+    report: usize,
+) -> Vec<u64> {
     let script = redis::Script::new(FETCH);
     let mut invocation = script.prepare_invoke();
     invocation
@@ -32,8 +36,13 @@ async fn holders(redis: &TestRedis, queues: &[String], wanted: usize, report: us
         .arg("queue:")
         .arg("")
         .arg(report);
-    let reply: Vec<redis::Value> = invocation.invoke_async(&mut raw).await.unwrap();
+    let reply: Vec<redis::Value> = invocation.invoke_async(connection).await.unwrap();
     redis::from_redis_value(reply[6].clone()).unwrap()
+}
+
+/// [`holders_through`] a connection of the default user.
+async fn holders(redis: &TestRedis, queues: &[String], wanted: usize, report: usize) -> Vec<u64> {
+    holders_through(&mut redis.raw().await, queues, wanted, report).await
 }
 
 #[tokio::test]
@@ -62,4 +71,40 @@ async fn a_fetch_names_the_queues_holding_jobs_after_it_paused_ones_left_out() {
     assert!(holders(&redis, &queues, 100, 32).await.is_empty());
     let left: usize = raw.llen("queue:q40").await.unwrap();
     assert_eq!(left, 2, "the paused queue keeps its jobs");
+}
+
+#[tokio::test]
+async fn a_fetch_whose_push_is_refused_names_the_queues_it_put_back() {
+    // The jobs a fetch took go back to their queues when the push onto the working list is
+    // refused (an ACL here): the queues hold them again, though the fetch took fewer than it
+    // wanted, so it names them rather than only the capped queues.
+    let redis = TestRedis::start();
+    let mut raw = redis.raw().await;
+    let queues: Vec<String> = (0..40).map(|n| format!("q{n}")).collect();
+    for queue in ["q1", "q3"] {
+        let _: () = raw
+            .lpush(format!("queue:{queue}"), format!("{{\"jid\":\"{queue}\"}}"))
+            .await
+            .unwrap();
+    }
+    // Every key and command but `LPUSH`, the push onto the working list.
+    let _: () = redis::cmd("ACL")
+        .arg(&[
+            "SETUSER", "pushless", "on", ">secret", "~*", "&*", "+@all", "-lpush",
+        ])
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let url = format!("redis://pushless:secret@127.0.0.1:{}/0", redis.port());
+    let mut pushless = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    assert_eq!(
+        holders_through(&mut pushless, &queues, 100, 32).await,
+        [2, 4]
+    );
+    let working: usize = raw.llen("jobs:working:test").await.unwrap();
+    assert_eq!(working, 0, "no job taken");
 }
