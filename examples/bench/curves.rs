@@ -9,8 +9,8 @@
 //! job, and the worker's RSS.
 //!
 //! - `concurrency`: N no-op jobs drained at concurrency 1, 10, 100 and 1,000;
-//! - `payload`: no-op jobs whose argument is 100 B (N jobs), 10 KB (N/5) and 1 MB (N/500, at
-//!   least 20), concurrency 10;
+//! - `payload`: no-op jobs whose argument is 100 B (N jobs), 1 KB (N), 10 KB (N/5) and 1 MB
+//!   (N/100, at least 200: with fewer, the worker's start weighs on the figures), concurrency 10;
 //! - `queues`: N jobs spread evenly over 1, 100 and 1,000 queues, strict order and weighted (every
 //!   weight 1), concurrency 10; then all N in the first of 1,000 queues (`busy=1`);
 //! - `runtime`: the same drain on a current-thread runtime and on a multi-thread one with two
@@ -135,7 +135,12 @@ pub(crate) async fn figures(n: usize, rounds: usize, only: Option<&str>) -> Resu
             },
         ));
     }
-    for (payload, jobs) in [(100, n), (10_000, n / 5), (1_000_000, (n / 500).max(20))] {
+    for (payload, jobs) in [
+        (100, n),
+        (1_000, n),
+        (10_000, n / 5),
+        (1_000_000, (n / 100).max(200)),
+    ] {
         points.push((
             format!("curve=payload bytes={payload}"),
             Drain {

@@ -55,9 +55,9 @@ pub(crate) fn stamp(payload: &mut Payload, due: Timestamp) -> Result<(), String>
     Ok(())
 }
 
-/// Whether `payload` is past its deadline at `now` and has never started: then it is dropped,
-/// not run.
-pub(crate) fn has_expired(payload: &Payload, now: Timestamp) -> bool {
+/// Whether `payload` is past its deadline at the time `now` reads and has never started: then
+/// it is dropped, not run. The clock is read only for a job with a deadline.
+pub(crate) fn has_expired(payload: &Payload, now: impl FnOnce() -> Timestamp) -> bool {
     let Some(deadline) = payload
         .extra
         .get(EXPIRES_AT)
@@ -71,7 +71,7 @@ pub(crate) fn has_expired(payload: &Payload, now: Timestamp) -> bool {
         || STARTED_MARKS
             .iter()
             .any(|key| payload.extra.contains_key(*key));
-    !started && now.as_epoch_seconds() > deadline
+    !started && now().as_epoch_seconds() > deadline
 }
 
 #[cfg(test)]
@@ -91,8 +91,8 @@ mod tests {
         let mut payload = Payload::new("Report", vec![]);
         set_option(&mut payload, Duration::from_secs(60)).unwrap();
         stamp(&mut payload, at(1_000.0)).unwrap();
-        assert!(!has_expired(&payload, at(1_059.0)));
-        assert!(has_expired(&payload, at(1_061.0)));
+        assert!(!has_expired(&payload, || at(1_059.0)));
+        assert!(has_expired(&payload, || at(1_061.0)));
     }
 
     #[test]
@@ -102,17 +102,17 @@ mod tests {
         stamp(&mut payload, at(1_000.0)).unwrap();
         let mut retried = payload.clone();
         retried.retry_count = Some(0);
-        assert!(!has_expired(&retried, at(5_000.0)));
+        assert!(!has_expired(&retried, || at(5_000.0)));
         let mut recovered = payload.clone();
         recovered
             .extra
             .insert("jobs_recoveries".into(), serde_json::json!(1));
-        assert!(!has_expired(&recovered, at(5_000.0)));
+        assert!(!has_expired(&recovered, || at(5_000.0)));
         let mut overrated = payload.clone();
         overrated
             .extra
             .insert("overrated".into(), serde_json::json!(2));
-        assert!(!has_expired(&overrated, at(5_000.0)));
+        assert!(!has_expired(&overrated, || at(5_000.0)));
     }
 
     #[test]

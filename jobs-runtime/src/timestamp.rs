@@ -16,9 +16,9 @@ use serde::{Deserialize, Serialize, Serializer};
 pub struct Timestamp(f64);
 
 impl Timestamp {
-    /// The current time.
+    /// The current time, to the microsecond (as Sidekiq's `Time.now.to_f` reads).
     pub fn now() -> Self {
-        Self::from(Utc::now())
+        Self(epoch_micros() as f64 / 1_000_000.0)
     }
 
     /// A timestamp from float epoch seconds.
@@ -43,6 +43,22 @@ impl Timestamp {
             DateTime::UNIX_EPOCH
         })
     }
+}
+
+/// Microseconds since the Unix epoch on the system clock (negative before it). Read straight
+/// from the clock: `Utc::now()` would also work out the calendar date, which every job's
+/// path paid several times over for nothing.
+pub(crate) fn epoch_micros() -> i64 {
+    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(since) => i64::try_from(since.as_micros()).unwrap_or(i64::MAX),
+        Err(before) => -i64::try_from(before.duration().as_micros()).unwrap_or(i64::MAX),
+    }
+}
+
+/// Whole seconds since the Unix epoch on the system clock, as `Utc::now().timestamp()` gives
+/// them (rounded down), without working out the date.
+pub(crate) fn epoch_seconds() -> i64 {
+    epoch_micros().div_euclid(1_000_000)
 }
 
 impl From<DateTime<Utc>> for Timestamp {

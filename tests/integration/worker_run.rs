@@ -100,6 +100,42 @@ async fn a_busy_worker_acknowledges_most_jobs_by_trimming_its_working_list() {
 }
 
 #[tokio::test]
+async fn a_busy_worker_takes_big_jobs_off_one_lrem_each_and_small_ones_by_trimming() {
+    let redis = TestRedis::start();
+    let client = redis.client();
+    // Alternating: a small job, then one of about 2 KB.
+    let labels: Vec<String> = (0..500)
+        .map(|n| match n % 2 {
+            0 => format!("job {n}"),
+            _ => format!("job {n} {}", "x".repeat(2_000)),
+        })
+        .collect();
+    client
+        .perform_bulk(labels.iter().map(|label| Record {
+            label: label.clone(),
+        }))
+        .await
+        .unwrap();
+    let log = CallLog::default();
+    worker(&redis, &log).concurrency(10).drain().await.unwrap();
+
+    assert_ran_once(&log, &labels);
+    let keys = redis.keys().await;
+    assert!(
+        !keys.iter().any(|key| key.starts_with("jobs:working:")),
+        "every job was taken off the working list: {keys:?}"
+    );
+    // A big job never enters the acknowledgement script, where Redis's Lua would hash each of
+    // its bytes twice: it is taken off by an `LREM` of its own. The small ones between them
+    // are still trimmed off the tail together, mostly.
+    let removed_one_by_one = redis.calls("lrem").await;
+    assert!(
+        (250..250 + 125).contains(&removed_one_by_one),
+        "{removed_one_by_one} LREMs for 250 big jobs and 250 small ones"
+    );
+}
+
+#[tokio::test]
 async fn strict_order_drains_earlier_queues_first() {
     let redis = TestRedis::start();
     let client = redis.client();

@@ -122,7 +122,7 @@ impl ExecutionMetrics {
             .and_then(serde_json::Value::as_str)
             .filter(|wrapped| !wrapped.is_empty())
             .unwrap_or(&payload.class);
-        let minute = chrono::Utc::now().timestamp().div_euclid(60);
+        let minute = crate::timestamp::epoch_seconds().div_euclid(60);
         self.inner.tracker.record(&Run {
             class,
             queue,

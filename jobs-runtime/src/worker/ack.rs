@@ -31,6 +31,13 @@ const MAX_BATCH: usize = 1_000;
 /// the tail and its trim are three commands); fewer are taken off one `LREM` each.
 const SCRIPT_FROM: usize = 4;
 
+/// The size from which a plain job is taken off one `LREM` of its own, never by the script:
+/// every value that enters a Lua script is a Lua string, and Redis's Lua hashes every byte of
+/// each new string. `scripts/ack.lua` makes two of each job (its argument, and its entry read
+/// back), which on a 10 KB job cost Redis more than an `LREM`'s round of the command loop, and
+/// on a 1 MB job several milliseconds. An `LREM` compares the bytes instead (lengths first).
+const SCRIPT_UP_TO: usize = 1_024;
+
 /// How many finished jobs may wait for their acknowledgement before a finishing job waits.
 const QUEUE: usize = 8_192;
 
@@ -227,38 +234,36 @@ impl AckLoop {
         for group in &by_batch {
             member::add_successes_to(&mut pipeline, self.client.keys(), &self.working, group);
         }
-        // The plain jobs all at once (`scripts/ack.lua`): finished jobs were mostly taken
-        // before the ones still waiting or running, so they sit together at the working list's
-        // tail, and one trim takes them off; the others are taken off one `LREM` each, from the
-        // tail, as one `LREM` per job would. The script never fails, so it cannot hold the
-        // rest of the round trip back.
-        let plain = batch
-            .iter()
-            .filter(|finished| finished.release.is_none())
-            .count();
-        if plain >= SCRIPT_FROM {
+        // The small plain jobs all at once (`scripts/ack.lua`): finished jobs were mostly
+        // taken before the ones still waiting or running, so they sit together at the working
+        // list's tail, and one trim takes them off; the others are taken off one `LREM` each,
+        // from the tail, as one `LREM` per job would. The script never fails, so it cannot hold
+        // the rest of the round trip back.
+        // Jobs of `SCRIPT_UP_TO` bytes or more go first, one `LREM` each, so that the
+        // script's trim then finds the small ones together at the tail.
+        let plain = |finished: &&Finished| finished.release.is_none();
+        let small = |finished: &&Finished| finished.json.len() < SCRIPT_UP_TO;
+        let scripted = batch.iter().filter(plain).filter(small).count() >= SCRIPT_FROM;
+        for finished in batch.iter().filter(plain) {
+            if !(scripted && small(&finished)) {
+                pipeline
+                    .cmd("LREM")
+                    .arg(&self.working)
+                    .arg(-1)
+                    .arg(&finished.json[..])
+                    .ignore();
+            }
+        }
+        if scripted {
             let command = pipeline
                 .cmd("EVAL")
                 .arg(scripts::ACK.as_str())
                 .arg(1)
                 .arg(&self.working);
-            for finished in batch.iter() {
-                if finished.release.is_none() {
-                    command.arg(&finished.json[..]);
-                }
+            for finished in batch.iter().filter(plain).filter(small) {
+                command.arg(&finished.json[..]);
             }
             command.ignore();
-        } else {
-            for finished in batch.iter() {
-                if finished.release.is_none() {
-                    pipeline
-                        .cmd("LREM")
-                        .arg(&self.working)
-                        .arg(-1)
-                        .arg(&finished.json[..])
-                        .ignore();
-                }
-            }
         }
         for finished in batch.iter() {
             // A unique job's lock is released in the same step as its acknowledgement, only if

@@ -138,7 +138,7 @@ impl InFlight {
     /// returns its ticket and the job.
     pub(crate) fn start(&self, mut taken: Taken) -> (u64, Fetched) {
         let ticket = taken.ticket;
-        let since = chrono::Utc::now().timestamp();
+        let since = crate::timestamp::epoch_seconds();
         {
             let mut jobs = self.jobs();
             match jobs.get_mut(&ticket) {
@@ -164,7 +164,7 @@ impl InFlight {
 
     fn hold(&self, job: Fetched, state: State) -> u64 {
         let ticket = self.next_ticket.fetch_add(1, Ordering::Relaxed);
-        let since = chrono::Utc::now().timestamp();
+        let since = crate::timestamp::epoch_seconds();
         self.jobs().insert(ticket, Held { job, since, state });
         ticket
     }

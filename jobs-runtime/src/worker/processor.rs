@@ -83,7 +83,7 @@ pub(crate) async fn process(shared: &Shared, fetched: Fetched) -> Processed {
 async fn run_and_settle(shared: &Shared, fetched: Fetched, payload: Payload) -> Processed {
     let marks = Marks::of(&payload);
     let held = Held::of_payload(&payload);
-    if crate::expiry::has_expired(&payload, Timestamp::now()) {
+    if crate::expiry::has_expired(&payload, Timestamp::now) {
         tracing::warn!(
             expires_in = %payload.extra.get(crate::expiry::EXPIRES_IN).unwrap_or(&serde_json::Value::Null),
             "expired: it did not start within its expires_in; dropped, not run"
