@@ -433,7 +433,8 @@ fn slot(key: &str) -> Option<usize> {
         "error_backtrace" => 17,
         _ => return None,
     };
-    Some(slot)
+    // An arm out of step with `FIELDS` finds nothing rather than the wrong field.
+    (FIELDS[slot] == key).then_some(slot)
 }
 
 /// How a known key's value of an unexpected type reads.

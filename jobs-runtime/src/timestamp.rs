@@ -45,13 +45,16 @@ impl Timestamp {
     }
 }
 
-/// Microseconds since the Unix epoch on the system clock (negative before it). Read straight
+/// Microseconds since the Unix epoch on the system clock, rounded down (negative before it). Read straight
 /// from the clock: `Utc::now()` would also work out the calendar date, which every job's
 /// path paid several times over for nothing.
 pub(crate) fn epoch_micros() -> i64 {
     match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
         Ok(since) => i64::try_from(since.as_micros()).unwrap_or(i64::MAX),
-        Err(before) => -i64::try_from(before.duration().as_micros()).unwrap_or(i64::MAX),
+        // Before the epoch, rounded down as after it (as chrono does).
+        Err(before) => {
+            -i64::try_from(before.duration().as_nanos().div_ceil(1_000)).unwrap_or(i64::MAX)
+        }
     }
 }
 

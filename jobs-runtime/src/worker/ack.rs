@@ -239,8 +239,8 @@ impl AckLoop {
         // list's tail, and one trim takes them off; the others are taken off one `LREM` each,
         // from the tail, as one `LREM` per job would. The script never fails, so it cannot hold
         // the rest of the round trip back.
-        // Jobs of `SCRIPT_UP_TO` bytes or more go first, one `LREM` each, so that the
-        // script's trim then finds the small ones together at the tail.
+        // Jobs of `SCRIPT_UP_TO` bytes or more go before the script, one `LREM` each, so that
+        // its trim then finds the small ones together at the tail.
         let plain = |finished: &&Finished| finished.release.is_none();
         let small = |finished: &&Finished| finished.json.len() < SCRIPT_UP_TO;
         let scripted = batch.iter().filter(plain).filter(small).count() >= SCRIPT_FROM;
