@@ -25,6 +25,19 @@ async fn push_records(client: &jobs::Client, n: usize) -> Vec<String> {
     labels
 }
 
+/// Drains the queue with a worker at concurrency 10; asserts that each of `labels` ran exactly
+/// once and that every job was taken off the working list.
+async fn drain_busy(redis: &TestRedis, labels: &[String]) {
+    let log = CallLog::default();
+    worker(redis, &log).concurrency(10).drain().await.unwrap();
+    assert_ran_once(&log, labels);
+    let keys = redis.keys().await;
+    assert!(
+        !keys.iter().any(|key| key.starts_with("jobs:working:")),
+        "every job was taken off the working list: {keys:?}"
+    );
+}
+
 /// Asserts that each of `labels` was run exactly once, in any order.
 fn assert_ran_once(log: &CallLog, labels: &[String]) {
     let mut ran = log.entries();
@@ -80,15 +93,8 @@ async fn a_busy_worker_acknowledges_most_jobs_by_trimming_its_working_list() {
     let redis = TestRedis::start();
     let client = redis.client();
     let labels = push_records(&client, 2_000).await;
-    let log = CallLog::default();
-    worker(&redis, &log).concurrency(10).drain().await.unwrap();
+    drain_busy(&redis, &labels).await;
 
-    assert_ran_once(&log, &labels);
-    let keys = redis.keys().await;
-    assert!(
-        !keys.iter().any(|key| key.starts_with("jobs:working:")),
-        "every job was taken off the working list: {keys:?}"
-    );
     assert_eq!(counter(&redis, "stat:processed").await, 2_000);
     // Finished jobs sit together at the working list's tail: a round's acknowledgements take
     // them off with one trim (`ack.lua`), not one LREM a job.
@@ -116,15 +122,8 @@ async fn a_busy_worker_takes_big_jobs_off_one_lrem_each_and_small_ones_by_trimmi
         }))
         .await
         .unwrap();
-    let log = CallLog::default();
-    worker(&redis, &log).concurrency(10).drain().await.unwrap();
+    drain_busy(&redis, &labels).await;
 
-    assert_ran_once(&log, &labels);
-    let keys = redis.keys().await;
-    assert!(
-        !keys.iter().any(|key| key.starts_with("jobs:working:")),
-        "every job was taken off the working list: {keys:?}"
-    );
     // A big job never enters the acknowledgement script, where Redis's Lua would hash each of
     // its bytes twice: it is taken off by an `LREM` of its own. The small ones between them
     // are still trimmed off the tail together, mostly.
