@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize, Serializer};
 pub struct Timestamp(f64);
 
 impl Timestamp {
-    /// The current time, to the microsecond (as Sidekiq's `Time.now.to_f` reads).
+    /// The current time, to the microsecond.
     pub fn now() -> Self {
         Self(epoch_micros() as f64 / 1_000_000.0)
     }
@@ -45,9 +45,9 @@ impl Timestamp {
     }
 }
 
-/// Microseconds since the Unix epoch on the system clock, rounded down (negative before it). Read straight
-/// from the clock: `Utc::now()` would also work out the calendar date, which every job's
-/// path paid several times over for nothing.
+/// Microseconds since the Unix epoch on the system clock, rounded down (negative before it).
+/// Read straight from the clock: `Utc::now()` would also work out the calendar date, which
+/// every job's path paid several times over for nothing.
 pub(crate) fn epoch_micros() -> i64 {
     match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
         Ok(since) => i64::try_from(since.as_micros()).unwrap_or(i64::MAX),

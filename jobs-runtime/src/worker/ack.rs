@@ -234,13 +234,13 @@ impl AckLoop {
         for group in &by_batch {
             member::add_successes_to(&mut pipeline, self.client.keys(), &self.working, group);
         }
-        // The small plain jobs all at once (`scripts/ack.lua`): finished jobs were mostly
-        // taken before the ones still waiting or running, so they sit together at the working
-        // list's tail, and one trim takes them off; the others are taken off one `LREM` each,
-        // from the tail, as one `LREM` per job would. The script never fails, so it cannot hold
-        // the rest of the round trip back.
-        // Jobs of `SCRIPT_UP_TO` bytes or more go before the script, one `LREM` each, so that
-        // its trim then finds the small ones together at the tail.
+        // The plain jobs under `SCRIPT_UP_TO` bytes all at once (`scripts/ack.lua`), when
+        // there are `SCRIPT_FROM` of them: finished jobs were mostly taken before the ones
+        // still waiting or running, so they sit together at the working list's tail, and one
+        // trim takes them off; the script takes the rest off one `LREM` each, from the tail, as
+        // one `LREM` per job would. The script never fails, so it cannot hold the rest of the
+        // round trip back. Every other plain job gets an `LREM` of its own, before the script,
+        // so that its trim then finds the small ones together at the tail.
         let plain = |finished: &&Finished| finished.release.is_none();
         let small = |finished: &&Finished| finished.json.len() < SCRIPT_UP_TO;
         let scripted = batch.iter().filter(plain).filter(small).count() >= SCRIPT_FROM;
